@@ -1,0 +1,59 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench install browser schema vendor-graphiql clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[sandbox,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the sandbox agencies and the gateway with its query page (Ctrl-C stops all).
+demo: $(STAMP)
+	$(BIN)/gateway demo
+
+## Browser tests drive Debian's Chromium (never a browser a test tool downloads).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
+
+## The whole test suite (PostgreSQL and Redis tests run when they answer; CI=true requires them).
+test: $(STAMP) browser
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r gateway connectors schema policies keys sandbox
+	$(BIN)/gateway schema export --check
+
+## Load benchmark on loopback: prints a table and saves it under bench/results/.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+schema: $(STAMP)
+	$(BIN)/gateway schema export
+
+## Re-fetch the vendored query page assets from the npm registry and rewrite their sums.
+vendor-graphiql:
+	rm -rf build/vendor && mkdir -p build/vendor
+	cd build/vendor && npm pack --silent graphiql@3.8.3 react@18.3.1 react-dom@18.3.1 >/dev/null \
+		&& for f in *.tgz; do mkdir -p "$${f%.tgz}" && tar xzf "$$f" -C "$${f%.tgz}"; done
+	cp build/vendor/graphiql-3.8.3/package/graphiql.min.js build/vendor/graphiql-3.8.3/package/graphiql.min.css \
+		build/vendor/react-18.3.1/package/umd/react.production.min.js \
+		build/vendor/react-dom-18.3.1/package/umd/react-dom.production.min.js gateway/static/graphiql/
+	cd gateway/static/graphiql && sha256sum *.js *.css > SHA256SUMS
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,329 @@
+"""`make bench`: the gateway against the sandbox agencies, and the sandboxes alone.
+
+Starts the population and business sandboxes and one gateway process (uvicorn, one
+worker, embedded SQLite) on loopback, drives a fixed mix at fixed concurrencies with a
+bounded closed-loop load generator, and prints a table: requests/s, latency
+percentiles and source calls per request through the gateway, next to the same
+lookups made directly against the sandboxes (the floor), with the ratio. The table is
+saved under bench/results/ with the date and a description of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench._load import Operation, Result, encode_get, encode_post, run
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+GR = "application/graphql-response+json"
+
+DEMO = """query($id: String!) { citizen(personalId: $id) { fullName birthDate
+  permanentResidence { provinceName wardName }
+  household { members { person { fullName } relationToHead } } } }"""
+BATCH = """query($ids: [String!]!) { citizens(personalIds: $ids) { personalId fullName
+  birthDate gender permanentResidence { provinceName wardName } } }"""
+PAIR = """query($id: String!, $code: String!) { citizen(personalId: $id) { fullName birthDate }
+  business(enterpriseCode: $code) { name status legalRepresentative { fullName } } }"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"bench: a server exited with status {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"bench: {url} did not answer")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+        memory = f"{mem_kb / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration):
+        memory = "unknown memory"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}"
+    )
+
+
+@dataclass
+class Servers:
+    population: int
+    business: int
+    gateway: int
+    processes: list[subprocess.Popen[bytes]]
+
+    def stop(self) -> None:
+        for p in self.processes:
+            p.terminate()
+        for p in self.processes:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def start(citizens: int, work: Path) -> Servers:
+    population, business, gateway = _free_port(), _free_port(), _free_port()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sandbox",
+                name,
+                "--port",
+                str(port),
+                "--citizens",
+                str(citizens),
+            ],
+            **quiet,
+        )
+        for name, port in (("population", population), ("business", business))
+    ]
+    db = f"sqlite+aiosqlite:///{work / 'bench.db'}"
+    env = {
+        **os.environ,
+        "GATEWAY_DATABASE_URL": db,
+        "GATEWAY_KEYS_DIR": str(work / "keys"),
+        "GATEWAY_CONNECTORS_DIR": str(ROOT / "sandbox" / "manifests"),
+        "GATEWAY_CONNECTOR_URLS": json.dumps(
+            {
+                "population": f"http://127.0.0.1:{population}",
+                "business": f"http://127.0.0.1:{business}",
+            }
+        ),
+        "GATEWAY_PORT": str(gateway),
+        "GATEWAY_LOG_LEVEL": "warning",
+    }
+    subprocess.run([sys.executable, "-m", "gateway", "db", "upgrade"], env=env, check=True, **quiet)
+    procs.append(subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, **quiet))
+    servers = Servers(population, business, gateway, procs)
+    try:
+        _wait(f"http://127.0.0.1:{population}/healthz", procs[0])
+        _wait(f"http://127.0.0.1:{business}/healthz", procs[1])
+        _wait(f"http://127.0.0.1:{gateway}/readyz", procs[2])
+    except BaseException:
+        servers.stop()
+        raise
+    return servers
+
+
+@dataclass
+class Scenario:
+    name: str
+    gateway: Callable[[int], Operation]
+    floor: Callable[[int], Operation]
+
+
+def scenarios(servers: Servers, citizens: int) -> list[Scenario]:
+    from sandbox import SandboxSettings, generate
+
+    data = generate(SandboxSettings(citizens=citizens))
+    rng = random.Random(7)  # which ids to ask for, not secrets
+    with_household = [
+        pid
+        for pid, r in data.citizens.items()
+        if r.get("ho_gia_dinh") and len(r["ho_gia_dinh"]["thanh_vien"]) >= 3
+    ]
+    everyone = list(data.citizens)
+    pairs = [
+        (b["nguoi_dai_dien_phap_luat"]["so_dinh_danh"], code) for code, b in data.businesses.items()
+    ]
+    gw, pop, biz = servers.gateway, servers.population, servers.business
+    host = "127.0.0.1"
+
+    def graphql(query: str, variables: dict[str, Any]) -> tuple[int, bytes]:
+        body = json.dumps({"query": query, "variables": variables}).encode()
+        return gw, encode_post(f"{host}:{gw}", "/graphql", body, accept=GR)
+
+    one_ids = [rng.choice(with_household) for _ in range(2000)]
+    batches = [rng.sample(everyone, 20) for _ in range(500)]
+    chosen_pairs = [rng.choice(pairs) for _ in range(2000)]
+    return [
+        Scenario(
+            "citizen + household",
+            lambda i: Operation((graphql(DEMO, {"id": one_ids[i % 2000]}),)),
+            lambda i: Operation(
+                ((pop, encode_get(f"{host}:{pop}", f"/v1/cong-dan/{one_ids[i % 2000]}")),)
+            ),
+        ),
+        Scenario(
+            "batch of 20 citizens",
+            lambda i: Operation((graphql(BATCH, {"ids": batches[i % 500]}),)),
+            lambda i: Operation(
+                (
+                    (
+                        pop,
+                        encode_post(
+                            f"{host}:{pop}",
+                            "/v1/cong-dan/tra-cuu",
+                            json.dumps({"danh_sach": batches[i % 500]}).encode(),
+                        ),
+                    ),
+                )
+            ),
+        ),
+        Scenario(
+            "citizen + business",
+            lambda i: Operation(
+                (
+                    graphql(
+                        PAIR, {"id": chosen_pairs[i % 2000][0], "code": chosen_pairs[i % 2000][1]}
+                    ),
+                )
+            ),
+            lambda i: Operation(
+                (
+                    (pop, encode_get(f"{host}:{pop}", f"/v1/cong-dan/{chosen_pairs[i % 2000][0]}")),
+                    (
+                        biz,
+                        encode_get(
+                            f"{host}:{biz}", f"/v1/doanh-nghiep/{chosen_pairs[i % 2000][1]}"
+                        ),
+                    ),
+                )
+            ),
+        ),
+    ]
+
+
+async def _calls(servers: Servers) -> int:
+    async with httpx.AsyncClient() as client:
+        total = 0
+        for port in (servers.population, servers.business):
+            stats = (await client.get(f"http://127.0.0.1:{port}/_sandbox/stats")).json()
+            total += sum(stats["calls"].values())
+        return total
+
+
+async def measure(
+    servers: Servers, scenario: Scenario, concurrency: int, max_requests: int, seconds: float
+) -> dict[str, Any]:
+    before = await _calls(servers)
+    through = await run(
+        scenario.gateway, concurrency=concurrency, max_requests=max_requests, max_seconds=seconds
+    )
+    after = await _calls(servers)
+    # Warm-up requests reached the sources too; count them in the denominator.
+    source_calls = (after - before) / max(1, through.count + through.errors + 20)
+    floor = await run(
+        scenario.floor, concurrency=concurrency, max_requests=max_requests, max_seconds=seconds
+    )
+    return {
+        "scenario": scenario.name,
+        "concurrency": concurrency,
+        "gateway": through,
+        "floor": floor,
+        "source_calls": source_calls,
+    }
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| scenario | conc | gw req/s | gw p50 ms | gw p95 ms | gw p99 ms | src calls/req "
+        "| floor req/s | floor p50 ms | floor p95 ms | p50 ratio | req/s ratio | errors |"
+    )
+    lines = [head, "|" + "---|" * 13]
+    for r in rows:
+        g: Result = r["gateway"]
+        f: Result = r["floor"]
+        lines.append(
+            f"| {r['scenario']} | {r['concurrency']} | {g.rate:.0f} | {_ms(g.percentile(50))} "
+            f"| {_ms(g.percentile(95))} | {_ms(g.percentile(99))} | {r['source_calls']:.2f} "
+            f"| {f.rate:.0f} | {_ms(f.percentile(50))} | {_ms(f.percentile(95))} "
+            f"| {g.percentile(50) / f.percentile(50):.1f}x "
+            f"| {f.rate / g.rate if g.rate else float('inf'):.1f}x "
+            f"| {g.errors + f.errors} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--citizens", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--requests", type=int, default=3000, help="most requests per cell")
+    parser.add_argument("--seconds", type=float, default=8.0, help="longest run per cell")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+        servers = start(args.citizens, Path(tmp))
+        try:
+            rows = []
+            for scenario in scenarios(servers, args.citizens):
+                for concurrency in args.concurrency:
+                    rows.append(
+                        asyncio.run(
+                            measure(servers, scenario, concurrency, args.requests, args.seconds)
+                        )
+                    )
+                    sys.stderr.write(f"  done: {scenario.name} at {concurrency}\n")
+        finally:
+            servers.stop()
+    now = datetime.datetime.now(datetime.UTC)
+    report = (
+        f"# Gateway benchmark, {now:%Y-%m-%d %H:%M} UTC\n\n"
+        f"Machine: {machine()}\n\n"
+        f"Gateway: one uvicorn worker, SQLite, connectors over loopback HTTP; sandboxes with "
+        f"{args.citizens} citizens, one process each. Load: closed loop, at most "
+        f"{args.requests} requests or {args.seconds:.0f} s per cell, same machine.\n"
+        f"Ratios: gateway p50 / floor p50, and floor req/s / gateway req/s.\n\n"
+        f"{table(rows)}\n"
+    )
+    sys.stdout.write(report)
+    if not args.no_save:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"{now:%Y-%m-%d}-{socket.gethostname()}.md"
+        path.write_text(report, encoding="utf-8")
+        sys.stdout.write(f"\nsaved {path.relative_to(ROOT)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

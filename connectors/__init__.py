@@ -1,0 +1,48 @@
+"""Connectors: how the gateway reads agencies' databases.
+
+The protocol is in `connectors.base`; `RestConnector` is the built-in `rest` kind.
+"""
+
+from connectors._loader import BatchLoader
+from connectors._manifest import (
+    BatchSpec,
+    EntitySpec,
+    FieldMap,
+    Manifest,
+    ManifestError,
+    load_manifest,
+    load_manifests,
+)
+from connectors._registry import (
+    CanonicalTree,
+    ConnectorRegistry,
+    Route,
+    build_registry,
+    check_manifest,
+    connector_kinds,
+)
+from connectors._rest import RestConnector
+from connectors.base import Connector, ConnectorFactory, FetchContext, FetchResult, Health
+
+__all__ = [
+    "BatchLoader",
+    "BatchSpec",
+    "CanonicalTree",
+    "Connector",
+    "ConnectorFactory",
+    "ConnectorRegistry",
+    "EntitySpec",
+    "FetchContext",
+    "FetchResult",
+    "FieldMap",
+    "Health",
+    "Manifest",
+    "ManifestError",
+    "RestConnector",
+    "Route",
+    "build_registry",
+    "check_manifest",
+    "connector_kinds",
+    "load_manifest",
+    "load_manifests",
+]

@@ -1,0 +1,235 @@
+"""The `rest` connector kind: a source with JSON lookup endpoints over HTTP.
+
+Lookups of several keys go to the source's batch endpoint in one call (split only when
+a batch exceeds the source's `max_size`); single keys, or sources without a batch
+endpoint, use the `get` path. Only the source fields behind the requested canonical
+fields are asked for when the source supports field selection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+import structlog
+
+from connectors._manifest import EntitySpec, Manifest
+from connectors._mapping import FieldMapper, compile_fields, map_record
+from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
+from connectors.base import FetchContext, FetchResult, Health
+from gateway.errors import (
+    SourceDataInvalid,
+    SourceError,
+    SourceTimeout,
+    SourceUnavailable,
+    classify_status,
+)
+
+__all__ = ["RestConnector"]
+
+log = structlog.get_logger(__name__)
+
+_BACKOFF_SECONDS = 0.05
+
+
+class _Entity:
+    __slots__ = ("mappers", "spec")
+
+    def __init__(self, spec: EntitySpec, *, source: str) -> None:
+        self.spec = spec
+        self.mappers: dict[str, FieldMapper] = compile_fields(spec.fields, source=source)
+
+    def source_fields(self, fields: frozenset[str]) -> list[str]:
+        roots = {self.mappers[f].source_root for f in fields if f in self.mappers}
+        roots.add(self.spec.key_field)
+        return sorted(roots)
+
+    def mappers_for(self, fields: frozenset[str]) -> list[FieldMapper]:
+        return [m for name, m in self.mappers.items() if name in fields]
+
+
+class RestConnector:
+    """Reads canonical entities from a JSON-over-HTTP source."""
+
+    def __init__(self, manifest: Manifest, *, http: httpx.AsyncClient) -> None:
+        self.name = manifest.name
+        self.manifest = manifest
+        self._http = http
+        self._timeout = httpx.Timeout(manifest.timeout_seconds)
+        self._limit = asyncio.Semaphore(manifest.max_concurrency)
+        self._entities = {
+            kind: _Entity(spec, source=manifest.name) for kind, spec in manifest.entities.items()
+        }
+
+    def __repr__(self) -> str:
+        return f"RestConnector(name={self.name!r}, base_url={self.manifest.base_url!r})"
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, *, http: httpx.AsyncClient) -> RestConnector:
+        """Build from a validated manifest (the plug-in entry point)."""
+        return cls(manifest, http=http)
+
+    async def fetch(
+        self,
+        kind: str,
+        keys: Sequence[str],
+        fields: frozenset[str],
+        ctx: FetchContext,
+    ) -> Mapping[str, FetchResult]:
+        """Look up `keys` of `kind` for the canonical `fields`."""
+        entity = self._entities[kind]
+        wanted = entity.source_fields(fields)
+        mappers = entity.mappers_for(fields)
+        headers = _purpose_headers(ctx)
+        unique = list(dict.fromkeys(keys))
+        batch = entity.spec.batch
+        if batch is not None and (len(unique) > 1 or entity.spec.get is None):
+            chunks = [unique[i : i + batch.max_size] for i in range(0, len(unique), batch.max_size)]
+            parts = await asyncio.gather(
+                *(self._batch(entity, chunk, wanted, headers) for chunk in chunks)
+            )
+            raw: dict[str, Mapping[str, Any] | None] = {
+                k: v for part in parts for k, v in part.items()
+            }
+        else:
+            found = await asyncio.gather(*(self._get(entity, k, wanted, headers) for k in unique))
+            raw = dict(zip(unique, found, strict=True))
+        return {k: None if rec is None else map_record(mappers, rec) for k, rec in raw.items()}
+
+    async def _get(
+        self, entity: _Entity, key: str, wanted: list[str], headers: dict[str, str]
+    ) -> Mapping[str, Any] | None:
+        spec = entity.spec
+        assert spec.get is not None
+        params = {spec.fields_param: ",".join(wanted)} if spec.fields_param else None
+        url = self.manifest.base_url + spec.get.replace("{key}", quote(key, safe=""))
+        body = await self._call("GET", url, headers=headers, params=params, route="get")
+        if body is None:
+            return None
+        if not isinstance(body, dict):
+            raise SourceDataInvalid("Expected a JSON object.", source=self.name)
+        return body
+
+    async def _batch(
+        self, entity: _Entity, keys: list[str], wanted: list[str], headers: dict[str, str]
+    ) -> dict[str, Mapping[str, Any]]:
+        spec = entity.spec.batch
+        assert spec is not None
+        payload: dict[str, Any] = {spec.keys_field: keys}
+        if spec.fields_field:
+            payload[spec.fields_field] = wanted
+        body = await self._call(
+            "POST", self.manifest.base_url + spec.path, headers=headers, json=payload, route="batch"
+        )
+        results = body.get(spec.results_field) if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise SourceDataInvalid(f"Expected a list in {spec.results_field!r}.", source=self.name)
+        key_field = entity.spec.key_field
+        out: dict[str, Mapping[str, Any]] = {}
+        for item in results:
+            if not isinstance(item, dict) or not isinstance(item.get(key_field), str):
+                raise SourceDataInvalid("A batch result lacks its key.", source=self.name)
+            out[item[key_field]] = item
+        return out
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        route: str,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+    ) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await self._once(
+                    method, url, headers=headers, params=params, json=json, route=route
+                )
+            except SourceError as exc:
+                if not exc.retriable or attempt >= self.manifest.retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(_BACKOFF_SECONDS * attempt)
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        route: str,
+        params: dict[str, str] | None,
+        json: Any,
+    ) -> Any:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            async with self._limit:
+                content = orjson.dumps(json) if json is not None else None
+                if content is not None:
+                    headers = {**headers, "content-type": "application/json"}
+                response = await self._http.request(
+                    method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    content=content,
+                    timeout=self._timeout,
+                )
+            error = classify_status(response.status_code, source=self.name)
+            if error is not None:
+                outcome = error.code
+                raise error
+            if response.status_code == 404:
+                outcome = "not_found"
+                return None
+            try:
+                return orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                outcome = "bad_json"
+                raise SourceDataInvalid(
+                    "The source did not answer JSON.", source=self.name
+                ) from None
+        except httpx.TimeoutException:
+            outcome = "timeout"
+            raise SourceTimeout(source=self.name) from None
+        except httpx.TransportError as exc:
+            outcome = "unavailable"
+            raise SourceUnavailable(source=self.name, reason=type(exc).__name__) from None
+        finally:
+            SOURCE_CALLS.labels(self.name, route, outcome).inc()
+            SOURCE_LATENCY.labels(self.name, route).observe(time.perf_counter() - started)
+
+    async def health(self) -> Health:
+        """Call the source's health path with the connector's timeout."""
+        started = time.perf_counter()
+        try:
+            response = await self._http.get(
+                self.manifest.base_url + self.manifest.health_path, timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            return Health(ok=False, detail=type(exc).__name__)
+        latency = (time.perf_counter() - started) * 1000
+        return Health(ok=response.is_success, detail=str(response.status_code), latency_ms=latency)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client is injected and owned by the caller."""
+
+
+def _purpose_headers(ctx: FetchContext) -> dict[str, str]:
+    headers = {"X-Road-Id": ctx.request_id}
+    if ctx.client_id:
+        headers["X-Road-Client"] = ctx.client_id
+    if ctx.officer:
+        headers["X-Road-UserId"] = ctx.officer
+    if ctx.case:
+        headers["X-Road-Issue"] = ctx.case
+    return headers

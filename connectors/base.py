@@ -1,0 +1,89 @@
+"""The connector protocol: how the gateway reads one agency's database.
+
+A connector answers lookups for canonical entity kinds (`Citizen`, `Business`, ...)
+by key, for a set of canonical top-level fields, in batches. It maps the source's own
+field names to canonical ones itself, so everything above it speaks only the canonical
+schema. Kinds (`rest`, later `sql`, `graphql`, `xroad`) are plug-ins registered under the
+entry-point group `gateway.connectors`; each is a `ConnectorFactory`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+
+if TYPE_CHECKING:
+    import httpx
+
+    from connectors._manifest import Manifest
+
+__all__ = [
+    "Connector",
+    "ConnectorFactory",
+    "FetchContext",
+    "FetchResult",
+    "Health",
+    "Record",
+]
+
+Record: TypeAlias = Mapping[str, Any]
+"""One entity in canonical field names. A value may be an exception instance: the
+field could not be read or mapped, and GraphQL reports that exception on the field."""
+
+FetchResult: TypeAlias = Record | Sequence[Record] | None
+"""A record, a list of records for kinds looked up by holder, or `None`: not found."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchContext:
+    """Who is asking and why; sent to the source as X-Road style headers."""
+
+    request_id: str
+    client_id: str | None = None
+    officer: str | None = None
+    case: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A connector's own view of its source."""
+
+    ok: bool
+    detail: str = ""
+    latency_ms: float | None = None
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """Reads canonical entities from one source."""
+
+    name: str
+
+    async def fetch(
+        self,
+        kind: str,
+        keys: Sequence[str],
+        fields: frozenset[str],
+        ctx: FetchContext,
+    ) -> Mapping[str, FetchResult]:
+        """Look up `keys` of `kind`, reading at least `fields` (canonical, top level).
+
+        Returns an entry per key found (keys not found may be absent or `None`).
+        Raises `gateway.errors.SourceError` when the source as a whole failed.
+        """
+        ...
+
+    async def health(self) -> Health:
+        """Ask the source whether it answers."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the connector holds (it does not own the injected client)."""
+        ...
+
+
+class ConnectorFactory(Protocol):
+    """Builds a connector of one kind from its validated manifest."""
+
+    def __call__(self, manifest: Manifest, *, http: httpx.AsyncClient) -> Connector: ...

@@ -1,0 +1,275 @@
+"""GraphQL over HTTP at `/graphql`, after the GraphQL-over-HTTP draft.
+
+- POST with `application/json`; GET for queries only (a mutation over GET is 405).
+- `application/graphql-response+json` when the client accepts it: a request error
+  (unparsable, invalid) is then a 4xx with no `data`; field errors stay 200.
+- `application/json` otherwise, for clients written before that media type.
+- Error bodies outside GraphQL use the gateway's REST shape `{code, message, detail}`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import strawberry
+import structlog
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
+
+from connectors import ConnectorRegistry, FetchContext
+from gateway._metrics import GRAPHQL_ERRORS, GRAPHQL_SOURCE_CALLS
+from gateway.errors import (
+    BadJson,
+    GatewayError,
+    MethodNotAllowed,
+    NotAcceptable,
+    PayloadTooLarge,
+    RequestError,
+    UnsupportedMediaType,
+)
+from schema import RequestContext
+
+__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "negotiate"]
+
+log = structlog.get_logger(__name__)
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+_GET_ONLY = frozenset({OperationType.QUERY})
+_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The media type to answer in, or `None` when the client accepts neither.
+
+    No Accept header, or only wildcards, means `application/json`: that is what
+    clients written before the graphql-response type expect.
+    """
+    if not accept:
+        return JSON
+    best: tuple[float, int, str] | None = None
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        media = media.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
+            continue
+        if media == GRAPHQL_RESPONSE:
+            choice = (q, 2, GRAPHQL_RESPONSE)
+        elif media == JSON:
+            choice = (q, 1, JSON)
+        elif media in {"*/*", "application/*"}:
+            choice = (q, 0, JSON)
+        else:
+            continue
+        if best is None or choice[:2] > best[:2]:
+            best = choice
+    return best[2] if best else None
+
+
+def error_response(error: GatewayError, *, headers: dict[str, str] | None = None) -> Response:
+    """The REST error shape, for failures before GraphQL runs."""
+    return Response(
+        orjson.dumps(error.to_body()),
+        status_code=error.http_status,
+        media_type=JSON,
+        headers=headers,
+    )
+
+
+def _request_error_code(error: GraphQLError) -> str:
+    message = error.message
+    if "exceeds maximum operation depth" in message or "aliases found" in message:
+        return "QUERY_TOO_COMPLEX"
+    if "more than" in message and "tokens" in message:
+        return "QUERY_TOO_COMPLEX"
+    if message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if message.startswith("Variable"):
+        return "INVALID_VARIABLES"
+    return "GRAPHQL_VALIDATION_FAILED"
+
+
+def _format(error: GraphQLError, *, request_error: bool) -> dict[str, Any]:
+    formatted: dict[str, Any] = dict(error.formatted)
+    if request_error and "code" not in (formatted.get("extensions") or {}):
+        formatted["extensions"] = {
+            **(formatted.get("extensions") or {}),
+            "code": _request_error_code(error),
+        }
+    return formatted
+
+
+class GraphQLEndpoint:
+    """The `/graphql` route: HTTP in, `schema.execute`, HTTP out."""
+
+    def __init__(
+        self,
+        *,
+        schema: strawberry.Schema,
+        registry: Callable[[], ConnectorRegistry],
+        max_batch: int,
+        max_body_bytes: int,
+        query_page: Callable[[Request], Awaitable[Response]] | None = None,
+    ) -> None:
+        self._schema = schema
+        self._registry = registry
+        self._max_batch = max_batch
+        self._max_body = max_body_bytes
+        self._query_page = query_page
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one request to the endpoint."""
+        try:
+            return await self._handle(request)
+        except MethodNotAllowed as exc:
+            return error_response(exc, headers={"Allow": exc.allow})
+        except RequestError as exc:
+            return error_response(exc)
+
+    async def _handle(self, request: Request) -> Response:
+        method = request.method
+        if method not in {"GET", "POST"}:
+            raise MethodNotAllowed(allow="GET, POST")
+        accept = request.headers.get("accept")
+        if (
+            method == "GET"
+            and self._query_page is not None
+            and "query" not in request.query_params
+            and "text/html" in (accept or "")
+        ):
+            return await self._query_page(request)
+        media = negotiate(accept)
+        if media is None:
+            raise NotAcceptable
+        if method == "GET":
+            params = await self._from_query_string(request)
+            allowed = _GET_ONLY
+        else:
+            params = await self._from_body(request)
+            allowed = _POST
+        return await self._execute(request, params, media, allowed)
+
+    async def _from_query_string(self, request: Request) -> dict[str, Any]:
+        args = request.query_params
+        params: dict[str, Any] = {
+            "query": args.get("query"),
+            "operationName": args.get("operationName"),
+            "variables": None,
+        }
+        if args.get("variables"):
+            try:
+                params["variables"] = orjson.loads(args["variables"])
+            except orjson.JSONDecodeError:
+                raise BadJson("The `variables` parameter is not valid JSON.") from None
+        return params
+
+    async def _from_body(self, request: Request) -> dict[str, Any]:
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != JSON:
+            raise UnsupportedMediaType
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+            raise PayloadTooLarge(max_bytes=self._max_body)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self._max_body:
+                raise PayloadTooLarge(max_bytes=self._max_body)
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        request.state.body = body
+        try:
+            params = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BadJson from None
+        if not isinstance(params, dict):
+            raise BadJson("The request body must be a JSON object.")
+        return params
+
+    async def _execute(
+        self,
+        request: Request,
+        params: dict[str, Any],
+        media: str,
+        allowed: frozenset[OperationType],
+    ) -> Response:
+        query, variables, operation = (
+            params.get("query"),
+            params.get("variables"),
+            params.get("operationName"),
+        )
+        if not isinstance(query, str) or not query.strip():
+            raise RequestError("`query` must be a non-empty string.")
+        if variables is not None and not isinstance(variables, dict):
+            raise RequestError("`variables` must be a JSON object.")
+        if operation is not None and not isinstance(operation, str):
+            raise RequestError("`operationName` must be a string.")
+        request_id: str = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+        ctx = RequestContext(
+            registry=self._registry(),
+            fetch=FetchContext(request_id=request_id),
+            max_batch=self._max_batch,
+        )
+        started = time.perf_counter()
+        try:
+            result = await self._schema.execute(
+                query,
+                variable_values=variables,
+                context_value=ctx,
+                operation_name=operation,
+                allowed_operation_types=allowed,
+            )
+        except InvalidOperationTypeError as exc:
+            if request.method == "GET":
+                raise MethodNotAllowed(
+                    "Only queries may be sent with GET; send mutations with POST.", allow="POST"
+                ) from None
+            raise RequestError(
+                f"{exc.operation_type.value} operations are not supported."
+            ) from None
+        except CannotGetOperationTypeError:
+            raise RequestError(
+                "Name the operation to run with `operationName`; it must exist in the document."
+            ) from None
+        except MissingQueryError:
+            raise RequestError("`query` must be a non-empty string.") from None
+        errors = result.errors or []
+        request_error = result.data is None and bool(errors) and all(e.path is None for e in errors)
+        body: dict[str, Any] = {}
+        if not request_error:
+            body["data"] = result.data
+        if errors:
+            body["errors"] = [_format(e, request_error=request_error) for e in errors]
+            for item in body["errors"]:
+                GRAPHQL_ERRORS.labels(item.get("extensions", {}).get("code", "UNKNOWN")).inc()
+        if result.extensions:
+            body["extensions"] = result.extensions
+        GRAPHQL_SOURCE_CALLS.observe(ctx.source_calls)
+        log.debug(
+            "graphql_executed",
+            operation=operation,
+            errors=len(errors),
+            source_calls=ctx.source_calls,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
+        return Response(
+            orjson.dumps(body), status_code=status, media_type=f"{media}; charset=utf-8"
+        )

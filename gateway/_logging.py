@@ -1,0 +1,94 @@
+"""Structured logging: JSON lines, a request id on every line, no personal ids.
+
+Personal ids are a `PersonalId` type that redacts itself; as a second line of defence a
+processor masks every run of 12 digits (personal ids) and of 9 digits (old id numbers)
+in every string of every event, wherever it came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["configure_logging", "mask_identifiers", "redact"]
+
+_IDS = re.compile(r"(?<!\d)(\d{12}|\d{9})(?!\d)")
+
+
+def redact(text: str) -> str:
+    """`text` with every 12- or 9-digit run replaced by asterisks."""
+    return _IDS.sub(lambda m: "*" * len(m.group(0)), text)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and _IDS.fullmatch(str(value)):
+        return redact(str(value))
+    return value
+
+
+def mask_identifiers(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask identifier-shaped digit runs in every value."""
+    for key, value in list(event.items()):
+        event[key] = _clean(value)
+    return event
+
+
+def configure_logging(*, level: str = "info", json: bool = True) -> None:
+    """Route structlog and the standard library (uvicorn, SQLAlchemy) through one renderer.
+
+    The mask runs last, after exceptions are rendered to text, so tracebacks are
+    masked too.
+    """
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            mask_identifiers,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Libraries' own lines: httpx logs every URL it calls (paths hold ids), the others
+    # are noise at debug level. Only their warnings and errors are kept.
+    for name in ("httpx", "httpcore", "aiosqlite", "asyncio", "asyncpg", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # The access log carries query strings (GET /graphql?query=... holds ids): never on.
+    logging.getLogger("uvicorn.access").handlers[:] = []
+    logging.getLogger("uvicorn.access").propagate = False
+    logging.getLogger("uvicorn.access").disabled = True
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        cache_logger_on_first_use=True,
+    )

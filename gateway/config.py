@@ -1,0 +1,71 @@
+"""The gateway's settings: one typed object, built once and passed to `create_app`.
+
+Every setting can be given as an environment variable with the `GATEWAY_` prefix
+(`GATEWAY_DATABASE_URL`, `GATEWAY_INTROSPECTION`, ...) or in a `.env` file. Nothing in
+the project reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["GatewaySettings"]
+
+
+class GatewaySettings(BaseSettings):
+    """Settings of one gateway process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Where it listens and who it is.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    origin: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The gateway's public origin; the audience of client tokens.",
+    )
+    environment: Literal["development", "demo", "production"] = "development"
+
+    # Storage. SQLite under var/ by default; postgresql+asyncpg://... for production.
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///var/gateway.db")
+    redis_url: SecretStr | None = None
+    keys_dir: Path = Path("var/keys")
+
+    # Connectors: manifest files (YAML or JSON) and per-connector endpoint overrides.
+    connectors_dir: Path | None = None
+    connector_urls: dict[str, str] = Field(default_factory=dict)
+
+    # GraphQL.
+    introspection: bool = True
+    query_page: bool = Field(
+        default=False, description="Serve the GraphiQL query page at GET /graphql (text/html)."
+    )
+    query_example: str = Field(default="", description="Query the page shows on first load.")
+    max_depth: int = Field(default=10, ge=1)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=2000, ge=10)
+    max_batch: int = Field(
+        default=50, ge=1, description="Most identifiers one list argument may carry."
+    )
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    parser_cache_size: int = Field(default=1024, ge=1)
+
+    # Logging.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = True
+
+    @field_validator("origin")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.get_secret_value().startswith("sqlite")

@@ -1,0 +1,196 @@
+"""The gateway's error tree.
+
+Every error a client can see is a subclass of `GatewayError` with a stable `code`.
+The code travels to GraphQL `extensions.code` and to REST error bodies
+`{"code", "message", "detail"}`. Anything else raised while serving a request is
+unexpected: it is logged with the request id and answered as `INTERNAL`.
+
+```
+GatewayError (INTERNAL, 500)
+├── RequestError (BAD_REQUEST, 400) ............ the HTTP request itself is unusable
+│   ├── BadJson (BAD_JSON, 400)
+│   ├── MethodNotAllowed (METHOD_NOT_ALLOWED, 405)
+│   ├── NotAcceptable (NOT_ACCEPTABLE, 406)
+│   ├── PayloadTooLarge (PAYLOAD_TOO_LARGE, 413)
+│   └── UnsupportedMediaType (UNSUPPORTED_MEDIA_TYPE, 415)
+├── InvalidIdentifier (INVALID_IDENTIFIER, 400) . malformed personal id or tax code
+├── InvalidArgument (INVALID_ARGUMENT, 400) ..... e.g. a list argument over its cap
+├── NotFound (NOT_FOUND, 404)
+├── NoSource (NO_SOURCE) ........................ no active connector serves the field
+└── SourceError (SOURCE_ERROR, 502) ............. a source answered badly or not at all
+    ├── SourceUnavailable (SOURCE_UNAVAILABLE) .. retriable: refused, 5xx, 429
+    ├── SourceTimeout (SOURCE_TIMEOUT) .......... retriable: no answer in time
+    ├── SourceRejected (SOURCE_REJECTED) ........ fatal: 4xx other than 404/429
+    └── SourceDataInvalid (SOURCE_DATA_INVALID) . fatal: the answer does not fit the schema
+```
+
+Which source failures are retriable is decided in one place, `SourceError.retriable`,
+and the REST connector classifies HTTP outcomes with `classify_status`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadJson",
+    "GatewayError",
+    "InvalidArgument",
+    "InvalidIdentifier",
+    "MethodNotAllowed",
+    "NoSource",
+    "NotAcceptable",
+    "NotFound",
+    "PayloadTooLarge",
+    "RequestError",
+    "SourceDataInvalid",
+    "SourceError",
+    "SourceRejected",
+    "SourceTimeout",
+    "SourceUnavailable",
+    "UnsupportedMediaType",
+    "classify_status",
+]
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway reports on purpose."""
+
+    code: ClassVar[str] = "INTERNAL"
+    http_status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "Internal error."
+
+    def __init__(self, message: str | None = None, **detail: Any) -> None:
+        self.message = message or self.default_message
+        self.detail: dict[str, Any] = detail
+        super().__init__(self.message)
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        """What GraphQL puts in `extensions` (graphql-core reads this attribute)."""
+        return {"code": self.code, **self.detail}
+
+    def to_body(self) -> dict[str, Any]:
+        """REST error body."""
+        return {"code": self.code, "message": self.message, "detail": self.detail}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class RequestError(GatewayError):
+    code = "BAD_REQUEST"
+    http_status = 400
+    default_message = "The request cannot be used."
+
+
+class BadJson(RequestError):
+    code = "BAD_JSON"
+    default_message = "The request body is not valid JSON."
+
+
+class MethodNotAllowed(RequestError):
+    code = "METHOD_NOT_ALLOWED"
+    http_status = 405
+    default_message = "This method is not allowed here."
+
+    def __init__(self, message: str | None = None, *, allow: str, **detail: Any) -> None:
+        super().__init__(message, **detail)
+        self.allow = allow
+
+
+class NotAcceptable(RequestError):
+    code = "NOT_ACCEPTABLE"
+    http_status = 406
+    default_message = (
+        "None of the accepted media types can be produced; "
+        "accept application/graphql-response+json or application/json."
+    )
+
+
+class PayloadTooLarge(RequestError):
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+    default_message = "The request body is larger than the gateway accepts."
+
+
+class UnsupportedMediaType(RequestError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    http_status = 415
+    default_message = "Send the request as application/json."
+
+
+class InvalidIdentifier(GatewayError):
+    code = "INVALID_IDENTIFIER"
+    http_status = 400
+    default_message = "The identifier is malformed."
+
+
+class InvalidArgument(GatewayError):
+    code = "INVALID_ARGUMENT"
+    http_status = 400
+    default_message = "An argument is not acceptable."
+
+
+class NotFound(GatewayError):
+    code = "NOT_FOUND"
+    http_status = 404
+    default_message = "No such record."
+
+
+class NoSource(GatewayError):
+    code = "NO_SOURCE"
+    http_status = 501
+    default_message = "No active source provides this field."
+
+
+class SourceError(GatewayError):
+    code = "SOURCE_ERROR"
+    http_status = 502
+    default_message = "The source failed."
+    retriable: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None, *, source: str, **detail: Any) -> None:
+        super().__init__(message, source=source, **detail)
+        self.source = source
+
+
+class SourceUnavailable(SourceError):
+    code = "SOURCE_UNAVAILABLE"
+    http_status = 503
+    default_message = "The source is unavailable."
+    retriable = True
+
+
+class SourceTimeout(SourceError):
+    code = "SOURCE_TIMEOUT"
+    http_status = 504
+    default_message = "The source did not answer in time."
+    retriable = True
+
+
+class SourceRejected(SourceError):
+    code = "SOURCE_REJECTED"
+    default_message = "The source rejected the lookup."
+
+
+class SourceDataInvalid(SourceError):
+    code = "SOURCE_DATA_INVALID"
+    default_message = "The source answered with data that does not fit the schema."
+
+
+def classify_status(
+    status: int, *, source: str, detail: Mapping[str, Any] | None = None
+) -> SourceError | None:
+    """Map a source's HTTP status to an error, or `None` when the answer is usable.
+
+    429 and 5xx are retriable (`SourceUnavailable`); any other 4xx but 404 is fatal
+    (`SourceRejected`). 404 is usable: the record does not exist.
+    """
+    if status < 400 or status == 404:
+        return None
+    extra = dict(detail or {})
+    if status == 429 or status >= 500:
+        return SourceUnavailable(source=source, status=status, **extra)
+    return SourceRejected(source=source, status=status, **extra)

@@ -1,0 +1,91 @@
+"""Identifiers that arrive from clients: personal ids and enterprise (tax) codes.
+
+A `PersonalId` never shows its value in `str` or `repr`, so it cannot leak into a log
+line by accident; code that must send it to a source asks for `.value`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from gateway.errors import InvalidIdentifier
+
+__all__ = ["EnterpriseCode", "PersonalId", "tax_code_check_digit"]
+
+_TAX_WEIGHTS: Final = (31, 29, 23, 19, 17, 13, 7, 5, 3)
+
+
+def _is_ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+class PersonalId:
+    """A 12-digit personal identification number (Law 26/2023 Art. 12).
+
+    The number has no check digit, so only its form is checked: twelve ASCII digits.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        if len(value) != 12 or not _is_ascii_digits(value):
+            raise InvalidIdentifier(
+                "A personal id is 12 digits.", argument="personalId", expected="12 digits"
+            )
+        self.value: Final = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PersonalId) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(("PersonalId", self.value))
+
+    def __str__(self) -> str:
+        return "<personal id>"
+
+    def __repr__(self) -> str:
+        return "PersonalId(<redacted>)"
+
+
+def tax_code_check_digit(first_nine: str) -> int | None:
+    """The tenth digit of a tax code, or `None` when no code is issued for these nine."""
+    total = sum(int(d) * w for d, w in zip(first_nine, _TAX_WEIGHTS, strict=True))
+    remainder = total % 11
+    return None if remainder == 0 else 10 - remainder
+
+
+class EnterpriseCode:
+    """An enterprise code, which is the tax code: 10 digits, or 13 for a branch.
+
+    The tenth digit is a mod-11 check digit (Circular 105/2020/TT-BTC Annex 1);
+    a branch adds `-001` to `-999`.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        head, dash, branch = value.partition("-")
+        ok = len(head) == 10 and _is_ascii_digits(head)
+        if ok and dash:
+            ok = len(branch) == 3 and _is_ascii_digits(branch) and branch != "000"
+        if ok:
+            ok = tax_code_check_digit(head[:9]) == int(head[9])
+        if not ok:
+            raise InvalidIdentifier(
+                "An enterprise code is a 10-digit tax code with a valid check digit, "
+                "or a 13-character branch code such as 0100109106-001.",
+                argument="enterpriseCode",
+            )
+        self.value: Final = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EnterpriseCode) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(("EnterpriseCode", self.value))
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"EnterpriseCode({self.value!r})"

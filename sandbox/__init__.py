@@ -1,0 +1,36 @@
+"""Reference agency services: a population database and a business registry over HTTP.
+
+Each is a FastAPI app speaking its agency's own Vietnamese field names, built by
+``population.create_app(settings)`` / ``business.create_app(settings)`` over a
+deterministic synthetic :class:`Dataset` (``generate(settings)``).
+"""
+
+from sandbox._data import BusinessSample, Dataset, Sample, generate
+from sandbox._identifiers import (
+    PersonalIdIssuer,
+    TaxCodeIssuer,
+    century_sex_digit,
+    is_personal_id,
+    is_tax_code,
+    tax_check_digit,
+)
+from sandbox._old_provinces import OLD_PROVINCES, OLD_TO_2025
+from sandbox._stats import Stats
+from sandbox.config import SandboxSettings
+
+__all__ = [
+    "OLD_PROVINCES",
+    "OLD_TO_2025",
+    "BusinessSample",
+    "Dataset",
+    "PersonalIdIssuer",
+    "Sample",
+    "SandboxSettings",
+    "Stats",
+    "TaxCodeIssuer",
+    "century_sex_digit",
+    "generate",
+    "is_personal_id",
+    "is_tax_code",
+    "tax_check_digit",
+]

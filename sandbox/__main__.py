@@ -1,0 +1,7 @@
+"""Run ``sandbox.cli``."""
+
+import sys
+
+from sandbox.cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""The root query: thin resolvers over the service functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.errors import InvalidArgument, InvalidIdentifier
+from gateway.identifiers import EnterpriseCode, PersonalId
+from schema._context import RequestContext
+from schema._selection import selected_fields
+from schema._service import KINDS, EntityKind, get_entities, get_list
+from schema._types import Business, Citizen, Document, Household, InsuranceRecord, LandParcel
+
+__all__ = ["Query"]
+
+Ctx = Info[RequestContext, None]
+
+
+def _household_id(value: str) -> str:
+    if not (0 < len(value) <= 64 and value.isascii() and value.replace("-", "").isalnum()):
+        raise InvalidIdentifier(
+            "A household id is 1-64 letters, digits or '-'.", argument="householdId"
+        )
+    return value
+
+
+def _holder(value: str) -> str:
+    """A holder is a person (personal id) or an enterprise (tax code)."""
+    try:
+        return PersonalId(value).value
+    except InvalidIdentifier:
+        try:
+            return EnterpriseCode(value).value
+        except InvalidIdentifier:
+            raise InvalidIdentifier(
+                "A holder is a 12-digit personal id or an enterprise code.", argument="holder"
+            ) from None
+
+
+async def _one(info: Ctx, kind: EntityKind, key: str) -> Any:
+    fields = selected_fields(info._raw_info)
+    [result] = await get_entities(ctx=info.context, kind=kind, keys=[key], fields=fields)
+    return result
+
+
+async def _list(info: Ctx, kind: EntityKind, holder: str) -> Any:
+    fields = selected_fields(info._raw_info)
+    return await get_list(ctx=info.context, kind=kind, holder=holder, fields=fields)
+
+
+@strawberry.type(description="Reads of data the state already holds, one case at a time.")
+class Query:
+    @strawberry.field(description="A citizen by 12-digit personal id.")
+    async def citizen(self, info: Ctx, personal_id: str) -> Citizen | None:
+        return await _one(info, KINDS["Citizen"], PersonalId(personal_id).value)  # type: ignore[no-any-return]
+
+    @strawberry.field(
+        description="Several citizens in one lookup, in the order asked; at most the "
+        "gateway's `max_batch` ids. A malformed or unknown id yields null at its position."
+    )
+    async def citizens(self, info: Ctx, personal_ids: list[str]) -> list[Citizen | None]:
+        ctx = info.context
+        if len(personal_ids) > ctx.max_batch:
+            raise InvalidArgument(
+                f"At most {ctx.max_batch} personal ids per request.",
+                argument="personalIds",
+                max=ctx.max_batch,
+            )
+        parsed: list[PersonalId | InvalidIdentifier] = []
+        for value in personal_ids:
+            try:
+                parsed.append(PersonalId(value))
+            except InvalidIdentifier as exc:
+                parsed.append(exc)
+        keys = [p.value for p in parsed if isinstance(p, PersonalId)]
+        fields = selected_fields(info._raw_info)
+        found = iter(await get_entities(ctx=ctx, kind=KINDS["Citizen"], keys=keys, fields=fields))
+        return [next(found) if isinstance(p, PersonalId) else p for p in parsed]  # type: ignore[misc]
+
+    @strawberry.field(description="A household by its id in the population database.")
+    async def household(self, info: Ctx, household_id: str) -> Household | None:
+        return await _one(info, KINDS["Household"], _household_id(household_id))  # type: ignore[no-any-return]
+
+    @strawberry.field(description="An enterprise by enterprise code (tax code).")
+    async def business(self, info: Ctx, enterprise_code: str) -> Business | None:
+        return await _one(info, KINDS["Business"], EnterpriseCode(enterprise_code).value)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Land parcels held by a person or an enterprise.")
+    async def land_parcels(self, info: Ctx, holder: str) -> list[LandParcel] | None:
+        return await _list(info, KINDS["LandParcel"], _holder(holder))  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Social and health insurance of a citizen.")
+    async def insurance(self, info: Ctx, personal_id: str) -> InsuranceRecord | None:
+        return await _one(info, KINDS["InsuranceRecord"], PersonalId(personal_id).value)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Digitized results (certificates, licences) of a holder.")
+    async def documents(self, info: Ctx, holder: str) -> list[Document] | None:
+        return await _list(info, KINDS["Document"], _holder(holder))  # type: ignore[no-any-return]

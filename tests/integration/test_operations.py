@@ -1,0 +1,146 @@
+"""What operators see: health, readiness, metrics, keys, migrations and start-up checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+import yaml
+
+from gateway.storage import create_engine, current_revision, head_revision, list_connectors
+
+
+async def test_health_readiness_metrics_and_keys(gateway) -> None:
+    async with gateway.client() as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        body = ready.json()
+        assert body["database"]["ok"]
+        assert body["database"]["revision"] == head_revision()
+        assert body["keys"] == {"checkpoints": True, "consent": True, "receipts": True}
+        assert body["redis"] is None
+        assert set(body["connectors"]) == {"population", "business"}
+        await client.post("/graphql", json={"query": "{ __typename }"})
+        metrics = (await client.get("/metrics")).text
+        assert 'gateway_http_requests_total{route="/graphql",status="200"}' in metrics
+        jwks = (await client.get("/.well-known/jwks.json")).json()
+        assert {k["purpose"] for k in jwks["keys"]} == {"checkpoints", "consent", "receipts"}
+        assert all(
+            k["kty"] == "OKP" and k["crv"] == "Ed25519" and "d" not in k for k in jwks["keys"]
+        )
+
+
+async def test_readiness_checks_redis_when_configured(gateway_factory, redis_url) -> None:
+    gateway = gateway_factory(redis_url=redis_url)
+    async with gateway.client() as client:
+        assert (await client.get("/readyz")).json()["redis"] == {"ok": True}
+    broken = gateway_factory(redis_url="redis://127.0.0.1:1/0")
+    async with broken.client() as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["redis"]["ok"] is False
+
+
+async def test_migrations_reach_head_and_record_connectors(gateway, migrated) -> None:
+    engine = create_engine(migrated)
+    try:
+        assert await current_revision(engine) == head_revision()
+        rows = {r["name"]: r for r in await list_connectors(engine)}
+    finally:
+        await engine.dispose()
+    assert set(rows) == {"population", "business"}
+    assert all(r["version"] == 1 and r["status"] == "active" for r in rows.values())
+
+
+async def test_a_changed_manifest_is_a_new_version_and_a_dropped_one_is_removed(
+    gateway_factory, migrated, tmp_path, manifests
+) -> None:
+    gateway_factory().server.stop()
+    folder = tmp_path / "changed"
+    folder.mkdir()
+    data = yaml.safe_load((manifests / "population.yaml").read_text(encoding="utf-8"))
+    data["timeout_seconds"] = 1.5
+    (folder / "population.yaml").write_text(
+        yaml.safe_dump(data, allow_unicode=True), encoding="utf-8"
+    )
+    gateway_factory(connectors_dir=folder, connector_urls={"business": None}).server.stop()
+    engine = create_engine(migrated)
+    try:
+        rows = {r["name"]: r for r in await list_connectors(engine)}
+        async with engine.connect() as conn:
+            stored = await conn.scalar(
+                sa.text("SELECT manifest FROM connectors WHERE name = 'population'")
+            )
+    finally:
+        await engine.dispose()
+    assert rows["population"]["version"] == 2
+    assert rows["business"]["status"] == "removed"
+    stored = stored if isinstance(stored, dict) else __import__("json").loads(stored)
+    assert stored["timeout_seconds"] == 1.5
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_serve_refuses_a_database_that_is_not_migrated(database_url, tmp_path) -> None:
+    env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_KEYS_DIR": str(tmp_path / "k")}
+    result = _cli("serve", "--port", "0", env=env)
+    assert result.returncode == 2
+    assert "run `gateway db upgrade`" in result.stderr
+    assert _cli("db", "current", env=env).returncode == 1
+    upgraded = _cli("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    current = _cli("db", "current", env=env)
+    assert current.returncode == 0
+    assert f"current: {head_revision()}" in current.stdout
+
+
+def test_serve_refuses_a_broken_manifest_naming_file_and_line(
+    migrated, tmp_path, manifests
+) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    text = (manifests / "population.yaml").read_text(encoding="utf-8")
+    (folder / "population.yaml").write_text(
+        text.replace("timeout_seconds: 2.0", "timeout_seconds: -1"), encoding="utf-8"
+    )
+    lines = text.splitlines()
+    line = next(i for i, text_line in enumerate(lines, 1) if text_line.startswith("timeout_"))
+    env = {
+        "GATEWAY_DATABASE_URL": migrated,
+        "GATEWAY_KEYS_DIR": str(tmp_path / "k"),
+        "GATEWAY_CONNECTORS_DIR": str(folder),
+    }
+    result = _cli("serve", "--port", "0", env=env)
+    assert result.returncode == 2
+    assert f"population.yaml:{line}: timeout_seconds" in result.stderr
+
+
+def test_several_workers_need_redis_and_postgresql(tmp_path: Path) -> None:
+    sqlite = _cli(
+        "serve",
+        "--workers",
+        "2",
+        env={"GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"},
+    )
+    assert sqlite.returncode != 0
+    assert "one process" in sqlite.stderr
+    pg = _cli(
+        "serve",
+        "--workers",
+        "2",
+        env={"GATEWAY_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1/test"},
+    )
+    assert "need Redis" in pg.stderr

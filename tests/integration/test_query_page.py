@@ -1,0 +1,66 @@
+"""The query page in a real Chromium: it loads and runs a query with no outside request."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+
+
+@pytest.fixture
+def chromium() -> str:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium", pytrace=False)
+    return CHROMIUM
+
+
+async def test_query_page_runs_a_query_offline(gateway_factory, dataset, chromium) -> None:
+    from playwright.async_api import async_playwright
+
+    personal_id = dataset.sample.citizens[0]
+    full_name = dataset.citizens[personal_id]["ho_ten"]
+    example = f'{{ citizen(personalId: "{personal_id}") {{ fullName }} }}'
+    gateway = gateway_factory(query_page=True, query_example=example)
+    requested: list[str] = []
+    failed: list[str] = []
+    console_errors: list[str] = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            page = await browser.new_page()
+            page.on("request", lambda r: requested.append(r.url))
+            page.on("requestfailed", lambda r: failed.append(r.url))
+            page.on(
+                "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
+            )
+            await page.goto(f"{gateway.url}/graphql", wait_until="networkidle")
+            await page.locator(".graphiql-execute-button").click()
+            await page.locator(".result-window").get_by_text(full_name).wait_for(timeout=15_000)
+        finally:
+            await browser.close()
+    assert requested, "the page made no request at all"
+    outside = [u for u in requested if not u.startswith(gateway.url) and not u.startswith("data:")]
+    assert outside == []
+    assert failed == []
+    assert console_errors == []
