@@ -266,9 +266,10 @@ def _ms(seconds: float) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| scenario | conc | gw req/s | gw p50 ms | gw p95 ms | gw p99 ms | src calls/req "
-        "| floor req/s | floor p50 ms | floor p95 ms | p50 ratio | req/s ratio | errors |"
+        "| floor req/s | floor p50 ms | floor p95 ms | floor p99 ms | p50 ratio | req/s ratio "
+        "| errors |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         g: Result = r["gateway"]
         f: Result = r["floor"]
@@ -276,6 +277,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['scenario']} | {r['concurrency']} | {g.rate:.0f} | {_ms(g.percentile(50))} "
             f"| {_ms(g.percentile(95))} | {_ms(g.percentile(99))} | {r['source_calls']:.2f} "
             f"| {f.rate:.0f} | {_ms(f.percentile(50))} | {_ms(f.percentile(95))} "
+            f"| {_ms(f.percentile(99))} "
             f"| {g.percentile(50) / f.percentile(50):.1f}x "
             f"| {f.rate / g.rate if g.rate else float('inf'):.1f}x "
             f"| {g.errors + f.errors} |"

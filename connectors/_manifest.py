@@ -12,7 +12,16 @@ from typing import Annotated, Any, TypeAlias
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "BatchSpec",
@@ -64,7 +73,17 @@ class FieldMap(_Strict):
         return self
 
 
-MappingSpec: TypeAlias = Annotated[str, Field(pattern=_SOURCE_PATH.pattern)] | FieldMap
+def _mapping_kind(value: Any) -> str:
+    return "name" if isinstance(value, str) else "map"
+
+
+# A plain source name, or a table; tagged so a bad table reports its own errors only.
+MappingSpec: TypeAlias = Annotated[
+    Annotated[str, Field(pattern=_SOURCE_PATH.pattern), Tag("name")]
+    | Annotated[FieldMap, Tag("map")],
+    Discriminator(_mapping_kind),
+]
+_TAGS = frozenset({"name", "map"})
 FieldMap.model_rebuild()
 
 
@@ -89,12 +108,17 @@ class EntitySpec(_Strict):
     )
     fields: dict[str, MappingSpec]
 
+    @field_validator("get")
+    @classmethod
+    def _get_has_key(cls, value: str | None) -> str | None:
+        if value is not None and "{key}" not in value:
+            raise ValueError("the `get` path must contain {key}")
+        return value
+
     @model_validator(mode="after")
     def _has_endpoint(self) -> EntitySpec:
         if self.get is None and self.batch is None:
             raise ValueError("an entity needs a `get` path, a `batch` endpoint or both")
-        if self.get is not None and "{key}" not in self.get:
-            raise ValueError("the `get` path must contain {key}")
         if not self.fields:
             raise ValueError("an entity maps at least one field")
         return self
@@ -167,6 +191,11 @@ def load_manifest(path: Path) -> Manifest:
     try:
         if path.suffix == ".json":
             data: Any = orjson.loads(text)
+            # JSON is YAML too: composing it only serves to find lines for errors.
+            try:
+                node = yaml.compose(text, Loader=yaml.SafeLoader)
+            except yaml.YAMLError:
+                node = None
         else:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
             data = yaml.safe_load(text)
@@ -184,7 +213,9 @@ def load_manifest(path: Path) -> Manifest:
         return Manifest.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = tuple(p for p in first["loc"] if not str(p).startswith("function-after"))
+        loc = tuple(
+            p for p in first["loc"] if p not in _TAGS and not str(p).startswith("function-")
+        )
         where = ".".join(str(p) for p in loc) or "(top)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ManifestError(

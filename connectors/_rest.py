@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
@@ -106,9 +106,10 @@ class RestConnector:
     ) -> Mapping[str, Any] | None:
         spec = entity.spec
         assert spec.get is not None
-        params = {spec.fields_param: ",".join(wanted)} if spec.fields_param else None
         url = self.manifest.base_url + spec.get.replace("{key}", quote(key, safe=""))
-        body = await self._call("GET", url, headers=headers, params=params, route="get")
+        if spec.fields_param:
+            url += "?" + urlencode({spec.fields_param: ",".join(wanted)})
+        body = await self._call("GET", url, headers=headers, route="get")
         if body is None:
             return None
         if not isinstance(body, dict):
@@ -144,15 +145,12 @@ class RestConnector:
         *,
         headers: dict[str, str],
         route: str,
-        params: dict[str, str] | None = None,
         json: Any = None,
     ) -> Any:
         attempt = 0
         while True:
             try:
-                return await self._once(
-                    method, url, headers=headers, params=params, json=json, route=route
-                )
+                return await self._once(method, url, headers=headers, json=json, route=route)
             except SourceError as exc:
                 if not exc.retriable or attempt >= self.manifest.retries:
                     raise
@@ -166,23 +164,19 @@ class RestConnector:
         *,
         headers: dict[str, str],
         route: str,
-        params: dict[str, str] | None,
         json: Any,
     ) -> Any:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            async with self._limit:
+            # The deadline covers waiting for a slot, connecting and reading the whole
+            # answer: a source that trickles bytes cannot hold a request any longer.
+            async with asyncio.timeout(self.manifest.timeout_seconds), self._limit:
                 content = orjson.dumps(json) if json is not None else None
                 if content is not None:
                     headers = {**headers, "content-type": "application/json"}
                 response = await self._http.request(
-                    method,
-                    url,
-                    headers=headers,
-                    params=params,
-                    content=content,
-                    timeout=self._timeout,
+                    method, url, headers=headers, content=content, timeout=self._timeout
                 )
             error = classify_status(response.status_code, source=self.name)
             if error is not None:
@@ -198,12 +192,10 @@ class RestConnector:
                 raise SourceDataInvalid(
                     "The source did not answer JSON.", source=self.name
                 ) from None
-        except httpx.TimeoutException:
-            outcome = "timeout"
-            raise SourceTimeout(source=self.name) from None
-        except httpx.TransportError as exc:
-            outcome = "unavailable"
-            raise SourceUnavailable(source=self.name, reason=type(exc).__name__) from None
+        except (httpx.TransportError, TimeoutError) as exc:
+            error = _transport_error(exc, source=self.name)
+            outcome = "timeout" if isinstance(error, SourceTimeout) else "unavailable"
+            raise error from None
         finally:
             SOURCE_CALLS.labels(self.name, route, outcome).inc()
             SOURCE_LATENCY.labels(self.name, route).observe(time.perf_counter() - started)
@@ -212,9 +204,12 @@ class RestConnector:
         """Call the source's health path with the connector's timeout."""
         started = time.perf_counter()
         try:
-            response = await self._http.get(
-                self.manifest.base_url + self.manifest.health_path, timeout=self._timeout
-            )
+            async with asyncio.timeout(self.manifest.timeout_seconds):
+                response = await self._http.get(
+                    self.manifest.base_url + self.manifest.health_path, timeout=self._timeout
+                )
+        except TimeoutError:
+            return Health(ok=False, detail="timeout")
         except httpx.HTTPError as exc:
             return Health(ok=False, detail=type(exc).__name__)
         latency = (time.perf_counter() - started) * 1000
@@ -222,6 +217,22 @@ class RestConnector:
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client is injected and owned by the caller."""
+
+
+def _transport_error(exc: Exception, *, source: str) -> SourceError:
+    """A timeout only when time ran out; a refused or dropped connection is unavailable.
+
+    The aiohttp transport reports a refused or reset connection as
+    `httpx.ConnectTimeout`; the cause it chains says what really happened.
+    """
+    cause = exc.__cause__
+    timed_out = isinstance(exc, TimeoutError) or (
+        isinstance(exc, httpx.TimeoutException)
+        and (cause is None or isinstance(cause, TimeoutError))
+    )
+    if timed_out:
+        return SourceTimeout(source=source)
+    return SourceUnavailable(source=source, reason=type(cause or exc).__name__)
 
 
 def _purpose_headers(ctx: FetchContext) -> dict[str, str]:

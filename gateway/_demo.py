@@ -3,6 +3,7 @@
 It migrates the embedded SQLite database, makes development keys if there are none,
 starts the population and business sandboxes and the gateway as child processes,
 asks one real query, prints where to go next, and stops every child on Ctrl-C.
+Its child processes are this interpreter running the project's own modules.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess  # nosec B404: the demo runs this interpreter on our own modules
+import subprocess  # nosec B404
 import sys
 import time
 from pathlib import Path

@@ -28,6 +28,7 @@ from connectors import (
 )
 from gateway._graphql_http import GraphQLEndpoint, error_response
 from gateway._health import health_routes
+from gateway._http import source_client
 from gateway._middleware import RequestIdMiddleware
 from gateway._query_page import STATIC_DIR, QueryPage
 from gateway.config import GatewaySettings
@@ -91,11 +92,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         else:
             keyring = KeyRing.ensure(settings.keys_dir)
         engine = create_engine(settings.database_url.get_secret_value())
-        http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        http = source_client(settings.http_transport)
         try:
             await require_head(engine)
             registry = build_registry(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,8 +64,13 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=None,
         )
     else:
+        app = create_app(settings)
+        # Modules and the schema live as long as the process: keep them out of the
+        # collector's full passes, which otherwise stall requests now and then.
+        gc.collect()
+        gc.freeze()
         uvicorn.run(
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.port,
             access_log=False,

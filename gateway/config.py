@@ -40,6 +40,9 @@ class GatewaySettings(BaseSettings):
     # Connectors: manifest files (YAML or JSON) and per-connector endpoint overrides.
     connectors_dir: Path | None = None
     connector_urls: dict[str, str] = Field(default_factory=dict)
+    http_transport: Literal["aiohttp", "httpcore"] = Field(
+        default="aiohttp", description="Transport of the client connectors call sources with."
+    )
 
     # GraphQL.
     introspection: bool = True

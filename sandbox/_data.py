@@ -66,7 +66,8 @@ class Dataset:
 
 def generate(settings: SandboxSettings) -> Dataset:
     """Build the dataset for ``settings`` (citizens, seed and business count matter)."""
-    rng = random.Random(settings.seed)  # noqa: S311  # nosec B311: reproducible synthetic data, not secrets
+    # Reproducible synthetic data, not secrets.
+    rng = random.Random(settings.seed)  # noqa: S311  # nosec B311
     fake = Faker("vi_VN")
     fake.seed_instance(settings.seed)
     addresses = AddressMaker(rng, fake)

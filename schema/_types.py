@@ -178,7 +178,7 @@ class Business:
 
 @strawberry.type(description="A land parcel from the land registry.")
 class LandParcel:
-    parcel_id: str
+    parcel_id: str | None
     ward_code: int | None
     legacy_commune_code: int | None
     map_sheet_number: str | None
@@ -209,7 +209,7 @@ class InsuranceRecord:
 
 @strawberry.type(description="A digitized result of a procedure: a certificate, a licence.")
 class Document:
-    document_id: str
+    document_id: str | None
     kind: str | None
     title: str | None
     issuer: str | None
