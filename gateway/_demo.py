@@ -86,7 +86,12 @@ class Demo:
         }
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        process = subprocess.Popen([sys.executable, *args], env=env)  # noqa: S603  # nosec B603
+        logs = self.var / "log"
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{name.replace(' ', '-')}.log").open("ab") as sink:
+            process = subprocess.Popen(  # noqa: S603  # nosec B603
+                [sys.executable, *args], env=env, stdout=sink, stderr=subprocess.STDOUT
+            )
         self.children.append((name, process))
 
     def _wait(self, name: str, url: str) -> None:
@@ -94,7 +99,9 @@ class Demo:
         while time.monotonic() < deadline:
             for child, process in self.children:
                 if process.poll() is not None:
-                    raise DemoFailed(f"{child} exited with status {process.returncode}")
+                    raise DemoFailed(
+                        f"{child} exited with status {process.returncode}; see {self.var / 'log'}/"
+                    )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(url, timeout=1.0).is_success:
                     return
@@ -143,10 +150,11 @@ class Demo:
     def run(self) -> int:
         """Run until Ctrl-C (or SIGTERM); returns the exit status."""
 
-        def on_term(_signum: int, _frame: FrameType | None) -> None:
+        def on_signal(_signum: int, _frame: FrameType | None) -> None:
             raise KeyboardInterrupt
 
-        previous = signal.signal(signal.SIGTERM, on_term)
+        # Installed explicitly: a shell that starts us in the background ignores SIGINT.
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         out = sys.stdout
         try:
             self._prepare()
@@ -174,7 +182,8 @@ class Demo:
                 f"  GraphQL endpoint {self.gateway_url}/graphql\n"
                 f"  Readiness        {self.gateway_url}/readyz\n"
                 f"  Sandboxes        {population} (population), "
-                f"http://127.0.0.1:{self.business_port} (business registry)\n\n"
+                f"http://127.0.0.1:{self.business_port} (business registry)\n"
+                f"  Logs             {self.var / 'log'}/\n\n"
                 f"A ready query with a real sandbox citizen:\n\n{query}\n\n"
                 "With curl:\n\n"
                 f"  curl -s {self.gateway_url}/graphql -H 'Content-Type: application/json' \\\n"
@@ -187,7 +196,9 @@ class Demo:
             while all(p.poll() is None for _, p in self.children):
                 time.sleep(0.5)
             dead = [name for name, p in self.children if p.poll() is not None]
-            sys.stderr.write(f"demo: {', '.join(dead)} stopped; stopping the rest\n")
+            sys.stderr.write(
+                f"demo: {', '.join(dead)} stopped (see {self.var / 'log'}/); stopping the rest\n"
+            )
             return 1
         except KeyboardInterrupt:
             out.write("\nStopping the demo...\n")
@@ -197,4 +208,5 @@ class Demo:
             return 1
         finally:
             self.stop()
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -1,0 +1,75 @@
+"""`gateway demo` as a newcomer runs it: it answers the printed query, and Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    ports = [_free_port() for _ in range(3)]
+    output = tmp_path / "demo.out"
+    with output.open("wb") as sink:
+        demo = subprocess.Popen(
+            [
+                sys.executable, "-m", "gateway", "demo", "--citizens", "1500",
+                "--port", str(ports[0]), "--population-port", str(ports[1]),
+                "--business-port", str(ports[2]),
+            ],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while "Press Ctrl-C" not in output.read_text() and time.monotonic() < deadline:
+                assert demo.poll() is None, output.read_text()
+                time.sleep(0.2)
+            text = output.read_text()
+            assert "Press Ctrl-C" in text, text
+            children = _children(demo.pid)
+            assert len(children) == 3
+            found = re.search(r'citizen\(personalId: "(\d{12})"\)', text)
+            assert found, text
+            personal_id = found.group(1)
+            source = httpx.get(f"http://127.0.0.1:{ports[1]}/v1/cong-dan/{personal_id}").json()
+            assert f'"fullName": "{source["ho_ten"]}"' in text
+            answer = httpx.post(
+                f"http://127.0.0.1:{ports[0]}/graphql",
+                json={"query": f'{{ citizen(personalId: "{personal_id}") {{ birthDate }} }}'},
+            ).json()
+            assert answer == {"data": {"citizen": {"birthDate": source["ngay_sinh"]}}}
+            page = httpx.get(
+                f"http://127.0.0.1:{ports[0]}/graphql", headers={"Accept": "text/html"}
+            )
+            assert personal_id in page.text
+            assert (tmp_path / "var" / "gateway.db").exists()
+            assert list((tmp_path / "var" / "keys" / "receipts").glob("*.pem"))
+        finally:
+            demo.send_signal(signal.SIGINT)
+            status = demo.wait(timeout=30)
+    assert status == 0, output.read_text()
+    # The demo waited for its children: none is left running or unreaped.
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
