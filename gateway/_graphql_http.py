@@ -193,10 +193,8 @@ class GraphQLEndpoint:
             if size > self._max_body:
                 raise PayloadTooLarge(max_bytes=self._max_body)
             chunks.append(chunk)
-        body = b"".join(chunks)
-        request.state.body = body
         try:
-            params = orjson.loads(body)
+            params = orjson.loads(b"".join(chunks))
         except orjson.JSONDecodeError:
             raise BadJson from None
         if not isinstance(params, dict):

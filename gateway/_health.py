@@ -72,7 +72,12 @@ async def _connectors(state: GatewayState) -> dict[str, Any]:
     except TimeoutError:
         return {name: {"ok": False, "detail": "timeout"} for name in state.registry.manifests}
     return {
-        name: {"ok": h.ok, "detail": h.detail, "latencyMs": h.latency_ms}
+        name: {
+            "ok": h.ok,
+            "detail": h.detail,
+            "latencyMs": h.latency_ms,
+            "version": state.connector_versions.get(name),
+        }
         for name, h in health.items()
     }
 

@@ -198,10 +198,10 @@ async def preflight(settings: GatewaySettings) -> None:
     """
     from connectors import check_manifest
 
-    canonical = canonical_fields()
+    canonical, kinds = canonical_fields(), connector_kinds()
     for manifest in _manifests(settings):
         check_manifest(manifest, canonical)
-        if manifest.kind not in connector_kinds():
+        if manifest.kind not in kinds:
             raise ManifestError(f"manifest {manifest.name!r}", f"unknown kind {manifest.kind!r}")
     if settings.environment == "production":
         KeyRing.load(settings.keys_dir)

@@ -24,6 +24,7 @@ async def test_health_readiness_metrics_and_keys(gateway) -> None:
         assert body["keys"] == {"checkpoints": True, "consent": True, "receipts": True}
         assert body["redis"] is None
         assert set(body["connectors"]) == {"population", "business"}
+        assert body["connectors"]["population"]["version"] == 1
         await client.post("/graphql", json={"query": "{ __typename }"})
         metrics = (await client.get("/metrics")).text
         assert 'gateway_http_requests_total{route="/graphql",status="200"}' in metrics
