@@ -10,18 +10,17 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, TypeAlias
 
-import orjson
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     field_validator,
     model_validator,
 )
+
+from gateway.documents import DocumentError, document_files, load_document
 
 __all__ = [
     "BatchSpec",
@@ -38,14 +37,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 _SOURCE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-class ManifestError(ValueError):
+class ManifestError(DocumentError):
     """A manifest that cannot be used; says which file and line."""
-
-    def __init__(self, path: Path | str, message: str, *, line: int | None = None) -> None:
-        self.path = str(path)
-        self.line = line
-        where = f"{self.path}:{line}" if line else self.path
-        super().__init__(f"{where}: {message}")
 
 
 class _Strict(BaseModel):
@@ -160,76 +153,14 @@ class Manifest(_Strict):
         return self
 
 
-def _node_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the YAML node at `loc`, or of its nearest ancestor."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == part), None)
-            if child is None:
-                # The key itself may be the problem (an unknown field): point at it.
-                key = next((k for k, _ in node.value if k.value == part), None)
-                return key.start_mark.line + 1 if key is not None else line
-            node = child
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-        else:
-            return line
-        line = node.start_mark.line + 1
-    return line
-
-
 def load_manifest(path: Path) -> Manifest:
     """Read and validate one manifest file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ManifestError(path, f"cannot read: {exc.strerror}") from exc
-    node: yaml.Node | None = None
-    try:
-        if path.suffix == ".json":
-            data: Any = orjson.loads(text)
-            # JSON is YAML too: composing it only serves to find lines for errors.
-            try:
-                node = yaml.compose(text, Loader=yaml.SafeLoader)
-            except yaml.YAMLError:
-                node = None
-        else:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
-    except orjson.JSONDecodeError as exc:
-        raise ManifestError(path, f"not valid JSON: {exc.msg}", line=exc.lineno) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ManifestError(path, f"not valid YAML: {exc}", line=line) from exc
-    if not isinstance(data, dict):
-        raise ManifestError(path, "a manifest is a mapping", line=1)
-    # Top-level `x-` keys are the author's own (shared YAML anchors, notes): not read.
-    data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
-    try:
-        return Manifest.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(
-            p for p in first["loc"] if p not in _TAGS and not str(p).startswith("function-")
-        )
-        where = ".".join(str(p) for p in loc) or "(top)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ManifestError(
-            path, f"{where}: {first['msg']}{more}", line=_node_line(node, loc)
-        ) from exc
+    return load_document(path, Manifest, error=ManifestError, what="manifest", ignore_loc=_TAGS)
 
 
 def load_manifests(directory: Path) -> list[Manifest]:
     """Every `*.yaml`, `*.yml` and `*.json` manifest in `directory`, sorted by file name."""
-    if not directory.is_dir():
-        raise ManifestError(directory, "no such directory")
-    files = sorted(
-        p for p in directory.iterdir() if p.suffix in {".yaml", ".yml", ".json"} and p.is_file()
-    )
+    files = document_files(directory, error=ManifestError)
     manifests = [load_manifest(p) for p in files]
     seen: dict[str, Path] = {}
     for path, manifest in zip(files, manifests, strict=True):
