@@ -44,6 +44,19 @@ class GatewaySettings(BaseSettings):
         default="aiohttp", description="Transport of the client connectors call sources with."
     )
 
+    # Citizens and staff sign in with an OpenID Connect issuer (VNeID in production,
+    # the sandbox issuer in the demo): its JWKS from discovery, a URL, or a file.
+    oidc_issuer: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_jwks_file: Path | None = None
+    oidc_audience: str | None = Field(
+        default=None, description="Expected `aud` of citizen and staff tokens; default: origin."
+    )
+    oidc_level2_acr: list[str] = Field(
+        default_factory=lambda: ["vneid-level-2"],
+        description="`acr` values that prove an identity of level 2 (needed to approve consent).",
+    )
+
     # GraphQL.
     introspection: bool = True
     query_page: bool = Field(

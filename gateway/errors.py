@@ -13,6 +13,21 @@ GatewayError (INTERNAL, 500)
 │   ├── NotAcceptable (NOT_ACCEPTABLE, 406)
 │   ├── PayloadTooLarge (PAYLOAD_TOO_LARGE, 413)
 │   └── UnsupportedMediaType (UNSUPPORTED_MEDIA_TYPE, 415)
+├── Unauthenticated (UNAUTHENTICATED, 401) ....... no usable credential
+│   ├── BadSignature (BAD_SIGNATURE, 401) ....... not signed by a key of the issuer
+│   ├── TokenExpired (TOKEN_EXPIRED, 401)
+│   ├── TokenReplayed (TOKEN_REPLAYED, 401) ..... the token's jti was used before
+│   └── RequestMismatch (REQUEST_MISMATCH, 401) . the token signs another request body
+├── Forbidden (FORBIDDEN, 403) .................. signed in, but not allowed this
+├── RateLimited (RATE_LIMITED, 429)
+├── InvalidPurpose (INVALID_PURPOSE, 400) ....... the stated purpose is malformed
+├── PolicyDenied (POLICY_DENIED, 403) ........... a decision withheld a field
+│   ├── ClientNotAuthorised (CLIENT_NOT_AUTHORISED) the client's agency may not run it
+│   ├── SubjectNotInCase (SUBJECT_NOT_IN_CASE) .. the subject is not in the purpose
+│   ├── PurposeNotAllowed (PURPOSE_NOT_ALLOWED) . the procedure does not need the field
+│   └── ConsentRequired (CONSENT_REQUIRED) ...... needs the citizen's active consent
+├── Conflict (CONFLICT, 409) .................... the record is not in a state for this
+├── AuditUnavailable (AUDIT_UNAVAILABLE, 503) ... the access could not be recorded
 ├── InvalidIdentifier (INVALID_IDENTIFIER, 400) . malformed personal id or tax code
 ├── InvalidArgument (INVALID_ARGUMENT, 400) ..... e.g. a list argument over its cap
 ├── NotFound (NOT_FOUND, 404)
@@ -34,21 +49,36 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
+    "AuditUnavailable",
     "BadJson",
+    "BadSignature",
+    "ClientNotAuthorised",
+    "Conflict",
+    "ConsentRequired",
+    "Forbidden",
     "GatewayError",
     "InvalidArgument",
     "InvalidIdentifier",
+    "InvalidPurpose",
     "MethodNotAllowed",
     "NoSource",
     "NotAcceptable",
     "NotFound",
     "PayloadTooLarge",
+    "PolicyDenied",
+    "PurposeNotAllowed",
+    "RateLimited",
     "RequestError",
+    "RequestMismatch",
     "SourceDataInvalid",
     "SourceError",
     "SourceRejected",
     "SourceTimeout",
     "SourceUnavailable",
+    "SubjectNotInCase",
+    "TokenExpired",
+    "TokenReplayed",
+    "Unauthenticated",
     "UnsupportedMediaType",
     "classify_status",
 ]
@@ -119,6 +149,92 @@ class UnsupportedMediaType(RequestError):
     code = "UNSUPPORTED_MEDIA_TYPE"
     http_status = 415
     default_message = "Send the request as application/json."
+
+
+class Unauthenticated(GatewayError):
+    code = "UNAUTHENTICATED"
+    http_status = 401
+    default_message = "Send a valid bearer token."
+
+
+class BadSignature(Unauthenticated):
+    code = "BAD_SIGNATURE"
+    default_message = "The token is not signed by a key registered to its issuer."
+
+
+class TokenExpired(Unauthenticated):
+    code = "TOKEN_EXPIRED"
+    default_message = "The token has expired."
+
+
+class TokenReplayed(Unauthenticated):
+    code = "TOKEN_REPLAYED"
+    default_message = "This token was used before; sign a new one for every request."
+
+
+class RequestMismatch(Unauthenticated):
+    code = "REQUEST_MISMATCH"
+    default_message = "The token's `req` is not the SHA-256 of this request body."
+
+
+class Forbidden(GatewayError):
+    code = "FORBIDDEN"
+    http_status = 403
+    default_message = "This identity may not do this."
+
+
+class RateLimited(GatewayError):
+    code = "RATE_LIMITED"
+    http_status = 429
+    default_message = "Too many requests; retry later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int, **detail: Any) -> None:
+        super().__init__(message, retryAfter=retry_after, **detail)
+        self.retry_after = retry_after
+
+
+class InvalidPurpose(GatewayError):
+    code = "INVALID_PURPOSE"
+    http_status = 400
+    default_message = "The token's purpose is malformed."
+
+
+class PolicyDenied(GatewayError):
+    code = "POLICY_DENIED"
+    http_status = 403
+    default_message = "Withheld by policy."
+
+
+class ClientNotAuthorised(PolicyDenied):
+    code = "CLIENT_NOT_AUTHORISED"
+    default_message = "The client's agency does not run this procedure."
+
+
+class SubjectNotInCase(PolicyDenied):
+    code = "SUBJECT_NOT_IN_CASE"
+    default_message = "This person or enterprise is not a subject of the stated case."
+
+
+class PurposeNotAllowed(PolicyDenied):
+    code = "PURPOSE_NOT_ALLOWED"
+    default_message = "The stated procedure does not need this field."
+
+
+class ConsentRequired(PolicyDenied):
+    code = "CONSENT_REQUIRED"
+    default_message = "This field needs the citizen's active consent for this procedure."
+
+
+class Conflict(GatewayError):
+    code = "CONFLICT"
+    http_status = 409
+    default_message = "The record is not in a state that allows this."
+
+
+class AuditUnavailable(GatewayError):
+    code = "AUDIT_UNAVAILABLE"
+    http_status = 503
+    default_message = "The access could not be recorded, so no data was released."
 
 
 class InvalidIdentifier(GatewayError):

@@ -10,6 +10,7 @@ from gateway.errors import (
     GatewayError,
     MethodNotAllowed,
     NotFound,
+    RateLimited,
     SourceError,
     SourceRejected,
     SourceUnavailable,
@@ -46,6 +47,8 @@ def _error(cls: type[GatewayError]) -> GatewayError:
         return cls(source="population")
     if issubclass(cls, MethodNotAllowed):
         return cls(allow="POST")
+    if issubclass(cls, RateLimited):
+        return cls(retry_after=1)
     return cls()
 
 
