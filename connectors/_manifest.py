@@ -99,6 +99,13 @@ class EntitySpec(_Strict):
     fields_param: str | None = Field(
         default=None, description="Query parameter naming the source fields wanted."
     )
+    many: bool = Field(
+        default=False,
+        description="The source answers a list of records for a key (e.g. parcels by holder).",
+    )
+    list_field: str | None = Field(
+        default=None, description="With `many`: the member of the answer holding the list."
+    )
     fields: dict[str, MappingSpec]
 
     @field_validator("get")
@@ -112,6 +119,10 @@ class EntitySpec(_Strict):
     def _has_endpoint(self) -> EntitySpec:
         if self.get is None and self.batch is None:
             raise ValueError("an entity needs a `get` path, a `batch` endpoint or both")
+        if self.many and (self.get is None or self.batch is not None):
+            raise ValueError("an entity with `many` is read with `get` only")
+        if self.list_field is not None and not self.many:
+            raise ValueError("`list_field` goes with `many: true`")
         if not self.fields:
             raise ValueError("an entity maps at least one field")
         return self
@@ -130,6 +141,7 @@ class Manifest(_Strict):
     max_concurrency: int = Field(default=32, ge=1, le=1024)
     priority: int = Field(default=100, description="Lower wins when two sources give a field.")
     health_path: str = "/healthz"
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
     entities: dict[str, EntitySpec]
 
     @field_validator("name")

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import aiohttp
 import httpx
 import orjson
 import structlog
@@ -96,25 +97,53 @@ class RestConnector:
             raw: dict[str, Mapping[str, Any] | None] = {
                 k: v for part in parts for k, v in part.items()
             }
+        elif entity.spec.many:
+            lists = await asyncio.gather(
+                *(self._get_many(entity, k, wanted, headers) for k in unique)
+            )
+            return {
+                k: None if items is None else [map_record(mappers, item) for item in items]
+                for k, items in zip(unique, lists, strict=True)
+            }
         else:
             found = await asyncio.gather(*(self._get(entity, k, wanted, headers) for k in unique))
             raw = dict(zip(unique, found, strict=True))
         return {k: None if rec is None else map_record(mappers, rec) for k, rec in raw.items()}
 
-    async def _get(
+    async def _get_body(
         self, entity: _Entity, key: str, wanted: list[str], headers: dict[str, str]
-    ) -> Mapping[str, Any] | None:
+    ) -> Any:
         spec = entity.spec
         assert spec.get is not None
         url = self.manifest.base_url + spec.get.replace("{key}", quote(key, safe=""))
         if spec.fields_param:
             url += "?" + urlencode({spec.fields_param: ",".join(wanted)})
-        body = await self._call("GET", url, headers=headers, route="get")
+        return await self._call("GET", url, headers=headers, route="get")
+
+    async def _get(
+        self, entity: _Entity, key: str, wanted: list[str], headers: dict[str, str]
+    ) -> Mapping[str, Any] | None:
+        body = await self._get_body(entity, key, wanted, headers)
         if body is None:
             return None
         if not isinstance(body, dict):
             raise SourceDataInvalid("Expected a JSON object.", source=self.name)
+        # Never serve one person's record under another's id, whatever the source did.
+        if body.get(entity.spec.key_field) != key:
+            raise SourceDataInvalid("The source answered for another key.", source=self.name)
         return body
+
+    async def _get_many(
+        self, entity: _Entity, key: str, wanted: list[str], headers: dict[str, str]
+    ) -> list[Mapping[str, Any]] | None:
+        body = await self._get_body(entity, key, wanted, headers)
+        if body is None:
+            return None
+        field = entity.spec.list_field
+        items = body.get(field) if field is not None and isinstance(body, dict) else body
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise SourceDataInvalid("Expected a list of JSON objects.", source=self.name)
+        return items
 
     async def _batch(
         self, entity: _Entity, keys: list[str], wanted: list[str], headers: dict[str, str]
@@ -175,30 +204,60 @@ class RestConnector:
                 content = orjson.dumps(json) if json is not None else None
                 if content is not None:
                     headers = {**headers, "content-type": "application/json"}
-                response = await self._http.request(
+                request = self._http.build_request(
                     method, url, headers=headers, content=content, timeout=self._timeout
                 )
-            error = classify_status(response.status_code, source=self.name)
-            if error is not None:
-                outcome = error.code
-                raise error
-            if response.status_code == 404:
-                outcome = "not_found"
-                return None
+                response = await self._http.send(request, stream=True)
+                try:
+                    error = classify_status(response.status_code, source=self.name)
+                    if error is not None:
+                        raise error
+                    if response.status_code == 404:
+                        outcome = "not_found"
+                        return None
+                    body = await self._read(response)
+                finally:
+                    await response.aclose()
             try:
-                return orjson.loads(response.content)
+                return orjson.loads(body)
             except orjson.JSONDecodeError:
-                outcome = "bad_json"
                 raise SourceDataInvalid(
                     "The source did not answer JSON.", source=self.name
                 ) from None
-        except (httpx.TransportError, TimeoutError) as exc:
+        except SourceError as exc:
+            outcome = exc.code
+            raise
+        except httpx.DecodingError:
+            outcome = SourceDataInvalid.code
+            raise SourceDataInvalid(
+                "The source's answer cannot be decoded.", source=self.name
+            ) from None
+        except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
             error = _transport_error(exc, source=self.name)
-            outcome = "timeout" if isinstance(error, SourceTimeout) else "unavailable"
+            outcome = error.code
             raise error from None
         finally:
             SOURCE_CALLS.labels(self.name, route, outcome).inc()
             SOURCE_LATENCY.labels(self.name, route).observe(time.perf_counter() - started)
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        """The whole answer, refusing one larger than the manifest allows."""
+        limit = self.manifest.max_response_bytes
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise SourceDataInvalid(
+                "The source's answer is too large.", source=self.name, max=limit
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise SourceDataInvalid(
+                    "The source's answer is too large.", source=self.name, max=limit
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def health(self) -> Health:
         """Call the source's health path with the connector's timeout."""

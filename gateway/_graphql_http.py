@@ -25,6 +25,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from connectors import ConnectorRegistry, FetchContext
+from gateway._logging import redact
 from gateway._metrics import GRAPHQL_ERRORS, GRAPHQL_SOURCE_CALLS
 from gateway.errors import (
     BadJson,
@@ -92,26 +93,47 @@ def error_response(error: GatewayError, *, headers: dict[str, str] | None = None
     )
 
 
+_TOO_COMPLEX = (
+    "exceeds maximum operation depth",
+    "aliases found",
+    "Maximum introspection depth exceeded",
+)
+_BAD_VARIABLE = ("got invalid value", "has invalid value", "of required type", "was not provided")
+# graphql-core quotes the offending value after these words; values may be personal ids.
+_VALUE_FOLLOWS = ("invalid value", "cannot represent", "Expected value of type")
+
+
 def _request_error_code(error: GraphQLError) -> str:
     message = error.message
-    if "exceeds maximum operation depth" in message or "aliases found" in message:
-        return "QUERY_TOO_COMPLEX"
-    if "more than" in message and "tokens" in message:
+    if any(marker in message for marker in _TOO_COMPLEX) or (
+        "more than" in message and "tokens" in message
+    ):
         return "QUERY_TOO_COMPLEX"
     if message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
-    if message.startswith("Variable"):
+    if message.startswith("Variable") and any(m in message for m in _BAD_VARIABLE):
         return "INVALID_VARIABLES"
     return "GRAPHQL_VALIDATION_FAILED"
 
 
+def _without_values(message: str) -> str:
+    """The message up to where graphql-core quotes a value the client sent."""
+    for marker in _VALUE_FOLLOWS:
+        at = message.find(marker)
+        if at >= 0:
+            return message[: at + len(marker)] + "."
+    return message
+
+
 def _format(error: GraphQLError, *, request_error: bool) -> dict[str, Any]:
     formatted: dict[str, Any] = dict(error.formatted)
-    if request_error and "code" not in (formatted.get("extensions") or {}):
-        formatted["extensions"] = {
-            **(formatted.get("extensions") or {}),
-            "code": _request_error_code(error),
-        }
+    if request_error:
+        formatted["message"] = redact(_without_values(error.message))
+        if "code" not in (formatted.get("extensions") or {}):
+            formatted["extensions"] = {
+                **(formatted.get("extensions") or {}),
+                "code": _request_error_code(error),
+            }
     return formatted
 
 
@@ -158,14 +180,14 @@ class GraphQLEndpoint:
         if media is None:
             raise NotAcceptable
         if method == "GET":
-            params = await self._from_query_string(request)
+            params = self._from_query_string(request)
             allowed = _GET_ONLY
         else:
             params = await self._from_body(request)
             allowed = _POST
         return await self._execute(request, params, media, allowed)
 
-    async def _from_query_string(self, request: Request) -> dict[str, Any]:
+    def _from_query_string(self, request: Request) -> dict[str, Any]:
         args = request.query_params
         params: dict[str, Any] = {
             "query": args.get("query"),

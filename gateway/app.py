@@ -91,9 +91,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             keyring = KeyRing.load(settings.keys_dir)
         else:
             keyring = KeyRing.ensure(settings.keys_dir)
-        engine = create_engine(settings.database_url.get_secret_value())
-        http = source_client(settings.http_transport)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            # Closed in reverse order, each even if another fails to close.
+            engine = create_engine(settings.database_url.get_secret_value())
+            stack.push_async_callback(engine.dispose)
+            http = source_client(settings.http_transport)
+            stack.push_async_callback(http.aclose)
             await require_head(engine)
             registry = build_registry(
                 manifests,
@@ -101,13 +104,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 canonical=canonical_fields(),
                 url_overrides=settings.connector_urls,
             )
+            stack.push_async_callback(registry.aclose)
             origin = str(settings.connectors_dir) if settings.connectors_dir else "none"
             versions = await record_connectors(engine, manifests, origin=origin)
-            redis = (
-                Redis.from_url(settings.redis_url.get_secret_value())
-                if settings.redis_url is not None
-                else None
-            )
+            redis = None
+            if settings.redis_url is not None:
+                redis = Redis.from_url(settings.redis_url.get_secret_value())
+                stack.push_async_callback(redis.aclose)
             app.state.gateway = GatewayState(
                 settings, engine, http, keyring, registry, versions, redis
             )
@@ -118,12 +121,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 connectors=sorted(versions),
             )
             yield
-            await registry.aclose()
-            if redis is not None:
-                await redis.aclose()
-        finally:
-            await http.aclose()
-            await engine.dispose()
 
     app = FastAPI(
         title="Data-sharing gateway",
@@ -133,7 +130,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         redoc_url=None,
         redirect_slashes=False,
     )
-    app.state.settings = settings
 
     query_page = None
     if settings.query_page:

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.config import GatewaySettings
 
@@ -256,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ValidationError as exc:
         sys.stderr.write(f"gateway: invalid settings:\n{exc}\n")
+        return 2
+    except (OSError, SQLAlchemyError) as exc:
+        # Unreachable or misnamed database: one line, never the URL (it may hold a password).
+        sys.stderr.write(f"gateway: the database cannot be used: {type(exc).__name__}\n")
         return 2
     except KeyboardInterrupt:
         return 130

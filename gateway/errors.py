@@ -28,6 +28,7 @@ GatewayError (INTERNAL, 500)
 │   └── ConsentRequired (CONSENT_REQUIRED) ...... needs the citizen's active consent
 ├── Conflict (CONFLICT, 409) .................... the record is not in a state for this
 ├── AuditUnavailable (AUDIT_UNAVAILABLE, 503) ... the access could not be recorded
+├── ServiceUnavailable (SERVICE_UNAVAILABLE, 503) a dependency (Redis) does not answer
 ├── InvalidIdentifier (INVALID_IDENTIFIER, 400) . malformed personal id or tax code
 ├── InvalidArgument (INVALID_ARGUMENT, 400) ..... e.g. a list argument over its cap
 ├── NotFound (NOT_FOUND, 404)
@@ -70,6 +71,7 @@ __all__ = [
     "RateLimited",
     "RequestError",
     "RequestMismatch",
+    "ServiceUnavailable",
     "SourceDataInvalid",
     "SourceError",
     "SourceRejected",
@@ -235,6 +237,12 @@ class AuditUnavailable(GatewayError):
     code = "AUDIT_UNAVAILABLE"
     http_status = 503
     default_message = "The access could not be recorded, so no data was released."
+
+
+class ServiceUnavailable(GatewayError):
+    code = "SERVICE_UNAVAILABLE"
+    http_status = 503
+    default_message = "A service the gateway depends on does not answer; retry shortly."
 
 
 class InvalidIdentifier(GatewayError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+from functools import cache
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 
+_RECORD_LOCK = 0x6777_636F  # advisory lock id for recording connectors
+
+
 class DatabaseNotReady(RuntimeError):
     """The database is not at the revision this version of the gateway needs."""
 
@@ -61,8 +65,9 @@ def _config() -> Config:
     return config
 
 
+@cache
 def head_revision() -> str:
-    """The newest migration this code knows."""
+    """The newest migration this code knows (read once: it is fixed for a release)."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
@@ -117,6 +122,9 @@ async def record_connectors(
     versions: dict[str, int] = {}
     table = connectors_table
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together: one records at a time (released at commit).
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _RECORD_LOCK})
         rows = {
             r.name: r
             for r in (

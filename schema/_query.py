@@ -61,7 +61,7 @@ class Query:
         description="Several citizens in one lookup, in the order asked; at most the "
         "gateway's `max_batch` ids. A malformed or unknown id yields null at its position."
     )
-    async def citizens(self, info: Ctx, personal_ids: list[str]) -> list[Citizen | None]:
+    async def citizens(self, info: Ctx, personal_ids: list[str]) -> list[Citizen | None] | None:
         ctx = info.context
         if len(personal_ids) > ctx.max_batch:
             raise InvalidArgument(

@@ -95,13 +95,12 @@ def build_schema(limits: SchemaLimits) -> strawberry.Schema:
     ]
     if not limits.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
-    frozen_rules = list(rules)
     for kind in KINDS.values():
         warm_converters(kind.cls)
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=limits.parser_cache_size),
-        lambda: AddValidationRules(frozen_rules),
+        lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=limits.parser_cache_size),
         lambda: _MaskUnexpected(should_mask_error=is_unexpected),
     ]

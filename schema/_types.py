@@ -115,7 +115,7 @@ class HouseholdMember:
 
 @strawberry.type(description="A household as registered in the population database.")
 class Household:
-    household_id: str
+    household_id: str | None
     head: RelatedPerson | None
     address: Address | None
     members: list[HouseholdMember] | None
