@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from functools import cache
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
