@@ -1,9 +1,11 @@
 """Per-request batching: one source call per connector per entity kind per request.
 
 Every `load(key, fields)` made while resolvers are being started joins one pending
-batch; the batch is sent on the next turn of the event loop with the union of the
-fields asked for. Results are kept for the rest of the request, so asking again for
-a key with fields already read costs nothing.
+batch; the batch is sent on the next turn of the event loop. Fields asked for the same
+key are united, but keys are never given fields asked for other keys: the fields a
+source is asked for one subject are exactly those allowed for that subject. Keys that
+want the same fields (the usual case) share one call. Results are kept for the rest of
+the request, so asking again for a key with fields already read costs nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class BatchLoader:
         self._kind = kind
         self._ctx = ctx
         self._pending: dict[str, asyncio.Future[FetchResult]] = {}
-        self._fields: set[str] = set()
+        self._fields: dict[str, frozenset[str]] = {}
         self._done: dict[str, tuple[frozenset[str], asyncio.Future[FetchResult]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = 0
@@ -43,19 +45,23 @@ class BatchLoader:
                 loop.call_soon(self._dispatch)
             future = loop.create_future()
             self._pending[key] = future
-        self._fields |= fields
+        self._fields[key] = self._fields.get(key, frozenset()) | fields
         return future
 
     def _dispatch(self) -> None:
-        pending, fields = self._pending, frozenset(self._fields)
-        self._pending, self._fields = {}, set()
+        pending, wanted = self._pending, self._fields
+        self._pending, self._fields = {}, {}
+        groups: dict[frozenset[str], dict[str, asyncio.Future[FetchResult]]] = {}
         for key, future in pending.items():
-            self._done[key] = (fields, future)
-        self.calls += 1
-        task = asyncio.get_running_loop().create_task(self._run(pending, fields))
-        # The loop keeps only weak references to tasks: hold this one until it ends.
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            self._done[key] = (wanted[key], future)
+            groups.setdefault(wanted[key], {})[key] = future
+        loop = asyncio.get_running_loop()
+        for fields, group in groups.items():
+            self.calls += 1
+            task = loop.create_task(self._run(group, fields))
+            # The loop keeps only weak references to tasks: hold this one until it ends.
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _run(
         self, pending: dict[str, asyncio.Future[FetchResult]], fields: frozenset[str]

@@ -52,22 +52,34 @@ async def test_loads_in_one_turn_are_one_fetch(
     connector: FakeConnector, loader: BatchLoader
 ) -> None:
     results = await asyncio.gather(
-        loader.load("a", frozenset({"fullName"})),
+        loader.load("a", frozenset({"fullName", "gender"})),
         loader.load("b", frozenset({"gender"})),
-        loader.load("a", frozenset({"birthDate"})),
+        loader.load("b", frozenset({"fullName"})),
+        loader.load("a", frozenset({"fullName"})),
     )
     assert len(connector.fetches) == 1
     kind, keys, fields = connector.fetches[0]
     assert kind == "Citizen"
     assert keys == ["a", "b"]
-    assert fields == {"fullName", "gender", "birthDate"}
-    assert results[0] is results[2]
-    assert results[1] == {
-        "fullName": "fullName:b",
-        "gender": "gender:b",
-        "birthDate": "birthDate:b",
-    }
+    assert fields == {"fullName", "gender"}
+    assert results[0] is results[3]
+    assert results[1] == {"fullName": "fullName:b", "gender": "gender:b"}
     assert loader.calls == 1
+
+
+async def test_a_key_is_never_asked_for_fields_wanted_for_another_key(
+    connector: FakeConnector, loader: BatchLoader
+) -> None:
+    # Fields allowed for one subject must not be fetched for another.
+    await asyncio.gather(
+        loader.load("a", frozenset({"fullName"})),
+        loader.load("b", frozenset({"gender"})),
+        loader.load("a", frozenset({"birthDate"})),
+        loader.load("c", frozenset({"gender"})),
+    )
+    asked = {tuple(keys): fields for _, keys, fields in connector.fetches}
+    assert asked == {("a",): {"fullName", "birthDate"}, ("b", "c"): {"gender"}}
+    assert loader.calls == 2
 
 
 async def test_fetch_is_sent_only_after_the_current_turn(
