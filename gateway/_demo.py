@@ -1,9 +1,11 @@
 """`gateway demo`: the reference agencies and the gateway, running on this machine.
 
 It migrates the embedded SQLite database, makes development keys if there are none,
-starts the population and business sandboxes and the gateway as child processes,
-asks one real query, prints where to go next, and stops every child on Ctrl-C.
-Its child processes are this interpreter running the project's own modules.
+registers the demo client (`VN/GOV/DEMO/query-page`, with a key kept in
+`var/client-keys/`), starts the population and business sandboxes, the sandbox
+sign-in issuer and the gateway as child processes, asks one real query and one
+prefill signed as the demo client, prints where to go next, and stops every child on
+Ctrl-C. Its child processes are this interpreter running the project's own modules.
 """
 
 from __future__ import annotations
@@ -21,14 +23,25 @@ from typing import Any
 import httpx
 import orjson
 
-__all__ = ["DEMO_QUERY", "Demo"]
+from gateway._demo_tokens import DEMO_CLIENT
 
+__all__ = ["DEMO_PROCEDURE", "DEMO_QUERY", "Demo"]
+
+DEMO_PROCEDURE = "1.004222"  # permanent residence registration
 DEMO_QUERY = """{{
   citizen(personalId: "{personal_id}") {{
     fullName
     birthDate
     permanentResidence {{ provinceName wardName }}
     household {{ members {{ person {{ fullName }} relationToHead }} }}
+  }}
+}}"""
+PREFILL_QUERY = """{{
+  prefill(procedure: "{procedure}", applicant: "{personal_id}") {{
+    procedure {{ code name {{ vi en }} }}
+    fields {{ name value error }}
+    papersAvoided {{ paper {{ vi en }} }}
+    papersStillNeeded {{ paper {{ vi en }} reasons {{ path code }} }}
   }}
 }}"""
 
@@ -48,12 +61,14 @@ class Demo:
         port: int = 8000,
         population_port: int = 8101,
         business_port: int = 8102,
+        issuer_port: int = 8103,
         citizens: int = 10_000,
         var: Path = Path("var"),
     ) -> None:
         self.port = port
         self.population_port = population_port
         self.business_port = business_port
+        self.issuer_port = issuer_port
         self.citizens = citizens
         self.var = var
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -61,6 +76,14 @@ class Demo:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer_url(self) -> str:
+        return f"http://127.0.0.1:{self.issuer_port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.var / 'gateway.db'}"
 
     def _env(self, query: str) -> dict[str, str]:
         import sandbox
@@ -75,12 +98,15 @@ class Demo:
             "GATEWAY_ENVIRONMENT": "demo",
             "GATEWAY_PORT": str(self.port),
             "GATEWAY_ORIGIN": self.gateway_url,
-            "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{self.var / 'gateway.db'}",
+            "GATEWAY_DATABASE_URL": self.database_url,
             "GATEWAY_KEYS_DIR": str(self.var / "keys"),
+            "GATEWAY_CLIENT_KEYS_DIR": str(self.var / "client-keys"),
             "GATEWAY_CONNECTORS_DIR": str(manifests),
             "GATEWAY_CONNECTOR_URLS": orjson.dumps(urls).decode(),
+            "GATEWAY_OIDC_ISSUER": self.issuer_url,
             "GATEWAY_QUERY_PAGE": "true",
             "GATEWAY_QUERY_EXAMPLE": query,
+            "GATEWAY_UNSAFE_DEMO_TOKENS": "true",
             "GATEWAY_LOG_LEVEL": "warning",
             "GATEWAY_LOG_JSON": "false",
         }
@@ -109,26 +135,62 @@ class Demo:
         raise DemoFailed(f"{name} did not answer at {url} within {_START_TIMEOUT:.0f} s")
 
     def _prepare(self) -> None:
+        """Migrate, make keys, and register the demo client once."""
         import asyncio
 
+        from gateway.clients import ClientRegistry
+        from gateway.errors import Conflict
+        from gateway.local_keys import generate_local_key
         from gateway.storage import create_engine, upgrade
-        from keys import KeyRing
+        from keys import KeyRing, load_secret
+        from policies import AgencyKind
 
-        async def migrate() -> None:
-            engine = create_engine(f"sqlite+aiosqlite:///{self.var / 'gateway.db'}")
+        async def prepare() -> None:
+            engine = create_engine(self.database_url)
             try:
                 await upgrade(engine)
+                registry = ClientRegistry(engine)
+                with contextlib.suppress(Conflict):
+                    await registry.add(
+                        DEMO_CLIENT,
+                        name="Query page of the demo",
+                        organisation="Demo",
+                        agency_kinds=[k.value for k in AgencyKind],
+                    )
+                if not any(
+                    (self.var / "client-keys").glob(f"{DEMO_CLIENT.replace('/', '__')}/*.pem")
+                ):
+                    _, public, _ = generate_local_key(self.var / "client-keys", DEMO_CLIENT)
+                    await registry.add_key(DEMO_CLIENT, public)
             finally:
                 await engine.dispose()
 
-        asyncio.run(migrate())
+        asyncio.run(prepare())
         KeyRing.ensure(self.var / "keys")
+        load_secret(self.var / "keys", "pseudonyms", create=True)
 
-    def _ask(self, query: str) -> Any:
+    def _ask(self, query: str, subjects: list[str]) -> Any:
+        from gateway.local_keys import load_local_key
+        from gateway.tokens import Purpose, sign_request
+
+        body = orjson.dumps({"query": query})
+        key, kid = load_local_key(self.var / "client-keys", DEMO_CLIENT)
+        token = sign_request(
+            client_id=DEMO_CLIENT,
+            key=key,
+            kid=kid,
+            audience=self.gateway_url,
+            body=body,
+            purpose=Purpose(DEMO_PROCEDURE, "DEMO-2026-0001", "demo-officer", tuple(subjects)),
+        )
         response = httpx.post(
             f"{self.gateway_url}/graphql",
-            json={"query": query},
-            headers={"Accept": "application/graphql-response+json"},
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/graphql-response+json",
+                "Authorization": f"Bearer {token}",
+            },
             timeout=10.0,
         )
         return response.json()
@@ -147,6 +209,87 @@ class Demo:
                 process.wait()
         self.children.clear()
 
+    def _start(self) -> str:
+        """Start every process; returns the sample citizen's personal id."""
+        common = ["--citizens", str(self.citizens)]
+        population = f"http://127.0.0.1:{self.population_port}"
+        self._spawn(
+            "population sandbox",
+            ["-m", "sandbox", "population", "--port", str(self.population_port), *common],
+        )
+        self._spawn(
+            "business sandbox",
+            ["-m", "sandbox", "business", "--port", str(self.business_port), *common],
+        )
+        issuer_env = {
+            **os.environ,
+            "SANDBOX_ISSUER_AUDIENCE": self.gateway_url,
+            "SANDBOX_ISSUER_KEY_FILE": str(self.var / "keys" / "sandbox-issuer.pem"),
+        }
+        self._spawn(
+            "sandbox issuer",
+            ["-m", "sandbox", "issuer", "--port", str(self.issuer_port)],
+            issuer_env,
+        )
+        self._wait("population sandbox", f"{population}/healthz")
+        self._wait("business sandbox", f"http://127.0.0.1:{self.business_port}/healthz")
+        self._wait("sandbox issuer", f"{self.issuer_url}/.well-known/openid-configuration")
+        sample = httpx.get(f"{population}/_sandbox/sample", timeout=5.0).json()
+        personal_id: str = sample["citizens"][0]
+        query = DEMO_QUERY.format(personal_id=personal_id)
+        self._spawn("gateway", ["-m", "gateway", "serve"], env=self._env(query))
+        self._wait("gateway", f"{self.gateway_url}/readyz")
+        return personal_id
+
+    def _report(self, personal_id: str) -> str:
+        query = DEMO_QUERY.format(personal_id=personal_id)
+        answer = self._ask(query, [personal_id])
+        prefill = self._ask(
+            PREFILL_QUERY.format(procedure=DEMO_PROCEDURE, personal_id=personal_id), [personal_id]
+        )
+        form = (prefill.get("data") or {}).get("prefill") or {}
+        avoided = [p["paper"]["en"] for p in form.get("papersAvoided", [])]
+        needed = [
+            f"{p['paper']['en']} ({', '.join(sorted({r['code'] for r in p['reasons']}))})"
+            for p in form.get("papersStillNeeded", [])
+        ]
+        filled = [
+            f"    {f['name']}: {orjson.dumps(f['value']).decode()}" for f in form.get("fields", [])
+        ]
+        return (
+            "\nThe gateway demo is running.\n\n"
+            f"  Query page       {self.gateway_url}/graphql   (open it in a browser)\n"
+            f"  GraphQL endpoint {self.gateway_url}/graphql   (every request is signed)\n"
+            f"  Readiness        {self.gateway_url}/readyz\n"
+            f"  Sandboxes        http://127.0.0.1:{self.population_port} (population), "
+            f"http://127.0.0.1:{self.business_port} (business registry), "
+            f"{self.issuer_url} (sign-in)\n"
+            f"  Logs             {self.var / 'log'}/\n\n"
+            f"A ready query with a real sandbox citizen, for procedure {DEMO_PROCEDURE} "
+            "(permanent residence):\n\n"
+            f"{query}\n\n"
+            "Signed from the command line and sent with curl:\n\n"
+            f"  echo '{orjson.dumps({'query': ' '.join(query.split())}).decode()}' > body.json\n"
+            f"  TOKEN=$(.venv/bin/gateway token --client {DEMO_CLIENT} "
+            f"--procedure {DEMO_PROCEDURE} --case DEMO-1 --officer demo-officer "
+            f"--subject {personal_id} --body body.json)\n"
+            f"  curl -s {self.gateway_url}/graphql -H 'Content-Type: application/json' "
+            '-H "Authorization: Bearer $TOKEN" --data-binary @body.json\n\n'
+            "The gateway's answer:\n\n"
+            f"{orjson.dumps(answer.get('data'), option=orjson.OPT_INDENT_2).decode()}\n\n"
+            f"Prefill of the permanent residence form for the same citizen:\n\n"
+            + "\n".join(filled)
+            + "\n\n  Papers the applicant no longer brings: "
+            + ("; ".join(avoided) or "none")
+            + "\n  Papers still needed: "
+            + ("; ".join(needed) or "none")
+            + "\n\nSign in as this citizen (level 2) to see consent requests:\n\n"
+            f"  .venv/bin/gateway citizen token --issuer {self.issuer_url} "
+            f"--personal-id {personal_id}\n"
+            f'  curl -s {self.gateway_url}/me/consents -H "Authorization: Bearer $CITIZEN"\n\n'
+            "Press Ctrl-C to stop every process the demo started.\n"
+        )
+
     def run(self) -> int:
         """Run until Ctrl-C (or SIGTERM); returns the exit status."""
 
@@ -158,40 +301,8 @@ class Demo:
         out = sys.stdout
         try:
             self._prepare()
-            common = ["--citizens", str(self.citizens)]
-            self._spawn(
-                "population sandbox",
-                ["-m", "sandbox", "population", "--port", str(self.population_port), *common],
-            )
-            self._spawn(
-                "business sandbox",
-                ["-m", "sandbox", "business", "--port", str(self.business_port), *common],
-            )
-            population = f"http://127.0.0.1:{self.population_port}"
-            self._wait("population sandbox", f"{population}/healthz")
-            self._wait("business sandbox", f"http://127.0.0.1:{self.business_port}/healthz")
-            sample = httpx.get(f"{population}/_sandbox/sample", timeout=5.0).json()
-            personal_id = sample["citizens"][0]
-            query = DEMO_QUERY.format(personal_id=personal_id)
-            self._spawn("gateway", ["-m", "gateway", "serve"], env=self._env(query))
-            self._wait("gateway", f"{self.gateway_url}/readyz")
-            answer = self._ask(query)
-            out.write(
-                "\nThe gateway demo is running.\n\n"
-                f"  Query page       {self.gateway_url}/graphql   (open it in a browser)\n"
-                f"  GraphQL endpoint {self.gateway_url}/graphql\n"
-                f"  Readiness        {self.gateway_url}/readyz\n"
-                f"  Sandboxes        {population} (population), "
-                f"http://127.0.0.1:{self.business_port} (business registry)\n"
-                f"  Logs             {self.var / 'log'}/\n\n"
-                f"A ready query with a real sandbox citizen:\n\n{query}\n\n"
-                "With curl:\n\n"
-                f"  curl -s {self.gateway_url}/graphql -H 'Content-Type: application/json' \\\n"
-                f"    -d '{orjson.dumps({'query': ' '.join(query.split())}).decode()}'\n\n"
-                "The gateway's answer:\n\n"
-                f"{orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode()}\n\n"
-                "Press Ctrl-C to stop every process the demo started.\n"
-            )
+            personal_id = self._start()
+            out.write(self._report(personal_id))
             out.flush()
             while all(p.poll() is None for _, p in self.children):
                 time.sleep(0.5)

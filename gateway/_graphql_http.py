@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import strawberry
@@ -24,7 +24,6 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from connectors import ConnectorRegistry, FetchContext
 from gateway._logging import redact
 from gateway._metrics import GRAPHQL_ERRORS, GRAPHQL_SOURCE_CALLS
 from gateway.errors import (
@@ -33,12 +32,17 @@ from gateway.errors import (
     MethodNotAllowed,
     NotAcceptable,
     PayloadTooLarge,
+    RateLimited,
     RequestError,
+    Unauthenticated,
     UnsupportedMediaType,
 )
 from schema import RequestContext
 
-__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "negotiate"]
+if TYPE_CHECKING:
+    from gateway.app import GatewayState
+
+__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "error_headers", "error_response", "negotiate"]
 
 log = structlog.get_logger(__name__)
 
@@ -138,19 +142,19 @@ def _format(error: GraphQLError, *, request_error: bool) -> dict[str, Any]:
 
 
 class GraphQLEndpoint:
-    """The `/graphql` route: HTTP in, `schema.execute`, HTTP out."""
+    """The `/graphql` route: HTTP in, admission, `schema.execute`, record, HTTP out."""
 
     def __init__(
         self,
         *,
         schema: strawberry.Schema,
-        registry: Callable[[], ConnectorRegistry],
+        state: Callable[[], GatewayState],
         max_batch: int,
         max_body_bytes: int,
         query_page: Callable[[Request], Awaitable[Response]] | None = None,
     ) -> None:
         self._schema = schema
-        self._registry = registry
+        self._state = state
         self._max_batch = max_batch
         self._max_body = max_body_bytes
         self._query_page = query_page
@@ -159,10 +163,8 @@ class GraphQLEndpoint:
         """Answer one request to the endpoint."""
         try:
             return await self._handle(request)
-        except MethodNotAllowed as exc:
-            return error_response(exc, headers={"Allow": exc.allow})
-        except RequestError as exc:
-            return error_response(exc)
+        except GatewayError as exc:
+            return error_response(exc, headers=error_headers(exc))
 
     async def _handle(self, request: Request) -> Response:
         method = request.method
@@ -180,12 +182,14 @@ class GraphQLEndpoint:
         if media is None:
             raise NotAcceptable
         if method == "GET":
+            raw: bytes = request.scope.get("query_string", b"")
             params = self._from_query_string(request)
             allowed = _GET_ONLY
         else:
-            params = await self._from_body(request)
+            raw = await self._body(request)
+            params = self._from_body(raw)
             allowed = _POST
-        return await self._execute(request, params, media, allowed)
+        return await self._execute(request, raw, params, media, allowed)
 
     def _from_query_string(self, request: Request) -> dict[str, Any]:
         args = request.query_params
@@ -201,7 +205,7 @@ class GraphQLEndpoint:
                 raise BadJson("The `variables` parameter is not valid JSON.") from None
         return params
 
-    async def _from_body(self, request: Request) -> dict[str, Any]:
+    async def _body(self, request: Request) -> bytes:
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != JSON:
             raise UnsupportedMediaType
@@ -215,8 +219,12 @@ class GraphQLEndpoint:
             if size > self._max_body:
                 raise PayloadTooLarge(max_bytes=self._max_body)
             chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _from_body(raw: bytes) -> dict[str, Any]:
         try:
-            params = orjson.loads(b"".join(chunks))
+            params = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise BadJson from None
         if not isinstance(params, dict):
@@ -226,6 +234,7 @@ class GraphQLEndpoint:
     async def _execute(
         self,
         request: Request,
+        raw: bytes,
         params: dict[str, Any],
         media: str,
         allowed: frozenset[OperationType],
@@ -241,11 +250,17 @@ class GraphQLEndpoint:
             raise RequestError("`variables` must be a JSON object.")
         if operation is not None and not isinstance(operation, str):
             raise RequestError("`operationName` must be a string.")
+        state = self._state()
         request_id: str = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+        admitted = await state.admission.admit(
+            request_id, request.headers.get("authorization"), raw
+        )
         ctx = RequestContext(
-            registry=self._registry(),
-            fetch=FetchContext(request_id=request_id),
+            registry=state.registry,
+            fetch=admitted.fetch,
             max_batch=self._max_batch,
+            access=admitted.access,
+            services=state.services,
         )
         started = time.perf_counter()
         try:
@@ -256,20 +271,17 @@ class GraphQLEndpoint:
                 operation_name=operation,
                 allowed_operation_types=allowed,
             )
-        except InvalidOperationTypeError as exc:
-            if request.method == "GET":
-                raise MethodNotAllowed(
-                    "Only queries may be sent with GET; send mutations with POST.", allow="POST"
-                ) from None
-            raise RequestError(
-                f"{exc.operation_type.value} operations are not supported."
-            ) from None
-        except CannotGetOperationTypeError:
-            raise RequestError(
-                "Name the operation to run with `operationName`; it must exist in the document."
-            ) from None
-        except MissingQueryError:
-            raise RequestError("`query` must be a non-empty string.") from None
+        except (InvalidOperationTypeError, CannotGetOperationTypeError, MissingQueryError) as exc:
+            error = _operation_error(exc, request.method)
+            await state.admission.record(
+                admitted,
+                ctx,
+                outcome=f"rejected:{error.code}",
+                status=error.http_status,
+                operation=operation,
+                error_codes=[error.code],
+            )
+            raise error from None
         errors = result.errors or []
         request_error = result.data is None and bool(errors) and all(e.path is None for e in errors)
         body: dict[str, Any] = {}
@@ -277,10 +289,26 @@ class GraphQLEndpoint:
             body["data"] = result.data
         if errors:
             body["errors"] = [_format(e, request_error=request_error) for e in errors]
-            for item in body["errors"]:
-                GRAPHQL_ERRORS.labels(item.get("extensions", {}).get("code", "UNKNOWN")).inc()
-        if result.extensions:
-            body["extensions"] = result.extensions
+        codes = [
+            item.get("extensions", {}).get("code", "UNKNOWN") for item in body.get("errors", ())
+        ]
+        status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
+        # The record is committed before the answer leaves; if it cannot be, no data does.
+        await state.admission.record(
+            admitted,
+            ctx,
+            outcome=_outcome(ctx, request_error),
+            status=status,
+            operation=operation,
+            error_codes=codes,
+        )
+        for code in codes:
+            GRAPHQL_ERRORS.labels(code).inc()
+        extensions = dict(result.extensions or {})
+        if ctx.provenance:
+            extensions["provenance"] = ctx.provenance
+        if extensions:
+            body["extensions"] = extensions
         GRAPHQL_SOURCE_CALLS.observe(ctx.source_calls)
         log.debug(
             "graphql_executed",
@@ -289,7 +317,40 @@ class GraphQLEndpoint:
             source_calls=ctx.source_calls,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
-        status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
         return Response(
             orjson.dumps(body), status_code=status, media_type=f"{media}; charset=utf-8"
         )
+
+
+def _operation_error(exc: Exception, method: str) -> GatewayError:
+    if isinstance(exc, InvalidOperationTypeError):
+        if method == "GET":
+            return MethodNotAllowed(
+                "Only queries may be sent with GET; send mutations with POST.", allow="POST"
+            )
+        return RequestError(f"{exc.operation_type.value} operations are not supported.")
+    if isinstance(exc, CannotGetOperationTypeError):
+        return RequestError(
+            "Name the operation to run with `operationName`; it must exist in the document."
+        )
+    return RequestError("`query` must be a non-empty string.")
+
+
+def _outcome(ctx: RequestContext, request_error: bool) -> str:
+    if request_error:
+        return "invalid_request"
+    if ctx.provenance:
+        return "served"
+    if ctx.access.decisions and not any(d.code.startswith("ALLOWED") for d in ctx.access.decisions):
+        return "denied"
+    return "no_data"
+
+
+def error_headers(exc: GatewayError) -> dict[str, str] | None:
+    if isinstance(exc, MethodNotAllowed):
+        return {"Allow": exc.allow}
+    if isinstance(exc, Unauthenticated):
+        return {"WWW-Authenticate": f'Bearer error="invalid_token", error_code="{exc.code}"'}
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(exc.retry_after)}
+    return None

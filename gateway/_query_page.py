@@ -40,8 +40,8 @@ _PAGE = """<!doctype html>
 <link rel="stylesheet" href="{static}/graphiql/graphiql.min.css">
 <link rel="stylesheet" href="{static}/query-page.css">
 </head>
-<body data-endpoint="{endpoint}" data-default-query="{query}">
-<div id="graphiql">Loading the query page…</div>
+<body data-endpoint="{endpoint}" data-default-query="{query}" data-demo-tokens="{demo}">
+{purpose}<div id="graphiql">Loading the query page…</div>
 <script src="{static}/graphiql/react.production.min.js"></script>
 <script src="{static}/graphiql/react-dom.production.min.js"></script>
 <script src="{static}/graphiql/graphiql.min.js"></script>
@@ -51,14 +51,48 @@ _PAGE = """<!doctype html>
 """
 
 
+_PURPOSE = """<form id="purpose" class="purpose" aria-label="Purpose of the requests">
+<strong>UnsafeDemoTokens</strong> each request is signed for you as the demo client.
+<label>Procedure <select name="procedure">{options}</select></label>
+<label>Case <input name="case" value="DEMO-2026-0001" size="16"></label>
+<label>Officer <input name="officer" value="demo-officer" size="14"></label>
+<label>Subjects <input name="subjects" placeholder="ids in the query" size="28"></label>
+</form>
+"""
+
+
 class QueryPage:
-    """Renders the page; `example` is the query shown on first load."""
+    """Renders the page; `example` is the query shown on first load.
+
+    With `demo_tokens`, the page asks `/_unsafe/demo-tokens` to sign each request for
+    the purpose chosen in a small form above the editor.
+    """
 
     def __init__(
-        self, *, endpoint: str = "/graphql", static: str = "/static", example: str = ""
+        self,
+        *,
+        endpoint: str = "/graphql",
+        static: str = "/static",
+        example: str = "",
+        demo_tokens: bool = False,
+        procedures: list[tuple[str, str]] | None = None,
+        default_procedure: str | None = None,
     ) -> None:
+        purpose = ""
+        if demo_tokens:
+            options = "".join(
+                f'<option value="{escape(code)}"'
+                f"{' selected' if code == default_procedure else ''}>"
+                f"{escape(code)} {escape(name)}</option>"
+                for code, name in procedures or []
+            )
+            purpose = _PURPOSE.format(options=options)
         self._html = _PAGE.format(
-            endpoint=escape(endpoint), static=escape(static), query=escape(example)
+            endpoint=escape(endpoint),
+            static=escape(static),
+            query=escape(example),
+            demo="true" if demo_tokens else "false",
+            purpose=purpose,
         )
 
     async def __call__(self, _request: Request) -> HTMLResponse:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["connectors", "metadata"]
+__all__ = [
+    "CONSENT_STATUSES",
+    "EVENT_TYPES",
+    "client_keys",
+    "clients",
+    "connectors",
+    "consents",
+    "event_personal",
+    "event_subjects",
+    "events",
+    "metadata",
+]
 
 metadata = sa.MetaData(
     naming_convention={
@@ -32,4 +43,89 @@ connectors = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("status IN ('active', 'removed')", name="status"),
     sa.CheckConstraint("version >= 1", name="version"),
+)
+
+clients = sa.Table(
+    "clients",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True, comment="VN/GOV/<org>/<system>"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("organisation", sa.Text, nullable=False),
+    sa.Column("agency_kinds", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('active', 'suspended')", name="status"),
+)
+
+client_keys = sa.Table(
+    "client_keys",
+    metadata,
+    sa.Column("client_id", sa.String(128), sa.ForeignKey("clients.id"), primary_key=True),
+    sa.Column("kid", sa.String(128), primary_key=True),
+    sa.Column("alg", sa.String(16), nullable=False),
+    sa.Column("jwk", sa.JSON, nullable=False, comment="Public key only."),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("status IN ('active', 'revoked')", name="status"),
+)
+
+EVENT_TYPES = ("access", "consent", "admin", "auditor_search", "key")
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(128), index=True),
+    sa.Column("procedure", sa.String(64)),
+    sa.Column("outcome", sa.String(40), nullable=False),
+    sa.Column("policy_version", sa.String(64), nullable=False),
+    sa.Column("envelope", sa.JSON, nullable=False, comment="No personal data."),
+    sa.Column("envelope_hash", sa.String(64), nullable=False),
+    sa.CheckConstraint(
+        "type IN ('access', 'consent', 'admin', 'auditor_search', 'key')", name="type"
+    ),
+)
+
+event_personal = sa.Table(
+    "event_personal",
+    metadata,
+    sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
+    sa.Column("salt", sa.String(32), nullable=False),
+    sa.Column("personal", sa.JSON, nullable=False, comment="Subjects, officer id, token."),
+)
+
+event_subjects = sa.Table(
+    "event_subjects",
+    metadata,
+    sa.Column("subject", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
+)
+
+CONSENT_STATUSES = ("REQUESTED", "ACTIVE", "DENIED", "REVOKED", "EXPIRED")
+
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("subject", sa.String(16), nullable=False, index=True),
+    sa.Column("consumer", sa.String(128), nullable=False),
+    sa.Column("procedure", sa.String(64), nullable=False),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("case", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("answer_by", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("valid_until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("grant", sa.Text, comment="Detached JWS over the granted artefact."),
+    sa.Column("revocation", sa.Text, comment="Detached JWS over the revocation."),
+    sa.CheckConstraint(
+        "status IN ('REQUESTED', 'ACTIVE', 'DENIED', 'REVOKED', 'EXPIRED')", name="status"
+    ),
 )

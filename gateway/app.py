@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,16 +27,28 @@ from connectors import (
     connector_kinds,
     load_manifests,
 )
-from gateway._graphql_http import GraphQLEndpoint, error_response
+from gateway._admin_api import admin_router
+from gateway._admission import Admission, Limits
+from gateway._citizen_api import citizen_router, consent_status_router
+from gateway._demo_tokens import demo_token_router
+from gateway._graphql_http import GraphQLEndpoint, error_headers, error_response
 from gateway._health import health_routes
 from gateway._http import source_client
 from gateway._middleware import RequestIdMiddleware
 from gateway._query_page import STATIC_DIR, QueryPage
+from gateway.clients import ClientRegistry
 from gateway.config import GatewaySettings
+from gateway.consents import ConsentStore
 from gateway.errors import GatewayError, InvalidArgument
+from gateway.identity import IdentityVerifier
+from gateway.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.recorder import EventRecorder
+from gateway.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 from gateway.storage import create_engine, record_connectors, require_head
-from keys import KeyRing
-from schema import SchemaLimits, build_schema, canonical_fields
+from gateway.tokens import RequestVerifier
+from keys import KeyRing, load_secret
+from policies import Catalogue, default_policy, load_catalogue
+from schema import SchemaLimits, Services, build_schema, canonical_fields
 
 __all__ = ["GatewayState", "create_app", "create_app_from_environment", "preflight"]
 
@@ -56,6 +69,14 @@ class GatewayState:
     http: httpx.AsyncClient
     keyring: KeyRing
     registry: ConnectorRegistry
+    catalogue: Catalogue
+    clients: ClientRegistry
+    consents: ConsentStore
+    recorder: EventRecorder
+    admission: Admission
+    services: Services
+    identity: IdentityVerifier | None
+    pseudonym_key: bytes = field(repr=False)
     connector_versions: dict[str, int] = field(default_factory=dict)
     redis: Redis | None = None
 
@@ -65,6 +86,10 @@ def _manifests(settings: GatewaySettings) -> list[Manifest]:
         log.warning("no_connectors", hint="set GATEWAY_CONNECTORS_DIR; every field is NO_SOURCE")
         return []
     return load_manifests(settings.connectors_dir)
+
+
+def _catalogue(settings: GatewaySettings) -> Catalogue:
+    return load_catalogue(settings.catalogue_dir, canonical=canonical_fields())
 
 
 def _limits(settings: GatewaySettings) -> SchemaLimits:
@@ -77,20 +102,24 @@ def _limits(settings: GatewaySettings) -> SchemaLimits:
     )
 
 
+def _keys(settings: GatewaySettings) -> tuple[KeyRing, bytes]:
+    production = settings.environment == "production"
+    keyring = KeyRing.load(settings.keys_dir) if production else KeyRing.ensure(settings.keys_dir)
+    return keyring, load_secret(settings.keys_dir, "pseudonyms", create=not production)
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     """A gateway application; resources are opened when it starts and closed when it stops.
 
     Start-up fails, naming the cause, when the database is not migrated, a key is
-    missing or unusable, or a connector manifest is invalid.
+    missing or unusable, a connector manifest or the procedure catalogue is invalid.
     """
+    catalogue = _catalogue(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manifests = _manifests(settings)
-        if settings.environment == "production":
-            keyring = KeyRing.load(settings.keys_dir)
-        else:
-            keyring = KeyRing.ensure(settings.keys_dir)
+        keyring, pseudonym_key = _keys(settings)
         async with contextlib.AsyncExitStack() as stack:
             # Closed in reverse order, each even if another fails to close.
             engine = create_engine(settings.database_url.get_secret_value())
@@ -108,17 +137,63 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             origin = str(settings.connectors_dir) if settings.connectors_dir else "none"
             versions = await record_connectors(engine, manifests, origin=origin)
             redis = None
+            replay: ReplayCache = MemoryReplayCache()
+            limiter: RateLimiter = MemoryRateLimiter()
             if settings.redis_url is not None:
                 redis = Redis.from_url(settings.redis_url.get_secret_value())
                 stack.push_async_callback(redis.aclose)
+                replay, limiter = RedisReplayCache(redis), RedisRateLimiter(redis)
+            recorder = EventRecorder(engine)
+            await recorder.start()
+            stack.push_async_callback(recorder.stop)
+            clients = ClientRegistry(engine)
+            consents = ConsentStore(engine, keyring)
+            admission = Admission(
+                verifier=RequestVerifier(
+                    clients=clients,
+                    replay=replay,
+                    audience=settings.origin,
+                    known_procedure=catalogue.get,
+                ),
+                limiter=limiter,
+                limits=Limits(settings.rate_limit_client, settings.rate_limit_officer),
+                policy=default_policy(catalogue),
+                catalogue=catalogue,
+                consents=consents,
+                recorder=recorder,
+                pseudonym_key=pseudonym_key,
+            )
+            services = Services(
+                catalogue=catalogue,
+                consents=consents,
+                limiter=limiter,
+                consent_answer_within=datetime.timedelta(days=settings.consent_answer_days),
+                consent_max_validity=datetime.timedelta(days=settings.consent_max_days),
+                consent_requests_per_minute=settings.consent_requests_per_minute,
+            )
             app.state.gateway = GatewayState(
-                settings, engine, http, keyring, registry, versions, redis
+                settings=settings,
+                engine=engine,
+                http=http,
+                keyring=keyring,
+                registry=registry,
+                catalogue=catalogue,
+                clients=clients,
+                consents=consents,
+                recorder=recorder,
+                admission=admission,
+                services=services,
+                identity=IdentityVerifier.from_settings(settings, http),
+                pseudonym_key=pseudonym_key,
+                connector_versions=versions,
+                redis=redis,
             )
             log.info(
                 "gateway_started",
                 environment=settings.environment,
                 database=engine.dialect.name,
                 connectors=sorted(versions),
+                policy_version=catalogue.version,
             )
             yield
 
@@ -133,13 +208,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     query_page = None
     if settings.query_page:
-        query_page = QueryPage(example=settings.query_example)
+        query_page = QueryPage(
+            example=settings.query_example,
+            demo_tokens=settings.unsafe_demo_tokens,
+            procedures=[(p.code, p.name.en) for p in catalogue],
+            default_procedure=settings.query_procedure,
+        )
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
         log.warning("query_page_enabled", hint="development and demo only")
 
     endpoint = GraphQLEndpoint(
         schema=build_schema(_limits(settings)),
-        registry=lambda: app.state.gateway.registry,
+        state=lambda: app.state.gateway,
         max_batch=settings.max_batch,
         max_body_bytes=settings.max_body_bytes,
         query_page=query_page,
@@ -147,6 +227,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_route("/graphql", endpoint.handle, methods=_ALL_METHODS, include_in_schema=False)
     for path, handler in health_routes().items():
         app.add_route(path, handler, methods=["GET"], include_in_schema=False)
+    app.include_router(citizen_router())
+    app.include_router(consent_status_router())
+    app.include_router(admin_router())
+    if settings.unsafe_demo_tokens:
+        if settings.environment == "production":
+            raise ValueError("unsafe demo tokens are refused in production")
+        app.include_router(demo_token_router())
+        log.warning(
+            "unsafe_demo_tokens_enabled",
+            route="/_unsafe/demo-tokens",
+            hint="anyone on this machine can read data through the query page",
+        )
 
     async def jwks(request: Request) -> Response:
         state: GatewayState = request.app.state.gateway
@@ -160,7 +252,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, exc: GatewayError) -> Response:
-        return error_response(exc)
+        return error_response(exc, headers=error_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
@@ -190,17 +282,18 @@ def create_app_from_environment() -> FastAPI:
 async def preflight(settings: GatewaySettings) -> None:
     """Check, before listening, what start-up would fail on, to report it plainly.
 
-    Raises `ManifestError`, `DatabaseNotReady` or `KeyRingError`.
+    Raises `ManifestError`, `CatalogueError`, `DatabaseNotReady` or `KeyRingError`.
     """
     from connectors import check_manifest
 
+    _catalogue(settings)
     canonical, kinds = canonical_fields(), connector_kinds()
     for manifest in _manifests(settings):
         check_manifest(manifest, canonical)
         if manifest.kind not in kinds:
             raise ManifestError(f"manifest {manifest.name!r}", f"unknown kind {manifest.kind!r}")
     if settings.environment == "production":
-        KeyRing.load(settings.keys_dir)
+        _keys(settings)
     engine = create_engine(settings.database_url.get_secret_value())
     try:
         await require_head(engine)

@@ -9,6 +9,11 @@ gateway keys generate         add a new signing key per purpose (rotation)
 gateway keys show             print the public keys (JWKS)
 gateway connectors check DIR  validate connector manifests against the schema
 gateway connectors list       show the connectors recorded in the database
+gateway catalogue list        the procedures of the catalogue and its version
+gateway clients ...           register clients and keys; suspend; list
+gateway token ...             sign a request token with a local client key
+gateway staff token ...       sign in as staff at the sandbox issuer
+gateway citizen token ...     sign in as a citizen at the sandbox issuer
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway._cli_clients import add_client_commands
+from gateway._cli_identity import add_identity_commands
 from gateway.config import GatewaySettings
 
 __all__ = ["main"]
@@ -87,6 +94,7 @@ def _demo(args: argparse.Namespace) -> int:
         port=args.port,
         population_port=args.population_port,
         business_port=args.business_port,
+        issuer_port=args.issuer_port,
         citizens=args.citizens,
     ).run()
 
@@ -186,6 +194,20 @@ def _connectors_list(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalogue_list(_args: argparse.Namespace) -> int:
+    from policies import load_catalogue
+    from schema import canonical_fields
+
+    catalogue = load_catalogue(_settings().catalogue_dir, canonical=canonical_fields())
+    for procedure in catalogue:
+        sys.stdout.write(
+            f"{procedure.code}\t{procedure.code_status}\t{procedure.name.en}"
+            f"\t{','.join(procedure.agency_kinds)}\n"
+        )
+    sys.stdout.write(f"policy version {catalogue.version}\n")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -210,6 +232,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000, help="gateway port (default: 8000)")
     demo.add_argument("--population-port", type=int, default=8101)
     demo.add_argument("--business-port", type=int, default=8102)
+    demo.add_argument("--issuer-port", type=int, default=8103)
     demo.add_argument("--citizens", type=int, default=10_000, help="synthetic citizens")
 
     db = sub.add_parser("db", help="database migrations").add_subparsers(
@@ -239,21 +262,35 @@ def _parser() -> argparse.ArgumentParser:
     check = command(conns, "check", _connectors_check, "validate the manifests in DIR")
     check.add_argument("directory")
     command(conns, "list", _connectors_list, "connectors recorded in the database")
+
+    catalogue = sub.add_parser("catalogue", help="the procedure catalogue").add_subparsers(
+        dest="catalogue_command", required=True, metavar="COMMAND"
+    )
+    command(catalogue, "list", _catalogue_list, "procedures, codes and the policy version")
+
+    add_client_commands(sub, command, _settings)
+    add_identity_commands(sub, command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from connectors import ManifestError
+    from gateway.errors import GatewayError
     from gateway.storage import DatabaseNotReady
     from keys import KeyRingError
+    from policies import CatalogueError
 
     args = _parser().parse_args(argv)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
-    except (ManifestError, DatabaseNotReady, KeyRingError) as exc:
+    except (ManifestError, CatalogueError, DatabaseNotReady, KeyRingError) as exc:
         sys.stderr.write(f"gateway: {exc}\n")
+        return 2
+    except GatewayError as exc:
+        detail = f" {orjson.dumps(exc.detail).decode()}" if exc.detail else ""
+        sys.stderr.write(f"gateway: {exc.code}: {exc.message}{detail}\n")
         return 2
     except ValidationError as exc:
         sys.stderr.write(f"gateway: invalid settings:\n{exc}\n")

@@ -44,6 +44,25 @@ class GatewaySettings(BaseSettings):
         default="aiohttp", description="Transport of the client connectors call sources with."
     )
 
+    # Clients and purposes.
+    catalogue_dir: Path | None = Field(
+        default=None, description="Procedure catalogue folder; default: the one shipped."
+    )
+    client_keys_dir: Path = Field(
+        default=Path("var/client-keys"),
+        description="Private keys of local clients, for `gateway token` (demo and tests).",
+    )
+    rate_limit_client: int = Field(default=1200, ge=1, description="Requests/minute per client.")
+    rate_limit_officer: int = Field(default=120, ge=1, description="Requests/minute per officer.")
+    consent_requests_per_minute: int = Field(default=30, ge=1)
+    consent_answer_days: int = Field(default=7, ge=1, le=90)
+    consent_max_days: int = Field(default=365, ge=1, le=3650)
+    unsafe_demo_tokens: bool = Field(
+        default=False,
+        description="Sign request tokens for the query page at a loopback-only endpoint. "
+        "Demo only: anyone on the machine can read data through it.",
+    )
+
     # Citizens and staff sign in with an OpenID Connect issuer (VNeID in production,
     # the sandbox issuer in the demo): its JWKS from discovery, a URL, or a file.
     oidc_issuer: str | None = None
@@ -63,6 +82,9 @@ class GatewaySettings(BaseSettings):
         default=False, description="Serve the GraphiQL query page at GET /graphql (text/html)."
     )
     query_example: str = Field(default="", description="Query the page shows on first load.")
+    query_procedure: str = Field(
+        default="1.004222", description="Procedure the page's demo tokens state at first."
+    )
     max_depth: int = Field(default=10, ge=1)
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2000, ge=10)

@@ -10,7 +10,7 @@ from typing import Final
 
 from gateway.errors import InvalidIdentifier
 
-__all__ = ["EnterpriseCode", "PersonalId", "tax_code_check_digit"]
+__all__ = ["EnterpriseCode", "HouseholdId", "PersonalId", "tax_code_check_digit"]
 
 _TAX_WEIGHTS: Final = (31, 29, 23, 19, 17, 13, 7, 5, 3)
 
@@ -45,6 +45,38 @@ class PersonalId:
 
     def __repr__(self) -> str:
         return "PersonalId(<redacted>)"
+
+
+class HouseholdId:
+    """A household's id in the population database.
+
+    The official household number's format is not confirmed, so this accepts 1-64
+    ASCII letters, digits or '-' with at least one letter: never a bare number, which
+    could be a mistyped personal id.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        plain = value.replace("-", "")
+        if not (0 < len(value) <= 64 and plain.isascii() and plain.isalnum()) or plain.isdigit():
+            raise InvalidIdentifier(
+                "A household id is 1-64 letters, digits or '-', with at least one letter.",
+                argument="householdId",
+            )
+        self.value: Final = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HouseholdId) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(("HouseholdId", self.value))
+
+    def __str__(self) -> str:
+        return "<household id>"
+
+    def __repr__(self) -> str:
+        return "HouseholdId(<redacted>)"
 
 
 def tax_code_check_digit(first_nine: str) -> int | None:

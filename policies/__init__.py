@@ -1,8 +1,71 @@
 """Purpose binding and decisions: the procedure catalogue, legal basis versus consent.
 
-Nothing is decided here yet: until per-field decisions land, the gateway serves every
-field it has a source for, to any caller that can reach it. Deploy it only where the
-network restricts who can call it (the demo binds to loopback).
+The catalogue (`load_catalogue`) says, per administrative procedure, which agency
+kinds run it, on which law, and which canonical fields it may read with `law` or
+`consent` as the basis. Policies (`default_policy`) decide one read at a time from it:
+they return the basis that allows the read or raise a `PolicyDenied`. Until every
+request goes through these decisions, deploy the gateway only where the network
+restricts who can call it (the demo binds to loopback).
 """
 
-__all__: list[str] = []
+from policies._catalogue import (
+    CATALOGUE_DIR,
+    SENSITIVE_FIELDS,
+    Basis,
+    Catalogue,
+    FieldRule,
+    FormField,
+    LegalBasis,
+    Name,
+    Paper,
+    Procedure,
+    load_catalogue,
+)
+from policies._decisions import (
+    AccessRequest,
+    ActiveConsent,
+    AllOf,
+    Allowed,
+    AnyOf,
+    ByConsent,
+    ByLaw,
+    ClientRunsProcedure,
+    FieldInPurpose,
+    Policy,
+    SubjectInCase,
+    UnsafeAllowAll,
+    default_policy,
+)
+from policies._errors import CatalogueError, UnknownProcedure
+from policies._vocabulary import AGENCY_KIND_LABELS, AgencyKind
+
+__all__ = [
+    "AGENCY_KIND_LABELS",
+    "CATALOGUE_DIR",
+    "SENSITIVE_FIELDS",
+    "AccessRequest",
+    "ActiveConsent",
+    "AgencyKind",
+    "AllOf",
+    "Allowed",
+    "AnyOf",
+    "Basis",
+    "ByConsent",
+    "ByLaw",
+    "Catalogue",
+    "CatalogueError",
+    "ClientRunsProcedure",
+    "FieldInPurpose",
+    "FieldRule",
+    "FormField",
+    "LegalBasis",
+    "Name",
+    "Paper",
+    "Policy",
+    "Procedure",
+    "SubjectInCase",
+    "UnknownProcedure",
+    "UnsafeAllowAll",
+    "default_policy",
+    "load_catalogue",
+]

@@ -3,6 +3,9 @@
 Each is a FastAPI app speaking its agency's own Vietnamese field names, built by
 ``population.create_app(settings)`` / ``business.create_app(settings)`` over a
 deterministic synthetic :class:`Dataset` (``generate(settings)``).
+
+``issuer.create_app(settings)`` is the sandbox identity issuer: an OpenID Connect
+issuer without passwords that signs citizen and staff tokens for anyone (demo and tests).
 """
 
 from sandbox._data import BusinessSample, Dataset, Sample, generate

@@ -1,15 +1,16 @@
-"""``python -m sandbox population|business|sample``: run a sandbox service or print sample ids."""
+"""``python -m sandbox population|business|issuer|sample``: run a sandbox service or print ids."""
 
 import argparse
 import gc
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 import uvicorn
 
-from sandbox import business, population
+from sandbox import business, issuer, population
 from sandbox._data import generate
 from sandbox.config import SandboxSettings
 
@@ -30,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
         serve.add_argument("--port", type=int)
         _data_options(serve)
         serve.add_argument("--latency-ms", type=float, dest="latency_ms")
+    sign_in = commands.add_parser(
+        "issuer", help="serve the sandbox identity issuer (no passwords: signs for anyone)"
+    )
+    sign_in.add_argument("--host")
+    sign_in.add_argument("--port", type=int, help="default: SANDBOX_ISSUER_PORT or 8103")
+    sign_in.add_argument(
+        "--key-file", type=Path, dest="key_file", help="PEM key, written when missing"
+    )
     _data_options(commands.add_parser("sample", help="print ids worth querying, as JSON"))
     return parser
 
@@ -47,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key in ("citizens", "seed", "host", "latency_ms")
         if (value := getattr(args, key, None)) is not None
     }
+    if args.command == "issuer":
+        return _serve_issuer(args, overrides)
     settings = SandboxSettings(**overrides)
     if args.command == "sample":
         body = generate(settings).sample.to_json()
@@ -70,4 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,
         workers=1,
     )
+    return 0
+
+
+def _serve_issuer(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    # The port goes into the settings: the default issuer URL (`iss`) is built from it.
+    if args.port is not None:
+        overrides["issuer_port"] = args.port
+    if args.key_file is not None:
+        overrides["issuer_key_file"] = args.key_file
+    settings = SandboxSettings(**overrides)
+    app = issuer.create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.issuer_port, access_log=False, workers=1)
     return 0

@@ -1,11 +1,13 @@
 """Settings of the sandbox services, read from ``SANDBOX_*`` variables when built."""
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SandboxSettings(BaseSettings):
-    """How big the synthetic dataset is and how the two sandbox services behave.
+    """How big the synthetic dataset is and how the sandbox services behave.
 
     Build it explicitly (``SandboxSettings()`` reads the environment at that moment) and
     pass it to ``create_app``; nothing reads the environment at import time.
@@ -23,3 +25,20 @@ class SandboxSettings(BaseSettings):
     latency_ms: float = Field(default=0, ge=0)
     """Artificial delay before every lookup answers, for fault and benchmark runs."""
     max_batch: int = Field(default=100, ge=1)
+
+    # The sandbox identity issuer (``sandbox.issuer``): signs for anyone, no passwords.
+    issuer_port: int = Field(default=8103, ge=0, le=65535)
+    issuer_url: str | None = None
+    """The issuer's ``iss`` and base URL; ``None`` means ``http://{host}:{issuer_port}``."""
+    issuer_audience: str = "http://127.0.0.1:8000"
+    """The ``aud`` of the tokens it signs: the gateway's origin."""
+    issuer_key_file: Path | None = None
+    """PKCS#8 PEM Ed25519 key, written (mode 0600) when missing; ``None``: one per process."""
+    issuer_token_lifetime: int = Field(default=600, ge=1)
+    """Seconds from ``iat`` to ``exp`` of the tokens it signs."""
+
+    @property
+    def issuer_base_url(self) -> str:
+        """``issuer_url``, or the URL the issuer listens on by default."""
+        url = self.issuer_url or f"http://{self.host}:{self.issuer_port}"
+        return url.rstrip("/")

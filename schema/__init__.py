@@ -1,10 +1,13 @@
 """The canonical schema: types every source is mapped to, and the root query."""
 
 from schema._build import build
-from schema._context import RequestContext
+from schema._consent import Consent, ConsentStatus, Mutation
+from schema._context import Access, DecisionRecord, RequestContext, Services, SubjectDecision
+from schema._prefill import Prefill
+from schema._query import Query
 from schema._schema import SDL_PATH, SchemaLimits, build_schema, canonical_fields, export_sdl
-from schema._selection import selected_fields
-from schema._service import KINDS, EntityKind, get_entities, get_list
+from schema._selection import Selection, selected_fields, selection
+from schema._service import KINDS, EntityKind, Fetched, fetch_records, get_entities, get_list
 from schema._types import (
     Address,
     BloodType,
@@ -29,14 +32,19 @@ from schema._types import (
 __all__ = [
     "KINDS",
     "SDL_PATH",
+    "Access",
     "Address",
     "BloodType",
     "Business",
     "BusinessStatus",
     "Citizen",
+    "Consent",
+    "ConsentStatus",
+    "DecisionRecord",
     "Document",
     "EntityKind",
     "Ethnicity",
+    "Fetched",
     "Gender",
     "HealthInsurance",
     "Household",
@@ -45,16 +53,24 @@ __all__ = [
     "InsuranceRecord",
     "LandParcel",
     "MaritalStatus",
+    "Mutation",
+    "Prefill",
+    "Query",
     "RelatedPerson",
     "RequestContext",
     "SchemaLimits",
+    "Selection",
+    "Services",
+    "SubjectDecision",
     "TemporaryAbsence",
     "VitalStatus",
     "build",
     "build_schema",
     "canonical_fields",
     "export_sdl",
+    "fetch_records",
     "get_entities",
     "get_list",
     "selected_fields",
+    "selection",
 ]

@@ -2,11 +2,113 @@
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from connectors import BatchLoader, Connector, ConnectorRegistry, FetchContext
+from gateway.consents import ConsentStore
+from gateway.errors import ClientNotAuthorised, PolicyDenied, PurposeNotAllowed, SubjectNotInCase
+from gateway.ratelimit import RateLimiter
+from policies import AccessRequest, ActiveConsent, Allowed, Catalogue, Policy
 
-__all__ = ["RequestContext"]
+__all__ = ["Access", "DecisionRecord", "RequestContext", "Services", "SubjectDecision"]
+
+# Refusals that do not depend on the field: the whole entity is withheld.
+_WHOLE_ENTITY = (ClientNotAuthorised, SubjectNotInCase)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One decision taken for the access record (the subject stays in the personal part)."""
+
+    subject: str = field(repr=False)
+    path: str
+    code: str
+    reference: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectDecision:
+    """The decisions for the fields of one entity of one subject."""
+
+    allowed: dict[str, Allowed]
+    denied: dict[str, PolicyDenied]
+    entity_error: PolicyDenied | None = None
+
+
+@dataclass(slots=True)
+class Access:
+    """Who asks and why, and what has been decided for them in this request."""
+
+    client_id: str
+    agency_kinds: frozenset[str]
+    procedure: str
+    subjects: frozenset[str] = field(repr=False)
+    policy: Policy
+    case: str = ""
+    consents: tuple[ActiveConsent, ...] = field(default=(), repr=False)
+    decisions: list[DecisionRecord] = field(default_factory=list, repr=False)
+    _cache: dict[tuple[str, str], Allowed | PolicyDenied] = field(default_factory=dict, repr=False)
+
+    def decide_one(self, subject: str, path: str) -> Allowed | PolicyDenied:
+        """The decision for one canonical path of one subject (recorded once)."""
+        key = (subject, path)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        request = AccessRequest(
+            client_id=self.client_id,
+            agency_kinds=self.agency_kinds,
+            procedure=self.procedure,
+            subjects=self.subjects,
+            subject=subject,
+            path=path,
+            consents=self.consents,
+        )
+        outcome: Allowed | PolicyDenied
+        try:
+            allowed = self.policy.check(request)
+            outcome = allowed if allowed is not None else _nothing_grants(path)
+        except PolicyDenied as exc:
+            outcome = exc
+        self._cache[key] = outcome
+        if isinstance(outcome, Allowed):
+            self.decisions.append(DecisionRecord(subject, path, outcome.code, outcome.reference))
+        else:
+            self.decisions.append(DecisionRecord(subject, path, outcome.code, None))
+        return outcome
+
+    def decide(self, kind: str, subject: str, fields: Iterable[str]) -> SubjectDecision:
+        """Decide every field of `kind` asked for `subject`."""
+        allowed: dict[str, Allowed] = {}
+        denied: dict[str, PolicyDenied] = {}
+        for name in fields:
+            outcome = self.decide_one(subject, f"{kind}.{name}")
+            if isinstance(outcome, Allowed):
+                allowed[name] = outcome
+            else:
+                if isinstance(outcome, _WHOLE_ENTITY):
+                    return SubjectDecision({}, {}, outcome)
+                denied[name] = outcome
+        return SubjectDecision(allowed, denied)
+
+
+def _nothing_grants(path: str) -> PolicyDenied:
+    return PurposeNotAllowed(field=path)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What resolvers beyond plain reads need: the catalogue, consents, limits."""
+
+    catalogue: Catalogue
+    consents: ConsentStore
+    limiter: RateLimiter
+    consent_answer_within: datetime.timedelta = datetime.timedelta(days=7)
+    consent_max_validity: datetime.timedelta = datetime.timedelta(days=365)
+    consent_requests_per_minute: int = 30
 
 
 @dataclass(slots=True)
@@ -16,7 +118,13 @@ class RequestContext:
     registry: ConnectorRegistry
     fetch: FetchContext
     max_batch: int
+    access: Access
+    services: Services | None = None
     loaders: dict[tuple[str, str], BatchLoader] = field(default_factory=dict)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    """Changes the request made (a consent requested), for its access record."""
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: set[str] = field(default_factory=set)
 
     @property
     def request_id(self) -> str:
@@ -35,3 +143,16 @@ class RequestContext:
     def source_calls(self) -> int:
         """How many batches this request sent to sources so far."""
         return sum(loader.calls for loader in self.loaders.values())
+
+    def note_provenance(
+        self, path: str, *, source: str, retrieved_at: datetime.datetime, allowed: Allowed
+    ) -> None:
+        """Record where the value at response `path` came from and why it was released."""
+        self.sources.add(source)
+        entry: dict[str, Any] = {
+            "source": source,
+            "retrievedAt": retrieved_at.isoformat().replace("+00:00", "Z"),
+            "basis": allowed.basis,
+        }
+        entry["legalBasis" if allowed.basis == "law" else "consentId"] = allowed.reference
+        self.provenance[path] = entry

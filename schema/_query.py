@@ -8,26 +8,20 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.errors import InvalidArgument, InvalidIdentifier
-from gateway.identifiers import EnterpriseCode, PersonalId
+from gateway.identifiers import EnterpriseCode, HouseholdId, PersonalId
+from schema._consent import Consent, consent_status
 from schema._context import RequestContext
-from schema._selection import selected_fields
+from schema._prefill import Prefill, prefill_form
+from schema._selection import selection
 from schema._service import KINDS, EntityKind, get_entities, get_list
 from schema._types import Business, Citizen, Document, Household, InsuranceRecord, LandParcel
 
-__all__ = ["Query"]
+__all__ = ["Query", "holder_id"]
 
 Ctx = Info[RequestContext, None]
 
 
-def _household_id(value: str) -> str:
-    if not (0 < len(value) <= 64 and value.isascii() and value.replace("-", "").isalnum()):
-        raise InvalidIdentifier(
-            "A household id is 1-64 letters, digits or '-'.", argument="householdId"
-        )
-    return value
-
-
-def _holder(value: str) -> str:
+def holder_id(value: str) -> str:
     """A holder is a person (personal id) or an enterprise (tax code)."""
     try:
         return PersonalId(value).value
@@ -41,14 +35,16 @@ def _holder(value: str) -> str:
 
 
 async def _one(info: Ctx, kind: EntityKind, key: str) -> Any:
-    fields = selected_fields(info._raw_info)
-    [result] = await get_entities(ctx=info.context, kind=kind, keys=[key], fields=fields)
+    chosen = selection(info._raw_info)
+    [result] = await get_entities(
+        ctx=info.context, kind=kind, keys=[key], selection=chosen, paths=[chosen.path]
+    )
     return result
 
 
 async def _list(info: Ctx, kind: EntityKind, holder: str) -> Any:
-    fields = selected_fields(info._raw_info)
-    return await get_list(ctx=info.context, kind=kind, holder=holder, fields=fields)
+    chosen = selection(info._raw_info)
+    return await get_list(ctx=info.context, kind=kind, holder=holder, selection=chosen)
 
 
 @strawberry.type(description="Reads of data the state already holds, one case at a time.")
@@ -75,14 +71,25 @@ class Query:
                 parsed.append(PersonalId(value))
             except InvalidIdentifier as exc:
                 parsed.append(exc)
-        keys = [p.value for p in parsed if isinstance(p, PersonalId)]
-        fields = selected_fields(info._raw_info)
-        found = iter(await get_entities(ctx=ctx, kind=KINDS["Citizen"], keys=keys, fields=fields))
+        chosen = selection(info._raw_info)
+        valid = [(i, p.value) for i, p in enumerate(parsed) if isinstance(p, PersonalId)]
+        found = iter(
+            await get_entities(
+                ctx=ctx,
+                kind=KINDS["Citizen"],
+                keys=[key for _, key in valid],
+                selection=chosen,
+                paths=[f"{chosen.path}.{i}" for i, _ in valid],
+            )
+        )
         return [next(found) if isinstance(p, PersonalId) else p for p in parsed]  # type: ignore[misc]
 
-    @strawberry.field(description="A household by its id in the population database.")
+    @strawberry.field(
+        description="A household by its id in the population database; the id must be a "
+        "subject of the stated case."
+    )
     async def household(self, info: Ctx, household_id: str) -> Household | None:
-        return await _one(info, KINDS["Household"], _household_id(household_id))  # type: ignore[no-any-return]
+        return await _one(info, KINDS["Household"], HouseholdId(household_id).value)  # type: ignore[no-any-return]
 
     @strawberry.field(description="An enterprise by enterprise code (tax code).")
     async def business(self, info: Ctx, enterprise_code: str) -> Business | None:
@@ -90,7 +97,7 @@ class Query:
 
     @strawberry.field(description="Land parcels held by a person or an enterprise.")
     async def land_parcels(self, info: Ctx, holder: str) -> list[LandParcel] | None:
-        return await _list(info, KINDS["LandParcel"], _holder(holder))  # type: ignore[no-any-return]
+        return await _list(info, KINDS["LandParcel"], holder_id(holder))  # type: ignore[no-any-return]
 
     @strawberry.field(description="Social and health insurance of a citizen.")
     async def insurance(self, info: Ctx, personal_id: str) -> InsuranceRecord | None:
@@ -98,4 +105,21 @@ class Query:
 
     @strawberry.field(description="Digitized results (certificates, licences) of a holder.")
     async def documents(self, info: Ctx, holder: str) -> list[Document] | None:
-        return await _list(info, KINDS["Document"], _holder(holder))  # type: ignore[no-any-return]
+        return await _list(info, KINDS["Document"], holder_id(holder))  # type: ignore[no-any-return]
+
+    @strawberry.field(
+        description="The procedure's e-form filled from the state's databases for the "
+        "applicant: each field with its value, provenance and the papers it replaces; "
+        "the papers the applicant no longer brings, and those still needed."
+    )
+    async def prefill(self, info: Ctx, procedure: str, applicant: str) -> Prefill | None:
+        return await prefill_form(
+            ctx=info.context,
+            procedure=procedure,
+            applicant=holder_id(applicant),
+            path=selection(info._raw_info).path,
+        )
+
+    @strawberry.field(description="A consent this client requested, with its status now.")
+    async def consent(self, info: Ctx, id: strawberry.ID) -> Consent | None:
+        return await consent_status(ctx=info.context, consent_id=str(id))

@@ -28,6 +28,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.errors import GatewayError
 from schema._build import canonical_tree, warm_converters
+from schema._consent import Mutation
 from schema._query import Query
 from schema._service import KINDS
 
@@ -104,12 +105,12 @@ def build_schema(limits: SchemaLimits) -> strawberry.Schema:
         lambda: ValidationCache(maxsize=limits.parser_cache_size),
         lambda: _MaskUnexpected(should_mask_error=is_unexpected),
     ]
-    return _Schema(query=Query, extensions=extensions)
+    return _Schema(query=Query, mutation=Mutation, extensions=extensions)
 
 
 def export_sdl() -> str:
     """The canonical schema as SDL, as checked in at `schema/schema.graphql`."""
-    return _Schema(query=Query).as_str() + "\n"
+    return _Schema(query=Query, mutation=Mutation).as_str() + "\n"
 
 
 def canonical_fields() -> dict[str, Any]:

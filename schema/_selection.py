@@ -7,6 +7,7 @@ the names (not the aliases) of the fields selected under it, after `@skip`/`@inc
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -20,7 +21,7 @@ from graphql import (
     VariableNode,
 )
 
-__all__ = ["selected_fields"]
+__all__ = ["Selection", "selected_fields", "selection"]
 
 
 def _condition(directive: DirectiveNode, variables: Mapping[str, Any]) -> bool:
@@ -45,14 +46,15 @@ def _collect(
     selections: Iterable[SelectionNode],
     info: GraphQLResolveInfo[Any],
     variables: Mapping[str, Any],
-    out: set[str],
+    out: dict[str, set[str]],
     seen: set[str],
 ) -> None:
     for node in selections:
         if not _included(node, variables):
             continue
         if isinstance(node, FieldNode):
-            out.add(node.name.value)
+            key = node.alias.value if node.alias else node.name.value
+            out.setdefault(node.name.value, set()).add(key)
         elif isinstance(node, InlineFragmentNode):
             _collect(node.selection_set.selections, info, variables, out, seen)
         elif isinstance(node, FragmentSpreadNode):
@@ -63,18 +65,34 @@ def _collect(
                 _collect(fragment.selection_set.selections, info, variables, out, seen)
 
 
-def selected_fields(info: GraphQLResolveInfo[Any]) -> frozenset[str]:
-    """Names of the fields selected directly under the field being resolved.
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The fields selected under an entity, and the response keys (aliases) of each."""
+
+    fields: frozenset[str]
+    keys: Mapping[str, frozenset[str]]
+    path: str
+    """The response path of the entity field, dot-separated (`citizen`, `a`)."""
+
+
+def selection(info: GraphQLResolveInfo[Any]) -> Selection:
+    """The selection directly under the field being resolved.
 
     The schema has no interfaces or unions, so every fragment's type condition is the
     entity's own type; `__typename` is left out.
     """
-    out: set[str] = set()
+    out: dict[str, set[str]] = {}
     seen: set[str] = set()
     raw: Any = info.variable_values
     variables: Mapping[str, Any] = getattr(raw, "coerced", raw) or {}
     for field in info.field_nodes:
         if field.selection_set is not None:
             _collect(field.selection_set.selections, info, variables, out, seen)
-    out.discard("__typename")
-    return frozenset(out)
+    out.pop("__typename", None)
+    path = ".".join(str(p) for p in info.path.as_list())
+    return Selection(frozenset(out), {k: frozenset(v) for k, v in out.items()}, path)
+
+
+def selected_fields(info: GraphQLResolveInfo[Any]) -> frozenset[str]:
+    """Names of the fields selected directly under the field being resolved."""
+    return selection(info).fields

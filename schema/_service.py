@@ -1,24 +1,28 @@
-"""Service functions behind the resolvers: route fields to connectors, fetch, merge, build.
+"""Service functions behind the resolvers: decide, route, fetch, merge, build.
 
-Each entity lookup asks every connector that serves some selected field, through the
-request's batch loaders, and merges the answers into one canonical object. A source
-that fails makes only its own fields fail; a field no connector serves is `NO_SOURCE`.
+For each entity asked for, every selected field is decided first (policy engine, per
+subject and canonical path). Only allowed fields are routed to connectors and fetched,
+through the request's batch loaders; denied fields hold their `PolicyDenied` error and
+are never asked of a source. A source that fails makes only its own fields fail; a
+field no connector serves is `NO_SOURCE`. Each returned field's provenance (source,
+time, legal basis or consent) is noted for `extensions.provenance`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import datetime
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors import FetchResult
 from gateway.errors import GatewayError, NoSource, NotFound, SourceDataInvalid
 from schema._build import build
-from schema._context import RequestContext
+from schema._context import RequestContext, SubjectDecision
+from schema._selection import Selection
 from schema._types import Business, Citizen, Document, Household, InsuranceRecord, LandParcel
 
-__all__ = ["KINDS", "EntityKind", "get_entities", "get_list"]
+__all__ = ["KINDS", "EntityKind", "Fetched", "fetch_records", "get_entities", "get_list"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,81 +50,167 @@ KINDS: dict[str, EntityKind] = {
 }
 
 
-async def _fetch(
-    ctx: RequestContext, kind: EntityKind, keys: Sequence[str], fields: frozenset[str]
-) -> tuple[list[tuple[str, frozenset[str], list[FetchResult | BaseException]]], frozenset[str]]:
-    """Per serving connector: (name, its fields, one result or error per key)."""
-    route = ctx.registry.route(kind.name, fields)
-    if not route.served:
-        return [], route.unserved
-    waits = []
-    for connector, cfields in route.served:
-        loader = ctx.loader(connector, kind.name)
-        waits.append(
-            asyncio.gather(*(loader.load(k, cfields) for k in keys), return_exceptions=True)
-        )
-    answers = await asyncio.gather(*waits)
-    return [
-        (connector.name, cfields, list(results))
-        for (connector, cfields), results in zip(route.served, answers, strict=True)
-    ], route.unserved
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One subject's record of one kind, in canonical names, before it is built.
+
+    `values` holds a value or the exception to report for each selected field;
+    `origin` names the connector and time of each value that was served; `error` is
+    set instead when the whole entity is withheld, missing or failed.
+    """
+
+    values: dict[str, Any]
+    origin: dict[str, tuple[str, datetime.datetime]]
+    decision: SubjectDecision
+    error: Exception | None = None
 
 
 def _no_source(kind: EntityKind) -> NoSource:
     return NoSource(f"No active source provides {kind.name} records.", kind=kind.name)
 
 
-async def get_entities(
-    *, ctx: RequestContext, kind: EntityKind, keys: Sequence[str], fields: frozenset[str]
-) -> list[Any]:
-    """One object (or the exception to report in its place) per key, in order.
+async def _fetch(
+    ctx: RequestContext, kind: EntityKind, keys: Sequence[str], fields: frozenset[str]
+) -> tuple[list[tuple[str, frozenset[str], list[Any], datetime.datetime]], frozenset[str]]:
+    """Per serving connector: (name, its fields, one result or error per key, when)."""
+    route = ctx.registry.route(kind.name, fields)
+    if not route.served or not keys:
+        return [], route.unserved
 
-    The key field is always fetched, so that a query selecting only the identifier
-    still learns whether the record exists.
+    async def one(loader: Any, cfields: frozenset[str]) -> tuple[list[Any], datetime.datetime]:
+        results = await asyncio.gather(
+            *(loader.load(k, cfields) for k in keys), return_exceptions=True
+        )
+        return list(results), datetime.datetime.now(datetime.UTC)
+
+    answers = await asyncio.gather(
+        *(one(ctx.loader(connector, kind.name), cfields) for connector, cfields in route.served)
+    )
+    return [
+        (connector.name, cfields, results, when)
+        for (connector, cfields), (results, when) in zip(route.served, answers, strict=True)
+    ], route.unserved
+
+
+async def fetch_records(
+    *, ctx: RequestContext, kind: EntityKind, keys: Sequence[str], fields: frozenset[str]
+) -> list[Fetched]:
+    """Decide, then fetch the allowed fields of each key; one `Fetched` per key.
+
+    Keys with the same allowed fields share one call per connector (the batch loader
+    groups them); the key field is fetched with them, so that an entity whose
+    selected fields are all allowed can still be told apart from a missing one.
     """
-    wanted = fields | {kind.key}
-    per_connector, unserved = await _fetch(ctx, kind, keys, wanted)
+    # The identifier is echoed from the argument; it is decided (and fetched, to tell
+    # whether the record exists) only when nothing else is asked.
+    asked = (fields - {kind.key}) or frozenset({kind.key})
+    decisions = [ctx.access.decide(kind.name, key, asked) for key in keys]
+    groups: dict[frozenset[str], list[int]] = {}
+    for i, decision in enumerate(decisions):
+        if decision.entity_error is None and decision.allowed:
+            groups.setdefault(frozenset(decision.allowed) | {kind.key}, []).append(i)
+    fetched: list[Fetched | None] = [None] * len(keys)
+    for i, decision in enumerate(decisions):
+        if decision.entity_error is not None:
+            fetched[i] = Fetched({}, {}, decision, decision.entity_error)
+        elif not decision.allowed:
+            # Every field is withheld: nothing is asked of any source.
+            fetched[i] = Fetched(dict(decision.denied), {}, decision)
+    answers = await asyncio.gather(
+        *(_fetch(ctx, kind, [keys[i] for i in idx], wanted) for wanted, idx in groups.items())
+    )
+    for (wanted, idx), (per_connector, unserved) in zip(groups.items(), answers, strict=True):
+        for position, i in enumerate(idx):
+            fetched[i] = _merge(kind, decisions[i], per_connector, unserved, position, wanted)
+    return [f for f in fetched if f is not None]
+
+
+def _merge(
+    kind: EntityKind,
+    decision: SubjectDecision,
+    per_connector: list[tuple[str, frozenset[str], list[Any], datetime.datetime]],
+    unserved: frozenset[str],
+    position: int,
+    wanted: frozenset[str],
+) -> Fetched:
     if not per_connector:
-        error = _no_source(kind)
-        return [error for _ in keys]
-    no_source = {f: NoSource(field=f"{kind.name}.{f}") for f in unserved}
+        return Fetched({}, {}, decision, _no_source(kind))
+    values: dict[str, Any] = {f: NoSource(field=f"{kind.name}.{f}") for f in unserved}
+    values.update(decision.denied)
+    origin: dict[str, tuple[str, datetime.datetime]] = {}
+    found = False
+    failure: BaseException | None = None
+    for name, cfields, results, when in per_connector:
+        result = results[position]
+        if isinstance(result, BaseException):
+            failure = failure or result
+            values.update(dict.fromkeys(cfields, result))
+        elif isinstance(result, Mapping):
+            found = True
+            for f in cfields:
+                values[f] = result.get(f)
+                origin[f] = (name, when)
+        elif result is not None:
+            failure = failure or SourceDataInvalid("Expected one record.", source=name)
+    if found:
+        return Fetched(values, origin, decision)
+    if failure is not None:
+        error = failure if isinstance(failure, GatewayError) else _unexpected(failure)
+        return Fetched({}, {}, decision, error)
+    return Fetched(
+        {}, {}, decision, NotFound(f"No {kind.name} record has this identifier.", kind=kind.name)
+    )
+
+
+def _note(ctx: RequestContext, base: str, selection: Selection, fetched: Fetched) -> None:
+    for name, (source, when) in fetched.origin.items():
+        allowed = fetched.decision.allowed.get(name)
+        if allowed is None:
+            continue
+        for key in selection.keys.get(name, ()):
+            ctx.note_provenance(f"{base}.{key}", source=source, retrieved_at=when, allowed=allowed)
+
+
+async def get_entities(
+    *,
+    ctx: RequestContext,
+    kind: EntityKind,
+    keys: Sequence[str],
+    selection: Selection,
+    paths: Sequence[str],
+) -> list[Any]:
+    """One built object (or the exception to report in its place) per key, in order.
+
+    `paths` are the response paths of the entities, for provenance.
+    """
     out: list[Any] = []
-    for i, key in enumerate(keys):
-        record: dict[str, Any] = dict(no_source)
-        sources: dict[str, str] = {}
-        found = False
-        failure: BaseException | None = None
-        for name, cfields, results in per_connector:
-            result = results[i]
-            if isinstance(result, BaseException):
-                failure = failure or result
-                record.update(dict.fromkeys(cfields, result))
-            elif isinstance(result, dict):
-                found = True
-                for f in cfields:
-                    record[f] = result.get(f)
-                    sources[f] = name
-            elif result is not None:
-                failure = failure or SourceDataInvalid("Expected one record.", source=name)
-        if found:
-            given = {kind.key_attr: key} if kind.key_attr else {}
-            out.append(build(kind.cls, record, source=sources, **given))
-        elif failure is not None:
-            out.append(failure if isinstance(failure, GatewayError) else _unexpected(failure))
-        else:
-            out.append(NotFound(f"No {kind.name} record has this identifier.", kind=kind.name))
+    records = await fetch_records(ctx=ctx, kind=kind, keys=keys, fields=selection.fields)
+    for key, path, fetched in zip(keys, paths, records, strict=True):
+        if fetched.error is not None:
+            out.append(fetched.error)
+            continue
+        _note(ctx, path, selection, fetched)
+        given = {kind.key_attr: key} if kind.key_attr else {}
+        sources = {f: source for f, (source, _) in fetched.origin.items()}
+        out.append(build(kind.cls, fetched.values, source=sources, **given))
     return out
 
 
 async def get_list(
-    *, ctx: RequestContext, kind: EntityKind, holder: str, fields: frozenset[str]
+    *, ctx: RequestContext, kind: EntityKind, holder: str, selection: Selection
 ) -> list[Any] | Exception:
     """Every record of `kind` held by `holder`, from each connector that serves it."""
-    per_connector, _ = await _fetch(ctx, kind, [holder], fields | {kind.key})
+    decision = ctx.access.decide(kind.name, holder, selection.fields)
+    if decision.entity_error is not None:
+        return decision.entity_error
+    if not decision.allowed:
+        return next(iter(decision.denied.values()), _no_source(kind))
+    wanted = frozenset(decision.allowed) | {kind.key}
+    per_connector, _ = await _fetch(ctx, kind, [holder], wanted)
     if not per_connector:
         return _no_source(kind)
     items: list[Any] = []
-    for name, _cfields, results in per_connector:
+    for name, cfields, results, when in per_connector:
         result = results[0]
         if isinstance(result, BaseException):
             return result if isinstance(result, GatewayError) else _unexpected(result)
@@ -128,7 +218,12 @@ async def get_list(
             continue
         if not isinstance(result, list):
             return SourceDataInvalid("Expected a list of records.", source=name)
-        items.extend(build(kind.cls, r, source=name) for r in result)
+        for record in result:
+            index = len(items)
+            values = {**decision.denied, **record}
+            fetched = Fetched(values, dict.fromkeys(cfields, (name, when)), decision)
+            _note(ctx, f"{selection.path}.{index}", selection, fetched)
+            items.append(build(kind.cls, values, source=name))
     return items
 
 

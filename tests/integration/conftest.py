@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import threading
 import uuid
@@ -20,12 +21,21 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+import yaml
 
 import sandbox
+from gateway._demo_tokens import DEMO_CLIENT
 from gateway.app import create_app
+from gateway.clients import ClientRegistry
 from gateway.config import GatewaySettings
+from gateway.errors import InvalidIdentifier
+from gateway.identifiers import EnterpriseCode, HouseholdId, PersonalId
+from gateway.local_keys import generate_local_key
 from gateway.storage import create_engine, upgrade
+from gateway.tokens import Purpose, sign_request
+from policies import CATALOGUE_DIR, SENSITIVE_FIELDS, AgencyKind
 from sandbox import SandboxSettings, business, generate, population
+from schema import canonical_fields
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -168,25 +178,171 @@ async def migrated(database_url: str) -> str:
     return database_url
 
 
+EVERY_FIELD = "LOCAL.test-every-field"
+TEST_CLIENT = "VN/GOV/TEST/integration"
+_IDS = re.compile(r"(?<![0-9])([0-9]{12}|[0-9]{10}(?:-[0-9]{3})?)(?![0-9])|\b(HO[0-9]{6,})\b")
+
+
+def subjects_in(text: str) -> list[str]:
+    """Personal ids, enterprise codes and household ids written in `text`."""
+    found = []
+    for number, household in _IDS.findall(text):
+        value = number or household
+        for kind in (PersonalId, EnterpriseCode, HouseholdId):
+            try:
+                found.append(kind(value).value)
+                break
+            except InvalidIdentifier:
+                continue
+    return list(dict.fromkeys(found))[:50]
+
+
+@dataclass
+class Signer:
+    """Signs request tokens as a registered test client."""
+
+    client_id: str
+    key: Any
+    kid: str
+    audience: str
+
+    def sign(
+        self,
+        body: bytes,
+        *,
+        procedure: str = EVERY_FIELD,
+        subjects: list[str] | None = None,
+        case: str = "CASE-2026-0001",
+        officer: str = "officer-7",
+        **options: Any,
+    ) -> str:
+        chosen = subjects_in(body.decode("utf-8", "replace")) if subjects is None else subjects
+        return sign_request(
+            client_id=self.client_id,
+            key=self.key,
+            kid=self.kid,
+            audience=options.pop("audience", self.audience),
+            body=body,
+            purpose=Purpose(procedure, case, officer, tuple(chosen)),
+            **options,
+        )
+
+
+class SigningAuth(httpx.Auth):
+    """Signs every request to /graphql: the POST body, or the GET query string."""
+
+    def __init__(self, signer: Signer, **purpose: Any) -> None:
+        self.signer = signer
+        self.purpose = purpose
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        if request.url.path == "/graphql":
+            raw = request.url.query if request.method == "GET" else request.content
+            token = self.signer.sign(raw, **self.purpose)
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+
 @dataclass
 class Gateway:
     url: str
     settings: GatewaySettings
     server: ServerThread
+    signer: Signer
 
-    def client(self, **kwargs: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=10.0, **kwargs)
+    def client(
+        self, *, auth: httpx.Auth | str | None = "sign", **purpose: Any
+    ) -> httpx.AsyncClient:
+        chosen = SigningAuth(self.signer, **purpose) if auth == "sign" else auth
+        return httpx.AsyncClient(base_url=self.url, timeout=10.0, auth=chosen)  # type: ignore[arg-type]
 
-    async def query(self, query: str, **variables: Any) -> dict[str, Any]:
-        async with self.client() as client:
-            response = await client.post(
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, **purpose: Any
+    ) -> httpx.Response:
+        async with self.client(**purpose) as client:
+            return await client.post(
                 "/graphql",
-                json={"query": query, "variables": variables or None},
+                json={"query": query, "variables": variables},
                 headers={"Accept": "application/graphql-response+json"},
             )
+
+    async def query(self, query: str, **variables: Any) -> dict[str, Any]:
+        response = await self.post(query, variables or None)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
+
+
+def _test_catalogue(folder: Path) -> Path:
+    """The shipped catalogue plus one test procedure that reads every field by law.
+
+    Tests of fetching and building use it; tests of decisions use real procedures.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in CATALOGUE_DIR.glob("*.yaml"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    fields: dict[str, Any] = {}
+    for kind, tree in canonical_fields().items():
+        for name in tree:
+            path = f"{kind}.{name}"
+            fields[path] = (
+                {"basis": "law", "citation": "test fixture"} if path in SENSITIVE_FIELDS else "law"
+            )
+    entry = {
+        "code": EVERY_FIELD,
+        "code_status": "provisional",
+        "name": {"vi": "Thử nghiệm", "en": "Test: every field"},
+        "agency_kinds": [k.value for k in AgencyKind],
+        "legal_basis": [{"document": "Test fixture, not a law"}],
+        "online_level": "full",
+        "fields": fields,
+    }
+    (folder / "zz-test-every-field.yaml").write_text(yaml.safe_dump(entry, allow_unicode=True))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def test_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _test_catalogue(tmp_path_factory.mktemp("catalogue"))
+
+
+async def register_client(
+    database_url: str, keys_dir: Path, client_id: str = TEST_CLIENT, kinds: list[str] | None = None
+) -> tuple[Any, str]:
+    """Register a client with a fresh Ed25519 key; returns (private key, kid)."""
+    engine = create_engine(database_url)
+    try:
+        registry = ClientRegistry(engine)
+        await registry.add(
+            client_id,
+            name="Integration tests",
+            organisation="Test agency",
+            agency_kinds=kinds or [k.value for k in AgencyKind],
+        )
+        key, public, kid = generate_local_key(keys_dir, client_id)
+        await registry.add_key(client_id, public)
+    finally:
+        await engine.dispose()
+    return key, kid
+
+
+@pytest.fixture
+async def demo_client(migrated: str, tmp_path: Path) -> str:
+    """The demo's query-page client, registered with a key in the test's client-keys."""
+    await register_client(migrated, tmp_path / "client-keys", DEMO_CLIENT)
+    return DEMO_CLIENT
+
+
+@pytest.fixture
+async def signer(migrated: str, tmp_path: Path) -> Signer:
+    key, kid = await register_client(migrated, tmp_path / "client-keys")
+    return Signer(TEST_CLIENT, key, kid, "http://127.0.0.1:8000")
+
+
+@pytest.fixture
+def signing_auth(signer: Signer) -> SigningAuth:
+    """An httpx auth that signs requests to /graphql as the test client."""
+    return SigningAuth(signer)
 
 
 @pytest.fixture
@@ -195,6 +351,8 @@ def gateway_factory(
     tmp_path: Path,
     population_url: str,
     business_url: str,
+    signer: Signer,
+    test_catalogue: Path,
 ) -> Iterator[Callable[..., Gateway]]:
     """Start gateways on the migrated database; all are stopped after the test."""
     servers: list[ServerThread] = []
@@ -206,15 +364,18 @@ def gateway_factory(
         options: dict[str, Any] = {
             "database_url": migrated,
             "keys_dir": tmp_path / "keys",
+            "client_keys_dir": tmp_path / "client-keys",
             "connectors_dir": MANIFESTS,
             "connector_urls": urls,
+            "catalogue_dir": test_catalogue,
             "environment": "development",
+            "origin": signer.audience,
             **overrides,
         }
         settings = GatewaySettings(_env_file=None, **options)  # type: ignore[call-arg]
         server = ServerThread(create_app(settings)).start()
         servers.append(server)
-        return Gateway(server.url, settings, server)
+        return Gateway(server.url, settings, server, signer)
 
     yield make
     for server in servers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -28,14 +29,14 @@ def _children(pid: int) -> list[int]:
 
 
 def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    ports = [_free_port() for _ in range(3)]
+    ports = [_free_port() for _ in range(4)]
     output = tmp_path / "demo.out"
     with output.open("wb") as sink:
         demo = subprocess.Popen(
             [
                 sys.executable, "-m", "gateway", "demo", "--citizens", "1500",
                 "--port", str(ports[0]), "--population-port", str(ports[1]),
-                "--business-port", str(ports[2]),
+                "--business-port", str(ports[2]), "--issuer-port", str(ports[3]),
             ],
             cwd=tmp_path,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -50,20 +51,41 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             text = output.read_text()
             assert "Press Ctrl-C" in text, text
             children = _children(demo.pid)
-            assert len(children) == 3
+            assert len(children) == 4
             found = re.search(r'citizen\(personalId: "(\d{12})"\)', text)
             assert found, text
             personal_id = found.group(1)
             source = httpx.get(f"http://127.0.0.1:{ports[1]}/v1/cong-dan/{personal_id}").json()
             assert f'"fullName": "{source["ho_ten"]}"' in text
+            # The prefill avoids the household book: its fields come from the database.
+            assert "Papers the applicant no longer brings:" in text
+            assert "Household registration book" in text.split("no longer brings:")[1]
+            gateway = f"http://127.0.0.1:{ports[0]}"
+            query = {"query": f'{{ citizen(personalId: "{personal_id}") {{ birthDate }} }}'}
+            unsigned = httpx.post(f"{gateway}/graphql", json=query)
+            assert unsigned.status_code == 401
+            body = tmp_path / "body.json"
+            body.write_bytes(json.dumps(query).encode())
+            token = subprocess.run(
+                [
+                    sys.executable, "-m", "gateway", "token", "--client",
+                    "VN/GOV/DEMO/query-page", "--procedure", "1.004222", "--case", "C-1",
+                    "--officer", "o-1", "--subject", personal_id, "--body", str(body),
+                ],
+                cwd=tmp_path,
+                env={**os.environ, "GATEWAY_ORIGIN": gateway},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()  # fmt: skip
             answer = httpx.post(
-                f"http://127.0.0.1:{ports[0]}/graphql",
-                json={"query": f'{{ citizen(personalId: "{personal_id}") {{ birthDate }} }}'},
+                f"{gateway}/graphql",
+                content=body.read_bytes(),
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
             ).json()
-            assert answer == {"data": {"citizen": {"birthDate": source["ngay_sinh"]}}}
-            page = httpx.get(
-                f"http://127.0.0.1:{ports[0]}/graphql", headers={"Accept": "text/html"}
-            )
+            assert answer["data"] == {"citizen": {"birthDate": source["ngay_sinh"]}}
+            assert answer["extensions"]["provenance"]["citizen.birthDate"]["source"] == "population"
+            page = httpx.get(f"{gateway}/graphql", headers={"Accept": "text/html"})
             assert personal_id in page.text
             assert (tmp_path / "var" / "gateway.db").exists()
             assert list((tmp_path / "var" / "keys" / "receipts").glob("*.pem"))

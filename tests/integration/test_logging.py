@@ -26,7 +26,7 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def served(migrated, tmp_path, population_url, business_url, manifests):
+def served(migrated, tmp_path, population_url, business_url, manifests, signer, test_catalogue):
     port = _free_port()
     log_file = tmp_path / "gateway.log"
     env = {
@@ -38,6 +38,8 @@ def served(migrated, tmp_path, population_url, business_url, manifests):
             {"population": population_url, "business": business_url}
         ),
         "GATEWAY_PORT": str(port),
+        "GATEWAY_ORIGIN": signer.audience,
+        "GATEWAY_CATALOGUE_DIR": str(test_catalogue),
         "GATEWAY_LOG_LEVEL": "debug",
         "GATEWAY_LOG_JSON": "true",
     }
@@ -64,11 +66,11 @@ def served(migrated, tmp_path, population_url, business_url, manifests):
             process.wait(timeout=15)
 
 
-def test_logs_carry_request_ids_and_no_personal_ids(served, dataset) -> None:
+def test_logs_carry_request_ids_and_no_personal_ids(served, dataset, signing_auth) -> None:
     url, log_file = served
     ids = list(dataset.sample.citizens[:5])
     legacy = [r["so_cmnd"] for r in dataset.citizens.values() if r["so_cmnd"]][:3]
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with httpx.Client(base_url=url, timeout=10, auth=signing_auth) as client:
         for personal_id in ids:
             client.post(
                 "/graphql",
@@ -98,5 +100,6 @@ def test_logs_carry_request_ids_and_no_personal_ids(served, dataset) -> None:
     assert len(requests) >= 2 * len(ids) + 4
     assert all(len(e["request_id"]) == 32 for e in requests)
     assert {e["route"] for e in requests} >= {"/graphql", "/readyz", "other"}
+    assert [e["status"] for e in requests if e["route"] == "/graphql"].count(200) >= 2 * len(ids)
     for secret in [*ids, "001999999999", *legacy]:
         assert secret not in text

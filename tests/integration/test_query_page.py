@@ -24,13 +24,16 @@ def chromium() -> str:
     return CHROMIUM
 
 
-async def test_query_page_runs_a_query_offline(gateway_factory, dataset, chromium) -> None:
+async def test_query_page_runs_a_query_offline(
+    gateway_factory, dataset, chromium, demo_client
+) -> None:
     from playwright.async_api import async_playwright
 
     personal_id = dataset.sample.citizens[0]
     full_name = dataset.citizens[personal_id]["ho_ten"]
     example = f'{{ citizen(personalId: "{personal_id}") {{ fullName }} }}'
-    gateway = gateway_factory(query_page=True, query_example=example)
+    # The page signs its requests through the loopback-only demo token route.
+    gateway = gateway_factory(query_page=True, query_example=example, unsafe_demo_tokens=True)
     requested: list[str] = []
     failed: list[str] = []
     console_errors: list[str] = []

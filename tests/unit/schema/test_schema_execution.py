@@ -16,7 +16,8 @@ from connectors import (
     RestConnector,
 )
 from gateway.errors import SourceUnavailable
-from schema import RequestContext, SchemaLimits, build_schema
+from policies import UnsafeAllowAll
+from schema import Access, RequestContext, SchemaLimits, build_schema
 
 SCHEMA = build_schema(SchemaLimits())
 
@@ -103,6 +104,17 @@ class RaisingConnector:
         return None
 
 
+def _allow_all() -> Access:
+    """No decisions: these tests are about fetching and building, not about policy."""
+    return Access(
+        client_id="VN/GOV/TEST/unit",
+        agency_kinds=frozenset(),
+        procedure="TEST",
+        subjects=frozenset(),
+        policy=UnsafeAllowAll(),
+    )
+
+
 @pytest.fixture
 def source() -> Source:
     return Source()
@@ -112,12 +124,22 @@ def source() -> Source:
 async def context(source: Source) -> AsyncIterator[RequestContext]:
     async with httpx.AsyncClient(transport=httpx.MockTransport(source)) as http:
         registry = ConnectorRegistry([(MANIFEST, RestConnector(MANIFEST, http=http))])
-        yield RequestContext(registry=registry, fetch=FetchContext(request_id="req-1"), max_batch=3)
+        yield RequestContext(
+            registry=registry,
+            fetch=FetchContext(request_id="req-1"),
+            max_batch=3,
+            access=_allow_all(),
+        )
 
 
 def _context_raising(error: Exception) -> RequestContext:
     registry = ConnectorRegistry([(MANIFEST, RaisingConnector(error))])
-    return RequestContext(registry=registry, fetch=FetchContext(request_id="req-1"), max_batch=3)
+    return RequestContext(
+        registry=registry,
+        fetch=FetchContext(request_id="req-1"),
+        max_batch=3,
+        access=_allow_all(),
+    )
 
 
 async def _run(
@@ -200,17 +222,32 @@ async def test_two_lookups_in_one_request_are_one_batch(
 ) -> None:
     data, errors = await _run(
         context,
-        f'{{ a: citizen(personalId: "{AN}") {{ fullName }} '
-        f'b: citizen(personalId: "{BINH}") {{ birthDate }} }}',
+        f'{{ a: citizen(personalId: "{AN}") {{ fullName birthDate }} '
+        f'b: citizen(personalId: "{BINH}") {{ birthDate fullName }} }}',
     )
     assert errors == {}
-    assert data == {"a": {"fullName": "Nguyễn Văn An"}, "b": {"birthDate": None}}
+    assert data["a"]["fullName"] == "Nguyễn Văn An"
     [request] = source.requests
     assert request.method == "POST"
     body = orjson.loads(request.content)
     assert sorted(body["danh_sach"]) == sorted([AN, BINH])
     assert body["truong"] == ["ho_ten", "ngay_sinh", "so_dinh_danh"]
     assert context.source_calls == 1
+
+
+async def test_lookups_wanting_other_fields_are_not_given_each_others_fields(
+    context: RequestContext, source: Source
+) -> None:
+    await _run(
+        context,
+        f'{{ a: citizen(personalId: "{AN}") {{ fullName }} '
+        f'b: citizen(personalId: "{BINH}") {{ birthDate }} }}',
+    )
+    asked = sorted(
+        (request.url.path.rsplit("/", 1)[-1], request.url.params["truong"])
+        for request in source.requests
+    )
+    assert asked == sorted([(AN, "ho_ten,so_dinh_danh"), (BINH, "ngay_sinh,so_dinh_danh")])
 
 
 async def test_citizens_keeps_order_and_nulls_malformed_ids(

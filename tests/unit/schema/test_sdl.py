@@ -14,12 +14,20 @@ ECHOED = {
 }
 
 
+# Root fields that answer about the procedure or a consent, not data held about people.
+NOT_DATA = {"prefill", "consent"}
+
+
 def _object_types() -> dict[str, GraphQLObjectType]:
-    """Every object type reachable from the root query, the root excluded."""
+    """Every object type reachable from the root query's data fields, the root excluded."""
     schema = build_schema(SchemaLimits())._schema
     assert schema.query_type is not None
     found: dict[str, GraphQLObjectType] = {}
-    todo = [get_named_type(f.type) for f in schema.query_type.fields.values()]
+    todo = [
+        get_named_type(f.type)
+        for name, f in schema.query_type.fields.items()
+        if name not in NOT_DATA
+    ]
     while todo:
         named = todo.pop()
         if isinstance(named, GraphQLObjectType) and named.name not in found:

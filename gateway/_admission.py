@@ -1,0 +1,221 @@
+"""Admission of a GraphQL request, and its access record.
+
+Admission verifies the request token, applies the rate limits, and prepares what the
+resolvers decide with: the client, the purpose, and the citizen consents in force for
+its subjects. The record of the request is written (and must be committed) before any
+answer leaves; a request refused after its signature checked out is recorded too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from connectors import FetchContext
+from gateway.consents import ConsentStore
+from gateway.errors import GatewayError
+from gateway.ratelimit import RateLimiter, enforce
+from gateway.recorder import Event, EventRecorder, pseudonym
+from gateway.tokens import RejectedRequest, RequestVerifier, VerifiedRequest
+from policies import Basis, Catalogue, Policy
+from schema import Access, RequestContext
+
+__all__ = ["Admission", "Admitted", "Limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Requests a minute per client and per officer."""
+
+    per_client: int
+    per_officer: int
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """An admitted request: who, why, and the context resolvers decide in."""
+
+    verified: VerifiedRequest
+    access: Access
+    fetch: FetchContext
+
+
+class Admission:
+    """Admits requests and records them."""
+
+    def __init__(
+        self,
+        *,
+        verifier: RequestVerifier,
+        limiter: RateLimiter,
+        limits: Limits,
+        policy: Policy,
+        catalogue: Catalogue,
+        consents: ConsentStore,
+        recorder: EventRecorder,
+        pseudonym_key: bytes,
+    ) -> None:
+        self._verifier = verifier
+        self._limiter = limiter
+        self._limits = limits
+        self._policy = policy
+        self._catalogue = catalogue
+        self._consents = consents
+        self._recorder = recorder
+        self._pseudonym_key = pseudonym_key
+        # Procedures with a field read by consent: only these need consents looked up.
+        self._needs_consent = {
+            p.code for p in catalogue if any(p.basis(f) == Basis.CONSENT for f in p.fields)
+        }
+
+    async def admit(self, request_id: str, authorization: str | None, raw: bytes) -> Admitted:
+        """Admit the request or raise the error to answer (after recording it if signed)."""
+        try:
+            verified = await self._verifier.verify(authorization, raw)
+        except RejectedRequest as rejected:
+            await self._record_rejection(request_id, rejected)
+            raise rejected.error from None
+        client, purpose = verified.client, verified.purpose
+        try:
+            await enforce(self._limiter, "client", client.id, self._limits.per_client)
+            await enforce(
+                self._limiter,
+                "officer",
+                f"{client.id}\x00{purpose.officer}",
+                self._limits.per_officer,
+            )
+        except GatewayError as exc:
+            await self._record_rejection(
+                request_id,
+                RejectedRequest(exc, client=client, token=verified.token, claims={}),
+                verified=verified,
+            )
+            raise
+        consents: Sequence[Any] = ()
+        if purpose.procedure in self._needs_consent:
+            consents = await self._consents.active_for(
+                consumer=client.id, procedure=purpose.procedure, subjects=purpose.subjects
+            )
+        access = Access(
+            client_id=client.id,
+            agency_kinds=client.agency_kinds,
+            procedure=purpose.procedure,
+            subjects=frozenset(purpose.subjects),
+            policy=self._policy,
+            case=purpose.case,
+            consents=tuple(consents),
+        )
+        fetch = FetchContext(
+            request_id=request_id, client_id=client.id, officer=purpose.officer, case=purpose.case
+        )
+        return Admitted(verified, access, fetch)
+
+    async def record(
+        self,
+        admitted: Admitted,
+        ctx: RequestContext,
+        *,
+        outcome: str,
+        status: int,
+        operation: str | None,
+        error_codes: Sequence[str],
+    ) -> None:
+        """Commit the access record of an executed request (raises `AuditUnavailable`)."""
+        verified = admitted.verified
+        purpose = verified.purpose
+        subjects = list(purpose.subjects)
+        index = {s: i for i, s in enumerate(subjects)}
+        decisions = [
+            {
+                "subject": index.get(d.subject, -1),
+                "path": d.path,
+                "decision": d.code,
+                "basis": d.reference,
+            }
+            for d in ctx.access.decisions
+        ]
+        decided = sorted({d.subject for d in ctx.access.decisions})
+        action_subjects = [s for a in ctx.actions if (s := a.get("subject")) is not None]
+        kind = "consent" if any("consent" in a for a in ctx.actions) and not decisions else "access"
+        envelope = {
+            **self._who(verified),
+            "operation": operation,
+            "decisions": decisions,
+            "sources": sorted(ctx.sources),
+            "sourceCalls": ctx.source_calls,
+            "actions": [{k: v for k, v in a.items() if k != "subject"} for a in ctx.actions],
+            "status": status,
+            "errors": sorted(set(error_codes)),
+        }
+        await self._recorder.record(
+            Event(
+                type=kind,
+                request_id=ctx.request_id,
+                outcome=outcome,
+                policy_version=self._catalogue.version,
+                envelope=envelope,
+                personal=self._personal(verified.token, subjects, purpose.officer),
+                subjects=[*decided, *action_subjects],
+                client_id=verified.client.id,
+                procedure=purpose.procedure,
+            )
+        )
+
+    def _who(self, verified: VerifiedRequest) -> dict[str, Any]:
+        purpose = verified.purpose
+        return {
+            "client": verified.client.id,
+            "organisation": verified.client.organisation,
+            "kid": verified.kid,
+            "officer": pseudonym(self._pseudonym_key, purpose.officer),
+            "procedure": purpose.procedure,
+            "case": purpose.case,
+            "subjects": len(purpose.subjects),
+            "jti": verified.jti,
+        }
+
+    @staticmethod
+    def _personal(token: str, subjects: Sequence[str], officer: str | None) -> dict[str, Any]:
+        return {"subjects": list(subjects), "officer": officer, "token": token}
+
+    async def _record_rejection(
+        self,
+        request_id: str,
+        rejected: RejectedRequest,
+        *,
+        verified: VerifiedRequest | None = None,
+    ) -> None:
+        purpose = rejected.claims.get("purpose") if isinstance(rejected.claims, dict) else None
+        officer = purpose.get("officer") if isinstance(purpose, dict) else None
+        procedure = purpose.get("procedure") if isinstance(purpose, dict) else None
+        envelope: dict[str, Any] = (
+            self._who(verified)
+            if verified is not None
+            else {
+                "client": rejected.client.id,
+                "organisation": rejected.client.organisation,
+                "officer": pseudonym(self._pseudonym_key, officer)
+                if isinstance(officer, str)
+                else None,
+                # Signed but not validated: kept only when it fits the column.
+                "procedure": procedure
+                if isinstance(procedure, str) and len(procedure) <= 64
+                else None,
+            }
+        )
+        envelope.update({"status": rejected.error.http_status, "errors": [rejected.error.code]})
+        await self._recorder.record(
+            Event(
+                type="access",
+                request_id=request_id,
+                outcome=f"rejected:{rejected.error.code}",
+                policy_version=self._catalogue.version,
+                envelope=envelope,
+                personal=self._personal(
+                    rejected.token, [], officer if isinstance(officer, str) else None
+                ),
+                client_id=rejected.client.id,
+                procedure=envelope.get("procedure"),
+            )
+        )

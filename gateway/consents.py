@@ -1,0 +1,324 @@
+"""Consent artefacts: requested by a client, answered by the citizen, revocable.
+
+A consent lets one data consumer (a client) read named fields of one citizen for one
+procedure until `validUntil`. Its life: `REQUESTED` (by a client whose purpose token
+names the citizen) → `ACTIVE` (approved by the citizen with a level-2 identity) or
+`DENIED`, or `EXPIRED` when unanswered past `answerBy`; an active consent becomes
+`REVOKED` when the citizen withdraws it, or `EXPIRED` after `validUntil`.
+
+The grant is signed with the gateway's consent key as a detached JWS over the RFC 8785
+canonical JSON of the artefact; a revocation is a separate signed statement. A signed
+grant alone never proves a consent is still in force: `status` answers that.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+import rfc8785
+import sqlalchemy as sa
+from joserfc import jws
+from joserfc.jwk import OKPKey
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway._tables import consents
+from gateway.errors import Conflict, InvalidArgument, NotFound
+from keys import KeyRing, eddsa_allowed
+from policies import ActiveConsent
+
+__all__ = ["CONSENT_TYPE", "Consent", "ConsentStore", "detach", "verify_signed"]
+
+CONSENT_TYPE: Final = "gw-consent+jws"
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _utc(value: datetime.datetime) -> datetime.datetime:
+    # SQLite gives naive datetimes back; everything stored is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """One consent artefact as stored."""
+
+    id: str
+    subject: str = field(repr=False)
+    consumer: str
+    procedure: str
+    fields: tuple[str, ...]
+    case: str
+    status: str
+    requested_at: datetime.datetime
+    answer_by: datetime.datetime
+    valid_until: datetime.datetime
+    decided_at: datetime.datetime | None
+    revoked_at: datetime.datetime | None
+    grant: str | None = field(repr=False)
+    revocation: str | None = field(repr=False)
+
+    def artefact(self) -> dict[str, Any]:
+        """What the grant signs: the consent as approved (no signature)."""
+        return {
+            "id": self.id,
+            "subject": self.subject,
+            "consumer": self.consumer,
+            "procedure": self.procedure,
+            "fields": list(self.fields),
+            "validFrom": _iso(self.decided_at),
+            "validUntil": _iso(self.valid_until),
+        }
+
+    def public(self) -> dict[str, Any]:
+        """The consent as shown to its consumer and to its citizen (camelCase)."""
+        return {
+            "id": self.id,
+            "consumer": self.consumer,
+            "procedure": self.procedure,
+            "fields": list(self.fields),
+            "case": self.case,
+            "status": self.status,
+            "requestedAt": _iso(self.requested_at),
+            "answerBy": _iso(self.answer_by),
+            "validFrom": _iso(self.decided_at) if self.status in {"ACTIVE", "REVOKED"} else None,
+            "validUntil": _iso(self.valid_until),
+            "revokedAt": _iso(self.revoked_at),
+        }
+
+
+def _iso(value: datetime.datetime | None) -> str | None:
+    return None if value is None else _utc(value).isoformat().replace("+00:00", "Z")
+
+
+def _effective_status(row: Any, now: datetime.datetime) -> str:
+    status: str = row.status
+    if status == "REQUESTED" and _utc(row.answer_by) <= now:
+        return "EXPIRED"
+    if status == "ACTIVE" and _utc(row.valid_until) <= now:
+        return "EXPIRED"
+    return status
+
+
+def _consent(row: Any, now: datetime.datetime) -> Consent:
+    return Consent(
+        id=row.id,
+        subject=row.subject,
+        consumer=row.consumer,
+        procedure=row.procedure,
+        fields=tuple(row.fields),
+        case=row.case,
+        status=_effective_status(row, now),
+        requested_at=_utc(row.requested_at),
+        answer_by=_utc(row.answer_by),
+        valid_until=_utc(row.valid_until),
+        decided_at=_utc(row.decided_at) if row.decided_at else None,
+        revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
+        grant=row.grant,
+        revocation=row.revocation,
+    )
+
+
+def detach(token: str) -> str:
+    """A compact JWS with its payload removed (RFC 7515 Appendix F)."""
+    header, _, signature = token.split(".")
+    return f"{header}..{signature}"
+
+
+def _sign(keyring: KeyRing, payload: dict[str, Any]) -> str:
+    key = keyring.signing("consent")
+    header = {"alg": "EdDSA", "kid": key.kid, "typ": CONSENT_TYPE}
+    with eddsa_allowed():
+        token = jws.serialize_compact(
+            header, rfc8785.dumps(payload), OKPKey.import_key(key.private), algorithms=["EdDSA"]
+        )
+    return detach(str(token))
+
+
+def verify_signed(keyring: KeyRing, detached: str, payload: dict[str, Any]) -> bool:
+    """Whether `detached` is the consent key's signature over `payload`."""
+    header_part, _, signature = detached.split(".")
+    body = base64.urlsafe_b64encode(rfc8785.dumps(payload)).rstrip(b"=").decode()
+    header = _json_header(header_part)
+    key = keyring.find(str(header.get("kid")))
+    if key is None or key.purpose != "consent":
+        return False
+    with eddsa_allowed():
+        try:
+            jws.deserialize_compact(
+                f"{header_part}.{body}.{signature}",
+                OKPKey.import_key(key.public),
+                algorithms=["EdDSA"],
+            )
+        except Exception:  # any failure of verification is a "no"
+            return False
+    return True
+
+
+def _json_header(part: str) -> dict[str, Any]:
+    value = orjson.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return value if isinstance(value, dict) else {}
+
+
+class ConsentStore:
+    """Consents in the gateway's database."""
+
+    def __init__(self, engine: AsyncEngine, keyring: KeyRing) -> None:
+        self._engine = engine
+        self._keyring = keyring
+
+    async def request(
+        self,
+        *,
+        subject: str,
+        consumer: str,
+        procedure: str,
+        fields: Sequence[str],
+        case: str,
+        valid_until: datetime.datetime,
+        answer_within: datetime.timedelta,
+        max_validity: datetime.timedelta,
+    ) -> Consent:
+        """Record a request; the citizen answers it before `answer_within` passes."""
+        now = _now()
+        if valid_until.tzinfo is None:
+            raise InvalidArgument("`validUntil` needs a time zone.", argument="validUntil")
+        if not now < valid_until <= now + max_validity:
+            raise InvalidArgument(
+                f"`validUntil` is in the future and at most {max_validity.days} days away.",
+                argument="validUntil",
+            )
+        consent_id = uuid.uuid4().hex
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                consents.insert().values(
+                    id=consent_id,
+                    subject=subject,
+                    consumer=consumer,
+                    procedure=procedure,
+                    fields=sorted(set(fields)),
+                    case=case,
+                    status="REQUESTED",
+                    requested_at=now,
+                    answer_by=now + answer_within,
+                    valid_until=valid_until,
+                )
+            )
+        return await self.get(consent_id)
+
+    async def get(self, consent_id: str) -> Consent:
+        """The consent, or `NotFound`."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(consents).where(consents.c.id == consent_id))
+            ).first()
+        if row is None:
+            raise NotFound("No consent has this id.", kind="Consent")
+        return _consent(row, _now())
+
+    async def of_subject(self, subject: str, *, status: str | None = None) -> list[Consent]:
+        """A citizen's consents, newest first, optionally of one (effective) status."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(consents)
+                    .where(consents.c.subject == subject)
+                    .order_by(consents.c.requested_at.desc())
+                )
+            ).all()
+        now = _now()
+        found = [_consent(r, now) for r in rows]
+        return [c for c in found if status is None or c.status == status]
+
+    async def active_for(
+        self, *, consumer: str, procedure: str, subjects: Sequence[str]
+    ) -> list[ActiveConsent]:
+        """Consents in force now for these subjects, this consumer and procedure."""
+        now = _now()
+        query = sa.select(
+            consents.c.id, consents.c.subject, consents.c.fields, consents.c.valid_until
+        ).where(
+            consents.c.consumer == consumer,
+            consents.c.procedure == procedure,
+            consents.c.subject.in_(list(subjects)),
+            consents.c.status == "ACTIVE",
+            consents.c.valid_until > now,
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            ActiveConsent(
+                r.id, r.subject, consumer, procedure, frozenset(r.fields), _utc(r.valid_until)
+            )
+            for r in rows
+        ]
+
+    async def _transition(
+        self, consent_id: str, subject: str, *, from_status: str, values: dict[str, Any]
+    ) -> Consent:
+        current = await self.get(consent_id)
+        if current.subject != subject:
+            # Another citizen's consent: as if it did not exist.
+            raise NotFound("No consent has this id.", kind="Consent")
+        if current.status != from_status:
+            raise Conflict(
+                f"The consent is {current.status}; this needs it {from_status}.",
+                status=current.status,
+            )
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                consents.update()
+                .where(
+                    consents.c.id == consent_id,
+                    consents.c.subject == subject,
+                    consents.c.status == from_status,
+                )
+                .values(**values)
+            )
+        if result.rowcount != 1:
+            raise Conflict("The consent changed meanwhile; read it again.")
+        return await self.get(consent_id)
+
+    async def approve(self, consent_id: str, subject: str) -> Consent:
+        """The citizen grants: the consent is in force from now, with a signed grant."""
+        current = await self.get(consent_id)
+        now = _now()
+        granted = Consent(**{**_fields(current), "decided_at": now, "status": "ACTIVE"})
+        grant = _sign(self._keyring, granted.artefact())
+        return await self._transition(
+            consent_id,
+            subject,
+            from_status="REQUESTED",
+            values={"status": "ACTIVE", "decided_at": now, "grant": grant},
+        )
+
+    async def deny(self, consent_id: str, subject: str) -> Consent:
+        """The citizen refuses."""
+        return await self._transition(
+            consent_id,
+            subject,
+            from_status="REQUESTED",
+            values={"status": "DENIED", "decided_at": _now()},
+        )
+
+    async def revoke(self, consent_id: str, subject: str) -> Consent:
+        """The citizen withdraws; a signed revocation is kept beside the grant."""
+        now = _now()
+        revocation = _sign(self._keyring, {"id": consent_id, "revokedAt": _iso(now)})
+        return await self._transition(
+            consent_id,
+            subject,
+            from_status="ACTIVE",
+            values={"status": "REVOKED", "revoked_at": now, "revocation": revocation},
+        )
+
+
+def _fields(consent: Consent) -> dict[str, Any]:
+    return {name: getattr(consent, name) for name in Consent.__dataclass_fields__}

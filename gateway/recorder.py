@@ -1,0 +1,192 @@
+"""Recording events durably before any answer leaves (fail closed, group commit).
+
+An event has two parts stored apart: the envelope (who, why, which fields, what was
+decided, outcome: no personal data; its SHA-256 is what the verifiable log will
+publish) and the personal part (subject ids, the officer's id, the signed token),
+whose salted hash is in the envelope. A private index maps subjects to their events.
+
+`EventRecorder.record` returns only once the event is committed. Concurrent requests
+share commits: while one batch is being written, the next one gathers. If the write
+fails, every waiting request gets `AuditUnavailable` and must not release data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import rfc8785
+import structlog
+from prometheus_client import Counter, Histogram
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway._tables import event_personal, event_subjects, events
+from gateway.errors import AuditUnavailable
+
+__all__ = ["Event", "EventRecorder", "canonical_hash", "pseudonym"]
+
+log = structlog.get_logger(__name__)
+
+EVENTS_PER_COMMIT = Histogram(
+    "gateway_events_per_commit",
+    "Events written by one commit of the recorder.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+RECORD_FAILURES = Counter(
+    "gateway_event_record_failures_total", "Commits of events that failed (requests refused)."
+)
+
+_WRITE_TIMEOUT = 10.0
+
+
+def canonical_hash(value: Any) -> str:
+    """Hex SHA-256 of the RFC 8785 canonical JSON of `value`."""
+    return hashlib.sha256(rfc8785.dumps(value)).hexdigest()
+
+
+def pseudonym(key: bytes, officer: str) -> str:
+    """A stable pseudonym of an officer id: HMAC-SHA-256, hex, 32 characters."""
+    return hmac.new(key, officer.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Event:
+    """One event to record."""
+
+    type: str
+    request_id: str
+    outcome: str
+    policy_version: str
+    envelope: dict[str, Any]
+    personal: dict[str, Any] = field(repr=False)
+    subjects: Sequence[str] = field(default=(), repr=False)
+    client_id: str | None = None
+    procedure: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ts: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
+
+    def rows(self) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        """The rows of `events`, `event_personal` and `event_subjects`."""
+        salt = secrets.token_hex(16)
+        personal_hash = hashlib.sha256(
+            bytes.fromhex(salt) + rfc8785.dumps(_jsonable(self.personal))
+        ).hexdigest()
+        envelope = {
+            "v": 1,
+            "id": self.id,
+            "type": self.type,
+            "ts": self.ts.isoformat(),
+            "requestId": self.request_id,
+            "outcome": self.outcome,
+            "policyVersion": self.policy_version,
+            **self.envelope,
+            "personalHash": personal_hash,
+        }
+        event_row = {
+            "id": self.id,
+            "type": self.type,
+            "ts": self.ts,
+            "request_id": self.request_id,
+            "client_id": self.client_id,
+            "procedure": self.procedure,
+            "outcome": self.outcome,
+            "policy_version": self.policy_version,
+            "envelope": envelope,
+            "envelope_hash": canonical_hash(envelope),
+        }
+        personal_row = {"event_id": self.id, "salt": salt, "personal": self.personal}
+        subject_rows = [{"subject": s, "event_id": self.id} for s in dict.fromkeys(self.subjects)]
+        return event_row, personal_row, subject_rows
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class EventRecorder:
+    """Writes events in shared commits; `record` waits for the commit of its event."""
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._pending: list[tuple[Event, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.commits = 0
+
+    async def start(self) -> None:
+        """Start the writer."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="recorder")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop the writer."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        while self._pending:
+            self._wakeup.set()
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def record(self, event: Event) -> None:
+        """Return once `event` is committed; `AuditUnavailable` if it cannot be."""
+        if self._task is None or self._task.done():
+            raise AuditUnavailable("The recorder is not running.")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout=_WRITE_TIMEOUT)
+        except TimeoutError:
+            RECORD_FAILURES.inc()
+            raise AuditUnavailable("Recording the access took too long.") from None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
+        event_rows, personal_rows, subject_rows = [], [], []
+        for event, _ in batch:
+            e, p, s = event.rows()
+            event_rows.append(e)
+            personal_rows.append(p)
+            subject_rows.extend(s)
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(events.insert(), event_rows)
+                await conn.execute(event_personal.insert(), personal_rows)
+                if subject_rows:
+                    await conn.execute(event_subjects.insert(), subject_rows)
+        except Exception as exc:  # any failure to commit means: nothing is released
+            RECORD_FAILURES.inc()
+            log.error("events_not_recorded", count=len(batch), error=type(exc).__name__)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(AuditUnavailable())
+            return
+        self.commits += 1
+        EVENTS_PER_COMMIT.observe(len(batch))
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)

@@ -1,0 +1,240 @@
+"""Per-field decisions: may this client read this field of this subject, for this purpose?
+
+A policy answers one `AccessRequest`: it returns the basis that allows the read
+(`Allowed`), returns `None` when it has no objection but grants nothing itself, or
+raises a `PolicyDenied` subclass. Policies combine with `AllOf` (every one must pass;
+the first refusal wins, so the order of the children is the order of precedence) and
+`AnyOf` (the first that grants wins). The gateway's engine is
+
+    AllOf([ClientRunsProcedure, SubjectInCase, FieldInPurpose,
+           AnyOf([ByLaw, ByConsent])])
+
+which gives the precedence `CLIENT_NOT_AUTHORISED` > `SUBJECT_NOT_IN_CASE` >
+`PURPOSE_NOT_ALLOWED` > `CONSENT_REQUIRED`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import structlog
+
+from gateway.errors import (
+    ClientNotAuthorised,
+    ConsentRequired,
+    PolicyDenied,
+    PurposeNotAllowed,
+    SubjectNotInCase,
+)
+from policies._catalogue import Basis, Catalogue, FieldRule
+
+__all__ = [
+    "AccessRequest",
+    "ActiveConsent",
+    "AllOf",
+    "Allowed",
+    "AnyOf",
+    "ByConsent",
+    "ByLaw",
+    "ClientRunsProcedure",
+    "FieldInPurpose",
+    "Policy",
+    "SubjectInCase",
+    "UnsafeAllowAll",
+    "default_policy",
+]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveConsent:
+    """A consent in force: what it lets which consumer read, until when."""
+
+    id: str
+    subject: str = field(repr=False)
+    consumer: str
+    procedure: str
+    fields: frozenset[str]
+    valid_until: datetime.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """One question: may `client` read `path` of `subject` for `procedure`?"""
+
+    client_id: str
+    agency_kinds: frozenset[str]
+    procedure: str
+    subjects: frozenset[str] = field(repr=False)
+    subject: str = field(repr=False)
+    path: str
+    consents: Sequence[ActiveConsent] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """Why a read is allowed: the law the procedure rests on, or a consent."""
+
+    basis: Literal["law", "consent"]
+    reference: str
+    """The legal citation, or the consent id."""
+
+    @property
+    def code(self) -> str:
+        """`ALLOWED_BY_LAW` or `ALLOWED_BY_CONSENT`."""
+        return "ALLOWED_BY_LAW" if self.basis == "law" else "ALLOWED_BY_CONSENT"
+
+
+class Policy(Protocol):
+    """Answers one access request."""
+
+    def check(self, request: AccessRequest) -> Allowed | None:
+        """The basis that allows the read, `None` for no objection, or raise `PolicyDenied`."""
+        ...
+
+
+class AllOf:
+    """Every child must pass; the first refusal is raised; the last basis is returned."""
+
+    def __init__(self, children: Sequence[Policy]) -> None:
+        if not children:
+            raise ValueError("AllOf needs at least one policy: an empty AllOf would allow all")
+        self.children = tuple(children)
+
+    def check(self, request: AccessRequest) -> Allowed | None:
+        """See `Policy.check`."""
+        allowed: Allowed | None = None
+        for child in self.children:
+            allowed = child.check(request) or allowed
+        return allowed
+
+
+class AnyOf:
+    """The first child that grants wins; if none does, the first refusal is raised."""
+
+    def __init__(self, children: Sequence[Policy]) -> None:
+        if not children:
+            raise ValueError("AnyOf needs at least one policy: an empty AnyOf would deny all")
+        self.children = tuple(children)
+
+    def check(self, request: AccessRequest) -> Allowed | None:
+        """See `Policy.check`."""
+        first: PolicyDenied | None = None
+        for child in self.children:
+            try:
+                allowed = child.check(request)
+            except PolicyDenied as exc:
+                first = first or exc
+                continue
+            if allowed is not None:
+                return allowed
+        if first is not None:
+            raise first
+        return None
+
+
+class ClientRunsProcedure:
+    """The client acts for an agency kind that runs the procedure."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self._catalogue = catalogue
+
+    def check(self, request: AccessRequest) -> None:
+        """See `Policy.check`."""
+        kinds = {str(k) for k in self._catalogue.get(request.procedure).agency_kinds}
+        if not kinds & request.agency_kinds:
+            raise ClientNotAuthorised(procedure=request.procedure)
+
+
+class SubjectInCase:
+    """The subject is one the token's purpose names."""
+
+    def check(self, request: AccessRequest) -> None:
+        """See `Policy.check`."""
+        if request.subject not in request.subjects:
+            raise SubjectNotInCase
+
+
+class FieldInPurpose:
+    """The procedure reads this field at all."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self._catalogue = catalogue
+
+    def check(self, request: AccessRequest) -> None:
+        """See `Policy.check`."""
+        if request.path not in self._catalogue.get(request.procedure).fields:
+            raise PurposeNotAllowed(field=request.path, procedure=request.procedure)
+
+
+def _rule(catalogue: Catalogue, request: AccessRequest) -> tuple[Basis, str]:
+    procedure = catalogue.get(request.procedure)
+    rule = procedure.fields[request.path]
+    if isinstance(rule, FieldRule):
+        return rule.basis, rule.citation
+    citation = "; ".join(
+        " ".join(part for part in (b.document, b.article) if part) for b in procedure.legal_basis
+    )
+    return rule, citation
+
+
+class ByLaw:
+    """The procedure's legal basis covers the field."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self._catalogue = catalogue
+
+    def check(self, request: AccessRequest) -> Allowed:
+        """See `Policy.check`."""
+        basis, citation = _rule(self._catalogue, request)
+        if basis != Basis.LAW:
+            raise ConsentRequired(field=request.path, procedure=request.procedure)
+        return Allowed("law", citation)
+
+
+class ByConsent:
+    """An active consent covers subject, client, procedure and field."""
+
+    def __init__(self, *, now: datetime.datetime | None = None) -> None:
+        self._now = now
+
+    def check(self, request: AccessRequest) -> Allowed:
+        """See `Policy.check`."""
+        now = self._now or datetime.datetime.now(datetime.UTC)
+        for consent in request.consents:
+            if (
+                consent.subject == request.subject
+                and consent.consumer == request.client_id
+                and consent.procedure == request.procedure
+                and request.path in consent.fields
+                and consent.valid_until > now
+            ):
+                return Allowed("consent", consent.id)
+        raise ConsentRequired(field=request.path, procedure=request.procedure)
+
+
+class UnsafeAllowAll:
+    """Allows every read, citing no law. For tests of other layers only; never deploy it."""
+
+    def __init__(self) -> None:
+        log.warning("unsafe_policy_in_use", policy="UnsafeAllowAll")
+
+    def check(self, request: AccessRequest) -> Allowed:
+        """See `Policy.check`."""
+        return Allowed("law", "UnsafeAllowAll: no decision was made")
+
+
+def default_policy(catalogue: Catalogue) -> Policy:
+    """The gateway's engine, in order of precedence."""
+    return AllOf(
+        [
+            ClientRunsProcedure(catalogue),
+            SubjectInCase(),
+            FieldInPurpose(catalogue),
+            AnyOf([ByLaw(catalogue), ByConsent()]),
+        ]
+    )

@@ -1,0 +1,243 @@
+"""Prefill: the procedure's e-form filled from the state's databases.
+
+"Never resubmit a paper": for the applicant, each form field of the catalogue entry is
+read through the same decisions as any query (the token's purpose must be this
+procedure and name the applicant), with its value, its provenance and the papers it
+replaces. A paper is avoided when every field that replaces it was served; otherwise
+it is still needed, with the reason of each field that was not.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from gateway.errors import GatewayError, InvalidArgument, InvalidIdentifier, PurposeNotAllowed
+from gateway.identifiers import EnterpriseCode, PersonalId
+from policies import Procedure
+from schema._context import RequestContext
+from schema._service import KINDS, Fetched, fetch_records
+
+__all__ = ["Prefill", "prefill_form"]
+
+_PERSON_KINDS = ("Citizen", "InsuranceRecord", "LandParcel", "Document")
+_ENTERPRISE_KINDS = ("Business", "LandParcel", "Document")
+
+
+@strawberry.type(description="A text in Vietnamese and English.")
+class LocalizedText:
+    vi: str
+    en: str
+
+
+@strawberry.type(description="Where a value came from and why it could be released.")
+class Provenance:
+    source: str
+    retrieved_at: datetime.datetime
+    basis: str = strawberry.field(description="law or consent")
+    legal_basis: str | None
+    consent_id: str | None
+
+
+@strawberry.type(description="A procedure of the catalogue.")
+class ProcedureInfo:
+    code: str
+    code_status: str
+    name: LocalizedText
+    online_level: str
+
+
+@strawberry.type(description="One field of the e-form.")
+class PrefillField:
+    name: str
+    label: LocalizedText
+    path: str
+    value: JSON | None = strawberry.field(description="Null when withheld or unavailable.")
+    provenance: Provenance | None
+    error: str | None = strawberry.field(description="Why there is no value: an error code.")
+    replaces_papers: list[LocalizedText]
+
+
+@strawberry.type(description="Why a field that replaces a paper was not served.")
+class FieldReason:
+    path: str
+    code: str
+
+
+@strawberry.type(description="A paper applicants were formerly asked to bring.")
+class Paper:
+    paper: LocalizedText
+    fields: list[str]
+    reasons: list[FieldReason] = strawberry.field(
+        description="For a paper still needed: why each missing field was not served."
+    )
+
+
+@strawberry.type(description="The procedure's e-form, filled from the state's databases.")
+class Prefill:
+    procedure: ProcedureInfo
+    fields: list[PrefillField]
+    papers_avoided: list[Paper]
+    papers_still_needed: list[Paper]
+
+
+def _text(name: Any) -> LocalizedText:
+    return LocalizedText(vi=name.vi, en=name.en)
+
+
+def _dig(value: Any, parts: list[str]) -> Any:
+    """The value at a nested path; lists (records of a holder) map over their items."""
+    for i, part in enumerate(parts):
+        if isinstance(value, list):
+            return [_dig(v, parts[i:]) for v in value]
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Exception):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value
+
+
+def _kinds_for(applicant: str) -> tuple[str, ...]:
+    try:
+        PersonalId(applicant)
+        return _PERSON_KINDS
+    except InvalidIdentifier:
+        EnterpriseCode(applicant)
+        return _ENTERPRISE_KINDS
+
+
+async def _records(
+    ctx: RequestContext, entry: Procedure, applicant: str
+) -> dict[str, Fetched | GatewayError]:
+    """The applicant's records, by kind, for the fields the form reads."""
+    wanted: dict[str, set[str]] = {}
+    paths = [item.path for item in entry.form]
+    paths += [path for paper in entry.papers_replaced for path in paper.fields]
+    for path in paths:
+        kind, field = path.split(".")[:2]
+        wanted.setdefault(kind, set()).add(field)
+    usable = _kinds_for(applicant)
+    out: dict[str, Fetched | GatewayError] = {}
+    for kind, fields in wanted.items():
+        if kind not in usable:
+            out[kind] = InvalidArgument(
+                f"{kind} fields cannot be read for this applicant.", kind=kind
+            )
+            continue
+        [fetched] = await fetch_records(
+            ctx=ctx, kind=KINDS[kind], keys=[applicant], fields=frozenset(fields)
+        )
+        out[kind] = fetched
+    return out
+
+
+def _field_outcome(
+    records: Mapping[str, Fetched | GatewayError], path: str
+) -> tuple[Any, str | None, Fetched | None]:
+    """(value, error code, record) of a form path."""
+    kind, field, *rest = path.split(".")
+    record = records[kind]
+    if isinstance(record, GatewayError):
+        return None, record.code, None
+    if record.error is not None:
+        code = getattr(record.error, "code", "INTERNAL")
+        return None, code, None
+    value = record.values.get(field)
+    if isinstance(value, GatewayError):
+        return None, value.code, None
+    if isinstance(value, Exception):
+        return None, "INTERNAL", None
+    return _json(_dig(value, rest)), None, record
+
+
+async def prefill_form(
+    *, ctx: RequestContext, procedure: str, applicant: str, path: str = "prefill"
+) -> Prefill:
+    """Fill `procedure`'s form for `applicant` under the request's purpose."""
+    if ctx.services is None:
+        raise RuntimeError("prefill needs the gateway's services")
+    entry = ctx.services.catalogue.get(procedure)
+    if procedure != ctx.access.procedure:
+        raise PurposeNotAllowed("Prefill the procedure the token states.", procedure=procedure)
+    records = await _records(ctx, entry, applicant)
+    papers_by_field: dict[str, list[LocalizedText]] = {}
+    for paper in entry.papers_replaced:
+        for path in paper.fields:
+            papers_by_field.setdefault(path, []).append(_text(paper.paper))
+    fields = []
+    for index, item in enumerate(entry.form):
+        value, error, record = _field_outcome(records, item.path)
+        provenance = None
+        top = ".".join(item.path.split(".")[:2])
+        kind, name = top.split(".")
+        if record is not None and name in record.origin:
+            source, when = record.origin[name]
+            allowed = record.decision.allowed.get(name)
+            if allowed is not None:
+                provenance = Provenance(
+                    source=source,
+                    retrieved_at=when,
+                    basis=allowed.basis,
+                    legal_basis=allowed.reference if allowed.basis == "law" else None,
+                    consent_id=allowed.reference if allowed.basis == "consent" else None,
+                )
+                ctx.note_provenance(
+                    f"{path}.fields.{index}.value",
+                    source=source,
+                    retrieved_at=when,
+                    allowed=allowed,
+                )
+        elif record is not None and name == KINDS[kind].key:
+            provenance = None  # the applicant's own id, echoed
+        fields.append(
+            PrefillField(
+                name=item.name,
+                label=_text(item.label),
+                path=item.path,
+                value=value,
+                provenance=provenance,
+                error=error,
+                replaces_papers=papers_by_field.get(top, []),
+            )
+        )
+    avoided: list[Paper] = []
+    needed: list[Paper] = []
+    for paper in entry.papers_replaced:
+        reasons = []
+        for field_path in paper.fields:
+            _, error, _ = _field_outcome(records, field_path)
+            if error is not None:
+                reasons.append(FieldReason(path=field_path, code=error))
+        bucket = needed if reasons else avoided
+        bucket.append(Paper(paper=_text(paper.paper), fields=list(paper.fields), reasons=reasons))
+    ctx.actions.append(
+        {
+            "prefill": procedure,
+            "papersAvoided": [p.paper.en for p in avoided],
+            "papersStillNeeded": [p.paper.en for p in needed],
+        }
+    )
+    return Prefill(
+        procedure=ProcedureInfo(
+            code=entry.code,
+            code_status=entry.code_status,
+            name=_text(entry.name),
+            online_level=entry.online_level,
+        ),
+        fields=fields,
+        papers_avoided=avoided,
+        papers_still_needed=needed,
+    )
