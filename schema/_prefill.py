@@ -164,7 +164,7 @@ def _field_outcome(
 
 
 async def prefill_form(
-    *, ctx: RequestContext, procedure: str, applicant: str, path: str = "prefill"
+    *, ctx: RequestContext, procedure: str, applicant: str, response_path: str = "prefill"
 ) -> Prefill:
     """Fill `procedure`'s form for `applicant` under the request's purpose."""
     if ctx.services is None:
@@ -175,8 +175,8 @@ async def prefill_form(
     records = await _records(ctx, entry, applicant)
     papers_by_field: dict[str, list[LocalizedText]] = {}
     for paper in entry.papers_replaced:
-        for path in paper.fields:
-            papers_by_field.setdefault(path, []).append(_text(paper.paper))
+        for field_path in paper.fields:
+            papers_by_field.setdefault(field_path, []).append(_text(paper.paper))
     fields = []
     for index, item in enumerate(entry.form):
         value, error, record = _field_outcome(records, item.path)
@@ -195,7 +195,7 @@ async def prefill_form(
                     consent_id=allowed.reference if allowed.basis == "consent" else None,
                 )
                 ctx.note_provenance(
-                    f"{path}.fields.{index}.value",
+                    f"{response_path}.fields.{index}.value",
                     source=source,
                     retrieved_at=when,
                     allowed=allowed,

@@ -117,7 +117,7 @@ class Query:
             ctx=info.context,
             procedure=procedure,
             applicant=holder_id(applicant),
-            path=selection(info._raw_info).path,
+            response_path=selection(info._raw_info).path,
         )
 
     @strawberry.field(description="A consent this client requested, with its status now.")

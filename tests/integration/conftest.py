@@ -34,7 +34,7 @@ from gateway.local_keys import generate_local_key
 from gateway.storage import create_engine, upgrade
 from gateway.tokens import Purpose, sign_request
 from policies import CATALOGUE_DIR, SENSITIVE_FIELDS, AgencyKind
-from sandbox import SandboxSettings, business, generate, population
+from sandbox import SandboxSettings, business, generate, issuer, population
 from schema import canonical_fields
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -251,15 +251,24 @@ class Gateway:
     signer: Signer
 
     def client(
-        self, *, auth: httpx.Auth | str | None = "sign", **purpose: Any
+        self,
+        *,
+        auth: httpx.Auth | str | None = "sign",
+        signer: Signer | None = None,
+        **purpose: Any,
     ) -> httpx.AsyncClient:
-        chosen = SigningAuth(self.signer, **purpose) if auth == "sign" else auth
+        chosen = SigningAuth(signer or self.signer, **purpose) if auth == "sign" else auth
         return httpx.AsyncClient(base_url=self.url, timeout=10.0, auth=chosen)  # type: ignore[arg-type]
 
     async def post(
-        self, query: str, variables: dict[str, Any] | None = None, **purpose: Any
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        signer: Signer | None = None,
+        **purpose: Any,
     ) -> httpx.Response:
-        async with self.client(**purpose) as client:
+        async with self.client(signer=signer, **purpose) as client:
             return await client.post(
                 "/graphql",
                 json={"query": query, "variables": variables},
@@ -334,9 +343,76 @@ async def demo_client(migrated: str, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def another_client(migrated: str, tmp_path: Path) -> Callable[..., Any]:
+    """Register another client in the test's database; returns its signer."""
+
+    async def make(client_id: str, kinds: list[str]) -> Signer:
+        key, kid = await register_client(migrated, tmp_path / "client-keys", client_id, kinds)
+        return Signer(client_id, key, kid, "http://127.0.0.1:8000")
+
+    return make
+
+
+@pytest.fixture
 async def signer(migrated: str, tmp_path: Path) -> Signer:
     key, kid = await register_client(migrated, tmp_path / "client-keys")
     return Signer(TEST_CLIENT, key, kid, "http://127.0.0.1:8000")
+
+
+class _LateApp:
+    """An ASGI app bound after the server has its port: the issuer must know its URL."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def issuer_url(start_server: Callable[[Any], ServerThread]) -> str:
+    """The sandbox sign-in issuer, for tokens whose audience is the test gateways."""
+    late = _LateApp()
+    url = start_server(late).url
+    late.app = issuer.create_app(
+        SandboxSettings(issuer_url=url, issuer_audience="http://127.0.0.1:8000")
+    )
+    return url
+
+
+class SignIn:
+    """Signs citizens and staff in at the sandbox issuer."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def citizen(self, personal_id: str, *, level: int = 2) -> dict[str, str]:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{self.url}/demo/citizen-login", json={"personal_id": personal_id, "level": level}
+            )
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    async def staff(
+        self, role: str, *, org: str = "VN/GOV/BCA", sub: str = "staff-1"
+    ) -> dict[str, str]:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{self.url}/demo/staff-login", json={"sub": sub, "roles": [role], "org": org}
+            )
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture
+def sign_in(issuer_url: str) -> SignIn:
+    return SignIn(issuer_url)
 
 
 @pytest.fixture
@@ -353,6 +429,7 @@ def gateway_factory(
     business_url: str,
     signer: Signer,
     test_catalogue: Path,
+    issuer_url: str,
 ) -> Iterator[Callable[..., Gateway]]:
     """Start gateways on the migrated database; all are stopped after the test."""
     servers: list[ServerThread] = []
@@ -370,6 +447,7 @@ def gateway_factory(
             "catalogue_dir": test_catalogue,
             "environment": "development",
             "origin": signer.audience,
+            "oidc_issuer": issuer_url,
             **overrides,
         }
         settings = GatewaySettings(_env_file=None, **options)  # type: ignore[call-arg]

@@ -1,0 +1,83 @@
+"""Prefill: the procedure's form filled from the databases, and the papers avoided."""
+
+from __future__ import annotations
+
+import pytest
+
+RESIDENCE = "1.004222"
+PREFILL = """query($p: String!, $a: String!) {
+  prefill(procedure: $p, applicant: $a) {
+    procedure { code codeStatus name { vi en } onlineLevel }
+    fields { name label { vi en } path value error replacesPapers { en }
+             provenance { source basis legalBasis consentId retrievedAt } }
+    papersAvoided { paper { vi en } fields reasons { path code } }
+    papersStillNeeded { paper { en } fields reasons { path code } }
+  }
+}"""
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+
+
+async def _prefill(gateway, applicant: str, procedure: str = RESIDENCE, **purpose) -> dict:
+    response = await gateway.post(
+        PREFILL, {"p": procedure, "a": applicant}, procedure=RESIDENCE, **purpose
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_the_form_is_filled_and_papers_are_avoided(gateway, dataset) -> None:
+    person = dataset.sample.citizens[0]
+    record = dataset.citizens[person]
+    body = await _prefill(gateway, person)
+    form = body["data"]["prefill"]
+    assert form["procedure"]["code"] == RESIDENCE
+    assert form["procedure"]["name"]["vi"] == "Đăng ký thường trú"
+    fields = {f["name"]: f for f in form["fields"]}
+    assert fields["full_name"]["value"] == record["ho_ten"]
+    assert fields["birth_date"]["value"] == record["ngay_sinh"]
+    assert fields["household_head_name"]["value"] == record["ho_gia_dinh"]["chu_ho"]["ho_ten"]
+    assert fields["full_name"]["provenance"]["source"] == "population"
+    assert fields["full_name"]["provenance"]["basis"] == "law"
+    assert {p["en"] for p in fields["full_name"]["replacesPapers"]} == {"Identity card"}
+    # The phone is read only with the citizen's consent.
+    assert fields["phone"]["value"] is None
+    assert fields["phone"]["error"] == "CONSENT_REQUIRED"
+    avoided = {p["paper"]["en"] for p in form["papersAvoided"]}
+    assert avoided == {"Identity card", "Household registration book"}
+    needed = {p["paper"]["en"]: p["reasons"] for p in form["papersStillNeeded"]}
+    assert set(needed) == {"Proof of lawful dwelling (land-use certificate)"}
+    assert {r["code"] for r in needed["Proof of lawful dwelling (land-use certificate)"]} == {
+        "NO_SOURCE"
+    }
+    provenance = body["extensions"]["provenance"]
+    assert "prefill.fields.0.value" in provenance, sorted(provenance)
+    assert provenance["prefill.fields.0.value"]["source"] == "population"
+
+
+async def test_an_applicant_not_in_the_case_gets_nothing(
+    gateway, dataset, population_url, stats
+) -> None:
+    person, other = dataset.sample.citizens[:2]
+    form = (await _prefill(gateway, other, subjects=[person]))["data"]["prefill"]
+    assert {f["error"] for f in form["fields"]} >= {"SUBJECT_NOT_IN_CASE"}
+    assert all(f["value"] is None for f in form["fields"])
+    assert form["papersAvoided"] == []
+    assert await stats.calls(population_url) == 0
+
+
+async def test_only_the_tokens_procedure_is_prefilled(gateway, dataset) -> None:
+    person = dataset.sample.citizens[0]
+    body = await _prefill(gateway, person, procedure="1.000894")
+    assert body["data"]["prefill"] is None
+    assert body["errors"][0]["extensions"]["code"] == "PURPOSE_NOT_ALLOWED"
+    unknown = await _prefill(gateway, person, procedure="9.999999")
+    assert unknown["errors"][0]["extensions"]["code"] == "UNKNOWN_PROCEDURE"
+
+
+async def test_a_malformed_applicant(gateway) -> None:
+    body = await _prefill(gateway, "12345")
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_IDENTIFIER"

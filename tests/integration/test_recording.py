@@ -1,0 +1,177 @@
+"""Every answer that carries data has its access record, committed first (fail closed)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.recorder import canonical_hash
+from gateway.storage import create_engine
+
+RESIDENCE = "1.004222"
+
+_SQLITE_FAULT = [
+    "CREATE TABLE fault (broken INTEGER NOT NULL)",
+    "INSERT INTO fault VALUES (0)",
+    """CREATE TRIGGER fail_events BEFORE INSERT ON events
+       WHEN (SELECT broken FROM fault) = 1
+       BEGIN SELECT RAISE(ABORT, 'injected fault'); END""",
+]
+_POSTGRES_FAULT = [
+    "CREATE TABLE fault (broken INTEGER NOT NULL)",
+    "INSERT INTO fault VALUES (0)",
+    """CREATE FUNCTION fail_events() RETURNS trigger AS $$
+       BEGIN
+         IF (SELECT broken FROM fault) = 1 THEN RAISE EXCEPTION 'injected fault'; END IF;
+         RETURN NEW;
+       END $$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER fail_events BEFORE INSERT ON events
+       FOR EACH ROW EXECUTE FUNCTION fail_events()""",
+]
+
+
+class Store:
+    """The gateway's database, seen from outside: events, and a switch that breaks it."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+
+    async def install_fault(self) -> None:
+        statements = _POSTGRES_FAULT if self.engine.dialect.name == "postgresql" else _SQLITE_FAULT
+        async with self.engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(sa.text(statement))
+
+    async def broken(self, value: bool) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE fault SET broken = :b"), {"b": int(value)})
+
+    async def request_ids(self) -> set[str]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.text("SELECT request_id FROM events"))
+            return {r.request_id for r in rows}
+
+
+@pytest.fixture
+async def store(migrated):
+    store = Store(migrated)
+    await store.install_fault()
+    yield store
+    await store.engine.dispose()
+
+
+def _metric(text: str, name: str) -> float:
+    found = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_failing_store_under_concurrent_load(gateway_factory, dataset, store) -> None:
+    gateway = gateway_factory(rate_limit_officer=10_000)
+    people = list(dataset.sample.citizens)
+
+    async def one(i: int):
+        person = people[i % len(people)]
+        return await gateway.post(
+            f'{{ citizen(personalId: "{person}") {{ fullName }} }}', procedure=RESIDENCE
+        )
+
+    async def wave(start: int, size: int):
+        return await asyncio.gather(*(one(start + i) for i in range(size)))
+
+    responses = list(await wave(0, 30))
+    await store.broken(True)
+    failing = await wave(30, 30)
+    responses += failing
+    # Switch the store back while a wave is in flight: each answer is one or the other.
+    toggled = asyncio.gather(*(one(60 + i) for i in range(40)))
+    await asyncio.sleep(0.05)
+    await store.broken(False)
+    responses += await toggled
+    responses += await wave(100, 30)
+
+    recorded = await store.request_ids()
+    served = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code != 200]
+    assert {r.status_code for r in failing} == {503}
+    for response in failing:
+        assert response.json()["code"] == "AUDIT_UNAVAILABLE"
+        assert "data" not in response.json()
+    for response in refused:
+        assert response.status_code == 503
+        assert response.headers["x-request-id"] not in recorded
+    for response in served:
+        assert response.json()["data"]["citizen"]["fullName"]
+        assert response.headers["x-request-id"] in recorded
+    assert len(served) >= 60
+    assert len(recorded) == len(served)
+
+
+async def test_concurrent_requests_share_commits(gateway, dataset) -> None:
+    async with gateway.client(auth=None) as http:
+        before = (await http.get("/metrics")).text
+    people = list(dataset.sample.citizens)
+    responses = await asyncio.gather(
+        *(
+            gateway.post(
+                f'{{ citizen(personalId: "{people[i % len(people)]}") {{ fullName }} }}',
+                procedure=RESIDENCE,
+            )
+            for i in range(60)
+        )
+    )
+    assert {r.status_code for r in responses} == {200}
+    async with gateway.client(auth=None) as http:
+        after = (await http.get("/metrics")).text
+    events = _metric(after, "gateway_events_per_commit_sum") - _metric(
+        before, "gateway_events_per_commit_sum"
+    )
+    commits = _metric(after, "gateway_events_per_commit_count") - _metric(
+        before, "gateway_events_per_commit_count"
+    )
+    assert events == 60
+    assert commits < events
+
+
+async def test_the_record_holds_no_personal_data_in_its_envelope(
+    gateway, dataset, migrated
+) -> None:
+    person = dataset.sample.citizens[0]
+    response = await gateway.post(
+        f'{{ citizen(personalId: "{person}") {{ fullName religion }} }}',
+        procedure=RESIDENCE,
+        officer="nguyen.van.a",
+    )
+    assert response.status_code == 200
+    engine = create_engine(migrated)
+    try:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(sa.text("SELECT id, envelope, envelope_hash FROM events"))
+            ).one()
+            personal = (
+                await conn.execute(sa.text("SELECT personal FROM event_personal"))
+            ).scalar_one()
+            subjects = (
+                (await conn.execute(sa.text("SELECT subject FROM event_subjects"))).scalars().all()
+            )
+    finally:
+        await engine.dispose()
+    envelope = row.envelope if isinstance(row.envelope, dict) else json.loads(row.envelope)
+    personal = personal if isinstance(personal, dict) else json.loads(personal)
+    text = str(envelope)
+    assert person not in text
+    assert "nguyen.van.a" not in text
+    assert envelope["officer"] != "nguyen.van.a"
+    assert {(d["path"], d["decision"]) for d in envelope["decisions"]} == {
+        ("Citizen.fullName", "ALLOWED_BY_LAW"),
+        ("Citizen.religion", "PURPOSE_NOT_ALLOWED"),
+    }
+    assert envelope["sources"] == ["population"]
+    assert personal["subjects"] == [person]
+    assert personal["officer"] == "nguyen.van.a"
+    assert subjects == [person]
+    assert row.envelope_hash == canonical_hash(envelope)

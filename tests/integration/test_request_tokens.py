@@ -1,0 +1,300 @@
+"""Request tokens that must be refused, each with its code, and what gets recorded.
+
+Refusals before the signature checks out are anonymous: nothing is written to the
+access log. A request signed by a registered client but refused afterwards (expired,
+replayed, another body, unknown procedure, rate limit) is recorded as rejected.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from joserfc import jws
+from joserfc.jwk import OKPKey
+
+from gateway.storage import create_engine
+from gateway.tokens import TOKEN_TYPE, Purpose, body_digest, sign_request
+from keys import eddsa_allowed
+
+RESIDENCE = "1.004222"
+GR = "application/graphql-response+json"
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+
+
+@pytest.fixture
+def body(dataset) -> bytes:
+    person = dataset.sample.citizens[0]
+    return orjson.dumps({"query": f'{{ citizen(personalId: "{person}") {{ fullName }} }}'})
+
+
+@pytest.fixture
+def purpose(dataset) -> Purpose:
+    return Purpose(RESIDENCE, "CASE-1", "officer-1", (dataset.sample.citizens[0],))
+
+
+async def _events(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(sa.text("SELECT outcome FROM events ORDER BY ts"))
+            return [r.outcome for r in rows]
+    finally:
+        await engine.dispose()
+
+
+async def _send(gateway, body: bytes, token: str | None):
+    headers = {"Content-Type": "application/json", "Accept": GR}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    async with gateway.client(auth=None) as http:
+        return await http.post("/graphql", content=body, headers=headers)
+
+
+def _token(signer, body: bytes, purpose: Purpose, **options) -> str:
+    return sign_request(
+        client_id=options.pop("client_id", signer.client_id),
+        key=options.pop("key", signer.key),
+        kid=options.pop("kid", signer.kid),
+        audience=options.pop("audience", signer.audience),
+        body=body,
+        purpose=purpose,
+        **options,
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(signer, body: bytes, purpose: Purpose, **extra) -> dict:
+    now = int(time.time())
+    return {
+        "iss": signer.client_id,
+        "aud": signer.audience,
+        "iat": now,
+        "exp": now + 60,
+        "jti": f"jti-{time.perf_counter_ns()}",
+        "req": body_digest(body),
+        "purpose": purpose.claim(),
+        **extra,
+    }
+
+
+def _raw_jws(header: dict, claims: dict, key) -> str:
+    with eddsa_allowed():
+        return str(jws.serialize_compact(header, orjson.dumps(claims), key, algorithms=["EdDSA"]))
+
+
+async def test_a_valid_token_is_served_and_recorded(
+    gateway, signer, body, purpose, migrated
+) -> None:
+    response = await _send(gateway, body, _token(signer, body, purpose))
+    assert response.status_code == 200
+    assert "errors" not in response.json()
+    assert await _events(migrated) == ["served"]
+
+
+async def test_no_token(gateway, body, migrated) -> None:
+    response = await _send(gateway, body, None)
+    assert response.status_code == 401
+    assert response.json()["code"] == "UNAUTHENTICATED"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert await _events(migrated) == []
+
+
+async def test_replayed(gateway, signer, body, purpose, migrated) -> None:
+    token = _token(signer, body, purpose)
+    assert (await _send(gateway, body, token)).status_code == 200
+    again = await _send(gateway, body, token)
+    assert again.status_code == 401
+    assert again.json()["code"] == "TOKEN_REPLAYED"
+    assert await _events(migrated) == ["served", "rejected:TOKEN_REPLAYED"]
+
+
+async def test_expired(gateway, signer, body, purpose, migrated) -> None:
+    token = _token(signer, body, purpose, now=int(time.time()) - 400, ttl=120)
+    response = await _send(gateway, body, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "TOKEN_EXPIRED"
+    assert await _events(migrated) == ["rejected:TOKEN_EXPIRED"]
+
+
+async def test_living_longer_than_300_seconds(gateway, signer, body, purpose) -> None:
+    claims = _claims(signer, body, purpose)
+    claims["exp"] = claims["iat"] + 301
+    token = _raw_jws({"alg": "EdDSA", "typ": TOKEN_TYPE, "kid": signer.kid}, claims, signer.key)
+    response = await _send(gateway, body, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "UNAUTHENTICATED"
+
+
+async def test_signed_with_another_key(gateway, signer, body, purpose, migrated) -> None:
+    stranger = OKPKey.generate_key("Ed25519")
+    response = await _send(gateway, body, _token(signer, body, purpose, key=stranger))
+    assert response.status_code == 401
+    assert response.json()["code"] == "BAD_SIGNATURE"
+    assert await _events(migrated) == []
+
+
+async def test_wrong_audience(gateway, signer, body, purpose) -> None:
+    token = _token(signer, body, purpose, audience="https://another-gateway.gov.vn")
+    response = await _send(gateway, body, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "UNAUTHENTICATED"
+    assert "audience" in response.json()["message"]
+
+
+async def test_unknown_client(gateway, signer, body, purpose, migrated) -> None:
+    token = _token(signer, body, purpose, client_id="VN/GOV/NOBODY/system")
+    response = await _send(gateway, body, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "UNAUTHENTICATED"
+    assert await _events(migrated) == []
+
+
+async def test_another_clients_kid_never_authenticates(
+    gateway, signer, another_client, body, purpose, migrated
+) -> None:
+    # B signs with its own key but claims to be A: B's kid is looked up within A.
+    other = await another_client("VN/GOV/OTHER/system", ["commune_police"])
+    token = _token(signer, body, purpose, key=other.key, kid=other.kid)
+    response = await _send(gateway, body, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "UNAUTHENTICATED"
+    assert await _events(migrated) == []
+
+
+async def test_alg_none(gateway, signer, body, purpose) -> None:
+    header = {"alg": "none", "typ": TOKEN_TYPE, "kid": signer.kid}
+    claims = _claims(signer, body, purpose)
+    token = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}."
+    response = await _send(gateway, body, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "BAD_SIGNATURE"
+
+
+async def test_hs256_signed_with_the_public_key_as_secret(gateway, signer, body, purpose) -> None:
+    header = {"alg": "HS256", "typ": TOKEN_TYPE, "kid": signer.kid}
+    claims = _claims(signer, body, purpose)
+    signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
+    public = signer.key.as_pem(private=False)
+    for secret in (public, base64.urlsafe_b64decode(signer.key.as_dict()["x"] + "==")):
+        mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+        response = await _send(gateway, body, f"{signing_input}.{_b64(mac)}")
+        assert response.status_code == 401
+        assert response.json()["code"] == "BAD_SIGNATURE"
+
+
+async def test_missing_typ(gateway, signer, body, purpose) -> None:
+    token = _raw_jws(
+        {"alg": "EdDSA", "kid": signer.kid}, _claims(signer, body, purpose), signer.key
+    )
+    response = await _send(gateway, body, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "UNAUTHENTICATED"
+    assert "typ" in response.json()["message"]
+
+
+async def test_a_key_in_the_header_is_never_used(gateway, signer, body, purpose) -> None:
+    attacker = OKPKey.generate_key("Ed25519")
+    header = {"alg": "EdDSA", "typ": TOKEN_TYPE, "kid": signer.kid, "jwk": attacker.as_dict()}
+    token = _raw_jws(header, _claims(signer, body, purpose), attacker)
+    response = await _send(gateway, body, token)
+    assert response.status_code == 401
+
+
+async def test_body_not_matching_req(gateway, signer, body, purpose, migrated) -> None:
+    token = _token(signer, body, purpose)
+    other = body.replace(b"fullName", b"birthDate")
+    response = await _send(gateway, other, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "REQUEST_MISMATCH"
+    assert await _events(migrated) == ["rejected:REQUEST_MISMATCH"]
+
+
+async def test_oversized_token(gateway, signer, body, purpose) -> None:
+    claims = _claims(signer, body, purpose, padding="x" * 9000)
+    token = _raw_jws({"alg": "EdDSA", "typ": TOKEN_TYPE, "kid": signer.kid}, claims, signer.key)
+    response = await _send(gateway, body, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "UNAUTHENTICATED"
+
+
+async def test_unknown_procedure(gateway, signer, body, dataset, migrated) -> None:
+    purpose = Purpose("9.999999", "CASE-1", "officer-1", (dataset.sample.citizens[0],))
+    response = await _send(gateway, body, _token(signer, body, purpose))
+    assert response.status_code == 400
+    assert response.json()["code"] == "UNKNOWN_PROCEDURE"
+    assert await _events(migrated) == ["rejected:UNKNOWN_PROCEDURE"]
+
+
+async def test_too_many_subjects(gateway, signer, body, dataset) -> None:
+    subjects = tuple(list(dataset.citizens)[:51])
+    purpose = Purpose(RESIDENCE, "CASE-1", "officer-1", subjects)
+    response = await _send(gateway, body, _token(signer, body, purpose))
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID_PURPOSE"
+
+
+async def test_a_malformed_subject(gateway, signer, body) -> None:
+    purpose = Purpose(RESIDENCE, "CASE-1", "officer-1", ("12345",))
+    response = await _send(gateway, body, _token(signer, body, purpose))
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID_PURPOSE"
+
+
+async def test_get_requests_sign_their_query_string(gateway, signer, dataset) -> None:
+    from urllib.parse import urlencode
+
+    person = dataset.sample.citizens[0]
+    query = urlencode({"query": f'{{ citizen(personalId: "{person}") {{ fullName }} }}'})
+    purpose = Purpose(RESIDENCE, "CASE-1", "officer-1", (person,))
+    token = _token(signer, query.encode(), purpose)
+    async with gateway.client(auth=None) as http:
+        ok = await http.get(f"/graphql?{query}", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+        assert ok.json()["data"]["citizen"]["fullName"]
+        moved = _token(signer, b"another query string", purpose)
+        refused = await http.get(f"/graphql?{query}", headers={"Authorization": f"Bearer {moved}"})
+    assert refused.json()["code"] == "REQUEST_MISMATCH"
+
+
+def test_a_malformed_catalogue_stops_start_up_naming_file_and_line(migrated, tmp_path) -> None:
+    from policies import CATALOGUE_DIR
+
+    folder = tmp_path / "catalogue"
+    folder.mkdir()
+    for path in CATALOGUE_DIR.glob("*.yaml"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    broken = folder / "marriage-registration.yaml"
+    lines = broken.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("online_level:"))
+    lines[at] = "online_level: sometimes"
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--port", "0"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "GATEWAY_DATABASE_URL": migrated,
+            "GATEWAY_KEYS_DIR": str(tmp_path / "keys"),
+            "GATEWAY_CATALOGUE_DIR": str(folder),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"marriage-registration.yaml:{at + 1}: online_level" in result.stderr
