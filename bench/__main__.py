@@ -34,6 +34,9 @@ from bench._load import Operation, Result, encode_get, encode_post, run
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 GR = "application/graphql-response+json"
+CLIENT = "VN/GOV/BENCH/load"
+RESIDENCE = "1.004222"  # permanent residence: identity, residence, household
+LAND_TRANSFER = "1.013831"  # reads the citizen and the enterprise
 
 DEMO = """query($id: String!) { citizen(personalId: $id) { fullName birthDate
   permanentResidence { provinceName wardName }
@@ -41,7 +44,8 @@ DEMO = """query($id: String!) { citizen(personalId: $id) { fullName birthDate
 BATCH = """query($ids: [String!]!) { citizens(personalIds: $ids) { personalId fullName
   birthDate gender permanentResidence { provinceName wardName } } }"""
 PAIR = """query($id: String!, $code: String!) { citizen(personalId: $id) { fullName birthDate }
-  business(enterpriseCode: $code) { name status legalRepresentative { fullName } } }"""
+  business(enterpriseCode: $code) { name headOffice { provinceName }
+  legalRepresentative { fullName } } }"""
 
 
 def _free_port() -> int:
@@ -85,12 +89,37 @@ def machine() -> str:
     )
 
 
+async def _register(database_url: str, keys: Path) -> tuple[Any, str]:
+    """Register the benchmark's client; its requests are signed like any client's."""
+    from gateway.clients import ClientRegistry
+    from gateway.local_keys import generate_local_key
+    from gateway.storage import create_engine
+    from policies import AgencyKind
+
+    engine = create_engine(database_url)
+    try:
+        registry = ClientRegistry(engine)
+        await registry.add(
+            CLIENT,
+            name="Benchmark",
+            organisation="Bench",
+            agency_kinds=[k.value for k in AgencyKind],
+        )
+        key, public, kid = generate_local_key(keys, CLIENT)
+        await registry.add_key(CLIENT, public)
+    finally:
+        await engine.dispose()
+    return key, kid
+
+
 @dataclass
 class Servers:
     population: int
     business: int
     gateway: int
     processes: list[subprocess.Popen[bytes]]
+    key: Any
+    kid: str
 
     def stop(self) -> None:
         for p in self.processes:
@@ -135,10 +164,15 @@ def start(citizens: int, work: Path) -> Servers:
         ),
         "GATEWAY_PORT": str(gateway),
         "GATEWAY_LOG_LEVEL": "warning",
+        # The benchmark measures throughput, not the limits that protect the sources.
+        "GATEWAY_RATE_LIMIT_CLIENT": "1000000000",
+        "GATEWAY_RATE_LIMIT_OFFICER": "1000000000",
     }
+    env["GATEWAY_ORIGIN"] = f"http://127.0.0.1:{gateway}"
     subprocess.run([sys.executable, "-m", "gateway", "db", "upgrade"], env=env, check=True, **quiet)
+    key, kid = asyncio.run(_register(db, work / "client-keys"))
     procs.append(subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, **quiet))
-    servers = Servers(population, business, gateway, procs)
+    servers = Servers(population, business, gateway, procs, key, kid)
     try:
         _wait(f"http://127.0.0.1:{population}/healthz", procs[0])
         _wait(f"http://127.0.0.1:{business}/healthz", procs[1])
@@ -154,6 +188,7 @@ class Scenario:
     name: str
     gateway: Callable[[int], Operation]
     floor: Callable[[int], Operation]
+    """Each gateway operation carries a fresh signed token: build them before timing."""
 
 
 def scenarios(servers: Servers, citizens: int) -> list[Scenario]:
@@ -173,9 +208,21 @@ def scenarios(servers: Servers, citizens: int) -> list[Scenario]:
     gw, pop, biz = servers.gateway, servers.population, servers.business
     host = "127.0.0.1"
 
-    def graphql(query: str, variables: dict[str, Any]) -> tuple[int, bytes]:
+    def graphql(
+        query: str, variables: dict[str, Any], procedure: str, subjects: list[str]
+    ) -> tuple[int, bytes]:
+        from gateway.tokens import Purpose, sign_request
+
         body = json.dumps({"query": query, "variables": variables}).encode()
-        return gw, encode_post(f"{host}:{gw}", "/graphql", body, accept=GR)
+        token = sign_request(
+            client_id=CLIENT,
+            key=servers.key,
+            kid=servers.kid,
+            audience=f"http://127.0.0.1:{gw}",
+            body=body,
+            purpose=Purpose(procedure, "BENCH-1", "bench-officer", tuple(subjects)),
+        )
+        return gw, encode_post(f"{host}:{gw}", "/graphql", body, accept=GR, token=token)
 
     one_ids = [rng.choice(with_household) for _ in range(2000)]
     batches = [rng.sample(everyone, 20) for _ in range(500)]
@@ -183,14 +230,18 @@ def scenarios(servers: Servers, citizens: int) -> list[Scenario]:
     return [
         Scenario(
             "citizen + household",
-            lambda i: Operation((graphql(DEMO, {"id": one_ids[i % 2000]}),)),
+            lambda i: Operation(
+                (graphql(DEMO, {"id": one_ids[i % 2000]}, RESIDENCE, [one_ids[i % 2000]]),)
+            ),
             lambda i: Operation(
                 ((pop, encode_get(f"{host}:{pop}", f"/v1/cong-dan/{one_ids[i % 2000]}")),)
             ),
         ),
         Scenario(
             "batch of 20 citizens",
-            lambda i: Operation((graphql(BATCH, {"ids": batches[i % 500]}),)),
+            lambda i: Operation(
+                (graphql(BATCH, {"ids": batches[i % 500]}, RESIDENCE, batches[i % 500]),)
+            ),
             lambda i: Operation(
                 (
                     (
@@ -209,7 +260,10 @@ def scenarios(servers: Servers, citizens: int) -> list[Scenario]:
             lambda i: Operation(
                 (
                     graphql(
-                        PAIR, {"id": chosen_pairs[i % 2000][0], "code": chosen_pairs[i % 2000][1]}
+                        PAIR,
+                        {"id": chosen_pairs[i % 2000][0], "code": chosen_pairs[i % 2000][1]},
+                        LAND_TRANSFER,
+                        list(chosen_pairs[i % 2000]),
                     ),
                 )
             ),
@@ -240,9 +294,10 @@ async def _calls(servers: Servers) -> int:
 async def measure(
     servers: Servers, scenario: Scenario, concurrency: int, max_requests: int, seconds: float
 ) -> dict[str, Any]:
+    signed = [scenario.gateway(i) for i in range(max_requests + concurrency + 20)]
     before = await _calls(servers)
     through = await run(
-        scenario.gateway, concurrency=concurrency, max_requests=max_requests, max_seconds=seconds
+        signed, concurrency=concurrency, max_requests=max_requests, max_seconds=seconds
     )
     after = await _calls(servers)
     # Warm-up requests reached the sources too; count them in the denominator.

@@ -23,10 +23,13 @@ def encode_get(host: str, path: str) -> bytes:
     return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n").encode()
 
 
-def encode_post(host: str, path: str, body: bytes, accept: str = "application/json") -> bytes:
+def encode_post(
+    host: str, path: str, body: bytes, accept: str = "application/json", token: str | None = None
+) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"Accept: {accept}\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Accept: {accept}\r\n{auth}Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
@@ -101,7 +104,8 @@ async def run(
         operations if callable(operations) else (lambda i: operations[i % len(operations)])
     )
     result = Result()
-    counter = itertools.count()
+    # Operations 0..warmup-1 are spent warming up (a signed request is single-use).
+    counter = itertools.count(warmup)
     # Every operation of a run has the same shape: one connection per request in it.
     pools = [[_Connection(port) for port, _ in pick(0).requests] for _ in range(concurrency)]
 

@@ -18,7 +18,7 @@ from gateway.errors import GatewayError
 from gateway.ratelimit import RateLimiter, enforce
 from gateway.recorder import Event, EventRecorder, pseudonym
 from gateway.tokens import RejectedRequest, RequestVerifier, VerifiedRequest
-from policies import Basis, Catalogue, Policy
+from policies import ActiveConsent, Basis, Catalogue, Policy
 from schema import Access, RequestContext
 
 __all__ = ["Admission", "Admitted", "Limits"]
@@ -64,9 +64,9 @@ class Admission:
         self._consents = consents
         self._recorder = recorder
         self._pseudonym_key = pseudonym_key
-        # Procedures with a field read by consent: only these need consents looked up.
-        self._needs_consent = {
-            p.code for p in catalogue if any(p.basis(f) == Basis.CONSENT for f in p.fields)
+        # Per procedure, the paths read by consent: only those need consents looked up.
+        self._consent_paths = {
+            p.code: frozenset(f for f in p.fields if p.basis(f) == Basis.CONSENT) for p in catalogue
         }
 
     async def admit(self, request_id: str, authorization: str | None, raw: bytes) -> Admitted:
@@ -92,11 +92,12 @@ class Admission:
                 verified=verified,
             )
             raise
-        consents: Sequence[Any] = ()
-        if purpose.procedure in self._needs_consent:
-            consents = await self._consents.active_for(
+
+        async def consents() -> Sequence[ActiveConsent]:
+            return await self._consents.active_for(
                 consumer=client.id, procedure=purpose.procedure, subjects=purpose.subjects
             )
+
         access = Access(
             client_id=client.id,
             agency_kinds=client.agency_kinds,
@@ -104,7 +105,8 @@ class Admission:
             subjects=frozenset(purpose.subjects),
             policy=self._policy,
             case=purpose.case,
-            consents=tuple(consents),
+            consent_paths=self._consent_paths.get(purpose.procedure, frozenset()),
+            consent_loader=consents,
         )
         fetch = FetchContext(
             request_id=request_id, client_id=client.id, officer=purpose.officer, case=purpose.case

@@ -1,5 +1,7 @@
 """GraphQL over HTTP at `/graphql`, after the GraphQL-over-HTTP draft.
 
+- Every request carries a request token signed by a registered client (see
+  `gateway.tokens`): it is admitted, executed, and recorded before the answer leaves.
 - POST with `application/json`; GET for queries only (a mutation over GET is 405).
 - `application/graphql-response+json` when the client accepts it: a request error
   (unparsable, invalid) is then a 4xx with no `data`; field errors stay 200.

@@ -26,7 +26,7 @@ from typing import Any
 import rfc8785
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway._tables import event_personal, event_subjects, events
 from gateway.errors import AuditUnavailable
@@ -124,6 +124,7 @@ class EventRecorder:
         self._pending: list[tuple[Event, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
         self.commits = 0
 
     async def start(self) -> None:
@@ -142,6 +143,13 @@ class EventRecorder:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await self._drop_connection()
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it is being thrown away anyway
+                await conn.close()
 
     async def record(self, event: Event) -> None:
         """Return once `event` is committed; `AuditUnavailable` if it cannot be."""
@@ -173,12 +181,16 @@ class EventRecorder:
             personal_rows.append(p)
             subject_rows.extend(s)
         try:
-            async with self._engine.begin() as conn:
-                await conn.execute(events.insert(), event_rows)
-                await conn.execute(event_personal.insert(), personal_rows)
+            # The writer keeps its connection: no pool round trip on every commit.
+            if self._conn is None:
+                self._conn = await self._engine.connect()
+            async with self._conn.begin():
+                await self._conn.execute(events.insert(), event_rows)
+                await self._conn.execute(event_personal.insert(), personal_rows)
                 if subject_rows:
-                    await conn.execute(event_subjects.insert(), subject_rows)
+                    await self._conn.execute(event_subjects.insert(), subject_rows)
         except Exception as exc:  # any failure to commit means: nothing is released
+            await self._drop_connection()
             RECORD_FAILURES.inc()
             log.error("events_not_recorded", count=len(batch), error=type(exc).__name__)
             for _, future in batch:

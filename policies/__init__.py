@@ -3,9 +3,8 @@
 The catalogue (`load_catalogue`) says, per administrative procedure, which agency
 kinds run it, on which law, and which canonical fields it may read with `law` or
 `consent` as the basis. Policies (`default_policy`) decide one read at a time from it:
-they return the basis that allows the read or raise a `PolicyDenied`. Until every
-request goes through these decisions, deploy the gateway only where the network
-restricts who can call it (the demo binds to loopback).
+they return the basis that allows the read or raise a `PolicyDenied`. The gateway asks
+them about every field of every subject before anything is fetched.
 """
 
 from policies._catalogue import (

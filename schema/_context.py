@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,8 +49,24 @@ class Access:
     policy: Policy
     case: str = ""
     consents: tuple[ActiveConsent, ...] = field(default=(), repr=False)
+    consent_paths: frozenset[str] = frozenset()
+    """The procedure's paths read by consent: deciding them needs the consents."""
+    consent_loader: Callable[[], Awaitable[Sequence[ActiveConsent]]] | None = field(
+        default=None, repr=False
+    )
     decisions: list[DecisionRecord] = field(default_factory=list, repr=False)
     _cache: dict[tuple[str, str], Allowed | PolicyDenied] = field(default_factory=dict, repr=False)
+
+    async def prepare(self, kind: str, fields: Iterable[str]) -> None:
+        """Load the consents in force, once, if any of these fields may need one.
+
+        Most requests read only fields the law covers: they never query consents.
+        """
+        if self.consent_loader is None:
+            return
+        if any(f"{kind}.{name}" in self.consent_paths for name in fields):
+            loader, self.consent_loader = self.consent_loader, None
+            self.consents = tuple(await loader())
 
     def decide_one(self, subject: str, path: str) -> Allowed | PolicyDenied:
         """The decision for one canonical path of one subject (recorded once)."""

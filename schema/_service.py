@@ -104,6 +104,7 @@ async def fetch_records(
     # The identifier is echoed from the argument; it is decided (and fetched, to tell
     # whether the record exists) only when nothing else is asked.
     asked = (fields - {kind.key}) or frozenset({kind.key})
+    await ctx.access.prepare(kind.name, asked)
     decisions = [ctx.access.decide(kind.name, key, asked) for key in keys]
     groups: dict[frozenset[str], list[int]] = {}
     for i, decision in enumerate(decisions):
@@ -200,6 +201,7 @@ async def get_list(
     *, ctx: RequestContext, kind: EntityKind, holder: str, selection: Selection
 ) -> list[Any] | Exception:
     """Every record of `kind` held by `holder`, from each connector that serves it."""
+    await ctx.access.prepare(kind.name, selection.fields)
     decision = ctx.access.decide(kind.name, holder, selection.fields)
     if decision.entity_error is not None:
         return decision.entity_error

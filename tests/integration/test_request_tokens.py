@@ -298,3 +298,43 @@ def test_a_malformed_catalogue_stops_start_up_naming_file_and_line(migrated, tmp
     )
     assert result.returncode == 2
     assert f"marriage-registration.yaml:{at + 1}: online_level" in result.stderr
+
+
+async def test_both_names_of_ed25519_are_accepted(gateway, signer, body, purpose) -> None:
+    claims = _claims(signer, body, purpose)
+    header = {"alg": "Ed25519", "typ": TOKEN_TYPE, "kid": signer.kid}
+    with eddsa_allowed():
+        token = str(
+            jws.serialize_compact(header, orjson.dumps(claims), signer.key, algorithms=["Ed25519"])
+        )
+    assert (await _send(gateway, body, token)).status_code == 200
+
+
+async def test_an_es256_client(gateway, migrated, tmp_path, body, purpose) -> None:
+    from gateway.clients import ClientRegistry
+    from gateway.local_keys import generate_local_key
+
+    engine = create_engine(migrated)
+    try:
+        registry = ClientRegistry(engine)
+        await registry.add(
+            "VN/GOV/EC/system", name="n", organisation="o", agency_kinds=["commune_police"]
+        )
+        key, public, kid = generate_local_key(tmp_path / "ec", "VN/GOV/EC/system", alg="ES256")
+        await registry.add_key("VN/GOV/EC/system", public)
+    finally:
+        await engine.dispose()
+    token = sign_request(
+        client_id="VN/GOV/EC/system",
+        key=key,
+        kid=kid,
+        audience=gateway.signer.audience,
+        body=body,
+        purpose=purpose,
+    )
+    response = await _send(gateway, body, token)
+    assert response.status_code == 200, response.text
+    # The same key under the other algorithm's name is refused.
+    header = {"alg": "EdDSA", "typ": TOKEN_TYPE, "kid": kid}
+    forged = f"{_b64(orjson.dumps(header))}.{token.split('.')[1]}.{token.split('.')[2]}"
+    assert (await _send(gateway, body, forged)).json()["code"] == "BAD_SIGNATURE"

@@ -1,0 +1,73 @@
+"""Several gateway replicas on one PostgreSQL database share Redis for tokens and limits."""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+import pytest
+
+from gateway.tokens import Purpose, sign_request
+
+RESIDENCE = "1.004222"
+
+
+@pytest.fixture
+async def database_url(postgres_admin, tmp_path):
+    """PostgreSQL only: several processes share one database in production."""
+    import asyncpg
+
+    name = f"gw_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_admin)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    admin = await asyncpg.connect(postgres_admin)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def test_a_token_spent_at_one_replica_is_refused_at_another(
+    gateway_factory, redis_url, signer, dataset
+) -> None:
+    first = gateway_factory(redis_url=redis_url)
+    second = gateway_factory(redis_url=redis_url)
+    person = dataset.sample.citizens[0]
+    body = orjson.dumps({"query": f'{{ citizen(personalId: "{person}") {{ fullName }} }}'})
+    token = sign_request(
+        client_id=signer.client_id,
+        key=signer.key,
+        kid=signer.kid,
+        audience=signer.audience,
+        body=body,
+        purpose=Purpose(RESIDENCE, "C-1", "o-1", (person,)),
+    )
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    async with first.client(auth=None) as http:
+        assert (await http.post("/graphql", content=body, headers=headers)).status_code == 200
+    async with second.client(auth=None) as http:
+        replayed = await http.post("/graphql", content=body, headers=headers)
+        ready = (await http.get("/readyz")).json()
+    assert replayed.status_code == 401
+    assert replayed.json()["code"] == "TOKEN_REPLAYED"
+    assert ready["redis"] == {"ok": True}
+
+
+async def test_limits_per_client_count_across_replicas(
+    gateway_factory, redis_url, dataset, another_client
+) -> None:
+    # Redis outlives tests: a client of its own starts this minute's count at zero.
+    own = await another_client(f"VN/GOV/TEST/rl-{uuid.uuid4().hex[:8]}", ["commune_police"])
+    first = gateway_factory(redis_url=redis_url, rate_limit_client=4)
+    second = gateway_factory(redis_url=redis_url, rate_limit_client=4)
+    person = dataset.sample.citizens[0]
+    query = f'{{ citizen(personalId: "{person}") {{ fullName }} }}'
+    statuses = []
+    for i in range(6):
+        gateway = first if i % 2 == 0 else second
+        # A fresh officer each time: only the client's own limit can be reached.
+        response = await gateway.post(
+            query, signer=own, procedure=RESIDENCE, officer=f"officer-{i}"
+        )
+        statuses.append(response.status_code)
+    assert statuses == [200, 200, 200, 200, 429, 429]

@@ -1,0 +1,160 @@
+"""Per-field decisions: combinators, the engine's precedence, law versus consent."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from gateway.errors import (
+    ClientNotAuthorised,
+    ConsentRequired,
+    PolicyDenied,
+    PurposeNotAllowed,
+    SubjectNotInCase,
+)
+from policies import (
+    AccessRequest,
+    ActiveConsent,
+    AllOf,
+    Allowed,
+    AnyOf,
+    ByConsent,
+    ByLaw,
+    Policy,
+    default_policy,
+    load_catalogue,
+)
+
+RESIDENCE = "1.004222"
+AN, BINH = "079203001234", "001185000777"
+NOW = datetime.datetime(2026, 11, 25, tzinfo=datetime.UTC)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Policy:
+    return default_policy(load_catalogue())
+
+
+def _ask(path: str, **changes: object) -> AccessRequest:
+    fields = {
+        "client_id": "VN/GOV/CA-HN/cu-tru",
+        "agency_kinds": frozenset({"commune_police"}),
+        "procedure": RESIDENCE,
+        "subjects": frozenset({AN}),
+        "subject": AN,
+        "path": path,
+        "consents": (),
+        **changes,
+    }
+    return AccessRequest(**fields)  # type: ignore[arg-type]
+
+
+def _consent(**changes: object) -> ActiveConsent:
+    fields = {
+        "id": "c-1",
+        "subject": AN,
+        "consumer": "VN/GOV/CA-HN/cu-tru",
+        "procedure": RESIDENCE,
+        "fields": frozenset({"Citizen.phone"}),
+        "valid_until": NOW + datetime.timedelta(days=1),
+        **changes,
+    }
+    return ActiveConsent(**fields)  # type: ignore[arg-type]
+
+
+class _Grant:
+    def __init__(self, basis: str) -> None:
+        self.basis = basis
+
+    def check(self, request: AccessRequest) -> Allowed:
+        return Allowed("law", self.basis)
+
+
+class _Refuse:
+    def __init__(self, error: PolicyDenied) -> None:
+        self.error = error
+
+    def check(self, request: AccessRequest) -> None:
+        raise self.error
+
+
+class _Silent:
+    def check(self, request: AccessRequest) -> None:
+        return None
+
+
+@pytest.mark.parametrize("combinator", [AllOf, AnyOf])
+def test_combinators_refuse_an_empty_list(combinator) -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        combinator([])
+
+
+def test_all_of_raises_the_first_refusal_in_order() -> None:
+    first, second = SubjectNotInCase(), PurposeNotAllowed()
+    with pytest.raises(SubjectNotInCase):
+        AllOf([_Silent(), _Refuse(first), _Refuse(second)]).check(_ask("Citizen.fullName"))
+    assert AllOf([_Silent(), _Grant("a"), _Silent()]).check(_ask("x")) == Allowed("law", "a")
+
+
+def test_any_of_takes_the_first_grant_or_raises_the_first_refusal() -> None:
+    assert AnyOf([_Refuse(ConsentRequired()), _Grant("b")]).check(_ask("x")) == Allowed("law", "b")
+    with pytest.raises(ConsentRequired):
+        AnyOf([_Refuse(ConsentRequired()), _Refuse(PurposeNotAllowed())]).check(_ask("x"))
+    assert AnyOf([_Silent()]).check(_ask("x")) is None
+
+
+def test_a_law_field_is_allowed_with_its_citation(engine: Policy) -> None:
+    allowed = engine.check(_ask("Citizen.permanentResidence"))
+    assert allowed is not None
+    assert allowed.code == "ALLOWED_BY_LAW"
+    assert "Law on Residence" in allowed.reference
+    assert "None" not in allowed.reference
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"agency_kinds": frozenset({"tax_authority"})}, ClientNotAuthorised),
+        ({"subject": BINH}, SubjectNotInCase),
+        ({"path": "Citizen.religion"}, PurposeNotAllowed),
+        ({"path": "Citizen.phone"}, ConsentRequired),
+    ],
+)
+def test_each_refusal(engine: Policy, changes: dict, error: type[PolicyDenied]) -> None:
+    request = _ask(changes.pop("path", "Citizen.fullName"), **changes)
+    with pytest.raises(error):
+        engine.check(request)
+
+
+def test_precedence_when_everything_is_wrong(engine: Policy) -> None:
+    request = _ask("Citizen.religion", agency_kinds=frozenset({"tax_authority"}), subject=BINH)
+    with pytest.raises(ClientNotAuthorised):
+        engine.check(request)
+    with pytest.raises(SubjectNotInCase):
+        engine.check(_ask("Citizen.religion", subject=BINH))
+
+
+def test_a_consent_allows_exactly_what_it_covers() -> None:
+    catalogue = load_catalogue()
+    policy = AnyOf([ByLaw(catalogue), ByConsent(now=NOW)])
+    allowed = policy.check(_ask("Citizen.phone", consents=(_consent(),)))
+    assert allowed == Allowed("consent", "c-1")
+    for changes in (
+        {"subject": BINH},
+        {"consumer": "VN/GOV/OTHER/x"},
+        {"procedure": "1.000894"},
+        {"fields": frozenset({"Citizen.email"})},
+        {"valid_until": NOW - datetime.timedelta(seconds=1)},
+    ):
+        with pytest.raises(ConsentRequired):
+            policy.check(_ask("Citizen.phone", consents=(_consent(**changes),)))
+
+
+def test_sensitive_fields_are_never_read_by_law_alone(engine: Policy) -> None:
+    catalogue = load_catalogue()
+    for procedure in catalogue:
+        for path in ("Citizen.ethnicity", "Citizen.religion"):
+            rule = procedure.fields.get(path)
+            if rule is not None and procedure.basis(path) == "law":
+                assert getattr(rule, "citation", "").strip()
