@@ -128,14 +128,15 @@ class Admission:
         purpose = verified.purpose
         subjects = list(purpose.subjects)
         index = {s: i for i, s in enumerate(subjects)}
+        # One entry per distinct decision, with the positions of the subjects it was
+        # taken for (the subjects themselves stay in the personal part): a batch of 20
+        # citizens and 5 fields is 5 entries, not 100.
+        grouped: dict[tuple[str, str, str | None], list[int]] = {}
+        for d in ctx.access.decisions:
+            grouped.setdefault((d.path, d.code, d.reference), []).append(index.get(d.subject, -1))
         decisions = [
-            {
-                "subject": index.get(d.subject, -1),
-                "path": d.path,
-                "decision": d.code,
-                "basis": d.reference,
-            }
-            for d in ctx.access.decisions
+            {"path": path, "decision": code, "basis": basis, "subjects": positions}
+            for (path, code, basis), positions in grouped.items()
         ]
         decided = sorted({d.subject for d in ctx.access.decisions})
         action_subjects = [s for a in ctx.actions if (s := a.get("subject")) is not None]
