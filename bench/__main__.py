@@ -92,7 +92,7 @@ def machine() -> str:
 async def _register(database_url: str, keys: Path) -> tuple[Any, str]:
     """Register the benchmark's client; its requests are signed like any client's."""
     from gateway.clients import ClientRegistry
-    from gateway.local_keys import generate_local_key
+    from gateway.local_keys import add_local_key
     from gateway.storage import create_engine
     from policies import AgencyKind
 
@@ -105,8 +105,7 @@ async def _register(database_url: str, keys: Path) -> tuple[Any, str]:
             organisation="Bench",
             agency_kinds=[k.value for k in AgencyKind],
         )
-        key, public, kid = generate_local_key(keys, CLIENT)
-        await registry.add_key(CLIENT, public)
+        key, kid = await add_local_key(registry, keys, CLIENT)
     finally:
         await engine.dispose()
     return key, kid

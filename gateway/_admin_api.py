@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 
+from gateway._events import record_action
 from gateway.identity import Identity, OperatorIdentity
-from gateway.recorder import Event, pseudonym
+from gateway.recorder import pseudonym
 
 if TYPE_CHECKING:
     from gateway.app import GatewayState
@@ -29,22 +30,18 @@ def _state(request: Request) -> GatewayState:
 
 
 async def _record(request: Request, identity: Identity, action: str, client_id: str) -> None:
-    state = _state(request)
-    await state.recorder.record(
-        Event(
-            type="admin",
-            request_id=getattr(request.state, "request_id", None) or "",
-            outcome=action,
-            policy_version=state.catalogue.version,
-            envelope={
-                "action": action,
-                "client": client_id,
-                "operator": pseudonym(state.pseudonym_key, identity.subject),
-                "operatorOrg": identity.org,
-            },
-            personal={"operator": identity.subject},
-            client_id=client_id,
-        )
+    await record_action(
+        request,
+        type="admin",
+        outcome=action,
+        envelope={
+            "action": action,
+            "client": client_id,
+            "operator": pseudonym(_state(request).pseudonym_key, identity.subject),
+            "operatorOrg": identity.org,
+        },
+        personal={"operator": identity.subject},
+        client_id=client_id,
     )
 
 

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from gateway._events import record_action
 from gateway.consents import Consent
 from gateway.errors import InvalidArgument, NotFound
 from gateway.identity import CitizenIdentity, Identity, Level2Citizen
-from gateway.recorder import Event
 from policies import UnknownProcedure
 
 if TYPE_CHECKING:
@@ -51,28 +51,24 @@ async def record_consent_event(
     request: Request, consent: Consent, action: str, identity: Identity | None = None
 ) -> None:
     """Commit the `consent` event of one consent action (raises `AuditUnavailable`)."""
-    state = _state(request)
-    await state.recorder.record(
-        Event(
-            type="consent",
-            request_id=getattr(request.state, "request_id", None) or "",
-            outcome=action,
-            policy_version=state.catalogue.version,
-            envelope={
-                "consent": consent.id,
-                "action": action,
-                "consumer": consent.consumer,
-                "procedure": consent.procedure,
-                "fields": list(consent.fields),
-                "validUntil": consent.public()["validUntil"],
-                "actor": "citizen" if identity is not None else "client",
-                "acr": identity.acr if identity is not None else None,
-            },
-            personal={"subject": consent.subject},
-            subjects=[consent.subject],
-            client_id=consent.consumer,
-            procedure=consent.procedure,
-        )
+    await record_action(
+        request,
+        type="consent",
+        outcome=action,
+        envelope={
+            "consent": consent.id,
+            "action": action,
+            "consumer": consent.consumer,
+            "procedure": consent.procedure,
+            "fields": list(consent.fields),
+            "validUntil": consent.public()["validUntil"],
+            "actor": "citizen" if identity is not None else "client",
+            "acr": identity.acr if identity is not None else None,
+        },
+        personal={"subject": consent.subject},
+        subjects=[consent.subject],
+        client_id=consent.consumer,
+        procedure=consent.procedure,
     )
 
 

@@ -140,7 +140,7 @@ class Demo:
 
         from gateway.clients import ClientRegistry
         from gateway.errors import Conflict
-        from gateway.local_keys import generate_local_key
+        from gateway.local_keys import add_local_key, has_local_key
         from gateway.storage import create_engine, upgrade
         from keys import KeyRing, load_secret
         from policies import AgencyKind
@@ -157,11 +157,8 @@ class Demo:
                         organisation="Demo",
                         agency_kinds=[k.value for k in AgencyKind],
                     )
-                if not any(
-                    (self.var / "client-keys").glob(f"{DEMO_CLIENT.replace('/', '__')}/*.pem")
-                ):
-                    _, public, _ = generate_local_key(self.var / "client-keys", DEMO_CLIENT)
-                    await registry.add_key(DEMO_CLIENT, public)
+                if not has_local_key(self.var / "client-keys", DEMO_CLIENT):
+                    await add_local_key(registry, self.var / "client-keys", DEMO_CLIENT)
             finally:
                 await engine.dispose()
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from joserfc.jwk import ECKey, OKPKey
 
+from gateway.clients import ClientRegistry
 from gateway.errors import NotFound
 
-__all__ = ["generate_local_key", "load_local_key"]
+__all__ = ["add_local_key", "generate_local_key", "has_local_key", "load_local_key"]
 
 
 def _folder(directory: Path, client_id: str) -> Path:
@@ -40,6 +41,20 @@ def generate_local_key(
     with os.fdopen(fd, "wb") as out:
         out.write(key.as_pem(private=True))
     return key, key.as_dict(private=False), kid
+
+
+async def add_local_key(
+    registry: ClientRegistry, directory: Path, client_id: str, *, alg: str = "EdDSA"
+) -> tuple[OKPKey | ECKey, str]:
+    """Make a key pair here and register its public half to `client_id`: (key, kid)."""
+    key, public, kid = generate_local_key(directory, client_id, alg=alg)
+    await registry.add_key(client_id, public)
+    return key, kid
+
+
+def has_local_key(directory: Path, client_id: str) -> bool:
+    """Whether a private key of `client_id` is kept here."""
+    return any(_folder(directory, client_id).glob("*.pem"))
 
 
 def load_local_key(

@@ -30,7 +30,7 @@ from gateway.clients import ClientRegistry
 from gateway.config import GatewaySettings
 from gateway.errors import InvalidIdentifier
 from gateway.identifiers import EnterpriseCode, HouseholdId, PersonalId
-from gateway.local_keys import generate_local_key
+from gateway.local_keys import add_local_key
 from gateway.storage import create_engine, upgrade
 from gateway.tokens import Purpose, sign_request
 from policies import CATALOGUE_DIR, SENSITIVE_FIELDS, AgencyKind
@@ -328,8 +328,7 @@ async def register_client(
             organisation="Test agency",
             agency_kinds=kinds or [k.value for k in AgencyKind],
         )
-        key, public, kid = generate_local_key(keys_dir, client_id)
-        await registry.add_key(client_id, public)
+        key, kid = await add_local_key(registry, keys_dir, client_id)
     finally:
         await engine.dispose()
     return key, kid
@@ -375,14 +374,22 @@ class _LateApp:
 
 
 @pytest.fixture(scope="session")
-def issuer_url(start_server: Callable[[Any], ServerThread]) -> str:
+def start_issuer(start_server: Callable[[Any], ServerThread]) -> Callable[[str], str]:
+    """Start a sandbox sign-in issuer for an audience; returns its URL (its `iss`)."""
+
+    def start(audience: str) -> str:
+        late = _LateApp()
+        url = start_server(late).url
+        late.app = issuer.create_app(SandboxSettings(issuer_url=url, issuer_audience=audience))
+        return url
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def issuer_url(start_issuer: Callable[[str], str]) -> str:
     """The sandbox sign-in issuer, for tokens whose audience is the test gateways."""
-    late = _LateApp()
-    url = start_server(late).url
-    late.app = issuer.create_app(
-        SandboxSettings(issuer_url=url, issuer_audience="http://127.0.0.1:8000")
-    )
-    return url
+    return start_issuer("http://127.0.0.1:8000")
 
 
 class SignIn:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -19,27 +18,9 @@ AUDIENCE = "http://gateway.test"
 PERSONAL_ID = "001099012345"
 
 
-class _LateApp:
-    """An ASGI app bound after the server has its port: the issuer must know its URL."""
-
-    def __init__(self) -> None:
-        self.app: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await self.app(scope, receive, send)
-
-
 @pytest.fixture(scope="module")
-def issuer_url(start_server: Callable[[Any], Any]) -> str:
-    late = _LateApp()
-    url: str = start_server(late).url
-    late.app = issuer.create_app(SandboxSettings(issuer_url=url, issuer_audience=AUDIENCE))
-    return url
+def issuer_url(start_issuer: Callable[[str], str]) -> str:
+    return start_issuer(AUDIENCE)
 
 
 def _verifier(url: str, http: httpx.AsyncClient) -> IdentityVerifier:
