@@ -47,7 +47,9 @@ class _Entity:
 
     def source_fields(self, fields: frozenset[str]) -> list[str]:
         roots = {self.mappers[f].source_root for f in fields if f in self.mappers}
-        roots.add(self.spec.key_field)
+        if not self.spec.many:
+            # Needed to match answers to keys; a list is asked for by holder instead.
+            roots.add(self.spec.key_field)
         return sorted(roots)
 
     def mappers_for(self, fields: frozenset[str]) -> list[FieldMapper]:

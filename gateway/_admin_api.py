@@ -4,19 +4,20 @@
     POST /admin/clients/{client_id}/suspend
     POST /admin/clients/{client_id}/activate
 
-Every change is an `admin` event in the access log, with the operator's pseudonym.
+Every change commits with its `admin` event (the operator's pseudonym in the envelope).
 A suspension takes effect on the client's very next request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 
-from gateway._events import record_action
+from gateway.clients import Client
 from gateway.identity import Identity, OperatorIdentity
-from gateway.recorder import pseudonym
+from gateway.recorder import Event, admin_event, pseudonym
 
 if TYPE_CHECKING:
     from gateway.app import GatewayState
@@ -29,19 +30,16 @@ def _state(request: Request) -> GatewayState:
     return state
 
 
-async def _record(request: Request, identity: Identity, action: str, client_id: str) -> None:
-    await record_action(
-        request,
-        type="admin",
-        outcome=action,
-        envelope={
-            "action": action,
-            "client": client_id,
-            "operator": pseudonym(_state(request).pseudonym_key, identity.subject),
-            "operatorOrg": identity.org,
-        },
+def _recorder(request: Request, identity: Identity, action: str) -> Callable[[Client], Event]:
+    """The `admin` event of `action`, committed with the change itself."""
+    return lambda client: admin_event(
+        request_id=getattr(request.state, "request_id", None) or "",
+        policy_version=_state(request).catalogue.version,
+        action=action,
+        client_id=client.id,
+        operator=pseudonym(_state(request).pseudonym_key, identity.subject),
+        operator_org=identity.org,
         personal={"operator": identity.subject},
-        client_id=client_id,
     )
 
 
@@ -57,16 +55,18 @@ def admin_router() -> APIRouter:
     async def suspend(
         request: Request, client_id: str, identity: OperatorIdentity
     ) -> dict[str, Any]:
-        client = await _state(request).clients.set_status(client_id, "suspended")
-        await _record(request, identity, "client_suspended", client_id)
+        client = await _state(request).clients.set_status(
+            client_id, "suspended", record=_recorder(request, identity, "client_suspended")
+        )
         return {"id": client.id, "status": client.status}
 
     @router.post("/clients/{client_id:path}/activate")
     async def activate(
         request: Request, client_id: str, identity: OperatorIdentity
     ) -> dict[str, Any]:
-        client = await _state(request).clients.set_status(client_id, "active")
-        await _record(request, identity, "client_activated", client_id)
+        client = await _state(request).clients.set_status(
+            client_id, "active", record=_recorder(request, identity, "client_activated")
+        )
         return {"id": client.id, "status": client.status}
 
     return router

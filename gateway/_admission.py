@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import Counter
+
 from connectors import FetchContext
 from gateway.consents import ConsentStore
 from gateway.errors import GatewayError
@@ -22,6 +24,11 @@ from policies import ActiveConsent, Basis, Catalogue, Policy
 from schema import Access, RequestContext
 
 __all__ = ["Admission", "Admitted", "Limits"]
+
+REJECTIONS_NOT_RECORDED = Counter(
+    "gateway_rejections_not_recorded_total",
+    "Signed but refused requests over the client's rate, counted here instead of recorded.",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +81,13 @@ class Admission:
         try:
             verified = await self._verifier.verify(authorization, raw)
         except RejectedRequest as rejected:
-            await self._record_rejection(request_id, rejected)
+            # A signed refusal is recorded, up to the client's own rate: an old token
+            # replayed in a loop must not flood the log in the client's name.
+            count, _ = await self._limiter.hit("rejected", rejected.client.id)
+            if count <= self._limits.per_client:
+                await self._record_rejection(request_id, rejected)
+            else:
+                REJECTIONS_NOT_RECORDED.inc()
             raise rejected.error from None
         client, purpose = verified.client, verified.purpose
         try:
@@ -140,10 +153,8 @@ class Admission:
         ]
         decided = sorted({d.subject for d in ctx.access.decisions})
         action_subjects = [s for a in ctx.actions if (s := a.get("subject")) is not None]
-        kind = "consent" if any("consent" in a for a in ctx.actions) and not decisions else "access"
         envelope = {
             **self._who(verified),
-            "operation": operation,
             "decisions": decisions,
             "sources": sorted(ctx.sources),
             "sourceCalls": ctx.source_calls,
@@ -153,12 +164,14 @@ class Admission:
         }
         await self._recorder.record(
             Event(
-                type=kind,
+                type="access",
                 request_id=ctx.request_id,
                 outcome=outcome,
                 policy_version=self._catalogue.version,
                 envelope=envelope,
-                personal=self._personal(verified.token, subjects, purpose.officer),
+                personal=self._personal(
+                    verified.token, subjects, purpose.officer, purpose.case, operation
+                ),
                 subjects=[*decided, *action_subjects],
                 client_id=verified.client.id,
                 procedure=purpose.procedure,
@@ -171,16 +184,30 @@ class Admission:
             "client": verified.client.id,
             "organisation": verified.client.organisation,
             "kid": verified.kid,
+            # Officer ids and case numbers can name people: pseudonyms here, the values
+            # in the personal part. The same pseudonym finds a case's or officer's events.
             "officer": pseudonym(self._pseudonym_key, purpose.officer),
             "procedure": purpose.procedure,
-            "case": purpose.case,
+            "case": pseudonym(self._pseudonym_key, purpose.case),
             "subjects": len(purpose.subjects),
             "jti": verified.jti,
         }
 
     @staticmethod
-    def _personal(token: str, subjects: Sequence[str], officer: str | None) -> dict[str, Any]:
-        return {"subjects": list(subjects), "officer": officer, "token": token}
+    def _personal(
+        token: str,
+        subjects: Sequence[str],
+        officer: str | None,
+        case: str | None = None,
+        operation: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "subjects": list(subjects),
+            "officer": officer,
+            "case": case,
+            "operation": operation,
+            "token": token,
+        }
 
     async def _record_rejection(
         self,
@@ -201,9 +228,9 @@ class Admission:
                 "officer": pseudonym(self._pseudonym_key, officer)
                 if isinstance(officer, str)
                 else None,
-                # Signed but not validated: kept only when it fits the column.
+                # Signed but not validated: kept only when it is a catalogue code.
                 "procedure": procedure
-                if isinstance(procedure, str) and len(procedure) <= 64
+                if isinstance(procedure, str) and procedure in self._catalogue
                 else None,
             }
         )

@@ -8,8 +8,8 @@
     GET  /consents/{id}/status             public: is this consent in force now?
 
 A citizen sees and changes only their own consents: another citizen's consent answers
-404 as if it did not exist. Every answer (approve, deny, revoke) is recorded as a
-`consent` event before the response is sent.
+404 as if it did not exist. Every answer (approve, deny, revoke) commits with its
+`consent` event in one transaction, before the response is sent.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from gateway._events import record_action
-from gateway.consents import Consent
+from gateway.consents import Consent, Recorder, consent_event
 from gateway.errors import InvalidArgument, NotFound
 from gateway.identity import CitizenIdentity, Identity, Level2Citizen
 from policies import UnknownProcedure
@@ -27,7 +26,7 @@ from policies import UnknownProcedure
 if TYPE_CHECKING:
     from gateway.app import GatewayState
 
-__all__ = ["citizen_router", "consent_status_router", "record_consent_event"]
+__all__ = ["citizen_router", "consent_status_router"]
 
 _STATUSES = ("REQUESTED", "ACTIVE", "DENIED", "REVOKED", "EXPIRED")
 
@@ -47,28 +46,17 @@ def _shown(state: GatewayState, consent: Consent) -> dict[str, Any]:
     return body
 
 
-async def record_consent_event(
-    request: Request, consent: Consent, action: str, identity: Identity | None = None
-) -> None:
-    """Commit the `consent` event of one consent action (raises `AuditUnavailable`)."""
-    await record_action(
-        request,
-        type="consent",
-        outcome=action,
-        envelope={
-            "consent": consent.id,
-            "action": action,
-            "consumer": consent.consumer,
-            "procedure": consent.procedure,
-            "fields": list(consent.fields),
-            "validUntil": consent.public()["validUntil"],
-            "actor": "citizen" if identity is not None else "client",
-            "acr": identity.acr if identity is not None else None,
-        },
-        personal={"subject": consent.subject},
-        subjects=[consent.subject],
-        client_id=consent.consumer,
-        procedure=consent.procedure,
+def _recorder(request: Request, action: str, identity: Identity) -> Recorder:
+    """The event of `action`, committed with the change itself."""
+    state = _state(request)
+    request_id = getattr(request.state, "request_id", None) or ""
+    return lambda consent: consent_event(
+        consent,
+        action,
+        request_id=request_id,
+        policy_version=state.catalogue.version,
+        actor="citizen",
+        acr=identity.acr,
     )
 
 
@@ -106,15 +94,17 @@ def citizen_router() -> APIRouter:
     @router.post("/consents/{consent_id}/approve")
     async def approve(request: Request, consent_id: str, identity: Level2Citizen) -> dict[str, Any]:
         state = _state(request)
-        consent = await state.consents.approve(consent_id, identity.subject)
-        await record_consent_event(request, consent, "approved", identity)
+        consent = await state.consents.approve(
+            consent_id, identity.subject, record=_recorder(request, "approved", identity)
+        )
         return _shown(state, consent)
 
     @router.post("/consents/{consent_id}/deny")
     async def deny(request: Request, consent_id: str, identity: CitizenIdentity) -> dict[str, Any]:
         state = _state(request)
-        consent = await state.consents.deny(consent_id, identity.subject)
-        await record_consent_event(request, consent, "denied", identity)
+        consent = await state.consents.deny(
+            consent_id, identity.subject, record=_recorder(request, "denied", identity)
+        )
         return _shown(state, consent)
 
     @router.post("/consents/{consent_id}/revoke")
@@ -122,8 +112,9 @@ def citizen_router() -> APIRouter:
         request: Request, consent_id: str, identity: CitizenIdentity
     ) -> dict[str, Any]:
         state = _state(request)
-        consent = await state.consents.revoke(consent_id, identity.subject)
-        await record_consent_event(request, consent, "revoked", identity)
+        consent = await state.consents.revoke(
+            consent_id, identity.subject, record=_recorder(request, "revoked", identity)
+        )
         return _shown(state, consent)
 
     return router

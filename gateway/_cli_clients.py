@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +69,28 @@ def _read_jwk(args: argparse.Namespace, settings: GatewaySettings) -> dict[str, 
     return key.as_dict(private=False)
 
 
+def _cli_recorder(settings: GatewaySettings, action: str) -> Callable[[Any], Any]:
+    """The `admin` event of a change made from this command line, by this OS user."""
+    import getpass
+
+    from gateway.recorder import admin_event, pseudonym
+    from keys import load_secret
+    from policies import load_catalogue
+
+    operator = f"cli:{getpass.getuser()}"
+    key = load_secret(settings.keys_dir, "pseudonyms", create=settings.environment != "production")
+    version = load_catalogue(settings.catalogue_dir).version
+    return lambda client: admin_event(
+        request_id=uuid.uuid4().hex,
+        policy_version=version,
+        action=action,
+        client_id=client.id,
+        operator=pseudonym(key, operator),
+        operator_org=None,
+        personal={"operator": operator},
+    )
+
+
 def add_client_commands(
     sub: Any,
     command: Callable[..., argparse.ArgumentParser],
@@ -100,7 +123,11 @@ def add_client_commands(
 
     def status(value: str) -> Callable[[argparse.Namespace], int]:
         def change(args: argparse.Namespace) -> int:
-            client = _run(settings(), lambda reg: reg.set_status(args.client, value))
+            s = settings()
+            record = _cli_recorder(
+                s, "client_suspended" if value == "suspended" else "client_activated"
+            )
+            client = _run(s, lambda reg: reg.set_status(args.client, value, record=record))
             _out({"id": client.id, "status": client.status})
             return 0
 

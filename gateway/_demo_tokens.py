@@ -40,12 +40,29 @@ class _Ask(BaseModel):
     subjects: list[str] | None = Field(default=None, max_length=50)
 
 
+_LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
 def _loopback(request: Request) -> bool:
+    """A caller on this machine, addressing it by a local name.
+
+    The peer address alone is not enough: a web page on another origin could reach
+    the route through DNS rebinding, with its own name in `Host`. So the `Host` (and an
+    `Origin`, when the browser sends one) must name this machine too.
+    """
     host = request.client.host if request.client else ""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        if not ipaddress.ip_address(host).is_loopback:
+            return False
     except ValueError:
         return False
+    named = request.headers.get("host", "").rsplit(":", 1)[0].lower()
+    origin = request.headers.get("origin")
+    if origin is not None:
+        origin_host = origin.split("://", 1)[-1].rsplit(":", 1)[0].lower()
+        if origin_host not in _LOCAL_NAMES:
+            return False
+    return named in _LOCAL_NAMES
 
 
 def demo_token_router() -> APIRouter:

@@ -20,7 +20,7 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 class RequestIdMiddleware:
-    """Gives each request an id (the caller's `X-Request-Id` if well-formed).
+    """Gives each request an id of the gateway's own, returned in `X-Request-Id`.
 
     The id is bound to every log line of the request, returned in `X-Request-Id`, and
     sent to sources as `X-Road-Id`. The access line names the route, never the query
@@ -35,8 +35,11 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The gateway's own id, never the caller's: it goes into the access record, and
+        # a caller's id could carry anything. The caller's is logged beside it.
+        request_id = uuid.uuid4().hex
         given = _header(scope, b"x-request-id")
-        request_id = given if given and _VALID_ID.match(given) else uuid.uuid4().hex
+        client_request_id = given if given and _VALID_ID.match(given) else None
         scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope["path"]
         route = (
@@ -64,6 +67,7 @@ class RequestIdMiddleware:
                 HTTP_LATENCY.labels(route).observe(elapsed)
                 log.info(
                     "request",
+                    client_request_id=client_request_id,
                     method=scope["method"],
                     route=route,
                     status=status,

@@ -37,7 +37,7 @@ from gateway._http import source_client
 from gateway._middleware import RequestIdMiddleware
 from gateway._query_page import STATIC_DIR, QueryPage
 from gateway.clients import ClientRegistry
-from gateway.config import GatewaySettings
+from gateway.config import ConfigurationError, GatewaySettings
 from gateway.consents import ConsentStore
 from gateway.errors import GatewayError, InvalidArgument
 from gateway.identity import IdentityVerifier
@@ -45,7 +45,7 @@ from gateway.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.recorder import EventRecorder
 from gateway.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 from gateway.storage import create_engine, record_connectors, require_head
-from gateway.tokens import RequestVerifier
+from gateway.tokens import MAX_LIFETIME, SKEW, RequestVerifier
 from keys import KeyRing, load_secret
 from policies import Catalogue, default_policy, load_catalogue
 from schema import SchemaLimits, Services, build_schema, canonical_fields
@@ -115,6 +115,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     missing or unusable, a connector manifest or the procedure catalogue is invalid.
     """
     catalogue = _catalogue(settings)
+    if not settings.is_sqlite and settings.redis_url is None:
+        # Replicas sharing PostgreSQL must share the replay cache and the limits.
+        if settings.environment == "production":
+            raise ConfigurationError(
+                "PostgreSQL in production needs Redis (GATEWAY_REDIS_URL): replicas must share "
+                "the replay cache and the rate limits"
+            )
+        log.warning("no_redis", hint="one gateway process only: replay cache in process")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -137,12 +145,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             origin = str(settings.connectors_dir) if settings.connectors_dir else "none"
             versions = await record_connectors(engine, manifests, origin=origin)
             redis = None
-            replay: ReplayCache = MemoryReplayCache()
-            limiter: RateLimiter = MemoryRateLimiter()
+            replay: ReplayCache
+            limiter: RateLimiter
             if settings.redis_url is not None:
                 redis = Redis.from_url(settings.redis_url.get_secret_value())
                 stack.push_async_callback(redis.aclose)
                 replay, limiter = RedisReplayCache(redis), RedisRateLimiter(redis)
+            else:
+                memory = MemoryReplayCache()
+                restored = await memory.restore(engine, lifetime=MAX_LIFETIME + SKEW)
+                replay, limiter = memory, MemoryRateLimiter()
+                log.info("replay_cache_in_process", restored=restored)
             recorder = EventRecorder(engine)
             await recorder.start()
             stack.push_async_callback(recorder.stop)
@@ -232,7 +245,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(admin_router())
     if settings.unsafe_demo_tokens:
         if settings.environment == "production":
-            raise ValueError("unsafe demo tokens are refused in production")
+            raise ConfigurationError("unsafe demo tokens are refused in production")
         app.include_router(demo_token_router())
         log.warning(
             "unsafe_demo_tokens_enabled",
@@ -286,6 +299,7 @@ async def preflight(settings: GatewaySettings) -> None:
     """
     from connectors import check_manifest
 
+    create_app(settings)  # what create_app refuses (settings that cannot work together)
     _catalogue(settings)
     canonical, kinds = canonical_fields(), connector_kinds()
     for manifest in _manifests(settings):

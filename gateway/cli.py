@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway._cli_clients import add_client_commands
 from gateway._cli_identity import add_identity_commands
-from gateway.config import GatewaySettings
+from gateway.config import ConfigurationError, GatewaySettings
 
 __all__ = ["main"]
 
@@ -285,7 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
-    except (ManifestError, CatalogueError, DatabaseNotReady, KeyRingError) as exc:
+    except (
+        ManifestError,
+        CatalogueError,
+        DatabaseNotReady,
+        KeyRingError,
+        ConfigurationError,
+    ) as exc:
         sys.stderr.write(f"gateway: {exc}\n")
         return 2
     except GatewayError as exc:

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from joserfc.jwk import ECKey, OKPKey
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway._tables import client_keys, clients
-from gateway.errors import Conflict, InvalidArgument, NotFound
+from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
+from gateway.recorder import Event, insert_events
 from policies import AgencyKind
 
 __all__ = ["CLIENT_ID", "Client", "ClientKey", "ClientRegistry", "public_jwk"]
@@ -165,19 +166,32 @@ class ClientRegistry:
             raise NotFound("No client has this id.", kind="Client")
         return _client(row)
 
-    async def set_status(self, client_id: str, status: str) -> Client:
-        """Suspend (`suspended`) or reinstate (`active`) a client."""
+    async def set_status(
+        self, client_id: str, status: str, *, record: Callable[[Client], Event]
+    ) -> Client:
+        """Suspend (`suspended`) or reinstate (`active`) a client.
+
+        The change commits with its `admin` event, or not at all (`AuditUnavailable`).
+        """
         if status not in {"active", "suspended"}:
             raise InvalidArgument("A status is active or suspended.")
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                clients.update()
-                .where(clients.c.id == client_id)
-                .values(status=status, updated_at=_now())
-            )
-        if result.rowcount == 0:
-            raise NotFound("No client has this id.", kind="Client")
-        return await self.get(client_id)
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    clients.update()
+                    .where(clients.c.id == client_id)
+                    .values(status=status, updated_at=_now())
+                )
+                if result.rowcount == 0:
+                    raise NotFound("No client has this id.", kind="Client")
+                row = (
+                    await conn.execute(sa.select(clients).where(clients.c.id == client_id))
+                ).one()
+                client = _client(row)
+                await insert_events(conn, [record(client)])
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable("The change could not be recorded; nothing changed.") from exc
+        return client
 
     async def revoke_key(self, client_id: str, kid: str) -> None:
         """Stop accepting a key; tokens it signed are refused from now on."""

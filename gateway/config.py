@@ -13,7 +13,11 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["GatewaySettings"]
+__all__ = ["ConfigurationError", "GatewaySettings"]
+
+
+class ConfigurationError(ValueError):
+    """Settings that cannot work together (e.g. PostgreSQL in production without Redis)."""
 
 
 class GatewaySettings(BaseSettings):

@@ -14,9 +14,10 @@ grant alone never proves a consent is still in force: `status` answers that.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -25,14 +26,24 @@ import rfc8785
 import sqlalchemy as sa
 from joserfc import jws
 from joserfc.jwk import OKPKey
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway._tables import consents
-from gateway.errors import Conflict, InvalidArgument, NotFound
+from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
+from gateway.recorder import Event, insert_events
 from keys import KeyRing, eddsa_allowed
 from policies import ActiveConsent
 
-__all__ = ["CONSENT_TYPE", "Consent", "ConsentStore", "detach", "verify_signed"]
+__all__ = [
+    "CONSENT_TYPE",
+    "Consent",
+    "ConsentStore",
+    "Recorder",
+    "consent_event",
+    "detach",
+    "verify_signed",
+]
 
 CONSENT_TYPE: Final = "gw-consent+jws"
 
@@ -167,8 +178,49 @@ def _json_header(part: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+Recorder = Callable[[Consent], Event]
+"""Builds the event of a consent action from the consent as it is after the action."""
+
+
+def consent_event(
+    consent: Consent,
+    action: str,
+    *,
+    request_id: str,
+    policy_version: str,
+    actor: str,
+    acr: str | None = None,
+) -> Event:
+    """The `consent` event of one action on a consent (no personal data in its envelope)."""
+    return Event(
+        type="consent",
+        request_id=request_id,
+        outcome=action,
+        policy_version=policy_version,
+        envelope={
+            "consent": consent.id,
+            "action": action,
+            "consumer": consent.consumer,
+            "procedure": consent.procedure,
+            "fields": list(consent.fields),
+            "validUntil": consent.public()["validUntil"],
+            "actor": actor,
+            "acr": acr,
+        },
+        personal={"subject": consent.subject, "case": consent.case},
+        subjects=[consent.subject],
+        client_id=consent.consumer,
+        procedure=consent.procedure,
+    )
+
+
 class ConsentStore:
-    """Consents in the gateway's database."""
+    """Consents in the gateway's database.
+
+    Every change commits in one transaction with its `consent` event: a change that
+    cannot be recorded does not happen (`AuditUnavailable`), and none is recorded that
+    did not happen.
+    """
 
     def __init__(self, engine: AsyncEngine, keyring: KeyRing) -> None:
         self._engine = engine
@@ -185,6 +237,7 @@ class ConsentStore:
         valid_until: datetime.datetime,
         answer_within: datetime.timedelta,
         max_validity: datetime.timedelta,
+        record: Recorder,
     ) -> Consent:
         """Record a request; the citizen answers it before `answer_within` passes."""
         now = _now()
@@ -196,7 +249,7 @@ class ConsentStore:
                 argument="validUntil",
             )
         consent_id = uuid.uuid4().hex
-        async with self._engine.begin() as conn:
+        async with self._recorded() as conn:
             await conn.execute(
                 consents.insert().values(
                     id=consent_id,
@@ -211,17 +264,29 @@ class ConsentStore:
                     valid_until=valid_until,
                 )
             )
-        return await self.get(consent_id)
+            consent = await self._read(conn, consent_id)
+            await insert_events(conn, [record(consent)])
+        return consent
+
+    @contextlib.asynccontextmanager
+    async def _recorded(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction whose database failures mean: nothing changed, nothing recorded."""
+        try:
+            async with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable("The change could not be recorded; nothing changed.") from exc
+
+    async def _read(self, conn: AsyncConnection, consent_id: str) -> Consent:
+        row = (await conn.execute(sa.select(consents).where(consents.c.id == consent_id))).first()
+        if row is None:
+            raise NotFound("No consent has this id.", kind="Consent")
+        return _consent(row, _now())
 
     async def get(self, consent_id: str) -> Consent:
         """The consent, or `NotFound`."""
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(sa.select(consents).where(consents.c.id == consent_id))
-            ).first()
-        if row is None:
-            raise NotFound("No consent has this id.", kind="Consent")
-        return _consent(row, _now())
+            return await self._read(conn, consent_id)
 
     async def of_subject(self, subject: str, *, status: str | None = None) -> list[Consent]:
         """A citizen's consents, newest first, optionally of one (effective) status."""
@@ -261,18 +326,24 @@ class ConsentStore:
         ]
 
     async def _transition(
-        self, consent_id: str, subject: str, *, from_status: str, values: dict[str, Any]
+        self,
+        consent_id: str,
+        subject: str,
+        *,
+        from_status: str,
+        values: Callable[[Consent], dict[str, Any]],
+        record: Recorder,
     ) -> Consent:
-        current = await self.get(consent_id)
-        if current.subject != subject:
-            # Another citizen's consent: as if it did not exist.
-            raise NotFound("No consent has this id.", kind="Consent")
-        if current.status != from_status:
-            raise Conflict(
-                f"The consent is {current.status}; this needs it {from_status}.",
-                status=current.status,
-            )
-        async with self._engine.begin() as conn:
+        async with self._recorded() as conn:
+            current = await self._read(conn, consent_id)
+            if current.subject != subject:
+                # Another citizen's consent: as if it did not exist.
+                raise NotFound("No consent has this id.", kind="Consent")
+            if current.status != from_status:
+                raise Conflict(
+                    f"The consent is {current.status}; this needs it {from_status}.",
+                    status=current.status,
+                )
             result = await conn.execute(
                 consents.update()
                 .where(
@@ -280,35 +351,38 @@ class ConsentStore:
                     consents.c.subject == subject,
                     consents.c.status == from_status,
                 )
-                .values(**values)
+                .values(**values(current))
             )
-        if result.rowcount != 1:
-            raise Conflict("The consent changed meanwhile; read it again.")
-        return await self.get(consent_id)
+            if result.rowcount != 1:
+                raise Conflict("The consent changed meanwhile; read it again.")
+            changed = await self._read(conn, consent_id)
+            await insert_events(conn, [record(changed)])
+        return changed
 
-    async def approve(self, consent_id: str, subject: str) -> Consent:
+    async def approve(self, consent_id: str, subject: str, *, record: Recorder) -> Consent:
         """The citizen grants: the consent is in force from now, with a signed grant."""
-        current = await self.get(consent_id)
         now = _now()
-        granted = Consent(**{**_fields(current), "decided_at": now, "status": "ACTIVE"})
-        grant = _sign(self._keyring, granted.artefact())
+
+        def granted(current: Consent) -> dict[str, Any]:
+            artefact = Consent(**{**_fields(current), "decided_at": now, "status": "ACTIVE"})
+            grant = _sign(self._keyring, artefact.artefact())
+            return {"status": "ACTIVE", "decided_at": now, "grant": grant}
+
         return await self._transition(
-            consent_id,
-            subject,
-            from_status="REQUESTED",
-            values={"status": "ACTIVE", "decided_at": now, "grant": grant},
+            consent_id, subject, from_status="REQUESTED", values=granted, record=record
         )
 
-    async def deny(self, consent_id: str, subject: str) -> Consent:
+    async def deny(self, consent_id: str, subject: str, *, record: Recorder) -> Consent:
         """The citizen refuses."""
         return await self._transition(
             consent_id,
             subject,
             from_status="REQUESTED",
-            values={"status": "DENIED", "decided_at": _now()},
+            values=lambda _: {"status": "DENIED", "decided_at": _now()},
+            record=record,
         )
 
-    async def revoke(self, consent_id: str, subject: str) -> Consent:
+    async def revoke(self, consent_id: str, subject: str, *, record: Recorder) -> Consent:
         """The citizen withdraws; a signed revocation is kept beside the grant."""
         now = _now()
         revocation = _sign(self._keyring, {"id": consent_id, "revokedAt": _iso(now)})
@@ -316,7 +390,8 @@ class ConsentStore:
             consent_id,
             subject,
             from_status="ACTIVE",
-            values={"status": "REVOKED", "revoked_at": now, "revocation": revocation},
+            values=lambda _: {"status": "REVOKED", "revoked_at": now, "revocation": revocation},
+            record=record,
         )
 
 

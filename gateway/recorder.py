@@ -31,7 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway._tables import event_personal, event_subjects, events
 from gateway.errors import AuditUnavailable
 
-__all__ = ["Event", "EventRecorder", "canonical_hash", "pseudonym"]
+__all__ = [
+    "Event",
+    "EventRecorder",
+    "admin_event",
+    "canonical_hash",
+    "insert_events",
+    "pseudonym",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -115,6 +122,47 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def admin_event(
+    *,
+    request_id: str,
+    policy_version: str,
+    action: str,
+    client_id: str,
+    operator: str,
+    operator_org: str | None,
+    personal: dict[str, Any],
+) -> Event:
+    """The `admin` event of a change to a client (suspension, reinstatement)."""
+    return Event(
+        type="admin",
+        request_id=request_id,
+        outcome=action,
+        policy_version=policy_version,
+        envelope={
+            "action": action,
+            "client": client_id,
+            "operator": operator,
+            "operatorOrg": operator_org,
+        },
+        personal=personal,
+        client_id=client_id,
+    )
+
+
+async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> None:
+    """Insert events (both parts and the subject index) in the caller's transaction."""
+    event_rows, personal_rows, subject_rows = [], [], []
+    for event in batch:
+        e, p, s = event.rows()
+        event_rows.append(e)
+        personal_rows.append(p)
+        subject_rows.extend(s)
+    await conn.execute(events.insert(), event_rows)
+    await conn.execute(event_personal.insert(), personal_rows)
+    if subject_rows:
+        await conn.execute(event_subjects.insert(), subject_rows)
+
+
 class EventRecorder:
     """Writes events in shared commits; `record` waits for the commit of its event."""
 
@@ -174,21 +222,12 @@ class EventRecorder:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
-        event_rows, personal_rows, subject_rows = [], [], []
-        for event, _ in batch:
-            e, p, s = event.rows()
-            event_rows.append(e)
-            personal_rows.append(p)
-            subject_rows.extend(s)
         try:
             # The writer keeps its connection: no pool round trip on every commit.
             if self._conn is None:
                 self._conn = await self._engine.connect()
             async with self._conn.begin():
-                await self._conn.execute(events.insert(), event_rows)
-                await self._conn.execute(event_personal.insert(), personal_rows)
-                if subject_rows:
-                    await self._conn.execute(event_subjects.insert(), subject_rows)
+                await insert_events(self._conn, [event for event, _ in batch])
         except Exception as exc:  # any failure to commit means: nothing is released
             await self._drop_connection()
             RECORD_FAILURES.inc()

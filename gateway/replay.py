@@ -7,13 +7,17 @@ A cache that cannot answer refuses the request: a replay must never pass unnotic
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import time
 from typing import Protocol
 
+import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway._tables import events
 from gateway.errors import ServiceUnavailable
 
 __all__ = ["MemoryReplayCache", "RedisReplayCache", "ReplayCache"]
@@ -32,7 +36,11 @@ class ReplayCache(Protocol):
 
 
 class MemoryReplayCache:
-    """In-process cache for the single-process embedded mode, bounded in size."""
+    """In-process cache for the single-process embedded mode, bounded in size.
+
+    A restart would forget what was spent; `restore` refills it from the access
+    records of the last few minutes, which name the jti of every admitted request.
+    """
 
     def __init__(self, *, max_entries: int = 1_000_000) -> None:
         self._expiry: dict[str, float] = {}
@@ -51,6 +59,23 @@ class MemoryReplayCache:
                 raise ServiceUnavailable("The replay cache is full; retry shortly.")
         self._expiry[key] = now + ttl
         return True
+
+    async def restore(self, engine: AsyncEngine, *, lifetime: int) -> int:
+        """Re-spend the jtis recorded within the last `lifetime` seconds; returns how many."""
+        since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=lifetime)
+        query = sa.select(events.c.client_id, events.c.envelope).where(
+            events.c.ts >= since, events.c.type.in_(("access", "consent"))
+        )
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        count = 0
+        for row in rows:
+            envelope = row.envelope if isinstance(row.envelope, dict) else {}
+            jti = envelope.get("jti")
+            if row.client_id and isinstance(jti, str):
+                await self.first_use(row.client_id, jti, lifetime)
+                count += 1
+        return count
 
 
 class RedisReplayCache:

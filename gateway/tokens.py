@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -50,6 +52,7 @@ from keys import eddsa_allowed
 __all__ = [
     "MAX_LIFETIME",
     "MAX_SUBJECTS",
+    "SKEW",
     "TOKEN_TYPE",
     "Purpose",
     "RejectedRequest",
@@ -229,17 +232,15 @@ class RequestVerifier:
         client_id, kid = claims.get("iss"), header.get("kid")
         if not isinstance(client_id, str) or not isinstance(kid, str):
             raise Unauthenticated("The token needs `iss` (the client id) and a `kid`.")
+        # Until the signature checks out, every refusal looks the same: an unsigned
+        # caller learns nothing about which clients and keys exist or their status.
         found = await self._clients.lookup(client_id, kid)
         if found is None:
-            raise Unauthenticated("No such client, or the key is not registered to it.")
+            raise BadSignature
         client, key = found
-        if not client.active:
-            raise Unauthenticated("The client is suspended.")
-        if key.status != "active":
-            raise BadSignature("The key has been revoked.")
         alg = _ALGORITHMS.get(str(header.get("alg")))
         if alg is None or alg != key.alg:
-            raise BadSignature("The algorithm does not match the client's key.")
+            raise BadSignature
         try:
             _quietly(
                 lambda: jws.deserialize_compact(
@@ -248,6 +249,10 @@ class RequestVerifier:
             )
         except (JoseError, ValueError) as exc:
             raise BadSignature from exc
+        if key.status != "active":
+            raise BadSignature("The key has been revoked.")
+        if not client.active:
+            raise Unauthenticated("The client is suspended.")
         try:
             return await self._admit(client, kid, token, claims, body, now)
         except GatewayError as exc:
@@ -276,7 +281,8 @@ class RequestVerifier:
             raise Unauthenticated("The token needs a `jti` of 1 to 128 characters.")
         purpose = Purpose.from_claim(claims.get("purpose"))
         self._known_procedure(purpose.procedure)
-        ttl = max(1, int(expires - clock) + SKEW)
+        # Remembered until the token could no longer pass, skew included, rounded up.
+        ttl = max(1, math.ceil(expires + SKEW - clock) + 1)
         if not await self._replay.first_use(client.id, jti, ttl):
             raise TokenReplayed
         return VerifiedRequest(client, kid, jti, purpose, issued, expires, token)
@@ -294,8 +300,17 @@ def _bearer(authorization: str | None) -> str:
     return token
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        # Two members of one name: parsers disagree on which counts, so neither does.
+        raise ValueError("duplicate member name")
+    return dict(pairs)
+
+
 def _b64(part: str) -> Any:
-    return orjson.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    return json.loads(raw, object_pairs_hook=_no_duplicates)
 
 
 def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -305,8 +320,8 @@ def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         raise Unauthenticated("The token is not a compact JWS.")
     try:
         header, claims = _b64(parts[0]), _b64(parts[1])
-    except (ValueError, orjson.JSONDecodeError):
-        raise Unauthenticated("The token is not a compact JWS.") from None
+    except (ValueError, UnicodeDecodeError):
+        raise Unauthenticated("The token is not a compact JWS with unique member names.") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise Unauthenticated("The token is not a compact JWS.")
     if header.get("typ") != TOKEN_TYPE:

@@ -14,6 +14,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway import consents as store
+from gateway.consents import consent_event
 from gateway.errors import (
     ClientNotAuthorised,
     InvalidArgument,
@@ -125,6 +126,13 @@ async def request_consent(
         valid_until=valid_until,
         answer_within=services.consent_answer_within,
         max_validity=services.consent_max_validity,
+        record=lambda c: consent_event(
+            c,
+            "requested",
+            request_id=ctx.request_id,
+            policy_version=services.catalogue.version,
+            actor="client",
+        ),
     )
     ctx.actions.append(
         {"consent": consent.id, "action": "requested", "fields": sorted(fields), "subject": subject}

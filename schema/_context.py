@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ class Access:
     consent_loader: Callable[[], Awaitable[Sequence[ActiveConsent]]] | None = field(
         default=None, repr=False
     )
+    _consents_loading: asyncio.Future[Sequence[ActiveConsent]] | None = field(
+        default=None, repr=False
+    )
     decisions: list[DecisionRecord] = field(default_factory=list, repr=False)
     _cache: dict[tuple[str, str], Allowed | PolicyDenied] = field(default_factory=dict, repr=False)
 
@@ -65,8 +69,10 @@ class Access:
         if self.consent_loader is None:
             return
         if any(f"{kind}.{name}" in self.consent_paths for name in fields):
-            loader, self.consent_loader = self.consent_loader, None
-            self.consents = tuple(await loader())
+            # Root fields resolve concurrently: the first starts the lookup, all await it.
+            if self._consents_loading is None:
+                self._consents_loading = asyncio.ensure_future(self.consent_loader())
+            self.consents = tuple(await self._consents_loading)
 
     def decide_one(self, subject: str, path: str) -> Allowed | PolicyDenied:
         """The decision for one canonical path of one subject (recorded once)."""

@@ -207,7 +207,8 @@ async def get_list(
         return decision.entity_error
     if not decision.allowed:
         return next(iter(decision.denied.values()), _no_source(kind))
-    wanted = frozenset(decision.allowed) | {kind.key}
+    # Only allowed fields are asked for, the list's own identifiers included.
+    wanted = frozenset(decision.allowed)
     per_connector, _ = await _fetch(ctx, kind, [holder], wanted)
     if not per_connector:
         return _no_source(kind)
@@ -222,7 +223,8 @@ async def get_list(
             return SourceDataInvalid("Expected a list of records.", source=name)
         for record in result:
             index = len(items)
-            values = {**decision.denied, **record}
+            values = {f: record.get(f) for f in cfields if f in decision.allowed}
+            values.update(decision.denied)
             fetched = Fetched(values, dict.fromkeys(cfields, (name, when)), decision)
             _note(ctx, f"{selection.path}.{index}", selection, fetched)
             items.append(build(kind.cls, values, source=name))

@@ -87,11 +87,14 @@ class Address:
     valid_from: datetime.date | None
 
 
-@strawberry.type(description="A person named in another person's or a business's record.")
+@strawberry.type(
+    description="A person named in another person's or a business's record: who they are, "
+    "no more. It is part of the record it appears in and released with it; reading the "
+    "person's own record needs them among the case's subjects."
+)
 class RelatedPerson:
     personal_id: str | None
     full_name: str | None
-    nationality: list[str] | None
 
 
 @strawberry.type(description="One of the 54 recognised ethnic groups (sensitive data).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import re
 
@@ -175,3 +176,32 @@ async def test_the_record_holds_no_personal_data_in_its_envelope(
     assert personal["officer"] == "nguyen.van.a"
     assert subjects == [person]
     assert row.envelope_hash == canonical_hash(envelope)
+
+
+async def test_a_consent_answer_that_cannot_be_recorded_does_not_happen(
+    gateway, dataset, store, sign_in
+) -> None:
+    person = dataset.sample.citizens[0]
+    requested = await gateway.post(
+        """mutation($s: String!, $u: DateTime!) { requestConsent(subject: $s,
+             procedure: "1.004222", fields: ["Citizen.phone"], validUntil: $u) { id } }""",
+        {
+            "s": person,
+            "u": (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)).isoformat(),
+        },
+        procedure=RESIDENCE,
+    )
+    consent = requested.json()["data"]["requestConsent"]["id"]
+    citizen = await sign_in.citizen(person)
+    await store.broken(True)
+    async with gateway.client(auth=None) as http:
+        approved = await http.post(f"/me/consents/{consent}/approve", headers=citizen)
+        await store.broken(False)
+        after = (await http.get(f"/consents/{consent}/status")).json()
+    assert approved.status_code == 503
+    assert approved.json()["code"] == "AUDIT_UNAVAILABLE"
+    assert after["status"] == "REQUESTED"
+    phone = await gateway.post(
+        f'{{ citizen(personalId: "{person}") {{ phone }} }}', procedure=RESIDENCE
+    )
+    assert phone.json()["errors"][0]["extensions"]["code"] == "CONSENT_REQUIRED"

@@ -160,7 +160,7 @@ async def test_unknown_client(gateway, signer, body, purpose, migrated) -> None:
     token = _token(signer, body, purpose, client_id="VN/GOV/NOBODY/system")
     response = await _send(gateway, body, token)
     assert response.status_code == 401
-    assert response.json()["code"] == "UNAUTHENTICATED"
+    assert response.json()["code"] == "BAD_SIGNATURE"
     assert await _events(migrated) == []
 
 
@@ -172,7 +172,7 @@ async def test_another_clients_kid_never_authenticates(
     token = _token(signer, body, purpose, key=other.key, kid=other.kid)
     response = await _send(gateway, body, token)
     assert response.status_code == 401
-    assert response.json()["code"] == "UNAUTHENTICATED"
+    assert response.json()["code"] == "BAD_SIGNATURE"
     assert await _events(migrated) == []
 
 
@@ -338,3 +338,60 @@ async def test_an_es256_client(gateway, migrated, tmp_path, body, purpose) -> No
     header = {"alg": "EdDSA", "typ": TOKEN_TYPE, "kid": kid}
     forged = f"{_b64(orjson.dumps(header))}.{token.split('.')[1]}.{token.split('.')[2]}"
     assert (await _send(gateway, body, forged)).json()["code"] == "BAD_SIGNATURE"
+
+
+async def test_before_the_signature_every_refusal_looks_the_same(
+    gateway, signer, body, purpose, sign_in
+) -> None:
+    # An unsigned caller cannot learn which clients exist or whether one is suspended.
+    token = _token(signer, body, purpose)
+    garbage = token.rsplit(".", 1)[0] + "." + _b64(b"x" * 64)
+    unknown = _token(signer, body, purpose, client_id="VN/GOV/NOBODY/system")
+    forged_unknown = unknown.rsplit(".", 1)[0] + "." + _b64(b"x" * 64)
+    answers = [(await _send(gateway, body, t)).json() for t in (garbage, forged_unknown)]
+    operator = await sign_in.staff("operator")
+    async with gateway.client(auth=None) as http:
+        await http.post(f"/admin/clients/{signer.client_id}/suspend", headers=operator)
+    answers.append((await _send(gateway, body, garbage)).json())
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0]["code"] == "BAD_SIGNATURE"
+    suspended = await _send(gateway, body, _token(signer, body, purpose))
+    assert suspended.json()["message"] == "The client is suspended."
+
+
+async def test_a_duplicate_claim_is_refused(gateway, signer, body, dataset) -> None:
+    claims = _claims(signer, body, Purpose(RESIDENCE, "CASE-A", "o", (dataset.sample.citizens[0],)))
+    payload = (
+        orjson.dumps(claims)[:-1]
+        + b',"purpose":'
+        + orjson.dumps({"procedure": RESIDENCE, "case": "CASE-B", "officer": "o", "subjects": []})
+        + b"}"
+    )
+    header = {"alg": "EdDSA", "typ": TOKEN_TYPE, "kid": signer.kid}
+    signing_input = f"{_b64(orjson.dumps(header))}.{_b64(payload)}"
+    signature = signer.key.private_key.sign(signing_input.encode())
+    response = await _send(gateway, body, f"{signing_input}.{_b64(signature)}")
+    assert response.status_code == 401
+    assert response.json()["code"] == "UNAUTHENTICATED"
+
+
+async def test_replaying_an_old_token_cannot_flood_the_record(
+    gateway_factory, signer, body, purpose, migrated
+) -> None:
+    gateway = gateway_factory(rate_limit_client=3)
+    token = _token(signer, body, purpose, now=int(time.time()) - 3600, ttl=60)
+    statuses = [(await _send(gateway, body, token)).status_code for _ in range(8)]
+    assert statuses == [401] * 8
+    assert await _events(migrated) == ["rejected:TOKEN_EXPIRED"] * 3
+
+
+async def test_a_token_is_single_use_across_a_restart(
+    gateway_factory, signer, body, purpose
+) -> None:
+    token = _token(signer, body, purpose)
+    first = gateway_factory()
+    assert (await _send(first, body, token)).status_code == 200
+    first.server.stop()
+    second = gateway_factory()
+    again = await _send(second, body, token)
+    assert again.json()["code"] == "TOKEN_REPLAYED"

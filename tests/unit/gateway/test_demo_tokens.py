@@ -32,3 +32,23 @@ async def test_refused_outside_loopback(app: FastAPI, host: str) -> None:
         )
     assert response.status_code == 403
     assert response.json()["code"] == "FORBIDDEN"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "rebind.attacker.example:8000"},
+        {"Host": "127.0.0.1:8000", "Origin": "http://rebind.attacker.example:8000"},
+    ],
+)
+async def test_refused_to_pages_of_other_origins_even_from_loopback(
+    app: FastAPI, headers: dict[str, str]
+) -> None:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+        response = await http.post(
+            "/_unsafe/demo-tokens",
+            json={"body": "{}", "procedure": "1.004222"},
+            headers=headers,
+        )
+    assert response.status_code == 403
