@@ -135,8 +135,11 @@ class Admission:
         status: int,
         operation: str | None,
         error_codes: Sequence[str],
-    ) -> None:
-        """Commit the access record of an executed request (raises `AuditUnavailable`)."""
+    ) -> bytes:
+        """Commit the access record of an executed request; returns its leaf hash.
+
+        Raises `AuditUnavailable` when it cannot be committed.
+        """
         verified = admitted.verified
         purpose = verified.purpose
         subjects = list(purpose.subjects)
@@ -162,7 +165,7 @@ class Admission:
             "status": status,
             "errors": sorted(set(error_codes)),
         }
-        await self._recorder.record(
+        return await self._recorder.record(
             Event(
                 type="access",
                 request_id=ctx.request_id,

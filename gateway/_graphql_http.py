@@ -39,6 +39,7 @@ from gateway.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from gateway.receipts import make_receipt
 from schema import RequestContext
 
 if TYPE_CHECKING:
@@ -296,7 +297,7 @@ class GraphQLEndpoint:
         ]
         status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
         # The record is committed before the answer leaves; if it cannot be, no data does.
-        await state.admission.record(
+        leaf = await state.admission.record(
             admitted,
             ctx,
             outcome=_outcome(ctx, request_error),
@@ -309,6 +310,14 @@ class GraphQLEndpoint:
         extensions = dict(result.extensions or {})
         if ctx.provenance:
             extensions["provenance"] = ctx.provenance
+        if not request_error:
+            # A signed promise that this request's record is, or soon will be, in the log.
+            extensions["receipt"] = make_receipt(
+                state.keyring,
+                leaf_hash=leaf,
+                origin=state.log.origin,
+                merge_delay=state.settings.merge_delay,
+            )
         if extensions:
             body["extensions"] = extensions
         GRAPHQL_SOURCE_CALLS.observe(ctx.source_calls)

@@ -14,6 +14,11 @@ __all__ = [
     "event_personal",
     "event_subjects",
     "events",
+    "log_checkpoints",
+    "log_leaves",
+    "log_nodes",
+    "log_queue",
+    "log_state",
     "metadata",
 ]
 
@@ -128,4 +133,52 @@ consents = sa.Table(
     sa.CheckConstraint(
         "status IN ('REQUESTED', 'ACTIVE', 'DENIED', 'REVOKED', 'EXPIRED')", name="status"
     ),
+)
+
+# The verifiable log. Indices are assigned by the sequencer, contiguously, never by a
+# database sequence: an aborted transaction would leave a gap.
+_BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+log_queue = sa.Table(
+    "log_queue",
+    metadata,
+    sa.Column("seq", _BIG_ID, primary_key=True, autoincrement=True, comment="Order only."),
+    sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), nullable=False, unique=True),
+)
+
+log_leaves = sa.Table(
+    "log_leaves",
+    metadata,
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), nullable=False, unique=True),
+    sa.Column("leaf", sa.Text, nullable=False, comment="RFC 8785 JSON of the public leaf."),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False, index=True),
+)
+
+log_nodes = sa.Table(
+    "log_nodes",
+    metadata,
+    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    comment="Hashes of the complete subtrees: level l, index i covers [i*2^l, (i+1)*2^l).",
+)
+
+log_state = sa.Table(
+    "log_state",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("id = 1", name="one_row"),
+)
+
+log_checkpoints = sa.Table(
+    "log_checkpoints",
+    metadata,
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
 )

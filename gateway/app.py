@@ -34,8 +34,10 @@ from gateway._demo_tokens import demo_token_router
 from gateway._graphql_http import GraphQLEndpoint, error_headers, error_response
 from gateway._health import health_routes
 from gateway._http import source_client
+from gateway._log_api import log_router
 from gateway._middleware import RequestIdMiddleware
 from gateway._query_page import STATIC_DIR, QueryPage
+from gateway.accesslog import Sequencer, TransparencyLog
 from gateway.clients import ClientRegistry
 from gateway.config import ConfigurationError, GatewaySettings
 from gateway.consents import ConsentStore
@@ -76,6 +78,7 @@ class GatewayState:
     admission: Admission
     services: Services
     identity: IdentityVerifier | None
+    log: TransparencyLog
     pseudonym_key: bytes = field(repr=False)
     connector_versions: dict[str, int] = field(default_factory=dict)
     redis: Redis | None = None
@@ -159,6 +162,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             recorder = EventRecorder(engine)
             await recorder.start()
             stack.push_async_callback(recorder.stop)
+            access_log = TransparencyLog(engine, keyring, origin=settings.checkpoint_origin)
+            await access_log.ensure_checkpoint()
+            sequencer = Sequencer(access_log, merge_delay=settings.merge_delay)
+            await sequencer.start()
+            stack.push_async_callback(sequencer.stop)
             clients = ClientRegistry(engine)
             consents = ConsentStore(engine, keyring)
             admission = Admission(
@@ -197,6 +205,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 admission=admission,
                 services=services,
                 identity=IdentityVerifier.from_settings(settings, http),
+                log=access_log,
                 pseudonym_key=pseudonym_key,
                 connector_versions=versions,
                 redis=redis,
@@ -243,6 +252,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(citizen_router())
     app.include_router(consent_status_router())
     app.include_router(admin_router())
+    app.include_router(log_router())
     if settings.unsafe_demo_tokens:
         if settings.environment == "production":
             raise ConfigurationError("unsafe demo tokens are refused in production")

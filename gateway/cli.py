@@ -6,7 +6,9 @@ gateway db upgrade            apply database migrations
 gateway db current            show the database's revision
 gateway schema export         write schema/schema.graphql (--check: fail if stale)
 gateway keys generate         add a new signing key per purpose (rotation)
-gateway keys show             print the public keys (JWKS)
+gateway keys show             print the public keys (JWKS, checkpoint verifier keys)
+gateway audit verify          verify the access log (database, or --url for a gateway)
+gateway log integrate         run the sequencer once, until the queue is empty
 gateway connectors check DIR  validate connector manifests against the schema
 gateway connectors list       show the connectors recorded in the database
 gateway catalogue list        the procedures of the catalogue and its version
@@ -160,9 +162,78 @@ def _keys_generate(args: argparse.Namespace) -> int:
 
 
 def _keys_show(_args: argparse.Namespace) -> int:
+    from keys import KeyRing, verifier_key
+
+    settings = _settings()
+    ring = KeyRing.load(settings.keys_dir)
+    origin = settings.checkpoint_origin
+    notes = [verifier_key(origin, k.public) for k in reversed(ring.verifying("checkpoints"))]
+    _print_json({"checkpointVerifierKeys": notes, "jwks": ring.jwks()})
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from gateway.audit import verify_database, verify_remote
+
+    if args.url:
+        previous = Path(args.previous).read_text(encoding="utf-8") if args.previous else None
+        report = asyncio.run(verify_remote(args.url, key=args.key, previous=previous))
+        sys.stdout.write(f"checked what {args.url} publishes (not its database):\n")
+    else:
+        from gateway.accesslog import TransparencyLog
+        from gateway.storage import create_engine
+        from keys import KeyRing, parse_verifier_key
+
+        settings = _settings()
+
+        async def run() -> Any:
+            engine = create_engine(settings.database_url.get_secret_value())
+            try:
+                origin = settings.checkpoint_origin
+                if args.key:
+                    verifiers = [parse_verifier_key(k) for k in args.key.split(",")]
+                else:
+                    ring = KeyRing.load(settings.keys_dir)
+                    verifiers = TransparencyLog(engine, ring, origin=origin).verifiers()
+                return await verify_database(engine, verifiers, origin=origin)
+            finally:
+                await engine.dispose()
+
+        report = asyncio.run(run())
+        sys.stdout.write("checked the log in the database:\n")
+    for item in report.checked:
+        sys.stdout.write(f"  ok  {item}\n")
+    if report.ok:
+        sys.stdout.write("the log verifies\n")
+        return 0
+    where = f" (first bad index: {report.bad_index})" if report.bad_index is not None else ""
+    sys.stderr.write(f"gateway: the log does not verify{where}: {report.problem}\n")
+    return 1
+
+
+def _log_integrate(args: argparse.Namespace) -> int:
+    from gateway.accesslog import TransparencyLog
+    from gateway.storage import create_engine, require_head
     from keys import KeyRing
 
-    _print_json(KeyRing.load(_settings().keys_dir).jwks())
+    settings = _settings()
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            await require_head(engine)
+            ring = KeyRing.load(settings.keys_dir)
+            store = TransparencyLog(engine, ring, origin=settings.checkpoint_origin)
+            total = 0
+            while True:
+                done = await store.integrate(max_batch=args.max_batch)
+                total += done
+                if done == 0 or args.once:
+                    return total
+        finally:
+            await engine.dispose()
+
+    sys.stdout.write(f"integrated {asyncio.run(run())} events\n")
     return 0
 
 
@@ -254,7 +325,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     gen = command(keys, "generate", _keys_generate, "add a new key (it signs from now on)")
     gen.add_argument("--purpose", action="append", help="only this purpose (repeatable)")
-    command(keys, "show", _keys_show, "print the public keys as JWKS")
+    command(keys, "show", _keys_show, "print the public keys: JWKS and checkpoint verifier keys")
+
+    audit = sub.add_parser("audit", help="the access log").add_subparsers(
+        dest="audit_command", required=True, metavar="COMMAND"
+    )
+    verify = command(audit, "verify", _audit_verify, "verify the access log")
+    verify.add_argument("--url", help="check a running gateway's public log instead")
+    verify.add_argument("--key", help="checkpoint verifier key(s) to trust, comma-separated")
+    verify.add_argument("--previous", help="with --url: a checkpoint seen before (file)")
+
+    logp = sub.add_parser("log", help="the verifiable log's sequencer").add_subparsers(
+        dest="log_command", required=True, metavar="COMMAND"
+    )
+    integrate = command(logp, "integrate", _log_integrate, "integrate queued events now")
+    integrate.add_argument("--max-batch", type=int, default=4096)
+    integrate.add_argument("--once", action="store_true", help="one batch only")
 
     conns = sub.add_parser("connectors", help="connector manifests").add_subparsers(
         dest="connectors_command", required=True, metavar="COMMAND"

@@ -48,6 +48,16 @@ class GatewaySettings(BaseSettings):
         default="aiohttp", description="Transport of the client connectors call sources with."
     )
 
+    # The verifiable access log.
+    log_origin: str | None = Field(
+        default=None,
+        description="The log's name in checkpoints (a schema-less URL); default: "
+        "<origin host>/log.",
+    )
+    merge_delay: float = Field(
+        default=1.0, gt=0, le=300, description="Longest wait, in seconds, before integration."
+    )
+
     # Clients and purposes.
     catalogue_dir: Path | None = Field(
         default=None, description="Procedure catalogue folder; default: the one shipped."
@@ -106,6 +116,13 @@ class GatewaySettings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def checkpoint_origin(self) -> str:
+        """The log's origin line: the setting, or the gateway's host and `/log`."""
+        if self.log_origin:
+            return self.log_origin
+        return self.origin.split("://", 1)[-1].rstrip("/") + "/log"
 
     @property
     def is_sqlite(self) -> bool:

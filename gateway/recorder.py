@@ -28,8 +28,10 @@ import structlog
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway._tables import event_personal, event_subjects, events
+from gateway._tables import event_personal, event_subjects, events, log_queue
+from gateway.accesslog import public_leaf
 from gateway.errors import AuditUnavailable
+from gateway.merkle import leaf_hash
 
 __all__ = [
     "Event",
@@ -79,6 +81,8 @@ class Event:
     procedure: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     ts: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
+    leaf_hash: bytes = field(default=b"", repr=False)
+    """Set by `rows`: the hash of the event's public leaf, for its receipt."""
 
     def rows(self) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
         """The rows of `events`, `event_personal` and `event_subjects`."""
@@ -97,6 +101,15 @@ class Event:
             **self.envelope,
             "personalHash": personal_hash,
         }
+        envelope_hash = canonical_hash(envelope)
+        self.leaf_hash = leaf_hash(
+            public_leaf(
+                type=self.type,
+                ts=self.ts,
+                envelope_hash=envelope_hash,
+                policy_version=self.policy_version,
+            )
+        )
         event_row = {
             "id": self.id,
             "type": self.type,
@@ -107,7 +120,7 @@ class Event:
             "outcome": self.outcome,
             "policy_version": self.policy_version,
             "envelope": envelope,
-            "envelope_hash": canonical_hash(envelope),
+            "envelope_hash": envelope_hash,
         }
         personal_row = {"event_id": self.id, "salt": salt, "personal": self.personal}
         subject_rows = [{"subject": s, "event_id": self.id} for s in dict.fromkeys(self.subjects)]
@@ -161,6 +174,8 @@ async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> None:
     await conn.execute(event_personal.insert(), personal_rows)
     if subject_rows:
         await conn.execute(event_subjects.insert(), subject_rows)
+    # Queued for the verifiable log, in this order, by the same commit.
+    await conn.execute(log_queue.insert(), [{"event_id": row["id"]} for row in event_rows])
 
 
 class EventRecorder:
@@ -199,8 +214,8 @@ class EventRecorder:
             with contextlib.suppress(Exception):  # it is being thrown away anyway
                 await conn.close()
 
-    async def record(self, event: Event) -> None:
-        """Return once `event` is committed; `AuditUnavailable` if it cannot be."""
+    async def record(self, event: Event) -> bytes:
+        """Return once `event` is committed: its leaf hash; `AuditUnavailable` if it cannot be."""
         if self._task is None or self._task.done():
             raise AuditUnavailable("The recorder is not running.")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -211,6 +226,7 @@ class EventRecorder:
         except TimeoutError:
             RECORD_FAILURES.inc()
             raise AuditUnavailable("Recording the access took too long.") from None
+        return event.leaf_hash
 
     async def _run(self) -> None:
         while True:

@@ -1,0 +1,492 @@
+"""The verifiable access log: an RFC 6962 Merkle tree over every recorded event.
+
+Each event becomes a *public leaf*, the RFC 8785 JSON of `{v, type, ts, envelope_hash,
+policy_version}`: nothing in it names or links a person. Events wait in `log_queue`;
+the sequencer takes them in order, gives them contiguous indices, stores the leaves and
+the hashes of every complete subtree (`log_nodes`), and signs a checkpoint, a C2SP
+signed note `<origin>\\n<size>\\n<base64 root>\\n`. One sequencer works at a time: on
+PostgreSQL it holds the row lock of `log_state` for its transaction (any replica may take
+over when the holder dies); SQLite serves one process.
+
+Proofs read O(log n) stored hashes: the perfect nodes that tile the ranges of the
+proof (`gateway.merkle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import rfc8785
+import sqlalchemy as sa
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway._tables import events, log_checkpoints, log_leaves, log_nodes, log_queue, log_state
+from gateway.errors import InvalidArgument, NotFound
+from gateway.merkle import (
+    EMPTY_ROOT,
+    Node,
+    consistency_ranges,
+    hash_ranges,
+    inclusion_ranges,
+    leaf_hash,
+    node_hash,
+    nodes_for,
+    perfect_nodes,
+)
+from keys import KeyRing, NoteVerifier, SigningKey, note_key_id, open_note, sign_note
+
+__all__ = [
+    "TILE_HEIGHT",
+    "Checkpoint",
+    "Sequencer",
+    "TransparencyLog",
+    "checkpoint_text",
+    "format_ts",
+    "parse_checkpoint",
+    "public_leaf",
+    "tile_path",
+]
+
+log = structlog.get_logger(__name__)
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+
+INTEGRATED = Counter("gateway_log_integrated_total", "Events integrated into the log.")
+BATCH_SECONDS = Histogram(
+    "gateway_log_batch_seconds",
+    "Time one sequencer batch took, from lock to commit.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TREE_SIZE = Gauge("gateway_log_size", "Leaves in the log as of the last batch.")
+
+
+def format_ts(value: datetime.datetime) -> str:
+    """UTC time to the microsecond, as in the public leaf."""
+    utc = value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value
+    return utc.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def public_leaf(
+    *, type: str, ts: datetime.datetime, envelope_hash: str, policy_version: str
+) -> bytes:
+    """The public leaf of an event: RFC 8785 JSON, tiny, with nothing about people."""
+    return bytes(
+        rfc8785.dumps(
+            {
+                "v": 1,
+                "type": type,
+                "ts": format_ts(ts),
+                "envelope_hash": envelope_hash,
+                "policy_version": policy_version,
+            }
+        )
+    )
+
+
+def tile_path(n: int) -> str:
+    """The `<N>` of a tile path: 1234067 becomes `x001/x234/067`."""
+    parts = [f"{n % 1000:03d}"]
+    n //= 1000
+    while n > 0:
+        parts.insert(0, f"x{n % 1000:03d}")
+        n //= 1000
+    return "/".join(parts)
+
+
+def checkpoint_text(origin: str, size: int, root: bytes) -> str:
+    """The body of a C2SP tlog-checkpoint."""
+    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A checkpoint as signed: origin, size, root, and the note."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: str
+
+
+def parse_checkpoint(note: str, verifiers: Sequence[NoteVerifier]) -> Checkpoint:
+    """Verify a signed checkpoint note and read its body."""
+    text, _ = open_note(note, verifiers)
+    lines = text.split("\n")
+    if len(lines) < 4:
+        raise ValueError("a checkpoint has an origin, a size and a root")
+    origin, size_text, root_text = lines[0], lines[1], lines[2]
+    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+        raise ValueError("a checkpoint's size is a decimal number")
+    root = base64.b64decode(root_text, validate=True)
+    if len(root) != 32:
+        raise ValueError("a checkpoint's root is 32 bytes")
+    return Checkpoint(origin, int(size_text), root, note)
+
+
+class TransparencyLog:
+    """The log's storage: integration, checkpoints, proofs and tiles."""
+
+    def __init__(self, engine: AsyncEngine, keyring: KeyRing | None, *, origin: str) -> None:
+        """`keyring` signs checkpoints; without one the log can be read, not written."""
+        self._engine = engine
+        self._keyring = keyring
+        self.origin = origin
+        self.reads = 0
+        """Stored hashes read by proofs and roots (to show they stay O(log n))."""
+
+    # -- the sequencer -----------------------------------------------------------------
+
+    async def integrate(self, *, max_batch: int = 4096) -> int:
+        """Integrate up to `max_batch` queued events; returns how many (0: none, or busy).
+
+        Everything happens in one transaction: leaves, nodes, state, checkpoint and the
+        removal from the queue commit together, or not at all.
+        """
+        started = asyncio.get_running_loop().time()
+        async with self._engine.begin() as conn:
+            state = await self._lock(conn)
+            if state is None:
+                return 0
+            size, _ = state
+            queued = (
+                await conn.execute(
+                    sa.select(
+                        log_queue.c.seq,
+                        events.c.id,
+                        events.c.type,
+                        events.c.ts,
+                        events.c.envelope_hash,
+                        events.c.policy_version,
+                    )
+                    .join(events, events.c.id == log_queue.c.event_id)
+                    .order_by(log_queue.c.seq)
+                    .limit(max_batch)
+                )
+            ).all()
+            if not queued:
+                return 0
+            frontier = await self._frontier(conn, size)
+            leaves, nodes = [], []
+            for offset, row in enumerate(queued):
+                index = size + offset
+                data = public_leaf(
+                    type=row.type,
+                    ts=row.ts,
+                    envelope_hash=row.envelope_hash,
+                    policy_version=row.policy_version,
+                )
+                digest = leaf_hash(data)
+                leaves.append(
+                    {"idx": index, "event_id": row.id, "leaf": data.decode(), "leaf_hash": digest}
+                )
+                nodes.extend(_append(frontier, index, digest))
+            new_size = size + len(queued)
+            new_root = _root_of_frontier(frontier)
+            await conn.execute(log_leaves.insert(), leaves)
+            await conn.execute(log_nodes.insert(), nodes)
+            await conn.execute(log_queue.delete().where(log_queue.c.seq <= queued[-1].seq))
+            now = datetime.datetime.now(datetime.UTC)
+            await conn.execute(
+                log_state.update()
+                .where(log_state.c.id == 1)
+                .values(size=new_size, root=new_root, updated_at=now)
+            )
+            key = self._signing_key()
+            note = sign_note(
+                checkpoint_text(self.origin, new_size, new_root), self.origin, key.private
+            )
+            await conn.execute(
+                log_checkpoints.insert().values(
+                    size=new_size, root=new_root, note=note, signed_at=now
+                )
+            )
+        INTEGRATED.inc(len(queued))
+        TREE_SIZE.set(new_size)
+        BATCH_SECONDS.observe(asyncio.get_running_loop().time() - started)
+        return len(queued)
+
+    async def ensure_checkpoint(self) -> None:
+        """Sign the empty tree's checkpoint if none was ever signed (idempotent)."""
+        if await self.latest() is not None:
+            return
+        key = self._signing_key()
+        note = sign_note(checkpoint_text(self.origin, 0, EMPTY_ROOT), self.origin, key.private)
+        with contextlib.suppress(IntegrityError):  # another replica signed it first
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    log_checkpoints.insert().values(
+                        size=0,
+                        root=EMPTY_ROOT,
+                        note=note,
+                        signed_at=datetime.datetime.now(datetime.UTC),
+                    )
+                )
+
+    async def _lock(self, conn: AsyncConnection) -> tuple[int, bytes] | None:
+        """Take the sequencer's lock and read the state; `None` if another holds it."""
+        query = sa.select(log_state.c.size, log_state.c.root).where(log_state.c.id == 1)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        else:
+            # SQLite: take the write lock now, so that two writers cannot both read the
+            # same size; the embedded mode serves one process anyway.
+            await conn.execute(
+                log_state.update().where(log_state.c.id == 1).values(size=log_state.c.size)
+            )
+        row = (await conn.execute(query)).first()
+        return None if row is None else (int(row.size), bytes(row.root))
+
+    async def _frontier(self, conn: AsyncConnection, size: int) -> list[tuple[int, int, bytes]]:
+        """The perfect nodes tiling [0, size), left to right: the right edge to extend."""
+        wanted = perfect_nodes(0, size)
+        found = await self._read_nodes(conn, set(wanted))
+        return [(level, index, found[(level, index)]) for level, index in wanted]
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def _read_nodes(self, conn: AsyncConnection, wanted: set[Node]) -> dict[Node, bytes]:
+        if not wanted:
+            return {}
+        by_level: dict[int, list[int]] = {}
+        for level, index in wanted:
+            by_level.setdefault(level, []).append(index)
+        condition = sa.or_(
+            *(
+                sa.and_(log_nodes.c.level == level, log_nodes.c.idx.in_(indices))
+                for level, indices in by_level.items()
+            )
+        )
+        rows = (
+            await conn.execute(
+                sa.select(log_nodes.c.level, log_nodes.c.idx, log_nodes.c.hash).where(condition)
+            )
+        ).all()
+        self.reads += len(rows)
+        found = {(int(r.level), int(r.idx)): bytes(r.hash) for r in rows}
+        missing = wanted - set(found)
+        if missing:
+            raise RuntimeError(f"the log store lacks {len(missing)} tree nodes")
+        return found
+
+    async def lag(self) -> float:
+        """Seconds the oldest queued event has waited (0 when the queue is empty)."""
+        async with self._engine.connect() as conn:
+            oldest = await conn.scalar(
+                sa.select(sa.func.min(events.c.ts)).join(
+                    log_queue, log_queue.c.event_id == events.c.id
+                )
+            )
+        if oldest is None:
+            return 0.0
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=datetime.UTC)
+        waited: float = (datetime.datetime.now(datetime.UTC) - oldest).total_seconds()
+        return max(0.0, waited)
+
+    async def size(self) -> int:
+        """Leaves integrated so far."""
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(sa.select(log_state.c.size).where(log_state.c.id == 1))
+        return int(value or 0)
+
+    async def latest(self) -> Checkpoint | None:
+        """The newest signed checkpoint."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(log_checkpoints).order_by(log_checkpoints.c.size.desc()).limit(1)
+                )
+            ).first()
+        if row is None:
+            return None
+        return Checkpoint(self.origin, int(row.size), bytes(row.root), row.note)
+
+    async def checkpoint_at(self, size: int) -> Checkpoint:
+        """The checkpoint signed for exactly `size` leaves."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(log_checkpoints).where(log_checkpoints.c.size == size))
+            ).first()
+        if row is None:
+            raise NotFound("No checkpoint was signed for this size.", kind="Checkpoint")
+        return Checkpoint(self.origin, int(row.size), bytes(row.root), row.note)
+
+    async def _hashes(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        async with self._engine.connect() as conn:
+            nodes = await self._read_nodes(conn, nodes_for(ranges))
+        return hash_ranges(ranges, nodes)
+
+    async def _check_size(self, size: int) -> None:
+        current = await self.size()
+        if not 0 < size <= current:
+            raise InvalidArgument(
+                f"The tree size must be between 1 and {current}.", argument="size", max=current
+            )
+
+    async def root(self, size: int) -> bytes:
+        """The root of the tree of the first `size` leaves."""
+        if size == 0:
+            return EMPTY_ROOT
+        await self._check_size(size)
+        [root] = await self._hashes([(0, size)])
+        return root
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 6962 inclusion proof of leaf `index` in the tree of `size` leaves."""
+        await self._check_size(size)
+        if not 0 <= index < size:
+            raise InvalidArgument("The index must be below the tree size.", argument="index")
+        return await self._hashes(inclusion_ranges(index, size))
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """RFC 6962 consistency proof between two tree sizes."""
+        await self._check_size(second)
+        if not 0 < first <= second:
+            raise InvalidArgument("Sizes must satisfy 0 < first <= second.", argument="first")
+        if first == second:
+            return []
+        return await self._hashes(consistency_ranges(first, second))
+
+    async def find_leaf(self, digest: bytes) -> tuple[int, bytes]:
+        """(index, leaf) of the leaf with this hash."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(log_leaves.c.idx, log_leaves.c.leaf)
+                    .where(log_leaves.c.leaf_hash == digest)
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(
+                "No integrated leaf has this hash (yet: wait for the merge delay).", kind="Leaf"
+            )
+        return int(row.idx), row.leaf.encode()
+
+    async def tile(self, level: int, index: int, width: int) -> bytes:
+        """A C2SP tile: `width` hashes of Merkle level 8*`level`, from `index` * 256."""
+        first = index * TILE_WIDTH
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(log_nodes.c.idx, log_nodes.c.hash)
+                    .where(
+                        log_nodes.c.level == level * TILE_HEIGHT,
+                        log_nodes.c.idx >= first,
+                        log_nodes.c.idx < first + width,
+                    )
+                    .order_by(log_nodes.c.idx)
+                )
+            ).all()
+        if len(rows) != width:
+            raise NotFound("No such tile.", kind="Tile")
+        return b"".join(bytes(r.hash) for r in rows)
+
+    async def entries(self, index: int, width: int) -> bytes:
+        """A C2SP entry bundle: each public leaf prefixed by its length (uint16)."""
+        first = index * TILE_WIDTH
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(log_leaves.c.leaf)
+                    .where(log_leaves.c.idx >= first, log_leaves.c.idx < first + width)
+                    .order_by(log_leaves.c.idx)
+                )
+            ).all()
+        if len(rows) != width:
+            raise NotFound("No such entry bundle.", kind="Tile")
+        out = bytearray()
+        for row in rows:
+            data = row.leaf.encode()
+            out += len(data).to_bytes(2, "big") + data
+        return bytes(out)
+
+    def _signing_key(self) -> SigningKey:
+        if self._keyring is None:
+            raise RuntimeError("this log was opened to be read, not written")
+        return self._keyring.signing("checkpoints")
+
+    def verifiers(self) -> list[NoteVerifier]:
+        """Every checkpoint key, old ones included: rotation keeps old checkpoints valid."""
+        if self._keyring is None:
+            return []
+        return [
+            NoteVerifier(self.origin, note_key_id(self.origin, k.public), k.public)
+            for k in self._keyring.verifying("checkpoints")
+        ]
+
+
+def _append(
+    frontier: list[tuple[int, int, bytes]], index: int, digest: bytes
+) -> list[dict[str, Any]]:
+    """Add leaf `index` to the right edge; returns the perfect nodes it completes."""
+    made = [{"level": 0, "idx": index, "hash": digest}]
+    frontier.append((0, index, digest))
+    while len(frontier) > 1 and frontier[-1][0] == frontier[-2][0]:
+        level, right_index, right = frontier.pop()
+        _, _, left = frontier.pop()
+        parent = (level + 1, right_index >> 1, node_hash(left, right))
+        frontier.append(parent)
+        made.append({"level": parent[0], "idx": parent[1], "hash": parent[2]})
+    return made
+
+
+def _root_of_frontier(frontier: list[tuple[int, int, bytes]]) -> bytes:
+    if not frontier:
+        return EMPTY_ROOT
+    acc = frontier[-1][2]
+    for _, _, digest in reversed(frontier[:-1]):
+        acc = node_hash(digest, acc)
+    return acc
+
+
+class Sequencer:
+    """Integrates queued events in the background, within the maximum merge delay."""
+
+    def __init__(
+        self, log_store: TransparencyLog, *, merge_delay: float, max_batch: int = 4096
+    ) -> None:
+        self._log = log_store
+        self._delay = merge_delay
+        self._max_batch = max_batch
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def nudge(self) -> None:
+        """Events were queued: integrate soon."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        """Start integrating."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="sequencer")
+
+    async def stop(self) -> None:
+        """Stop after the batch in progress."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                # Half the merge delay: an event waits at most one interval to be picked
+                # up and one batch to be integrated.
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._delay / 2)
+            self._wakeup.clear()
+            try:
+                while await self._log.integrate(max_batch=self._max_batch) == self._max_batch:
+                    pass
+            except Exception as exc:  # a failed batch is retried on the next turn
+                log.error("log_integration_failed", error=type(exc).__name__)

@@ -1,0 +1,281 @@
+"""`gateway audit verify`: check the access log without trusting the operator.
+
+Against the database, everything is recomputed from the stored envelopes: each
+envelope's hash, each public leaf and its hash, the tree's root at every signed
+checkpoint; every checkpoint's signature is checked with the checkpoint keys, and
+consecutive checkpoints are checked for consistency. The first bad index is named when
+a row was edited, deleted, inserted or reordered.
+
+Against a running gateway, only what is public is checked: the checkpoint's signature
+(with a key the auditor trusts), the hash tiles against the root, the public leaves
+against the tiles, sampled inclusion proofs, and consistency with a checkpoint seen
+before.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway._tables import events, log_checkpoints, log_leaves, log_nodes, log_state
+from gateway.accesslog import (
+    TILE_WIDTH,
+    Checkpoint,
+    TransparencyLog,
+    parse_checkpoint,
+    public_leaf,
+    tile_path,
+)
+from gateway.merkle import EMPTY_ROOT, leaf_hash, node_hash, verify_consistency, verify_inclusion
+from gateway.recorder import canonical_hash
+from keys import NoteError, NoteVerifier, parse_verifier_key
+
+__all__ = ["Report", "verify_database", "verify_remote"]
+
+_PAGE = 5000
+
+
+@dataclass
+class Report:
+    """What was checked, and the first problem found (if any)."""
+
+    checked: list[str] = field(default_factory=list)
+    problem: str | None = None
+    bad_index: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No problem found."""
+        return self.problem is None
+
+    def fail(self, problem: str, index: int | None = None) -> Report:
+        """Record the first problem (later ones are ignored)."""
+        if self.problem is None:
+            self.problem, self.bad_index = problem, index
+        return self
+
+
+class _Tree:
+    """An append-only tree kept as its right edge, to recompute roots while streaming."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._edge: list[tuple[int, bytes]] = []
+
+    def append(self, digest: bytes) -> None:
+        self._edge.append((0, digest))
+        self.size += 1
+        while len(self._edge) > 1 and self._edge[-1][0] == self._edge[-2][0]:
+            level, right = self._edge.pop()
+            _, left = self._edge.pop()
+            self._edge.append((level + 1, node_hash(left, right)))
+
+    def root(self) -> bytes:
+        if not self._edge:
+            return EMPTY_ROOT
+        acc = self._edge[-1][1]
+        for _, digest in reversed(self._edge[:-1]):
+            acc = node_hash(digest, acc)
+        return acc
+
+
+async def _checkpoints(
+    engine: AsyncEngine, verifiers: Sequence[NoteVerifier], origin: str, report: Report
+) -> list[Checkpoint]:
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(sa.select(log_checkpoints).order_by(log_checkpoints.c.size))
+        ).all()
+    out: list[Checkpoint] = []
+    for row in rows:
+        try:
+            checkpoint = parse_checkpoint(row.note, verifiers)
+        except (NoteError, ValueError) as exc:
+            report.fail(f"checkpoint of size {row.size}: {exc}")
+            return out
+        if (checkpoint.origin, checkpoint.size, checkpoint.root) != (
+            origin,
+            row.size,
+            bytes(row.root),
+        ):
+            report.fail(f"checkpoint of size {row.size}: its stored columns differ from its note")
+            return out
+        out.append(checkpoint)
+    report.checked.append(f"{len(out)} checkpoint signatures")
+    return out
+
+
+async def verify_database(
+    engine: AsyncEngine, verifiers: Sequence[NoteVerifier], *, origin: str
+) -> Report:
+    """Recompute and check the whole log in the database."""
+    report = Report()
+    checkpoints = await _checkpoints(engine, verifiers, origin, report)
+    if not report.ok:
+        return report
+    due = {c.size: c for c in checkpoints}
+    tree = _Tree()
+    expected = 0
+    async with engine.connect() as conn:
+        state_size = int(await conn.scalar(sa.select(log_state.c.size)) or 0)
+        while True:
+            query = (
+                sa.select(
+                    log_leaves.c.idx,
+                    log_leaves.c.leaf,
+                    log_leaves.c.leaf_hash,
+                    events.c.id,
+                    events.c.type,
+                    events.c.ts,
+                    events.c.envelope,
+                    events.c.envelope_hash,
+                    events.c.policy_version,
+                    log_nodes.c.hash.label("node"),
+                )
+                .select_from(log_leaves)
+                .outerjoin(events, events.c.id == log_leaves.c.event_id)
+                .outerjoin(
+                    log_nodes, sa.and_(log_nodes.c.level == 0, log_nodes.c.idx == log_leaves.c.idx)
+                )
+                .where(log_leaves.c.idx >= expected)
+                .order_by(log_leaves.c.idx)
+                .limit(_PAGE)
+            )
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                break
+            for row in rows:
+                index = int(row.idx)
+                if index != expected:
+                    return report.fail(f"leaf {expected} is missing", expected)
+                problem = _check_leaf(row)
+                if problem is not None:
+                    return report.fail(f"leaf {index}: {problem}", index)
+                tree.append(bytes(row.leaf_hash))
+                expected += 1
+                checkpoint = due.get(tree.size)
+                if checkpoint is not None and tree.root() != checkpoint.root:
+                    first = max((s for s in due if s < tree.size), default=0)
+                    return report.fail(
+                        f"the leaves up to {tree.size} do not give the root of the signed "
+                        f"checkpoint of that size",
+                        first,
+                    )
+    report.checked.append(f"{tree.size} leaves recomputed from their envelopes")
+    latest = checkpoints[-1].size if checkpoints else 0
+    if tree.size != state_size or tree.size < latest:
+        return report.fail(
+            f"the log holds {tree.size} leaves, its state says {state_size}, "
+            f"its newest checkpoint {latest}",
+            min(tree.size, state_size),
+        )
+    report.checked.append(f"roots of {len(checkpoints)} checkpoints rebuilt from the leaves")
+    store = TransparencyLog(engine, None, origin=origin)
+    for older, newer in itertools.pairwise(checkpoints):
+        if older.size == 0:
+            continue
+        proof = await store.consistency_proof(older.size, newer.size)
+        if not verify_consistency(older.size, newer.size, older.root, newer.root, proof):
+            return report.fail(
+                f"checkpoints {older.size} and {newer.size} are not consistent", older.size
+            )
+    report.checked.append("consistency between consecutive checkpoints")
+    return report
+
+
+def _check_leaf(row: Any) -> str | None:
+    if row.id is None:
+        return "its event is missing"
+    envelope = row.envelope if isinstance(row.envelope, dict) else json.loads(row.envelope)
+    if canonical_hash(envelope) != row.envelope_hash:
+        return "its envelope was changed after it was recorded"
+    data = public_leaf(
+        type=row.type, ts=row.ts, envelope_hash=row.envelope_hash, policy_version=row.policy_version
+    )
+    if data.decode() != row.leaf or leaf_hash(data) != bytes(row.leaf_hash):
+        return "its public leaf does not match its event"
+    if row.node is None or bytes(row.node) != bytes(row.leaf_hash):
+        return "its position in the tree does not match its leaf (inserted or reordered)"
+    return None
+
+
+async def verify_remote(
+    url: str, *, key: str | None = None, previous: str | None = None, samples: int = 16
+) -> Report:
+    """Check what a running gateway publishes about its log."""
+    report = Report()
+    async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=30.0) as http:
+        if key is None:
+            key = (await http.get("/log/key")).text.splitlines()[0]
+            report.checked.append(
+                "the checkpoint key as the gateway publishes it (pass --key to use one you trust)"
+            )
+        verifier = parse_verifier_key(key)
+        note = (await http.get("/log/checkpoint")).text
+        try:
+            checkpoint = parse_checkpoint(note, [verifier])
+        except (NoteError, ValueError) as exc:
+            return report.fail(f"the checkpoint does not verify: {exc}")
+        report.checked.append(f"the checkpoint's signature (size {checkpoint.size})")
+        size = checkpoint.size
+        leaves: list[bytes] = []
+        for n in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = min(TILE_WIDTH, size - n * TILE_WIDTH)
+            suffix = "" if width == TILE_WIDTH else f".p/{width}"
+            path = tile_path(n)
+            tile = (await http.get(f"/log/tile/0/{path}{suffix}")).content
+            bundle = (await http.get(f"/log/tile/entries/{path}{suffix}")).content
+            hashes = [tile[i : i + 32] for i in range(0, len(tile), 32)]
+            entries = _entries(bundle)
+            if len(hashes) != width or len(entries) != width:
+                return report.fail(f"tile {n} is not {width} entries long", n * TILE_WIDTH)
+            for i, (digest, entry) in enumerate(zip(hashes, entries, strict=True)):
+                if leaf_hash(entry) != digest:
+                    return report.fail(
+                        "a public leaf does not hash to its tile", n * TILE_WIDTH + i
+                    )
+            leaves.extend(hashes)
+        tree = _Tree()
+        for digest in leaves:
+            tree.append(digest)
+        if tree.root() != checkpoint.root:
+            return report.fail("the tiles do not give the checkpoint's root")
+        report.checked.append(f"{size} leaves: entry bundles, level-0 tiles and the root")
+        step = max(1, size // samples) if size else 1
+        for index in range(0, size, step):
+            proof = (await http.get(f"/log/proof/inclusion?index={index}&size={size}")).json()
+            hashes = [base64.b64decode(h) for h in proof["hashes"]]
+            if not verify_inclusion(index, size, leaves[index], hashes, checkpoint.root):
+                return report.fail("an inclusion proof does not verify", index)
+        report.checked.append("sampled inclusion proofs")
+        if previous is not None:
+            try:
+                old = parse_checkpoint(previous, [verifier])
+            except (NoteError, ValueError) as exc:
+                return report.fail(f"the previous checkpoint does not verify: {exc}")
+            if 0 < old.size <= size:
+                proof = (
+                    await http.get(f"/log/proof/consistency?first={old.size}&second={size}")
+                ).json()
+                hashes = [base64.b64decode(h) for h in proof["hashes"]]
+                if not verify_consistency(old.size, size, old.root, checkpoint.root, hashes):
+                    return report.fail("the log is not consistent with the previous checkpoint")
+                report.checked.append(f"consistency with the previous checkpoint ({old.size})")
+    return report
+
+
+def _entries(bundle: bytes) -> list[bytes]:
+    out, at = [], 0
+    while at + 2 <= len(bundle):
+        length = int.from_bytes(bundle[at : at + 2], "big")
+        out.append(bundle[at + 2 : at + 2 + length])
+        at += 2 + length
+    return out

@@ -1,0 +1,293 @@
+"""The verifiable access log over real HTTP, checked with code independent of the gateway.
+
+The tree is rebuilt with pymerkle (an independent RFC 6962 implementation); signed notes
+and consistency proofs are checked with small verifiers written here from the C2SP and
+RFC 9162 texts, not with the gateway's own code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pymerkle import InmemoryTree
+
+RESIDENCE = "1.004222"
+FIFTH = "id = (SELECT event_id FROM log_leaves WHERE idx = 5)"
+
+
+# -- independent verifiers, from the specifications --------------------------------------
+
+
+def note_signed_by(note: str, verifier_key: str) -> str:
+    """c2sp.org/signed-note: the text, if the key named by `verifier_key` signed it."""
+    name, key_id, encoded = verifier_key.split("+", 2)
+    raw = base64.b64decode(encoded)
+    assert raw[0] == 1
+    public = Ed25519PublicKey.from_public_bytes(raw[1:])
+    assert hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4].hex() == key_id
+    text, signatures = note[: note.rindex("\n\n") + 1], note[note.rindex("\n\n") + 2 :]
+    for line in signatures.splitlines():
+        assert line.startswith("\u2014 ")
+        signer, blob = line[2:].split(" ", 1)
+        data = base64.b64decode(blob)
+        if signer == name and data[:4].hex() == key_id:
+            public.verify(data[4:], text.encode())
+            return text
+    raise AssertionError("no signature of the key")
+
+
+def _h(*parts: bytes) -> bytes:
+    return hashlib.sha256(b"".join(parts)).digest()
+
+
+def consistent(m: int, n: int, root1: bytes, root2: bytes, proof: list[bytes]) -> bool:
+    """RFC 9162 section 2.1.4.2, written out again for the test."""
+    if m == n:
+        return root1 == root2 and not proof
+    path = ([root1] if m & (m - 1) == 0 else []) + proof
+    fn, sn = m - 1, n - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = _h(b"\x01", c, fr), _h(b"\x01", c, sr)
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = _h(b"\x01", sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return fr == root1 and sr == root2 and sn == 0
+
+
+def read_checkpoint(text: str) -> tuple[str, int, bytes]:
+    origin, size, root = text.split("\n")[:3]
+    return origin, int(size), base64.b64decode(root)
+
+
+def entries(bundle: bytes) -> list[bytes]:
+    out, at = [], 0
+    while at < len(bundle):
+        length = int.from_bytes(bundle[at : at + 2], "big")
+        out.append(bundle[at + 2 : at + 2 + length])
+        at += 2 + length
+    return out
+
+
+# -- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def log_gateway(gateway_factory):
+    return gateway_factory(merge_delay=0.2, rate_limit_officer=100_000, rate_limit_client=100_000)
+
+
+async def _requests(gateway, dataset, count: int) -> list[dict]:
+    people = list(dataset.sample.citizens)
+
+    async def one(i: int) -> dict:
+        person = people[i % len(people)]
+        response = await gateway.post(
+            f'{{ citizen(personalId: "{person}") {{ fullName }} }}', procedure=RESIDENCE
+        )
+        assert response.status_code == 200
+        return response.json()
+
+    results = []
+    for start in range(0, count, 25):
+        results += await asyncio.gather(*(one(i) for i in range(start, min(count, start + 25))))
+    return results
+
+
+async def _checkpoint(http, at_least: int, verifier: str) -> tuple[str, int, bytes, str]:
+    for _ in range(100):
+        note = (await http.get("/log/checkpoint")).text
+        origin, size, root = read_checkpoint(note_signed_by(note, verifier))
+        if size >= at_least:
+            return origin, size, root, note
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the log did not reach {at_least} leaves")
+
+
+# -- tests --------------------------------------------------------------------------------
+
+
+async def test_the_log_verifies_with_independent_code(log_gateway, dataset) -> None:
+    async with log_gateway.client(auth=None) as http:
+        verifier = (await http.get("/log/key")).text.splitlines()[0]
+        _, empty_size, empty_root, _ = await _checkpoint(http, 0, verifier)
+        answers = await _requests(log_gateway, dataset, 60)
+        _, first_size, first_root, _ = await _checkpoint(http, 60, verifier)
+        answers += await _requests(log_gateway, dataset, 240)
+        origin, size, root, _ = await _checkpoint(http, 300, verifier)
+        assert origin == "127.0.0.1:8000/log"
+
+        # The tiles and the public leaves, rebuilt with pymerkle.
+        tree = InmemoryTree(algorithm="sha256")
+        full = await http.get("/log/tile/0/000")
+        rest = await http.get(f"/log/tile/0/001.p/{size - 256}")
+        bundle = entries((await http.get("/log/tile/entries/000")).content)
+        bundle += entries((await http.get(f"/log/tile/entries/001.p/{size - 256}")).content)
+        assert full.headers["cache-control"].endswith("immutable")
+        hashes = full.content + rest.content
+        assert len(hashes) == 32 * size
+        for i, leaf in enumerate(bundle):
+            tree.append_entry(leaf)
+            assert hashes[32 * i : 32 * (i + 1)] == _h(b"\x00", leaf)
+            public = json.loads(leaf)
+            assert set(public) == {"v", "type", "ts", "envelope_hash", "policy_version"}
+        assert tree.get_root(size) == root
+        level1 = (await http.get("/log/tile/1/000.p/1")).content
+        assert level1 == tree.get_root(256)
+
+        # Consistency between the checkpoints, as RFC 9162 says.
+        proof = (await http.get(f"/log/proof/consistency?first={first_size}&second={size}")).json()
+        hashes_ = [base64.b64decode(h) for h in proof["hashes"]]
+        assert consistent(first_size, size, first_root, root, hashes_)
+        assert not consistent(first_size, size, first_root, _h(b"x"), hashes_)
+        assert empty_size == 0
+        assert empty_root == hashlib.sha256(b"").digest()
+
+        # Each answer's receipt: signed by the receipt key, and then provably included.
+        jwks = (await http.get("/.well-known/jwks.json")).json()
+        receipt_keys = {k["kid"]: k for k in jwks["keys"] if k["purpose"] == "receipts"}
+        for answer in answers[::37]:
+            receipt = answer["extensions"]["receipt"]
+            key = receipt_keys[receipt["kid"]]
+            public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(key["x"] + "=="))
+            payload = {k: v for k, v in receipt.items() if k not in {"kid", "signature"}}
+            public.verify(base64.b64decode(receipt["signature"]), rfc8785.dumps(payload))
+            leaf = base64.b64decode(receipt["leafHash"])
+            urlsafe = base64.urlsafe_b64encode(leaf).decode().rstrip("=")
+            offline = (await http.get(f"/log/tlog-proof?hash={urlsafe}")).text
+            lines = offline.split("\n")
+            assert lines[0] == "c2sp.org/tlog-proof@v1"
+            index = int(lines[1].split()[1])
+            path = [base64.b64decode(h) for h in lines[2 : lines.index("")]]
+            embedded = "\n".join(lines[lines.index("") + 1 :])
+            _, proof_size, proof_root = read_checkpoint(note_signed_by(embedded, verifier))
+            # pymerkle builds its own proof for the same leaf: the hashes must agree.
+            theirs = tree.prove_inclusion(index + 1, proof_size).serialize()["path"][1:]
+            assert [p.hex() for p in path] == theirs
+            assert tree.get_root(proof_size) == proof_root
+
+
+async def test_audit_verify_passes_then_names_each_kind_of_tampering(
+    log_gateway, dataset, migrated, tmp_path
+) -> None:
+    await _requests(log_gateway, dataset, 40)
+    async with log_gateway.client(auth=None) as http:
+        verifier = (await http.get("/log/key")).text.splitlines()[0]
+        await _checkpoint(http, 40, verifier)
+    log_gateway.server.stop()
+
+    import sqlalchemy as sa
+
+    from gateway.storage import create_engine
+
+    def audit() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gateway", "audit", "verify", "--key", verifier],
+            env={
+                "PATH": "/usr/bin:/bin",
+                "GATEWAY_DATABASE_URL": migrated,
+                "GATEWAY_ORIGIN": "http://127.0.0.1:8000",
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    ok = audit()
+    assert ok.returncode == 0, ok.stderr
+    assert "the log verifies" in ok.stdout
+
+    engine = create_engine(migrated)
+
+    async def sql(*statements: str, **params: object) -> None:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(sa.text(statement), params)
+
+    async def snapshot() -> dict:
+        async with engine.connect() as conn:
+            leaves = (await conn.execute(sa.text("SELECT * FROM log_leaves"))).mappings().all()
+            envelope = await conn.scalar(sa.text(f"SELECT envelope FROM events WHERE {FIFTH}"))
+        return {"leaves": [dict(r) for r in leaves], "envelope": envelope}
+
+    saved = await snapshot()
+
+    async def restore() -> None:
+        await sql("DELETE FROM log_leaves")
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO log_leaves (idx, event_id, leaf, leaf_hash) "
+                    "VALUES (:idx, :event_id, :leaf, :leaf_hash)"
+                ),
+                saved["leaves"],
+            )
+
+    try:
+        # Edited: an envelope changed after it was recorded.
+        envelope = (
+            saved["envelope"]
+            if isinstance(saved["envelope"], dict)
+            else json.loads(saved["envelope"])
+        )
+        forged = json.dumps({**envelope, "outcome": "no_data"})
+        await sql(f"UPDATE events SET envelope = :e WHERE {FIFTH}", e=forged)
+        edited = audit()
+        assert edited.returncode == 1
+        assert "first bad index: 5" in edited.stderr
+        await sql(f"UPDATE events SET envelope = :e WHERE {FIFTH}", e=json.dumps(envelope))
+        assert audit().returncode == 0
+
+        # Deleted: a leaf removed.
+        await sql("DELETE FROM log_leaves WHERE idx = 7")
+        deleted = audit()
+        assert deleted.returncode == 1
+        assert "first bad index: 7" in deleted.stderr
+        await restore()
+
+        # Reordered: two leaves swapped.
+        await sql(
+            "UPDATE log_leaves SET idx = -1 WHERE idx = 3",
+            "UPDATE log_leaves SET idx = 3 WHERE idx = 4",
+            "UPDATE log_leaves SET idx = 4 WHERE idx = -1",
+        )
+        reordered = audit()
+        assert reordered.returncode == 1
+        assert "first bad index: 3" in reordered.stderr
+        await restore()
+
+        # Inserted: a leaf pushed in at 10, the later ones moved up.
+        await sql(
+            "UPDATE log_leaves SET idx = idx + 1000 WHERE idx >= 10",
+            "UPDATE log_leaves SET idx = idx - 999 WHERE idx >= 1000",
+            "INSERT INTO events (id, type, ts, request_id, client_id, procedure, outcome, "
+            "policy_version, envelope, envelope_hash) SELECT 'z' || substr(id, 2), type, ts, "
+            "request_id, client_id, procedure, outcome, policy_version, envelope, envelope_hash "
+            "FROM events WHERE id = (SELECT event_id FROM log_leaves WHERE idx = 21)",
+            "INSERT INTO log_leaves (idx, event_id, leaf, leaf_hash) "
+            "SELECT 10, 'z' || substr(event_id, 2), leaf, leaf_hash FROM log_leaves WHERE idx = 21",
+        )
+        inserted = audit()
+        assert inserted.returncode == 1
+        assert "first bad index: 10" in inserted.stderr
+        await restore()
+        await sql("DELETE FROM events WHERE id LIKE 'z%'")
+        assert audit().returncode == 0
+    finally:
+        await engine.dispose()
