@@ -6,6 +6,10 @@ bounded closed-loop load generator, and prints a table: requests/s, latency
 percentiles and source calls per request through the gateway, next to the same
 lookups made directly against the sandboxes (the floor), with the ratio. The table is
 saved under bench/results/ with the date and a description of the machine.
+
+Then the access log's own figures (bench/_log.py): events/s the sequencer integrates
+on SQLite and PostgreSQL, the latency of recording at 50 and 200 concurrent with and
+without the log, events per commit, and proof cost at 2^10, 2^16 and 2^20 leaves.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from bench import _log as log_figures
 from bench._load import Operation, Result, encode_get, encode_post, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +137,7 @@ class Servers:
 
 def start(citizens: int, work: Path) -> Servers:
     population, business, gateway = _free_port(), _free_port(), _free_port()
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     procs = [
         subprocess.Popen(
             [
@@ -339,15 +344,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--citizens", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--requests", type=int, default=3000, help="most requests per cell")
-    parser.add_argument("--seconds", type=float, default=8.0, help="longest run per cell")
-    parser.add_argument("--no-save", action="store_true")
-    args = parser.parse_args(argv)
-
+def _gateway_report(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         servers = start(args.citizens, Path(tmp))
         try:
@@ -362,15 +359,42 @@ def main(argv: list[str] | None = None) -> int:
                     sys.stderr.write(f"  done: {scenario.name} at {concurrency}\n")
         finally:
             servers.stop()
-    now = datetime.datetime.now(datetime.UTC)
-    report = (
-        f"# Gateway benchmark, {now:%Y-%m-%d %H:%M} UTC\n\n"
-        f"Machine: {machine()}\n\n"
-        f"Gateway: one uvicorn worker, SQLite, connectors over loopback HTTP; sandboxes with "
+    return (
+        f"## Requests through the gateway\n\n"
+        f"Gateway: one uvicorn worker, SQLite, connectors over loopback HTTP, every request "
+        f"signed, recorded and logged; sandboxes with "
         f"{args.citizens} citizens, one process each. Load: closed loop, at most "
         f"{args.requests} requests or {args.seconds:.0f} s per cell, same machine.\n"
         f"Ratios: gateway p50 / floor p50, and floor req/s / gateway req/s.\n\n"
-        f"{table(rows)}\n"
+        f"{table(rows)}\n\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--citizens", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--requests", type=int, default=3000, help="most requests per cell")
+    parser.add_argument("--seconds", type=float, default=8.0, help="longest run per cell")
+    parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--log-events", type=int, default=50_000, help="events to integrate")
+    parser.add_argument("--log-concurrency", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--log-seconds", type=float, default=5.0, help="per recording cell")
+    parser.add_argument("--proof-sizes", type=int, nargs="+", default=[10, 16, 20], help="log2")
+    parser.add_argument("--log-only", action="store_true", help="only the access log figures")
+    args = parser.parse_args(argv)
+
+    now = datetime.datetime.now(datetime.UTC)
+    report = f"# Gateway benchmark, {now:%Y-%m-%d %H:%M} UTC\n\nMachine: {machine()}\n\n"
+    if not args.log_only:
+        report += _gateway_report(args)
+    report += "## The access log\n\n" + asyncio.run(
+        log_figures.measure(
+            events=args.log_events,
+            concurrencies=args.log_concurrency,
+            seconds=args.log_seconds,
+            proof_sizes=[2**n for n in args.proof_sizes],
+        )
     )
     sys.stdout.write(report)
     if not args.no_save:

@@ -10,6 +10,7 @@ Ctrl-C. Its child processes are this interpreter running the project's own modul
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -192,6 +193,20 @@ class Demo:
         )
         return response.json()
 
+    def _integrated(self, receipt: dict[str, Any]) -> tuple[str, str]:
+        """Wait (within the merge delay) for the receipt's leaf; (proof URL, checkpoint)."""
+        digest = base64.b64decode(receipt["leafHash"])
+        proof_url = (
+            f"{self.gateway_url}/log/tlog-proof?hash="
+            f"{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
+        )
+        deadline = time.monotonic() + 10
+        while httpx.get(proof_url, timeout=5.0).status_code != 200:
+            if time.monotonic() > deadline:
+                raise DemoFailed("the demo's access was not integrated into the log in 10 s")
+            time.sleep(0.2)
+        return proof_url, httpx.get(f"{self.gateway_url}/log/checkpoint", timeout=5.0).text
+
     def stop(self) -> None:
         """Stop every child: politely, then firmly."""
         for _, process in self.children:
@@ -253,6 +268,9 @@ class Demo:
         filled = [
             f"    {f['name']}: {orjson.dumps(f['value']).decode()}" for f in form.get("fields", [])
         ]
+        receipt = answer["extensions"]["receipt"]
+        proof_url, checkpoint = self._integrated(receipt)
+        origin = "" if self.port == 8000 else f"GATEWAY_ORIGIN={self.gateway_url} "
         return (
             "\nThe gateway demo is running.\n\n"
             f"  Query page       {self.gateway_url}/graphql   (open it in a browser)\n"
@@ -280,7 +298,18 @@ class Demo:
             + ("; ".join(avoided) or "none")
             + "\n  Papers still needed: "
             + ("; ".join(needed) or "none")
-            + "\n\nSign in as this citizen (level 2) to see consent requests:\n\n"
+            + "\n\nEvery read is recorded before it is answered, in a log anyone can verify. "
+            "The answer's receipt,\na signed promise that the read enters the log within the "
+            "merge delay:\n\n"
+            f"{orjson.dumps(receipt, option=orjson.OPT_INDENT_2).decode()}\n\n"
+            "The log's current checkpoint (a signed note: origin, size, root hash):\n\n"
+            + "\n".join(f"    {line}" for line in checkpoint.rstrip("\n").split("\n"))
+            + "\n\n"
+            f"  Proof that the read is in the log  curl -s '{proof_url}'\n"
+            f"  Verify the whole log (database)    {origin}.venv/bin/gateway audit verify\n"
+            f"  Verify what is public              .venv/bin/gateway audit verify "
+            f"--url {self.gateway_url}\n"
+            + "\nSign in as this citizen (level 2) to see consent requests:\n\n"
             f"  .venv/bin/gateway citizen token --issuer {self.issuer_url} "
             f"--personal-id {personal_id}\n"
             f'  curl -s {self.gateway_url}/me/consents -H "Authorization: Bearer $CITIZEN"\n\n'

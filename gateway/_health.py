@@ -4,7 +4,9 @@
 answers at the right revision, Redis answers when configured, and the keys are loaded
 (503 otherwise); connectors are
 reported too, but a source that is down does not make the gateway unready, because
-every other field still resolves.
+every other field still resolves. The access log reports its size and the sequencer's
+lag: a lag beyond the maximum merge delay breaks the receipts' promise, so it shows in
+`degraded` (and in `gateway_log_lag_seconds`), but the gateway still records and serves.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import sqlalchemy as sa
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -31,6 +33,10 @@ __all__ = ["health_routes"]
 log = structlog.get_logger(__name__)
 
 _CHECK_TIMEOUT = 2.0
+LOG_LAG = Gauge(
+    "gateway_log_lag_seconds",
+    "Age of the oldest event not yet integrated into the access log (at the last /readyz).",
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -82,6 +88,27 @@ async def _connectors(state: GatewayState) -> dict[str, Any]:
     }
 
 
+async def _access_log(state: GatewayState) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(_CHECK_TIMEOUT):
+            size, queued, lag = (
+                await state.log.size(),
+                await state.log.queued(),
+                await state.log.lag(),
+            )
+    except Exception as exc:  # reported; the database check says whether it is ready
+        return {"ok": False, "error": type(exc).__name__}
+    LOG_LAG.set(lag)
+    delay = state.settings.merge_delay
+    return {
+        "ok": lag <= delay,
+        "size": size,
+        "queued": queued,
+        "lagSeconds": round(lag, 3),
+        "maxMergeDelaySeconds": delay,
+    }
+
+
 def health_routes() -> dict[str, Handler]:
     """The handlers by path."""
 
@@ -90,8 +117,8 @@ def health_routes() -> dict[str, Handler]:
 
     async def readyz(request: Request) -> Response:
         state: GatewayState = request.app.state.gateway
-        database, redis, connectors = await asyncio.gather(
-            _database(state), _redis(state), _connectors(state)
+        database, redis, connectors, access_log = await asyncio.gather(
+            _database(state), _redis(state), _connectors(state), _access_log(state)
         )
         keys = {p: bool(state.keyring.verifying(p)) for p in PURPOSES}
         ready = database["ok"] and all(keys.values()) and (redis is None or redis["ok"])
@@ -101,7 +128,9 @@ def health_routes() -> dict[str, Handler]:
             "redis": redis,
             "keys": keys,
             "connectors": connectors,
-            "degraded": [name for name, c in connectors.items() if not c["ok"]],
+            "log": access_log,
+            "degraded": [name for name, c in connectors.items() if not c["ok"]]
+            + ([] if access_log["ok"] else ["log"]),
         }
         if not ready:
             log.warning("not_ready", database=database["ok"], keys=keys)

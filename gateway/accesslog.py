@@ -293,6 +293,12 @@ class TransparencyLog:
         waited: float = (datetime.datetime.now(datetime.UTC) - oldest).total_seconds()
         return max(0.0, waited)
 
+    async def queued(self) -> int:
+        """Events recorded and waiting to be integrated."""
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(sa.select(sa.func.count()).select_from(log_queue))
+        return int(value or 0)
+
     async def size(self) -> int:
         """Leaves integrated so far."""
         async with self._engine.connect() as conn:

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway._tables import events, log_checkpoints, log_leaves, log_nodes, log_state
 from gateway.accesslog import (
@@ -36,6 +36,7 @@ from gateway.accesslog import (
 )
 from gateway.merkle import EMPTY_ROOT, leaf_hash, node_hash, verify_consistency, verify_inclusion
 from gateway.recorder import canonical_hash
+from gateway.storage import read_snapshot
 from keys import NoteError, NoteVerifier, parse_verifier_key
 
 __all__ = ["Report", "verify_database", "verify_remote"]
@@ -88,12 +89,9 @@ class _Tree:
 
 
 async def _checkpoints(
-    engine: AsyncEngine, verifiers: Sequence[NoteVerifier], origin: str, report: Report
+    conn: AsyncConnection, verifiers: Sequence[NoteVerifier], origin: str, report: Report
 ) -> list[Checkpoint]:
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(sa.select(log_checkpoints).order_by(log_checkpoints.c.size))
-        ).all()
+    rows = (await conn.execute(sa.select(log_checkpoints).order_by(log_checkpoints.c.size))).all()
     out: list[Checkpoint] = []
     for row in rows:
         try:
@@ -116,15 +114,18 @@ async def _checkpoints(
 async def verify_database(
     engine: AsyncEngine, verifiers: Sequence[NoteVerifier], *, origin: str
 ) -> Report:
-    """Recompute and check the whole log in the database."""
+    """Recompute and check the whole log in the database.
+
+    Everything is read in one snapshot, so a gateway may go on recording meanwhile.
+    """
     report = Report()
-    checkpoints = await _checkpoints(engine, verifiers, origin, report)
-    if not report.ok:
-        return report
-    due = {c.size: c for c in checkpoints}
     tree = _Tree()
     expected = 0
-    async with engine.connect() as conn:
+    async with read_snapshot(engine) as conn:
+        checkpoints = await _checkpoints(conn, verifiers, origin, report)
+        if not report.ok:
+            return report
+        due = {c.size: c for c in checkpoints}
         state_size = int(await conn.scalar(sa.select(log_state.c.size)) or 0)
         while True:
             query = (
@@ -210,65 +211,105 @@ def _check_leaf(row: Any) -> str | None:
 async def verify_remote(
     url: str, *, key: str | None = None, previous: str | None = None, samples: int = 16
 ) -> Report:
-    """Check what a running gateway publishes about its log."""
+    """Check what a running gateway publishes about its log.
+
+    `key`: the checkpoint verifier key(s) to trust, comma-separated; without it, the keys
+    the gateway publishes (which proves less, and the report says so). `previous`: a
+    checkpoint seen before, which the current one must be consistent with.
+    """
     report = Report()
-    async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=30.0) as http:
-        if key is None:
-            key = (await http.get("/log/key")).text.splitlines()[0]
-            report.checked.append(
-                "the checkpoint key as the gateway publishes it (pass --key to use one you trust)"
-            )
-        verifier = parse_verifier_key(key)
-        note = (await http.get("/log/checkpoint")).text
+    try:
+        async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=30.0) as http:
+            return await _verify_remote(http, report, key, previous, samples)
+    except httpx.HTTPStatusError as exc:
+        return report.fail(
+            f"{exc.request.url.path} answered HTTP {exc.response.status_code}: the gateway "
+            f"does not publish its log there"
+        )
+    except httpx.HTTPError as exc:
+        return report.fail(f"could not read {url}: {type(exc).__name__}")
+    except (ValueError, KeyError, TypeError) as exc:  # a malformed proof or tile
+        return report.fail(f"{url} answered something that is not a log: {type(exc).__name__}")
+
+
+async def _verify_remote(
+    http: httpx.AsyncClient, report: Report, key: str | None, previous: str | None, samples: int
+) -> Report:
+    async def get(path: str) -> httpx.Response:
+        response = await http.get(path)
+        response.raise_for_status()
+        return response
+
+    if key is None:
+        key = ",".join((await get("/log/key")).text.split())
+        report.checked.append(
+            "with the checkpoint keys the gateway publishes (pass --key to use keys you trust)"
+        )
+    try:
+        verifiers = [parse_verifier_key(k) for k in key.split(",") if k]
+    except NoteError as exc:
+        return report.fail(f"bad checkpoint key: {exc}")
+    if not verifiers:
+        return report.fail("no checkpoint key to verify with")
+    note = (await get("/log/checkpoint")).text
+    try:
+        checkpoint = parse_checkpoint(note, verifiers)
+    except (NoteError, ValueError) as exc:
+        return report.fail(f"the checkpoint does not verify: {exc}")
+    report.checked.append(f"the checkpoint's signature (size {checkpoint.size})")
+    size = checkpoint.size
+    leaves: list[bytes] = []
+    for n in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
+        width = min(TILE_WIDTH, size - n * TILE_WIDTH)
+        suffix = "" if width == TILE_WIDTH else f".p/{width}"
+        path = tile_path(n)
+        tile = (await get(f"/log/tile/0/{path}{suffix}")).content
+        bundle = (await get(f"/log/tile/entries/{path}{suffix}")).content
+        hashes = [tile[i : i + 32] for i in range(0, len(tile), 32)]
+        entries = _entries(bundle)
+        if len(hashes) != width or len(entries) != width:
+            return report.fail(f"tile {n} is not {width} entries long", n * TILE_WIDTH)
+        for i, (digest, entry) in enumerate(zip(hashes, entries, strict=True)):
+            if leaf_hash(entry) != digest:
+                return report.fail("a public leaf does not hash to its tile", n * TILE_WIDTH + i)
+        leaves.extend(hashes)
+    tree = _Tree()
+    for digest in leaves:
+        tree.append(digest)
+    if tree.root() != checkpoint.root:
+        return report.fail("the tiles do not give the checkpoint's root")
+    report.checked.append(f"{size} leaves: entry bundles, level-0 tiles and the root")
+    step = max(1, size // samples) if size else 1
+    for index in range(0, size, step):
+        proof = (await get(f"/log/proof/inclusion?index={index}&size={size}")).json()
+        hashes = [base64.b64decode(h) for h in proof["hashes"]]
+        if not verify_inclusion(index, size, leaves[index], hashes, checkpoint.root):
+            return report.fail("an inclusion proof does not verify", index)
+    report.checked.append("sampled inclusion proofs")
+    if previous is not None:
         try:
-            checkpoint = parse_checkpoint(note, [verifier])
+            old = parse_checkpoint(previous, verifiers)
         except (NoteError, ValueError) as exc:
-            return report.fail(f"the checkpoint does not verify: {exc}")
-        report.checked.append(f"the checkpoint's signature (size {checkpoint.size})")
-        size = checkpoint.size
-        leaves: list[bytes] = []
-        for n in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
-            width = min(TILE_WIDTH, size - n * TILE_WIDTH)
-            suffix = "" if width == TILE_WIDTH else f".p/{width}"
-            path = tile_path(n)
-            tile = (await http.get(f"/log/tile/0/{path}{suffix}")).content
-            bundle = (await http.get(f"/log/tile/entries/{path}{suffix}")).content
-            hashes = [tile[i : i + 32] for i in range(0, len(tile), 32)]
-            entries = _entries(bundle)
-            if len(hashes) != width or len(entries) != width:
-                return report.fail(f"tile {n} is not {width} entries long", n * TILE_WIDTH)
-            for i, (digest, entry) in enumerate(zip(hashes, entries, strict=True)):
-                if leaf_hash(entry) != digest:
-                    return report.fail(
-                        "a public leaf does not hash to its tile", n * TILE_WIDTH + i
-                    )
-            leaves.extend(hashes)
-        tree = _Tree()
-        for digest in leaves:
-            tree.append(digest)
-        if tree.root() != checkpoint.root:
-            return report.fail("the tiles do not give the checkpoint's root")
-        report.checked.append(f"{size} leaves: entry bundles, level-0 tiles and the root")
-        step = max(1, size // samples) if size else 1
-        for index in range(0, size, step):
-            proof = (await http.get(f"/log/proof/inclusion?index={index}&size={size}")).json()
+            return report.fail(f"the previous checkpoint does not verify: {exc}")
+        if old.origin != checkpoint.origin:
+            return report.fail(
+                f"the previous checkpoint is of another log ({old.origin!r}, "
+                f"not {checkpoint.origin!r})"
+            )
+        if old.size > size:
+            return report.fail(
+                f"the log shrank: the previous checkpoint has {old.size} leaves, the "
+                f"current one {size} (rolled back, or a fork)",
+                size,
+            )
+        if old.size == size and old.root != checkpoint.root:
+            return report.fail("two different roots were signed for the same size", size)
+        if 0 < old.size < size:
+            proof = (await get(f"/log/proof/consistency?first={old.size}&second={size}")).json()
             hashes = [base64.b64decode(h) for h in proof["hashes"]]
-            if not verify_inclusion(index, size, leaves[index], hashes, checkpoint.root):
-                return report.fail("an inclusion proof does not verify", index)
-        report.checked.append("sampled inclusion proofs")
-        if previous is not None:
-            try:
-                old = parse_checkpoint(previous, [verifier])
-            except (NoteError, ValueError) as exc:
-                return report.fail(f"the previous checkpoint does not verify: {exc}")
-            if 0 < old.size <= size:
-                proof = (
-                    await http.get(f"/log/proof/consistency?first={old.size}&second={size}")
-                ).json()
-                hashes = [base64.b64decode(h) for h in proof["hashes"]]
-                if not verify_consistency(old.size, size, old.root, checkpoint.root, hashes):
-                    return report.fail("the log is not consistent with the previous checkpoint")
-                report.checked.append(f"consistency with the previous checkpoint ({old.size})")
+            if not verify_consistency(old.size, size, old.root, checkpoint.root, hashes):
+                return report.fail("the log is not consistent with the previous checkpoint")
+        report.checked.append(f"consistency with the previous checkpoint ({old.size})")
     return report
 
 

@@ -224,17 +224,41 @@ def _log_integrate(args: argparse.Namespace) -> int:
             await require_head(engine)
             ring = KeyRing.load(settings.keys_dir)
             store = TransparencyLog(engine, ring, origin=settings.checkpoint_origin)
-            total = 0
+            await store.ensure_checkpoint()
+            total, waited = 0, 0.0
             while True:
                 done = await store.integrate(max_batch=args.max_batch)
                 total += done
-                if done == 0 or args.once:
+                if args.once and done:
                     return total
+                if done:
+                    waited = 0.0
+                    continue
+                if not await store.queued():
+                    return total
+                # Events wait, but another sequencer holds the lock: it integrates them.
+                if waited >= args.wait:
+                    raise _Busy(total)
+                await asyncio.sleep(0.2)
+                waited += 0.2
         finally:
             await engine.dispose()
 
-    sys.stdout.write(f"integrated {asyncio.run(run())} events\n")
+    try:
+        total = asyncio.run(run())
+    except _Busy as busy:
+        sys.stdout.write(
+            f"integrated {busy.total} events; another sequencer holds the log's lock "
+            f"and is integrating the rest\n"
+        )
+        return 0
+    sys.stdout.write(f"integrated {total} events\n")
     return 0
+
+
+class _Busy(Exception):
+    def __init__(self, total: int) -> None:
+        self.total = total
 
 
 def _connectors_check(args: argparse.Namespace) -> int:
@@ -341,6 +365,12 @@ def _parser() -> argparse.ArgumentParser:
     integrate = command(logp, "integrate", _log_integrate, "integrate queued events now")
     integrate.add_argument("--max-batch", type=int, default=4096)
     integrate.add_argument("--once", action="store_true", help="one batch only")
+    integrate.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait while another sequencer holds the lock (default 10)",
+    )
 
     conns = sub.add_parser("connectors", help="connector manifests").add_subparsers(
         dest="connectors_command", required=True, metavar="COMMAND"

@@ -162,8 +162,14 @@ def admin_event(
     )
 
 
-async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> None:
-    """Insert events (both parts and the subject index) in the caller's transaction."""
+async def insert_events(
+    conn: AsyncConnection, batch: Sequence[Event], *, queue: bool = True
+) -> None:
+    """Insert events (both parts and the subject index) in the caller's transaction.
+
+    `queue=False` leaves them out of the verifiable log: only to measure what the log
+    costs (`make bench`); the gateway always queues.
+    """
     event_rows, personal_rows, subject_rows = [], [], []
     for event in batch:
         e, p, s = event.rows()
@@ -175,15 +181,18 @@ async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> None:
     if subject_rows:
         await conn.execute(event_subjects.insert(), subject_rows)
     # Queued for the verifiable log, in this order, by the same commit.
-    await conn.execute(log_queue.insert(), [{"event_id": row["id"]} for row in event_rows])
+    if queue:
+        await conn.execute(log_queue.insert(), [{"event_id": row["id"]} for row in event_rows])
 
 
 class EventRecorder:
     """Writes events in shared commits; `record` waits for the commit of its event."""
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, queue: bool = True) -> None:
+        """`queue=False` only to measure the log's cost (see `insert_events`)."""
         self._engine = engine
         self._max_batch = max_batch
+        self._queue = queue
         self._pending: list[tuple[Event, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -243,7 +252,7 @@ class EventRecorder:
             if self._conn is None:
                 self._conn = await self._engine.connect()
             async with self._conn.begin():
-                await insert_events(self._conn, [event for event, _ in batch])
+                await insert_events(self._conn, [event for event, _ in batch], queue=self._queue)
         except Exception as exc:  # any failure to commit means: nothing is released
             await self._drop_connection()
             RECORD_FAILURES.inc()

@@ -7,9 +7,10 @@ does, and `serve` refuses a database that is not at the newest revision.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from connectors import Manifest
 from gateway._tables import connectors as connectors_table
@@ -32,6 +33,7 @@ __all__ = [
     "current_revision",
     "head_revision",
     "list_connectors",
+    "read_snapshot",
     "record_connectors",
     "require_head",
     "upgrade",
@@ -72,6 +74,27 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+@contextlib.asynccontextmanager
+async def read_snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose reads all see one snapshot, while writers go on.
+
+    Without it each statement sees the database as of its own start (PostgreSQL's READ
+    COMMITTED; SQLite outside a transaction), so a reader of several tables, such as the
+    audit, could see a batch's leaves but not its checkpoint.
+    """
+    async with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # The driver begins transactions only before writes: begin one to read in.
+            await conn.exec_driver_sql("BEGIN")
+        else:
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            await conn.begin()
+        try:
+            yield conn
+        finally:
+            await conn.rollback()
 
 
 def _config() -> Config:

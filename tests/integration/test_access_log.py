@@ -291,3 +291,100 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
         assert audit().returncode == 0
     finally:
         await engine.dispose()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def _roll_back(database_url: str, size: int) -> None:
+    """What restoring a backup taken at `size` leaves would do to the log's tables."""
+    import sqlalchemy as sa
+
+    from gateway.storage import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            nodes = (await conn.execute(sa.text("SELECT level, idx FROM log_nodes"))).all()
+            for level, idx in nodes:
+                if (idx + 1) << level > size:
+                    await conn.execute(
+                        sa.text("DELETE FROM log_nodes WHERE level = :l AND idx = :i"),
+                        {"l": level, "i": idx},
+                    )
+            await conn.execute(sa.text("DELETE FROM log_leaves WHERE idx >= :s"), {"s": size})
+            await conn.execute(sa.text("DELETE FROM log_checkpoints WHERE size > :s"), {"s": size})
+            await conn.execute(
+                sa.text(
+                    "UPDATE log_state SET size = :s, "
+                    "root = (SELECT root FROM log_checkpoints WHERE size = :s)"
+                ),
+                {"s": size},
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_audit_verify_url_checks_the_public_log_and_catches_a_rollback(
+    log_gateway, gateway_factory, dataset, tmp_path
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from keys import verifier_key
+
+    await _requests(log_gateway, dataset, 30)
+    async with log_gateway.client(auth=None) as http:
+        verifier = (await http.get("/log/key")).text.splitlines()[0]
+        _, first, _, first_note = await _checkpoint(http, 30, verifier)
+        await _requests(log_gateway, dataset, 30)
+        _, second, _, second_note = await _checkpoint(http, first + 30, verifier)
+    (tmp_path / "first.txt").write_text(first_note)
+    (tmp_path / "second.txt").write_text(second_note)
+    url = log_gateway.url
+
+    ok = _cli(
+        "audit", "verify", "--url", url, "--key", verifier, "--previous", f"{tmp_path}/first.txt"
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert f"checked what {url} publishes (not its database)" in ok.stdout
+    assert f"consistency with the previous checkpoint ({first})" in ok.stdout
+    assert "the log verifies" in ok.stdout
+    published = _cli("audit", "verify", "--url", url)
+    assert published.returncode == 0, published.stderr
+    assert "with the checkpoint keys the gateway publishes" in published.stdout
+
+    stranger = verifier_key("127.0.0.1:8000/log", Ed25519PrivateKey.generate().public_key())
+    forged = _cli("audit", "verify", "--url", url, "--key", stranger)
+    assert forged.returncode == 1
+    assert "the checkpoint does not verify" in forged.stderr
+    nothing = _cli("audit", "verify", "--url", "http://127.0.0.1:9")
+    assert nothing.returncode == 1
+    assert "could not read" in nothing.stderr
+    elsewhere = _cli("audit", "verify", "--url", f"{url}/graphql")
+    assert elsewhere.returncode == 1
+    assert "answered HTTP" in elsewhere.stderr
+
+    # The operator restores an older backup: the log now says less than it once signed.
+    log_gateway.server.stop()
+    await _roll_back(log_gateway.settings.database_url.get_secret_value(), first)
+    restored = gateway_factory(merge_delay=0.2)
+    rolled = _cli(
+        "audit",
+        "verify",
+        "--url",
+        restored.url,
+        "--key",
+        verifier,
+        "--previous",
+        f"{tmp_path}/second.txt",
+    )
+    assert rolled.returncode == 1
+    assert f"the log shrank: the previous checkpoint has {second} leaves" in rolled.stderr

@@ -88,6 +88,26 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             page = httpx.get(f"{gateway}/graphql", headers={"Accept": "text/html"})
             assert personal_id in page.text
             assert (tmp_path / "var" / "gateway.db").exists()
+            # The receipt and the checkpoint are printed; the log verifies, live.
+            assert '"leafHash"' in text
+            assert f"127.0.0.1:{ports[0]}/log\n" in text
+            audit = subprocess.run(
+                [sys.executable, "-m", "gateway", "audit", "verify"],
+                cwd=tmp_path,
+                env={**os.environ, "GATEWAY_ORIGIN": gateway},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert audit.returncode == 0, audit.stderr
+            assert "the log verifies" in audit.stdout
+            public = subprocess.run(
+                [sys.executable, "-m", "gateway", "audit", "verify", "--url", gateway],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert public.returncode == 0, public.stderr
             assert list((tmp_path / "var" / "keys" / "receipts").glob("*.pem"))
         finally:
             demo.send_signal(signal.SIGINT)

@@ -25,6 +25,11 @@ async def test_health_readiness_metrics_and_keys(gateway) -> None:
         assert body["redis"] is None
         assert set(body["connectors"]) == {"population", "business"}
         assert body["connectors"]["population"]["version"] == 1
+        assert body["log"]["ok"] is True
+        assert body["log"]["maxMergeDelaySeconds"] == 1.0
+        assert body["log"]["size"] >= 0
+        assert body["log"]["lagSeconds"] <= 1.0
+        assert "log" not in body["degraded"]
         await client.post("/graphql", json={"query": "{ __typename }"})
         metrics = (await client.get("/metrics")).text
         assert 'gateway_http_requests_total{route="/graphql",status="200"}' in metrics

@@ -1,0 +1,255 @@
+"""The sequencer under faults, the cost of proofs at scale, and checkpoint key rotation.
+
+The sequencer runs as `gateway log integrate` in processes of its own, killed with
+SIGKILL or started side by side, over the real databases; proofs are counted over
+trees bulk-loaded to 2^10 and 2^16 leaves (`make bench` adds 2^20).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bench._log import access_event, bulk_load, database, proof_cost
+from gateway._tables import event_personal, event_subjects, events, log_queue
+from gateway.accesslog import TransparencyLog, parse_checkpoint
+from gateway.merkle import leaf_hash, verify_consistency, verify_inclusion
+from gateway.recorder import insert_events
+from gateway.storage import create_engine, read_snapshot
+from keys import KeyRing, NoteError, verifier_key
+
+ORIGIN = "127.0.0.1:8000/log"
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    KeyRing.generate(tmp_path / "keys")
+    return tmp_path / "keys"
+
+
+def _env(url: str, keys: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GATEWAY_DATABASE_URL": url,
+        "GATEWAY_KEYS_DIR": str(keys),
+        "GATEWAY_ORIGIN": "http://127.0.0.1:8000",
+    }
+
+
+def _gateway(url: str, keys: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", *args],
+        env=_env(url, keys),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(process: subprocess.Popen[str]) -> str:
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err
+    return out
+
+
+def _audit(url: str, keys: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "audit", "verify", *args],
+        env=_env(url, keys),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+async def _queue(engine: AsyncEngine, count: int, start: int = 0) -> None:
+    for first in range(start, start + count, 1000):
+        async with engine.begin() as conn:
+            last = min(start + count, first + 1000)
+            await insert_events(conn, [access_event(i) for i in range(first, last)])
+
+
+async def _consistent_state(engine: AsyncEngine) -> int:
+    """Check that leaves are 0..size-1, each event once, none both queued and a leaf."""
+    async with read_snapshot(engine) as conn:
+        size = int(await conn.scalar(sa.text("SELECT size FROM log_state")))
+        leaves = (await conn.execute(sa.text("SELECT idx, event_id FROM log_leaves"))).all()
+        queued = set((await conn.scalars(sa.select(log_queue.c.event_id))).all())
+        recorded = set((await conn.scalars(sa.select(events.c.id))).all())
+        newest = await conn.scalar(sa.text("SELECT max(size) FROM log_checkpoints"))
+    assert sorted(int(r.idx) for r in leaves) == list(range(size)), "a gap or a duplicate"
+    integrated = {r.event_id for r in leaves}
+    assert len(integrated) == size, "an event integrated twice"
+    assert not integrated & queued, "an event both integrated and still queued"
+    assert integrated | queued == recorded, "an event neither integrated nor queued"
+    assert (newest or 0) == size, "the newest checkpoint is not of the current size"
+    return size
+
+
+async def test_a_sequencer_killed_mid_batch_leaves_no_gap_and_no_duplicate(
+    migrated: str, keys_dir: Path
+) -> None:
+    total, batch = 40_000, 1000
+    engine = create_engine(migrated)
+    try:
+        await _queue(engine, total)
+        killed_while_working = 0
+        for _ in range(4):
+            before = await _consistent_state(engine)
+            process = _gateway(migrated, keys_dir, "log", "integrate", "--max-batch", str(batch))
+            # Wait for its first commit, then kill it while it works on the next batch.
+            for _ in range(600):
+                if process.poll() is not None or await _consistent_state(engine) > before:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                killed_while_working += 1
+            process.communicate(timeout=60)
+            size = await _consistent_state(engine)
+            assert size % batch == 0, "a batch committed in part"
+            if size == total:
+                break
+        assert killed_while_working >= 2, "the sequencer finished before it could be killed"
+        assert await _consistent_state(engine) < total
+
+        out = _finish(_gateway(migrated, keys_dir, "log", "integrate"))
+        assert out.startswith("integrated ")
+        assert await _consistent_state(engine) == total
+    finally:
+        await engine.dispose()
+    audit = _audit(migrated, keys_dir)
+    assert audit.returncode == 0, audit.stderr
+    assert f"{total} leaves recomputed" in audit.stdout
+
+
+async def _copy_queue(source: AsyncEngine, target: AsyncEngine) -> None:
+    """The same events, queued in the same order, in another database."""
+    async with source.connect() as conn:
+        rows = {
+            table: [dict(r) for r in (await conn.execute(sa.select(table))).mappings().all()]
+            for table in (events, event_personal, event_subjects)
+        }
+        order = (
+            await conn.scalars(sa.select(log_queue.c.event_id).order_by(log_queue.c.seq))
+        ).all()
+    async with target.begin() as conn:
+        for table, values in rows.items():
+            await conn.execute(table.insert(), values)
+        await conn.execute(log_queue.insert(), [{"event_id": e} for e in order])
+
+
+async def _tree(engine: AsyncEngine) -> tuple[list[tuple[int, str, bytes]], bytes]:
+    async with engine.connect() as conn:
+        leaves = (
+            await conn.execute(
+                sa.text("SELECT idx, event_id, leaf_hash FROM log_leaves ORDER BY idx")
+            )
+        ).all()
+        root = await conn.scalar(sa.text("SELECT root FROM log_state"))
+    return [(int(i), e, bytes(h)) for i, e, h in leaves], bytes(root)
+
+
+async def test_two_sequencers_at_once_build_the_tree_one_would(
+    postgres_admin: str, keys_dir: Path
+) -> None:
+    total = 12_000
+    async with database("postgresql") as shared, database("postgresql") as alone:
+        await _queue(shared, total)
+        await _copy_queue(shared, alone)
+        shared_url = shared.url.render_as_string(hide_password=False)
+        alone_url = alone.url.render_as_string(hide_password=False)
+
+        first, second = (
+            _gateway(shared_url, keys_dir, "log", "integrate", "--max-batch", "500")
+            for _ in range(2)
+        )
+        counts = [int(_finish(p).split()[1]) for p in (first, second)]
+        _finish(_gateway(alone_url, keys_dir, "log", "integrate", "--max-batch", "500"))
+
+        # Every batch was integrated by exactly one of them.
+        assert sum(counts) == total
+        assert await _consistent_state(shared) == total
+        async with shared.connect() as conn:
+            sizes = (await conn.scalars(sa.text("SELECT size FROM log_checkpoints"))).all()
+        assert sorted(sizes) == list(range(0, total + 1, 500))
+        # The same leaves, at the same indices, under the same root.
+        assert await _tree(shared) == await _tree(alone)
+        for url in (shared_url, alone_url):
+            audit = _audit(url, keys_dir)
+            assert audit.returncode == 0, audit.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_proofs_read_logarithmically_many_stored_hashes(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    if backend == "postgresql":
+        request.getfixturevalue("postgres_admin")
+    for size in (2**10, 2**16):
+        async with database(backend) as engine:
+            root = await bulk_load(engine, size)
+            cost = await proof_cost(engine, size, samples=40)
+            bound = math.ceil(math.log2(size)) + 1
+            assert 0 < cost.inclusion_reads <= bound, cost
+            assert 0 < cost.consistency_reads <= bound, cost
+
+            # And the bulk-loaded tree gives proofs that verify.
+            store = TransparencyLog(engine, None, origin=ORIGIN)
+            for index in (0, 1, size // 3, size - 1):
+                proof = await store.inclusion_proof(index, size)
+                digest = leaf_hash(b"bench leaf %d" % index)
+                assert verify_inclusion(index, size, digest, proof, root)
+            old = await store.root(size // 3)
+            proof = await store.consistency_proof(size // 3, size)
+            assert verify_consistency(size // 3, size, old, root, proof)
+
+
+async def test_old_checkpoints_verify_after_the_key_is_rotated(
+    migrated: str, keys_dir: Path
+) -> None:
+    engine = create_engine(migrated)
+    try:
+        await _queue(engine, 300)
+        old_ring = KeyRing.load(keys_dir)
+        assert await TransparencyLog(engine, old_ring, origin=ORIGIN).integrate() == 300
+
+        KeyRing.generate(keys_dir, ["checkpoints"])
+        ring = KeyRing.load(keys_dir)
+        store = TransparencyLog(engine, ring, origin=ORIGIN)
+        await _queue(engine, 200, start=300)
+        assert await store.integrate() == 200
+
+        old_key, new_key = (k.public for k in ring.verifying("checkpoints"))
+        old, new = store.verifiers()
+        before, after = await store.checkpoint_at(300), await store.checkpoint_at(500)
+        assert parse_checkpoint(before.note, [old]).size == 300
+        assert parse_checkpoint(after.note, [new]).size == 500
+        with pytest.raises(NoteError):
+            parse_checkpoint(before.note, [new])
+        proof = await store.consistency_proof(300, 500)
+        assert verify_consistency(300, 500, before.root, after.root, proof)
+    finally:
+        await engine.dispose()
+
+    # `keys show` publishes both, newest first; the audit needs both.
+    shown = _finish(_gateway(migrated, keys_dir, "keys", "show"))
+    keys = [verifier_key(ORIGIN, new_key), verifier_key(ORIGIN, old_key)]
+    assert all(k in shown for k in keys)
+    assert shown.index(keys[0]) < shown.index(keys[1])
+    assert _audit(migrated, keys_dir).returncode == 0
+    assert _audit(migrated, keys_dir, "--key", ",".join(keys)).returncode == 0
+    only_new = _audit(migrated, keys_dir, "--key", keys[0])
+    assert only_new.returncode == 1
+    assert "checkpoint of size 300" in only_new.stderr
