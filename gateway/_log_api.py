@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 
 __all__ = ["log_router", "parse_tile_path", "tile_path", "tlog_proof"]
 
-_INDEX_PART = re.compile(r"^x\d{3}$")
-_LAST_PART = re.compile(r"^\d{3}$")
-_NUMBER = re.compile(r"^(0|[1-9]\d*)$")
+_INDEX_PART = re.compile(r"x[0-9]{3}")
+_LAST_PART = re.compile(r"[0-9]{3}")
+_NUMBER = re.compile(r"0|[1-9][0-9]{0,2}")
+_MAX_TILE = (2**63 - 1) >> 8  # the first hash of a tile must have a 64-bit index
 _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -42,16 +43,23 @@ def parse_tile_path(path: str) -> tuple[str, int, int]:
     level, rest = parts[0], parts[1:]
     width = TILE_WIDTH
     if len(rest) >= 2 and rest[-2].endswith(".p"):
-        if not _NUMBER.match(rest[-1]) or not 0 < int(rest[-1]) < TILE_WIDTH:
+        if not _NUMBER.fullmatch(rest[-1]) or not 0 < int(rest[-1]) < TILE_WIDTH:
             raise NotFound("No such tile.", kind="Tile")
         width = int(rest[-1])
         rest = [*rest[:-2], rest[-2][:-2]]
-    ok = bool(rest) and all(_INDEX_PART.match(p) for p in rest[:-1]) and _LAST_PART.match(rest[-1])
-    if level != "entries" and (not _NUMBER.match(level) or int(level) > 63):
+    ok = (
+        0 < len(rest) <= 7
+        and all(_INDEX_PART.fullmatch(p) for p in rest[:-1])
+        and bool(_LAST_PART.fullmatch(rest[-1]))
+    )
+    if level != "entries" and (not _NUMBER.fullmatch(level) or int(level) > 7):
         ok = False
     if not ok:
         raise NotFound("No such tile.", kind="Tile")
     index = int("".join(p.lstrip("x") for p in rest))
+    # One spelling per tile (no `x000/005` for `005`): caches key on the path.
+    if index > _MAX_TILE or tile_path(index) != "/".join(rest):
+        raise NotFound("No such tile.", kind="Tile")
     return level, index, width
 
 

@@ -144,6 +144,12 @@ log_queue = sa.Table(
     metadata,
     sa.Column("seq", _BIG_ID, primary_key=True, autoincrement=True, comment="Order only."),
     sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), nullable=False, unique=True),
+    sa.Column(
+        "leaf_hash",
+        sa.LargeBinary(32),
+        nullable=True,
+        comment="The leaf hash the event's receipt promised.",
+    ),
 )
 
 log_leaves = sa.Table(

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import contextlib
 import datetime
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,9 +48,11 @@ from keys import KeyRing, NoteVerifier, SigningKey, note_key_id, open_note, sign
 __all__ = [
     "TILE_HEIGHT",
     "Checkpoint",
+    "LogIntegrityError",
     "Sequencer",
     "TransparencyLog",
     "checkpoint_text",
+    "checkpoint_verifiers",
     "format_ts",
     "parse_checkpoint",
     "public_leaf",
@@ -57,6 +60,11 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+
+
+class LogIntegrityError(RuntimeError):
+    """The stored log disagrees with itself: the sequencer stops rather than sign it."""
+
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
@@ -118,14 +126,19 @@ class Checkpoint:
     note: str
 
 
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
 def parse_checkpoint(note: str, verifiers: Sequence[NoteVerifier]) -> Checkpoint:
     """Verify a signed checkpoint note and read its body."""
-    text, _ = open_note(note, verifiers)
+    text, signers = open_note(note, verifiers)
     lines = text.split("\n")
     if len(lines) < 4:
         raise ValueError("a checkpoint has an origin, a size and a root")
     origin, size_text, root_text = lines[0], lines[1], lines[2]
-    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+    if origin not in {signer.name for signer in signers}:
+        raise ValueError("the checkpoint's origin is not the name of the key that signed it")
+    if not _DECIMAL.fullmatch(size_text):
         raise ValueError("a checkpoint's size is a decimal number")
     root = base64.b64decode(root_text, validate=True)
     if len(root) != 32:
@@ -157,11 +170,12 @@ class TransparencyLog:
             state = await self._lock(conn)
             if state is None:
                 return 0
-            size, _ = state
+            size, signed_root = state
             queued = (
                 await conn.execute(
                     sa.select(
                         log_queue.c.seq,
+                        log_queue.c.leaf_hash.label("promised"),
                         events.c.id,
                         events.c.type,
                         events.c.ts,
@@ -176,6 +190,8 @@ class TransparencyLog:
             if not queued:
                 return 0
             frontier = await self._frontier(conn, size)
+            if _root_of_frontier(frontier) != signed_root:
+                raise LogIntegrityError("the stored tree nodes do not give the signed root")
             leaves, nodes = [], []
             for offset, row in enumerate(queued):
                 index = size + offset
@@ -186,6 +202,10 @@ class TransparencyLog:
                     policy_version=row.policy_version,
                 )
                 digest = leaf_hash(data)
+                if row.promised is not None and bytes(row.promised) != digest:
+                    raise LogIntegrityError(
+                        f"event {row.id} was changed after its receipt was issued"
+                    )
                 leaves.append(
                     {"idx": index, "event_id": row.id, "leaf": data.decode(), "leaf_hash": digest}
                 )
@@ -194,7 +214,11 @@ class TransparencyLog:
             new_root = _root_of_frontier(frontier)
             await conn.execute(log_leaves.insert(), leaves)
             await conn.execute(log_nodes.insert(), nodes)
-            await conn.execute(log_queue.delete().where(log_queue.c.seq <= queued[-1].seq))
+            # Exactly the rows taken: sequence numbers are not in commit order, so a row
+            # below the last one taken may have been committed since it was read.
+            await conn.execute(
+                log_queue.delete().where(log_queue.c.seq.in_([row.seq for row in queued]))
+            )
             now = datetime.datetime.now(datetime.UTC)
             await conn.execute(
                 log_state.update()
@@ -424,12 +448,15 @@ class TransparencyLog:
 
     def verifiers(self) -> list[NoteVerifier]:
         """Every checkpoint key, old ones included: rotation keeps old checkpoints valid."""
-        if self._keyring is None:
-            return []
-        return [
-            NoteVerifier(self.origin, note_key_id(self.origin, k.public), k.public)
-            for k in self._keyring.verifying("checkpoints")
-        ]
+        return [] if self._keyring is None else checkpoint_verifiers(self._keyring, self.origin)
+
+
+def checkpoint_verifiers(keyring: KeyRing, origin: str) -> list[NoteVerifier]:
+    """The note verifiers of every checkpoint key in `keyring`, oldest first."""
+    return [
+        NoteVerifier(origin, note_key_id(origin, k.public), k.public)
+        for k in keyring.verifying("checkpoints")
+    ]
 
 
 def _append(
@@ -477,7 +504,7 @@ class Sequencer:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sequencer")
 
     async def stop(self) -> None:
-        """Stop after the batch in progress."""
+        """Stop now; a batch in progress rolls back and is integrated on the next start."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -494,5 +521,7 @@ class Sequencer:
             try:
                 while await self._log.integrate(max_batch=self._max_batch) == self._max_batch:
                     pass
+            except LogIntegrityError as exc:  # tampering: nothing is signed until resolved
+                log.error("log_integrity_failure", detail=str(exc))
             except Exception as exc:  # a failed batch is retried on the next turn
                 log.error("log_integration_failed", error=type(exc).__name__)

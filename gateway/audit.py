@@ -15,6 +15,8 @@ before.
 from __future__ import annotations
 
 import base64
+import datetime
+import hashlib
 import itertools
 import json
 from collections.abc import Sequence
@@ -22,11 +24,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import rfc8785
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway._tables import events, log_checkpoints, log_leaves, log_nodes, log_state
+from gateway._tables import (
+    event_personal,
+    events,
+    log_checkpoints,
+    log_leaves,
+    log_nodes,
+    log_queue,
+    log_state,
+)
 from gateway.accesslog import (
+    TILE_HEIGHT,
     TILE_WIDTH,
     Checkpoint,
     TransparencyLog,
@@ -112,73 +124,56 @@ async def _checkpoints(
 
 
 async def verify_database(
-    engine: AsyncEngine, verifiers: Sequence[NoteVerifier], *, origin: str
+    engine: AsyncEngine,
+    verifiers: Sequence[NoteVerifier],
+    *,
+    origin: str,
+    previous: Checkpoint | None = None,
 ) -> Report:
     """Recompute and check the whole log in the database.
 
     Everything is read in one snapshot, so a gateway may go on recording meanwhile.
+    `previous`: a checkpoint seen before (from a witness, say) the log must still extend.
     """
     report = Report()
-    tree = _Tree()
-    expected = 0
     async with read_snapshot(engine) as conn:
         checkpoints = await _checkpoints(conn, verifiers, origin, report)
         if not report.ok:
             return report
-        due = {c.size: c for c in checkpoints}
-        state_size = int(await conn.scalar(sa.select(log_state.c.size)) or 0)
-        while True:
-            query = (
-                sa.select(
-                    log_leaves.c.idx,
-                    log_leaves.c.leaf,
-                    log_leaves.c.leaf_hash,
-                    events.c.id,
-                    events.c.type,
-                    events.c.ts,
-                    events.c.envelope,
-                    events.c.envelope_hash,
-                    events.c.policy_version,
-                    log_nodes.c.hash.label("node"),
-                )
-                .select_from(log_leaves)
-                .outerjoin(events, events.c.id == log_leaves.c.event_id)
-                .outerjoin(
-                    log_nodes, sa.and_(log_nodes.c.level == 0, log_nodes.c.idx == log_leaves.c.idx)
-                )
-                .where(log_leaves.c.idx >= expected)
-                .order_by(log_leaves.c.idx)
-                .limit(_PAGE)
+        state = (
+            await conn.execute(
+                sa.select(log_state.c.size, log_state.c.root).where(log_state.c.id == 1)
             )
-            rows = (await conn.execute(query)).all()
-            if not rows:
-                break
-            for row in rows:
-                index = int(row.idx)
-                if index != expected:
-                    return report.fail(f"leaf {expected} is missing", expected)
-                problem = _check_leaf(row)
-                if problem is not None:
-                    return report.fail(f"leaf {index}: {problem}", index)
-                tree.append(bytes(row.leaf_hash))
-                expected += 1
-                checkpoint = due.get(tree.size)
-                if checkpoint is not None and tree.root() != checkpoint.root:
-                    first = max((s for s in due if s < tree.size), default=0)
-                    return report.fail(
-                        f"the leaves up to {tree.size} do not give the root of the signed "
-                        f"checkpoint of that size",
-                        first,
-                    )
-    report.checked.append(f"{tree.size} leaves recomputed from their envelopes")
-    latest = checkpoints[-1].size if checkpoints else 0
-    if tree.size != state_size or tree.size < latest:
-        return report.fail(
-            f"the log holds {tree.size} leaves, its state says {state_size}, "
-            f"its newest checkpoint {latest}",
-            min(tree.size, state_size),
-        )
-    report.checked.append(f"roots of {len(checkpoints)} checkpoints rebuilt from the leaves")
+        ).one()
+        tree = await _leaves(conn, {c.size: c for c in checkpoints}, previous, report)
+        if tree is None:
+            return report
+        report.checked.append(f"{tree.size} leaves recomputed from their envelopes")
+        report.checked.append(f"roots of {len(checkpoints)} checkpoints rebuilt from the leaves")
+        latest = checkpoints[-1] if checkpoints else None
+        if latest is not None and latest.size == 0 and latest.root != EMPTY_ROOT:
+            return report.fail("the checkpoint of the empty log has a root that is not empty", 0)
+        latest_size = latest.size if latest else 0
+        if not tree.size == int(state.size) == latest_size:
+            return report.fail(
+                f"the log holds {tree.size} leaves, its state says {state.size}, its newest "
+                f"checkpoint {latest_size}: leaves no checkpoint covers, or lost ones",
+                min(tree.size, int(state.size), latest_size),
+            )
+        if latest is not None and bytes(state.root) != latest.root:
+            return report.fail("the log's state has another root than its newest checkpoint")
+        if previous is not None:
+            if tree.size < previous.size:
+                return report.fail(
+                    f"the log shrank: the previous checkpoint has {previous.size} leaves, the "
+                    f"database {tree.size} (rolled back, or a fork)",
+                    tree.size,
+                )
+            report.checked.append(f"the previous checkpoint ({previous.size}) is a prefix")
+        if not await _nodes(conn, tree.size, report):
+            return report
+        if not await _unlogged(conn, report):
+            return report
     store = TransparencyLog(engine, None, origin=origin)
     for older, newer in itertools.pairwise(checkpoints):
         if older.size == 0:
@@ -192,15 +187,233 @@ async def verify_database(
     return report
 
 
-def _check_leaf(row: Any) -> str | None:
-    if row.id is None:
-        return "its event is missing"
+async def _leaves(
+    conn: AsyncConnection,
+    due: dict[int, Checkpoint],
+    previous: Checkpoint | None,
+    report: Report,
+) -> _Tree | None:
+    """Stream the leaves in order, checking each against its event; the tree, or `None`."""
+    tree = _Tree()
+    if previous is not None and previous.size == 0 and previous.root != EMPTY_ROOT:
+        report.fail("the previous checkpoint is of an empty log but has a root")
+        return None
+    while True:
+        query = (
+            sa.select(
+                log_leaves.c.idx,
+                log_leaves.c.leaf,
+                log_leaves.c.leaf_hash,
+                *_EVENT_COLUMNS,
+                event_personal.c.salt,
+                event_personal.c.personal,
+                log_nodes.c.hash.label("node"),
+            )
+            .select_from(log_leaves)
+            .outerjoin(events, events.c.id == log_leaves.c.event_id)
+            .outerjoin(event_personal, event_personal.c.event_id == events.c.id)
+            .outerjoin(
+                log_nodes, sa.and_(log_nodes.c.level == 0, log_nodes.c.idx == log_leaves.c.idx)
+            )
+            .where(log_leaves.c.idx >= tree.size)
+            .order_by(log_leaves.c.idx)
+            .limit(_PAGE)
+        )
+        rows = (await conn.execute(query)).all()
+        if not rows:
+            return tree
+        for row in rows:
+            index = int(row.idx)
+            if index != tree.size:
+                report.fail(f"leaf {tree.size} is missing", tree.size)
+                return None
+            problem = _check_leaf(row)
+            if problem is not None:
+                report.fail(f"leaf {index}: {problem}", index)
+                return None
+            tree.append(bytes(row.leaf_hash))
+            checkpoint = due.get(tree.size)
+            if checkpoint is not None and tree.root() != checkpoint.root:
+                start = max((s for s in due if s < tree.size), default=0)
+                report.fail(
+                    f"the leaves up to {tree.size} do not give the root of the signed "
+                    f"checkpoint of that size",
+                    start,
+                )
+                return None
+            if previous is not None and tree.size == previous.size and tree.root() != previous.root:
+                report.fail(
+                    f"the leaves up to {tree.size} do not give the previous checkpoint's "
+                    f"root: the log was rewritten, or forked",
+                    index,
+                )
+                return None
+
+
+async def _nodes(conn: AsyncConnection, size: int, report: Report) -> bool:
+    """Every stored tree node: exactly the complete subtrees, each hashing its children.
+
+    Proofs and tiles are served from these nodes, and the sequencer extends them.
+    """
+    levels = (
+        await conn.execute(
+            sa.select(
+                log_nodes.c.level,
+                sa.func.count(),
+                sa.func.min(log_nodes.c.idx),
+                sa.func.max(log_nodes.c.idx),
+            ).group_by(log_nodes.c.level)
+        )
+    ).all()
+    found = {int(level): (int(n), int(lo), int(hi)) for level, n, lo, hi in levels}
+    wanted = {level: size >> level for level in range(size.bit_length())}
+    for level in sorted(set(found) | set(wanted)):
+        count = wanted.get(level, 0)
+        if found.get(level, (0, 0, count - 1)) != (count, 0, count - 1):
+            report.fail(
+                f"the tree's level {level} holds other nodes than the {count} complete "
+                f"subtrees of {size} leaves",
+                min(size, (found.get(level, (0, 0, 0))[1]) << level),
+            )
+            return False
+    parent, left, right = log_nodes.alias("p"), log_nodes.alias("l"), log_nodes.alias("r")
+    at, checked = (0, 0), 0
+    while True:
+        rows = (
+            await conn.execute(
+                sa.select(parent.c.level, parent.c.idx, parent.c.hash, left.c.hash, right.c.hash)
+                .select_from(parent)
+                .join(
+                    left,
+                    sa.and_(left.c.level == parent.c.level - 1, left.c.idx == parent.c.idx * 2),
+                )
+                .join(
+                    right,
+                    sa.and_(
+                        right.c.level == parent.c.level - 1, right.c.idx == parent.c.idx * 2 + 1
+                    ),
+                )
+                .where(
+                    parent.c.level >= 1, sa.tuple_(parent.c.level, parent.c.idx) > sa.tuple_(*at)
+                )
+                .order_by(parent.c.level, parent.c.idx)
+                .limit(_PAGE)
+            )
+        ).all()
+        if not rows:
+            break
+        for level, idx, digest, l_hash, r_hash in rows:
+            if bytes(digest) != node_hash(bytes(l_hash), bytes(r_hash)):
+                report.fail(
+                    f"the tree node at level {level}, index {idx} does not hash its children",
+                    int(idx) << int(level),
+                )
+                return False
+        checked += len(rows)
+        at = (int(rows[-1][0]), int(rows[-1][1]))
+    if checked != sum(wanted.values()) - wanted.get(0, 0):
+        report.fail("some tree nodes have no children stored")
+        return False
+    report.checked.append(f"{checked + wanted.get(0, 0)} stored tree nodes (tiles and proofs)")
+    return True
+
+
+async def _unlogged(conn: AsyncConnection, report: Report) -> bool:
+    """Every event is in the log or queued for it; a queued one still matches its receipt."""
+    in_log = sa.select(log_leaves.c.event_id)
+    queued = sa.select(log_queue.c.event_id)
+    lost = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(events)
+        .where(events.c.id.not_in(in_log), events.c.id.not_in(queued))
+    )
+    if lost:
+        report.fail(f"{lost} recorded events are neither in the log nor queued for it")
+        return False
+    rows = (
+        await conn.execute(
+            sa.select(
+                log_queue.c.leaf_hash.label("promised"),
+                *_EVENT_COLUMNS,
+                event_personal.c.salt,
+                event_personal.c.personal,
+            )
+            .select_from(log_queue)
+            .join(events, events.c.id == log_queue.c.event_id)
+            .outerjoin(event_personal, event_personal.c.event_id == events.c.id)
+        )
+    ).all()
+    for row in rows:
+        problem = _check_event(row)
+        if problem is None and row.promised is not None:
+            data = _public_leaf(row)
+            if leaf_hash(data) != bytes(row.promised):
+                problem = "it was changed after its receipt was issued"
+        if problem is not None:
+            report.fail(f"queued event {row.id}: {problem}")
+            return False
+    report.checked.append(f"every event is in the log or queued ({len(rows)} queued)")
+    return True
+
+
+_EVENT_COLUMNS = (
+    events.c.id,
+    events.c.type,
+    events.c.ts,
+    events.c.request_id,
+    events.c.client_id,
+    events.c.procedure,
+    events.c.outcome,
+    events.c.policy_version,
+    events.c.envelope,
+    events.c.envelope_hash,
+)
+
+
+def _public_leaf(row: Any) -> bytes:
+    return public_leaf(
+        type=row.type, ts=row.ts, envelope_hash=row.envelope_hash, policy_version=row.policy_version
+    )
+
+
+def _check_event(row: Any) -> str | None:
+    """An event's envelope hash, its columns against its envelope, its personal part."""
     envelope = row.envelope if isinstance(row.envelope, dict) else json.loads(row.envelope)
     if canonical_hash(envelope) != row.envelope_hash:
         return "its envelope was changed after it was recorded"
-    data = public_leaf(
-        type=row.type, ts=row.ts, envelope_hash=row.envelope_hash, policy_version=row.policy_version
-    )
+    columns = {
+        "id": row.id,
+        "type": row.type,
+        "requestId": row.request_id,
+        "outcome": row.outcome,
+        "policyVersion": row.policy_version,
+    }
+    if "procedure" in envelope:
+        columns["procedure"] = row.procedure
+    client = "client" if "client" in envelope else "consumer" if "consumer" in envelope else None
+    if client is not None:
+        columns[client] = row.client_id
+    for name, value in columns.items():
+        if envelope.get(name) != value:
+            return f"its {name} differs from its envelope's"
+    ts = row.ts if row.ts.tzinfo else row.ts.replace(tzinfo=datetime.UTC)
+    if datetime.datetime.fromisoformat(envelope["ts"]) != ts:
+        return "its time differs from its envelope's"
+    if row.salt is not None:
+        personal = row.personal if isinstance(row.personal, dict) else json.loads(row.personal)
+        digest = hashlib.sha256(bytes.fromhex(row.salt) + rfc8785.dumps(personal)).hexdigest()
+        if digest != envelope.get("personalHash"):
+            return "its personal part was changed after it was recorded"
+    return None
+
+
+def _check_leaf(row: Any) -> str | None:
+    if row.id is None:
+        return "its event is missing"
+    problem = _check_event(row)
+    if problem is not None:
+        return problem
+    data = _public_leaf(row)
     if data.decode() != row.leaf or leaf_hash(data) != bytes(row.leaf_hash):
         return "its public leaf does not match its event"
     if row.node is None or bytes(row.node) != bytes(row.leaf_hash):
@@ -279,6 +492,22 @@ async def _verify_remote(
     if tree.root() != checkpoint.root:
         return report.fail("the tiles do not give the checkpoint's root")
     report.checked.append(f"{size} leaves: entry bundles, level-0 tiles and the root")
+    hashes, level = leaves, 0
+    while len(hashes) >= TILE_WIDTH:
+        for _ in range(TILE_HEIGHT):
+            hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes) - 1, 2)]
+        level += 1
+        for n in range((len(hashes) + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = min(TILE_WIDTH, len(hashes) - n * TILE_WIDTH)
+            suffix = "" if width == TILE_WIDTH else f".p/{width}"
+            served = (await get(f"/log/tile/{level}/{tile_path(n)}{suffix}")).content
+            if served != b"".join(hashes[n * TILE_WIDTH : n * TILE_WIDTH + width]):
+                return report.fail(
+                    f"the level-{level} tile {n} does not hold the tree's hashes",
+                    (n * TILE_WIDTH) << (TILE_HEIGHT * level),
+                )
+    if level:
+        report.checked.append(f"the hash tiles of levels 1 to {level}")
     step = max(1, size // samples) if size else 1
     for index in range(0, size, step):
         proof = (await get(f"/log/proof/inclusion?index={index}&size={size}")).json()

@@ -173,29 +173,42 @@ def _keys_show(_args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    from gateway.accesslog import checkpoint_verifiers, parse_checkpoint
     from gateway.audit import verify_database, verify_remote
+    from keys import NoteError, parse_verifier_key
 
-    if args.url:
+    try:
+        trusted = [parse_verifier_key(k) for k in (args.key or "").split(",") if k.strip()]
+    except NoteError as exc:
+        sys.stderr.write(f"gateway: --key is not a checkpoint verifier key: {exc}\n")
+        return 2
+    try:
         previous = Path(args.previous).read_text(encoding="utf-8") if args.previous else None
+    except OSError as exc:
+        sys.stderr.write(f"gateway: cannot read --previous {args.previous}: {exc.strerror}\n")
+        return 2
+    if args.url:
         report = asyncio.run(verify_remote(args.url, key=args.key, previous=previous))
         sys.stdout.write(f"checked what {args.url} publishes (not its database):\n")
     else:
-        from gateway.accesslog import TransparencyLog
         from gateway.storage import create_engine
-        from keys import KeyRing, parse_verifier_key
+        from keys import KeyRing
 
         settings = _settings()
+        origin = settings.checkpoint_origin
+        verifiers = trusted or checkpoint_verifiers(KeyRing.load(settings.keys_dir), origin)
+        seen = None
+        if previous is not None:
+            try:
+                seen = parse_checkpoint(previous, verifiers)
+            except (NoteError, ValueError) as exc:
+                sys.stderr.write(f"gateway: the previous checkpoint does not verify: {exc}\n")
+                return 1
 
         async def run() -> Any:
             engine = create_engine(settings.database_url.get_secret_value())
             try:
-                origin = settings.checkpoint_origin
-                if args.key:
-                    verifiers = [parse_verifier_key(k) for k in args.key.split(",")]
-                else:
-                    ring = KeyRing.load(settings.keys_dir)
-                    verifiers = TransparencyLog(engine, ring, origin=origin).verifiers()
-                return await verify_database(engine, verifiers, origin=origin)
+                return await verify_database(engine, verifiers, origin=origin, previous=seen)
             finally:
                 await engine.dispose()
 
@@ -212,7 +225,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _log_integrate(args: argparse.Namespace) -> int:
-    from gateway.accesslog import TransparencyLog
+    from gateway.accesslog import LogIntegrityError, TransparencyLog
     from gateway.storage import create_engine, require_head
     from keys import KeyRing
 
@@ -244,8 +257,14 @@ def _log_integrate(args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
 
+    if args.max_batch < 1:
+        sys.stderr.write("gateway: --max-batch must be at least 1\n")
+        return 2
     try:
         total = asyncio.run(run())
+    except LogIntegrityError as exc:
+        sys.stderr.write(f"gateway: nothing integrated: {exc}; run `gateway audit verify`\n")
+        return 1
     except _Busy as busy:
         sys.stdout.write(
             f"integrated {busy.total} events; another sequencer holds the log's lock "
@@ -357,7 +376,9 @@ def _parser() -> argparse.ArgumentParser:
     verify = command(audit, "verify", _audit_verify, "verify the access log")
     verify.add_argument("--url", help="check a running gateway's public log instead")
     verify.add_argument("--key", help="checkpoint verifier key(s) to trust, comma-separated")
-    verify.add_argument("--previous", help="with --url: a checkpoint seen before (file)")
+    verify.add_argument(
+        "--previous", help="a checkpoint seen before (file): the log must still extend it"
+    )
 
     logp = sub.add_parser("log", help="the verifiable log's sequencer").add_subparsers(
         dest="log_command", required=True, metavar="COMMAND"

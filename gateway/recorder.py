@@ -182,7 +182,10 @@ async def insert_events(
         await conn.execute(event_subjects.insert(), subject_rows)
     # Queued for the verifiable log, in this order, by the same commit.
     if queue:
-        await conn.execute(log_queue.insert(), [{"event_id": row["id"]} for row in event_rows])
+        await conn.execute(
+            log_queue.insert(),
+            [{"event_id": event.id, "leaf_hash": event.leaf_hash} for event in batch],
+        )
 
 
 class EventRecorder:

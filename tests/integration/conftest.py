@@ -260,6 +260,25 @@ class Gateway:
         chosen = SigningAuth(signer or self.signer, **purpose) if auth == "sign" else auth
         return httpx.AsyncClient(base_url=self.url, timeout=10.0, auth=chosen)  # type: ignore[arg-type]
 
+    async def audit(self) -> Any:
+        """Wait until every event is integrated, then audit the database; the report."""
+        from gateway.accesslog import TransparencyLog, checkpoint_verifiers
+        from gateway.audit import verify_database
+        from keys import KeyRing
+
+        engine = create_engine(self.settings.database_url.get_secret_value())
+        try:
+            origin = self.settings.checkpoint_origin
+            reader = TransparencyLog(engine, None, origin=origin)
+            for _ in range(100):
+                if not await reader.queued():
+                    break
+                await asyncio.sleep(0.1)
+            verifiers = checkpoint_verifiers(KeyRing.load(self.settings.keys_dir), origin)
+            return await verify_database(engine, verifiers, origin=origin)
+        finally:
+            await engine.dispose()
+
     async def post(
         self,
         query: str,

@@ -181,6 +181,13 @@ async def test_the_log_verifies_with_independent_code(log_gateway, dataset) -> N
             assert [p.hex() for p in path] == theirs
             assert tree.get_root(proof_size) == proof_root
 
+    # The gateway's own remote audit agrees, level-1 tiles included.
+    from gateway.audit import verify_remote
+
+    report = await verify_remote(log_gateway.url, key=verifier)
+    assert report.ok, report.problem
+    assert "the hash tiles of levels 1 to 1" in report.checked
+
 
 async def test_audit_verify_passes_then_names_each_kind_of_tampering(
     log_gateway, dataset, migrated, tmp_path
@@ -289,8 +296,81 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
         await restore()
         await sql("DELETE FROM events WHERE id LIKE 'z%'")
         assert audit().returncode == 0
+
+        await _more_tampering(engine, sql, audit)
     finally:
         await engine.dispose()
+
+
+def _event_at(index: int) -> str:
+    return f"(SELECT event_id FROM log_leaves WHERE idx = {index})"
+
+
+async def _more_tampering(engine, sql, audit) -> None:
+    """Rows the leaves do not cover directly: personal parts, columns, nodes, checkpoints."""
+    import sqlalchemy as sa
+
+    async with engine.connect() as conn:
+        personal = await conn.scalar(
+            sa.text(f"SELECT personal FROM event_personal WHERE event_id = {_event_at(6)}")
+        )
+        client = await conn.scalar(
+            sa.text(f"SELECT client_id FROM events WHERE id = {_event_at(8)}")
+        )
+        node = await conn.scalar(sa.text("SELECT hash FROM log_nodes WHERE level = 1 AND idx = 2"))
+        checkpoints = (
+            (await conn.execute(sa.text("SELECT * FROM log_checkpoints"))).mappings().all()
+        )
+    personal = personal if isinstance(personal, dict) else json.loads(personal)
+
+    def fails(at: int | None, words: str) -> None:
+        result = audit()
+        assert result.returncode == 1, result.stdout
+        if at is not None:
+            assert f"first bad index: {at})" in result.stderr, result.stderr
+        assert words in result.stderr, result.stderr
+
+    # Whose data it was: another person's id put into the personal part.
+    forged = json.dumps({**personal, "subjects": ["001099000001"]})
+    await sql(f"UPDATE event_personal SET personal = :p WHERE event_id = {_event_at(6)}", p=forged)
+    fails(6, "personal part was changed")
+    await sql(
+        f"UPDATE event_personal SET personal = :p WHERE event_id = {_event_at(6)}",
+        p=json.dumps(personal),
+    )
+
+    # A column that search and replay read, edited: the client.
+    await sql(f"UPDATE events SET client_id = 'VN/GOV/X/forged' WHERE id = {_event_at(8)}")
+    fails(8, "its client differs")
+    await sql(f"UPDATE events SET client_id = :c WHERE id = {_event_at(8)}", c=client)
+
+    # A tree node that proofs and tiles are made of.
+    await sql("UPDATE log_nodes SET hash = :h WHERE level = 1 AND idx = 2", h=b"\x00" * 32)
+    fails(4, "level 1, index 2 does not hash its children")
+    await sql("UPDATE log_nodes SET hash = :h WHERE level = 1 AND idx = 2", h=bytes(node))
+
+    # Signed checkpoints removed, so that no signature covers the leaves any more.
+    await sql("DELETE FROM log_checkpoints WHERE size > 0")
+    fails(0, "leaves no checkpoint covers")
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO log_checkpoints (size, root, note, signed_at) "
+                "VALUES (:size, :root, :note, :signed_at)"
+            ),
+            [dict(c) for c in checkpoints if c["size"] > 0],
+        )
+
+    # An event recorded but kept out of the log.
+    await sql(
+        "INSERT INTO events (id, type, ts, request_id, client_id, procedure, outcome, "
+        "policy_version, envelope, envelope_hash) SELECT 'y' || substr(id, 2), type, ts, "
+        "request_id, client_id, procedure, outcome, policy_version, envelope, envelope_hash "
+        f"FROM events WHERE id = {_event_at(21)}"
+    )
+    fails(None, "1 recorded events are neither in the log nor queued")
+    await sql("DELETE FROM events WHERE id LIKE 'y%'")
+    assert audit().returncode == 0
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -388,3 +468,32 @@ async def test_audit_verify_url_checks_the_public_log_and_catches_a_rollback(
     )
     assert rolled.returncode == 1
     assert f"the log shrank: the previous checkpoint has {second} leaves" in rolled.stderr
+
+
+async def test_hostile_log_requests_get_clean_errors(log_gateway, dataset) -> None:
+    await _requests(log_gateway, dataset, 3)
+    huge = "9" * 40
+    async with log_gateway.client(auth=None) as http:
+        for path in (
+            "/log/tile/0/" + "x999/" * 500 + "999",
+            "/log/tile/0/x036/x028/x797/x018/x963/969",
+            "/log/tile/0/x000/000",
+            "/log/tile/9/000",
+            "/log/tile/entries/999",
+        ):
+            response = await http.get(path)
+            assert response.status_code == 404, path
+            assert response.json()["code"] == "NOT_FOUND"
+        for path in (
+            f"/log/proof/inclusion?index={huge}&size=1",
+            f"/log/proof/inclusion?index=0&size={huge}",
+            "/log/proof/inclusion?index=-1&size=1",
+            "/log/proof/inclusion?hash=not-base64!&size=1",
+            f"/log/proof/consistency?first=1&second={huge}",
+            "/log/proof/consistency?first=0&second=1",
+            "/log/tlog-proof?hash=AAAA",
+            f"/log/tlog-proof?index={huge}",
+        ):
+            response = await http.get(path)
+            assert response.status_code in {400, 404}, (path, response.text)
+            assert response.json()["code"] in {"INVALID_ARGUMENT", "NOT_FOUND"}, path

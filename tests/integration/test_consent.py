@@ -110,6 +110,8 @@ async def test_consent_from_request_to_revocation(gateway, dataset, sign_in, mig
 
     outcomes = [o for o in await _event_outcomes(migrated) if o[0] == "consent"]
     assert outcomes == [("consent", "requested"), ("consent", "approved"), ("consent", "revoked")]
+    report = await gateway.audit()
+    assert report.ok, report.problem
 
 
 async def test_a_citizen_sees_and_changes_only_their_own_consents(

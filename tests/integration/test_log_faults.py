@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench._log import access_event, bulk_load, database, proof_cost
 from gateway._tables import event_personal, event_subjects, events, log_queue
-from gateway.accesslog import TransparencyLog, parse_checkpoint
+from gateway.accesslog import LogIntegrityError, TransparencyLog, parse_checkpoint
 from gateway.merkle import leaf_hash, verify_consistency, verify_inclusion
-from gateway.recorder import insert_events
+from gateway.recorder import canonical_hash, insert_events
 from gateway.storage import create_engine, read_snapshot
 from keys import KeyRing, NoteError, verifier_key
 
@@ -79,6 +79,11 @@ async def _queue(engine: AsyncEngine, count: int, start: int = 0) -> None:
             await insert_events(conn, [access_event(i) for i in range(first, last)])
 
 
+async def _size(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(sa.text("SELECT size FROM log_state")))
+
+
 async def _consistent_state(engine: AsyncEngine) -> int:
     """Check that leaves are 0..size-1, each event once, none both queued and a leaf."""
     async with read_snapshot(engine) as conn:
@@ -103,26 +108,26 @@ async def test_a_sequencer_killed_mid_batch_leaves_no_gap_and_no_duplicate(
     engine = create_engine(migrated)
     try:
         await _queue(engine, total)
-        killed_while_working = 0
-        for _ in range(4):
+        killed_mid_log = 0
+        for _ in range(6):
             before = await _consistent_state(engine)
             process = _gateway(migrated, keys_dir, "log", "integrate", "--max-batch", str(batch))
             # Wait for its first commit, then kill it while it works on the next batch.
-            for _ in range(600):
-                if process.poll() is not None or await _consistent_state(engine) > before:
+            for _ in range(1200):
+                if process.poll() is not None or await _size(engine) > before:
                     break
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.05)
-            if process.poll() is None:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
+            killed = process.poll() is None
+            if killed:
                 process.send_signal(signal.SIGKILL)
-                killed_while_working += 1
             process.communicate(timeout=60)
             size = await _consistent_state(engine)
             assert size % batch == 0, "a batch committed in part"
+            killed_mid_log += killed and size < total
             if size == total:
                 break
-        assert killed_while_working >= 2, "the sequencer finished before it could be killed"
-        assert await _consistent_state(engine) < total
+        assert killed_mid_log >= 2, "the sequencer finished before it could be killed"
 
         out = _finish(_gateway(migrated, keys_dir, "log", "integrate"))
         assert out.startswith("integrated ")
@@ -253,3 +258,65 @@ async def test_old_checkpoints_verify_after_the_key_is_rotated(
     only_new = _audit(migrated, keys_dir, "--key", keys[0])
     assert only_new.returncode == 1
     assert "checkpoint of size 300" in only_new.stderr
+    garbled = _audit(migrated, keys_dir, "--key", "not-a-key")
+    assert garbled.returncode == 2
+    assert "--key is not a checkpoint verifier key" in garbled.stderr
+    assert "Traceback" not in garbled.stderr
+
+    # A checkpoint kept from before (by a witness, say): the log still extends it.
+    seen = keys_dir.parent / "seen.txt"
+    seen.write_text(before.note)
+    extended = _audit(migrated, keys_dir, "--previous", str(seen))
+    assert extended.returncode == 0, extended.stderr
+    assert "the previous checkpoint (300) is a prefix" in extended.stdout
+
+
+async def test_the_sequencer_signs_nothing_over_a_tampered_store(
+    migrated: str, keys_dir: Path
+) -> None:
+    engine = create_engine(migrated)
+    store = TransparencyLog(engine, KeyRing.load(keys_dir), origin=ORIGIN)
+    try:
+        await _queue(engine, 10)
+        assert await store.integrate() == 10
+        await _queue(engine, 10, start=10)
+
+        # A queued event rewritten, its envelope hash recomputed to match: only the
+        # receipt's promise, kept in the queue, still tells.
+        async with engine.begin() as conn:
+            target = await conn.scalar(
+                sa.select(log_queue.c.event_id).order_by(log_queue.c.seq).offset(3).limit(1)
+            )
+            envelope = await conn.scalar(sa.select(events.c.envelope).where(events.c.id == target))
+            envelope = {**envelope, "outcome": "no_data"}
+            await conn.execute(
+                events.update()
+                .where(events.c.id == target)
+                .values(
+                    envelope=envelope, envelope_hash=canonical_hash(envelope), outcome="no_data"
+                )
+            )
+        with pytest.raises(LogIntegrityError, match=f"event {target} was changed"):
+            await store.integrate()
+        assert (await store.size(), await store.queued()) == (10, 10)
+        refused = _gateway(migrated, keys_dir, "log", "integrate")
+        _, err = refused.communicate(timeout=120)
+        assert refused.returncode == 1
+        assert "nothing integrated" in err
+        audit = _audit(migrated, keys_dir)
+        assert audit.returncode == 1
+        assert f"queued event {target}: it was changed after its receipt" in audit.stderr
+
+        # A stored node of the tree's right edge changed: the next root would not extend
+        # the signed one, so the sequencer does not sign it.
+        async with engine.begin() as conn:
+            await conn.execute(sa.delete(log_queue).where(log_queue.c.event_id == target))
+            await conn.execute(
+                sa.text("UPDATE log_nodes SET hash = :h WHERE level = 1 AND idx = 4"),
+                {"h": b"\x01" * 32},
+            )
+        with pytest.raises(LogIntegrityError, match="signed root"):
+            await store.integrate()
+        assert await store.size() == 10
+    finally:
+        await engine.dispose()

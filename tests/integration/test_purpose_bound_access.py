@@ -187,6 +187,9 @@ async def test_a_suspended_client_is_refused_at_once(gateway, dataset, sign_in) 
     assert refused.status_code == 401
     assert refused.json()["code"] == "UNAUTHENTICATED"
     assert "suspended" in refused.json()["message"]
+    # The admin event and the refusal are in the log, and it verifies.
+    report = await gateway.audit()
+    assert report.ok, report.problem
 
 
 async def test_staff_routes_need_their_role(gateway, sign_in, dataset) -> None:

@@ -25,11 +25,21 @@ def test_tile_paths(n: int, path: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["0", "0/1", "0/0001", "64/000", "01/000", "0/x1/000", "0/000.p/0", "0/000.p/256", "x/000"],
-)
+    [
+        "0", "0/1", "0/0001", "8/000", "01/000", "0/x1/000", "0/000.p/0", "0/000.p/256",
+        "x/000", "0/x000/005", "0/000\n", "0/\u0661\u0662\u0663", "0/000.p/01",
+        "0/x036/x028/x797/x018/x963/969",  # 2**55: its first hash has no 64-bit index
+        "0/" + "x999/" * 3000 + "999",
+    ],
+)  # fmt: skip
 def test_bad_tile_paths(path: str) -> None:
     with pytest.raises(NotFound):
         parse_tile_path(path)
+
+
+def test_the_largest_tile_index_still_parses() -> None:
+    last = (2**63 - 1) >> 8
+    assert parse_tile_path(f"0/{tile_path(last)}") == ("0", last, 256)
 
 
 def test_checkpoints_round_trip() -> None:
@@ -45,6 +55,13 @@ def test_checkpoints_round_trip() -> None:
     bad = sign_note(f"{origin}\n042\n{'A' * 43}=\n", origin, key)
     with pytest.raises(ValueError, match="size"):
         parse_checkpoint(bad, [verifier])
+    unicode_size = sign_note(f"{origin}\n\u0664\u0662\n{'A' * 43}=\n", origin, key)
+    with pytest.raises(ValueError, match="size"):
+        parse_checkpoint(unicode_size, [verifier])
+    # Signed by the right key, but the body names another log.
+    elsewhere = sign_note(checkpoint_text("other.example/log", 42, b"\x07" * 32), origin, key)
+    with pytest.raises(ValueError, match="origin"):
+        parse_checkpoint(elsewhere, [verifier])
     assert isinstance(checkpoint, Checkpoint)
 
 
