@@ -84,6 +84,16 @@ def _leaf_hash(value: str) -> bytes:
     return digest
 
 
+async def _index_of(store: TransparencyLog, index: int | None, digest: str | None) -> int:
+    """The leaf index asked for, by index or by leaf hash (exactly one of them)."""
+    if digest is not None and index is None:
+        found, _ = await store.find_leaf(_leaf_hash(digest))
+        return found
+    if index is not None and digest is None:
+        return index
+    raise InvalidArgument("Give either `index` or `hash`.", argument="index")
+
+
 def _log(request: Request) -> TransparencyLog:
     state: GatewayState = request.app.state.gateway
     return state.log
@@ -133,11 +143,7 @@ def log_router() -> APIRouter:
         hash: Annotated[str | None, Query()] = None,
     ) -> dict[str, Any]:
         store = _log(request)
-        if (index is None) == (hash is None):
-            raise InvalidArgument("Give either `index` or `hash`.", argument="index")
-        if hash is not None:
-            index, _ = await store.find_leaf(_leaf_hash(hash))
-        assert index is not None
+        index = await _index_of(store, index, hash)
         proof = await store.inclusion_proof(index, size)
         return {"index": index, "size": size, "hashes": _b64(proof)}
 
@@ -157,11 +163,7 @@ def log_router() -> APIRouter:
         hash: Annotated[str | None, Query()] = None,
     ) -> Response:
         store = _log(request)
-        if (index is None) == (hash is None):
-            raise InvalidArgument("Give either `index` or `hash`.", argument="index")
-        if hash is not None:
-            index, _ = await store.find_leaf(_leaf_hash(hash))
-        assert index is not None
+        index = await _index_of(store, index, hash)
         latest = await store.latest()
         if latest is None or index >= latest.size:
             raise NotFound("The leaf is not in a signed checkpoint yet.", kind="Leaf")

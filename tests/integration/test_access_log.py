@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import subprocess
@@ -255,17 +256,13 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
         )
         forged = json.dumps({**envelope, "outcome": "no_data"})
         await sql(f"UPDATE events SET envelope = :e WHERE {FIFTH}", e=forged)
-        edited = audit()
-        assert edited.returncode == 1
-        assert "first bad index: 5" in edited.stderr
+        _fails(audit, 5, "envelope was changed")
         await sql(f"UPDATE events SET envelope = :e WHERE {FIFTH}", e=json.dumps(envelope))
         assert audit().returncode == 0
 
         # Deleted: a leaf removed.
         await sql("DELETE FROM log_leaves WHERE idx = 7")
-        deleted = audit()
-        assert deleted.returncode == 1
-        assert "first bad index: 7" in deleted.stderr
+        _fails(audit, 7, "leaf 7 is missing")
         await restore()
 
         # Reordered: two leaves swapped.
@@ -274,9 +271,7 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
             "UPDATE log_leaves SET idx = 3 WHERE idx = 4",
             "UPDATE log_leaves SET idx = 4 WHERE idx = -1",
         )
-        reordered = audit()
-        assert reordered.returncode == 1
-        assert "first bad index: 3" in reordered.stderr
+        _fails(audit, 3)
         await restore()
 
         # Inserted: a leaf pushed in at 10, the later ones moved up.
@@ -290,9 +285,7 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
             "INSERT INTO log_leaves (idx, event_id, leaf, leaf_hash) "
             "SELECT 10, 'z' || substr(event_id, 2), leaf, leaf_hash FROM log_leaves WHERE idx = 21",
         )
-        inserted = audit()
-        assert inserted.returncode == 1
-        assert "first bad index: 10" in inserted.stderr
+        _fails(audit, 10)
         await restore()
         await sql("DELETE FROM events WHERE id LIKE 'z%'")
         assert audit().returncode == 0
@@ -300,6 +293,15 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
         await _more_tampering(engine, sql, audit)
     finally:
         await engine.dispose()
+
+
+def _fails(audit, at: int | None, words: str = "") -> None:
+    """The audit exits 1, naming the first bad index `at` and saying `words`."""
+    result = audit()
+    assert result.returncode == 1, result.stdout
+    if at is not None:
+        assert f"first bad index: {at})" in result.stderr, result.stderr
+    assert words in result.stderr, result.stderr
 
 
 def _event_at(index: int) -> str:
@@ -322,13 +324,7 @@ async def _more_tampering(engine, sql, audit) -> None:
             (await conn.execute(sa.text("SELECT * FROM log_checkpoints"))).mappings().all()
         )
     personal = personal if isinstance(personal, dict) else json.loads(personal)
-
-    def fails(at: int | None, words: str) -> None:
-        result = audit()
-        assert result.returncode == 1, result.stdout
-        if at is not None:
-            assert f"first bad index: {at})" in result.stderr, result.stderr
-        assert words in result.stderr, result.stderr
+    fails = functools.partial(_fails, audit)
 
     # Whose data it was: another person's id put into the personal part.
     forged = json.dumps({**personal, "subjects": ["001099000001"]})
