@@ -492,12 +492,7 @@ class Sequencer:
         self._log = log_store
         self._delay = merge_delay
         self._max_batch = max_batch
-        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-
-    def nudge(self) -> None:
-        """Events were queued: integrate soon."""
-        self._wakeup.set()
 
     async def start(self) -> None:
         """Start integrating."""
@@ -513,11 +508,9 @@ class Sequencer:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                # Half the merge delay: an event waits at most one interval to be picked
-                # up and one batch to be integrated.
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._delay / 2)
-            self._wakeup.clear()
+            # Every half merge delay: an event waits at most one interval to be picked up
+            # and one batch to be integrated; batches stay large and commits few.
+            await asyncio.sleep(self._delay / 2)
             try:
                 while await self._log.integrate(max_batch=self._max_batch) == self._max_batch:
                     pass
