@@ -1,4 +1,4 @@
-"""RFC 6962 proofs: every case of the shared test vectors, and proofs we generate."""
+"""RFC 6962 proofs: every case of the vendored test vectors (tests/data/merkle), and ours."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from gateway.merkle import (
     verify_inclusion,
 )
 
-VECTORS = Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "merkle"
+VECTORS = Path(__file__).resolve().parents[2] / "data" / "merkle"
 LEAVES = [
     b"",
     b"\x00",
