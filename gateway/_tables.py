@@ -111,6 +111,15 @@ event_subjects = sa.Table(
     sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
 )
 
+subject_keys = sa.Table(
+    "subject_keys",
+    metadata,
+    sa.Column("subject", sa.String(64), primary_key=True),
+    sa.Column("key", sa.LargeBinary(32), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    comment="Deleting a row forgets the person: their commitments become unlinkable.",
+)
+
 CONSENT_STATUSES = ("REQUESTED", "ACTIVE", "DENIED", "REVOKED", "EXPIRED")
 
 consents = sa.Table(

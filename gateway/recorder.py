@@ -24,11 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rfc8785
+import sqlalchemy as sa
 import structlog
 from prometheus_client import Counter, Histogram
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway._tables import event_personal, event_subjects, events, log_queue
+from gateway._tables import event_personal, event_subjects, events, log_queue, subject_keys
 from gateway.accesslog import public_leaf
 from gateway.errors import AuditUnavailable
 from gateway.merkle import leaf_hash
@@ -83,6 +86,8 @@ class Event:
     ts: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
     leaf_hash: bytes = field(default=b"", repr=False)
     """Set by `rows`: the hash of the event's public leaf, for its receipt."""
+    commitments: list[str] = field(default_factory=list, repr=False)
+    """Set by `insert_events`: `HMAC(subject_key, id)` of each subject, in order."""
 
     def rows(self) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
         """The rows of `events`, `event_personal` and `event_subjects`."""
@@ -99,6 +104,7 @@ class Event:
             "outcome": self.outcome,
             "policyVersion": self.policy_version,
             **self.envelope,
+            "subjectCommitments": self.commitments,
             "personalHash": personal_hash,
         }
         envelope_hash = canonical_hash(envelope)
@@ -162,16 +168,55 @@ def admin_event(
     )
 
 
+def commitment(key: bytes, event_id: str) -> str:
+    """The commitment to a subject in an event's envelope: hex HMAC-SHA-256, 32 chars."""
+    return hmac.new(key, event_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+async def subject_keys_for(conn: AsyncConnection, subjects: set[str]) -> dict[str, bytes]:
+    """The key of each subject, made on first use (several writers may race: one wins)."""
+    if not subjects:
+        return {}
+    query = sa.select(subject_keys.c.subject, subject_keys.c.key)
+    keys: dict[str, bytes] = {}
+    for chunk in _chunks(sorted(subjects)):
+        rows = await conn.execute(query.where(subject_keys.c.subject.in_(chunk)))
+        keys.update({s: bytes(k) for s, k in rows})
+    missing = sorted(subjects - set(keys))
+    if missing:
+        now = datetime.datetime.now(datetime.UTC)
+        insert = (
+            postgresql_insert(subject_keys)
+            if conn.dialect.name == "postgresql"
+            else sqlite_insert(subject_keys)
+        )
+        await conn.execute(
+            insert.on_conflict_do_nothing(index_elements=["subject"]),
+            [{"subject": s, "key": secrets.token_bytes(32), "created_at": now} for s in missing],
+        )
+        for chunk in _chunks(missing):
+            rows = await conn.execute(query.where(subject_keys.c.subject.in_(chunk)))
+            keys.update({s: bytes(k) for s, k in rows})
+    return keys
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
 async def insert_events(
     conn: AsyncConnection, batch: Sequence[Event], *, queue: bool = True
 ) -> None:
     """Insert events (both parts and the subject index) in the caller's transaction.
 
+    Each envelope commits to its subjects with their keys (made here on first use).
     `queue=False` leaves them out of the verifiable log: only to measure what the log
     costs (`make bench`); the gateway always queues.
     """
+    keys = await subject_keys_for(conn, {s for event in batch for s in event.subjects})
     event_rows, personal_rows, subject_rows = [], [], []
     for event in batch:
+        event.commitments = [commitment(keys[s], event.id) for s in dict.fromkeys(event.subjects)]
         e, p, s = event.rows()
         event_rows.append(e)
         personal_rows.append(p)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
+import hmac
 import json
 import re
 
 import pytest
 import sqlalchemy as sa
 
-from gateway.recorder import canonical_hash
+from gateway.recorder import canonical_hash, commitment
 from gateway.storage import create_engine
 
 RESIDENCE = "1.004222"
@@ -159,6 +161,9 @@ async def test_the_record_holds_no_personal_data_in_its_envelope(
             subjects = (
                 (await conn.execute(sa.text("SELECT subject FROM event_subjects"))).scalars().all()
             )
+            key = await conn.scalar(
+                sa.text("SELECT key FROM subject_keys WHERE subject = :s"), {"s": person}
+            )
     finally:
         await engine.dispose()
     envelope = row.envelope if isinstance(row.envelope, dict) else json.loads(row.envelope)
@@ -176,6 +181,12 @@ async def test_the_record_holds_no_personal_data_in_its_envelope(
     assert personal["officer"] == "nguyen.van.a"
     assert subjects == [person]
     assert row.envelope_hash == canonical_hash(envelope)
+    # The envelope commits to the person with a key of theirs, not with their id.
+    assert envelope["subjectCommitments"] == [commitment(bytes(key), row.id)]
+    assert (
+        envelope["subjectCommitments"][0]
+        == hmac.new(bytes(key), row.id.encode(), hashlib.sha256).hexdigest()[:32]
+    )
 
 
 async def test_a_consent_answer_that_cannot_be_recorded_does_not_happen(
