@@ -15,11 +15,12 @@ from typing import Any
 from prometheus_client import Counter
 
 from connectors import FetchContext
+from gateway._figures import count_access
 from gateway.consents import ConsentStore
 from gateway.errors import GatewayError
 from gateway.ratelimit import RateLimiter, enforce
 from gateway.recorder import Event, EventRecorder, pseudonym
-from gateway.tokens import RejectedRequest, RequestVerifier, VerifiedRequest
+from gateway.tokens import RejectedRequest, RequestVerifier, VerifiedRequest, format_instant
 from policies import ActiveConsent, Basis, Catalogue, Policy
 from schema import Access, RequestContext
 
@@ -156,6 +157,8 @@ class Admission:
         ]
         decided = sorted({d.subject for d in ctx.access.decisions})
         action_subjects = [s for a in ctx.actions if (s := a.get("subject")) is not None]
+        # What the answer carries: only an answer with data serves anything.
+        served = ctx.served if status == 200 else {}
         envelope = {
             **self._who(verified),
             "decisions": decisions,
@@ -164,8 +167,10 @@ class Admission:
             "actions": [{k: v for k, v in a.items() if k != "subject"} for a in ctx.actions],
             "status": status,
             "errors": sorted(set(error_codes)),
+            "fieldsServed": sum(len(paths) for paths in served.values()),
+            "papersAvoided": self._papers_avoided(purpose.procedure, served),
         }
-        return await self._recorder.record(
+        leaf = await self._recorder.record(
             Event(
                 type="access",
                 request_id=ctx.request_id,
@@ -180,10 +185,19 @@ class Admission:
                 procedure=purpose.procedure,
             )
         )
+        count_access(envelope)
+        return leaf
+
+    def _papers_avoided(self, procedure: str, served: dict[str, set[str]]) -> int:
+        """Papers replaced, per subject, by fields that were all served."""
+        papers = self._catalogue.get(procedure).papers_replaced
+        return sum(1 for paths in served.values() for paper in papers if set(paper.fields) <= paths)
 
     def _who(self, verified: VerifiedRequest) -> dict[str, Any]:
         purpose = verified.purpose
+        hidden = purpose.hidden_until
         return {
+            **({} if hidden is None else {"hiddenUntil": format_instant(hidden)}),
             "client": verified.client.id,
             "organisation": verified.client.organisation,
             "kid": verified.kid,

@@ -85,15 +85,35 @@ events = sa.Table(
     sa.Column("type", sa.String(16), nullable=False),
     sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("request_id", sa.String(64), nullable=False),
-    sa.Column("client_id", sa.String(128), index=True),
+    sa.Column("client_id", sa.String(128)),
     sa.Column("procedure", sa.String(64)),
     sa.Column("outcome", sa.String(40), nullable=False),
     sa.Column("policy_version", sa.String(64), nullable=False),
     sa.Column("envelope", sa.JSON, nullable=False, comment="No personal data."),
     sa.Column("envelope_hash", sa.String(64), nullable=False),
+    # Repeated from the envelope, for the search (the audit checks they agree).
+    sa.Column("organisation", sa.String(256)),
+    sa.Column("officer", sa.String(32), comment="Pseudonym."),
+    sa.Column("case_ref", sa.String(32), comment="Pseudonym."),
+    sa.Column("hidden_until", sa.DateTime(timezone=True)),
+    sa.Column("fields_served", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("papers_avoided", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint(
         "type IN ('access', 'consent', 'admin', 'auditor_search', 'key')", name="type"
     ),
+    *(
+        sa.Index(f"ix_events_{column}_ts", column, "ts")
+        for column in ("client_id", "organisation", "officer", "case_ref", "procedure", "type")
+    ),
+)
+
+event_decisions = sa.Table(
+    "event_decisions",
+    metadata,
+    sa.Column("decision", sa.String(40), primary_key=True),
+    sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_event_decisions_decision_ts", "decision", "ts"),
 )
 
 event_personal = sa.Table(

@@ -175,6 +175,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                     replay=replay,
                     audience=settings.origin,
                     known_procedure=catalogue.get,
+                    hiding_allowed=lambda code: catalogue.get(code).hidden_access_allowed,
+                    max_hidden=datetime.timedelta(days=settings.hidden_max_days),
                 ),
                 limiter=limiter,
                 limits=Limits(settings.rate_limit_client, settings.rate_limit_officer),

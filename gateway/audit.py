@@ -47,7 +47,7 @@ from gateway.accesslog import (
     tile_path,
 )
 from gateway.merkle import EMPTY_ROOT, leaf_hash, node_hash, verify_consistency, verify_inclusion
-from gateway.recorder import canonical_hash
+from gateway.recorder import canonical_hash, indexed_columns
 from gateway.storage import read_snapshot
 from keys import NoteError, NoteVerifier, parse_verifier_key
 
@@ -367,6 +367,12 @@ _EVENT_COLUMNS = (
     events.c.policy_version,
     events.c.envelope,
     events.c.envelope_hash,
+    events.c.organisation,
+    events.c.officer,
+    events.c.case_ref,
+    events.c.hidden_until,
+    events.c.fields_served,
+    events.c.papers_avoided,
 )
 
 
@@ -396,15 +402,24 @@ def _check_event(row: Any) -> str | None:
     for name, value in columns.items():
         if envelope.get(name) != value:
             return f"its {name} differs from its envelope's"
-    ts = row.ts if row.ts.tzinfo else row.ts.replace(tzinfo=datetime.UTC)
-    if datetime.datetime.fromisoformat(envelope["ts"]) != ts:
+    if datetime.datetime.fromisoformat(envelope["ts"]) != _utc(row.ts):
         return "its time differs from its envelope's"
+    for name, value in indexed_columns(envelope).items():
+        stored = getattr(row, name)
+        if isinstance(stored, datetime.datetime):
+            stored = _utc(stored)
+        if stored != value:
+            return f"its {name} differs from its envelope's"
     if row.salt is not None:
         personal = row.personal if isinstance(row.personal, dict) else json.loads(row.personal)
         digest = hashlib.sha256(bytes.fromhex(row.salt) + rfc8785.dumps(personal)).hexdigest()
         if digest != envelope.get("personalHash"):
             return "its personal part was changed after it was recorded"
     return None
+
+
+def _utc(value: datetime.datetime) -> datetime.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 
 
 def _check_leaf(row: Any) -> str | None:

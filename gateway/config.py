@@ -57,6 +57,21 @@ class GatewaySettings(BaseSettings):
     merge_delay: float = Field(
         default=1.0, gt=0, le=300, description="Longest wait, in seconds, before integration."
     )
+    retention_days: int = Field(
+        default=1826,
+        ge=1,
+        description="Days the personal part of an access record is kept before it may be "
+        "forgotten; a procedure of the catalogue may set its own.",
+    )
+    hidden_max_days: int = Field(
+        default=365, ge=1, le=3650, description="Longest an access may be hidden from subjects."
+    )
+    audit_max_range_days: int = Field(
+        default=366, ge=1, description="Longest time range of one auditor search or export."
+    )
+    audit_max_page: int = Field(
+        default=500, ge=1, le=10_000, description="Largest page of a search (`limit`)."
+    )
 
     # Clients and purposes.
     catalogue_dir: Path | None = Field(

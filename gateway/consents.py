@@ -29,6 +29,7 @@ from joserfc.jwk import OKPKey
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway._figures import count_consent
 from gateway._tables import consents
 from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
 from gateway.recorder import Event, insert_events
@@ -265,7 +266,9 @@ class ConsentStore:
                 )
             )
             consent = await self._read(conn, consent_id)
-            await insert_events(conn, [record(consent)])
+            event = record(consent)
+            await insert_events(conn, [event])
+        count_consent(procedure, event.outcome)
         return consent
 
     @contextlib.asynccontextmanager
@@ -356,7 +359,9 @@ class ConsentStore:
             if result.rowcount != 1:
                 raise Conflict("The consent changed meanwhile; read it again.")
             changed = await self._read(conn, consent_id)
-            await insert_events(conn, [record(changed)])
+            event = record(changed)
+            await insert_events(conn, [event])
+        count_consent(changed.procedure, event.outcome)
         return changed
 
     async def approve(self, consent_id: str, subject: str, *, record: Recorder) -> Consent:

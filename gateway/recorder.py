@@ -31,7 +31,14 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway._tables import event_personal, event_subjects, events, log_queue, subject_keys
+from gateway._tables import (
+    event_decisions,
+    event_personal,
+    event_subjects,
+    events,
+    log_queue,
+    subject_keys,
+)
 from gateway.accesslog import public_leaf
 from gateway.errors import AuditUnavailable
 from gateway.merkle import leaf_hash
@@ -89,8 +96,8 @@ class Event:
     commitments: list[str] = field(default_factory=list, repr=False)
     """Set by `insert_events`: `HMAC(subject_key, id)` of each subject, in order."""
 
-    def rows(self) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-        """The rows of `events`, `event_personal` and `event_subjects`."""
+    def rows(self) -> EventRows:
+        """The rows of `events`, `event_personal`, `event_subjects`, `event_decisions`."""
         salt = secrets.token_hex(16)
         personal_hash = hashlib.sha256(
             bytes.fromhex(salt) + rfc8785.dumps(_jsonable(self.personal))
@@ -127,10 +134,43 @@ class Event:
             "policy_version": self.policy_version,
             "envelope": envelope,
             "envelope_hash": envelope_hash,
+            **indexed_columns(envelope),
         }
         personal_row = {"event_id": self.id, "salt": salt, "personal": self.personal}
         subject_rows = [{"subject": s, "event_id": self.id} for s in dict.fromkeys(self.subjects)]
-        return event_row, personal_row, subject_rows
+        decision_rows = [
+            {"decision": code, "event_id": self.id, "ts": self.ts}
+            for code in decision_codes(envelope)
+        ]
+        return EventRows(event_row, personal_row, subject_rows, decision_rows)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRows:
+    """The rows one event is stored as."""
+
+    event: dict[str, Any]
+    personal: dict[str, Any]
+    subjects: list[dict[str, Any]]
+    decisions: list[dict[str, Any]]
+
+
+def indexed_columns(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of `events` that repeat the envelope, for searching by them."""
+    hidden = envelope.get("hiddenUntil")
+    return {
+        "organisation": envelope.get("organisation"),
+        "officer": envelope.get("officer"),
+        "case_ref": envelope.get("case"),
+        "hidden_until": None if hidden is None else datetime.datetime.fromisoformat(hidden),
+        "fields_served": envelope.get("fieldsServed", 0),
+        "papers_avoided": envelope.get("papersAvoided", 0),
+    }
+
+
+def decision_codes(envelope: Mapping[str, Any]) -> list[str]:
+    """The distinct decision codes of an access, for `event_decisions`."""
+    return sorted({d["decision"] for d in envelope.get("decisions") or ()})
 
 
 def _jsonable(value: Any) -> Any:
@@ -214,17 +254,20 @@ async def insert_events(
     costs (`make bench`); the gateway always queues.
     """
     keys = await subject_keys_for(conn, {s for event in batch for s in event.subjects})
-    event_rows, personal_rows, subject_rows = [], [], []
+    event_rows, personal_rows, subject_rows, decision_rows = [], [], [], []
     for event in batch:
         event.commitments = [commitment(keys[s], event.id) for s in dict.fromkeys(event.subjects)]
-        e, p, s = event.rows()
-        event_rows.append(e)
-        personal_rows.append(p)
-        subject_rows.extend(s)
+        rows = event.rows()
+        event_rows.append(rows.event)
+        personal_rows.append(rows.personal)
+        subject_rows.extend(rows.subjects)
+        decision_rows.extend(rows.decisions)
     await conn.execute(events.insert(), event_rows)
     await conn.execute(event_personal.insert(), personal_rows)
     if subject_rows:
         await conn.execute(event_subjects.insert(), subject_rows)
+    if decision_rows:
+        await conn.execute(event_decisions.insert(), decision_rows)
     # Queued for the verifiable log, in this order, by the same commit.
     if queue:
         await conn.execute(

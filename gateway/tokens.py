@@ -20,6 +20,7 @@ the access record.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 import math
@@ -100,6 +101,8 @@ class Purpose:
     case: str
     officer: str = field(repr=False)
     subjects: tuple[str, ...] = field(repr=False)
+    hidden_until: datetime.datetime | None = None
+    """Until then the subjects do not see this access (procedures that allow it only)."""
 
     @classmethod
     def from_claim(cls, claim: Any) -> Purpose:
@@ -123,16 +126,42 @@ class Purpose:
             texts["case"],
             texts["officer"],
             tuple(dict.fromkeys(_subject(s) for s in subjects)),
+            _hidden_until(claim.get("hiddenUntil")),
         )
 
     def claim(self) -> dict[str, Any]:
         """The `purpose` claim."""
-        return {
+        claim: dict[str, Any] = {
             "procedure": self.procedure,
             "case": self.case,
             "officer": self.officer,
             "subjects": list(self.subjects),
         }
+        if self.hidden_until is not None:
+            claim["hiddenUntil"] = format_instant(self.hidden_until)
+        return claim
+
+
+def format_instant(value: datetime.datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, as the gateway writes instants."""
+    return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _hidden_until(value: Any) -> datetime.datetime | None:
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str) or len(value) > 40:
+            raise ValueError
+        instant = datetime.datetime.fromisoformat(value)
+        if instant.tzinfo is None:
+            raise ValueError
+    except ValueError:
+        raise InvalidPurpose(
+            "`purpose.hiddenUntil` is an RFC 3339 date-time with its offset, "
+            "e.g. 2027-01-31T00:00:00+07:00."
+        ) from None
+    return instant.astimezone(datetime.UTC)
 
 
 class RejectedRequest(Exception):
@@ -213,11 +242,16 @@ class RequestVerifier:
         replay: ReplayCache,
         audience: str,
         known_procedure: Callable[[str], object],
+        hiding_allowed: Callable[[str], bool] = lambda _procedure: False,
+        max_hidden: datetime.timedelta = datetime.timedelta(days=365),
     ) -> None:
+        """`hiding_allowed(procedure)`: whether its accesses may be hidden from subjects."""
         self._clients = clients
         self._replay = replay
         self._audience = audience
         self._known_procedure = known_procedure
+        self._hiding_allowed = hiding_allowed
+        self._max_hidden = max_hidden
 
     async def verify(
         self, authorization: str | None, body: bytes, *, now: float | None = None
@@ -281,11 +315,27 @@ class RequestVerifier:
             raise Unauthenticated("The token needs a `jti` of 1 to 128 characters.")
         purpose = Purpose.from_claim(claims.get("purpose"))
         self._known_procedure(purpose.procedure)
+        if purpose.hidden_until is not None:
+            self._check_hiding(purpose.procedure, purpose.hidden_until, clock)
         # Remembered until the token could no longer pass, skew included, rounded up.
         ttl = max(1, math.ceil(expires + SKEW - clock) + 1)
         if not await self._replay.first_use(client.id, jti, ttl):
             raise TokenReplayed
         return VerifiedRequest(client, kid, jti, purpose, issued, expires, token)
+
+    def _check_hiding(self, procedure: str, until: datetime.datetime, clock: float) -> None:
+        if not self._hiding_allowed(procedure):
+            raise InvalidPurpose(
+                f"Procedure {procedure} does not allow hiding an access from its "
+                f"subjects: leave out `purpose.hiddenUntil`."
+            )
+        now = datetime.datetime.fromtimestamp(clock, datetime.UTC)
+        if until <= now:
+            raise InvalidPurpose("`purpose.hiddenUntil` is in the past.")
+        if until > now + self._max_hidden:
+            raise InvalidPurpose(
+                f"`purpose.hiddenUntil` is at most {self._max_hidden.days} days ahead.",
+            )
 
 
 def _bearer(authorization: str | None) -> str:

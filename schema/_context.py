@@ -147,6 +147,8 @@ class RequestContext:
     """Changes the request made (a consent requested), for its access record."""
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: set[str] = field(default_factory=set)
+    served: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    """Per subject, the top-level paths (`Citizen.fullName`) served with a value."""
 
     @property
     def request_id(self) -> str:
@@ -165,6 +167,12 @@ class RequestContext:
     def source_calls(self) -> int:
         """How many batches this request sent to sources so far."""
         return sum(loader.calls for loader in self.loaders.values())
+
+    def note_served(self, subject: str, paths: Iterable[str]) -> None:
+        """Note the paths served with a value for `subject` (for papers avoided)."""
+        found = set(paths)
+        if found:
+            self.served.setdefault(subject, set()).update(found)
 
     def note_provenance(
         self, path: str, *, source: str, retrieved_at: datetime.datetime, allowed: Allowed

@@ -122,7 +122,16 @@ async def fetch_records(
     )
     for (wanted, idx), (per_connector, unserved) in zip(groups.items(), answers, strict=True):
         for position, i in enumerate(idx):
-            fetched[i] = _merge(kind, decisions[i], per_connector, unserved, position, wanted)
+            merged = _merge(kind, decisions[i], per_connector, unserved, position, wanted)
+            fetched[i] = merged
+            ctx.note_served(
+                keys[i],
+                (
+                    f"{kind.name}.{name}"
+                    for name in merged.origin
+                    if name in decisions[i].allowed and merged.values.get(name) is not None
+                ),
+            )
     return [f for f in fetched if f is not None]
 
 
