@@ -3,21 +3,29 @@
     GET  /admin/clients
     POST /admin/clients/{client_id}/suspend
     POST /admin/clients/{client_id}/activate
+    GET  /admin/stats?from=&to=[&procedure=][&organisation=]
 
 Every change commits with its `admin` event (the operator's pseudonym in the envelope).
-A suspension takes effect on the client's very next request.
+A suspension takes effect on the client's very next request. The figures are per
+procedure and agency: requests, fields served, refusals by code, consents, papers
+avoided (see `gateway._figures`).
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
+from gateway._figures import figures
+from gateway._search import parse_instant
 from gateway.clients import Client
+from gateway.errors import InvalidArgument
 from gateway.identity import Identity, OperatorIdentity
 from gateway.recorder import Event, admin_event, pseudonym
+from gateway.tokens import format_instant
 
 if TYPE_CHECKING:
     from gateway.app import GatewayState
@@ -68,5 +76,24 @@ def admin_router() -> APIRouter:
             client_id, "active", record=_recorder(request, identity, "client_activated")
         )
         return {"id": client.id, "status": client.status}
+
+    @router.get("/stats")
+    async def stats(
+        request: Request,
+        _identity: OperatorIdentity,
+        start: Annotated[str | None, Query(alias="from")] = None,
+        end: Annotated[str | None, Query(alias="to")] = None,
+        procedure: Annotated[str | None, Query(max_length=64)] = None,
+        organisation: Annotated[str | None, Query(max_length=256)] = None,
+    ) -> dict[str, Any]:
+        now = datetime.datetime.now(datetime.UTC)
+        until = parse_instant(end, "to") if end else now
+        since = parse_instant(start, "from") if start else until - datetime.timedelta(days=30)
+        if since >= until:
+            raise InvalidArgument("`from` is before `to`.", argument="from")
+        rows = await figures(
+            _state(request).engine, since, until, procedure=procedure, organisation=organisation
+        )
+        return {"from": format_instant(since), "to": format_instant(until), "rows": rows}
 
     return router

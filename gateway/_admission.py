@@ -8,6 +8,7 @@ answer leaves; a request refused after its signature checked out is recorded too
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +17,18 @@ from prometheus_client import Counter
 
 from connectors import FetchContext
 from gateway._figures import count_access
+from gateway._search import subject_id
 from gateway.consents import ConsentStore
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidIdentifier
 from gateway.ratelimit import RateLimiter, enforce
 from gateway.recorder import Event, EventRecorder, pseudonym
-from gateway.tokens import RejectedRequest, RequestVerifier, VerifiedRequest, format_instant
+from gateway.tokens import (
+    MAX_SUBJECTS,
+    RejectedRequest,
+    RequestVerifier,
+    VerifiedRequest,
+    format_instant,
+)
 from policies import ActiveConsent, Basis, Catalogue, Policy
 from schema import Access, RequestContext
 
@@ -47,6 +55,19 @@ class Admitted:
     verified: VerifiedRequest
     access: Access
     fetch: FetchContext
+
+
+def _claimed_subjects(purpose: Any) -> list[str]:
+    """The well-formed subject ids of a (refused, so unvalidated) purpose claim."""
+    claimed = purpose.get("subjects") if isinstance(purpose, dict) else None
+    if not isinstance(claimed, list):
+        return []
+    found = []
+    for value in claimed[:MAX_SUBJECTS]:
+        with contextlib.suppress(InvalidIdentifier):
+            if isinstance(value, str):
+                found.append(subject_id(value))
+    return found
 
 
 class Admission:
@@ -180,7 +201,9 @@ class Admission:
                 personal=self._personal(
                     verified.token, subjects, purpose.officer, purpose.case, operation
                 ),
-                subjects=[*decided, *action_subjects],
+                # Everyone the purpose names (and whom a decision or action concerned):
+                # each of them sees this access, and forgetting one finds it.
+                subjects=[*subjects, *decided, *action_subjects],
                 client_id=verified.client.id,
                 procedure=purpose.procedure,
             )
@@ -262,6 +285,9 @@ class Admission:
                 personal=self._personal(
                     rejected.token, [], officer if isinstance(officer, str) else None
                 ),
+                # The people the refused token named: they see the attempt, and
+                # forgetting one of them finds this record (its token names them).
+                subjects=_claimed_subjects(purpose),
                 client_id=rejected.client.id,
                 procedure=envelope.get("procedure"),
             )

@@ -6,6 +6,10 @@
     POST /me/consents/{id}/deny
     POST /me/consents/{id}/revoke
     GET  /consents/{id}/status             public: is this consent in force now?
+    GET  /me/accesses[?from=&to=&limit=&cursor=]   who read my data, newest first
+    GET  /me/accesses/{id}/receipt         an offline proof (c2sp.org/tlog-proof) of one
+
+The access history needs a level-2 sign-in: it names officers, cases and agencies.
 
 A citizen sees and changes only their own consents: another citizen's consent answers
 404 as if it did not exist. Every answer (approve, deny, revoke) commits with its
@@ -14,13 +18,21 @@ A citizen sees and changes only their own consents: another citizen's consent an
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
 
+from gateway._log_api import tlog_proof
+from gateway._search import SearchFilter, search_page
+from gateway._tables import events
+from gateway._tracker import CITIZEN_VISIBLE_TYPES, citizen_items
 from gateway.consents import Consent, Recorder, consent_event
-from gateway.errors import InvalidArgument, NotFound
+from gateway.errors import Conflict, InvalidArgument, NotFound
 from gateway.identity import CitizenIdentity, Identity, Level2Citizen
+from gateway.storage import read_snapshot
 from policies import UnknownProcedure
 
 if TYPE_CHECKING:
@@ -116,6 +128,67 @@ def citizen_router() -> APIRouter:
             consent_id, identity.subject, record=_recorder(request, "revoked", identity)
         )
         return _shown(state, consent)
+
+    @router.get("/accesses")
+    async def my_accesses(
+        request: Request,
+        identity: Level2Citizen,
+        start: Annotated[str | None, Query(alias="from")] = None,
+        end: Annotated[str | None, Query(alias="to")] = None,
+        limit: Annotated[int, Query(ge=1)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> dict[str, Any]:
+        state = _state(request)
+        cap = state.settings.audit_max_page
+        if limit > cap:
+            raise InvalidArgument(f"`limit` is at most {cap}.", argument="limit", max=cap)
+        built = SearchFilter.build(
+            start=start,
+            end=end,
+            max_days=state.settings.audit_max_range_days,
+            pseudonym_key=state.pseudonym_key,
+        )
+        flt = dataclasses.replace(
+            built,
+            subject=identity.subject,
+            types=CITIZEN_VISIBLE_TYPES,
+            visible_at=datetime.datetime.now(datetime.UTC),
+        )
+        async with read_snapshot(state.engine) as conn:
+            page = await search_page(conn, flt, limit=limit, cursor=cursor)
+            items = await citizen_items(conn, page.rows, identity.subject, state.catalogue)
+        return {"accesses": items, "next": page.next_cursor}
+
+    @router.get("/accesses/{event_id}/receipt")
+    async def my_receipt(request: Request, event_id: str, identity: Level2Citizen) -> Response:
+        state = _state(request)
+        now = datetime.datetime.now(datetime.UTC)
+        flt = SearchFilter(
+            start=datetime.datetime.min.replace(tzinfo=datetime.UTC),
+            end=now + datetime.timedelta(days=1),
+            subject=identity.subject,
+            types=CITIZEN_VISIBLE_TYPES,
+            visible_at=now,
+        )
+        async with read_snapshot(state.engine) as conn:
+            row = (await conn.execute(flt.query().where(events.c.id == event_id))).first()
+        if row is None:
+            raise NotFound("None of your accesses has this id.", kind="Access")
+        latest = await state.log.latest()
+        if row.leaf_index is None or latest is None or row.leaf_index >= latest.size:
+            raise Conflict(
+                "The access is not in a signed checkpoint yet: ask again after the merge delay.",
+                retryAfter=max(1, round(state.settings.merge_delay)),
+            )
+        proof = await state.log.inclusion_proof(int(row.leaf_index), latest.size)
+        return Response(
+            tlog_proof(int(row.leaf_index), proof, latest, extra=row.leaf.encode()),
+            media_type="text/plain; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="access-{row.id}.tlog-proof"',
+                "Cache-Control": "no-store",
+            },
+        )
 
     return router
 

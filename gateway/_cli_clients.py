@@ -6,6 +6,7 @@ gateway clients keys revoke CLIENT KID
 gateway clients suspend CLIENT | activate CLIENT
 gateway clients list
 gateway token --client C --procedure P --case K --officer O --subject S --body FILE
+              [--hidden-until DATE]
 """
 
 from __future__ import annotations
@@ -138,13 +139,21 @@ def add_client_commands(
         return 0
 
     def token(args: argparse.Namespace) -> int:
+        from gateway._search import parse_instant
         from gateway.local_keys import load_local_key
         from gateway.tokens import Purpose, sign_request
 
         s = settings()
+        hidden = (
+            None
+            if args.hidden_until is None
+            else parse_instant(args.hidden_until, "--hidden-until")
+        )
         body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
         key, kid = load_local_key(s.client_keys_dir, args.client, args.kid)
-        purpose = Purpose(args.procedure, args.case, args.officer, tuple(args.subject or ()))
+        purpose = Purpose(
+            args.procedure, args.case, args.officer, tuple(args.subject or ()), hidden
+        )
         sys.stdout.write(
             sign_request(
                 client_id=args.client,
@@ -196,3 +205,8 @@ def add_client_commands(
     p.add_argument("--kid", help="which local key (default: the newest)")
     p.add_argument("--ttl", type=int, default=120, help="seconds, at most 300")
     p.add_argument("--audience", help="default: GATEWAY_ORIGIN")
+    p.add_argument(
+        "--hidden-until",
+        help="hide the access from its subjects until this date or date-time "
+        "(only where the procedure allows it)",
+    )

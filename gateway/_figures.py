@@ -1,6 +1,7 @@
 """Figures for operators: what the gateway served, refused, and spared citizens.
 
-Per procedure and agency over a period: requests, fields served, refusals by code,
+Per procedure and agency over a period: requests, fields served, refusals by code (the
+requests that had a field withheld with that code),
 consents asked, granted, denied and revoked, and papers avoided (for each subject of a
 served request, the catalogue's `papers_replaced` whose fields were all served). They
 are read from the access records, so they agree with the log; Prometheus counters
@@ -28,8 +29,8 @@ FIELDS_SERVED = Counter(
     "gateway_fields_served_total", "Fields served with a value, per subject.", _BY_AGENCY
 )
 DENIALS = Counter(
-    "gateway_field_denials_total",
-    "Fields withheld, per subject, by decision code.",
+    "gateway_denials_total",
+    "Requests that had a field withheld, by decision code (as in the stats).",
     [*_BY_AGENCY, "code"],
 )
 PAPERS_AVOIDED = Counter(
@@ -51,9 +52,9 @@ def count_access(envelope: Mapping[str, Any]) -> None:
     ACCESSES.labels(*labels).inc()
     FIELDS_SERVED.labels(*labels).inc(envelope.get("fieldsServed", 0))
     PAPERS_AVOIDED.labels(*labels).inc(envelope.get("papersAvoided", 0))
-    for decision in envelope.get("decisions") or ():
-        if decision["decision"] not in _ALLOWED:
-            DENIALS.labels(*labels, decision["decision"]).inc(len(decision["subjects"]))
+    codes = {d["decision"] for d in envelope.get("decisions") or ()}
+    for code in sorted(codes.difference(_ALLOWED)):
+        DENIALS.labels(*labels, code).inc()
 
 
 def count_consent(procedure: str, action: str) -> None:

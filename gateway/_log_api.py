@@ -63,9 +63,18 @@ def parse_tile_path(path: str) -> tuple[str, int, int]:
     return level, index, width
 
 
-def tlog_proof(index: int, hashes: list[bytes], checkpoint: Checkpoint) -> str:
-    """An offline proof of inclusion (c2sp.org/tlog-proof@v1)."""
-    lines = ["c2sp.org/tlog-proof@v1", f"index {index}"]
+def tlog_proof(
+    index: int, hashes: list[bytes], checkpoint: Checkpoint, *, extra: bytes | None = None
+) -> str:
+    """An offline proof of inclusion (c2sp.org/tlog-proof@v1).
+
+    `extra`: opaque data carried along; the gateway puts the public leaf there, so the
+    proof holds everything needed to verify it without the log.
+    """
+    lines = ["c2sp.org/tlog-proof@v1"]
+    if extra is not None:
+        lines.append(f"extra {base64.b64encode(extra).decode()}")
+    lines.append(f"index {index}")
     lines += [base64.b64encode(h).decode() for h in hashes]
     return "\n".join(lines) + "\n\n" + checkpoint.note
 

@@ -378,6 +378,19 @@ class TransparencyLog:
             raise InvalidArgument("The index must be below the tree size.", argument="index")
         return await self._hashes(inclusion_ranges(index, size))
 
+    async def inclusion_proofs(self, indices: Sequence[int], size: int) -> list[list[bytes]]:
+        """Inclusion proofs of several leaves in one tree, reading each node once."""
+        await self._check_size(size)
+        if any(not 0 <= i < size for i in indices):
+            raise InvalidArgument("Every index must be below the tree size.", argument="index")
+        ranges = [inclusion_ranges(i, size) for i in indices]
+        wanted: set[Node] = set()
+        for r in ranges:
+            wanted |= nodes_for(r)
+        async with self._engine.connect() as conn:
+            nodes = await self._read_nodes(conn, wanted)
+        return [hash_ranges(r, nodes) for r in ranges]
+
     async def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """RFC 6962 consistency proof between two tree sizes."""
         await self._check_size(second)

@@ -29,6 +29,7 @@ from connectors import (
 )
 from gateway._admin_api import admin_router
 from gateway._admission import Admission, Limits
+from gateway._audit_api import audit_router
 from gateway._citizen_api import citizen_router, consent_status_router
 from gateway._demo_tokens import demo_token_router
 from gateway._graphql_http import GraphQLEndpoint, error_headers, error_response
@@ -254,6 +255,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(citizen_router())
     app.include_router(consent_status_router())
     app.include_router(admin_router())
+    app.include_router(audit_router())
     app.include_router(log_router())
     if settings.unsafe_demo_tokens:
         if settings.environment == "production":

@@ -174,6 +174,8 @@ async def verify_database(
             return report
         if not await _unlogged(conn, report):
             return report
+        if not await _personal_parts(conn, report):
+            return report
     store = TransparencyLog(engine, None, origin=origin)
     for older, newer in itertools.pairwise(checkpoints):
         if older.size == 0:
@@ -353,6 +355,38 @@ async def _unlogged(conn: AsyncConnection, report: Report) -> bool:
             report.fail(f"queued event {row.id}: {problem}")
             return False
     report.checked.append(f"every event is in the log or queued ({len(rows)} queued)")
+    return True
+
+
+async def _personal_parts(conn: AsyncConnection, report: Report) -> bool:
+    """A personal part may be missing only where a `forget` record says it deleted it."""
+    forgotten: set[str] = set()
+    for envelope in await conn.scalars(
+        sa.select(events.c.envelope).where(
+            events.c.type == "admin", events.c.outcome == "forgotten"
+        )
+    ):
+        found = envelope if isinstance(envelope, dict) else json.loads(envelope)
+        forgotten.update(found.get("events") or ())
+    missing = (
+        await conn.execute(
+            sa.select(events.c.id, log_leaves.c.idx)
+            .outerjoin(event_personal, event_personal.c.event_id == events.c.id)
+            .outerjoin(log_leaves, log_leaves.c.event_id == events.c.id)
+            .where(event_personal.c.event_id.is_(None))
+            .order_by(log_leaves.c.idx)
+        )
+    ).all()
+    unexplained = [row for row in missing if row.id not in forgotten]
+    if unexplained:
+        first = unexplained[0]
+        report.fail(
+            f"the personal part of record {first.id} was deleted, and no forget record says so",
+            None if first.idx is None else int(first.idx),
+        )
+        return False
+    if missing:
+        report.checked.append(f"{len(missing)} personal parts deleted by forget records")
     return True
 
 

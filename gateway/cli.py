@@ -8,6 +8,9 @@ gateway schema export         write schema/schema.graphql (--check: fail if stal
 gateway keys generate         add a new signing key per purpose (rotation)
 gateway keys show             print the public keys (JWKS, checkpoint verifier keys)
 gateway audit verify          verify the access log (database, or --url for a gateway)
+gateway audit verify-export F check an auditor's export offline (signature, proofs)
+gateway audit verify-proof F  check a citizen's access receipt offline
+gateway audit forget ID       forget a person whose records' retention is over
 gateway log integrate         run the sequencer once, until the queue is empty
 gateway connectors check DIR  validate connector manifests against the schema
 gateway connectors list       show the connectors recorded in the database
@@ -224,6 +227,103 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _verifier_keys(given: str | None) -> list[Any]:
+    """The checkpoint keys to trust: `--key`, else this machine's key ring."""
+    from gateway.accesslog import checkpoint_verifiers
+    from keys import KeyRing, parse_verifier_key
+
+    if given:
+        return [parse_verifier_key(k.strip()) for k in given.split(",") if k.strip()]
+    settings = _settings()
+    return checkpoint_verifiers(KeyRing.load(settings.keys_dir), settings.checkpoint_origin)
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"gateway: cannot read {path}: {exc.strerror}") from None
+
+
+def _audit_verify_export(args: argparse.Namespace) -> int:
+    from gateway.offline import verify_export
+
+    report = verify_export(_read(args.file).splitlines(), _verifier_keys(args.key))
+    if not report.ok or report.checkpoint is None:
+        sys.stderr.write(f"gateway: line {report.bad_line} of {args.file}: {report.problem}\n")
+        return 1
+    kinds = ", ".join(f"{n} {t}" for t, n in sorted(report.types.items())) or "no records"
+    sys.stdout.write(
+        f"  ok  checkpoint of {report.checkpoint.origin} at size {report.checkpoint.size}\n"
+        f"  ok  {report.proven} records proven included ({kinds})\n"
+    )
+    if report.pending:
+        sys.stdout.write(
+            f"  --  {report.pending} records not in that checkpoint yet "
+            f"(export again against a newer one to prove them)\n"
+        )
+    sys.stdout.write("the export verifies\n")
+    return 0
+
+
+def _audit_verify_proof(args: argparse.Namespace) -> int:
+    from gateway.offline import verify_tlog_proof
+
+    text = _read(args.file).decode("utf-8", errors="replace")
+    try:
+        proven = verify_tlog_proof(text, _verifier_keys(args.key))
+    except ValueError as exc:
+        sys.stderr.write(f"gateway: {args.file} does not verify: {exc}\n")
+        return 1
+    leaf = proven.leaf or {}
+    sys.stdout.write(
+        f"  ok  leaf {proven.index} is in the checkpoint of {proven.checkpoint.origin} "
+        f"at size {proven.checkpoint.size}\n"
+        f"  ok  {leaf.get('type')} record of {leaf.get('ts')}, "
+        f"envelope {leaf.get('envelope_hash')}\n"
+        "the receipt verifies\n"
+    )
+    return 0
+
+
+def _audit_forget(args: argparse.Namespace) -> int:
+    from gateway._forget import forget
+    from gateway.identifiers import PersonalId
+    from gateway.storage import create_engine, require_head
+    from keys import load_secret
+    from policies import load_catalogue
+    from schema import canonical_fields
+
+    settings = _settings()
+    subject = PersonalId(args.personal_id).value
+    catalogue = load_catalogue(settings.catalogue_dir, canonical=canonical_fields())
+    production = settings.environment == "production"
+    key = load_secret(settings.keys_dir, "pseudonyms", create=not production)
+
+    async def run() -> Any:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            await require_head(engine)
+            return await forget(
+                engine,
+                subject,
+                catalogue=catalogue,
+                default_days=settings.retention_days,
+                operator=args.operator,
+                pseudonym_key=key,
+            )
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(run())
+    sys.stdout.write(
+        f"forgotten: the personal parts of {done.records} records and {done.consents} "
+        f"consents are deleted, with the subject key; the envelopes and the log stay "
+        f"(record {done.event_id})\n"
+    )
+    return 0
+
+
 def _log_integrate(args: argparse.Namespace) -> int:
     from gateway.accesslog import LogIntegrityError, TransparencyLog
     from gateway.storage import create_engine, require_head
@@ -380,6 +480,29 @@ def _parser() -> argparse.ArgumentParser:
         "--previous", help="a checkpoint seen before (file): the log must still extend it"
     )
 
+    vexport = command(
+        audit, "verify-export", _audit_verify_export, "check an export offline: proofs, signature"
+    )
+    vexport.add_argument("file", help="the JSON lines of /audit/export")
+    vexport.add_argument(
+        "--key", help="checkpoint verifier key(s), comma-separated (default: this machine's keys)"
+    )
+    vproof = command(
+        audit, "verify-proof", _audit_verify_proof, "check an access receipt (tlog-proof) offline"
+    )
+    vproof.add_argument("file", help="a receipt from /me/accesses/{id}/receipt")
+    vproof.add_argument(
+        "--key", help="checkpoint verifier key(s), comma-separated (default: this machine's keys)"
+    )
+    forgetp = command(
+        audit,
+        "forget",
+        _audit_forget,
+        "forget a person: delete their personal parts and subject key once retention is over",
+    )
+    forgetp.add_argument("personal_id", help="the person's 12-digit personal id")
+    forgetp.add_argument("--operator", required=True, help="your operator id (recorded)")
+
     logp = sub.add_parser("log", help="the verifiable log's sequencer").add_subparsers(
         dest="log_command", required=True, metavar="COMMAND"
     )
@@ -415,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from connectors import ManifestError
     from gateway.errors import GatewayError
     from gateway.storage import DatabaseNotReady
-    from keys import KeyRingError
+    from keys import KeyRingError, NoteError
     from policies import CatalogueError
 
     args = _parser().parse_args(argv)
@@ -427,6 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         CatalogueError,
         DatabaseNotReady,
         KeyRingError,
+        NoteError,
         ConfigurationError,
     ) as exc:
         sys.stderr.write(f"gateway: {exc}\n")

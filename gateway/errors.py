@@ -27,6 +27,7 @@ GatewayError (INTERNAL, 500)
 │   ├── PurposeNotAllowed (PURPOSE_NOT_ALLOWED) . the procedure does not need the field
 │   └── ConsentRequired (CONSENT_REQUIRED) ...... needs the citizen's active consent
 ├── Conflict (CONFLICT, 409) .................... the record is not in a state for this
+│   └── RetentionNotOver (RETENTION_NOT_OVER) ... forgetting before the retention ends
 ├── AuditUnavailable (AUDIT_UNAVAILABLE, 503) ... the access could not be recorded
 ├── ServiceUnavailable (SERVICE_UNAVAILABLE, 503) a dependency (Redis) does not answer
 ├── InvalidIdentifier (INVALID_IDENTIFIER, 400) . malformed personal id or tax code

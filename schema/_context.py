@@ -148,7 +148,7 @@ class RequestContext:
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: set[str] = field(default_factory=set)
     served: dict[str, set[str]] = field(default_factory=dict, repr=False)
-    """Per subject, the top-level paths (`Citizen.fullName`) served with a value."""
+    """Per subject, the top-level paths (`Citizen.fullName`) a source answered."""
 
     @property
     def request_id(self) -> str:
@@ -169,7 +169,7 @@ class RequestContext:
         return sum(loader.calls for loader in self.loaders.values())
 
     def note_served(self, subject: str, paths: Iterable[str]) -> None:
-        """Note the paths served with a value for `subject` (for papers avoided)."""
+        """Note the paths served for `subject` (for the figures and papers avoided)."""
         found = set(paths)
         if found:
             self.served.setdefault(subject, set()).update(found)

@@ -126,10 +126,13 @@ async def fetch_records(
             fetched[i] = merged
             ctx.note_served(
                 keys[i],
+                # Answered by the source (an empty value is an answer too, as in the
+                # prefill's papers avoided) under a decision that allowed it; the
+                # identifier itself when the record was found.
                 (
                     f"{kind.name}.{name}"
-                    for name in merged.origin
-                    if name in decisions[i].allowed and merged.values.get(name) is not None
+                    for name in {*merged.origin, *((kind.key,) if merged.error is None else ())}
+                    if name in decisions[i].allowed or name == kind.key
                 ),
             )
     return [f for f in fetched if f is not None]

@@ -8,6 +8,7 @@ service answers; under CI=true a missing service fails the run instead of skippi
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 import re
 import socket
@@ -214,6 +215,7 @@ class Signer:
         subjects: list[str] | None = None,
         case: str = "CASE-2026-0001",
         officer: str = "officer-7",
+        hidden_until: datetime.datetime | None = None,
         **options: Any,
     ) -> str:
         chosen = subjects_in(body.decode("utf-8", "replace")) if subjects is None else subjects
@@ -223,7 +225,7 @@ class Signer:
             kid=self.kid,
             audience=options.pop("audience", self.audience),
             body=body,
-            purpose=Purpose(procedure, case, officer, tuple(chosen)),
+            purpose=Purpose(procedure, case, officer, tuple(chosen), hidden_until),
             **options,
         )
 
@@ -335,7 +337,11 @@ def test_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def register_client(
-    database_url: str, keys_dir: Path, client_id: str = TEST_CLIENT, kinds: list[str] | None = None
+    database_url: str,
+    keys_dir: Path,
+    client_id: str = TEST_CLIENT,
+    kinds: list[str] | None = None,
+    organisation: str = "Test agency",
 ) -> tuple[Any, str]:
     """Register a client with a fresh Ed25519 key; returns (private key, kid)."""
     engine = create_engine(database_url)
@@ -344,7 +350,7 @@ async def register_client(
         await registry.add(
             client_id,
             name="Integration tests",
-            organisation="Test agency",
+            organisation=organisation,
             agency_kinds=kinds or [k.value for k in AgencyKind],
         )
         key, kid = await add_local_key(registry, keys_dir, client_id)
@@ -364,8 +370,10 @@ async def demo_client(migrated: str, tmp_path: Path) -> str:
 def another_client(migrated: str, tmp_path: Path) -> Callable[..., Any]:
     """Register another client in the test's database; returns its signer."""
 
-    async def make(client_id: str, kinds: list[str]) -> Signer:
-        key, kid = await register_client(migrated, tmp_path / "client-keys", client_id, kinds)
+    async def make(client_id: str, kinds: list[str], organisation: str = "Test agency") -> Signer:
+        key, kid = await register_client(
+            migrated, tmp_path / "client-keys", client_id, kinds, organisation
+        )
         return Signer(client_id, key, kid, "http://127.0.0.1:8000")
 
     return make

@@ -1,0 +1,277 @@
+"""Searching the access records: auditors' search and export, citizens' own accesses.
+
+A search is a time range and any of: client, organisation, officer, procedure, case,
+subject, event type and decision code. Officers and cases are searched by their
+pseudonyms (the auditor gives the id or case number; the gateway pseudonymises it), a
+subject through the private subject index. Results come newest first, a page at a
+time, with an opaque cursor for the next page; every filter reads an index on
+`(column, ts)`, so a page costs the same on a million records as on a thousand.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway._tables import EVENT_TYPES, event_decisions, event_subjects, events, log_leaves
+from gateway.errors import InvalidArgument, InvalidIdentifier
+from gateway.identifiers import EnterpriseCode, HouseholdId, PersonalId
+from gateway.recorder import pseudonym
+from gateway.tokens import format_instant
+
+__all__ = [
+    "DECISION_CODES",
+    "Page",
+    "SearchFilter",
+    "decode_cursor",
+    "parse_instant",
+    "search_page",
+    "subject_id",
+]
+
+DECISION_CODES = (
+    "ALLOWED_BY_LAW",
+    "ALLOWED_BY_CONSENT",
+    "CLIENT_NOT_AUTHORISED",
+    "SUBJECT_NOT_IN_CASE",
+    "PURPOSE_NOT_ALLOWED",
+    "CONSENT_REQUIRED",
+)
+
+
+def subject_id(value: str) -> str:
+    """A personal id, enterprise code or household id, checked; else INVALID_IDENTIFIER."""
+    for kind in (PersonalId, EnterpriseCode, HouseholdId):
+        try:
+            return kind(value).value
+        except InvalidIdentifier:
+            continue
+    raise InvalidIdentifier(
+        "The subject is a 12-digit personal id, an enterprise code or a household id.",
+        argument="subject",
+    )
+
+
+def parse_instant(value: str, argument: str) -> datetime.datetime:
+    """An RFC 3339 date-time with its offset, or a date (00:00 UTC+7 of that day)."""
+    try:
+        if len(value) == 10:
+            day = datetime.date.fromisoformat(value)
+            return datetime.datetime.combine(day, datetime.time(), _VIETNAM).astimezone(
+                datetime.UTC
+            )
+        instant = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise InvalidArgument(
+            f"`{argument}` is a date (2026-01-31) or a date-time with its offset "
+            f"(2026-01-31T08:00:00+07:00).",
+            argument=argument,
+        )
+    return instant.astimezone(datetime.UTC)
+
+
+_VIETNAM = datetime.timezone(datetime.timedelta(hours=7), "ICT")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    """What to look for. `officer` and `case` are pseudonyms already."""
+
+    start: datetime.datetime
+    end: datetime.datetime
+    client: str | None = None
+    organisation: str | None = None
+    officer: str | None = None
+    procedure: str | None = None
+    case: str | None = None
+    subject: str | None = field(default=None, repr=False)
+    type: str | None = None
+    decision: str | None = None
+    types: tuple[str, ...] = ()
+    """Any of these event types (for the citizen's view)."""
+    visible_at: datetime.datetime | None = None
+    """For a citizen: leave out accesses hidden from the subject at this instant."""
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        start: str | None,
+        end: str | None,
+        max_days: int,
+        pseudonym_key: bytes,
+        officer: str | None = None,
+        case: str | None = None,
+        subject: str | None = None,
+        type: str | None = None,
+        decision: str | None = None,
+        **plain: str | None,
+    ) -> SearchFilter:
+        """Check the parameters of a search (400 with the argument named)."""
+        now = datetime.datetime.now(datetime.UTC)
+        until = parse_instant(end, "to") if end else now
+        since = parse_instant(start, "from") if start else until - datetime.timedelta(days=30)
+        if since >= until:
+            raise InvalidArgument("`from` is before `to`.", argument="from")
+        if until - since > datetime.timedelta(days=max_days):
+            raise InvalidArgument(
+                f"A search spans at most {max_days} days; narrow `from` and `to`.",
+                argument="from",
+                maxDays=max_days,
+            )
+        if type is not None and type not in EVENT_TYPES:
+            raise InvalidArgument("Unknown event type.", argument="type", known=list(EVENT_TYPES))
+        if decision is not None and decision not in DECISION_CODES:
+            raise InvalidArgument(
+                "Unknown decision code.", argument="decision", known=list(DECISION_CODES)
+            )
+        for name, value in plain.items():
+            if value is not None and not 0 < len(value) <= 256:
+                raise InvalidArgument(f"`{name}` is 1 to 256 characters.", argument=name)
+        return cls(
+            start=since,
+            end=until,
+            officer=None if officer is None else pseudonym(pseudonym_key, officer),
+            case=None if case is None else pseudonym(pseudonym_key, case),
+            subject=None if subject is None else subject_id(subject),
+            type=type,
+            decision=decision,
+            **plain,  # type: ignore[arg-type]
+        )
+
+    def described(self) -> dict[str, Any]:
+        """The filter as recorded in an `auditor_search` envelope: no personal data."""
+        out: dict[str, Any] = {"from": format_instant(self.start), "to": format_instant(self.end)}
+        for name in ("client", "organisation", "officer", "procedure", "case", "type", "decision"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.subject is not None:
+            out["subject"] = "given (committed to in subjectCommitments)"
+        return out
+
+    def query(self) -> sa.Select[Any]:
+        """The matching events with their leaf index, unordered."""
+        query = (
+            sa.select(
+                events.c.id,
+                events.c.type,
+                events.c.ts,
+                events.c.client_id,
+                events.c.organisation,
+                events.c.procedure,
+                events.c.outcome,
+                events.c.hidden_until,
+                events.c.envelope,
+                events.c.envelope_hash,
+                log_leaves.c.idx.label("leaf_index"),
+                log_leaves.c.leaf,
+            )
+            .select_from(events)
+            .outerjoin(log_leaves, log_leaves.c.event_id == events.c.id)
+            .where(events.c.ts >= self.start, events.c.ts < self.end)
+        )
+        for column, value in (
+            (events.c.client_id, self.client),
+            (events.c.organisation, self.organisation),
+            (events.c.officer, self.officer),
+            (events.c.procedure, self.procedure),
+            (events.c.case_ref, self.case),
+            (events.c.type, self.type),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if self.subject is not None:
+            query = query.join(
+                event_subjects,
+                sa.and_(
+                    event_subjects.c.event_id == events.c.id,
+                    event_subjects.c.subject == self.subject,
+                ),
+            )
+        if self.decision is not None:
+            query = query.join(
+                event_decisions,
+                sa.and_(
+                    event_decisions.c.event_id == events.c.id,
+                    event_decisions.c.decision == self.decision,
+                ),
+            )
+        if self.types:
+            query = query.where(events.c.type.in_(self.types))
+        if self.visible_at is not None:
+            query = query.where(
+                sa.or_(events.c.hidden_until.is_(None), events.c.hidden_until <= self.visible_at)
+            )
+        return query
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of results, newest first, and the cursor of the next (if any)."""
+
+    rows: Sequence[Any]
+    next_cursor: str | None
+
+
+def encode_cursor(row: Any) -> str:
+    """The cursor after `row`: where the next page starts."""
+    ts = row.ts if row.ts.tzinfo else row.ts.replace(tzinfo=datetime.UTC)
+    return base64.urlsafe_b64encode(orjson.dumps([ts.isoformat(), row.id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime.datetime, str]:
+    """The position a cursor stands for; INVALID_ARGUMENT when it was not ours."""
+    try:
+        ts, event_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        instant = datetime.datetime.fromisoformat(ts)
+        if not isinstance(event_id, str) or instant.tzinfo is None:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidArgument(
+            "The cursor is not one this gateway gave.", argument="cursor"
+        ) from None
+    return instant.astimezone(datetime.UTC), event_id
+
+
+async def search_page(
+    conn: AsyncConnection, flt: SearchFilter, *, limit: int, cursor: str | None = None
+) -> Page:
+    """One page of `flt`'s results, newest first."""
+    query = flt.query().order_by(events.c.ts.desc(), events.c.id.desc()).limit(limit + 1)
+    if cursor is not None:
+        ts, event_id = decode_cursor(cursor)
+        query = query.where(sa.tuple_(events.c.ts, events.c.id) < sa.tuple_(ts, event_id))
+    rows = (await conn.execute(query)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
+
+
+async def all_results(
+    conn: AsyncConnection, flt: SearchFilter, *, page: int = 500
+) -> AsyncIterator[Sequence[Any]]:
+    """Every result of `flt`, oldest first, a page at a time (for exports)."""
+    after: tuple[datetime.datetime, str] | None = None
+    while True:
+        query = flt.query().order_by(events.c.ts, events.c.id).limit(page)
+        if after is not None:
+            query = query.where(sa.tuple_(events.c.ts, events.c.id) > sa.tuple_(*after))
+        rows = (await conn.execute(query)).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]
+        after = (last.ts, last.id)
+        if len(rows) < page:
+            return
