@@ -10,6 +10,8 @@ saved under bench/results/ with the date and a description of the machine.
 Then the access log's own figures (bench/_log.py): events/s the sequencer integrates
 on SQLite and PostgreSQL, the latency of recording at 50 and 200 concurrent with and
 without the log, events per commit, and proof cost at 2^10, 2^16 and 2^20 leaves.
+And the search of auditors and citizens over a million records (bench/_search.py):
+time per search and the indexes each plan uses, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import httpx
 
 from bench import _log as log_figures
+from bench import _search as search_figures
 from bench._load import Operation, Result, encode_get, encode_post, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -370,6 +373,11 @@ def _gateway_report(args: argparse.Namespace) -> str:
     )
 
 
+async def _search_report(args: argparse.Namespace) -> str:
+    backends = ["sqlite", "postgresql"] if await log_figures.postgres_answers() else ["sqlite"]
+    return await search_figures.measure(events_count=args.search_events, backends=backends)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--citizens", type=int, default=10_000)
@@ -382,24 +390,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-seconds", type=float, default=5.0, help="per recording cell")
     parser.add_argument("--proof-sizes", type=int, nargs="+", default=[10, 16, 20], help="log2")
     parser.add_argument("--log-only", action="store_true", help="only the access log figures")
+    parser.add_argument(
+        "--search-events", type=int, default=1_000_000, help="records to search (0: skip)"
+    )
+    parser.add_argument("--search-only", action="store_true", help="only the search figures")
     args = parser.parse_args(argv)
 
     now = datetime.datetime.now(datetime.UTC)
     report = f"# Gateway benchmark, {now:%Y-%m-%d %H:%M} UTC\n\nMachine: {machine()}\n\n"
-    if not args.log_only:
+    if not (args.log_only or args.search_only):
         report += _gateway_report(args)
-    report += "## The access log\n\n" + asyncio.run(
-        log_figures.measure(
-            events=args.log_events,
-            concurrencies=args.log_concurrency,
-            seconds=args.log_seconds,
-            proof_sizes=[2**n for n in args.proof_sizes],
+    if not args.search_only:
+        report += "## The access log\n\n" + asyncio.run(
+            log_figures.measure(
+                events=args.log_events,
+                concurrencies=args.log_concurrency,
+                seconds=args.log_seconds,
+                proof_sizes=[2**n for n in args.proof_sizes],
+            )
         )
-    )
+    if args.search_events and not args.log_only:
+        report += "\n## Searching the access log\n\n" + asyncio.run(_search_report(args))
     sys.stdout.write(report)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"{now:%Y-%m-%d}-{socket.gethostname()}.md"
+        part = "-log" if args.log_only else "-search" if args.search_only else ""
+        path = RESULTS / f"{now:%Y-%m-%d}-{socket.gethostname()}{part}.md"
         path.write_text(report, encoding="utf-8")
         sys.stdout.write(f"\nsaved {path.relative_to(ROOT)}\n")
     return 0

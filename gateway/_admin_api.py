@@ -13,16 +13,14 @@ avoided (see `gateway._figures`).
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from gateway._figures import figures
-from gateway._search import parse_instant
+from gateway._search import time_range
 from gateway.clients import Client
-from gateway.errors import InvalidArgument
 from gateway.identity import Identity, OperatorIdentity
 from gateway.recorder import Event, admin_event, pseudonym
 from gateway.tokens import format_instant
@@ -86,11 +84,7 @@ def admin_router() -> APIRouter:
         procedure: Annotated[str | None, Query(max_length=64)] = None,
         organisation: Annotated[str | None, Query(max_length=256)] = None,
     ) -> dict[str, Any]:
-        now = datetime.datetime.now(datetime.UTC)
-        until = parse_instant(end, "to") if end else now
-        since = parse_instant(start, "from") if start else until - datetime.timedelta(days=30)
-        if since >= until:
-            raise InvalidArgument("`from` is before `to`.", argument="from")
+        since, until = time_range(start, end, max_days=None)
         rows = await figures(
             _state(request).engine, since, until, procedure=procedure, organisation=organisation
         )

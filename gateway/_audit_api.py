@@ -26,9 +26,9 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import StreamingResponse
 
-from gateway._search import SearchFilter, all_results, search_page
+from gateway._search import SearchFilter, all_results, page_limit, search_page
 from gateway.accesslog import Checkpoint
-from gateway.errors import InvalidArgument, NotFound
+from gateway.errors import NotFound
 from gateway.identity import AuditorIdentity, Identity
 from gateway.recorder import Event, pseudonym
 from gateway.storage import read_snapshot
@@ -142,9 +142,7 @@ def audit_router() -> APIRouter:
         cursor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> dict[str, Any]:
         state = _state(request)
-        cap = state.settings.audit_max_page
-        if limit > cap:
-            raise InvalidArgument(f"`limit` is at most {cap}.", argument="limit", max=cap)
+        page_limit(limit, state.settings.audit_max_page)
         async with read_snapshot(state.engine) as conn:
             page = await search_page(conn, flt, limit=limit, cursor=cursor)
         await _record_search(request, identity, flt, results=len(page.rows), export=False)

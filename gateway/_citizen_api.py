@@ -26,7 +26,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from gateway._log_api import tlog_proof
-from gateway._search import SearchFilter, search_page
+from gateway._search import SearchFilter, page_limit, search_page
 from gateway._tables import events
 from gateway._tracker import CITIZEN_VISIBLE_TYPES, citizen_items
 from gateway.consents import Consent, Recorder, consent_event
@@ -139,9 +139,7 @@ def citizen_router() -> APIRouter:
         cursor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> dict[str, Any]:
         state = _state(request)
-        cap = state.settings.audit_max_page
-        if limit > cap:
-            raise InvalidArgument(f"`limit` is at most {cap}.", argument="limit", max=cap)
+        page_limit(limit, state.settings.audit_max_page)
         built = SearchFilter.build(
             start=start,
             end=end,

@@ -309,9 +309,11 @@ class Demo:
             f"  Verify the whole log (database)    {origin}.venv/bin/gateway audit verify\n"
             f"  Verify what is public              .venv/bin/gateway audit verify "
             f"--url {self.gateway_url}\n"
-            + "\nSign in as this citizen (level 2) to see consent requests:\n\n"
-            f"  .venv/bin/gateway citizen token --issuer {self.issuer_url} "
-            f"--personal-id {personal_id}\n"
+            + "\nSign in as this citizen (level 2) to see who read their data, and consent "
+            "requests:\n\n"
+            f"  CITIZEN=$(.venv/bin/gateway citizen token --issuer {self.issuer_url} "
+            f"--personal-id {personal_id})\n"
+            f'  curl -s {self.gateway_url}/me/accesses -H "Authorization: Bearer $CITIZEN"\n'
             f'  curl -s {self.gateway_url}/me/consents -H "Authorization: Bearer $CITIZEN"\n\n'
             "Press Ctrl-C to stop every process the demo started.\n"
         )

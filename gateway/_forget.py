@@ -22,20 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway._tables import consents, event_personal, event_subjects, events, subject_keys
-from gateway.errors import Conflict
+from gateway.errors import Conflict, RetentionNotOver
 from gateway.recorder import Event, insert_events, pseudonym
 from policies import Catalogue, UnknownProcedure
 
 __all__ = ["Forgotten", "RetentionNotOver", "forget"]
 
 FORGET_ACTION = "forget"
-
-
-class RetentionNotOver(Conflict):
-    """A record of the person is still within its retention period."""
-
-    code = "RETENTION_NOT_OVER"
-    default_message = "The person's records are still within their retention period."
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,7 @@ __all__ = [
     "RateLimited",
     "RequestError",
     "RequestMismatch",
+    "RetentionNotOver",
     "ServiceUnavailable",
     "SourceDataInvalid",
     "SourceError",
@@ -232,6 +233,13 @@ class Conflict(GatewayError):
     code = "CONFLICT"
     http_status = 409
     default_message = "The record is not in a state that allows this."
+
+
+class RetentionNotOver(Conflict):
+    """A record of the person is still within its retention period."""
+
+    code = "RETENTION_NOT_OVER"
+    default_message = "The person's records are still within their retention period."
 
 
 class AuditUnavailable(GatewayError):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,8 @@ from gateway.recorder import canonical_hash
 from keys import NoteError, NoteVerifier
 
 __all__ = ["ExportReport", "ProvenLeaf", "verify_export", "verify_tlog_proof"]
+
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
 class _Bad(ValueError):
@@ -76,6 +79,7 @@ def verify_export(lines: Iterable[bytes], verifiers: Sequence[NoteVerifier]) -> 
             else:
                 raise _Bad("a line is a checkpoint (first), a record or the summary (last)")
         if report.checkpoint is None:
+            number = max(number, 1)
             raise _Bad("the export is empty")
         if not ended:
             number += 1
@@ -142,10 +146,12 @@ def _count(report: ExportReport, item: dict[str, Any]) -> None:
 
 
 def _end(item: dict[str, Any], report: ExportReport) -> None:
-    if item.get("proven") != report.proven or item.get("pending") != report.pending:
+    held = (report.proven + report.pending, report.proven, report.pending)
+    said = (item.get("records"), item.get("proven"), item.get("pending"))
+    if said != held:
         raise _Bad(
-            f"the summary counts {item.get('proven')} proven and {item.get('pending')} pending "
-            f"records; the export holds {report.proven} and {report.pending}"
+            f"the summary counts {said[0]} records, {said[1]} proven and {said[2]} pending; "
+            f"the export holds {held[0]}, {held[1]} and {held[2]}"
         )
 
 
@@ -171,7 +177,7 @@ def verify_tlog_proof(text: str, verifiers: Sequence[NoteVerifier]) -> ProvenLea
     if not rest or not rest[0].startswith("index "):
         raise ValueError("the proof has no `index` line")
     index_text = rest.pop(0)[len("index ") :]
-    if not index_text.isdigit():
+    if not _DECIMAL.fullmatch(index_text):
         raise ValueError("the index is a decimal number")
     hashes = [_b64(h) for h in rest]
     try:

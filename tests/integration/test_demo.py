@@ -109,6 +109,35 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             )
             assert public.returncode == 0, public.stderr
             assert list((tmp_path / "var" / "keys" / "receipts").glob("*.pem"))
+            # The citizen signs in as printed, sees the demo's reads and proves one.
+            issuer = re.search(r"citizen token --issuer (\S+) --personal-id", text)
+            assert issuer, text
+            citizen = subprocess.run(
+                [
+                    sys.executable, "-m", "gateway", "citizen", "token",
+                    "--issuer", issuer.group(1), "--personal-id", personal_id,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()  # fmt: skip
+            signed_in = {"Authorization": f"Bearer {citizen}"}
+            accesses = httpx.get(f"{gateway}/me/accesses", headers=signed_in).json()["accesses"]
+            assert {a["procedure"]["code"] for a in accesses} == {"1.004222"}
+            logged = next(a for a in accesses if a["inLog"])
+            receipt = httpx.get(f"{gateway}{logged['receipt']}", headers=signed_in)
+            assert receipt.status_code == 200, receipt.text
+            (tmp_path / "receipt.tlog-proof").write_text(receipt.text)
+            proven = subprocess.run(
+                [sys.executable, "-m", "gateway", "audit", "verify-proof", "receipt.tlog-proof"],
+                cwd=tmp_path,
+                env={**os.environ, "GATEWAY_ORIGIN": gateway},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert proven.returncode == 0, proven.stderr
+            assert "the receipt verifies" in proven.stdout
         finally:
             demo.send_signal(signal.SIGINT)
             status = demo.wait(timeout=30)
