@@ -514,8 +514,20 @@ async def test_operators_read_the_figures_papers_avoided_included(
     avoided = filled.json()["data"]["prefill"]["papersAvoided"]
     assert len(avoided) == 2
     await _read(gateway, bob, procedure=RESIDENCE, extra=["phone"])
+    until = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)).isoformat()
+    asked = await gateway.post(
+        'mutation($s: String!, $u: DateTime!) { requestConsent(subject: $s, procedure: "1.004222",'
+        ' fields: ["Citizen.phone"], validUntil: $u) { id } }',
+        {"s": bob, "u": until},
+        procedure=RESIDENCE,
+    )
+    consent = asked.json()["data"]["requestConsent"]["id"]
     operator = await sign_in.staff("operator")
+    as_bob = await sign_in.citizen(bob)
     async with gateway.client(auth=None) as http:
+        for action in ("approve", "revoke"):
+            answered = await http.post(f"/me/consents/{consent}/{action}", headers=as_bob)
+            assert answered.status_code == 200, answered.text
         stats = await http.get("/admin/stats", params={"procedure": RESIDENCE}, headers=operator)
         assert stats.status_code == 200, stats.text
         (row,) = stats.json()["rows"]
@@ -523,7 +535,8 @@ async def test_operators_read_the_figures_papers_avoided_included(
         metrics = (await http.get("/metrics")).text
     assert row["procedure"] == RESIDENCE
     assert row["organisation"] == "Test agency"
-    assert row["requests"] == 2
+    assert row["requests"] == 3  # the consent request is a request too
+    assert row["consents"] == {"requested": 1, "approved": 1, "revoked": 1}
     assert row["papersAvoided"] == 2
     # The phone is withheld from the prefill and from the read.
     assert row["denials"] == {"CONSENT_REQUIRED": 2}
