@@ -18,7 +18,6 @@ Auditors see envelopes, never personal parts. Every search and export is itself 
 from __future__ import annotations
 
 import base64
-import datetime
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -82,7 +81,7 @@ Filter = Annotated[SearchFilter, Depends(_filter)]
 def _instant(value: Any) -> str | None:
     if value is None:
         return None
-    return format_instant(value if value.tzinfo else value.replace(tzinfo=datetime.UTC))
+    return format_instant(value)
 
 
 def auditor_item(row: Any) -> dict[str, Any]:

@@ -105,8 +105,9 @@ def _check_retention(
 ) -> None:
     until = None
     for record in records:
-        ts = record.ts if record.ts.tzinfo else record.ts.replace(tzinfo=datetime.UTC)
-        ends = ts + datetime.timedelta(days=retention_of(catalogue, record.procedure, default_days))
+        ends = record.ts + datetime.timedelta(
+            days=retention_of(catalogue, record.procedure, default_days)
+        )
         until = ends if until is None else max(until, ends)
     if until is not None and until > now:
         raise RetentionNotOver(

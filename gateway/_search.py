@@ -258,8 +258,7 @@ class Page:
 
 def encode_cursor(row: Any) -> str:
     """The cursor after `row`: where the next page starts."""
-    ts = row.ts if row.ts.tzinfo else row.ts.replace(tzinfo=datetime.UTC)
-    return base64.urlsafe_b64encode(orjson.dumps([ts.isoformat(), row.id])).decode().rstrip("=")
+    return base64.urlsafe_b64encode(orjson.dumps([row.ts.isoformat(), row.id])).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime.datetime, str]:

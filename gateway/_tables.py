@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
 import sqlalchemy as sa
 
 __all__ = [
     "CONSENT_STATUSES",
     "EVENT_TYPES",
+    "Instant",
     "client_keys",
     "clients",
     "connectors",
@@ -21,6 +25,29 @@ __all__ = [
     "log_state",
     "metadata",
 ]
+
+
+class Instant(sa.TypeDecorator[datetime.datetime]):
+    """A point in time: stored in UTC, read back with its time zone.
+
+    SQLite keeps no offset: it stores the digits it is given and gives naive values
+    back. Converting to UTC on the way in and marking UTC on the way out makes both
+    backends answer the same aware datetimes, so no reader has to patch them.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+            return value.astimezone(datetime.UTC)
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        if isinstance(value, datetime.datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=datetime.UTC)
+        return value
+
 
 metadata = sa.MetaData(
     naming_convention={
@@ -44,8 +71,8 @@ connectors = sa.Table(
     sa.Column("manifest_sha256", sa.String(64), nullable=False),
     sa.Column("origin", sa.Text, nullable=False, comment="Where the manifest came from."),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("registered_at", Instant(), nullable=False),
+    sa.Column("updated_at", Instant(), nullable=False),
     sa.CheckConstraint("status IN ('active', 'removed')", name="status"),
     sa.CheckConstraint("version >= 1", name="version"),
 )
@@ -58,8 +85,8 @@ clients = sa.Table(
     sa.Column("organisation", sa.Text, nullable=False),
     sa.Column("agency_kinds", sa.JSON, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", Instant(), nullable=False),
+    sa.Column("updated_at", Instant(), nullable=False),
     sa.CheckConstraint("status IN ('active', 'suspended')", name="status"),
 )
 
@@ -71,8 +98,8 @@ client_keys = sa.Table(
     sa.Column("alg", sa.String(16), nullable=False),
     sa.Column("jwk", sa.JSON, nullable=False, comment="Public key only."),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", Instant(), nullable=False),
+    sa.Column("revoked_at", Instant()),
     sa.CheckConstraint("status IN ('active', 'revoked')", name="status"),
 )
 
@@ -83,7 +110,7 @@ events = sa.Table(
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("type", sa.String(16), nullable=False),
-    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("ts", Instant(), nullable=False, index=True),
     sa.Column("request_id", sa.String(64), nullable=False),
     sa.Column("client_id", sa.String(128)),
     sa.Column("procedure", sa.String(64)),
@@ -95,7 +122,7 @@ events = sa.Table(
     sa.Column("organisation", sa.String(256)),
     sa.Column("officer", sa.String(32), comment="Pseudonym."),
     sa.Column("case_ref", sa.String(32), comment="Pseudonym."),
-    sa.Column("hidden_until", sa.DateTime(timezone=True)),
+    sa.Column("hidden_until", Instant()),
     sa.Column("fields_served", sa.Integer, nullable=False, server_default="0"),
     sa.Column("papers_avoided", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint(
@@ -112,7 +139,7 @@ event_decisions = sa.Table(
     metadata,
     sa.Column("decision", sa.String(40), primary_key=True),
     sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ts", Instant(), nullable=False),
     sa.Index("ix_event_decisions_decision_ts", "decision", "ts"),
 )
 
@@ -136,7 +163,7 @@ subject_keys = sa.Table(
     metadata,
     sa.Column("subject", sa.String(64), primary_key=True),
     sa.Column("key", sa.LargeBinary(32), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", Instant(), nullable=False),
     comment="Deleting a row forgets the person: their commitments become unlinkable.",
 )
 
@@ -152,11 +179,11 @@ consents = sa.Table(
     sa.Column("fields", sa.JSON, nullable=False),
     sa.Column("case", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("answer_by", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("valid_until", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("decided_at", sa.DateTime(timezone=True)),
-    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("requested_at", Instant(), nullable=False),
+    sa.Column("answer_by", Instant(), nullable=False),
+    sa.Column("valid_until", Instant(), nullable=False),
+    sa.Column("decided_at", Instant()),
+    sa.Column("revoked_at", Instant()),
     sa.Column("grant", sa.Text, comment="Detached JWS over the granted artefact."),
     sa.Column("revocation", sa.Text, comment="Detached JWS over the revocation."),
     sa.CheckConstraint(
@@ -205,7 +232,7 @@ log_state = sa.Table(
     sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("root", sa.LargeBinary(32), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", Instant(), nullable=False),
     sa.CheckConstraint("id = 1", name="one_row"),
 )
 
@@ -215,5 +242,5 @@ log_checkpoints = sa.Table(
     sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("root", sa.LargeBinary(32), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
-    sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("signed_at", Instant(), nullable=False),
 )

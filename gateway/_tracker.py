@@ -10,7 +10,6 @@ where the procedure allows it) appear from that instant on.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,7 +77,7 @@ def _item(
     envelope = _json(row.envelope)
     item: dict[str, Any] = {
         "id": row.id,
-        "time": format_instant(_utc(row.ts)),
+        "time": format_instant(row.ts),
         "kind": "audit" if row.type == "auditor_search" else "access",
         "organisation": row.organisation or envelope.get("auditorOrg"),
         "system": None,
@@ -155,7 +154,3 @@ def _officer(entry: Any, officer: str | None, system: _System | None) -> dict[st
         return {"role": {"vi": "Cán bộ", "en": "Officer"}}
     vi, en = AGENCY_KIND_LABELS[AgencyKind(kinds[0])]
     return {"role": {"vi": f"Cán bộ {vi}", "en": f"Officer of the {en}"}}
-
-
-def _utc(value: datetime.datetime) -> datetime.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)

@@ -312,8 +312,6 @@ class TransparencyLog:
             )
         if oldest is None:
             return 0.0
-        if oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=datetime.UTC)
         waited: float = (datetime.datetime.now(datetime.UTC) - oldest).total_seconds()
         return max(0.0, waited)
 

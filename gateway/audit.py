@@ -436,13 +436,10 @@ def _check_event(row: Any) -> str | None:
     for name, value in columns.items():
         if envelope.get(name) != value:
             return f"its {name} differs from its envelope's"
-    if datetime.datetime.fromisoformat(envelope["ts"]) != _utc(row.ts):
+    if datetime.datetime.fromisoformat(envelope["ts"]) != row.ts:
         return "its time differs from its envelope's"
     for name, value in indexed_columns(envelope).items():
-        stored = getattr(row, name)
-        if isinstance(stored, datetime.datetime):
-            stored = _utc(stored)
-        if stored != value:
+        if getattr(row, name) != value:
             return f"its {name} differs from its envelope's"
     if row.salt is not None:
         personal = row.personal if isinstance(row.personal, dict) else json.loads(row.personal)
@@ -450,10 +447,6 @@ def _check_event(row: Any) -> str | None:
         if digest != envelope.get("personalHash"):
             return "its personal part was changed after it was recorded"
     return None
-
-
-def _utc(value: datetime.datetime) -> datetime.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 
 
 def _check_leaf(row: Any) -> str | None:

@@ -53,11 +53,6 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _utc(value: datetime.datetime) -> datetime.datetime:
-    # SQLite gives naive datetimes back; everything stored is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class Consent:
     """One consent artefact as stored."""
@@ -107,14 +102,14 @@ class Consent:
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
-    return None if value is None else _utc(value).isoformat().replace("+00:00", "Z")
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def _effective_status(row: Any, now: datetime.datetime) -> str:
     status: str = row.status
-    if status == "REQUESTED" and _utc(row.answer_by) <= now:
+    if status == "REQUESTED" and row.answer_by <= now:
         return "EXPIRED"
-    if status == "ACTIVE" and _utc(row.valid_until) <= now:
+    if status == "ACTIVE" and row.valid_until <= now:
         return "EXPIRED"
     return status
 
@@ -128,11 +123,11 @@ def _consent(row: Any, now: datetime.datetime) -> Consent:
         fields=tuple(row.fields),
         case=row.case,
         status=_effective_status(row, now),
-        requested_at=_utc(row.requested_at),
-        answer_by=_utc(row.answer_by),
-        valid_until=_utc(row.valid_until),
-        decided_at=_utc(row.decided_at) if row.decided_at else None,
-        revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
+        requested_at=row.requested_at,
+        answer_by=row.answer_by,
+        valid_until=row.valid_until,
+        decided_at=row.decided_at,
+        revoked_at=row.revoked_at,
         grant=row.grant,
         revocation=row.revocation,
     )
@@ -322,9 +317,7 @@ class ConsentStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            ActiveConsent(
-                r.id, r.subject, consumer, procedure, frozenset(r.fields), _utc(r.valid_until)
-            )
+            ActiveConsent(r.id, r.subject, consumer, procedure, frozenset(r.fields), r.valid_until)
             for r in rows
         ]
 
