@@ -28,8 +28,10 @@ browser:
 	fi
 
 ## The whole test suite (PostgreSQL and Redis tests run when they answer; CI=true requires them).
+## Three workers on two cores: most integration tests wait on servers and processes.
+TEST_WORKERS ?= 3
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,7 +18,6 @@ from sandbox._households import PopulationBuilder
 from sandbox._render import Renderer
 from sandbox.config import SandboxSettings
 
-_SAMPLE_SIZE = 10
 _T = TypeVar("_T")
 _SAMPLE_MIN_HOUSEHOLD = 3
 
@@ -88,14 +87,14 @@ def generate(settings: SandboxSettings) -> Dataset:
     sample_citizens = [p.pid for h in big_households for p, _ in h.members if p.is_adult]
     active = [b for b in businesses.values() if b["tinh_trang"] == ACTIVE]
     sample = Sample(
-        citizens=tuple(_pick(rng, sample_citizens)),
-        households=tuple(_pick(rng, [h.ma_ho for h in big_households])),
+        citizens=tuple(_pick(rng, sample_citizens, settings.sample_size)),
+        households=tuple(_pick(rng, [h.ma_ho for h in big_households], settings.sample_size)),
         businesses=tuple(
             BusinessSample(
                 ma_so_doanh_nghiep=b["ma_so_doanh_nghiep"],
                 so_dinh_danh_nguoi_dai_dien=b["nguoi_dai_dien_phap_luat"]["so_dinh_danh"],
             )
-            for b in _pick(rng, active)
+            for b in _pick(rng, active, settings.sample_size)
         ),
     )
     return Dataset(
@@ -106,5 +105,5 @@ def generate(settings: SandboxSettings) -> Dataset:
     )
 
 
-def _pick(rng: random.Random, items: list[_T]) -> list[_T]:
-    return rng.sample(items, min(_SAMPLE_SIZE, len(items)))
+def _pick(rng: random.Random, items: list[_T], size: int) -> list[_T]:
+    return rng.sample(items, min(size, len(items)))

@@ -25,6 +25,8 @@ class SandboxSettings(BaseSettings):
     latency_ms: float = Field(default=0, ge=0)
     """Artificial delay before every lookup answers, for fault and benchmark runs."""
     max_batch: int = Field(default=100, ge=1)
+    sample_size: int = Field(default=10, ge=1)
+    """How many ids of each kind ``GET /_sandbox/sample`` offers."""
 
     # The sandbox identity issuer (``sandbox.issuer``): signs for anyone, no passwords.
     issuer_port: int = Field(default=8103, ge=0, le=65535)

@@ -3,26 +3,40 @@
 Every server is a real uvicorn on an ephemeral loopback port, so the gateway talks
 HTTP to the sandboxes exactly as in production. PostgreSQL and Redis tests run when the
 service answers; under CI=true a missing service fails the run instead of skipping.
+
+Tests share what is slow to make: per backend, one migrated database and one running
+gateway per configuration. They stay independent all the same, because each test
+signs with a client of its own (fresh id and key) and reads people no other test
+reads (`dataset.sample` is a fresh slice of the synthetic population per test). A test
+that edits rows, counts totals, stops a gateway or its sequencer, or records other
+connector manifests is marked `own_database`: it gets a fresh database, keys and
+gateways of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
 import datetime
+import itertools
 import os
 import re
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 import uvicorn
 import yaml
+from pydantic import SecretStr
 
 import sandbox
 from gateway._demo_tokens import DEMO_CLIENT
@@ -41,7 +55,18 @@ from schema import canonical_fields
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MANIFESTS = Path(sandbox.__file__).parent / "manifests"
-CITIZENS = 2_000
+CITIZENS = 4_000
+AUDIENCE = "http://127.0.0.1:8000"
+POOLED_GATEWAYS = 4
+"""Gateways kept running per shared database; the least recently used one stops first."""
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end from synchronous code, whatever loop is running here."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _answers(port: int) -> bool:
@@ -92,6 +117,9 @@ class ServerThread:
         self.thread.join(timeout=15)
 
 
+# -- the sandbox agencies and sign-in issuer (one each per session) -----------------------
+
+
 @pytest.fixture(scope="session")
 def manifests() -> Path:
     """The sandbox agencies' connector manifests."""
@@ -104,8 +132,42 @@ def sandbox_settings() -> SandboxSettings:
 
 
 @pytest.fixture(scope="session")
-def dataset() -> sandbox.Dataset:
-    return generate(SandboxSettings(citizens=CITIZENS))
+def population_data() -> sandbox.Dataset:
+    """The synthetic population, with every id worth querying in its sample."""
+    return generate(SandboxSettings(citizens=CITIZENS, sample_size=CITIZENS))
+
+
+class _Slices:
+    """Hands out slices of a sequence, a fresh one each time (round and round)."""
+
+    def __init__(self, items: tuple[T, ...], size: int) -> None:
+        self._items, self._size = items, size
+        self._starts = itertools.cycle(range(0, max(1, len(items) - size + 1), size))
+
+    def next(self) -> tuple[Any, ...]:
+        start = next(self._starts)
+        return self._items[start : start + self._size]
+
+
+@pytest.fixture(scope="session")
+def _sample_slices(population_data: sandbox.Dataset) -> dict[str, _Slices]:
+    sample = population_data.sample
+    return {
+        "citizens": _Slices(sample.citizens, 8),
+        "households": _Slices(sample.households, 3),
+        "businesses": _Slices(sample.businesses, 2),
+    }
+
+
+@pytest.fixture
+def dataset(population_data: sandbox.Dataset, _sample_slices: dict[str, _Slices]) -> Any:
+    """The population, whose `sample` names people no other test of this run reads."""
+    fresh = sandbox.Sample(
+        citizens=_sample_slices["citizens"].next(),
+        households=_sample_slices["households"].next(),
+        businesses=_sample_slices["businesses"].next(),
+    )
+    return dataclasses.replace(population_data, sample=fresh)
 
 
 @pytest.fixture(scope="session")
@@ -123,13 +185,56 @@ def start_server() -> Iterator[Callable[[Any], ServerThread]]:
 
 
 @pytest.fixture(scope="session")
-def population_url(dataset: sandbox.Dataset, start_server: Callable[[Any], ServerThread]) -> str:
-    return start_server(population.create_app(SandboxSettings(citizens=CITIZENS), dataset)).url
+def population_url(
+    population_data: sandbox.Dataset, start_server: Callable[[Any], ServerThread]
+) -> str:
+    app = population.create_app(SandboxSettings(citizens=CITIZENS), population_data)
+    return start_server(app).url
 
 
 @pytest.fixture(scope="session")
-def business_url(dataset: sandbox.Dataset, start_server: Callable[[Any], ServerThread]) -> str:
-    return start_server(business.create_app(SandboxSettings(citizens=CITIZENS), dataset)).url
+def business_url(
+    population_data: sandbox.Dataset, start_server: Callable[[Any], ServerThread]
+) -> str:
+    app = business.create_app(SandboxSettings(citizens=CITIZENS), population_data)
+    return start_server(app).url
+
+
+class _LateApp:
+    """An ASGI app bound after the server has its port: the issuer must know its URL."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def start_issuer(start_server: Callable[[Any], ServerThread]) -> Callable[[str], str]:
+    """Start a sandbox sign-in issuer for an audience; returns its URL (its `iss`)."""
+
+    def start(audience: str) -> str:
+        late = _LateApp()
+        url = start_server(late).url
+        late.app = issuer.create_app(SandboxSettings(issuer_url=url, issuer_audience=audience))
+        return url
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def issuer_url(start_issuer: Callable[[str], str]) -> str:
+    """The sandbox sign-in issuer, for tokens whose audience is the test gateways."""
+    return start_issuer(AUDIENCE)
+
+
+# -- PostgreSQL and Redis ---------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -154,33 +259,85 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty database of each backend (PostgreSQL: a database of its own)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-        return
-    request.getfixturevalue("postgres_admin")
-    name = f"gw_test_{uuid.uuid4().hex[:12]}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-async def migrated(database_url: str) -> str:
-    engine = create_engine(database_url)
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
     try:
         await upgrade(engine)
     finally:
         await engine.dispose()
-    return database_url
 
+
+@contextlib.contextmanager
+def _new_database(backend: str, folder: Path) -> Iterator[str]:
+    """A new, empty database of `backend` (PostgreSQL: a database of its own)."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{folder / 'gateway.db'}"
+        return
+    name = f"gw_test_{uuid.uuid4().hex[:12]}"
+    run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# -- where a test's gateways keep their state ---------------------------------------------
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend; tests run on each (a module may narrow it, indirectly)."""
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres_admin")
+    return str(request.param)
+
+
+@dataclass(frozen=True)
+class Place:
+    """A migrated database and the key folders of the gateways that use it."""
+
+    database_url: str
+    keys_dir: Path
+    client_keys_dir: Path
+    shared: bool
+
+
+@pytest.fixture(scope="session")
+def shared_place(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Place]:
+    """The database every test of this backend shares, migrated once."""
+    folder = tmp_path_factory.mktemp(f"shared-{backend}")
+    with _new_database(backend, folder) as url:
+        run(_migrate(url))
+        yield Place(url, folder / "keys", folder / "client-keys", shared=True)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of the backend."""
+    with _new_database(backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def place(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Place:
+    """The shared place, or a fresh one for a test marked `own_database`."""
+    if request.node.get_closest_marker("own_database") is None:
+        shared: Place = request.getfixturevalue("shared_place")
+        return shared
+    url = request.getfixturevalue("database_url")
+    run(_migrate(url))
+    return Place(url, tmp_path / "keys", tmp_path / "client-keys", shared=False)
+
+
+@pytest.fixture
+def migrated(place: Place) -> str:
+    """The URL of the test's migrated database (shared unless `own_database`)."""
+    return place.database_url
+
+
+# -- clients that sign requests -----------------------------------------------------------
 
 EVERY_FIELD = "LOCAL.test-every-field"
-TEST_CLIENT = "VN/GOV/TEST/integration"
 _IDS = re.compile(r"(?<![0-9])([0-9]{12}|[0-9]{10}(?:-[0-9]{3})?)(?![0-9])|\b(HO[0-9]{6,})\b")
 
 
@@ -243,6 +400,111 @@ class SigningAuth(httpx.Auth):
             token = self.signer.sign(raw, **self.purpose)
             request.headers["Authorization"] = f"Bearer {token}"
         yield request
+
+
+async def register_client(
+    database_url: str,
+    keys_dir: Path,
+    client_id: str,
+    kinds: list[str] | None = None,
+    organisation: str = "Test agency",
+) -> tuple[Any, str]:
+    """Register a client with a fresh Ed25519 key; returns (private key, kid)."""
+    engine = create_engine(database_url)
+    try:
+        registry = ClientRegistry(engine)
+        await registry.add(
+            client_id,
+            name="Integration tests",
+            organisation=organisation,
+            agency_kinds=kinds or [k.value for k in AgencyKind],
+        )
+        key, kid = await add_local_key(registry, keys_dir, client_id)
+    finally:
+        await engine.dispose()
+    return key, kid
+
+
+def _unique(client_id: str) -> str:
+    return f"{client_id}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def signer(place: Place) -> Signer:
+    """The test's own client: a fresh id and key, every agency kind, "Test agency"."""
+    client_id = _unique("VN/GOV/TEST/integration")
+    key, kid = run(register_client(place.database_url, place.client_keys_dir, client_id))
+    return Signer(client_id, key, kid, AUDIENCE)
+
+
+@pytest.fixture
+def another_client(place: Place) -> Callable[..., Any]:
+    """Register another client of the test; returns its signer.
+
+    The id gets a suffix of its own, so that tests sharing a database never meet:
+    use the signer's `client_id`.
+    """
+
+    async def make(client_id: str, kinds: list[str], organisation: str = "Test agency") -> Signer:
+        unique = _unique(client_id)
+        key, kid = await register_client(
+            place.database_url, place.client_keys_dir, unique, kinds, organisation
+        )
+        return Signer(unique, key, kid, AUDIENCE)
+
+    return make
+
+
+@pytest.fixture
+def demo_client(place: Place) -> str:
+    """The demo's query-page client, registered once per database, its key in the place."""
+    from gateway.local_keys import has_local_key
+
+    if not has_local_key(place.client_keys_dir, DEMO_CLIENT):
+        run(register_client(place.database_url, place.client_keys_dir, DEMO_CLIENT))
+    return DEMO_CLIENT
+
+
+@pytest.fixture
+def signing_auth(signer: Signer) -> SigningAuth:
+    """An httpx auth that signs requests to /graphql as the test client."""
+    return SigningAuth(signer)
+
+
+# -- sign-in ------------------------------------------------------------------------------
+
+
+class SignIn:
+    """Signs citizens and staff in at the sandbox issuer."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def citizen(self, personal_id: str, *, level: int = 2) -> dict[str, str]:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{self.url}/demo/citizen-login", json={"personal_id": personal_id, "level": level}
+            )
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    async def staff(
+        self, role: str, *, org: str = "VN/GOV/BCA", sub: str = "staff-1"
+    ) -> dict[str, str]:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{self.url}/demo/staff-login", json={"sub": sub, "roles": [role], "org": org}
+            )
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture
+def sign_in(issuer_url: str) -> SignIn:
+    return SignIn(issuer_url)
+
+
+# -- gateways -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -336,166 +598,118 @@ def test_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _test_catalogue(tmp_path_factory.mktemp("catalogue"))
 
 
-async def register_client(
-    database_url: str,
-    keys_dir: Path,
-    client_id: str = TEST_CLIENT,
-    kinds: list[str] | None = None,
-    organisation: str = "Test agency",
-) -> tuple[Any, str]:
-    """Register a client with a fresh Ed25519 key; returns (private key, kid)."""
-    engine = create_engine(database_url)
-    try:
-        registry = ClientRegistry(engine)
-        await registry.add(
-            client_id,
-            name="Integration tests",
-            organisation=organisation,
-            agency_kinds=kinds or [k.value for k in AgencyKind],
+class GatewayPool:
+    """Running gateways on the shared database, one per configuration, kept for reuse."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._running: OrderedDict[str, tuple[GatewaySettings, ServerThread]] = OrderedDict()
+
+    def get(self, settings: GatewaySettings) -> tuple[GatewaySettings, ServerThread]:
+        key = repr(
+            sorted(
+                (name, value.get_secret_value() if isinstance(value, SecretStr) else value)
+                for name, value in settings
+            )
         )
-        key, kid = await add_local_key(registry, keys_dir, client_id)
-    finally:
-        await engine.dispose()
-    return key, kid
+        found = self._running.pop(key, None)
+        if found is None:
+            while len(self._running) >= self._size:
+                _, (_, oldest) = self._running.popitem(last=False)
+                oldest.stop()
+            found = (settings, ServerThread(create_app(settings)).start())
+        self._running[key] = found
+        return found
 
-
-@pytest.fixture
-async def demo_client(migrated: str, tmp_path: Path) -> str:
-    """The demo's query-page client, registered with a key in the test's client-keys."""
-    await register_client(migrated, tmp_path / "client-keys", DEMO_CLIENT)
-    return DEMO_CLIENT
-
-
-@pytest.fixture
-def another_client(migrated: str, tmp_path: Path) -> Callable[..., Any]:
-    """Register another client in the test's database; returns its signer."""
-
-    async def make(client_id: str, kinds: list[str], organisation: str = "Test agency") -> Signer:
-        key, kid = await register_client(
-            migrated, tmp_path / "client-keys", client_id, kinds, organisation
-        )
-        return Signer(client_id, key, kid, "http://127.0.0.1:8000")
-
-    return make
-
-
-@pytest.fixture
-async def signer(migrated: str, tmp_path: Path) -> Signer:
-    key, kid = await register_client(migrated, tmp_path / "client-keys")
-    return Signer(TEST_CLIENT, key, kid, "http://127.0.0.1:8000")
-
-
-class _LateApp:
-    """An ASGI app bound after the server has its port: the issuer must know its URL."""
-
-    def __init__(self) -> None:
-        self.app: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await self.app(scope, receive, send)
+    def close(self) -> None:
+        for _, server in self._running.values():
+            server.stop()
+        self._running.clear()
 
 
 @pytest.fixture(scope="session")
-def start_issuer(start_server: Callable[[Any], ServerThread]) -> Callable[[str], str]:
-    """Start a sandbox sign-in issuer for an audience; returns its URL (its `iss`)."""
-
-    def start(audience: str) -> str:
-        late = _LateApp()
-        url = start_server(late).url
-        late.app = issuer.create_app(SandboxSettings(issuer_url=url, issuer_audience=audience))
-        return url
-
-    return start
+def gateway_pool(shared_place: Place) -> Iterator[GatewayPool]:
+    pool = GatewayPool(POOLED_GATEWAYS)
+    yield pool
+    pool.close()
 
 
-@pytest.fixture(scope="session")
-def issuer_url(start_issuer: Callable[[str], str]) -> str:
-    """The sandbox sign-in issuer, for tokens whose audience is the test gateways."""
-    return start_issuer("http://127.0.0.1:8000")
+class Gateways:
+    """Gateways for one test: shared ones on the shared database, or its own."""
 
+    def __init__(
+        self, request: pytest.FixtureRequest, place: Place, signer: Signer, base: dict[str, Any]
+    ) -> None:
+        self._request = request
+        self._place = place
+        self._signer = signer
+        self._base = base
+        self._started: list[ServerThread] = []
 
-class SignIn:
-    """Signs citizens and staff in at the sandbox issuer."""
+    def _settings(self, overrides: dict[str, Any]) -> GatewaySettings:
+        urls = dict(self._base["connector_urls"])
+        urls.update(overrides.pop("connector_urls", {}))
+        options = {
+            **self._base,
+            "connector_urls": {name: url for name, url in urls.items() if url is not None},
+            **overrides,
+        }
+        return GatewaySettings(_env_file=None, **options)  # type: ignore[call-arg]
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    async def citizen(self, personal_id: str, *, level: int = 2) -> dict[str, str]:
-        async with httpx.AsyncClient() as http:
-            response = await http.post(
-                f"{self.url}/demo/citizen-login", json={"personal_id": personal_id, "level": level}
+    def __call__(self, **overrides: Any) -> Gateway:
+        """A gateway with these settings: the shared one, or a new one on an own database."""
+        if not self._place.shared:
+            return self.start(**overrides)
+        if "connectors_dir" in overrides or "catalogue_dir" in overrides:
+            raise AssertionError(
+                "a gateway with other manifests or another catalogue records them in the "
+                "shared database: mark the test `own_database`"
             )
-        response.raise_for_status()
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+        pool: GatewayPool = self._request.getfixturevalue("gateway_pool")
+        settings, server = pool.get(self._settings(overrides))
+        return Gateway(server.url, settings, server, self._signer)
 
-    async def staff(
-        self, role: str, *, org: str = "VN/GOV/BCA", sub: str = "staff-1"
-    ) -> dict[str, str]:
-        async with httpx.AsyncClient() as http:
-            response = await http.post(
-                f"{self.url}/demo/staff-login", json={"sub": sub, "roles": [role], "org": org}
-            )
-        response.raise_for_status()
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    def start(self, **overrides: Any) -> Gateway:
+        """A gateway of the test's own (a replica, or one it stops); stopped after it."""
+        settings = self._settings(overrides)
+        server = ServerThread(create_app(settings)).start()
+        self._started.append(server)
+        return Gateway(server.url, settings, server, self._signer)
 
-
-@pytest.fixture
-def sign_in(issuer_url: str) -> SignIn:
-    return SignIn(issuer_url)
-
-
-@pytest.fixture
-def signing_auth(signer: Signer) -> SigningAuth:
-    """An httpx auth that signs requests to /graphql as the test client."""
-    return SigningAuth(signer)
+    def stop_all(self) -> None:
+        for server in self._started:
+            server.stop()
 
 
 @pytest.fixture
 def gateway_factory(
-    migrated: str,
-    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    place: Place,
     population_url: str,
     business_url: str,
     signer: Signer,
     test_catalogue: Path,
     issuer_url: str,
-) -> Iterator[Callable[..., Gateway]]:
-    """Start gateways on the migrated database; all are stopped after the test."""
-    servers: list[ServerThread] = []
-
-    def make(**overrides: Any) -> Gateway:
-        urls = {"population": population_url, "business": business_url}
-        urls.update(overrides.pop("connector_urls", {}))
-        urls = {name: url for name, url in urls.items() if url is not None}
-        options: dict[str, Any] = {
-            "database_url": migrated,
-            "keys_dir": tmp_path / "keys",
-            "client_keys_dir": tmp_path / "client-keys",
-            "connectors_dir": MANIFESTS,
-            "connector_urls": urls,
-            "catalogue_dir": test_catalogue,
-            "environment": "development",
-            "origin": signer.audience,
-            "oidc_issuer": issuer_url,
-            **overrides,
-        }
-        settings = GatewaySettings(_env_file=None, **options)  # type: ignore[call-arg]
-        server = ServerThread(create_app(settings)).start()
-        servers.append(server)
-        return Gateway(server.url, settings, server, signer)
-
-    yield make
-    for server in servers:
-        server.stop()
+) -> Iterator[Gateways]:
+    """Gateways on the test's database: `gateway_factory(**settings)`, or `.start(...)`."""
+    base = {
+        "database_url": place.database_url,
+        "keys_dir": place.keys_dir,
+        "client_keys_dir": place.client_keys_dir,
+        "connectors_dir": MANIFESTS,
+        "connector_urls": {"population": population_url, "business": business_url},
+        "catalogue_dir": test_catalogue,
+        "environment": "development",
+        "origin": AUDIENCE,
+        "oidc_issuer": issuer_url,
+    }
+    gateways = Gateways(request, place, signer, base)
+    yield gateways
+    gateways.stop_all()
 
 
 @pytest.fixture
-def gateway(gateway_factory: Callable[..., Gateway]) -> Gateway:
+def gateway(gateway_factory: Gateways) -> Gateway:
     return gateway_factory()
 
 

@@ -120,16 +120,33 @@ async def _checkpoint(http, at_least: int, verifier: str) -> tuple[str, int, byt
     raise AssertionError(f"the log did not reach {at_least} leaves")
 
 
+async def _record_directly(database_url: str, count: int) -> None:
+    from bench._log import access_event
+    from gateway.recorder import insert_events
+    from gateway.storage import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await insert_events(conn, [access_event(i) for i in range(count)])
+    finally:
+        await engine.dispose()
+
+
 # -- tests --------------------------------------------------------------------------------
 
 
-async def test_the_log_verifies_with_independent_code(log_gateway, dataset) -> None:
+@pytest.mark.own_database
+async def test_the_log_verifies_with_independent_code(log_gateway, dataset, migrated) -> None:
     async with log_gateway.client(auth=None) as http:
         verifier = (await http.get("/log/key")).text.splitlines()[0]
         _, empty_size, empty_root, _ = await _checkpoint(http, 0, verifier)
-        answers = await _requests(log_gateway, dataset, 60)
-        _, first_size, first_root, _ = await _checkpoint(http, 60, verifier)
-        answers += await _requests(log_gateway, dataset, 240)
+        answers = await _requests(log_gateway, dataset, 40)
+        _, first_size, first_root, _ = await _checkpoint(http, 40, verifier)
+        # More than one tile's worth of leaves, for the level-1 tile: most of them
+        # recorded straight into the database, the sequencer integrates them all alike.
+        await _record_directly(migrated, 240)
+        answers += await _requests(log_gateway, dataset, 20)
         origin, size, root, _ = await _checkpoint(http, 300, verifier)
         assert origin == "127.0.0.1:8000/log"
 
@@ -190,6 +207,7 @@ async def test_the_log_verifies_with_independent_code(log_gateway, dataset) -> N
     assert "the hash tiles of levels 1 to 1" in report.checked
 
 
+@pytest.mark.own_database
 async def test_audit_verify_passes_then_names_each_kind_of_tampering(
     log_gateway, dataset, migrated, tmp_path
 ) -> None:
@@ -203,7 +221,7 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
 
     from gateway.storage import create_engine
 
-    def audit() -> subprocess.CompletedProcess[str]:
+    def command_line() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "gateway", "audit", "verify", "--key", verifier],
             env={
@@ -217,7 +235,16 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
             check=False,
         )
 
-    ok = audit()
+    from gateway.audit import verify_database
+    from keys import parse_verifier_key
+
+    async def audit():
+        """What `gateway audit verify --key` checks, in this process."""
+        return await verify_database(
+            engine, [parse_verifier_key(verifier)], origin="127.0.0.1:8000/log"
+        )
+
+    ok = command_line()
     assert ok.returncode == 0, ok.stderr
     assert "the log verifies" in ok.stdout
 
@@ -256,13 +283,19 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
         )
         forged = json.dumps({**envelope, "outcome": "no_data"})
         await sql(f"UPDATE events SET envelope = :e WHERE {FIFTH}", e=forged)
-        _fails(audit, 5, "envelope was changed")
+        # The command exits 1 naming the first bad index; the other cases are checked
+        # by the same function in this process.
+        edited = command_line()
+        assert edited.returncode == 1, edited.stdout
+        assert "first bad index: 5)" in edited.stderr
+        assert "envelope was changed" in edited.stderr
+        await _fails(audit, 5, "envelope was changed")
         await sql(f"UPDATE events SET envelope = :e WHERE {FIFTH}", e=json.dumps(envelope))
-        assert audit().returncode == 0
+        assert (await audit()).ok
 
         # Deleted: a leaf removed.
         await sql("DELETE FROM log_leaves WHERE idx = 7")
-        _fails(audit, 7, "leaf 7 is missing")
+        await _fails(audit, 7, "leaf 7 is missing")
         await restore()
 
         # Reordered: two leaves swapped.
@@ -271,7 +304,7 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
             "UPDATE log_leaves SET idx = 3 WHERE idx = 4",
             "UPDATE log_leaves SET idx = 4 WHERE idx = -1",
         )
-        _fails(audit, 3)
+        await _fails(audit, 3)
         await restore()
 
         # Inserted: a leaf pushed in at 10, the later ones moved up.
@@ -285,23 +318,23 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
             "INSERT INTO log_leaves (idx, event_id, leaf, leaf_hash) "
             "SELECT 10, 'z' || substr(event_id, 2), leaf, leaf_hash FROM log_leaves WHERE idx = 21",
         )
-        _fails(audit, 10)
+        await _fails(audit, 10)
         await restore()
         await sql("DELETE FROM events WHERE id LIKE 'z%'")
-        assert audit().returncode == 0
+        assert (await audit()).ok
 
         await _more_tampering(engine, sql, audit)
     finally:
         await engine.dispose()
 
 
-def _fails(audit, at: int | None, words: str = "") -> None:
-    """The audit exits 1, naming the first bad index `at` and saying `words`."""
-    result = audit()
-    assert result.returncode == 1, result.stdout
+async def _fails(audit, at: int | None, words: str = "") -> None:
+    """The audit fails, naming the first bad index `at` and saying `words`."""
+    report = await audit()
+    assert not report.ok, report.checked
     if at is not None:
-        assert f"first bad index: {at})" in result.stderr, result.stderr
-    assert words in result.stderr, result.stderr
+        assert report.bad_index == at, report.problem
+    assert words in report.problem
 
 
 def _event_at(index: int) -> str:
@@ -329,7 +362,7 @@ async def _more_tampering(engine, sql, audit) -> None:
     # Whose data it was: another person's id put into the personal part.
     forged = json.dumps({**personal, "subjects": ["001099000001"]})
     await sql(f"UPDATE event_personal SET personal = :p WHERE event_id = {_event_at(6)}", p=forged)
-    fails(6, "personal part was changed")
+    await fails(6, "personal part was changed")
     await sql(
         f"UPDATE event_personal SET personal = :p WHERE event_id = {_event_at(6)}",
         p=json.dumps(personal),
@@ -337,17 +370,17 @@ async def _more_tampering(engine, sql, audit) -> None:
 
     # A column that search and replay read, edited: the client.
     await sql(f"UPDATE events SET client_id = 'VN/GOV/X/forged' WHERE id = {_event_at(8)}")
-    fails(8, "its client differs")
+    await fails(8, "its client differs")
     await sql(f"UPDATE events SET client_id = :c WHERE id = {_event_at(8)}", c=client)
 
     # A tree node that proofs and tiles are made of.
     await sql("UPDATE log_nodes SET hash = :h WHERE level = 1 AND idx = 2", h=b"\x00" * 32)
-    fails(4, "level 1, index 2 does not hash its children")
+    await fails(4, "level 1, index 2 does not hash its children")
     await sql("UPDATE log_nodes SET hash = :h WHERE level = 1 AND idx = 2", h=bytes(node))
 
     # Signed checkpoints removed, so that no signature covers the leaves any more.
     await sql("DELETE FROM log_checkpoints WHERE size > 0")
-    fails(0, "leaves no checkpoint covers")
+    await fails(0, "leaves no checkpoint covers")
     async with engine.begin() as conn:
         await conn.execute(
             sa.text(
@@ -364,9 +397,9 @@ async def _more_tampering(engine, sql, audit) -> None:
         "request_id, client_id, procedure, outcome, policy_version, envelope, envelope_hash "
         f"FROM events WHERE id = {_event_at(21)}"
     )
-    fails(None, "1 recorded events are neither in the log nor queued")
+    await fails(None, "1 recorded events are neither in the log nor queued")
     await sql("DELETE FROM events WHERE id LIKE 'y%'")
-    assert audit().returncode == 0
+    assert (await audit()).ok
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -409,6 +442,7 @@ async def _roll_back(database_url: str, size: int) -> None:
         await engine.dispose()
 
 
+@pytest.mark.own_database
 async def test_audit_verify_url_checks_the_public_log_and_catches_a_rollback(
     log_gateway, gateway_factory, dataset, tmp_path
 ) -> None:
@@ -416,12 +450,12 @@ async def test_audit_verify_url_checks_the_public_log_and_catches_a_rollback(
 
     from keys import verifier_key
 
-    await _requests(log_gateway, dataset, 30)
+    await _requests(log_gateway, dataset, 10)
     async with log_gateway.client(auth=None) as http:
         verifier = (await http.get("/log/key")).text.splitlines()[0]
-        _, first, _, first_note = await _checkpoint(http, 30, verifier)
-        await _requests(log_gateway, dataset, 30)
-        _, second, _, second_note = await _checkpoint(http, first + 30, verifier)
+        _, first, _, first_note = await _checkpoint(http, 10, verifier)
+        await _requests(log_gateway, dataset, 10)
+        _, second, _, second_note = await _checkpoint(http, first + 10, verifier)
     (tmp_path / "first.txt").write_text(first_note)
     (tmp_path / "second.txt").write_text(second_note)
     url = log_gateway.url
@@ -437,16 +471,15 @@ async def test_audit_verify_url_checks_the_public_log_and_catches_a_rollback(
     assert published.returncode == 0, published.stderr
     assert "with the checkpoint keys the gateway publishes" in published.stdout
 
+    from gateway.audit import verify_remote
+
     stranger = verifier_key("127.0.0.1:8000/log", Ed25519PrivateKey.generate().public_key())
-    forged = _cli("audit", "verify", "--url", url, "--key", stranger)
-    assert forged.returncode == 1
-    assert "the checkpoint does not verify" in forged.stderr
-    nothing = _cli("audit", "verify", "--url", "http://127.0.0.1:9")
-    assert nothing.returncode == 1
-    assert "could not read" in nothing.stderr
-    elsewhere = _cli("audit", "verify", "--url", f"{url}/graphql")
-    assert elsewhere.returncode == 1
-    assert "answered HTTP" in elsewhere.stderr
+    forged = await verify_remote(url, key=stranger)
+    assert "the checkpoint does not verify" in forged.problem
+    nothing = await verify_remote("http://127.0.0.1:9")
+    assert "could not read" in nothing.problem
+    elsewhere = await verify_remote(f"{url}/graphql")
+    assert "answered HTTP" in elsewhere.problem
 
     # The operator restores an older backup: the log now says less than it once signed.
     log_gateway.server.stop()

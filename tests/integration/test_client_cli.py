@@ -13,9 +13,11 @@ import pytest
 RESIDENCE = "1.004222"
 
 
-@pytest.fixture
-def database_url(tmp_path):
-    return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+# The command line's work does not depend on the backend; it registers fixed client ids.
+pytestmark = [
+    pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
+    pytest.mark.own_database,
+]
 
 
 def _cli(

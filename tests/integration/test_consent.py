@@ -34,11 +34,15 @@ async def _request(gateway, person: str, **purpose) -> dict:
     return response.json()
 
 
-async def _event_outcomes(url: str) -> list[tuple[str, str]]:
+async def _event_outcomes(url: str, client_id: str) -> list[tuple[str, str]]:
+    """The type and outcome of each event of a client, oldest first."""
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            rows = await conn.execute(sa.text("SELECT type, outcome FROM events ORDER BY ts"))
+            rows = await conn.execute(
+                sa.text("SELECT type, outcome FROM events WHERE client_id = :c ORDER BY ts"),
+                {"c": client_id},
+            )
             return [(r.type, r.outcome) for r in rows]
     finally:
         await engine.dispose()
@@ -108,7 +112,8 @@ async def test_consent_from_request_to_revocation(gateway, dataset, sign_in, mig
     again = (await gateway.post(_phone_query(person), procedure=RESIDENCE)).json()
     assert again["errors"][0]["extensions"]["code"] == "CONSENT_REQUIRED"
 
-    outcomes = [o for o in await _event_outcomes(migrated) if o[0] == "consent"]
+    events = await _event_outcomes(migrated, gateway.signer.client_id)
+    outcomes = [o for o in events if o[0] == "consent"]
     assert outcomes == [("consent", "requested"), ("consent", "approved"), ("consent", "revoked")]
     report = await gateway.audit()
     assert report.ok, report.problem

@@ -12,12 +12,6 @@ from gateway.storage import create_engine, list_connectors, record_connectors
 GR = "application/graphql-response+json"
 
 
-@pytest.fixture
-def database_url(request, tmp_path):
-    """These tests are about requests, not storage: SQLite is enough."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-
-
 @pytest.mark.parametrize(
     ("query", "variables"),
     [

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -62,6 +63,7 @@ async def test_migrations_reach_head_and_record_connectors(gateway, migrated) ->
     assert all(r["version"] == 1 and r["status"] == "active" for r in rows.values())
 
 
+@pytest.mark.own_database  # it records other manifests
 async def test_a_changed_manifest_is_a_new_version_and_a_dropped_one_is_removed(
     gateway_factory, migrated, tmp_path, manifests
 ) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 RESIDENCE = "1.004222"
 PREFILL = """query($p: String!, $a: String!) {
   prefill(procedure: $p, applicant: $a) {
@@ -14,11 +12,6 @@ PREFILL = """query($p: String!, $a: String!) {
     papersStillNeeded { paper { en } fields reasons { path code } }
   }
 }"""
-
-
-@pytest.fixture
-def database_url(tmp_path):
-    return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
 
 
 async def _prefill(gateway, applicant: str, procedure: str = RESIDENCE, **purpose) -> dict:

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-import pytest
-
 RESIDENCE = "1.004222"  # permanent residence: identity and household by law, phone by consent
 GR = "application/graphql-response+json"
-
-
-@pytest.fixture
-def database_url(tmp_path):
-    # Decisions do not depend on the backend; consent and recording tests use both.
-    return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
 
 
 def _codes(body) -> dict[tuple, str]:

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+# The page does not depend on the backend.
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("backend", ["sqlite"], indirect=True)]
 
 
 @pytest.fixture

@@ -12,26 +12,15 @@ from gateway.tokens import Purpose, sign_request
 RESIDENCE = "1.004222"
 
 
-@pytest.fixture
-async def database_url(postgres_admin, tmp_path):
-    """PostgreSQL only: several processes share one database in production."""
-    import asyncpg
-
-    name = f"gw_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_admin)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    admin = await asyncpg.connect(postgres_admin)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+# PostgreSQL only: several processes share one database in production.
+pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
 
 async def test_a_token_spent_at_one_replica_is_refused_at_another(
     gateway_factory, redis_url, signer, dataset
 ) -> None:
-    first = gateway_factory(redis_url=redis_url)
-    second = gateway_factory(redis_url=redis_url)
+    first = gateway_factory.start(redis_url=redis_url)
+    second = gateway_factory.start(redis_url=redis_url)
     person = dataset.sample.citizens[0]
     body = orjson.dumps({"query": f'{{ citizen(personalId: "{person}") {{ fullName }} }}'})
     token = sign_request(
@@ -58,8 +47,8 @@ async def test_limits_per_client_count_across_replicas(
 ) -> None:
     # Redis outlives tests: a client of its own starts this minute's count at zero.
     own = await another_client(f"VN/GOV/TEST/rl-{uuid.uuid4().hex[:8]}", ["commune_police"])
-    first = gateway_factory(redis_url=redis_url, rate_limit_client=4)
-    second = gateway_factory(redis_url=redis_url, rate_limit_client=4)
+    first = gateway_factory.start(redis_url=redis_url, rate_limit_client=4)
+    second = gateway_factory.start(redis_url=redis_url, rate_limit_client=4)
     person = dataset.sample.citizens[0]
     query = f'{{ citizen(personalId: "{person}") {{ fullName }} }}'
     statuses = []

@@ -13,6 +13,7 @@ import hmac
 import subprocess
 import sys
 import time
+import uuid
 
 import orjson
 import pytest
@@ -29,11 +30,6 @@ GR = "application/graphql-response+json"
 
 
 @pytest.fixture
-def database_url(tmp_path):
-    return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-
-
-@pytest.fixture
 def body(dataset) -> bytes:
     person = dataset.sample.citizens[0]
     return orjson.dumps({"query": f'{{ citizen(personalId: "{person}") {{ fullName }} }}'})
@@ -44,14 +40,40 @@ def purpose(dataset) -> Purpose:
     return Purpose(RESIDENCE, "CASE-1", "officer-1", (dataset.sample.citizens[0],))
 
 
-async def _events(url: str) -> list[str]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(sa.text("SELECT outcome FROM events ORDER BY ts"))
-            return [r.outcome for r in rows]
-    finally:
-        await engine.dispose()
+class Recorded:
+    """The access records of the test's client, and how many records were made in all."""
+
+    def __init__(self, url: str, client_id: str) -> None:
+        self.url, self.client_id = url, client_id
+        self.before = 0
+
+    async def _read(self, query: str, **params: str) -> list[str]:
+        engine = create_engine(self.url)
+        try:
+            async with engine.connect() as conn:
+                return [row[0] for row in await conn.execute(sa.text(query), params)]
+        finally:
+            await engine.dispose()
+
+    async def count(self) -> int:
+        return int((await self._read("SELECT count(*) FROM events"))[0])
+
+    async def outcomes(self) -> list[str]:
+        """The outcome of each record of the test's client, oldest first."""
+        return await self._read(
+            "SELECT outcome FROM events WHERE client_id = :c ORDER BY ts", c=self.client_id
+        )
+
+    async def none_made(self) -> bool:
+        """No record at all was made since the test began (whoever it would be of)."""
+        return await self.count() == self.before
+
+
+@pytest.fixture
+async def recorded(migrated, signer) -> Recorded:
+    found = Recorded(migrated, signer.client_id)
+    found.before = await found.count()
+    return found
 
 
 async def _send(gateway, body: bytes, token: str | None):
@@ -98,37 +120,37 @@ def _raw_jws(header: dict, claims: dict, key) -> str:
 
 
 async def test_a_valid_token_is_served_and_recorded(
-    gateway, signer, body, purpose, migrated
+    gateway, signer, body, purpose, recorded
 ) -> None:
     response = await _send(gateway, body, _token(signer, body, purpose))
     assert response.status_code == 200
     assert "errors" not in response.json()
-    assert await _events(migrated) == ["served"]
+    assert await recorded.outcomes() == ["served"]
 
 
-async def test_no_token(gateway, body, migrated) -> None:
+async def test_no_token(gateway, body, recorded) -> None:
     response = await _send(gateway, body, None)
     assert response.status_code == 401
     assert response.json()["code"] == "UNAUTHENTICATED"
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert await _events(migrated) == []
+    assert await recorded.none_made()
 
 
-async def test_replayed(gateway, signer, body, purpose, migrated) -> None:
+async def test_replayed(gateway, signer, body, purpose, recorded) -> None:
     token = _token(signer, body, purpose)
     assert (await _send(gateway, body, token)).status_code == 200
     again = await _send(gateway, body, token)
     assert again.status_code == 401
     assert again.json()["code"] == "TOKEN_REPLAYED"
-    assert await _events(migrated) == ["served", "rejected:TOKEN_REPLAYED"]
+    assert await recorded.outcomes() == ["served", "rejected:TOKEN_REPLAYED"]
 
 
-async def test_expired(gateway, signer, body, purpose, migrated) -> None:
+async def test_expired(gateway, signer, body, purpose, recorded) -> None:
     token = _token(signer, body, purpose, now=int(time.time()) - 400, ttl=120)
     response = await _send(gateway, body, token)
     assert response.status_code == 401
     assert response.json()["code"] == "TOKEN_EXPIRED"
-    assert await _events(migrated) == ["rejected:TOKEN_EXPIRED"]
+    assert await recorded.outcomes() == ["rejected:TOKEN_EXPIRED"]
 
 
 async def test_living_longer_than_300_seconds(gateway, signer, body, purpose) -> None:
@@ -140,12 +162,12 @@ async def test_living_longer_than_300_seconds(gateway, signer, body, purpose) ->
     assert response.json()["code"] == "UNAUTHENTICATED"
 
 
-async def test_signed_with_another_key(gateway, signer, body, purpose, migrated) -> None:
+async def test_signed_with_another_key(gateway, signer, body, purpose, recorded) -> None:
     stranger = OKPKey.generate_key("Ed25519")
     response = await _send(gateway, body, _token(signer, body, purpose, key=stranger))
     assert response.status_code == 401
     assert response.json()["code"] == "BAD_SIGNATURE"
-    assert await _events(migrated) == []
+    assert await recorded.none_made()
 
 
 async def test_wrong_audience(gateway, signer, body, purpose) -> None:
@@ -156,16 +178,16 @@ async def test_wrong_audience(gateway, signer, body, purpose) -> None:
     assert "audience" in response.json()["message"]
 
 
-async def test_unknown_client(gateway, signer, body, purpose, migrated) -> None:
+async def test_unknown_client(gateway, signer, body, purpose, recorded) -> None:
     token = _token(signer, body, purpose, client_id="VN/GOV/NOBODY/system")
     response = await _send(gateway, body, token)
     assert response.status_code == 401
     assert response.json()["code"] == "BAD_SIGNATURE"
-    assert await _events(migrated) == []
+    assert await recorded.none_made()
 
 
 async def test_another_clients_kid_never_authenticates(
-    gateway, signer, another_client, body, purpose, migrated
+    gateway, signer, another_client, body, purpose, recorded
 ) -> None:
     # B signs with its own key but claims to be A: B's kid is looked up within A.
     other = await another_client("VN/GOV/OTHER/system", ["commune_police"])
@@ -173,7 +195,7 @@ async def test_another_clients_kid_never_authenticates(
     response = await _send(gateway, body, token)
     assert response.status_code == 401
     assert response.json()["code"] == "BAD_SIGNATURE"
-    assert await _events(migrated) == []
+    assert await recorded.none_made()
 
 
 async def test_alg_none(gateway, signer, body, purpose) -> None:
@@ -215,13 +237,13 @@ async def test_a_key_in_the_header_is_never_used(gateway, signer, body, purpose)
     assert response.status_code == 401
 
 
-async def test_body_not_matching_req(gateway, signer, body, purpose, migrated) -> None:
+async def test_body_not_matching_req(gateway, signer, body, purpose, recorded) -> None:
     token = _token(signer, body, purpose)
     other = body.replace(b"fullName", b"birthDate")
     response = await _send(gateway, other, token)
     assert response.status_code == 401
     assert response.json()["code"] == "REQUEST_MISMATCH"
-    assert await _events(migrated) == ["rejected:REQUEST_MISMATCH"]
+    assert await recorded.outcomes() == ["rejected:REQUEST_MISMATCH"]
 
 
 async def test_oversized_token(gateway, signer, body, purpose) -> None:
@@ -232,12 +254,12 @@ async def test_oversized_token(gateway, signer, body, purpose) -> None:
     assert response.json()["code"] == "UNAUTHENTICATED"
 
 
-async def test_unknown_procedure(gateway, signer, body, dataset, migrated) -> None:
+async def test_unknown_procedure(gateway, signer, body, dataset, recorded) -> None:
     purpose = Purpose("9.999999", "CASE-1", "officer-1", (dataset.sample.citizens[0],))
     response = await _send(gateway, body, _token(signer, body, purpose))
     assert response.status_code == 400
     assert response.json()["code"] == "UNKNOWN_PROCEDURE"
-    assert await _events(migrated) == ["rejected:UNKNOWN_PROCEDURE"]
+    assert await recorded.outcomes() == ["rejected:UNKNOWN_PROCEDURE"]
 
 
 async def test_too_many_subjects(gateway, signer, body, dataset) -> None:
@@ -311,21 +333,20 @@ async def test_both_names_of_ed25519_are_accepted(gateway, signer, body, purpose
 
 
 async def test_an_es256_client(gateway, migrated, tmp_path, body, purpose) -> None:
+    client = f"VN/GOV/EC/system-{uuid.uuid4().hex[:8]}"
     from gateway.clients import ClientRegistry
     from gateway.local_keys import generate_local_key
 
     engine = create_engine(migrated)
     try:
         registry = ClientRegistry(engine)
-        await registry.add(
-            "VN/GOV/EC/system", name="n", organisation="o", agency_kinds=["commune_police"]
-        )
-        key, public, kid = generate_local_key(tmp_path / "ec", "VN/GOV/EC/system", alg="ES256")
-        await registry.add_key("VN/GOV/EC/system", public)
+        await registry.add(client, name="n", organisation="o", agency_kinds=["commune_police"])
+        key, public, kid = generate_local_key(tmp_path / "ec", client, alg="ES256")
+        await registry.add_key(client, public)
     finally:
         await engine.dispose()
     token = sign_request(
-        client_id="VN/GOV/EC/system",
+        client_id=client,
         key=key,
         kid=kid,
         audience=gateway.signer.audience,
@@ -376,22 +397,22 @@ async def test_a_duplicate_claim_is_refused(gateway, signer, body, dataset) -> N
 
 
 async def test_replaying_an_old_token_cannot_flood_the_record(
-    gateway_factory, signer, body, purpose, migrated
+    gateway_factory, signer, body, purpose, recorded
 ) -> None:
     gateway = gateway_factory(rate_limit_client=3)
     token = _token(signer, body, purpose, now=int(time.time()) - 3600, ttl=60)
     statuses = [(await _send(gateway, body, token)).status_code for _ in range(8)]
     assert statuses == [401] * 8
-    assert await _events(migrated) == ["rejected:TOKEN_EXPIRED"] * 3
+    assert await recorded.outcomes() == ["rejected:TOKEN_EXPIRED"] * 3
 
 
 async def test_a_token_is_single_use_across_a_restart(
     gateway_factory, signer, body, purpose
 ) -> None:
     token = _token(signer, body, purpose)
-    first = gateway_factory()
+    first = gateway_factory.start()
     assert (await _send(first, body, token)).status_code == 200
     first.server.stop()
-    second = gateway_factory()
+    second = gateway_factory.start()
     again = await _send(second, body, token)
     assert again.json()["code"] == "TOKEN_REPLAYED"

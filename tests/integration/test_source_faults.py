@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from sandbox import business, population
@@ -51,6 +52,7 @@ def _slow_manifests(manifests: Path, tmp_path: Path, timeout: float) -> Path:
     return folder
 
 
+@pytest.mark.own_database  # its manifests differ: they are recorded
 async def test_slow_source_times_out_on_its_own_fields(
     gateway_factory, dataset, start_server, business_url, tmp_path, manifests, sandbox_settings
 ) -> None:
