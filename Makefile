@@ -54,8 +54,8 @@ vendor-graphiql:
 		&& for f in *.tgz; do mkdir -p "$${f%.tgz}" && tar xzf "$$f" -C "$${f%.tgz}"; done
 	cp build/vendor/graphiql-3.8.3/package/graphiql.min.js build/vendor/graphiql-3.8.3/package/graphiql.min.css \
 		build/vendor/react-18.3.1/package/umd/react.production.min.js \
-		build/vendor/react-dom-18.3.1/package/umd/react-dom.production.min.js gateway/static/graphiql/
-	cd gateway/static/graphiql && sha256sum *.js *.css > SHA256SUMS
+		build/vendor/react-dom-18.3.1/package/umd/react-dom.production.min.js gateway/web/static/graphiql/
+	cd gateway/web/static/graphiql && sha256sum *.js *.css > SHA256SUMS
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

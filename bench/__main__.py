@@ -99,8 +99,7 @@ def machine() -> str:
 
 async def _register(database_url: str, keys: Path) -> tuple[Any, str]:
     """Register the benchmark's client; its requests are signed like any client's."""
-    from gateway.clients import ClientRegistry
-    from gateway.local_keys import add_local_key
+    from gateway.admission import ClientRegistry, add_local_key
     from gateway.storage import create_engine
     from policies import AgencyKind
 
@@ -218,7 +217,8 @@ def scenarios(servers: Servers, citizens: int) -> list[Scenario]:
     def graphql(
         query: str, variables: dict[str, Any], procedure: str, subjects: list[str]
     ) -> tuple[int, bytes]:
-        from gateway.tokens import Purpose, sign_request
+        from gateway.admission import sign_request
+        from policies import Purpose
 
         body = json.dumps({"query": query, "variables": variables}).encode()
         token = sign_request(

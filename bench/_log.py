@@ -23,11 +23,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway._tables import log_nodes, log_state
-from gateway.accesslog import Sequencer, TransparencyLog
-from gateway.merkle import hash_ranges, leaf_hash, node_hash, perfect_nodes
-from gateway.recorder import Event, EventRecorder, insert_events
-from gateway.storage import create_engine, upgrade
+from gateway.log import hash_ranges, leaf_hash, node_hash, perfect_nodes
+from gateway.log.sequencer import Sequencer
+from gateway.log.store import TransparencyLog
+from gateway.records import Event, EventRecorder, insert_events
+from gateway.storage import create_engine, log_nodes, log_state, upgrade
 from keys import KeyRing
 
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

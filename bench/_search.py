@@ -2,7 +2,7 @@
 
 A database of its own per backend gets `events` synthetic access records spread over
 a year (with their subject index, decision index and log leaves), bulk-loaded without
-the recorder; then each search of `gateway._search` runs as the routes run it (first
+the recorder; then each search of `gateway.records` runs as the routes run it (first
 page of 50, newest first) with different values, and the table gives the median and
 slowest time and the indexes the database's plan used.
 """
@@ -23,9 +23,8 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bench._log import database
-from gateway._search import SearchFilter, search_page
-from gateway._tables import event_decisions, event_subjects, events, log_leaves
-from gateway.storage import read_snapshot
+from gateway.records import SearchFilter, search_page
+from gateway.storage import event_decisions, event_subjects, events, log_leaves, read_snapshot
 
 __all__ = ["measure"]
 

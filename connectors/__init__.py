@@ -3,6 +3,7 @@
 The protocol is in `connectors.base`; `RestConnector` is the built-in `rest` kind.
 """
 
+from connectors._http import source_client
 from connectors._loader import BatchLoader
 from connectors._manifest import (
     BatchSpec,
@@ -45,4 +46,5 @@ __all__ = [
     "connector_kinds",
     "load_manifest",
     "load_manifests",
+    "source_client",
 ]

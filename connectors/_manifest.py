@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.documents import DocumentError, document_files, load_document
+from gateway.configfiles import ConfigFileError, config_files, load_config_file
 
 __all__ = [
     "BatchSpec",
@@ -37,7 +37,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 _SOURCE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-class ManifestError(DocumentError):
+class ManifestError(ConfigFileError):
     """A manifest that cannot be used; says which file and line."""
 
 
@@ -167,12 +167,12 @@ class Manifest(_Strict):
 
 def load_manifest(path: Path) -> Manifest:
     """Read and validate one manifest file."""
-    return load_document(path, Manifest, error=ManifestError, what="manifest", ignore_loc=_TAGS)
+    return load_config_file(path, Manifest, error=ManifestError, what="manifest", ignore_loc=_TAGS)
 
 
 def load_manifests(directory: Path) -> list[Manifest]:
     """Every `*.yaml`, `*.yml` and `*.json` manifest in `directory`, sorted by file name."""
-    files = document_files(directory, error=ManifestError)
+    files = config_files(directory, error=ManifestError)
     manifests = [load_manifest(p) for p in files]
     seen: dict[str, Path] = {}
     for path, manifest in zip(files, manifests, strict=True):

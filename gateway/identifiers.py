@@ -1,16 +1,29 @@
-"""Identifiers that arrive from clients: personal ids and enterprise (tax) codes.
+"""Identifiers that arrive from clients: personal ids, enterprise (tax) codes, households.
 
 A `PersonalId` never shows its value in `str` or `repr`, so it cannot leak into a log
-line by accident; code that must send it to a source asks for `.value`.
+line by accident; code that must send it to a source asks for `.value`. Whoever takes
+"one of several kinds" (a purpose's subjects, an auditor's search, a holder of land)
+checks it with `parse_identifier`. A leaf module: every package may use it.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Sequence
+from typing import ClassVar, Final, Protocol
 
 from gateway.errors import InvalidIdentifier
 
-__all__ = ["EnterpriseCode", "HouseholdId", "PersonalId", "tax_code_check_digit"]
+__all__ = [
+    "HOLDER_KINDS",
+    "SUBJECT_KINDS",
+    "EnterpriseCode",
+    "HouseholdId",
+    "IdentifierKind",
+    "PersonalId",
+    "describe_kinds",
+    "parse_identifier",
+    "tax_code_check_digit",
+]
 
 _TAX_WEIGHTS: Final = (31, 29, 23, 19, 17, 13, 7, 5, 3)
 
@@ -26,6 +39,7 @@ class PersonalId:
     """
 
     __slots__ = ("value",)
+    described: ClassVar[str] = "a 12-digit personal id"
 
     def __init__(self, value: str) -> None:
         if len(value) != 12 or not _is_ascii_digits(value):
@@ -56,6 +70,7 @@ class HouseholdId:
     """
 
     __slots__ = ("value",)
+    described: ClassVar[str] = "a household id"
 
     def __init__(self, value: str) -> None:
         plain = value.replace("-", "")
@@ -94,6 +109,7 @@ class EnterpriseCode:
     """
 
     __slots__ = ("value",)
+    described: ClassVar[str] = "an enterprise code"
 
     def __init__(self, value: str) -> None:
         head, dash, branch = value.partition("-")
@@ -121,3 +137,44 @@ class EnterpriseCode:
 
     def __repr__(self) -> str:
         return f"EnterpriseCode({self.value!r})"
+
+
+class IdentifierKind(Protocol):
+    """A kind of identifier: checks a value's form, or raises `InvalidIdentifier`."""
+
+    described: ClassVar[str]
+
+    def __init__(self, value: str) -> None: ...
+
+    @property
+    def value(self) -> str:
+        """The identifier, checked."""
+        ...
+
+
+SUBJECT_KINDS: Final[Sequence[type[IdentifierKind]]] = (PersonalId, EnterpriseCode, HouseholdId)
+"""Whom a purpose may name, and an auditor search for."""
+HOLDER_KINDS: Final[Sequence[type[IdentifierKind]]] = (PersonalId, EnterpriseCode)
+"""Who may hold land or a digitized result: a person or an enterprise."""
+
+
+def describe_kinds(kinds: Sequence[type[IdentifierKind]]) -> str:
+    """`a 12-digit personal id, an enterprise code or a household id`."""
+    names = [kind.described for kind in kinds]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def parse_identifier(
+    value: object, kinds: Sequence[type[IdentifierKind]] = SUBJECT_KINDS, *, argument: str
+) -> str:
+    """`value`, checked as an identifier of the first of `kinds` it fits.
+
+    Raises `InvalidIdentifier` naming `argument` when it fits none.
+    """
+    if isinstance(value, str):
+        for kind in kinds:
+            try:
+                return kind(value).value
+            except InvalidIdentifier:
+                continue
+    raise InvalidIdentifier(f"The {argument} is {describe_kinds(kinds)}.", argument=argument)

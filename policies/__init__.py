@@ -1,5 +1,8 @@
 """Purpose binding and decisions: the procedure catalogue, legal basis versus consent.
 
+A request's `Purpose` (procedure, case, officer, subjects) is the one value the
+gateway decides, fetches, records and shows every read against.
+
 The catalogue (`load_catalogue`) says, per administrative procedure, which agency
 kinds run it, on which law, and which canonical fields it may read with `law` or
 `consent` as the basis. Policies (`default_policy`) decide one read at a time from it:
@@ -20,6 +23,7 @@ from policies._catalogue import (
     Procedure,
     load_catalogue,
 )
+from policies._consent import CONSENT_STATES, Consent
 from policies._decisions import (
     AccessRequest,
     ActiveConsent,
@@ -36,11 +40,14 @@ from policies._decisions import (
     default_policy,
 )
 from policies._errors import CatalogueError, UnknownProcedure
+from policies._purpose import MAX_SUBJECTS, Purpose
 from policies._vocabulary import AGENCY_KIND_LABELS, AgencyKind
 
 __all__ = [
     "AGENCY_KIND_LABELS",
     "CATALOGUE_DIR",
+    "CONSENT_STATES",
+    "MAX_SUBJECTS",
     "SENSITIVE_FIELDS",
     "AccessRequest",
     "ActiveConsent",
@@ -54,6 +61,7 @@ __all__ = [
     "Catalogue",
     "CatalogueError",
     "ClientRunsProcedure",
+    "Consent",
     "FieldInPurpose",
     "FieldRule",
     "FormField",
@@ -62,6 +70,7 @@ __all__ = [
     "Paper",
     "Policy",
     "Procedure",
+    "Purpose",
     "SubjectInCase",
     "UnknownProcedure",
     "UnsafeAllowAll",

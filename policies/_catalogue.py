@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from gateway.documents import document_files, load_document
+from gateway.configfiles import config_files, load_config_file
 from policies._errors import CatalogueError, UnknownProcedure
 from policies._vocabulary import AgencyKind
 
@@ -68,7 +68,7 @@ _PATH = re.compile(r"[A-Z][A-Za-z0-9]*(\.[a-z][A-Za-z0-9]*)+")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # pydantic names the members of the `fields` union in error locations; these are not
-# keys of the document, so `load_document` leaves them out when it looks for the line.
+# keys of the document, so `load_config_file` leaves them out when it looks for the line.
 _UNION_TAGS = ("Basis", "FieldRule")
 
 _Loc = tuple[int | str, ...]
@@ -446,7 +446,7 @@ def _key_line(path: Path, loc: _Loc) -> int | None:
 
 
 def _check_canonical(path: Path, procedure: Procedure, canonical: Mapping[str, Any]) -> None:
-    # `load_document` validates without a context, so the canonical check runs here:
+    # `load_config_file` validates without a context, so the canonical check runs here:
     # the same validator, fed the entry just read, with the file re-read for the line.
     try:
         Procedure.model_validate(
@@ -481,13 +481,13 @@ def load_catalogue(
             error names the file and, where there is one, the line.
     """
     directory = CATALOGUE_DIR if directory is None else directory
-    files = document_files(directory, error=CatalogueError)
+    files = config_files(directory, error=CatalogueError)
     if not files:
         raise CatalogueError(directory, "no procedure files (*.yaml, *.yml, *.json)")
     seen: dict[str, Path] = {}
     procedures: list[Procedure] = []
     for path in files:
-        procedure = load_document(
+        procedure = load_config_file(
             path, Procedure, error=CatalogueError, what="procedure", ignore_loc=_UNION_TAGS
         )
         if procedure.code in seen:

@@ -7,13 +7,13 @@ at start-up, never in answer to a request.
 
 from __future__ import annotations
 
-from gateway.documents import DocumentError
+from gateway.configfiles import ConfigFileError
 from gateway.errors import GatewayError
 
 __all__ = ["CatalogueError", "UnknownProcedure"]
 
 
-class CatalogueError(DocumentError):
+class CatalogueError(ConfigFileError):
     """A procedure catalogue that cannot be used; says which file and line."""
 
 

@@ -2,7 +2,15 @@
 
 from schema._build import build
 from schema._consent import Consent, ConsentStatus, Mutation
-from schema._context import Access, DecisionRecord, RequestContext, Services, SubjectDecision
+from schema._context import (
+    Access,
+    ConsentRequests,
+    DecisionRecord,
+    RateLimit,
+    RequestContext,
+    Services,
+    SubjectDecision,
+)
 from schema._prefill import Prefill
 from schema._query import Query
 from schema._schema import SDL_PATH, SchemaLimits, build_schema, canonical_fields, export_sdl
@@ -39,6 +47,7 @@ __all__ = [
     "BusinessStatus",
     "Citizen",
     "Consent",
+    "ConsentRequests",
     "ConsentStatus",
     "DecisionRecord",
     "Document",
@@ -56,6 +65,7 @@ __all__ = [
     "Mutation",
     "Prefill",
     "Query",
+    "RateLimit",
     "RelatedPerson",
     "RequestContext",
     "SchemaLimits",

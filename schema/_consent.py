@@ -13,8 +13,6 @@ from enum import Enum
 import strawberry
 from strawberry.types import Info
 
-from gateway import consents as store
-from gateway.consents import consent_event
 from gateway.errors import (
     ClientNotAuthorised,
     InvalidArgument,
@@ -23,8 +21,8 @@ from gateway.errors import (
     SubjectNotInCase,
 )
 from gateway.identifiers import PersonalId
-from gateway.ratelimit import enforce
 from policies import Basis
+from policies import Consent as ConsentArtefact
 from schema._context import RequestContext, Services
 
 __all__ = ["Consent", "ConsentStatus", "Mutation", "consent_status"]
@@ -53,7 +51,7 @@ class Consent:
     revoked_at: datetime.datetime | None
 
 
-def _typed(consent: store.Consent) -> Consent:
+def _typed(consent: ConsentArtefact) -> Consent:
     return Consent(
         id=strawberry.ID(consent.id),
         status=ConsentStatus(consent.status),
@@ -62,7 +60,7 @@ def _typed(consent: store.Consent) -> Consent:
         case=consent.case,
         requested_at=consent.requested_at,
         answer_by=consent.answer_by,
-        valid_from=consent.decided_at if consent.status in {"ACTIVE", "REVOKED"} else None,
+        valid_from=consent.valid_from,
         valid_until=consent.valid_until,
         revoked_at=consent.revoked_at,
     )
@@ -111,12 +109,7 @@ async def request_consent(
                 "This field is read by law for this procedure; no consent is needed.",
                 field=path,
             )
-    await enforce(
-        services.limiter,
-        "consent-request",
-        access.client_id,
-        services.consent_requests_per_minute,
-    )
+    await services.consent_requests.check(access.client_id)
     consent = await services.consents.request(
         subject=subject,
         consumer=access.client_id,
@@ -124,15 +117,7 @@ async def request_consent(
         fields=fields,
         case=access.case,
         valid_until=valid_until,
-        answer_within=services.consent_answer_within,
-        max_validity=services.consent_max_validity,
-        record=lambda c: consent_event(
-            c,
-            "requested",
-            request_id=ctx.request_id,
-            policy_version=services.catalogue.version,
-            actor="client",
-        ),
+        request_id=ctx.request_id,
     )
     ctx.actions.append(
         {"consent": consent.id, "action": "requested", "fields": sorted(fields), "subject": subject}

@@ -1,4 +1,9 @@
-"""What resolvers get as `info.context`: one per GraphQL request."""
+"""What resolvers get as `info.context`: one per GraphQL request.
+
+The schema reaches the gateway's stores only through the protocols it defines here
+(`ConsentRequests`, `RateLimit`); the gateway's application injects them, so nothing
+in `schema/` imports a room of the gateway.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,22 @@ import asyncio
 import datetime
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from connectors import BatchLoader, Connector, ConnectorRegistry, FetchContext
-from gateway.consents import ConsentStore
 from gateway.errors import ClientNotAuthorised, PolicyDenied, PurposeNotAllowed, SubjectNotInCase
-from gateway.ratelimit import RateLimiter
-from policies import AccessRequest, ActiveConsent, Allowed, Catalogue, Policy
+from gateway.instants import format_instant
+from policies import AccessRequest, ActiveConsent, Allowed, Catalogue, Consent, Policy
 
-__all__ = ["Access", "DecisionRecord", "RequestContext", "Services", "SubjectDecision"]
+__all__ = [
+    "Access",
+    "ConsentRequests",
+    "DecisionRecord",
+    "RateLimit",
+    "RequestContext",
+    "Services",
+    "SubjectDecision",
+]
 
 # Refusals that do not depend on the field: the whole entity is withheld.
 _WHOLE_ENTITY = (ClientNotAuthorised, SubjectNotInCase)
@@ -121,16 +133,44 @@ def _nothing_grants(path: str) -> PolicyDenied:
     return PurposeNotAllowed(field=path)
 
 
+class ConsentRequests(Protocol):
+    """Consents as a client's request reaches them: ask for one, read one."""
+
+    async def get(self, consent_id: str) -> Consent:
+        """The consent, or `NotFound`."""
+        ...
+
+    async def request(
+        self,
+        *,
+        subject: str,
+        consumer: str,
+        procedure: str,
+        fields: Sequence[str],
+        case: str,
+        valid_until: datetime.datetime,
+        request_id: str,
+    ) -> Consent:
+        """Record a request for the citizen to answer (and its `consent` event)."""
+        ...
+
+
+class RateLimit(Protocol):
+    """A limit of requests a minute per name."""
+
+    async def check(self, name: str) -> None:
+        """Count one hit for `name`; raise `RateLimited` once it is over the limit."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What resolvers beyond plain reads need: the catalogue, consents, limits."""
+    """What resolvers beyond plain reads need: the catalogue, consents, their limit."""
 
     catalogue: Catalogue
-    consents: ConsentStore
-    limiter: RateLimiter
-    consent_answer_within: datetime.timedelta = datetime.timedelta(days=7)
-    consent_max_validity: datetime.timedelta = datetime.timedelta(days=365)
-    consent_requests_per_minute: int = 30
+    consents: ConsentRequests
+    consent_requests: RateLimit
+    """Consent requests a minute per client."""
 
 
 @dataclass(slots=True)
@@ -181,7 +221,7 @@ class RequestContext:
         self.sources.add(source)
         entry: dict[str, Any] = {
             "source": source,
-            "retrievedAt": retrieved_at.isoformat().replace("+00:00", "Z"),
+            "retrievedAt": format_instant(retrieved_at),
             "basis": allowed.basis,
         }
         entry["legalBasis" if allowed.basis == "law" else "consentId"] = allowed.reference

@@ -8,7 +8,13 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.errors import InvalidArgument, InvalidIdentifier
-from gateway.identifiers import EnterpriseCode, HouseholdId, PersonalId
+from gateway.identifiers import (
+    HOLDER_KINDS,
+    EnterpriseCode,
+    HouseholdId,
+    PersonalId,
+    parse_identifier,
+)
 from schema._consent import Consent, consent_status
 from schema._context import RequestContext
 from schema._prefill import Prefill, prefill_form
@@ -23,15 +29,7 @@ Ctx = Info[RequestContext, None]
 
 def holder_id(value: str) -> str:
     """A holder is a person (personal id) or an enterprise (tax code)."""
-    try:
-        return PersonalId(value).value
-    except InvalidIdentifier:
-        try:
-            return EnterpriseCode(value).value
-        except InvalidIdentifier:
-            raise InvalidIdentifier(
-                "A holder is a 12-digit personal id or an enterprise code.", argument="holder"
-            ) from None
+    return parse_identifier(value, HOLDER_KINDS, argument="holder")
 
 
 async def _one(info: Ctx, kind: EntityKind, key: str) -> Any:

@@ -39,16 +39,13 @@ import yaml
 from pydantic import SecretStr
 
 import sandbox
-from gateway._demo_tokens import DEMO_CLIENT
-from gateway.app import create_app
-from gateway.clients import ClientRegistry
+from gateway.admission import ClientRegistry, add_local_key, sign_request
 from gateway.config import GatewaySettings
 from gateway.errors import InvalidIdentifier
 from gateway.identifiers import EnterpriseCode, HouseholdId, PersonalId
-from gateway.local_keys import add_local_key
 from gateway.storage import create_engine, upgrade
-from gateway.tokens import Purpose, sign_request
-from policies import CATALOGUE_DIR, SENSITIVE_FIELDS, AgencyKind
+from gateway.web import DEMO_CLIENT, create_app
+from policies import CATALOGUE_DIR, SENSITIVE_FIELDS, AgencyKind, Purpose
 from sandbox import SandboxSettings, business, generate, issuer, population
 from schema import canonical_fields
 
@@ -458,7 +455,7 @@ def another_client(place: Place) -> Callable[..., Any]:
 @pytest.fixture
 def demo_client(place: Place) -> str:
     """The demo's query-page client, registered once per database, its key in the place."""
-    from gateway.local_keys import has_local_key
+    from gateway.admission import has_local_key
 
     if not has_local_key(place.client_keys_dir, DEMO_CLIENT):
         run(register_client(place.database_url, place.client_keys_dir, DEMO_CLIENT))
@@ -526,8 +523,9 @@ class Gateway:
 
     async def audit(self) -> Any:
         """Wait until every event is integrated, then audit the database; the report."""
-        from gateway.accesslog import TransparencyLog, checkpoint_verifiers
-        from gateway.audit import verify_database
+        from gateway.log import checkpoint_verifiers
+        from gateway.log.store import TransparencyLog
+        from gateway.records import verify_database
         from keys import KeyRing
 
         engine = create_engine(self.settings.database_url.get_secret_value())

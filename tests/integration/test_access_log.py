@@ -122,7 +122,7 @@ async def _checkpoint(http, at_least: int, verifier: str) -> tuple[str, int, byt
 
 async def _record_directly(database_url: str, count: int) -> None:
     from bench._log import access_event
-    from gateway.recorder import insert_events
+    from gateway.records import insert_events
     from gateway.storage import create_engine
 
     engine = create_engine(database_url)
@@ -200,7 +200,7 @@ async def test_the_log_verifies_with_independent_code(log_gateway, dataset, migr
             assert tree.get_root(proof_size) == proof_root
 
     # The gateway's own remote audit agrees, level-1 tiles included.
-    from gateway.audit import verify_remote
+    from gateway.log.remote import verify_remote
 
     report = await verify_remote(log_gateway.url, key=verifier)
     assert report.ok, report.problem
@@ -235,7 +235,7 @@ async def test_audit_verify_passes_then_names_each_kind_of_tampering(
             check=False,
         )
 
-    from gateway.audit import verify_database
+    from gateway.records import verify_database
     from keys import parse_verifier_key
 
     async def audit():
@@ -471,7 +471,7 @@ async def test_audit_verify_url_checks_the_public_log_and_catches_a_rollback(
     assert published.returncode == 0, published.stderr
     assert "with the checkpoint keys the gateway publishes" in published.stdout
 
-    from gateway.audit import verify_remote
+    from gateway.log.remote import verify_remote
 
     stranger = verifier_key("127.0.0.1:8000/log", Ed25519PrivateKey.generate().public_key())
     forged = await verify_remote(url, key=stranger)

@@ -35,7 +35,7 @@ async def _read(gateway, person: str, **purpose) -> dict:
 
 async def _logged(gateway) -> None:
     """Wait until every recorded event is in a signed checkpoint."""
-    from gateway.accesslog import TransparencyLog
+    from gateway.log.store import TransparencyLog
     from gateway.storage import create_engine
 
     engine = create_engine(gateway.settings.database_url.get_secret_value())
@@ -188,7 +188,7 @@ async def test_auditors_search_by_every_filter_page_through_and_export_with_proo
     assert "line 3 of" in failed.stderr
     assert "does not match its hash" in failed.stderr
     # The command runs this function: the other edits, in this process.
-    from gateway.offline import verify_export
+    from gateway.log import verify_export
     from keys import parse_verifier_key
 
     for bad, line, problem in (
@@ -311,7 +311,7 @@ async def test_each_citizen_sees_who_read_their_data_and_nobody_elses(
             )
         ).json()["events"][0]
     assert alice not in receipt.text
-    from gateway.offline import verify_tlog_proof
+    from gateway.log import verify_tlog_proof
     from keys import parse_verifier_key
 
     proven = verify_tlog_proof(receipt.text, [parse_verifier_key(verifier)])
@@ -389,10 +389,8 @@ async def test_the_hiding_boundary_is_the_instant_itself(migrated) -> None:
     """At `hiddenUntil` exactly the access shows; a microsecond before, it does not."""
     import sqlalchemy as sa
 
-    from gateway._search import SearchFilter, search_page
-    from gateway._tables import event_subjects, events
-    from gateway.recorder import Event, insert_events
-    from gateway.storage import create_engine
+    from gateway.records import Event, SearchFilter, insert_events, search_page
+    from gateway.storage import create_engine, event_subjects, events
 
     until = datetime.datetime(2026, 3, 1, 0, 0, tzinfo=datetime.UTC)
     event = Event(
@@ -440,7 +438,7 @@ async def test_the_hiding_boundary_is_the_instant_itself(migrated) -> None:
 async def test_forgetting_waits_for_retention_then_keeps_the_log_verifiable(
     log_gateway, dataset, sign_in, tmp_path
 ) -> None:
-    from gateway._forget import forget
+    from gateway.records import forget
     from gateway.storage import create_engine
     from keys import load_secret
     from policies import load_catalogue

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from gateway._cli_identity import citizen_token, staff_token
+from gateway.admission import IdentityVerifier
+from gateway.cli._identity import citizen_token, staff_token
 from gateway.config import GatewaySettings
 from gateway.errors import BadSignature
-from gateway.identity import IdentityVerifier
 from sandbox import SandboxSettings, issuer
 
 AUDIENCE = "http://gateway.test"

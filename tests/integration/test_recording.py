@@ -12,7 +12,8 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from gateway.recorder import canonical_hash, commitment
+from gateway.log import canonical_hash
+from gateway.records import commitment
 from gateway.storage import create_engine
 
 RESIDENCE = "1.004222"

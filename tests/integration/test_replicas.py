@@ -7,7 +7,8 @@ import uuid
 import orjson
 import pytest
 
-from gateway.tokens import Purpose, sign_request
+from gateway.admission import sign_request
+from policies import Purpose
 
 RESIDENCE = "1.004222"
 

@@ -21,9 +21,10 @@ import sqlalchemy as sa
 from joserfc import jws
 from joserfc.jwk import OKPKey
 
+from gateway.admission import TOKEN_TYPE, body_digest, sign_request
 from gateway.storage import create_engine
-from gateway.tokens import TOKEN_TYPE, Purpose, body_digest, sign_request
 from keys import eddsa_allowed
+from policies import Purpose
 
 RESIDENCE = "1.004222"
 GR = "application/graphql-response+json"
@@ -334,8 +335,7 @@ async def test_both_names_of_ed25519_are_accepted(gateway, signer, body, purpose
 
 async def test_an_es256_client(gateway, migrated, tmp_path, body, purpose) -> None:
     client = f"VN/GOV/EC/system-{uuid.uuid4().hex[:8]}"
-    from gateway.clients import ClientRegistry
-    from gateway.local_keys import generate_local_key
+    from gateway.admission import ClientRegistry, generate_local_key
 
     engine = create_engine(migrated)
     try:

@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).parents[2]
 DISTRIBUTION = "lienthong-gateway"
 PACKAGES = ["connectors", "gateway", "keys", "policies", "sandbox", "schema"]
-GRAPHIQL = ROOT / "gateway" / "static" / "graphiql"
+ROOMS = [f"gateway.{room}" for room in ("admission", "cli", "log", "records", "storage", "web")]
+GRAPHIQL = ROOT / "gateway" / "web" / "static" / "graphiql"
 
 
 def _isort_key(name: str) -> tuple[int, str]:
@@ -34,7 +35,7 @@ def _own_public_names(package: ModuleType) -> set[str]:
         if isinstance(node, ast.If):  # `if TYPE_CHECKING:` imports of a lazy API
             todo.extend(node.body)
         elif isinstance(node, ast.ImportFrom):
-            if node.level or (node.module or "").split(".")[0] == package.__name__:
+            if node.level or (node.module or "").startswith(package.__name__ + "."):
                 names.update(a.asname or a.name for a in node.names)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
@@ -72,19 +73,19 @@ def test_no_other_distribution_provides_the_package(name: str) -> None:
         assert providers == [DISTRIBUTION]
 
 
-@pytest.mark.parametrize("name", PACKAGES)
+@pytest.mark.parametrize("name", PACKAGES + ROOMS)
 def test_all_is_sorted(name: str) -> None:
     exported = list(getattr(importlib.import_module(name), "__all__", []))
     assert exported == sorted(exported, key=_isort_key)
 
 
-@pytest.mark.parametrize("name", PACKAGES)
+@pytest.mark.parametrize("name", PACKAGES + ROOMS)
 def test_all_is_complete(name: str) -> None:
     package = importlib.import_module(name)
     assert set(getattr(package, "__all__", [])) == _own_public_names(package)
 
 
-@pytest.mark.parametrize("name", PACKAGES)
+@pytest.mark.parametrize("name", PACKAGES + ROOMS)
 def test_every_name_in_all_exists(name: str) -> None:
     package = importlib.import_module(name)
     missing = [n for n in getattr(package, "__all__", []) if not hasattr(package, n)]

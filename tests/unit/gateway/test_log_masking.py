@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from gateway._logging import mask_identifiers, redact
+from gateway.logconfig import mask_identifiers, redact
 
 
 def _mask(**event: Any) -> dict[str, Any]:

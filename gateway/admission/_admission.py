@@ -1,0 +1,301 @@
+"""Admission of a GraphQL request, and its access record.
+
+Admission verifies the request token, applies the rate limits, and prepares what the
+resolvers decide with: the client, the purpose, and the citizen consents in force for
+its subjects. The record of the request is written (and must be committed) before any
+answer leaves; a request refused after its signature checked out is recorded too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prometheus_client import Counter
+
+from connectors import FetchContext
+from gateway.admission._ratelimit import Limit, RateLimiter
+from gateway.admission._tokens import RejectedRequest, RequestVerifier, VerifiedRequest
+from gateway.errors import GatewayError, InvalidIdentifier
+from gateway.identifiers import parse_identifier
+from gateway.instants import format_instant
+from gateway.records import Event, count_access, pseudonym
+from policies import MAX_SUBJECTS, ActiveConsent, Basis, Catalogue, Policy
+from schema import Access, RequestContext
+
+__all__ = ["Admission", "Admitted", "ConsentsInForce", "EventSink", "Limits"]
+
+REJECTIONS_NOT_RECORDED = Counter(
+    "gateway_rejections_not_recorded_total",
+    "Signed but refused requests over the client's rate, counted here instead of recorded.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Requests a minute per client and per officer."""
+
+    per_client: int
+    per_officer: int
+
+
+class ConsentsInForce(Protocol):
+    """Where admission finds the consents in force (the consent store, or a test's)."""
+
+    async def active_for(
+        self, *, consumer: str, procedure: str, subjects: Sequence[str]
+    ) -> Sequence[ActiveConsent]:
+        """Consents in force now for these subjects, this consumer and procedure."""
+        ...
+
+
+class EventSink(Protocol):
+    """Where admission records (the recorder, or a test's list)."""
+
+    async def record(self, event: Event) -> bytes:
+        """Return once `event` is committed: its leaf hash; `AuditUnavailable` if not."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """An admitted request: who, why, and the context resolvers decide in."""
+
+    verified: VerifiedRequest
+    access: Access
+    fetch: FetchContext
+
+
+def _claimed_subjects(purpose: Any) -> list[str]:
+    """The well-formed subject ids of a (refused, so unvalidated) purpose claim."""
+    claimed = purpose.get("subjects") if isinstance(purpose, dict) else None
+    if not isinstance(claimed, list):
+        return []
+    found = []
+    for value in claimed[:MAX_SUBJECTS]:
+        with contextlib.suppress(InvalidIdentifier):
+            found.append(parse_identifier(value, argument="subject"))
+    return found
+
+
+class Admission:
+    """Admits requests and records them."""
+
+    def __init__(
+        self,
+        *,
+        verifier: RequestVerifier,
+        limiter: RateLimiter,
+        limits: Limits,
+        policy: Policy,
+        catalogue: Catalogue,
+        consents: ConsentsInForce,
+        recorder: EventSink,
+        pseudonym_key: bytes,
+    ) -> None:
+        self._verifier = verifier
+        self._limiter = limiter
+        self._limits = limits
+        self._per_client = Limit(limiter, "client", limits.per_client)
+        self._per_officer = Limit(limiter, "officer", limits.per_officer)
+        self._policy = policy
+        self._catalogue = catalogue
+        self._consents = consents
+        self._recorder = recorder
+        self._pseudonym_key = pseudonym_key
+        # Per procedure, the paths read by consent: only those need consents looked up.
+        self._consent_paths = {
+            p.code: frozenset(f for f in p.fields if p.basis(f) == Basis.CONSENT) for p in catalogue
+        }
+
+    async def admit(self, request_id: str, authorization: str | None, raw: bytes) -> Admitted:
+        """Admit the request or raise the error to answer (after recording it if signed)."""
+        try:
+            verified = await self._verifier.verify(authorization, raw)
+        except RejectedRequest as rejected:
+            # A signed refusal is recorded, up to the client's own rate: an old token
+            # replayed in a loop must not flood the log in the client's name.
+            count, _ = await self._limiter.hit("rejected", rejected.client.id)
+            if count <= self._limits.per_client:
+                await self._record_rejection(request_id, rejected)
+            else:
+                REJECTIONS_NOT_RECORDED.inc()
+            raise rejected.error from None
+        client, purpose = verified.client, verified.purpose
+        try:
+            await self._per_client.check(client.id)
+            await self._per_officer.check(f"{client.id}\x00{purpose.officer}")
+        except GatewayError as exc:
+            await self._record_rejection(
+                request_id,
+                RejectedRequest(exc, client=client, token=verified.token, claims={}),
+                verified=verified,
+            )
+            raise
+
+        async def consents() -> Sequence[ActiveConsent]:
+            return await self._consents.active_for(
+                consumer=client.id, procedure=purpose.procedure, subjects=purpose.subjects
+            )
+
+        access = Access(
+            client_id=client.id,
+            agency_kinds=client.agency_kinds,
+            procedure=purpose.procedure,
+            subjects=frozenset(purpose.subjects),
+            policy=self._policy,
+            case=purpose.case,
+            consent_paths=self._consent_paths.get(purpose.procedure, frozenset()),
+            consent_loader=consents,
+        )
+        fetch = FetchContext(
+            request_id=request_id, client_id=client.id, officer=purpose.officer, case=purpose.case
+        )
+        return Admitted(verified, access, fetch)
+
+    async def record(
+        self,
+        admitted: Admitted,
+        ctx: RequestContext,
+        *,
+        outcome: str,
+        status: int,
+        operation: str | None,
+        error_codes: Sequence[str],
+    ) -> bytes:
+        """Commit the access record of an executed request; returns its leaf hash.
+
+        Raises `AuditUnavailable` when it cannot be committed.
+        """
+        verified = admitted.verified
+        purpose = verified.purpose
+        subjects = list(purpose.subjects)
+        index = {s: i for i, s in enumerate(subjects)}
+        # One entry per distinct decision, with the positions of the subjects it was
+        # taken for (the subjects themselves stay in the personal part): a batch of 20
+        # citizens and 5 fields is 5 entries, not 100.
+        grouped: dict[tuple[str, str, str | None], list[int]] = {}
+        for d in ctx.access.decisions:
+            grouped.setdefault((d.path, d.code, d.reference), []).append(index.get(d.subject, -1))
+        decisions = [
+            {"path": path, "decision": code, "basis": basis, "subjects": positions}
+            for (path, code, basis), positions in grouped.items()
+        ]
+        decided = sorted({d.subject for d in ctx.access.decisions})
+        action_subjects = [s for a in ctx.actions if (s := a.get("subject")) is not None]
+        # What the answer carries: only an answer with data serves anything.
+        served = ctx.served if status == 200 else {}
+        envelope = {
+            **self._who(verified),
+            "decisions": decisions,
+            "sources": sorted(ctx.sources),
+            "sourceCalls": ctx.source_calls,
+            "actions": [{k: v for k, v in a.items() if k != "subject"} for a in ctx.actions],
+            "status": status,
+            "errors": sorted(set(error_codes)),
+            "fieldsServed": sum(len(paths) for paths in served.values()),
+            "papersAvoided": self._papers_avoided(purpose.procedure, served),
+        }
+        leaf = await self._recorder.record(
+            Event(
+                type="access",
+                request_id=ctx.request_id,
+                outcome=outcome,
+                policy_version=self._catalogue.version,
+                envelope=envelope,
+                personal=self._personal(
+                    verified.token, subjects, purpose.officer, purpose.case, operation
+                ),
+                # Everyone the purpose names (and whom a decision or action concerned):
+                # each of them sees this access, and forgetting one finds it.
+                subjects=[*subjects, *decided, *action_subjects],
+                client_id=verified.client.id,
+                procedure=purpose.procedure,
+            )
+        )
+        count_access(envelope)
+        return leaf
+
+    def _papers_avoided(self, procedure: str, served: dict[str, set[str]]) -> int:
+        """Papers replaced, per subject, by fields that were all served."""
+        papers = self._catalogue.get(procedure).papers_replaced
+        return sum(1 for paths in served.values() for paper in papers if set(paper.fields) <= paths)
+
+    def _who(self, verified: VerifiedRequest) -> dict[str, Any]:
+        purpose = verified.purpose
+        hidden = purpose.hidden_until
+        return {
+            **({} if hidden is None else {"hiddenUntil": format_instant(hidden)}),
+            "client": verified.client.id,
+            "organisation": verified.client.organisation,
+            "kid": verified.kid,
+            # Officer ids and case numbers can name people: pseudonyms here, the values
+            # in the personal part. The same pseudonym finds a case's or officer's events.
+            "officer": pseudonym(self._pseudonym_key, purpose.officer),
+            "procedure": purpose.procedure,
+            "case": pseudonym(self._pseudonym_key, purpose.case),
+            "subjects": len(purpose.subjects),
+            "jti": verified.jti,
+        }
+
+    @staticmethod
+    def _personal(
+        token: str,
+        subjects: Sequence[str],
+        officer: str | None,
+        case: str | None = None,
+        operation: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "subjects": list(subjects),
+            "officer": officer,
+            "case": case,
+            "operation": operation,
+            "token": token,
+        }
+
+    async def _record_rejection(
+        self,
+        request_id: str,
+        rejected: RejectedRequest,
+        *,
+        verified: VerifiedRequest | None = None,
+    ) -> None:
+        purpose = rejected.claims.get("purpose") if isinstance(rejected.claims, dict) else None
+        officer = purpose.get("officer") if isinstance(purpose, dict) else None
+        procedure = purpose.get("procedure") if isinstance(purpose, dict) else None
+        envelope: dict[str, Any] = (
+            self._who(verified)
+            if verified is not None
+            else {
+                "client": rejected.client.id,
+                "organisation": rejected.client.organisation,
+                "officer": pseudonym(self._pseudonym_key, officer)
+                if isinstance(officer, str)
+                else None,
+                # Signed but not validated: kept only when it is a catalogue code.
+                "procedure": procedure
+                if isinstance(procedure, str) and procedure in self._catalogue
+                else None,
+            }
+        )
+        envelope.update({"status": rejected.error.http_status, "errors": [rejected.error.code]})
+        await self._recorder.record(
+            Event(
+                type="access",
+                request_id=request_id,
+                outcome=f"rejected:{rejected.error.code}",
+                policy_version=self._catalogue.version,
+                envelope=envelope,
+                personal=self._personal(
+                    rejected.token, [], officer if isinstance(officer, str) else None
+                ),
+                # The people the refused token named: they see the attempt, and
+                # forgetting one of them finds this record (its token names them).
+                subjects=_claimed_subjects(purpose),
+                client_id=rejected.client.id,
+                procedure=envelope.get("procedure"),
+            )
+        )

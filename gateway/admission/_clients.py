@@ -1,0 +1,248 @@
+"""The client registry: case-handling systems allowed to call the gateway, and their keys.
+
+A client is one agency system, named X-Road style `VN/GOV/<org>/<system>`, with the
+agency kinds it acts for (the catalogue's vocabulary) and a status. It signs every
+request with one of its registered public keys (Ed25519 or ES256; several at once
+for rotation, `kid` unique within the client). Status is read on every request, so a
+suspension takes effect at once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from joserfc.jwk import ECKey, OKPKey
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
+from gateway.records import Event, insert_events
+from gateway.storage import client_keys, clients
+from policies import AgencyKind
+
+__all__ = ["CLIENT_ID", "Client", "ClientKey", "ClientRegistry", "public_jwk"]
+
+CLIENT_ID = re.compile(r"^VN/GOV/[A-Za-z0-9][A-Za-z0-9-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_KID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A registered case-handling system."""
+
+    id: str
+    name: str
+    organisation: str
+    agency_kinds: frozenset[str]
+    status: str
+
+    @property
+    def active(self) -> bool:
+        """Whether the client may call the gateway now."""
+        return self.status == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """A public key registered to a client."""
+
+    client_id: str
+    kid: str
+    alg: str
+    jwk: dict[str, Any] = field(repr=False)
+    status: str
+
+
+def public_jwk(jwk: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """Check a client key: (public JWK, algorithm, RFC 7638 thumbprint).
+
+    Only Ed25519 (`EdDSA`) and P-256 (`ES256`) public keys are accepted; a JWK that
+    carries a private part is refused rather than silently stripped.
+    """
+    if not isinstance(jwk, dict):
+        raise InvalidArgument("A key is a JWK object.")
+    if "d" in jwk:
+        raise InvalidArgument("Register the public key only: this JWK holds a private key.")
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    try:
+        if kty == "OKP" and crv == "Ed25519":
+            key: OKPKey | ECKey = OKPKey.import_key(jwk)
+            alg = "EdDSA"
+        elif kty == "EC" and crv == "P-256":
+            key = ECKey.import_key(jwk)
+            alg = "ES256"
+        else:
+            raise InvalidArgument("Keys are Ed25519 (OKP) or P-256 (EC).", kty=kty, crv=crv)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument("The JWK is not a valid public key.") from exc
+    public = {k: v for k, v in key.as_dict(private=False).items() if k in {"kty", "crv", "x", "y"}}
+    return public, alg, str(key.thumbprint())
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _client(row: Any) -> Client:
+    return Client(row.id, row.name, row.organisation, frozenset(row.agency_kinds), row.status)
+
+
+class ClientRegistry:
+    """Clients and keys in the gateway's database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(
+        self, client_id: str, *, name: str, organisation: str, agency_kinds: Iterable[str]
+    ) -> Client:
+        """Register a client, active from now."""
+        if not CLIENT_ID.match(client_id):
+            raise InvalidArgument(
+                "A client id is VN/GOV/<org>/<system>, e.g. VN/GOV/UBND-HCM/mot-cua.",
+                argument="client",
+            )
+        kinds = sorted(set(agency_kinds))
+        unknown = [k for k in kinds if k not in AgencyKind.__members__.values()]
+        if not kinds or unknown:
+            raise InvalidArgument(
+                "Name at least one agency kind of the catalogue's vocabulary.",
+                unknown=unknown,
+                known=sorted(k.value for k in AgencyKind),
+            )
+        now = _now()
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    clients.insert().values(
+                        id=client_id,
+                        name=name,
+                        organisation=organisation,
+                        agency_kinds=kinds,
+                        status="active",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            raise Conflict("A client with this id is already registered.") from None
+        return Client(client_id, name, organisation, frozenset(kinds), "active")
+
+    async def add_key(
+        self, client_id: str, jwk: dict[str, Any], *, kid: str | None = None
+    ) -> ClientKey:
+        """Register a public key; its `kid` is the given one, the JWK's, or its thumbprint."""
+        public, alg, thumbprint = public_jwk(jwk)
+        kid = kid or jwk.get("kid") or thumbprint
+        if not isinstance(kid, str) or not _KID.match(kid):
+            raise InvalidArgument("A kid is 1-128 URL-safe characters.")
+        await self.get(client_id)
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    client_keys.insert().values(
+                        client_id=client_id,
+                        kid=kid,
+                        alg=alg,
+                        jwk=public,
+                        status="active",
+                        created_at=_now(),
+                    )
+                )
+        except IntegrityError:
+            raise Conflict("This client already has a key with this kid.", kid=kid) from None
+        return ClientKey(client_id, kid, alg, public, "active")
+
+    async def get(self, client_id: str) -> Client:
+        """The client, or `NotFound`."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(clients).where(clients.c.id == client_id))).first()
+        if row is None:
+            raise NotFound("No client has this id.", kind="Client")
+        return _client(row)
+
+    async def set_status(
+        self, client_id: str, status: str, *, record: Callable[[Client], Event]
+    ) -> Client:
+        """Suspend (`suspended`) or reinstate (`active`) a client.
+
+        The change commits with its `admin` event, or not at all (`AuditUnavailable`).
+        """
+        if status not in {"active", "suspended"}:
+            raise InvalidArgument("A status is active or suspended.")
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    clients.update()
+                    .where(clients.c.id == client_id)
+                    .values(status=status, updated_at=_now())
+                )
+                if result.rowcount == 0:
+                    raise NotFound("No client has this id.", kind="Client")
+                row = (
+                    await conn.execute(sa.select(clients).where(clients.c.id == client_id))
+                ).one()
+                client = _client(row)
+                await insert_events(conn, [record(client)])
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable("The change could not be recorded; nothing changed.") from exc
+        return client
+
+    async def revoke_key(self, client_id: str, kid: str) -> None:
+        """Stop accepting a key; tokens it signed are refused from now on."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                client_keys.update()
+                .where(client_keys.c.client_id == client_id, client_keys.c.kid == kid)
+                .values(status="revoked", revoked_at=_now())
+            )
+        if result.rowcount == 0:
+            raise NotFound("This client has no key with this kid.", kind="ClientKey")
+
+    async def lookup(self, client_id: str, kid: str) -> tuple[Client, ClientKey] | None:
+        """The client and its key `kid` (whatever their status), in one query.
+
+        The key is looked up within the client: a kid of another client never matches.
+        """
+        query = (
+            sa.select(clients, client_keys.c.kid, client_keys.c.alg, client_keys.c.jwk,
+                      client_keys.c.status.label("key_status"))
+            .join(client_keys, client_keys.c.client_id == clients.c.id)
+            .where(clients.c.id == client_id, client_keys.c.kid == kid)
+        )  # fmt: skip
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return _client(row), ClientKey(client_id, row.kid, row.alg, dict(row.jwk), row.key_status)
+
+    async def list(self) -> list[dict[str, Any]]:
+        """Every client with its keys (public parts only)."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(clients).order_by(clients.c.id))).all()
+            keys = (
+                await conn.execute(sa.select(client_keys).order_by(client_keys.c.created_at))
+            ).all()
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            client = _client(row)
+            out.append(
+                {
+                    "id": client.id,
+                    "name": client.name,
+                    "organisation": client.organisation,
+                    "agencyKinds": sorted(client.agency_kinds),
+                    "status": client.status,
+                    "keys": [
+                        {"kid": k.kid, "alg": k.alg, "status": k.status}
+                        for k in keys
+                        if k.client_id == client.id
+                    ],
+                }
+            )
+        return out

@@ -1,0 +1,263 @@
+"""`gateway audit ...` and `gateway log ...`: verify, export checks, forgetting, the sequencer.
+
+`verify-export` and `verify-proof` need only the log's core and `keys/`: they run on
+a machine without the gateway's database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gateway.cli._common import read_file, settings_from_environment
+
+__all__ = ["add_audit_commands"]
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from gateway.log import CheckpointError, checkpoint_verifiers, parse_checkpoint
+    from gateway.log.remote import verify_remote
+    from gateway.records import verify_database
+    from keys import NoteError, parse_verifier_key
+
+    try:
+        trusted = [parse_verifier_key(k) for k in (args.key or "").split(",") if k.strip()]
+    except NoteError as exc:
+        sys.stderr.write(f"gateway: --key is not a checkpoint verifier key: {exc}\n")
+        return 2
+    try:
+        previous = Path(args.previous).read_text(encoding="utf-8") if args.previous else None
+    except OSError as exc:
+        sys.stderr.write(f"gateway: cannot read --previous {args.previous}: {exc.strerror}\n")
+        return 2
+    if args.url:
+        report = asyncio.run(verify_remote(args.url, key=args.key, previous=previous))
+        sys.stdout.write(f"checked what {args.url} publishes (not its database):\n")
+    else:
+        from gateway.storage import create_engine
+        from keys import KeyRing
+
+        settings = settings_from_environment()
+        origin = settings.checkpoint_origin
+        verifiers = trusted or checkpoint_verifiers(KeyRing.load(settings.keys_dir), origin)
+        seen = None
+        if previous is not None:
+            try:
+                seen = parse_checkpoint(previous, verifiers)
+            except CheckpointError as exc:
+                sys.stderr.write(f"gateway: the previous checkpoint does not verify: {exc}\n")
+                return 1
+
+        async def run() -> Any:
+            engine = create_engine(settings.database_url.get_secret_value())
+            try:
+                return await verify_database(engine, verifiers, origin=origin, previous=seen)
+            finally:
+                await engine.dispose()
+
+        report = asyncio.run(run())
+        sys.stdout.write("checked the log in the database:\n")
+    for item in report.checked:
+        sys.stdout.write(f"  ok  {item}\n")
+    if report.ok:
+        sys.stdout.write("the log verifies\n")
+        return 0
+    where = f" (first bad index: {report.bad_index})" if report.bad_index is not None else ""
+    sys.stderr.write(f"gateway: the log does not verify{where}: {report.problem}\n")
+    return 1
+
+
+def _verifier_keys(given: str | None) -> list[Any]:
+    """The checkpoint keys to trust: `--key`, else this machine's key ring."""
+    from gateway.log import checkpoint_verifiers
+    from keys import KeyRing, parse_verifier_key
+
+    if given:
+        return [parse_verifier_key(k.strip()) for k in given.split(",") if k.strip()]
+    settings = settings_from_environment()
+    return checkpoint_verifiers(KeyRing.load(settings.keys_dir), settings.checkpoint_origin)
+
+
+def _audit_verify_export(args: argparse.Namespace) -> int:
+    from gateway.log import verify_export
+
+    report = verify_export(read_file(args.file).splitlines(), _verifier_keys(args.key))
+    if not report.ok or report.checkpoint is None:
+        sys.stderr.write(f"gateway: line {report.bad_line} of {args.file}: {report.problem}\n")
+        return 1
+    kinds = ", ".join(f"{n} {t}" for t, n in sorted(report.types.items())) or "no records"
+    sys.stdout.write(
+        f"  ok  checkpoint of {report.checkpoint.origin} at size {report.checkpoint.size}\n"
+        f"  ok  {report.proven} records proven included ({kinds})\n"
+    )
+    if report.pending:
+        sys.stdout.write(
+            f"  --  {report.pending} records not in that checkpoint yet "
+            f"(export again against a newer one to prove them)\n"
+        )
+    sys.stdout.write("the export verifies\n")
+    return 0
+
+
+def _audit_verify_proof(args: argparse.Namespace) -> int:
+    from gateway.log import verify_tlog_proof
+
+    text = read_file(args.file).decode("utf-8", errors="replace")
+    try:
+        proven = verify_tlog_proof(text, _verifier_keys(args.key))
+    except ValueError as exc:
+        sys.stderr.write(f"gateway: {args.file} does not verify: {exc}\n")
+        return 1
+    leaf = proven.leaf or {}
+    sys.stdout.write(
+        f"  ok  leaf {proven.index} is in the checkpoint of {proven.checkpoint.origin} "
+        f"at size {proven.checkpoint.size}\n"
+        f"  ok  {leaf.get('type')} record of {leaf.get('ts')}, "
+        f"envelope {leaf.get('envelope_hash')}\n"
+        "the receipt verifies\n"
+    )
+    return 0
+
+
+def _audit_forget(args: argparse.Namespace) -> int:
+    from gateway.identifiers import PersonalId
+    from gateway.records import forget
+    from gateway.resources import load_procedures, load_pseudonym_key
+    from gateway.storage import create_engine, require_head
+
+    settings = settings_from_environment()
+    subject = PersonalId(args.personal_id).value
+    catalogue = load_procedures(settings)
+    key = load_pseudonym_key(settings)
+
+    async def run() -> Any:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            await require_head(engine)
+            return await forget(
+                engine,
+                subject,
+                catalogue=catalogue,
+                default_days=settings.retention_days,
+                operator=args.operator,
+                pseudonym_key=key,
+            )
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(run())
+    sys.stdout.write(
+        f"forgotten: the personal parts of {done.records} records and {done.consents} "
+        f"consents are deleted, with the subject key; the envelopes and the log stay "
+        f"(record {done.event_id})\n"
+    )
+    return 0
+
+
+def _log_integrate(args: argparse.Namespace) -> int:
+    from gateway.log.store import LogIntegrityError, TransparencyLog
+    from gateway.storage import create_engine, require_head
+    from keys import KeyRing
+
+    settings = settings_from_environment()
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            await require_head(engine)
+            ring = KeyRing.load(settings.keys_dir)
+            store = TransparencyLog(engine, ring, origin=settings.checkpoint_origin)
+            await store.ensure_checkpoint()
+            total, waited = 0, 0.0
+            while True:
+                done = await store.integrate(max_batch=args.max_batch)
+                total += done
+                if args.once and done:
+                    return total
+                if done:
+                    waited = 0.0
+                    continue
+                if not await store.queued():
+                    return total
+                # Events wait, but another sequencer holds the lock: it integrates them.
+                if waited >= args.wait:
+                    raise _Busy(total)
+                await asyncio.sleep(0.2)
+                waited += 0.2
+        finally:
+            await engine.dispose()
+
+    if args.max_batch < 1:
+        sys.stderr.write("gateway: --max-batch must be at least 1\n")
+        return 2
+    try:
+        total = asyncio.run(run())
+    except LogIntegrityError as exc:
+        sys.stderr.write(f"gateway: nothing integrated: {exc}; run `gateway audit verify`\n")
+        return 1
+    except _Busy as busy:
+        sys.stdout.write(
+            f"integrated {busy.total} events; another sequencer holds the log's lock "
+            f"and is integrating the rest\n"
+        )
+        return 0
+    sys.stdout.write(f"integrated {total} events\n")
+    return 0
+
+
+class _Busy(Exception):
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+
+def add_audit_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add `audit` and `log` to the `gateway` command line."""
+    audit = sub.add_parser("audit", help="the access log").add_subparsers(
+        dest="audit_command", required=True, metavar="COMMAND"
+    )
+    verify = command(audit, "verify", _audit_verify, "verify the access log")
+    verify.add_argument("--url", help="check a running gateway's public log instead")
+    verify.add_argument("--key", help="checkpoint verifier key(s) to trust, comma-separated")
+    verify.add_argument(
+        "--previous", help="a checkpoint seen before (file): the log must still extend it"
+    )
+
+    vexport = command(
+        audit, "verify-export", _audit_verify_export, "check an export offline: proofs, signature"
+    )
+    vexport.add_argument("file", help="the JSON lines of /audit/export")
+    vexport.add_argument(
+        "--key", help="checkpoint verifier key(s), comma-separated (default: this machine's keys)"
+    )
+    vproof = command(
+        audit, "verify-proof", _audit_verify_proof, "check an access receipt (tlog-proof) offline"
+    )
+    vproof.add_argument("file", help="a receipt from /me/accesses/{id}/receipt")
+    vproof.add_argument(
+        "--key", help="checkpoint verifier key(s), comma-separated (default: this machine's keys)"
+    )
+    forgetp = command(
+        audit,
+        "forget",
+        _audit_forget,
+        "forget a person: delete their personal parts and subject key once retention is over",
+    )
+    forgetp.add_argument("personal_id", help="the person's 12-digit personal id")
+    forgetp.add_argument("--operator", required=True, help="your operator id (recorded)")
+
+    logp = sub.add_parser("log", help="the verifiable log's sequencer").add_subparsers(
+        dest="log_command", required=True, metavar="COMMAND"
+    )
+    integrate = command(logp, "integrate", _log_integrate, "integrate queued events now")
+    integrate.add_argument("--max-batch", type=int, default=4096)
+    integrate.add_argument("--once", action="store_true", help="one batch only")
+    integrate.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait while another sequencer holds the lock (default 10)",
+    )

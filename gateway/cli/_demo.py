@@ -1,0 +1,350 @@
+"""`gateway demo`: the reference agencies and the gateway, running on this machine.
+
+It migrates the embedded SQLite database, makes development keys if there are none,
+registers the demo client (`VN/GOV/DEMO/query-page`, with a key kept in
+`var/client-keys/`), starts the population and business sandboxes, the sandbox
+sign-in issuer and the gateway as child processes, asks one real query and one
+prefill signed as the demo client, prints where to go next, and stops every child on
+Ctrl-C. Its child processes are this interpreter running the project's own modules.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import signal
+import subprocess  # nosec B404
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import orjson
+
+from gateway.web._demo_tokens import DEMO_CLIENT
+
+__all__ = ["DEMO_PROCEDURE", "DEMO_QUERY", "Demo"]
+
+DEMO_PROCEDURE = "1.004222"  # permanent residence registration
+DEMO_QUERY = """{{
+  citizen(personalId: "{personal_id}") {{
+    fullName
+    birthDate
+    permanentResidence {{ provinceName wardName }}
+    household {{ members {{ person {{ fullName }} relationToHead }} }}
+  }}
+}}"""
+PREFILL_QUERY = """{{
+  prefill(procedure: "{procedure}", applicant: "{personal_id}") {{
+    procedure {{ code name {{ vi en }} }}
+    fields {{ name value error }}
+    papersAvoided {{ paper {{ vi en }} }}
+    papersStillNeeded {{ paper {{ vi en }} reasons {{ path code }} }}
+  }}
+}}"""
+
+_START_TIMEOUT = 120.0
+
+
+class DemoFailed(RuntimeError):
+    """A child process did not start or answer."""
+
+
+class Demo:
+    """Starts and supervises the demo's processes."""
+
+    def __init__(
+        self,
+        *,
+        port: int = 8000,
+        population_port: int = 8101,
+        business_port: int = 8102,
+        issuer_port: int = 8103,
+        citizens: int = 10_000,
+        var: Path = Path("var"),
+    ) -> None:
+        self.port = port
+        self.population_port = population_port
+        self.business_port = business_port
+        self.issuer_port = issuer_port
+        self.citizens = citizens
+        self.var = var
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer_url(self) -> str:
+        return f"http://127.0.0.1:{self.issuer_port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.var / 'gateway.db'}"
+
+    def _env(self, query: str) -> dict[str, str]:
+        import sandbox
+
+        manifests = Path(sandbox.__file__).parent / "manifests"
+        urls = {
+            "population": f"http://127.0.0.1:{self.population_port}",
+            "business": f"http://127.0.0.1:{self.business_port}",
+        }
+        return {
+            **os.environ,
+            "GATEWAY_ENVIRONMENT": "demo",
+            "GATEWAY_PORT": str(self.port),
+            "GATEWAY_ORIGIN": self.gateway_url,
+            "GATEWAY_DATABASE_URL": self.database_url,
+            "GATEWAY_KEYS_DIR": str(self.var / "keys"),
+            "GATEWAY_CLIENT_KEYS_DIR": str(self.var / "client-keys"),
+            "GATEWAY_CONNECTORS_DIR": str(manifests),
+            "GATEWAY_CONNECTOR_URLS": orjson.dumps(urls).decode(),
+            "GATEWAY_OIDC_ISSUER": self.issuer_url,
+            "GATEWAY_QUERY_PAGE": "true",
+            "GATEWAY_QUERY_EXAMPLE": query,
+            "GATEWAY_UNSAFE_DEMO_TOKENS": "true",
+            "GATEWAY_LOG_LEVEL": "warning",
+            "GATEWAY_LOG_JSON": "false",
+        }
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        logs = self.var / "log"
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{name.replace(' ', '-')}.log").open("ab") as sink:
+            process = subprocess.Popen(  # noqa: S603  # nosec B603
+                [sys.executable, *args], env=env, stdout=sink, stderr=subprocess.STDOUT
+            )
+        self.children.append((name, process))
+
+    def _wait(self, name: str, url: str) -> None:
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            for child, process in self.children:
+                if process.poll() is not None:
+                    raise DemoFailed(
+                        f"{child} exited with status {process.returncode}; see {self.var / 'log'}/"
+                    )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=1.0).is_success:
+                    return
+            time.sleep(0.2)
+        raise DemoFailed(f"{name} did not answer at {url} within {_START_TIMEOUT:.0f} s")
+
+    def _prepare(self) -> None:
+        """Migrate, make keys, and register the demo client once."""
+        import asyncio
+
+        from gateway.admission import ClientRegistry, add_local_key, has_local_key
+        from gateway.errors import Conflict
+        from gateway.storage import create_engine, upgrade
+        from keys import KeyRing, load_secret
+        from policies import AgencyKind
+
+        async def prepare() -> None:
+            engine = create_engine(self.database_url)
+            try:
+                await upgrade(engine)
+                registry = ClientRegistry(engine)
+                with contextlib.suppress(Conflict):
+                    await registry.add(
+                        DEMO_CLIENT,
+                        name="Query page of the demo",
+                        organisation="Demo",
+                        agency_kinds=[k.value for k in AgencyKind],
+                    )
+                if not has_local_key(self.var / "client-keys", DEMO_CLIENT):
+                    await add_local_key(registry, self.var / "client-keys", DEMO_CLIENT)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(prepare())
+        KeyRing.ensure(self.var / "keys")
+        load_secret(self.var / "keys", "pseudonyms", create=True)
+
+    def _ask(self, query: str, subjects: list[str]) -> Any:
+        from gateway.admission import load_local_key, sign_request
+        from policies import Purpose
+
+        body = orjson.dumps({"query": query})
+        key, kid = load_local_key(self.var / "client-keys", DEMO_CLIENT)
+        token = sign_request(
+            client_id=DEMO_CLIENT,
+            key=key,
+            kid=kid,
+            audience=self.gateway_url,
+            body=body,
+            purpose=Purpose(DEMO_PROCEDURE, "DEMO-2026-0001", "demo-officer", tuple(subjects)),
+        )
+        response = httpx.post(
+            f"{self.gateway_url}/graphql",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/graphql-response+json",
+                "Authorization": f"Bearer {token}",
+            },
+            timeout=10.0,
+        )
+        return response.json()
+
+    def _integrated(self, receipt: dict[str, Any]) -> tuple[str, str]:
+        """Wait (within the merge delay) for the receipt's leaf; (proof URL, checkpoint)."""
+        digest = base64.b64decode(receipt["leafHash"])
+        proof_url = (
+            f"{self.gateway_url}/log/tlog-proof?hash="
+            f"{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
+        )
+        deadline = time.monotonic() + 10
+        while httpx.get(proof_url, timeout=5.0).status_code != 200:
+            if time.monotonic() > deadline:
+                raise DemoFailed("the demo's access was not integrated into the log in 10 s")
+            time.sleep(0.2)
+        return proof_url, httpx.get(f"{self.gateway_url}/log/checkpoint", timeout=5.0).text
+
+    def stop(self) -> None:
+        """Stop every child: politely, then firmly."""
+        for _, process in self.children:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 10
+        for _, process in self.children:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.children.clear()
+
+    def _start(self) -> str:
+        """Start every process; returns the sample citizen's personal id."""
+        common = ["--citizens", str(self.citizens)]
+        population = f"http://127.0.0.1:{self.population_port}"
+        self._spawn(
+            "population sandbox",
+            ["-m", "sandbox", "population", "--port", str(self.population_port), *common],
+        )
+        self._spawn(
+            "business sandbox",
+            ["-m", "sandbox", "business", "--port", str(self.business_port), *common],
+        )
+        issuer_env = {
+            **os.environ,
+            "SANDBOX_ISSUER_AUDIENCE": self.gateway_url,
+            "SANDBOX_ISSUER_KEY_FILE": str(self.var / "keys" / "sandbox-issuer.pem"),
+        }
+        self._spawn(
+            "sandbox issuer",
+            ["-m", "sandbox", "issuer", "--port", str(self.issuer_port)],
+            issuer_env,
+        )
+        self._wait("population sandbox", f"{population}/healthz")
+        self._wait("business sandbox", f"http://127.0.0.1:{self.business_port}/healthz")
+        self._wait("sandbox issuer", f"{self.issuer_url}/.well-known/openid-configuration")
+        sample = httpx.get(f"{population}/_sandbox/sample", timeout=5.0).json()
+        personal_id: str = sample["citizens"][0]
+        query = DEMO_QUERY.format(personal_id=personal_id)
+        self._spawn("gateway", ["-m", "gateway", "serve"], env=self._env(query))
+        self._wait("gateway", f"{self.gateway_url}/readyz")
+        return personal_id
+
+    def _report(self, personal_id: str) -> str:
+        query = DEMO_QUERY.format(personal_id=personal_id)
+        answer = self._ask(query, [personal_id])
+        prefill = self._ask(
+            PREFILL_QUERY.format(procedure=DEMO_PROCEDURE, personal_id=personal_id), [personal_id]
+        )
+        form = (prefill.get("data") or {}).get("prefill") or {}
+        avoided = [p["paper"]["en"] for p in form.get("papersAvoided", [])]
+        needed = [
+            f"{p['paper']['en']} ({', '.join(sorted({r['code'] for r in p['reasons']}))})"
+            for p in form.get("papersStillNeeded", [])
+        ]
+        filled = [
+            f"    {f['name']}: {orjson.dumps(f['value']).decode()}" for f in form.get("fields", [])
+        ]
+        receipt = answer["extensions"]["receipt"]
+        proof_url, checkpoint = self._integrated(receipt)
+        origin = "" if self.port == 8000 else f"GATEWAY_ORIGIN={self.gateway_url} "
+        return (
+            "\nThe gateway demo is running.\n\n"
+            f"  Query page       {self.gateway_url}/graphql   (open it in a browser)\n"
+            f"  GraphQL endpoint {self.gateway_url}/graphql   (every request is signed)\n"
+            f"  Readiness        {self.gateway_url}/readyz\n"
+            f"  Sandboxes        http://127.0.0.1:{self.population_port} (population), "
+            f"http://127.0.0.1:{self.business_port} (business registry), "
+            f"{self.issuer_url} (sign-in)\n"
+            f"  Logs             {self.var / 'log'}/\n\n"
+            f"A ready query with a real sandbox citizen, for procedure {DEMO_PROCEDURE} "
+            "(permanent residence):\n\n"
+            f"{query}\n\n"
+            "Signed from the command line and sent with curl:\n\n"
+            f"  echo '{orjson.dumps({'query': ' '.join(query.split())}).decode()}' > body.json\n"
+            f"  TOKEN=$(.venv/bin/gateway token --client {DEMO_CLIENT} "
+            f"--procedure {DEMO_PROCEDURE} --case DEMO-1 --officer demo-officer "
+            f"--subject {personal_id} --body body.json)\n"
+            f"  curl -s {self.gateway_url}/graphql -H 'Content-Type: application/json' "
+            '-H "Authorization: Bearer $TOKEN" --data-binary @body.json\n\n'
+            "The gateway's answer:\n\n"
+            f"{orjson.dumps(answer.get('data'), option=orjson.OPT_INDENT_2).decode()}\n\n"
+            f"Prefill of the permanent residence form for the same citizen:\n\n"
+            + "\n".join(filled)
+            + "\n\n  Papers the applicant no longer brings: "
+            + ("; ".join(avoided) or "none")
+            + "\n  Papers still needed: "
+            + ("; ".join(needed) or "none")
+            + "\n\nEvery read is recorded before it is answered, in a log anyone can verify. "
+            "The answer's receipt,\na signed promise that the read enters the log within the "
+            "merge delay:\n\n"
+            f"{orjson.dumps(receipt, option=orjson.OPT_INDENT_2).decode()}\n\n"
+            "The log's current checkpoint (a signed note: origin, size, root hash):\n\n"
+            + "\n".join(f"    {line}" for line in checkpoint.rstrip("\n").split("\n"))
+            + "\n\n"
+            f"  Proof that the read is in the log  curl -s '{proof_url}'\n"
+            f"  Verify the whole log (database)    {origin}.venv/bin/gateway audit verify\n"
+            f"  Verify what is public              .venv/bin/gateway audit verify "
+            f"--url {self.gateway_url}\n"
+            + "\nSign in as this citizen (level 2) to see who read their data, and consent "
+            "requests:\n\n"
+            f"  CITIZEN=$(.venv/bin/gateway citizen token --issuer {self.issuer_url} "
+            f"--personal-id {personal_id})\n"
+            f'  curl -s {self.gateway_url}/me/accesses -H "Authorization: Bearer $CITIZEN"\n'
+            f'  curl -s {self.gateway_url}/me/consents -H "Authorization: Bearer $CITIZEN"\n\n'
+            "Press Ctrl-C to stop every process the demo started.\n"
+        )
+
+    def run(self) -> int:
+        """Run until Ctrl-C (or SIGTERM); returns the exit status."""
+
+        def on_signal(_signum: int, _frame: FrameType | None) -> None:
+            raise KeyboardInterrupt
+
+        # Installed explicitly: a shell that starts us in the background ignores SIGINT.
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        out = sys.stdout
+        try:
+            self._prepare()
+            personal_id = self._start()
+            out.write(self._report(personal_id))
+            out.flush()
+            while all(p.poll() is None for _, p in self.children):
+                time.sleep(0.5)
+            dead = [name for name, p in self.children if p.poll() is not None]
+            sys.stderr.write(
+                f"demo: {', '.join(dead)} stopped (see {self.var / 'log'}/); stopping the rest\n"
+            )
+            return 1
+        except KeyboardInterrupt:
+            out.write("\nStopping the demo...\n")
+            return 0
+        except DemoFailed as exc:
+            sys.stderr.write(f"demo: {exc}\n")
+            return 1
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

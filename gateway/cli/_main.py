@@ -1,0 +1,316 @@
+"""The `gateway` command.
+
+gateway serve                 run the gateway (settings from GATEWAY_* variables)
+gateway demo                  sandbox agencies + gateway + query page, on this machine
+gateway db upgrade            apply database migrations
+gateway db current            show the database's revision
+gateway schema export         write schema/schema.graphql (--check: fail if stale)
+gateway keys generate         add a new signing key per purpose (rotation)
+gateway keys show             print the public keys (JWKS, checkpoint verifier keys)
+gateway audit verify          verify the access log (database, or --url for a gateway)
+gateway audit verify-export F check an auditor's export offline (signature, proofs)
+gateway audit verify-proof F  check a citizen's access receipt offline
+gateway audit forget ID       forget a person whose records' retention is over
+gateway log integrate         run the sequencer once, until the queue is empty
+gateway connectors check DIR  validate connector manifests against the schema
+gateway connectors list       show the connectors recorded in the database
+gateway catalogue list        the procedures of the catalogue and its version
+gateway clients ...           register clients and keys; suspend; list
+gateway token ...             sign a request token with a local client key
+gateway staff token ...       sign in as staff at the sandbox issuer
+gateway citizen token ...     sign in as a citizen at the sandbox issuer
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.cli._audit import add_audit_commands
+from gateway.cli._clients import add_client_commands
+from gateway.cli._common import print_json, settings_from_environment
+from gateway.cli._identity import add_identity_commands
+from gateway.config import ConfigurationError
+
+__all__ = ["main"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.logconfig import configure_logging
+    from gateway.web import create_app, preflight
+
+    settings = settings_from_environment(host=args.host, port=args.port)
+    if args.workers > 1 and settings.is_sqlite:
+        raise SystemExit("the embedded SQLite database serves one process: use --workers 1")
+    if args.workers > 1 and settings.redis_url is None:
+        raise SystemExit(
+            "several workers need Redis (GATEWAY_REDIS_URL) for the replay cache and rate limits"
+        )
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    asyncio.run(preflight(settings))
+    if args.workers > 1:
+        uvicorn.run(
+            "gateway.web:create_app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            access_log=False,
+            log_config=None,
+        )
+    else:
+        app = create_app(settings)
+        # Modules and the schema live as long as the process: keep them out of the
+        # collector's full passes, which otherwise stall requests now and then.
+        gc.collect()
+        gc.freeze()
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            log_config=None,
+        )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.cli._demo import Demo
+
+    return Demo(
+        port=args.port,
+        population_port=args.population_port,
+        business_port=args.business_port,
+        issuer_port=args.issuer_port,
+        citizens=args.citizens,
+    ).run()
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from gateway.storage import create_engine, upgrade
+
+    settings = settings_from_environment()
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            await upgrade(engine, args.revision)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    sys.stdout.write(f"database at {args.revision}\n")
+    return 0
+
+
+def _db_current(_args: argparse.Namespace) -> int:
+    from gateway.storage import create_engine, current_revision, head_revision
+
+    settings = settings_from_environment()
+
+    async def run() -> str | None:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    current, head = asyncio.run(run()), head_revision()
+    sys.stdout.write(f"current: {current or 'none'}\nhead:    {head}\n")
+    return 0 if current == head else 1
+
+
+def _schema_export(args: argparse.Namespace) -> int:
+    from schema import SDL_PATH, export_sdl
+
+    target = Path(args.output) if args.output else SDL_PATH
+    sdl = export_sdl()
+    if args.check:
+        if not target.exists() or target.read_text(encoding="utf-8") != sdl:
+            sys.stderr.write(f"{target} is stale: run `gateway schema export`\n")
+            return 1
+        sys.stdout.write(f"{target} is up to date\n")
+        return 0
+    target.write_text(sdl, encoding="utf-8")
+    sys.stdout.write(f"wrote {target}\n")
+    return 0
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    from keys import PURPOSES, KeyRing
+
+    settings = settings_from_environment()
+    made = KeyRing.generate(settings.keys_dir, args.purpose or PURPOSES)
+    for key in made:
+        sys.stdout.write(f"{key.purpose}\t{key.kid}\n")
+    return 0
+
+
+def _keys_show(_args: argparse.Namespace) -> int:
+    from keys import KeyRing, verifier_key
+
+    settings = settings_from_environment()
+    ring = KeyRing.load(settings.keys_dir)
+    origin = settings.checkpoint_origin
+    notes = [verifier_key(origin, k.public) for k in reversed(ring.verifying("checkpoints"))]
+    print_json({"checkpointVerifierKeys": notes, "jwks": ring.jwks()})
+    return 0
+
+
+def _connectors_check(args: argparse.Namespace) -> int:
+    from connectors import check_manifest, load_manifests
+    from schema import canonical_fields
+
+    canonical = canonical_fields()
+    for manifest in load_manifests(Path(args.directory)):
+        check_manifest(manifest, canonical)
+        kinds = ", ".join(manifest.entities)
+        sys.stdout.write(f"ok\t{manifest.name}\t{manifest.kind}\t{kinds}\n")
+    return 0
+
+
+def _connectors_list(_args: argparse.Namespace) -> int:
+    from gateway.storage import create_engine, list_connectors
+
+    settings = settings_from_environment()
+
+    async def run() -> list[dict[str, Any]]:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            return await list_connectors(engine)
+        finally:
+            await engine.dispose()
+
+    print_json(asyncio.run(run()))
+    return 0
+
+
+def _catalogue_list(_args: argparse.Namespace) -> int:
+    from gateway.resources import load_procedures
+
+    catalogue = load_procedures(settings_from_environment())
+    for procedure in catalogue:
+        sys.stdout.write(
+            f"{procedure.code}\t{procedure.code_status}\t{procedure.name.en}"
+            f"\t{','.join(procedure.agency_kinds)}\n"
+        )
+    sys.stdout.write(f"policy version {catalogue.version}\n")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Data-sharing gateway: purpose-bound GraphQL over agencies' databases.",
+        epilog="Settings come from GATEWAY_* environment variables or a .env file.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        parent: Any, name: str, handler: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    serve = command(sub, "serve", _serve, "run the gateway")
+    serve.add_argument("--host", help="listen address (default: GATEWAY_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: GATEWAY_PORT or 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+
+    demo = command(sub, "demo", _demo, "run sandbox agencies, the gateway and its query page")
+    demo.add_argument("--port", type=int, default=8000, help="gateway port (default: 8000)")
+    demo.add_argument("--population-port", type=int, default=8101)
+    demo.add_argument("--business-port", type=int, default=8102)
+    demo.add_argument("--issuer-port", type=int, default=8103)
+    demo.add_argument("--citizens", type=int, default=10_000, help="synthetic citizens")
+
+    db = sub.add_parser("db", help="database migrations").add_subparsers(
+        dest="db_command", required=True, metavar="COMMAND"
+    )
+    up = command(db, "upgrade", _db_upgrade, "apply migrations (GATEWAY_DATABASE_URL)")
+    up.add_argument("--revision", default="head")
+    command(db, "current", _db_current, "show the revision; exit 1 unless at head")
+
+    schema = sub.add_parser("schema", help="the canonical schema").add_subparsers(
+        dest="schema_command", required=True, metavar="COMMAND"
+    )
+    export = command(schema, "export", _schema_export, "write the SDL")
+    export.add_argument("--output", help="file to write (default: schema/schema.graphql)")
+    export.add_argument("--check", action="store_true", help="fail if the file is stale")
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(
+        dest="keys_command", required=True, metavar="COMMAND"
+    )
+    gen = command(keys, "generate", _keys_generate, "add a new key (it signs from now on)")
+    gen.add_argument("--purpose", action="append", help="only this purpose (repeatable)")
+    command(keys, "show", _keys_show, "print the public keys: JWKS and checkpoint verifier keys")
+
+    conns = sub.add_parser("connectors", help="connector manifests").add_subparsers(
+        dest="connectors_command", required=True, metavar="COMMAND"
+    )
+    check = command(conns, "check", _connectors_check, "validate the manifests in DIR")
+    check.add_argument("directory")
+    command(conns, "list", _connectors_list, "connectors recorded in the database")
+
+    catalogue = sub.add_parser("catalogue", help="the procedure catalogue").add_subparsers(
+        dest="catalogue_command", required=True, metavar="COMMAND"
+    )
+    command(catalogue, "list", _catalogue_list, "procedures, codes and the policy version")
+
+    add_audit_commands(sub, command)
+    add_client_commands(sub, command, settings_from_environment)
+    add_identity_commands(sub, command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    from connectors import ManifestError
+    from gateway.errors import GatewayError
+    from gateway.storage import DatabaseNotReady
+    from keys import KeyRingError, NoteError
+    from policies import CatalogueError
+
+    args = _parser().parse_args(argv)
+    try:
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except (
+        ManifestError,
+        CatalogueError,
+        DatabaseNotReady,
+        KeyRingError,
+        NoteError,
+        ConfigurationError,
+    ) as exc:
+        sys.stderr.write(f"gateway: {exc}\n")
+        return 2
+    except GatewayError as exc:
+        detail = f" {orjson.dumps(exc.detail).decode()}" if exc.detail else ""
+        sys.stderr.write(f"gateway: {exc.code}: {exc.message}{detail}\n")
+        return 2
+    except ValidationError as exc:
+        sys.stderr.write(f"gateway: invalid settings:\n{exc}\n")
+        return 2
+    except (OSError, SQLAlchemyError) as exc:
+        # Unreachable or misnamed database: one line, never the URL (it may hold a password).
+        sys.stderr.write(f"gateway: the database cannot be used: {type(exc).__name__}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

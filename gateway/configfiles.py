@@ -1,0 +1,115 @@
+"""Configuration files (YAML or JSON) read into validated models.
+
+Connector manifests and the procedure catalogue are data written by people. A file
+that is wrong must stop start-up with the file, the line and the field, so reading
+goes through one place: `load_config_file`. A leaf module: it imports nothing of the
+project, so every package may use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import yaml
+from pydantic import BaseModel, ValidationError
+
+__all__ = ["ConfigFileError", "config_files", "load_config_file"]
+
+M = TypeVar("M", bound=BaseModel)
+
+SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+
+
+class ConfigFileError(ValueError):
+    """A configuration file that cannot be used; says which file and line."""
+
+    def __init__(self, path: Path | str, message: str, *, line: int | None = None) -> None:
+        self.path = str(path)
+        self.line = line
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {message}")
+
+
+def _node_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the YAML node at `loc`, or of its nearest ancestor."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+            if child is None:
+                # The key itself may be the problem (an unknown field): point at it.
+                key = next((k for k, _ in node.value if k.value == part), None)
+                return key.start_mark.line + 1 if key is not None else line
+            node = child
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+        else:
+            return line
+        line = node.start_mark.line + 1
+    return line
+
+
+def _parse(path: Path, error: type[ConfigFileError]) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(path, f"cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise error(path, "not UTF-8 text") from exc
+    try:
+        if path.suffix == ".json":
+            data = orjson.loads(text)
+            # JSON is YAML too: composing it only serves to find lines for errors.
+            try:
+                return data, yaml.compose(text, Loader=yaml.SafeLoader)
+            except yaml.YAMLError:
+                return data, None
+        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+    except orjson.JSONDecodeError as exc:
+        raise error(path, f"not valid JSON: {exc.msg}", line=exc.lineno) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise error(path, f"not valid YAML: {exc}", line=line) from exc
+
+
+def load_config_file(
+    path: Path,
+    model: type[M],
+    *,
+    error: type[ConfigFileError] = ConfigFileError,
+    what: str = "document",
+    ignore_loc: Collection[str] = (),
+) -> M:
+    """Read `path` and validate it as `model`; raise `error` naming the file and line.
+
+    Top-level keys starting with `x-` belong to the author (shared YAML anchors,
+    notes) and are not read. `ignore_loc` lists names that pydantic puts in error
+    locations without being keys of the document (union tags).
+    """
+    data, node = _parse(path, error)
+    if not isinstance(data, dict):
+        raise error(path, f"a {what} is a mapping", line=1)
+    data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(
+            p for p in first["loc"] if p not in ignore_loc and not str(p).startswith("function-")
+        )
+        where = ".".join(str(p) for p in loc) or "(top)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise error(path, f"{where}: {first['msg']}{more}", line=_node_line(node, loc)) from exc
+
+
+def config_files(directory: Path, *, error: type[ConfigFileError] = ConfigFileError) -> list[Path]:
+    """The YAML and JSON files directly in `directory`, sorted by name."""
+    if not directory.is_dir():
+        raise error(directory, "no such directory")
+    return sorted(p for p in directory.iterdir() if p.suffix in SUFFIXES and p.is_file())

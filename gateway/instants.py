@@ -1,0 +1,45 @@
+"""Instants as the gateway writes and reads them.
+
+Everything the gateway writes is RFC 3339 in UTC with a `Z` (`format_instant`). What
+people type (an auditor's search range, a citizen's history) is a date, read as
+midnight in Vietnam, or a date-time with its offset (`parse_instant`). A leaf module:
+every package may use it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Final
+
+from gateway.errors import InvalidArgument
+
+__all__ = ["VIETNAM", "format_instant", "parse_instant"]
+
+VIETNAM: Final = datetime.timezone(datetime.timedelta(hours=7), "ICT")
+"""Indochina Time: what a date means when a person gives one."""
+
+
+def format_instant(value: datetime.datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, as the gateway writes instants (`value` is aware)."""
+    return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_instant(value: str, argument: str) -> datetime.datetime:
+    """An RFC 3339 date-time with its offset, or a date (00:00 UTC+7 of that day), in UTC.
+
+    Anything else is `INVALID_ARGUMENT` naming `argument`.
+    """
+    try:
+        if len(value) == 10:
+            day = datetime.date.fromisoformat(value)
+            return datetime.datetime.combine(day, datetime.time(), VIETNAM).astimezone(datetime.UTC)
+        instant = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise InvalidArgument(
+            f"`{argument}` is a date (2026-01-31) or a date-time with its offset "
+            f"(2026-01-31T08:00:00+07:00).",
+            argument=argument,
+        )
+    return instant.astimezone(datetime.UTC)

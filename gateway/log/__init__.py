@@ -1,0 +1,98 @@
+"""The verifiable access log: an RFC 6962 Merkle tree over every recorded event.
+
+This package is the log's pure core: hashing and the compact range (`CompactRange`),
+inclusion and consistency proofs that raise `ProofError`, checkpoints as C2SP signed
+notes, tile paths and entry bundles (c2sp.org/tlog-tiles), the public leaf and the
+envelope hash, offline proofs (c2sp.org/tlog-proof), receipts, and the offline checks
+of exports and receipts. It imports neither the database nor the web framework, so
+the offline checks run anywhere with `keys/` alone.
+
+What needs more lives in modules of their own, imported by name:
+
+- `gateway.log.store`: the log in the database (`TransparencyLog`): integration,
+  checkpoints, proofs and tiles;
+- `gateway.log.sequencer`: the background task that integrates within the merge delay;
+- `gateway.log.remote`: `verify_remote`, the audit of a running gateway over HTTP.
+"""
+
+from gateway.log._checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    checkpoint_text,
+    checkpoint_verifiers,
+    parse_checkpoint,
+    sign_checkpoint,
+)
+from gateway.log._leaf import LEAF_VERSION, canonical_hash, format_ts, public_leaf
+from gateway.log._merkle import (
+    EMPTY_ROOT,
+    CompactRange,
+    Node,
+    ProofError,
+    consistency_ranges,
+    hash_ranges,
+    inclusion_ranges,
+    leaf_hash,
+    node_hash,
+    nodes_for,
+    perfect_nodes,
+    verify_consistency,
+    verify_inclusion,
+)
+from gateway.log._offline import ExportReport, ProvenLeaf, verify_export, verify_tlog_proof
+from gateway.log._receipts import make_receipt, verify_receipt
+from gateway.log._report import Report
+from gateway.log._tiles import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    entry_bundle,
+    parse_tile_path,
+    read_entry_bundle,
+    tile_name,
+    tile_path,
+)
+from gateway.log._tlog_proof import TLOG_PROOF, TlogProof, read_tlog_proof, tlog_proof
+
+__all__ = [
+    "EMPTY_ROOT",
+    "LEAF_VERSION",
+    "TILE_HEIGHT",
+    "TILE_WIDTH",
+    "TLOG_PROOF",
+    "Checkpoint",
+    "CheckpointError",
+    "CompactRange",
+    "ExportReport",
+    "Node",
+    "ProofError",
+    "ProvenLeaf",
+    "Report",
+    "TlogProof",
+    "canonical_hash",
+    "checkpoint_text",
+    "checkpoint_verifiers",
+    "consistency_ranges",
+    "entry_bundle",
+    "format_ts",
+    "hash_ranges",
+    "inclusion_ranges",
+    "leaf_hash",
+    "make_receipt",
+    "node_hash",
+    "nodes_for",
+    "parse_checkpoint",
+    "parse_tile_path",
+    "perfect_nodes",
+    "public_leaf",
+    "read_entry_bundle",
+    "read_tlog_proof",
+    "sign_checkpoint",
+    "tile_name",
+    "tile_path",
+    "tlog_proof",
+    "verify_consistency",
+    "verify_export",
+    "verify_inclusion",
+    "verify_receipt",
+    "verify_tlog_proof",
+]

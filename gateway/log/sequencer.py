@@ -1,0 +1,55 @@
+"""The sequencer: integrates recorded events into the log within the maximum merge delay.
+
+It runs in every gateway process; on PostgreSQL the replicas take turns through the
+store's lock, so one integrates at a time and any other takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from gateway.log.store import LogIntegrityError, TransparencyLog
+
+__all__ = ["Sequencer"]
+
+log = structlog.get_logger(__name__)
+
+
+class Sequencer:
+    """Integrates queued events in the background, within the maximum merge delay."""
+
+    def __init__(
+        self, log_store: TransparencyLog, *, merge_delay: float, max_batch: int = 4096
+    ) -> None:
+        self._log = log_store
+        self._delay = merge_delay
+        self._max_batch = max_batch
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start integrating."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="sequencer")
+
+    async def stop(self) -> None:
+        """Stop now; a batch in progress rolls back and is integrated on the next start."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            # Every half merge delay: an event waits at most one interval to be picked up
+            # and one batch to be integrated; batches stay large and commits few.
+            await asyncio.sleep(self._delay / 2)
+            try:
+                while await self._log.integrate(max_batch=self._max_batch) == self._max_batch:
+                    pass
+            except LogIntegrityError as exc:  # tampering: nothing is signed until resolved
+                log.error("log_integrity_failure", detail=str(exc))
+            except Exception as exc:  # a failed batch is retried on the next turn
+                log.error("log_integration_failed", error=type(exc).__name__)

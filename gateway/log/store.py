@@ -1,0 +1,369 @@
+"""The verifiable log's store: integration, checkpoints, proofs and tiles, in the database.
+
+Events wait in `log_queue`; `integrate` takes them in order, gives them contiguous
+indices, stores the public leaves and the hashes of every complete subtree
+(`log_nodes`), and signs a checkpoint, all in one transaction. One sequencer works at a
+time: on PostgreSQL it holds the row lock of `log_state` for its transaction (any
+replica may take over when the holder dies); SQLite serves one process.
+
+Proofs read O(log n) stored hashes: the perfect nodes that tile the ranges of the
+proof. The formats and the hashing are the log's core (`gateway.log`); this module
+only stores and reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.errors import InvalidArgument, NotFound
+from gateway.log._checkpoint import Checkpoint, checkpoint_verifiers, sign_checkpoint
+from gateway.log._leaf import public_leaf
+from gateway.log._merkle import (
+    EMPTY_ROOT,
+    CompactRange,
+    Node,
+    consistency_ranges,
+    hash_ranges,
+    inclusion_ranges,
+    leaf_hash,
+    nodes_for,
+    perfect_nodes,
+)
+from gateway.log._tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle
+from gateway.storage import events, log_checkpoints, log_leaves, log_nodes, log_queue, log_state
+from keys import KeyRing, NoteVerifier, SigningKey
+
+__all__ = ["LogIntegrityError", "TransparencyLog"]
+
+
+class LogIntegrityError(RuntimeError):
+    """The stored log disagrees with itself: the sequencer stops rather than sign it."""
+
+
+INTEGRATED = Counter("gateway_log_integrated_total", "Events integrated into the log.")
+BATCH_SECONDS = Histogram(
+    "gateway_log_batch_seconds",
+    "Time one sequencer batch took, from lock to commit.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TREE_SIZE = Gauge("gateway_log_size", "Leaves in the log as of the last batch.")
+
+
+class TransparencyLog:
+    """The log's storage: integration, checkpoints, proofs and tiles."""
+
+    def __init__(self, engine: AsyncEngine, keyring: KeyRing | None, *, origin: str) -> None:
+        """`keyring` signs checkpoints; without one the log can be read, not written."""
+        self._engine = engine
+        self._keyring = keyring
+        self.origin = origin
+        self.reads = 0
+        """Stored hashes read by proofs and roots (to show they stay O(log n))."""
+
+    # -- the sequencer -----------------------------------------------------------------
+
+    async def integrate(self, *, max_batch: int = 4096) -> int:
+        """Integrate up to `max_batch` queued events; returns how many (0: none, or busy).
+
+        Everything happens in one transaction: leaves, nodes, state, checkpoint and the
+        removal from the queue commit together, or not at all.
+        """
+        started = asyncio.get_running_loop().time()
+        async with self._engine.begin() as conn:
+            state = await self._lock(conn)
+            if state is None:
+                return 0
+            size, signed_root = state
+            queued = (
+                await conn.execute(
+                    sa.select(
+                        log_queue.c.seq,
+                        log_queue.c.leaf_hash.label("promised"),
+                        events.c.id,
+                        events.c.type,
+                        events.c.ts,
+                        events.c.envelope_hash,
+                        events.c.policy_version,
+                    )
+                    .join(events, events.c.id == log_queue.c.event_id)
+                    .order_by(log_queue.c.seq)
+                    .limit(max_batch)
+                )
+            ).all()
+            if not queued:
+                return 0
+            tree = await self._tree(conn, size)
+            if tree.root() != signed_root:
+                raise LogIntegrityError("the stored tree nodes do not give the signed root")
+            leaves: list[dict[str, Any]] = []
+            nodes: list[dict[str, Any]] = []
+            for offset, row in enumerate(queued):
+                index = size + offset
+                data = public_leaf(
+                    type=row.type,
+                    ts=row.ts,
+                    envelope_hash=row.envelope_hash,
+                    policy_version=row.policy_version,
+                )
+                digest = leaf_hash(data)
+                if row.promised is not None and bytes(row.promised) != digest:
+                    raise LogIntegrityError(
+                        f"event {row.id} was changed after its receipt was issued"
+                    )
+                leaves.append(
+                    {"idx": index, "event_id": row.id, "leaf": data.decode(), "leaf_hash": digest}
+                )
+                nodes.extend(
+                    {"level": level, "idx": idx, "hash": made}
+                    for level, idx, made in tree.append(digest)
+                )
+            new_size = size + len(queued)
+            new_root = tree.root()
+            await conn.execute(log_leaves.insert(), leaves)
+            await conn.execute(log_nodes.insert(), nodes)
+            # Exactly the rows taken: sequence numbers are not in commit order, so a row
+            # below the last one taken may have been committed since it was read.
+            await conn.execute(
+                log_queue.delete().where(log_queue.c.seq.in_([row.seq for row in queued]))
+            )
+            now = datetime.datetime.now(datetime.UTC)
+            await conn.execute(
+                log_state.update()
+                .where(log_state.c.id == 1)
+                .values(size=new_size, root=new_root, updated_at=now)
+            )
+            signed = sign_checkpoint(self.origin, new_size, new_root, self._signing_key().private)
+            await conn.execute(
+                log_checkpoints.insert().values(
+                    size=new_size, root=new_root, note=signed.note, signed_at=now
+                )
+            )
+        INTEGRATED.inc(len(queued))
+        TREE_SIZE.set(new_size)
+        BATCH_SECONDS.observe(asyncio.get_running_loop().time() - started)
+        return len(queued)
+
+    async def ensure_checkpoint(self) -> None:
+        """Sign the empty tree's checkpoint if none was ever signed (idempotent)."""
+        if await self.latest() is not None:
+            return
+        signed = sign_checkpoint(self.origin, 0, EMPTY_ROOT, self._signing_key().private)
+        with contextlib.suppress(IntegrityError):  # another replica signed it first
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    log_checkpoints.insert().values(
+                        size=0,
+                        root=EMPTY_ROOT,
+                        note=signed.note,
+                        signed_at=datetime.datetime.now(datetime.UTC),
+                    )
+                )
+
+    async def _lock(self, conn: AsyncConnection) -> tuple[int, bytes] | None:
+        """Take the sequencer's lock and read the state; `None` if another holds it."""
+        query = sa.select(log_state.c.size, log_state.c.root).where(log_state.c.id == 1)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        else:
+            # SQLite: take the write lock now, so that two writers cannot both read the
+            # same size; the embedded mode serves one process anyway.
+            await conn.execute(
+                log_state.update().where(log_state.c.id == 1).values(size=log_state.c.size)
+            )
+        row = (await conn.execute(query)).first()
+        return None if row is None else (int(row.size), bytes(row.root))
+
+    async def _tree(self, conn: AsyncConnection, size: int) -> CompactRange:
+        """The stored tree of `size` leaves, from its right edge: the range to extend."""
+        found = await self._read_nodes(conn, set(perfect_nodes(0, size)))
+        return CompactRange.from_nodes(size, found)
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def _read_nodes(self, conn: AsyncConnection, wanted: set[Node]) -> dict[Node, bytes]:
+        if not wanted:
+            return {}
+        by_level: dict[int, list[int]] = {}
+        for level, index in wanted:
+            by_level.setdefault(level, []).append(index)
+        condition = sa.or_(
+            *(
+                sa.and_(log_nodes.c.level == level, log_nodes.c.idx.in_(indices))
+                for level, indices in by_level.items()
+            )
+        )
+        rows = (
+            await conn.execute(
+                sa.select(log_nodes.c.level, log_nodes.c.idx, log_nodes.c.hash).where(condition)
+            )
+        ).all()
+        self.reads += len(rows)
+        found = {(int(r.level), int(r.idx)): bytes(r.hash) for r in rows}
+        missing = wanted - set(found)
+        if missing:
+            raise RuntimeError(f"the log store lacks {len(missing)} tree nodes")
+        return found
+
+    async def lag(self) -> float:
+        """Seconds the oldest queued event has waited (0 when the queue is empty)."""
+        async with self._engine.connect() as conn:
+            oldest = await conn.scalar(
+                sa.select(sa.func.min(events.c.ts)).join(
+                    log_queue, log_queue.c.event_id == events.c.id
+                )
+            )
+        if oldest is None:
+            return 0.0
+        waited: float = (datetime.datetime.now(datetime.UTC) - oldest).total_seconds()
+        return max(0.0, waited)
+
+    async def queued(self) -> int:
+        """Events recorded and waiting to be integrated."""
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(sa.select(sa.func.count()).select_from(log_queue))
+        return int(value or 0)
+
+    async def size(self) -> int:
+        """Leaves integrated so far."""
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(sa.select(log_state.c.size).where(log_state.c.id == 1))
+        return int(value or 0)
+
+    async def latest(self) -> Checkpoint | None:
+        """The newest signed checkpoint."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(log_checkpoints).order_by(log_checkpoints.c.size.desc()).limit(1)
+                )
+            ).first()
+        if row is None:
+            return None
+        return Checkpoint(self.origin, int(row.size), bytes(row.root), row.note)
+
+    async def checkpoint_at(self, size: int) -> Checkpoint:
+        """The checkpoint signed for exactly `size` leaves."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(log_checkpoints).where(log_checkpoints.c.size == size))
+            ).first()
+        if row is None:
+            raise NotFound("No checkpoint was signed for this size.", kind="Checkpoint")
+        return Checkpoint(self.origin, int(row.size), bytes(row.root), row.note)
+
+    async def _hashes(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        async with self._engine.connect() as conn:
+            nodes = await self._read_nodes(conn, nodes_for(ranges))
+        return hash_ranges(ranges, nodes)
+
+    async def _check_size(self, size: int) -> None:
+        current = await self.size()
+        if not 0 < size <= current:
+            raise InvalidArgument(
+                f"The tree size must be between 1 and {current}.", argument="size", max=current
+            )
+
+    async def root(self, size: int) -> bytes:
+        """The root of the tree of the first `size` leaves."""
+        if size == 0:
+            return EMPTY_ROOT
+        await self._check_size(size)
+        [root] = await self._hashes([(0, size)])
+        return root
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 6962 inclusion proof of leaf `index` in the tree of `size` leaves."""
+        await self._check_size(size)
+        if not 0 <= index < size:
+            raise InvalidArgument("The index must be below the tree size.", argument="index")
+        return await self._hashes(inclusion_ranges(index, size))
+
+    async def inclusion_proofs(self, indices: Sequence[int], size: int) -> list[list[bytes]]:
+        """Inclusion proofs of several leaves in one tree, reading each node once."""
+        await self._check_size(size)
+        if any(not 0 <= i < size for i in indices):
+            raise InvalidArgument("Every index must be below the tree size.", argument="index")
+        ranges = [inclusion_ranges(i, size) for i in indices]
+        wanted: set[Node] = set()
+        for r in ranges:
+            wanted |= nodes_for(r)
+        async with self._engine.connect() as conn:
+            nodes = await self._read_nodes(conn, wanted)
+        return [hash_ranges(r, nodes) for r in ranges]
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """RFC 6962 consistency proof between two tree sizes."""
+        await self._check_size(second)
+        if not 0 < first <= second:
+            raise InvalidArgument("Sizes must satisfy 0 < first <= second.", argument="first")
+        if first == second:
+            return []
+        return await self._hashes(consistency_ranges(first, second))
+
+    async def find_leaf(self, digest: bytes) -> tuple[int, bytes]:
+        """(index, leaf) of the leaf with this hash."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(log_leaves.c.idx, log_leaves.c.leaf)
+                    .where(log_leaves.c.leaf_hash == digest)
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(
+                "No integrated leaf has this hash (yet: wait for the merge delay).", kind="Leaf"
+            )
+        return int(row.idx), row.leaf.encode()
+
+    async def tile(self, level: int, index: int, width: int) -> bytes:
+        """A C2SP tile: `width` hashes of Merkle level 8*`level`, from `index` * 256."""
+        first = index * TILE_WIDTH
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(log_nodes.c.idx, log_nodes.c.hash)
+                    .where(
+                        log_nodes.c.level == level * TILE_HEIGHT,
+                        log_nodes.c.idx >= first,
+                        log_nodes.c.idx < first + width,
+                    )
+                    .order_by(log_nodes.c.idx)
+                )
+            ).all()
+        if len(rows) != width:
+            raise NotFound("No such tile.", kind="Tile")
+        return b"".join(bytes(r.hash) for r in rows)
+
+    async def entries(self, index: int, width: int) -> bytes:
+        """A C2SP entry bundle: each public leaf prefixed by its length (uint16)."""
+        first = index * TILE_WIDTH
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(log_leaves.c.leaf)
+                    .where(log_leaves.c.idx >= first, log_leaves.c.idx < first + width)
+                    .order_by(log_leaves.c.idx)
+                )
+            ).all()
+        if len(rows) != width:
+            raise NotFound("No such entry bundle.", kind="Tile")
+        return entry_bundle(row.leaf.encode() for row in rows)
+
+    def _signing_key(self) -> SigningKey:
+        if self._keyring is None:
+            raise RuntimeError("this log was opened to be read, not written")
+        return self._keyring.signing("checkpoints")
+
+    def verifiers(self) -> list[NoteVerifier]:
+        """Every checkpoint key, old ones included: rotation keeps old checkpoints valid."""
+        return [] if self._keyring is None else checkpoint_verifiers(self._keyring, self.origin)

@@ -1,0 +1,80 @@
+"""Records: every access, consent, admin action and auditor search, and what reads them.
+
+An event is stored in two parts (the envelope, with no personal data, whose hash the
+verifiable log publishes; and the personal part), with a private index of the subjects
+it concerns. `EventRecorder` commits events before any answer leaves (fail closed,
+shared commits). The consent store keeps consents and records every change to them.
+Auditors search and export the records (`SearchFilter`), citizens see their own
+(`citizen_items`), operators read the figures (`figures`), people are forgotten after
+retention (`forget`), and `verify_database` checks the stored records and their log.
+
+Above the log's core, the log store and the database; below admission and the web.
+"""
+
+from gateway.records._citizen_view import CITIZEN_VISIBLE_TYPES, citizen_items
+from gateway.records._consents import (
+    CONSENT_TYPE,
+    ClientConsentRequests,
+    ConsentStore,
+    Recorder,
+    consent_event,
+    detach,
+    verify_signed,
+)
+from gateway.records._figures import count_access, count_consent, figures
+from gateway.records._forget import FORGET_ACTION, Forgotten, forget, retention_of
+from gateway.records._recorder import (
+    Event,
+    EventRecorder,
+    admin_event,
+    commitment,
+    insert_events,
+    pseudonym,
+)
+from gateway.records._search import (
+    DECISION_CODES,
+    Page,
+    SearchFilter,
+    all_results,
+    decode_cursor,
+    encode_cursor,
+    page_limit,
+    search_page,
+    time_range,
+)
+from gateway.records._verify import verify_database
+
+__all__ = [
+    "CITIZEN_VISIBLE_TYPES",
+    "CONSENT_TYPE",
+    "DECISION_CODES",
+    "FORGET_ACTION",
+    "ClientConsentRequests",
+    "ConsentStore",
+    "Event",
+    "EventRecorder",
+    "Forgotten",
+    "Page",
+    "Recorder",
+    "SearchFilter",
+    "admin_event",
+    "all_results",
+    "citizen_items",
+    "commitment",
+    "consent_event",
+    "count_access",
+    "count_consent",
+    "decode_cursor",
+    "detach",
+    "encode_cursor",
+    "figures",
+    "forget",
+    "insert_events",
+    "page_limit",
+    "pseudonym",
+    "retention_of",
+    "search_page",
+    "time_range",
+    "verify_database",
+    "verify_signed",
+]

@@ -1,0 +1,156 @@
+"""What a citizen sees of the accesses to their data ("who looked at my data, and why").
+
+For each access: when, which organisation and system, the officer (by name or by role,
+as the procedure's `officer_disclosure` says), the procedure's name in Vietnamese and
+English, the case, the fields read about this citizen and on what ground (the legal
+basis, or the consent), the fields withheld, and the outcome. An auditor's search by
+the citizen's id is shown too. Accesses hidden until a date (`purpose.hiddenUntil`,
+where the procedure allows it) appear from that instant on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.instants import format_instant
+from gateway.storage import clients, event_personal
+from policies import AGENCY_KIND_LABELS, AgencyKind, Catalogue, UnknownProcedure
+
+__all__ = ["CITIZEN_VISIBLE_TYPES", "citizen_items"]
+
+CITIZEN_VISIBLE_TYPES = ("access", "auditor_search")
+_ALLOWED = {"ALLOWED_BY_LAW": "law", "ALLOWED_BY_CONSENT": "consent"}
+_AUDITOR = {"vi": "Kiểm tra viên nhật ký truy cập", "en": "Access-log auditor"}
+
+
+@dataclass(frozen=True, slots=True)
+class _System:
+    name: str
+    agency_kinds: tuple[str, ...]
+
+
+def _json(value: Any) -> Any:
+    return value if isinstance(value, dict | list) or value is None else orjson.loads(value)
+
+
+async def citizen_items(
+    conn: AsyncConnection, rows: Sequence[Any], subject: str, catalogue: Catalogue
+) -> list[dict[str, Any]]:
+    """The citizen's view of a page of their records."""
+    ids = [row.id for row in rows]
+    personal = {
+        event_id: _json(value)
+        for event_id, value in await conn.execute(
+            sa.select(event_personal.c.event_id, event_personal.c.personal).where(
+                event_personal.c.event_id.in_(ids)
+            )
+        )
+    }
+    client_ids = {row.client_id for row in rows if row.client_id}
+    systems = {
+        r.id: _System(r.name, tuple(_json(r.agency_kinds)))
+        for r in await conn.execute(
+            sa.select(clients.c.id, clients.c.name, clients.c.agency_kinds).where(
+                clients.c.id.in_(client_ids)
+            )
+        )
+    }
+    return [
+        _item(row, personal.get(row.id), subject, catalogue, systems.get(row.client_id))
+        for row in rows
+    ]
+
+
+def _item(
+    row: Any,
+    personal: Mapping[str, Any] | None,
+    subject: str,
+    catalogue: Catalogue,
+    system: _System | None,
+) -> dict[str, Any]:
+    envelope = _json(row.envelope)
+    item: dict[str, Any] = {
+        "id": row.id,
+        "time": format_instant(row.ts),
+        "kind": "audit" if row.type == "auditor_search" else "access",
+        "organisation": row.organisation or envelope.get("auditorOrg"),
+        "system": None,
+        "officer": None,
+        "procedure": None,
+        "case": None,
+        "fields": [],
+        "withheld": [],
+        "basis": [],
+        "outcome": row.outcome,
+        "inLog": row.leaf_index is not None,
+        "receipt": f"/me/accesses/{row.id}/receipt",
+    }
+    if row.type == "auditor_search":
+        item["officer"] = {"role": _AUDITOR}
+        item["basis"] = [{"kind": "audit"}]
+        return item
+    if system is not None:
+        item["system"] = {"id": row.client_id, "name": system.name}
+    entry = _procedure(catalogue, row.procedure)
+    item["procedure"] = (
+        {"code": row.procedure, "name": None}
+        if entry is None
+        else {"code": entry.code, "name": {"vi": entry.name.vi, "en": entry.name.en}}
+    )
+    if personal is None:
+        # Forgotten at another subject's request: the envelope is all that is left.
+        item["details"] = "removed"
+        return item
+    item["case"] = personal.get("case")
+    item["officer"] = _officer(entry, personal.get("officer"), system)
+    subjects = personal.get("subjects") or []
+    mine = subjects.index(subject) if subject in subjects else None
+    fields: set[str] = set()
+    withheld: set[tuple[str, str]] = set()
+    basis: dict[tuple[str, str | None], None] = {}
+    for decision in envelope.get("decisions") or ():
+        if mine not in decision.get("subjects", ()):
+            continue
+        ground = _ALLOWED.get(decision["decision"])
+        if ground is None:
+            withheld.add((decision["path"], decision["decision"]))
+            continue
+        fields.add(decision["path"])
+        basis[(ground, decision.get("basis"))] = None
+    item["fields"] = sorted(fields)
+    item["withheld"] = [{"field": p, "code": c} for p, c in sorted(withheld)]
+    item["basis"] = [
+        {"kind": "law", "legalBasis": ref}
+        if ground == "law"
+        else {"kind": "consent", "consentId": ref}
+        for ground, ref in basis
+    ]
+    return item
+
+
+def _procedure(catalogue: Catalogue, code: str | None) -> Any:
+    if code is None:
+        return None
+    try:
+        return catalogue.get(code)
+    except UnknownProcedure:
+        return None
+
+
+def _officer(entry: Any, officer: str | None, system: _System | None) -> dict[str, Any]:
+    if entry is not None and entry.officer_disclosure == "name" and officer:
+        return {"name": officer}
+    known = {kind.value for kind in AgencyKind}
+    kinds = [k for k in (system.agency_kinds if system else ()) if k in known]
+    if entry is not None:
+        kinds = [k for k in kinds if k in entry.agency_kinds] or kinds
+    if not kinds:
+        return {"role": {"vi": "Cán bộ", "en": "Officer"}}
+    vi, en = AGENCY_KIND_LABELS[AgencyKind(kinds[0])]
+    return {"role": {"vi": f"Cán bộ {vi}", "en": f"Officer of the {en}"}}

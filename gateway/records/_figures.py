@@ -1,0 +1,133 @@
+"""Figures for operators: what the gateway served, refused, and spared citizens.
+
+Per procedure and agency over a period: requests, fields served, refusals by code (the
+requests that had a field withheld with that code),
+consents asked, granted, denied and revoked, and papers avoided (for each subject of a
+served request, the catalogue's `papers_replaced` whose fields were all served). They
+are read from the access records, so they agree with the log; Prometheus counters
+count the same as they happen.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.storage import clients, event_decisions, events, read_snapshot
+
+__all__ = ["count_access", "count_consent", "figures"]
+
+_BY_AGENCY = ["procedure", "organisation"]
+ACCESSES = Counter("gateway_accesses_total", "Admitted GraphQL requests.", _BY_AGENCY)
+FIELDS_SERVED = Counter(
+    "gateway_fields_served_total", "Fields served with a value, per subject.", _BY_AGENCY
+)
+DENIALS = Counter(
+    "gateway_denials_total",
+    "Requests that had a field withheld, by decision code (as in the stats).",
+    [*_BY_AGENCY, "code"],
+)
+PAPERS_AVOIDED = Counter(
+    "gateway_papers_avoided_total",
+    "Papers a citizen did not bring: all the fields replacing them were served.",
+    _BY_AGENCY,
+)
+CONSENT_EVENTS = Counter(
+    "gateway_consent_events_total",
+    "Consent requests and answers (requested, approved, denied, revoked, expired).",
+    ["procedure", "action"],
+)
+_ALLOWED = ("ALLOWED_BY_LAW", "ALLOWED_BY_CONSENT")
+
+
+def count_access(envelope: Mapping[str, Any]) -> None:
+    """Count a recorded access in the Prometheus counters."""
+    labels = (envelope.get("procedure") or "", envelope.get("organisation") or "")
+    ACCESSES.labels(*labels).inc()
+    FIELDS_SERVED.labels(*labels).inc(envelope.get("fieldsServed", 0))
+    PAPERS_AVOIDED.labels(*labels).inc(envelope.get("papersAvoided", 0))
+    codes = {d["decision"] for d in envelope.get("decisions") or ()}
+    for code in sorted(codes.difference(_ALLOWED)):
+        DENIALS.labels(*labels, code).inc()
+
+
+def count_consent(procedure: str, action: str) -> None:
+    """Count a consent event."""
+    CONSENT_EVENTS.labels(procedure, action).inc()
+
+
+async def figures(
+    engine: AsyncEngine,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    *,
+    procedure: str | None = None,
+    organisation: str | None = None,
+) -> list[dict[str, Any]]:
+    """One row per procedure and agency with activity in [start, end)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row(code: str | None, org: str | None) -> dict[str, Any]:
+        key = (code or "", org or "")
+        if key not in rows:
+            rows[key] = {
+                "procedure": key[0] or None,
+                "organisation": key[1] or None,
+                "requests": 0,
+                "fieldsServed": 0,
+                "papersAvoided": 0,
+                "denials": {},
+                "consents": {},
+            }
+        return rows[key]
+
+    # Consent events name the client; its organisation comes from the registry.
+    org = sa.func.coalesce(events.c.organisation, clients.c.organisation)
+    with_org = events.outerjoin(clients, clients.c.id == events.c.client_id)
+
+    def within(ts: sa.ColumnElement[Any]) -> list[sa.ColumnElement[bool]]:
+        found = [ts >= start, ts < end]
+        if procedure is not None:
+            found.append(events.c.procedure == procedure)
+        if organisation is not None:
+            found.append(org == organisation)
+        return found
+
+    async with read_snapshot(engine) as conn:
+        served = await conn.execute(
+            sa.select(
+                events.c.procedure,
+                org,
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(events.c.fields_served), 0),
+                sa.func.coalesce(sa.func.sum(events.c.papers_avoided), 0),
+            )
+            .select_from(with_org)
+            .where(events.c.type == "access", *within(events.c.ts))
+            .group_by(events.c.procedure, org)
+        )
+        for code, agency, count, fields, papers in served:
+            entry = row(code, agency)
+            entry.update(requests=int(count), fieldsServed=int(fields), papersAvoided=int(papers))
+        denied = await conn.execute(
+            sa.select(events.c.procedure, org, event_decisions.c.decision, sa.func.count())
+            .select_from(with_org.join(event_decisions, event_decisions.c.event_id == events.c.id))
+            .where(event_decisions.c.decision.not_in(_ALLOWED), *within(event_decisions.c.ts))
+            .group_by(events.c.procedure, org, event_decisions.c.decision)
+        )
+        for code, agency, decision, count in denied:
+            row(code, agency)["denials"][decision] = int(count)
+        consents = await conn.execute(
+            sa.select(events.c.procedure, org, events.c.outcome, sa.func.count())
+            .select_from(with_org)
+            .where(events.c.type == "consent", *within(events.c.ts))
+            .group_by(events.c.procedure, org, events.c.outcome)
+        )
+        for code, agency, action, count in consents:
+            row(code, agency)["consents"][action] = int(count)
+    return sorted(rows.values(), key=lambda r: (r["procedure"] or "", r["organisation"] or ""))

@@ -1,0 +1,136 @@
+"""Forgetting a person once the retention of their records has run out.
+
+Retention is the `retention_days` setting, or the procedure's own `retention_days` in
+the catalogue. Forgetting is refused while any record of the person is younger than
+its retention, or while a consent of theirs is pending or in force. Then, in one
+transaction: the personal parts of every record that names the person are deleted,
+with their entries in the subject index, their consents and their subject key (so the
+commitments in the envelopes can no longer be linked to them: crypto-shredding). The
+envelopes and the log's leaves stay, so the log still verifies; the `admin` record of
+the forgetting lists the records whose personal part it deleted (their ids, nothing
+personal), so that the audit can tell a forgotten part from a deleted one.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.errors import Conflict, RetentionNotOver
+from gateway.records._recorder import Event, insert_events, pseudonym
+from gateway.storage import consents, event_personal, event_subjects, events, subject_keys
+from policies import Catalogue, UnknownProcedure
+
+__all__ = ["FORGET_ACTION", "Forgotten", "forget", "retention_of"]
+
+FORGET_ACTION = "forget"
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What forgetting removed (counts only)."""
+
+    records: int
+    consents: int
+    event_id: str
+
+
+def retention_of(catalogue: Catalogue, procedure: str | None, default_days: int) -> int:
+    """Days the personal part of a record of `procedure` is kept."""
+    if procedure is not None:
+        try:
+            own = catalogue.get(procedure).retention_days
+        except UnknownProcedure:
+            own = None
+        if own is not None:
+            return own
+    return default_days
+
+
+async def forget(
+    engine: AsyncEngine,
+    subject: str,
+    *,
+    catalogue: Catalogue,
+    default_days: int,
+    operator: str,
+    pseudonym_key: bytes,
+    now: datetime.datetime | None = None,
+) -> Forgotten:
+    """Forget `subject` (a checked id), or raise `RetentionNotOver` / `Conflict`."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    async with engine.begin() as conn:
+        records = (
+            await conn.execute(
+                sa.select(events.c.id, events.c.ts, events.c.procedure)
+                .join(event_subjects, event_subjects.c.event_id == events.c.id)
+                .where(event_subjects.c.subject == subject)
+            )
+        ).all()
+        _check_retention(records, catalogue, default_days, now)
+        await _check_consents(conn, subject, now)
+        ids = sorted(r.id for r in records)
+        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+            await conn.execute(event_personal.delete().where(event_personal.c.event_id.in_(chunk)))
+        await conn.execute(event_subjects.delete().where(event_subjects.c.subject == subject))
+        await conn.execute(subject_keys.delete().where(subject_keys.c.subject == subject))
+        dropped = await conn.execute(consents.delete().where(consents.c.subject == subject))
+        record = Event(
+            type="admin",
+            request_id="",
+            outcome="forgotten",
+            policy_version=catalogue.version,
+            envelope={
+                "action": FORGET_ACTION,
+                "operator": pseudonym(pseudonym_key, operator),
+                "events": ids,
+                "consentsDeleted": dropped.rowcount,
+            },
+            personal={"operator": operator},
+        )
+        await insert_events(conn, [record])
+    return Forgotten(len(ids), dropped.rowcount, record.id)
+
+
+def _check_retention(
+    records: Sequence[Any],
+    catalogue: Catalogue,
+    default_days: int,
+    now: datetime.datetime,
+) -> None:
+    until = None
+    for record in records:
+        ends = record.ts + datetime.timedelta(
+            days=retention_of(catalogue, record.procedure, default_days)
+        )
+        until = ends if until is None else max(until, ends)
+    if until is not None and until > now:
+        raise RetentionNotOver(
+            f"The person's newest record must be kept until {until.date().isoformat()}; "
+            f"they can be forgotten from then on.",
+            until=until.isoformat(),
+        )
+
+
+async def _check_consents(conn: AsyncConnection, subject: str, now: datetime.datetime) -> None:
+    live = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(consents)
+        .where(
+            consents.c.subject == subject,
+            sa.or_(
+                sa.and_(consents.c.status == "REQUESTED", consents.c.answer_by > now),
+                sa.and_(consents.c.status == "ACTIVE", consents.c.valid_until > now),
+            ),
+        )
+    )
+    if live:
+        raise Conflict(
+            "The person has a consent pending or in force: it must end before they are forgotten.",
+            consents=int(live),
+        )

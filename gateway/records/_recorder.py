@@ -1,0 +1,353 @@
+"""Recording events durably before any answer leaves (fail closed, group commit).
+
+An event has two parts stored apart: the envelope (who, why, which fields, what was
+decided, outcome: no personal data; its SHA-256 is what the verifiable log will
+publish) and the personal part (subject ids, the officer's id, the signed token),
+whose salted hash is in the envelope. A private index maps subjects to their events.
+
+`EventRecorder.record` returns only once the event is committed. Concurrent requests
+share commits: while one batch is being written, the next one gathers. If the write
+fails, every waiting request gets `AuditUnavailable` and must not release data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import rfc8785
+import sqlalchemy as sa
+import structlog
+from prometheus_client import Counter, Histogram
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.errors import AuditUnavailable
+from gateway.log import canonical_hash, leaf_hash, public_leaf
+from gateway.storage import (
+    event_decisions,
+    event_personal,
+    event_subjects,
+    events,
+    log_queue,
+    subject_keys,
+)
+
+__all__ = [
+    "Event",
+    "EventRecorder",
+    "admin_event",
+    "commitment",
+    "insert_events",
+    "pseudonym",
+]
+
+log = structlog.get_logger(__name__)
+
+EVENTS_PER_COMMIT = Histogram(
+    "gateway_events_per_commit",
+    "Events written by one commit of the recorder.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+RECORD_FAILURES = Counter(
+    "gateway_event_record_failures_total", "Commits of events that failed (requests refused)."
+)
+
+_WRITE_TIMEOUT = 10.0
+
+
+def pseudonym(key: bytes, officer: str) -> str:
+    """A stable pseudonym of an officer id: HMAC-SHA-256, hex, 32 characters."""
+    return hmac.new(key, officer.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Event:
+    """One event to record."""
+
+    type: str
+    request_id: str
+    outcome: str
+    policy_version: str
+    envelope: dict[str, Any]
+    personal: dict[str, Any] = field(repr=False)
+    subjects: Sequence[str] = field(default=(), repr=False)
+    client_id: str | None = None
+    procedure: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ts: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
+    leaf_hash: bytes = field(default=b"", repr=False)
+    """Set by `rows`: the hash of the event's public leaf, for its receipt."""
+    commitments: list[str] = field(default_factory=list, repr=False)
+    """Set by `insert_events`: `HMAC(subject_key, id)` of each subject, in order."""
+
+    def rows(self) -> EventRows:
+        """The rows of `events`, `event_personal`, `event_subjects`, `event_decisions`."""
+        salt = secrets.token_hex(16)
+        personal_hash = hashlib.sha256(
+            bytes.fromhex(salt) + rfc8785.dumps(_jsonable(self.personal))
+        ).hexdigest()
+        envelope = {
+            "v": 1,
+            "id": self.id,
+            "type": self.type,
+            "ts": self.ts.isoformat(),
+            "requestId": self.request_id,
+            "outcome": self.outcome,
+            "policyVersion": self.policy_version,
+            **self.envelope,
+            "subjectCommitments": self.commitments,
+            "personalHash": personal_hash,
+        }
+        envelope_hash = canonical_hash(envelope)
+        self.leaf_hash = leaf_hash(
+            public_leaf(
+                type=self.type,
+                ts=self.ts,
+                envelope_hash=envelope_hash,
+                policy_version=self.policy_version,
+            )
+        )
+        event_row = {
+            "id": self.id,
+            "type": self.type,
+            "ts": self.ts,
+            "request_id": self.request_id,
+            "client_id": self.client_id,
+            "procedure": self.procedure,
+            "outcome": self.outcome,
+            "policy_version": self.policy_version,
+            "envelope": envelope,
+            "envelope_hash": envelope_hash,
+            **indexed_columns(envelope),
+        }
+        personal_row = {"event_id": self.id, "salt": salt, "personal": self.personal}
+        subject_rows = [{"subject": s, "event_id": self.id} for s in dict.fromkeys(self.subjects)]
+        decision_rows = [
+            {"decision": code, "event_id": self.id, "ts": self.ts}
+            for code in decision_codes(envelope)
+        ]
+        return EventRows(event_row, personal_row, subject_rows, decision_rows)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRows:
+    """The rows one event is stored as."""
+
+    event: dict[str, Any]
+    personal: dict[str, Any]
+    subjects: list[dict[str, Any]]
+    decisions: list[dict[str, Any]]
+
+
+def indexed_columns(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of `events` that repeat the envelope, for searching by them."""
+    hidden = envelope.get("hiddenUntil")
+    return {
+        "organisation": envelope.get("organisation"),
+        "officer": envelope.get("officer"),
+        "case_ref": envelope.get("case"),
+        "hidden_until": None if hidden is None else datetime.datetime.fromisoformat(hidden),
+        "fields_served": envelope.get("fieldsServed", 0),
+        "papers_avoided": envelope.get("papersAvoided", 0),
+    }
+
+
+def decision_codes(envelope: Mapping[str, Any]) -> list[str]:
+    """The distinct decision codes of an access, for `event_decisions`."""
+    return sorted({d["decision"] for d in envelope.get("decisions") or ()})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def admin_event(
+    *,
+    request_id: str,
+    policy_version: str,
+    action: str,
+    client_id: str,
+    operator: str,
+    operator_org: str | None,
+    personal: dict[str, Any],
+) -> Event:
+    """The `admin` event of a change to a client (suspension, reinstatement)."""
+    return Event(
+        type="admin",
+        request_id=request_id,
+        outcome=action,
+        policy_version=policy_version,
+        envelope={
+            "action": action,
+            "client": client_id,
+            "operator": operator,
+            "operatorOrg": operator_org,
+        },
+        personal=personal,
+        client_id=client_id,
+    )
+
+
+def commitment(key: bytes, event_id: str) -> str:
+    """The commitment to a subject in an event's envelope: hex HMAC-SHA-256, 32 chars."""
+    return hmac.new(key, event_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+async def subject_keys_for(conn: AsyncConnection, subjects: set[str]) -> dict[str, bytes]:
+    """The key of each subject, made on first use (several writers may race: one wins)."""
+    if not subjects:
+        return {}
+    query = sa.select(subject_keys.c.subject, subject_keys.c.key)
+    keys: dict[str, bytes] = {}
+    for chunk in _chunks(sorted(subjects)):
+        rows = await conn.execute(query.where(subject_keys.c.subject.in_(chunk)))
+        keys.update({s: bytes(k) for s, k in rows})
+    missing = sorted(subjects - set(keys))
+    if missing:
+        now = datetime.datetime.now(datetime.UTC)
+        insert = (
+            postgresql_insert(subject_keys)
+            if conn.dialect.name == "postgresql"
+            else sqlite_insert(subject_keys)
+        )
+        await conn.execute(
+            insert.on_conflict_do_nothing(index_elements=["subject"]),
+            [{"subject": s, "key": secrets.token_bytes(32), "created_at": now} for s in missing],
+        )
+        for chunk in _chunks(missing):
+            rows = await conn.execute(query.where(subject_keys.c.subject.in_(chunk)))
+            keys.update({s: bytes(k) for s, k in rows})
+    return keys
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def insert_events(
+    conn: AsyncConnection, batch: Sequence[Event], *, queue: bool = True
+) -> None:
+    """Insert events (both parts and the subject index) in the caller's transaction.
+
+    Each envelope commits to its subjects with their keys (made here on first use).
+    `queue=False` leaves them out of the verifiable log: only to measure what the log
+    costs (`make bench`); the gateway always queues.
+    """
+    keys = await subject_keys_for(conn, {s for event in batch for s in event.subjects})
+    event_rows, personal_rows, subject_rows, decision_rows = [], [], [], []
+    for event in batch:
+        event.commitments = [commitment(keys[s], event.id) for s in dict.fromkeys(event.subjects)]
+        rows = event.rows()
+        event_rows.append(rows.event)
+        personal_rows.append(rows.personal)
+        subject_rows.extend(rows.subjects)
+        decision_rows.extend(rows.decisions)
+    await conn.execute(events.insert(), event_rows)
+    await conn.execute(event_personal.insert(), personal_rows)
+    if subject_rows:
+        await conn.execute(event_subjects.insert(), subject_rows)
+    if decision_rows:
+        await conn.execute(event_decisions.insert(), decision_rows)
+    # Queued for the verifiable log, in this order, by the same commit.
+    if queue:
+        await conn.execute(
+            log_queue.insert(),
+            [{"event_id": event.id, "leaf_hash": event.leaf_hash} for event in batch],
+        )
+
+
+class EventRecorder:
+    """Writes events in shared commits; `record` waits for the commit of its event."""
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, queue: bool = True) -> None:
+        """`queue=False` only to measure the log's cost (see `insert_events`)."""
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue = queue
+        self._pending: list[tuple[Event, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
+        self.commits = 0
+
+    async def start(self) -> None:
+        """Start the writer."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="recorder")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop the writer."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        while self._pending:
+            self._wakeup.set()
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await self._drop_connection()
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it is being thrown away anyway
+                await conn.close()
+
+    async def record(self, event: Event) -> bytes:
+        """Return once `event` is committed: its leaf hash; `AuditUnavailable` if it cannot be."""
+        if self._task is None or self._task.done():
+            raise AuditUnavailable("The recorder is not running.")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout=_WRITE_TIMEOUT)
+        except TimeoutError:
+            RECORD_FAILURES.inc()
+            raise AuditUnavailable("Recording the access took too long.") from None
+        return event.leaf_hash
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
+        try:
+            # The writer keeps its connection: no pool round trip on every commit.
+            if self._conn is None:
+                self._conn = await self._engine.connect()
+            async with self._conn.begin():
+                await insert_events(self._conn, [event for event, _ in batch], queue=self._queue)
+        except Exception as exc:  # any failure to commit means: nothing is released
+            await self._drop_connection()
+            RECORD_FAILURES.inc()
+            log.error("events_not_recorded", count=len(batch), error=type(exc).__name__)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(AuditUnavailable())
+            return
+        self.commits += 1
+        EVENTS_PER_COMMIT.observe(len(batch))
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)

@@ -1,0 +1,274 @@
+"""Searching the access records: auditors' search and export, citizens' own accesses.
+
+A search is a time range and any of: client, organisation, officer, procedure, case,
+subject, event type and decision code. Officers and cases are searched by their
+pseudonyms (the auditor gives the id or case number; the gateway pseudonymises it), a
+subject through the private subject index. Results come newest first, a page at a
+time, with an opaque cursor for the next page; every filter reads an index on
+`(column, ts)`, so a page costs the same on a million records as on a thousand.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.errors import InvalidArgument
+from gateway.identifiers import parse_identifier
+from gateway.instants import format_instant, parse_instant
+from gateway.records._recorder import pseudonym
+from gateway.storage import EVENT_TYPES, event_decisions, event_subjects, events, log_leaves
+
+__all__ = [
+    "DECISION_CODES",
+    "Page",
+    "SearchFilter",
+    "all_results",
+    "decode_cursor",
+    "encode_cursor",
+    "page_limit",
+    "search_page",
+    "time_range",
+]
+
+DECISION_CODES = (
+    "ALLOWED_BY_LAW",
+    "ALLOWED_BY_CONSENT",
+    "CLIENT_NOT_AUTHORISED",
+    "SUBJECT_NOT_IN_CASE",
+    "PURPOSE_NOT_ALLOWED",
+    "CONSENT_REQUIRED",
+)
+
+
+def time_range(
+    start: str | None, end: str | None, *, max_days: int | None
+) -> tuple[datetime.datetime, datetime.datetime]:
+    """`[from, to)` of a query string: `to` defaults to now, `from` to 30 days before."""
+    until = parse_instant(end, "to") if end else datetime.datetime.now(datetime.UTC)
+    default_days = 30 if max_days is None else min(30, max_days)
+    since = parse_instant(start, "from") if start else until - datetime.timedelta(days=default_days)
+    if since >= until:
+        raise InvalidArgument("`from` is before `to`.", argument="from")
+    if max_days is not None and until - since > datetime.timedelta(days=max_days):
+        raise InvalidArgument(
+            f"A search spans at most {max_days} days; narrow `from` and `to`.",
+            argument="from",
+            maxDays=max_days,
+        )
+    return since, until
+
+
+def page_limit(limit: int, cap: int) -> int:
+    """`limit`, if within the page cap (else 400 naming it)."""
+    if limit > cap:
+        raise InvalidArgument(f"`limit` is at most {cap}.", argument="limit", max=cap)
+    return limit
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    """What to look for. `officer` and `case` are pseudonyms already."""
+
+    start: datetime.datetime
+    end: datetime.datetime
+    client: str | None = None
+    organisation: str | None = None
+    officer: str | None = None
+    procedure: str | None = None
+    case: str | None = None
+    subject: str | None = field(default=None, repr=False)
+    type: str | None = None
+    decision: str | None = None
+    types: tuple[str, ...] = ()
+    """Any of these event types (for the citizen's view)."""
+    visible_at: datetime.datetime | None = None
+    """For a citizen: leave out accesses hidden from the subject at this instant."""
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        start: str | None,
+        end: str | None,
+        max_days: int,
+        pseudonym_key: bytes,
+        officer: str | None = None,
+        case: str | None = None,
+        subject: str | None = None,
+        type: str | None = None,
+        decision: str | None = None,
+        **plain: str | None,
+    ) -> SearchFilter:
+        """Check the parameters of a search (400 with the argument named)."""
+        since, until = time_range(start, end, max_days=max_days)
+        if type is not None and type not in EVENT_TYPES:
+            raise InvalidArgument("Unknown event type.", argument="type", known=list(EVENT_TYPES))
+        if decision is not None and decision not in DECISION_CODES:
+            raise InvalidArgument(
+                "Unknown decision code.", argument="decision", known=list(DECISION_CODES)
+            )
+        for name, value in plain.items():
+            if value is not None and not 0 < len(value) <= 256:
+                raise InvalidArgument(f"`{name}` is 1 to 256 characters.", argument=name)
+        return cls(
+            start=since,
+            end=until,
+            officer=None if officer is None else pseudonym(pseudonym_key, officer),
+            case=None if case is None else pseudonym(pseudonym_key, case),
+            subject=None if subject is None else parse_identifier(subject, argument="subject"),
+            type=type,
+            decision=decision,
+            **plain,  # type: ignore[arg-type]
+        )
+
+    def described(self) -> dict[str, Any]:
+        """The filter as recorded in an `auditor_search` envelope: no personal data."""
+        out: dict[str, Any] = {"from": format_instant(self.start), "to": format_instant(self.end)}
+        for name in ("client", "organisation", "officer", "procedure", "case", "type", "decision"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.subject is not None:
+            out["subject"] = "given (committed to in subjectCommitments)"
+        return out
+
+    def order(self) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+        """The (time, id) columns to sort and page by.
+
+        With a decision, those of the decision index (the same values): the database
+        then reads `(decision, ts)` in order and stops at the page's end, instead of
+        sorting every match of a common decision.
+        """
+        if self.decision is not None:
+            return event_decisions.c.ts, event_decisions.c.event_id
+        return events.c.ts, events.c.id
+
+    def query(self) -> sa.Select[Any]:
+        """The matching events with their leaf index, unordered."""
+        query = (
+            sa.select(
+                events.c.id,
+                events.c.type,
+                events.c.ts,
+                events.c.client_id,
+                events.c.organisation,
+                events.c.procedure,
+                events.c.outcome,
+                events.c.hidden_until,
+                events.c.envelope,
+                events.c.envelope_hash,
+                log_leaves.c.idx.label("leaf_index"),
+                log_leaves.c.leaf,
+            )
+            .select_from(events)
+            .outerjoin(log_leaves, log_leaves.c.event_id == events.c.id)
+            .where(events.c.ts >= self.start, events.c.ts < self.end)
+        )
+        for column, value in (
+            (events.c.client_id, self.client),
+            (events.c.organisation, self.organisation),
+            (events.c.officer, self.officer),
+            (events.c.procedure, self.procedure),
+            (events.c.case_ref, self.case),
+            (events.c.type, self.type),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if self.subject is not None:
+            query = query.join(
+                event_subjects,
+                sa.and_(
+                    event_subjects.c.event_id == events.c.id,
+                    event_subjects.c.subject == self.subject,
+                ),
+            )
+        if self.decision is not None:
+            query = query.join(
+                event_decisions,
+                sa.and_(
+                    event_decisions.c.event_id == events.c.id,
+                    event_decisions.c.decision == self.decision,
+                    # The same range on the index's own copy of the time, so that a
+                    # rare decision is found through `(decision, ts)`.
+                    event_decisions.c.ts >= self.start,
+                    event_decisions.c.ts < self.end,
+                ),
+            )
+        if self.types:
+            query = query.where(events.c.type.in_(self.types))
+        if self.visible_at is not None:
+            query = query.where(
+                sa.or_(events.c.hidden_until.is_(None), events.c.hidden_until <= self.visible_at)
+            )
+        return query
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of results, newest first, and the cursor of the next (if any)."""
+
+    rows: Sequence[Any]
+    next_cursor: str | None
+
+
+def encode_cursor(row: Any) -> str:
+    """The cursor after `row`: where the next page starts."""
+    return base64.urlsafe_b64encode(orjson.dumps([row.ts.isoformat(), row.id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime.datetime, str]:
+    """The position a cursor stands for; INVALID_ARGUMENT when it was not ours."""
+    try:
+        ts, event_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        instant = datetime.datetime.fromisoformat(ts)
+        if not isinstance(event_id, str) or instant.tzinfo is None:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidArgument(
+            "The cursor is not one this gateway gave.", argument="cursor"
+        ) from None
+    return instant.astimezone(datetime.UTC), event_id
+
+
+async def search_page(
+    conn: AsyncConnection, flt: SearchFilter, *, limit: int, cursor: str | None = None
+) -> Page:
+    """One page of `flt`'s results, newest first."""
+    ts_column, id_column = flt.order()
+    query = flt.query().order_by(ts_column.desc(), id_column.desc()).limit(limit + 1)
+    if cursor is not None:
+        ts, event_id = decode_cursor(cursor)
+        query = query.where(sa.tuple_(ts_column, id_column) < sa.tuple_(ts, event_id))
+    rows = (await conn.execute(query)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
+
+
+async def all_results(
+    conn: AsyncConnection, flt: SearchFilter, *, page: int = 500
+) -> AsyncIterator[Sequence[Any]]:
+    """Every result of `flt`, oldest first, a page at a time (for exports)."""
+    after: tuple[datetime.datetime, str] | None = None
+    ts_column, id_column = flt.order()
+    while True:
+        query = flt.query().order_by(ts_column, id_column).limit(page)
+        if after is not None:
+            query = query.where(sa.tuple_(ts_column, id_column) > sa.tuple_(*after))
+        rows = (await conn.execute(query)).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]
+        after = (last.ts, last.id)
+        if len(rows) < page:
+            return

@@ -1,0 +1,423 @@
+"""`gateway audit verify`: check the stored records and their log without trusting the operator.
+
+Everything is recomputed from the stored envelopes: each envelope's hash and the
+columns that repeat it, each personal part against the salted hash in its envelope,
+each public leaf and its hash, the tree's root at every signed checkpoint, and every
+stored tree node; every checkpoint's signature is checked with the checkpoint keys,
+and consecutive checkpoints are checked for consistency. The first bad index is named
+when a row was edited, deleted, inserted or reordered. A personal part may be missing
+only where a forget record says it was deleted.
+
+(`gateway audit verify --url`, which checks what a running gateway publishes, is
+`gateway.log.remote`.)
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import itertools
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import rfc8785
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.log import (
+    EMPTY_ROOT,
+    Checkpoint,
+    CheckpointError,
+    CompactRange,
+    ProofError,
+    Report,
+    canonical_hash,
+    leaf_hash,
+    node_hash,
+    parse_checkpoint,
+    public_leaf,
+    verify_consistency,
+)
+from gateway.log.store import TransparencyLog
+from gateway.records._recorder import indexed_columns
+from gateway.storage import (
+    event_personal,
+    events,
+    log_checkpoints,
+    log_leaves,
+    log_nodes,
+    log_queue,
+    log_state,
+    read_snapshot,
+)
+from keys import NoteVerifier
+
+__all__ = ["verify_database"]
+
+_PAGE = 5000
+
+
+async def _checkpoints(
+    conn: AsyncConnection, verifiers: Sequence[NoteVerifier], origin: str, report: Report
+) -> list[Checkpoint]:
+    rows = (await conn.execute(sa.select(log_checkpoints).order_by(log_checkpoints.c.size))).all()
+    out: list[Checkpoint] = []
+    for row in rows:
+        try:
+            checkpoint = parse_checkpoint(row.note, verifiers)
+        except CheckpointError as exc:
+            report.fail(f"checkpoint of size {row.size}: {exc}")
+            return out
+        if (checkpoint.origin, checkpoint.size, checkpoint.root) != (
+            origin,
+            row.size,
+            bytes(row.root),
+        ):
+            report.fail(f"checkpoint of size {row.size}: its stored columns differ from its note")
+            return out
+        out.append(checkpoint)
+    report.checked.append(f"{len(out)} checkpoint signatures")
+    return out
+
+
+async def verify_database(
+    engine: AsyncEngine,
+    verifiers: Sequence[NoteVerifier],
+    *,
+    origin: str,
+    previous: Checkpoint | None = None,
+) -> Report:
+    """Recompute and check the whole log in the database.
+
+    Everything is read in one snapshot, so a gateway may go on recording meanwhile.
+    `previous`: a checkpoint seen before (from a witness, say) the log must still extend.
+    """
+    report = Report()
+    async with read_snapshot(engine) as conn:
+        checkpoints = await _checkpoints(conn, verifiers, origin, report)
+        if not report.ok:
+            return report
+        state = (
+            await conn.execute(
+                sa.select(log_state.c.size, log_state.c.root).where(log_state.c.id == 1)
+            )
+        ).one()
+        tree = await _leaves(conn, {c.size: c for c in checkpoints}, previous, report)
+        if tree is None:
+            return report
+        report.checked.append(f"{tree.size} leaves recomputed from their envelopes")
+        report.checked.append(f"roots of {len(checkpoints)} checkpoints rebuilt from the leaves")
+        latest = checkpoints[-1] if checkpoints else None
+        if latest is not None and latest.size == 0 and latest.root != EMPTY_ROOT:
+            return report.fail("the checkpoint of the empty log has a root that is not empty", 0)
+        latest_size = latest.size if latest else 0
+        if not tree.size == int(state.size) == latest_size:
+            return report.fail(
+                f"the log holds {tree.size} leaves, its state says {state.size}, its newest "
+                f"checkpoint {latest_size}: leaves no checkpoint covers, or lost ones",
+                min(tree.size, int(state.size), latest_size),
+            )
+        if latest is not None and bytes(state.root) != latest.root:
+            return report.fail("the log's state has another root than its newest checkpoint")
+        if previous is not None:
+            if tree.size < previous.size:
+                return report.fail(
+                    f"the log shrank: the previous checkpoint has {previous.size} leaves, the "
+                    f"database {tree.size} (rolled back, or a fork)",
+                    tree.size,
+                )
+            report.checked.append(f"the previous checkpoint ({previous.size}) is a prefix")
+        if not await _nodes(conn, tree.size, report):
+            return report
+        if not await _unlogged(conn, report):
+            return report
+        if not await _personal_parts(conn, report):
+            return report
+    store = TransparencyLog(engine, None, origin=origin)
+    for older, newer in itertools.pairwise(checkpoints):
+        if older.size == 0:
+            continue
+        proof = await store.consistency_proof(older.size, newer.size)
+        try:
+            verify_consistency(older.size, newer.size, older.root, newer.root, proof)
+        except ProofError:
+            return report.fail(
+                f"checkpoints {older.size} and {newer.size} are not consistent", older.size
+            )
+    report.checked.append("consistency between consecutive checkpoints")
+    return report
+
+
+async def _leaves(
+    conn: AsyncConnection,
+    due: dict[int, Checkpoint],
+    previous: Checkpoint | None,
+    report: Report,
+) -> CompactRange | None:
+    """Stream the leaves in order, checking each against its event; the tree, or `None`."""
+    tree = CompactRange()
+    if previous is not None and previous.size == 0 and previous.root != EMPTY_ROOT:
+        report.fail("the previous checkpoint is of an empty log but has a root")
+        return None
+    while True:
+        query = (
+            sa.select(
+                log_leaves.c.idx,
+                log_leaves.c.leaf,
+                log_leaves.c.leaf_hash,
+                *_EVENT_COLUMNS,
+                event_personal.c.salt,
+                event_personal.c.personal,
+                log_nodes.c.hash.label("node"),
+            )
+            .select_from(log_leaves)
+            .outerjoin(events, events.c.id == log_leaves.c.event_id)
+            .outerjoin(event_personal, event_personal.c.event_id == events.c.id)
+            .outerjoin(
+                log_nodes, sa.and_(log_nodes.c.level == 0, log_nodes.c.idx == log_leaves.c.idx)
+            )
+            .where(log_leaves.c.idx >= tree.size)
+            .order_by(log_leaves.c.idx)
+            .limit(_PAGE)
+        )
+        rows = (await conn.execute(query)).all()
+        if not rows:
+            return tree
+        for row in rows:
+            index = int(row.idx)
+            if index != tree.size:
+                report.fail(f"leaf {tree.size} is missing", tree.size)
+                return None
+            problem = _check_leaf(row)
+            if problem is not None:
+                report.fail(f"leaf {index}: {problem}", index)
+                return None
+            tree.append(bytes(row.leaf_hash))
+            checkpoint = due.get(tree.size)
+            if checkpoint is not None and tree.root() != checkpoint.root:
+                start = max((s for s in due if s < tree.size), default=0)
+                report.fail(
+                    f"the leaves up to {tree.size} do not give the root of the signed "
+                    f"checkpoint of that size",
+                    start,
+                )
+                return None
+            if previous is not None and tree.size == previous.size and tree.root() != previous.root:
+                report.fail(
+                    f"the leaves up to {tree.size} do not give the previous checkpoint's "
+                    f"root: the log was rewritten, or forked",
+                    index,
+                )
+                return None
+
+
+async def _nodes(conn: AsyncConnection, size: int, report: Report) -> bool:
+    """Every stored tree node: exactly the complete subtrees, each hashing its children.
+
+    Proofs and tiles are served from these nodes, and the sequencer extends them.
+    """
+    levels = (
+        await conn.execute(
+            sa.select(
+                log_nodes.c.level,
+                sa.func.count(),
+                sa.func.min(log_nodes.c.idx),
+                sa.func.max(log_nodes.c.idx),
+            ).group_by(log_nodes.c.level)
+        )
+    ).all()
+    found = {int(level): (int(n), int(lo), int(hi)) for level, n, lo, hi in levels}
+    wanted = {level: size >> level for level in range(size.bit_length())}
+    for level in sorted(set(found) | set(wanted)):
+        count = wanted.get(level, 0)
+        if found.get(level, (0, 0, count - 1)) != (count, 0, count - 1):
+            report.fail(
+                f"the tree's level {level} holds other nodes than the {count} complete "
+                f"subtrees of {size} leaves",
+                min(size, (found.get(level, (0, 0, 0))[1]) << level),
+            )
+            return False
+    parent, left, right = log_nodes.alias("p"), log_nodes.alias("l"), log_nodes.alias("r")
+    at, checked = (0, 0), 0
+    while True:
+        rows = (
+            await conn.execute(
+                sa.select(parent.c.level, parent.c.idx, parent.c.hash, left.c.hash, right.c.hash)
+                .select_from(parent)
+                .join(
+                    left,
+                    sa.and_(left.c.level == parent.c.level - 1, left.c.idx == parent.c.idx * 2),
+                )
+                .join(
+                    right,
+                    sa.and_(
+                        right.c.level == parent.c.level - 1, right.c.idx == parent.c.idx * 2 + 1
+                    ),
+                )
+                .where(
+                    parent.c.level >= 1, sa.tuple_(parent.c.level, parent.c.idx) > sa.tuple_(*at)
+                )
+                .order_by(parent.c.level, parent.c.idx)
+                .limit(_PAGE)
+            )
+        ).all()
+        if not rows:
+            break
+        for level, idx, digest, l_hash, r_hash in rows:
+            if bytes(digest) != node_hash(bytes(l_hash), bytes(r_hash)):
+                report.fail(
+                    f"the tree node at level {level}, index {idx} does not hash its children",
+                    int(idx) << int(level),
+                )
+                return False
+        checked += len(rows)
+        at = (int(rows[-1][0]), int(rows[-1][1]))
+    if checked != sum(wanted.values()) - wanted.get(0, 0):
+        report.fail("some tree nodes have no children stored")
+        return False
+    report.checked.append(f"{checked + wanted.get(0, 0)} stored tree nodes (tiles and proofs)")
+    return True
+
+
+async def _unlogged(conn: AsyncConnection, report: Report) -> bool:
+    """Every event is in the log or queued for it; a queued one still matches its receipt."""
+    in_log = sa.select(log_leaves.c.event_id)
+    queued = sa.select(log_queue.c.event_id)
+    lost = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(events)
+        .where(events.c.id.not_in(in_log), events.c.id.not_in(queued))
+    )
+    if lost:
+        report.fail(f"{lost} recorded events are neither in the log nor queued for it")
+        return False
+    rows = (
+        await conn.execute(
+            sa.select(
+                log_queue.c.leaf_hash.label("promised"),
+                *_EVENT_COLUMNS,
+                event_personal.c.salt,
+                event_personal.c.personal,
+            )
+            .select_from(log_queue)
+            .join(events, events.c.id == log_queue.c.event_id)
+            .outerjoin(event_personal, event_personal.c.event_id == events.c.id)
+        )
+    ).all()
+    for row in rows:
+        problem = _check_event(row)
+        if problem is None and row.promised is not None:
+            data = _public_leaf(row)
+            if leaf_hash(data) != bytes(row.promised):
+                problem = "it was changed after its receipt was issued"
+        if problem is not None:
+            report.fail(f"queued event {row.id}: {problem}")
+            return False
+    report.checked.append(f"every event is in the log or queued ({len(rows)} queued)")
+    return True
+
+
+async def _personal_parts(conn: AsyncConnection, report: Report) -> bool:
+    """A personal part may be missing only where a `forget` record says it deleted it."""
+    forgotten: set[str] = set()
+    for envelope in await conn.scalars(
+        sa.select(events.c.envelope).where(
+            events.c.type == "admin", events.c.outcome == "forgotten"
+        )
+    ):
+        found = envelope if isinstance(envelope, dict) else json.loads(envelope)
+        forgotten.update(found.get("events") or ())
+    missing = (
+        await conn.execute(
+            sa.select(events.c.id, log_leaves.c.idx)
+            .outerjoin(event_personal, event_personal.c.event_id == events.c.id)
+            .outerjoin(log_leaves, log_leaves.c.event_id == events.c.id)
+            .where(event_personal.c.event_id.is_(None))
+            .order_by(log_leaves.c.idx)
+        )
+    ).all()
+    unexplained = [row for row in missing if row.id not in forgotten]
+    if unexplained:
+        first = unexplained[0]
+        report.fail(
+            f"the personal part of record {first.id} was deleted, and no forget record says so",
+            None if first.idx is None else int(first.idx),
+        )
+        return False
+    if missing:
+        report.checked.append(f"{len(missing)} personal parts deleted by forget records")
+    return True
+
+
+_EVENT_COLUMNS = (
+    events.c.id,
+    events.c.type,
+    events.c.ts,
+    events.c.request_id,
+    events.c.client_id,
+    events.c.procedure,
+    events.c.outcome,
+    events.c.policy_version,
+    events.c.envelope,
+    events.c.envelope_hash,
+    events.c.organisation,
+    events.c.officer,
+    events.c.case_ref,
+    events.c.hidden_until,
+    events.c.fields_served,
+    events.c.papers_avoided,
+)
+
+
+def _public_leaf(row: Any) -> bytes:
+    return public_leaf(
+        type=row.type, ts=row.ts, envelope_hash=row.envelope_hash, policy_version=row.policy_version
+    )
+
+
+def _check_event(row: Any) -> str | None:
+    """An event's envelope hash, its columns against its envelope, its personal part."""
+    envelope = row.envelope if isinstance(row.envelope, dict) else json.loads(row.envelope)
+    if canonical_hash(envelope) != row.envelope_hash:
+        return "its envelope was changed after it was recorded"
+    columns = {
+        "id": row.id,
+        "type": row.type,
+        "requestId": row.request_id,
+        "outcome": row.outcome,
+        "policyVersion": row.policy_version,
+    }
+    if "procedure" in envelope:
+        columns["procedure"] = row.procedure
+    client = "client" if "client" in envelope else "consumer" if "consumer" in envelope else None
+    if client is not None:
+        columns[client] = row.client_id
+    for name, value in columns.items():
+        if envelope.get(name) != value:
+            return f"its {name} differs from its envelope's"
+    if datetime.datetime.fromisoformat(envelope["ts"]) != row.ts:
+        return "its time differs from its envelope's"
+    for name, value in indexed_columns(envelope).items():
+        if getattr(row, name) != value:
+            return f"its {name} differs from its envelope's"
+    if row.salt is not None:
+        personal = row.personal if isinstance(row.personal, dict) else json.loads(row.personal)
+        digest = hashlib.sha256(bytes.fromhex(row.salt) + rfc8785.dumps(personal)).hexdigest()
+        if digest != envelope.get("personalHash"):
+            return "its personal part was changed after it was recorded"
+    return None
+
+
+def _check_leaf(row: Any) -> str | None:
+    if row.id is None:
+        return "its event is missing"
+    problem = _check_event(row)
+    if problem is not None:
+        return problem
+    data = _public_leaf(row)
+    if data.decode() != row.leaf or leaf_hash(data) != bytes(row.leaf_hash):
+        return "its public leaf does not match its event"
+    if row.node is None or bytes(row.node) != bytes(row.leaf_hash):
+        return "its position in the tree does not match its leaf (inserted or reordered)"
+    return None

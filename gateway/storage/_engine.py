@@ -1,0 +1,64 @@
+"""Engines for the two backends, and reads that see one snapshot.
+
+SQLite (embedded, one process) and PostgreSQL (production) hold the same tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+__all__ = ["create_engine", "read_snapshot"]
+
+
+def create_engine(url: str, **options: Any) -> AsyncEngine:
+    """An async engine; for a SQLite file, its folder is created first.
+
+    SQLite runs in WAL mode with `synchronous=FULL`: a commit is one append and one
+    fsync of the write-ahead log (the rollback journal needs several), and a commit
+    that returned survives a power cut, as an access record must.
+    """
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        options.setdefault("pool_pre_ping", True)
+        return create_async_engine(parsed, **options)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    options.setdefault("connect_args", {"timeout": 30})
+    engine = create_async_engine(parsed, **options)
+
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+@contextlib.asynccontextmanager
+async def read_snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose reads all see one snapshot, while writers go on.
+
+    Without it each statement sees the database as of its own start (PostgreSQL's READ
+    COMMITTED; SQLite outside a transaction), so a reader of several tables, such as the
+    audit, could see a batch's leaves but not its checkpoint.
+    """
+    async with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # The driver begins transactions only before writes: begin one to read in.
+            await conn.exec_driver_sql("BEGIN")
+        else:
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            await conn.begin()
+        try:
+            yield conn
+        finally:
+            await conn.rollback()

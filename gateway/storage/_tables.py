@@ -1,0 +1,246 @@
+"""Database tables. Alembic migrations under `gateway/storage/migrations/` create them."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = [
+    "CONSENT_STATUSES",
+    "EVENT_TYPES",
+    "Instant",
+    "client_keys",
+    "clients",
+    "connectors",
+    "consents",
+    "event_personal",
+    "event_subjects",
+    "events",
+    "log_checkpoints",
+    "log_leaves",
+    "log_nodes",
+    "log_queue",
+    "log_state",
+    "metadata",
+]
+
+
+class Instant(sa.TypeDecorator[datetime.datetime]):
+    """A point in time: stored in UTC, read back with its time zone.
+
+    SQLite keeps no offset: it stores the digits it is given and gives naive values
+    back. Converting to UTC on the way in and marking UTC on the way out makes both
+    backends answer the same aware datetimes, so no reader has to patch them.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+            return value.astimezone(datetime.UTC)
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        if isinstance(value, datetime.datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=datetime.UTC)
+        return value
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+connectors = sa.Table(
+    "connectors",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("title", sa.Text, nullable=False, server_default=""),
+    sa.Column("agency", sa.Text, nullable=False, server_default=""),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("manifest", sa.JSON, nullable=False),
+    sa.Column("manifest_sha256", sa.String(64), nullable=False),
+    sa.Column("origin", sa.Text, nullable=False, comment="Where the manifest came from."),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("registered_at", Instant(), nullable=False),
+    sa.Column("updated_at", Instant(), nullable=False),
+    sa.CheckConstraint("status IN ('active', 'removed')", name="status"),
+    sa.CheckConstraint("version >= 1", name="version"),
+)
+
+clients = sa.Table(
+    "clients",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True, comment="VN/GOV/<org>/<system>"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("organisation", sa.Text, nullable=False),
+    sa.Column("agency_kinds", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", Instant(), nullable=False),
+    sa.Column("updated_at", Instant(), nullable=False),
+    sa.CheckConstraint("status IN ('active', 'suspended')", name="status"),
+)
+
+client_keys = sa.Table(
+    "client_keys",
+    metadata,
+    sa.Column("client_id", sa.String(128), sa.ForeignKey("clients.id"), primary_key=True),
+    sa.Column("kid", sa.String(128), primary_key=True),
+    sa.Column("alg", sa.String(16), nullable=False),
+    sa.Column("jwk", sa.JSON, nullable=False, comment="Public key only."),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", Instant(), nullable=False),
+    sa.Column("revoked_at", Instant()),
+    sa.CheckConstraint("status IN ('active', 'revoked')", name="status"),
+)
+
+EVENT_TYPES = ("access", "consent", "admin", "auditor_search", "key")
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("ts", Instant(), nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(128)),
+    sa.Column("procedure", sa.String(64)),
+    sa.Column("outcome", sa.String(40), nullable=False),
+    sa.Column("policy_version", sa.String(64), nullable=False),
+    sa.Column("envelope", sa.JSON, nullable=False, comment="No personal data."),
+    sa.Column("envelope_hash", sa.String(64), nullable=False),
+    # Repeated from the envelope, for the search (the audit checks they agree).
+    sa.Column("organisation", sa.String(256)),
+    sa.Column("officer", sa.String(32), comment="Pseudonym."),
+    sa.Column("case_ref", sa.String(32), comment="Pseudonym."),
+    sa.Column("hidden_until", Instant()),
+    sa.Column("fields_served", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("papers_avoided", sa.Integer, nullable=False, server_default="0"),
+    sa.CheckConstraint(
+        "type IN ('access', 'consent', 'admin', 'auditor_search', 'key')", name="type"
+    ),
+    *(
+        sa.Index(f"ix_events_{column}_ts", column, "ts")
+        for column in ("client_id", "organisation", "officer", "case_ref", "procedure", "type")
+    ),
+)
+
+event_decisions = sa.Table(
+    "event_decisions",
+    metadata,
+    sa.Column("decision", sa.String(40), primary_key=True),
+    sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
+    sa.Column("ts", Instant(), nullable=False),
+    sa.Index("ix_event_decisions_decision_ts", "decision", "ts"),
+)
+
+event_personal = sa.Table(
+    "event_personal",
+    metadata,
+    sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
+    sa.Column("salt", sa.String(32), nullable=False),
+    sa.Column("personal", sa.JSON, nullable=False, comment="Subjects, officer id, token."),
+)
+
+event_subjects = sa.Table(
+    "event_subjects",
+    metadata,
+    sa.Column("subject", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
+)
+
+subject_keys = sa.Table(
+    "subject_keys",
+    metadata,
+    sa.Column("subject", sa.String(64), primary_key=True),
+    sa.Column("key", sa.LargeBinary(32), nullable=False),
+    sa.Column("created_at", Instant(), nullable=False),
+    comment="Deleting a row forgets the person: their commitments become unlinkable.",
+)
+
+CONSENT_STATUSES = ("REQUESTED", "ACTIVE", "DENIED", "REVOKED", "EXPIRED")
+
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("subject", sa.String(16), nullable=False, index=True),
+    sa.Column("consumer", sa.String(128), nullable=False),
+    sa.Column("procedure", sa.String(64), nullable=False),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("case", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("requested_at", Instant(), nullable=False),
+    sa.Column("answer_by", Instant(), nullable=False),
+    sa.Column("valid_until", Instant(), nullable=False),
+    sa.Column("decided_at", Instant()),
+    sa.Column("revoked_at", Instant()),
+    sa.Column("grant", sa.Text, comment="Detached JWS over the granted artefact."),
+    sa.Column("revocation", sa.Text, comment="Detached JWS over the revocation."),
+    sa.CheckConstraint(
+        "status IN ('REQUESTED', 'ACTIVE', 'DENIED', 'REVOKED', 'EXPIRED')", name="status"
+    ),
+)
+
+# The verifiable log. Indices are assigned by the sequencer, contiguously, never by a
+# database sequence: an aborted transaction would leave a gap.
+_BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+log_queue = sa.Table(
+    "log_queue",
+    metadata,
+    sa.Column("seq", _BIG_ID, primary_key=True, autoincrement=True, comment="Order only."),
+    sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), nullable=False, unique=True),
+    sa.Column(
+        "leaf_hash",
+        sa.LargeBinary(32),
+        nullable=True,
+        comment="The leaf hash the event's receipt promised.",
+    ),
+)
+
+log_leaves = sa.Table(
+    "log_leaves",
+    metadata,
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), nullable=False, unique=True),
+    sa.Column("leaf", sa.Text, nullable=False, comment="RFC 8785 JSON of the public leaf."),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False, index=True),
+)
+
+log_nodes = sa.Table(
+    "log_nodes",
+    metadata,
+    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    comment="Hashes of the complete subtrees: level l, index i covers [i*2^l, (i+1)*2^l).",
+)
+
+log_state = sa.Table(
+    "log_state",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("updated_at", Instant(), nullable=False),
+    sa.CheckConstraint("id = 1", name="one_row"),
+)
+
+log_checkpoints = sa.Table(
+    "log_checkpoints",
+    metadata,
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("signed_at", Instant(), nullable=False),
+)

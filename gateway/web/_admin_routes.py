@@ -1,0 +1,86 @@
+"""Operator routes: see the registered clients, suspend and reinstate them.
+
+    GET  /admin/clients
+    POST /admin/clients/{client_id}/suspend
+    POST /admin/clients/{client_id}/activate
+    GET  /admin/stats?from=&to=[&procedure=][&organisation=]
+
+Every change commits with its `admin` event (the operator's pseudonym in the envelope).
+A suspension takes effect on the client's very next request. The figures are per
+procedure and agency: requests, fields served, refusals by code, consents, papers
+avoided (see `gateway.records.figures`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from gateway.admission import Client, Identity
+from gateway.instants import format_instant
+from gateway.records import Event, admin_event, figures, pseudonym, time_range
+from gateway.state import GatewayState, State
+from gateway.web._signin import OperatorIdentity
+
+__all__ = ["admin_router"]
+
+
+def _recorder(
+    request: Request, state: GatewayState, identity: Identity, action: str
+) -> Callable[[Client], Event]:
+    """The `admin` event of `action`, committed with the change itself."""
+    return lambda client: admin_event(
+        request_id=getattr(request.state, "request_id", None) or "",
+        policy_version=state.catalogue.version,
+        action=action,
+        client_id=client.id,
+        operator=pseudonym(state.pseudonym_key, identity.subject),
+        operator_org=identity.org,
+        personal={"operator": identity.subject},
+    )
+
+
+def admin_router() -> APIRouter:
+    """Routes under `/admin`, for operators."""
+    router = APIRouter(prefix="/admin", tags=["operator"])
+
+    @router.get("/clients")
+    async def clients(state: State, _identity: OperatorIdentity) -> dict[str, Any]:
+        return {"clients": await state.clients.list()}
+
+    @router.post("/clients/{client_id:path}/suspend")
+    async def suspend(
+        request: Request, state: State, client_id: str, identity: OperatorIdentity
+    ) -> dict[str, Any]:
+        client = await state.clients.set_status(
+            client_id, "suspended", record=_recorder(request, state, identity, "client_suspended")
+        )
+        return {"id": client.id, "status": client.status}
+
+    @router.post("/clients/{client_id:path}/activate")
+    async def activate(
+        request: Request, state: State, client_id: str, identity: OperatorIdentity
+    ) -> dict[str, Any]:
+        client = await state.clients.set_status(
+            client_id, "active", record=_recorder(request, state, identity, "client_activated")
+        )
+        return {"id": client.id, "status": client.status}
+
+    @router.get("/stats")
+    async def stats(
+        state: State,
+        _identity: OperatorIdentity,
+        start: Annotated[str | None, Query(alias="from")] = None,
+        end: Annotated[str | None, Query(alias="to")] = None,
+        procedure: Annotated[str | None, Query(max_length=64)] = None,
+        organisation: Annotated[str | None, Query(max_length=256)] = None,
+    ) -> dict[str, Any]:
+        since, until = time_range(start, end, max_days=None)
+        rows = await figures(
+            state.engine, since, until, procedure=procedure, organisation=organisation
+        )
+        return {"from": format_instant(since), "to": format_instant(until), "rows": rows}
+
+    return router

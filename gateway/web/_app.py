@@ -1,0 +1,295 @@
+"""The application factory: `create_app(settings)` builds one gateway."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+
+from connectors import ManifestError, build_registry, connector_kinds, source_client
+from gateway.admission import (
+    MAX_LIFETIME,
+    SKEW,
+    Admission,
+    ClientRegistry,
+    IdentityVerifier,
+    Limit,
+    Limits,
+    MemoryRateLimiter,
+    MemoryReplayCache,
+    RateLimiter,
+    RedisRateLimiter,
+    RedisReplayCache,
+    ReplayCache,
+    RequestVerifier,
+)
+from gateway.config import ConfigurationError, GatewaySettings
+from gateway.errors import GatewayError, InvalidArgument
+from gateway.log.sequencer import Sequencer
+from gateway.log.store import TransparencyLog
+from gateway.records import ClientConsentRequests, ConsentStore, EventRecorder
+from gateway.resources import load_keys, load_manifests_of, load_procedures, load_pseudonym_key
+from gateway.state import GatewayState, app_state
+from gateway.storage import create_engine, record_connectors, require_head
+from gateway.web._admin_routes import admin_router
+from gateway.web._audit_routes import audit_router
+from gateway.web._citizen_routes import citizen_router, consent_status_router
+from gateway.web._demo_tokens import demo_token_router
+from gateway.web._graphql import GraphQLEndpoint, error_headers, error_response
+from gateway.web._health import health_routes
+from gateway.web._log_routes import log_router
+from gateway.web._middleware import RequestIdMiddleware
+from gateway.web._query_page import STATIC_DIR, QueryPage
+from policies import default_policy
+from schema import SchemaLimits, Services, build_schema, canonical_fields
+
+__all__ = ["create_app", "create_app_from_environment", "preflight"]
+
+log = structlog.get_logger(__name__)
+
+_ROUTES = frozenset(
+    {"/graphql", "/healthz", "/readyz", "/metrics", "/.well-known/jwks.json", "/openapi.json"}
+)
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _limits(settings: GatewaySettings) -> SchemaLimits:
+    return SchemaLimits(
+        max_depth=settings.max_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+        parser_cache_size=settings.parser_cache_size,
+        introspection=settings.introspection,
+    )
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    """A gateway application; resources are opened when it starts and closed when it stops.
+
+    Start-up fails, naming the cause, when the database is not migrated, a key is
+    missing or unusable, a connector manifest or the procedure catalogue is invalid.
+    """
+    catalogue = load_procedures(settings)
+    if not settings.is_sqlite and settings.redis_url is None:
+        # Replicas sharing PostgreSQL must share the replay cache and the limits.
+        if settings.environment == "production":
+            raise ConfigurationError(
+                "PostgreSQL in production needs Redis (GATEWAY_REDIS_URL): replicas must share "
+                "the replay cache and the rate limits"
+            )
+        log.warning("no_redis", hint="one gateway process only: replay cache in process")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        manifests = load_manifests_of(settings)
+        keyring, pseudonym_key = load_keys(settings), load_pseudonym_key(settings)
+        async with contextlib.AsyncExitStack() as stack:
+            # Closed in reverse order, each even if another fails to close.
+            engine = create_engine(settings.database_url.get_secret_value())
+            stack.push_async_callback(engine.dispose)
+            http = source_client(settings.http_transport)
+            stack.push_async_callback(http.aclose)
+            await require_head(engine)
+            registry = build_registry(
+                manifests,
+                http=http,
+                canonical=canonical_fields(),
+                url_overrides=settings.connector_urls,
+            )
+            stack.push_async_callback(registry.aclose)
+            origin = str(settings.connectors_dir) if settings.connectors_dir else "none"
+            versions = await record_connectors(engine, manifests, origin=origin)
+            redis = None
+            replay: ReplayCache
+            limiter: RateLimiter
+            if settings.redis_url is not None:
+                redis = Redis.from_url(settings.redis_url.get_secret_value())
+                stack.push_async_callback(redis.aclose)
+                replay, limiter = RedisReplayCache(redis), RedisRateLimiter(redis)
+            else:
+                memory = MemoryReplayCache()
+                restored = await memory.restore(engine, lifetime=MAX_LIFETIME + SKEW)
+                replay, limiter = memory, MemoryRateLimiter()
+                log.info("replay_cache_in_process", restored=restored)
+            recorder = EventRecorder(engine)
+            await recorder.start()
+            stack.push_async_callback(recorder.stop)
+            access_log = TransparencyLog(engine, keyring, origin=settings.checkpoint_origin)
+            await access_log.ensure_checkpoint()
+            sequencer = Sequencer(access_log, merge_delay=settings.merge_delay)
+            await sequencer.start()
+            stack.push_async_callback(sequencer.stop)
+            clients = ClientRegistry(engine)
+            consents = ConsentStore(engine, keyring)
+            admission = Admission(
+                verifier=RequestVerifier(
+                    clients=clients,
+                    replay=replay,
+                    audience=settings.origin,
+                    known_procedure=catalogue.get,
+                    hiding_allowed=lambda code: catalogue.get(code).hidden_access_allowed,
+                    max_hidden=datetime.timedelta(days=settings.hidden_max_days),
+                ),
+                limiter=limiter,
+                limits=Limits(settings.rate_limit_client, settings.rate_limit_officer),
+                policy=default_policy(catalogue),
+                catalogue=catalogue,
+                consents=consents,
+                recorder=recorder,
+                pseudonym_key=pseudonym_key,
+            )
+            services = Services(
+                catalogue=catalogue,
+                consents=ClientConsentRequests(
+                    consents,
+                    policy_version=catalogue.version,
+                    answer_within=datetime.timedelta(days=settings.consent_answer_days),
+                    max_validity=datetime.timedelta(days=settings.consent_max_days),
+                ),
+                consent_requests=Limit(
+                    limiter, "consent-request", settings.consent_requests_per_minute
+                ),
+            )
+            app.state.gateway = GatewayState(
+                settings=settings,
+                engine=engine,
+                http=http,
+                keyring=keyring,
+                registry=registry,
+                catalogue=catalogue,
+                clients=clients,
+                consents=consents,
+                recorder=recorder,
+                admission=admission,
+                services=services,
+                identity=IdentityVerifier.from_settings(settings, http),
+                log=access_log,
+                pseudonym_key=pseudonym_key,
+                connector_versions=versions,
+                redis=redis,
+            )
+            log.info(
+                "gateway_started",
+                environment=settings.environment,
+                database=engine.dialect.name,
+                connectors=sorted(versions),
+                policy_version=catalogue.version,
+            )
+            yield
+
+    app = FastAPI(
+        title="Data-sharing gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,  # the docs pages load their assets from a CDN: not on closed networks
+        redoc_url=None,
+        redirect_slashes=False,
+    )
+
+    query_page = None
+    if settings.query_page:
+        query_page = QueryPage(
+            example=settings.query_example,
+            demo_tokens=settings.unsafe_demo_tokens,
+            procedures=[(p.code, p.name.en) for p in catalogue],
+            default_procedure=settings.query_procedure,
+        )
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+        log.warning("query_page_enabled", hint="development and demo only")
+
+    endpoint = GraphQLEndpoint(
+        schema=build_schema(_limits(settings)),
+        state=lambda: app.state.gateway,
+        max_batch=settings.max_batch,
+        max_body_bytes=settings.max_body_bytes,
+        query_page=query_page,
+    )
+    app.add_route("/graphql", endpoint.handle, methods=_ALL_METHODS, include_in_schema=False)
+    for path, handler in health_routes().items():
+        app.add_route(path, handler, methods=["GET"], include_in_schema=False)
+    app.include_router(citizen_router())
+    app.include_router(consent_status_router())
+    app.include_router(admin_router())
+    app.include_router(audit_router())
+    app.include_router(log_router())
+    if settings.unsafe_demo_tokens:
+        if settings.environment == "production":
+            raise ConfigurationError("unsafe demo tokens are refused in production")
+        app.include_router(demo_token_router())
+        log.warning(
+            "unsafe_demo_tokens_enabled",
+            route="/_unsafe/demo-tokens",
+            hint="anyone on this machine can read data through the query page",
+        )
+
+    async def jwks(request: Request) -> Response:
+        state = app_state(request)
+        return Response(
+            orjson.dumps(state.keyring.jwks()),
+            media_type="application/jwk-set+json",
+            headers={"Cache-Control": "public, max-age=300"},
+        )
+
+    app.add_route("/.well-known/jwks.json", jwks, methods=["GET"], include_in_schema=False)
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_request: Request, exc: GatewayError) -> Response:
+        return error_response(exc, headers=error_headers(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
+        return error_response(InvalidArgument("The request is not valid.", fields=fields))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled_error", exc_info=exc)
+        body: dict[str, Any] = GatewayError().to_body()
+        body["detail"] = {"requestId": getattr(request.state, "request_id", None)}
+        return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+
+    app.add_middleware(RequestIdMiddleware, routes=_ROUTES)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """Settings from `GATEWAY_*` variables; for `uvicorn --factory` and several workers."""
+    from gateway.logconfig import configure_logging
+
+    settings = GatewaySettings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    return create_app(settings)
+
+
+async def preflight(settings: GatewaySettings) -> None:
+    """Check, before listening, what start-up would fail on, to report it plainly.
+
+    Raises `ManifestError`, `CatalogueError`, `DatabaseNotReady` or `KeyRingError`.
+    """
+    from connectors import check_manifest
+
+    create_app(settings)  # what create_app refuses (settings that cannot work together)
+    load_procedures(settings)
+    canonical, kinds = canonical_fields(), connector_kinds()
+    for manifest in load_manifests_of(settings):
+        check_manifest(manifest, canonical)
+        if manifest.kind not in kinds:
+            raise ManifestError(f"manifest {manifest.name!r}", f"unknown kind {manifest.kind!r}")
+    if settings.environment == "production":
+        load_keys(settings)
+        load_pseudonym_key(settings)
+    engine = create_engine(settings.database_url.get_secret_value())
+    try:
+        await require_head(engine)
+    finally:
+        await engine.dispose()

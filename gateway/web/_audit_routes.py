@@ -1,0 +1,211 @@
+"""Auditor routes: search the access records and export them with proofs.
+
+    GET /audit/events   search, newest first, a page at a time
+    GET /audit/export   every match as JSON lines, each with an inclusion proof
+
+Parameters of both: `from`, `to` (a date, or a date-time with its offset; at most
+`GATEWAY_AUDIT_MAX_RANGE_DAYS` apart; default the last 30 days), `client`,
+`organisation`, `officer` (the officer's id: searched by its pseudonym), `procedure`,
+`case` (the case number: by its pseudonym), `subject` (a personal id, enterprise code
+or household id: through the private index), `type`, `decision`. The search adds
+`limit` (at most `GATEWAY_AUDIT_MAX_PAGE`) and `cursor`; the export `checkpoint` (a tree
+size with a signed checkpoint; default the newest).
+
+Auditors see envelopes, never personal parts. Every search and export is itself an
+`auditor_search` record, committed before the results leave.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import StreamingResponse
+
+from gateway.admission import Identity
+from gateway.errors import NotFound
+from gateway.instants import format_instant
+from gateway.log import Checkpoint
+from gateway.records import Event, SearchFilter, all_results, page_limit, pseudonym, search_page
+from gateway.state import GatewayState, State
+from gateway.storage import read_snapshot
+from gateway.web._signin import AuditorIdentity
+
+__all__ = ["audit_router", "auditor_item"]
+
+
+def _filter(
+    state: State,
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    client: str | None = None,
+    organisation: str | None = None,
+    officer: str | None = None,
+    procedure: str | None = None,
+    case: str | None = None,
+    subject: str | None = None,
+    type: str | None = None,
+    decision: str | None = None,
+) -> SearchFilter:
+    """The search filter of the query string (a dependency of both routes)."""
+    return SearchFilter.build(
+        start=start,
+        end=end,
+        max_days=state.settings.audit_max_range_days,
+        pseudonym_key=state.pseudonym_key,
+        officer=officer,
+        case=case,
+        subject=subject,
+        type=type,
+        decision=decision,
+        client=client,
+        organisation=organisation,
+        procedure=procedure,
+    )
+
+
+Filter = Annotated[SearchFilter, Depends(_filter)]
+
+
+def _instant(value: Any) -> str | None:
+    if value is None:
+        return None
+    return format_instant(value)
+
+
+def auditor_item(row: Any) -> dict[str, Any]:
+    """A search result as auditors see it: the envelope, never the personal part."""
+    envelope = row.envelope if isinstance(row.envelope, dict) else orjson.loads(row.envelope)
+    return {
+        "id": row.id,
+        "type": row.type,
+        "time": _instant(row.ts),
+        "leafIndex": row.leaf_index,
+        "clientId": row.client_id,
+        "organisation": row.organisation,
+        "procedure": row.procedure,
+        "outcome": row.outcome,
+        "hiddenUntil": _instant(row.hidden_until),
+        "envelopeHash": row.envelope_hash,
+        "envelope": envelope,
+    }
+
+
+async def _record_search(
+    request: Request,
+    state: GatewayState,
+    identity: Identity,
+    flt: SearchFilter,
+    **what: Any,
+) -> None:
+    """Commit the `auditor_search` record (503 AUDIT_UNAVAILABLE if it cannot be)."""
+    await state.recorder.record(
+        Event(
+            type="auditor_search",
+            request_id=getattr(request.state, "request_id", None) or "",
+            outcome="exported" if what.get("export") else "searched",
+            policy_version=state.catalogue.version,
+            envelope={
+                "auditor": pseudonym(state.pseudonym_key, identity.subject),
+                "auditorOrg": identity.org,
+                "filter": flt.described(),
+                **what,
+            },
+            personal={"auditor": identity.subject, "subject": flt.subject},
+            subjects=[] if flt.subject is None else [flt.subject],
+        )
+    )
+
+
+def audit_router() -> APIRouter:
+    """Routes under `/audit`, for auditors."""
+    router = APIRouter(prefix="/audit", tags=["auditor"])
+
+    @router.get("/events")
+    async def search(
+        request: Request,
+        state: State,
+        identity: AuditorIdentity,
+        flt: Filter,
+        limit: Annotated[int, Query(ge=1)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> dict[str, Any]:
+        page_limit(limit, state.settings.audit_max_page)
+        async with read_snapshot(state.engine) as conn:
+            page = await search_page(conn, flt, limit=limit, cursor=cursor)
+        await _record_search(request, state, identity, flt, results=len(page.rows), export=False)
+        return {
+            "filter": flt.described(),
+            "events": [auditor_item(row) for row in page.rows],
+            "next": page.next_cursor,
+        }
+
+    @router.get("/export")
+    async def export(
+        request: Request,
+        state: State,
+        identity: AuditorIdentity,
+        flt: Filter,
+        checkpoint: Annotated[int | None, Query(ge=0)] = None,
+    ) -> StreamingResponse:
+        signed = await (
+            state.log.latest() if checkpoint is None else state.log.checkpoint_at(checkpoint)
+        )
+        if signed is None:
+            raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")
+        await _record_search(request, state, identity, flt, export=True, checkpoint=signed.size)
+        return StreamingResponse(
+            _export_lines(state, flt, signed),
+            media_type="application/x-ndjson",
+            headers={
+                "Content-Disposition": 'attachment; filename="access-records.jsonl"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    return router
+
+
+async def _export_lines(
+    state: GatewayState, flt: SearchFilter, signed: Checkpoint
+) -> AsyncIterator[bytes]:
+    """The export: the checkpoint, one line per record with its proof, a summary."""
+    yield _line(
+        {
+            "kind": "checkpoint",
+            "origin": signed.origin,
+            "size": signed.size,
+            "note": signed.note,
+            "filter": flt.described(),
+        }
+    )
+    proven = pending = 0
+    async with read_snapshot(state.engine) as conn:
+        async for rows in all_results(conn, flt):
+            included = [r for r in rows if r.leaf_index is not None and r.leaf_index < signed.size]
+            proofs = await state.log.inclusion_proofs(
+                [int(r.leaf_index) for r in included], signed.size
+            )
+            by_id = {r.id: p for r, p in zip(included, proofs, strict=True)}
+            for row in rows:
+                item = auditor_item(row)
+                proof = by_id.get(row.id)
+                if proof is None:
+                    pending += 1
+                    item.update(kind="record", leaf=None, proof=None)
+                else:
+                    proven += 1
+                    item.update(
+                        kind="record",
+                        leaf=row.leaf,
+                        proof=[base64.b64encode(h).decode() for h in proof],
+                    )
+                yield _line(item)
+    yield _line({"kind": "end", "records": proven + pending, "proven": proven, "pending": pending})
+
+
+def _line(value: Any) -> bytes:
+    return orjson.dumps(value) + b"\n"

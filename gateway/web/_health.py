@@ -1,0 +1,140 @@
+"""Liveness, readiness and metrics endpoints.
+
+`/healthz` says the process answers. `/readyz` says whether it can serve: the database
+answers at the right revision, Redis answers when configured, and the keys are loaded
+(503 otherwise); connectors are
+reported too, but a source that is down does not make the gateway unready, because
+every other field still resolves. The access log reports its size and the sequencer's
+lag: a lag beyond the maximum merge delay breaks the receipts' promise, so it shows in
+`degraded` (and in `gateway_log_lag_seconds`), but the gateway still records and serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.state import GatewayState, app_state
+from gateway.storage import head_revision
+from keys import PURPOSES
+
+__all__ = ["health_routes"]
+
+log = structlog.get_logger(__name__)
+
+_CHECK_TIMEOUT = 2.0
+LOG_LAG = Gauge(
+    "gateway_log_lag_seconds",
+    "Age of the oldest event not yet integrated into the access log (at the last /readyz).",
+)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _database(state: GatewayState) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(_CHECK_TIMEOUT), state.engine.connect() as conn:
+            revision = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    except Exception as exc:  # any failure means "not ready"; the type says which
+        return {"ok": False, "error": type(exc).__name__}
+    head = head_revision()
+    return {"ok": revision == head, "revision": revision, "expected": head}
+
+
+async def _redis(state: GatewayState) -> dict[str, Any] | None:
+    if state.redis is None:
+        return None
+    try:
+        async with asyncio.timeout(_CHECK_TIMEOUT):
+            await state.redis.ping()
+    except Exception as exc:  # any failure means "not ready"; the type says which
+        return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True}
+
+
+async def _connectors(state: GatewayState) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(_CHECK_TIMEOUT):
+            health = await state.registry.health()
+    except TimeoutError:
+        return {name: {"ok": False, "detail": "timeout"} for name in state.registry.manifests}
+    return {
+        name: {
+            "ok": h.ok,
+            "detail": h.detail,
+            "latencyMs": h.latency_ms,
+            "version": state.connector_versions.get(name),
+        }
+        for name, h in health.items()
+    }
+
+
+async def _access_log(state: GatewayState) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(_CHECK_TIMEOUT):
+            size, queued, lag = (
+                await state.log.size(),
+                await state.log.queued(),
+                await state.log.lag(),
+            )
+    except Exception as exc:  # reported; the database check says whether it is ready
+        return {"ok": False, "error": type(exc).__name__}
+    LOG_LAG.set(lag)
+    delay = state.settings.merge_delay
+    return {
+        "ok": lag <= delay,
+        "size": size,
+        "queued": queued,
+        "lagSeconds": round(lag, 3),
+        "maxMergeDelaySeconds": delay,
+    }
+
+
+def health_routes() -> dict[str, Handler]:
+    """The handlers by path."""
+
+    async def healthz(_request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        state = app_state(request)
+        database, redis, connectors, access_log = await asyncio.gather(
+            _database(state), _redis(state), _connectors(state), _access_log(state)
+        )
+        keys = {p: bool(state.keyring.verifying(p)) for p in PURPOSES}
+        ready = database["ok"] and all(keys.values()) and (redis is None or redis["ok"])
+        body = {
+            "status": "ready" if ready else "not_ready",
+            "database": database,
+            "redis": redis,
+            "keys": keys,
+            "connectors": connectors,
+            "log": access_log,
+            "degraded": [name for name, c in connectors.items() if not c["ok"]]
+            + ([] if access_log["ok"] else ["log"]),
+        }
+        if not ready:
+            log.warning("not_ready", database=database["ok"], keys=keys)
+        return _json(body, 200 if ready else 503)
+
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}

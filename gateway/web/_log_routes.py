@@ -1,0 +1,127 @@
+"""The public read API of the access log: no sign-in, no personal data.
+
+GET /log/checkpoint                          the newest signed checkpoint (C2SP)
+GET /log/key                                 the checkpoint verifier keys, newest first
+GET /log/tile/<L>/<N>[.p/<W>]                hash tiles (c2sp.org/tlog-tiles)
+GET /log/tile/entries/<N>[.p/<W>]            public leaves, uint16-length-prefixed
+GET /log/proof/inclusion?index=I&size=S      or ?hash=<base64url leaf hash>&size=S
+GET /log/proof/consistency?first=A&second=B
+GET /log/tlog-proof?index=I | ?hash=H        an offline proof (c2sp.org/tlog-proof)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from gateway.errors import InvalidArgument, NotFound
+from gateway.log import TILE_WIDTH, parse_tile_path, tlog_proof
+from gateway.log.store import TransparencyLog
+from gateway.state import State
+from keys import verifier_key
+
+__all__ = ["log_router"]
+
+_IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+def _leaf_hash(value: str) -> bytes:
+    try:
+        digest = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, binascii.Error):
+        digest = b""
+    if len(digest) != 32:
+        raise InvalidArgument("A leaf hash is 32 bytes in base64url.", argument="hash")
+    return digest
+
+
+async def _index_of(store: TransparencyLog, index: int | None, digest: str | None) -> int:
+    """The leaf index asked for, by index or by leaf hash (exactly one of them)."""
+    if digest is not None and index is None:
+        found, _ = await store.find_leaf(_leaf_hash(digest))
+        return found
+    if index is not None and digest is None:
+        return index
+    raise InvalidArgument("Give either `index` or `hash`.", argument="index")
+
+
+def log_router() -> APIRouter:
+    """The routes under `/log`."""
+    router = APIRouter(prefix="/log", tags=["log"])
+
+    @router.get("/checkpoint")
+    async def checkpoint(state: State) -> Response:
+        latest = await state.log.latest()
+        if latest is None:
+            raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")
+        return Response(
+            latest.note,
+            media_type="text/plain; charset=utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    @router.get("/key")
+    async def key(state: State) -> Response:
+        store = state.log
+        keys = [verifier_key(v.name, v.public) for v in reversed(store.verifiers())]
+        return Response("\n".join(keys) + "\n", media_type="text/plain; charset=utf-8")
+
+    @router.get("/tile/{path:path}")
+    async def tile(state: State, path: str) -> Response:
+        level, index, width = parse_tile_path(path)
+        store = state.log
+        if level == "entries":
+            body = await store.entries(index, width)
+        else:
+            body = await store.tile(int(level), index, width)
+        full = width == TILE_WIDTH
+        return Response(
+            body,
+            media_type="application/octet-stream",
+            headers={"Cache-Control": _IMMUTABLE if full else "no-cache"},
+        )
+
+    @router.get("/proof/inclusion")
+    async def inclusion(
+        state: State,
+        size: Annotated[int, Query(ge=1)],
+        index: Annotated[int | None, Query(ge=0)] = None,
+        hash: Annotated[str | None, Query()] = None,
+    ) -> dict[str, Any]:
+        store = state.log
+        index = await _index_of(store, index, hash)
+        proof = await store.inclusion_proof(index, size)
+        return {"index": index, "size": size, "hashes": _b64(proof)}
+
+    @router.get("/proof/consistency")
+    async def consistency(
+        state: State,
+        first: Annotated[int, Query(ge=1)],
+        second: Annotated[int, Query(ge=1)],
+    ) -> dict[str, Any]:
+        proof = await state.log.consistency_proof(first, second)
+        return {"first": first, "second": second, "hashes": _b64(proof)}
+
+    @router.get("/tlog-proof")
+    async def offline_proof(
+        state: State,
+        index: Annotated[int | None, Query(ge=0)] = None,
+        hash: Annotated[str | None, Query()] = None,
+    ) -> Response:
+        store = state.log
+        index = await _index_of(store, index, hash)
+        latest = await store.latest()
+        if latest is None or index >= latest.size:
+            raise NotFound("The leaf is not in a signed checkpoint yet.", kind="Leaf")
+        proof = await store.inclusion_proof(index, latest.size)
+        return Response(tlog_proof(index, proof, latest), media_type="text/plain; charset=utf-8")
+
+    return router

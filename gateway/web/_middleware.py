@@ -1,0 +1,83 @@
+"""Per-request plumbing: request id, one access line without query string, metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.web._metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+__all__ = ["RequestIdMiddleware"]
+
+log = structlog.get_logger(__name__)
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestIdMiddleware:
+    """Gives each request an id of the gateway's own, returned in `X-Request-Id`.
+
+    The id is bound to every log line of the request, returned in `X-Request-Id`, and
+    sent to sources as `X-Road-Id`. The access line names the route, never the query
+    string: GET /graphql carries identifiers there.
+    """
+
+    def __init__(self, app: ASGIApp, *, routes: frozenset[str]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # The gateway's own id, never the caller's: it goes into the access record, and
+        # a caller's id could carry anything. The caller's is logged beside it.
+        request_id = uuid.uuid4().hex
+        given = _header(scope, b"x-request-id")
+        client_request_id = given if given and _VALID_ID.match(given) else None
+        scope.setdefault("state", {})["request_id"] = request_id
+        path: str = scope["path"]
+        route = (
+            path if path in self.routes else ("/static" if path.startswith("/static/") else "other")
+        )
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                elapsed = time.perf_counter() - started
+                HTTP_REQUESTS.labels(route, str(status)).inc()
+                HTTP_LATENCY.labels(route).observe(elapsed)
+                log.info(
+                    "request",
+                    client_request_id=client_request_id,
+                    method=scope["method"],
+                    route=route,
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    headers: Any = scope.get("headers", ())
+    for key, value in headers:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None

@@ -1,0 +1,291 @@
+"""Forgetting a person after retention, against a migrated SQLite database."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import Conflict, RetentionNotOver
+from gateway.log import canonical_hash
+from gateway.records import Event, Forgotten, forget, insert_events, pseudonym, retention_of
+from gateway.storage import (
+    consents,
+    create_engine,
+    event_personal,
+    event_subjects,
+    events,
+    log_queue,
+    subject_keys,
+    upgrade,
+)
+from policies import Catalogue, load_catalogue
+
+RESIDENCE = "1.004222"  # the default retention
+CRIMINAL = "LOCAL.criminal-case-identity-check"  # 3650 days of its own
+AN, BINH = "079203001234", "001185000777"
+KEY = b"p" * 32
+T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+DAY = datetime.timedelta(days=1)
+FAR = T0 + datetime.timedelta(days=20 * 366)
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return load_catalogue()
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    await upgrade(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+# -- retention --------------------------------------------------------------------------
+
+
+def test_a_procedure_keeps_its_records_for_its_own_retention(catalogue: Catalogue) -> None:
+    assert catalogue.get(CRIMINAL).retention_days == 3650
+    assert retention_of(catalogue, CRIMINAL, 30) == 3650
+
+
+@pytest.mark.parametrize("procedure", [RESIDENCE, "9.999999", None])
+def test_other_records_are_kept_for_the_default(
+    catalogue: Catalogue, procedure: str | None
+) -> None:
+    assert retention_of(catalogue, procedure, 1826) == 1826
+    assert retention_of(catalogue, procedure, 7) == 7
+
+
+# -- forgetting -------------------------------------------------------------------------
+
+
+def _event(
+    catalogue: Catalogue,
+    subjects: list[str],
+    *,
+    procedure: str = RESIDENCE,
+    ts: datetime.datetime = T0,
+) -> Event:
+    return Event(
+        type="access",
+        request_id="req",
+        outcome="served",
+        policy_version=catalogue.version,
+        envelope={"organisation": "Commune Police", "decisions": []},
+        personal={"subjects": subjects, "officer": "officer-1", "case": "CASE-1"},
+        subjects=subjects,
+        client_id="VN/GOV/CA-HN/cu-tru",
+        procedure=procedure,
+        ts=ts,
+    )
+
+
+def _consent(subject: str, status: str, *, until: datetime.datetime, n: int) -> dict[str, Any]:
+    return {
+        "id": f"consent-{n}",
+        "subject": subject,
+        "consumer": "VN/GOV/CA-HN/cu-tru",
+        "procedure": RESIDENCE,
+        "fields": ["Citizen.phone"],
+        "case": "CASE-1",
+        "status": status,
+        "requested_at": T0,
+        "answer_by": until,
+        "valid_until": until,
+    }
+
+
+async def _insert(
+    engine: AsyncEngine, batch: list[Event], rows: Sequence[dict[str, Any]] = ()
+) -> None:
+    async with engine.begin() as conn:
+        await insert_events(conn, batch)
+        if rows:
+            await conn.execute(consents.insert(), list(rows))
+
+
+async def _column(engine: AsyncEngine, column: sa.ColumnElement[Any]) -> list[Any]:
+    async with engine.connect() as conn:
+        return sorted((await conn.execute(sa.select(column))).scalars())
+
+
+async def _forget(
+    engine: AsyncEngine, catalogue: Catalogue, subject: str = AN, **options: Any
+) -> Forgotten:
+    arguments: dict[str, Any] = {
+        "catalogue": catalogue,
+        "default_days": 30,
+        "operator": "operator-9",
+        "pseudonym_key": KEY,
+        "now": FAR,
+    }
+    arguments.update(options)
+    return await forget(engine, subject, **arguments)
+
+
+async def test_forgetting_removes_the_person_and_leaves_everyone_else(
+    engine: AsyncEngine, catalogue: Catalogue
+) -> None:
+    an_1 = _event(catalogue, [AN])
+    an_2 = _event(catalogue, [AN], procedure=CRIMINAL, ts=T0 + DAY)
+    both = _event(catalogue, [BINH, AN], ts=T0 + 2 * DAY)
+    binh = _event(catalogue, [BINH], ts=T0 + 3 * DAY)
+    await _insert(
+        engine,
+        [an_1, an_2, both, binh],
+        [
+            _consent(AN, "REVOKED", until=FAR + DAY, n=1),
+            _consent(AN, "ACTIVE", until=T0 + 30 * DAY, n=2),  # ran out long ago
+            _consent(BINH, "ACTIVE", until=FAR + DAY, n=3),
+        ],
+    )
+    envelopes_before = {row.id: row.envelope_hash for row in (await _rows(engine, events))}
+
+    forgotten = await _forget(engine, catalogue)
+
+    assert (forgotten.records, forgotten.consents) == (3, 2)
+    mine = sorted([an_1.id, an_2.id, both.id])
+    # Personal parts: every record that names the person, the shared one included.
+    assert await _column(engine, event_personal.c.event_id) == sorted([binh.id, forgotten.event_id])
+    # The subject index, keys and consents: only the other person's are left.
+    index = {(r.subject, r.event_id) for r in await _rows(engine, event_subjects)}
+    assert index == {(BINH, both.id), (BINH, binh.id)}
+    assert await _column(engine, subject_keys.c.subject) == [BINH]
+    assert await _column(engine, consents.c.id) == ["consent-3"]
+    # The envelopes stay as they were, so the log still verifies.
+    after = {row.id: row for row in await _rows(engine, events)}
+    for event_id, digest in envelopes_before.items():
+        assert after[event_id].envelope_hash == digest
+        assert canonical_hash(after[event_id].envelope) == digest
+    # One admin record of the forgetting, listing the records, naming no one.
+    [admin] = [row for row in after.values() if row.id not in envelopes_before]
+    assert admin.id == forgotten.event_id
+    assert (admin.type, admin.outcome, admin.policy_version) == (
+        "admin",
+        "forgotten",
+        catalogue.version,
+    )
+    envelope = admin.envelope
+    assert envelope["action"] == "forget"
+    assert envelope["events"] == mine
+    assert envelope["consentsDeleted"] == 2
+    assert envelope["operator"] == pseudonym(KEY, "operator-9")
+    assert envelope["subjectCommitments"] == []
+    shown = str(envelope)
+    for secret in (AN, BINH, "operator-9"):
+        assert secret not in shown
+    [personal] = [r for r in await _rows(engine, event_personal) if r.event_id == admin.id]
+    assert personal.personal == {"operator": "operator-9"}
+    assert forgotten.event_id in await _column(engine, log_queue.c.event_id)
+
+
+async def _rows(engine: AsyncEngine, table: sa.Table) -> list[Any]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(sa.select(table))).all())
+
+
+async def test_forgetting_someone_twice_finds_nothing_the_second_time(
+    engine: AsyncEngine, catalogue: Catalogue
+) -> None:
+    await _insert(engine, [_event(catalogue, [AN])])
+    first = await _forget(engine, catalogue)
+    second = await _forget(engine, catalogue)
+    assert (first.records, second.records, second.consents) == (1, 0, 0)
+    admin = {r.id: r.envelope for r in await _rows(engine, events) if r.type == "admin"}
+    assert admin[second.event_id]["events"] == []
+
+
+async def test_forgetting_is_refused_before_the_retention_ends(
+    engine: AsyncEngine, catalogue: Catalogue
+) -> None:
+    await _insert(engine, [_event(catalogue, [AN]), _event(catalogue, [AN], ts=T0 + 10 * DAY)])
+    with pytest.raises(RetentionNotOver) as caught:
+        await _forget(engine, catalogue, now=T0 + 39 * DAY)
+    error = caught.value
+    assert (error.code, error.http_status) == ("RETENTION_NOT_OVER", 409)
+    assert isinstance(error, Conflict)
+    ends = T0 + 40 * DAY  # the newest record, plus 30 days
+    assert error.detail == {"until": ends.isoformat()}
+    assert error.message == (
+        "The person's newest record must be kept until 2026-02-10; "
+        "they can be forgotten from then on."
+    )
+    await _nothing_was_deleted(engine, records=2)
+
+
+async def test_forgetting_is_allowed_the_instant_the_retention_ends(
+    engine: AsyncEngine, catalogue: Catalogue
+) -> None:
+    await _insert(engine, [_event(catalogue, [AN])])
+    forgotten = await _forget(engine, catalogue, now=T0 + 30 * DAY)
+    assert forgotten.records == 1
+
+
+async def test_a_procedures_own_retention_holds_back_the_forgetting(
+    engine: AsyncEngine, catalogue: Catalogue
+) -> None:
+    await _insert(
+        engine,
+        [_event(catalogue, [AN]), _event(catalogue, [AN], procedure=CRIMINAL, ts=T0 - 100 * DAY)],
+    )
+    with pytest.raises(RetentionNotOver) as caught:
+        await _forget(engine, catalogue, now=T0 + 3000 * DAY)
+    assert caught.value.detail == {"until": (T0 + 3550 * DAY).isoformat()}
+    await _nothing_was_deleted(engine, records=2)
+
+
+async def test_another_persons_recent_records_do_not_hold_back_the_forgetting(
+    engine: AsyncEngine, catalogue: Catalogue
+) -> None:
+    await _insert(engine, [_event(catalogue, [AN]), _event(catalogue, [BINH], ts=T0 + 365 * DAY)])
+    forgotten = await _forget(engine, catalogue, now=T0 + 31 * DAY)
+    assert forgotten.records == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "ends"),
+    [("ACTIVE", T0 + 60 * DAY), ("REQUESTED", T0 + 60 * DAY)],
+)
+async def test_forgetting_is_refused_while_a_consent_is_pending_or_in_force(
+    engine: AsyncEngine, catalogue: Catalogue, status: str, ends: datetime.datetime
+) -> None:
+    await _insert(engine, [_event(catalogue, [AN])], [_consent(AN, status, until=ends, n=1)])
+    with pytest.raises(Conflict) as caught:
+        await _forget(engine, catalogue, now=T0 + 45 * DAY)
+    error = caught.value
+    assert type(error) is Conflict
+    assert (error.code, error.http_status) == ("CONFLICT", 409)
+    assert error.detail == {"consents": 1}
+    await _nothing_was_deleted(engine, records=1, kept=1)
+    # Once it has run out, the person can be forgotten.
+    forgotten = await _forget(engine, catalogue, now=ends)
+    assert (forgotten.records, forgotten.consents) == (1, 1)
+
+
+@pytest.mark.parametrize("status", ["DENIED", "REVOKED", "EXPIRED"])
+async def test_ended_consents_do_not_hold_back_the_forgetting(
+    engine: AsyncEngine, catalogue: Catalogue, status: str
+) -> None:
+    await _insert(
+        engine, [_event(catalogue, [AN])], [_consent(AN, status, until=T0 + 60 * DAY, n=1)]
+    )
+    forgotten = await _forget(engine, catalogue, now=T0 + 45 * DAY)
+    assert (forgotten.records, forgotten.consents) == (1, 1)
+
+
+async def _nothing_was_deleted(engine: AsyncEngine, *, records: int, kept: int = 0) -> None:
+    assert len(await _rows(engine, event_personal)) == records
+    assert {r.subject for r in await _rows(engine, event_subjects)} == {AN}
+    assert await _column(engine, subject_keys.c.subject) == [AN]
+    assert len(await _rows(engine, consents)) == kept
+    assert {r.type for r in await _rows(engine, events)} == {"access"}
