@@ -300,8 +300,7 @@ def _purpose_headers(ctx: FetchContext) -> dict[str, str]:
     headers = {"X-Road-Id": ctx.request_id}
     if ctx.client_id:
         headers["X-Road-Client"] = ctx.client_id
-    if ctx.officer:
-        headers["X-Road-UserId"] = ctx.officer
-    if ctx.case:
-        headers["X-Road-Issue"] = ctx.case
+    if ctx.purpose is not None:
+        headers["X-Road-UserId"] = ctx.purpose.officer
+        headers["X-Road-Issue"] = ctx.purpose.case
     return headers

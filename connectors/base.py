@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
+from policies import Purpose
+
 if TYPE_CHECKING:
     import httpx
 
@@ -37,12 +39,15 @@ FetchResult: TypeAlias = Record | Sequence[Record] | None
 
 @dataclass(frozen=True, slots=True)
 class FetchContext:
-    """Who is asking and why; sent to the source as X-Road style headers."""
+    """Who is asking and why; sent to the source as X-Road style headers.
+
+    `client_id` is the calling system (`X-Road-Client`); the purpose gives the officer
+    (`X-Road-UserId`) and the case (`X-Road-Issue`).
+    """
 
     request_id: str
     client_id: str | None = None
-    officer: str | None = None
-    case: str | None = None
+    purpose: Purpose | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from gateway.errors import (
     SubjectNotInCase,
 )
 from policies._catalogue import Basis, Catalogue, FieldRule
+from policies._purpose import Purpose
 
 __all__ = [
     "AccessRequest",
@@ -64,12 +65,11 @@ class ActiveConsent:
 
 @dataclass(frozen=True, slots=True)
 class AccessRequest:
-    """One question: may `client` read `path` of `subject` for `procedure`?"""
+    """One question: may `client` read `path` of `subject` for this purpose?"""
 
     client_id: str
     agency_kinds: frozenset[str]
-    procedure: str
-    subjects: frozenset[str] = field(repr=False)
+    purpose: Purpose
     subject: str = field(repr=False)
     path: str
     consents: Sequence[ActiveConsent] = field(default=(), repr=False)
@@ -145,9 +145,9 @@ class ClientRunsProcedure:
 
     def check(self, request: AccessRequest) -> None:
         """See `Policy.check`."""
-        kinds = {str(k) for k in self._catalogue.get(request.procedure).agency_kinds}
+        kinds = {str(k) for k in self._catalogue.get(request.purpose.procedure).agency_kinds}
         if not kinds & request.agency_kinds:
-            raise ClientNotAuthorised(procedure=request.procedure)
+            raise ClientNotAuthorised(procedure=request.purpose.procedure)
 
 
 class SubjectInCase:
@@ -155,7 +155,7 @@ class SubjectInCase:
 
     def check(self, request: AccessRequest) -> None:
         """See `Policy.check`."""
-        if request.subject not in request.subjects:
+        if request.subject not in request.purpose.subjects:
             raise SubjectNotInCase
 
 
@@ -167,12 +167,12 @@ class FieldInPurpose:
 
     def check(self, request: AccessRequest) -> None:
         """See `Policy.check`."""
-        if request.path not in self._catalogue.get(request.procedure).fields:
-            raise PurposeNotAllowed(field=request.path, procedure=request.procedure)
+        if request.path not in self._catalogue.get(request.purpose.procedure).fields:
+            raise PurposeNotAllowed(field=request.path, procedure=request.purpose.procedure)
 
 
 def _rule(catalogue: Catalogue, request: AccessRequest) -> tuple[Basis, str]:
-    procedure = catalogue.get(request.procedure)
+    procedure = catalogue.get(request.purpose.procedure)
     rule = procedure.fields[request.path]
     if isinstance(rule, FieldRule):
         return rule.basis, rule.citation
@@ -192,7 +192,7 @@ class ByLaw:
         """See `Policy.check`."""
         basis, citation = _rule(self._catalogue, request)
         if basis != Basis.LAW:
-            raise ConsentRequired(field=request.path, procedure=request.procedure)
+            raise ConsentRequired(field=request.path, procedure=request.purpose.procedure)
         return Allowed("law", citation)
 
 
@@ -209,12 +209,12 @@ class ByConsent:
             if (
                 consent.subject == request.subject
                 and consent.consumer == request.client_id
-                and consent.procedure == request.procedure
+                and consent.procedure == request.purpose.procedure
                 and request.path in consent.fields
                 and consent.valid_until > now
             ):
                 return Allowed("consent", consent.id)
-        raise ConsentRequired(field=request.path, procedure=request.procedure)
+        raise ConsentRequired(field=request.path, procedure=request.purpose.procedure)
 
 
 class UnsafeAllowAll:

@@ -95,9 +95,9 @@ async def request_consent(
     entry = services.catalogue.get(procedure)
     if not {str(k) for k in entry.agency_kinds} & access.agency_kinds:
         raise ClientNotAuthorised(procedure=procedure)
-    if subject not in access.subjects:
+    if subject not in access.purpose.subjects:
         raise SubjectNotInCase
-    if procedure != access.procedure:
+    if procedure != access.purpose.procedure:
         raise PurposeNotAllowed("Ask for consent for the procedure the token states.")
     if not fields:
         raise InvalidArgument("Name at least one field.", argument="fields")
@@ -115,7 +115,7 @@ async def request_consent(
         consumer=access.client_id,
         procedure=procedure,
         fields=fields,
-        case=access.case,
+        case=access.purpose.case,
         valid_until=valid_until,
         request_id=ctx.request_id,
     )

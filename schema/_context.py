@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from connectors import BatchLoader, Connector, ConnectorRegistry, FetchContext
 from gateway.errors import ClientNotAuthorised, PolicyDenied, PurposeNotAllowed, SubjectNotInCase
 from gateway.instants import format_instant
-from policies import AccessRequest, ActiveConsent, Allowed, Catalogue, Consent, Policy
+from policies import AccessRequest, ActiveConsent, Allowed, Catalogue, Consent, Policy, Purpose
 
 __all__ = [
     "Access",
@@ -57,10 +57,8 @@ class Access:
 
     client_id: str
     agency_kinds: frozenset[str]
-    procedure: str
-    subjects: frozenset[str] = field(repr=False)
+    purpose: Purpose
     policy: Policy
-    case: str = ""
     consents: tuple[ActiveConsent, ...] = field(default=(), repr=False)
     consent_paths: frozenset[str] = frozenset()
     """The procedure's paths read by consent: deciding them needs the consents."""
@@ -95,8 +93,7 @@ class Access:
         request = AccessRequest(
             client_id=self.client_id,
             agency_kinds=self.agency_kinds,
-            procedure=self.procedure,
-            subjects=self.subjects,
+            purpose=self.purpose,
             subject=subject,
             path=path,
             consents=self.consents,

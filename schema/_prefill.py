@@ -170,7 +170,7 @@ async def prefill_form(
     if ctx.services is None:
         raise RuntimeError("prefill needs the gateway's services")
     entry = ctx.services.catalogue.get(procedure)
-    if procedure != ctx.access.procedure:
+    if procedure != ctx.access.purpose.procedure:
         raise PurposeNotAllowed("Prefill the procedure the token states.", procedure=procedure)
     records = await _records(ctx, entry, applicant)
     papers_by_field: dict[str, list[LocalizedText]] = {}

@@ -21,7 +21,7 @@ from gateway.admission._tokens import RejectedRequest, RequestVerifier, Verified
 from gateway.errors import GatewayError, InvalidIdentifier
 from gateway.identifiers import parse_identifier
 from gateway.instants import format_instant
-from gateway.records import Event, count_access, pseudonym
+from gateway.records import DecisionEntry, EnvelopeBody, Event, count_access, pseudonym
 from policies import MAX_SUBJECTS, ActiveConsent, Basis, Catalogue, Policy
 from schema import Access, RequestContext
 
@@ -143,16 +143,12 @@ class Admission:
         access = Access(
             client_id=client.id,
             agency_kinds=client.agency_kinds,
-            procedure=purpose.procedure,
-            subjects=frozenset(purpose.subjects),
+            purpose=purpose,
             policy=self._policy,
-            case=purpose.case,
             consent_paths=self._consent_paths.get(purpose.procedure, frozenset()),
             consent_loader=consents,
         )
-        fetch = FetchContext(
-            request_id=request_id, client_id=client.id, officer=purpose.officer, case=purpose.case
-        )
+        fetch = FetchContext(request_id=request_id, client_id=client.id, purpose=purpose)
         return Admitted(verified, access, fetch)
 
     async def record(
@@ -179,7 +175,7 @@ class Admission:
         grouped: dict[tuple[str, str, str | None], list[int]] = {}
         for d in ctx.access.decisions:
             grouped.setdefault((d.path, d.code, d.reference), []).append(index.get(d.subject, -1))
-        decisions = [
+        decisions: list[DecisionEntry] = [
             {"path": path, "decision": code, "basis": basis, "subjects": positions}
             for (path, code, basis), positions in grouped.items()
         ]
@@ -187,7 +183,7 @@ class Admission:
         action_subjects = [s for a in ctx.actions if (s := a.get("subject")) is not None]
         # What the answer carries: only an answer with data serves anything.
         served = ctx.served if status == 200 else {}
-        envelope = {
+        envelope: EnvelopeBody = {
             **self._who(verified),
             "decisions": decisions,
             "sources": sorted(ctx.sources),
@@ -223,11 +219,9 @@ class Admission:
         papers = self._catalogue.get(procedure).papers_replaced
         return sum(1 for paths in served.values() for paper in papers if set(paper.fields) <= paths)
 
-    def _who(self, verified: VerifiedRequest) -> dict[str, Any]:
+    def _who(self, verified: VerifiedRequest) -> EnvelopeBody:
         purpose = verified.purpose
-        hidden = purpose.hidden_until
-        return {
-            **({} if hidden is None else {"hiddenUntil": format_instant(hidden)}),
+        who: EnvelopeBody = {
             "client": verified.client.id,
             "organisation": verified.client.organisation,
             "kid": verified.kid,
@@ -239,6 +233,9 @@ class Admission:
             "subjects": len(purpose.subjects),
             "jti": verified.jti,
         }
+        if purpose.hidden_until is not None:
+            who["hiddenUntil"] = format_instant(purpose.hidden_until)
+        return who
 
     @staticmethod
     def _personal(
@@ -266,7 +263,7 @@ class Admission:
         purpose = rejected.claims.get("purpose") if isinstance(rejected.claims, dict) else None
         officer = purpose.get("officer") if isinstance(purpose, dict) else None
         procedure = purpose.get("procedure") if isinstance(purpose, dict) else None
-        envelope: dict[str, Any] = (
+        envelope: EnvelopeBody = (
             self._who(verified)
             if verified is not None
             else {

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import ServiceUnavailable
+from gateway.records import read_envelope
 from gateway.storage import events
 
 __all__ = ["MemoryReplayCache", "RedisReplayCache", "ReplayCache"]
@@ -70,8 +71,7 @@ class MemoryReplayCache:
             rows = (await conn.execute(query)).all()
         count = 0
         for row in rows:
-            envelope = row.envelope if isinstance(row.envelope, dict) else {}
-            jti = envelope.get("jti")
+            jti = read_envelope(row.envelope).get("jti")
             if row.client_id and isinstance(jti, str):
                 await self.first_use(row.client_id, jti, lifetime)
                 count += 1

@@ -21,6 +21,14 @@ from gateway.records._consents import (
     detach,
     verify_signed,
 )
+from gateway.records._envelope import (
+    ENVELOPE_VERSION,
+    DecisionEntry,
+    Envelope,
+    EnvelopeBody,
+    envelope_hash,
+    read_envelope,
+)
 from gateway.records._figures import count_access, count_consent, figures
 from gateway.records._forget import FORGET_ACTION, Forgotten, forget, retention_of
 from gateway.records._recorder import (
@@ -48,9 +56,13 @@ __all__ = [
     "CITIZEN_VISIBLE_TYPES",
     "CONSENT_TYPE",
     "DECISION_CODES",
+    "ENVELOPE_VERSION",
     "FORGET_ACTION",
     "ClientConsentRequests",
     "ConsentStore",
+    "DecisionEntry",
+    "Envelope",
+    "EnvelopeBody",
     "Event",
     "EventRecorder",
     "Forgotten",
@@ -67,11 +79,13 @@ __all__ = [
     "decode_cursor",
     "detach",
     "encode_cursor",
+    "envelope_hash",
     "figures",
     "forget",
     "insert_events",
     "page_limit",
     "pseudonym",
+    "read_envelope",
     "retention_of",
     "search_page",
     "time_range",

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.instants import format_instant
+from gateway.records._envelope import read_envelope
 from gateway.storage import clients, event_personal
 from policies import AGENCY_KIND_LABELS, AgencyKind, Catalogue, UnknownProcedure
 
@@ -74,7 +75,7 @@ def _item(
     catalogue: Catalogue,
     system: _System | None,
 ) -> dict[str, Any]:
-    envelope = _json(row.envelope)
+    envelope = read_envelope(row.envelope)
     item: dict[str, Any] = {
         "id": row.id,
         "time": format_instant(row.ts),

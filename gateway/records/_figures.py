@@ -11,13 +11,13 @@ count the same as they happen.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.records._envelope import EnvelopeBody, decision_codes
 from gateway.storage import clients, event_decisions, events, read_snapshot
 
 __all__ = ["count_access", "count_consent", "figures"]
@@ -45,14 +45,13 @@ CONSENT_EVENTS = Counter(
 _ALLOWED = ("ALLOWED_BY_LAW", "ALLOWED_BY_CONSENT")
 
 
-def count_access(envelope: Mapping[str, Any]) -> None:
+def count_access(envelope: EnvelopeBody) -> None:
     """Count a recorded access in the Prometheus counters."""
     labels = (envelope.get("procedure") or "", envelope.get("organisation") or "")
     ACCESSES.labels(*labels).inc()
     FIELDS_SERVED.labels(*labels).inc(envelope.get("fieldsServed", 0))
     PAPERS_AVOIDED.labels(*labels).inc(envelope.get("papersAvoided", 0))
-    codes = {d["decision"] for d in envelope.get("decisions") or ()}
-    for code in sorted(codes.difference(_ALLOWED)):
+    for code in sorted(set(decision_codes(envelope)).difference(_ALLOWED)):
         DENIALS.labels(*labels, code).inc()
 
 

@@ -19,11 +19,10 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import rfc8785
 import sqlalchemy as sa
 import structlog
 from prometheus_client import Counter, Histogram
@@ -32,7 +31,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import AuditUnavailable
-from gateway.log import canonical_hash, leaf_hash, public_leaf
+from gateway.log import leaf_hash, public_leaf
+from gateway.records._envelope import (
+    EnvelopeBody,
+    decision_codes,
+    envelope_hash,
+    indexed_columns,
+    personal_hash,
+    seal,
+)
 from gateway.storage import (
     event_decisions,
     event_personal,
@@ -78,7 +85,8 @@ class Event:
     request_id: str
     outcome: str
     policy_version: str
-    envelope: dict[str, Any]
+    envelope: EnvelopeBody
+    """The fields of its type; `rows` adds the header (see `gateway.records._envelope`)."""
     personal: dict[str, Any] = field(repr=False)
     subjects: Sequence[str] = field(default=(), repr=False)
     client_id: str | None = None
@@ -93,27 +101,23 @@ class Event:
     def rows(self) -> EventRows:
         """The rows of `events`, `event_personal`, `event_subjects`, `event_decisions`."""
         salt = secrets.token_hex(16)
-        personal_hash = hashlib.sha256(
-            bytes.fromhex(salt) + rfc8785.dumps(_jsonable(self.personal))
-        ).hexdigest()
-        envelope = {
-            "v": 1,
-            "id": self.id,
-            "type": self.type,
-            "ts": self.ts.isoformat(),
-            "requestId": self.request_id,
-            "outcome": self.outcome,
-            "policyVersion": self.policy_version,
-            **self.envelope,
-            "subjectCommitments": self.commitments,
-            "personalHash": personal_hash,
-        }
-        envelope_hash = canonical_hash(envelope)
+        envelope = seal(
+            self.envelope,
+            id=self.id,
+            type=self.type,
+            ts=self.ts,
+            request_id=self.request_id,
+            outcome=self.outcome,
+            policy_version=self.policy_version,
+            subject_commitments=self.commitments,
+            personal_hash=personal_hash(salt, self.personal),
+        )
+        digest = envelope_hash(envelope)
         self.leaf_hash = leaf_hash(
             public_leaf(
                 type=self.type,
                 ts=self.ts,
-                envelope_hash=envelope_hash,
+                envelope_hash=digest,
                 policy_version=self.policy_version,
             )
         )
@@ -127,7 +131,7 @@ class Event:
             "outcome": self.outcome,
             "policy_version": self.policy_version,
             "envelope": envelope,
-            "envelope_hash": envelope_hash,
+            "envelope_hash": digest,
             **indexed_columns(envelope),
         }
         personal_row = {"event_id": self.id, "salt": salt, "personal": self.personal}
@@ -147,32 +151,6 @@ class EventRows:
     personal: dict[str, Any]
     subjects: list[dict[str, Any]]
     decisions: list[dict[str, Any]]
-
-
-def indexed_columns(envelope: Mapping[str, Any]) -> dict[str, Any]:
-    """The columns of `events` that repeat the envelope, for searching by them."""
-    hidden = envelope.get("hiddenUntil")
-    return {
-        "organisation": envelope.get("organisation"),
-        "officer": envelope.get("officer"),
-        "case_ref": envelope.get("case"),
-        "hidden_until": None if hidden is None else datetime.datetime.fromisoformat(hidden),
-        "fields_served": envelope.get("fieldsServed", 0),
-        "papers_avoided": envelope.get("papersAvoided", 0),
-    }
-
-
-def decision_codes(envelope: Mapping[str, Any]) -> list[str]:
-    """The distinct decision codes of an access, for `event_decisions`."""
-    return sorted({d["decision"] for d in envelope.get("decisions") or ()})
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def admin_event(

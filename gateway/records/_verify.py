@@ -15,13 +15,11 @@ only where a forget record says it was deleted.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import rfc8785
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -32,7 +30,6 @@ from gateway.log import (
     CompactRange,
     ProofError,
     Report,
-    canonical_hash,
     leaf_hash,
     node_hash,
     parse_checkpoint,
@@ -40,7 +37,7 @@ from gateway.log import (
     verify_consistency,
 )
 from gateway.log.store import TransparencyLog
-from gateway.records._recorder import indexed_columns
+from gateway.records._envelope import envelope_hash, indexed_columns, personal_hash, read_envelope
 from gateway.storage import (
     event_personal,
     events,
@@ -326,8 +323,7 @@ async def _personal_parts(conn: AsyncConnection, report: Report) -> bool:
             events.c.type == "admin", events.c.outcome == "forgotten"
         )
     ):
-        found = envelope if isinstance(envelope, dict) else json.loads(envelope)
-        forgotten.update(found.get("events") or ())
+        forgotten.update(read_envelope(envelope).get("events") or ())
     missing = (
         await conn.execute(
             sa.select(events.c.id, log_leaves.c.idx)
@@ -378,8 +374,8 @@ def _public_leaf(row: Any) -> bytes:
 
 def _check_event(row: Any) -> str | None:
     """An event's envelope hash, its columns against its envelope, its personal part."""
-    envelope = row.envelope if isinstance(row.envelope, dict) else json.loads(row.envelope)
-    if canonical_hash(envelope) != row.envelope_hash:
+    envelope = read_envelope(row.envelope)
+    if envelope_hash(envelope) != row.envelope_hash:
         return "its envelope was changed after it was recorded"
     columns = {
         "id": row.id,
@@ -393,8 +389,9 @@ def _check_event(row: Any) -> str | None:
     client = "client" if "client" in envelope else "consumer" if "consumer" in envelope else None
     if client is not None:
         columns[client] = row.client_id
+    said: Mapping[str, object] = envelope
     for name, value in columns.items():
-        if envelope.get(name) != value:
+        if said.get(name) != value:
             return f"its {name} differs from its envelope's"
     if datetime.datetime.fromisoformat(envelope["ts"]) != row.ts:
         return "its time differs from its envelope's"
@@ -403,8 +400,7 @@ def _check_event(row: Any) -> str | None:
             return f"its {name} differs from its envelope's"
     if row.salt is not None:
         personal = row.personal if isinstance(row.personal, dict) else json.loads(row.personal)
-        digest = hashlib.sha256(bytes.fromhex(row.salt) + rfc8785.dumps(personal)).hexdigest()
-        if digest != envelope.get("personalHash"):
+        if personal_hash(row.salt, personal) != envelope.get("personalHash"):
             return "its personal part was changed after it was recorded"
     return None
 

@@ -29,7 +29,16 @@ from gateway.admission import Identity
 from gateway.errors import NotFound
 from gateway.instants import format_instant
 from gateway.log import Checkpoint
-from gateway.records import Event, SearchFilter, all_results, page_limit, pseudonym, search_page
+from gateway.records import (
+    EnvelopeBody,
+    Event,
+    SearchFilter,
+    all_results,
+    page_limit,
+    pseudonym,
+    read_envelope,
+    search_page,
+)
 from gateway.state import GatewayState, State
 from gateway.storage import read_snapshot
 from gateway.web._signin import AuditorIdentity
@@ -78,7 +87,7 @@ def _instant(value: Any) -> str | None:
 
 def auditor_item(row: Any) -> dict[str, Any]:
     """A search result as auditors see it: the envelope, never the personal part."""
-    envelope = row.envelope if isinstance(row.envelope, dict) else orjson.loads(row.envelope)
+    envelope = read_envelope(row.envelope)
     return {
         "id": row.id,
         "type": row.type,
@@ -99,9 +108,12 @@ async def _record_search(
     state: GatewayState,
     identity: Identity,
     flt: SearchFilter,
-    **what: Any,
+    what: EnvelopeBody,
 ) -> None:
-    """Commit the `auditor_search` record (503 AUDIT_UNAVAILABLE if it cannot be)."""
+    """Commit the `auditor_search` record (503 AUDIT_UNAVAILABLE if it cannot be).
+
+    `what`: the search's results, or the export's checkpoint.
+    """
     await state.recorder.record(
         Event(
             type="auditor_search",
@@ -136,7 +148,9 @@ def audit_router() -> APIRouter:
         page_limit(limit, state.settings.audit_max_page)
         async with read_snapshot(state.engine) as conn:
             page = await search_page(conn, flt, limit=limit, cursor=cursor)
-        await _record_search(request, state, identity, flt, results=len(page.rows), export=False)
+        await _record_search(
+            request, state, identity, flt, {"results": len(page.rows), "export": False}
+        )
         return {
             "filter": flt.described(),
             "events": [auditor_item(row) for row in page.rows],
@@ -156,7 +170,9 @@ def audit_router() -> APIRouter:
         )
         if signed is None:
             raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")
-        await _record_search(request, state, identity, flt, export=True, checkpoint=signed.size)
+        await _record_search(
+            request, state, identity, flt, {"export": True, "checkpoint": signed.size}
+        )
         return StreamingResponse(
             _export_lines(state, flt, signed),
             media_type="application/x-ndjson",

@@ -14,6 +14,7 @@ from gateway.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
+from policies import Purpose
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -280,9 +281,8 @@ async def test_batch_result_without_its_key_is_invalid_data(
 
 
 async def test_purpose_goes_out_as_x_road_headers(source: Source, http: httpx.AsyncClient) -> None:
-    ctx = FetchContext(
-        request_id="req-42", client_id="VN/GOV/BTP/HTTP", officer="officer-7", case="HS-2025-1"
-    )
+    purpose = Purpose("1.004222", "HS-2025-1", "officer-7", ("001099000001",))
+    ctx = FetchContext(request_id="req-42", client_id="VN/GOV/BTP/HTTP", purpose=purpose)
     await _connector(http).fetch("Citizen", ["001099000001"], ALL, ctx)
     headers = source.requests[0].headers
     assert headers["X-Road-Id"] == "req-42"

@@ -22,6 +22,7 @@ from policies import (
     ByConsent,
     ByLaw,
     Policy,
+    Purpose,
     default_policy,
     load_catalogue,
 )
@@ -40,8 +41,7 @@ def _ask(path: str, **changes: object) -> AccessRequest:
     fields = {
         "client_id": "VN/GOV/CA-HN/cu-tru",
         "agency_kinds": frozenset({"commune_police"}),
-        "procedure": RESIDENCE,
-        "subjects": frozenset({AN}),
+        "purpose": Purpose(RESIDENCE, "HS-1", "officer-1", (AN,)),
         "subject": AN,
         "path": path,
         "consents": (),

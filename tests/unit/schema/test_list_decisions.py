@@ -8,7 +8,7 @@ import httpx
 
 from connectors import FetchContext, Manifest, RestConnector, build_registry
 from gateway.errors import PurposeNotAllowed
-from policies import AccessRequest, Allowed
+from policies import AccessRequest, Allowed, Purpose
 from schema import Access, RequestContext, SchemaLimits, build_schema, canonical_fields
 
 HOLDER = "079203001234"
@@ -62,8 +62,7 @@ async def test_a_denied_identifier_of_a_listed_record_is_withheld_and_never_aske
     access = Access(
         client_id="VN/GOV/TEST/x",
         agency_kinds=frozenset(),
-        procedure="TEST",
-        subjects=frozenset({HOLDER}),
+        purpose=Purpose("TEST", "HS-1", "officer-1", (HOLDER,)),
         policy=OnlyArea(),
     )
     ctx = RequestContext(

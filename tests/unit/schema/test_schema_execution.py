@@ -16,7 +16,7 @@ from connectors import (
     RestConnector,
 )
 from gateway.errors import SourceUnavailable
-from policies import UnsafeAllowAll
+from policies import Purpose, UnsafeAllowAll
 from schema import Access, RequestContext, SchemaLimits, build_schema
 
 SCHEMA = build_schema(SchemaLimits())
@@ -109,8 +109,7 @@ def _allow_all() -> Access:
     return Access(
         client_id="VN/GOV/TEST/unit",
         agency_kinds=frozenset(),
-        procedure="TEST",
-        subjects=frozenset(),
+        purpose=Purpose("TEST", "HS-1", "officer-1", ()),
         policy=UnsafeAllowAll(),
     )
 

@@ -1,0 +1,185 @@
+"""The envelope of an event: what auditors see of it, and what the public log commits to.
+
+One type for every event, written in one place (`seal`) and read in one place
+(`read_envelope`). Every envelope has the header (`v`, `id`, `type`, `ts`, `requestId`,
+`outcome`, `policyVersion`, `subjectCommitments`, `personalHash`); each event type adds
+the fields listed under it in `EnvelopeBody`. No field holds personal data: officers,
+cases and auditors appear as pseudonyms, subjects as commitments
+(`HMAC(subject_key, event id)`), and the personal part as its salted hash.
+
+The hash of an envelope is the hex SHA-256 of its RFC 8785 JSON (`canonical_hash`),
+and it is in the event's public leaf, so a field is never removed, renamed or given
+another meaning: what later versions add comes with a new `v`, and envelopes of
+every version already written keep verifying.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Required, TypedDict
+
+import orjson
+import rfc8785
+
+from gateway.log import canonical_hash
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "DecisionEntry",
+    "Envelope",
+    "EnvelopeBody",
+    "decision_codes",
+    "envelope_hash",
+    "indexed_columns",
+    "personal_hash",
+    "read_envelope",
+    "seal",
+]
+
+ENVELOPE_VERSION: Final = 1
+
+
+class DecisionEntry(TypedDict):
+    """One distinct decision of an access, with the positions of its subjects."""
+
+    path: str
+    decision: str
+    basis: str | None
+    subjects: list[int]
+    """Positions in the purpose's subjects (-1: someone else, a related person)."""
+
+
+class EnvelopeBody(TypedDict, total=False):
+    """The fields each event type adds to the header."""
+
+    # access: a GraphQL request (a refused one has the first six and status, errors).
+    hiddenUntil: str
+    client: str
+    organisation: str
+    kid: str
+    officer: str | None
+    """The officer's pseudonym."""
+    procedure: str | None
+    case: str
+    """The case number's pseudonym."""
+    subjects: int
+    jti: str
+    decisions: list[DecisionEntry]
+    sources: list[str]
+    sourceCalls: int
+    actions: list[dict[str, Any]]
+    status: int
+    errors: list[str]
+    fieldsServed: int
+    papersAvoided: int
+    # consent: requested, approved, denied, revoked.
+    consent: str
+    action: str
+    consumer: str
+    fields: list[str]
+    validUntil: str | None
+    actor: str
+    acr: str | None
+    # admin: a client suspended or reinstated (`client`, `action`), a person forgotten.
+    operator: str
+    operatorOrg: str | None
+    events: list[str]
+    """Forgetting: the records whose personal part it deleted."""
+    consentsDeleted: int
+    # auditor_search: a search or an export.
+    auditor: str
+    auditorOrg: str | None
+    filter: dict[str, Any]
+    results: int
+    export: bool
+    checkpoint: int
+
+
+class Envelope(EnvelopeBody, total=False):
+    """A whole envelope: the header every event has, and its type's fields."""
+
+    v: Required[int]
+    id: Required[str]
+    type: Required[str]
+    ts: Required[str]
+    requestId: Required[str]
+    outcome: Required[str]
+    policyVersion: Required[str]
+    subjectCommitments: Required[list[str]]
+    personalHash: Required[str]
+
+
+def seal(
+    body: EnvelopeBody,
+    *,
+    id: str,
+    type: str,
+    ts: datetime.datetime,
+    request_id: str,
+    outcome: str,
+    policy_version: str,
+    subject_commitments: list[str],
+    personal_hash: str,
+) -> Envelope:
+    """The envelope of an event: its header around its type's fields."""
+    envelope: Envelope = {
+        **body,
+        "v": ENVELOPE_VERSION,
+        "id": id,
+        "type": type,
+        "ts": ts.isoformat(),
+        "requestId": request_id,
+        "outcome": outcome,
+        "policyVersion": policy_version,
+        "subjectCommitments": subject_commitments,
+        "personalHash": personal_hash,
+    }
+    return envelope
+
+
+def envelope_hash(envelope: Envelope) -> str:
+    """What the public leaf commits to: hex SHA-256 of the envelope's RFC 8785 JSON."""
+    return canonical_hash(envelope)
+
+
+def read_envelope(value: Any) -> Envelope:
+    """An envelope as a database column gives it back (a mapping, or its JSON text)."""
+    found = orjson.loads(value) if isinstance(value, str | bytes) else value
+    if not isinstance(found, dict):
+        raise ValueError("an envelope is a JSON object")
+    envelope: Envelope = found  # type: ignore[assignment]
+    return envelope
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def personal_hash(salt: str, personal: Mapping[str, Any]) -> str:
+    """The salted hash of a personal part, as its envelope holds it."""
+    return hashlib.sha256(bytes.fromhex(salt) + rfc8785.dumps(_jsonable(personal))).hexdigest()
+
+
+def indexed_columns(envelope: EnvelopeBody) -> dict[str, Any]:
+    """The columns of `events` that repeat the envelope, for searching by them."""
+    hidden = envelope.get("hiddenUntil")
+    return {
+        "organisation": envelope.get("organisation"),
+        "officer": envelope.get("officer"),
+        "case_ref": envelope.get("case"),
+        "hidden_until": None if hidden is None else datetime.datetime.fromisoformat(hidden),
+        "fields_served": envelope.get("fieldsServed", 0),
+        "papers_avoided": envelope.get("papersAvoided", 0),
+    }
+
+
+def decision_codes(envelope: EnvelopeBody) -> list[str]:
+    """The distinct decision codes of an access, for `event_decisions`."""
+    decisions: Sequence[DecisionEntry] = envelope.get("decisions") or ()
+    return sorted({d["decision"] for d in decisions})
