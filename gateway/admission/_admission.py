@@ -130,7 +130,12 @@ class Admission:
         except GatewayError as exc:
             await self._record_rejection(
                 request_id,
-                RejectedRequest(exc, client=client, token=verified.token, claims={}),
+                RejectedRequest(
+                    exc,
+                    client=client,
+                    token=verified.token,
+                    claims={"purpose": purpose.claim()},
+                ),
                 verified=verified,
             )
             raise

@@ -288,7 +288,8 @@ def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         raise Unauthenticated("The token is not a compact JWS.")
     try:
         header, claims = _b64(parts[0]), _b64(parts[1])
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: JSON nested deeper than the parser goes, sent by anyone.
         raise Unauthenticated("The token is not a compact JWS with unique member names.") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise Unauthenticated("The token is not a compact JWS.")
@@ -301,8 +302,11 @@ def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _times(claims: dict[str, Any], now: float) -> tuple[int, int]:
     issued, expires = claims.get("iat"), claims.get("exp")
-    if not isinstance(issued, int) or not isinstance(expires, int) or True in (issued, expires):
+    integers = all(isinstance(v, int) and not isinstance(v, bool) for v in (issued, expires))
+    if not integers or not isinstance(issued, int) or not isinstance(expires, int):
         raise Unauthenticated("The token needs integer `iat` and `exp`.")
+    if expires <= issued:
+        raise Unauthenticated("A token's `exp` is after its `iat`.")
     if expires - issued > MAX_LIFETIME:
         raise Unauthenticated(f"A token lives at most {MAX_LIFETIME} s (`exp` - `iat`).")
     if issued > now + SKEW:

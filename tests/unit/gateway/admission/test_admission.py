@@ -1,0 +1,621 @@
+"""`Admission`: admitting a request, its rate limits, and what is recorded of it.
+
+Offline: clients in a dict, the in-memory replay cache and rate limiter (its clock
+fixed by the test), consents and recorder as lists, the shipped catalogue and its
+default policy. An admitted request carries the token's purpose to the resolvers and
+the sources; a signed refusal is recorded (up to the client's own rate) and answered as
+the plain error; a refusal before the signature records nothing. The access record of
+an executed request groups its decisions and keeps personal data out of its envelope.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from joserfc.jwk import OKPKey
+from prometheus_client import REGISTRY
+
+from connectors import ConnectorRegistry
+from gateway.admission import (
+    Admission,
+    Admitted,
+    Client,
+    ClientKey,
+    Limits,
+    MemoryRateLimiter,
+    MemoryReplayCache,
+    RequestVerifier,
+    sign_request,
+)
+from gateway.errors import (
+    BadSignature,
+    GatewayError,
+    InvalidPurpose,
+    RateLimited,
+    RequestMismatch,
+    TokenExpired,
+    TokenReplayed,
+    Unauthenticated,
+)
+from gateway.records import Event, pseudonym
+from policies import ActiveConsent, Catalogue, Purpose, default_policy, load_catalogue
+from schema import RequestContext
+
+AUDIENCE = "https://gateway.example.test"
+CLIENT = "VN/GOV/CA-HCM/cu-tru"
+OTHER = "VN/GOV/CA-HN/cu-tru"
+RESIDENCE = "1.004222"  # Citizen.phone and Citizen.email by consent, the rest by law
+HIDING = "LOCAL.criminal-case-identity-check"
+AN, BINH, CHI = "079203001234", "001185000777", "036190000123"
+KEY = b"pseudonym-key-of-the-test-32-byt"
+PURPOSE = Purpose(RESIDENCE, "CASE-1", "officer-1", (AN,))
+BODY = orjson.dumps({"query": f'{{ citizen(personalId: "{AN}") {{ fullName }} }}'})
+# Two seconds into a minute: nothing crosses a window unless a test moves the clock.
+MINUTE_START = 1_800_000_000 // 60 * 60
+IDENTITY_CARD = ["Citizen.personalId", "Citizen.fullName", "Citizen.birthDate", "Citizen.gender"]
+
+ED = OKPKey.generate_key("Ed25519")
+STRANGER = OKPKey.generate_key("Ed25519")
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+class Clients:
+    """Two registered clients of the commune police, one Ed25519 key each."""
+
+    def __init__(self) -> None:
+        self.found: dict[tuple[str, str], tuple[Client, ClientKey]] = {}
+        for client_id, kid, key in ((CLIENT, "ed-1", ED), (OTHER, "other-1", STRANGER)):
+            client = Client(client_id, "Cư trú", "Công an", frozenset({"commune_police"}), "active")
+            public = ClientKey(client_id, kid, "EdDSA", key.as_dict(private=False), "active")
+            self.found[(client_id, kid)] = (client, public)
+
+    async def lookup(self, client_id: str, kid: str) -> tuple[Client, ClientKey] | None:
+        return self.found.get((client_id, kid))
+
+
+class Consents:
+    """The consents in force, counting how often admission asks for them."""
+
+    def __init__(self, found: Sequence[ActiveConsent] = ()) -> None:
+        self.found = list(found)
+        self.calls: list[tuple[str, str, tuple[str, ...]]] = []
+
+    async def active_for(
+        self, *, consumer: str, procedure: str, subjects: Sequence[str]
+    ) -> Sequence[ActiveConsent]:
+        self.calls.append((consumer, procedure, tuple(subjects)))
+        return list(self.found)
+
+
+class Recorder:
+    """Keeps every event it is given; its leaf hash is the SHA-256 of the event id."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def record(self, event: Event) -> bytes:
+        self.events.append(event)
+        return hashlib.sha256(event.id.encode()).digest()
+
+
+class Clock:
+    """The rate limiter's clock (`time.time` as `gateway.admission._ratelimit` sees it)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    admission: Admission
+    consents: Consents
+    recorder: Recorder
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return load_catalogue()
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock(MINUTE_START + 2)
+    monkeypatch.setattr(
+        "gateway.admission._ratelimit.time", SimpleNamespace(time=clock.time), raising=True
+    )
+    return clock
+
+
+def _world(
+    catalogue: Catalogue,
+    *,
+    per_client: int = 100,
+    per_officer: int = 100,
+    consents: Sequence[ActiveConsent] = (),
+) -> World:
+    verifier = RequestVerifier(
+        clients=Clients(),
+        replay=MemoryReplayCache(),
+        audience=AUDIENCE,
+        known_procedure=catalogue.get,
+        hiding_allowed=lambda code: catalogue.get(code).hidden_access_allowed,
+    )
+    found, recorder = Consents(consents), Recorder()
+    admission = Admission(
+        verifier=verifier,
+        limiter=MemoryRateLimiter(),
+        limits=Limits(per_client=per_client, per_officer=per_officer),
+        policy=default_policy(catalogue),
+        catalogue=catalogue,
+        consents=found,
+        recorder=recorder,
+        pseudonym_key=KEY,
+    )
+    return World(admission, found, recorder)
+
+
+@pytest.fixture
+def world(catalogue: Catalogue) -> World:
+    return _world(catalogue)
+
+
+def _token(
+    *,
+    purpose: Purpose = PURPOSE,
+    body: bytes = BODY,
+    client_id: str = CLIENT,
+    **options: Any,
+) -> str:
+    key, kid = (ED, "ed-1") if client_id == CLIENT else (STRANGER, "other-1")
+    return sign_request(
+        client_id=client_id,
+        key=options.pop("key", key),
+        kid=kid,
+        audience=AUDIENCE,
+        body=body,
+        purpose=purpose,
+        **options,
+    )
+
+
+def _claim(purpose: Any) -> str:
+    """A token signed by the client whose purpose claim is `purpose` as given."""
+    header, payload, _ = _token().split(".")
+    claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["purpose"] = purpose
+    signing_input = f"{header}.{_b64(orjson.dumps(claims))}"
+    return f"{signing_input}.{_b64(ED.private_key.sign(signing_input.encode()))}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+async def _admit(world: World, token: str, body: bytes = BODY, request: str = "req-1") -> Admitted:
+    return await world.admission.admit(request, f"Bearer {token}", body)
+
+
+async def _refused(world: World, token: str | None, body: bytes = BODY) -> GatewayError:
+    """The error admission answers with (always the plain error, never RejectedRequest)."""
+    authorization = None if token is None else f"Bearer {token}"
+    with pytest.raises(GatewayError) as caught:
+        await world.admission.admit("req-refused", authorization, body)
+    return caught.value
+
+
+def _personal_values_absent(envelope: Any, *values: str) -> bool:
+    text = orjson.dumps(envelope).decode()
+    return not any(value in text for value in values)
+
+
+def _not_recorded() -> float:
+    return REGISTRY.get_sample_value("gateway_rejections_not_recorded_total") or 0.0
+
+
+# -- admitted ---------------------------------------------------------------------------
+
+
+async def test_an_admitted_request_carries_the_tokens_purpose(world: World) -> None:
+    token = _token(jti="jti-admitted")
+    admitted = await _admit(world, token)
+    assert admitted.verified.jti == "jti-admitted"
+    assert admitted.verified.token == token
+    assert admitted.access.purpose == PURPOSE
+    assert admitted.access.client_id == CLIENT
+    assert admitted.access.agency_kinds == frozenset({"commune_police"})
+    assert admitted.fetch.purpose == PURPOSE
+    assert (admitted.fetch.request_id, admitted.fetch.client_id) == ("req-1", CLIENT)
+    # Admission alone records nothing: the record is written once the request ran.
+    assert world.recorder.events == []
+
+
+async def test_the_access_knows_which_paths_of_its_procedure_are_read_by_consent(
+    world: World,
+) -> None:
+    admitted = await _admit(world, _token())
+    assert admitted.access.consent_paths == frozenset({"Citizen.phone", "Citizen.email"})
+
+
+async def test_consents_are_loaded_only_when_a_consent_path_is_asked(
+    catalogue: Catalogue,
+) -> None:
+    far = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
+    consent = ActiveConsent("consent-1", AN, CLIENT, RESIDENCE, frozenset({"Citizen.phone"}), far)
+    world = _world(catalogue, consents=[consent])
+    access = (await _admit(world, _token())).access
+    await access.prepare("Citizen", ["fullName", "birthDate"])
+    assert world.consents.calls == []
+    assert access.consents == ()
+    await access.prepare("Citizen", ["fullName", "phone"])
+    assert world.consents.calls == [(CLIENT, RESIDENCE, (AN,))]
+    assert access.consents == (consent,)
+    await access.prepare("Citizen", ["email"])
+    assert len(world.consents.calls) == 1  # once per request
+
+
+# -- refusals ---------------------------------------------------------------------------
+
+
+async def test_a_signed_refusal_is_recorded_and_answered_as_the_plain_error(
+    world: World,
+) -> None:
+    token = _token()
+    error = await _refused(world, token, b'{"query":"{ another }"}')
+    assert type(error) is RequestMismatch
+    [event] = world.recorder.events
+    assert event.type == "access"
+    assert event.outcome == "rejected:REQUEST_MISMATCH"
+    assert (event.request_id, event.client_id, event.procedure) == (
+        "req-refused",
+        CLIENT,
+        RESIDENCE,
+    )
+    assert event.envelope == {
+        "client": CLIENT,
+        "organisation": "Công an",
+        "officer": pseudonym(KEY, "officer-1"),
+        "procedure": RESIDENCE,
+        "status": 401,
+        "errors": ["REQUEST_MISMATCH"],
+    }
+    assert _personal_values_absent(event.envelope, AN, "officer-1", "CASE-1")
+    assert event.subjects == [AN]
+    assert event.personal["token"] == token
+    assert event.personal["officer"] == "officer-1"
+
+
+async def test_a_replayed_token_is_recorded_as_replayed(world: World) -> None:
+    token = _token()
+    await _admit(world, token)
+    assert type(await _refused(world, token)) is TokenReplayed
+    assert [e.outcome for e in world.recorder.events] == ["rejected:TOKEN_REPLAYED"]
+
+
+async def test_a_refused_purpose_records_only_its_well_formed_subjects(world: World) -> None:
+    purpose = {
+        "procedure": RESIDENCE,
+        "case": "CASE-1",
+        "officer": "officer-1",
+        "subjects": [AN, "12345", 42, BINH],
+    }
+    error = await _refused(world, _claim(purpose))
+    assert type(error) is InvalidPurpose
+    [event] = world.recorder.events
+    assert event.outcome == "rejected:INVALID_PURPOSE"
+    assert event.subjects == [AN, BINH]
+    assert event.envelope["status"] == 400
+    assert _personal_values_absent(event.envelope, AN, BINH, "12345")
+
+
+async def test_a_purpose_naming_too_many_records_its_first_fifty(world: World) -> None:
+    named = [f"{i:012d}" for i in range(51)]
+    purpose = {"procedure": RESIDENCE, "case": "C", "officer": "o", "subjects": named}
+    assert type(await _refused(world, _claim(purpose))) is InvalidPurpose
+    assert world.recorder.events[0].subjects == named[:50]
+
+
+async def test_a_procedure_not_in_the_catalogue_is_not_recorded_as_one(world: World) -> None:
+    unknown = Purpose("9.999999", "CASE-1", "officer-1", (AN,))
+    error = await _refused(world, _token(purpose=unknown))
+    assert error.code == "UNKNOWN_PROCEDURE"
+    [event] = world.recorder.events
+    assert event.outcome == "rejected:UNKNOWN_PROCEDURE"
+    assert event.envelope["procedure"] is None
+    assert event.procedure is None
+    assert event.subjects == [AN]
+
+
+async def test_a_purpose_that_is_not_an_object_is_recorded_without_officer_or_subjects(
+    world: World,
+) -> None:
+    error = await _refused(world, _claim("just because"))
+    assert type(error) is InvalidPurpose
+    [event] = world.recorder.events
+    assert event.envelope["officer"] is None
+    assert event.envelope["procedure"] is None
+    assert event.subjects == []
+
+
+def _forged() -> str:
+    header, claims, _ = _token().split(".")
+    return f"{header}.{claims}.{_b64(b'x' * 64)}"
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        pytest.param(None, Unauthenticated, id="no-token"),
+        pytest.param("not-a-token", Unauthenticated, id="garbage"),
+        pytest.param(_forged(), BadSignature, id="forged"),
+        pytest.param(_token(key=STRANGER), BadSignature, id="another-key"),
+        pytest.param(_token(client_id="VN/GOV/NOBODY/x", key=ED), BadSignature, id="unknown"),
+    ],
+)
+async def test_a_refusal_before_the_signature_records_nothing(
+    world: World, token: str | None, expected: type[GatewayError]
+) -> None:
+    assert type(await _refused(world, token)) is expected
+    assert world.recorder.events == []
+
+
+# -- rate limits ------------------------------------------------------------------------
+
+
+async def test_a_client_is_limited_to_its_requests_a_minute(catalogue: Catalogue) -> None:
+    world = _world(catalogue, per_client=2)
+    for _ in range(2):
+        await _admit(world, _token())
+    third = _token(jti="jti-third")
+    error = await _refused(world, third)
+    assert isinstance(error, RateLimited)
+    assert error.code == "RATE_LIMITED"
+    assert error.retry_after == 58
+    assert error.extensions["retryAfter"] == 58
+    assert "per client" in error.message
+
+
+async def test_a_rate_limited_request_is_recorded(catalogue: Catalogue) -> None:
+    world = _world(catalogue, per_client=1)
+    await _admit(world, _token())
+    token = _token(jti="jti-limited")
+    assert type(await _refused(world, token)) is RateLimited
+    [event] = world.recorder.events
+    assert event.outcome == "rejected:RATE_LIMITED"
+    assert event.client_id == CLIENT
+    assert event.procedure == RESIDENCE
+    assert event.envelope == {
+        "client": CLIENT,
+        "organisation": "Công an",
+        "kid": "ed-1",
+        "officer": pseudonym(KEY, "officer-1"),
+        "procedure": RESIDENCE,
+        "case": pseudonym(KEY, "CASE-1"),
+        "subjects": 1,
+        "jti": "jti-limited",
+        "status": 429,
+        "errors": ["RATE_LIMITED"],
+    }
+    assert event.personal["token"] == token
+    # The people the token names see the attempt, and forgetting one of them finds it.
+    assert list(event.subjects) == [AN]
+    assert event.personal["officer"] == "officer-1"
+
+
+async def test_an_officer_is_limited_within_the_client(catalogue: Catalogue) -> None:
+    world = _world(catalogue, per_officer=2)
+    for _ in range(2):
+        await _admit(world, _token())
+    error = await _refused(world, _token())
+    assert isinstance(error, RateLimited)
+    assert "per officer" in error.message
+    # Another officer of the client, and the same officer id at another client, go on.
+    colleague = Purpose(RESIDENCE, "CASE-1", "officer-2", (AN,))
+    await _admit(world, _token(purpose=colleague))
+    await _admit(world, _token(client_id=OTHER))
+
+
+async def test_the_limits_start_again_with_the_next_minute(
+    catalogue: Catalogue, clock: Clock
+) -> None:
+    world = _world(catalogue, per_client=1)
+    await _admit(world, _token())
+    assert type(await _refused(world, _token())) is RateLimited
+    clock.now = MINUTE_START + 60
+    await _admit(world, _token())
+
+
+async def test_an_old_token_replayed_in_a_loop_does_not_flood_the_record(
+    catalogue: Catalogue,
+) -> None:
+    world = _world(catalogue, per_client=3)
+    old = _token(now=int(time.time()) - 3600, ttl=60)
+    before = _not_recorded()
+    for _ in range(8):
+        assert type(await _refused(world, old)) is TokenExpired
+    assert [e.outcome for e in world.recorder.events] == ["rejected:TOKEN_EXPIRED"] * 3
+    assert _not_recorded() - before == 5
+    # Refusals are counted apart from the client's requests: it may still ask.
+    await _admit(world, _token())
+
+
+async def test_refusals_are_recorded_again_in_the_next_minute(
+    catalogue: Catalogue, clock: Clock
+) -> None:
+    world = _world(catalogue, per_client=1)
+    old = _token(now=int(time.time()) - 3600, ttl=60)
+    for _ in range(3):
+        await _refused(world, old)
+    clock.now = MINUTE_START + 61
+    await _refused(world, old)
+    assert len(world.recorder.events) == 2
+
+
+# -- the record of an executed request --------------------------------------------------
+
+
+async def _executed(
+    catalogue: Catalogue, purpose: Purpose
+) -> tuple[World, Admitted, RequestContext, str]:
+    far = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
+    consent = ActiveConsent("consent-1", AN, CLIENT, RESIDENCE, frozenset({"Citizen.phone"}), far)
+    world = _world(catalogue, consents=[consent])
+    token = _token(purpose=purpose)
+    admitted = await _admit(world, token)
+    ctx = RequestContext(
+        registry=ConnectorRegistry([]),
+        fetch=admitted.fetch,
+        max_batch=10,
+        access=admitted.access,
+    )
+    return world, admitted, ctx, token
+
+
+async def test_the_record_groups_decisions_by_path_code_and_basis(catalogue: Catalogue) -> None:
+    purpose = Purpose(RESIDENCE, "CASE-7", "officer-7", (AN, BINH))
+    world, admitted, ctx, _ = await _executed(catalogue, purpose)
+    access = admitted.access
+    await access.prepare("Citizen", ["fullName", "phone"])
+    for subject in (AN, BINH):
+        access.decide("Citizen", subject, ["fullName", "phone"])
+    access.decide("Citizen", CHI, ["fullName"])  # not a subject of the case
+    law = next(d.reference for d in access.decisions if d.code == "ALLOWED_BY_LAW")
+    assert law
+
+    leaf = await world.admission.record(
+        admitted, ctx, outcome="served", status=200, operation="Lookup", error_codes=[]
+    )
+
+    [event] = world.recorder.events
+    assert leaf == hashlib.sha256(event.id.encode()).digest()
+    assert event.envelope["decisions"] == [
+        {
+            "path": "Citizen.fullName",
+            "decision": "ALLOWED_BY_LAW",
+            "basis": law,
+            "subjects": [0, 1],
+        },
+        {
+            "path": "Citizen.phone",
+            "decision": "ALLOWED_BY_CONSENT",
+            "basis": "consent-1",
+            "subjects": [0],
+        },
+        {"path": "Citizen.phone", "decision": "CONSENT_REQUIRED", "basis": None, "subjects": [1]},
+        {
+            "path": "Citizen.fullName",
+            "decision": "SUBJECT_NOT_IN_CASE",
+            "basis": None,
+            "subjects": [-1],
+        },
+    ]
+    # Everyone named or decided for sees this access.
+    assert {AN, BINH, CHI} <= set(event.subjects)
+    assert list(event.subjects)[:2] == [AN, BINH]
+
+
+async def test_the_record_pseudonymises_officer_and_case(catalogue: Catalogue) -> None:
+    purpose = Purpose(RESIDENCE, "CASE-7", "officer-7", (AN, BINH))
+    world, admitted, ctx, token = await _executed(catalogue, purpose)
+    admitted.access.decide("Citizen", AN, ["fullName"])
+    ctx.actions.append({"action": "consentRequested", "consent": "c-2", "subject": BINH})
+    await world.admission.record(
+        admitted, ctx, outcome="served", status=200, operation="Lookup", error_codes=[]
+    )
+    [event] = world.recorder.events
+    envelope = event.envelope
+    assert envelope["officer"] == pseudonym(KEY, "officer-7")
+    assert envelope["case"] == pseudonym(KEY, "CASE-7")
+    assert envelope["officer"] != pseudonym(KEY, "officer-1")
+    assert (envelope["client"], envelope["kid"], envelope["procedure"]) == (
+        CLIENT,
+        "ed-1",
+        RESIDENCE,
+    )
+    assert envelope["subjects"] == 2
+    assert envelope["jti"] == admitted.verified.jti
+    assert envelope["actions"] == [{"action": "consentRequested", "consent": "c-2"}]
+    assert _personal_values_absent(envelope, AN, BINH, "officer-7", "CASE-7")
+    assert event.personal == {
+        "subjects": [AN, BINH],
+        "officer": "officer-7",
+        "case": "CASE-7",
+        "operation": "Lookup",
+        "token": token,
+    }
+    assert (event.type, event.outcome, event.request_id) == ("access", "served", "req-1")
+    assert event.policy_version == catalogue.version
+    assert (event.client_id, event.procedure) == (CLIENT, RESIDENCE)
+
+
+async def test_the_record_keeps_status_sorted_errors_and_sources(catalogue: Catalogue) -> None:
+    world, admitted, ctx, _ = await _executed(catalogue, PURPOSE)
+    ctx.sources.update({"population", "land"})
+    await world.admission.record(
+        admitted,
+        ctx,
+        outcome="served",
+        status=200,
+        operation=None,
+        error_codes=["CONSENT_REQUIRED", "SOURCE_TIMEOUT", "CONSENT_REQUIRED"],
+    )
+    envelope = world.recorder.events[0].envelope
+    assert envelope["status"] == 200
+    assert envelope["errors"] == ["CONSENT_REQUIRED", "SOURCE_TIMEOUT"]
+    assert envelope["sources"] == ["land", "population"]
+    assert envelope["sourceCalls"] == 0
+    assert "hiddenUntil" not in envelope
+
+
+async def test_fields_served_and_papers_avoided_count_for_an_answer_with_data(
+    catalogue: Catalogue,
+) -> None:
+    purpose = Purpose(RESIDENCE, "CASE-7", "officer-7", (AN, BINH))
+    world, admitted, ctx, _ = await _executed(catalogue, purpose)
+    ctx.note_served(AN, IDENTITY_CARD)  # the whole identity card: one paper avoided
+    ctx.note_served(BINH, ["Citizen.fullName"])  # part of it: none
+    await world.admission.record(
+        admitted, ctx, outcome="served", status=200, operation=None, error_codes=[]
+    )
+    envelope = world.recorder.events[0].envelope
+    assert envelope["fieldsServed"] == 5
+    assert envelope["papersAvoided"] == 1
+
+
+@pytest.mark.parametrize("status", [400, 403, 500, 503])
+async def test_an_answer_without_data_serves_nothing(catalogue: Catalogue, status: int) -> None:
+    world, admitted, ctx, _ = await _executed(catalogue, PURPOSE)
+    ctx.note_served(AN, IDENTITY_CARD)
+    await world.admission.record(
+        admitted, ctx, outcome="failed", status=status, operation=None, error_codes=["X"]
+    )
+    envelope = world.recorder.events[0].envelope
+    assert (envelope["status"], envelope["fieldsServed"], envelope["papersAvoided"]) == (
+        status,
+        0,
+        0,
+    )
+
+
+async def test_a_hidden_access_says_until_when_in_its_record(catalogue: Catalogue) -> None:
+    until = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(days=10)
+    purpose = Purpose(HIDING, "CASE-H", "officer-1", (AN,), hidden_until=until)
+    world, admitted, ctx, _ = await _executed(catalogue, purpose)
+    await world.admission.record(
+        admitted, ctx, outcome="served", status=200, operation=None, error_codes=[]
+    )
+    envelope = world.recorder.events[0].envelope
+    assert envelope["hiddenUntil"] == until.isoformat().replace("+00:00", "Z")

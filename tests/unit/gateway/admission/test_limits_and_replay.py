@@ -1,0 +1,297 @@
+"""Rate limiters, `Limit`, and replay caches, with their clocks in the test's hands.
+
+`MemoryRateLimiter` counts hits in fixed one-minute windows; `Limit` refuses past its
+`per_minute`. `MemoryReplayCache` accepts a `(issuer, jti)` once until its ttl ends and
+is bounded in size. The Redis versions refuse (`ServiceUnavailable`) when Redis does not
+answer: a limit or a replay check that cannot be made never lets a request through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.admission import (
+    Limit,
+    MemoryRateLimiter,
+    MemoryReplayCache,
+    RedisRateLimiter,
+    RedisReplayCache,
+)
+from gateway.errors import RateLimited, ServiceUnavailable
+
+MINUTE_START = 1_800_000_000 // 60 * 60
+
+
+class Clock:
+    """A settable clock, standing in for `time.time` or `time.monotonic`."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Module:
+    """What a module sees as `time`: only the clock it reads."""
+
+    def __init__(self, **clocks: Clock) -> None:
+        self.__dict__.update(clocks)
+
+
+@pytest.fixture
+def wall(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """`time.time` as `gateway.admission._ratelimit` reads it, at a minute's start."""
+    clock = Clock(MINUTE_START)
+    monkeypatch.setattr("gateway.admission._ratelimit.time", _Module(time=clock))
+    return clock
+
+
+@pytest.fixture
+def monotonic(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """`time.monotonic` as `gateway.admission._replay` reads it."""
+    clock = Clock(1000.0)
+    monkeypatch.setattr("gateway.admission._replay.time", _Module(monotonic=clock))
+    return clock
+
+
+class Pipeline:
+    """A Redis transaction pipeline: queues commands, runs them in `execute`."""
+
+    def __init__(self, redis: FakeRedis) -> None:
+        self.redis = redis
+
+    async def __aenter__(self) -> Pipeline:
+        if self.redis.error_on == "pipeline":
+            raise self.redis.error
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def incr(self, key: str) -> None:
+        self.redis.commands.append(("incr", key))
+
+    def expire(self, key: str, seconds: int) -> None:
+        self.redis.commands.append(("expire", key, seconds))
+
+    async def execute(self) -> list[Any]:
+        if self.redis.error_on == "execute":
+            raise self.redis.error
+        self.redis.count += 1
+        return [self.redis.count, True]
+
+
+class FakeRedis:
+    """Just what the limiter and the replay cache call, failing where told to."""
+
+    def __init__(self, *, error_on: str | None = None, error: RedisError | None = None) -> None:
+        self.error_on = error_on
+        self.error = error or RedisConnectionError("Connection refused")
+        self.commands: list[tuple[Any, ...]] = []
+        self.count = 0
+        self.keys: set[str] = set()
+
+    def pipeline(self, *, transaction: bool) -> Pipeline:
+        assert transaction
+        return Pipeline(self)
+
+    async def set(self, key: str, value: bytes, *, nx: bool, ex: int) -> bool | None:
+        self.commands.append(("set", key, value, nx, ex))
+        if self.error_on == "set":
+            raise self.error
+        if key in self.keys:
+            return None
+        self.keys.add(key)
+        return True
+
+
+# -- the in-memory rate limiter ---------------------------------------------------------
+
+
+async def test_hits_are_counted_per_scope_and_name(wall: Clock) -> None:
+    limiter = MemoryRateLimiter()
+    assert [(await limiter.hit("client", "a"))[0] for _ in range(3)] == [1, 2, 3]
+    assert (await limiter.hit("client", "b"))[0] == 1
+    assert (await limiter.hit("officer", "a"))[0] == 1
+    assert (await limiter.hit("client", "a"))[0] == 4
+
+
+@pytest.mark.parametrize(("second", "retry_after"), [(0, 60), (1, 59), (30, 30), (59, 1)])
+async def test_retry_after_is_what_is_left_of_the_minute(
+    wall: Clock, second: float, retry_after: int
+) -> None:
+    wall.now = MINUTE_START + second
+    assert await MemoryRateLimiter().hit("client", "a") == (1, retry_after)
+
+
+async def test_a_fraction_of_a_second_still_leaves_one_to_wait(wall: Clock) -> None:
+    wall.now = MINUTE_START + 59.9
+    _, retry_after = await MemoryRateLimiter().hit("client", "a")
+    assert 1 <= retry_after <= 60
+
+
+async def test_a_new_minute_starts_every_count_again(wall: Clock) -> None:
+    limiter = MemoryRateLimiter()
+    wall.now = MINUTE_START + 59
+    for _ in range(5):
+        await limiter.hit("client", "a")
+    wall.now = MINUTE_START + 60
+    assert await limiter.hit("client", "a") == (1, 60)
+    assert (await limiter.hit("client", "a"))[0] == 2
+
+
+# -- Limit ------------------------------------------------------------------------------
+
+
+async def test_a_limit_refuses_only_after_per_minute_hits(wall: Clock) -> None:
+    wall.now = MINUTE_START + 15
+    limit = Limit(MemoryRateLimiter(), "officer", 3)
+    for _ in range(3):
+        await limit.check("officer-1")
+    with pytest.raises(RateLimited) as caught:
+        await limit.check("officer-1")
+    assert caught.value.code == "RATE_LIMITED"
+    assert caught.value.http_status == 429
+    assert caught.value.retry_after == 45
+    assert caught.value.message == "At most 3 requests a minute per officer."
+    with pytest.raises(RateLimited):
+        await limit.check("officer-1")  # and stays refused for the minute
+
+
+async def test_limits_of_other_names_and_scopes_are_apart(wall: Clock) -> None:
+    limiter = MemoryRateLimiter()
+    officers, clients = Limit(limiter, "officer", 1), Limit(limiter, "client", 1)
+    await officers.check("x")
+    await officers.check("y")
+    await clients.check("x")  # the same name in another scope
+    with pytest.raises(RateLimited, match="per client"):
+        await clients.check("x")
+
+
+async def test_a_limit_allows_again_in_the_next_minute(wall: Clock) -> None:
+    limit = Limit(MemoryRateLimiter(), "client", 1)
+    await limit.check("a")
+    with pytest.raises(RateLimited):
+        await limit.check("a")
+    wall.now += 60
+    await limit.check("a")
+
+
+# -- the in-memory replay cache ---------------------------------------------------------
+
+
+async def test_a_jti_is_accepted_once(monotonic: Clock) -> None:
+    cache = MemoryReplayCache()
+    assert await cache.first_use("client-a", "jti-1", 60) is True
+    assert await cache.first_use("client-a", "jti-1", 60) is False
+    assert await cache.first_use("client-a", "jti-1", 60) is False
+
+
+async def test_a_jti_is_spent_per_issuer(monotonic: Clock) -> None:
+    cache = MemoryReplayCache()
+    assert await cache.first_use("client-a", "jti-1", 60)
+    assert await cache.first_use("client-b", "jti-1", 60)
+    assert await cache.first_use("client-a", "jti-2", 60)
+    assert await cache.first_use("client-b", "jti-1", 60) is False
+
+
+async def test_a_jti_is_remembered_until_its_ttl_ends(monotonic: Clock) -> None:
+    cache = MemoryReplayCache()
+    assert await cache.first_use("client-a", "jti-1", 90)
+    monotonic.now += 89.999
+    assert await cache.first_use("client-a", "jti-1", 90) is False
+    monotonic.now += 0.001
+    assert await cache.first_use("client-a", "jti-1", 90) is True
+    # Spent again, for the new ttl.
+    assert await cache.first_use("client-a", "jti-1", 90) is False
+
+
+async def test_a_full_cache_refuses_rather_than_forget(monotonic: Clock) -> None:
+    cache = MemoryReplayCache(max_entries=2)
+    assert await cache.first_use("c", "jti-1", 60)
+    assert await cache.first_use("c", "jti-2", 60)
+    with pytest.raises(ServiceUnavailable) as caught:
+        await cache.first_use("c", "jti-3", 60)
+    assert caught.value.code == "SERVICE_UNAVAILABLE"
+    # What it holds is still refused, full or not.
+    assert await cache.first_use("c", "jti-1", 60) is False
+    # The refused jti was not spent: once there is room, it is accepted.
+    monotonic.now += 60
+    assert await cache.first_use("c", "jti-3", 60) is True
+
+
+async def test_a_full_cache_prunes_what_expired(monotonic: Clock) -> None:
+    cache = MemoryReplayCache(max_entries=2)
+    assert await cache.first_use("c", "short", 10)
+    assert await cache.first_use("c", "long", 100)
+    monotonic.now += 10
+    assert await cache.first_use("c", "new", 100) is True
+    assert await cache.first_use("c", "long", 100) is False
+    assert await cache.first_use("c", "new", 100) is False
+    # Full again with two live entries.
+    with pytest.raises(ServiceUnavailable):
+        await cache.first_use("c", "another", 100)
+
+
+# -- Redis: a store that does not answer refuses ----------------------------------------
+
+
+@pytest.mark.parametrize("error_on", ["pipeline", "execute"])
+@pytest.mark.parametrize(
+    "error", [RedisConnectionError("refused"), RedisTimeoutError("timeout"), RedisError("x")]
+)
+async def test_a_redis_rate_limiter_that_does_not_answer_refuses(
+    wall: Clock, error_on: str, error: RedisError
+) -> None:
+    limiter = RedisRateLimiter(FakeRedis(error_on=error_on, error=error))
+    with pytest.raises(ServiceUnavailable) as caught:
+        await limiter.hit("client", "a")
+    assert caught.value.__cause__ is error
+
+
+async def test_a_redis_limit_that_does_not_answer_is_not_a_pass(wall: Clock) -> None:
+    limit = Limit(RedisRateLimiter(FakeRedis(error_on="execute")), "client", 100)
+    with pytest.raises(ServiceUnavailable):
+        await limit.check("a")
+
+
+async def test_a_redis_rate_limiter_counts_in_a_key_expiring_with_its_window(
+    wall: Clock,
+) -> None:
+    wall.now = MINUTE_START + 20
+    redis = FakeRedis()
+    limiter = RedisRateLimiter(redis)
+    assert await limiter.hit("client", "a") == (1, 40)
+    assert await limiter.hit("client", "a") == (2, 40)
+    (incr, key), (expire, same, seconds) = redis.commands[:2]
+    assert (incr, expire, same) == ("incr", "expire", key)
+    assert seconds > 60
+
+
+@pytest.mark.parametrize(
+    "error", [RedisConnectionError("refused"), RedisTimeoutError("timeout"), RedisError("x")]
+)
+async def test_a_redis_replay_cache_that_does_not_answer_refuses(error: RedisError) -> None:
+    cache = RedisReplayCache(FakeRedis(error_on="set", error=error))
+    with pytest.raises(ServiceUnavailable) as caught:
+        await cache.first_use("client-a", "jti-1", 60)
+    assert caught.value.__cause__ is error
+
+
+async def test_a_redis_replay_cache_sets_once_with_the_ttl() -> None:
+    redis = FakeRedis()
+    cache = RedisReplayCache(redis)
+    assert await cache.first_use("client-a", "jti-1", 151) is True
+    assert await cache.first_use("client-a", "jti-1", 151) is False
+    assert await cache.first_use("client-b", "jti-1", 151) is True
+    _, key, value, nx, ex = redis.commands[0]
+    assert (value, nx, ex) == (b"1", True, 151)
+    # Hashed, not spelled out.
+    assert "jti-1" not in key
+    assert "client-a" not in key
