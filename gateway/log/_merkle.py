@@ -106,14 +106,6 @@ class CompactRange:
         found.size = size
         return found
 
-    def edge(self) -> list[Node]:
-        """The perfect nodes of the right edge, left to right."""
-        out, at = [], 0
-        for level, _ in self._edge:
-            out.append((level, at >> level))
-            at += 1 << level
-        return out
-
     def append(self, digest: bytes) -> list[tuple[int, int, bytes]]:
         """Add the leaf hash `digest`; the (level, index, hash) of every node it completes."""
         index = self.size
