@@ -348,7 +348,7 @@ async def test_hidden_accesses_appear_to_the_citizen_on_their_date_and_to_audito
     gateway = log_gateway
     alice = dataset.sample.citizens[0]
     until = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(
-        seconds=3
+        seconds=4
     )
     hidden = await _read(
         gateway, alice, signer=police, procedure=CRIMINAL, case="HS-9", hidden_until=until

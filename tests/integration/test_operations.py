@@ -14,6 +14,7 @@ import yaml
 from gateway.storage import create_engine, current_revision, head_revision, list_connectors
 
 
+@pytest.mark.own_database  # the log's lag must be this gateway's alone
 async def test_health_readiness_metrics_and_keys(gateway) -> None:
     async with gateway.client() as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}

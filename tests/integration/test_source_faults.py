@@ -72,6 +72,7 @@ async def test_slow_source_times_out_on_its_own_fields(
     ]
 
 
+@pytest.mark.own_database  # `degraded` would also list a log lagging behind other tests
 async def test_readiness_reports_a_source_down_without_failing(
     gateway_factory, dataset, start_server, sandbox_settings
 ) -> None:
