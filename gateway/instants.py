@@ -1,8 +1,9 @@
 """Instants as the gateway writes and reads them.
 
 Everything the gateway writes is RFC 3339 in UTC with a `Z` (`format_instant`). What
-people type (an auditor's search range, a citizen's history) is a date, read as
-midnight in Vietnam, or a date-time with its offset (`parse_instant`). A leaf module:
+people type (an auditor's search range, a citizen's history) is a date, read in
+Vietnam's time as the day's start (or, for the end of a range, its end), or a
+date-time with its offset, read exactly (`parse_instant`). A leaf module:
 every package may use it.
 """
 
@@ -24,14 +25,18 @@ def format_instant(value: datetime.datetime) -> str:
     return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
-def parse_instant(value: str, argument: str) -> datetime.datetime:
-    """An RFC 3339 date-time with its offset, or a date (00:00 UTC+7 of that day), in UTC.
+def parse_instant(value: str, argument: str, *, end_of_day: bool = False) -> datetime.datetime:
+    """An RFC 3339 date-time with its offset, or a date, in UTC.
 
-    Anything else is `INVALID_ARGUMENT` naming `argument`.
+    A date is 00:00 UTC+7 of that day, or with `end_of_day` (the end of a range: `to`)
+    24:00 UTC+7 of it, so that a range from a day to the same day covers that whole
+    day. A date-time is exact. Anything else is `INVALID_ARGUMENT` naming `argument`.
     """
     try:
         if len(value) == 10:
             day = datetime.date.fromisoformat(value)
+            if end_of_day:
+                day += datetime.timedelta(days=1)
             return datetime.datetime.combine(day, datetime.time(), VIETNAM).astimezone(datetime.UTC)
         instant = datetime.datetime.fromisoformat(value)
     except ValueError:

@@ -52,12 +52,15 @@ DECISION_CODES = (
 def time_range(
     start: str | None, end: str | None, *, max_days: int | None
 ) -> tuple[datetime.datetime, datetime.datetime]:
-    """`[from, to)` of a query string: `to` defaults to now, `from` to 30 days before."""
-    until = parse_instant(end, "to") if end else datetime.datetime.now(datetime.UTC)
+    """`[from, to)` of a query string: `to` defaults to now, `from` to 30 days before.
+
+    A date in `to` means the end of that day in Vietnam (`from=D&to=D` is day D).
+    """
+    until = parse_instant(end, "to", end_of_day=True) if end else datetime.datetime.now(datetime.UTC)
     default_days = 30 if max_days is None else min(30, max_days)
     since = parse_instant(start, "from") if start else until - datetime.timedelta(days=default_days)
     if since >= until:
-        raise InvalidArgument("`from` is before `to`.", argument="from")
+        raise InvalidArgument("`from` must be before `to`.", argument="from")
     if max_days is not None and until - since > datetime.timedelta(days=max_days):
         raise InvalidArgument(
             f"A search spans at most {max_days} days; narrow `from` and `to`.",

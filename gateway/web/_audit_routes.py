@@ -3,7 +3,8 @@
     GET /audit/events   search, newest first, a page at a time
     GET /audit/export   every match as JSON lines, each with an inclusion proof
 
-Parameters of both: `from`, `to` (a date, or a date-time with its offset; at most
+Parameters of both: `from`, `to` (a date, or a date-time with its offset, exact; a
+date in `from` is the start of that day in Vietnam, in `to` its end; at most
 `GATEWAY_AUDIT_MAX_RANGE_DAYS` apart; default the last 30 days), `client`,
 `organisation`, `officer` (the officer's id: searched by its pseudonym), `procedure`,
 `case` (the case number: by its pseudonym), `subject` (a personal id, enterprise code

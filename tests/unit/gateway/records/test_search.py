@@ -12,7 +12,7 @@ import pytest
 
 from gateway.errors import InvalidArgument, InvalidIdentifier
 from gateway.identifiers import parse_identifier
-from gateway.instants import parse_instant
+from gateway.instants import format_instant, parse_instant
 from gateway.records import DECISION_CODES, SearchFilter, decode_cursor, encode_cursor, pseudonym
 from gateway.storage import EVENT_TYPES
 
@@ -149,7 +149,7 @@ def test_the_recorded_filter_holds_pseudonyms_and_never_the_subject() -> None:
     described = flt.described()
     assert described == {
         "from": "2025-12-31T17:00:00Z",
-        "to": "2026-01-30T17:00:00Z",
+        "to": "2026-01-31T17:00:00Z",
         "officer": pseudonym(KEY, "officer-7"),
         "case": pseudonym(KEY, "HS-2026/15"),
         "type": "access",
@@ -163,7 +163,7 @@ def test_the_recorded_filter_holds_pseudonyms_and_never_the_subject() -> None:
 
 
 def test_a_filter_without_options_describes_only_its_range() -> None:
-    assert _build().described() == {"from": "2025-12-31T17:00:00Z", "to": "2026-01-30T17:00:00Z"}
+    assert _build().described() == {"from": "2025-12-31T17:00:00Z", "to": "2026-01-31T17:00:00Z"}
 
 
 def test_without_a_range_the_last_30_days_are_searched() -> None:
@@ -180,7 +180,7 @@ def test_without_from_the_30_days_before_to_are_searched() -> None:
 
 
 def test_a_range_of_exactly_max_days_is_allowed() -> None:
-    flt = _build(start="2026-01-01", end="2026-01-08", max_days=7)
+    flt = _build(start="2026-01-01", end="2026-01-07", max_days=7)  # through the 7th
     assert flt.end - flt.start == datetime.timedelta(days=7)
 
 
@@ -194,16 +194,32 @@ def test_a_range_over_max_days_is_refused_with_the_limit() -> None:
 @pytest.mark.parametrize(
     ("start", "end"),
     [
-        ("2026-01-08", "2026-01-08"),
         ("2026-01-08T00:00:00+07:00", "2026-01-07T17:00:00Z"),  # the same instant
-        ("2026-01-09", "2026-01-08"),
+        ("2026-01-10", "2026-01-08"),
+        ("2026-01-09T00:00:00+07:00", "2026-01-08"),  # the end of the 8th
     ],
 )
 def test_from_must_come_before_to(start: str, end: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         _build(start=start, end=end)
     assert caught.value.detail == {"argument": "from"}
-    assert caught.value.message == "`from` is before `to`."
+    assert caught.value.message == "`from` must be before `to`."
+
+
+def test_a_date_in_to_means_the_whole_day_in_vietnam() -> None:
+    flt = _build(start="2026-12-06", end="2026-12-06")
+    assert format_instant(flt.start) == "2026-12-05T17:00:00Z"
+    assert format_instant(flt.end) == "2026-12-06T17:00:00Z"
+
+
+def test_a_date_time_in_to_is_exact() -> None:
+    flt = _build(start="2026-12-06", end="2026-12-06T06:30:00+07:00")
+    assert format_instant(flt.end) == "2026-12-05T23:30:00Z"
+
+
+def test_a_date_in_from_is_the_start_of_that_day_in_vietnam() -> None:
+    flt = _build(start="2026-12-06", end="2026-12-07T00:00:00Z")
+    assert format_instant(flt.start) == "2026-12-05T17:00:00Z"
 
 
 @pytest.mark.parametrize(("argument", "name"), [("start", "from"), ("end", "to")])
