@@ -17,6 +17,7 @@ import sys
 import pytest
 
 RESIDENCE = "1.004222"  # identity and residence by law, phone by consent
+PERMIT = "1.013225"  # building permit: land parcels and the owner, by law
 CRIMINAL = "LOCAL.criminal-case-identity-check"  # its accesses may be hidden
 POLICE = "VN/GOV/CAHN/investigation"
 POLICE_ORG = "Hanoi City Police"
@@ -260,7 +261,7 @@ async def test_each_citizen_sees_who_read_their_data_and_nobody_elses(
 
         assert [a["kind"] for a in mine] == ["audit", "access"]
         audit, access = mine
-        assert audit["organisation"] == "VN/GOV/TTCP"
+        assert audit["organisation"] == "Thanh tra Chính phủ"  # VN/GOV/TTCP, by its name
         assert audit["officer"]["role"]["en"] == "Access-log auditor"
         assert access["organisation"] == "Test agency"
         assert access["system"] == {"id": gateway.signer.client_id, "name": "Integration tests"}
@@ -326,6 +327,35 @@ async def test_each_citizen_sees_who_read_their_data_and_nobody_elses(
     broken = _cli(gateway, "audit", "verify-proof", str(saved), "--key", verifier)
     assert broken.returncode == 1
     assert "does not lead to the checkpoint's root" in broken.stderr
+
+
+async def test_a_citizen_is_told_only_of_fields_a_source_answered(
+    gateway, dataset, sign_in, another_client
+) -> None:
+    # Land parcels have no source here: allowed by law, but nobody answers them.
+    commune = await another_client("VN/GOV/UBND-HN/permits", ["commune_peoples_committee"])
+    person = dataset.sample.citizens[0]
+    query = (
+        f'{{ citizen(personalId: "{person}") {{ fullName }} '
+        f'landParcels(holder: "{person}") {{ parcelId areaM2 }} }}'
+    )
+    response = await gateway.post(query, signer=commune, procedure=PERMIT, subjects=[person])
+    assert response.status_code == 200, response.text
+    codes = {e["extensions"]["code"] for e in response.json().get("errors", [])}
+    assert "NO_SOURCE" in codes
+    refused = await gateway.post(query, signer=commune, procedure="9.999999", subjects=[person])
+    assert refused.json()["code"] == "UNKNOWN_PROCEDURE"
+    async with gateway.client(auth=None) as http:
+        mine = await http.get("/me/accesses", headers=await sign_in.citizen(person))
+    access, rejected = sorted(
+        (a for a in mine.json()["accesses"] if a["system"]["id"] == commune.client_id),
+        key=lambda a: a["outcome"].startswith("rejected"),
+    )
+    assert access["fields"] == ["Citizen.fullName"]
+    assert access["unanswered"] == ["LandParcel.areaM2", "LandParcel.parcelId"]
+    assert rejected["outcome"] == "rejected:UNKNOWN_PROCEDURE"
+    assert rejected["officer"] == {"role": {"vi": "Không rõ", "en": "Unknown"}}
+    assert rejected["fields"] == []
 
 
 @pytest.mark.own_database  # no other gateway's sequencer may integrate its record
@@ -525,7 +555,7 @@ async def test_operators_read_the_figures_papers_avoided_included(
         papersAvoided { paper { en } } } }"""
     filled = await gateway.post(prefill, {"a": alice}, procedure=RESIDENCE)
     avoided = filled.json()["data"]["prefill"]["papersAvoided"]
-    assert len(avoided) == 2
+    assert [p["paper"]["en"] for p in avoided] == ["Identity card"]
     await _read(gateway, bob, procedure=RESIDENCE, extra=["phone"])
     until = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)).isoformat()
     asked = await gateway.post(
@@ -550,12 +580,12 @@ async def test_operators_read_the_figures_papers_avoided_included(
     assert row["organisation"] == "Test agency"
     assert row["requests"] == 3  # the consent request is a request too
     assert row["consents"] == {"requested": 1, "approved": 1, "revoked": 1}
-    assert row["papersAvoided"] == 2
+    assert row["papersAvoided"] == 1
     # The phone is withheld from the prefill and from the read.
     assert row["denials"] == {"CONSENT_REQUIRED": 2}
-    # Prefill: the id, name, birth date, gender, residence, household and relation to
-    # the head (the land parcel has no source here); the read: the id and the name.
-    assert row["fieldsServed"] == 9
+    # Prefill: the id, name, birth date, gender, household and relation to the head (the
+    # land parcel has no source here); the read: the id and the name.
+    assert row["fieldsServed"] == 8
     assert auditor.status_code == 403
     assert (
         'gateway_papers_avoided_total{organisation="Test agency",procedure="1.004222"}' in metrics

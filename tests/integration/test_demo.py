@@ -57,9 +57,9 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             personal_id = found.group(1)
             source = httpx.get(f"http://127.0.0.1:{ports[1]}/v1/cong-dan/{personal_id}").json()
             assert f'"fullName": "{source["ho_ten"]}"' in text
-            # The prefill avoids the household book: its fields come from the database.
+            # The prefill avoids the identity card: its fields come from the database.
             assert "Papers the applicant no longer brings:" in text
-            assert "Household registration book" in text.split("no longer brings:")[1]
+            assert "Identity card" in text.split("no longer brings:")[1]
             gateway = f"http://127.0.0.1:{ports[0]}"
             query = {"query": f'{{ citizen(personalId: "{personal_id}") {{ birthDate }} }}'}
             unsigned = httpx.post(f"{gateway}/graphql", json=query)

@@ -28,7 +28,7 @@ VALID = dedent(
       Citizen.permanentResidence: law
       Citizen.phone: consent
     papers_replaced:
-      - paper: {vi: Sổ hộ khẩu, en: Household registration book}
+      - paper: {vi: Giấy xác nhận thông tin về cư trú, en: Confirmation of residence information}
         fields: *residence
     form:
       - name: full_name
