@@ -41,13 +41,14 @@ from policies._decisions import (
 )
 from policies._errors import CatalogueError, UnknownProcedure
 from policies._purpose import MAX_SUBJECTS, Purpose
-from policies._vocabulary import AGENCY_KIND_LABELS, AgencyKind
+from policies._vocabulary import AGENCY_KIND_LABELS, ORGANISATION_NAMES, AgencyKind
 
 __all__ = [
     "AGENCY_KIND_LABELS",
     "CATALOGUE_DIR",
     "CONSENT_STATES",
     "MAX_SUBJECTS",
+    "ORGANISATION_NAMES",
     "SENSITIVE_FIELDS",
     "AccessRequest",
     "ActiveConsent",

@@ -1,4 +1,4 @@
-"""The shared vocabulary of agency kinds.
+"""The shared vocabulary of agency kinds, and the names of national bodies.
 
 One list of the kinds of agency that run administrative procedures, used by the
 procedure catalogue (which kinds may run a procedure) and by the client registry
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
 
-__all__ = ["AGENCY_KIND_LABELS", "AgencyKind"]
+__all__ = ["AGENCY_KIND_LABELS", "ORGANISATION_NAMES", "AgencyKind"]
 
 
 class AgencyKind(StrEnum):
@@ -92,5 +92,28 @@ AGENCY_KIND_LABELS: Mapping[AgencyKind, tuple[str, str]] = MappingProxyType(
             "Cơ quan, cơ sở y tế",
             "Health authority or health facility",
         ),
+    }
+)
+
+ORGANISATION_NAMES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        # National bodies by their `VN/GOV/<org>` code: the names staff identities'
+        # `org` claims are shown by (an auditor's body, above all) where no registered
+        # client names them. Ministries follow the government structure of 2025.
+        "VN/GOV/TTCP": ("Thanh tra Chính phủ", "Government Inspectorate"),
+        "VN/GOV/KTNN": ("Kiểm toán nhà nước", "State Audit Office"),
+        "VN/GOV/VPCP": ("Văn phòng Chính phủ", "Office of the Government"),
+        "VN/GOV/BCA": ("Bộ Công an", "Ministry of Public Security"),
+        "VN/GOV/BTP": ("Bộ Tư pháp", "Ministry of Justice"),
+        "VN/GOV/BTC": ("Bộ Tài chính", "Ministry of Finance"),
+        "VN/GOV/BYT": ("Bộ Y tế", "Ministry of Health"),
+        "VN/GOV/BNV": ("Bộ Nội vụ", "Ministry of Home Affairs"),
+        "VN/GOV/BXD": ("Bộ Xây dựng", "Ministry of Construction"),
+        "VN/GOV/BGDDT": ("Bộ Giáo dục và Đào tạo", "Ministry of Education and Training"),
+        "VN/GOV/BNNMT": (
+            "Bộ Nông nghiệp và Môi trường",
+            "Ministry of Agriculture and Environment",
+        ),
+        "VN/GOV/BHXH": ("Bảo hiểm xã hội Việt Nam", "Viet Nam Social Security"),
     }
 )

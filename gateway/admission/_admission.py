@@ -206,9 +206,14 @@ class Admission:
                 outcome=outcome,
                 policy_version=self._catalogue.version,
                 envelope=envelope,
-                personal=self._personal(
-                    verified.token, subjects, purpose.officer, purpose.case, operation
-                ),
+                personal={
+                    **self._personal(
+                        verified.token, subjects, purpose.officer, purpose.case, operation
+                    ),
+                    # Per subject, the fields a source answered: what the citizen is
+                    # told was read (a field allowed but unanswered was not).
+                    "served": {s: sorted(paths) for s, paths in sorted(served.items())},
+                },
                 # Everyone the purpose names (and whom a decision or action concerned):
                 # each of them sees this access, and forgetting one finds it.
                 subjects=[*subjects, *decided, *action_subjects],

@@ -2,10 +2,11 @@
 
 For each access: when, which organisation and system, the officer (by name or by role,
 as the procedure's `officer_disclosure` says), the procedure's name in Vietnamese and
-English, the case, the fields read about this citizen and on what ground (the legal
-basis, or the consent), the fields withheld, and the outcome. An auditor's search by
-the citizen's id is shown too. Accesses hidden until a date (`purpose.hiddenUntil`,
-where the procedure allows it) appear from that instant on.
+English, the case, the fields read about this citizen (allowed, and answered by a
+source) and on what ground (the legal basis, or the consent), the fields allowed that
+no source answered, the fields withheld, and the outcome. An auditor's search by the
+citizen's id is shown too, by the auditor's organisation's name. Accesses hidden until
+a date (`purpose.hiddenUntil`, where the procedure allows it) appear from that instant on.
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.instants import format_instant
 from gateway.records._envelope import read_envelope
 from gateway.storage import clients, event_personal
-from policies import AGENCY_KIND_LABELS, AgencyKind, Catalogue, UnknownProcedure
+from policies import (
+    AGENCY_KIND_LABELS,
+    ORGANISATION_NAMES,
+    AgencyKind,
+    Catalogue,
+    UnknownProcedure,
+)
 
 __all__ = ["CITIZEN_VISIBLE_TYPES", "citizen_items"]
 
 CITIZEN_VISIBLE_TYPES = ("access", "auditor_search")
 _ALLOWED = {"ALLOWED_BY_LAW": "law", "ALLOWED_BY_CONSENT": "consent"}
 _AUDITOR = {"vi": "Kiểm tra viên nhật ký truy cập", "en": "Access-log auditor"}
+_OFFICER = {"vi": "Cán bộ", "en": "Officer"}
+_UNKNOWN = {"vi": "Không rõ", "en": "Unknown"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +95,7 @@ def _item(
         "procedure": None,
         "case": None,
         "fields": [],
+        "unanswered": [],
         "withheld": [],
         "basis": [],
         "outcome": row.outcome,
@@ -93,6 +103,10 @@ def _item(
         "receipt": f"/me/accesses/{row.id}/receipt",
     }
     if row.type == "auditor_search":
+        org = envelope.get("auditorOrg")
+        names = ORGANISATION_NAMES.get(org) if isinstance(org, str) else None
+        if names is not None:
+            item["organisation"] = names[0]
         item["officer"] = {"role": _AUDITOR}
         item["basis"] = [{"kind": "audit"}]
         return item
@@ -112,7 +126,12 @@ def _item(
     item["officer"] = _officer(entry, personal.get("officer"), system)
     subjects = personal.get("subjects") or []
     mine = subjects.index(subject) if subject in subjects else None
+    # The fields a source answered for this citizen; records written before they
+    # were kept count every allowed field as read.
+    served = personal.get("served")
+    answered = set(served.get(subject) or ()) if isinstance(served, dict) else None
     fields: set[str] = set()
+    unanswered: set[str] = set()
     withheld: set[tuple[str, str]] = set()
     basis: dict[tuple[str, str | None], None] = {}
     for decision in envelope.get("decisions") or ():
@@ -122,9 +141,13 @@ def _item(
         if ground is None:
             withheld.add((decision["path"], decision["decision"]))
             continue
+        if answered is not None and decision["path"] not in answered:
+            unanswered.add(decision["path"])
+            continue
         fields.add(decision["path"])
         basis[(ground, decision.get("basis"))] = None
     item["fields"] = sorted(fields)
+    item["unanswered"] = sorted(unanswered)
     item["withheld"] = [{"field": p, "code": c} for p, c in sorted(withheld)]
     item["basis"] = [
         {"kind": "law", "legalBasis": ref}
@@ -145,13 +168,16 @@ def _procedure(catalogue: Catalogue, code: str | None) -> Any:
 
 
 def _officer(entry: Any, officer: str | None, system: _System | None) -> dict[str, Any]:
-    if entry is not None and entry.officer_disclosure == "name" and officer:
+    if entry is None:
+        # No procedure of the catalogue (a refused request): neither a name nor a
+        # role can be told, and a role guessed from the system's kinds could mislead.
+        return {"role": _UNKNOWN}
+    if entry.officer_disclosure == "name" and officer:
         return {"name": officer}
     known = {kind.value for kind in AgencyKind}
     kinds = [k for k in (system.agency_kinds if system else ()) if k in known]
-    if entry is not None:
-        kinds = [k for k in kinds if k in entry.agency_kinds] or kinds
+    kinds = [k for k in kinds if k in entry.agency_kinds] or kinds
     if not kinds:
-        return {"role": {"vi": "Cán bộ", "en": "Officer"}}
+        return {"role": _OFFICER}
     vi, en = AGENCY_KIND_LABELS[AgencyKind(kinds[0])]
     return {"role": {"vi": f"Cán bộ {vi}", "en": f"Officer of the {en}"}}

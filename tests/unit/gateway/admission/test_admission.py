@@ -531,6 +531,7 @@ async def test_the_record_pseudonymises_officer_and_case(catalogue: Catalogue) -
     purpose = Purpose(RESIDENCE, "CASE-7", "officer-7", (AN, BINH))
     world, admitted, ctx, token = await _executed(catalogue, purpose)
     admitted.access.decide("Citizen", AN, ["fullName"])
+    ctx.note_served(AN, ["Citizen.fullName"])
     ctx.actions.append({"action": "consentRequested", "consent": "c-2", "subject": BINH})
     await world.admission.record(
         admitted, ctx, outcome="served", status=200, operation="Lookup", error_codes=[]
@@ -555,6 +556,7 @@ async def test_the_record_pseudonymises_officer_and_case(catalogue: Catalogue) -
         "case": "CASE-7",
         "operation": "Lookup",
         "token": token,
+        "served": {AN: ["Citizen.fullName"]},
     }
     assert (event.type, event.outcome, event.request_id) == ("access", "served", "req-1")
     assert event.policy_version == catalogue.version
@@ -619,3 +621,13 @@ async def test_a_hidden_access_says_until_when_in_its_record(catalogue: Catalogu
     )
     envelope = world.recorder.events[0].envelope
     assert envelope["hiddenUntil"] == until.isoformat().replace("+00:00", "Z")
+
+
+async def test_an_answer_without_data_keeps_no_served_fields(catalogue: Catalogue) -> None:
+    world, admitted, ctx, _ = await _executed(catalogue, PURPOSE)
+    ctx.note_served(AN, ["Citizen.fullName"])
+    await world.admission.record(
+        admitted, ctx, outcome="invalid_request", status=400, operation=None, error_codes=[]
+    )
+    [event] = world.recorder.events
+    assert event.personal["served"] == {}

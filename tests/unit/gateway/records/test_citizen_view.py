@@ -74,13 +74,16 @@ def test_a_system_of_another_kind_is_shown_by_its_own_first_kind(catalogue: Cata
     assert _officer(catalogue.get(ALLOWANCE), OFFICER, system) == _role(AgencyKind.TAX_AUTHORITY)
 
 
-def test_without_a_procedure_the_role_is_the_systems_first_known_kind() -> None:
+UNKNOWN = {"role": {"vi": "Không rõ", "en": "Unknown"}}
+
+
+def test_without_a_procedure_the_officer_is_unknown_not_guessed_from_the_system() -> None:
     system = _System("Mixed", ("ministry_of_magic", "education", "health"))
-    assert _officer(None, OFFICER, system) == _role(AgencyKind.EDUCATION)
+    assert _officer(None, OFFICER, system) == UNKNOWN
 
 
 def test_without_a_procedure_a_name_is_never_shown() -> None:
-    assert _officer(None, OFFICER, None) == GENERIC
+    assert _officer(None, OFFICER, None) == UNKNOWN
 
 
 @pytest.mark.parametrize("system", [None, _System("Unknown", ()), _System("Odd", ("guild",))])
@@ -142,6 +145,7 @@ def test_a_forgotten_record_shows_only_its_envelope(catalogue: Catalogue) -> Non
         },
         "case": None,
         "fields": [],
+        "unanswered": [],
         "withheld": [],
         "basis": [],
         "outcome": "served",
@@ -174,12 +178,12 @@ def test_a_record_that_does_not_name_the_citizen_shows_no_fields(catalogue: Cata
     assert (item["fields"], item["withheld"], item["basis"]) == ([], [], [])
 
 
-def test_an_unknown_procedure_is_shown_by_its_code_and_the_officer_by_role(
+def test_an_unknown_procedure_is_shown_by_its_code_and_the_officer_as_unknown(
     catalogue: Catalogue,
 ) -> None:
     item = _item(_row(procedure="9.999999", leaf_index=None), PERSONAL, AN, catalogue, None)
     assert item["procedure"] == {"code": "9.999999", "name": None}
-    assert item["officer"] == GENERIC
+    assert item["officer"] == UNKNOWN
     assert item["system"] is None
     assert item["inLog"] is False
 
@@ -193,9 +197,39 @@ def test_an_auditors_search_shows_the_auditor_and_no_details(catalogue: Catalogu
     )
     item = _item(row, {"auditor": "auditor-1", "subject": AN}, AN, catalogue, None)
     assert item["kind"] == "audit"
-    assert item["organisation"] == "VN/GOV/TTCP"
+    assert item["organisation"] == "Thanh tra Chính phủ"
     assert item["officer"] == {
         "role": {"vi": "Kiểm tra viên nhật ký truy cập", "en": "Access-log auditor"}
     }
     assert item["basis"] == [{"kind": "audit"}]
     assert "auditor-1" not in orjson.dumps(item).decode()
+
+
+def test_an_auditor_of_a_body_without_a_known_name_is_shown_by_its_code(
+    catalogue: Catalogue,
+) -> None:
+    row = _row(
+        type="auditor_search",
+        organisation=None,
+        envelope=orjson.dumps({"auditorOrg": "VN/GOV/XYZ"}).decode(),
+        procedure=None,
+    )
+    item = _item(row, {"auditor": "auditor-1", "subject": AN}, AN, catalogue, None)
+    assert item["organisation"] == "VN/GOV/XYZ"
+
+
+def test_only_fields_a_source_answered_are_read(catalogue: Catalogue) -> None:
+    # The phone was allowed by consent, but its source did not answer (NO_SOURCE).
+    served = {AN: ["Citizen.fullName"], BINH: ["Citizen.father", "Citizen.fullName"]}
+    item = _item(_row(), {**PERSONAL, "served": served}, AN, catalogue, POLICE)
+    assert item["fields"] == ["Citizen.fullName"]
+    assert item["unanswered"] == ["Citizen.phone"]
+    assert item["basis"] == [{"kind": "law", "legalBasis": "Law 26/2023 Art. 9"}]
+
+
+def test_nothing_is_read_when_no_source_answered(catalogue: Catalogue) -> None:
+    item = _item(_row(outcome="no_data"), {**PERSONAL, "served": {}}, BINH, catalogue, POLICE)
+    assert item["fields"] == []
+    assert item["unanswered"] == ["Citizen.father", "Citizen.fullName"]
+    assert item["basis"] == []
+    assert item["withheld"] == [{"field": "Citizen.phone", "code": "CONSENT_REQUIRED"}]
