@@ -11,6 +11,7 @@ from schema._context import (
     Services,
     SubjectDecision,
 )
+from schema._introspection import only_introspection
 from schema._prefill import Prefill
 from schema._query import Query
 from schema._schema import SDL_PATH, SchemaLimits, build_schema, canonical_fields, export_sdl
@@ -81,6 +82,7 @@ __all__ = [
     "fetch_records",
     "get_entities",
     "get_list",
+    "only_introspection",
     "selected_fields",
     "selection",
 ]

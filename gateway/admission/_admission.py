@@ -3,7 +3,8 @@
 Admission verifies the request token, applies the rate limits, and prepares what the
 resolvers decide with: the client, the purpose, and the citizen consents in force for
 its subjects. The record of the request is written (and must be committed) before any
-answer leaves; a request refused after its signature checked out is recorded too.
+answer leaves; a request refused after its signature checked out is recorded too, by
+the rule for refusals (`gateway.admission._refusals`).
 """
 
 from __future__ import annotations
@@ -13,24 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prometheus_client import Counter
-
 from connectors import FetchContext
 from gateway.admission._ratelimit import Limit, RateLimiter
+from gateway.admission._refusals import Refusals
 from gateway.admission._tokens import RejectedRequest, RequestVerifier, VerifiedRequest
-from gateway.errors import GatewayError, InvalidIdentifier
+from gateway.errors import GatewayError, InvalidIdentifier, InvalidPurpose
 from gateway.identifiers import parse_identifier
 from gateway.instants import format_instant
 from gateway.records import DecisionEntry, EnvelopeBody, Event, count_access, pseudonym
-from policies import MAX_SUBJECTS, ActiveConsent, Basis, Catalogue, Policy
+from policies import MAX_SUBJECTS, ActiveConsent, Basis, Catalogue, Policy, purpose_text
 from schema import Access, RequestContext
 
 __all__ = ["Admission", "Admitted", "ConsentsInForce", "EventSink", "Limits"]
-
-REJECTIONS_NOT_RECORDED = Counter(
-    "gateway_rejections_not_recorded_total",
-    "Signed but refused requests over the client's rate, counted here instead of recorded.",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +75,20 @@ def _claimed_subjects(purpose: Any) -> list[str]:
     return found
 
 
+def _claimed_officer(purpose: Any) -> str | None:
+    """The officer of a (refused, so unvalidated) purpose claim, when it is valid text.
+
+    Anything else (a lone surrogate, a NUL) can be neither pseudonymised nor stored;
+    the token in the personal part still holds it as sent.
+    """
+    if not isinstance(purpose, dict):
+        return None
+    try:
+        return purpose_text("officer", purpose.get("officer"))
+    except InvalidPurpose:
+        return None
+
+
 class Admission:
     """Admits requests and records them."""
 
@@ -94,6 +103,7 @@ class Admission:
         consents: ConsentsInForce,
         recorder: EventSink,
         pseudonym_key: bytes,
+        refusals: Refusals | None = None,
     ) -> None:
         self._verifier = verifier
         self._limiter = limiter
@@ -105,6 +115,8 @@ class Admission:
         self._consents = consents
         self._recorder = recorder
         self._pseudonym_key = pseudonym_key
+        self.refusals = refusals or Refusals(recorder, policy_version=catalogue.version)
+        """Records refusals; the application starts and stops its flushing."""
         # Per procedure, the paths read by consent: only those need consents looked up.
         self._consent_paths = {
             p.code: frozenset(f for f in p.fields if p.basis(f) == Basis.CONSENT) for p in catalogue
@@ -115,13 +127,9 @@ class Admission:
         try:
             verified = await self._verifier.verify(authorization, raw)
         except RejectedRequest as rejected:
-            # A signed refusal is recorded, up to the client's own rate: an old token
-            # replayed in a loop must not flood the log in the client's name.
-            count, _ = await self._limiter.hit("rejected", rejected.client.id)
-            if count <= self._limits.per_client:
-                await self._record_rejection(request_id, rejected)
-            else:
-                REJECTIONS_NOT_RECORDED.inc()
+            # Recorded (the first of its client, code and minute in full, the rest
+            # summed up when the minute closes) before the refusal is answered.
+            await self._record_rejection(request_id, rejected)
             raise rejected.error from None
         client, purpose = verified.client, verified.purpose
         try:
@@ -221,7 +229,7 @@ class Admission:
                 procedure=purpose.procedure,
             )
         )
-        count_access(envelope)
+        count_access(envelope, outcome)
         return leaf
 
     def _papers_avoided(self, procedure: str, served: dict[str, set[str]]) -> int:
@@ -271,7 +279,7 @@ class Admission:
         verified: VerifiedRequest | None = None,
     ) -> None:
         purpose = rejected.claims.get("purpose") if isinstance(rejected.claims, dict) else None
-        officer = purpose.get("officer") if isinstance(purpose, dict) else None
+        officer = _claimed_officer(purpose)
         procedure = purpose.get("procedure") if isinstance(purpose, dict) else None
         envelope: EnvelopeBody = (
             self._who(verified)
@@ -288,8 +296,9 @@ class Admission:
                 else None,
             }
         )
-        envelope.update({"status": rejected.error.http_status, "errors": [rejected.error.code]})
-        await self._recorder.record(
+        error = rejected.error
+        envelope.update({"status": error.http_status, "errors": [error.code]})
+        await self.refusals.refused(
             Event(
                 type="access",
                 request_id=request_id,
@@ -304,5 +313,7 @@ class Admission:
                 subjects=_claimed_subjects(purpose),
                 client_id=rejected.client.id,
                 procedure=envelope.get("procedure"),
-            )
+            ),
+            code=error.code,
+            status=error.http_status,
         )

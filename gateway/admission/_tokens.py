@@ -85,8 +85,9 @@ class ClientLookup(Protocol):
 class RejectedRequest(Exception):
     """A request signed by a registered client but refused: it is recorded, then answered.
 
-    Only requests whose signature verified are written to the access log; refusals
-    before that go to metrics and the application log only.
+    Only requests whose signature verified are written to the access log (whatever
+    refused them after that: a revoked key, a suspended client, the token's claims);
+    refusals before that go to metrics and the application log only.
     """
 
     def __init__(self, error: GatewayError, *, client: Client, token: str, claims: dict[str, Any]):
@@ -201,11 +202,13 @@ class RequestVerifier:
             )
         except (JoseError, ValueError) as exc:
             raise BadSignature from exc
-        if key.status != "active":
-            raise BadSignature("The key has been revoked.")
-        if not client.active:
-            raise Unauthenticated("The client is suspended.")
+        # The signature checked out: from here every refusal is recorded in the
+        # client's name (see `gateway.admission._refusals`).
         try:
+            if key.status != "active":
+                raise BadSignature("The key has been revoked.")
+            if not client.active:
+                raise Unauthenticated("The client is suspended.")
             return await self._admit(client, kid, token, claims, body, now)
         except GatewayError as exc:
             raise RejectedRequest(exc, client=client, token=token, claims=claims) from exc

@@ -29,7 +29,14 @@ from gateway.records._envelope import (
     envelope_hash,
     read_envelope,
 )
-from gateway.records._figures import count_access, count_consent, figures
+from gateway.records._figures import (
+    INTROSPECTION,
+    count_access,
+    count_consent,
+    count_refusal,
+    figures,
+    is_procedure_request,
+)
 from gateway.records._forget import FORGET_ACTION, Forgotten, forget, retention_of
 from gateway.records._recorder import (
     Event,
@@ -58,6 +65,7 @@ __all__ = [
     "DECISION_CODES",
     "ENVELOPE_VERSION",
     "FORGET_ACTION",
+    "INTROSPECTION",
     "ClientConsentRequests",
     "ConsentStore",
     "DecisionEntry",
@@ -76,6 +84,7 @@ __all__ = [
     "consent_event",
     "count_access",
     "count_consent",
+    "count_refusal",
     "decode_cursor",
     "detach",
     "encode_cursor",
@@ -83,6 +92,7 @@ __all__ = [
     "figures",
     "forget",
     "insert_events",
+    "is_procedure_request",
     "page_limit",
     "pseudonym",
     "read_envelope",

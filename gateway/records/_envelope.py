@@ -38,7 +38,8 @@ __all__ = [
     "seal",
 ]
 
-ENVELOPE_VERSION: Final = 1
+ENVELOPE_VERSION: Final = 2
+"""1: the first envelopes. 2: adds the summary of refusals (`refused`, `minute`)."""
 
 
 class DecisionEntry(TypedDict):
@@ -74,6 +75,10 @@ class EnvelopeBody(TypedDict, total=False):
     errors: list[str]
     fieldsServed: int
     papersAvoided: int
+    # access, v2: the summary of one client's refusals with one code in one minute,
+    # after the first (which has a record of its own): how many, and the minute.
+    refused: int
+    minute: str
     # consent: requested, approved, denied, revoked.
     consent: str
     action: str

@@ -1,11 +1,17 @@
 """Figures for operators: what the gateway served, refused, and spared citizens.
 
-Per procedure and agency over a period: requests, fields served, refusals by code (the
-requests that had a field withheld with that code),
-consents asked, granted, denied and revoked, and papers avoided (for each subject of a
-served request, the catalogue's `papers_replaced` whose fields were all served). They
-are read from the access records, so they agree with the log; Prometheus counters
-count the same as they happen.
+Per procedure and agency over a period: requests, fields served, denials by code (the
+requests that had a field withheld with that code), refused requests by code, consents
+asked, granted, denied and revoked, and papers avoided (for each subject of a served
+request, the catalogue's `papers_replaced` whose fields were all served). They are
+read from the access records, so they agree with the log; Prometheus counters count
+the same as they happen, by the same definitions:
+
+- a procedure request is an access record of a request that was admitted and asked
+  for data: neither refused (`rejected:<code>`) nor only about the schema
+  (`introspection`, the query page's schema lookups);
+- a refused request is one whose signature verified and was refused, by its code; a
+  summary record of refusals (`refused`) counts as that many.
 """
 
 from __future__ import annotations
@@ -17,13 +23,22 @@ import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.records._envelope import EnvelopeBody, decision_codes
+from gateway.records._envelope import EnvelopeBody, decision_codes, read_envelope
 from gateway.storage import clients, event_decisions, events, read_snapshot
 
-__all__ = ["count_access", "count_consent", "figures"]
+__all__ = ["count_access", "count_consent", "count_refusal", "figures", "is_procedure_request"]
 
 _BY_AGENCY = ["procedure", "organisation"]
-ACCESSES = Counter("gateway_accesses_total", "Admitted GraphQL requests.", _BY_AGENCY)
+ACCESSES = Counter(
+    "gateway_accesses_total",
+    "Procedure requests: admitted GraphQL requests that asked for data (not introspection).",
+    _BY_AGENCY,
+)
+REFUSALS = Counter(
+    "gateway_requests_refused_total",
+    "Signed requests refused after their signature verified, by refusal code.",
+    [*_BY_AGENCY, "code"],
+)
 FIELDS_SERVED = Counter(
     "gateway_fields_served_total", "Fields served with a value, per subject.", _BY_AGENCY
 )
@@ -45,9 +60,30 @@ CONSENT_EVENTS = Counter(
 _ALLOWED = ("ALLOWED_BY_LAW", "ALLOWED_BY_CONSENT")
 
 
-def count_access(envelope: EnvelopeBody) -> None:
-    """Count a recorded access in the Prometheus counters."""
+INTROSPECTION = "introspection"
+"""The outcome of a request that only asked about the schema."""
+_REFUSED = "rejected:"
+
+
+def is_procedure_request(outcome: str) -> bool:
+    """Whether an access record with this outcome counts as a procedure request."""
+    return outcome != INTROSPECTION and not outcome.startswith(_REFUSED)
+
+
+def count_refusal(procedure: str | None, organisation: str | None, code: str) -> None:
+    """Count a refused request (recorded in full, or to be summed up in a summary)."""
+    REFUSALS.labels(procedure or "", organisation or "", code).inc()
+
+
+def count_access(envelope: EnvelopeBody, outcome: str) -> None:
+    """Count a recorded access in the Prometheus counters, by the definitions above."""
     labels = (envelope.get("procedure") or "", envelope.get("organisation") or "")
+    if outcome.startswith(_REFUSED):
+        for code in envelope.get("errors") or ():
+            count_refusal(*labels, code)
+        return
+    if outcome == INTROSPECTION:
+        return
     ACCESSES.labels(*labels).inc()
     FIELDS_SERVED.labels(*labels).inc(envelope.get("fieldsServed", 0))
     PAPERS_AVOIDED.labels(*labels).inc(envelope.get("papersAvoided", 0))
@@ -58,6 +94,12 @@ def count_access(envelope: EnvelopeBody) -> None:
 def count_consent(procedure: str, action: str) -> None:
     """Count a consent event."""
     CONSENT_EVENTS.labels(procedure, action).inc()
+
+
+_procedure_request = sa.and_(
+    events.c.outcome != INTROSPECTION,
+    sa.not_(events.c.outcome.startswith(_REFUSED, autoescape=True)),
+)
 
 
 async def figures(
@@ -81,6 +123,7 @@ async def figures(
                 "fieldsServed": 0,
                 "papersAvoided": 0,
                 "denials": {},
+                "refused": {},
                 "consents": {},
             }
         return rows[key]
@@ -107,12 +150,28 @@ async def figures(
                 sa.func.coalesce(sa.func.sum(events.c.papers_avoided), 0),
             )
             .select_from(with_org)
-            .where(events.c.type == "access", *within(events.c.ts))
+            .where(events.c.type == "access", _procedure_request, *within(events.c.ts))
             .group_by(events.c.procedure, org)
         )
         for code, agency, count, fields, papers in served:
             entry = row(code, agency)
             entry.update(requests=int(count), fieldsServed=int(fields), papersAvoided=int(papers))
+        # Refusals are few rows (at most a first and a summary per client, code and
+        # minute on each replica): summed here, a summary as the count it carries.
+        refused = await conn.execute(
+            sa.select(events.c.procedure, org, events.c.outcome, events.c.envelope)
+            .select_from(with_org)
+            .where(
+                events.c.type == "access",
+                events.c.outcome.startswith(_REFUSED, autoescape=True),
+                *within(events.c.ts),
+            )
+        )
+        for code, agency, outcome, envelope in refused:
+            counts = row(code, agency)["refused"]
+            reason = outcome.removeprefix(_REFUSED)
+            many = read_envelope(envelope).get("refused", 1)
+            counts[reason] = counts.get(reason, 0) + int(many)
         denied = await conn.execute(
             sa.select(events.c.procedure, org, event_decisions.c.decision, sa.func.count())
             .select_from(with_org.join(event_decisions, event_decisions.c.event_id == events.c.id))

@@ -56,7 +56,9 @@ def time_range(
 
     A date in `to` means the end of that day in Vietnam (`from=D&to=D` is day D).
     """
-    until = parse_instant(end, "to", end_of_day=True) if end else datetime.datetime.now(datetime.UTC)
+    until = (
+        parse_instant(end, "to", end_of_day=True) if end else datetime.datetime.now(datetime.UTC)
+    )
     default_days = 30 if max_days is None else min(30, max_days)
     since = parse_instant(start, "from") if start else until - datetime.timedelta(days=default_days)
     if since >= until:

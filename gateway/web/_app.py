@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from connectors import ManifestError, build_registry, connector_kinds, source_client
+from connectors import build_registry, connector_kinds, source_client
 from gateway.admission import (
     MAX_LIFETIME,
     SKEW,
@@ -148,6 +148,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 recorder=recorder,
                 pseudonym_key=pseudonym_key,
             )
+            # Summaries of refusals are written as minutes close, and the rest at stop,
+            # before the recorder stops.
+            await admission.refusals.start()
+            stack.push_async_callback(admission.refusals.stop)
             services = Services(
                 catalogue=catalogue,
                 consents=ClientConsentRequests(
@@ -276,15 +280,14 @@ async def preflight(settings: GatewaySettings) -> None:
 
     Raises `ManifestError`, `CatalogueError`, `DatabaseNotReady` or `KeyRingError`.
     """
-    from connectors import check_manifest
+    from connectors import check_kind, check_manifest
 
     create_app(settings)  # what create_app refuses (settings that cannot work together)
     load_procedures(settings)
     canonical, kinds = canonical_fields(), connector_kinds()
     for manifest in load_manifests_of(settings):
         check_manifest(manifest, canonical)
-        if manifest.kind not in kinds:
-            raise ManifestError(f"manifest {manifest.name!r}", f"unknown kind {manifest.kind!r}")
+        check_kind(manifest, kinds)
     if settings.environment == "production":
         load_keys(settings)
         load_pseudonym_key(settings)

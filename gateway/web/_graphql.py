@@ -39,9 +39,10 @@ from gateway.errors import (
 )
 from gateway.log import make_receipt
 from gateway.logconfig import redact
+from gateway.records import INTROSPECTION
 from gateway.state import GatewayState
 from gateway.web._metrics import GRAPHQL_ERRORS, GRAPHQL_SOURCE_CALLS
-from schema import RequestContext
+from schema import RequestContext, only_introspection
 
 __all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "error_headers", "error_response", "negotiate"]
 
@@ -298,7 +299,7 @@ class GraphQLEndpoint:
         leaf = await state.admission.record(
             admitted,
             ctx,
-            outcome=_outcome(ctx, request_error),
+            outcome=_outcome(ctx, request_error, query, operation),
             status=status,
             operation=operation,
             error_codes=codes,
@@ -345,13 +346,18 @@ def _operation_error(exc: Exception, method: str) -> GatewayError:
     return RequestError("`query` must be a non-empty string.")
 
 
-def _outcome(ctx: RequestContext, request_error: bool) -> str:
+def _outcome(ctx: RequestContext, request_error: bool, query: str, operation: str | None) -> str:
     if request_error:
         return "invalid_request"
     if ctx.provenance:
         return "served"
-    if ctx.access.decisions and not any(d.code.startswith("ALLOWED") for d in ctx.access.decisions):
+    decisions = ctx.access.decisions
+    if decisions and not any(d.code.startswith("ALLOWED") for d in decisions):
         return "denied"
+    # Only a request that decided and did nothing can be a schema lookup (the query
+    # document is looked at only then): not a procedure request.
+    if not decisions and not ctx.actions and only_introspection(query, operation):
+        return INTROSPECTION
     return "no_data"
 
 

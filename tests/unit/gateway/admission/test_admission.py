@@ -3,8 +3,9 @@
 Offline: clients in a dict, the in-memory replay cache and rate limiter (its clock
 fixed by the test), consents and recorder as lists, the shipped catalogue and its
 default policy. An admitted request carries the token's purpose to the resolvers and
-the sources; a signed refusal is recorded (up to the client's own rate) and answered as
-the plain error; a refusal before the signature records nothing. The access record of
+the sources; a signed refusal is recorded (the first of its client, code and minute in
+full, the rest in one summary when the minute closes) and answered as the plain error;
+a refusal before the signature records nothing. The access record of
 an executed request groups its decisions and keeps personal data out of its envelope.
 """
 
@@ -36,12 +37,15 @@ from gateway.admission import (
     RequestVerifier,
     sign_request,
 )
+from gateway.admission._refusals import Refusals
 from gateway.errors import (
+    AuditUnavailable,
     BadSignature,
     GatewayError,
     InvalidPurpose,
     RateLimited,
     RequestMismatch,
+    ServiceUnavailable,
     TokenExpired,
     TokenReplayed,
     Unauthenticated,
@@ -99,12 +103,18 @@ class Consents:
 
 
 class Recorder:
-    """Keeps every event it is given; its leaf hash is the SHA-256 of the event id."""
+    """Keeps every event it is given; its leaf hash is the SHA-256 of the event id.
+
+    While `down`, every record fails as a recorder whose database is gone.
+    """
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.down = False
 
     async def record(self, event: Event) -> bytes:
+        if self.down:
+            raise AuditUnavailable
         self.events.append(event)
         return hashlib.sha256(event.id.encode()).digest()
 
@@ -131,13 +141,17 @@ def catalogue() -> Catalogue:
     return load_catalogue()
 
 
+_RATE_CLOCK = Clock(MINUTE_START + 2)
+"""The clock of the rate limiter and of the refusals' minutes, moved by tests."""
+
+
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock(MINUTE_START + 2)
+    _RATE_CLOCK.now = MINUTE_START + 2
     monkeypatch.setattr(
-        "gateway.admission._ratelimit.time", SimpleNamespace(time=clock.time), raising=True
+        "gateway.admission._ratelimit.time", SimpleNamespace(time=_RATE_CLOCK.time), raising=True
     )
-    return clock
+    return _RATE_CLOCK
 
 
 def _world(
@@ -146,24 +160,29 @@ def _world(
     per_client: int = 100,
     per_officer: int = 100,
     consents: Sequence[ActiveConsent] = (),
+    clients: Clients | None = None,
+    replay: Any = None,
+    limiter: Any = None,
 ) -> World:
     verifier = RequestVerifier(
-        clients=Clients(),
-        replay=MemoryReplayCache(),
+        clients=clients or Clients(),
+        replay=replay or MemoryReplayCache(),
         audience=AUDIENCE,
         known_procedure=catalogue.get,
         hiding_allowed=lambda code: catalogue.get(code).hidden_access_allowed,
     )
     found, recorder = Consents(consents), Recorder()
+    refusals = Refusals(recorder, policy_version=catalogue.version, clock=_RATE_CLOCK.time)
     admission = Admission(
         verifier=verifier,
-        limiter=MemoryRateLimiter(),
+        limiter=limiter or MemoryRateLimiter(),
         limits=Limits(per_client=per_client, per_officer=per_officer),
         policy=default_policy(catalogue),
         catalogue=catalogue,
         consents=found,
         recorder=recorder,
         pseudonym_key=KEY,
+        refusals=refusals,
     )
     return World(admission, found, recorder)
 
@@ -223,7 +242,12 @@ def _personal_values_absent(envelope: Any, *values: str) -> bool:
 
 
 def _not_recorded() -> float:
-    return REGISTRY.get_sample_value("gateway_rejections_not_recorded_total") or 0.0
+    return REGISTRY.get_sample_value("gateway_refusals_not_recorded_total") or 0.0
+
+
+def _refusals_counted(code: str) -> float:
+    labels = {"procedure": RESIDENCE, "organisation": "Công an", "code": code}
+    return REGISTRY.get_sample_value("gateway_requests_refused_total", labels) or 0.0
 
 
 # -- admitted ---------------------------------------------------------------------------
@@ -438,30 +462,165 @@ async def test_the_limits_start_again_with_the_next_minute(
     await _admit(world, _token())
 
 
-async def test_an_old_token_replayed_in_a_loop_does_not_flood_the_record(
-    catalogue: Catalogue,
+async def test_an_old_token_replayed_in_a_loop_is_one_record_and_one_summary(
+    catalogue: Catalogue, clock: Clock
 ) -> None:
     world = _world(catalogue, per_client=3)
     old = _token(now=int(time.time()) - 3600, ttl=60)
-    before = _not_recorded()
+    counted = _refusals_counted("TOKEN_EXPIRED")
     for _ in range(8):
         assert type(await _refused(world, old)) is TokenExpired
-    assert [e.outcome for e in world.recorder.events] == ["rejected:TOKEN_EXPIRED"] * 3
-    assert _not_recorded() - before == 5
+    # The first is recorded before its answer; the other seven wait for the minute.
+    [first] = world.recorder.events
+    assert (first.outcome, first.personal["token"]) == ("rejected:TOKEN_EXPIRED", old)
+    assert _refusals_counted("TOKEN_EXPIRED") - counted == 8
+    assert await world.admission.refusals.flush() == 0  # the minute is still open
+    clock.now = MINUTE_START + 60
+    assert await world.admission.refusals.flush() == 1
+    [_, summary] = world.recorder.events
+    assert summary.outcome == "rejected:TOKEN_EXPIRED"
+    assert summary.envelope == {
+        "client": CLIENT,
+        "organisation": "Công an",
+        "status": 401,
+        "errors": ["TOKEN_EXPIRED"],
+        "refused": 7,
+        "minute": "2027-01-15T08:00:00Z",
+    }
+    assert (summary.client_id, summary.personal, list(summary.subjects)) == (CLIENT, {}, [])
+    assert await world.admission.refusals.flush() == 0  # written once
     # Refusals are counted apart from the client's requests: it may still ask.
     await _admit(world, _token())
 
 
-async def test_refusals_are_recorded_again_in_the_next_minute(
+async def test_each_refusal_code_and_each_minute_has_its_first_record(
     catalogue: Catalogue, clock: Clock
 ) -> None:
     world = _world(catalogue, per_client=1)
     old = _token(now=int(time.time()) - 3600, ttl=60)
     for _ in range(3):
         await _refused(world, old)
+    await _admit(world, _token())
+    for _ in range(3):
+        assert type(await _refused(world, _token())) is RateLimited
+    assert [e.outcome for e in world.recorder.events] == [
+        "rejected:TOKEN_EXPIRED",
+        "rejected:RATE_LIMITED",
+    ]
     clock.now = MINUTE_START + 61
     await _refused(world, old)
-    assert len(world.recorder.events) == 2
+    outcomes = [e.outcome for e in world.recorder.events]
+    # The closed minute's two summaries wait for the flush; the new minute's first is in.
+    assert outcomes[2:] == ["rejected:TOKEN_EXPIRED"]
+    await world.admission.refusals.flush()
+    refused = {e.outcome: e.envelope.get("refused") for e in world.recorder.events[3:]}
+    assert refused == {"rejected:TOKEN_EXPIRED": 2, "rejected:RATE_LIMITED": 2}
+
+
+async def test_a_flood_of_refusals_is_bounded_per_minute(
+    catalogue: Catalogue, clock: Clock
+) -> None:
+    world = _world(catalogue)
+    old = _token(now=int(time.time()) - 3600, ttl=60)
+    for minute in range(3):
+        clock.now = MINUTE_START + 60 * minute + 1
+        for _ in range(200):
+            await _refused(world, old)
+        await world.admission.refusals.flush()
+    # Three minutes of 200: a first and a summary of the two closed minutes, and the
+    # first of the open one; stopping writes its summary too.
+    assert len(world.recorder.events) == 5
+    await world.admission.refusals.stop()
+    counts = [e.envelope.get("refused", 1) for e in world.recorder.events]
+    assert (len(counts), sum(counts)) == (6, 600)
+
+
+async def test_when_the_database_is_down_a_refusal_is_503_and_counted(
+    catalogue: Catalogue, clock: Clock
+) -> None:
+    world = _world(catalogue)
+    old = _token(now=int(time.time()) - 3600, ttl=60)
+    world.recorder.down = True
+    before = _not_recorded()
+    for _ in range(2):
+        assert type(await _refused(world, old)) is AuditUnavailable
+    assert _not_recorded() - before == 2
+    # Back: the next refusal is recorded in full, as the first of its minute.
+    world.recorder.down = False
+    assert type(await _refused(world, old)) is TokenExpired
+    [event] = world.recorder.events
+    assert event.personal["token"] == old
+
+
+def _changed(*, client_status: str = "active", key_status: str = "active") -> Clients:
+    clients = Clients()
+    client, key = clients.found[(CLIENT, "ed-1")]
+    clients.found[(CLIENT, "ed-1")] = (
+        Client(client.id, client.name, client.organisation, client.agency_kinds, client_status),
+        ClientKey(key.client_id, key.kid, key.alg, key.jwk, key_status),
+    )
+    return clients
+
+
+class Down:
+    """A replay cache or rate limiter whose Redis does not answer."""
+
+    async def first_use(self, issuer: str, jti: str, ttl: int) -> bool:
+        raise ServiceUnavailable("The replay cache is unavailable.")
+
+    async def hit(self, bucket: str, key: str) -> tuple[int, int]:
+        raise ServiceUnavailable("The rate limiter is unavailable.")
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"clients": _changed(client_status="suspended")}, "UNAUTHENTICATED"),
+        ({"clients": _changed(key_status="revoked")}, "BAD_SIGNATURE"),
+        ({"replay": Down()}, "SERVICE_UNAVAILABLE"),
+        ({"limiter": Down()}, "SERVICE_UNAVAILABLE"),
+        ({"replay": Down(), "limiter": Down()}, "SERVICE_UNAVAILABLE"),
+    ],
+    ids=["suspended client", "revoked key", "replay cache down", "rate limiter down", "redis down"],
+)
+async def test_every_refusal_after_the_signature_is_recorded(
+    catalogue: Catalogue, changes: dict[str, Any], code: str
+) -> None:
+    world = _world(catalogue, **changes)
+    token = _token()
+    error = await _refused(world, token)
+    assert error.code == code
+    [event] = world.recorder.events
+    assert event.outcome == f"rejected:{code}"
+    assert (event.client_id, event.personal["token"]) == (CLIENT, token)
+    assert event.envelope["errors"] == [code]
+    assert list(event.subjects) == [AN]
+
+
+async def test_a_summary_that_cannot_be_written_is_retried_then_counted(
+    catalogue: Catalogue, clock: Clock
+) -> None:
+    world = _world(catalogue)
+    old = _token(now=int(time.time()) - 3600, ttl=60)
+    for _ in range(4):
+        await _refused(world, old)
+    clock.now = MINUTE_START + 60
+    world.recorder.down = True
+    assert await world.admission.refusals.flush() == 0
+    assert world.admission.refusals.pending() == 3  # kept for the next flush
+    world.recorder.down = False
+    assert await world.admission.refusals.flush() == 1
+    assert world.recorder.events[-1].envelope["refused"] == 3
+    # A summary the database refuses for longer than the retry window is dropped
+    # into the metric.
+    for _ in range(3):
+        await _refused(world, old)
+    world.recorder.down = True
+    before = _not_recorded()
+    clock.now = MINUTE_START + 60 * 12
+    await world.admission.refusals.flush()
+    assert world.admission.refusals.pending() == 0
+    assert _not_recorded() - before == 2
 
 
 # -- the record of an executed request --------------------------------------------------

@@ -506,9 +506,12 @@ async def test_a_changed_signature_or_payload_is_a_bad_signature(gate: Gate) -> 
     assert type(await gate.refusal(f"Bearer {swapped}")) is BadSignature
 
 
-async def test_a_revoked_key_is_a_bad_signature(catalogue: Catalogue) -> None:
+async def test_a_revoked_key_is_a_bad_signature_recorded_in_the_clients_name(
+    catalogue: Catalogue,
+) -> None:
     gate = _gate(_registered(key_status="revoked"), catalogue)
-    error = await gate.refusal(f"Bearer {_token()}")
+    # Its signature verified: a refusal to record (`rejection`), not an anonymous one.
+    error = await gate.rejection(_token())
     assert type(error) is BadSignature
     assert error.message == "The key has been revoked."
     # A forged token for the revoked key does not learn that it is revoked.
@@ -517,9 +520,9 @@ async def test_a_revoked_key_is_a_bad_signature(catalogue: Catalogue) -> None:
     assert forged.message == BadSignature.default_message
 
 
-async def test_a_suspended_client_is_refused(catalogue: Catalogue) -> None:
+async def test_a_suspended_client_is_refused_and_recorded(catalogue: Catalogue) -> None:
     gate = _gate(_registered(client_status="suspended"), catalogue)
-    error = await gate.refusal(f"Bearer {_token()}")
+    error = await gate.rejection(_token())
     assert type(error) is Unauthenticated
     assert error.message == "The client is suspended."
     # Only a signed token learns it: a forged one is a bad signature like any other.

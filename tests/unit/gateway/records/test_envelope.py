@@ -42,8 +42,8 @@ def _sealed(**body: object) -> Envelope:
 
 
 def test_the_header_surrounds_the_body_and_the_body_cannot_overwrite_it() -> None:
-    envelope = _sealed(client="VN/GOV/A/b", outcome="no_data", v=2)
-    assert envelope["v"] == ENVELOPE_VERSION == 1
+    envelope = _sealed(client="VN/GOV/A/b", outcome="no_data", v=1)
+    assert envelope["v"] == ENVELOPE_VERSION == 2
     assert envelope["outcome"] == "served"
     assert set(envelope) == HEADER | {"client"}
     assert envelope["ts"] == "2026-12-01T08:30:00+00:00"

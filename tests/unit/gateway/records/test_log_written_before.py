@@ -31,7 +31,7 @@ from gateway.records import (
 )
 from gateway.storage import create_engine, upgrade
 from keys import parse_verifier_key
-from policies import load_catalogue
+from policies import ORGANISATION_NAMES, load_catalogue
 
 DATA = Path(__file__).parents[3] / "data" / "log-v1"
 START = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -88,5 +88,39 @@ async def _views(engine: AsyncEngine) -> dict[str, Any]:
     return out
 
 
+def _as_changed_since(views: dict[str, Any]) -> dict[str, Any]:
+    """The views of `views.json` with the changes made on purpose since it was written.
+
+    Each is a change in what the views say of records, never in the records:
+    - a citizen's item lists `unanswered`: the fields allowed that no source answered
+      (records of that version did not keep which were answered: none);
+    - an officer is "unknown" when the catalogue does not know the procedure, rather
+      than a role guessed from the system's kinds;
+    - an auditor's search names the auditor's body by its name where it is known;
+    - a refused request is not a procedure request: the figures count it under
+      `refused`, by code, and no longer under `requests`.
+    """
+    catalogue = load_catalogue()
+    for items in views["citizens"].values():
+        for item in items:
+            item["unanswered"] = []
+            procedure = item["procedure"]
+            if item["kind"] == "access" and procedure and procedure["code"] not in catalogue:
+                item["officer"] = {"role": {"vi": "Không rõ", "en": "Unknown"}}
+            if item["kind"] == "audit" and item["organisation"] in ORGANISATION_NAMES:
+                item["organisation"] = ORGANISATION_NAMES[item["organisation"]][0]
+    refused: dict[tuple[str, str], dict[str, int]] = {}
+    for line in _text("export.jsonl").splitlines():
+        record = json.loads(line)
+        if record.get("type") == "access" and record["outcome"].startswith("rejected:"):
+            counts = refused.setdefault((record["procedure"], record["organisation"]), {})
+            code = record["outcome"].removeprefix("rejected:")
+            counts[code] = counts.get(code, 0) + 1
+    for row in views["figures"]:
+        row["refused"] = refused.get((row["procedure"], row["organisation"]), {})
+        row["requests"] -= sum(row["refused"].values())
+    return views
+
+
 async def test_the_views_read_the_old_records_as_they_did(engine: AsyncEngine) -> None:
-    assert await _views(engine) == json.loads(_text("views.json"))
+    assert await _views(engine) == _as_changed_since(json.loads(_text("views.json")))
