@@ -203,6 +203,27 @@ async def test_auditors_search_by_every_filter_page_through_and_export_with_proo
     assert report.ok, report.problem
 
 
+async def test_a_search_for_today_finds_what_was_read_today(gateway, dataset, sign_in) -> None:
+    from gateway.instants import VIETNAM
+
+    person = dataset.sample.citizens[0]
+    await _read(gateway, person, procedure=RESIDENCE, case="HS-TODAY")
+    today = datetime.datetime.now(VIETNAM).date().isoformat()
+    auditor = await sign_in.staff("auditor", org="VN/GOV/TTCP")
+    async with gateway.client(auth=None) as http:
+        found = await http.get(
+            "/audit/events",
+            params={"from": today, "to": today, "subject": person},
+            headers=auditor,
+        )
+        backwards = await http.get(
+            "/audit/events", params={"from": today, "to": "2020-01-01"}, headers=auditor
+        )
+    assert found.status_code == 200, found.text
+    assert found.json()["events"]
+    assert backwards.json()["message"] == "`from` must be before `to`."
+
+
 async def test_bad_searches_get_clear_errors(gateway, sign_in, dataset) -> None:
     auditor = await sign_in.staff("auditor")
     citizen = await sign_in.citizen(dataset.sample.citizens[0])
