@@ -7,8 +7,9 @@
 
 Every change commits with its `admin` event (the operator's pseudonym in the envelope).
 A suspension takes effect on the client's very next request. The figures are per
-procedure and agency: requests, fields served, refusals by code, consents, papers
-avoided (see `gateway.records.figures`).
+procedure and agency: procedure requests, fields served, denials by code, refused
+requests by code, consents, papers avoided (see `gateway.records._figures` for what
+each counts).
 """
 
 from __future__ import annotations
