@@ -1,6 +1,7 @@
 """ADDRESS records in real 2025 provinces and wards, with plausible street detail."""
 
 import random
+from collections.abc import Collection
 from typing import Any, Final
 
 from faker import Faker
@@ -38,14 +39,26 @@ class AddressMaker:
         self._people_weights = [_POPULATION_WEIGHTS[c] for c in codes]
         self._business_weights = [_BUSINESS_WEIGHTS[c] for c in codes]
 
-    def province(self, *, business: bool = False) -> ProvinceInfo:
-        """A province drawn by population (or by where head offices are)."""
-        weights = self._business_weights if business else self._people_weights
-        return self._provinces[self._rng.choices(self._codes, weights=weights)[0]]
+    def province(
+        self, *, business: bool = False, within: Collection[int] | None = None
+    ) -> ProvinceInfo:
+        """A province drawn by population (or by where head offices are).
 
-    def ward(self, *, business: bool = False) -> WardInfo:
+        ``within`` keeps the draw to those province codes, each still by its weight.
+        """
+        codes = self._codes
+        weights = self._business_weights if business else self._people_weights
+        if within is not None:
+            kept = [i for i, code in enumerate(codes) if code in within]
+            if not kept:
+                raise ValueError(f"no province among {sorted(within)}")
+            codes = [codes[i] for i in kept]
+            weights = [weights[i] for i in kept]
+        return self._provinces[self._rng.choices(codes, weights=weights)[0]]
+
+    def ward(self, *, business: bool = False, within: Collection[int] | None = None) -> WardInfo:
         """A ward in a province drawn by :meth:`province`."""
-        return self._rng.choice(self.province(business=business).wards)
+        return self._rng.choice(self.province(business=business, within=within).wards)
 
     def detail(self, ward: WardInfo) -> str:
         """House number and street in a town, hamlet in the countryside."""

@@ -4,19 +4,25 @@ A household is a head, maybe a spouse, maybe one of the head's parents, and chil
 the head (and spouse) who carry the father's family name. Parents are 20-45 years
 older than their children by birth year. Minors are represented by a parent in the
 household. About 1 % of records are deceased and belong to no household.
+
+A household's ethnic group is drawn first, by national share, and the household placed
+in one of the provinces that group lives in; a spouse of another group is one of the
+groups of that province. Nobody under the legal marriage age (men 20, women 18) is
+married, divorced or widowed.
 """
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
 from sandbox._addresses import AddressMaker
 from sandbox._dates import REFERENCE_DATE, add_years, age_on, random_date
-from sandbox._demographics import DIVORCED, MARRIED, SINGLE, WIDOWED
+from sandbox._demographics import DIVORCED, MARRIED, SINGLE, WIDOWED, may_have_married
 from sandbox._geography import WardInfo
 from sandbox._names import family_name
-from sandbox._person import Household, Person, PersonFactory
+from sandbox._person import Household, Person, PersonFactory, home_provinces
 
 _SIZES: Final = (1, 2, 3, 4, 5, 6, 7)
 _SIZE_WEIGHTS: Final = (14, 20, 23, 23, 12, 5, 3)
@@ -59,12 +65,12 @@ class PopulationBuilder:
 
     def _household(self, size: int) -> Household:
         rng = self._rng
-        ward = self._addresses.ward()
+        ethnicity = self._people.ethnicity()
+        ward = self._addresses.ward(within=home_provinces(ethnicity))
         household = Household(
             ma_ho=self._new_household_id(),
             address=self._addresses.address(ward, moved_in=rng.random() < 0.12),
         )
-        ethnicity = self._people.ethnicity()
         religion = self._people.religion()
         if size == 1:
             self._single(household, ward, ethnicity, religion)
@@ -82,7 +88,11 @@ class PopulationBuilder:
                 family_name(rng), False, father_year, ward, ethnicity, religion
             )
         if mother_year is not None:
-            mother_ethnicity = ethnicity if rng.random() < 0.9 else self._people.ethnicity()
+            mother_ethnicity = (
+                ethnicity
+                if rng.random() < 0.9
+                else self._people.ethnicity(province=ward.province_code)
+            )
             mother_religion = religion if rng.random() < 0.85 else self._people.religion()
             mother = self._people.make(
                 family_name(rng), True, mother_year, ward, mother_ethnicity, mother_religion
@@ -96,7 +106,7 @@ class PopulationBuilder:
             spouse = mother if head is father else father
             self._join(household, spouse, "Vợ" if spouse.female else "Chồng")
         else:
-            head.marital = rng.choices((DIVORCED, WIDOWED, SINGLE), weights=(50, 35, 15))[0]
+            head.marital = self._marital(head, (DIVORCED, WIDOWED, SINGLE), (50, 35, 15))
         if grandparent:
             self._grandparent(household, head, ward)
         for year in child_years:
@@ -112,7 +122,9 @@ class PopulationBuilder:
         low_gap, high_gap = _PARENT_GAP
         while True:
             if n_children == 0:
-                first = now - rng.randint(20, 88)
+                # Born by these years, the man is 20 and the woman 18 on the reference
+                # day whatever their birthday: both old enough to be married.
+                first = min(now - rng.randint(20, 88), now - 21)
                 second = min(first + rng.randint(-4, 8), now - 20)
                 return (first, second, []) if couple else (first, None, [])
             first = now - rng.randint(22, oldest)
@@ -139,9 +151,9 @@ class PopulationBuilder:
             family_name(rng), rng.random() < 0.5, year, ward, ethnicity, religion
         )
         old = REFERENCE_DATE.year - year > 65
-        person.marital = rng.choices(
-            (SINGLE, DIVORCED, WIDOWED), weights=(15, 15, 70) if old else (65, 25, 10)
-        )[0]
+        person.marital = self._marital(
+            person, (SINGLE, DIVORCED, WIDOWED), (15, 15, 70) if old else (65, 25, 10)
+        )
         self._join(household, person, "Chủ hộ")
 
     def _grandparent(self, household: Household, head: Person, ward: WardInfo) -> None:
@@ -155,7 +167,7 @@ class PopulationBuilder:
         person = self._people.make(
             family, female, rng.randint(earliest, latest), ward, head.ethnicity, head.religion
         )
-        person.marital = rng.choices((WIDOWED, DIVORCED), weights=(85, 15))[0]
+        person.marital = self._marital(person, (WIDOWED, DIVORCED), (85, 15))
         person.children.append(head)
         if female:
             head.mother = person
@@ -183,7 +195,7 @@ class PopulationBuilder:
             if p is not None:
                 p.children.append(child)
         if child.is_adult:
-            child.marital = SINGLE if rng.random() < 0.9 else DIVORCED
+            child.marital = self._marital(child, (SINGLE, DIVORCED), (90, 10))
         else:
             child.representative = parent
             parent.represented.append(child)
@@ -202,7 +214,8 @@ class PopulationBuilder:
         age = age_on(person.birth, REFERENCE_DATE)
         roll = rng.random()
         if age <= 60 and roll < 0.06:
-            person.temporary = self._addresses.address(self._addresses.ward(), moved_in=True)
+            ward = self._addresses.ward(within=home_provinces(person.ethnicity))
+            person.temporary = self._addresses.address(ward, moved_in=True)
         elif roll < 0.075:
             start = random_date(rng, date(2025, 1, 1), REFERENCE_DATE)
             person.absence = {
@@ -213,21 +226,31 @@ class PopulationBuilder:
 
     def _deceased(self) -> None:
         rng = self._rng
-        ward = self._addresses.ward()
+        ethnicity = self._people.ethnicity()
+        ward = self._addresses.ward(within=home_provinces(ethnicity))
         year = REFERENCE_DATE.year - rng.randint(35, 100)
         person = self._people.make(
             family_name(rng),
             rng.random() < 0.5,
             year,
             ward,
-            self._people.ethnicity(),
+            ethnicity,
             self._people.religion(),
         )
         earliest = max(add_years(person.birth, 30), date(2000, 1, 1))
         person.death = random_date(rng, earliest, REFERENCE_DATE - timedelta(days=1))
-        person.marital = rng.choices((WIDOWED, DIVORCED, SINGLE), weights=(60, 15, 25))[0]
+        person.marital = self._marital(person, (WIDOWED, DIVORCED, SINGLE), (60, 15, 25))
         person.phone = person.email = None
         person.permanent = self._addresses.address(ward)
+
+    def _marital(self, person: Person, statuses: Sequence[str], weights: Sequence[int]) -> str:
+        """A marital status drawn by weight; single for anyone under the marriage age.
+
+        The age is taken on the reference day, or on the day of death.
+        """
+        drawn = self._rng.choices(statuses, weights=weights)[0]
+        age = age_on(person.birth, person.death or REFERENCE_DATE)
+        return drawn if may_have_married(female=person.female, age=age) else SINGLE
 
     def _new_household_id(self) -> str:
         while True:

@@ -2,6 +2,9 @@
 
 The id follows the birth registration: PPP is an old province (usually the one the
 household's ward lay in, a quarter of the time anywhere), C and YY the birth date and sex.
+"Anywhere" is anywhere in the person's ethnic group's home provinces: a Kinh person may
+come from any province, a person of another group only from one where that group lives
+(`sandbox._demographics.ETHNIC_GROUPS`); the same holds for the hometown.
 """
 
 import random
@@ -18,8 +21,18 @@ from sandbox._names import ascii_fold, given_names
 from sandbox._old_provinces import OLD_PROVINCES, OLD_TO_2025
 
 ADULT_AGE: Final = 18
-_ETHNIC: Final = tuple((code, name) for code, name, _ in ETHNIC_GROUPS)
-_ETHNIC_WEIGHTS: Final = tuple(weight for _, _, weight in ETHNIC_GROUPS)
+_ETHNIC: Final = tuple((group.code, group.name) for group in ETHNIC_GROUPS)
+_ETHNIC_WEIGHTS: Final = tuple(group.weight for group in ETHNIC_GROUPS)
+_HOME_PROVINCES: Final = {group.code: group.provinces for group in ETHNIC_GROUPS}
+# The old provinces (as in personal ids) each group can have been born in, in id order.
+_OLD_HOMES: Final = {
+    group.code: tuple(
+        old
+        for old in OLD_PROVINCES
+        if group.provinces is None or OLD_TO_2025[old] in group.provinces
+    )
+    for group in ETHNIC_GROUPS
+}
 _RELIGION: Final = tuple(name for name, _ in RELIGIONS)
 _RELIGION_WEIGHTS: Final = tuple(weight for _, weight in RELIGIONS)
 _BLOOD: Final = tuple(name for name, _ in BLOOD_TYPES)
@@ -30,6 +43,11 @@ _MOBILE_PREFIXES: Final = (
     "094", "096", "097", "098",
 )  # fmt: skip
 _MAIL_DOMAINS: Final = ("gmail.com", "gmail.com", "gmail.com", "yahoo.com", "outlook.com")
+
+
+def home_provinces(ethnicity: tuple[str, str]) -> frozenset[int] | None:
+    """The 2025 province codes an ethnic group (code, name) lives in; None: everywhere."""
+    return _HOME_PROVINCES[ethnicity[0]]
 
 
 @dataclass(eq=False, slots=True)
@@ -109,7 +127,8 @@ class PersonFactory:
         """A new person; the caller wires family links and residence."""
         rng = self._rng
         birth = random_day_in(rng, birth_year)
-        birth_province = self._birth_province(ward)
+        homes = _OLD_HOMES[ethnicity[0]]
+        birth_province = self._birth_province(ward, homes)
         middle, given = given_names(rng, female=female)
         person = Person(
             pid=self._ids.issue(province=birth_province, birth_date=birth, female=female),
@@ -123,7 +142,7 @@ class PersonFactory:
             religion=religion,
             birth_registration=self._addresses.birth_registration(birth_province),
             hometown=self._addresses.hometown(
-                birth_province if rng.random() < 0.7 else rng.choice(tuple(OLD_PROVINCES))
+                birth_province if rng.random() < 0.7 else rng.choice(homes)
             ),
         )
         if rng.random() < 0.03:
@@ -141,18 +160,30 @@ class PersonFactory:
         self.people.append(person)
         return person
 
-    def _birth_province(self, ward: WardInfo) -> str:
+    def _birth_province(self, ward: WardInfo, homes: tuple[str, ...]) -> str:
         rng = self._rng
         if rng.random() < 0.25:
-            return rng.choice(tuple(OLD_PROVINCES))
+            return rng.choice(homes)
         if ward.old_province is not None:
             return ward.old_province
         local = [old for old, new in OLD_TO_2025.items() if new == ward.province_code]
         return rng.choice(local)
 
-    def ethnicity(self) -> tuple[str, str]:
-        """An ethnic group (code, name), drawn by census weight."""
-        return self._rng.choices(_ETHNIC, weights=_ETHNIC_WEIGHTS)[0]
+    def ethnicity(self, *, province: int | None = None) -> tuple[str, str]:
+        """An ethnic group (code, name), drawn by census weight.
+
+        With ``province`` (a 2025 code), only among the groups that live there.
+        """
+        if province is None:
+            return self._rng.choices(_ETHNIC, weights=_ETHNIC_WEIGHTS)[0]
+        kept = [
+            i
+            for i, group in enumerate(ETHNIC_GROUPS)
+            if group.provinces is None or province in group.provinces
+        ]
+        return self._rng.choices(
+            [_ETHNIC[i] for i in kept], weights=[_ETHNIC_WEIGHTS[i] for i in kept]
+        )[0]
 
     def religion(self) -> str:
         """A religion, drawn by weight ("Không" for most)."""
