@@ -403,7 +403,12 @@ async def test_replaying_an_old_token_cannot_flood_the_record(
     token = _token(signer, body, purpose, now=int(time.time()) - 3600, ttl=60)
     statuses = [(await _send(gateway, body, token)).status_code for _ in range(8)]
     assert statuses == [401] * 8
-    assert await recorded.outcomes() == ["rejected:TOKEN_EXPIRED"] * 3
+    # The first of the minute in full; the rest wait for the minute's summary (see
+    # test_refusals.py). A minute may close during the loop: then two firsts.
+    outcomes = await recorded.outcomes()
+    assert outcomes[:1] == ["rejected:TOKEN_EXPIRED"]
+    assert set(outcomes) == {"rejected:TOKEN_EXPIRED"}
+    assert len(outcomes) <= 3
 
 
 async def test_a_token_is_single_use_across_a_restart(
