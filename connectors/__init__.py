@@ -19,6 +19,7 @@ from connectors._registry import (
     ConnectorRegistry,
     Route,
     build_registry,
+    check_kind,
     check_manifest,
     connector_kinds,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "RestConnector",
     "Route",
     "build_registry",
+    "check_kind",
     "check_manifest",
     "connector_kinds",
     "load_manifest",

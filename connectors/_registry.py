@@ -24,6 +24,7 @@ __all__ = [
     "ConnectorRegistry",
     "Route",
     "build_registry",
+    "check_kind",
     "check_manifest",
     "connector_kinds",
 ]
@@ -86,6 +87,15 @@ def check_manifest(manifest: Manifest, canonical: Mapping[str, CanonicalTree]) -
         _check_mapping(f"entities.{kind}.fields", entity.fields, tree, errors)
     if errors:
         raise ManifestError(f"manifest {manifest.name!r}", "; ".join(errors))
+
+
+def check_kind(manifest: Manifest, kinds: Mapping[str, object]) -> None:
+    """Raise `ManifestError` when no installed plug-in (`connector_kinds()`) has its kind."""
+    if manifest.kind not in kinds:
+        raise ManifestError(
+            f"manifest {manifest.name!r}",
+            f"unknown kind {manifest.kind!r}; installed kinds: {', '.join(sorted(kinds))}",
+        )
 
 
 class ConnectorRegistry:
@@ -159,11 +169,7 @@ def build_registry(
     overrides = dict(url_overrides or {})
     built: list[tuple[Manifest, Connector]] = []
     for manifest in manifests:
-        if manifest.kind not in kinds:
-            raise ManifestError(
-                f"manifest {manifest.name!r}",
-                f"unknown kind {manifest.kind!r}; installed kinds: {', '.join(sorted(kinds))}",
-            )
+        check_kind(manifest, kinds)
         check_manifest(manifest, canonical)
         if manifest.name in overrides:
             manifest = manifest.model_copy(

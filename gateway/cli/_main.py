@@ -169,12 +169,14 @@ def _keys_show(_args: argparse.Namespace) -> int:
 
 
 def _connectors_check(args: argparse.Namespace) -> int:
-    from connectors import check_manifest, load_manifests
+    from connectors import check_kind, check_manifest, connector_kinds, load_manifests
     from schema import canonical_fields
 
-    canonical = canonical_fields()
+    # As `serve` checks them: the schema, and a kind some installed plug-in provides.
+    canonical, installed = canonical_fields(), connector_kinds()
     for manifest in load_manifests(Path(args.directory)):
         check_manifest(manifest, canonical)
+        check_kind(manifest, installed)
         kinds = ", ".join(manifest.entities)
         sys.stdout.write(f"ok\t{manifest.name}\t{manifest.kind}\t{kinds}\n")
     return 0
