@@ -40,7 +40,7 @@ from policies._decisions import (
     default_policy,
 )
 from policies._errors import CatalogueError, UnknownProcedure
-from policies._purpose import MAX_SUBJECTS, Purpose
+from policies._purpose import MAX_SUBJECTS, Purpose, purpose_text
 from policies._vocabulary import AGENCY_KIND_LABELS, ORGANISATION_NAMES, AgencyKind
 
 __all__ = [
@@ -77,4 +77,5 @@ __all__ = [
     "UnsafeAllowAll",
     "default_policy",
     "load_catalogue",
+    "purpose_text",
 ]

@@ -5,11 +5,18 @@ number, the officer's id, and the people, enterprises or households the case is
 about (at most 50). A procedure that allows it may hide the access from its subjects
 until a date (`hiddenUntil`). The gateway decides, records and shows every read
 against this one value.
+
+Procedure, case and officer are text in any script (officers are named in Vietnamese,
+case numbers carry Vietnamese letters) but never control, format, private-use or
+unassigned characters, nor lone surrogates: they go to sources in headers, into the
+record and onto the citizen's screen, where a NUL, a CR LF or a bidi override would
+break or disguise them.
 """
 
 from __future__ import annotations
 
 import datetime
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -17,11 +24,36 @@ from gateway.errors import InvalidIdentifier, InvalidPurpose
 from gateway.identifiers import SUBJECT_KINDS, describe_kinds, parse_identifier
 from gateway.instants import format_instant
 
-__all__ = ["MAX_SUBJECTS", "Purpose"]
+__all__ = ["MAX_SUBJECTS", "Purpose", "purpose_text"]
 
 MAX_SUBJECTS: Final = 50
 """The most people, enterprises or households one purpose may name."""
 _TEXT_LIMIT: Final = 128
+_REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Controls, format characters, surrogates, private use, unassigned, line and paragraph
+separators."""
+_JOINERS: Final = frozenset("\u200c\u200d")
+"""Format characters that are part of spelling (Persian, Indic scripts) and of emoji."""
+
+
+def purpose_text(name: str, value: Any) -> str:
+    """`value` as the purpose's `name` (procedure, case, officer): 1 to 128 characters of text.
+
+    Raises:
+        InvalidPurpose: not a string, empty, too long, or holding a control, format
+            (but for the joiners), surrogate, private-use or unassigned character or a
+            line or paragraph separator; the message names the part, never the value.
+    """
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= _TEXT_LIMIT
+        or any(unicodedata.category(c) in _REFUSED_CATEGORIES and c not in _JOINERS for c in value)
+    ):
+        raise InvalidPurpose(
+            f"`purpose.{name}` is 1 to {_TEXT_LIMIT} characters of text: letters of any "
+            "script, digits, punctuation and spaces, without control or format characters."
+        )
+    return value
 
 
 def _subject(value: Any) -> str:
@@ -48,14 +80,7 @@ class Purpose:
         """Validate the `purpose` claim of a token; `InvalidPurpose` says what is wrong."""
         if not isinstance(claim, dict):
             raise InvalidPurpose("The token needs a `purpose` object.")
-        texts = {}
-        for name in ("procedure", "case", "officer"):
-            value = claim.get(name)
-            if not isinstance(value, str) or not 0 < len(value) <= _TEXT_LIMIT:
-                raise InvalidPurpose(
-                    f"`purpose.{name}` is a string of 1 to {_TEXT_LIMIT} characters."
-                )
-            texts[name] = value
+        texts = {n: purpose_text(n, claim.get(n)) for n in ("procedure", "case", "officer")}
         subjects = claim.get("subjects")
         if not isinstance(subjects, list) or len(subjects) > MAX_SUBJECTS:
             # Empty is allowed: a request that reads nobody's data (introspection).
