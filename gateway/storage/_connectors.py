@@ -106,4 +106,6 @@ async def list_connectors(engine: AsyncEngine) -> list[dict[str, Any]]:
                 table.c.updated_at,
             ).order_by(table.c.name)
         )
-        return [dict(r._mapping) for r in result]
+        # Plain `str` keys: the row's keys are SQLAlchemy's `quoted_name`, which JSON
+        # encoders such as orjson refuse as object keys.
+        return [{str(k): v for k, v in r._mapping.items()} for r in result]
