@@ -3,6 +3,7 @@
 The protocol is in `connectors.base`; `RestConnector` is the built-in `rest` kind.
 """
 
+from connectors._headers import header_value, purpose_headers
 from connectors._http import source_client
 from connectors._loader import BatchLoader
 from connectors._manifest import (
@@ -46,7 +47,9 @@ __all__ = [
     "check_kind",
     "check_manifest",
     "connector_kinds",
+    "header_value",
     "load_manifest",
     "load_manifests",
+    "purpose_headers",
     "source_client",
 ]

@@ -19,6 +19,7 @@ import httpx
 import orjson
 import structlog
 
+from connectors._headers import purpose_headers
 from connectors._manifest import EntitySpec, Manifest
 from connectors._mapping import FieldMapper, compile_fields, map_record
 from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
@@ -88,7 +89,7 @@ class RestConnector:
         entity = self._entities[kind]
         wanted = entity.source_fields(fields)
         mappers = entity.mappers_for(fields)
-        headers = _purpose_headers(ctx)
+        headers = purpose_headers(ctx)
         unique = list(dict.fromkeys(keys))
         batch = entity.spec.batch
         if batch is not None and (len(unique) > 1 or entity.spec.get is None):
@@ -294,13 +295,3 @@ def _transport_error(exc: Exception, *, source: str) -> SourceError:
     if timed_out:
         return SourceTimeout(source=source)
     return SourceUnavailable(source=source, reason=type(cause or exc).__name__)
-
-
-def _purpose_headers(ctx: FetchContext) -> dict[str, str]:
-    headers = {"X-Road-Id": ctx.request_id}
-    if ctx.client_id:
-        headers["X-Road-Client"] = ctx.client_id
-    if ctx.purpose is not None:
-        headers["X-Road-UserId"] = ctx.purpose.officer
-        headers["X-Road-Issue"] = ctx.purpose.case
-    return headers
