@@ -24,32 +24,51 @@ def _folder(directory: Path, client_id: str) -> Path:
     return directory / client_id.replace("/", "__")
 
 
-def generate_local_key(
-    directory: Path, client_id: str, *, alg: str = "EdDSA"
-) -> tuple[OKPKey | ECKey, dict[str, Any], str]:
-    """A new key pair for `client_id`: (private key, public JWK, kid = thumbprint)."""
+def _new_key(alg: str) -> OKPKey | ECKey:
     if alg == "EdDSA":
-        key: OKPKey | ECKey = OKPKey.generate_key("Ed25519")
-    elif alg == "ES256":
-        key = ECKey.generate_key("P-256")
-    else:
-        raise ValueError("alg is EdDSA or ES256")
-    kid = str(key.thumbprint())
+        return OKPKey.generate_key("Ed25519")
+    if alg == "ES256":
+        return ECKey.generate_key("P-256")
+    raise ValueError("alg is EdDSA or ES256")
+
+
+def _save(directory: Path, client_id: str, kid: str, key: OKPKey | ECKey) -> None:
+    """Keep the private key as `<kid>.pem`: `gateway token` signs with that `kid`."""
     folder = _folder(directory, client_id)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(folder / f"{kid}.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(key.as_pem(private=True))
+
+
+def generate_local_key(
+    directory: Path, client_id: str, *, alg: str = "EdDSA"
+) -> tuple[OKPKey | ECKey, dict[str, Any], str]:
+    """A new key pair for `client_id`: (private key, public JWK, kid = thumbprint)."""
+    key = _new_key(alg)
+    kid = str(key.thumbprint())
+    _save(directory, client_id, kid, key)
     return key, key.as_dict(private=False), kid
 
 
 async def add_local_key(
-    registry: ClientRegistry, directory: Path, client_id: str, *, alg: str = "EdDSA"
+    registry: ClientRegistry,
+    directory: Path,
+    client_id: str,
+    *,
+    alg: str = "EdDSA",
+    kid: str | None = None,
 ) -> tuple[OKPKey | ECKey, str]:
-    """Make a key pair here and register its public half to `client_id`: (key, kid)."""
-    key, public, kid = generate_local_key(directory, client_id, alg=alg)
-    await registry.add_key(client_id, public)
-    return key, kid
+    """Make a key pair here and register its public half to `client_id`: (key, kid).
+
+    The private key is kept under the `kid` the registry gave it (`kid`, by default
+    the thumbprint), and only once the registry has accepted it: a key that failed
+    to register is never the newest local key `gateway token` would sign with.
+    """
+    key = _new_key(alg)
+    registered = await registry.add_key(client_id, key.as_dict(private=False), kid=kid)
+    _save(directory, client_id, registered.kid, key)
+    return key, registered.kid
 
 
 def has_local_key(directory: Path, client_id: str) -> bool:

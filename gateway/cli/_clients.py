@@ -48,12 +48,7 @@ def _out(data: Any) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def _read_jwk(args: argparse.Namespace, settings: GatewaySettings) -> dict[str, Any]:
-    from gateway.admission import generate_local_key
-
-    if args.generate:
-        _, public, _ = generate_local_key(settings.client_keys_dir, args.client, alg=args.alg)
-        return public
+def _read_jwk(args: argparse.Namespace) -> dict[str, Any]:
     if args.jwk:
         data = orjson.loads(Path(args.jwk).read_bytes())
         if not isinstance(data, dict):
@@ -110,8 +105,21 @@ def add_client_commands(
         return 0
 
     def keys_add(args: argparse.Namespace) -> int:
+        from gateway.admission import add_local_key
+
         s = settings()
-        jwk = _read_jwk(args, s)
+        if args.generate:
+            # The private key is kept under the kid registered, so `gateway token`
+            # signs with a kid the gateway knows.
+            _, kid = _run(
+                s,
+                lambda reg: add_local_key(
+                    reg, s.client_keys_dir, args.client, alg=args.alg, kid=args.kid
+                ),
+            )
+            _out({"client": args.client, "kid": kid, "alg": args.alg})
+            return 0
+        jwk = _read_jwk(args)
         key = _run(s, lambda reg: reg.add_key(args.client, jwk, kid=args.kid))
         _out({"client": key.client_id, "kid": key.kid, "alg": key.alg})
         return 0

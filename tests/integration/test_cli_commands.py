@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
+import uuid
+from pathlib import Path
 from typing import Any
+
+import httpx
+import pytest
+
+RESIDENCE = "1.004222"
 
 
 def _cli(
@@ -44,3 +52,41 @@ def test_connectors_list_shows_the_recorded_connectors(gateway) -> None:
     assert rows["population"]["kind"] == "rest"
     assert rows["population"]["status"] == "active"
     assert rows["population"]["version"] >= 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_key_generated_with_a_kid_signs_tokens_the_gateway_accepts(
+    gateway, dataset, tmp_path: Path
+) -> None:
+    client = f"VN/GOV/UBND-HN/mot-cua-{uuid.uuid4().hex[:8]}"
+    env = _env(gateway, GATEWAY_CLIENT_KEYS_DIR=str(tmp_path / "cli-keys"))
+    added = _cli(
+        "clients", "add", client, "--name", "n", "--organisation", "o",
+        "--kind", "commune_police", env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    key = _cli("clients", "keys", "add", client, "--generate", "--kid", "laptop-1", env=env)
+    assert key.returncode == 0, key.stderr
+    assert json.loads(key.stdout)["kid"] == "laptop-1"
+
+    person = dataset.sample.citizens[0]
+    body = json.dumps({"query": f'{{ citizen(personalId: "{person}") {{ fullName }} }}'}).encode()
+    for kid in ([], ["--kid", "laptop-1"]):
+        token = _cli(
+            "token", "--client", client, "--procedure", RESIDENCE, "--case", "HS-1",
+            "--officer", "can-bo-1", "--subject", person, "--body", "-", *kid,
+            env=env, stdin=body,
+        )  # fmt: skip
+        assert token.returncode == 0, token.stderr
+        header = json.loads(base64.urlsafe_b64decode(token.stdout.split(".")[0] + "=="))
+        assert header["kid"] == "laptop-1"
+        answer = httpx.post(
+            f"{gateway.url}/graphql",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {token.stdout.strip()}",
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["data"]["citizen"]["fullName"] == dataset.citizens[person]["ho_ten"]
