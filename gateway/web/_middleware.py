@@ -1,4 +1,10 @@
-"""Per-request plumbing: request id, one access line without query string, metrics."""
+"""Per-request plumbing: request id, one access line without query string, metrics.
+
+A NUL in the path or the query string is refused here, before any route: no id, name
+or argument of the gateway holds one, and PostgreSQL can neither store nor compare
+text that does, so a NUL reaching a query would fail as a 500 on every route that
+looks a path parameter up (`GET /consents/%00/status`).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,12 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 import structlog
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.errors import RequestError
 from gateway.web._metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 __all__ = ["RequestIdMiddleware"]
@@ -60,7 +69,10 @@ class RequestIdMiddleware:
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
-                await self.app(scope, receive, send_with_id)
+                if _carries_nul(scope):
+                    await _refused_nul()(scope, receive, send_with_id)
+                else:
+                    await self.app(scope, receive, send_with_id)
             finally:
                 elapsed = time.perf_counter() - started
                 HTTP_REQUESTS.labels(route, str(status)).inc()
@@ -73,6 +85,18 @@ class RequestIdMiddleware:
                     status=status,
                     ms=round(elapsed * 1000, 2),
                 )
+
+
+def _carries_nul(scope: Scope) -> bool:
+    query: bytes = scope.get("query_string", b"")
+    return "\x00" in scope["path"] or b"%00" in query
+
+
+def _refused_nul() -> Response:
+    error = RequestError("The path or the query string holds a NUL character.")
+    return Response(
+        orjson.dumps(error.to_body()), status_code=error.http_status, media_type="application/json"
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
