@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.errors import Conflict, RetentionNotOver
+from gateway.errors import Conflict, NotFound, RetentionNotOver
 from gateway.records._recorder import Event, insert_events, pseudonym
 from gateway.storage import consents, event_personal, event_subjects, events, subject_keys
 from policies import Catalogue, UnknownProcedure
@@ -62,7 +62,12 @@ async def forget(
     pseudonym_key: bytes,
     now: datetime.datetime | None = None,
 ) -> Forgotten:
-    """Forget `subject` (a checked id), or raise `RetentionNotOver` / `Conflict`."""
+    """Forget `subject` (a checked id), or raise `RetentionNotOver` / `Conflict`.
+
+    Raises `NotFound`, and writes nothing, when the gateway holds nothing on the person
+    (no record names them, no consent or subject key of theirs): never seen, or
+    forgotten already.
+    """
     now = now or datetime.datetime.now(datetime.UTC)
     async with engine.begin() as conn:
         records = (
@@ -72,6 +77,12 @@ async def forget(
                 .where(event_subjects.c.subject == subject)
             )
         ).all()
+        if not records and not await _known(conn, subject):
+            raise NotFound(
+                "The gateway holds nothing on this person: no record names them and they "
+                "have no consent or subject key (never seen, or forgotten already).",
+                kind="Person",
+            )
         _check_retention(records, catalogue, default_days, now)
         await _check_consents(conn, subject, now)
         ids = sorted(r.id for r in records)
@@ -95,6 +106,17 @@ async def forget(
         )
         await insert_events(conn, [record])
     return Forgotten(len(ids), dropped.rowcount, record.id)
+
+
+async def _known(conn: AsyncConnection, subject: str) -> bool:
+    """Whether a consent or the subject key of `subject` is kept."""
+    for table in (consents, subject_keys):
+        found = await conn.scalar(
+            sa.select(sa.literal(1)).select_from(table).where(table.c.subject == subject).limit(1)
+        )
+        if found is not None:
+            return True
+    return False
 
 
 def _check_retention(

@@ -13,8 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+
+from gateway.storage import create_engine, events, log_leaves, log_queue
 
 RESIDENCE = "1.004222"
+NEVER_SEEN = "079203001234"
 
 
 def _cli(
@@ -90,3 +94,34 @@ def test_a_key_generated_with_a_kid_signs_tokens_the_gateway_accepts(
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["data"]["citizen"]["fullName"] == dataset.citizens[person]["ho_ten"]
+
+
+async def _log_snapshot(database_url: str) -> tuple[list[str], int, int]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            ids = list((await conn.execute(sa.select(events.c.id).order_by(events.c.id))).scalars())
+            queued = await conn.scalar(sa.select(sa.func.count()).select_from(log_queue))
+            leaves = await conn.scalar(sa.select(sa.func.count()).select_from(log_leaves))
+    finally:
+        await engine.dispose()
+    return ids, int(queued or 0), int(leaves or 0)
+
+
+@pytest.mark.own_database
+async def test_forgetting_someone_never_seen_is_not_found_and_writes_nothing(
+    gateway, dataset
+) -> None:
+    person = dataset.sample.citizens[0]
+    served = await gateway.query(f'{{ citizen(personalId: "{person}") {{ fullName }} }}')
+    assert served["data"]["citizen"]["fullName"]
+    assert (await gateway.audit()).ok
+    database_url = gateway.settings.database_url.get_secret_value()
+    before = await _log_snapshot(database_url)
+    assert before[0]
+
+    refused = _cli("audit", "forget", NEVER_SEEN, "--operator", "op-1", env=_env(gateway))
+    assert refused.returncode == 2, refused.stdout
+    assert "NOT_FOUND" in refused.stderr
+    assert refused.stdout == ""
+    assert await _log_snapshot(database_url) == before

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import Conflict, RetentionNotOver
+from gateway.errors import Conflict, NotFound, RetentionNotOver
 from gateway.log import canonical_hash
 from gateway.records import Event, Forgotten, forget, insert_events, pseudonym, retention_of
 from gateway.storage import (
@@ -199,10 +199,31 @@ async def test_forgetting_someone_twice_finds_nothing_the_second_time(
 ) -> None:
     await _insert(engine, [_event(catalogue, [AN])])
     first = await _forget(engine, catalogue)
-    second = await _forget(engine, catalogue)
-    assert (first.records, second.records, second.consents) == (1, 0, 0)
-    admin = {r.id: r.envelope for r in await _rows(engine, events) if r.type == "admin"}
-    assert admin[second.event_id]["events"] == []
+    assert first.records == 1
+    written = await _rows(engine, events), await _rows(engine, log_queue)
+    with pytest.raises(NotFound):
+        await _forget(engine, catalogue)
+    assert (await _rows(engine, events), await _rows(engine, log_queue)) == written
+
+
+async def test_forgetting_someone_never_seen_is_not_found_and_writes_nothing(
+    engine: AsyncEngine, catalogue: Catalogue
+) -> None:
+    await _insert(engine, [_event(catalogue, [BINH])])
+    written = await _rows(engine, events), await _rows(engine, log_queue)
+    with pytest.raises(NotFound) as caught:
+        await _forget(engine, catalogue)
+    assert (caught.value.code, caught.value.http_status) == ("NOT_FOUND", 404)
+    assert (await _rows(engine, events), await _rows(engine, log_queue)) == written
+
+
+async def test_someone_known_only_by_a_consent_can_be_forgotten(
+    engine: AsyncEngine, catalogue: Catalogue
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(consents.insert(), [_consent(AN, "EXPIRED", until=T0, n=1)])
+    forgotten = await _forget(engine, catalogue)
+    assert (forgotten.records, forgotten.consents) == (0, 1)
 
 
 async def test_forgetting_is_refused_before_the_retention_ends(
