@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from gateway.config import GatewaySettings
 
-__all__ = ["print_json", "read_file", "settings_from_environment"]
+__all__ = ["DEMO_ISSUER_PORT", "print_json", "read_file", "settings_from_environment"]
+
+DEMO_ISSUER_PORT: Final = 8103
+"""Where `gateway demo` runs the sandbox sign-in issuer, on 127.0.0.1 (`--issuer-port`)."""
 
 
 def settings_from_environment(**overrides: Any) -> GatewaySettings:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import orjson
 
+from gateway.cli._common import DEMO_ISSUER_PORT
 from gateway.web._demo_tokens import DEMO_CLIENT
 
 __all__ = ["DEMO_PROCEDURE", "DEMO_QUERY", "Demo"]
@@ -62,7 +63,7 @@ class Demo:
         port: int = 8000,
         population_port: int = 8101,
         business_port: int = 8102,
-        issuer_port: int = 8103,
+        issuer_port: int = DEMO_ISSUER_PORT,
         citizens: int = 10_000,
         var: Path = Path("var"),
     ) -> None:

@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli._audit import add_audit_commands
 from gateway.cli._clients import add_client_commands
-from gateway.cli._common import print_json, settings_from_environment
+from gateway.cli._common import DEMO_ISSUER_PORT, print_json, settings_from_environment
 from gateway.cli._identity import add_identity_commands
 from gateway.config import ConfigurationError
 
@@ -235,7 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000, help="gateway port (default: 8000)")
     demo.add_argument("--population-port", type=int, default=8101)
     demo.add_argument("--business-port", type=int, default=8102)
-    demo.add_argument("--issuer-port", type=int, default=8103)
+    demo.add_argument("--issuer-port", type=int, default=DEMO_ISSUER_PORT)
     demo.add_argument("--citizens", type=int, default=10_000, help="synthetic citizens")
 
     db = sub.add_parser("db", help="database migrations").add_subparsers(

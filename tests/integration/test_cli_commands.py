@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
@@ -125,3 +126,26 @@ async def test_forgetting_someone_never_seen_is_not_found_and_writes_nothing(
     assert "NOT_FOUND" in refused.stderr
     assert refused.stdout == ""
     assert await _log_snapshot(database_url) == before
+
+
+def test_sign_in_defaults_to_the_demos_issuer_when_it_runs(
+    issuer_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any
+) -> None:
+    from gateway.cli import _identity
+
+    monkeypatch.delenv("GATEWAY_OIDC_ISSUER", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setattr(_identity, "DEMO_ISSUER", issuer_url)
+    staff = argparse.Namespace(issuer=None, role=["operator"], org="VN/GOV/BCA", sub="demo-staff")
+    assert _identity.staff_token(staff) == 0
+    token = capsys.readouterr().out.strip()
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert (claims["iss"], claims["roles"], claims["org"]) == (
+        issuer_url,
+        ["operator"],
+        "VN/GOV/BCA",
+    )
+    citizen = argparse.Namespace(issuer=None, personal_id="001099012345", level=2)
+    assert _identity.citizen_token(citizen) == 0
+    claims = json.loads(base64.urlsafe_b64decode(capsys.readouterr().out.split(".")[1] + "=="))
+    assert claims["sub"] == "001099012345"

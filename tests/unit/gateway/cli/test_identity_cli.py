@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.cli import _identity
 from gateway.cli._identity import add_identity_commands, citizen_token, request_token
 from sandbox import SandboxSettings, issuer
 
@@ -161,13 +162,43 @@ def test_silent_issuer_is_exit_2(closed_port: int, capsys: pytest.CaptureFixture
 
 
 def test_no_issuer_is_exit_2(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    closed_port: int,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.delenv("GATEWAY_OIDC_ISSUER", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setattr(_identity, "DEMO_ISSUER", f"http://127.0.0.1:{closed_port}")
     args = argparse.Namespace(issuer=None, personal_id=PERSONAL_ID, level=2)
     assert citizen_token(args) == 2
     assert "GATEWAY_OIDC_ISSUER" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["staff", "token", "--role", "operator", "--org", "VN/GOV/BCA"],
+        ["citizen", "token", "--personal-id", PERSONAL_ID],
+    ],
+)
+def test_without_an_issuer_or_the_demo_the_command_to_run_is_printed(
+    argv: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    closed_port: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    demo = f"http://127.0.0.1:{closed_port}"
+    monkeypatch.delenv("GATEWAY_OIDC_ISSUER", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setattr(_identity, "DEMO_ISSUER", demo)
+    args = _parser().parse_args(argv)
+    assert args.handler(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"gateway {' '.join(argv)} --issuer {demo}" in captured.err
+    assert demo in captured.err
 
 
 def test_issuer_from_the_environment(
