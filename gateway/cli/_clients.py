@@ -23,6 +23,7 @@ import orjson
 from joserfc.jwk import ECKey, OKPKey
 
 from gateway.config import GatewaySettings
+from policies import AgencyKind
 
 __all__ = ["add_client_commands"]
 
@@ -181,7 +182,12 @@ def add_client_commands(
     p.add_argument("client", help="VN/GOV/<org>/<system>")
     p.add_argument("--name", required=True)
     p.add_argument("--organisation", required=True)
-    p.add_argument("--kind", action="append", required=True, help="agency kind (repeatable)")
+    p.add_argument(
+        "--kind",
+        action="append",
+        required=True,
+        help=f"agency kind (repeatable), one of: {', '.join(k.value for k in AgencyKind)}",
+    )
     keys = csub.add_parser("keys", help="a client's public keys")
     ksub = keys.add_subparsers(dest="client_keys_command", required=True, metavar="COMMAND")
     p = command(ksub, "add", keys_add, "register a public key of a client")

@@ -271,6 +271,7 @@ class Demo:
         receipt = answer["extensions"]["receipt"]
         proof_url, checkpoint = self._integrated(receipt)
         origin = "" if self.port == 8000 else f"GATEWAY_ORIGIN={self.gateway_url} "
+        body = self.var / "body.json"  # in the demo's own folder, which git ignores
         return (
             "\nThe gateway demo is running.\n\n"
             f"  Query page       {self.gateway_url}/graphql   (open it in a browser)\n"
@@ -284,12 +285,12 @@ class Demo:
             "(permanent residence):\n\n"
             f"{query}\n\n"
             "Signed from the command line and sent with curl:\n\n"
-            f"  echo '{orjson.dumps({'query': ' '.join(query.split())}).decode()}' > body.json\n"
+            f"  echo '{orjson.dumps({'query': ' '.join(query.split())}).decode()}' > {body}\n"
             f"  TOKEN=$(.venv/bin/gateway token --client {DEMO_CLIENT} "
             f"--procedure {DEMO_PROCEDURE} --case DEMO-1 --officer demo-officer "
-            f"--subject {personal_id} --body body.json)\n"
+            f"--subject {personal_id} --body {body})\n"
             f"  curl -s {self.gateway_url}/graphql -H 'Content-Type: application/json' "
-            '-H "Authorization: Bearer $TOKEN" --data-binary @body.json\n\n'
+            f'-H "Authorization: Bearer $TOKEN" --data-binary @{body}\n\n'
             "The gateway's answer:\n\n"
             f"{orjson.dumps(answer.get('data'), option=orjson.OPT_INDENT_2).decode()}\n\n"
             f"Prefill of the permanent residence form for the same citizen:\n\n"

@@ -281,11 +281,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from connectors import ManifestError
     from gateway.errors import GatewayError
+    from gateway.logconfig import configure_logging
     from gateway.storage import DatabaseNotReady
     from keys import KeyRingError, NoteError
     from policies import CatalogueError
 
     args = _parser().parse_args(argv)
+    # Standard output is the command's answer alone: its logs go to standard error,
+    # warnings and errors only (`serve` sets its own from GATEWAY_LOG_LEVEL).
+    configure_logging(level="warning", json=False)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)

@@ -1,0 +1,149 @@
+"""The `gateway` command line as a newcomer meets it: help, output, README commands."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies import AgencyKind
+
+ROOT = Path(__file__).parents[4]
+README = ROOT / "README.md"
+
+
+def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
+        "GATEWAY_KEYS_DIR": str(tmp_path / "keys"),
+        "GATEWAY_CLIENT_KEYS_DIR": str(tmp_path / "client-keys"),
+    }
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def test_clients_add_help_lists_every_agency_kind(env: dict[str, str], tmp_path: Path) -> None:
+    shown = _cli("clients", "add", "--help", env=env, cwd=tmp_path)
+    assert shown.returncode == 0
+    words = set(re.findall(r"[a-z_]+", shown.stdout))
+    assert {k.value for k in AgencyKind} <= words
+
+
+def test_commands_print_only_their_output_on_stdout(env: dict[str, str], tmp_path: Path) -> None:
+    upgraded = _cli("db", "upgrade", env=env, cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout == "database at head\n"
+    listed = _cli("catalogue", "list", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[-1].startswith("policy version ")
+    for line in lines[:-1]:
+        assert re.fullmatch(r"[0-9A-Za-z.-]+\t[a-z_]+\t[^\t]+\t[a-z_,]+", line), line
+    generated = _cli("keys", "generate", env=env, cwd=tmp_path)
+    assert generated.returncode == 0, generated.stderr
+    assert "key_generated" not in generated.stdout
+    assert "catalogue_loaded" not in listed.stdout + upgraded.stdout
+
+
+# -- the README ---------------------------------------------------------------------------
+
+
+def _sh_blocks(text: str) -> list[str]:
+    return [b.replace("\\\n", " ") for b in re.findall(r"```sh\n(.*?)```", text, re.S)]
+
+
+def _written_files(commands: str) -> list[str]:
+    """Files the shell lines write (`> FILE`) or hand to `--body`, as the reader runs them."""
+    found = []
+    for line in commands.splitlines():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue
+        words = [w.rstrip(")") for w in words]
+        for before, word in itertools.pairwise(words):
+            if before in {">", ">>", "--body"} and word != "-":
+                found.append(word)
+        found += [w.lstrip(">") for w in words if w.startswith(">") and w.lstrip(">")]
+    return found
+
+
+def _inside_the_repository_and_kept(path: str) -> bool:
+    if Path(path).is_absolute() and not Path(path).resolve().is_relative_to(ROOT):
+        return False
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT, check=False
+    )
+    return ignored.returncode != 0
+
+
+def test_readme_commands_write_no_file_into_the_repository() -> None:
+    files = [
+        f for block in _sh_blocks(README.read_text(encoding="utf-8")) for f in _written_files(block)
+    ]
+    assert files, "the README hands a body to `gateway token`"
+    assert [f for f in files if _inside_the_repository_and_kept(f)] == []
+
+
+def test_the_demos_printed_commands_write_no_file_into_the_repository(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway.cli._demo import Demo
+
+    demo = Demo()
+    answer: dict[str, Any] = {
+        "data": {"citizen": {"fullName": "X"}},
+        "extensions": {"receipt": {"leafHash": "AAAA"}},
+    }
+    prefill: dict[str, Any] = {
+        "data": {"prefill": {"fields": [], "papersAvoided": [], "papersStillNeeded": []}}
+    }
+    asked = iter([answer, prefill])
+    monkeypatch.setattr(demo, "_ask", lambda *_: next(asked))
+    monkeypatch.setattr(demo, "_integrated", lambda _: ("http://proof", "origin\n1\nroot\n"))
+    printed = demo._report("001099012345")
+    files = _written_files(printed)
+    assert files, "the demo prints a command that writes the body"
+    assert [f for f in files if _inside_the_repository_and_kept(f)] == []
+
+
+def test_the_readme_documents_the_openapi_description_and_only_pages_that_exist(
+    tmp_path: Path,
+) -> None:
+    from gateway.config import GatewaySettings
+    from gateway.web import create_app
+
+    settings = GatewaySettings(  # type: ignore[call-arg]
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
+        keys_dir=tmp_path / "keys",
+    )
+    app = create_app(settings)
+    text = README.read_text(encoding="utf-8")
+    assert app.openapi_url == "/openapi.json"
+    assert "`GET /openapi.json`" in text
+    for page in ("/docs", "/redoc"):
+        served = page in {app.docs_url, app.redoc_url}
+        assert (f"`GET {page}`" in text) == served, page
