@@ -7,17 +7,30 @@ keys and secrets are made under `GATEWAY_KEYS_DIR`.
 
 from __future__ import annotations
 
+from typing import Final
+
 import structlog
 
 from connectors import Manifest, load_manifests
 from gateway.config import GatewaySettings
-from keys import KeyRing, load_secret
+from keys import KeyRing, KeyRingError, load_secret
 from policies import Catalogue, load_catalogue
 from schema import canonical_fields
 
-__all__ = ["load_keys", "load_manifests_of", "load_procedures", "load_pseudonym_key"]
+__all__ = [
+    "SECRETS",
+    "load_keys",
+    "load_manifests_of",
+    "load_procedures",
+    "load_pseudonym_key",
+    "make_secrets",
+]
 
 log = structlog.get_logger(__name__)
+
+_PSEUDONYMS: Final = "pseudonyms"
+SECRETS: Final = (_PSEUDONYMS,)
+"""The symmetric secrets a gateway needs, beside its signing keys."""
 
 
 def load_procedures(settings: GatewaySettings) -> Catalogue:
@@ -46,4 +59,21 @@ def load_keys(settings: GatewaySettings) -> KeyRing:
 
 def load_pseudonym_key(settings: GatewaySettings) -> bytes:
     """The secret officers, cases and auditors are pseudonymised with."""
-    return load_secret(settings.keys_dir, "pseudonyms", create=not _production(settings))
+    return load_secret(settings.keys_dir, _PSEUDONYMS, create=not _production(settings))
+
+
+def make_secrets(settings: GatewaySettings) -> list[tuple[str, bool]]:
+    """Make each secret of `SECRETS` that is missing: (name, whether made now).
+
+    One that exists is kept, never replaced (a new pseudonym key would unlink every
+    past pseudonym); one that exists but cannot be used raises `KeyRingError`.
+    """
+    done = []
+    for name in SECRETS:
+        try:
+            load_secret(settings.keys_dir, name, create=False)
+            done.append((name, False))
+        except KeyRingError:
+            load_secret(settings.keys_dir, name, create=True)  # raises if unusable
+            done.append((name, True))
+    return done

@@ -23,7 +23,7 @@ def load_secret(directory: Path, name: str, *, create: bool) -> bytes:
     path = directory / "secrets" / f"{name}.key"
     if not path.exists():
         if not create:
-            raise KeyRingError(f"{path}: missing secret {name!r}")
+            raise KeyRingError(f"{path}: missing secret {name!r}; run `gateway keys generate`")
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:

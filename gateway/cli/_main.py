@@ -5,7 +5,7 @@ gateway demo                  sandbox agencies + gateway + query page, on this m
 gateway db upgrade            apply database migrations
 gateway db current            show the database's revision
 gateway schema export         write schema/schema.graphql (--check: fail if stale)
-gateway keys generate         add a new signing key per purpose (rotation)
+gateway keys generate         a new signing key per purpose (rotation), missing secrets
 gateway keys show             print the public keys (JWKS, checkpoint verifier keys)
 gateway audit verify          verify the access log (database, or --url for a gateway)
 gateway audit verify-export F check an auditor's export offline (signature, proofs)
@@ -148,12 +148,17 @@ def _schema_export(args: argparse.Namespace) -> int:
 
 
 def _keys_generate(args: argparse.Namespace) -> int:
+    from gateway.resources import make_secrets
     from keys import PURPOSES, KeyRing
 
     settings = settings_from_environment()
     made = KeyRing.generate(settings.keys_dir, args.purpose or PURPOSES)
     for key in made:
         sys.stdout.write(f"{key.purpose}\t{key.kid}\n")
+    # The secrets too (production makes none on its own); never printed, never replaced.
+    for name, new in make_secrets(settings):
+        state = "secret made" if new else "secret kept (it is never replaced)"
+        sys.stdout.write(f"{name}\t{state}\n")
     return 0
 
 
@@ -255,7 +260,13 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", required=True, metavar="COMMAND"
     )
-    gen = command(keys, "generate", _keys_generate, "add a new key (it signs from now on)")
+    gen = command(
+        keys,
+        "generate",
+        _keys_generate,
+        "add a new signing key per purpose (it signs from now on) and make the secrets "
+        "that are missing (kept once made)",
+    )
     gen.add_argument("--purpose", action="append", help="only this purpose (repeatable)")
     command(keys, "show", _keys_show, "print the public keys: JWKS and checkpoint verifier keys")
 
