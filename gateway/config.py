@@ -8,9 +8,9 @@ the project reads the environment at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ConfigurationError", "GatewaySettings"]
@@ -106,7 +106,10 @@ class GatewaySettings(BaseSettings):
     )
 
     # GraphQL.
-    introspection: bool = True
+    introspection: bool = Field(
+        default=False,
+        description="Answer `__schema` and `__type`. Default: on, except in production.",
+    )
     query_page: bool = Field(
         default=False, description="Serve the GraphiQL query page at GET /graphql (text/html)."
     )
@@ -126,6 +129,16 @@ class GatewaySettings(BaseSettings):
     # Logging.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _introspection_by_environment(cls, values: Any) -> Any:
+        # The schema is public in the sandbox (the query page needs it); in production it
+        # tells anyone probing what can be read, so it is answered only when asked for.
+        if isinstance(values, dict) and values.get("introspection") is None:
+            production = values.get("environment") == "production"
+            return {**values, "introspection": not production}
+        return values
 
     @field_validator("origin")
     @classmethod

@@ -2,6 +2,7 @@
 
 Validation rules (depth, aliases, introspection) are built here once: the validation
 cache is keyed by the rule classes, so rules created per request would never hit it.
+The depth counts introspection fields too (`schema._limits`).
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from typing import Any
 
 import strawberry
 import structlog
-from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
@@ -29,6 +29,7 @@ from strawberry.types import ExecutionContext
 from gateway.errors import GatewayError
 from schema._build import canonical_tree, warm_converters
 from schema._consent import Mutation
+from schema._limits import NoIntrospectionRule, depth_rule
 from schema._query import Query
 from schema._service import KINDS
 
@@ -91,11 +92,11 @@ class _MaskUnexpected(MaskErrors):
 def build_schema(limits: SchemaLimits) -> strawberry.Schema:
     """The executable schema with caches, limits and masking as extension factories."""
     rules: list[Any] = [
-        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        depth_rule(limits.max_depth),
         *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
     ]
     if not limits.introspection:
-        rules.append(NoSchemaIntrospectionCustomRule)
+        rules.append(NoIntrospectionRule)
     for kind in KINDS.values():
         warm_converters(kind.cls)
     extensions: list[Callable[[], SchemaExtension]] = [

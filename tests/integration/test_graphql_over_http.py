@@ -178,7 +178,7 @@ async def test_introspection_can_be_switched_off(gateway_factory) -> None:
             "/graphql", json={"query": "{ __schema { types { name } } }"}, headers={"Accept": GR}
         )
     assert response.status_code == 400
-    assert response.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert response.json()["errors"][0]["extensions"]["code"] == "INTROSPECTION_DISABLED"
 
 
 async def test_request_ids_are_the_gateways_own(client) -> None:

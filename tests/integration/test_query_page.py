@@ -52,11 +52,20 @@ async def test_query_page_runs_a_query_offline(
             page.on(
                 "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
             )
-            await page.goto(f"{gateway.url}/graphql", wait_until="networkidle")
+            # GraphiQL asks for the schema with the standard introspection query first.
+            async with page.expect_response(
+                lambda r: (
+                    r.url == f"{gateway.url}/graphql" and "__schema" in (r.request.post_data or "")
+                )
+            ) as introspected:
+                await page.goto(f"{gateway.url}/graphql", wait_until="networkidle")
+            schema = await (await introspected.value).json()
             await page.locator(".graphiql-execute-button").click()
             await page.locator(".result-window").get_by_text(full_name).wait_for(timeout=15_000)
         finally:
             await browser.close()
+    assert "errors" not in schema, schema
+    assert "Citizen" in {t["name"] for t in schema["data"]["__schema"]["types"]}
     assert requested, "the page made no request at all"
     outside = [u for u in requested if not u.startswith(gateway.url) and not u.startswith("data:")]
     assert outside == []

@@ -121,3 +121,30 @@ def test_default_database_is_sqlite() -> None:
 
 def test_postgresql_is_not_sqlite() -> None:
     assert not _settings(database_url=DB).is_sqlite
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"), [("development", True), ("demo", True), ("production", False)]
+)
+def test_introspection_is_off_in_production_unless_turned_on(
+    environment: str, expected: bool
+) -> None:
+    assert _settings(environment=environment).introspection is expected
+
+
+@pytest.mark.parametrize("environment", ["development", "demo", "production"])
+@pytest.mark.parametrize("chosen", [True, False])
+def test_introspection_as_configured_in_any_environment(environment: str, chosen: bool) -> None:
+    assert _settings(environment=environment, introspection=chosen).introspection is chosen
+
+
+def test_introspection_from_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_ENVIRONMENT", "production")
+    assert _settings().introspection is False
+    monkeypatch.setenv("GATEWAY_INTROSPECTION", "true")
+    assert _settings().introspection is True
+
+
+def test_introspection_from_a_dotenv_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("GATEWAY_ENVIRONMENT=production\n", encoding="utf-8")
+    assert _settings().introspection is False
