@@ -321,7 +321,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         sys.stderr.write(f"gateway: invalid settings:\n{exc}\n")
         return 2
-    except (OSError, SQLAlchemyError) as exc:
+    except OSError as exc:
+        if exc.filename is not None:
+            # A file the command reads or writes (a key, a manifest, a body): say which.
+            sys.stderr.write(f"gateway: {exc.strerror or type(exc).__name__}: {exc.filename}\n")
+            return 2
+        sys.stderr.write(f"gateway: the database cannot be used: {type(exc).__name__}\n")
+        return 2
+    except SQLAlchemyError as exc:
         # Unreachable or misnamed database: one line, never the URL (it may hold a password).
         sys.stderr.write(f"gateway: the database cannot be used: {type(exc).__name__}\n")
         return 2

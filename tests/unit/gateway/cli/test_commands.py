@@ -147,3 +147,15 @@ def test_the_readme_documents_the_openapi_description_and_only_pages_that_exist(
     for page in ("/docs", "/redoc"):
         served = page in {app.docs_url, app.redoc_url}
         assert (f"`GET {page}`" in text) == served, page
+
+
+def test_a_missing_file_is_named_not_taken_for_the_database(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "body.json"
+    done = _cli(
+        "token", "--client", "VN/GOV/X/y", "--procedure", "1.004222", "--case", "c",
+        "--officer", "o", "--body", str(missing), env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == f"gateway: No such file or directory: {missing}\n"
