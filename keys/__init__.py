@@ -5,6 +5,7 @@ from keys._keyring import PURPOSES, KeyRing, KeyRingError, SigningKey
 from keys._notes import (
     NoteError,
     NoteVerifier,
+    UnknownNoteKey,
     note_key_id,
     open_note,
     parse_verifier_key,
@@ -20,6 +21,7 @@ __all__ = [
     "NoteError",
     "NoteVerifier",
     "SigningKey",
+    "UnknownNoteKey",
     "eddsa_allowed",
     "load_secret",
     "note_key_id",

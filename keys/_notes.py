@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 __all__ = [
     "NoteError",
     "NoteVerifier",
+    "UnknownNoteKey",
     "note_key_id",
     "open_note",
     "parse_verifier_key",
@@ -36,6 +37,14 @@ _MAX_SIGNATURES = 100
 
 class NoteError(ValueError):
     """A note that is malformed or carries no valid signature of a known key."""
+
+
+class UnknownNoteKey(NoteError):
+    """A well-formed note that no known key signed; `signers`: who did (name, key id)."""
+
+    def __init__(self, signers: list[tuple[str, bytes]]) -> None:
+        super().__init__("no known key signed this note")
+        self.signers = signers
 
 
 def _raw(public: Ed25519PublicKey) -> bytes:
@@ -112,6 +121,7 @@ def open_note(note: str, verifiers: Iterable[NoteVerifier]) -> tuple[str, list[N
         raise NoteError("too many signatures")
     known = {(v.name, v.key_id): v for v in verifiers}
     verified: list[NoteVerifier] = []
+    unknown: list[tuple[str, bytes]] = []
     for line in lines:
         if not line.startswith(_DASH):
             raise NoteError("a signature line starts with an em dash and a space")
@@ -124,6 +134,7 @@ def open_note(note: str, verifiers: Iterable[NoteVerifier]) -> tuple[str, list[N
             raise NoteError("a signature is a key id and a signature")
         verifier = known.get((name, raw[:4]))
         if verifier is None:
+            unknown.append((name, raw[:4]))
             continue
         try:
             verifier.public.verify(raw[4:], text.encode())
@@ -131,5 +142,5 @@ def open_note(note: str, verifiers: Iterable[NoteVerifier]) -> tuple[str, list[N
             raise NoteError(f"the signature of {name} does not verify") from exc
         verified.append(verifier)
     if not verified:
-        raise NoteError("no known key signed this note")
+        raise UnknownNoteKey(unknown)
     return text, verified

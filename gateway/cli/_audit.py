@@ -19,7 +19,12 @@ __all__ = ["add_audit_commands"]
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from gateway.log import CheckpointError, checkpoint_verifiers, parse_checkpoint
+    from gateway.log import (
+        CheckpointError,
+        UnknownCheckpointKey,
+        checkpoint_verifiers,
+        parse_checkpoint,
+    )
     from gateway.log.remote import verify_remote
     from gateway.records import verify_database
     from keys import NoteError, parse_verifier_key
@@ -48,6 +53,10 @@ def _audit_verify(args: argparse.Namespace) -> int:
         if previous is not None:
             try:
                 seen = parse_checkpoint(previous, verifiers)
+            except UnknownCheckpointKey as exc:
+                problem = f"the previous checkpoint: {exc}"
+                sys.stderr.write(_other_configuration(problem, origin, verifiers, trusted))
+                return 2
             except CheckpointError as exc:
                 sys.stderr.write(f"gateway: the previous checkpoint does not verify: {exc}\n")
                 return 1
@@ -60,6 +69,9 @@ def _audit_verify(args: argparse.Namespace) -> int:
                 await engine.dispose()
 
         report = asyncio.run(run())
+        if report.configuration:
+            sys.stderr.write(_other_configuration(report.problem, origin, verifiers, trusted))
+            return 2
         sys.stdout.write("checked the log in the database:\n")
     for item in report.checked:
         sys.stdout.write(f"  ok  {item}\n")
@@ -69,6 +81,22 @@ def _audit_verify(args: argparse.Namespace) -> int:
     where = f" (first bad index: {report.bad_index})" if report.bad_index is not None else ""
     sys.stderr.write(f"gateway: the log does not verify{where}: {report.problem}\n")
     return 1
+
+
+def _other_configuration(
+    problem: str | None, origin: str, verifiers: list[Any], given: list[Any]
+) -> str:
+    """Why the log could not be checked with this configuration, and what to set."""
+    keys = ", ".join(f"{v.name}+{v.key_id.hex()}" for v in verifiers) or "none"
+    source = "from --key" if given else "the checkpoint keys under GATEWAY_KEYS_DIR"
+    return (
+        f"gateway: the log was not checked: the configuration differs from the one "
+        f"that signed it (this is not a sign that the log was changed)\n"
+        f"  {problem}\n"
+        f"  the configured origin is {origin!r} (GATEWAY_LOG_ORIGIN, or GATEWAY_ORIGIN's "
+        f"host and /log); its keys are {keys} ({source})\n"
+        f"  run it with the gateway's own GATEWAY_ORIGIN (or GATEWAY_LOG_ORIGIN) and keys\n"
+    )
 
 
 def _verifier_keys(given: str | None) -> list[Any]:
@@ -104,23 +132,45 @@ def _audit_verify_export(args: argparse.Namespace) -> int:
 
 
 def _audit_verify_proof(args: argparse.Namespace) -> int:
-    from gateway.log import verify_tlog_proof
+    from gateway.log import b64url, read_leaf_hash, verify_tlog_proof
 
+    given = None
+    if args.leaf_hash is not None:
+        try:
+            given = read_leaf_hash(args.leaf_hash)
+        except ValueError as exc:
+            sys.stderr.write(f"gateway: --leaf-hash: {exc}\n")
+            return 2
     text = read_file(args.file).decode("utf-8", errors="replace")
     try:
-        proven = verify_tlog_proof(text, _verifier_keys(args.key))
+        proven = verify_tlog_proof(text, _verifier_keys(args.key), leaf_hash=given)
     except ValueError as exc:
-        sys.stderr.write(f"gateway: {args.file} does not verify: {exc}\n")
+        hint = _LEAF_HASH_HINT if given is None and "no leaf hash" in str(exc) else ""
+        sys.stderr.write(f"gateway: {args.file} does not verify: {exc}{hint}\n")
         return 1
-    leaf = proven.leaf or {}
     sys.stdout.write(
         f"  ok  leaf {proven.index} is in the checkpoint of {proven.checkpoint.origin} "
-        f"at size {proven.checkpoint.size}\n"
+        f"at size {proven.checkpoint.size} (leaf hash {b64url(proven.leaf_hash)})\n"
+    )
+    if proven.data is None:
+        sys.stdout.write(
+            "  --  not checked: the leaf's contents (its type, time and envelope hash): "
+            "the proof carries no leaf (`extra` line)\n"
+            "the leaf hash is in the log\n"
+        )
+        return 0
+    if given is not None:
+        sys.stdout.write("  ok  the leaf in the proof has the hash given\n")
+    leaf = proven.leaf or {}
+    sys.stdout.write(
         f"  ok  {leaf.get('type')} record of {leaf.get('ts')}, "
         f"envelope {leaf.get('envelope_hash')}\n"
         "the receipt verifies\n"
     )
     return 0
+
+
+_LEAF_HASH_HINT = "; give the leaf hash it proves with --leaf-hash (a receipt's leafHash)"
 
 
 def _audit_forget(args: argparse.Namespace) -> int:
@@ -236,9 +286,16 @@ def add_audit_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]
     vproof = command(
         audit, "verify-proof", _audit_verify_proof, "check an access receipt (tlog-proof) offline"
     )
-    vproof.add_argument("file", help="a receipt from /me/accesses/{id}/receipt")
+    vproof.add_argument(
+        "file", help="a receipt from /me/accesses/{id}/receipt, or a proof from /log/tlog-proof"
+    )
     vproof.add_argument(
         "--key", help="checkpoint verifier key(s), comma-separated (default: this machine's keys)"
+    )
+    vproof.add_argument(
+        "--leaf-hash",
+        help="the leaf hash the proof must prove (a receipt's leafHash, base64url or base64); "
+        "needed when the proof carries no leaf",
     )
     forgetp = command(
         audit,

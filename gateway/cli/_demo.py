@@ -10,7 +10,6 @@ Ctrl-C. Its child processes are this interpreter running the project's own modul
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import signal
@@ -195,11 +194,7 @@ class Demo:
 
     def _integrated(self, receipt: dict[str, Any]) -> tuple[str, str]:
         """Wait (within the merge delay) for the receipt's leaf; (proof URL, checkpoint)."""
-        digest = base64.b64decode(receipt["leafHash"])
-        proof_url = (
-            f"{self.gateway_url}/log/tlog-proof?hash="
-            f"{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
-        )
+        proof_url = f"{self.gateway_url}/log/tlog-proof?hash={receipt['leafHash']}"
         deadline = time.monotonic() + 10
         while httpx.get(proof_url, timeout=5.0).status_code != 200:
             if time.monotonic() > deadline:

@@ -3,9 +3,10 @@
 This package is the log's pure core: hashing and the compact range (`CompactRange`),
 inclusion and consistency proofs that raise `ProofError`, checkpoints as C2SP signed
 notes, tile paths and entry bundles (c2sp.org/tlog-tiles), the public leaf and the
-envelope hash, offline proofs (c2sp.org/tlog-proof), receipts, and the offline checks
-of exports and receipts. It imports neither the database nor the web framework, so
-the offline checks run anywhere with `keys/` alone.
+envelope hash, offline proofs (c2sp.org/tlog-proof), receipts, the base64url of hashes
+in JSON and URLs, and the offline checks of exports and receipts. It imports neither
+the database nor the web framework, so the offline checks run anywhere with `keys/`
+alone.
 
 What needs more lives in modules of their own, imported by name:
 
@@ -18,11 +19,13 @@ What needs more lives in modules of their own, imported by name:
 from gateway.log._checkpoint import (
     Checkpoint,
     CheckpointError,
+    UnknownCheckpointKey,
     checkpoint_text,
     checkpoint_verifiers,
     parse_checkpoint,
     sign_checkpoint,
 )
+from gateway.log._encoding import b64url, read_b64, read_leaf_hash
 from gateway.log._leaf import LEAF_VERSION, canonical_hash, format_ts, public_leaf
 from gateway.log._merkle import (
     EMPTY_ROOT,
@@ -68,6 +71,8 @@ __all__ = [
     "ProvenLeaf",
     "Report",
     "TlogProof",
+    "UnknownCheckpointKey",
+    "b64url",
     "canonical_hash",
     "checkpoint_text",
     "checkpoint_verifiers",
@@ -84,7 +89,9 @@ __all__ = [
     "parse_tile_path",
     "perfect_nodes",
     "public_leaf",
+    "read_b64",
     "read_entry_bundle",
+    "read_leaf_hash",
     "read_tlog_proof",
     "sign_checkpoint",
     "tile_name",

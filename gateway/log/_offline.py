@@ -5,20 +5,21 @@ Two kinds of files leave the gateway to be checked elsewhere:
 - an auditor's export (`/audit/export`, JSON lines): a signed checkpoint, then each
   record with its envelope, its public leaf, its leaf index and an inclusion proof
   against that checkpoint, then a summary line;
-- a citizen's receipt (`/me/accesses/{id}/receipt`, c2sp.org/tlog-proof@v1): the public
-  leaf in its `extra` line, the index, the proof and the checkpoint.
+- a citizen's receipt (`/me/accesses/{id}/receipt`) or an offline proof from the public
+  `/log/tlog-proof` (c2sp.org/tlog-proof@v1): the public leaf in its `extra` line, the
+  index, the proof and the checkpoint.
 
 Both are checked here with the checkpoint verifier key alone: the checkpoint's
 signature and origin, each envelope against its hash, each leaf against its envelope,
-each proof against the checkpoint's root (RFC 9162). `gateway audit verify-export` and
+each proof against the checkpoint's root (RFC 9162). A proof without its `extra` line
+proves the inclusion of a leaf hash given with it (a receipt's `leafHash`), and says
+nothing of that leaf's contents. `gateway audit verify-export` and
 `gateway audit verify-proof` run them. They import the log's core and `keys/` only:
 neither the database nor the web framework.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +27,10 @@ from typing import Any
 import orjson
 
 from gateway.log._checkpoint import Checkpoint, CheckpointError, parse_checkpoint
+from gateway.log._encoding import b64url, read_b64
 from gateway.log._leaf import canonical_hash
-from gateway.log._merkle import ProofError, leaf_hash, verify_inclusion
+from gateway.log._merkle import ProofError, verify_inclusion
+from gateway.log._merkle import leaf_hash as _leaf_hash
 from gateway.log._tlog_proof import read_tlog_proof
 from keys import NoteVerifier
 
@@ -130,11 +133,12 @@ def _record(item: dict[str, Any], report: ExportReport) -> None:
     if leaf.get("envelope_hash") != digest or leaf.get("type") != item.get("type"):
         raise _Bad("the public leaf is not the leaf of this envelope")
     try:
-        hashes = [base64.b64decode(h, validate=True) for h in proof]
-    except (binascii.Error, TypeError, ValueError):
+        # base64url since exports took it; standard base64 in exports made before.
+        hashes = [read_b64(h) for h in proof]
+    except (TypeError, ValueError):
         raise _Bad("a proof hash is not base64") from None
     try:
-        verify_inclusion(index, signed.size, leaf_hash(leaf_text.encode()), hashes, signed.root)
+        verify_inclusion(index, signed.size, _leaf_hash(leaf_text.encode()), hashes, signed.root)
     except ProofError:
         raise _Bad(
             f"the inclusion proof of leaf {index} does not lead to the checkpoint's root"
@@ -160,32 +164,60 @@ def _end(item: dict[str, Any], report: ExportReport) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ProvenLeaf:
-    """A leaf proven to be in a signed checkpoint."""
+    """A leaf hash proven to be in a signed checkpoint, and the leaf when the proof has it.
+
+    `data` is the leaf as the proof carries it (its `extra` line), `None` when the proof
+    carries none: then only `leaf_hash` was proven, not what the leaf says. `leaf` is
+    `data` read as a JSON object (the public leaf), if it is one.
+    """
 
     index: int
     leaf: dict[str, Any] | None
     checkpoint: Checkpoint
+    leaf_hash: bytes
+    data: bytes | None = None
 
 
-def verify_tlog_proof(text: str, verifiers: Sequence[NoteVerifier]) -> ProvenLeaf:
-    """Check a c2sp.org/tlog-proof@v1 whose `extra` is the leaf; ValueError if wrong."""
+def verify_tlog_proof(
+    text: str, verifiers: Sequence[NoteVerifier], *, leaf_hash: bytes | None = None
+) -> ProvenLeaf:
+    """Check a c2sp.org/tlog-proof@v1; `ValueError` saying what is wrong.
+
+    The leaf proven is the one in the proof's `extra` line, which must then hash to
+    `leaf_hash` if that is given; without an `extra` line, `leaf_hash` is proven (and
+    must be given: a proof alone does not name a leaf).
+    """
     proof = read_tlog_proof(text)
     try:
         signed = parse_checkpoint(proof.note, verifiers)
     except CheckpointError as exc:
         raise ValueError(f"the checkpoint does not verify: {exc}") from None
-    if proof.extra is None:
-        raise ValueError("the proof carries no leaf (`extra` line): nothing to check it against")
-    try:
-        verify_inclusion(
-            proof.index, signed.size, leaf_hash(proof.extra), proof.hashes, signed.root
+    if proof.extra is not None:
+        digest = _leaf_hash(proof.extra)
+        if leaf_hash is not None and leaf_hash != digest:
+            raise ValueError(
+                f"the proof carries another leaf than the hash given: its leaf hashes to "
+                f"{b64url(digest)}, not {b64url(leaf_hash)}"
+            )
+    elif leaf_hash is not None:
+        digest = leaf_hash
+    else:
+        raise ValueError(
+            "the proof carries no leaf (`extra` line) and no leaf hash was given: "
+            "nothing to check it against"
         )
+    try:
+        verify_inclusion(proof.index, signed.size, digest, proof.hashes, signed.root)
     except ProofError:
         raise ValueError(
             f"the proof of leaf {proof.index} does not lead to the checkpoint's root"
         ) from None
-    try:
-        leaf = orjson.loads(proof.extra)
-    except orjson.JSONDecodeError:
-        leaf = None
-    return ProvenLeaf(proof.index, leaf if isinstance(leaf, dict) else None, signed)
+    leaf = None
+    if proof.extra is not None:
+        try:
+            leaf = orjson.loads(proof.extra)
+        except orjson.JSONDecodeError:
+            leaf = None
+    return ProvenLeaf(
+        proof.index, leaf if isinstance(leaf, dict) else None, signed, digest, proof.extra
+    )

@@ -3,13 +3,16 @@
 Like a Certificate Transparency SCT, a receipt is given at once: the leaf hash of the
 request's access record, its time, the log's origin and the maximum merge delay, signed
 with the gateway's receipt key (Ed25519 over the RFC 8785 JSON of those fields). Once the
-sequencer has integrated the leaf, `GET /log/tlog-proof?hash=...` turns the receipt into
-an offline inclusion proof.
+sequencer has integrated the leaf, `GET /log/tlog-proof?hash=<leafHash>` turns the receipt
+into an offline inclusion proof.
+
+Version 2 receipts carry the leaf hash and the signature in base64url without padding,
+so that the leaf hash goes into that URL as it stands; version 1 receipts carried
+standard base64, and still verify.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
 from typing import Any
 
@@ -17,6 +20,7 @@ import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.log._encoding import b64url, read_b64
 from gateway.log._leaf import format_ts
 from keys import KeyRing
 
@@ -37,22 +41,22 @@ def make_receipt(
 ) -> dict[str, Any]:
     """A receipt for the leaf, signed with the current receipt key."""
     payload: dict[str, Any] = {
-        "v": 1,
+        "v": 2,
         "origin": origin,
-        "leafHash": base64.b64encode(leaf_hash).decode(),
+        "leafHash": b64url(leaf_hash),
         "timestamp": format_ts(at or datetime.datetime.now(datetime.UTC)),
         "maxMergeDelaySeconds": merge_delay,
     }
     key = keyring.signing("receipts")
     signature = key.sign(rfc8785.dumps(payload))
-    return {**payload, "kid": key.kid, "signature": base64.b64encode(signature).decode()}
+    return {**payload, "kid": key.kid, "signature": b64url(signature)}
 
 
 def verify_receipt(receipt: dict[str, Any], public: Ed25519PublicKey) -> bool:
-    """Whether `public` signed this receipt."""
+    """Whether `public` signed this receipt (of version 2, or 1 as issued before)."""
     try:
-        signature = base64.b64decode(receipt["signature"], validate=True)
+        signature = read_b64(receipt["signature"])
         public.verify(signature, rfc8785.dumps(_payload(receipt)))
-    except (KeyError, ValueError, InvalidSignature):
+    except (KeyError, TypeError, ValueError, InvalidSignature):
         return False
     return True

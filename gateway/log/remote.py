@@ -9,11 +9,10 @@ the gateway's database.
 
 from __future__ import annotations
 
-import base64
-
 import httpx
 
 from gateway.log._checkpoint import CheckpointError, parse_checkpoint
+from gateway.log._encoding import read_b64
 from gateway.log._merkle import (
     CompactRange,
     ProofError,
@@ -117,7 +116,7 @@ async def _verify_remote(
     step = max(1, size // samples) if size else 1
     for index in range(0, size, step):
         proof = (await get(f"/log/proof/inclusion?index={index}&size={size}")).json()
-        hashes = [base64.b64decode(h) for h in proof["hashes"]]
+        hashes = [read_b64(h) for h in proof["hashes"]]
         try:
             verify_inclusion(index, size, leaves[index], hashes, checkpoint.root)
         except ProofError:
@@ -143,7 +142,7 @@ async def _verify_remote(
             return report.fail("two different roots were signed for the same size", size)
         if 0 < old.size < size:
             proof = (await get(f"/log/proof/consistency?first={old.size}&second={size}")).json()
-            hashes = [base64.b64decode(h) for h in proof["hashes"]]
+            hashes = [read_b64(h) for h in proof["hashes"]]
             try:
                 verify_consistency(old.size, size, old.root, checkpoint.root, hashes)
             except ProofError:

@@ -325,6 +325,14 @@ class TransparencyLog:
             )
         return int(row.idx), row.leaf.encode()
 
+    async def leaf(self, index: int) -> bytes:
+        """The public leaf at `index`."""
+        async with self._engine.connect() as conn:
+            leaf = await conn.scalar(sa.select(log_leaves.c.leaf).where(log_leaves.c.idx == index))
+        if leaf is None:
+            raise NotFound("No integrated leaf has this index (yet).", kind="Leaf")
+        return str(leaf).encode()
+
     async def tile(self, level: int, index: int, width: int) -> bytes:
         """A C2SP tile: `width` hashes of Merkle level 8*`level`, from `index` * 256."""
         first = index * TILE_WIDTH

@@ -30,6 +30,7 @@ from gateway.log import (
     CompactRange,
     ProofError,
     Report,
+    UnknownCheckpointKey,
     leaf_hash,
     node_hash,
     parse_checkpoint,
@@ -63,14 +64,23 @@ async def _checkpoints(
     for row in rows:
         try:
             checkpoint = parse_checkpoint(row.note, verifiers)
+        except UnknownCheckpointKey as exc:
+            # Checked under another origin, or with other keys, than the log's own.
+            report.fail(f"checkpoint of size {row.size}: {exc}", configuration=True)
+            return out
         except CheckpointError as exc:
             report.fail(f"checkpoint of size {row.size}: {exc}")
             return out
-        if (checkpoint.origin, checkpoint.size, checkpoint.root) != (
-            origin,
-            row.size,
-            bytes(row.root),
-        ):
+        if checkpoint.origin != origin:
+            # Signed by a key given, under the name the checkpoint gives: only the
+            # origin configured differs.
+            report.fail(
+                f"checkpoint of size {row.size}: the checkpoint names the origin "
+                f"{checkpoint.origin!r}; the configured origin is {origin!r}",
+                configuration=True,
+            )
+            return out
+        if (checkpoint.size, checkpoint.root) != (row.size, bytes(row.root)):
             report.fail(f"checkpoint of size {row.size}: its stored columns differ from its note")
             return out
         out.append(checkpoint)

@@ -18,7 +18,6 @@ Auditors see envelopes, never personal parts. Every search and export is itself 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -29,7 +28,7 @@ from starlette.responses import StreamingResponse
 from gateway.admission import Identity
 from gateway.errors import NotFound
 from gateway.instants import format_instant
-from gateway.log import Checkpoint
+from gateway.log import Checkpoint, b64url
 from gateway.records import (
     EnvelopeBody,
     Event,
@@ -218,7 +217,7 @@ async def _export_lines(
                     item.update(
                         kind="record",
                         leaf=row.leaf,
-                        proof=[base64.b64encode(h).decode() for h in proof],
+                        proof=[b64url(h) for h in proof],
                     )
                 yield _line(item)
     yield _line({"kind": "end", "records": proven + pending, "proven": proven, "pending": pending})

@@ -7,19 +7,24 @@ GET /log/tile/entries/<N>[.p/<W>]            public leaves, uint16-length-prefix
 GET /log/proof/inclusion?index=I&size=S      or ?hash=<base64url leaf hash>&size=S
 GET /log/proof/consistency?first=A&second=B
 GET /log/tlog-proof?index=I | ?hash=H        an offline proof (c2sp.org/tlog-proof)
+
+Hashes in the JSON answers are base64url without padding, as receipts' `leafHash`; a
+`hash` parameter may be base64url or standard base64 (as version 1 receipts wrote it),
+padded or not, even with its `+` pasted unescaped. The offline proof is a C2SP text, in
+standard base64, with the public leaf in its `extra` line: the leaf the entry bundles
+publish, nothing personal, so that it verifies on its own
+(`gateway audit verify-proof`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from gateway.errors import InvalidArgument, NotFound
-from gateway.log import TILE_WIDTH, parse_tile_path, tlog_proof
+from gateway.log import TILE_WIDTH, b64url, parse_tile_path, read_leaf_hash, tlog_proof
 from gateway.log.store import TransparencyLog
 from gateway.state import State
 from keys import verifier_key
@@ -30,17 +35,17 @@ _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def _b64(hashes: list[bytes]) -> list[str]:
-    return [base64.b64encode(h).decode() for h in hashes]
+    return [b64url(h) for h in hashes]
 
 
 def _leaf_hash(value: str) -> bytes:
+    # A `+` of standard base64 pasted unescaped reaches here as a space.
     try:
-        digest = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (ValueError, binascii.Error):
-        digest = b""
-    if len(digest) != 32:
-        raise InvalidArgument("A leaf hash is 32 bytes in base64url.", argument="hash")
-    return digest
+        return read_leaf_hash(value.replace(" ", "+"))
+    except ValueError:
+        raise InvalidArgument(
+            "A leaf hash is 32 bytes in base64url (or standard base64).", argument="hash"
+        ) from None
 
 
 async def _index_of(store: TransparencyLog, index: int | None, digest: str | None) -> int:
@@ -121,7 +126,10 @@ def log_router() -> APIRouter:
         latest = await store.latest()
         if latest is None or index >= latest.size:
             raise NotFound("The leaf is not in a signed checkpoint yet.", kind="Leaf")
+        leaf = await store.leaf(index)
         proof = await store.inclusion_proof(index, latest.size)
-        return Response(tlog_proof(index, proof, latest), media_type="text/plain; charset=utf-8")
+        return Response(
+            tlog_proof(index, proof, latest, extra=leaf), media_type="text/plain; charset=utf-8"
+        )
 
     return router

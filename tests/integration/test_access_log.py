@@ -71,6 +71,15 @@ def consistent(m: int, n: int, root1: bytes, root2: bytes, proof: list[bytes]) -
     return fr == root1 and sr == root2 and sn == 0
 
 
+def _from_b64url(text: str) -> bytes:
+    """JSON carries hashes and signatures in base64url without padding."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
 def read_checkpoint(text: str) -> tuple[str, int, bytes]:
     origin, size, root = text.split("\n")[:3]
     return origin, int(size), base64.b64decode(root)
@@ -170,7 +179,7 @@ async def test_the_log_verifies_with_independent_code(log_gateway, dataset, migr
 
         # Consistency between the checkpoints, as RFC 9162 says.
         proof = (await http.get(f"/log/proof/consistency?first={first_size}&second={size}")).json()
-        hashes_ = [base64.b64decode(h) for h in proof["hashes"]]
+        hashes_ = [_from_b64url(h) for h in proof["hashes"]]
         assert consistent(first_size, size, first_root, root, hashes_)
         assert not consistent(first_size, size, first_root, _h(b"x"), hashes_)
         assert empty_size == 0
@@ -182,16 +191,16 @@ async def test_the_log_verifies_with_independent_code(log_gateway, dataset, migr
         for answer in answers[::37]:
             receipt = answer["extensions"]["receipt"]
             key = receipt_keys[receipt["kid"]]
-            public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(key["x"] + "=="))
+            public = Ed25519PublicKey.from_public_bytes(_from_b64url(key["x"]))
             payload = {k: v for k, v in receipt.items() if k not in {"kid", "signature"}}
-            public.verify(base64.b64decode(receipt["signature"]), rfc8785.dumps(payload))
-            leaf = base64.b64decode(receipt["leafHash"])
-            urlsafe = base64.urlsafe_b64encode(leaf).decode().rstrip("=")
-            offline = (await http.get(f"/log/tlog-proof?hash={urlsafe}")).text
+            public.verify(_from_b64url(receipt["signature"]), rfc8785.dumps(payload))
+            leaf = _from_b64url(receipt["leafHash"])
+            offline = (await http.get(f"/log/tlog-proof?hash={receipt['leafHash']}")).text
             lines = offline.split("\n")
             assert lines[0] == "c2sp.org/tlog-proof@v1"
-            index = int(lines[1].split()[1])
-            path = [base64.b64decode(h) for h in lines[2 : lines.index("")]]
+            assert _h(b"\x00", base64.b64decode(lines[1].removeprefix("extra "))) == leaf
+            index = int(lines[2].split()[1])
+            path = [base64.b64decode(h) for h in lines[3 : lines.index("")]]
             embedded = "\n".join(lines[lines.index("") + 1 :])
             _, proof_size, proof_root = read_checkpoint(note_signed_by(embedded, verifier))
             # pymerkle builds its own proof for the same leaf: the hashes must agree.
@@ -526,3 +535,132 @@ async def test_hostile_log_requests_get_clean_errors(log_gateway, dataset) -> No
             response = await http.get(path)
             assert response.status_code in {400, 404}, (path, response.text)
             assert response.json()["code"] in {"INVALID_ARGUMENT", "NOT_FOUND"}, path
+
+
+# -- from an answer's receipt to a proof, as the README says ------------------------------
+
+
+async def _offline_proof(http, query: str) -> str:
+    """`GET /log/tlog-proof?<query>` (as written, not re-encoded), once the leaf is in."""
+    for _ in range(100):
+        response = await http.get(f"/log/tlog-proof?{query}")
+        if response.status_code != 404:
+            assert response.status_code == 200, (query, response.text)
+            return response.text
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no proof for {query}")
+
+
+async def test_the_readme_path_from_a_receipt_to_verify_proof(
+    log_gateway, dataset, tmp_path
+) -> None:
+    """`extensions.receipt.leafHash`, then `GET /log/tlog-proof?hash=`, then verify-proof."""
+    [answer] = await _requests(log_gateway, dataset, 1)
+    receipt = answer["extensions"]["receipt"]
+    async with log_gateway.client(auth=None) as http:
+        key = (await http.get("/log/key")).text.splitlines()[0]
+        # The leaf hash pasted into the URL as it stands in the receipt.
+        proof = await _offline_proof(http, f"hash={receipt['leafHash']}")
+        index = int(proof.split("\n")[2].removeprefix("index "))
+        assert await _offline_proof(http, f"index={index}") == proof
+    # The public leaf rides in the `extra` line: the public log's leaf, nothing personal.
+    extra = proof.split("\n")[1]
+    assert extra.startswith("extra ")
+    leaf = base64.b64decode(extra.removeprefix("extra "))
+    assert _h(b"\x00", leaf) == _from_b64url(receipt["leafHash"])
+    assert set(json.loads(leaf)) == {"v", "type", "ts", "envelope_hash", "policy_version"}
+    for person in dataset.sample.citizens:
+        assert person not in proof
+    saved = tmp_path / "access.tlog-proof"
+    saved.write_text(proof)
+
+    checked = _cli("audit", "verify-proof", str(saved), "--key", key)
+    assert checked.returncode == 0, checked.stderr
+    assert f"leaf {index} is in the checkpoint of 127.0.0.1:8000/log" in checked.stdout
+    assert "access record of" in checked.stdout
+    assert "the receipt verifies" in checked.stdout
+    # And with the receipt's leaf hash given, which the leaf in the proof must have.
+    given = _cli(
+        "audit", "verify-proof", str(saved), "--key", key, "--leaf-hash", receipt["leafHash"]
+    )
+    assert given.returncode == 0, given.stderr
+    assert "the leaf in the proof has the hash given" in given.stdout
+
+
+async def _leaf_with_plus_and_slash(gateway, dataset) -> tuple[dict, bytes]:
+    """A receipt whose leaf hash has `+` and `/` in standard base64."""
+    for _ in range(20):
+        for answer in await _requests(gateway, dataset, 8):
+            receipt = answer["extensions"]["receipt"]
+            digest = _from_b64url(receipt["leafHash"])
+            standard = base64.b64encode(digest).decode()
+            if "+" in standard and "/" in standard:
+                return receipt, digest
+    raise AssertionError("160 leaf hashes, none with both `+` and `/`")
+
+
+async def test_a_leaf_hash_with_plus_and_slash_works_through_the_routes_both_ways(
+    log_gateway, dataset
+) -> None:
+    receipt, digest = await _leaf_with_plus_and_slash(log_gateway, dataset)
+    # Receipts carry base64url without padding, as the gateway's other base64url.
+    assert receipt["v"] == 2
+    assert receipt["leafHash"] == _b64url(digest)
+    assert "-" in receipt["leafHash"]
+    assert "_" in receipt["leafHash"]
+    standard = base64.b64encode(digest).decode()
+    forms = {
+        "base64url": _b64url(digest),
+        "base64url, padded": base64.urlsafe_b64encode(digest).decode(),
+        "base64, escaped": standard.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D"),
+        # Pasted as it is: the query string turns `+` into a space.
+        "base64, pasted": standard,
+        "base64, unpadded": standard.rstrip("="),
+    }
+    async with log_gateway.client(auth=None) as http:
+        proofs = {form: await _offline_proof(http, f"hash={v}") for form, v in forms.items()}
+        assert len(set(proofs.values())) == 1, proofs
+        size = int((await http.get("/log/checkpoint")).text.split("\n")[1])
+        for form, value in forms.items():
+            response = await http.get(f"/log/proof/inclusion?hash={value}&size={size}")
+            assert response.status_code == 200, (form, response.text)
+            # JSON carries base64url, as receipts do.
+            assert all("+" not in h and "/" not in h for h in response.json()["hashes"])
+
+
+async def test_a_receipt_issued_before_base64url_still_verifies(
+    log_gateway, dataset, tmp_path
+) -> None:
+    """A version 1 receipt: leaf hash and signature in standard base64."""
+    from gateway.log import verify_receipt
+    from keys import KeyRing
+
+    receipt, digest = await _leaf_with_plus_and_slash(log_gateway, dataset)
+    ring = KeyRing.load(log_gateway.settings.keys_dir)
+    signing = ring.signing("receipts")
+    payload = {
+        "v": 1,
+        "origin": receipt["origin"],
+        "leafHash": base64.b64encode(digest).decode(),
+        "timestamp": receipt["timestamp"],
+        "maxMergeDelaySeconds": receipt["maxMergeDelaySeconds"],
+    }
+    signature = base64.b64encode(signing.sign(rfc8785.dumps(payload))).decode()
+    old = {**payload, "kid": signing.kid, "signature": signature}
+    async with log_gateway.client(auth=None) as http:
+        jwks = (await http.get("/.well-known/jwks.json")).json()
+        key = next(k for k in jwks["keys"] if k["kid"] == old["kid"])
+        public = Ed25519PublicKey.from_public_bytes(_from_b64url(key["x"]))
+        assert verify_receipt(old, public)
+        assert verify_receipt(receipt, public)
+        escaped = old["leafHash"].replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
+        proof = await _offline_proof(http, f"hash={escaped}")
+        assert await _offline_proof(http, f"hash={old['leafHash']}") == proof
+        verifier = (await http.get("/log/key")).text.splitlines()[0]
+    saved = tmp_path / "old.tlog-proof"
+    saved.write_text(proof)
+    checked = _cli(
+        "audit", "verify-proof", str(saved), "--key", verifier, "--leaf-hash", old["leafHash"]
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "the leaf in the proof has the hash given" in checked.stdout

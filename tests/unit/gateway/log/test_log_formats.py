@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.errors import NotFound
@@ -15,6 +17,7 @@ from gateway.log import (
     parse_checkpoint,
     parse_tile_path,
     public_leaf,
+    read_leaf_hash,
     tile_path,
     tlog_proof,
     verify_receipt,
@@ -95,3 +98,61 @@ def test_receipts_verify_with_the_receipt_key_only(tmp_path) -> None:
     assert verify_receipt(receipt, ring.signing("receipts").public)
     assert not verify_receipt(receipt, ring.signing("checkpoints").public)
     assert not verify_receipt({**receipt, "leafHash": "AAAA"}, ring.signing("receipts").public)
+
+
+# A hash whose standard base64 has both `+` and `/` in it (and so `-` and `_` in base64url).
+PLUS_SLASH = bytes.fromhex("fbff" + "00" * 28 + "fbff")
+
+
+def test_leaf_hashes_in_json_are_base64url_without_padding(tmp_path) -> None:
+    ring = KeyRing.ensure(tmp_path)
+    receipt = make_receipt(ring, leaf_hash=PLUS_SLASH, origin="o/log", merge_delay=1.0)
+    assert receipt["v"] == 2
+    assert receipt["leafHash"] == base64.urlsafe_b64encode(PLUS_SLASH).decode().rstrip("=")
+    assert "-" in receipt["leafHash"]
+    assert "_" in receipt["leafHash"]
+    assert not set("+/=") & set(receipt["signature"])
+    assert verify_receipt(receipt, ring.signing("receipts").public)
+
+
+def test_a_receipt_issued_before_base64url_still_verifies(tmp_path) -> None:
+    """Version 1 receipts had the leaf hash and the signature in standard base64."""
+    ring = KeyRing.ensure(tmp_path)
+    payload = {
+        "v": 1,
+        "origin": "o/log",
+        "leafHash": base64.b64encode(PLUS_SLASH).decode(),
+        "timestamp": "2026-12-06T00:30:54.664461Z",
+        "maxMergeDelaySeconds": 1.0,
+    }
+    key = ring.signing("receipts")
+    signature = base64.b64encode(key.sign(rfc8785.dumps(payload))).decode()
+    old = {**payload, "kid": key.kid, "signature": signature}
+    assert "+" in old["leafHash"]
+    assert "/" in old["leafHash"]
+    assert verify_receipt(old, key.public)
+    assert read_leaf_hash(old["leafHash"]) == PLUS_SLASH
+    assert not verify_receipt({**old, "origin": "other/log"}, key.public)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        base64.urlsafe_b64encode(PLUS_SLASH).decode().rstrip("="),
+        base64.urlsafe_b64encode(PLUS_SLASH).decode(),
+        base64.b64encode(PLUS_SLASH).decode(),
+        base64.b64encode(PLUS_SLASH).decode().rstrip("="),
+    ],
+    ids=["base64url", "base64url-padded", "base64", "base64-unpadded"],
+)
+def test_a_leaf_hash_is_read_in_either_alphabet(text: str) -> None:
+    assert read_leaf_hash(text) == PLUS_SLASH
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "AAAA", "not-base64!", "A" * 42, "A" * 44, "A" * 20 + "=" + "A" * 22, "\u0661" * 43],
+)
+def test_a_leaf_hash_that_is_not_one_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="a leaf hash is 32 bytes"):
+        read_leaf_hash(text)

@@ -541,3 +541,86 @@ def test_a_receipt_index_in_superscript_digits_is_refused(log: _Log) -> None:
     text = _receipt(log, 1, extra=log.leaves[1]).replace("\nindex 1\n", "\nindex \u00b9\n")
     with pytest.raises(ValueError):  # int() refuses it, with its own message
         verify_tlog_proof(text, log.verifiers)
+
+
+# -- a proof without its leaf: the inclusion of a given hash --------------------------
+
+
+def test_a_proof_without_its_leaf_proves_the_hash_given(log: _Log) -> None:
+    proven = verify_tlog_proof(_receipt(log, 2), log.verifiers, leaf_hash=log.leaf_hashes[2])
+    assert (proven.index, proven.checkpoint) == (2, log.checkpoint)
+    assert proven.leaf_hash == log.leaf_hashes[2]
+    assert proven.data is None  # the leaf's contents were not in the proof: not checked
+    assert proven.leaf is None
+
+
+def test_a_proof_with_its_leaf_and_the_same_hash_given_verifies(log: _Log) -> None:
+    text = _receipt(log, 3, extra=log.leaves[3])
+    proven = verify_tlog_proof(text, log.verifiers, leaf_hash=log.leaf_hashes[3])
+    assert proven.leaf_hash == log.leaf_hashes[3]
+    assert proven.data == log.leaves[3]
+    assert proven.leaf == orjson.loads(log.leaves[3])
+
+
+def test_a_proof_with_its_leaf_names_its_own_hash(log: _Log) -> None:
+    proven = verify_tlog_proof(_receipt(log, 1, extra=log.leaves[1]), log.verifiers)
+    assert proven.leaf_hash == log.leaf_hashes[1]
+
+
+def test_a_proof_whose_leaf_is_not_the_hash_given_fails(log: _Log) -> None:
+    text = _receipt(log, 3, extra=log.leaves[3])
+    with pytest.raises(ValueError, match="the proof carries another leaf than the hash given"):
+        verify_tlog_proof(text, log.verifiers, leaf_hash=log.leaf_hashes[2])
+
+
+def test_a_proof_without_its_leaf_and_another_hash_fails(log: _Log) -> None:
+    with pytest.raises(ValueError, match="the proof of leaf 2 does not lead"):
+        verify_tlog_proof(_receipt(log, 2), log.verifiers, leaf_hash=log.leaf_hashes[3])
+
+
+def test_a_proof_without_its_leaf_or_a_hash_says_what_is_missing(log: _Log) -> None:
+    with pytest.raises(ValueError, match=r"carries no leaf .* and no leaf hash was given"):
+        verify_tlog_proof(_receipt(log, 2), log.verifiers)
+
+
+# -- a checkpoint checked with keys of another configuration --------------------------
+
+
+def test_a_checkpoint_of_another_origin_names_both_origins_and_the_keys(log: _Log) -> None:
+    # The same key, configured under another origin (its key id differs with the name).
+    other = "127.0.0.1:8000/log"
+    wanted = _verifier(log.key, other)
+    with pytest.raises(ValueError) as raised:
+        verify_tlog_proof(_receipt(log, 2, extra=log.leaves[2]), [wanted])
+    message = str(raised.value)
+    assert "no known key signed this note" in message
+    assert f"the checkpoint names the origin {ORIGIN!r}" in message
+    signer = _verifier(log.key)
+    assert f"signed by {ORIGIN}+{signer.key_id.hex()}" in message
+    assert f"looked for {other}+{wanted.key_id.hex()}" in message
+    assert f"a key given signed it under the name {ORIGIN!r}" in message
+
+
+def test_a_checkpoint_of_an_unknown_key_names_the_keys_looked_for(log: _Log) -> None:
+    stranger = _verifier(Ed25519PrivateKey.generate())
+    with pytest.raises(ValueError) as raised:
+        verify_tlog_proof(_receipt(log, 2, extra=log.leaves[2]), [stranger])
+    message = str(raised.value)
+    assert f"looked for {ORIGIN}+{stranger.key_id.hex()}" in message
+    assert "a key given signed it" not in message
+
+
+def test_an_export_with_its_proofs_in_base64url_verifies(log: _Log) -> None:
+    """Exports carry proof hashes in base64url; those made before, in standard base64."""
+
+    def urlsafe(items: list[dict[str, Any]]) -> None:
+        for item in items[1:-1]:
+            if item.get("proof"):
+                item["proof"] = [
+                    base64.urlsafe_b64encode(base64.b64decode(h)).decode().rstrip("=")
+                    for h in item["proof"]
+                ]
+
+    report = verify_export(_export(log, urlsafe), log.verifiers)
+    assert report.ok, report.problem
+    assert (report.proven, report.pending) == (5, 1)
