@@ -137,8 +137,11 @@ async def test_concurrent_requests_share_commits(gateway, dataset) -> None:
     commits = _metric(after, "gateway_events_per_commit_count") - _metric(
         before, "gateway_events_per_commit_count"
     )
-    assert events == 60
-    assert commits < events
+    # The counters are the process's: another gateway of this test process may commit
+    # meanwhile (a minute's summary of refusals), one event per commit at most.
+    extra = events - 60
+    assert 0 <= extra <= 5
+    assert commits - extra < 60
 
 
 async def test_the_record_holds_no_personal_data_in_its_envelope(
