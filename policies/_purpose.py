@@ -43,6 +43,9 @@ def purpose_text(name: str, value: Any) -> str:
         InvalidPurpose: not a string, empty, too long, or holding a control, format
             (but for the joiners), surrogate, private-use or unassigned character or a
             line or paragraph separator; the message names the part, never the value.
+
+    The text is returned in Unicode NFC: "Nguyễn" typed with combining marks is the
+    same officer, with the same pseudonym, as "Nguyễn" typed precomposed.
     """
     if (
         not isinstance(value, str)
@@ -53,7 +56,7 @@ def purpose_text(name: str, value: Any) -> str:
             f"`purpose.{name}` is 1 to {_TEXT_LIMIT} characters of text: letters of any "
             "script, digits, punctuation and spaces, without control or format characters."
         )
-    return value
+    return unicodedata.normalize("NFC", value)
 
 
 def _subject(value: Any) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,10 @@ def time_range(
     return since, until
 
 
+def _nfc(value: str) -> str:
+    return unicodedata.normalize("NFC", value)
+
+
 def page_limit(limit: int, cap: int) -> int:
     """`limit`, if within the page cap (else 400 naming it)."""
     if limit > cap:
@@ -127,8 +132,9 @@ class SearchFilter:
         return cls(
             start=since,
             end=until,
-            officer=None if officer is None else pseudonym(pseudonym_key, officer),
-            case=None if case is None else pseudonym(pseudonym_key, case),
+            # As the purpose keeps them (NFC), so that any spelling of a name finds it.
+            officer=None if officer is None else pseudonym(pseudonym_key, _nfc(officer)),
+            case=None if case is None else pseudonym(pseudonym_key, _nfc(case)),
             subject=None if subject is None else parse_identifier(subject, argument="subject"),
             type=type,
             decision=decision,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import pytest
@@ -84,3 +85,12 @@ def test_128_characters_of_vietnamese_are_accepted() -> None:
     officer = "Nguyễn " * 18 + "An"
     assert len(officer) == 128
     assert Purpose.from_claim(_claim(officer=officer)).officer == officer
+
+
+def test_a_name_typed_with_combining_marks_is_the_same_officer() -> None:
+    composed = "Nguyễn Văn An"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert decomposed != composed
+    purpose = Purpose.from_claim(_claim(officer=decomposed, case=f"HS-{decomposed}"))
+    assert purpose.officer == composed
+    assert purpose.case == f"HS-{composed}"

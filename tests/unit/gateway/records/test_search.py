@@ -311,3 +311,12 @@ def test_foreign_cursors_are_refused(cursor: str) -> None:
         decode_cursor(cursor)
     assert caught.value.detail == {"argument": "cursor"}
     assert caught.value.message == "The cursor is not one this gateway gave."
+
+
+def test_an_officer_or_case_in_any_unicode_spelling_finds_the_same_pseudonym() -> None:
+    import unicodedata
+
+    composed, decomposed = "Nguyễn Văn An", unicodedata.normalize("NFD", "Nguyễn Văn An")
+    one = _build(officer=composed, case=f"HS-{composed}")
+    other = _build(officer=decomposed, case=f"HS-{decomposed}")
+    assert (one.officer, one.case) == (other.officer, other.case)
