@@ -65,19 +65,21 @@ async def _checkpoints(
         try:
             checkpoint = parse_checkpoint(row.note, verifiers)
         except UnknownCheckpointKey as exc:
-            # Checked under another origin, or with other keys, than the log's own.
-            report.fail(f"checkpoint of size {row.size}: {exc}", configuration=True)
+            # The first checkpoint signed by none of the keys given: checked under another
+            # origin, or with other keys, than the log's own. A later one, after earlier
+            # ones verified with these keys, is a checkpoint nobody here signed: forged.
+            report.fail(f"checkpoint of size {row.size}: {exc}", configuration=not out)
             return out
         except CheckpointError as exc:
             report.fail(f"checkpoint of size {row.size}: {exc}")
             return out
         if checkpoint.origin != origin:
             # Signed by a key given, under the name the checkpoint gives: only the
-            # origin configured differs.
+            # origin configured differs (unless earlier checkpoints named this one).
             report.fail(
                 f"checkpoint of size {row.size}: the checkpoint names the origin "
                 f"{checkpoint.origin!r}; the configured origin is {origin!r}",
-                configuration=True,
+                configuration=not out,
             )
             return out
         if (checkpoint.size, checkpoint.root) != (row.size, bytes(row.root)):

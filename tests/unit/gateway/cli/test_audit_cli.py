@@ -297,3 +297,45 @@ def test_audit_verify_with_the_key_but_not_the_origin_says_so(
     assert f"the checkpoint names the origin {ORIGIN!r}" in err
     assert "the configured origin is '127.0.0.1:8000/log'" in err
     assert "stored columns differ" not in err
+
+
+def test_audit_verify_calls_a_later_checkpoint_no_known_key_signed_forged(
+    written: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Earlier checkpoints verify with the gateway's keys: a later one they did not sign
+    is a finding about the log, not a configuration that differs."""
+    import sqlalchemy as sa
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gateway.log import sign_checkpoint
+    from gateway.storage import log_checkpoints
+
+    database, _ = written
+
+    async def forge() -> None:
+        engine = create_engine(database)
+        try:
+            async with engine.begin() as conn:
+                size, root = (
+                    await conn.execute(
+                        sa.select(log_checkpoints.c.size, log_checkpoints.c.root)
+                        .order_by(log_checkpoints.c.size.desc())
+                        .limit(1)
+                    )
+                ).one()
+                assert size > 0
+                forged = sign_checkpoint(ORIGIN, size, bytes(root), Ed25519PrivateKey.generate())
+                await conn.execute(
+                    sa.update(log_checkpoints)
+                    .where(log_checkpoints.c.size == size)
+                    .values(note=forged.note)
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(forge())
+    monkeypatch.setenv("GATEWAY_ORIGIN", "https://gateway.example.gov.vn")
+    code, out, err = _run(capsys, "audit", "verify")
+    assert code == 1, (out, err)
+    assert "does not verify" in err
+    assert "the configuration differs" not in err
