@@ -20,7 +20,7 @@ from joserfc.jwk import ECKey, OKPKey
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
+from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound, ServiceUnavailable
 from gateway.records import Event, insert_events
 from gateway.storage import client_keys, clients
 from policies import AgencyKind
@@ -208,15 +208,22 @@ class ClientRegistry:
         """The client and its key `kid` (whatever their status), in one query.
 
         The key is looked up within the client: a kid of another client never matches.
+        An id or kid of a shape the registry never holds is not looked up at all, and a
+        registry that cannot be read is `ServiceUnavailable` (503), never an error page.
         """
+        if not CLIENT_ID.fullmatch(client_id) or not _KID.fullmatch(kid):
+            return None
         query = (
             sa.select(clients, client_keys.c.kid, client_keys.c.alg, client_keys.c.jwk,
                       client_keys.c.status.label("key_status"))
             .join(client_keys, client_keys.c.client_id == clients.c.id)
             .where(clients.c.id == client_id, client_keys.c.kid == kid)
         )  # fmt: skip
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        try:
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(query)).first()
+        except (OSError, SQLAlchemyError) as exc:
+            raise ServiceUnavailable("The client registry cannot be read; retry shortly.") from exc
         if row is None:
             return None
         return _client(row), ClientKey(client_id, row.kid, row.alg, dict(row.jwk), row.key_status)

@@ -8,8 +8,10 @@ refusal code and minute (UTC):
 
 - the first refusal is recorded in full, and committed before its answer leaves;
 - the others of that minute are counted, and when the minute closes one summary record
-  says how many there were (`refused`, for the `minute` it covers), with no token and
-  no personal part: at most two records per client, code and minute on each replica.
+  says how many there were (`refused`, for the `minute` it covers, dated at the
+  minute's end), with no token and no personal part: at most two records per client,
+  code, procedure and minute on each replica (the procedure a refused token named,
+  when it is one of the catalogue's, so that the figures per procedure add up).
 
 When the first refusal cannot be recorded (the database is down) the answer is 503
 `AUDIT_UNAVAILABLE` and the refusal is counted in metrics; the next refusal of that
@@ -35,7 +37,7 @@ from prometheus_client import Counter
 
 from gateway.errors import AuditUnavailable
 from gateway.instants import format_instant
-from gateway.records import Event, count_refusal
+from gateway.records import EnvelopeBody, Event, count_refusal
 
 __all__ = ["REFUSALS_NOT_RECORDED", "RefusalSink", "Refusals"]
 
@@ -58,9 +60,10 @@ class RefusalSink(Protocol):
 
 @dataclass(slots=True)
 class _Minute:
-    """One client's refusals with one code in one minute, after the first."""
+    """One client's refusals with one code (and procedure) in one minute, after the first."""
 
     organisation: str | None
+    procedure: str | None
     status: int
     first_recorded: bool = False
     others: int = 0
@@ -81,7 +84,7 @@ class Refusals:
         self._policy_version = policy_version
         self._clock = clock
         self._retry = retry_minutes
-        self._minutes: dict[tuple[str, str, int], _Minute] = {}
+        self._minutes: dict[tuple[str, str, str, int], _Minute] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def refused(self, event: Event, *, code: str, status: int) -> None:
@@ -92,10 +95,10 @@ class Refusals:
         client = event.client_id or ""
         organisation = event.envelope.get("organisation")
         count_refusal(event.procedure, organisation, code)
-        key = (client, code, int(self._clock() // 60))
+        key = (client, code, event.procedure or "", int(self._clock() // 60))
         minute = self._minutes.get(key)
         if minute is None:
-            minute = self._minutes[key] = _Minute(organisation, status)
+            minute = self._minutes[key] = _Minute(organisation, event.procedure, status)
         if minute.first_recorded:
             minute.others += 1
             return
@@ -121,7 +124,7 @@ class Refusals:
         now = int(self._clock() // 60)
         written = 0
         for key in sorted(self._minutes):
-            client, code, at = key
+            client, code, _, at = key
             if at >= now and not everything:
                 continue
             minute = self._minutes[key]
@@ -140,21 +143,28 @@ class Refusals:
 
     def _summary(self, client: str, code: str, at: int, minute: _Minute) -> Event:
         start = datetime.datetime.fromtimestamp(at * 60, datetime.UTC)
+        # Dated within its minute (its last instant), so that a period cut at a minute
+        # counts it where its refusals happened, however late it is written.
+        end = start + datetime.timedelta(minutes=1) - datetime.timedelta(microseconds=1)
+        envelope: EnvelopeBody = {
+            "client": client,
+            "organisation": minute.organisation or "",
+            "procedure": minute.procedure,
+            "status": minute.status,
+            "errors": [code],
+            "refused": minute.others,
+            "minute": format_instant(start),
+        }
         return Event(
             type="access",
             request_id=uuid.uuid4().hex,
             outcome=f"rejected:{code}",
             policy_version=self._policy_version,
-            envelope={
-                "client": client,
-                "organisation": minute.organisation or "",
-                "status": minute.status,
-                "errors": [code],
-                "refused": minute.others,
-                "minute": format_instant(start),
-            },
+            envelope=envelope,
             personal={},
             client_id=client,
+            procedure=minute.procedure,
+            ts=end,
         )
 
     async def start(self) -> None:

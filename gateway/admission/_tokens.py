@@ -232,8 +232,10 @@ class RequestVerifier:
         if claims.get("req") != body_digest(body):
             raise RequestMismatch
         jti = claims.get("jti")
-        if not isinstance(jti, str) or not 0 < len(jti) <= _TEXT_LIMIT:
-            raise Unauthenticated("The token needs a `jti` of 1 to 128 characters.")
+        if not isinstance(jti, str) or not 0 < len(jti) <= _TEXT_LIMIT or not jti.isprintable():
+            # Printable: no control characters or lone surrogates (they are keys of the
+            # replay cache and go into the record).
+            raise Unauthenticated("The token needs a `jti` of 1 to 128 printable characters.")
         purpose = Purpose.from_claim(claims.get("purpose"))
         self._known_procedure(purpose.procedure)
         if purpose.hidden_until is not None:

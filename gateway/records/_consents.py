@@ -17,6 +17,7 @@ import base64
 import contextlib
 import dataclasses
 import datetime
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
@@ -46,6 +47,9 @@ __all__ = [
     "detach",
     "verify_signed",
 ]
+
+_CONSENT_ID = re.compile(r"[0-9a-f]{32}")
+"""A consent id as the store makes them (`uuid4().hex`)."""
 
 CONSENT_TYPE: Final = "gw-consent+jws"
 
@@ -225,6 +229,9 @@ class ConsentStore:
             raise AuditUnavailable("The change could not be recorded; nothing changed.") from exc
 
     async def _read(self, conn: AsyncConnection, consent_id: str) -> Consent:
+        if not _CONSENT_ID.fullmatch(consent_id):
+            # Never sent to the database: a NUL or a lone surrogate is not text it takes.
+            raise NotFound("No consent has this id.", kind="Consent")
         row = (await conn.execute(sa.select(consents).where(consents.c.id == consent_id))).first()
         if row is None:
             raise NotFound("No consent has this id.", kind="Consent")

@@ -101,3 +101,36 @@ async def test_a_nul_in_the_query_string_is_refused_before_any_lookup(gateway, s
             response = await http.get(url, headers=headers)
             assert response.status_code == 400, (url, response.text)
             assert response.json()["code"] == "BAD_REQUEST"
+
+
+async def test_a_nul_in_a_token_or_a_graphql_argument_is_a_4xx_or_a_field_error(
+    gateway, signer
+) -> None:
+    """Past the path and query string: a NUL the database cannot take, in the body."""
+    import orjson
+
+    from gateway.admission import sign_request
+    from policies import Purpose
+
+    body = orjson.dumps({"query": '{ consent(id: "a\\u0000b") { id } }'})
+    purpose = Purpose("1.004222", "CASE-1", "officer-1", ())
+    token = signer.sign(body, procedure="1.004222", subjects=[])
+    forged = sign_request(
+        client_id=signer.client_id + "\x00",
+        key=signer.key,
+        kid=signer.kid,
+        audience=signer.audience,
+        body=body,
+        purpose=purpose,
+    )
+    headers = {"Content-Type": "application/json"}
+    async with gateway.client(auth=None) as http:
+        asked = await http.post(
+            "/graphql", content=body, headers={**headers, "Authorization": f"Bearer {token}"}
+        )
+        unknown = await http.post(
+            "/graphql", content=body, headers={**headers, "Authorization": f"Bearer {forged}"}
+        )
+    assert asked.status_code == 200, asked.text
+    assert [e["extensions"]["code"] for e in asked.json()["errors"]] == ["NOT_FOUND"]
+    assert (unknown.status_code, unknown.json()["code"]) == (401, "BAD_SIGNATURE")

@@ -482,12 +482,16 @@ async def test_an_old_token_replayed_in_a_loop_is_one_record_and_one_summary(
     assert summary.envelope == {
         "client": CLIENT,
         "organisation": "Công an",
+        "procedure": RESIDENCE,
         "status": 401,
         "errors": ["TOKEN_EXPIRED"],
         "refused": 7,
         "minute": "2027-01-15T08:00:00Z",
     }
     assert (summary.client_id, summary.personal, list(summary.subjects)) == (CLIENT, {}, [])
+    # Dated at its minute's last instant, wherever late it was written.
+    assert summary.ts.isoformat() == "2027-01-15T08:00:59.999999+00:00"
+    assert summary.procedure == RESIDENCE
     assert await world.admission.refusals.flush() == 0  # written once
     # Refusals are counted apart from the client's requests: it may still ask.
     await _admit(world, _token())
@@ -790,3 +794,56 @@ async def test_an_answer_without_data_keeps_no_served_fields(catalogue: Catalogu
     )
     [event] = world.recorder.events
     assert event.personal["served"] == {}
+
+
+async def test_refusals_for_each_procedure_have_their_own_summary(
+    catalogue: Catalogue, clock: Clock
+) -> None:
+    world = _world(catalogue)
+    other = Purpose(HIDING, "CASE-1", "officer-1", (AN,))
+    for purpose in (PURPOSE, PURPOSE, other, other, other):
+        old = _token(purpose=purpose, now=int(time.time()) - 3600, ttl=60)
+        await _refused(world, old)
+    clock.now = MINUTE_START + 60
+    await world.admission.refusals.flush()
+    by_procedure: dict[str | None, int] = {}
+    for e in world.recorder.events:
+        by_procedure[e.procedure] = by_procedure.get(e.procedure, 0) + e.envelope.get("refused", 1)
+    assert by_procedure == {RESIDENCE: 2, HIDING: 3}
+    assert len(world.recorder.events) == 4  # a first and a summary for each
+
+
+async def test_a_refused_covert_check_stays_hidden_from_the_people_it_names(
+    catalogue: Catalogue,
+) -> None:
+    world = _world(catalogue)
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
+    covert = Purpose(HIDING, "CASE-9", "officer-9", (AN,), until)
+    old = _token(purpose=covert, now=int(time.time()) - 3600, ttl=60)
+    assert type(await _refused(world, old)) is TokenExpired
+    [event] = world.recorder.events
+    assert event.envelope["hiddenUntil"] == until.isoformat().replace("+00:00", "Z")
+    assert list(event.subjects) == [AN]
+
+
+@pytest.mark.parametrize("asked", ["next week", "2030-01-01T00:00:00", "9999-01-01T00:00:00Z"])
+async def test_a_refused_covert_check_with_an_odd_date_is_hidden_for_the_longest(
+    catalogue: Catalogue, asked: str
+) -> None:
+    world = _world(catalogue)
+    token = _claim({**PURPOSE.claim(), "procedure": HIDING, "hiddenUntil": asked})
+    await _refused(world, token)
+    [event] = world.recorder.events
+    hidden = datetime.datetime.fromisoformat(event.envelope["hiddenUntil"])
+    latest = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=365)
+    assert abs((hidden - latest).total_seconds()) < 60
+
+
+async def test_a_procedure_that_cannot_hide_keeps_its_refusals_visible(
+    catalogue: Catalogue,
+) -> None:
+    world = _world(catalogue)
+    token = _claim({**PURPOSE.claim(), "hiddenUntil": "2030-01-01T00:00:00Z"})
+    await _refused(world, token)
+    [event] = world.recorder.events
+    assert "hiddenUntil" not in event.envelope

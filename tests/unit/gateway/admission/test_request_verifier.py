@@ -654,6 +654,20 @@ async def test_a_jti_of_1_to_128_characters_is_required(gate: Gate, jti: object)
     assert gate.replay.calls == []
 
 
+@pytest.mark.parametrize("jti", ["\\u0000", "a\\ud800b", "line\\r\\nbreak", "\\u202e"])
+async def test_a_jti_of_unprintable_characters_is_refused_before_the_replay_cache(
+    gate: Gate, jti: str
+) -> None:
+    # JSON escapes: a lone surrogate cannot be written any other way.
+    claims = orjson.dumps(_claims(jti="JTI")).replace(b'"JTI"', f'"{jti}"'.encode())
+    with pytest.raises(RejectedRequest) as caught:
+        await gate.verify(_signed(_header(), claims))
+    error = caught.value.error
+    assert type(error) is Unauthenticated
+    assert "printable" in error.message
+    assert gate.replay.calls == []
+
+
 async def test_a_jti_of_128_characters_is_accepted(gate: Gate) -> None:
     assert (await gate.verify(_token(jti="j" * 128))).jti == "j" * 128
 
