@@ -233,6 +233,9 @@ async def get_list(
             continue
         if not isinstance(result, list):
             return SourceDataInvalid("Expected a list of records.", source=name)
+        # A list is an answer (an empty one too: the holder holds none), as for one
+        # record: the allowed fields this connector serves were read about the holder.
+        ctx.note_served(holder, (f"{kind.name}.{f}" for f in cfields if f in decision.allowed))
         for record in result:
             index = len(items)
             values = {f: record.get(f) for f in cfields if f in decision.allowed}

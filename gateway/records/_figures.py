@@ -82,7 +82,7 @@ def count_access(envelope: EnvelopeBody, outcome: str) -> None:
         for code in envelope.get("errors") or ():
             count_refusal(*labels, code)
         return
-    if outcome == INTROSPECTION:
+    if not is_procedure_request(outcome):
         return
     ACCESSES.labels(*labels).inc()
     FIELDS_SERVED.labels(*labels).inc(envelope.get("fieldsServed", 0))

@@ -348,7 +348,9 @@ def _operation_error(exc: Exception, method: str) -> GatewayError:
 
 def _outcome(ctx: RequestContext, request_error: bool, query: str, operation: str | None) -> str:
     if request_error:
-        return "invalid_request"
+        # A schema lookup refused (introspection off, too deep) is still no procedure
+        # request: the query page in production would otherwise swell the figures.
+        return INTROSPECTION if only_introspection(query, operation) else "invalid_request"
     if ctx.provenance:
         return "served"
     decisions = ctx.access.decisions

@@ -80,3 +80,34 @@ async def test_a_denied_identifier_of_a_listed_record_is_withheld_and_never_aske
         ("landParcels", 0, "certificateSerial"): "PURPOSE_NOT_ALLOWED",
     }
     assert asked == ["dien_tich"]
+    # What the citizen is told was read, and what the figures count: the allowed field.
+    assert ctx.served == {HOLDER: {"LandParcel.areaM2"}}
+
+
+async def test_an_empty_list_is_an_answer_and_a_failed_source_is_not() -> None:
+    answers = iter([httpx.Response(200, json=[]), httpx.Response(503)])
+
+    def source(request: httpx.Request) -> httpx.Response:
+        return next(answers)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(source))
+    registry = build_registry(
+        [_manifest()], http=http, canonical=canonical_fields(), kinds={"rest": RestConnector}
+    )
+    schema = build_schema(SchemaLimits())
+    served = []
+    for _ in range(2):
+        access = Access(
+            client_id="VN/GOV/TEST/x",
+            agency_kinds=frozenset(),
+            purpose=Purpose("TEST", "HS-1", "officer-1", (HOLDER,)),
+            policy=OnlyArea(),
+        )
+        ctx = RequestContext(
+            registry=registry, fetch=FetchContext(request_id="r"), max_batch=5, access=access
+        )
+        await schema.execute(
+            f'{{ landParcels(holder: "{HOLDER}") {{ areaM2 }} }}', context_value=ctx
+        )
+        served.append(ctx.served)
+    assert served == [{HOLDER: {"LandParcel.areaM2"}}, {}]
