@@ -15,7 +15,7 @@ from typing import Any
 from joserfc.jwk import ECKey, OKPKey
 
 from gateway.admission._clients import ClientRegistry
-from gateway.errors import NotFound
+from gateway.errors import Conflict, NotFound
 
 __all__ = ["add_local_key", "generate_local_key", "has_local_key", "load_local_key"]
 
@@ -65,6 +65,14 @@ async def add_local_key(
     the thumbprint), and only once the registry has accepted it: a key that failed
     to register is never the newest local key `gateway token` would sign with.
     """
+    if kid is not None and (_folder(directory, client_id) / f"{kid}.pem").exists():
+        # Refused before anything is registered: a stale private key of that kid (a
+        # database made anew, the key folder kept) would be what `gateway token` signs with.
+        raise Conflict(
+            f"A private key {kid!r} of {client_id} is already kept in {directory}: remove it, "
+            "or choose another --kid.",
+            kid=kid,
+        )
     key = _new_key(alg)
     registered = await registry.add_key(client_id, key.as_dict(private=False), kid=kid)
     _save(directory, client_id, registered.kid, key)
