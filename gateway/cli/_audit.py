@@ -165,7 +165,7 @@ def _audit_verify_proof(args: argparse.Namespace) -> int:
     sys.stdout.write(
         f"  ok  {leaf.get('type')} record of {leaf.get('ts')}, "
         f"envelope {leaf.get('envelope_hash')}\n"
-        "the receipt verifies\n"
+        "the proof verifies\n"
     )
     return 0
 

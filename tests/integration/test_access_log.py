@@ -578,7 +578,7 @@ async def test_the_readme_path_from_a_receipt_to_verify_proof(
     assert checked.returncode == 0, checked.stderr
     assert f"leaf {index} is in the checkpoint of 127.0.0.1:8000/log" in checked.stdout
     assert "access record of" in checked.stdout
-    assert "the receipt verifies" in checked.stdout
+    assert "the proof verifies" in checked.stdout
     # And with the receipt's leaf hash given, which the leaf in the proof must have.
     given = _cli(
         "audit", "verify-proof", str(saved), "--key", key, "--leaf-hash", receipt["leafHash"]

@@ -137,7 +137,7 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
                 check=False,
             )
             assert proven.returncode == 0, proven.stderr
-            assert "the receipt verifies" in proven.stdout
+            assert "the proof verifies" in proven.stdout
         finally:
             demo.send_signal(signal.SIGINT)
             status = demo.wait(timeout=30)

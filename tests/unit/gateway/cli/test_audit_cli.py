@@ -114,7 +114,7 @@ def test_a_proof_with_its_leaf_verifies_on_its_own(
     assert f"leaf 2 is in the checkpoint of {ORIGIN} at size 6" in out
     assert f"leaf hash {_b64url(log.hashes[2])}" in out
     assert "access record of 2026-12-06T01:02:05.000000Z" in out
-    assert "the receipt verifies" in out
+    assert "the proof verifies" in out
 
 
 def test_leaf_hash_with_a_proof_that_carries_the_leaf(
