@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 from policies import AgencyKind
 
@@ -19,49 +20,31 @@ ROOT = Path(__file__).parents[4]
 README = ROOT / "README.md"
 
 
-def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        env={**clean, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
-        "GATEWAY_KEYS_DIR": str(tmp_path / "keys"),
-        "GATEWAY_CLIENT_KEYS_DIR": str(tmp_path / "client-keys"),
-    }
-
-
 # -- output -------------------------------------------------------------------------------
 
 
-def test_clients_add_help_lists_every_agency_kind(env: dict[str, str], tmp_path: Path) -> None:
-    shown = _cli("clients", "add", "--help", env=env, cwd=tmp_path)
+def test_clients_add_help_lists_every_agency_kind(
+    cli: Cli, env: dict[str, str], tmp_path: Path
+) -> None:
+    shown = cli("clients", "add", "--help", env=env, cwd=tmp_path)
     assert shown.returncode == 0
     words = set(re.findall(r"[a-z_]+", shown.stdout))
     assert {k.value for k in AgencyKind} <= words
 
 
-def test_commands_print_only_their_output_on_stdout(env: dict[str, str], tmp_path: Path) -> None:
-    upgraded = _cli("db", "upgrade", env=env, cwd=tmp_path)
+def test_commands_print_only_their_output_on_stdout(
+    cli: Cli, env: dict[str, str], tmp_path: Path
+) -> None:
+    upgraded = cli("db", "upgrade", env=env, cwd=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
     assert upgraded.stdout == "database at head\n"
-    listed = _cli("catalogue", "list", env=env, cwd=tmp_path)
+    listed = cli("catalogue", "list", env=env, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     assert lines[-1].startswith("policy version ")
     for line in lines[:-1]:
         assert re.fullmatch(r"[0-9A-Za-z.-]+\t[a-z_]+\t[^\t]+\t[a-z_,]+", line), line
-    generated = _cli("keys", "generate", env=env, cwd=tmp_path)
+    generated = cli("keys", "generate", env=env, cwd=tmp_path)
     assert generated.returncode == 0, generated.stderr
     assert "key_generated" not in generated.stdout
     assert "catalogue_loaded" not in listed.stdout + upgraded.stdout
@@ -150,10 +133,10 @@ def test_the_readme_documents_the_openapi_description_and_only_pages_that_exist(
 
 
 def test_a_missing_file_is_named_not_taken_for_the_database(
-    env: dict[str, str], tmp_path: Path
+    cli: Cli, env: dict[str, str], tmp_path: Path
 ) -> None:
     missing = tmp_path / "nowhere" / "body.json"
-    done = _cli(
+    done = cli(
         "token", "--client", "VN/GOV/X/y", "--procedure", "1.004222", "--case", "c",
         "--officer", "o", "--body", str(missing), env=env, cwd=tmp_path,
     )  # fmt: skip

@@ -2,52 +2,32 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytest
+if TYPE_CHECKING:
+    from conftest import Cli
 
 import sandbox
 
 MANIFESTS = Path(sandbox.__file__).parent / "manifests"
 
 
-def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        env={**clean, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
-        "GATEWAY_KEYS_DIR": str(tmp_path / "keys"),
-        "GATEWAY_CLIENT_KEYS_DIR": str(tmp_path / "client-keys"),
-    }
-
-
 # -- connector kinds ----------------------------------------------------------------------
 
 
-def test_check_refuses_an_unknown_kind_as_serve_does(env: dict[str, str], tmp_path: Path) -> None:
+def test_check_refuses_an_unknown_kind_as_serve_does(
+    cli: Cli, env: dict[str, str], tmp_path: Path
+) -> None:
     folder = tmp_path / "connectors"
     folder.mkdir()
     text = (MANIFESTS / "population.yaml").read_text(encoding="utf-8")
     assert "kind: rest" in text
     (folder / "population.yaml").write_text(text.replace("kind: rest", "kind: soap"))
 
-    check = _cli("connectors", "check", str(folder), env=env, cwd=tmp_path)
-    serve = _cli(
+    check = cli("connectors", "check", str(folder), env=env, cwd=tmp_path)
+    serve = cli(
         "serve", "--port", "0", env={**env, "GATEWAY_CONNECTORS_DIR": str(folder)}, cwd=tmp_path
     )
 
@@ -61,8 +41,10 @@ def test_check_refuses_an_unknown_kind_as_serve_does(env: dict[str, str], tmp_pa
     assert "rest" in said(check)[0]  # the kinds that are installed
 
 
-def test_check_still_passes_the_sandbox_manifests(env: dict[str, str], tmp_path: Path) -> None:
-    check = _cli("connectors", "check", str(MANIFESTS), env=env, cwd=tmp_path)
+def test_check_still_passes_the_sandbox_manifests(
+    cli: Cli, env: dict[str, str], tmp_path: Path
+) -> None:
+    check = cli("connectors", "check", str(MANIFESTS), env=env, cwd=tmp_path)
     assert check.returncode == 0, check.stderr
     assert [line.split("\t")[:3] for line in check.stdout.splitlines()] == [
         ["ok", "business", "rest"],
