@@ -188,13 +188,14 @@ def _connectors_check(args: argparse.Namespace) -> int:
 
 
 def _connectors_list(_args: argparse.Namespace) -> int:
-    from gateway.storage import create_engine, list_connectors
+    from gateway.storage import create_engine, list_connectors, require_head
 
     settings = settings_from_environment()
 
     async def run() -> list[dict[str, Any]]:
         engine = create_engine(settings.database_url.get_secret_value())
         try:
+            await require_head(engine)  # a database never migrated: say what to run
             return await list_connectors(engine)
         finally:
             await engine.dispose()

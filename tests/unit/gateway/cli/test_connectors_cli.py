@@ -50,3 +50,11 @@ def test_check_still_passes_the_sandbox_manifests(
         ["ok", "business", "rest"],
         ["ok", "population", "rest"],
     ]
+
+
+def test_list_on_a_database_never_migrated_says_what_to_run(
+    cli: Cli, env: dict[str, str], tmp_path: Path
+) -> None:
+    listed = cli("connectors", "list", env=env, cwd=tmp_path)
+    assert listed.returncode == 2
+    assert "gateway db upgrade" in listed.stderr
