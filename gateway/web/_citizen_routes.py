@@ -2,14 +2,16 @@
 
     GET  /me/consents[?status=REQUESTED|ACTIVE|DENIED|REVOKED|EXPIRED]
     GET  /me/consents/{id}                 with the signed grant when there is one
-    POST /me/consents/{id}/approve         needs a level-2 sign-in (VNeID level 2)
+    POST /me/consents/{id}/approve
     POST /me/consents/{id}/deny
     POST /me/consents/{id}/revoke
     GET  /consents/{id}/status             public: is this consent in force now?
     GET  /me/accesses[?from=&to=&limit=&cursor=]   who read my data, newest first
     GET  /me/accesses/{id}/receipt         an offline proof (c2sp.org/tlog-proof) of one
 
-The access history needs a level-2 sign-in: it names officers, cases and agencies.
+Every route under `/me` needs a level-2 sign-in (VNeID level 2): the access history
+names officers, cases and agencies, and consents carry their signed grants and the
+procedures and agencies they are for; answering one changes what agencies may read.
 
 A citizen sees and changes only their own consents: another citizen's consent answers
 404 as if it did not exist. Every answer (approve, deny, revoke) commits with its
@@ -39,7 +41,7 @@ from gateway.records import (
 )
 from gateway.state import GatewayState, State
 from gateway.storage import events, read_snapshot
-from gateway.web._signin import CitizenIdentity, Level2Citizen
+from gateway.web._signin import Level2Citizen
 from policies import CONSENT_STATES, Consent, UnknownProcedure
 
 __all__ = ["citizen_router", "consent_status_router"]
@@ -75,7 +77,7 @@ def citizen_router() -> APIRouter:
     @router.get("/consents")
     async def my_consents(
         state: State,
-        identity: CitizenIdentity,
+        identity: Level2Citizen,
         status: Annotated[str | None, Query(description="Only consents in this state")] = None,
     ) -> dict[str, Any]:
         if status is not None and status not in CONSENT_STATES:
@@ -84,9 +86,7 @@ def citizen_router() -> APIRouter:
         return {"consents": [_shown(state, c) for c in found]}
 
     @router.get("/consents/{consent_id}")
-    async def my_consent(
-        state: State, consent_id: str, identity: CitizenIdentity
-    ) -> dict[str, Any]:
+    async def my_consent(state: State, consent_id: str, identity: Level2Citizen) -> dict[str, Any]:
         consent = await state.consents.get(consent_id)
         if consent.subject != identity.subject:
             raise NotFound("No consent has this id.", kind="Consent")
@@ -108,7 +108,7 @@ def citizen_router() -> APIRouter:
 
     @router.post("/consents/{consent_id}/deny")
     async def deny(
-        request: Request, state: State, consent_id: str, identity: CitizenIdentity
+        request: Request, state: State, consent_id: str, identity: Level2Citizen
     ) -> dict[str, Any]:
         consent = await state.consents.deny(
             consent_id, identity.subject, record=_recorder(request, state, "denied", identity)
@@ -117,7 +117,7 @@ def citizen_router() -> APIRouter:
 
     @router.post("/consents/{consent_id}/revoke")
     async def revoke(
-        request: Request, state: State, consent_id: str, identity: CitizenIdentity
+        request: Request, state: State, consent_id: str, identity: Level2Citizen
     ) -> dict[str, Any]:
         consent = await state.consents.revoke(
             consent_id, identity.subject, record=_recorder(request, state, "revoked", identity)

@@ -149,6 +149,29 @@ async def test_denied_then_answered_again_is_a_conflict(gateway, dataset, sign_i
     assert late.json()["code"] == "CONFLICT"
 
 
+async def test_a_level_1_sign_in_neither_sees_nor_answers_consents(
+    gateway, dataset, sign_in
+) -> None:
+    """Consents and their signed grants name procedures and agencies: level 2, as accesses."""
+    person = dataset.sample.citizens[0]
+    consent = (await _request(gateway, person))["data"]["requestConsent"]
+    weak = await sign_in.citizen(person, level=1)
+    async with gateway.client(auth=None) as http:
+        refused = [
+            await http.get("/me/consents", headers=weak),
+            await http.get("/me/consents?status=REQUESTED", headers=weak),
+            await http.get(f"/me/consents/{consent['id']}", headers=weak),
+            await http.post(f"/me/consents/{consent['id']}/approve", headers=weak),
+            await http.post(f"/me/consents/{consent['id']}/deny", headers=weak),
+            await http.post(f"/me/consents/{consent['id']}/revoke", headers=weak),
+        ]
+        strong = await sign_in.citizen(person, level=2)
+        still = (await http.get(f"/me/consents/{consent['id']}", headers=strong)).json()
+    assert [r.status_code for r in refused] == [403] * 6
+    assert {r.json()["code"] for r in refused} == {"FORBIDDEN"}
+    assert still["status"] == "REQUESTED"
+
+
 async def test_an_unanswered_request_expires(gateway, dataset, sign_in, migrated) -> None:
     person = dataset.sample.citizens[0]
     consent = (await _request(gateway, person))["data"]["requestConsent"]
