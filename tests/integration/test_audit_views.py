@@ -596,7 +596,7 @@ async def test_operators_read_the_figures_papers_avoided_included(
         assert stats.status_code == 200, stats.text
         (row,) = stats.json()["rows"]
         auditor = await http.get("/admin/stats", headers=await sign_in.staff("auditor"))
-        metrics = (await http.get("/metrics")).text
+        metrics = (await http.get("/metrics", headers=operator)).text
     assert row["procedure"] == RESIDENCE
     assert row["organisation"] == "Test agency"
     assert row["requests"] == 3  # the consent request is a request too
@@ -611,3 +611,55 @@ async def test_operators_read_the_figures_papers_avoided_included(
     assert (
         'gateway_papers_avoided_total{organisation="Test agency",procedure="1.004222"}' in metrics
     )
+
+
+async def test_a_covert_check_stays_hidden_through_every_kind_of_refusal(
+    gateway, dataset, sign_in, police
+) -> None:
+    """A refused token of a hidden access, whatever refused it, hides like the access."""
+    import time
+
+    import orjson
+
+    alice = dataset.sample.citizens[0]
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    until = now + datetime.timedelta(days=30)
+    body = orjson.dumps({"query": _lookup(alice)})
+    covert = {
+        "procedure": CRIMINAL,
+        "case": "HS-COVERT",
+        "hidden_until": until,
+        "subjects": [alice],
+    }
+    served = police.sign(body, **covert)
+    tokens = {
+        "served": served,
+        "rejected:TOKEN_REPLAYED": served,
+        "rejected:TOKEN_EXPIRED": police.sign(body, **covert, now=int(time.time()) - 3600, ttl=60),
+        "rejected:REQUEST_MISMATCH": police.sign(b'{"query": "{ __typename }"}', **covert),
+        "rejected:INVALID_PURPOSE": police.sign(
+            body, **{**covert, "hidden_until": now + datetime.timedelta(days=4000)}
+        ),
+    }
+    auditor = await sign_in.staff("auditor")
+    async with gateway.client(auth=None) as http:
+        for token in tokens.values():
+            await http.post(
+                "/graphql",
+                content=body,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+        mine = (await http.get("/me/accesses", headers=await sign_in.citizen(alice))).json()
+        seen = (
+            await http.get(
+                "/audit/events",
+                params={"subject": alice, "client": police.client_id},
+                headers=auditor,
+            )
+        ).json()["events"]
+    # Auditors see each of them, every one hidden from the person it names.
+    assert sorted(e["outcome"] for e in seen) == sorted(tokens)
+    assert all(e["hiddenUntil"] for e in seen)
+    assert not [
+        a for a in mine["accesses"] if a["system"] and a["system"]["id"] == police.client_id
+    ]
