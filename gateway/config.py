@@ -72,6 +72,9 @@ class GatewaySettings(BaseSettings):
     audit_max_page: int = Field(
         default=500, ge=1, le=10_000, description="Largest page of a search (`limit`)."
     )
+    audit_max_export: int = Field(
+        default=100_000, ge=1, description="Most records one export holds; beyond, it says so."
+    )
 
     # Clients and purposes.
     catalogue_dir: Path | None = Field(

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import InvalidArgument
 from gateway.identifiers import parse_identifier
@@ -266,16 +266,22 @@ async def search_page(
 
 
 async def all_results(
-    conn: AsyncConnection, flt: SearchFilter, *, page: int = 500
+    engine: AsyncEngine, flt: SearchFilter, *, page: int = 500
 ) -> AsyncIterator[Sequence[Any]]:
-    """Every result of `flt`, oldest first, a page at a time (for exports)."""
+    """Every result of `flt`, oldest first, a page at a time (for exports).
+
+    Each page is read on a connection of its own, returned before the page is handed
+    on: a slow reader of a long export holds no pooled connection nor snapshot while
+    it reads. Pages follow (time, id), so records added meanwhile never shift them.
+    """
     after: tuple[datetime.datetime, str] | None = None
     ts_column, id_column = flt.order()
     while True:
         query = flt.query().order_by(ts_column, id_column).limit(page)
         if after is not None:
             query = query.where(sa.tuple_(ts_column, id_column) > sa.tuple_(*after))
-        rows = (await conn.execute(query)).all()
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
         if not rows:
             return
         yield rows

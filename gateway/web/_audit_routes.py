@@ -199,28 +199,47 @@ async def _export_lines(
         }
     )
     proven = pending = 0
-    async with read_snapshot(state.engine) as conn:
-        async for rows in all_results(conn, flt):
-            included = [r for r in rows if r.leaf_index is not None and r.leaf_index < signed.size]
-            proofs = await state.log.inclusion_proofs(
-                [int(r.leaf_index) for r in included], signed.size
-            )
-            by_id = {r.id: p for r, p in zip(included, proofs, strict=True)}
-            for row in rows:
-                item = auditor_item(row)
-                proof = by_id.get(row.id)
-                if proof is None:
-                    pending += 1
-                    item.update(kind="record", leaf=None, proof=None)
-                else:
-                    proven += 1
-                    item.update(
-                        kind="record",
-                        leaf=row.leaf,
-                        proof=[b64url(h) for h in proof],
-                    )
-                yield _line(item)
-    yield _line({"kind": "end", "records": proven + pending, "proven": proven, "pending": pending})
+    cap = state.settings.audit_max_export
+    truncated = False
+    async for page in all_results(state.engine, flt):
+        rows = list(page)
+        if proven + pending + len(rows) > cap:
+            rows, truncated = rows[: cap - proven - pending], True
+        included = [r for r in rows if r.leaf_index is not None and r.leaf_index < signed.size]
+        proofs = await state.log.inclusion_proofs(
+            [int(r.leaf_index) for r in included], signed.size
+        )
+        by_id = {r.id: p for r, p in zip(included, proofs, strict=True)}
+        for row in rows:
+            item = auditor_item(row)
+            proof = by_id.get(row.id)
+            if proof is None:
+                pending += 1
+                item.update(kind="record", leaf=None, proof=None)
+            else:
+                proven += 1
+                item.update(
+                    kind="record",
+                    leaf=row.leaf,
+                    proof=[b64url(h) for h in proof],
+                )
+            yield _line(item)
+        if truncated:
+            break
+    end: dict[str, Any] = {
+        "kind": "end",
+        "records": proven + pending,
+        "proven": proven,
+        "pending": pending,
+    }
+    if truncated:
+        # More records match: the export stops at its cap rather than run unbounded.
+        end["truncated"] = True
+        end["message"] = (
+            f"More than {cap} records match (GATEWAY_AUDIT_MAX_EXPORT): narrow `from` and "
+            "`to`, or export from the last record's time on."
+        )
+    yield _line(end)
 
 
 def _line(value: Any) -> bytes:

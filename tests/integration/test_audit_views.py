@@ -663,3 +663,29 @@ async def test_a_covert_check_stays_hidden_through_every_kind_of_refusal(
     assert not [
         a for a in mine["accesses"] if a["system"] and a["system"]["id"] == police.client_id
     ]
+
+
+async def test_an_export_stops_at_its_cap_and_says_so(
+    gateway_factory, dataset, sign_in, another_client
+) -> None:
+    gateway = gateway_factory(audit_max_export=2, merge_delay=0.2)
+    client = await another_client("VN/GOV/CA-HN/export", ["commune_police"])
+    for person in dataset.sample.citizens[:3]:
+        await _read(gateway, person, signer=client, procedure=RESIDENCE)
+    await _logged(gateway)
+    auditor = await sign_in.staff("auditor")
+    async with gateway.client(auth=None) as http:
+        capped = await http.get(
+            "/audit/export", params={"client": client.client_id}, headers=auditor
+        )
+        whole = await http.get(
+            "/audit/export",
+            params={"client": client.client_id, "procedure": RESIDENCE, "type": "access"},
+            headers=auditor,
+        )
+    lines = [json.loads(line) for line in capped.text.splitlines()]
+    assert [line["kind"] for line in lines] == ["checkpoint", "record", "record", "end"]
+    assert lines[-1]["truncated"] is True
+    assert lines[-1]["records"] == 2
+    assert "GATEWAY_AUDIT_MAX_EXPORT" in lines[-1]["message"]
+    assert json.loads(whole.text.splitlines()[-1])["records"] == 2  # cap applies to every export
