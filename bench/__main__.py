@@ -97,12 +97,22 @@ def machine() -> str:
     )
 
 
-async def _register(database_url: str, keys: Path) -> tuple[Any, str]:
+async def _register(database_url: str, keys: Path, gateway_keys: Path) -> tuple[Any, str]:
     """Register the benchmark's client; its requests are signed like any client's."""
     from gateway.admission import ClientRegistry, add_local_key
+    from gateway.records import admin_recorder
     from gateway.storage import create_engine
-    from policies import AgencyKind
+    from keys import load_secret
+    from policies import AgencyKind, load_catalogue
+    from schema import canonical_fields
 
+    # Recorded like any change to the registry, as made by the benchmark.
+    record = admin_recorder(
+        pseudonym_key=load_secret(gateway_keys, "pseudonyms", create=True),
+        policy_version=load_catalogue(None, canonical=canonical_fields()).version,
+        operator="cli:bench",
+        operator_org=None,
+    )
     engine = create_engine(database_url)
     try:
         registry = ClientRegistry(engine)
@@ -111,8 +121,9 @@ async def _register(database_url: str, keys: Path) -> tuple[Any, str]:
             name="Benchmark",
             organisation="Bench",
             agency_kinds=[k.value for k in AgencyKind],
+            record=record,
         )
-        key, kid = await add_local_key(registry, keys, CLIENT)
+        key, kid = await add_local_key(registry, keys, CLIENT, record=record)
     finally:
         await engine.dispose()
     return key, kid
@@ -176,7 +187,7 @@ def start(citizens: int, work: Path) -> Servers:
     }
     env["GATEWAY_ORIGIN"] = f"http://127.0.0.1:{gateway}"
     subprocess.run([sys.executable, "-m", "gateway", "db", "upgrade"], env=env, check=True, **quiet)
-    key, kid = asyncio.run(_register(db, work / "client-keys"))
+    key, kid = asyncio.run(_register(db, work / "client-keys", work / "keys"))
     procs.append(subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, **quiet))
     servers = Servers(population, business, gateway, procs, key, kid)
     try:

@@ -5,13 +5,17 @@ agency kinds it acts for (the catalogue's vocabulary) and a status. It signs eve
 request with one of its registered public keys (Ed25519 or ES256; several at once
 for rotation, `kid` unique within the client). Status is read on every request, so a
 suspension takes effect at once.
+
+Every change (registering a client, adding or revoking a key, suspending or
+reinstating a client) commits with its `admin` event in the same transaction, or not
+at all: the caller says who makes it with an `AdminRecorder`.
 """
 
 from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound, ServiceUnavailable
-from gateway.records import Event, insert_events
+from gateway.records import AdminRecorder, insert_events
 from gateway.storage import client_keys, clients
 from policies import AgencyKind
 
@@ -29,6 +33,7 @@ __all__ = ["CLIENT_ID", "Client", "ClientKey", "ClientRegistry", "public_jwk"]
 
 CLIENT_ID = re.compile(r"^VN/GOV/[A-Za-z0-9][A-Za-z0-9-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _KID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
+_NOT_RECORDED = "The change could not be recorded; nothing changed."
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +104,15 @@ class ClientRegistry:
         self._engine = engine
 
     async def add(
-        self, client_id: str, *, name: str, organisation: str, agency_kinds: Iterable[str]
+        self,
+        client_id: str,
+        *,
+        name: str,
+        organisation: str,
+        agency_kinds: Iterable[str],
+        record: AdminRecorder,
     ) -> Client:
-        """Register a client, active from now."""
+        """Register a client, active from now, with its `client_registered` event."""
         if not CLIENT_ID.match(client_id):
             raise InvalidArgument(
                 "A client id is VN/GOV/<org>/<system>, e.g. VN/GOV/UBND-HCM/mot-cua.",
@@ -118,25 +129,37 @@ class ClientRegistry:
         now = _now()
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(
-                    clients.insert().values(
-                        id=client_id,
-                        name=name,
-                        organisation=organisation,
-                        agency_kinds=kinds,
-                        status="active",
-                        created_at=now,
-                        updated_at=now,
+                try:
+                    await conn.execute(
+                        clients.insert().values(
+                            id=client_id,
+                            name=name,
+                            organisation=organisation,
+                            agency_kinds=kinds,
+                            status="active",
+                            created_at=now,
+                            updated_at=now,
+                        )
                     )
-                )
-        except IntegrityError:
-            raise Conflict("A client with this id is already registered.") from None
+                except IntegrityError:
+                    raise Conflict("A client with this id is already registered.") from None
+                await insert_events(conn, [record("client_registered", client_id, None)])
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable(_NOT_RECORDED) from exc
         return Client(client_id, name, organisation, frozenset(kinds), "active")
 
     async def add_key(
-        self, client_id: str, jwk: dict[str, Any], *, kid: str | None = None
+        self,
+        client_id: str,
+        jwk: dict[str, Any],
+        *,
+        kid: str | None = None,
+        record: AdminRecorder,
     ) -> ClientKey:
-        """Register a public key; its `kid` is the given one, the JWK's, or its thumbprint."""
+        """Register a public key, with its `key_added` event.
+
+        Its `kid` is the given one, the JWK's, or its thumbprint.
+        """
         public, alg, thumbprint = public_jwk(jwk)
         kid = kid or jwk.get("kid") or thumbprint
         if not isinstance(kid, str) or not _KID.match(kid):
@@ -144,18 +167,24 @@ class ClientRegistry:
         await self.get(client_id)
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(
-                    client_keys.insert().values(
-                        client_id=client_id,
-                        kid=kid,
-                        alg=alg,
-                        jwk=public,
-                        status="active",
-                        created_at=_now(),
+                try:
+                    await conn.execute(
+                        client_keys.insert().values(
+                            client_id=client_id,
+                            kid=kid,
+                            alg=alg,
+                            jwk=public,
+                            status="active",
+                            created_at=_now(),
+                        )
                     )
-                )
-        except IntegrityError:
-            raise Conflict("This client already has a key with this kid.", kid=kid) from None
+                except IntegrityError:
+                    raise Conflict(
+                        "This client already has a key with this kid.", kid=kid
+                    ) from None
+                await insert_events(conn, [record("key_added", client_id, kid)])
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable(_NOT_RECORDED) from exc
         return ClientKey(client_id, kid, alg, public, "active")
 
     async def get(self, client_id: str) -> Client:
@@ -166,12 +195,11 @@ class ClientRegistry:
             raise NotFound("No client has this id.", kind="Client")
         return _client(row)
 
-    async def set_status(
-        self, client_id: str, status: str, *, record: Callable[[Client], Event]
-    ) -> Client:
+    async def set_status(self, client_id: str, status: str, *, record: AdminRecorder) -> Client:
         """Suspend (`suspended`) or reinstate (`active`) a client.
 
-        The change commits with its `admin` event, or not at all (`AuditUnavailable`).
+        The change commits with its `admin` event (`client_suspended`,
+        `client_activated`), or not at all (`AuditUnavailable`).
         """
         if status not in {"active", "suspended"}:
             raise InvalidArgument("A status is active or suspended.")
@@ -188,21 +216,34 @@ class ClientRegistry:
                     await conn.execute(sa.select(clients).where(clients.c.id == client_id))
                 ).one()
                 client = _client(row)
-                await insert_events(conn, [record(client)])
+                action = "client_suspended" if status == "suspended" else "client_activated"
+                await insert_events(conn, [record(action, client.id, None)])
         except SQLAlchemyError as exc:
-            raise AuditUnavailable("The change could not be recorded; nothing changed.") from exc
+            raise AuditUnavailable(_NOT_RECORDED) from exc
         return client
 
-    async def revoke_key(self, client_id: str, kid: str) -> None:
-        """Stop accepting a key; tokens it signed are refused from now on."""
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                client_keys.update()
-                .where(client_keys.c.client_id == client_id, client_keys.c.kid == kid)
-                .values(status="revoked", revoked_at=_now())
-            )
-        if result.rowcount == 0:
-            raise NotFound("This client has no key with this kid.", kind="ClientKey")
+    async def revoke_key(self, client_id: str, kid: str, *, record: AdminRecorder) -> None:
+        """Stop accepting a key; tokens it signed are refused from now on.
+
+        The revocation commits with its `key_revoked` event, or not at all. A key
+        already revoked stays as it was (its first revocation is the one recorded).
+        """
+        try:
+            async with self._engine.begin() as conn:
+                key = client_keys.c.client_id == client_id, client_keys.c.kid == kid
+                result = await conn.execute(
+                    client_keys.update()
+                    .where(*key, client_keys.c.status != "revoked")
+                    .values(status="revoked", revoked_at=_now())
+                )
+                if result.rowcount == 0:
+                    found = await conn.execute(sa.select(client_keys.c.kid).where(*key))
+                    if found.first() is None:
+                        raise NotFound("This client has no key with this kid.", kind="ClientKey")
+                    return
+                await insert_events(conn, [record("key_revoked", client_id, kid)])
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable(_NOT_RECORDED) from exc
 
     async def lookup(self, client_id: str, kid: str) -> tuple[Client, ClientKey] | None:
         """The client and its key `kid` (whatever their status), in one query.

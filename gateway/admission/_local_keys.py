@@ -16,6 +16,7 @@ from joserfc.jwk import ECKey, OKPKey
 
 from gateway.admission._clients import ClientRegistry
 from gateway.errors import Conflict, NotFound
+from gateway.records import AdminRecorder
 
 __all__ = ["add_local_key", "generate_local_key", "has_local_key", "load_local_key"]
 
@@ -56,6 +57,7 @@ async def add_local_key(
     directory: Path,
     client_id: str,
     *,
+    record: AdminRecorder,
     alg: str = "EdDSA",
     kid: str | None = None,
 ) -> tuple[OKPKey | ECKey, str]:
@@ -74,7 +76,9 @@ async def add_local_key(
             kid=kid,
         )
     key = _new_key(alg)
-    registered = await registry.add_key(client_id, key.as_dict(private=False), kid=kid)
+    registered = await registry.add_key(
+        client_id, key.as_dict(private=False), kid=kid, record=record
+    )
     _save(directory, client_id, registered.kid, key)
     return key, registered.kid
 

@@ -14,16 +14,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from joserfc.jwk import ECKey, OKPKey
 
 from gateway.config import GatewaySettings
 from policies import AgencyKind
+
+if TYPE_CHECKING:
+    from gateway.records import AdminRecorder
 
 __all__ = ["add_client_commands"]
 
@@ -66,24 +68,31 @@ def _read_jwk(args: argparse.Namespace) -> dict[str, Any]:
     return key.as_dict(private=False)
 
 
-def _cli_recorder(settings: GatewaySettings, action: str) -> Callable[[Any], Any]:
-    """The `admin` event of a change made from this command line, by this OS user."""
+def cli_actor() -> str:
+    """Who a change made from this command line is recorded as: `cli:<OS user>`.
+
+    The account that ran the command (`cli:unknown` when the system cannot name it). Its
+    pseudonym is in the `admin` record's envelope, like an operator's, and the name
+    itself in the personal part; a command line has no organisation.
+    """
     import getpass
 
-    from gateway.records import admin_event, pseudonym
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError, ImportError):
+        return "cli:unknown"
+
+
+def _cli_recorder(settings: GatewaySettings) -> AdminRecorder:
+    """The `admin` events of the changes made from this command line (see `cli_actor`)."""
+    from gateway.records import admin_recorder
     from gateway.resources import load_procedures, load_pseudonym_key
 
-    operator = f"cli:{getpass.getuser()}"
-    key = load_pseudonym_key(settings)
-    version = load_procedures(settings).version
-    return lambda client: admin_event(
-        request_id=uuid.uuid4().hex,
-        policy_version=version,
-        action=action,
-        client_id=client.id,
-        operator=pseudonym(key, operator),
+    return admin_recorder(
+        pseudonym_key=load_pseudonym_key(settings),
+        policy_version=load_procedures(settings).version,
+        operator=cli_actor(),
         operator_org=None,
-        personal={"operator": operator},
     )
 
 
@@ -96,10 +105,15 @@ def add_client_commands(
 
     def add(args: argparse.Namespace) -> int:
         s = settings()
+        record = _cli_recorder(s)
         client = _run(
             s,
             lambda reg: reg.add(
-                args.client, name=args.name, organisation=args.organisation, agency_kinds=args.kind
+                args.client,
+                name=args.name,
+                organisation=args.organisation,
+                agency_kinds=args.kind,
+                record=record,
             ),
         )
         _out({"id": client.id, "agencyKinds": sorted(client.agency_kinds), "status": client.status})
@@ -109,33 +123,34 @@ def add_client_commands(
         from gateway.admission import add_local_key
 
         s = settings()
+        record = _cli_recorder(s)
         if args.generate:
             # The private key is kept under the kid registered, so `gateway token`
             # signs with a kid the gateway knows.
             _, kid = _run(
                 s,
                 lambda reg: add_local_key(
-                    reg, s.client_keys_dir, args.client, alg=args.alg, kid=args.kid
+                    reg, s.client_keys_dir, args.client, record=record, alg=args.alg, kid=args.kid
                 ),
             )
             _out({"client": args.client, "kid": kid, "alg": args.alg})
             return 0
         jwk = _read_jwk(args)
-        key = _run(s, lambda reg: reg.add_key(args.client, jwk, kid=args.kid))
+        key = _run(s, lambda reg: reg.add_key(args.client, jwk, kid=args.kid, record=record))
         _out({"client": key.client_id, "kid": key.kid, "alg": key.alg})
         return 0
 
     def keys_revoke(args: argparse.Namespace) -> int:
-        _run(settings(), lambda reg: reg.revoke_key(args.client, args.kid))
+        s = settings()
+        record = _cli_recorder(s)
+        _run(s, lambda reg: reg.revoke_key(args.client, args.kid, record=record))
         _out({"client": args.client, "kid": args.kid, "status": "revoked"})
         return 0
 
     def status(value: str) -> Callable[[argparse.Namespace], int]:
         def change(args: argparse.Namespace) -> int:
             s = settings()
-            record = _cli_recorder(
-                s, "client_suspended" if value == "suspended" else "client_activated"
-            )
+            record = _cli_recorder(s)
             client = _run(s, lambda reg: reg.set_status(args.client, value, record=record))
             _out({"id": client.id, "status": client.status})
             return 0

@@ -140,10 +140,24 @@ class Demo:
         import asyncio
 
         from gateway.admission import ClientRegistry, add_local_key, has_local_key
+        from gateway.cli._clients import cli_actor
+        from gateway.config import GatewaySettings
         from gateway.errors import Conflict
+        from gateway.records import admin_recorder
+        from gateway.resources import load_procedures
         from gateway.storage import create_engine, upgrade
         from keys import KeyRing, load_secret
         from policies import AgencyKind
+
+        KeyRing.ensure(self.var / "keys")
+        # Registering the demo client and its key are recorded like any change to the
+        # registry, as made from this command line.
+        record = admin_recorder(
+            pseudonym_key=load_secret(self.var / "keys", "pseudonyms", create=True),
+            policy_version=load_procedures(GatewaySettings()).version,
+            operator=cli_actor(),
+            operator_org=None,
+        )
 
         async def prepare() -> None:
             engine = create_engine(self.database_url)
@@ -156,15 +170,16 @@ class Demo:
                         name="Query page of the demo",
                         organisation="Demo",
                         agency_kinds=[k.value for k in AgencyKind],
+                        record=record,
                     )
                 if not has_local_key(self.var / "client-keys", DEMO_CLIENT):
-                    await add_local_key(registry, self.var / "client-keys", DEMO_CLIENT)
+                    await add_local_key(
+                        registry, self.var / "client-keys", DEMO_CLIENT, record=record
+                    )
             finally:
                 await engine.dispose()
 
         asyncio.run(prepare())
-        KeyRing.ensure(self.var / "keys")
-        load_secret(self.var / "keys", "pseudonyms", create=True)
 
     def _ask(self, query: str, subjects: list[str]) -> Any:
         from gateway.admission import load_local_key, sign_request

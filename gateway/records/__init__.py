@@ -39,9 +39,11 @@ from gateway.records._figures import (
 )
 from gateway.records._forget import FORGET_ACTION, Forgotten, forget, retention_of
 from gateway.records._recorder import (
+    AdminRecorder,
     Event,
     EventRecorder,
     admin_event,
+    admin_recorder,
     commitment,
     insert_events,
     pseudonym,
@@ -66,6 +68,7 @@ __all__ = [
     "ENVELOPE_VERSION",
     "FORGET_ACTION",
     "INTROSPECTION",
+    "AdminRecorder",
     "ClientConsentRequests",
     "ConsentStore",
     "DecisionEntry",
@@ -78,6 +81,7 @@ __all__ = [
     "Recorder",
     "SearchFilter",
     "admin_event",
+    "admin_recorder",
     "all_results",
     "citizen_items",
     "commitment",

@@ -87,7 +87,8 @@ class EnvelopeBody(TypedDict, total=False):
     validUntil: str | None
     actor: str
     acr: str | None
-    # admin: a client suspended or reinstated (`client`, `action`), a person forgotten.
+    # admin: a client registered, suspended or reinstated (`client`, `action`), a key
+    # added to or revoked from it (also `kid`, the key's public id), a person forgotten.
     operator: str
     operatorOrg: str | None
     events: list[str]

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,9 +50,11 @@ from gateway.storage import (
 )
 
 __all__ = [
+    "AdminRecorder",
     "Event",
     "EventRecorder",
     "admin_event",
+    "admin_recorder",
     "commitment",
     "insert_events",
     "pseudonym",
@@ -162,22 +164,65 @@ def admin_event(
     operator: str,
     operator_org: str | None,
     personal: dict[str, Any],
+    kid: str | None = None,
 ) -> Event:
-    """The `admin` event of a change to a client (suspension, reinstatement)."""
+    """The `admin` event of a change to a client or its keys.
+
+    `action`: `client_registered`, `client_suspended`, `client_activated`, `key_added`,
+    `key_revoked`. The envelope names the client and, for a key, its `kid` (public
+    identifiers) and the operator's pseudonym; the operator's id is in the personal part.
+    """
+    envelope: EnvelopeBody = {
+        "action": action,
+        "client": client_id,
+        "operator": operator,
+        "operatorOrg": operator_org,
+    }
+    if kid is not None:
+        envelope["kid"] = kid
     return Event(
         type="admin",
         request_id=request_id,
         outcome=action,
         policy_version=policy_version,
-        envelope={
-            "action": action,
-            "client": client_id,
-            "operator": operator,
-            "operatorOrg": operator_org,
-        },
+        envelope=envelope,
         personal=personal,
         client_id=client_id,
     )
+
+
+AdminRecorder = Callable[[str, str, str | None], Event]
+"""Makes the `admin` event of a change to the client registry: (action, client id, kid)."""
+
+
+def admin_recorder(
+    *,
+    pseudonym_key: bytes,
+    policy_version: str,
+    operator: str,
+    operator_org: str | None,
+    request_id: str | None = None,
+) -> AdminRecorder:
+    """The `admin` events of the changes one operator makes (`operator`: their id).
+
+    The envelope holds the operator's pseudonym and organisation; their id goes into
+    the personal part. Without `request_id`, each event gets a new one.
+    """
+    named = pseudonym(pseudonym_key, operator)
+
+    def record(action: str, client_id: str, kid: str | None) -> Event:
+        return admin_event(
+            request_id=request_id if request_id is not None else uuid.uuid4().hex,
+            policy_version=policy_version,
+            action=action,
+            client_id=client_id,
+            operator=named,
+            operator_org=operator_org,
+            personal={"operator": operator},
+            kid=kid,
+        )
+
+    return record
 
 
 def commitment(key: bytes, event_id: str) -> str:

@@ -14,32 +14,27 @@ each counts).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from gateway.admission import Client, Identity
+from gateway.admission import Identity
 from gateway.instants import format_instant
-from gateway.records import Event, admin_event, figures, pseudonym, time_range
+from gateway.records import AdminRecorder, admin_recorder, figures, time_range
 from gateway.state import GatewayState, State
 from gateway.web._signin import OperatorIdentity
 
 __all__ = ["admin_router"]
 
 
-def _recorder(
-    request: Request, state: GatewayState, identity: Identity, action: str
-) -> Callable[[Client], Event]:
-    """The `admin` event of `action`, committed with the change itself."""
-    return lambda client: admin_event(
-        request_id=getattr(request.state, "request_id", None) or "",
+def _recorder(request: Request, state: GatewayState, identity: Identity) -> AdminRecorder:
+    """The `admin` event of the operator's change, committed with the change itself."""
+    return admin_recorder(
+        pseudonym_key=state.pseudonym_key,
         policy_version=state.catalogue.version,
-        action=action,
-        client_id=client.id,
-        operator=pseudonym(state.pseudonym_key, identity.subject),
+        operator=identity.subject,
         operator_org=identity.org,
-        personal={"operator": identity.subject},
+        request_id=getattr(request.state, "request_id", None) or "",
     )
 
 
@@ -56,7 +51,7 @@ def admin_router() -> APIRouter:
         request: Request, state: State, client_id: str, identity: OperatorIdentity
     ) -> dict[str, Any]:
         client = await state.clients.set_status(
-            client_id, "suspended", record=_recorder(request, state, identity, "client_suspended")
+            client_id, "suspended", record=_recorder(request, state, identity)
         )
         return {"id": client.id, "status": client.status}
 
@@ -65,7 +60,7 @@ def admin_router() -> APIRouter:
         request: Request, state: State, client_id: str, identity: OperatorIdentity
     ) -> dict[str, Any]:
         client = await state.clients.set_status(
-            client_id, "active", record=_recorder(request, state, identity, "client_activated")
+            client_id, "active", record=_recorder(request, state, identity)
         )
         return {"id": client.id, "status": client.status}
 

@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
+import functools
 import itertools
 import os
 import re
@@ -43,9 +44,10 @@ from gateway.admission import ClientRegistry, add_local_key, sign_request
 from gateway.config import GatewaySettings
 from gateway.errors import InvalidIdentifier
 from gateway.identifiers import EnterpriseCode, HouseholdId, PersonalId
+from gateway.records import AdminRecorder, admin_recorder
 from gateway.storage import create_engine, upgrade
 from gateway.web import DEMO_CLIENT, create_app
-from policies import CATALOGUE_DIR, SENSITIVE_FIELDS, AgencyKind, Purpose
+from policies import CATALOGUE_DIR, SENSITIVE_FIELDS, AgencyKind, Purpose, load_catalogue
 from sandbox import SandboxSettings, business, generate, issuer, population
 from schema import canonical_fields
 
@@ -399,6 +401,17 @@ class SigningAuth(httpx.Auth):
         yield request
 
 
+@functools.cache
+def registry_recorder() -> AdminRecorder:
+    """The `admin` records of the tests' own changes to the client registry."""
+    return admin_recorder(
+        pseudonym_key=b"integration tests",
+        policy_version=load_catalogue(CATALOGUE_DIR, canonical=canonical_fields()).version,
+        operator="cli:integration-tests",
+        operator_org=None,
+    )
+
+
 async def register_client(
     database_url: str,
     keys_dir: Path,
@@ -415,8 +428,9 @@ async def register_client(
             name="Integration tests",
             organisation=organisation,
             agency_kinds=kinds or [k.value for k in AgencyKind],
+            record=registry_recorder(),
         )
-        key, kid = await add_local_key(registry, keys_dir, client_id)
+        key, kid = await add_local_key(registry, keys_dir, client_id, record=registry_recorder())
     finally:
         await engine.dispose()
     return key, kid

@@ -149,3 +149,66 @@ def test_sign_in_defaults_to_the_demos_issuer_when_it_runs(
     assert _identity.citizen_token(citizen) == 0
     claims = json.loads(base64.urlsafe_b64decode(capsys.readouterr().out.split(".")[1] + "=="))
     assert claims["sub"] == "001099012345"
+
+
+@pytest.mark.own_database
+async def test_registering_adding_and_revoking_a_key_leave_three_admin_records(
+    gateway, sign_in, tmp_path: Path
+) -> None:
+    client = f"VN/GOV/CA-HN/cu-tru-{uuid.uuid4().hex[:8]}"
+    env = _env(gateway, GATEWAY_CLIENT_KEYS_DIR=str(tmp_path / "cli-keys"))
+    for args in (
+        (
+            "clients",
+            "add",
+            client,
+            "--name",
+            "n",
+            "--organisation",
+            "o",
+            "--kind",
+            "commune_police",
+        ),
+        ("clients", "keys", "add", client, "--generate", "--kid", "insider-1"),
+        ("clients", "keys", "revoke", client, "insider-1"),
+    ):
+        done = _cli(*args, env=env)
+        assert done.returncode == 0, done.stderr
+    report = await gateway.audit()
+    assert report.ok
+
+    auditor = await sign_in.staff("auditor", org="VN/GOV/TTCP")
+    async with gateway.client(auth=None) as http:
+        found = await http.get(
+            "/audit/events", params={"type": "admin", "client": client}, headers=auditor
+        )
+    assert found.status_code == 200, found.text
+    records = found.json()["events"]
+    assert [(e["envelope"]["action"], e["envelope"].get("kid")) for e in records[::-1]] == [
+        ("client_registered", None),
+        ("key_added", "insider-1"),
+        ("key_revoked", "insider-1"),
+    ]
+    actor = records[0]["envelope"]["operator"]
+    assert actor
+    assert all(e["envelope"]["operator"] == actor for e in records)
+    assert "cli:" not in found.text  # the command line's user only as a pseudonym
+
+    # In the public log, and the log still verifies.
+    engine = create_engine(gateway.settings.database_url.get_secret_value())
+    try:
+        async with engine.connect() as conn:
+            integrated = set(
+                (
+                    await conn.execute(
+                        sa.select(log_leaves.c.event_id).where(
+                            log_leaves.c.event_id.in_([e["id"] for e in records])
+                        )
+                    )
+                ).scalars()
+            )
+    finally:
+        await engine.dispose()
+    assert integrated == {e["id"] for e in records}
+    verified = _cli("audit", "verify", env=env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -336,13 +336,23 @@ async def test_both_names_of_ed25519_are_accepted(gateway, signer, body, purpose
 async def test_an_es256_client(gateway, migrated, tmp_path, body, purpose) -> None:
     client = f"VN/GOV/EC/system-{uuid.uuid4().hex[:8]}"
     from gateway.admission import ClientRegistry, generate_local_key
+    from gateway.records import admin_recorder
 
+    record = admin_recorder(
+        pseudonym_key=b"tests", policy_version="tests", operator="tests", operator_org=None
+    )
     engine = create_engine(migrated)
     try:
         registry = ClientRegistry(engine)
-        await registry.add(client, name="n", organisation="o", agency_kinds=["commune_police"])
+        await registry.add(
+            client,
+            name="n",
+            organisation="o",
+            agency_kinds=["commune_police"],
+            record=record,
+        )
         key, public, kid = generate_local_key(tmp_path / "ec", client, alg="ES256")
-        await registry.add_key(client, public)
+        await registry.add_key(client, public, record=record)
     finally:
         await engine.dispose()
     token = sign_request(
