@@ -94,6 +94,11 @@ class GatewaySettings(BaseSettings):
         description="Sign request tokens for the query page at a loopback-only endpoint. "
         "Demo only: anyone on the machine can read data through it.",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer secret that reads GET /metrics (for a Prometheus scraper); an "
+        "operator's staff sign-in reads it too. Unset: operators only.",
+    )
 
     # Citizens and staff sign in with an OpenID Connect issuer (VNeID in production,
     # the sandbox issuer in the demo): its JWKS from discovery, a URL, or a file.

@@ -46,7 +46,7 @@ from gateway.web._audit_routes import audit_router
 from gateway.web._citizen_routes import citizen_router, consent_status_router
 from gateway.web._demo_tokens import demo_token_router
 from gateway.web._graphql import GraphQLEndpoint, error_headers, error_response
-from gateway.web._health import health_routes
+from gateway.web._health import health_routes, readiness_router
 from gateway.web._log_routes import log_router
 from gateway.web._middleware import RequestIdMiddleware
 from gateway.web._query_page import STATIC_DIR, QueryPage
@@ -225,6 +225,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(citizen_router())
     app.include_router(consent_status_router())
     app.include_router(admin_router())
+    app.include_router(readiness_router())
     app.include_router(audit_router())
     app.include_router(log_router())
     if settings.unsafe_demo_tokens:

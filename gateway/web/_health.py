@@ -2,31 +2,43 @@
 
 `/healthz` says the process answers. `/readyz` says whether it can serve: the database
 answers at the right revision, Redis answers when configured, and the keys are loaded
-(503 otherwise); connectors are
+(503 otherwise). In public it says only that (`{"status": "ready"}` or `"not_ready"`):
+the details name the sources, the revision and the log's size, which are for
+operators, at `/admin/readiness` (an operator's staff sign-in). There connectors are
 reported too, but a source that is down does not make the gateway unready, because
 every other field still resolves. The access log reports its size and the sequencer's
 lag: a lag beyond the maximum merge delay breaks the receipts' promise, so it shows in
 `degraded` (and in `gateway_log_lag_seconds`), but the gateway still records and serves.
+
+`/metrics` counts by procedure and organisation, so it is not public either: it needs
+the bearer secret `GATEWAY_METRICS_TOKEN` (for a scraper, which has no staff sign-in)
+or an operator's staff sign-in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 import structlog
+from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.errors import Forbidden
 from gateway.state import GatewayState, app_state
 from gateway.storage import head_revision
+from gateway.web._signin import OperatorIdentity, current_identity
 from keys import PURPOSES
 
-__all__ = ["health_routes"]
+__all__ = ["health_routes", "readiness_router"]
+
+OPERATOR_ROLE = "operator"
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +119,54 @@ async def _access_log(state: GatewayState) -> dict[str, Any]:
     }
 
 
+async def _readiness(state: GatewayState) -> tuple[bool, dict[str, Any]]:
+    """Whether the gateway can serve, and the details of every check."""
+    database, redis, connectors, access_log = await asyncio.gather(
+        _database(state), _redis(state), _connectors(state), _access_log(state)
+    )
+    keys = {p: bool(state.keyring.verifying(p)) for p in PURPOSES}
+    ready = database["ok"] and all(keys.values()) and (redis is None or redis["ok"])
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "database": database,
+        "redis": redis,
+        "keys": keys,
+        "connectors": connectors,
+        "log": access_log,
+        "degraded": [name for name, c in connectors.items() if not c["ok"]]
+        + ([] if access_log["ok"] else ["log"]),
+    }
+    if not ready:
+        log.warning("not_ready", database=database["ok"], keys=keys)
+    return ready, body
+
+
+async def _may_read_metrics(request: Request) -> None:
+    """Passes the metrics token or an operator's sign-in; else 401 (or 403 for a role)."""
+    state = app_state(request)
+    secret = state.settings.metrics_token
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if secret is not None and scheme.lower() == "bearer" and presented.strip():
+        expected = secret.get_secret_value().encode()
+        if hmac.compare_digest(presented.strip().encode(), expected):
+            return
+    identity = await current_identity(request)
+    if OPERATOR_ROLE not in identity.roles:
+        raise Forbidden("This needs the role operator.", required=[OPERATOR_ROLE])
+
+
+def readiness_router() -> APIRouter:
+    """`GET /admin/readiness`: the readiness checks in detail, for operators."""
+    router = APIRouter(prefix="/admin", tags=["admin"])
+
+    @router.get("/readiness")
+    async def readiness(request: Request, _operator: OperatorIdentity) -> Response:
+        ready, body = await _readiness(app_state(request))
+        return _json(body, 200 if ready else 503)
+
+    return router
+
+
 def health_routes() -> dict[str, Handler]:
     """The handlers by path."""
 
@@ -114,27 +174,11 @@ def health_routes() -> dict[str, Handler]:
         return _json({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        state = app_state(request)
-        database, redis, connectors, access_log = await asyncio.gather(
-            _database(state), _redis(state), _connectors(state), _access_log(state)
-        )
-        keys = {p: bool(state.keyring.verifying(p)) for p in PURPOSES}
-        ready = database["ok"] and all(keys.values()) and (redis is None or redis["ok"])
-        body = {
-            "status": "ready" if ready else "not_ready",
-            "database": database,
-            "redis": redis,
-            "keys": keys,
-            "connectors": connectors,
-            "log": access_log,
-            "degraded": [name for name, c in connectors.items() if not c["ok"]]
-            + ([] if access_log["ok"] else ["log"]),
-        }
-        if not ready:
-            log.warning("not_ready", database=database["ok"], keys=keys)
-        return _json(body, 200 if ready else 503)
+        ready, _details = await _readiness(app_state(request))
+        return _json({"status": "ready" if ready else "not_ready"}, 200 if ready else 503)
 
-    async def metrics(_request: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        await _may_read_metrics(request)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}

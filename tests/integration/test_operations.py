@@ -15,10 +15,12 @@ from gateway.storage import create_engine, current_revision, head_revision, list
 
 
 @pytest.mark.own_database  # the log's lag must be this gateway's alone
-async def test_health_readiness_metrics_and_keys(gateway) -> None:
+async def test_health_readiness_metrics_and_keys(gateway, sign_in) -> None:
+    operator = await sign_in.staff("operator")
     async with gateway.client() as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
-        ready = await client.get("/readyz")
+        assert (await client.get("/readyz")).json() == {"status": "ready"}
+        ready = await client.get("/admin/readiness", headers=operator)
         assert ready.status_code == 200
         body = ready.json()
         assert body["database"]["ok"]
@@ -33,7 +35,7 @@ async def test_health_readiness_metrics_and_keys(gateway) -> None:
         assert body["log"]["lagSeconds"] <= 1.0
         assert "log" not in body["degraded"]
         await client.post("/graphql", json={"query": "{ __typename }"})
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get("/metrics", headers=operator)).text
         assert 'gateway_http_requests_total{route="/graphql",status="200"}' in metrics
         jwks = (await client.get("/.well-known/jwks.json")).json()
         assert {k["purpose"] for k in jwks["keys"]} == {"checkpoints", "consent", "receipts"}
@@ -42,15 +44,68 @@ async def test_health_readiness_metrics_and_keys(gateway) -> None:
         )
 
 
-async def test_readiness_checks_redis_when_configured(gateway_factory, redis_url) -> None:
+async def test_readiness_checks_redis_when_configured(gateway_factory, redis_url, sign_in) -> None:
+    operator = await sign_in.staff("operator")
     gateway = gateway_factory(redis_url=redis_url)
     async with gateway.client() as client:
-        assert (await client.get("/readyz")).json()["redis"] == {"ok": True}
+        detail = await client.get("/admin/readiness", headers=operator)
+        assert detail.json()["redis"] == {"ok": True}
     broken = gateway_factory(redis_url="redis://127.0.0.1:1/0")
     async with broken.client() as client:
         response = await client.get("/readyz")
+        detail = await client.get("/admin/readiness", headers=operator)
     assert response.status_code == 503
-    assert response.json()["redis"]["ok"] is False
+    assert response.json() == {"status": "not_ready"}
+    assert detail.status_code == 503
+    assert detail.json()["redis"]["ok"] is False
+
+
+async def test_readiness_in_public_says_ready_or_not_and_nothing_else(
+    gateway, dataset, sign_in
+) -> None:
+    # Something counted first, so that there are procedures, agencies and sources to tell.
+    person = dataset.sample.citizens[0]
+    served = await gateway.post(f'{{ citizen(personalId: "{person}") {{ fullName }} }}')
+    assert served.status_code == 200
+    async with gateway.client(auth=None) as http:
+        ready = await http.get("/readyz")
+        anonymous = await http.get("/admin/readiness")
+        citizen = await http.get("/admin/readiness", headers=await sign_in.citizen(person))
+        auditor = await http.get("/admin/readiness", headers=await sign_in.staff("auditor"))
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready"}
+    for name in ("population", "business", "1.004222", "Test agency", gateway.signer.client_id):
+        assert name not in ready.text
+    assert anonymous.status_code == 401
+    assert (citizen.status_code, auditor.status_code) == (403, 403)
+
+
+async def test_metrics_need_an_operator_or_the_metrics_token(gateway_factory, sign_in) -> None:
+    secret = "s3cret-for-the-scraper-" + "x" * 20
+    gateway = gateway_factory(metrics_token=secret)
+    async with gateway.client(auth=None) as http:
+        anonymous = await http.get("/metrics")
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer not-the-token"})
+        auditor = await http.get("/metrics", headers=await sign_in.staff("auditor"))
+        scraper = await http.get("/metrics", headers={"Authorization": f"Bearer {secret}"})
+        operator = await http.get("/metrics", headers=await sign_in.staff("operator"))
+    assert anonymous.status_code == 401
+    assert anonymous.json()["code"] == "UNAUTHENTICATED"
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert wrong.status_code == 401
+    assert auditor.status_code == 403
+    assert scraper.status_code == 200
+    assert "gateway_http_requests_total" in scraper.text
+    assert operator.status_code == 200
+    assert "gateway_http_requests_total" in operator.text
+    assert secret not in scraper.text
+
+
+async def test_metrics_without_the_token_setting_need_an_operator(gateway) -> None:
+    async with gateway.client(auth=None) as http:
+        assert (await http.get("/metrics")).status_code == 401
+        guessed = await http.get("/metrics", headers={"Authorization": "Bearer None"})
+    assert guessed.status_code == 401
 
 
 async def test_migrations_reach_head_and_record_connectors(gateway, migrated) -> None:

@@ -115,9 +115,10 @@ async def test_failing_store_under_concurrent_load(gateway_factory, dataset, sto
     assert len(recorded) == len(served)
 
 
-async def test_concurrent_requests_share_commits(gateway, dataset) -> None:
+async def test_concurrent_requests_share_commits(gateway, dataset, sign_in) -> None:
+    operator = await sign_in.staff("operator")
     async with gateway.client(auth=None) as http:
-        before = (await http.get("/metrics")).text
+        before = (await http.get("/metrics", headers=operator)).text
     people = list(dataset.sample.citizens)
     responses = await asyncio.gather(
         *(
@@ -130,7 +131,7 @@ async def test_concurrent_requests_share_commits(gateway, dataset) -> None:
     )
     assert {r.status_code for r in responses} == {200}
     async with gateway.client(auth=None) as http:
-        after = (await http.get("/metrics")).text
+        after = (await http.get("/metrics", headers=operator)).text
     events = _metric(after, "gateway_events_per_commit_sum") - _metric(
         before, "gateway_events_per_commit_sum"
     )

@@ -129,7 +129,7 @@ async def test_stats_and_metrics_count_the_same_requests(
             params={"procedure": RESIDENCE, "organisation": organisation},
             headers=await sign_in.staff("operator"),
         )
-        metrics = (await http.get("/metrics")).text
+        metrics = (await http.get("/metrics", headers=await sign_in.staff("operator"))).text
     assert stats.status_code == 200, stats.text
     [row] = stats.json()["rows"]
     labels = {"procedure": RESIDENCE, "organisation": organisation}

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
 
 async def test_a_token_spent_at_one_replica_is_refused_at_another(
-    gateway_factory, redis_url, signer, dataset
+    gateway_factory, redis_url, signer, dataset, sign_in
 ) -> None:
     first = gateway_factory.start(redis_url=redis_url)
     second = gateway_factory.start(redis_url=redis_url)
@@ -37,7 +37,7 @@ async def test_a_token_spent_at_one_replica_is_refused_at_another(
         assert (await http.post("/graphql", content=body, headers=headers)).status_code == 200
     async with second.client(auth=None) as http:
         replayed = await http.post("/graphql", content=body, headers=headers)
-        ready = (await http.get("/readyz")).json()
+        ready = (await http.get("/admin/readiness", headers=await sign_in.staff("operator"))).json()
     assert replayed.status_code == 401
     assert replayed.json()["code"] == "TOKEN_REPLAYED"
     assert ready["redis"] == {"ok": True}

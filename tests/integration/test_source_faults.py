@@ -74,13 +74,13 @@ async def test_slow_source_times_out_on_its_own_fields(
 
 @pytest.mark.own_database  # `degraded` would also list a log lagging behind other tests
 async def test_readiness_reports_a_source_down_without_failing(
-    gateway_factory, dataset, start_server, sandbox_settings
+    gateway_factory, dataset, start_server, sandbox_settings, sign_in
 ) -> None:
     server = start_server(business.create_app(sandbox_settings, dataset))
     gateway = gateway_factory(connector_urls={"business": server.url})
     server.stop()
     async with gateway.client() as client:
-        ready = await client.get("/readyz")
+        ready = await client.get("/admin/readiness", headers=await sign_in.staff("operator"))
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ready"
