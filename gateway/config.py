@@ -16,6 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["ConfigurationError", "GatewaySettings"]
 
 
+DEVELOPMENT_PLATFORM_ORG = "VN/GOV/BCA"
+"""The platform's operators outside production: the org the sandbox's examples sign in with."""
+
+
 class ConfigurationError(ValueError):
     """Settings that cannot work together (e.g. PostgreSQL in production without Redis)."""
 
@@ -112,6 +116,20 @@ class GatewaySettings(BaseSettings):
         default_factory=lambda: ["vneid-level-2"],
         description="`acr` values that prove an identity of level 2 (needed to approve consent).",
     )
+    platform_org: str | None = Field(
+        default=None,
+        description="The `org` (`VN/GOV/<org>`) of the platform's operators, who act on every "
+        "client; other operators only on clients under their own org. Default: "
+        f"`{DEVELOPMENT_PLATFORM_ORG}` (the sandbox's operators) except in production, "
+        "where it is unset (no operator acts platform-wide); empty: none.",
+    )
+
+    @property
+    def platform_organisation(self) -> str | None:
+        """The `org` whose operators act on every client (see `platform_org`), or `None`."""
+        if self.platform_org is not None:
+            return self.platform_org or None
+        return None if self.environment == "production" else DEVELOPMENT_PLATFORM_ORG
 
     # GraphQL.
     introspection: bool = Field(

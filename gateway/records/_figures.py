@@ -109,8 +109,13 @@ async def figures(
     *,
     procedure: str | None = None,
     organisation: str | None = None,
+    clients_under: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per procedure and agency with activity in [start, end)."""
+    """One row per procedure and agency with activity in [start, end).
+
+    `clients_under`: only events of clients whose id starts with it (an operator's
+    organisation, `VN/GOV/<org>/`).
+    """
     rows: dict[tuple[str, str], dict[str, Any]] = {}
 
     def row(code: str | None, org: str | None) -> dict[str, Any]:
@@ -138,6 +143,8 @@ async def figures(
             found.append(events.c.procedure == procedure)
         if organisation is not None:
             found.append(org == organisation)
+        if clients_under is not None:
+            found.append(events.c.client_id.startswith(clients_under, autoescape=True))
         return found
 
     async with read_snapshot(engine) as conn:

@@ -5,6 +5,11 @@
     POST /admin/clients/{client_id}/activate
     GET  /admin/stats?from=&to=[&procedure=][&organisation=]
 
+Operators act for their organisation (the `org` claim of their sign-in, `VN/GOV/<org>`):
+they see, change and count only the clients whose id is under it (`VN/GOV/<org>/...`);
+any other client is 403 `FORBIDDEN`, whether it exists or not. Operators of the
+platform's organisation (`platform_organisation` of the settings) act on every client.
+
 Every change commits with its `admin` event (the operator's pseudonym in the envelope).
 A suspension takes effect on the client's very next request. The figures are per
 procedure and agency: procedure requests, fields served, denials by code, refused
@@ -14,17 +19,22 @@ each counts).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from gateway.admission import Identity
+from gateway.errors import Forbidden
 from gateway.instants import format_instant
 from gateway.records import AdminRecorder, admin_recorder, figures, time_range
 from gateway.state import GatewayState, State
 from gateway.web._signin import OperatorIdentity
 
 __all__ = ["admin_router"]
+
+_ORG = re.compile(r"VN/GOV/[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+"""An organisation as client ids name it (`CLIENT_ID` without the system)."""
 
 
 def _recorder(request: Request, state: GatewayState, identity: Identity) -> AdminRecorder:
@@ -38,18 +48,40 @@ def _recorder(request: Request, state: GatewayState, identity: Identity) -> Admi
     )
 
 
+def _scope(state: GatewayState, identity: Identity) -> str | None:
+    """The client-id prefix this operator acts on (`VN/GOV/<org>/`), or `None`: every client."""
+    org = identity.org
+    if org is not None and org == state.settings.platform_organisation:
+        return None
+    if org is None or _ORG.fullmatch(org) is None:
+        raise Forbidden(
+            "An operator acts for an organisation: this sign-in names none (org VN/GOV/<org>)."
+        )
+    return f"{org}/"
+
+
+def _may_act_on(state: GatewayState, identity: Identity, client_id: str) -> None:
+    """Refuse (403) a client outside the operator's organisation."""
+    prefix = _scope(state, identity)
+    if prefix is not None and not client_id.startswith(prefix):
+        raise Forbidden("This client is not of your organisation.", organisation=identity.org)
+
+
 def admin_router() -> APIRouter:
     """Routes under `/admin`, for operators."""
     router = APIRouter(prefix="/admin", tags=["operator"])
 
     @router.get("/clients")
-    async def clients(state: State, _identity: OperatorIdentity) -> dict[str, Any]:
-        return {"clients": await state.clients.list()}
+    async def clients(state: State, identity: OperatorIdentity) -> dict[str, Any]:
+        prefix = _scope(state, identity)
+        listed = await state.clients.list()
+        return {"clients": [c for c in listed if prefix is None or c["id"].startswith(prefix)]}
 
     @router.post("/clients/{client_id:path}/suspend")
     async def suspend(
         request: Request, state: State, client_id: str, identity: OperatorIdentity
     ) -> dict[str, Any]:
+        _may_act_on(state, identity, client_id)
         client = await state.clients.set_status(
             client_id, "suspended", record=_recorder(request, state, identity)
         )
@@ -59,6 +91,7 @@ def admin_router() -> APIRouter:
     async def activate(
         request: Request, state: State, client_id: str, identity: OperatorIdentity
     ) -> dict[str, Any]:
+        _may_act_on(state, identity, client_id)
         client = await state.clients.set_status(
             client_id, "active", record=_recorder(request, state, identity)
         )
@@ -67,7 +100,7 @@ def admin_router() -> APIRouter:
     @router.get("/stats")
     async def stats(
         state: State,
-        _identity: OperatorIdentity,
+        identity: OperatorIdentity,
         start: Annotated[str | None, Query(alias="from")] = None,
         end: Annotated[str | None, Query(alias="to")] = None,
         procedure: Annotated[str | None, Query(max_length=64)] = None,
@@ -75,7 +108,12 @@ def admin_router() -> APIRouter:
     ) -> dict[str, Any]:
         since, until = time_range(start, end, max_days=None)
         rows = await figures(
-            state.engine, since, until, procedure=procedure, organisation=organisation
+            state.engine,
+            since,
+            until,
+            procedure=procedure,
+            organisation=organisation,
+            clients_under=_scope(state, identity),
         )
         return {"from": format_instant(since), "to": format_instant(until), "rows": rows}
 
