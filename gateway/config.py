@@ -95,8 +95,14 @@ class GatewaySettings(BaseSettings):
     consent_max_days: int = Field(default=365, ge=1, le=3650)
     unsafe_demo_tokens: bool = Field(
         default=False,
-        description="Sign request tokens for the query page at a loopback-only endpoint. "
-        "Demo only: anyone on the machine can read data through it.",
+        description="Sign request tokens for the query page at a loopback-only endpoint, "
+        "for callers with `unsafe_demo_secret`. Demo only.",
+    )
+    unsafe_demo_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret the query page sends to the demo-token endpoint (at least 32 "
+        "characters); `gateway demo` makes a new one at each start. Required with "
+        "`unsafe_demo_tokens`.",
     )
     metrics_token: SecretStr | None = Field(
         default=None,

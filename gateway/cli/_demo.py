@@ -6,12 +6,19 @@ registers the demo client (`VN/GOV/DEMO/query-page`, with a key kept in
 sign-in issuer and the gateway as child processes, asks one real query and one
 prefill signed as the demo client, prints where to go next, and stops every child on
 Ctrl-C. Its child processes are this interpreter running the project's own modules.
+
+The query page signs its requests through the gateway's `UnsafeDemoTokens` route,
+which answers only with a secret made anew at each start: it goes to the gateway in
+its environment (readable by this user only) and to whoever reads this terminal, in
+the fragment of the query page's address (`/graphql#demo=<secret>`), which a browser
+never sends to a server. It is written nowhere else, the logs included.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess  # nosec B404
 import sys
@@ -24,7 +31,7 @@ import httpx
 import orjson
 
 from gateway.cli._common import DEMO_ISSUER_PORT
-from gateway.web._demo_tokens import DEMO_CLIENT
+from gateway.web._demo_tokens import DEMO_CLIENT, query_page_url
 
 __all__ = ["DEMO_PROCEDURE", "DEMO_QUERY", "Demo"]
 
@@ -73,6 +80,8 @@ class Demo:
         self.citizens = citizens
         self.var = var
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        # The query page's key to the demo-token route, for this start only.
+        self.page_secret = secrets.token_urlsafe(32)
 
     @property
     def gateway_url(self) -> str:
@@ -108,6 +117,7 @@ class Demo:
             "GATEWAY_QUERY_PAGE": "true",
             "GATEWAY_QUERY_EXAMPLE": query,
             "GATEWAY_UNSAFE_DEMO_TOKENS": "true",
+            "GATEWAY_UNSAFE_DEMO_SECRET": self.page_secret,
             "GATEWAY_LOG_LEVEL": "warning",
             "GATEWAY_LOG_JSON": "false",
         }
@@ -284,7 +294,10 @@ class Demo:
         body = self.var / "body.json"  # in the demo's own folder, which git ignores
         return (
             "\nThe gateway demo is running.\n\n"
-            f"  Query page       {self.gateway_url}/graphql   (open it in a browser)\n"
+            f"  Query page       {query_page_url(self.gateway_url, self.page_secret)}\n"
+            "                   (open this address in a browser on this machine: the part "
+            "after # is\n                   the page's key for this run, and stays in the "
+            "browser; share it with no one)\n"
             f"  GraphQL endpoint {self.gateway_url}/graphql   (every request is signed)\n"
             f"  Readiness        {self.gateway_url}/readyz\n"
             f"  Sandboxes        http://127.0.0.1:{self.population_port} (population), "

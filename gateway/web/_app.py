@@ -44,7 +44,7 @@ from gateway.storage import create_engine, record_connectors, require_head
 from gateway.web._admin_routes import admin_router
 from gateway.web._audit_routes import audit_router
 from gateway.web._citizen_routes import citizen_router, consent_status_router
-from gateway.web._demo_tokens import demo_token_router
+from gateway.web._demo_tokens import DEMO_SECRET_MIN_LENGTH, demo_token_router
 from gateway.web._graphql import GraphQLEndpoint, error_headers, error_response
 from gateway.web._health import health_routes, readiness_router
 from gateway.web._log_routes import log_router
@@ -231,11 +231,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     if settings.unsafe_demo_tokens:
         if settings.environment == "production":
             raise ConfigurationError("unsafe demo tokens are refused in production")
-        app.include_router(demo_token_router())
+        secret = settings.unsafe_demo_secret
+        if secret is None or len(secret.get_secret_value()) < DEMO_SECRET_MIN_LENGTH:
+            raise ConfigurationError(
+                "unsafe demo tokens need GATEWAY_UNSAFE_DEMO_SECRET, a random secret of at "
+                f"least {DEMO_SECRET_MIN_LENGTH} characters made at each start (`gateway demo` "
+                "makes one and prints the query page's address with it)"
+            )
+        app.include_router(demo_token_router(secret.get_secret_value()))
         log.warning(
             "unsafe_demo_tokens_enabled",
             route="/_unsafe/demo-tokens",
-            hint="anyone on this machine can read data through the query page",
+            hint="whoever has the query page's address with its #demo= secret can read data",
         )
 
     async def jwks(request: Request) -> Response:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 
 import pytest
+
+from gateway.web._demo_tokens import query_page_url
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -27,8 +30,14 @@ async def test_query_page_runs_a_query_offline(
     personal_id = dataset.sample.citizens[0]
     full_name = dataset.citizens[personal_id]["ho_ten"]
     example = f'{{ citizen(personalId: "{personal_id}") {{ fullName }} }}'
-    # The page signs its requests through the loopback-only demo token route.
-    gateway = gateway_factory(query_page=True, query_example=example, unsafe_demo_tokens=True)
+    # The page signs its requests through the loopback-only demo token route, which wants
+    # this start's secret: a newcomer opens the address `gateway demo` prints, which
+    # carries it in the fragment, and then, having no secret, the bare page.
+    secret = secrets.token_urlsafe(32)
+    gateway = gateway_factory(
+        query_page=True, query_example=example, unsafe_demo_tokens=True, unsafe_demo_secret=secret
+    )
+    sent_secrets: list[str | None] = []
     requested: list[str] = []
     failed: list[str] = []
     console_errors: list[str] = []
@@ -48,6 +57,14 @@ async def test_query_page_runs_a_query_offline(
         try:
             page = await browser.new_page()
             page.on("request", lambda r: requested.append(r.url))
+            page.on(
+                "request",
+                lambda r: (
+                    sent_secrets.append(r.headers.get("x-demo-secret"))
+                    if r.url.endswith("/_unsafe/demo-tokens")
+                    else None
+                ),
+            )
             page.on("requestfailed", lambda r: failed.append(r.url))
             page.on(
                 "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
@@ -58,10 +75,22 @@ async def test_query_page_runs_a_query_offline(
                     r.url == f"{gateway.url}/graphql" and "__schema" in (r.request.post_data or "")
                 )
             ) as introspected:
-                await page.goto(f"{gateway.url}/graphql", wait_until="networkidle")
+                await page.goto(query_page_url(gateway.url, secret), wait_until="networkidle")
             schema = await (await introspected.value).json()
+            address_bar = page.url
             await page.locator(".graphiql-execute-button").click()
             await page.locator(".result-window").get_by_text(full_name).wait_for(timeout=15_000)
+            # A reload keeps the tab's secret.
+            await page.reload(wait_until="networkidle")
+            await page.locator(".graphiql-execute-button").click()
+            await page.locator(".result-window").get_by_text(full_name).wait_for(timeout=15_000)
+
+            # Without the printed address there is no secret, and the page says where to go.
+            bare = await browser.new_page()
+            await bare.goto(f"{gateway.url}/graphql", wait_until="networkidle")
+            await bare.locator(".graphiql-execute-button").click()
+            await bare.locator(".result-window").get_by_text("#demo=").wait_for(timeout=15_000)
+            refused = await bare.locator(".result-window").inner_text()
         finally:
             await browser.close()
     assert "errors" not in schema, schema
@@ -70,4 +99,10 @@ async def test_query_page_runs_a_query_offline(
     outside = [u for u in requested if not u.startswith(gateway.url) and not u.startswith("data:")]
     assert outside == []
     assert failed == []
+    # The secret went in the header alone: never in an address sent, nor left in the bar.
+    assert sent_secrets[:2] == [secret, secret]
+    assert all(secret not in url for url in requested)
+    assert secret not in address_bar
+    assert "FORBIDDEN" in refused
+    assert full_name not in refused
     assert console_errors == []

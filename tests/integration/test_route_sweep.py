@@ -56,7 +56,9 @@ def _fill(path: str, value: str) -> str:
 
 
 async def test_no_route_answers_hostile_path_input_with_a_5xx(gateway_factory, sign_in) -> None:
-    gateway = gateway_factory(query_page=True, unsafe_demo_tokens=True)
+    gateway = gateway_factory(
+        query_page=True, unsafe_demo_tokens=True, unsafe_demo_secret="sweep-" + "s" * 32
+    )
     routes = _routes(create_app(gateway.settings))
     swept = {path for path, _ in routes}
     assert {"/consents/{consent_id}/status", "/me/consents/{consent_id}"} <= swept

@@ -8,6 +8,24 @@
 
   // In the demo, each request is signed for the purpose chosen above the editor by
   // the gateway's loopback-only UnsafeDemoTokens route; the token covers the exact body.
+  // The route wants this start's secret, which `gateway demo` prints in the page's
+  // address after "#demo=": a fragment is never sent to a server. It is kept for this
+  // tab only (a reload keeps working) and taken out of the address bar.
+  var demoSecret = (function () {
+    var found = /(?:^#|&)demo=([A-Za-z0-9_-]+)/.exec(window.location.hash);
+    try {
+      if (found) {
+        window.sessionStorage.setItem("gateway-demo-secret", found[1]);
+      }
+      var kept = window.sessionStorage.getItem("gateway-demo-secret");
+      if (found) {
+        window.history.replaceState(null, "", window.location.pathname + window.location.search);
+      }
+      return kept || "";
+    } catch (e) {
+      return found ? found[1] : "";
+    }
+  })();
   function purpose() {
     var form = document.getElementById("purpose");
     var subjects = form.subjects.value.split(/[\s,]+/).filter(Boolean);
@@ -24,10 +42,15 @@
     var ask = Object.assign({ body: text }, purpose());
     var signed = await fetch("/_unsafe/demo-tokens", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", "X-Demo-Secret": demoSecret },
       body: JSON.stringify(ask),
     });
-    var token = (await signed.json()).token;
+    var answered = await signed.json();
+    if (!signed.ok) {
+      // Shown in the result pane, as GraphQL errors are.
+      return { errors: [{ message: answered.message, extensions: { code: answered.code } }] };
+    }
+    var token = answered.token;
     var answer = await fetch(endpoint, {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: accept, Authorization: "Bearer " + token },

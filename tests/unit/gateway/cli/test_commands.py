@@ -112,6 +112,28 @@ def test_the_demos_printed_commands_write_no_file_into_the_repository(
     assert [f for f in files if _inside_the_repository_and_kept(f)] == []
 
 
+def test_the_demo_gives_the_query_page_a_new_secret_at_each_start_in_the_fragment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway.cli._demo import Demo
+
+    demo, again = Demo(), Demo()
+    assert len(demo.page_secret) >= 32
+    assert demo.page_secret != again.page_secret
+    assert demo._env("{ x }")["GATEWAY_UNSAFE_DEMO_SECRET"] == demo.page_secret
+    asked = iter(
+        [
+            {"data": {}, "extensions": {"receipt": {"leafHash": "AAAA"}}},
+            {"data": {"prefill": {"fields": [], "papersAvoided": [], "papersStillNeeded": []}}},
+        ]
+    )
+    monkeypatch.setattr(demo, "_ask", lambda *_: next(asked))
+    monkeypatch.setattr(demo, "_integrated", lambda _: ("http://proof", "origin\n1\nroot\n"))
+    printed = demo._report("001099012345")
+    assert f"{demo.gateway_url}/graphql#demo={demo.page_secret}" in printed
+    assert printed.count(demo.page_secret) == 1
+
+
 def test_the_readme_documents_the_openapi_description_and_only_pages_that_exist(
     tmp_path: Path,
 ) -> None:

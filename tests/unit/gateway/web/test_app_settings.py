@@ -35,3 +35,11 @@ def test_unsafe_demo_tokens_are_refused_in_production(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigurationError, match="demo tokens"):
         create_app(settings)
+
+
+@pytest.mark.parametrize("secret", [None, "short"])
+def test_unsafe_demo_tokens_need_a_long_secret(tmp_path: Path, secret: str | None) -> None:
+    settings = _settings(tmp_path, unsafe_demo_tokens=True, unsafe_demo_secret=secret)
+    with pytest.raises(ConfigurationError, match="GATEWAY_UNSAFE_DEMO_SECRET"):
+        create_app(settings)
+    create_app(_settings(tmp_path, unsafe_demo_tokens=True, unsafe_demo_secret="s" * 32))
