@@ -7,13 +7,42 @@ the project reads the environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ConfigurationError", "GatewaySettings"]
+__all__ = ["ConfigurationError", "GatewaySettings", "is_loopback_url"]
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` names a host of this machine: 127.0.0.0/8, ::1 or localhost."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host == "localhost":  # urlsplit gives the host in lower case
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _sign_in_url_refused(name: str, url: str) -> str | None:
+    """Why `url` cannot be a production sign-in URL (`name` is its variable), or `None`."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "https" or (scheme == "http" and is_loopback_url(url)):
+        return None
+    return (
+        f"{name} must be an https:// URL in production (plain http:// only on this machine: "
+        f"127.0.0.0/8, ::1 or localhost), not {url!r}"
+    )
 
 
 DEVELOPMENT_PLATFORM_ORG = "VN/GOV/BCA"
@@ -171,6 +200,27 @@ class GatewaySettings(BaseSettings):
             production = values.get("environment") == "production"
             return {**values, "introspection": not production}
         return values
+
+    @model_validator(mode="after")
+    def _sign_in_is_pinned(self) -> GatewaySettings:
+        # A JWK set alone would let a token of any issuer signed with its keys in (another
+        # tenant of the same provider): sign-in always names the issuer it trusts.
+        if self.oidc_issuer is None and (
+            self.oidc_jwks_url is not None or self.oidc_jwks_file is not None
+        ):
+            raise ValueError(
+                "GATEWAY_OIDC_JWKS_URL or GATEWAY_OIDC_JWKS_FILE is set without "
+                "GATEWAY_OIDC_ISSUER: set the issuer whose tokens are accepted (their `iss`)"
+            )
+        if self.environment == "production":
+            for name, url in (
+                ("GATEWAY_OIDC_ISSUER", self.oidc_issuer),
+                ("GATEWAY_OIDC_JWKS_URL", self.oidc_jwks_url),
+            ):
+                refused = _sign_in_url_refused(name, url) if url is not None else None
+                if refused is not None:
+                    raise ValueError(refused)
+        return self
 
     @field_validator("origin")
     @classmethod

@@ -37,8 +37,12 @@ class IssuerKey:
         return {**jwk, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
 
     def sign(self, claims: Mapping[str, Any]) -> str:
-        """A compact JWT of `claims`, header `{"alg": "EdDSA", "kid", "typ": "JWT"}`."""
-        header = {"alg": ALGORITHM, "kid": self.kid, "typ": "JWT"}
+        """An access token of `claims`, header `{"alg": "EdDSA", "kid", "typ": "at+jwt"}`.
+
+        `at+jwt` is RFC 9068's type of a JWT access token: the gateway refuses tokens of
+        other types (logout tokens, security events).
+        """
+        header = {"alg": ALGORITHM, "kid": self.kid, "typ": "at+jwt"}
         with eddsa_allowed():
             return jwt.encode(
                 header, dict(claims), OKPKey.import_key(self.private), algorithms=[ALGORITHM]

@@ -5,7 +5,9 @@ Citizens (VNeID in production, the sandbox issuer in the demo) and staff send
 issuer's JWK set and turns its claims (`sub`, `roles`, `org`, `acr`) into an
 `Identity`; the web room's dependencies (`gateway.web`) guard routes with it.
 
-A missing or bad token is 401 (`UNAUTHENTICATED`, `BAD_SIGNATURE`, `TOKEN_EXPIRED`).
+Only the configured issuer is trusted (its `iss`), and only access tokens (header
+`typ` `at+jwt` or `JWT`). A missing or bad token is 401 (`UNAUTHENTICATED`,
+`BAD_SIGNATURE`, `TOKEN_EXPIRED`).
 Neither the token nor the subject (a citizen's personal id) ever appears in an error
 message or a log line.
 """
@@ -27,7 +29,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
 from joserfc.jws import CompactSignature, JWSRegistry
 
-from gateway.config import GatewaySettings
+from gateway.config import GatewaySettings, is_loopback_url
 from gateway.errors import (
     BadSignature,
     ServiceUnavailable,
@@ -63,6 +65,20 @@ _KEY_TYPES: Final = frozenset(kty for kty, _ in _ALGORITHMS.values())
 # RFC 9864 renamed "EdDSA" (for Ed25519 keys) to "Ed25519": a JWK may say either.
 _SAME_ALG: Final = {"EdDSA": "Ed25519"}
 _NOT_JWS: Final = "The token is not a compact JWS (header.payload.signature)."
+# The header `typ` of an access token: RFC 9068's `at+jwt`, or the generic `JWT` that
+# most issuers still send. Compared without case and without `application/` (RFC 7515
+# §4.1.9). A token without `typ` is refused: logout tokens, security events and the
+# gateway's own request tokens all say what they are, and an issuer that says nothing
+# cannot be told apart from them.
+_ACCESS_TOKEN_TYPES: Final = frozenset({"at+jwt", "jwt"})
+_NOT_AN_ACCESS_TYPE: Final = "The token is not an access token (typ: at+jwt or JWT)."
+
+
+def _is_access_token_type(typ: object) -> bool:
+    if not isinstance(typ, str):
+        return False
+    kind = typ.lower()
+    return kind.removeprefix("application/") in _ACCESS_TOKEN_TYPES
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -157,12 +173,29 @@ async def _get_json(http: httpx.AsyncClient, url: str) -> Any:
     return orjson.loads(response.content)
 
 
+def _jwks_uri_refused(uri: str, issuer: str, *, production: bool) -> str | None:
+    """Why keys may not be fetched from a discovered `uri`, or `None`.
+
+    https always; plain http on this machine (the demo's issuer); plain http elsewhere
+    only outside production and only for an issuer that is itself plain http, so that
+    a discovery document cannot move the keys of an https issuer onto plain http.
+    """
+    if uri.startswith("https://"):
+        return None
+    if not uri.startswith("http://"):
+        return "no usable jwks_uri"
+    if is_loopback_url(uri) or (not production and not issuer.startswith("https://")):
+        return None
+    return "jwks_uri is plain http; keys are fetched over https only"
+
+
 class _Discovery:
     """JWKS at the `jwks_uri` of `{issuer}/.well-known/openid-configuration`."""
 
-    def __init__(self, http: httpx.AsyncClient, issuer: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, issuer: str, *, production: bool) -> None:
         self._http = http
         self._issuer = issuer
+        self._production = production
         self._jwks_uri: str | None = None
 
     async def __call__(self) -> Any:
@@ -173,8 +206,11 @@ class _Discovery:
                 # OpenID Connect Discovery 1.0 §4.3: the document must name this issuer.
                 raise ValueError(f"{url}: the document names another issuer")
             uri = document.get("jwks_uri")
-            if not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
+            if not isinstance(uri, str):
                 raise ValueError(f"{url}: no usable jwks_uri")
+            refused = _jwks_uri_refused(uri, self._issuer, production=self._production)
+            if refused is not None:
+                raise ValueError(f"{url}: {refused}")
             self._jwks_uri = uri
         try:
             return await _get_json(self._http, self._jwks_uri)
@@ -213,7 +249,7 @@ class IdentityVerifier:
         *,
         fetch_jwks: JwksFetcher,
         audience: str,
-        issuer: str | None = None,
+        issuer: str,
         jwks: Any = None,
         refetch_interval: float = 30.0,
         max_age: float = 3600.0,
@@ -251,12 +287,21 @@ class IdentityVerifier:
 
         Keys come from `oidc_jwks_file` (read now, so a bad file fails start-up), else
         `oidc_jwks_url`, else the `jwks_uri` that `oidc_issuer` publishes by discovery.
-        Raises `ValueError` when the JWKS file is unusable.
+        Raises `ValueError` when the JWKS file is unusable, or keys are configured
+        without the issuer (settings refuse that too).
         """
+        issuer = settings.oidc_issuer
+        if issuer is None:
+            if settings.oidc_jwks_file is not None or settings.oidc_jwks_url is not None:
+                raise ValueError(
+                    "GATEWAY_OIDC_JWKS_URL or GATEWAY_OIDC_JWKS_FILE is set without "
+                    "GATEWAY_OIDC_ISSUER"
+                )
+            return None
         audience = settings.oidc_audience or settings.origin
         options: dict[str, Any] = {
             "audience": audience,
-            "issuer": settings.oidc_issuer,
+            "issuer": issuer,
             "clock": clock,
             "monotonic": monotonic,
         }
@@ -280,17 +325,16 @@ class IdentityVerifier:
                 return await _get_json(http, url)
 
             return cls(fetch_jwks=get, **options)
-        if settings.oidc_issuer is not None:
-            return cls(fetch_jwks=_Discovery(http, settings.oidc_issuer), **options)
-        return None
+        production = settings.environment == "production"
+        return cls(fetch_jwks=_Discovery(http, issuer, production=production), **options)
 
     async def verify(self, token: str) -> Identity:
         """The identity the token proves.
 
-        Raises `Unauthenticated` (malformed, wrong issuer or audience, not yet valid),
-        `TokenExpired`, `BadSignature` (unknown key, refused algorithm, key that does not
-        fit the algorithm, bad signature), or `ServiceUnavailable` when the issuer's
-        keys were never obtained.
+        Raises `Unauthenticated` (malformed, not an access token, wrong issuer or
+        audience, not yet valid), `TokenExpired`, `BadSignature` (unknown key, refused
+        algorithm, key that does not fit the algorithm, bad signature), or
+        `ServiceUnavailable` when the issuer's keys were never obtained.
         """
         try:
             return await self._verify(token)
@@ -308,6 +352,8 @@ class IdentityVerifier:
             raise BadSignature("The token's algorithm is not accepted: EdDSA, ES256 or RS256.")
         if "crit" in header:
             raise BadSignature("The token needs extensions (crit) the gateway does not support.")
+        if not _is_access_token_type(header.get("typ")):
+            raise Unauthenticated(_NOT_AN_ACCESS_TYPE)
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise Unauthenticated("The token's header is malformed (kid).")
@@ -361,7 +407,7 @@ class IdentityVerifier:
         issuer = claims.get("iss")
         if not isinstance(issuer, str) or not issuer:
             raise Unauthenticated("The token names no issuer (iss).")
-        if self.issuer is not None and issuer != self.issuer:
+        if issuer != self.issuer:
             raise Unauthenticated("The token comes from an issuer this gateway does not trust.")
         audience = claims.get("aud")
         audiences = [audience] if isinstance(audience, str) else audience

@@ -148,3 +148,52 @@ def test_introspection_from_environment_variables(monkeypatch: pytest.MonkeyPatc
 def test_introspection_from_a_dotenv_file(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("GATEWAY_ENVIRONMENT=production\n", encoding="utf-8")
     assert _settings().introspection is False
+
+
+# --- sign-in -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "keys", [{"oidc_jwks_url": "https://id.example.test/keys"}, {"oidc_jwks_file": "jwks.json"}]
+)
+def test_a_jwks_without_the_issuer_is_refused(keys: dict[str, str]) -> None:
+    # Without the issuer pinned, a token of any issuer signed by a key of the set passes.
+    with pytest.raises(ValidationError, match="GATEWAY_OIDC_ISSUER"):
+        _settings(**keys)
+    assert _settings(oidc_issuer="https://id.example.test", **keys).oidc_issuer
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://id.example.test",
+        "http://127.0.0.1:8103",
+        "http://127.10.0.1:8103",
+        "http://localhost:8103",
+        "http://LOCALHOST",
+        "http://[::1]:8103",
+    ],
+)
+def test_production_issuer_is_https_or_loopback(url: str) -> None:
+    assert _settings(environment="production", oidc_issuer=url).oidc_issuer == url
+    jwks = _settings(environment="production", oidc_issuer=url, oidc_jwks_url=f"{url}/keys")
+    assert jwks.oidc_jwks_url == f"{url}/keys"
+
+
+@pytest.mark.parametrize(
+    ("setting", "url"),
+    [
+        ("oidc_issuer", "http://id.example.test"),
+        ("oidc_issuer", "http://10.0.0.5:8103"),
+        ("oidc_issuer", "http://127.0.0.1.example.test"),
+        ("oidc_issuer", "ftp://id.example.test"),
+        ("oidc_jwks_url", "http://id.example.test/keys"),
+        ("oidc_jwks_url", "http://0.0.0.0:8103/keys"),
+    ],
+)
+def test_production_refuses_plain_http_sign_in(setting: str, url: str) -> None:
+    values = {"oidc_issuer": "https://id.example.test", setting: url}
+    with pytest.raises(ValidationError, match="https"):
+        _settings(environment="production", **values)
+    if url.startswith("http://"):  # outside production, plain http is allowed anywhere
+        assert _settings(environment="development", **values)

@@ -104,7 +104,8 @@ async def test_citizen_login(client: httpx.AsyncClient, level: int, acr: str) ->
     assert (body["token_type"], body["expires_in"]) == ("Bearer", 600)
     jwk = await _jwk(client)
     header, claims = _verify(body["access_token"], jwk)
-    assert header == {"alg": "EdDSA", "kid": jwk["kid"], "typ": "JWT"}
+    # RFC 9068's access-token type, which the gateway's sign-in requires (or `JWT`).
+    assert header == {"alg": "EdDSA", "kid": jwk["kid"], "typ": "at+jwt"}
     assert claims["iss"] == ISSUER
     assert claims["aud"] == AUDIENCE
     assert claims["sub"] == PERSONAL_ID

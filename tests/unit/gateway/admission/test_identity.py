@@ -115,11 +115,12 @@ class FakeIssuer:
     keys: list[SigningKey]
     calls: Counter[str] = field(default_factory=Counter)
     discovery_issuer: str = ISSUER
+    jwks_uri: str = f"{ISSUER}/keys"
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.calls[request.url.path] += 1
         if request.url.path == "/.well-known/openid-configuration":
-            document = {"issuer": self.discovery_issuer, "jwks_uri": f"{ISSUER}/keys"}
+            document = {"issuer": self.discovery_issuer, "jwks_uri": self.jwks_uri}
             return httpx.Response(200, json=document)
         if request.url.path == "/keys":
             return httpx.Response(200, json={"keys": [k.jwk() for k in self.keys]})
@@ -244,6 +245,33 @@ async def test_claims_that_are_refused(setup: Setup, changes: dict[str, Any], wo
         await setup.verifier.verify(setup.key.sign(claims(**changes)))
     assert type(refused.value) is Unauthenticated
     assert words in refused.value.message
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt", "JWT", "jwt"])
+async def test_access_token_types_are_accepted(setup: Setup, typ: str) -> None:
+    # RFC 9068 §2.1: `at+jwt`; many issuers still say `JWT`; media types compare
+    # case-insensitively and may carry `application/` (RFC 7515 §4.1.9).
+    assert (await setup.verifier.verify(setup.key.sign(claims(), typ=typ))).is_citizen
+
+
+@pytest.mark.parametrize(
+    "typ",
+    ["logout+jwt", "secevent+jwt", "gw-request+jwt", "id_token+jwt", "JOSE", "", 1, DROP],
+)
+async def test_tokens_of_other_types_are_refused(setup: Setup, typ: Any) -> None:
+    # A back-channel logout token, a security event, a request token, an untyped token:
+    # signed by the same issuer maybe, but not an access token for this gateway.
+    header = {"alg": setup.key.alg, "kid": setup.key.kid}
+    if typ is not DROP:
+        header["typ"] = typ
+    signing_input = unsigned(header, claims()).rsplit(".", 1)[0]
+    okp = setup.key.key
+    assert isinstance(okp, OKPKey)
+    signature = okp.private_key.sign(signing_input.encode())  # type: ignore[union-attr]
+    token = f"{signing_input}.{_b64(signature)}"
+    with pytest.raises(Unauthenticated, match="typ") as refused:
+        await setup.verifier.verify(token)
+    assert type(refused.value) is Unauthenticated
 
 
 async def test_unknown_kid_refetches_once_then_bad_signature(setup: Setup) -> None:
@@ -377,7 +405,10 @@ async def test_payload_that_is_not_an_object(setup: Setup) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "EdDSA is deprecated", SecurityWarning)
         token = jws.serialize_compact(
-            {"alg": "EdDSA", "kid": setup.key.kid}, b"[1, 2]", setup.key.key, ["EdDSA"]
+            {"alg": "EdDSA", "kid": setup.key.kid, "typ": "at+jwt"},
+            b"[1, 2]",
+            setup.key.key,
+            ["EdDSA"],
         )
     with pytest.raises(Unauthenticated, match="not a JSON object"):
         await setup.verifier.verify(token)
@@ -421,12 +452,24 @@ async def test_jwks_from_a_file(tmp_path: Path) -> None:
     path.write_text(json.dumps({"keys": [key.jwk()]}), encoding="utf-8")
     async with httpx.AsyncClient(transport=httpx.MockTransport(_no_network)) as http:
         verifier = IdentityVerifier.from_settings(
-            settings(oidc_issuer=None, oidc_jwks_file=path), http, clock=Clock(NOW)
+            settings(oidc_jwks_file=path), http, clock=Clock(NOW)
         )
         assert verifier is not None
-        who = await verifier.verify(key.sign(claims(iss="https://anyone.test")))
-    # Without oidc_issuer any issuer is accepted; the identity says which it was.
-    assert who.issuer == "https://anyone.test"
+        assert (await verifier.verify(key.sign(claims()))).issuer == ISSUER
+        # The issuer is pinned with a file too: another tenant's token of the same
+        # key set is refused.
+        with pytest.raises(Unauthenticated, match="does not trust"):
+            await verifier.verify(key.sign(claims(iss="https://anyone.test")))
+
+
+@pytest.mark.parametrize("keys", ["oidc_jwks_url", "oidc_jwks_file"])
+def test_a_jwks_without_the_issuer_gives_no_verifier(keys: str) -> None:
+    # Settings refuse it (tests/unit/gateway/test_settings.py); settings built around
+    # that check still get no verifier that would trust any issuer.
+    source: Any = Path("jwks.json") if keys == "oidc_jwks_file" else f"{ISSUER}/keys"
+    unpinned = GatewaySettings.model_construct(origin=AUDIENCE, oidc_issuer=None, **{keys: source})
+    with pytest.raises(ValueError, match="GATEWAY_OIDC_ISSUER"):
+        IdentityVerifier.from_settings(unpinned, httpx.AsyncClient())
 
 
 @pytest.mark.parametrize(
@@ -476,6 +519,50 @@ async def test_discovery_naming_another_issuer_is_not_trusted() -> None:
         with pytest.raises(ServiceUnavailable):
             await verifier.verify(key.sign(claims()))
     assert idp.jwks_fetches == 0
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+async def test_discovery_refuses_a_plain_http_jwks_uri(environment: str) -> None:
+    key = ed25519()
+    idp = FakeIssuer([key], jwks_uri="http://id.example.test/keys")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(idp.handle)) as http:
+        verifier = IdentityVerifier.from_settings(
+            settings(environment=environment), http, clock=Clock(NOW)
+        )
+        assert verifier is not None
+        with capture_logs() as logs, pytest.raises(ServiceUnavailable):
+            await verifier.verify(key.sign(claims()))
+    assert idp.jwks_fetches == 0
+    assert any("https" in str(event.get("reason")) for event in logs)
+
+
+@pytest.mark.parametrize(
+    ("jwks_uri", "trusted"),
+    [
+        ("http://127.0.0.1:8103/keys", True),
+        ("http://localhost:8103/keys", True),
+        ("https://keys.example.test/keys", True),
+        ("http://keys.example.test/keys", False),
+    ],
+)
+async def test_discovery_in_production_takes_plain_http_only_on_loopback(
+    jwks_uri: str, trusted: bool
+) -> None:
+    key = ed25519()
+    issuer = "http://127.0.0.1:8103"
+    idp = FakeIssuer([key], discovery_issuer=issuer, jwks_uri=jwks_uri)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(idp.handle)) as http:
+        verifier = IdentityVerifier.from_settings(
+            settings(environment="production", oidc_issuer=issuer), http, clock=Clock(NOW)
+        )
+        assert verifier is not None
+        token = key.sign(claims(iss=issuer))
+        if trusted:
+            assert (await verifier.verify(token)).is_citizen
+        else:
+            with pytest.raises(ServiceUnavailable):
+                await verifier.verify(token)
+    assert idp.jwks_fetches == (1 if trusted else 0)
 
 
 async def test_unreachable_issuer_is_503_and_retried_later() -> None:
