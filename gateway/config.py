@@ -147,6 +147,12 @@ class GatewaySettings(BaseSettings):
     oidc_audience: str | None = Field(
         default=None, description="Expected `aud` of citizen and staff tokens; default: origin."
     )
+    oidc_jwks_max_age: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Seconds the issuer's keys are trusted after they were last fetched; "
+        "when they cannot be fetched again by then, sign-in answers 503.",
+    )
     oidc_level2_acr: list[str] = Field(
         default_factory=lambda: ["vneid-level-2"],
         description="`acr` values that prove an identity of level 2 (needed to approve consent).",

@@ -5,9 +5,10 @@ Citizens (VNeID in production, the sandbox issuer in the demo) and staff send
 issuer's JWK set and turns its claims (`sub`, `roles`, `org`, `acr`) into an
 `Identity`; the web room's dependencies (`gateway.web`) guard routes with it.
 
-Only the configured issuer is trusted (its `iss`), and only access tokens (header
-`typ` `at+jwt` or `JWT`). A missing or bad token is 401 (`UNAUTHENTICATED`,
-`BAD_SIGNATURE`, `TOKEN_EXPIRED`).
+Only the configured issuer is trusted (its `iss`), only access tokens (header `typ`
+`at+jwt` or `JWT`), and a citizen's subject must be a personal id. A missing or bad
+token is 401 (`UNAUTHENTICATED`, `BAD_SIGNATURE`, `TOKEN_EXPIRED`); without usable keys
+of the issuer (never fetched, or older than their maximum age) sign-in is 503.
 Neither the token nor the subject (a citizen's personal id) ever appears in an error
 message or a log line.
 """
@@ -32,10 +33,12 @@ from joserfc.jws import CompactSignature, JWSRegistry
 from gateway.config import GatewaySettings, is_loopback_url
 from gateway.errors import (
     BadSignature,
+    InvalidIdentifier,
     ServiceUnavailable,
     TokenExpired,
     Unauthenticated,
 )
+from gateway.identifiers import PersonalId, parse_identifier
 from keys import eddsa_allowed
 
 __all__ = ["CITIZEN_ROLE", "MAX_TOKEN_BYTES", "STAFF_ROLES", "Identity", "IdentityVerifier"]
@@ -242,6 +245,9 @@ class IdentityVerifier:
     again, at most once per `refetch_interval` seconds, so a flood of forged kids
     cannot turn into a flood of requests to the issuer; the set is also fetched
     again once it is older than `max_age` (keys the issuer withdrew stop working).
+    When it cannot be fetched again, the keys serve until `keys_max_age` after they
+    were fetched; then sign-in is refused (503) rather than trusting keys the issuer
+    may have withdrawn long ago.
     """
 
     def __init__(
@@ -253,6 +259,7 @@ class IdentityVerifier:
         jwks: Any = None,
         refetch_interval: float = 30.0,
         max_age: float = 3600.0,
+        keys_max_age: float = 86400.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -260,7 +267,8 @@ class IdentityVerifier:
         self.issuer = issuer
         self._fetch = fetch_jwks
         self._refetch_interval = refetch_interval
-        self._max_age = max_age
+        self._max_age = min(max_age, keys_max_age)
+        self._keys_max_age = keys_max_age
         self._clock = clock
         self._monotonic = monotonic
         self._lock = asyncio.Lock()
@@ -302,6 +310,7 @@ class IdentityVerifier:
         options: dict[str, Any] = {
             "audience": audience,
             "issuer": issuer,
+            "keys_max_age": settings.oidc_jwks_max_age,
             "clock": clock,
             "monotonic": monotonic,
         }
@@ -332,9 +341,10 @@ class IdentityVerifier:
         """The identity the token proves.
 
         Raises `Unauthenticated` (malformed, not an access token, wrong issuer or
-        audience, not yet valid), `TokenExpired`, `BadSignature` (unknown key, refused
-        algorithm, key that does not fit the algorithm, bad signature), or
-        `ServiceUnavailable` when the issuer's keys were never obtained.
+        audience, not yet valid, a citizen whose subject is not a personal id),
+        `TokenExpired`, `BadSignature` (unknown key, refused algorithm, key that does not
+        fit the algorithm, bad signature), or `ServiceUnavailable` when the issuer's
+        keys were never obtained or are older than their maximum age.
         """
         try:
             return await self._verify(token)
@@ -368,6 +378,11 @@ class IdentityVerifier:
                 raise ServiceUnavailable("The identity provider's keys could not be obtained.")
         elif self._monotonic() - self._loaded_at > self._max_age:
             await self._reload()
+            if self._monotonic() - self._loaded_at > self._keys_max_age:
+                raise ServiceUnavailable(
+                    "The identity provider's keys could not be refreshed; sign-in is "
+                    "refused until they are."
+                )
         named = [k for k in self._keys if kid is None or k.kid == kid]
         if not named and kid is not None and await self._reload(wanted=kid):
             named = [k for k in self._keys if k.kid == kid]
@@ -431,6 +446,14 @@ class IdentityVerifier:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthenticated("The token's `roles` claim is not a list of strings.")
+        if CITIZEN_ROLE in roles:
+            try:
+                parse_identifier(subject, (PersonalId,), argument="sub")
+            except InvalidIdentifier:
+                # Never the value: it may be someone's id typed wrong.
+                raise Unauthenticated(
+                    "A citizen's token must name a 12-digit personal id as its subject (sub)."
+                ) from None
         return Identity(
             subject=subject,
             roles=frozenset(roles),

@@ -197,3 +197,11 @@ def test_production_refuses_plain_http_sign_in(setting: str, url: str) -> None:
         _settings(environment="production", **values)
     if url.startswith("http://"):  # outside production, plain http is allowed anywhere
         assert _settings(environment="development", **values)
+
+
+def test_identity_provider_keys_have_a_maximum_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _settings().oidc_jwks_max_age == 86400
+    monkeypatch.setenv("GATEWAY_OIDC_JWKS_MAX_AGE", "7200")
+    assert _settings().oidc_jwks_max_age == 7200
+    with pytest.raises(ValidationError):
+        _settings(oidc_jwks_max_age=0)

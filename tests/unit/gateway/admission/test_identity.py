@@ -274,6 +274,20 @@ async def test_tokens_of_other_types_are_refused(setup: Setup, typ: Any) -> None
     assert type(refused.value) is Unauthenticated
 
 
+@pytest.mark.parametrize(
+    "sub", ["nguyen.van.a", "00109901234", "0010990123456", "00109901234a", "\uff10" * 12]
+)
+async def test_citizen_subject_must_be_a_personal_id(setup: Setup, sub: str) -> None:
+    with capture_logs() as logs, pytest.raises(Unauthenticated, match="personal id") as refused:
+        await setup.verifier.verify(setup.key.sign(claims(sub=sub)))
+    assert type(refused.value) is Unauthenticated
+    shown = f"{refused.value} {refused.value.to_body()} {refused.value!r} {logs!r}"
+    assert sub not in shown
+    # The same subject is a staff member's name like any other.
+    staff = claims(sub=sub, roles=["auditor"], org="VN/GOV/KTNN", acr=DROP)
+    assert (await setup.verifier.verify(setup.key.sign(staff))).subject == sub
+
+
 async def test_unknown_kid_refetches_once_then_bad_signature(setup: Setup) -> None:
     await setup.verifier.verify(setup.key.sign(claims()))
     assert setup.idp.jwks_fetches == 1
@@ -597,6 +611,59 @@ async def test_old_key_sets_are_refreshed(setup: Setup) -> None:
     setup.monotonic.now += 3601
     with pytest.raises(BadSignature):
         await setup.verifier.verify(setup.key.sign(claims()))
+
+
+async def test_keys_older_than_their_maximum_age_are_not_trusted() -> None:
+    key = ed25519()
+    idp = FakeIssuer([key])
+    down = False
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if down:
+            raise httpx.ConnectError("refused", request=request)
+        return idp.handle(request)
+
+    monotonic = Clock(0.0)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+        verifier = IdentityVerifier.from_settings(
+            settings(), http, clock=Clock(NOW), monotonic=monotonic
+        )
+        assert verifier is not None
+        assert (await verifier.verify(key.sign(claims()))).is_citizen
+        down = True
+        monotonic.now += 3601  # due for a refresh that fails: the keys still serve
+        assert (await verifier.verify(key.sign(claims()))).is_citizen
+        monotonic.now = 86400 + 1  # a day since they were fetched: no longer
+        with pytest.raises(ServiceUnavailable, match="could not be refreshed") as stale:
+            await verifier.verify(key.sign(claims()))
+        assert stale.value.http_status == 503
+        down = False
+        monotonic.now += 30
+        assert (await verifier.verify(key.sign(claims()))).is_citizen
+
+
+async def test_the_keys_maximum_age_comes_from_settings() -> None:
+    key = ed25519()
+    idp = FakeIssuer([key])
+    down = False
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if down:
+            raise httpx.ConnectError("refused", request=request)
+        return idp.handle(request)
+
+    monotonic = Clock(0.0)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+        verifier = IdentityVerifier.from_settings(
+            settings(oidc_jwks_max_age=600), http, clock=Clock(NOW), monotonic=monotonic
+        )
+        assert verifier is not None
+        await verifier.verify(key.sign(claims()))
+        down = True
+        monotonic.now += 601  # refreshed before the usual hour, and refused when it fails
+        with pytest.raises(ServiceUnavailable):
+            await verifier.verify(key.sign(claims()))
+    assert idp.jwks_fetches == 1
 
 
 # --- Identity -----------------------------------------------------------------------
