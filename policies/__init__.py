@@ -23,7 +23,7 @@ from policies._catalogue import (
     Procedure,
     load_catalogue,
 )
-from policies._consent import CONSENT_STATES, Consent
+from policies._consent import CONSENT_STATES, GRANT_VERSION, Consent
 from policies._decisions import (
     AccessRequest,
     ActiveConsent,
@@ -47,6 +47,7 @@ __all__ = [
     "AGENCY_KIND_LABELS",
     "CATALOGUE_DIR",
     "CONSENT_STATES",
+    "GRANT_VERSION",
     "MAX_SUBJECTS",
     "ORGANISATION_NAMES",
     "SENSITIVE_FIELDS",

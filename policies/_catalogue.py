@@ -181,6 +181,8 @@ class Procedure(_Strict):
     online_level: Literal["full", "partial"]
     fields: dict[str, _FieldBasis] = Field(min_length=1)
     hidden_access_allowed: bool = False
+    consents_reusable_across_cases: bool = False
+    """A citizen's consent, given for one case, also covers the client's other cases."""
     retention_days: int | None = Field(default=None, gt=0)
     officer_disclosure: Literal["name", "role"] = "role"
     papers_replaced: tuple[Paper, ...] = ()

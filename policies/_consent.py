@@ -8,10 +8,14 @@ from typing import Any, Final
 
 from gateway.instants import format_instant
 
-__all__ = ["CONSENT_STATES", "Consent"]
+__all__ = ["CONSENT_STATES", "GRANT_VERSION", "Consent"]
 
 CONSENT_STATES: Final = ("REQUESTED", "ACTIVE", "DENIED", "REVOKED", "EXPIRED")
 """Where a consent is in its life: requested, then in force or denied, then revoked or over."""
+
+GRANT_VERSION: Final = 2
+"""The form of the artefact a grant signs now: 2 names the case; 1 (grants made before
+the case was signed) does not, and such a grant still verifies over that form."""
 
 
 def _instant(value: datetime.datetime | None) -> str | None:
@@ -36,6 +40,8 @@ class Consent:
     revoked_at: datetime.datetime | None
     grant: str | None = field(repr=False)
     revocation: str | None = field(repr=False)
+    grant_version: int = GRANT_VERSION
+    """The form of `artefact()` its grant signs (see `GRANT_VERSION`)."""
 
     @property
     def valid_from(self) -> datetime.datetime | None:
@@ -43,8 +49,12 @@ class Consent:
         return self.decided_at if self.status in {"ACTIVE", "REVOKED"} else None
 
     def artefact(self) -> dict[str, Any]:
-        """What the grant signs: the consent as approved (no signature)."""
-        return {
+        """What the grant signs: the consent as approved (no signature).
+
+        Since version 2 it names the case the consent was asked under, which is the
+        only case it is read under (unless its procedure reuses consents across cases).
+        """
+        artefact = {
             "id": self.id,
             "subject": self.subject,
             "consumer": self.consumer,
@@ -53,6 +63,9 @@ class Consent:
             "validFrom": _instant(self.decided_at),
             "validUntil": _instant(self.valid_until),
         }
+        if self.grant_version >= 2:
+            artefact["case"] = self.case
+        return artefact
 
     def public(self) -> dict[str, Any]:
         """The consent as shown to its consumer and to its citizen (camelCase)."""

@@ -61,6 +61,8 @@ class ActiveConsent:
     procedure: str
     fields: frozenset[str]
     valid_until: datetime.datetime
+    case: str = field(repr=False)
+    """The case it was given for (Unicode NFC, as `Purpose.case`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,19 +199,27 @@ class ByLaw:
 
 
 class ByConsent:
-    """An active consent covers subject, client, procedure and field."""
+    """An active consent covers subject, client, procedure, case and field.
 
-    def __init__(self, *, now: datetime.datetime | None = None) -> None:
+    A consent is for the case it was asked under; only a procedure whose catalogue
+    entry says `consents_reusable_across_cases` lets it cover the client's other cases.
+    """
+
+    def __init__(self, catalogue: Catalogue, *, now: datetime.datetime | None = None) -> None:
+        self._catalogue = catalogue
         self._now = now
 
     def check(self, request: AccessRequest) -> Allowed:
         """See `Policy.check`."""
         now = self._now or datetime.datetime.now(datetime.UTC)
+        purpose = request.purpose
+        any_case = self._catalogue.get(purpose.procedure).consents_reusable_across_cases
         for consent in request.consents:
             if (
                 consent.subject == request.subject
                 and consent.consumer == request.client_id
-                and consent.procedure == request.purpose.procedure
+                and consent.procedure == purpose.procedure
+                and (any_case or consent.case == purpose.case)
                 and request.path in consent.fields
                 and consent.valid_until > now
             ):
@@ -235,6 +245,6 @@ def default_policy(catalogue: Catalogue) -> Policy:
             ClientRunsProcedure(catalogue),
             SubjectInCase(),
             FieldInPurpose(catalogue),
-            AnyOf([ByLaw(catalogue), ByConsent()]),
+            AnyOf([ByLaw(catalogue), ByConsent(catalogue)]),
         ]
     )

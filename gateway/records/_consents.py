@@ -1,14 +1,17 @@
 """Consent artefacts: requested by a client, answered by the citizen, revocable.
 
 A consent lets one data consumer (a client) read named fields of one citizen for one
-procedure until `validUntil`. Its life: `REQUESTED` (by a client whose purpose token
-names the citizen) → `ACTIVE` (approved by the citizen with a level-2 identity) or
-`DENIED`, or `EXPIRED` when unanswered past `answerBy`; an active consent becomes
-`REVOKED` when the citizen withdraws it, or `EXPIRED` after `validUntil`.
+procedure, in the case it was asked under, until `validUntil`. Its life: `REQUESTED`
+(by a client whose purpose token names the citizen) → `ACTIVE` (approved by the
+citizen with a level-2 identity) or `DENIED`, or `EXPIRED` when unanswered past
+`answerBy`; an active consent becomes `REVOKED` when the citizen withdraws it, or
+`EXPIRED` after `validUntil`.
 
 The grant is signed with the gateway's consent key as a detached JWS over the RFC 8785
-canonical JSON of the artefact; a revocation is a separate signed statement. A signed
-grant alone never proves a consent is still in force: `status` answers that.
+canonical JSON of the artefact, which names the case (a grant made before it did
+still verifies over the form it signed: `Consent.grant_version`); a revocation is a
+separate signed statement. A signed grant alone never proves a consent is still in
+force: `status` answers that.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import dataclasses
 import datetime
 import re
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
@@ -36,7 +40,7 @@ from gateway.records._figures import count_consent
 from gateway.records._recorder import Event, insert_events
 from gateway.storage import consents
 from keys import KeyRing, eddsa_allowed
-from policies import ActiveConsent, Consent
+from policies import GRANT_VERSION, ActiveConsent, Consent
 
 __all__ = [
     "CONSENT_TYPE",
@@ -83,6 +87,7 @@ def _consent(row: Any, now: datetime.datetime) -> Consent:
         revoked_at=row.revoked_at,
         grant=row.grant,
         revocation=row.revocation,
+        grant_version=row.grant_version,
     )
 
 
@@ -208,6 +213,7 @@ class ConsentStore:
                     fields=sorted(set(fields)),
                     case=case,
                     status="REQUESTED",
+                    grant_version=GRANT_VERSION,
                     requested_at=now,
                     answer_by=now + answer_within,
                     valid_until=valid_until,
@@ -259,10 +265,19 @@ class ConsentStore:
     async def active_for(
         self, *, consumer: str, procedure: str, subjects: Sequence[str]
     ) -> list[ActiveConsent]:
-        """Consents in force now for these subjects, this consumer and procedure."""
+        """Consents in force now for these subjects, this consumer and procedure.
+
+        Each with the case it was asked under, whatever the form its grant signed: a
+        consent granted before grants named the case is bound to the case it was
+        requested for (stored with it, and shown to the citizen who approved it).
+        """
         now = _now()
         query = sa.select(
-            consents.c.id, consents.c.subject, consents.c.fields, consents.c.valid_until
+            consents.c.id,
+            consents.c.subject,
+            consents.c.fields,
+            consents.c.valid_until,
+            consents.c.case,
         ).where(
             consents.c.consumer == consumer,
             consents.c.procedure == procedure,
@@ -273,7 +288,17 @@ class ConsentStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            ActiveConsent(r.id, r.subject, consumer, procedure, frozenset(r.fields), r.valid_until)
+            ActiveConsent(
+                r.id,
+                r.subject,
+                consumer,
+                procedure,
+                frozenset(r.fields),
+                r.valid_until,
+                # As `Purpose.case` is: a case stored before purposes were kept in NFC
+                # still matches the same case typed now.
+                unicodedata.normalize("NFC", r.case),
+            )
             for r in rows
         ]
 
@@ -318,9 +343,17 @@ class ConsentStore:
         now = _now()
 
         def granted(current: Consent) -> dict[str, Any]:
-            artefact = dataclasses.replace(current, decided_at=now, status="ACTIVE")
+            # The current form, naming the case, even for a request made before it.
+            artefact = dataclasses.replace(
+                current, decided_at=now, status="ACTIVE", grant_version=GRANT_VERSION
+            )
             grant = _sign(self._keyring, artefact.artefact())
-            return {"status": "ACTIVE", "decided_at": now, "grant": grant}
+            return {
+                "status": "ACTIVE",
+                "decided_at": now,
+                "grant": grant,
+                "grant_version": GRANT_VERSION,
+            }
 
         return await self._transition(
             consent_id, subject, from_status="REQUESTED", values=granted, record=record

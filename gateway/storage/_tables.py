@@ -186,6 +186,13 @@ consents = sa.Table(
     sa.Column("revoked_at", Instant()),
     sa.Column("grant", sa.Text, comment="Detached JWS over the granted artefact."),
     sa.Column("revocation", sa.Text, comment="Detached JWS over the revocation."),
+    sa.Column(
+        "grant_version",
+        sa.SmallInteger,
+        nullable=False,
+        server_default="1",
+        comment="Form of the artefact the grant signs: 1 without the case, 2 with it.",
+    ),
     sa.CheckConstraint(
         "status IN ('REQUESTED', 'ACTIVE', 'DENIED', 'REVOKED', 'EXPIRED')", name="status"
     ),

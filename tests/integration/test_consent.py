@@ -119,6 +119,48 @@ async def test_consent_from_request_to_revocation(gateway, dataset, sign_in, mig
     assert report.ok, report.problem
 
 
+async def test_a_consent_is_read_only_under_the_case_it_was_given_for(
+    gateway, dataset, sign_in, migrated
+) -> None:
+    """The same client and procedure under another case needs the citizen's consent again."""
+    person = dataset.sample.citizens[0]
+    phone = dataset.citizens[person]["so_dien_thoai"]
+    given, other = "HS-2026-0042", "HS-2026-0043"
+    consent = (await _request(gateway, person, case=given))["data"]["requestConsent"]
+    citizen = await sign_in.citizen(person, level=2)
+    async with gateway.client(auth=None) as http:
+        approved = await http.post(f"/me/consents/{consent['id']}/approve", headers=citizen)
+        assert approved.json()["status"] == "ACTIVE"
+        detail = (await http.get(f"/me/consents/{consent['id']}", headers=citizen)).json()
+        jwks = (await http.get("/.well-known/jwks.json")).json()
+    _verify_grant(jwks, detail["grant"])
+    assert detail["grant"]["payload"]["case"] == given
+
+    elsewhere = (await gateway.post(_phone_query(person), procedure=RESIDENCE, case=other)).json()
+    assert elsewhere["data"]["citizen"]["phone"] is None
+    assert elsewhere["errors"][0]["extensions"]["code"] == "CONSENT_REQUIRED"
+
+    here = (await gateway.post(_phone_query(person), procedure=RESIDENCE, case=given)).json()
+    assert "errors" not in here, here
+    assert here["data"]["citizen"]["phone"] == phone
+    assert here["extensions"]["provenance"]["citizen.phone"]["consentId"] == consent["id"]
+
+    # The case stays out of every public envelope: pseudonyms only.
+    engine = create_engine(migrated)
+    try:
+        async with engine.connect() as conn:
+            envelopes = (
+                await conn.scalars(
+                    sa.text("SELECT envelope FROM events WHERE client_id = :c"),
+                    {"c": gateway.signer.client_id},
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    assert envelopes
+    assert not [e for e in envelopes if given in str(e) or other in str(e)]
+
+
 async def test_a_citizen_sees_and_changes_only_their_own_consents(
     gateway, dataset, sign_in
 ) -> None:

@@ -73,6 +73,15 @@ def test_the_valid_document_loads_with_its_anchor_and_without_its_x_key(tmp_path
     assert procedure.retention_days is None
 
 
+def test_consents_are_bound_to_their_case_unless_the_procedure_says_otherwise(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path, VALID)
+    assert load_catalogue(tmp_path).get("1.000001").consents_reusable_across_cases is False
+    _write(tmp_path, VALID + "consents_reusable_across_cases: true\n")
+    assert load_catalogue(tmp_path).get("1.000001").consents_reusable_across_cases is True
+
+
 # (case id, text replaced, replacement, marker of the line the error must name, words
 # the message must contain). Each breaks the valid document in one place.
 CASES = [

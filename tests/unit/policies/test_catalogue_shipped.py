@@ -100,6 +100,11 @@ def test_unsure_articles_are_left_out_and_said_so(catalogue: Catalogue) -> None:
                 assert "unconfirmed" in basis.note, (procedure.code, basis.document)
 
 
+def test_no_shipped_procedure_reuses_a_consent_across_cases(catalogue: Catalogue) -> None:
+    """A consent is for the case it was asked under: no procedure says otherwise today."""
+    assert [p.code for p in catalogue if p.consents_reusable_across_cases] == []
+
+
 def test_sensitive_fields_by_law_cite_the_law(catalogue: Catalogue) -> None:
     cited = 0
     for procedure in catalogue:

@@ -21,6 +21,7 @@ from policies import (
     AnyOf,
     ByConsent,
     ByLaw,
+    Catalogue,
     Policy,
     Purpose,
     default_policy,
@@ -58,6 +59,7 @@ def _consent(**changes: object) -> ActiveConsent:
         "procedure": RESIDENCE,
         "fields": frozenset({"Citizen.phone"}),
         "valid_until": NOW + datetime.timedelta(days=1),
+        "case": "HS-1",
         **changes,
     }
     return ActiveConsent(**fields)  # type: ignore[arg-type]
@@ -137,7 +139,7 @@ def test_precedence_when_everything_is_wrong(engine: Policy) -> None:
 
 def test_a_consent_allows_exactly_what_it_covers() -> None:
     catalogue = load_catalogue()
-    policy = AnyOf([ByLaw(catalogue), ByConsent(now=NOW)])
+    policy = AnyOf([ByLaw(catalogue), ByConsent(catalogue, now=NOW)])
     allowed = policy.check(_ask("Citizen.phone", consents=(_consent(),)))
     assert allowed == Allowed("consent", "c-1")
     for changes in (
@@ -146,9 +148,39 @@ def test_a_consent_allows_exactly_what_it_covers() -> None:
         {"procedure": "1.000894"},
         {"fields": frozenset({"Citizen.email"})},
         {"valid_until": NOW - datetime.timedelta(seconds=1)},
+        {"case": "HS-2"},
     ):
         with pytest.raises(ConsentRequired):
             policy.check(_ask("Citizen.phone", consents=(_consent(**changes),)))
+
+
+def _tomorrow() -> datetime.datetime:
+    """A consent still in force for the engine, which decides at the real time."""
+    return datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+
+
+def test_a_consent_given_for_one_case_is_not_read_under_another(engine: Policy) -> None:
+    """The same client, procedure, subject and field, another case: consent required."""
+    given = (_consent(case="HS-1", valid_until=_tomorrow()),)
+    allowed = engine.check(_ask("Citizen.phone", consents=given))
+    assert allowed == Allowed("consent", "c-1")
+    other_case = Purpose(RESIDENCE, "HS-2", "officer-1", (AN,))
+    with pytest.raises(ConsentRequired):
+        engine.check(_ask("Citizen.phone", purpose=other_case, consents=given))
+
+
+def test_a_procedure_may_declare_its_consents_reusable_across_cases() -> None:
+    shipped = load_catalogue()
+    reusable = Catalogue(
+        p.model_copy(update={"consents_reusable_across_cases": True}) if p.code == RESIDENCE else p
+        for p in shipped
+    )
+    other_case = Purpose(RESIDENCE, "HS-2", "officer-1", (AN,))
+    given = (_consent(case="HS-1", valid_until=_tomorrow()),)
+    request = _ask("Citizen.phone", purpose=other_case, consents=given)
+    assert default_policy(reusable).check(request) == Allowed("consent", "c-1")
+    with pytest.raises(ConsentRequired):
+        default_policy(shipped).check(request)
 
 
 def test_sensitive_fields_are_never_read_by_law_alone(engine: Policy) -> None:

@@ -278,7 +278,9 @@ async def test_consents_are_loaded_only_when_a_consent_path_is_asked(
     catalogue: Catalogue,
 ) -> None:
     far = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
-    consent = ActiveConsent("consent-1", AN, CLIENT, RESIDENCE, frozenset({"Citizen.phone"}), far)
+    consent = ActiveConsent(
+        "consent-1", AN, CLIENT, RESIDENCE, frozenset({"Citizen.phone"}), far, "CASE-1"
+    )
     world = _world(catalogue, consents=[consent])
     access = (await _admit(world, _token())).access
     await access.prepare("Citizen", ["fullName", "birthDate"])
@@ -634,7 +636,9 @@ async def _executed(
     catalogue: Catalogue, purpose: Purpose
 ) -> tuple[World, Admitted, RequestContext, str]:
     far = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
-    consent = ActiveConsent("consent-1", AN, CLIENT, RESIDENCE, frozenset({"Citizen.phone"}), far)
+    consent = ActiveConsent(
+        "consent-1", AN, CLIENT, RESIDENCE, frozenset({"Citizen.phone"}), far, purpose.case
+    )
     world = _world(catalogue, consents=[consent])
     token = _token(purpose=purpose)
     admitted = await _admit(world, token)

@@ -21,7 +21,10 @@ from typing import Any
 
 import orjson
 import pytest
+import rfc8785
 import sqlalchemy as sa
+from joserfc import jws
+from joserfc.jwk import OKPKey
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
@@ -36,7 +39,7 @@ from gateway.records import (
     verify_signed,
 )
 from gateway.storage import consents, create_engine, events, upgrade
-from keys import KeyRing
+from keys import KeyRing, eddsa_allowed
 from policies import Consent
 
 AN, BINH = "079203001234", "001185000777"
@@ -364,8 +367,9 @@ async def test_every_change_commits_with_exactly_one_consent_event(
     assert {e["envelope"]["consent"] for e in recorded} == {requested.id}
     assert [e["request_id"] for e in recorded] == ["req-requested", "req-approved", "req-revoked"]
     assert {(e["client_id"], e["procedure"]) for e in recorded} == {(CLIENT, RESIDENCE)}
-    # No personal data in the envelopes.
+    # No personal data in the envelopes, nor the case the consent is bound to.
     assert AN not in orjson.dumps([e["envelope"] for e in recorded]).decode()
+    assert "CASE-1" not in orjson.dumps([e["envelope"] for e in recorded]).decode()
 
 
 async def test_a_change_that_cannot_be_recorded_does_not_happen(
@@ -448,6 +452,7 @@ async def test_a_grant_verifies_over_the_consent_as_approved(
         {"procedure": MARRIAGE},
         {"validUntil": "2099-01-01T00:00:00Z"},
         {"validFrom": "2020-01-01T00:00:00Z"},
+        {"case": "CASE-2"},
         {"id": "0" * 32},
         {"extra": True},
     ],
@@ -458,6 +463,83 @@ async def test_a_grant_fails_for_a_changed_consent(
     active = await _active(store)
     assert active.grant is not None
     assert not verify_signed(keyring, active.grant, {**active.artefact(), **change})
+
+
+async def test_a_grant_signs_the_case_the_consent_was_asked_under(
+    store: ConsentStore, keyring: KeyRing
+) -> None:
+    active = await _active(store)
+    assert active.artefact()["case"] == "CASE-1"
+    assert active.grant is not None
+    assert verify_signed(keyring, active.grant, active.artefact())
+    [in_force] = await store.active_for(consumer=CLIENT, procedure=RESIDENCE, subjects=[AN])
+    assert in_force.case == "CASE-1"
+
+
+def _grant_without_case(keyring: KeyRing, artefact: dict[str, Any]) -> str:
+    """A grant as the gateway signed them before the case was in the artefact."""
+    key = keyring.signing("consent")
+    header = {"alg": "EdDSA", "kid": key.kid, "typ": CONSENT_TYPE}
+    with eddsa_allowed():
+        token = jws.serialize_compact(
+            header, rfc8785.dumps(artefact), OKPKey.import_key(key.private), algorithms=["EdDSA"]
+        )
+    head, _, signature = str(token).split(".")
+    return f"{head}..{signature}"
+
+
+async def test_a_consent_granted_before_the_case_was_signed_still_verifies_and_keeps_its_case(
+    tmp_path: Path, keyring: KeyRing
+) -> None:
+    """Its grant verifies over the artefact it signed (no case); it is bound to its case.
+
+    The case was stored with every request (and shown to the citizen who approved it)
+    before the grant signed it: such a consent is in force for that case only.
+    """
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    try:
+        await upgrade(engine, "0007")
+        now = _now().replace(microsecond=0)
+        until = now + 30 * DAY
+        consent_id = "a" * 32
+        old_artefact = {
+            "id": consent_id,
+            "subject": AN,
+            "consumer": CLIENT,
+            "procedure": RESIDENCE,
+            "fields": ["Citizen.phone"],
+            "validFrom": now.isoformat().replace("+00:00", "Z"),
+            "validUntil": until.isoformat().replace("+00:00", "Z"),
+        }
+        grant = _grant_without_case(keyring, old_artefact)
+        async with engine.begin() as conn:
+            # Only the columns revision 0007 has.
+            await conn.execute(
+                consents.insert().values(
+                    id=consent_id,
+                    subject=AN,
+                    consumer=CLIENT,
+                    procedure=RESIDENCE,
+                    fields=["Citizen.phone"],
+                    case="CASE-OLD",
+                    status="ACTIVE",
+                    requested_at=now - DAY,
+                    answer_by=now + 6 * DAY,
+                    valid_until=until,
+                    decided_at=now,
+                    grant=grant,
+                )
+            )
+        await upgrade(engine)
+        store = ConsentStore(engine, keyring)
+        stored = await store.get(consent_id)
+        assert stored.artefact() == old_artefact
+        assert stored.grant == grant
+        assert verify_signed(keyring, grant, stored.artefact())
+        [in_force] = await store.active_for(consumer=CLIENT, procedure=RESIDENCE, subjects=[AN])
+        assert in_force.case == "CASE-OLD"
+    finally:
+        await engine.dispose()
 
 
 async def test_a_grant_fails_with_another_gateways_keys(
