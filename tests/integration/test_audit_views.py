@@ -116,7 +116,9 @@ async def test_auditors_search_by_every_filter_page_through_and_export_with_proo
         of_bob = await search(subject=bob)
         assert len(of_bob) == 1
         assert not {e["id"] for e in of_bob} & {e["id"] for e in of_alice}
-        assert len(await search(client=police.client_id)) == 1
+        assert len(await search(client=police.client_id, type="access")) == 1
+        # Its registration and its key's are admin records of that client.
+        assert len(await search(client=police.client_id, type="admin")) == 2
         assert len(await search(organisation=POLICE_ORG)) == 1
         assert [e["procedure"] for e in await search(procedure=CRIMINAL)] == [CRIMINAL]
         assert len(await search(officer="officer-b")) == 1
@@ -144,7 +146,7 @@ async def test_auditors_search_by_every_filter_page_through_and_export_with_proo
 
         # Every search above is an auditor_search record, in the log like any other.
         searches = await search(type="auditor_search", limit=100)
-        assert len(searches) == 14  # the eleven searches above and the three pages
+        assert len(searches) == 15  # the twelve searches above and the three pages
         with_subject = [s for s in searches if "subject" in s["envelope"]["filter"]]
         assert with_subject
         assert all(len(s["envelope"]["subjectCommitments"]) == 1 for s in with_subject)

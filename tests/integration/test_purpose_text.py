@@ -30,7 +30,10 @@ async def _outcomes(database_url: str, client_id: str) -> list[str]:
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(
-                sa.text("SELECT outcome FROM events WHERE client_id = :c ORDER BY ts"),
+                sa.text(
+                    "SELECT outcome FROM events WHERE client_id = :c AND type = 'access' "
+                    "ORDER BY ts"
+                ),
                 {"c": client_id},
             )
             return [row[0] for row in rows]
