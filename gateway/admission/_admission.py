@@ -248,9 +248,9 @@ class Admission:
             "kid": verified.kid,
             # Officer ids and case numbers can name people: pseudonyms here, the values
             # in the personal part. The same pseudonym finds a case's or officer's events.
-            "officer": pseudonym(self._pseudonym_key, purpose.officer),
+            "officer": pseudonym(self._pseudonym_key, purpose.officer, "officer"),
             "procedure": purpose.procedure,
-            "case": pseudonym(self._pseudonym_key, purpose.case),
+            "case": pseudonym(self._pseudonym_key, purpose.case, "case"),
             "subjects": len(purpose.subjects),
             "jti": verified.jti,
         }
@@ -290,7 +290,7 @@ class Admission:
             else {
                 "client": rejected.client.id,
                 "organisation": rejected.client.organisation,
-                "officer": pseudonym(self._pseudonym_key, officer)
+                "officer": pseudonym(self._pseudonym_key, officer, "officer")
                 if isinstance(officer, str)
                 else None,
                 # Signed but not validated: kept only when it is a catalogue code.

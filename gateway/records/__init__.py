@@ -47,6 +47,7 @@ from gateway.records._recorder import (
     commitment,
     insert_events,
     pseudonym,
+    pseudonyms,
 )
 from gateway.records._search import (
     DECISION_CODES,
@@ -99,6 +100,7 @@ __all__ = [
     "is_procedure_request",
     "page_limit",
     "pseudonym",
+    "pseudonyms",
     "read_envelope",
     "retention_of",
     "search_page",

@@ -58,6 +58,7 @@ __all__ = [
     "commitment",
     "insert_events",
     "pseudonym",
+    "pseudonyms",
 ]
 
 log = structlog.get_logger(__name__)
@@ -74,9 +75,25 @@ RECORD_FAILURES = Counter(
 _WRITE_TIMEOUT = 10.0
 
 
-def pseudonym(key: bytes, officer: str) -> str:
-    """A stable pseudonym of an officer id: HMAC-SHA-256, hex, 32 characters."""
-    return hmac.new(key, officer.encode(), hashlib.sha256).hexdigest()[:32]
+PSEUDONYM_KINDS = ("officer", "case", "auditor")
+"""What is pseudonymised in a domain of its own (operators keep the first form)."""
+
+
+def pseudonym(key: bytes, value: str, kind: str | None = None) -> str:
+    """A stable pseudonym of an id: HMAC-SHA-256, hex, 32 characters.
+
+    `kind` (one of `PSEUDONYM_KINDS`) separates domains: the same text as an officer id
+    and as a case number gives two pseudonyms, so one cannot be matched with the other.
+    Records written before kinds were used hold the pseudonym without a kind; a search
+    matches both (`pseudonyms`).
+    """
+    message = value.encode() if kind is None else f"{kind}\x00{value}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def pseudonyms(key: bytes, value: str, kind: str) -> tuple[str, str]:
+    """The pseudonym of `value` as `kind`, and as records before kinds wrote it."""
+    return pseudonym(key, value, kind), pseudonym(key, value)
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.errors import InvalidArgument
 from gateway.identifiers import parse_identifier
 from gateway.instants import format_instant, parse_instant
-from gateway.records._recorder import pseudonym
+from gateway.records._recorder import pseudonyms
 from gateway.storage import EVENT_TYPES, event_decisions, event_subjects, events, log_leaves
 
 __all__ = [
@@ -92,9 +92,11 @@ class SearchFilter:
     end: datetime.datetime
     client: str | None = None
     organisation: str | None = None
-    officer: str | None = None
+    officer: tuple[str, str] | None = None
+    """The officer's pseudonym, and its form in records written before kinds."""
     procedure: str | None = None
-    case: str | None = None
+    case: tuple[str, str] | None = None
+    """The case number's pseudonym, and its form in records written before kinds."""
     subject: str | None = field(default=None, repr=False)
     type: str | None = None
     decision: str | None = None
@@ -132,9 +134,12 @@ class SearchFilter:
         return cls(
             start=since,
             end=until,
-            # As the purpose keeps them (NFC), so that any spelling of a name finds it.
-            officer=None if officer is None else pseudonym(pseudonym_key, _nfc(officer)),
-            case=None if case is None else pseudonym(pseudonym_key, _nfc(case)),
+            # As the purpose keeps them (NFC), so that any spelling of a name finds it;
+            # records written before pseudonyms had kinds are found by their older form.
+            officer=None
+            if officer is None
+            else pseudonyms(pseudonym_key, _nfc(officer), "officer"),
+            case=None if case is None else pseudonyms(pseudonym_key, _nfc(case), "case"),
             subject=None if subject is None else parse_identifier(subject, argument="subject"),
             type=type,
             decision=decision,
@@ -146,6 +151,8 @@ class SearchFilter:
         out: dict[str, Any] = {"from": format_instant(self.start), "to": format_instant(self.end)}
         for name in ("client", "organisation", "officer", "procedure", "case", "type", "decision"):
             value = getattr(self, name)
+            if isinstance(value, tuple):
+                value = value[0]  # the pseudonym; its older form says nothing more
             if value is not None:
                 out[name] = value
         if self.subject is not None:
@@ -187,13 +194,14 @@ class SearchFilter:
         for column, value in (
             (events.c.client_id, self.client),
             (events.c.organisation, self.organisation),
-            (events.c.officer, self.officer),
             (events.c.procedure, self.procedure),
-            (events.c.case_ref, self.case),
             (events.c.type, self.type),
         ):
             if value is not None:
                 query = query.where(column == value)
+        for column, forms in ((events.c.officer, self.officer), (events.c.case_ref, self.case)):
+            if forms is not None:
+                query = query.where(column.in_(forms))
         if self.subject is not None:
             query = query.join(
                 event_subjects,

@@ -121,7 +121,7 @@ async def _record_search(
             outcome="exported" if what.get("export") else "searched",
             policy_version=state.catalogue.version,
             envelope={
-                "auditor": pseudonym(state.pseudonym_key, identity.subject),
+                "auditor": pseudonym(state.pseudonym_key, identity.subject, "auditor"),
                 "auditorOrg": identity.org,
                 "filter": flt.described(),
                 **what,

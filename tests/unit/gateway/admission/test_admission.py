@@ -313,7 +313,7 @@ async def test_a_signed_refusal_is_recorded_and_answered_as_the_plain_error(
     assert event.envelope == {
         "client": CLIENT,
         "organisation": "Công an",
-        "officer": pseudonym(KEY, "officer-1"),
+        "officer": pseudonym(KEY, "officer-1", "officer"),
         "procedure": RESIDENCE,
         "status": 401,
         "errors": ["REQUEST_MISMATCH"],
@@ -427,9 +427,9 @@ async def test_a_rate_limited_request_is_recorded(catalogue: Catalogue) -> None:
         "client": CLIENT,
         "organisation": "Công an",
         "kid": "ed-1",
-        "officer": pseudonym(KEY, "officer-1"),
+        "officer": pseudonym(KEY, "officer-1", "officer"),
         "procedure": RESIDENCE,
-        "case": pseudonym(KEY, "CASE-1"),
+        "case": pseudonym(KEY, "CASE-1", "case"),
         "subjects": 1,
         "jti": "jti-limited",
         "status": 429,
@@ -705,9 +705,9 @@ async def test_the_record_pseudonymises_officer_and_case(catalogue: Catalogue) -
     )
     [event] = world.recorder.events
     envelope = event.envelope
-    assert envelope["officer"] == pseudonym(KEY, "officer-7")
-    assert envelope["case"] == pseudonym(KEY, "CASE-7")
-    assert envelope["officer"] != pseudonym(KEY, "officer-1")
+    assert envelope["officer"] == pseudonym(KEY, "officer-7", "officer")
+    assert envelope["case"] == pseudonym(KEY, "CASE-7", "case")
+    assert envelope["officer"] != pseudonym(KEY, "officer-1", "officer")
     assert (envelope["client"], envelope["kid"], envelope["procedure"]) == (
         CLIENT,
         "ed-1",

@@ -129,10 +129,11 @@ def test_a_filter_reads_its_range_and_pseudonymises_officer_and_case() -> None:
         procedure="1.004222",
     )
     assert (flt.start, flt.end) == (_at(2025, 12, 31, 17), _at(2026, 1, 31, 5))
-    assert flt.officer == pseudonym(KEY, "officer-7")
-    assert flt.case == pseudonym(KEY, "HS-2026/15")
-    assert len(flt.officer) == len(flt.case) == 32
-    assert flt.officer != pseudonym(b"another key" * 3, "officer-7")
+    # The pseudonym of its kind, and the form records written before kinds hold.
+    assert flt.officer == (pseudonym(KEY, "officer-7", "officer"), pseudonym(KEY, "officer-7"))
+    assert flt.case == (pseudonym(KEY, "HS-2026/15", "case"), pseudonym(KEY, "HS-2026/15"))
+    assert {len(p) for p in (*flt.officer, *flt.case)} == {32}
+    assert flt.officer[0] != pseudonym(b"another key" * 3, "officer-7", "officer")
     assert flt.subject == PID
     assert (flt.type, flt.decision) == ("access", "CONSENT_REQUIRED")
     assert (flt.client, flt.organisation, flt.procedure) == (
@@ -150,8 +151,8 @@ def test_the_recorded_filter_holds_pseudonyms_and_never_the_subject() -> None:
     assert described == {
         "from": "2025-12-31T17:00:00Z",
         "to": "2026-01-31T17:00:00Z",
-        "officer": pseudonym(KEY, "officer-7"),
-        "case": pseudonym(KEY, "HS-2026/15"),
+        "officer": pseudonym(KEY, "officer-7", "officer"),
+        "case": pseudonym(KEY, "HS-2026/15", "case"),
         "type": "access",
         "subject": "given (committed to in subjectCommitments)",
     }
@@ -320,3 +321,12 @@ def test_an_officer_or_case_in_any_unicode_spelling_finds_the_same_pseudonym() -
     one = _build(officer=composed, case=f"HS-{composed}")
     other = _build(officer=decomposed, case=f"HS-{decomposed}")
     assert (one.officer, one.case) == (other.officer, other.case)
+
+
+def test_the_same_text_as_officer_and_as_case_has_two_pseudonyms() -> None:
+    flt = _build(officer="HS-7", case="HS-7")
+    assert flt.officer is not None
+    assert flt.case is not None
+    assert flt.officer[0] != flt.case[0]
+    # Records written before kinds were used are still found, by their older form.
+    assert flt.officer[1] == flt.case[1] == pseudonym(KEY, "HS-7")
