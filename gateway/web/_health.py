@@ -142,7 +142,11 @@ async def _readiness(state: GatewayState) -> tuple[bool, dict[str, Any]]:
 
 
 async def _may_read_metrics(request: Request) -> None:
-    """Passes the metrics token or an operator's sign-in; else 401 (or 403 for a role)."""
+    """Passes the metrics token or a platform operator's sign-in; else 401 (or 403).
+
+    The counters are every agency's: an operator scoped to one organisation (see the
+    operator routes) would read the others' through them, so only the platform's do.
+    """
     state = app_state(request)
     secret = state.settings.metrics_token
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
@@ -153,6 +157,13 @@ async def _may_read_metrics(request: Request) -> None:
     identity = await current_identity(request)
     if OPERATOR_ROLE not in identity.roles:
         raise Forbidden("This needs the role operator.", required=[OPERATOR_ROLE])
+    platform = state.settings.platform_organisation
+    if platform is None or identity.org != platform:
+        raise Forbidden(
+            "Metrics hold every agency's figures: they need an operator of the platform's "
+            "organisation, or the metrics token.",
+            required=[OPERATOR_ROLE],
+        )
 
 
 def readiness_router() -> APIRouter:

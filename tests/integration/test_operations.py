@@ -89,6 +89,10 @@ async def test_metrics_need_an_operator_or_the_metrics_token(gateway_factory, si
         auditor = await http.get("/metrics", headers=await sign_in.staff("auditor"))
         scraper = await http.get("/metrics", headers={"Authorization": f"Bearer {secret}"})
         operator = await http.get("/metrics", headers=await sign_in.staff("operator"))
+        # An operator of one agency only: the counters are every agency's.
+        scoped = await http.get(
+            "/metrics", headers=await sign_in.staff("operator", org="VN/GOV/UBND-HCM")
+        )
     assert anonymous.status_code == 401
     assert anonymous.json()["code"] == "UNAUTHENTICATED"
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
@@ -98,6 +102,7 @@ async def test_metrics_need_an_operator_or_the_metrics_token(gateway_factory, si
     assert "gateway_http_requests_total" in scraper.text
     assert operator.status_code == 200
     assert "gateway_http_requests_total" in operator.text
+    assert scoped.status_code == 403
     assert secret not in scraper.text
 
 
