@@ -10,14 +10,13 @@ from __future__ import annotations
 from functools import lru_cache
 
 from graphql import (
-    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
-    OperationDefinitionNode,
     SelectionSetNode,
+    get_operation_ast,
     parse,
 )
 
@@ -38,20 +37,14 @@ def _only_introspection(query: str, operation_name: str | None) -> bool:
         document = parse(query, no_location=True)
     except GraphQLError:
         return False
-    operation = _operation(document, operation_name)
+    # The operation graphql-core would run: the named one, or the only one.
+    operation = get_operation_ast(document, operation_name)
     if operation is None:
         return False
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     return _root_fields_are_meta(operation.selection_set, fragments, set())
-
-
-def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if name is None:
-        return operations[0] if len(operations) == 1 else None
-    return next((o for o in operations if o.name and o.name.value == name), None)
 
 
 def _root_fields_are_meta(
