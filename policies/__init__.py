@@ -40,7 +40,7 @@ from policies._decisions import (
     default_policy,
 )
 from policies._errors import CatalogueError, UnknownProcedure
-from policies._purpose import MAX_SUBJECTS, Purpose, purpose_text
+from policies._purpose import MAX_SUBJECTS, Purpose, parse_hidden_until, purpose_text
 from policies._vocabulary import AGENCY_KIND_LABELS, ORGANISATION_NAMES, AgencyKind
 
 __all__ = [
@@ -78,5 +78,6 @@ __all__ = [
     "UnsafeAllowAll",
     "default_policy",
     "load_catalogue",
+    "parse_hidden_until",
     "purpose_text",
 ]

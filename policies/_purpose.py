@@ -24,7 +24,7 @@ from gateway.errors import InvalidIdentifier, InvalidPurpose
 from gateway.identifiers import SUBJECT_KINDS, describe_kinds, parse_identifier
 from gateway.instants import format_instant
 
-__all__ = ["MAX_SUBJECTS", "Purpose", "purpose_text"]
+__all__ = ["MAX_SUBJECTS", "Purpose", "parse_hidden_until", "purpose_text"]
 
 MAX_SUBJECTS: Final = 50
 """The most people, enterprises or households one purpose may name."""
@@ -93,7 +93,7 @@ class Purpose:
             texts["case"],
             texts["officer"],
             tuple(dict.fromkeys(_subject(s) for s in subjects)),
-            _hidden_until(claim.get("hiddenUntil")),
+            parse_hidden_until(claim.get("hiddenUntil")),
         )
 
     def claim(self) -> dict[str, Any]:
@@ -109,7 +109,8 @@ class Purpose:
         return claim
 
 
-def _hidden_until(value: Any) -> datetime.datetime | None:
+def parse_hidden_until(value: Any) -> datetime.datetime | None:
+    """A claim's `hiddenUntil` in UTC (`None` when absent); `InvalidPurpose` if unreadable."""
     if value is None:
         return None
     try:

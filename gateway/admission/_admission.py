@@ -10,7 +10,6 @@ the rule for refusals (`gateway.admission._refusals`).
 from __future__ import annotations
 
 import contextlib
-import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -105,7 +104,6 @@ class Admission:
         recorder: EventSink,
         pseudonym_key: bytes,
         refusals: Refusals | None = None,
-        max_hidden: datetime.timedelta = datetime.timedelta(days=365),
     ) -> None:
         self._verifier = verifier
         self._limiter = limiter
@@ -117,7 +115,6 @@ class Admission:
         self._consents = consents
         self._recorder = recorder
         self._pseudonym_key = pseudonym_key
-        self._max_hidden = max_hidden
         self.refusals = refusals or Refusals(recorder, policy_version=catalogue.version)
         """Records refusals; the application starts and stops its flushing."""
         # Per procedure, the paths read by consent: only those need consents looked up.
@@ -299,8 +296,8 @@ class Admission:
                 else None,
             }
         )
-        if verified is None and (hidden := self._claimed_hiding(purpose)) is not None:
-            envelope["hiddenUntil"] = hidden
+        if verified is None and (hidden := self._verifier.claimed_hiding(purpose)) is not None:
+            envelope["hiddenUntil"] = format_instant(hidden)
         error = rejected.error
         envelope.update({"status": error.http_status, "errors": [error.code]})
         await self.refusals.refused(
@@ -322,29 +319,3 @@ class Admission:
             code=error.code,
             status=error.http_status,
         )
-
-    def _claimed_hiding(self, purpose: Any) -> str | None:
-        """Until when a refused token's access stays hidden from the people it names.
-
-        A refused token that asked to hide its access, for a procedure that allows
-        hiding, is hidden as asked (at most `max_hidden` ahead), or for `max_hidden`
-        when the date cannot be read: a covert check must not show through its refusal.
-        """
-        if not isinstance(purpose, dict) or purpose.get("hiddenUntil") is None:
-            return None
-        procedure = purpose.get("procedure")
-        if not isinstance(procedure, str) or procedure not in self._catalogue:
-            return None
-        if not self._catalogue.get(procedure).hidden_access_allowed:
-            return None
-        now = datetime.datetime.now(datetime.UTC)
-        latest = now + self._max_hidden
-        asked = purpose["hiddenUntil"]
-        try:
-            until = datetime.datetime.fromisoformat(asked) if isinstance(asked, str) else latest
-        except ValueError:
-            until = latest
-        if until.tzinfo is None:
-            until = latest
-        until = min(until, latest)
-        return format_instant(until) if until > now else None

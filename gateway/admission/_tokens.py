@@ -47,7 +47,7 @@ from gateway.errors import (
     Unauthenticated,
 )
 from keys import eddsa_allowed
-from policies import Purpose
+from policies import Purpose, parse_hidden_until
 
 __all__ = [
     "MAX_LIFETIME",
@@ -245,6 +245,30 @@ class RequestVerifier:
         if not await self._replay.first_use(client.id, jti, ttl):
             raise TokenReplayed
         return VerifiedRequest(client, kid, jti, purpose, issued, expires, token)
+
+    def claimed_hiding(self, purpose: Any, *, now: float | None = None) -> datetime.datetime | None:
+        """Until when the access of a refused token stays hidden from the people it names.
+
+        A token that asked to hide its access, for a procedure that allows hiding, is
+        hidden as asked but at most `max_hidden` ahead, and that long when its date
+        cannot be read: a covert check must not show through its refusal. `purpose`
+        is the signed claim as it came, unvalidated.
+        """
+        if not isinstance(purpose, dict) or purpose.get("hiddenUntil") is None:
+            return None
+        procedure = purpose.get("procedure")
+        try:
+            if not isinstance(procedure, str) or not self._hiding_allowed(procedure):
+                return None
+        except GatewayError:  # not a procedure of the catalogue
+            return None
+        clock = datetime.datetime.fromtimestamp(time.time() if now is None else now, datetime.UTC)
+        latest = clock + self._max_hidden
+        try:
+            until = min(parse_hidden_until(purpose["hiddenUntil"]) or latest, latest)
+        except InvalidPurpose:
+            until = latest
+        return until if until > clock else None
 
     def _check_hiding(self, procedure: str, until: datetime.datetime, clock: float) -> None:
         if not self._hiding_allowed(procedure):

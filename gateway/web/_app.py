@@ -147,7 +147,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 consents=consents,
                 recorder=recorder,
                 pseudonym_key=pseudonym_key,
-                max_hidden=datetime.timedelta(days=settings.hidden_max_days),
             )
             # Summaries of refusals are written as minutes close, and the rest at stop,
             # before the recorder stops.
