@@ -8,12 +8,12 @@ query page's schema lookups are neither.
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import orjson
 import sqlalchemy as sa
 from graphql import get_introspection_query
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.records import read_envelope
 from gateway.storage import create_engine, events
@@ -91,15 +91,13 @@ async def test_a_flood_of_replays_is_a_record_and_a_summary(
 
 
 def _metric(metrics: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in metrics.splitlines():
-        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
-        if match is None:
-            continue
-        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(1)))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(match.group(2))
-    return total
+    """The sum of the samples `name` whose labels include `labels`."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 async def test_stats_and_metrics_count_the_same_requests(
