@@ -110,14 +110,20 @@ class Clock:
 
 @dataclass
 class FakeIssuer:
-    """An OIDC issuer behind httpx.MockTransport; counts the requests it answers."""
+    """An OIDC issuer behind httpx.MockTransport; counts the requests it answers.
+
+    While `down`, it refuses connections (and answers, so counts, nothing).
+    """
 
     keys: list[SigningKey]
     calls: Counter[str] = field(default_factory=Counter)
     discovery_issuer: str = ISSUER
     jwks_uri: str = f"{ISSUER}/keys"
+    down: bool = False
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("refused", request=request)
         self.calls[request.url.path] += 1
         if request.url.path == "/.well-known/openid-configuration":
             document = {"issuer": self.discovery_issuer, "jwks_uri": self.jwks_uri}
@@ -581,16 +587,10 @@ async def test_discovery_in_production_takes_plain_http_only_on_loopback(
 
 async def test_unreachable_issuer_is_503_and_retried_later() -> None:
     key = ed25519()
-    idp = FakeIssuer([key])
-    down = True
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        if down:
-            raise httpx.ConnectError("refused", request=request)
-        return idp.handle(request)
+    idp = FakeIssuer([key], down=True)
 
     monotonic = Clock(0.0)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(idp.handle)) as http:
         verifier = IdentityVerifier.from_settings(
             settings(), http, clock=Clock(NOW), monotonic=monotonic
         )
@@ -598,7 +598,7 @@ async def test_unreachable_issuer_is_503_and_retried_later() -> None:
         with pytest.raises(ServiceUnavailable) as unavailable:
             await verifier.verify(key.sign(claims()))
         assert unavailable.value.http_status == 503
-        down = False
+        idp.down = False
         with pytest.raises(ServiceUnavailable):  # too soon to ask again
             await verifier.verify(key.sign(claims()))
         monotonic.now += 5
@@ -616,28 +616,22 @@ async def test_old_key_sets_are_refreshed(setup: Setup) -> None:
 async def test_keys_older_than_their_maximum_age_are_not_trusted() -> None:
     key = ed25519()
     idp = FakeIssuer([key])
-    down = False
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        if down:
-            raise httpx.ConnectError("refused", request=request)
-        return idp.handle(request)
 
     monotonic = Clock(0.0)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(idp.handle)) as http:
         verifier = IdentityVerifier.from_settings(
             settings(), http, clock=Clock(NOW), monotonic=monotonic
         )
         assert verifier is not None
         assert (await verifier.verify(key.sign(claims()))).is_citizen
-        down = True
+        idp.down = True
         monotonic.now += 3601  # due for a refresh that fails: the keys still serve
         assert (await verifier.verify(key.sign(claims()))).is_citizen
         monotonic.now = 86400 + 1  # a day since they were fetched: no longer
         with pytest.raises(ServiceUnavailable, match="could not be refreshed") as stale:
             await verifier.verify(key.sign(claims()))
         assert stale.value.http_status == 503
-        down = False
+        idp.down = False
         monotonic.now += 30
         assert (await verifier.verify(key.sign(claims()))).is_citizen
 
@@ -645,21 +639,15 @@ async def test_keys_older_than_their_maximum_age_are_not_trusted() -> None:
 async def test_the_keys_maximum_age_comes_from_settings() -> None:
     key = ed25519()
     idp = FakeIssuer([key])
-    down = False
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        if down:
-            raise httpx.ConnectError("refused", request=request)
-        return idp.handle(request)
 
     monotonic = Clock(0.0)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(idp.handle)) as http:
         verifier = IdentityVerifier.from_settings(
             settings(oidc_jwks_max_age=600), http, clock=Clock(NOW), monotonic=monotonic
         )
         assert verifier is not None
         await verifier.verify(key.sign(claims()))
-        down = True
+        idp.down = True
         monotonic.now += 601  # refreshed before the usual hour, and refused when it fails
         with pytest.raises(ServiceUnavailable):
             await verifier.verify(key.sign(claims()))
