@@ -17,6 +17,7 @@ from gateway.storage import create_engine, current_revision, head_revision, list
 @pytest.mark.own_database  # the log's lag must be this gateway's alone
 async def test_health_readiness_metrics_and_keys(gateway, sign_in) -> None:
     operator = await sign_in.staff("operator")
+    await gateway.caught_up()  # the test client's registration, queued before it started
     async with gateway.client() as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert (await client.get("/readyz")).json() == {"status": "ready"}

@@ -79,6 +79,7 @@ async def test_readiness_reports_a_source_down_without_failing(
     server = start_server(business.create_app(sandbox_settings, dataset))
     gateway = gateway_factory(connector_urls={"business": server.url})
     server.stop()
+    await gateway.caught_up()  # the test client's registration, queued before it started
     async with gateway.client() as client:
         ready = await client.get("/admin/readiness", headers=await sign_in.staff("operator"))
     assert ready.status_code == 200
