@@ -34,7 +34,16 @@ class EntityKind:
     key: str
     """Canonical name of the field that identifies one record."""
     key_attr: str | None = None
-    """Python name of the key field to echo from the argument, if the type has it."""
+    """Python name of the key field to echo from the argument, if the type has it.
+
+    Set only where the key is the subject's own identifier (a citizen's personal id);
+    a kind listed by holder (a document) has a key of its own, decided like any field.
+    """
+
+    @property
+    def keyed_by_subject(self) -> bool:
+        """Whether the key field holds the subject's identifier, as the purpose names it."""
+        return self.key_attr is not None
 
 
 KINDS: dict[str, EntityKind] = {
@@ -98,18 +107,21 @@ async def fetch_records(
     """Decide, then fetch the allowed fields of each key; one `Fetched` per key.
 
     Keys with the same allowed fields share one call per connector (the batch loader
-    groups them); the key field is fetched with them, so that an entity whose
-    selected fields are all allowed can still be told apart from a missing one.
+    groups them); the subject's own identifier is fetched with them, so that an entity
+    whose selected fields are all allowed can still be told apart from a missing one.
     """
-    # The identifier is echoed from the argument; it is decided (and fetched, to tell
-    # whether the record exists) only when nothing else is asked.
-    asked = (fields - {kind.key}) or frozenset({kind.key})
+    # The subject's own identifier is echoed from the argument; it is decided (and
+    # fetched, to tell whether the record exists) only when nothing else is asked. The
+    # key of a record held by the subject (a document's number) is data about them, read
+    # only when decided allowed.
+    own = frozenset({kind.key}) if kind.keyed_by_subject else frozenset()
+    asked = (fields - own) or frozenset({kind.key})
     await ctx.access.prepare(kind.name, asked)
     decisions = [ctx.access.decide(kind.name, key, asked) for key in keys]
     groups: dict[frozenset[str], list[int]] = {}
     for i, decision in enumerate(decisions):
         if decision.entity_error is None and decision.allowed:
-            groups.setdefault(frozenset(decision.allowed) | {kind.key}, []).append(i)
+            groups.setdefault(frozenset(decision.allowed) | own, []).append(i)
     fetched: list[Fetched | None] = [None] * len(keys)
     for i, decision in enumerate(decisions):
         if decision.entity_error is not None:
@@ -128,11 +140,11 @@ async def fetch_records(
                 keys[i],
                 # Answered by the source (an empty value is an answer too, as in the
                 # prefill's papers avoided) under a decision that allowed it; the
-                # identifier itself when the record was found.
+                # subject's own identifier when the record was found.
                 (
                     f"{kind.name}.{name}"
-                    for name in {*merged.origin, *((kind.key,) if merged.error is None else ())}
-                    if name in decisions[i].allowed or name == kind.key
+                    for name in {*merged.origin, *(own if merged.error is None else ())}
+                    if name in decisions[i].allowed or name in own
                 ),
             )
     return [f for f in fetched if f is not None]
