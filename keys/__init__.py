@@ -1,4 +1,4 @@
-"""Signing keys of the gateway: per-purpose Ed25519 keys, rotation, JWKS, signed notes."""
+"""Keys of the gateway: per-purpose Ed25519 keys, rotation, JWKS, signed notes, sealing."""
 
 from keys._jose import eddsa_allowed
 from keys._keyring import PURPOSES, KeyRing, KeyRingError, SigningKey
@@ -12,6 +12,7 @@ from keys._notes import (
     sign_note,
     verifier_key,
 )
+from keys._sealing import SealError, open_sealed, seal, unwrap_key, wrap_key
 from keys._secrets import load_secret
 
 __all__ = [
@@ -20,13 +21,18 @@ __all__ = [
     "KeyRingError",
     "NoteError",
     "NoteVerifier",
+    "SealError",
     "SigningKey",
     "UnknownNoteKey",
     "eddsa_allowed",
     "load_secret",
     "note_key_id",
     "open_note",
+    "open_sealed",
     "parse_verifier_key",
+    "seal",
     "sign_note",
+    "unwrap_key",
     "verifier_key",
+    "wrap_key",
 ]

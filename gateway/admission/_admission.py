@@ -227,6 +227,20 @@ class Admission:
                 subjects=[*subjects, *decided, *action_subjects],
                 client_id=verified.client.id,
                 procedure=purpose.procedure,
+                # The consents named (a decision's ground, a consent asked for): the
+                # envelope holds commitments under the key of the person who gave each.
+                consents={
+                    **{
+                        d.reference: d.subject
+                        for d in ctx.access.decisions
+                        if d.code == "ALLOWED_BY_CONSENT" and d.reference is not None
+                    },
+                    **{
+                        a["consent"]: a["subject"]
+                        for a in ctx.actions
+                        if "consent" in a and a.get("subject") is not None
+                    },
+                },
             )
         )
         count_access(envelope, outcome)

@@ -37,7 +37,14 @@ from gateway.records._figures import (
     figures,
     is_procedure_request,
 )
-from gateway.records._forget import FORGET_ACTION, Forgotten, forget, retention_of
+from gateway.records._forget import (
+    FORGET_ACTION,
+    Forgotten,
+    forget,
+    records_digest,
+    retention_of,
+)
+from gateway.records._personal import PersonalPart, personal_parts
 from gateway.records._recorder import (
     AdminRecorder,
     Event,
@@ -45,6 +52,7 @@ from gateway.records._recorder import (
     admin_event,
     admin_recorder,
     commitment,
+    consent_commitment,
     insert_events,
     pseudonym,
     pseudonyms,
@@ -79,6 +87,7 @@ __all__ = [
     "EventRecorder",
     "Forgotten",
     "Page",
+    "PersonalPart",
     "Recorder",
     "SearchFilter",
     "admin_event",
@@ -86,6 +95,7 @@ __all__ = [
     "all_results",
     "citizen_items",
     "commitment",
+    "consent_commitment",
     "consent_event",
     "count_access",
     "count_consent",
@@ -99,9 +109,11 @@ __all__ = [
     "insert_events",
     "is_procedure_request",
     "page_limit",
+    "personal_parts",
     "pseudonym",
     "pseudonyms",
     "read_envelope",
+    "records_digest",
     "retention_of",
     "search_page",
     "time_range",

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.instants import format_instant
 from gateway.records._envelope import read_envelope
-from gateway.storage import clients, event_personal
+from gateway.records._personal import personal_parts
+from gateway.storage import clients
 from policies import (
     AGENCY_KIND_LABELS,
     ORGANISATION_NAMES,
@@ -54,14 +55,8 @@ async def citizen_items(
 ) -> list[dict[str, Any]]:
     """The citizen's view of a page of their records."""
     ids = [row.id for row in rows]
-    personal = {
-        event_id: _json(value)
-        for event_id, value in await conn.execute(
-            sa.select(event_personal.c.event_id, event_personal.c.personal).where(
-                event_personal.c.event_id.in_(ids)
-            )
-        )
-    }
+    parts = await personal_parts(conn, ids, subject=subject)
+    personal = {event_id: part.value() for event_id, part in parts.items()}
     client_ids = {row.client_id for row in rows if row.client_id}
     systems = {
         r.id: _System(r.name, tuple(_json(r.agency_kinds)))
@@ -119,7 +114,8 @@ def _item(
         else {"code": entry.code, "name": {"vi": entry.name.vi, "en": entry.name.en}}
     )
     if personal is None:
-        # Forgotten at another subject's request: the envelope is all that is left.
+        # Deleted when another person it named was forgotten, before personal parts
+        # were sealed for each person: the envelope is all that is left.
         item["details"] = "removed"
         return item
     item["case"] = personal.get("case")
@@ -134,6 +130,10 @@ def _item(
     unanswered: set[str] = set()
     withheld: set[tuple[str, str]] = set()
     basis: dict[tuple[str, str | None], None] = {}
+    # From envelope version 3 a consent is named by its commitment; the personal part
+    # maps each back to the consent's id.
+    consents = personal.get("consents")
+    consent_ids: Mapping[str, str] = consents if isinstance(consents, dict) else {}
     for decision in envelope.get("decisions") or ():
         if mine not in decision.get("subjects", ()):
             continue
@@ -145,7 +145,8 @@ def _item(
             unanswered.add(decision["path"])
             continue
         fields.add(decision["path"])
-        basis[(ground, decision.get("basis"))] = None
+        ref = decision.get("basis")
+        basis[(ground, consent_ids.get(ref, ref) if ref is not None else None)] = None
     item["fields"] = sorted(fields)
     item["unanswered"] = sorted(unanswered)
     item["withheld"] = [{"field": p, "code": c} for p, c in sorted(withheld)]

@@ -163,6 +163,7 @@ def consent_event(
         },
         personal={"subject": consent.subject, "case": consent.case},
         subjects=[consent.subject],
+        consents={consent.id: consent.subject},
         client_id=consent.consumer,
         procedure=consent.procedure,
     )

@@ -5,7 +5,9 @@ One type for every event, written in one place (`seal`) and read in one place
 `outcome`, `policyVersion`, `subjectCommitments`, `personalHash`); each event type adds
 the fields listed under it in `EnvelopeBody`. No field holds personal data: officers,
 cases and auditors appear as pseudonyms, subjects as commitments
-(`HMAC(subject_key, event id)`), and the personal part as its salted hash.
+(`HMAC(subject_key, event id)`), consents as commitments too (`consent_commitment`:
+the agency that asked for a consent knows its id, and must not find the person's
+records by it once they are forgotten), and the personal part as its salted hash.
 
 The hash of an envelope is the hex SHA-256 of its RFC 8785 JSON (`canonical_hash`),
 and it is in the event's public leaf, so a field is never removed, renamed or given
@@ -30,6 +32,8 @@ __all__ = [
     "DecisionEntry",
     "Envelope",
     "EnvelopeBody",
+    "canonical_personal",
+    "commit_consents",
     "decision_codes",
     "envelope_hash",
     "indexed_columns",
@@ -38,8 +42,11 @@ __all__ = [
     "seal",
 ]
 
-ENVELOPE_VERSION: Final = 2
-"""1: the first envelopes. 2: adds the summary of refusals (`refused`, `minute`)."""
+ENVELOPE_VERSION: Final = 3
+"""1: the first envelopes. 2: adds the summary of refusals (`refused`, `minute`).
+3: consent ids become commitments (in `consent`, a decision's `basis`, an action's
+`consent`), and a forget record holds a count and a salted digest of the records it
+made unreadable (`records`, `recordsDigest`) instead of their ids (`events`)."""
 
 
 class DecisionEntry(TypedDict):
@@ -92,7 +99,11 @@ class EnvelopeBody(TypedDict, total=False):
     operator: str
     operatorOrg: str | None
     events: list[str]
-    """Forgetting: the records whose personal part it deleted."""
+    """Forgetting, v1 and v2: the records whose personal part it deleted."""
+    records: int
+    """Forgetting, v3: how many records named the person."""
+    recordsDigest: str
+    """Forgetting, v3: SHA-256 of a secret salt and those records' ids, in order."""
     consentsDeleted: int
     # auditor_search: a search or an export.
     auditor: str
@@ -167,9 +178,41 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def personal_hash(salt: str, personal: Mapping[str, Any]) -> str:
-    """The salted hash of a personal part, as its envelope holds it."""
-    return hashlib.sha256(bytes.fromhex(salt) + rfc8785.dumps(_jsonable(personal))).hexdigest()
+def canonical_personal(personal: Mapping[str, Any]) -> bytes:
+    """A personal part as it is hashed and sealed: its RFC 8785 JSON."""
+    return rfc8785.dumps(_jsonable(personal))
+
+
+def personal_hash(salt: str, canonical: bytes) -> str:
+    """The salted hash of a personal part (its `canonical_personal`), as its envelope holds it."""
+    return hashlib.sha256(bytes.fromhex(salt) + canonical).hexdigest()
+
+
+def commit_consents(body: EnvelopeBody, commitments: Mapping[str, str]) -> EnvelopeBody:
+    """`body` with each consent id of `commitments` replaced by its commitment.
+
+    Consent ids are in a consent event's `consent`, in the `basis` of a decision
+    allowed by consent, and in an action's `consent`.
+    """
+    out: EnvelopeBody = {**body}
+    consent = out.get("consent")
+    if consent is not None:
+        out["consent"] = commitments.get(consent, consent)
+    if "decisions" in out:
+        out["decisions"] = [
+            {**d, "basis": commitments[basis]}
+            if d["decision"] == "ALLOWED_BY_CONSENT"
+            and (basis := d["basis"]) is not None
+            and basis in commitments
+            else d
+            for d in out["decisions"]
+        ]
+    if "actions" in out:
+        out["actions"] = [
+            {**a, "consent": commitments[a["consent"]]} if a.get("consent") in commitments else a
+            for a in out["actions"]
+        ]
+    return out
 
 
 def indexed_columns(envelope: EnvelopeBody) -> dict[str, Any]:

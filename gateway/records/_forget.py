@@ -3,17 +3,25 @@
 Retention is the `retention_days` setting, or the procedure's own `retention_days` in
 the catalogue. Forgetting is refused while any record of the person is younger than
 its retention, or while a consent of theirs is pending or in force. Then, in one
-transaction: the personal parts of every record that names the person are deleted,
-with their entries in the subject index, their consents and their subject key (so the
-commitments in the envelopes can no longer be linked to them: crypto-shredding). The
-envelopes and the log's leaves stay, so the log still verifies; the `admin` record of
-the forgetting lists the records whose personal part it deleted (their ids, nothing
-personal), so that the audit can tell a forgotten part from a deleted one.
+transaction: the person's entries in the subject index (with the wrapped copies of
+their records' data keys), their consents and their subject key are deleted. That is
+crypto-shredding: a personal part sealed for them alone opens for nobody any more, one
+that also names others stays readable for those others only, and the commitments in
+the envelopes (to the person, to their consents) can no longer be linked to them. The
+envelopes, the sealed parts and the log's leaves stay, so the log still verifies.
+
+The `admin` record of the forgetting holds how many records named the person and a
+salted digest of their ids, not the ids: a list of them would be a lasting "these are
+one person's records". SQLite overwrites what is deleted (`secure_delete`); on
+PostgreSQL, a deleted key stays in dead tuples until `VACUUM` and in the write-ahead
+log and backups for as long as they are kept: keep those as briefly as the law allows.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import Conflict, NotFound, RetentionNotOver
 from gateway.records._recorder import Event, insert_events, pseudonym
-from gateway.storage import consents, event_personal, event_subjects, events, subject_keys
+from gateway.storage import consents, event_subjects, events, subject_keys
 from policies import Catalogue, UnknownProcedure
 
-__all__ = ["FORGET_ACTION", "Forgotten", "forget", "retention_of"]
+__all__ = ["FORGET_ACTION", "Forgotten", "forget", "records_digest", "retention_of"]
 
 FORGET_ACTION = "forget"
 
@@ -38,6 +46,11 @@ class Forgotten:
     records: int
     consents: int
     event_id: str
+
+
+def records_digest(salt: bytes, ids: Sequence[str]) -> str:
+    """The digest a forget record holds of the records it concerned: hex SHA-256."""
+    return hashlib.sha256(salt + "\n".join(sorted(ids)).encode()).hexdigest()
 
 
 def retention_of(catalogue: Catalogue, procedure: str | None, default_days: int) -> int:
@@ -86,11 +99,10 @@ async def forget(
         _check_retention(records, catalogue, default_days, now)
         await _check_consents(conn, subject, now)
         ids = sorted(r.id for r in records)
-        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-            await conn.execute(event_personal.delete().where(event_personal.c.event_id.in_(chunk)))
         await conn.execute(event_subjects.delete().where(event_subjects.c.subject == subject))
         await conn.execute(subject_keys.delete().where(subject_keys.c.subject == subject))
         dropped = await conn.execute(consents.delete().where(consents.c.subject == subject))
+        salt = secrets.token_bytes(16)
         record = Event(
             type="admin",
             request_id="",
@@ -99,10 +111,11 @@ async def forget(
             envelope={
                 "action": FORGET_ACTION,
                 "operator": pseudonym(pseudonym_key, operator),
-                "events": ids,
+                "records": len(ids),
+                "recordsDigest": records_digest(salt, ids),
                 "consentsDeleted": dropped.rowcount,
             },
-            personal={"operator": operator},
+            personal={"operator": operator, "salt": salt.hex()},
         )
         await insert_events(conn, [record])
     return Forgotten(len(ids), dropped.rowcount, record.id)

@@ -4,6 +4,9 @@ An event has two parts stored apart: the envelope (who, why, which fields, what 
 decided, outcome: no personal data; its SHA-256 is what the verifiable log will
 publish) and the personal part (subject ids, the officer's id, the signed token),
 whose salted hash is in the envelope. A private index maps subjects to their events.
+The personal part of a record that names people is sealed under a data key of its
+own, wrapped in the index under each named person's key (`keys.seal`): forgetting a
+person deletes their key and their wrapped copies (see `gateway.records._forget`).
 
 `EventRecorder.record` returns only once the event is committed. Concurrent requests
 share commits: while one batch is being written, the next one gathers. If the write
@@ -19,7 +22,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +37,8 @@ from gateway.errors import AuditUnavailable
 from gateway.log import leaf_hash, public_leaf
 from gateway.records._envelope import (
     EnvelopeBody,
+    canonical_personal,
+    commit_consents,
     decision_codes,
     envelope_hash,
     indexed_columns,
@@ -48,6 +53,8 @@ from gateway.storage import (
     log_queue,
     subject_keys,
 )
+from keys import seal as seal_personal
+from keys import wrap_key
 
 __all__ = [
     "AdminRecorder",
@@ -56,6 +63,7 @@ __all__ = [
     "admin_event",
     "admin_recorder",
     "commitment",
+    "consent_commitment",
     "insert_events",
     "pseudonym",
     "pseudonyms",
@@ -110,18 +118,37 @@ class Event:
     subjects: Sequence[str] = field(default=(), repr=False)
     client_id: str | None = None
     procedure: str | None = None
+    consents: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The consents its envelope names: consent id -> the subject who gave it. The
+    envelope holds their commitments; the personal part maps commitments to ids."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     ts: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
     leaf_hash: bytes = field(default=b"", repr=False)
     """Set by `rows`: the hash of the event's public leaf, for its receipt."""
     commitments: list[str] = field(default_factory=list, repr=False)
-    """Set by `insert_events`: `HMAC(subject_key, id)` of each subject, in order."""
+    """Set by `rows`: `HMAC(subject_key, id)` of each subject, in order."""
 
-    def rows(self) -> EventRows:
-        """The rows of `events`, `event_personal`, `event_subjects`, `event_decisions`."""
+    def people(self) -> set[str]:
+        """Everyone whose key the event's rows need: its subjects, and who gave its consents."""
+        return {*self.subjects, *self.consents.values()}
+
+    def rows(self, keys: Mapping[str, bytes] | None = None) -> EventRows:
+        """The rows of `events`, `event_personal`, `event_subjects`, `event_decisions`.
+
+        `keys`: the key of everyone in `people()` (none for an event naming nobody).
+        """
+        keys = keys or {}
+        subjects = list(dict.fromkeys(self.subjects))
+        body, personal = self.envelope, self.personal
+        if self.consents:
+            refs = {c: consent_commitment(keys[s], c) for c, s in self.consents.items()}
+            body = commit_consents(body, refs)
+            personal = {**personal, "consents": {ref: c for c, ref in refs.items()}}
+        self.commitments = [commitment(keys[s], self.id) for s in subjects]
         salt = secrets.token_hex(16)
+        canonical = canonical_personal(personal)
         envelope = seal(
-            self.envelope,
+            body,
             id=self.id,
             type=self.type,
             ts=self.ts,
@@ -129,7 +156,7 @@ class Event:
             outcome=self.outcome,
             policy_version=self.policy_version,
             subject_commitments=self.commitments,
-            personal_hash=personal_hash(salt, self.personal),
+            personal_hash=personal_hash(salt, canonical),
         )
         digest = envelope_hash(envelope)
         self.leaf_hash = leaf_hash(
@@ -153,8 +180,22 @@ class Event:
             "envelope_hash": digest,
             **indexed_columns(envelope),
         }
-        personal_row = {"event_id": self.id, "salt": salt, "personal": self.personal}
-        subject_rows = [{"subject": s, "event_id": self.id} for s in dict.fromkeys(self.subjects)]
+        personal_row: dict[str, Any]
+        if subjects:
+            data_key, sealed = seal_personal(canonical, self.id)
+            personal_row = {"event_id": self.id, "salt": salt, "personal": None, "sealed": sealed}
+            subject_rows = [
+                {
+                    "subject": s,
+                    "event_id": self.id,
+                    "wrapped_key": wrap_key(keys[s], data_key, self.id),
+                }
+                for s in subjects
+            ]
+        else:
+            # Naming nobody, the part holds staff ids only (an operator, an auditor).
+            personal_row = {"event_id": self.id, "salt": salt, "personal": personal, "sealed": None}
+            subject_rows = []
         decision_rows = [
             {"decision": code, "event_id": self.id, "ts": self.ts}
             for code in decision_codes(envelope)
@@ -247,6 +288,11 @@ def commitment(key: bytes, event_id: str) -> str:
     return hmac.new(key, event_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def consent_commitment(key: bytes, consent_id: str) -> str:
+    """What an envelope holds for a consent: HMAC-SHA-256 of its id under the giver's key."""
+    return hmac.new(key, f"consent\x00{consent_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
 async def subject_keys_for(conn: AsyncConnection, subjects: set[str]) -> dict[str, bytes]:
     """The key of each subject, made on first use (several writers may race: one wins)."""
     if not subjects:
@@ -287,11 +333,10 @@ async def insert_events(
     `queue=False` leaves them out of the verifiable log: only to measure what the log
     costs (`make bench`); the gateway always queues.
     """
-    keys = await subject_keys_for(conn, {s for event in batch for s in event.subjects})
+    keys = await subject_keys_for(conn, {s for event in batch for s in event.people()})
     event_rows, personal_rows, subject_rows, decision_rows = [], [], [], []
     for event in batch:
-        event.commitments = [commitment(keys[s], event.id) for s in dict.fromkeys(event.subjects)]
-        rows = event.rows()
+        rows = event.rows(keys)
         event_rows.append(rows.event)
         personal_rows.append(rows.personal)
         subject_rows.extend(rows.subjects)

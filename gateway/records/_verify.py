@@ -1,12 +1,14 @@
 """`gateway audit verify`: check the stored records and their log without trusting the operator.
 
 Everything is recomputed from the stored envelopes: each envelope's hash and the
-columns that repeat it, each personal part against the salted hash in its envelope,
+columns that repeat it, each personal part against the salted hash in its envelope
+(a sealed part opened with the key of a person it names; one whose people have all
+been forgotten opens for nobody, and is counted),
 each public leaf and its hash, the tree's root at every signed checkpoint, and every
 stored tree node; every checkpoint's signature is checked with the checkpoint keys,
 and consecutive checkpoints are checked for consistency. The first bad index is named
 when a row was edited, deleted, inserted or reordered. A personal part may be missing
-only where a forget record says it was deleted.
+only where a forget record written before parts were sealed says it deleted it.
 
 (`gateway audit verify --url`, which checks what a running gateway publishes, is
 `gateway.log.remote`.)
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import itertools
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,8 +40,10 @@ from gateway.log import (
 )
 from gateway.log.store import TransparencyLog
 from gateway.records._envelope import envelope_hash, indexed_columns, personal_hash, read_envelope
+from gateway.records._personal import PersonalPart, personal_parts
 from gateway.storage import (
     event_personal,
+    event_subjects,
     events,
     log_checkpoints,
     log_leaves,
@@ -176,13 +179,10 @@ async def _leaves(
                 log_leaves.c.leaf,
                 log_leaves.c.leaf_hash,
                 *_EVENT_COLUMNS,
-                event_personal.c.salt,
-                event_personal.c.personal,
                 log_nodes.c.hash.label("node"),
             )
             .select_from(log_leaves)
             .outerjoin(events, events.c.id == log_leaves.c.event_id)
-            .outerjoin(event_personal, event_personal.c.event_id == events.c.id)
             .outerjoin(
                 log_nodes, sa.and_(log_nodes.c.level == 0, log_nodes.c.idx == log_leaves.c.idx)
             )
@@ -193,12 +193,13 @@ async def _leaves(
         rows = (await conn.execute(query)).all()
         if not rows:
             return tree
+        parts = await personal_parts(conn, [row.id for row in rows if row.id is not None])
         for row in rows:
             index = int(row.idx)
             if index != tree.size:
                 report.fail(f"leaf {tree.size} is missing", tree.size)
                 return None
-            problem = _check_leaf(row)
+            problem = _check_leaf(row, parts.get(row.id))
             if problem is not None:
                 report.fail(f"leaf {index}: {problem}", index)
                 return None
@@ -306,16 +307,14 @@ async def _unlogged(conn: AsyncConnection, report: Report) -> bool:
             sa.select(
                 log_queue.c.leaf_hash.label("promised"),
                 *_EVENT_COLUMNS,
-                event_personal.c.salt,
-                event_personal.c.personal,
             )
             .select_from(log_queue)
             .join(events, events.c.id == log_queue.c.event_id)
-            .outerjoin(event_personal, event_personal.c.event_id == events.c.id)
         )
     ).all()
+    parts = await personal_parts(conn, [row.id for row in rows])
     for row in rows:
-        problem = _check_event(row)
+        problem = _check_event(row, parts.get(row.id))
         if problem is None and row.promised is not None:
             data = _public_leaf(row)
             if leaf_hash(data) != bytes(row.promised):
@@ -328,7 +327,12 @@ async def _unlogged(conn: AsyncConnection, report: Report) -> bool:
 
 
 async def _personal_parts(conn: AsyncConnection, report: Report) -> bool:
-    """A personal part may be missing only where a `forget` record says it deleted it."""
+    """Every record keeps its personal part, unless an early `forget` record deleted it.
+
+    Forget records before envelope version 3 deleted the parts and listed them; since,
+    forgetting deletes keys only, and a part sealed for people all since forgotten
+    stays, opened by nobody.
+    """
     forgotten: set[str] = set()
     for envelope in await conn.scalars(
         sa.select(events.c.envelope).where(
@@ -354,7 +358,22 @@ async def _personal_parts(conn: AsyncConnection, report: Report) -> bool:
         )
         return False
     if missing:
-        report.checked.append(f"{len(missing)} personal parts deleted by forget records")
+        report.checked.append(f"{len(missing)} personal parts deleted by early forget records")
+    shredded = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(event_personal)
+        .where(
+            event_personal.c.sealed.is_not(None),
+            ~sa.exists().where(
+                event_subjects.c.event_id == event_personal.c.event_id,
+                event_subjects.c.wrapped_key.is_not(None),
+            ),
+        )
+    )
+    if shredded:
+        report.checked.append(
+            f"{shredded} personal parts sealed for people all since forgotten (opened by nobody)"
+        )
     return True
 
 
@@ -384,7 +403,7 @@ def _public_leaf(row: Any) -> bytes:
     )
 
 
-def _check_event(row: Any) -> str | None:
+def _check_event(row: Any, part: PersonalPart | None) -> str | None:
     """An event's envelope hash, its columns against its envelope, its personal part."""
     envelope = read_envelope(row.envelope)
     if envelope_hash(envelope) != row.envelope_hash:
@@ -410,17 +429,20 @@ def _check_event(row: Any) -> str | None:
     for name, value in indexed_columns(envelope).items():
         if getattr(row, name) != value:
             return f"its {name} differs from its envelope's"
-    if row.salt is not None:
-        personal = row.personal if isinstance(row.personal, dict) else json.loads(row.personal)
-        if personal_hash(row.salt, personal) != envelope.get("personalHash"):
+    if part is not None:
+        if part.altered:
+            return "its sealed personal part does not open with the key of a person it names"
+        if part.canonical is not None and (
+            personal_hash(part.salt, part.canonical) != envelope.get("personalHash")
+        ):
             return "its personal part was changed after it was recorded"
     return None
 
 
-def _check_leaf(row: Any) -> str | None:
+def _check_leaf(row: Any, part: PersonalPart | None) -> str | None:
     if row.id is None:
         return "its event is missing"
-    problem = _check_event(row)
+    problem = _check_event(row, part)
     if problem is not None:
         return problem
     data = _public_leaf(row)

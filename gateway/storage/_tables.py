@@ -148,7 +148,19 @@ event_personal = sa.Table(
     metadata,
     sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
     sa.Column("salt", sa.String(32), nullable=False),
-    sa.Column("personal", sa.JSON, nullable=False, comment="Subjects, officer id, token."),
+    sa.Column(
+        "personal",
+        sa.JSON(none_as_null=True),
+        nullable=True,
+        comment="In clear only when the record names no person (staff ids only).",
+    ),
+    sa.Column(
+        "sealed",
+        sa.LargeBinary,
+        nullable=True,
+        comment="Subjects, officer id, token: AES-256-GCM under the record's data key.",
+    ),
+    sa.CheckConstraint("(personal IS NULL) <> (sealed IS NULL)", name="one_form"),
 )
 
 event_subjects = sa.Table(
@@ -156,6 +168,12 @@ event_subjects = sa.Table(
     metadata,
     sa.Column("subject", sa.String(64), primary_key=True),
     sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
+    sa.Column(
+        "wrapped_key",
+        sa.LargeBinary(60),
+        nullable=True,
+        comment="The record's data key wrapped under this person's key.",
+    ),
 )
 
 subject_keys = sa.Table(

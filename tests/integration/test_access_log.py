@@ -12,13 +12,17 @@ import base64
 import functools
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pymerkle import InmemoryTree
+
+from keys import open_sealed, unwrap_key
 
 RESIDENCE = "1.004222"
 FIFTH = "id = (SELECT event_id FROM log_leaves WHERE idx = 5)"
@@ -356,8 +360,24 @@ async def _more_tampering(engine, sql, audit) -> None:
     import sqlalchemy as sa
 
     async with engine.connect() as conn:
-        personal = await conn.scalar(
-            sa.text(f"SELECT personal FROM event_personal WHERE event_id = {_event_at(6)}")
+        event_id = await conn.scalar(sa.text(_event_at(6)[1:-1]))
+        sealed = await conn.scalar(
+            sa.text("SELECT sealed FROM event_personal WHERE event_id = :e"), {"e": event_id}
+        )
+        wrapped, key = (
+            await conn.execute(
+                sa.text(
+                    "SELECT s.wrapped_key, k.key FROM event_subjects s "
+                    "JOIN subject_keys k ON k.subject = s.subject WHERE s.event_id = :e"
+                ),
+                {"e": event_id},
+            )
+        ).first()
+        other = await conn.scalar(
+            sa.text(
+                "SELECT sealed FROM event_personal WHERE sealed IS NOT NULL AND event_id <> :e"
+            ),
+            {"e": event_id},
         )
         client = await conn.scalar(
             sa.text(f"SELECT client_id FROM events WHERE id = {_event_at(8)}")
@@ -366,17 +386,24 @@ async def _more_tampering(engine, sql, audit) -> None:
         checkpoints = (
             (await conn.execute(sa.text("SELECT * FROM log_checkpoints"))).mappings().all()
         )
-    personal = personal if isinstance(personal, dict) else json.loads(personal)
     fails = functools.partial(_fails, audit)
+    set_sealed = f"UPDATE event_personal SET sealed = :p WHERE event_id = {_event_at(6)}"
 
-    # Whose data it was: another person's id put into the personal part.
-    forged = json.dumps({**personal, "subjects": ["001099000001"]})
-    await sql(f"UPDATE event_personal SET personal = :p WHERE event_id = {_event_at(6)}", p=forged)
+    # Whose data it was: another person's id put into the personal part, sealed again
+    # by someone holding the person's key.
+    data_key = unwrap_key(bytes(key), bytes(wrapped), event_id)
+    personal = json.loads(open_sealed(data_key, bytes(sealed), event_id))
+    forged = rfc8785.dumps({**personal, "subjects": ["001099000001"]})
+    nonce = os.urandom(12)
+    resealed = nonce + AESGCM(data_key).encrypt(nonce, forged, event_id.encode())
+    await sql(set_sealed, p=resealed)
     await fails(6, "personal part was changed")
-    await sql(
-        f"UPDATE event_personal SET personal = :p WHERE event_id = {_event_at(6)}",
-        p=json.dumps(personal),
-    )
+    # A sealed part altered, or another record's moved onto it: it opens no more.
+    await sql(set_sealed, p=bytes(sealed)[:-1] + bytes([sealed[-1] ^ 1]))
+    await fails(6, "does not open with the key of a person it names")
+    await sql(set_sealed, p=bytes(other))
+    await fails(6, "does not open with the key of a person it names")
+    await sql(set_sealed, p=bytes(sealed))
 
     # A column that search and replay read, edited: the client.
     await sql(f"UPDATE events SET client_id = 'VN/GOV/X/forged' WHERE id = {_event_at(8)}")

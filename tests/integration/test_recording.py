@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.log import canonical_hash
-from gateway.records import commitment
+from gateway.records import commitment, personal_parts
 from gateway.storage import create_engine
 
 RESIDENCE = "1.004222"
@@ -170,12 +170,14 @@ async def test_the_record_holds_no_personal_data_in_its_envelope(
                     {"c": gateway.signer.client_id},
                 )
             ).one()
-            personal = (
+            stored = (
                 await conn.execute(
-                    sa.text("SELECT personal FROM event_personal WHERE event_id = :e"),
+                    sa.text("SELECT personal, sealed FROM event_personal WHERE event_id = :e"),
                     {"e": row.id},
                 )
-            ).scalar_one()
+            ).one()
+            # Stored sealed, it opens with the person's key.
+            personal = (await personal_parts(conn, [row.id], subject=person))[row.id].value()
             subjects = (
                 (
                     await conn.execute(
@@ -192,7 +194,9 @@ async def test_the_record_holds_no_personal_data_in_its_envelope(
     finally:
         await engine.dispose()
     envelope = row.envelope if isinstance(row.envelope, dict) else json.loads(row.envelope)
-    personal = personal if isinstance(personal, dict) else json.loads(personal)
+    assert stored.personal is None
+    assert person.encode() not in bytes(stored.sealed)
+    assert b"nguyen.van.a" not in bytes(stored.sealed)
     text = str(envelope)
     assert person not in text
     assert "nguyen.van.a" not in text

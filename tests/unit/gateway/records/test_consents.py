@@ -34,11 +34,12 @@ from gateway.records import (
     ConsentStore,
     Event,
     Recorder,
+    consent_commitment,
     consent_event,
     read_envelope,
     verify_signed,
 )
-from gateway.storage import consents, create_engine, events, upgrade
+from gateway.storage import consents, create_engine, events, subject_keys, upgrade
 from keys import KeyRing, eddsa_allowed
 from policies import Consent
 
@@ -137,6 +138,15 @@ async def _events(engine: AsyncEngine) -> list[dict[str, Any]]:
     return [{**row._asdict(), "envelope": read_envelope(row.envelope)} for row in rows]
 
 
+async def _consent_ref(engine: AsyncEngine, subject: str, consent_id: str) -> str:
+    """What an envelope holds for a consent: its commitment under its giver's key."""
+    async with engine.connect() as conn:
+        key = await conn.scalar(
+            sa.select(subject_keys.c.key).where(subject_keys.c.subject == subject)
+        )
+    return consent_commitment(bytes(key), consent_id)
+
+
 async def _outcomes(engine: AsyncEngine) -> list[str]:
     return [e["outcome"] for e in await _events(engine)]
 
@@ -172,7 +182,9 @@ async def test_a_requested_consent_waits_for_its_citizen(
     assert await store.active_for(consumer=CLIENT, procedure=RESIDENCE, subjects=[AN]) == []
     [event] = await _events(engine)
     assert (event["type"], event["outcome"]) == ("consent", "requested")
-    assert event["envelope"]["consent"] == consent.id
+    # The envelope names the consent by a commitment under the citizen's key.
+    assert event["envelope"]["consent"] == await _consent_ref(engine, AN, consent.id)
+    assert consent.id not in str(event["envelope"])
     assert event["envelope"]["actor"] == "client"
 
 
@@ -364,7 +376,9 @@ async def test_every_change_commits_with_exactly_one_consent_event(
     recorded = await _events(engine)
     assert len(recorded) == 3
     assert {e["type"] for e in recorded} == {"consent"}
-    assert {e["envelope"]["consent"] for e in recorded} == {requested.id}
+    assert {e["envelope"]["consent"] for e in recorded} == {
+        await _consent_ref(engine, AN, requested.id)
+    }
     assert [e["request_id"] for e in recorded] == ["req-requested", "req-approved", "req-revoked"]
     assert {(e["client_id"], e["procedure"]) for e in recorded} == {(CLIENT, RESIDENCE)}
     # No personal data in the envelopes, nor the case the consent is bound to.

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.errors import Conflict, NotFound, RetentionNotOver
 from gateway.log import canonical_hash
 from gateway.records import Event, Forgotten, forget, insert_events, pseudonym, retention_of
+from gateway.records._forget import records_digest
+from gateway.records._personal import personal_parts
 from gateway.storage import (
     consents,
     create_engine,
@@ -155,9 +157,24 @@ async def test_forgetting_removes_the_person_and_leaves_everyone_else(
 
     assert (forgotten.records, forgotten.consents) == (3, 2)
     mine = sorted([an_1.id, an_2.id, both.id])
-    # Personal parts: every record that names the person, the shared one included.
-    assert await _column(engine, event_personal.c.event_id) == sorted([binh.id, forgotten.event_id])
-    # The subject index, keys and consents: only the other person's are left.
+    # Every personal part stays, sealed: the person's own open for nobody now, the
+    # shared one still for the other person it names, and only with their key.
+    assert await _column(engine, event_personal.c.event_id) == sorted(
+        [an_1.id, an_2.id, both.id, binh.id, forgotten.event_id]
+    )
+    async with engine.connect() as conn:
+        parts = await personal_parts(conn, [an_1.id, an_2.id, both.id, binh.id])
+        of_an = await personal_parts(conn, mine, subject=AN)
+        of_binh = await personal_parts(conn, [both.id], subject=BINH)
+    assert [parts[i].canonical for i in (an_1.id, an_2.id)] == [None, None]
+    assert not any(part.altered for part in parts.values())
+    assert {i: p.canonical for i, p in of_an.items()} == dict.fromkeys(mine)
+    assert of_binh[both.id].value() == {
+        "subjects": [BINH, AN],
+        "officer": "officer-1",
+        "case": "CASE-1",
+    }
+    # The subject index (with the wrapped keys), keys and consents: only the other's.
     index = {(r.subject, r.event_id) for r in await _rows(engine, event_subjects)}
     assert index == {(BINH, both.id), (BINH, binh.id)}
     assert await _column(engine, subject_keys.c.subject) == [BINH]
@@ -167,7 +184,8 @@ async def test_forgetting_removes_the_person_and_leaves_everyone_else(
     for event_id, digest in envelopes_before.items():
         assert after[event_id].envelope_hash == digest
         assert canonical_hash(after[event_id].envelope) == digest
-    # One admin record of the forgetting, listing the records, naming no one.
+    # One admin record of the forgetting, naming no one: a count and a salted digest
+    # of the records, not their ids (a list of them would link them for ever).
     [admin] = [row for row in after.values() if row.id not in envelopes_before]
     assert admin.id == forgotten.event_id
     assert (admin.type, admin.outcome, admin.policy_version) == (
@@ -177,16 +195,40 @@ async def test_forgetting_removes_the_person_and_leaves_everyone_else(
     )
     envelope = admin.envelope
     assert envelope["action"] == "forget"
-    assert envelope["events"] == mine
+    assert "events" not in envelope
+    assert envelope["records"] == 3
     assert envelope["consentsDeleted"] == 2
     assert envelope["operator"] == pseudonym(KEY, "operator-9")
     assert envelope["subjectCommitments"] == []
     shown = str(envelope)
-    for secret in (AN, BINH, "operator-9"):
+    for secret in (AN, BINH, "operator-9", *mine):
         assert secret not in shown
     [personal] = [r for r in await _rows(engine, event_personal) if r.event_id == admin.id]
-    assert personal.personal == {"operator": "operator-9"}
+    assert personal.personal["operator"] == "operator-9"
+    salt = bytes.fromhex(personal.personal["salt"])
+    assert envelope["recordsDigest"] == records_digest(salt, mine)
     assert forgotten.event_id in await _column(engine, log_queue.c.event_id)
+
+
+async def test_a_forgotten_person_is_nowhere_in_the_database_file(
+    engine: AsyncEngine, catalogue: Catalogue, tmp_path: Path
+) -> None:
+    """SQLite overwrites what forgetting deletes: no id or key is left in free space."""
+    await _insert(
+        engine,
+        [_event(catalogue, [AN]), _event(catalogue, [BINH, AN]), _event(catalogue, [BINH])],
+        [_consent(AN, "REVOKED", until=T0, n=1)],
+    )
+    async with engine.connect() as conn:
+        key = await conn.scalar(sa.select(subject_keys.c.key).where(subject_keys.c.subject == AN))
+    await _forget(engine, catalogue)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    await engine.dispose()
+    stored = b"".join(path.read_bytes() for path in sorted(tmp_path.glob("gateway.db*")))  # noqa: ASYNC240
+    assert BINH.encode() in stored  # the other person is still known
+    assert AN.encode() not in stored
+    assert bytes(key) not in stored
 
 
 async def _rows(engine: AsyncEngine, table: sa.Table) -> list[Any]:

@@ -63,7 +63,45 @@ async def test_the_database_still_verifies(engine: AsyncEngine) -> None:
     report = await verify_database(engine, _verifiers(), origin=_text("origin.txt").strip())
     assert report.ok, report.problem
     assert "16 leaves recomputed from their envelopes" in report.checked
-    assert "1 personal parts deleted by forget records" in report.checked
+    assert "1 personal parts deleted by early forget records" in report.checked
+
+
+async def test_the_old_personal_parts_are_sealed_for_the_people_they_name(
+    engine: AsyncEngine,
+) -> None:
+    """Upgrading seals every part that names someone; the audit opens each with their key."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text(
+                    "SELECT p.event_id, p.personal IS NULL AS sealed_only, "
+                    "EXISTS (SELECT 1 FROM event_subjects s WHERE s.event_id = p.event_id) "
+                    "AS names_someone FROM event_personal p"
+                )
+            )
+        ).all()
+        unwrapped = await conn.scalar(
+            sa.text("SELECT count(*) FROM event_subjects WHERE wrapped_key IS NULL")
+        )
+    named = [row for row in rows if row.names_someone]
+    assert len(named) >= 10
+    assert all(row.sealed_only for row in named)
+    assert not any(row.sealed_only for row in rows if not row.names_someone)
+    # Every index entry of a record whose part was kept holds its wrapped key.
+    assert unwrapped == await _index_entries_without_part(engine)
+    report = await verify_database(engine, _verifiers(), origin=_text("origin.txt").strip())
+    assert report.ok, report.problem
+
+
+async def _index_entries_without_part(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        found = await conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM event_subjects s WHERE NOT EXISTS "
+                "(SELECT 1 FROM event_personal p WHERE p.event_id = s.event_id)"
+            )
+        )
+    return int(found or 0)
 
 
 def test_the_export_and_the_receipt_still_verify() -> None:
