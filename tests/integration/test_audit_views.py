@@ -18,6 +18,7 @@ import pytest
 
 RESIDENCE = "1.004222"  # identity and residence by law, phone by consent
 PERMIT = "1.013225"  # building permit: land parcels and the owner, by law
+BIRTH = "1.001193"  # birth registration: the parents, the spouse by law
 CRIMINAL = "LOCAL.criminal-case-identity-check"  # its accesses may be hidden
 POLICE = "VN/GOV/CAHN/investigation"
 POLICE_ORG = "Hanoi City Police"
@@ -379,6 +380,42 @@ async def test_a_citizen_is_told_only_of_fields_a_source_answered(
     assert rejected["outcome"] == "rejected:UNKNOWN_PROCEDURE"
     assert rejected["officer"] == {"role": {"vi": "Không rõ", "en": "Unknown"}}
     assert rejected["fields"] == []
+
+
+async def test_a_related_person_named_in_an_answer_is_not_told_of_the_read(
+    gateway, dataset, sign_in, another_client
+) -> None:
+    """The reads of a person's record are theirs: a relative it names is not shown them.
+
+    Showing the spouse that the person's record was read (by whom, in which procedure
+    and case) would tell the spouse of the person's dealings with the state. The
+    relationship is the person's own registered data, decided field by field for
+    their procedure; the relative is told of reads where the purpose names them.
+    """
+    commune = await another_client("VN/GOV/UBND-HN/civil", ["commune_peoples_committee"])
+    auditor = await sign_in.staff("auditor", org="VN/GOV/TTCP")
+    for person in dataset.sample.citizens:
+        response = await gateway.post(
+            _lookup(person, "spouse { personalId fullName }"),
+            signer=commune,
+            procedure=BIRTH,
+            subjects=[person],
+        )
+        assert response.status_code == 200, response.text
+        spouse = response.json()["data"]["citizen"]["spouse"]
+        if spouse and spouse["personalId"]:
+            break
+    else:
+        pytest.fail("no sample citizen has a spouse")
+    related = spouse["personalId"]
+    async with gateway.client(auth=None) as http:
+        mine = await http.get("/me/accesses", headers=await sign_in.citizen(person))
+        theirs = await http.get("/me/accesses", headers=await sign_in.citizen(related))
+        searched = await http.get("/audit/events", params={"subject": related}, headers=auditor)
+    read = [a for a in mine.json()["accesses"] if a["system"]["id"] == commune.client_id]
+    assert [a["fields"] for a in read][-1] == ["Citizen.fullName", "Citizen.spouse"]
+    assert not [a for a in theirs.json()["accesses"] if a["kind"] == "access"]
+    assert searched.json()["events"] == []
 
 
 @pytest.mark.own_database  # no other gateway's sequencer may integrate its record
