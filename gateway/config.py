@@ -90,6 +90,14 @@ class GatewaySettings(BaseSettings):
     merge_delay: float = Field(
         default=1.0, gt=0, le=300, description="Longest wait, in seconds, before integration."
     )
+    recorder_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a request waits for its access record to commit before it is "
+        "refused (503 AUDIT_UNAVAILABLE, no data); if the record commits later, a record "
+        "marking it undelivered follows.",
+    )
     retention_days: int = Field(
         default=1826,
         ge=1,

@@ -7,6 +7,10 @@ source) and on what ground (the legal basis, or the consent), the fields allowed
 no source answered, the fields withheld, and the outcome. An auditor's search by the
 citizen's id is shown too, by the auditor's organisation's name. Accesses hidden until
 a date (`purpose.hiddenUntil`, where the procedure allows it) appear from that instant on.
+
+An access whose answer never left (a later record marks it `undelivered`) has that
+outcome: no field was read by anyone, so none is listed as read nor given a ground;
+`notDelivered` lists those a source answered that the gateway did not deliver.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.instants import format_instant
 from gateway.records._envelope import read_envelope
 from gateway.records._personal import personal_parts
+from gateway.records._recorder import UNDELIVERED, undelivered
 from gateway.storage import clients
 from policies import (
     AGENCY_KIND_LABELS,
@@ -57,6 +62,7 @@ async def citizen_items(
     ids = [row.id for row in rows]
     parts = await personal_parts(conn, ids, subject=subject)
     personal = {event_id: part.value() for event_id, part in parts.items()}
+    unsent = await undelivered(conn, ids)
     client_ids = {row.client_id for row in rows if row.client_id}
     systems = {
         r.id: _System(r.name, tuple(_json(r.agency_kinds)))
@@ -67,7 +73,14 @@ async def citizen_items(
         )
     }
     return [
-        _item(row, personal.get(row.id), subject, catalogue, systems.get(row.client_id))
+        _item(
+            row,
+            personal.get(row.id),
+            subject,
+            catalogue,
+            systems.get(row.client_id),
+            delivered=row.id not in unsent,
+        )
         for row in rows
     ]
 
@@ -78,6 +91,8 @@ def _item(
     subject: str,
     catalogue: Catalogue,
     system: _System | None,
+    *,
+    delivered: bool = True,
 ) -> dict[str, Any]:
     envelope = read_envelope(row.envelope)
     item: dict[str, Any] = {
@@ -93,7 +108,7 @@ def _item(
         "unanswered": [],
         "withheld": [],
         "basis": [],
-        "outcome": row.outcome,
+        "outcome": row.outcome if delivered else UNDELIVERED,
         "inLog": row.leaf_index is not None,
         "receipt": f"/me/accesses/{row.id}/receipt",
     }
@@ -147,6 +162,10 @@ def _item(
         fields.add(decision["path"])
         ref = decision.get("basis")
         basis[(ground, consent_ids.get(ref, ref) if ref is not None else None)] = None
+    if not delivered:
+        # Read from the sources, but never given to anyone: on no ground at all.
+        item["notDelivered"] = sorted(fields)
+        fields, basis = set(), {}
     item["fields"] = sorted(fields)
     item["unanswered"] = sorted(unanswered)
     item["withheld"] = [{"field": p, "code": c} for p, c in sorted(withheld)]

@@ -46,7 +46,9 @@ ENVELOPE_VERSION: Final = 3
 """1: the first envelopes. 2: adds the summary of refusals (`refused`, `minute`).
 3: consent ids become commitments (in `consent`, a decision's `basis`, an action's
 `consent`), and a forget record holds a count and a salted digest of the records it
-made unreadable (`records`, `recordsDigest`) instead of their ids (`events`)."""
+made unreadable (`records`, `recordsDigest`) instead of their ids (`events`).
+Later in 3, a record of outcome `undelivered` marks another as not delivered
+(`undelivered`: its id); no field of an earlier record changes."""
 
 
 class DecisionEntry(TypedDict):
@@ -86,6 +88,11 @@ class EnvelopeBody(TypedDict, total=False):
     # after the first (which has a record of its own): how many, and the minute.
     refused: int
     minute: str
+    # access, v3: outcome `undelivered`, written after a record whose answer never left
+    # (its caller was refused or cancelled while it committed): the first's id, with
+    # the first's `client`, `organisation` and `procedure` (`auditorOrg` for a search).
+    # Readers show the first as not delivered: nothing read, nothing served.
+    undelivered: str
     # consent: requested, approved, denied, revoked.
     consent: str
     action: str

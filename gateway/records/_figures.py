@@ -11,7 +11,11 @@ the same as they happen, by the same definitions:
   for data: neither refused (`rejected:<code>`) nor only about the schema
   (`introspection`, the query page's schema lookups);
 - a refused request is one whose signature verified and was refused, by its code; a
-  summary record of refusals (`refused`) counts as that many.
+  summary record of refusals (`refused`) counts as that many;
+- a request whose answer never left (a later record marks it `undelivered`: its
+  caller was refused because recording outlived its wait, or was cancelled) is still
+  a request, with its denials, but served nothing and spared no paper. The Prometheus
+  counters never counted it: they count once the record is committed in time.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.records._envelope import EnvelopeBody, decision_codes, read_envelope
+from gateway.records._recorder import UNDELIVERED
 from gateway.storage import clients, event_decisions, events, read_snapshot
 
 __all__ = ["count_access", "count_consent", "count_refusal", "figures", "is_procedure_request"]
@@ -67,7 +72,7 @@ _REFUSED = "rejected:"
 
 def is_procedure_request(outcome: str) -> bool:
     """Whether an access record with this outcome counts as a procedure request."""
-    return outcome != INTROSPECTION and not outcome.startswith(_REFUSED)
+    return outcome not in (INTROSPECTION, UNDELIVERED) and not outcome.startswith(_REFUSED)
 
 
 def count_refusal(procedure: str | None, organisation: str | None, code: str) -> None:
@@ -97,7 +102,7 @@ def count_consent(procedure: str, action: str) -> None:
 
 
 _procedure_request = sa.and_(
-    events.c.outcome != INTROSPECTION,
+    events.c.outcome.not_in((INTROSPECTION, UNDELIVERED)),
     sa.not_(events.c.outcome.startswith(_REFUSED, autoescape=True)),
 )
 
@@ -163,6 +168,29 @@ async def figures(
         for code, agency, count, fields, papers in served:
             entry = row(code, agency)
             entry.update(requests=int(count), fieldsServed=int(fields), papersAvoided=int(papers))
+        # What was not delivered served nothing. Its mark comes after it (at any time
+        # after: the database may have been away), and marks are rare.
+        marks = await conn.execute(
+            sa.select(events.c.envelope).where(
+                events.c.type == "access", events.c.outcome == UNDELIVERED, events.c.ts >= start
+            )
+        )
+        firsts = sorted({str(read_envelope(e).get("undelivered")) for (e,) in marks})
+        for chunk in (firsts[i : i + 500] for i in range(0, len(firsts), 500)):
+            unserved = await conn.execute(
+                sa.select(events.c.procedure, org, events.c.fields_served, events.c.papers_avoided)
+                .select_from(with_org)
+                .where(
+                    events.c.id.in_(chunk),
+                    events.c.type == "access",
+                    _procedure_request,
+                    *within(events.c.ts),
+                )
+            )
+            for code, agency, fields, papers in unserved:
+                entry = row(code, agency)
+                entry["fieldsServed"] -= int(fields)
+                entry["papersAvoided"] -= int(papers)
         # Refusals are few rows (at most a first and a summary per client, code and
         # minute on each replica): summed here, a summary as the count it carries.
         refused = await conn.execute(

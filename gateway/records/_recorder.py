@@ -11,6 +11,17 @@ person deletes their key and their wrapped copies (see `gateway.records._forget`
 `EventRecorder.record` returns only once the event is committed. Concurrent requests
 share commits: while one batch is being written, the next one gathers. If the write
 fails, every waiting request gets `AuditUnavailable` and must not release data.
+
+A caller that stops waiting (the write outlived its timeout, or the request was
+cancelled) releases nothing, but its event may still commit: it is already in a batch
+being written, or a commit that reported failure may have happened all the same.
+So the log never says served when nothing was, the recorder then writes a second
+record, of the same type, outcome `undelivered`, whose envelope names the first by
+its id (`undelivered`). It is written as soon as the database answers again, and
+only if the first is there (a first that never committed needs no correction). Its
+id is derived from the first's (`undelivered_id`), so that readers find it by
+primary key and it is never written twice. The first record is kept as written:
+the request was signed and decided, and sources were read; only its delivery failed.
 """
 
 from __future__ import annotations
@@ -57,6 +68,7 @@ from keys import seal as seal_personal
 from keys import wrap_key
 
 __all__ = [
+    "UNDELIVERED",
     "AdminRecorder",
     "Event",
     "EventRecorder",
@@ -67,6 +79,9 @@ __all__ = [
     "insert_events",
     "pseudonym",
     "pseudonyms",
+    "undelivered",
+    "undelivered_event",
+    "undelivered_id",
 ]
 
 log = structlog.get_logger(__name__)
@@ -81,6 +96,12 @@ RECORD_FAILURES = Counter(
 )
 
 _WRITE_TIMEOUT = 10.0
+"""Seconds `record` waits for its commit before the request is refused (default)."""
+_MARK_RETRY = 0.5
+"""Seconds between tries to write `undelivered` records while the database is away."""
+
+UNDELIVERED = "undelivered"
+"""The outcome of a record saying that another record's answer never left."""
 
 
 PSEUDONYM_KINDS = ("officer", "case", "auditor")
@@ -283,6 +304,44 @@ def admin_recorder(
     return record
 
 
+def undelivered_id(event_id: str) -> str:
+    """The id of the record that marks `event_id` not delivered: one for each record."""
+    return hashlib.sha256(f"{UNDELIVERED}\x00{event_id}".encode()).hexdigest()[:32]
+
+
+def undelivered_event(event: Event) -> Event:
+    """The record that marks `event` not delivered (its caller did not get its answer).
+
+    It names the client, organisation and procedure of the first (to be found by
+    them) and no person: the first names them, and readers show it as not delivered.
+    """
+    body: EnvelopeBody = {"undelivered": event.id}
+    for name in ("client", "organisation", "procedure", "auditorOrg"):
+        if name in event.envelope:
+            body[name] = event.envelope[name]
+    return Event(
+        type=event.type,
+        request_id=event.request_id,
+        outcome=UNDELIVERED,
+        policy_version=event.policy_version,
+        envelope=body,
+        personal={},
+        client_id=event.client_id,
+        procedure=event.procedure,
+        id=undelivered_id(event.id),
+    )
+
+
+async def undelivered(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
+    """Those of the records `ids` that a later record marks as not delivered."""
+    marks = {undelivered_id(event_id): event_id for event_id in ids}
+    found: set[str] = set()
+    for chunk in _chunks(sorted(marks)):
+        rows = await conn.execute(sa.select(events.c.id).where(events.c.id.in_(chunk)))
+        found.update(marks[mark] for (mark,) in rows)
+    return found
+
+
 def commitment(key: bytes, event_id: str) -> str:
     """The commitment to a subject in an event's envelope: hex HMAC-SHA-256, 32 chars."""
     return hmac.new(key, event_id.encode(), hashlib.sha256).hexdigest()[:32]
@@ -358,12 +417,28 @@ async def insert_events(
 class EventRecorder:
     """Writes events in shared commits; `record` waits for the commit of its event."""
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, queue: bool = True) -> None:
-        """`queue=False` only to measure the log's cost (see `insert_events`)."""
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 256,
+        queue: bool = True,
+        write_timeout: float = _WRITE_TIMEOUT,
+    ) -> None:
+        """`queue=False` only to measure the log's cost (see `insert_events`).
+
+        `write_timeout`: seconds `record` waits for its commit before refusing.
+        """
         self._engine = engine
         self._max_batch = max_batch
         self._queue = queue
+        self._write_timeout = write_timeout
         self._pending: list[tuple[Event, asyncio.Future[None]]] = []
+        self._given_up: set[str] = set()
+        """Events whose caller stopped waiting, in a batch not yet written."""
+        self._marks: dict[str, tuple[Event, bool]] = {}
+        """By the id of a record not delivered: its `undelivered` record, and whether
+        the first is known to be committed (else: only if it is found)."""
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
@@ -374,14 +449,24 @@ class EventRecorder:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="recorder")
 
-    async def stop(self) -> None:
-        """Write what is queued, then stop the writer."""
+    async def stop(self, *, marks_timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the writer.
+
+        `undelivered` records still waiting for the database get `marks_timeout`
+        seconds more; those still unwritten are logged.
+        """
         task, self._task = self._task, None
         if task is None:
             return
         while self._pending:
             self._wakeup.set()
             await asyncio.sleep(0.01)
+        deadline = asyncio.get_running_loop().time() + marks_timeout
+        while self._marks and not task.done() and asyncio.get_running_loop().time() < deadline:
+            self._wakeup.set()
+            await asyncio.sleep(0.01)
+        if self._marks:
+            log.error("undelivered_not_recorded", count=len(self._marks))
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -394,45 +479,118 @@ class EventRecorder:
                 await conn.close()
 
     async def record(self, event: Event) -> bytes:
-        """Return once `event` is committed: its leaf hash; `AuditUnavailable` if it cannot be."""
+        """Return once `event` is committed: its leaf hash; `AuditUnavailable` if it cannot be.
+
+        A caller that stops waiting (timeout, cancellation) must release nothing; if
+        the event commits all the same, an `undelivered` record follows it.
+        """
         if self._task is None or self._task.done():
             raise AuditUnavailable("The recorder is not running.")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))
         self._wakeup.set()
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout=_WRITE_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(future), timeout=self._write_timeout)
         except TimeoutError:
             RECORD_FAILURES.inc()
+            self._give_up(event, future)
             raise AuditUnavailable("Recording the access took too long.") from None
+        except asyncio.CancelledError:
+            self._give_up(event, future)
+            raise
         return event.leaf_hash
+
+    def undelivered(self, event: Event) -> None:
+        """Mark a committed `event` not delivered: its answer never left after all."""
+        self._mark(event, committed=True)
+
+    def _give_up(self, event: Event, future: asyncio.Future[None]) -> None:
+        """The caller of `event` stopped waiting: it releases nothing."""
+        if not future.done():
+            # Still to be written, or being written: settled when its batch is.
+            self._given_up.add(event.id)
+        elif not future.cancelled() and future.exception() is None:
+            # Committed just as the caller left.
+            self._mark(event, committed=True)
+        # Else its batch failed, and every event of it is marked if it is found.
+
+    def _mark(self, event: Event, *, committed: bool) -> None:
+        self._marks[event.id] = (undelivered_event(event), committed)
+        self._wakeup.set()
 
     async def _run(self) -> None:
         while True:
-            await self._wakeup.wait()
+            if self._marks and not self._pending:
+                # `undelivered` records wait for the database: try again now and then.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=_MARK_RETRY)
+            else:
+                await self._wakeup.wait()
             self._wakeup.clear()
+            if self._marks and not self._pending:
+                await self._commit([])
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 await self._commit(batch)
 
+    async def _marks_to_write(self, conn: AsyncConnection) -> tuple[list[str], list[Event]]:
+        """The marks settled now (by first id), and the records of those to write.
+
+        A mark is written once (its id may already be there, from a commit that was
+        reported failed), and only for a first that committed.
+        """
+        marks = dict(self._marks)
+        wanted = {mark.id for mark, _ in marks.values()}
+        wanted.update(first for first, (_, committed) in marks.items() if not committed)
+        found: set[str] = set()
+        for chunk in _chunks(sorted(wanted)):
+            rows = await conn.execute(sa.select(events.c.id).where(events.c.id.in_(chunk)))
+            found.update(event_id for (event_id,) in rows)
+        now = datetime.datetime.now(datetime.UTC)
+        records = []
+        for first, (mark, committed) in marks.items():
+            if mark.id not in found and (committed or first in found):
+                mark.ts = now
+                records.append(mark)
+        return list(marks), records
+
     async def _commit(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
+        settled: list[str] = []
+        marks: list[Event] = []
         try:
             # The writer keeps its connection: no pool round trip on every commit.
             if self._conn is None:
                 self._conn = await self._engine.connect()
             async with self._conn.begin():
-                await insert_events(self._conn, [event for event, _ in batch], queue=self._queue)
+                if self._marks:
+                    settled, marks = await self._marks_to_write(self._conn)
+                written = [event for event, _ in batch] + marks
+                if written:
+                    await insert_events(self._conn, written, queue=self._queue)
         except Exception as exc:  # any failure to commit means: nothing is released
             await self._drop_connection()
             RECORD_FAILURES.inc()
             log.error("events_not_recorded", count=len(batch), error=type(exc).__name__)
-            for _, future in batch:
-                if not future.done():
+            for event, future in batch:
+                # The commit may have happened all the same: marked if it is found.
+                self._marks[event.id] = (undelivered_event(event), False)
+                if event.id in self._given_up:
+                    self._given_up.discard(event.id)
+                elif not future.done():
                     future.set_exception(AuditUnavailable())
+            return
+        for first in settled:
+            self._marks.pop(first, None)
+        if marks:
+            log.warning("undelivered_recorded", count=len(marks))
+        if not batch:
             return
         self.commits += 1
         EVENTS_PER_COMMIT.observe(len(batch))
-        for _, future in batch:
-            if not future.done():
+        for event, future in batch:
+            if event.id in self._given_up:
+                self._given_up.discard(event.id)
+                self._mark(event, committed=True)
+            elif not future.done():
                 future.set_result(None)

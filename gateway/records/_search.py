@@ -6,6 +6,10 @@ pseudonyms (the auditor gives the id or case number; the gateway pseudonymises i
 subject through the private subject index. Results come newest first, a page at a
 time, with an opaque cursor for the next page; every filter reads an index on
 `(column, ts)`, so a page costs the same on a million records as on a thousand.
+
+A result's outcome is what happened: a record that a later one marks as not delivered
+(its answer never left) has the outcome `undelivered`; its envelope, as hashed into the
+log, still says what was written then.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import datetime
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -25,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.errors import InvalidArgument
 from gateway.identifiers import parse_identifier
 from gateway.instants import format_instant, parse_instant
-from gateway.records._recorder import pseudonyms
+from gateway.records._recorder import UNDELIVERED, pseudonyms, undelivered
 from gateway.storage import EVENT_TYPES, event_decisions, event_subjects, events, log_leaves
 
 __all__ = [
@@ -38,6 +43,7 @@ __all__ = [
     "page_limit",
     "search_page",
     "time_range",
+    "with_delivery",
 ]
 
 DECISION_CODES = (
@@ -269,8 +275,17 @@ async def search_page(
         query = query.where(sa.tuple_(ts_column, id_column) < sa.tuple_(ts, event_id))
     rows = (await conn.execute(query)).all()
     more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
+    shown = await with_delivery(conn, rows[:limit])
+    return Page(shown, encode_cursor(shown[-1]) if more and shown else None)
+
+
+async def with_delivery(conn: AsyncConnection, rows: Sequence[Any]) -> list[Any]:
+    """`rows`, those that a later record marks as not delivered with that outcome."""
+    unsent = await undelivered(conn, [row.id for row in rows])
+    return [
+        SimpleNamespace(**{**row._asdict(), "outcome": UNDELIVERED}) if row.id in unsent else row
+        for row in rows
+    ]
 
 
 async def all_results(
@@ -289,7 +304,7 @@ async def all_results(
         if after is not None:
             query = query.where(sa.tuple_(ts_column, id_column) > sa.tuple_(*after))
         async with engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = await with_delivery(conn, (await conn.execute(query)).all())
         if not rows:
             return
         yield rows

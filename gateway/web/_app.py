@@ -121,7 +121,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 restored = await memory.restore(engine, lifetime=MAX_LIFETIME + SKEW)
                 replay, limiter = memory, MemoryRateLimiter()
                 log.info("replay_cache_in_process", restored=restored)
-            recorder = EventRecorder(engine)
+            recorder = EventRecorder(engine, write_timeout=settings.recorder_timeout)
             await recorder.start()
             stack.push_async_callback(recorder.stop)
             access_log = TransparencyLog(engine, keyring, origin=settings.checkpoint_origin)

@@ -1,0 +1,315 @@
+"""A record whose caller stopped waiting, then committed, is followed by one saying so.
+
+The recorder on a migrated SQLite database, its commit held back (a slow write)
+past its caller's wait, or its caller cancelled meanwhile. The caller releases
+nothing; the first record commits all the same, an `undelivered` record naming it
+follows, and the citizen's view, the auditor's search and the figures show a read
+that reached no one: nothing read, nothing served, no paper avoided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.errors import AuditUnavailable
+from gateway.records import (
+    CITIZEN_VISIBLE_TYPES,
+    Event,
+    EventRecorder,
+    SearchFilter,
+    _recorder,
+    citizen_items,
+    figures,
+    is_procedure_request,
+    read_envelope,
+    search_page,
+)
+from gateway.records._recorder import UNDELIVERED, undelivered_id
+from gateway.storage import create_engine, events, log_queue, upgrade
+from policies import Catalogue, load_catalogue
+
+RESIDENCE = "1.004222"
+AN = "079203001234"
+CLIENT = "VN/GOV/CA-HN/cu-tru"
+READ = "Citizen.fullName"
+GUARD = 30.0  # seconds: a wait longer than this is a hang, not a slow machine
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return load_catalogue()
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    await upgrade(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+class SlowWrite:
+    """`insert_events` held back until `release()`: a commit slower than any wait."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, then_fail: bool = False) -> None:
+        self.entered = asyncio.Event()
+        self._gate = asyncio.Event()
+        self._real = _recorder.insert_events
+        self._then_fail = then_fail
+        self._calls = 0
+        monkeypatch.setattr(_recorder, "insert_events", self._insert)
+
+    def release(self) -> None:
+        self._gate.set()
+
+    async def _insert(self, conn: AsyncConnection, batch: Sequence[Event], **kw: Any) -> None:
+        self._calls += 1
+        first = self._calls == 1
+        self.entered.set()
+        await self._gate.wait()
+        if first and self._then_fail:
+            # Committed by the database, but the gateway hears of a failure (the link
+            # broke as the commit's answer came back).
+            async with conn.engine.begin() as other:
+                await self._real(other, batch, **kw)
+            raise OSError("connection lost during commit")
+        await self._real(conn, batch, **kw)
+
+
+def _access(catalogue: Catalogue) -> Event:
+    return Event(
+        type="access",
+        request_id="req-1",
+        outcome="served",
+        policy_version=catalogue.version,
+        envelope={
+            "client": CLIENT,
+            "organisation": "Commune Police",
+            "procedure": RESIDENCE,
+            "decisions": [
+                {"path": READ, "decision": "ALLOWED_BY_LAW", "basis": "law", "subjects": [0]}
+            ],
+            "status": 200,
+            "errors": [],
+            "fieldsServed": 1,
+            "papersAvoided": 1,
+        },
+        personal={
+            "subjects": [AN],
+            "officer": "officer-1",
+            "case": "CASE-1",
+            "served": {AN: [READ]},
+        },
+        subjects=[AN],
+        client_id=CLIENT,
+        procedure=RESIDENCE,
+    )
+
+
+async def _until(engine: AsyncEngine, event_id: str) -> None:
+    """Wait until a record marks `event_id` undelivered (at most `GUARD` seconds)."""
+
+    async def found() -> None:
+        while True:
+            async with engine.connect() as conn:
+                query = sa.select(events.c.id).where(events.c.id == undelivered_id(event_id))
+                if (await conn.execute(query)).first() is not None:
+                    return
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(found(), GUARD)
+
+
+async def _records(engine: AsyncEngine) -> list[tuple[str, str, str | None]]:
+    """Every record in the log's queue order: (id, outcome, the id it marks undelivered)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(events.c.id, events.c.outcome, events.c.envelope)
+            .join(log_queue, log_queue.c.event_id == events.c.id)
+            .order_by(log_queue.c.seq)
+        )
+        return [(i, o, read_envelope(e).get("undelivered")) for i, o, e in rows]
+
+
+async def _shown(engine: AsyncEngine, catalogue: Catalogue) -> dict[str, Any]:
+    """What the citizen, the auditor and the figures show."""
+    now = datetime.datetime.now(datetime.UTC)
+    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(hours=1)
+    mine = SearchFilter(start=start, end=end, subject=AN, types=CITIZEN_VISIBLE_TYPES)
+    async with engine.connect() as conn:
+        page = await search_page(conn, mine, limit=50)
+        items = await citizen_items(conn, page.rows, AN, catalogue)
+        audited = await search_page(
+            conn, SearchFilter(start=start, end=end, client=CLIENT), limit=50
+        )
+    stats = await figures(engine, start, end)
+    return {
+        "citizen": items,
+        "auditor": sorted((r.id, r.outcome) for r in audited.rows),
+        "figures": [(s["requests"], s["fieldsServed"], s["papersAvoided"]) for s in stats],
+    }
+
+
+async def _check_marked(engine: AsyncEngine, catalogue: Catalogue, first: Event) -> None:
+    mark = undelivered_id(first.id)
+    # The first as written, then the record that says it never reached anyone.
+    assert await _records(engine) == [(first.id, "served", None), (mark, UNDELIVERED, first.id)]
+    shown = await _shown(engine, catalogue)
+    [item] = shown["citizen"]
+    assert item["id"] == first.id
+    assert item["outcome"] == UNDELIVERED
+    assert item["fields"] == []
+    assert item["basis"] == []
+    assert item["notDelivered"] == [READ]
+    assert shown["auditor"] == sorted([(first.id, UNDELIVERED), (mark, UNDELIVERED)])
+    # Still a request (it was asked and decided), but nothing served, no paper avoided.
+    assert shown["figures"] == [(1, 0, 0)]
+
+
+async def test_an_access_recorded_in_time_is_served(
+    engine: AsyncEngine, catalogue: Catalogue
+) -> None:
+    recorder = EventRecorder(engine)
+    await recorder.start()
+    try:
+        first = _access(catalogue)
+        await recorder.record(first)
+    finally:
+        await recorder.stop()
+    shown = await _shown(engine, catalogue)
+    assert [i["outcome"] for i in shown["citizen"]] == ["served"]
+    assert shown["citizen"][0]["fields"] == [READ]
+    assert shown["figures"] == [(1, 1, 1)]
+
+
+Leave = Callable[[EventRecorder, Event, SlowWrite], Awaitable[None]]
+
+
+async def _times_out(recorder: EventRecorder, event: Event, slow: SlowWrite) -> None:
+    with pytest.raises(AuditUnavailable):
+        await recorder.record(event)
+
+
+async def _is_cancelled(recorder: EventRecorder, event: Event, slow: SlowWrite) -> None:
+    # The write is under way when the request's task is cancelled (its deadline).
+    waiting = asyncio.create_task(recorder.record(event))
+    await asyncio.wait_for(slow.entered.wait(), GUARD)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+async def _give_up(
+    engine: AsyncEngine, catalogue: Catalogue, slow: SlowWrite, leave: Leave, *, wait: float
+) -> Event:
+    recorder = EventRecorder(engine, write_timeout=wait)
+    await recorder.start()
+    try:
+        first = _access(catalogue)
+        await leave(recorder, first, slow)
+        slow.release()
+        await _until(engine, first.id)
+    finally:
+        await recorder.stop()
+    return first
+
+
+async def test_a_commit_that_outlives_the_wait_is_marked_undelivered(
+    engine: AsyncEngine, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = SlowWrite(monkeypatch)
+    first = await _give_up(engine, catalogue, slow, _times_out, wait=0.05)
+    await _check_marked(engine, catalogue, first)
+
+
+async def test_a_commit_whose_caller_is_cancelled_is_marked_undelivered(
+    engine: AsyncEngine, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = SlowWrite(monkeypatch)
+    first = await _give_up(engine, catalogue, slow, _is_cancelled, wait=GUARD)
+    await _check_marked(engine, catalogue, first)
+
+
+async def test_a_record_still_waiting_for_its_batch_is_marked_once_written(
+    engine: AsyncEngine, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A first batch holds the writer; the access waits behind it, its caller leaves.
+    slow = SlowWrite(monkeypatch)
+    recorder = EventRecorder(engine, write_timeout=0.05)
+    await recorder.start()
+    try:
+        ahead = _access(catalogue)
+        with pytest.raises(AuditUnavailable):
+            await recorder.record(ahead)
+        first = _access(catalogue)
+        with pytest.raises(AuditUnavailable):
+            await recorder.record(first)
+        slow.release()
+        await _until(engine, first.id)
+        await _until(engine, ahead.id)
+    finally:
+        await recorder.stop()
+    outcomes = [(i, o) for i, o, _ in await _records(engine)]
+    assert outcomes[:2] == [(ahead.id, "served"), (first.id, "served")]
+    assert sorted(outcomes[2:]) == sorted(
+        [(undelivered_id(ahead.id), UNDELIVERED), (undelivered_id(first.id), UNDELIVERED)]
+    )
+    shown = await _shown(engine, catalogue)
+    assert [i["outcome"] for i in shown["citizen"]] == [UNDELIVERED, UNDELIVERED]
+    assert shown["figures"] == [(2, 0, 0)]
+
+
+async def test_a_commit_reported_failed_that_happened_is_marked_undelivered(
+    engine: AsyncEngine, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = SlowWrite(monkeypatch, then_fail=True)
+    slow.release()
+    recorder = EventRecorder(engine)
+    await recorder.start()
+    try:
+        first = _access(catalogue)
+        with pytest.raises(AuditUnavailable):
+            await recorder.record(first)
+        await _until(engine, first.id)
+    finally:
+        await recorder.stop()
+    await _check_marked(engine, catalogue, first)
+
+
+async def test_a_commit_that_failed_leaves_no_mark(
+    engine: AsyncEngine, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = iter([OSError("database away")])
+    real = _recorder.insert_events
+
+    async def failing(conn: AsyncConnection, batch: Sequence[Event], **kw: Any) -> None:
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        await real(conn, batch, **kw)
+
+    monkeypatch.setattr(_recorder, "insert_events", failing)
+    recorder = EventRecorder(engine)
+    await recorder.start()
+    try:
+        with pytest.raises(AuditUnavailable):
+            await recorder.record(_access(catalogue))
+        # The next commit settles the first's mark: it was not there, nothing to say.
+        second = _access(catalogue)
+        await recorder.record(second)
+    finally:
+        await recorder.stop()
+    assert await _records(engine) == [(second.id, "served", None)]
+
+
+def test_a_mark_is_not_a_procedure_request() -> None:
+    assert not is_procedure_request(UNDELIVERED)
