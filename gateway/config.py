@@ -90,6 +90,14 @@ class GatewaySettings(BaseSettings):
     merge_delay: float = Field(
         default=1.0, gt=0, le=300, description="Longest wait, in seconds, before integration."
     )
+    sequencer_timeout: float = Field(
+        default=5.0,
+        ge=1,
+        le=300,
+        description="PostgreSQL: seconds after which the database ends the session of a "
+        "sequencer that holds the log's lock and stopped answering (partitioned, frozen), so "
+        "that another replica takes over; its late commit then fails.",
+    )
     recorder_timeout: float = Field(
         default=10.0,
         gt=0,

@@ -201,22 +201,23 @@ def _audit_forget(args: argparse.Namespace) -> int:
 
     done = asyncio.run(run())
     sys.stdout.write(
-        f"forgotten: the personal parts of {done.records} records and {done.consents} "
-        f"consents are deleted, with the subject key; the envelopes and the log stay "
-        f"(record {done.event_id})\n"
+        f"forgotten: {done.records} records named the person; their subject key, their "
+        f"wrapped record keys and {done.consents} consents are deleted, so what was sealed "
+        f"for them opens no more; the envelopes and the log stay (record {done.event_id})\n"
     )
     return 0
 
 
 def _log_integrate(args: argparse.Namespace) -> int:
     from gateway.log.store import LogIntegrityError, TransparencyLog
-    from gateway.storage import create_engine, require_head
+    from gateway.storage import create_engine, create_sequencer_engine, require_head
     from keys import KeyRing
 
     settings = settings_from_environment()
 
     async def run() -> int:
-        engine = create_engine(settings.database_url.get_secret_value())
+        url = settings.database_url.get_secret_value()
+        engine = create_sequencer_engine(url, settings.sequencer_timeout) or create_engine(url)
         try:
             await require_head(engine)
             ring = KeyRing.load(settings.keys_dir)

@@ -4,7 +4,10 @@ Events wait in `log_queue`; `integrate` takes them in order, gives them contiguo
 indices, stores the public leaves and the hashes of every complete subtree
 (`log_nodes`), and signs a checkpoint, all in one transaction. One sequencer works at a
 time: on PostgreSQL it holds the row lock of `log_state` for its transaction (any
-replica may take over when the holder dies); SQLite serves one process.
+replica may take over when the holder dies, or when the database ends the session of
+a holder that stopped answering: see `gateway.storage.create_sequencer_engine`);
+SQLite serves one process. The transaction ends by moving `log_state` on from the size
+it read (`WHERE size = :read`): a holder whose turn was taken over writes nothing.
 
 Proofs read O(log n) stored hashes: the perfect nodes that tile the ranges of the
 proof. The formats and the hashing are the log's core (`gateway.log`); this module
@@ -42,7 +45,7 @@ from gateway.log._tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle
 from gateway.storage import events, log_checkpoints, log_leaves, log_nodes, log_queue, log_state
 from keys import KeyRing, NoteVerifier, SigningKey
 
-__all__ = ["LogIntegrityError", "TransparencyLog"]
+__all__ = ["LockLost", "LogIntegrityError", "TransparencyLog"]
 
 
 class LogIntegrityError(RuntimeError):
@@ -56,6 +59,25 @@ BATCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 TREE_SIZE = Gauge("gateway_log_size", "Leaves in the log as of the last batch.")
+INTEGRATION_DELAY = Histogram(
+    "gateway_log_integration_delay_seconds",
+    "Per batch, how long its oldest event waited from its record to its checkpoint.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30),
+)
+OLDEST_QUEUED = Gauge(
+    "gateway_log_oldest_queued_seconds",
+    "Age of the oldest event waiting for the log, as the sequencer holding the lock last "
+    "saw it (0: none waiting).",
+)
+LOCK_LOST = Counter(
+    "gateway_log_lock_lost_total",
+    "Batches whose sequencer lost the log's lock after taking it (its session ended, "
+    "or another took over): nothing of them was written.",
+)
+
+
+class LockLost(RuntimeError):
+    """The sequencer's turn was taken over before it committed: nothing was written."""
 
 
 class TransparencyLog:
@@ -68,6 +90,10 @@ class TransparencyLog:
         self.origin = origin
         self.reads = 0
         """Stored hashes read by proofs and roots (to show they stay O(log n))."""
+        self._held = False
+        """Whether the batch in progress holds the log's lock."""
+        self.longest_wait = 0.0
+        """The longest any event waited from its record to its checkpoint, in seconds."""
 
     # -- the sequencer -----------------------------------------------------------------
 
@@ -78,10 +104,24 @@ class TransparencyLog:
         removal from the queue commit together, or not at all.
         """
         started = asyncio.get_running_loop().time()
+        try:
+            return await self._integrate(max_batch, started)
+        except LogIntegrityError:
+            raise
+        except Exception:
+            # Failing once it held the lock: its session ended, or another took over.
+            if self._held:
+                LOCK_LOST.inc()
+            raise
+        finally:
+            self._held = False
+
+    async def _integrate(self, max_batch: int, started: float) -> int:
         async with self._engine.begin() as conn:
             state = await self._lock(conn)
             if state is None:
                 return 0
+            self._held = True
             size, signed_root = state
             queued = (
                 await conn.execute(
@@ -100,7 +140,10 @@ class TransparencyLog:
                 )
             ).all()
             if not queued:
+                OLDEST_QUEUED.set(0)
                 return 0
+            oldest = min(row.ts for row in queued)
+            OLDEST_QUEUED.set((datetime.datetime.now(datetime.UTC) - oldest).total_seconds())
             tree = await self._tree(conn, size)
             if tree.root() != signed_root:
                 raise LogIntegrityError("the stored tree nodes do not give the signed root")
@@ -136,11 +179,13 @@ class TransparencyLog:
                 log_queue.delete().where(log_queue.c.seq.in_([row.seq for row in queued]))
             )
             now = datetime.datetime.now(datetime.UTC)
-            await conn.execute(
+            moved = await conn.execute(
                 log_state.update()
-                .where(log_state.c.id == 1)
+                .where(log_state.c.id == 1, log_state.c.size == size)
                 .values(size=new_size, root=new_root, updated_at=now)
             )
+            if moved.rowcount != 1:
+                raise LockLost(f"the log moved on from {size} leaves under this sequencer")
             signed = sign_checkpoint(self.origin, new_size, new_root, self._signing_key().private)
             await conn.execute(
                 log_checkpoints.insert().values(
@@ -150,6 +195,11 @@ class TransparencyLog:
         INTEGRATED.inc(len(queued))
         TREE_SIZE.set(new_size)
         BATCH_SECONDS.observe(asyncio.get_running_loop().time() - started)
+        waited = (
+            datetime.datetime.now(datetime.UTC) - min(row.ts for row in queued)
+        ).total_seconds()
+        INTEGRATION_DELAY.observe(waited)
+        self.longest_wait = max(self.longest_wait, waited)
         return len(queued)
 
     async def ensure_checkpoint(self) -> None:

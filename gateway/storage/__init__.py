@@ -5,7 +5,7 @@ modules. SQLite is the embedded default (one process); PostgreSQL serves replica
 """
 
 from gateway.storage._connectors import list_connectors, record_connectors
-from gateway.storage._engine import create_engine, read_snapshot
+from gateway.storage._engine import create_engine, create_sequencer_engine, read_snapshot
 from gateway.storage._migrations import (
     DatabaseNotReady,
     current_revision,
@@ -44,6 +44,7 @@ __all__ = [
     "connectors",
     "consents",
     "create_engine",
+    "create_sequencer_engine",
     "current_revision",
     "event_decisions",
     "event_personal",

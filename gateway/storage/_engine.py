@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["create_engine", "read_snapshot"]
+__all__ = ["create_engine", "create_sequencer_engine", "read_snapshot"]
 
 
 def create_engine(url: str, **options: Any) -> AsyncEngine:
@@ -43,6 +43,40 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+def create_sequencer_engine(url: str, timeout: float) -> AsyncEngine | None:
+    """PostgreSQL: the sequencer's own engine, whose sessions cannot hold the log's lock
+    for long once they stop answering; `None` for SQLite (one process: the main engine).
+
+    A holder that is partitioned away or frozen keeps its transaction, and the row lock
+    of `log_state` with it, until the server notices: here the server ends such a
+    session after `timeout` idle in its transaction (`idle_in_transaction_session_timeout`),
+    a statement after twice that (`statement_timeout`), and a connection whose sent data
+    stays unacknowledged that long (`tcp_user_timeout`); the client gives up on a
+    statement or a connection after twice `timeout`. These apply to the sequencer's
+    sessions only, never database-wide: `gateway audit verify` reads one long snapshot.
+    """
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    ms = str(int(timeout * 1000))
+    return create_async_engine(
+        parsed,
+        pool_size=1,
+        max_overflow=0,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {
+                "idle_in_transaction_session_timeout": ms,
+                "statement_timeout": str(int(timeout * 2000)),
+                "tcp_user_timeout": ms,
+                "application_name": "gateway-sequencer",
+            },
+            "command_timeout": timeout * 2,
+            "timeout": timeout * 2,
+        },
+    )
 
 
 @contextlib.asynccontextmanager

@@ -40,7 +40,12 @@ from gateway.log.store import TransparencyLog
 from gateway.records import ClientConsentRequests, ConsentStore, EventRecorder
 from gateway.resources import load_keys, load_manifests_of, load_procedures, load_pseudonym_key
 from gateway.state import GatewayState, app_state
-from gateway.storage import create_engine, record_connectors, require_head
+from gateway.storage import (
+    create_engine,
+    create_sequencer_engine,
+    record_connectors,
+    require_head,
+)
 from gateway.web._admin_routes import admin_router
 from gateway.web._audit_routes import audit_router
 from gateway.web._citizen_routes import citizen_router, consent_status_router
@@ -126,7 +131,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             stack.push_async_callback(recorder.stop)
             access_log = TransparencyLog(engine, keyring, origin=settings.checkpoint_origin)
             await access_log.ensure_checkpoint()
-            sequencer = Sequencer(access_log, merge_delay=settings.merge_delay)
+            # PostgreSQL: the sequencer has sessions of its own, which the database ends
+            # when they hold the log's lock and stop answering.
+            sequencer_engine = create_sequencer_engine(
+                settings.database_url.get_secret_value(), settings.sequencer_timeout
+            )
+            if sequencer_engine is not None:
+                stack.push_async_callback(sequencer_engine.dispose)
+            sequencer = Sequencer(
+                TransparencyLog(
+                    sequencer_engine or engine, keyring, origin=settings.checkpoint_origin
+                ),
+                merge_delay=settings.merge_delay,
+            )
             await sequencer.start()
             stack.push_async_callback(sequencer.stop)
             clients = ClientRegistry(engine)
