@@ -1,11 +1,13 @@
 """Rate limits per client and per officer: fixed one-minute windows.
 
 Counters live in Redis when it is configured (shared by every replica) and in the
-process otherwise. A limiter that cannot count refuses: limits protect the sources.
+process otherwise. A limiter that cannot count (within `REDIS_WAIT` seconds: a silent
+Redis must not hold the request) refuses with 503: limits protect the sources.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.admission._replay import REDIS_WAIT
 from gateway.errors import RateLimited, ServiceUnavailable
 
 __all__ = ["Limit", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
@@ -55,19 +58,20 @@ class MemoryRateLimiter:
 class RedisRateLimiter:
     """Counters in Redis: INCR, with the key expiring with its window."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, wait: float = REDIS_WAIT) -> None:
         self._redis = redis
+        self._wait = wait
 
     async def hit(self, scope: str, name: str) -> tuple[int, int]:
         """See `RateLimiter.hit`."""
         now = int(time.time())
         key = _key(scope, name, now // WINDOW)
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with asyncio.timeout(self._wait), self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(key)
                 pipe.expire(key, WINDOW + 5)
                 count, _ = await pipe.execute()
-        except RedisError as exc:
+        except (RedisError, OSError, TimeoutError) as exc:
             raise ServiceUnavailable("The rate limiter does not answer.") from exc
         return int(count), WINDOW - now % WINDOW
 

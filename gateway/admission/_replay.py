@@ -2,15 +2,18 @@
 
 Production (several replicas) keeps the cache in Redis with `SET NX EX`; the in-process
 cache is only correct while one process serves, which is the embedded SQLite mode.
-A cache that cannot answer refuses the request: a replay must never pass unnoticed.
+A cache that cannot answer (within `REDIS_WAIT` seconds: a silent Redis must not hold a
+request until its deadline, whose 503 nobody records) refuses the request with 503: a
+replay must never pass unnoticed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import time
-from typing import Protocol
+from typing import Final, Protocol
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -21,7 +24,11 @@ from gateway.errors import ServiceUnavailable
 from gateway.records import read_envelope
 from gateway.storage import events
 
-__all__ = ["MemoryReplayCache", "RedisReplayCache", "ReplayCache"]
+__all__ = ["REDIS_WAIT", "MemoryReplayCache", "RedisReplayCache", "ReplayCache"]
+
+
+REDIS_WAIT: Final = 1.0
+"""Seconds admission waits for Redis (a spend, a count) before refusing with 503."""
 
 
 def _key(issuer: str, jti: str) -> str:
@@ -87,7 +94,8 @@ class RedisReplayCache:
     async def first_use(self, issuer: str, jti: str, ttl: int) -> bool:
         """See `ReplayCache.first_use`."""
         try:
-            created = await self._redis.set(_key(issuer, jti), b"1", nx=True, ex=ttl)
-        except RedisError as exc:
+            async with asyncio.timeout(REDIS_WAIT):
+                created = await self._redis.set(_key(issuer, jti), b"1", nx=True, ex=ttl)
+        except (RedisError, OSError, TimeoutError) as exc:
             raise ServiceUnavailable("The replay cache does not answer.") from exc
         return bool(created)
