@@ -41,6 +41,9 @@ GatewayError (INTERNAL, 500)
     └── SourceDataInvalid (SOURCE_DATA_INVALID) . fatal: the answer does not fit the schema
 ```
 
+The 503s of the gateway itself (`AuditUnavailable`,
+`ServiceUnavailable`) say when to retry (`retry_after`, the `Retry-After` header).
+
 Which source failures are retriable is decided in one place, `SourceError.retriable`,
 and the REST connector classifies HTTP outcomes with `classify_status`.
 """
@@ -87,6 +90,9 @@ __all__ = [
     "classify_status",
 ]
 
+_RETRY_AFTER = 5
+"""Seconds a client waits before retrying after a 503 of the gateway's own."""
+
 
 class GatewayError(Exception):
     """Root of every error the gateway reports on purpose."""
@@ -94,6 +100,8 @@ class GatewayError(Exception):
     code: ClassVar[str] = "INTERNAL"
     http_status: ClassVar[int] = 500
     default_message: ClassVar[str] = "Internal error."
+    retry_after: int | None = None
+    """Seconds after which a retry may succeed (`Retry-After`), when it may."""
 
     def __init__(self, message: str | None = None, **detail: Any) -> None:
         self.message = message or self.default_message
@@ -246,12 +254,14 @@ class AuditUnavailable(GatewayError):
     code = "AUDIT_UNAVAILABLE"
     http_status = 503
     default_message = "The access could not be recorded, so no data was released."
+    retry_after = _RETRY_AFTER
 
 
 class ServiceUnavailable(GatewayError):
     code = "SERVICE_UNAVAILABLE"
     http_status = 503
     default_message = "A service the gateway depends on does not answer; retry shortly."
+    retry_after = _RETRY_AFTER
 
 
 class InvalidIdentifier(GatewayError):

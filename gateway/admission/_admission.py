@@ -14,11 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from connectors import FetchContext
 from gateway.admission._ratelimit import Limit, RateLimiter
 from gateway.admission._refusals import Refusals
 from gateway.admission._tokens import RejectedRequest, RequestVerifier, VerifiedRequest
-from gateway.errors import GatewayError, InvalidIdentifier, InvalidPurpose
+from gateway.errors import AuditUnavailable, GatewayError, InvalidIdentifier, InvalidPurpose
 from gateway.identifiers import parse_identifier
 from gateway.instants import format_instant
 from gateway.records import DecisionEntry, EnvelopeBody, Event, count_access, pseudonym
@@ -149,9 +151,13 @@ class Admission:
             raise
 
         async def consents() -> Sequence[ActiveConsent]:
-            return await self._consents.active_for(
-                consumer=client.id, procedure=purpose.procedure, subjects=purpose.subjects
-            )
+            try:
+                return await self._consents.active_for(
+                    consumer=client.id, procedure=purpose.procedure, subjects=purpose.subjects
+                )
+            except (OSError, SQLAlchemyError) as exc:
+                # The database is down: the request is 503, never a field masked INTERNAL.
+                raise AuditUnavailable("The consents in force cannot be read.") from exc
 
         access = Access(
             client_id=client.id,

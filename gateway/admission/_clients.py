@@ -24,7 +24,7 @@ from joserfc.jwk import ECKey, OKPKey
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound, ServiceUnavailable
+from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
 from gateway.records import AdminRecorder, insert_events
 from gateway.storage import client_keys, clients
 from policies import AgencyKind
@@ -250,7 +250,8 @@ class ClientRegistry:
 
         The key is looked up within the client: a kid of another client never matches.
         An id or kid of a shape the registry never holds is not looked up at all, and a
-        registry that cannot be read is `ServiceUnavailable` (503), never an error page.
+        registry that cannot be read is `AuditUnavailable` (503): the database that would
+        hold the request's record does not answer, so nothing is served.
         """
         if not CLIENT_ID.fullmatch(client_id) or not _KID.fullmatch(kid):
             return None
@@ -264,7 +265,10 @@ class ClientRegistry:
             async with self._engine.connect() as conn:
                 row = (await conn.execute(query)).first()
         except (OSError, SQLAlchemyError) as exc:
-            raise ServiceUnavailable("The client registry cannot be read; retry shortly.") from exc
+            raise AuditUnavailable(
+                "The client registry cannot be read, so the request can be neither checked "
+                "nor recorded; no data was released."
+            ) from exc
         if row is None:
             return None
         return _client(row), ClientKey(client_id, row.kid, row.alg, dict(row.jwk), row.key_status)

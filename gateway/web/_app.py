@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 import structlog
@@ -280,13 +279,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
         return error_response(InvalidArgument("The request is not valid.", fields=fields))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.error("unhandled_error", exc_info=exc)
-        body: dict[str, Any] = GatewayError().to_body()
-        body["detail"] = {"requestId": getattr(request.state, "request_id", None)}
-        return Response(orjson.dumps(body), status_code=500, media_type="application/json")
-
+    # What no handler answers (a database down under a route, a bug) is answered by the
+    # middleware: an `Exception` handler here would answer, and then re-raise it to
+    # uvicorn, which logs it again and closes the connection unannounced.
     app.add_middleware(RequestIdMiddleware, routes=_ROUTES)
     return app
 

@@ -27,12 +27,12 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from gateway.errors import (
+    AuditUnavailable,
     BadJson,
     GatewayError,
     MethodNotAllowed,
     NotAcceptable,
     PayloadTooLarge,
-    RateLimited,
     RequestError,
     Unauthenticated,
     UnsupportedMediaType,
@@ -295,6 +295,18 @@ class GraphQLEndpoint:
             item.get("extensions", {}).get("code", "UNKNOWN") for item in body.get("errors", ())
         ]
         status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
+        if AuditUnavailable.code in codes:
+            # The database failed under a resolver (consents): nothing is answered, and
+            # the attempt is recorded without data if the database is back.
+            await state.admission.record(
+                admitted,
+                ctx,
+                outcome=f"rejected:{AuditUnavailable.code}",
+                status=AuditUnavailable.http_status,
+                operation=operation,
+                error_codes=codes,
+            )
+            raise AuditUnavailable
         # The record is committed before the answer leaves; if it cannot be, no data does.
         leaf = await state.admission.record(
             admitted,
@@ -368,6 +380,6 @@ def error_headers(exc: GatewayError) -> dict[str, str] | None:
         return {"Allow": exc.allow}
     if isinstance(exc, Unauthenticated):
         return {"WWW-Authenticate": f'Bearer error="invalid_token", error_code="{exc.code}"'}
-    if isinstance(exc, RateLimited):
+    if exc.retry_after is not None:
         return {"Retry-After": str(exc.retry_after)}
     return None

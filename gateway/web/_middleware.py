@@ -1,4 +1,11 @@
-"""Per-request plumbing: request id, one access line without query string, metrics.
+"""Per-request plumbing: request id, one access line without query string, metrics,
+and the answer to what nothing else answered.
+
+A database that fails under a route is 503 `AUDIT_UNAVAILABLE`; anything else unexpected
+is 500 `INTERNAL`. Either is one log line (a traceback only for the unexpected), and a
+complete answer on a connection that stays open: uvicorn closes a kept-alive
+connection, unannounced, after an exception escapes the application, and the client's
+next request on it is lost.
 
 A NUL in the path or the query string is refused here, before any route: no id, name
 or argument of the gateway holds one, and PostgreSQL can neither store nor compare
@@ -15,13 +22,15 @@ from typing import Any
 
 import orjson
 import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import RequestError
+from gateway.errors import AuditUnavailable, GatewayError, RequestError
 from gateway.web._metrics import HTTP_LATENCY, HTTP_REQUESTS
 
-__all__ = ["RequestIdMiddleware"]
+__all__ = ["RequestIdMiddleware", "database_failure"]
 
 log = structlog.get_logger(__name__)
 
@@ -55,16 +64,18 @@ class RequestIdMiddleware:
             path if path in self.routes else ("/static" if path.startswith("/static/") else "other")
         )
         status = 500
+        answering = False
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answering
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
                 ]
+                answering = True
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
@@ -72,7 +83,16 @@ class RequestIdMiddleware:
                 if _carries_nul(scope):
                     await _refused_nul()(scope, receive, send_with_id)
                 else:
-                    await self.app(scope, receive, send_with_id)
+                    try:
+                        await self.app(scope, receive, send_with_id)
+                    except Exception as exc:
+                        if answering:
+                            # Half an answer: uvicorn closes the connection, which is
+                            # what tells the client; the failure is logged here, once.
+                            log.error("answer_failed", exc_info=exc)
+                            return
+                        error = _failure(exc, request_id)
+                        await _answer(error)(scope, receive, send_with_id)
             finally:
                 elapsed = time.perf_counter() - started
                 HTTP_REQUESTS.labels(route, str(status)).inc()
@@ -85,6 +105,56 @@ class RequestIdMiddleware:
                     status=status,
                     ms=round(elapsed * 1000, 2),
                 )
+
+
+def database_failure(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached or stopped answering.
+
+    Such a failure is the database's, not the request's: the answer is 503 and the
+    request may be retried. A statement the database refused (a bug) is not one.
+    """
+    if isinstance(exc, OSError | PoolTimeout | OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return type(exc).__module__.startswith("asyncpg") and isinstance(
+        exc, _asyncpg_connection_errors()
+    )
+
+
+def _asyncpg_connection_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - SQLite only
+        return ()
+    return (asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+
+
+def _failure(exc: Exception, request_id: str) -> GatewayError:
+    """The error to answer for `exc`, logged once."""
+    if database_failure(exc):
+        # An outage, not a bug: one line naming the failure, no traceback.
+        cause = exc.__cause__ or getattr(exc, "orig", None)
+        log.warning(
+            "database_unavailable",
+            error=type(exc).__name__,
+            cause=type(cause).__name__ if cause is not None else None,
+        )
+        return AuditUnavailable()
+    log.error("unhandled_error", exc_info=exc)
+    error = GatewayError()
+    error.detail["requestId"] = request_id
+    return error
+
+
+def _answer(error: GatewayError) -> Response:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    return Response(
+        orjson.dumps(error.to_body()),
+        status_code=error.http_status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def _carries_nul(scope: Scope) -> bool:

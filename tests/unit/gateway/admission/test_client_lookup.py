@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.admission import ClientRegistry
-from gateway.errors import ServiceUnavailable
+from gateway.errors import AuditUnavailable
 from gateway.storage import create_engine, upgrade
 
 CLIENT = "VN/GOV/CA-HN/cu-tru"
@@ -34,10 +34,10 @@ async def test_an_id_or_kid_the_registry_never_holds_is_not_looked_up(
         await engine.dispose()
 
 
-async def test_a_registry_that_cannot_be_read_is_unavailable(tmp_path: Path) -> None:
+async def test_a_registry_that_cannot_be_read_is_audit_unavailable(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'gateway.db'}")
     try:
-        with pytest.raises(ServiceUnavailable) as caught:
+        with pytest.raises(AuditUnavailable) as caught:
             await ClientRegistry(engine).lookup(CLIENT, "ed-1")
     finally:
         await engine.dispose()
