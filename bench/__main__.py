@@ -12,6 +12,8 @@ on SQLite and PostgreSQL, the latency of recording at 50 and 200 concurrent with
 without the log, events per commit, and proof cost at 2^10, 2^16 and 2^20 leaves.
 And the search of auditors and citizens over a million records (bench/_search.py):
 time per search and the indexes each plan uses, on SQLite and PostgreSQL.
+And `gateway audit verify` over a log of a million records (bench/_audit.py), made in
+bulk by the gateway's own recording code: the time to check it all, on both backends.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from bench import _audit as audit_figures
 from bench import _log as log_figures
 from bench import _search as search_figures
 from bench._load import Operation, Result, encode_get, encode_post, run
@@ -389,6 +392,11 @@ async def _search_report(args: argparse.Namespace) -> str:
     return await search_figures.measure(events_count=args.search_events, backends=backends)
 
 
+async def _audit_report(args: argparse.Namespace) -> str:
+    backends = ["sqlite", "postgresql"] if await log_figures.postgres_answers() else ["sqlite"]
+    return await audit_figures.measure(records=args.audit_records, backends=backends)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--citizens", type=int, default=10_000)
@@ -405,13 +413,18 @@ def main(argv: list[str] | None = None) -> int:
         "--search-events", type=int, default=1_000_000, help="records to search (0: skip)"
     )
     parser.add_argument("--search-only", action="store_true", help="only the search figures")
+    parser.add_argument(
+        "--audit-records", type=int, default=1_000_000, help="records to verify (0: skip)"
+    )
+    parser.add_argument("--audit-only", action="store_true", help="only the verify figures")
     args = parser.parse_args(argv)
+    only = args.log_only or args.search_only or args.audit_only
 
     now = datetime.datetime.now(datetime.UTC)
     report = f"# Gateway benchmark, {now:%Y-%m-%d %H:%M} UTC\n\nMachine: {machine()}\n\n"
-    if not (args.log_only or args.search_only):
+    if not only:
         report += _gateway_report(args)
-    if not args.search_only:
+    if args.log_only or not only:
         report += "## The access log\n\n" + asyncio.run(
             log_figures.measure(
                 events=args.log_events,
@@ -420,12 +433,22 @@ def main(argv: list[str] | None = None) -> int:
                 proof_sizes=[2**n for n in args.proof_sizes],
             )
         )
-    if args.search_events and not args.log_only:
+    if args.search_events and (args.search_only or not only):
         report += "\n## Searching the access log\n\n" + asyncio.run(_search_report(args))
+    if args.audit_records and (args.audit_only or not only):
+        report += "\n## Verifying the access log\n\n" + asyncio.run(_audit_report(args))
     sys.stdout.write(report)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        part = "-log" if args.log_only else "-search" if args.search_only else ""
+        part = (
+            "-log"
+            if args.log_only
+            else "-search"
+            if args.search_only
+            else "-audit"
+            if args.audit_only
+            else ""
+        )
         path = RESULTS / f"{now:%Y-%m-%d}-{socket.gethostname()}{part}.md"
         path.write_text(report, encoding="utf-8")
         sys.stdout.write(f"\nsaved {path.relative_to(ROOT)}\n")
