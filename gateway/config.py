@@ -98,6 +98,13 @@ class GatewaySettings(BaseSettings):
         "sequencer that holds the log's lock and stopped answering (partitioned, frozen), so "
         "that another replica takes over; its late commit then fails.",
     )
+    request_deadline: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds within which a request is admitted, fetched and recorded; past "
+        "them it is answered 503 DEADLINE_EXCEEDED, without data.",
+    )
     recorder_timeout: float = Field(
         default=10.0,
         gt=0,

@@ -29,6 +29,7 @@ GatewayError (INTERNAL, 500)
 ├── Conflict (CONFLICT, 409) .................... the record is not in a state for this
 │   └── RetentionNotOver (RETENTION_NOT_OVER) ... forgetting before the retention ends
 ├── AuditUnavailable (AUDIT_UNAVAILABLE, 503) ... the access could not be recorded
+├── DeadlineExceeded (DEADLINE_EXCEEDED, 503) ... not answered and recorded in time
 ├── ServiceUnavailable (SERVICE_UNAVAILABLE, 503) a dependency (Redis) does not answer
 ├── InvalidIdentifier (INVALID_IDENTIFIER, 400) . malformed personal id or tax code
 ├── InvalidArgument (INVALID_ARGUMENT, 400) ..... e.g. a list argument over its cap
@@ -41,7 +42,7 @@ GatewayError (INTERNAL, 500)
     └── SourceDataInvalid (SOURCE_DATA_INVALID) . fatal: the answer does not fit the schema
 ```
 
-The 503s of the gateway itself (`AuditUnavailable`,
+The 503s of the gateway itself (`AuditUnavailable`, `DeadlineExceeded`,
 `ServiceUnavailable`) say when to retry (`retry_after`, the `Retry-After` header).
 
 Which source failures are retriable is decided in one place, `SourceError.retriable`,
@@ -60,6 +61,7 @@ __all__ = [
     "ClientNotAuthorised",
     "Conflict",
     "ConsentRequired",
+    "DeadlineExceeded",
     "Forbidden",
     "GatewayError",
     "InvalidArgument",
@@ -254,6 +256,15 @@ class AuditUnavailable(GatewayError):
     code = "AUDIT_UNAVAILABLE"
     http_status = 503
     default_message = "The access could not be recorded, so no data was released."
+    retry_after = _RETRY_AFTER
+
+
+class DeadlineExceeded(GatewayError):
+    code = "DEADLINE_EXCEEDED"
+    http_status = 503
+    default_message = (
+        "The request could not be answered and recorded in time, so no data was released."
+    )
     retry_after = _RETRY_AFTER
 
 

@@ -282,7 +282,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # What no handler answers (a database down under a route, a bug) is answered by the
     # middleware: an `Exception` handler here would answer, and then re-raise it to
     # uvicorn, which logs it again and closes the connection unannounced.
-    app.add_middleware(RequestIdMiddleware, routes=_ROUTES)
+    app.add_middleware(RequestIdMiddleware, routes=_ROUTES, deadline=settings.request_deadline)
     return app
 
 

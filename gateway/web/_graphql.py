@@ -316,6 +316,11 @@ class GraphQLEndpoint:
             operation=operation,
             error_codes=codes,
         )
+        # Recorded: the answer leaves now, the request's deadline no longer applies (a
+        # recorded answer cancelled would be a record of data never delivered).
+        deadline = getattr(request.state, "deadline", None)
+        if deadline is not None:
+            deadline.reschedule(None)
         for code in codes:
             GRAPHQL_ERRORS.labels(code).inc()
         extensions = dict(result.extensions or {})

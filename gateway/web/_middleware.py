@@ -1,11 +1,14 @@
-"""Per-request plumbing: request id, one access line without query string, metrics,
-and the answer to what nothing else answered.
+"""Per-request plumbing: request id, deadline, one access line without query string,
+metrics, and the answer to what nothing else answered.
 
-A database that fails under a route is 503 `AUDIT_UNAVAILABLE`; anything else unexpected
-is 500 `INTERNAL`. Either is one log line (a traceback only for the unexpected), and a
-complete answer on a connection that stays open: uvicorn closes a kept-alive
-connection, unannounced, after an exception escapes the application, and the client's
-next request on it is lost.
+Every request has a deadline (`GATEWAY_REQUEST_DEADLINE`) until its answer starts:
+admission, sources and recording run within it, and past it the work is cancelled
+(a record being committed sees `CancelledError`) and the answer is 503
+`DEADLINE_EXCEEDED`, without data. A database that fails under a route is 503
+`AUDIT_UNAVAILABLE`; anything else unexpected is 500 `INTERNAL`. Either is one log
+line (a traceback only for the unexpected), and a complete answer on a connection
+that stays open: uvicorn closes a kept-alive connection, unannounced, after an
+exception escapes the application, and the client's next request on it is lost.
 
 A NUL in the path or the query string is refused here, before any route: no id, name
 or argument of the gateway holds one, and PostgreSQL can neither store nor compare
@@ -15,6 +18,7 @@ looks a path parameter up (`GET /consents/%00/status`).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -27,7 +31,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import AuditUnavailable, GatewayError, RequestError
+from gateway.errors import AuditUnavailable, DeadlineExceeded, GatewayError, RequestError
 from gateway.web._metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 __all__ = ["RequestIdMiddleware", "database_failure"]
@@ -45,9 +49,12 @@ class RequestIdMiddleware:
     string: GET /graphql carries identifiers there.
     """
 
-    def __init__(self, app: ASGIApp, *, routes: frozenset[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, routes: frozenset[str], deadline: float | None = None
+    ) -> None:
         self.app = app
         self.routes = routes
+        self.deadline = deadline
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,8 +71,9 @@ class RequestIdMiddleware:
             path if path in self.routes else ("/static" if path.startswith("/static/") else "other")
         )
         status = 500
-        answering = False
+        answering = bounded = False
         started = time.perf_counter()
+        deadline = asyncio.timeout(self.deadline)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, answering
@@ -75,7 +83,10 @@ class RequestIdMiddleware:
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
                 ]
+                # The answer is decided: it is sent whatever time that takes.
                 answering = True
+                if bounded:
+                    deadline.reschedule(None)
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
@@ -83,15 +94,23 @@ class RequestIdMiddleware:
                 if _carries_nul(scope):
                     await _refused_nul()(scope, receive, send_with_id)
                 else:
+                    # Routes that decide their answer before it starts (the GraphQL
+                    # endpoint, once its record is committed) lift the deadline here.
+                    scope["state"]["deadline"] = deadline
                     try:
-                        await self.app(scope, receive, send_with_id)
+                        async with deadline:
+                            bounded = True
+                            try:
+                                await self.app(scope, receive, send_with_id)
+                            finally:
+                                bounded = False
                     except Exception as exc:
                         if answering:
                             # Half an answer: uvicorn closes the connection, which is
                             # what tells the client; the failure is logged here, once.
                             log.error("answer_failed", exc_info=exc)
                             return
-                        error = _failure(exc, request_id)
+                        error = _failure(exc, request_id, expired=deadline.expired())
                         await _answer(error)(scope, receive, send_with_id)
             finally:
                 elapsed = time.perf_counter() - started
@@ -130,8 +149,11 @@ def _asyncpg_connection_errors() -> tuple[type[BaseException], ...]:
     return (asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
-def _failure(exc: Exception, request_id: str) -> GatewayError:
+def _failure(exc: Exception, request_id: str, *, expired: bool) -> GatewayError:
     """The error to answer for `exc`, logged once."""
+    if expired:
+        log.warning("request_deadline_exceeded", error=type(exc).__name__)
+        return DeadlineExceeded()
     if database_failure(exc):
         # An outage, not a bug: one line naming the failure, no traceback.
         cause = exc.__cause__ or getattr(exc, "orig", None)
