@@ -18,7 +18,8 @@ being written, or a commit that reported failure may have happened all the same.
 So the log never says served when nothing was, the recorder then writes a second
 record, of the same type, outcome `undelivered`, whose envelope names the first by
 its id (`undelivered`). It is written as soon as the database answers again, and
-only if the first is there (a first that never committed needs no correction). Its
+only if the first is there (a first that never committed needs no correction; nor
+does a refusal, which delivers nothing). Its
 id is derived from the first's (`undelivered_id`), so that readers find it by
 primary key and it is never written twice. The first record is kept as written:
 the request was signed and decided, and sources were read; only its delivery failed.
@@ -102,6 +103,8 @@ _MARK_RETRY = 0.5
 
 UNDELIVERED = "undelivered"
 """The outcome of a record saying that another record's answer never left."""
+_REFUSED = "rejected:"
+"""The outcomes of refusals: they deliver nothing, so none is marked undelivered."""
 
 
 PSEUDONYM_KINDS = ("officer", "case", "auditor")
@@ -449,7 +452,7 @@ class EventRecorder:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="recorder")
 
-    async def stop(self, *, marks_timeout: float = 5.0) -> None:
+    async def stop(self, *, marks_timeout: float = 2.0) -> None:
         """Write what is queued, then stop the writer.
 
         `undelivered` records still waiting for the database get `marks_timeout`
@@ -515,6 +518,8 @@ class EventRecorder:
         # Else its batch failed, and every event of it is marked if it is found.
 
     def _mark(self, event: Event, *, committed: bool) -> None:
+        if event.outcome.startswith(_REFUSED):
+            return  # a refusal delivers nothing: its record is true either way
         self._marks[event.id] = (undelivered_event(event), committed)
         self._wakeup.set()
 
@@ -574,7 +579,7 @@ class EventRecorder:
             log.error("events_not_recorded", count=len(batch), error=type(exc).__name__)
             for event, future in batch:
                 # The commit may have happened all the same: marked if it is found.
-                self._marks[event.id] = (undelivered_event(event), False)
+                self._mark(event, committed=False)
                 if event.id in self._given_up:
                     self._given_up.discard(event.id)
                 elif not future.done():

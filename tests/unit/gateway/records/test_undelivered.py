@@ -311,5 +311,26 @@ async def test_a_commit_that_failed_leaves_no_mark(
     assert await _records(engine) == [(second.id, "served", None)]
 
 
+async def test_a_refusal_whose_caller_left_is_not_marked(
+    engine: AsyncEngine, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A refusal delivers nothing: its record is true however its answer went.
+    slow = SlowWrite(monkeypatch)
+    recorder = EventRecorder(engine, write_timeout=0.05)
+    await recorder.start()
+    try:
+        refusal = _access(catalogue)
+        refusal.outcome = "rejected:RATE_LIMITED"
+        with pytest.raises(AuditUnavailable):
+            await recorder.record(refusal)
+        slow.release()
+        after = _access(catalogue)
+        await recorder.record(after)  # committed after the refusal's batch
+    finally:
+        await recorder.stop()
+    outcomes = [(i, o) for i, o, _ in await _records(engine)]
+    assert outcomes == [(refusal.id, "rejected:RATE_LIMITED"), (after.id, "served")]
+
+
 def test_a_mark_is_not_a_procedure_request() -> None:
     assert not is_procedure_request(UNDELIVERED)
