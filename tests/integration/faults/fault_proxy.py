@@ -48,6 +48,8 @@ class FaultProxy:
         self._state: _State | None = None
         self.connections = 0
         """How many connections were accepted so far."""
+        self.sent = 0
+        """Bytes clients sent through the proxy so far (held ones included)."""
 
     # -- control, from any thread -------------------------------------------------------
 
@@ -136,7 +138,9 @@ class FaultProxy:
         self._writers.update((writer, up_writer))
         try:
             await asyncio.gather(
-                self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+                self._pipe(reader, up_writer, outbound=True),
+                self._pipe(up_reader, writer),
+                return_exceptions=True,
             )
         finally:
             for w in (writer, up_writer):
@@ -144,13 +148,17 @@ class FaultProxy:
                 w.transport.abort()
                 w.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, outbound: bool = False
+    ) -> None:
         assert self._state is not None
         state = self._state
         while True:
             chunk = await reader.read(_CHUNK)
             if not chunk:
                 break
+            if outbound:
+                self.sent += len(chunk)
             await state.flowing.wait()
             if state.mode == "cut":
                 break
