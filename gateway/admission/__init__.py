@@ -37,7 +37,7 @@ from gateway.admission._local_keys import (
     load_local_key,
 )
 from gateway.admission._ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from gateway.admission._replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from gateway.admission._replay import MemoryReplayCache, RedisReplayCache, ReplayCache, Spent
 from gateway.admission._tokens import (
     MAX_LIFETIME,
     SKEW,
@@ -77,6 +77,7 @@ __all__ = [
     "RejectedRequest",
     "ReplayCache",
     "RequestVerifier",
+    "Spent",
     "VerifiedRequest",
     "add_local_key",
     "body_digest",

@@ -4,15 +4,17 @@ Admission verifies the request token, applies the rate limits, and prepares what
 resolvers decide with: the client, the purpose, and the citizen consents in force for
 its subjects. The record of the request is written (and must be committed) before any
 answer leaves; a request refused after its signature checked out is recorded too, by
-the rule for refusals (`gateway.admission._refusals`).
+the rule for refusals (`gateway.admission._refusals`). A request the gateway itself
+answers 503 after its token was spent releases the token for one retry
+(`gateway.admission._replay`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,6 +30,8 @@ from policies import MAX_SUBJECTS, ActiveConsent, Basis, Catalogue, Policy, purp
 from schema import Access, RequestContext
 
 __all__ = ["Admission", "Admitted", "ConsentsInForce", "EventSink", "Limits"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,10 @@ def _claimed_officer(purpose: Any) -> str | None:
         return None
 
 
+def _is_jti(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable()
+
+
 class Admission:
     """Admits requests and records them."""
 
@@ -138,15 +146,19 @@ class Admission:
             await self._per_client.check(client.id)
             await self._per_officer.check(f"{client.id}\x00{purpose.officer}")
         except GatewayError as exc:
-            await self._record_rejection(
-                request_id,
-                RejectedRequest(
-                    exc,
-                    client=client,
-                    token=verified.token,
-                    claims={"purpose": purpose.claim()},
+            await self._released_on_503(
+                verified,
+                self._record_rejection(
+                    request_id,
+                    RejectedRequest(
+                        exc,
+                        client=client,
+                        token=verified.token,
+                        claims={"purpose": purpose.claim()},
+                    ),
+                    verified=verified,
                 ),
-                verified=verified,
+                answer=exc,
             )
             raise
 
@@ -170,6 +182,28 @@ class Admission:
         fetch = FetchContext(request_id=request_id, client_id=client.id, purpose=purpose)
         return Admitted(verified, access, fetch)
 
+    async def answered_unavailable(self, admitted: Admitted) -> None:
+        """The gateway answers 503 to an admitted request: its token may come once more."""
+        await self._verifier.release(admitted.verified)
+
+    async def _released_on_503(
+        self, verified: VerifiedRequest, step: Awaitable[T], *, answer: GatewayError | None = None
+    ) -> T:
+        """`step`, releasing the token for one retry when the answer is a 503 (see `_replay`).
+
+        The answer is `step`'s error if it raises one, else `answer`. A 503 of the
+        gateway's own serves nothing, so the client may send its token again, once.
+        """
+        try:
+            result = await step
+        except GatewayError as error:
+            answer = error
+            raise
+        finally:
+            if answer is not None and answer.http_status == 503:
+                await self._verifier.release(verified)
+        return result
+
     async def record(
         self,
         admitted: Admitted,
@@ -182,8 +216,29 @@ class Admission:
     ) -> bytes:
         """Commit the access record of an executed request; returns its leaf hash.
 
-        Raises `AuditUnavailable` when it cannot be committed.
+        Raises `AuditUnavailable` when it cannot be committed: the answer is 503 and
+        nothing is served, so the token may come once more.
         """
+        recording = self._record(
+            admitted,
+            ctx,
+            outcome=outcome,
+            status=status,
+            operation=operation,
+            error_codes=error_codes,
+        )
+        return await self._released_on_503(admitted.verified, recording)
+
+    async def _record(
+        self,
+        admitted: Admitted,
+        ctx: RequestContext,
+        *,
+        outcome: str,
+        status: int,
+        operation: str | None,
+        error_codes: Sequence[str],
+    ) -> bytes:
         verified = admitted.verified
         purpose = verified.purpose
         subjects = list(purpose.subjects)
@@ -271,6 +326,8 @@ class Admission:
             "subjects": len(purpose.subjects),
             "jti": verified.jti,
         }
+        if verified.reused:
+            who["reusesRefusedToken"] = True
         if purpose.hidden_until is not None:
             who["hiddenUntil"] = format_instant(purpose.hidden_until)
         return who
@@ -320,6 +377,10 @@ class Admission:
             envelope["hiddenUntil"] = format_instant(hidden)
         error = rejected.error
         envelope.update({"status": error.http_status, "errors": [error.code]})
+        jti = rejected.claims.get("jti")
+        if error.http_status == 503 and "jti" not in envelope and _is_jti(jti):
+            # Its client may send the token once more: the retry's record names it too.
+            envelope["jti"] = str(jti)
         await self.refusals.refused(
             Event(
                 type="access",

@@ -1,10 +1,20 @@
 """Single use of request tokens: a `(issuer, jti)` is accepted once until it expires.
 
-Production (several replicas) keeps the cache in Redis with `SET NX EX`; the in-process
-cache is only correct while one process serves, which is the embedded SQLite mode.
-A cache that cannot answer (within `REDIS_WAIT` seconds: a silent Redis must not hold a
-request until its deadline, whose 503 nobody records) refuses the request with 503: a
-replay must never pass unnoticed.
+Production (several replicas) keeps the cache in Redis; the in-process cache is only
+correct while one process serves, which is the embedded SQLite mode. A cache that
+cannot answer (within `REDIS_WAIT` seconds: a silent Redis must not hold a request
+until no answer can be recorded) refuses the request with 503: a replay must never
+pass unnoticed.
+
+One exception to single use: a request the gateway itself answered 503 served nothing,
+so its client may send the same token once more. Each spend claims the token for one
+attempt (`c:<attempt>`); only the gateway that answered 503 to that attempt `release`s
+it (`r:<attempt>`), and only while the token still holds that attempt's own claim, so
+a token another attempt spent (and maybe served) is never released. The next spend of
+a released token takes it for good (`u:<attempt>`, never released again): one reuse.
+A release that cannot reach Redis (it is often why the answer was 503) is kept and
+written before this replica's next spend; until then the retry is refused as a replay,
+which is the safe side.
 """
 
 from __future__ import annotations
@@ -13,9 +23,13 @@ import asyncio
 import datetime
 import hashlib
 import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import sqlalchemy as sa
+import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,22 +38,78 @@ from gateway.errors import ServiceUnavailable
 from gateway.records import read_envelope
 from gateway.storage import events
 
-__all__ = ["REDIS_WAIT", "MemoryReplayCache", "RedisReplayCache", "ReplayCache"]
+__all__ = ["REDIS_WAIT", "MemoryReplayCache", "RedisReplayCache", "ReplayCache", "Spent"]
 
+log = structlog.get_logger(__name__)
 
 REDIS_WAIT: Final = 1.0
-"""Seconds admission waits for Redis (a spend, a count) before refusing with 503."""
+"""Seconds a spend waits for Redis before the request is refused with 503."""
+_MAX_RELEASES: Final = 10_000
+
+# Atomic in Redis. KEYS[1]: the token's key; ARGV: the attempt, ttl. Returns 1 for a
+# first use, 2 for the reuse of a released token, 0 for a replay. An attempt's own
+# claim arriving late (after its 503 and release) does not take the reuse meant for
+# its client's retry.
+_SPEND: Final = """
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], 'c:' .. ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+if string.sub(v, 1, 2) == 'r:' and v ~= 'r:' .. ARGV[1] then
+  redis.call('SET', KEYS[1], 'u:' .. ARGV[1], 'EX', ARGV[2])
+  return 2
+end
+return 0
+"""
+# KEYS[1]: the token's key; ARGV: the attempt, ttl. Released only while the token
+# holds that attempt's claim, or nothing (the claim never arrived, or is still on its way).
+_RELEASE: Final = """
+local v = redis.call('GET', KEYS[1])
+if (not v) or v == 'c:' .. ARGV[1] then
+  redis.call('SET', KEYS[1], 'r:' .. ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 def _key(issuer: str, jti: str) -> str:
     return "gw:jti:" + hashlib.sha256(f"{issuer}\x00{jti}".encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """One attempt's spend of a token: `reused` when it reuses a token refused with 503."""
+
+    issuer: str
+    jti: str
+    until: float
+    """When the cache forgets the token, by the cache's clock."""
+    attempt: str = field(default_factory=lambda: uuid.uuid4().hex)
+    reused: bool = False
+
+    @property
+    def key(self) -> str:
+        return _key(self.issuer, self.jti)
+
+
 class ReplayCache(Protocol):
     """Remembers spent token ids."""
 
-    async def first_use(self, issuer: str, jti: str, ttl: int) -> bool:
-        """Spend `(issuer, jti)` for `ttl` seconds; `False` if it was spent already."""
+    async def first_use(self, issuer: str, jti: str, ttl: int) -> Spent | None:
+        """Spend `(issuer, jti)` for `ttl` seconds; `None` if it was spent already.
+
+        `ServiceUnavailable` when the cache cannot answer: the attempt is then released
+        (the request is answered 503).
+        """
+        ...
+
+    async def release(self, spent: Spent) -> None:
+        """The gateway answered 503 to the request of `spent`: its token may come once more.
+
+        Never for a reuse, and never raises (a release that cannot be written waits).
+        """
         ...
 
 
@@ -51,22 +121,32 @@ class MemoryReplayCache:
     """
 
     def __init__(self, *, max_entries: int = 1_000_000) -> None:
-        self._expiry: dict[str, float] = {}
+        self._entries: dict[str, tuple[float, str]] = {}
         self._max = max_entries
 
-    async def first_use(self, issuer: str, jti: str, ttl: int) -> bool:
+    async def first_use(self, issuer: str, jti: str, ttl: int) -> Spent | None:
         """See `ReplayCache.first_use`."""
         now = time.monotonic()
         key = _key(issuer, jti)
-        expiry = self._expiry.get(key)
-        if expiry is not None and expiry > now:
-            return False
-        if len(self._expiry) >= self._max:
-            self._expiry = {k: e for k, e in self._expiry.items() if e > now}
-            if len(self._expiry) >= self._max:
+        entry = self._entries.get(key)
+        spent = Spent(issuer, jti, now + ttl)
+        if entry is not None and entry[0] > now:
+            if not entry[1].startswith("r:"):
+                return None
+            spent = Spent(issuer, jti, spent.until, reused=True)
+        if len(self._entries) >= self._max:
+            self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
+            if len(self._entries) >= self._max:
                 raise ServiceUnavailable("The replay cache is full; retry shortly.")
-        self._expiry[key] = now + ttl
-        return True
+        state = "u:" if spent.reused else "c:"
+        self._entries[key] = (now + ttl, state + spent.attempt)
+        return spent
+
+    async def release(self, spent: Spent) -> None:
+        """See `ReplayCache.release`."""
+        entry = self._entries.get(spent.key)
+        if not spent.reused and entry is not None and entry[1] == "c:" + spent.attempt:
+            self._entries[spent.key] = (entry[0], "r:" + spent.attempt)
 
     async def restore(self, engine: AsyncEngine, *, lifetime: int) -> int:
         """Re-spend the jtis recorded within the last `lifetime` seconds; returns how many."""
@@ -86,16 +166,49 @@ class MemoryReplayCache:
 
 
 class RedisReplayCache:
-    """Shared cache for several replicas: `SET key 1 NX EX ttl`."""
+    """Shared cache for several replicas: claims, releases and reuses by Lua scripts."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, wait: float = REDIS_WAIT) -> None:
         self._redis = redis
+        self._wait = wait
+        self._spend = redis.register_script(_SPEND)
+        self._release = redis.register_script(_RELEASE)
+        # Releases Redis has not taken yet, oldest first.
+        self._releases: OrderedDict[str, Spent] = OrderedDict()
 
-    async def first_use(self, issuer: str, jti: str, ttl: int) -> bool:
+    async def first_use(self, issuer: str, jti: str, ttl: int) -> Spent | None:
         """See `ReplayCache.first_use`."""
+        spent = Spent(issuer, jti, time.time() + ttl)
         try:
-            async with asyncio.timeout(REDIS_WAIT):
-                created = await self._redis.set(_key(issuer, jti), b"1", nx=True, ex=ttl)
+            async with asyncio.timeout(self._wait):
+                await self._write_releases()
+                used = await self._spend(keys=[spent.key], args=[spent.attempt, ttl])
         except (RedisError, OSError, TimeoutError) as exc:
+            # Whether the claim arrived is unknown: the answer is 503, so it is released.
+            self._keep(spent)
             raise ServiceUnavailable("The replay cache does not answer.") from exc
-        return bool(created)
+        except asyncio.CancelledError:
+            self._keep(spent)  # past the request's deadline (503): this attempt serves nothing
+            raise
+        if not used:
+            return None
+        return Spent(issuer, jti, spent.until, spent.attempt, reused=used == 2)
+
+    async def release(self, spent: Spent) -> None:
+        """See `ReplayCache.release`; written before this replica's next spend."""
+        if not spent.reused:
+            self._keep(spent)
+
+    def _keep(self, spent: Spent) -> None:
+        self._releases[spent.key + spent.attempt] = spent
+        while len(self._releases) > _MAX_RELEASES:
+            # Dropped: that client's retry is refused as a replay, never served twice.
+            self._releases.popitem(last=False)
+            log.warning("replay_release_dropped")
+
+    async def _write_releases(self) -> None:
+        for name, spent in list(self._releases.items()):
+            ttl = int(spent.until - time.time())
+            if ttl > 0:
+                await self._release(keys=[spent.key], args=[spent.attempt, ttl])
+            self._releases.pop(name, None)  # another spend may have written it too

@@ -5,7 +5,8 @@ to the client named in `iss` (`VN/GOV/<org>/<system>`), and its claims bind it t
 request and one purpose:
 
 - `aud`: the gateway's origin; `iat`, `exp`: at most 300 s apart;
-- `jti`: single use (a replay cache remembers it until it expires);
+- `jti`: single use (a replay cache remembers it until it expires), but for one retry
+  of a request the gateway itself answered 503 (see `gateway.admission._replay`);
 - `req`: base64url (no padding) of the SHA-256 of the request body for POST, or of the
   raw query string for GET, so the token cannot be moved to another request;
 - `purpose`: `{procedure, case, officer, subjects}`: the procedure code of the
@@ -36,7 +37,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
 
 from gateway.admission._clients import Client, ClientKey
-from gateway.admission._replay import ReplayCache
+from gateway.admission._replay import ReplayCache, Spent
 from gateway.errors import (
     BadSignature,
     GatewayError,
@@ -109,6 +110,13 @@ class VerifiedRequest:
     issued_at: int
     expires_at: int
     token: str = field(repr=False)
+    spent: Spent | None = None
+    """Its spend of the jti (`reused` when it reuses a token refused with 503)."""
+
+    @property
+    def reused(self) -> bool:
+        """Whether the token was refused with 503 before and comes once more."""
+        return self.spent is not None and self.spent.reused
 
 
 def _key(jwk: dict[str, Any]) -> OKPKey | ECKey:
@@ -242,9 +250,15 @@ class RequestVerifier:
             self._check_hiding(purpose.procedure, purpose.hidden_until, clock)
         # Remembered until the token could no longer pass, skew included, rounded up.
         ttl = max(1, math.ceil(expires + SKEW - clock) + 1)
-        if not await self._replay.first_use(client.id, jti, ttl):
+        spent = await self._replay.first_use(client.id, jti, ttl)
+        if spent is None:
             raise TokenReplayed
-        return VerifiedRequest(client, kid, jti, purpose, issued, expires, token)
+        return VerifiedRequest(client, kid, jti, purpose, issued, expires, token, spent)
+
+    async def release(self, verified: VerifiedRequest) -> None:
+        """The gateway answers 503 to `verified`: its token may come once more."""
+        if verified.spent is not None:
+            await self._replay.release(verified.spent)
 
     def claimed_hiding(self, purpose: Any, *, now: float | None = None) -> datetime.datetime | None:
         """Until when the access of a refused token stays hidden from the people it names.

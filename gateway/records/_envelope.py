@@ -76,6 +76,9 @@ class EnvelopeBody(TypedDict, total=False):
     """The case number's pseudonym."""
     subjects: int
     jti: str
+    """Also on a refusal answered 503 (the gateway's own), whose client may retry."""
+    reusesRefusedToken: bool
+    """Later in 3, optional: the request reuses a token the gateway answered 503 (once)."""
     decisions: list[DecisionEntry]
     sources: list[str]
     sourceCalls: int

@@ -851,3 +851,60 @@ async def test_a_procedure_that_cannot_hide_keeps_its_refusals_visible(
     await _refused(world, token)
     [event] = world.recorder.events
     assert "hiddenUntil" not in event.envelope
+
+
+# -- a token the gateway answered 503 may come once more ----------------------------------
+
+
+class DownOnce:
+    """A rate limiter whose Redis does not answer the first hit, then counts in memory."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.limiter = MemoryRateLimiter()
+
+    async def hit(self, bucket: str, key: str) -> tuple[int, int]:
+        if self.down:
+            self.down = False
+            raise ServiceUnavailable("The rate limiter is unavailable.")
+        return await self.limiter.hit(bucket, key)
+
+
+async def test_a_token_spent_then_refused_with_503_by_a_later_fault_comes_once_more(
+    catalogue: Catalogue,
+) -> None:
+    world = _world(catalogue, limiter=DownOnce())
+    token = _token()
+    # The jti was spent, then the rate limiter did not answer: 503, nothing served.
+    assert (await _refused(world, token)).code == "SERVICE_UNAVAILABLE"
+    admitted = await world.admission.admit("req-retry", f"Bearer {token}", BODY)
+    assert admitted.verified.reused
+    assert (await _refused(world, token)).code == "TOKEN_REPLAYED"
+    refusal, replayed = world.recorder.events
+    assert (refusal.envelope["jti"], refusal.envelope.get("reusesRefusedToken")) == (
+        admitted.verified.jti,
+        None,
+    )
+    assert replayed.outcome == "rejected:TOKEN_REPLAYED"
+
+
+async def test_a_token_whose_record_could_not_be_written_comes_once_more(
+    catalogue: Catalogue,
+) -> None:
+    world, admitted, ctx, token = await _executed(catalogue, PURPOSE)
+    world.recorder.down = True
+    with pytest.raises(AuditUnavailable):
+        await world.admission.record(
+            admitted, ctx, outcome="served", status=200, operation=None, error_codes=[]
+        )
+    world.recorder.down = False
+    retry = await world.admission.admit("req-retry", f"Bearer {token}", BODY)
+    assert retry.verified.reused
+    assert (await _refused(world, token)).code == "TOKEN_REPLAYED"
+
+
+async def test_a_token_refused_with_429_stays_spent(catalogue: Catalogue) -> None:
+    world = _world(catalogue, per_client=0)
+    token = _token()
+    assert (await _refused(world, token)).code == "RATE_LIMITED"
+    assert (await _refused(world, token)).code == "TOKEN_REPLAYED"

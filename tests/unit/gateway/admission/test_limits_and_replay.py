@@ -21,6 +21,7 @@ from gateway.admission import (
     MemoryReplayCache,
     RedisRateLimiter,
     RedisReplayCache,
+    Spent,
 )
 from gateway.errors import RateLimited, ServiceUnavailable
 
@@ -95,20 +96,36 @@ class FakeRedis:
         self.error = error or RedisConnectionError("Connection refused")
         self.commands: list[tuple[Any, ...]] = []
         self.count = 0
-        self.keys: set[str] = set()
+        self.values: dict[str, str] = {}
 
     def pipeline(self, *, transaction: bool) -> Pipeline:
         assert transaction
         return Pipeline(self)
 
-    async def set(self, key: str, value: bytes, *, nx: bool, ex: int) -> bool | None:
-        self.commands.append(("set", key, value, nx, ex))
-        if self.error_on == "set":
-            raise self.error
-        if key in self.keys:
-            return None
-        self.keys.add(key)
-        return True
+    def register_script(self, source: str) -> Any:
+        """The replay cache's two scripts, done in Python as Redis would run them."""
+        spend = "return 2" in source
+
+        async def run(*, keys: list[str], args: list[Any]) -> int:
+            [key], (attempt, ttl) = keys, args
+            self.commands.append(("spend" if spend else "release", key, attempt, ttl))
+            if self.error_on == "script":
+                raise self.error
+            value = self.values.get(key)
+            if spend:
+                if value is None:
+                    self.values[key] = f"c:{attempt}"
+                    return 1
+                if value.startswith("r:") and value != f"r:{attempt}":
+                    self.values[key] = f"u:{attempt}"
+                    return 2
+                return 0
+            if value is None or value == f"c:{attempt}":
+                self.values[key] = f"r:{attempt}"
+                return 1
+            return 0
+
+        return run
 
 
 # -- the in-memory rate limiter ---------------------------------------------------------
@@ -188,9 +205,9 @@ async def test_a_limit_allows_again_in_the_next_minute(wall: Clock) -> None:
 
 async def test_a_jti_is_accepted_once(monotonic: Clock) -> None:
     cache = MemoryReplayCache()
-    assert await cache.first_use("client-a", "jti-1", 60) is True
-    assert await cache.first_use("client-a", "jti-1", 60) is False
-    assert await cache.first_use("client-a", "jti-1", 60) is False
+    assert await cache.first_use("client-a", "jti-1", 60) is not None
+    assert await cache.first_use("client-a", "jti-1", 60) is None
+    assert await cache.first_use("client-a", "jti-1", 60) is None
 
 
 async def test_a_jti_is_spent_per_issuer(monotonic: Clock) -> None:
@@ -198,18 +215,18 @@ async def test_a_jti_is_spent_per_issuer(monotonic: Clock) -> None:
     assert await cache.first_use("client-a", "jti-1", 60)
     assert await cache.first_use("client-b", "jti-1", 60)
     assert await cache.first_use("client-a", "jti-2", 60)
-    assert await cache.first_use("client-b", "jti-1", 60) is False
+    assert await cache.first_use("client-b", "jti-1", 60) is None
 
 
 async def test_a_jti_is_remembered_until_its_ttl_ends(monotonic: Clock) -> None:
     cache = MemoryReplayCache()
     assert await cache.first_use("client-a", "jti-1", 90)
     monotonic.now += 89.999
-    assert await cache.first_use("client-a", "jti-1", 90) is False
+    assert await cache.first_use("client-a", "jti-1", 90) is None
     monotonic.now += 0.001
-    assert await cache.first_use("client-a", "jti-1", 90) is True
+    assert await cache.first_use("client-a", "jti-1", 90) is not None
     # Spent again, for the new ttl.
-    assert await cache.first_use("client-a", "jti-1", 90) is False
+    assert await cache.first_use("client-a", "jti-1", 90) is None
 
 
 async def test_a_full_cache_refuses_rather_than_forget(monotonic: Clock) -> None:
@@ -220,10 +237,10 @@ async def test_a_full_cache_refuses_rather_than_forget(monotonic: Clock) -> None
         await cache.first_use("c", "jti-3", 60)
     assert caught.value.code == "SERVICE_UNAVAILABLE"
     # What it holds is still refused, full or not.
-    assert await cache.first_use("c", "jti-1", 60) is False
+    assert await cache.first_use("c", "jti-1", 60) is None
     # The refused jti was not spent: once there is room, it is accepted.
     monotonic.now += 60
-    assert await cache.first_use("c", "jti-3", 60) is True
+    assert await cache.first_use("c", "jti-3", 60) is not None
 
 
 async def test_a_full_cache_prunes_what_expired(monotonic: Clock) -> None:
@@ -231,9 +248,9 @@ async def test_a_full_cache_prunes_what_expired(monotonic: Clock) -> None:
     assert await cache.first_use("c", "short", 10)
     assert await cache.first_use("c", "long", 100)
     monotonic.now += 10
-    assert await cache.first_use("c", "new", 100) is True
-    assert await cache.first_use("c", "long", 100) is False
-    assert await cache.first_use("c", "new", 100) is False
+    assert await cache.first_use("c", "new", 100) is not None
+    assert await cache.first_use("c", "long", 100) is None
+    assert await cache.first_use("c", "new", 100) is None
     # Full again with two live entries.
     with pytest.raises(ServiceUnavailable):
         await cache.first_use("c", "another", 100)
@@ -278,7 +295,7 @@ async def test_a_redis_rate_limiter_counts_in_a_key_expiring_with_its_window(
     "error", [RedisConnectionError("refused"), RedisTimeoutError("timeout"), RedisError("x")]
 )
 async def test_a_redis_replay_cache_that_does_not_answer_refuses(error: RedisError) -> None:
-    cache = RedisReplayCache(FakeRedis(error_on="set", error=error))
+    cache = RedisReplayCache(FakeRedis(error_on="script", error=error))
     with pytest.raises(ServiceUnavailable) as caught:
         await cache.first_use("client-a", "jti-1", 60)
     assert caught.value.__cause__ is error
@@ -287,11 +304,72 @@ async def test_a_redis_replay_cache_that_does_not_answer_refuses(error: RedisErr
 async def test_a_redis_replay_cache_sets_once_with_the_ttl() -> None:
     redis = FakeRedis()
     cache = RedisReplayCache(redis)
-    assert await cache.first_use("client-a", "jti-1", 151) is True
-    assert await cache.first_use("client-a", "jti-1", 151) is False
-    assert await cache.first_use("client-b", "jti-1", 151) is True
-    _, key, value, nx, ex = redis.commands[0]
-    assert (value, nx, ex) == (b"1", True, 151)
+    assert await cache.first_use("client-a", "jti-1", 151) is not None
+    assert await cache.first_use("client-a", "jti-1", 151) is None
+    assert await cache.first_use("client-b", "jti-1", 151) is not None
+    command, key, _, ex = redis.commands[0]
+    assert (command, ex) == ("spend", 151)
     # Hashed, not spelled out.
     assert "jti-1" not in key
     assert "client-a" not in key
+
+
+# -- a token the gateway answered 503 may come once more ---------------------------------
+
+
+def _caches() -> list[Any]:
+    return [MemoryReplayCache(), RedisReplayCache(FakeRedis())]
+
+
+@pytest.mark.parametrize("cache", _caches(), ids=["memory", "redis"])
+async def test_a_released_token_is_reused_once(cache: Any) -> None:
+    first = await cache.first_use("c", "jti-1", 60)
+    assert first is not None
+    assert not first.reused
+    await cache.release(first)
+    retry = await cache.first_use("c", "jti-1", 60)
+    assert retry is not None
+    assert retry.reused
+    await cache.release(retry)  # a reuse is never released again
+    assert await cache.first_use("c", "jti-1", 60) is None
+
+
+@pytest.mark.parametrize("cache", _caches(), ids=["memory", "redis"])
+async def test_a_token_spent_by_another_attempt_is_not_released(cache: Any) -> None:
+    served = await cache.first_use("c", "jti-1", 60)
+    assert served is not None
+    # A replay of it, answered 503 by a later fault, names its own attempt: no release.
+    await cache.release(Spent("c", "jti-1", served.until))
+    assert await cache.first_use("c", "jti-1", 60) is None
+
+
+async def test_a_spend_redis_did_not_answer_is_released_before_the_next() -> None:
+    redis = FakeRedis(error_on="script")
+    cache = RedisReplayCache(redis)
+    with pytest.raises(ServiceUnavailable):
+        await cache.first_use("c", "jti-1", 60)
+    [(_, key, attempt, _)] = redis.commands
+    # Its claim reaches Redis late; then Redis answers again.
+    redis.values[key] = f"c:{attempt}"
+    redis.error_on = None
+    retry = await cache.first_use("c", "jti-1", 60)
+    assert retry is not None
+    assert retry.reused
+    assert [c[0] for c in redis.commands[1:]] == ["release", "spend"]
+    assert await cache.first_use("c", "jti-1", 60) is None
+
+
+async def test_a_late_claim_does_not_take_the_reuse_of_its_own_release() -> None:
+    redis = FakeRedis(error_on="script")
+    cache = RedisReplayCache(redis)
+    with pytest.raises(ServiceUnavailable):
+        await cache.first_use("c", "jti-1", 60)
+    [(_, key, attempt, _)] = redis.commands
+    redis.error_on = None
+    assert await cache.first_use("c", "other", 60) is not None  # writes the release
+    assert redis.values[key] == f"r:{attempt}"
+    spend = redis.register_script("return 2")
+    assert await spend(keys=[key], args=[attempt, 60]) == 0  # the held claim, late
+    retry = await cache.first_use("c", "jti-1", 60)
+    assert retry is not None
+    assert retry.reused
