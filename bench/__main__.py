@@ -40,6 +40,7 @@ import httpx
 from bench import _audit as audit_figures
 from bench import _log as log_figures
 from bench import _search as search_figures
+from bench import _takeover as takeover_figures
 from bench._load import Operation, Result, encode_get, encode_post, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -397,6 +398,12 @@ async def _audit_report(args: argparse.Namespace) -> str:
     return await audit_figures.measure(records=args.audit_records, backends=backends)
 
 
+async def _takeover_report(args: argparse.Namespace) -> str:
+    if not await log_figures.postgres_answers():
+        return "PostgreSQL does not answer: no takeover figures.\n"
+    return await takeover_figures.measure(args.takeover_timeouts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--citizens", type=int, default=10_000)
@@ -417,8 +424,16 @@ def main(argv: list[str] | None = None) -> int:
         "--audit-records", type=int, default=1_000_000, help="records to verify (0: skip)"
     )
     parser.add_argument("--audit-only", action="store_true", help="only the verify figures")
+    parser.add_argument(
+        "--takeover-timeouts",
+        type=float,
+        nargs="*",
+        default=[5.0, 2.0],
+        help="sequencer session timeouts to measure the takeover at (none: skip)",
+    )
+    parser.add_argument("--takeover-only", action="store_true", help="only the takeover figures")
     args = parser.parse_args(argv)
-    only = args.log_only or args.search_only or args.audit_only
+    only = args.log_only or args.search_only or args.audit_only or args.takeover_only
 
     now = datetime.datetime.now(datetime.UTC)
     report = f"# Gateway benchmark, {now:%Y-%m-%d %H:%M} UTC\n\nMachine: {machine()}\n\n"
@@ -437,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
         report += "\n## Searching the access log\n\n" + asyncio.run(_search_report(args))
     if args.audit_records and (args.audit_only or not only):
         report += "\n## Verifying the access log\n\n" + asyncio.run(_audit_report(args))
+    if args.takeover_timeouts and (args.takeover_only or not only):
+        report += "\n## Taking over the log from a frozen sequencer\n\n" + asyncio.run(
+            _takeover_report(args)
+        )
     sys.stdout.write(report)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)

@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.log import hash_ranges, leaf_hash, node_hash, perfect_nodes
 from gateway.log.sequencer import Sequencer
-from gateway.log.store import TransparencyLog
+from gateway.log.store import LOCK_LOST, TransparencyLog
 from gateway.records import Event, EventRecorder, insert_events
-from gateway.storage import create_engine, log_nodes, log_state, upgrade
+from gateway.storage import create_engine, create_sequencer_engine, log_nodes, log_state, upgrade
 from keys import KeyRing
 
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -223,13 +223,18 @@ async def recording_latency(
     """`record` latency with `concurrency` requests recording at once, as in a request.
 
     With the log, events are queued by the same commit and a sequencer integrates them
-    in the same process, waking every half merge delay (1 s), as the gateway runs;
-    without it, neither.
+    in the same process, as the gateway runs (merge delay 1 s; on PostgreSQL through its
+    own sessions, `create_sequencer_engine`); without it, neither. With the log it also
+    gives the longest any event waited for its checkpoint (the merge delay's promise) and
+    how many batches lost the log's lock (a healthy sequencer loses none).
     """
     recorder = EventRecorder(engine, queue=with_log)
-    sequencer = None
+    sequencer = store = sequencer_engine = None
+    lost = LOCK_LOST._value.get()
     if with_log:
-        store = TransparencyLog(engine, ring, origin="bench/log")
+        url = engine.url.render_as_string(hide_password=False)
+        sequencer_engine = create_sequencer_engine(url, 5.0)
+        store = TransparencyLog(sequencer_engine or engine, ring, origin="bench/log")
         await store.ensure_checkpoint()
         sequencer = Sequencer(store, merge_delay=1.0)
         await sequencer.start()
@@ -248,16 +253,25 @@ async def recording_latency(
 
     try:
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        if store is not None:  # the last events too
+            for _ in range(200):
+                if not await store.queued():
+                    break
+                await asyncio.sleep(0.05)
     finally:
         await recorder.stop()
         if sequencer is not None:
             await sequencer.stop()
+        if sequencer_engine is not None:
+            await sequencer_engine.dispose()
     latencies.sort()
     return {
         "events": len(latencies),
         "p50": latencies[len(latencies) // 2] * 1000,
         "p95": latencies[int(len(latencies) * 0.95)] * 1000,
         "per_commit": len(latencies) / max(1, recorder.commits),
+        "longest_wait": store.longest_wait if store is not None else float("nan"),
+        "lock_lost": int(LOCK_LOST._value.get() - lost),
     }
 
 
@@ -292,8 +306,9 @@ async def measure(
             "",
             f"Recording: each of `conc` tasks records one event after another for "
             f"{seconds:.0f} s; latency of `record` (it returns once the event is committed).\n",
-            "| backend | conc | log | events | p50 ms | p95 ms | events/commit |",
-            "|---|---|---|---|---|---|---|",
+            "| backend | conc | log | events | p50 ms | p95 ms | events/commit "
+            "| longest wait for the log, s | lock lost |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for backend in backends:
             for concurrency in concurrencies:
@@ -305,7 +320,12 @@ async def measure(
                     lines.append(
                         f"| {backend} | {concurrency} | {'yes' if with_log else 'no'} "
                         f"| {r['events']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} "
-                        f"| {r['per_commit']:.1f} |"
+                        f"| {r['per_commit']:.1f} "
+                        + (
+                            f"| {r['longest_wait']:.2f} | {r['lock_lost']} |"
+                            if with_log
+                            else "| - | - |"
+                        )
                     )
     lines += [
         "",

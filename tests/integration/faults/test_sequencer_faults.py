@@ -11,10 +11,7 @@ no duplicate, and the log verifies. Order and outcome are asserted, not timings.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from conftest import HANG_GUARD
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench._log import access_event, database
+from bench._takeover import FROZEN_EXIT, frozen_holder
 from gateway.log import checkpoint_verifiers
 from gateway.log.store import LOCK_LOST, TransparencyLog
 from gateway.records import insert_events, verify_database
@@ -121,37 +119,6 @@ async def test_a_partitioned_holder_loses_its_turn_and_its_late_commit_fails(
             await made.dispose()
 
 
-_FROZEN_HOLDER = textwrap.dedent(
-    """
-    import asyncio, os, signal, sys
-    from pathlib import Path
-    from gateway.log.store import TransparencyLog
-    from gateway.storage import create_sequencer_engine
-    from keys import KeyRing
-
-    async def main():
-        engine = create_sequencer_engine(sys.argv[1], float(sys.argv[3]))
-        store = TransparencyLog(engine, KeyRing.load(Path(sys.argv[2])), origin=sys.argv[4])
-        signing_key = store._signing_key
-
-        def freeze_then_sign():
-            print("holding", flush=True)
-            os.kill(os.getpid(), signal.SIGSTOP)  # frozen, holding the lock
-            return signing_key()
-
-        store._signing_key = freeze_then_sign
-        try:
-            await store.integrate()
-        except Exception as exc:
-            print("late commit failed:", type(exc).__name__, flush=True)
-            sys.exit(3)
-        print("committed", flush=True)
-
-    asyncio.run(main())
-    """
-)
-
-
 async def test_a_frozen_holder_loses_its_turn_and_its_late_commit_fails(
     engine: AsyncEngine, keys_dir: Path
 ) -> None:
@@ -160,34 +127,15 @@ async def test_a_frozen_holder_loses_its_turn_and_its_late_commit_fails(
     assert other_engine is not None
     other = TransparencyLog(other_engine, ring, origin=ORIGIN)
     await other.ensure_checkpoint()
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        _FROZEN_HOLDER,
-        _url(engine),
-        str(keys_dir),
-        str(TIMEOUT),
-        ORIGIN,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
-    )
     try:
-        assert holder.stdout is not None
-        async with asyncio.timeout(HANG_GUARD):
-            line = await holder.stdout.readline()
-        assert line.strip() == b"holding"
-        assert await other.integrate() == 0  # frozen, it still has the lock
-        assert await _takes_over(other) == QUEUED
-        holder.send_signal(signal.SIGCONT)
-        async with asyncio.timeout(HANG_GUARD):
-            out, err = await holder.communicate()
-        assert holder.returncode == 3, (out, err)
-        assert b"late commit failed" in out
+        async with frozen_holder(_url(engine), keys_dir, TIMEOUT, ORIGIN) as holder:
+            assert await other.integrate() == 0  # frozen, it still has the lock
+            assert await _takes_over(other) == QUEUED
+            holder.send_signal(signal.SIGCONT)
+            async with asyncio.timeout(HANG_GUARD):
+                out, err = await holder.communicate()
+            assert holder.returncode == FROZEN_EXIT, (out, err)
+            assert b"late commit failed" in out
         await _log_is_whole(engine, keys_dir)
     finally:
-        if holder.returncode is None:
-            holder.send_signal(signal.SIGCONT)
-            holder.kill()
-            await holder.wait()
         await other_engine.dispose()
