@@ -22,7 +22,13 @@ from connectors import FetchContext
 from gateway.admission._ratelimit import Limit, RateLimiter
 from gateway.admission._refusals import Refusals
 from gateway.admission._tokens import RejectedRequest, RequestVerifier, VerifiedRequest
-from gateway.errors import AuditUnavailable, GatewayError, InvalidIdentifier, InvalidPurpose
+from gateway.errors import (
+    AuditUnavailable,
+    DeadlineExceeded,
+    GatewayError,
+    InvalidIdentifier,
+    InvalidPurpose,
+)
 from gateway.identifiers import parse_identifier
 from gateway.instants import format_instant
 from gateway.records import DecisionEntry, EnvelopeBody, Event, count_access, pseudonym
@@ -185,6 +191,29 @@ class Admission:
     async def answered_unavailable(self, admitted: Admitted) -> None:
         """The gateway answers 503 to an admitted request: its token may come once more."""
         await self._verifier.release(admitted.verified)
+
+    async def deadline_passed(
+        self, request_id: str, admitted: Admitted, *, recording: bool
+    ) -> None:
+        """An admitted request ran out of time: it is answered 503, and nothing was served.
+
+        Its token may come once more. Unless its access record was being written (that
+        record commits, and is then marked undelivered), the refusal is recorded by the
+        rule for refusals. Best effort: what cannot be written now is counted.
+        """
+        verified = admitted.verified
+        with contextlib.suppress(Exception):  # its own 503 is the answer either way
+            await self._verifier.release(verified)
+        if recording:
+            return
+        rejected = RejectedRequest(
+            DeadlineExceeded(),
+            client=verified.client,
+            token=verified.token,
+            claims={"purpose": verified.purpose.claim(), "jti": verified.jti},
+        )
+        with contextlib.suppress(AuditUnavailable):
+            await self._record_rejection(request_id, rejected, verified=verified)
 
     async def _released_on_503(
         self, verified: VerifiedRequest, step: Awaitable[T], *, answer: GatewayError | None = None

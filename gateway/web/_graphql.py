@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,6 +28,7 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from gateway.admission import Admitted
 from gateway.errors import (
     AuditUnavailable,
     BadJson,
@@ -50,6 +53,8 @@ log = structlog.get_logger(__name__)
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+_AFTER_DEADLINE = 2.0
+"""Seconds given, once a request's deadline passed, to record its refusal."""
 _GET_ONLY = frozenset({OperationType.QUERY})
 _POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
@@ -264,6 +269,46 @@ class GraphQLEndpoint:
             access=admitted.access,
             services=state.services,
         )
+        recording: list[bool] = []
+        try:
+            return await self._answer(
+                request,
+                state,
+                admitted,
+                ctx,
+                query,
+                variables,
+                operation,
+                media,
+                allowed,
+                recording,
+            )
+        except asyncio.CancelledError:
+            # The request's deadline passed (or its client left) after admission: the
+            # answer is 503 and nothing was served; its token may come once more.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    state.admission.deadline_passed(
+                        request_id, admitted, recording=bool(recording)
+                    ),
+                    _AFTER_DEADLINE,
+                )
+            raise
+
+    async def _answer(
+        self,
+        request: Request,
+        state: GatewayState,
+        admitted: Admitted,
+        ctx: RequestContext,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation: str | None,
+        media: str,
+        allowed: frozenset[OperationType],
+        recording: list[bool],
+    ) -> Response:
+        """Execute an admitted request, record it, and answer it."""
         started = time.perf_counter()
         try:
             result = await self._schema.execute(
@@ -308,6 +353,7 @@ class GraphQLEndpoint:
             )
             raise AuditUnavailable
         # The record is committed before the answer leaves; if it cannot be, no data does.
+        recording.append(True)
         leaf = await state.admission.record(
             admitted,
             ctx,

@@ -98,3 +98,54 @@ async def test_a_silent_database_is_503_within_the_deadline_and_the_gateway_reco
     assert await _recorded(place.database_url, served) == set(served)
     report = await gateway.audit()
     assert report.ok, report
+
+
+async def test_a_request_out_of_time_at_its_source_is_recorded_and_its_token_comes_once_more(
+    gateway_factory, faults, population_url, redis_url, signer, dataset
+) -> None:
+    """Past its deadline after admission: 503, its refusal recorded, one retry served."""
+    from gateway.records import read_envelope
+
+    source_url, source = faults.to(population_url)
+    gateway = gateway_factory.start(
+        connector_urls={"population": source_url},
+        redis_url=redis_url,
+        request_deadline=DEADLINE,
+    )
+    person = str(dataset.sample.citizens[0])
+    body = orjson.dumps(_query(person))
+    token = signer.sign(body, procedure="1.004222", subjects=[person])
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    async with gateway.client(auth=None) as http:
+        source.pause()  # admitted, then the source never answers in time
+        late = await asyncio.wait_for(
+            http.post("/graphql", content=body, headers=headers), HANG_GUARD
+        )
+        source.heal()
+        again = await http.post("/graphql", content=body, headers=headers)
+        third = await http.post("/graphql", content=body, headers=headers)
+    assert (late.status_code, late.json()["code"]) == (503, "DEADLINE_EXCEEDED"), late.text
+    assert "data" not in late.json()
+    assert again.status_code == 200, again.text
+    assert again.json()["data"]["citizen"]["fullName"]
+    assert (third.status_code, third.json()["code"]) == (401, "TOKEN_REPLAYED")
+    engine = create_engine(gateway.settings.database_url.get_secret_value())
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(events.c.request_id, events.c.outcome, events.c.envelope).where(
+                        events.c.request_id.in_([r.headers["x-request-id"] for r in (late, again)])
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    found = {row.request_id: (row.outcome, read_envelope(row.envelope)) for row in rows}
+    refused, refused_envelope = found[late.headers["x-request-id"]]
+    served, served_envelope = found[again.headers["x-request-id"]]
+    assert refused == "rejected:DEADLINE_EXCEEDED"
+    assert refused_envelope["status"] == 503
+    assert served == "served"
+    assert served_envelope["jti"] == refused_envelope["jti"]
+    assert served_envelope.get("reusesRefusedToken") is True
