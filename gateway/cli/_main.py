@@ -39,9 +39,12 @@ from gateway.cli._audit import add_audit_commands
 from gateway.cli._clients import add_client_commands
 from gateway.cli._common import DEMO_ISSUER_PORT, print_json, settings_from_environment
 from gateway.cli._identity import add_identity_commands
-from gateway.config import ConfigurationError
+from gateway.config import ConfigurationError, GatewaySettings
 
 __all__ = ["main"]
+
+REDIS_WAIT = 3.0
+"""Seconds `serve --workers` waits for Redis to answer before refusing to start."""
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -51,12 +54,8 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.web import create_app, preflight
 
     settings = settings_from_environment(host=args.host, port=args.port)
-    if args.workers > 1 and settings.is_sqlite:
-        raise SystemExit("the embedded SQLite database serves one process: use --workers 1")
-    if args.workers > 1 and settings.redis_url is None:
-        raise SystemExit(
-            "several workers need Redis (GATEWAY_REDIS_URL) for the replay cache and rate limits"
-        )
+    if args.workers > 1:
+        _require_shared_state(settings)
     configure_logging(level=settings.log_level, json=settings.log_json)
     asyncio.run(preflight(settings))
     if args.workers > 1:
@@ -83,6 +82,40 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=None,
         )
     return 0
+
+
+def _require_shared_state(settings: GatewaySettings) -> None:
+    """Several workers share the database and Redis, or they must not start.
+
+    Each worker would otherwise keep its own replay cache and limits: a token spent at
+    one worker would be taken again at another, and each would allow the full rate.
+    """
+    if settings.is_sqlite:
+        raise ConfigurationError(
+            "the embedded SQLite database serves one process: use --workers 1, or PostgreSQL"
+        )
+    if settings.redis_url is None:
+        raise ConfigurationError(
+            "several workers need Redis (GATEWAY_REDIS_URL) for the replay cache and rate limits"
+        )
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    async def ping(url: str) -> None:
+        redis = Redis.from_url(url, socket_connect_timeout=REDIS_WAIT, socket_timeout=REDIS_WAIT)
+        try:
+            await redis.ping()
+        finally:
+            await redis.aclose()
+
+    try:
+        asyncio.run(ping(settings.redis_url.get_secret_value()))
+    except (RedisError, OSError, TimeoutError) as exc:
+        # The URL is not repeated: it may hold a password.
+        raise ConfigurationError(
+            f"several workers need Redis for the replay cache and rate limits, and the "
+            f"Redis of GATEWAY_REDIS_URL does not answer ({type(exc).__name__})"
+        ) from exc
 
 
 def _demo(args: argparse.Namespace) -> int:
