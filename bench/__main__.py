@@ -39,6 +39,7 @@ import httpx
 
 from bench import _audit as audit_figures
 from bench import _log as log_figures
+from bench import _recovery as recovery_figures
 from bench import _search as search_figures
 from bench import _takeover as takeover_figures
 from bench._load import Operation, Result, encode_get, encode_post, run
@@ -404,6 +405,12 @@ async def _takeover_report(args: argparse.Namespace) -> str:
     return await takeover_figures.measure(args.takeover_timeouts)
 
 
+async def _recovery_report(args: argparse.Namespace) -> str:
+    if not await log_figures.postgres_answers():
+        return "PostgreSQL does not answer: no outage figures.\n"
+    return await recovery_figures.measure(outage=args.outage_seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--citizens", type=int, default=10_000)
@@ -432,8 +439,18 @@ def main(argv: list[str] | None = None) -> int:
         help="sequencer session timeouts to measure the takeover at (none: skip)",
     )
     parser.add_argument("--takeover-only", action="store_true", help="only the takeover figures")
+    parser.add_argument(
+        "--outage-seconds", type=float, default=3.0, help="database outage (0: skip)"
+    )
+    parser.add_argument("--outage-only", action="store_true", help="only the outage figures")
     args = parser.parse_args(argv)
-    only = args.log_only or args.search_only or args.audit_only or args.takeover_only
+    only = (
+        args.log_only
+        or args.search_only
+        or args.audit_only
+        or args.takeover_only
+        or args.outage_only
+    )
 
     now = datetime.datetime.now(datetime.UTC)
     report = f"# Gateway benchmark, {now:%Y-%m-%d %H:%M} UTC\n\nMachine: {machine()}\n\n"
@@ -456,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         report += "\n## Taking over the log from a frozen sequencer\n\n" + asyncio.run(
             _takeover_report(args)
         )
+    if args.outage_seconds and (args.outage_only or not only):
+        report += "\n## While the database is away\n\n" + asyncio.run(_recovery_report(args))
     sys.stdout.write(report)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)

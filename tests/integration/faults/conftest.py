@@ -2,7 +2,7 @@
 
 `faults.database(place)` gives the test's database URL through a proxy of its own,
 `faults.redis()` Redis's, `faults.to(url)` any loopback HTTP source's; each proxy can
-then `cut`, `pause`, `delay` and `heal` (see `fault_proxy.py`). Tests assert order and
+then `cut`, `pause`, `delay` and `heal` (see `bench/_faults.py`). Tests assert order and
 outcome, never timings; a guard of 30 s stops a test that hangs.
 """
 
@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from fault_proxy import FaultProxy
+
+from bench._faults import FaultProxy
 
 HANG_GUARD = 30.0
 """Seconds after which a wait in a fault test counts as a hang."""

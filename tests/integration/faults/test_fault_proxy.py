@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fault_proxy import FaultProxy
+
+from bench._faults import FaultProxy
 
 
 async def _echo_server() -> asyncio.Server:

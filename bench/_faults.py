@@ -10,7 +10,8 @@ production brings, on demand and in order:
 - `heal()`: back to passing everything; what a pause held is then delivered.
 
 It runs its own event loop in a thread, so the process under test may be this one or
-another. Only loopback addresses are accepted.
+another. Only loopback addresses are accepted. The fault suite
+(`tests/integration/faults/`) and `make bench`'s outage figures use it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import asyncio
 import contextlib
 import ipaddress
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["FaultProxy", "fault_proxy"]
 
@@ -88,9 +90,8 @@ class FaultProxy:
         if not self._thread.is_alive():
             self._loop.close()
 
-    def _call(self, coroutine: object) -> object:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
-        return future.result(timeout=10)
+    def _call(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
 
     # -- the loop's side ----------------------------------------------------------------
 
