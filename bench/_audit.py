@@ -10,6 +10,7 @@ records are made in this process, in bulk. Then `verify_database`, what
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -81,6 +82,10 @@ async def measure(*, records: int, backends: list[str]) -> str:
         for backend in backends:
             async with database(backend) as engine:
                 built = await build(engine, ring, records)
+                sys.stderr.write(
+                    f"  built: {records} records on {backend} in "
+                    f"{built.insert_seconds + built.integrate_seconds:.0f} s; verifying\n"
+                )
                 if engine.dialect.name == "postgresql":
                     async with engine.begin() as conn:
                         await conn.exec_driver_sql("ANALYZE")
