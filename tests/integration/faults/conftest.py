@@ -8,15 +8,49 @@ outcome, never timings; a guard of 30 s stops a test that hangs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
+import sqlalchemy as sa
 
 from bench._faults import FaultProxy
+from gateway.storage import create_engine, events
 
 HANG_GUARD = 30.0
 """Seconds after which a wait in a fault test counts as a hang."""
+
+
+def lookup(person: str) -> dict[str, str]:
+    """The body of a GraphQL lookup of one citizen's name."""
+    return {"query": f'{{ citizen(personalId: "{person}") {{ fullName }} }}'}
+
+
+async def post_lookup(client: httpx.AsyncClient, person: str) -> httpx.Response:
+    """`lookup(person)` posted with `client`, within the hang guard."""
+    return await asyncio.wait_for(
+        client.post(
+            "/graphql",
+            json=lookup(person),
+            headers={"Accept": "application/graphql-response+json"},
+        ),
+        HANG_GUARD,
+    )
+
+
+async def recorded(database_url: str, request_ids: list[str]) -> set[str]:
+    """Which of these requests have a record."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(events.c.request_id).where(events.c.request_id.in_(request_ids))
+            )
+            return {row.request_id for row in rows}
+    finally:
+        await engine.dispose()
 
 
 class Faults:

@@ -21,16 +21,13 @@ from urllib.parse import urlsplit
 import h11
 import orjson
 import pytest
-import sqlalchemy as sa
 import structlog
-
-from gateway.storage import create_engine, events
+from conftest import HANG_GUARD, recorded
 
 # The proxy breaks the database's link: a database of the test's own.
 pytestmark = pytest.mark.own_database
 
 UNAVAILABLE = "AUDIT_UNAVAILABLE"
-HANG_GUARD = 30.0  # as in the suite's conftest: a wait longer than this is a hang
 
 
 @dataclass
@@ -198,18 +195,6 @@ def _tracebacks(logged: list[dict[str, Any]], request_id: str) -> list[dict[str,
     return [e for e in logged if e["exc"] and e.get("request_id") in {request_id, None}]
 
 
-async def _recorded(database_url: str, request_ids: list[str]) -> set[str]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(events.c.request_id).where(events.c.request_id.in_(request_ids))
-            )
-            return {row.request_id for row in rows}
-    finally:
-        await engine.dispose()
-
-
 async def _served(http: KeepAlive, gateway: Any, people: list[str]) -> list[str]:
     """Send until requests are served again (each answer 200 or 503); the ids served."""
     served: list[str] = []
@@ -263,7 +248,7 @@ async def test_a_cut_database_is_503_on_every_route_and_connections_stay_usable(
     for path, headers in [("/me/accesses", citizen), ("/audit/events?limit=5", auditor)]:
         assert (await http.request("GET", path, headers=headers)).status == 200
     # Every answer with data has its record; nothing failed left one behind that says served.
-    assert await _recorded(place.database_url, ids) == set(ids)
+    assert await recorded(place.database_url, ids) == set(ids)
     report = await gateway.audit()
     assert report.ok, report
 
@@ -281,6 +266,6 @@ async def test_a_restarted_database_is_503_or_served_never_500(
     proxy.cut()
     proxy.heal()
     ids = [first.headers["x-request-id"], *await _served(http, gateway, people)]
-    assert await _recorded(place.database_url, ids) == set(ids)
+    assert await recorded(place.database_url, ids) == set(ids)
     report = await gateway.audit()
     assert report.ok, report

@@ -16,29 +16,14 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
+from conftest import HANG_GUARD, lookup, post_lookup, recorded
 
 from gateway.storage import create_engine, events
 
 # The proxy silences the database's link: a database of the test's own.
 pytestmark = pytest.mark.own_database
 
-HANG_GUARD = 30.0  # as in the suite's conftest: a wait longer than this is a hang
 DEADLINE = 1.5
-
-
-def _query(person: str) -> dict[str, str]:
-    return {"query": f'{{ citizen(personalId: "{person}") {{ fullName }} }}'}
-
-
-async def _post(client: httpx.AsyncClient, person: str) -> httpx.Response:
-    return await asyncio.wait_for(
-        client.post(
-            "/graphql",
-            json=_query(person),
-            headers={"Accept": "application/graphql-response+json"},
-        ),
-        HANG_GUARD,
-    )
 
 
 def _refused_in_time(response: httpx.Response) -> None:
@@ -47,18 +32,6 @@ def _refused_in_time(response: httpx.Response) -> None:
     body = orjson.loads(response.content)
     assert "data" not in body, body
     assert body["code"] in {"DEADLINE_EXCEEDED", "AUDIT_UNAVAILABLE"}, body
-
-
-async def _recorded(database_url: str, request_ids: list[str]) -> set[str]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(events.c.request_id).where(events.c.request_id.in_(request_ids))
-            )
-            return {row.request_id for row in rows}
-    finally:
-        await engine.dispose()
 
 
 async def test_a_silent_database_is_503_within_the_deadline_and_the_gateway_recovers(
@@ -71,19 +44,19 @@ async def test_a_silent_database_is_503_within_the_deadline_and_the_gateway_reco
     people = [str(p) for p in dataset.sample.citizens]
     served: list[str] = []
     async with gateway.client() as client:
-        first = await _post(client, people[0])
+        first = await post_lookup(client, people[0])
         assert first.status_code == 200, first.text
         served.append(first.headers["x-request-id"])
 
         proxy.pause()
         # One after the other, and several at once: each is refused, none hangs.
-        _refused_in_time(await _post(client, people[1]))
-        for response in await asyncio.gather(*(_post(client, p) for p in people[2:5])):
+        _refused_in_time(await post_lookup(client, people[1]))
+        for response in await asyncio.gather(*(post_lookup(client, p) for p in people[2:5])):
             _refused_in_time(response)
 
         proxy.heal()
         for attempt in range(60):
-            response = await _post(client, people[attempt % len(people)])
+            response = await post_lookup(client, people[attempt % len(people)])
             if response.status_code == 200:
                 assert response.json()["data"]["citizen"]["fullName"], response.text
                 served.append(response.headers["x-request-id"])
@@ -95,7 +68,7 @@ async def test_a_silent_database_is_503_within_the_deadline_and_the_gateway_reco
         else:
             raise AssertionError("the gateway did not recover")
     # No answer with data went without its record.
-    assert await _recorded(place.database_url, served) == set(served)
+    assert await recorded(place.database_url, served) == set(served)
     report = await gateway.audit()
     assert report.ok, report
 
@@ -113,7 +86,7 @@ async def test_a_request_out_of_time_at_its_source_is_recorded_and_its_token_com
         request_deadline=DEADLINE,
     )
     person = str(dataset.sample.citizens[0])
-    body = orjson.dumps(_query(person))
+    body = orjson.dumps(lookup(person))
     token = signer.sign(body, procedure="1.004222", subjects=[person])
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     async with gateway.client(auth=None) as http:
