@@ -28,7 +28,9 @@ __all__ = ["build", "measure"]
 
 ORIGIN = "bench/log"
 _CHUNK = 5_000
-_BATCH = 65_536
+_BATCH = 16_384
+"""Events a batch integrates: its queue rows are deleted in one statement, under
+PostgreSQL's limit of 32,767 parameters."""
 _SUBJECTS_PER_RECORD = 10
 """A person is named by ten records on average, as in the search benchmark."""
 
