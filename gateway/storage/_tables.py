@@ -174,6 +174,7 @@ event_subjects = sa.Table(
         nullable=True,
         comment="The record's data key wrapped under this person's key.",
     ),
+    sa.Index("ix_event_subjects_event_id", "event_id"),
 )
 
 subject_keys = sa.Table(
