@@ -188,10 +188,6 @@ class Admission:
         fetch = FetchContext(request_id=request_id, client_id=client.id, purpose=purpose)
         return Admitted(verified, access, fetch)
 
-    async def answered_unavailable(self, admitted: Admitted) -> None:
-        """The gateway answers 503 to an admitted request: its token may come once more."""
-        await self._verifier.release(admitted.verified)
-
     async def deadline_passed(
         self, request_id: str, admitted: Admitted, *, recording: bool
     ) -> None:

@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from conftest import HANG_GUARD
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench._log import access_event, database
+from bench._log import access_event, database, locks_lost
 from bench._takeover import FROZEN_EXIT, frozen_holder
 from gateway.log import checkpoint_verifiers
-from gateway.log.store import LOCK_LOST, TransparencyLog
+from gateway.log.store import TransparencyLog
 from gateway.records import insert_events, verify_database
 from gateway.storage import create_sequencer_engine
 from keys import KeyRing
@@ -100,7 +100,7 @@ async def test_a_partitioned_holder_loses_its_turn_and_its_late_commit_fails(
         return signing_key()
 
     holder._signing_key = partition_then_sign  # type: ignore[method-assign]
-    lost = LOCK_LOST._value.get()
+    lost = locks_lost()
     late = asyncio.create_task(holder.integrate())
     try:
         async with asyncio.timeout(HANG_GUARD):
@@ -111,7 +111,7 @@ async def test_a_partitioned_holder_loses_its_turn_and_its_late_commit_fails(
         with pytest.raises(Exception):  # noqa: B017 - the driver's own error
             async with asyncio.timeout(HANG_GUARD):
                 await late
-        assert LOCK_LOST._value.get() == lost + 1
+        assert locks_lost() == lost + 1
         await _log_is_whole(engine, keys_dir)
     finally:
         late.cancel()
