@@ -8,12 +8,20 @@ from connectors._http import source_client
 from connectors._loader import BatchLoader
 from connectors._manifest import (
     BatchSpec,
-    EntitySpec,
+    EntityBase,
     FieldMap,
     Manifest,
+    ManifestBase,
     ManifestError,
+    RestEntity,
+    RestManifest,
+    SecretRef,
+    SqlEntity,
+    SqlManifest,
     load_manifest,
     load_manifests,
+    manifest_schema,
+    parse_manifest,
 )
 from connectors._registry import (
     CanonicalTree,
@@ -25,6 +33,7 @@ from connectors._registry import (
     connector_kinds,
 )
 from connectors._rest import RestConnector
+from connectors._secrets import Secret, SecretUnavailable, resolve_secret
 from connectors.base import Connector, ConnectorFactory, FetchContext, FetchResult, Health
 
 __all__ = [
@@ -34,15 +43,23 @@ __all__ = [
     "Connector",
     "ConnectorFactory",
     "ConnectorRegistry",
-    "EntitySpec",
+    "EntityBase",
     "FetchContext",
     "FetchResult",
     "FieldMap",
     "Health",
     "Manifest",
+    "ManifestBase",
     "ManifestError",
     "RestConnector",
+    "RestEntity",
+    "RestManifest",
     "Route",
+    "Secret",
+    "SecretRef",
+    "SecretUnavailable",
+    "SqlEntity",
+    "SqlManifest",
     "build_registry",
     "check_kind",
     "check_manifest",
@@ -50,6 +67,9 @@ __all__ = [
     "header_value",
     "load_manifest",
     "load_manifests",
+    "manifest_schema",
+    "parse_manifest",
     "purpose_headers",
+    "resolve_secret",
     "source_client",
 ]

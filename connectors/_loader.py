@@ -21,11 +21,24 @@ __all__ = ["BatchLoader"]
 class BatchLoader:
     """Collects lookups of one entity kind at one connector and sends them together."""
 
-    __slots__ = ("_connector", "_ctx", "_done", "_fields", "_kind", "_pending", "_tasks", "calls")
+    __slots__ = (
+        "_by",
+        "_connector",
+        "_ctx",
+        "_done",
+        "_fields",
+        "_kind",
+        "_pending",
+        "_tasks",
+        "calls",
+    )
 
-    def __init__(self, connector: Connector, kind: str, ctx: FetchContext) -> None:
+    def __init__(
+        self, connector: Connector, kind: str, ctx: FetchContext, *, by: str | None = None
+    ) -> None:
         self._connector = connector
         self._kind = kind
+        self._by = by
         self._ctx = ctx
         self._pending: dict[str, asyncio.Future[FetchResult]] = {}
         self._fields: dict[str, frozenset[str]] = {}
@@ -67,7 +80,12 @@ class BatchLoader:
         self, pending: dict[str, asyncio.Future[FetchResult]], fields: frozenset[str]
     ) -> None:
         try:
-            found = await self._connector.fetch(self._kind, list(pending), fields, self._ctx)
+            if self._by is None:
+                found = await self._connector.fetch(self._kind, list(pending), fields, self._ctx)
+            else:
+                found = await self._connector.fetch(
+                    self._kind, list(pending), fields, self._ctx, by=self._by
+                )
         except asyncio.CancelledError:
             for future in pending.values():
                 future.cancel()

@@ -1,40 +1,76 @@
 """Connector manifests: what a source provides and how its fields map to canonical ones.
 
-A manifest is YAML or JSON. Loading one that is malformed raises `ManifestError`
-naming the file and the line, so a bad file stops start-up with a useful message.
+A manifest is YAML or JSON, a union discriminated by `kind`: each kind has its own
+settings model (`RestManifest`, `SqlManifest`), and what every kind shares (entities,
+mapping, timeouts, limits) lives in `ManifestBase`. Loading one that is malformed raises
+`ManifestError` naming the file, the line and the field, so a bad file stops start-up
+with a useful message. Secrets are never written in a manifest: a field that holds one
+takes `{ref: "env:NAME"}` or `{ref: "file:PATH"}` (see `connectors._secrets`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, Union
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
 
-from gateway.configfiles import ConfigFileError, config_files, load_config_file
+from connectors._expressions import check_expression
+from gateway.configfiles import ConfigFileError, config_files, line_of, load_config_file
 
 __all__ = [
+    "IDENTIFIER",
+    "KINDS_OF_MANIFEST",
+    "LIST_WAYS",
+    "ApiKeyAuth",
     "BatchSpec",
-    "EntitySpec",
+    "DatabaseSpec",
+    "EntityBase",
     "FieldMap",
+    "HttpManifest",
+    "HttpTls",
     "Manifest",
+    "ManifestBase",
     "ManifestError",
     "MappingSpec",
+    "OAuth2ClientCredentials",
+    "RestEntity",
+    "RestList",
+    "RestManifest",
+    "SecretRef",
+    "SqlEntity",
+    "SqlJoin",
+    "SqlList",
+    "SqlManifest",
+    "SqlTls",
     "load_manifest",
     "load_manifests",
+    "manifest_schema",
+    "parse_manifest",
 ]
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 _SOURCE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""A plain SQL identifier: table and column names a manifest may give (`fullmatch`)."""
+_SECRET_REF = re.compile(r"(env|file):\S.*")
+
+LIST_WAYS = ("holder",)
+"""How a list of records may be looked up by another key: by the holder (a person's
+personal id or an enterprise's tax code), as `landParcels(holder:)` and
+`documents(holder:)` ask."""
 
 
 class ManifestError(ConfigFileError):
@@ -45,22 +81,74 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FieldMap(_Strict):
-    """A canonical field read from `from`, optionally translating values or sub-fields."""
+def _plain_identifier(value: str) -> str:
+    if not IDENTIFIER.fullmatch(value):
+        raise ValueError(f"not a plain name ([A-Za-z_][A-Za-z0-9_]*): {value!r}")
+    return value
 
-    from_: str = Field(alias="from")
+
+class SecretRef(_Strict):
+    """A secret named, never written: `{ref: "env:NAME"}` or `{ref: "file:PATH"}`.
+
+    A relative `file:` path is read from the manifest's own folder.
+    """
+
+    ref: str = Field(pattern=_SECRET_REF.pattern, description="env:NAME or file:PATH")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(
+                "a secret is named, never written in a manifest: "
+                'give {ref: "env:NAME"} or {ref: "file:PATH"}'
+            )
+        return value
+
+    @property
+    def provider(self) -> str:
+        """`env` or `file`."""
+        return self.ref.split(":", 1)[0]
+
+    @property
+    def name(self) -> str:
+        """The variable's name or the file's path."""
+        return self.ref.split(":", 1)[1]
+
+
+class FieldMap(_Strict):
+    """A canonical field read from `from` or computed by `expr`, optionally translated.
+
+    `from` is a source field path (`a.b`); `expr` a JMESPath expression over the
+    source record with the gateway's functions (`concat`, `split`, `to_int`,
+    `to_string`, `date`, `lookup`, `default`, `as_list`). `values` translates the
+    value through a table; `fields` maps the value's own sub-fields (of an object,
+    or of each object of a list).
+    """
+
+    from_: str | None = Field(default=None, alias="from")
+    expr: str | None = Field(default=None, max_length=2000)
     values: dict[str, str | int | bool | None] | None = None
     fields: dict[str, MappingSpec] | None = None
 
     @field_validator("from_")
     @classmethod
-    def _path(cls, value: str) -> str:
-        if not _SOURCE_PATH.match(value):
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not _SOURCE_PATH.match(value):
             raise ValueError(f"not a source field path: {value!r}")
+        return value
+
+    @field_validator("expr")
+    @classmethod
+    def _expression(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_expression(value)
         return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> FieldMap:
+        if (self.from_ is None) == (self.expr is None):
+            raise ValueError("give `from` (a source field) or `expr` (an expression), one of them")
         if self.values is not None and self.fields is not None:
             raise ValueError("give `values` or `fields`, not both")
         return self
@@ -76,8 +164,167 @@ MappingSpec: TypeAlias = Annotated[
     | Annotated[FieldMap, Tag("map")],
     Discriminator(_mapping_kind),
 ]
-_TAGS = frozenset({"name", "map"})
+_TAGS = frozenset({"name", "map", "rest", "sql"})
 FieldMap.model_rebuild()
+
+
+class EntityBase(_Strict):
+    """What every kind says of one canonical entity kind: its key and its fields."""
+
+    key_field: str = Field(description="The source field (or column) holding the key.")
+    fields: dict[str, MappingSpec]
+
+    @model_validator(mode="after")
+    def _has_fields(self) -> EntityBase:
+        if not self.fields:
+            raise ValueError("an entity maps at least one field")
+        return self
+
+    def list_ways(self) -> frozenset[str]:
+        """The list lookups this entity offers (`holder`)."""
+        lists = getattr(self, "lists", None) or {}
+        return frozenset(lists)
+
+    def by_key(self) -> bool:
+        """Whether records can be read by their own key."""
+        raise NotImplementedError
+
+
+class ManifestBase(_Strict):
+    """What every connector kind shares: identity, entities, mapping, timeouts, limits."""
+
+    kind: str
+    name: str
+    title: str = ""
+    agency: str = ""
+    timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    retries: int = Field(default=1, ge=0, le=5)
+    max_concurrency: int = Field(default=32, ge=1, le=1024)
+    priority: int = Field(default=100, description="Lower wins when two sources give a field.")
+    tables: dict[str, dict[str, str | int | bool | None]] = Field(
+        default_factory=dict, description="Tables the `lookup(value, 'name')` function reads."
+    )
+    entities: Mapping[str, EntityBase]
+
+    _path: Path | None = PrivateAttr(default=None)
+    endpoint_field: ClassVar[str] = ""
+    """The setting `GATEWAY_CONNECTOR_URLS` overrides: `base_url`, `database.url`."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("a name is 2-40 lower-case letters, digits or '-'")
+        return value
+
+    @field_validator("tables")
+    @classmethod
+    def _table_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            _plain_identifier(name)
+        return value
+
+    @model_validator(mode="after")
+    def _has_entities(self) -> ManifestBase:
+        if not self.entities:
+            raise ValueError("a manifest provides at least one entity kind")
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        """The file the manifest was read from, if any."""
+        return self._path
+
+    @property
+    def endpoint(self) -> str:
+        """Where the source is: a URL."""
+        raise NotImplementedError
+
+    def with_endpoint(self, url: str) -> ManifestBase:
+        """A copy reading from `url` instead (`GATEWAY_CONNECTOR_URLS`)."""
+        raise NotImplementedError
+
+    def error(self, loc: tuple[str | int, ...], message: str) -> ManifestError:
+        """A `ManifestError` about `loc` (a path of keys), naming file, line and field."""
+        where = ".".join(str(p) for p in loc) or "(top)"
+        if self._path is None:
+            return ManifestError(f"manifest {self.name!r}", f"{where}: {message}")
+        return ManifestError(self._path, f"{where}: {message}", line=line_of(self._path, loc))
+
+
+# --- HTTP kinds ----------------------------------------------------------------------
+
+
+class ApiKeyAuth(_Strict):
+    """Send a key in a header on every call."""
+
+    type: Literal["api_key"]
+    header: str = Field(default="X-API-Key", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    key: SecretRef
+
+
+class OAuth2ClientCredentials(_Strict):
+    """OAuth 2.0 client credentials (RFC 6749 §4.4); the token is kept until it expires."""
+
+    type: Literal["oauth2_client_credentials"]
+    token_url: str
+    client_id: str
+    client_secret: SecretRef
+    scope: str | None = None
+
+    @field_validator("token_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+
+HttpAuth: TypeAlias = Annotated[ApiKeyAuth | OAuth2ClientCredentials, Field(discriminator="type")]
+
+
+class HttpTls(_Strict):
+    """TLS towards the source: whom to trust, and a client certificate (mutual TLS)."""
+
+    ca_file: str | None = Field(default=None, description="PEM bundle to verify the source by.")
+    client_cert: str | None = Field(default=None, description="PEM certificate (public).")
+    client_key: SecretRef | None = Field(default=None, description="PEM private key.")
+
+    @model_validator(mode="after")
+    def _pair(self) -> HttpTls:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("give `client_cert` and `client_key` together")
+        return self
+
+
+def _http_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/@]+(/\S*)?", value):
+        raise ValueError("not an http(s) URL without credentials")
+    return value.rstrip("/")
+
+
+class HttpManifest(ManifestBase):
+    """What every kind that speaks HTTP shares: where, how to authenticate, TLS."""
+
+    base_url: str
+    health_path: str = "/healthz"
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
+    auth: HttpAuth | None = None
+    tls: HttpTls | None = None
+
+    endpoint_field: ClassVar[str] = "base_url"
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url
+
+    def with_endpoint(self, url: str) -> HttpManifest:
+        copy = self.model_copy(update={"base_url": _http_url(url)})
+        copy._path = self._path
+        return copy
 
 
 class BatchSpec(_Strict):
@@ -90,23 +337,31 @@ class BatchSpec(_Strict):
     max_size: int = Field(default=50, ge=1, le=1000)
 
 
-class EntitySpec(_Strict):
-    """How one canonical entity kind is looked up at the source."""
+class RestList(_Strict):
+    """A list lookup by another key: GET `get` (with `{key}`), the list in `list_field`."""
 
-    key_field: str
+    get: str
+    list_field: str | None = Field(
+        default=None, description="The member of the answer holding the list (else the body)."
+    )
+
+    @field_validator("get")
+    @classmethod
+    def _get_has_key(cls, value: str) -> str:
+        if "{key}" not in value:
+            raise ValueError("the `get` path must contain {key}")
+        return value
+
+
+class RestEntity(EntityBase):
+    """How one canonical entity kind is looked up at a REST source."""
+
     get: str | None = Field(default=None, description="Path with {key}, e.g. /v1/x/{key}.")
     batch: BatchSpec | None = None
     fields_param: str | None = Field(
         default=None, description="Query parameter naming the source fields wanted."
     )
-    many: bool = Field(
-        default=False,
-        description="The source answers a list of records for a key (e.g. parcels by holder).",
-    )
-    list_field: str | None = Field(
-        default=None, description="With `many`: the member of the answer holding the list."
-    )
-    fields: dict[str, MappingSpec]
+    lists: dict[Literal["holder"], RestList] = Field(default_factory=dict)
 
     @field_validator("get")
     @classmethod
@@ -116,61 +371,232 @@ class EntitySpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _has_endpoint(self) -> EntitySpec:
-        if self.get is None and self.batch is None:
-            raise ValueError("an entity needs a `get` path, a `batch` endpoint or both")
-        if self.many and (self.get is None or self.batch is not None):
-            raise ValueError("an entity with `many` is read with `get` only")
-        if self.list_field is not None and not self.many:
-            raise ValueError("`list_field` goes with `many: true`")
-        if not self.fields:
-            raise ValueError("an entity maps at least one field")
+    def _has_endpoint(self) -> RestEntity:
+        if self.get is None and self.batch is None and not self.lists:
+            raise ValueError("an entity needs a `get` path, a `batch` endpoint or `lists`")
         return self
 
+    def by_key(self) -> bool:
+        return self.get is not None or self.batch is not None
 
-class Manifest(_Strict):
-    """A validated connector manifest."""
 
-    name: str
-    kind: str
-    title: str = ""
-    agency: str = ""
-    base_url: str
-    timeout_seconds: float = Field(default=2.0, gt=0, le=60)
-    retries: int = Field(default=1, ge=0, le=5)
-    max_concurrency: int = Field(default=32, ge=1, le=1024)
-    priority: int = Field(default=100, description="Lower wins when two sources give a field.")
-    health_path: str = "/healthz"
-    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
-    entities: dict[str, EntitySpec]
+class RestManifest(HttpManifest):
+    """A source with JSON lookup endpoints over HTTP."""
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("a name is 2-40 lower-case letters, digits or '-'")
-        return value
+    kind: Literal["rest"]
+    entities: dict[str, RestEntity]
 
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must be an http(s) URL")
-        return value.rstrip("/")
+
+# --- SQL -----------------------------------------------------------------------------
+
+
+class SqlTls(_Strict):
+    """TLS towards the database server (PostgreSQL)."""
+
+    mode: Literal["require", "verify-ca", "verify-full"] = "verify-full"
+    ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: SecretRef | None = None
 
     @model_validator(mode="after")
-    def _has_entities(self) -> Manifest:
-        if not self.entities:
-            raise ValueError("a manifest provides at least one entity kind")
+    def _pair(self) -> SqlTls:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("give `client_cert` and `client_key` together")
         return self
 
 
-def load_manifest(path: Path) -> Manifest:
+class DatabaseSpec(_Strict):
+    """Where the database is and how to sign in; the password is a secret reference."""
+
+    url: str = Field(
+        description="sqlite:///PATH (opened read-only) or postgresql://HOST[:PORT]/DB, "
+        "without user or password"
+    )
+    schema_: str | None = Field(default=None, alias="schema", description="PostgreSQL schema.")
+    user: str | SecretRef | None = None
+    password: SecretRef | None = None
+    tls: SqlTls | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _database_url(value)
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, value: str | None) -> str | None:
+        return None if value is None else _plain_identifier(value)
+
+
+def _database_url(value: str) -> str:
+    if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+        return value
+    match = re.fullmatch(r"postgresql://([^/\s]+)/([A-Za-z0-9_-]+)", value)
+    if match is None:
+        raise ValueError("give sqlite:///PATH or postgresql://HOST[:PORT]/DATABASE")
+    if "@" in match.group(1):
+        raise ValueError(
+            "user and password go in `user` and `password` (a secret reference), not in the URL"
+        )
+    return value
+
+
+class SqlJoin(_Strict):
+    """Rows of another table matched to each row of the entity's table.
+
+    `on` pairs this table's column with the entity table's column. The name under
+    which the rows appear (a key of `joins` or `children`) is a source field name the
+    mapping reads: an object for a join, a list of objects for children.
+    """
+
+    table: str
+    on: dict[str, str] = Field(description="{column of this table: column of the entity table}")
+    order_by: str | None = None
+
+    @field_validator("table", "order_by")
+    @classmethod
+    def _plain(cls, value: str | None) -> str | None:
+        return None if value is None else _plain_identifier(value)
+
+    @field_validator("on")
+    @classmethod
+    def _plain_pairs(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) != 1:
+            raise ValueError("`on` pairs one column of this table with one of the entity's")
+        for child, parent in value.items():
+            _plain_identifier(child)
+            _plain_identifier(parent)
+        return value
+
+    @property
+    def column(self) -> str:
+        """This table's column."""
+        return next(iter(self.on))
+
+    @property
+    def parent_column(self) -> str:
+        """The entity table's column it matches."""
+        return next(iter(self.on.values()))
+
+
+class SqlList(_Strict):
+    """A list lookup by another key: rows whose `column` holds it, in the entity's table
+    or, with `through`, in one of its `children` (parcels by co-holder)."""
+
+    column: str
+    through: str | None = None
+
+    @field_validator("column", "through")
+    @classmethod
+    def _plain(cls, value: str | None) -> str | None:
+        return None if value is None else _plain_identifier(value)
+
+
+class SqlEntity(EntityBase):
+    """How one canonical entity kind is read from a table, with its joins and children."""
+
+    table: str
+    joins: dict[str, SqlJoin] = Field(default_factory=dict)
+    children: dict[str, SqlJoin] = Field(default_factory=dict)
+    lists: dict[Literal["holder"], SqlList] = Field(default_factory=dict)
+
+    @field_validator("table", "key_field")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return _plain_identifier(value)
+
+    @field_validator("joins", "children")
+    @classmethod
+    def _plain_names(cls, value: dict[str, SqlJoin]) -> dict[str, SqlJoin]:
+        for name in value:
+            _plain_identifier(name)
+        return value
+
+    @model_validator(mode="after")
+    def _through_is_a_child(self) -> SqlEntity:
+        overlap = set(self.joins) & set(self.children)
+        if overlap:
+            raise ValueError(f"a name is a join or children, not both: {sorted(overlap)}")
+        for way in self.lists.values():
+            if way.through is not None and way.through not in self.children:
+                raise ValueError(f"`through: {way.through}` names none of `children`")
+        return self
+
+    def by_key(self) -> bool:
+        return True
+
+
+class SqlManifest(ManifestBase):
+    """A relational database read through SQLAlchemy, read-only; no SQL text."""
+
+    kind: Literal["sql"]
+    database: DatabaseSpec
+    entities: dict[str, SqlEntity]
+
+    endpoint_field: ClassVar[str] = "database.url"
+
+    @property
+    def endpoint(self) -> str:
+        return self.database.url
+
+    def with_endpoint(self, url: str) -> SqlManifest:
+        database = self.database.model_copy(update={"url": _database_url(url)})
+        copy = self.model_copy(update={"database": database})
+        copy._path = self._path
+        return copy
+
+
+def _kind_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kind = value.get("kind")
+        return kind if isinstance(kind, str) else None
+    return getattr(value, "kind", None)
+
+
+Manifest: TypeAlias = Annotated[
+    Union[  # noqa: UP007  # a union of tagged models, which `|` cannot tag
+        Annotated[RestManifest, Tag("rest")],
+        Annotated[SqlManifest, Tag("sql")],
+    ],
+    Discriminator(
+        _kind_of,
+        custom_error_type="unknown_kind",
+        custom_error_message="unknown kind; the kinds are rest, sql",
+    ),
+]
+"""A validated connector manifest of any kind."""
+
+KINDS_OF_MANIFEST: dict[str, type[ManifestBase]] = {"rest": RestManifest, "sql": SqlManifest}
+_ADAPTER: TypeAdapter[ManifestBase] = TypeAdapter(Manifest)
+
+
+def parse_manifest(data: Any) -> ManifestBase:
+    """Validate a manifest given as data (raises `pydantic.ValidationError`)."""
+    return _ADAPTER.validate_python(data)
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema of manifests, for agencies' editors (`connectors/manifest.schema.json`)."""
+    schema = _ADAPTER.json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Connector manifest"
+    schema["description"] = (
+        "A connector manifest of the gateway: one source, what it provides and how its "
+        "fields map to the canonical schema."
+    )
+    return schema
+
+
+def load_manifest(path: Path) -> ManifestBase:
     """Read and validate one manifest file."""
-    return load_config_file(path, Manifest, error=ManifestError, what="manifest", ignore_loc=_TAGS)
+    manifest: ManifestBase = load_config_file(
+        path, _ADAPTER, error=ManifestError, what="manifest", ignore_loc=_TAGS
+    )
+    manifest._path = path
+    return manifest
 
 
-def load_manifests(directory: Path) -> list[Manifest]:
+def load_manifests(directory: Path) -> list[ManifestBase]:
     """Every `*.yaml`, `*.yml` and `*.json` manifest in `directory`, sorted by file name."""
     files = config_files(directory, error=ManifestError)
     manifests = [load_manifest(p) for p in files]

@@ -16,7 +16,8 @@ from typing import TypeAlias
 import httpx
 import structlog
 
-from connectors._manifest import FieldMap, Manifest, ManifestError, MappingSpec
+from connectors._expressions import lookup_tables
+from connectors._manifest import FieldMap, ManifestBase, ManifestError, MappingSpec
 from connectors.base import Connector, ConnectorFactory, Health
 
 __all__ = [
@@ -60,40 +61,58 @@ def connector_kinds() -> dict[str, ConnectorFactory]:
     return kinds
 
 
+Loc: TypeAlias = tuple[str | int, ...]
+
+
 def _check_mapping(
-    where: str, fields: Mapping[str, MappingSpec], tree: CanonicalTree, errors: list[str]
+    where: Loc,
+    fields: Mapping[str, MappingSpec],
+    tree: CanonicalTree,
+    tables: Mapping[str, object],
+    errors: list[tuple[Loc, str]],
 ) -> None:
     for name, spec in fields.items():
         if name not in tree:
-            errors.append(f"{where}.{name}: not a canonical field")
+            errors.append(((*where, name), "not a canonical field"))
             continue
         sub = tree[name]
-        nested = spec.fields if isinstance(spec, FieldMap) else None
-        if nested is not None:
+        if not isinstance(spec, FieldMap):
+            continue
+        if spec.expr is not None:
+            for table in sorted(lookup_tables(spec.expr) - set(tables)):
+                errors.append(((*where, name, "expr"), f"lookup() names no table {table!r}"))
+        if spec.fields is not None:
             if sub is None:
-                errors.append(f"{where}.{name}: is a scalar, it has no sub-fields")
+                errors.append(((*where, name), "is a scalar, it has no sub-fields"))
             else:
-                _check_mapping(f"{where}.{name}", nested, sub, errors)
+                _check_mapping((*where, name, "fields"), spec.fields, sub, tables, errors)
 
 
-def check_manifest(manifest: Manifest, canonical: Mapping[str, CanonicalTree]) -> None:
-    """Raise `ManifestError` when `manifest` maps to something the schema lacks."""
-    errors: list[str] = []
+def check_manifest(manifest: ManifestBase, canonical: Mapping[str, CanonicalTree]) -> None:
+    """Raise `ManifestError` when `manifest` maps to something the schema lacks.
+
+    The error names the file, the line and the field of the first problem found.
+    """
+    errors: list[tuple[Loc, str]] = []
     for kind, entity in manifest.entities.items():
         tree = canonical.get(kind)
         if tree is None:
-            errors.append(f"entities.{kind}: not a canonical entity kind ({', '.join(canonical)})")
+            errors.append(
+                (("entities", kind), f"not a canonical entity kind ({', '.join(canonical)})")
+            )
             continue
-        _check_mapping(f"entities.{kind}.fields", entity.fields, tree, errors)
+        _check_mapping(("entities", kind, "fields"), entity.fields, tree, manifest.tables, errors)
     if errors:
-        raise ManifestError(f"manifest {manifest.name!r}", "; ".join(errors))
+        loc, message = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise manifest.error(loc, message + more)
 
 
-def check_kind(manifest: Manifest, kinds: Mapping[str, object]) -> None:
+def check_kind(manifest: ManifestBase, kinds: Mapping[str, object]) -> None:
     """Raise `ManifestError` when no installed plug-in (`connector_kinds()`) has its kind."""
     if manifest.kind not in kinds:
-        raise ManifestError(
-            f"manifest {manifest.name!r}",
+        raise manifest.error(
+            ("kind",),
             f"unknown kind {manifest.kind!r}; installed kinds: {', '.join(sorted(kinds))}",
         )
 
@@ -101,17 +120,20 @@ def check_kind(manifest: Manifest, kinds: Mapping[str, object]) -> None:
 class ConnectorRegistry:
     """Active connectors, and for each entity kind the connectors that serve each field."""
 
-    def __init__(self, connectors: Sequence[tuple[Manifest, Connector]]) -> None:
+    def __init__(self, connectors: Sequence[tuple[ManifestBase, Connector]]) -> None:
         self._connectors = [c for _, c in connectors]
         self.manifests = {m.name: m for m, _ in connectors}
-        # kind -> field -> connector; the lowest priority number wins, then the name.
-        self._providers: dict[str, dict[str, Connector]] = {}
+        # (kind, way) -> field -> connector; the lowest priority number wins, then the
+        # name. The way is `None` for lookups by key, else a list way (`holder`).
+        self._providers: dict[tuple[str, str | None], dict[str, Connector]] = {}
         for manifest, connector in sorted(connectors, key=lambda mc: (mc[0].priority, mc[0].name)):
             for kind, entity in manifest.entities.items():
-                table = self._providers.setdefault(kind, {})
-                for field in entity.fields:
-                    table.setdefault(field, connector)
-        self._routes: dict[tuple[str, frozenset[str]], Route] = {}
+                ways = [*([None] if entity.by_key() else []), *sorted(entity.list_ways())]
+                for way in ways:
+                    table = self._providers.setdefault((kind, way), {})
+                    for field in entity.fields:
+                        table.setdefault(field, connector)
+        self._routes: dict[tuple[str, frozenset[str], str | None], Route] = {}
 
     def __iter__(self) -> Iterator[Connector]:
         return iter(self._connectors)
@@ -119,12 +141,12 @@ class ConnectorRegistry:
     def __len__(self) -> int:
         return len(self._connectors)
 
-    def route(self, kind: str, fields: frozenset[str]) -> Route:
-        """Split `fields` of `kind` by the connector that serves them."""
-        key = (kind, fields)
+    def route(self, kind: str, fields: frozenset[str], by: str | None = None) -> Route:
+        """Split `fields` of `kind` (listed `by` another key) by the connector serving them."""
+        key = (kind, fields, by)
         route = self._routes.get(key)
         if route is None:
-            table = self._providers.get(kind, {})
+            table = self._providers.get((kind, by), {})
             by_connector: dict[str, tuple[Connector, set[str]]] = {}
             unserved = set()
             for field in fields:
@@ -141,9 +163,16 @@ class ConnectorRegistry:
                 self._routes[key] = route
         return route
 
-    def serves(self, kind: str) -> bool:
-        """Whether any connector serves some field of `kind`."""
-        return bool(self._providers.get(kind))
+    def serves(self, kind: str, by: str | None = None) -> bool:
+        """Whether any connector serves some field of `kind` (listed `by` another key)."""
+        return bool(self._providers.get((kind, by)))
+
+    async def open(self) -> None:
+        """Make every connector ready (`Connector.open`), in turn; the first error stops."""
+        for connector in self._connectors:
+            opener = getattr(connector, "open", None)
+            if opener is not None:
+                await opener()
 
     async def health(self) -> dict[str, Health]:
         """Each connector's health, asked concurrently."""
@@ -157,7 +186,7 @@ class ConnectorRegistry:
 
 
 def build_registry(
-    manifests: Iterable[Manifest],
+    manifests: Iterable[ManifestBase],
     *,
     http: httpx.AsyncClient,
     canonical: Mapping[str, CanonicalTree],
@@ -167,14 +196,18 @@ def build_registry(
     """Check each manifest against the schema and build its connector."""
     kinds = connector_kinds() if kinds is None else kinds
     overrides = dict(url_overrides or {})
-    built: list[tuple[Manifest, Connector]] = []
+    built: list[tuple[ManifestBase, Connector]] = []
     for manifest in manifests:
         check_kind(manifest, kinds)
         check_manifest(manifest, canonical)
         if manifest.name in overrides:
-            manifest = manifest.model_copy(
-                update={"base_url": overrides.pop(manifest.name).rstrip("/")}
-            )
+            url = overrides.pop(manifest.name)
+            try:
+                manifest = manifest.with_endpoint(url)
+            except ValueError as exc:
+                raise ManifestError(
+                    "connector_urls", f"{manifest.name}: {exc} (for {manifest.endpoint_field})"
+                ) from None
         built.append((manifest, kinds[manifest.kind](manifest, http=http)))
         log.info("connector_ready", connector=manifest.name, kind=manifest.kind)
     if overrides:

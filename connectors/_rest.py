@@ -20,8 +20,8 @@ import orjson
 import structlog
 
 from connectors._headers import purpose_headers
-from connectors._manifest import EntitySpec, Manifest
-from connectors._mapping import FieldMapper, compile_fields, map_record
+from connectors._manifest import RestEntity, RestList, RestManifest
+from connectors._mapping import FieldMapper, Tables, compile_fields, map_record, source_roots
 from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
 from connectors.base import FetchContext, FetchResult, Health
 from gateway.errors import (
@@ -42,15 +42,20 @@ _BACKOFF_SECONDS = 0.05
 class _Entity:
     __slots__ = ("mappers", "spec")
 
-    def __init__(self, spec: EntitySpec, *, source: str) -> None:
+    def __init__(self, spec: RestEntity, *, source: str, tables: Tables) -> None:
         self.spec = spec
-        self.mappers: dict[str, FieldMapper] = compile_fields(spec.fields, source=source)
+        self.mappers: dict[str, FieldMapper] = compile_fields(
+            spec.fields, source=source, tables=tables
+        )
 
-    def source_fields(self, fields: frozenset[str]) -> list[str]:
-        roots = {self.mappers[f].source_root for f in fields if f in self.mappers}
-        if not self.spec.many:
+    def source_fields(self, fields: frozenset[str], *, by_key: bool) -> list[str] | None:
+        """The source fields to ask for, or `None` for all (an expression reads `@`)."""
+        roots = source_roots(self.mappers[f] for f in fields if f in self.mappers)
+        if roots is None:
+            return None
+        if by_key:
             # Needed to match answers to keys; a list is asked for by holder instead.
-            roots.add(self.spec.key_field)
+            roots |= {self.spec.key_field}
         return sorted(roots)
 
     def mappers_for(self, fields: frozenset[str]) -> list[FieldMapper]:
@@ -60,21 +65,22 @@ class _Entity:
 class RestConnector:
     """Reads canonical entities from a JSON-over-HTTP source."""
 
-    def __init__(self, manifest: Manifest, *, http: httpx.AsyncClient) -> None:
+    def __init__(self, manifest: RestManifest, *, http: httpx.AsyncClient) -> None:
         self.name = manifest.name
         self.manifest = manifest
         self._http = http
         self._timeout = httpx.Timeout(manifest.timeout_seconds)
         self._limit = asyncio.Semaphore(manifest.max_concurrency)
         self._entities = {
-            kind: _Entity(spec, source=manifest.name) for kind, spec in manifest.entities.items()
+            kind: _Entity(spec, source=manifest.name, tables=manifest.tables)
+            for kind, spec in manifest.entities.items()
         }
 
     def __repr__(self) -> str:
         return f"RestConnector(name={self.name!r}, base_url={self.manifest.base_url!r})"
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest, *, http: httpx.AsyncClient) -> RestConnector:
+    def from_manifest(cls, manifest: RestManifest, *, http: httpx.AsyncClient) -> RestConnector:
         """Build from a validated manifest (the plug-in entry point)."""
         return cls(manifest, http=http)
 
@@ -84,13 +90,24 @@ class RestConnector:
         keys: Sequence[str],
         fields: frozenset[str],
         ctx: FetchContext,
+        *,
+        by: str | None = None,
     ) -> Mapping[str, FetchResult]:
-        """Look up `keys` of `kind` for the canonical `fields`."""
+        """Look up `keys` of `kind` for the canonical `fields` (by another key: lists)."""
         entity = self._entities[kind]
-        wanted = entity.source_fields(fields)
+        wanted = entity.source_fields(fields, by_key=by is None)
         mappers = entity.mappers_for(fields)
         headers = purpose_headers(ctx)
         unique = list(dict.fromkeys(keys))
+        if by is not None:
+            way = entity.spec.lists[by]  # type: ignore[index]
+            lists = await asyncio.gather(
+                *(self._get_many(way, k, wanted, headers, entity) for k in unique)
+            )
+            return {
+                k: None if items is None else [map_record(mappers, item) for item in items]
+                for k, items in zip(unique, lists, strict=True)
+            }
         batch = entity.spec.batch
         if batch is not None and (len(unique) > 1 or entity.spec.get is None):
             chunks = [unique[i : i + batch.max_size] for i in range(0, len(unique), batch.max_size)]
@@ -100,33 +117,31 @@ class RestConnector:
             raw: dict[str, Mapping[str, Any] | None] = {
                 k: v for part in parts for k, v in part.items()
             }
-        elif entity.spec.many:
-            lists = await asyncio.gather(
-                *(self._get_many(entity, k, wanted, headers) for k in unique)
-            )
-            return {
-                k: None if items is None else [map_record(mappers, item) for item in items]
-                for k, items in zip(unique, lists, strict=True)
-            }
         else:
             found = await asyncio.gather(*(self._get(entity, k, wanted, headers) for k in unique))
             raw = dict(zip(unique, found, strict=True))
         return {k: None if rec is None else map_record(mappers, rec) for k, rec in raw.items()}
 
     async def _get_body(
-        self, entity: _Entity, key: str, wanted: list[str], headers: dict[str, str]
+        self,
+        path: str,
+        key: str,
+        wanted: list[str] | None,
+        headers: dict[str, str],
+        entity: _Entity,
     ) -> Any:
-        spec = entity.spec
-        assert spec.get is not None
-        url = self.manifest.base_url + spec.get.replace("{key}", quote(key, safe=""))
-        if spec.fields_param:
-            url += "?" + urlencode({spec.fields_param: ",".join(wanted)})
+        url = self.manifest.base_url + path.replace("{key}", quote(key, safe=""))
+        if entity.spec.fields_param and wanted is not None:
+            url += ("&" if "?" in url else "?") + urlencode(
+                {entity.spec.fields_param: ",".join(wanted)}
+            )
         return await self._call("GET", url, headers=headers, route="get")
 
     async def _get(
-        self, entity: _Entity, key: str, wanted: list[str], headers: dict[str, str]
+        self, entity: _Entity, key: str, wanted: list[str] | None, headers: dict[str, str]
     ) -> Mapping[str, Any] | None:
-        body = await self._get_body(entity, key, wanted, headers)
+        assert entity.spec.get is not None
+        body = await self._get_body(entity.spec.get, key, wanted, headers, entity)
         if body is None:
             return None
         if not isinstance(body, dict):
@@ -137,24 +152,29 @@ class RestConnector:
         return body
 
     async def _get_many(
-        self, entity: _Entity, key: str, wanted: list[str], headers: dict[str, str]
+        self,
+        way: RestList,
+        key: str,
+        wanted: list[str] | None,
+        headers: dict[str, str],
+        entity: _Entity,
     ) -> list[Mapping[str, Any]] | None:
-        body = await self._get_body(entity, key, wanted, headers)
+        body = await self._get_body(way.get, key, wanted, headers, entity)
         if body is None:
             return None
-        field = entity.spec.list_field
+        field = way.list_field
         items = body.get(field) if field is not None and isinstance(body, dict) else body
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise SourceDataInvalid("Expected a list of JSON objects.", source=self.name)
         return items
 
     async def _batch(
-        self, entity: _Entity, keys: list[str], wanted: list[str], headers: dict[str, str]
+        self, entity: _Entity, keys: list[str], wanted: list[str] | None, headers: dict[str, str]
     ) -> dict[str, Mapping[str, Any]]:
         spec = entity.spec.batch
         assert spec is not None
         payload: dict[str, Any] = {spec.keys_field: keys}
-        if spec.fields_field:
+        if spec.fields_field and wanted is not None:
             payload[spec.fields_field] = wanted
         body = await self._call(
             "POST", self.manifest.base_url + spec.path, headers=headers, json=payload, route="batch"

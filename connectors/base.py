@@ -3,8 +3,11 @@
 A connector answers lookups for canonical entity kinds (`Citizen`, `Business`, ...)
 by key, for a set of canonical top-level fields, in batches. It maps the source's own
 field names to canonical ones itself, so everything above it speaks only the canonical
-schema. Kinds (`rest`, later `sql`, `graphql`, `xroad`) are plug-ins registered under the
+schema. Kinds (`rest`, `sql`, later `graphql`, `xroad`) are plug-ins registered under the
 entry-point group `gateway.connectors`; each is a `ConnectorFactory`.
+
+An entity may be read in several ways: by its own key (one or a batch of keys), and as
+a list by another key (`by="holder"`: the parcels or documents a person holds).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from policies import Purpose
 if TYPE_CHECKING:
     import httpx
 
-    from connectors._manifest import Manifest
+    from connectors._manifest import ManifestBase
 
 __all__ = [
     "Connector",
@@ -71,11 +74,22 @@ class Connector(Protocol):
         keys: Sequence[str],
         fields: frozenset[str],
         ctx: FetchContext,
+        *,
+        by: str | None = None,
     ) -> Mapping[str, FetchResult]:
         """Look up `keys` of `kind`, reading at least `fields` (canonical, top level).
 
-        Returns an entry per key found (keys not found may be absent or `None`).
-        Raises `gateway.errors.SourceError` when the source as a whole failed.
+        With `by` (a list way of the manifest, `holder`), each key is another key and
+        its entry a list of records. Returns an entry per key found (keys not found may
+        be absent or `None`). Raises `gateway.errors.SourceError` when the source as a
+        whole failed.
+        """
+        ...
+
+    async def open(self) -> None:
+        """Make ready what needs the source (a database's schema is read and checked).
+
+        Raises `ManifestError` when the source does not have what the manifest names.
         """
         ...
 
@@ -91,4 +105,4 @@ class Connector(Protocol):
 class ConnectorFactory(Protocol):
     """Builds a connector of one kind from its validated manifest."""
 
-    def __call__(self, manifest: Manifest, *, http: httpx.AsyncClient) -> Connector: ...
+    def __call__(self, manifest: ManifestBase, *, http: httpx.AsyncClient) -> Connector: ...

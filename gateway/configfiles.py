@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import orjson
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-__all__ = ["ConfigFileError", "config_files", "load_config_file"]
+__all__ = ["ConfigFileError", "config_files", "line_of", "load_config_file"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -78,14 +78,27 @@ def _parse(path: Path, error: type[ConfigFileError]) -> tuple[Any, yaml.Node | N
         raise error(path, f"not valid YAML: {exc}", line=line) from exc
 
 
+def line_of(path: Path, loc: tuple[int | str, ...]) -> int | None:
+    """The line of `loc` (a path of keys) in the YAML or JSON file at `path`.
+
+    For errors found after loading (a column missing from the reflected database, a
+    field the canonical schema lacks): the file is read again, which is cheap.
+    """
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return _node_line(node, loc)
+
+
 def load_config_file(
     path: Path,
-    model: type[M],
+    model: type[M] | TypeAdapter[Any],
     *,
     error: type[ConfigFileError] = ConfigFileError,
     what: str = "document",
     ignore_loc: Collection[str] = (),
-) -> M:
+) -> Any:
     """Read `path` and validate it as `model`; raise `error` naming the file and line.
 
     Top-level keys starting with `x-` belong to the author (shared YAML anchors,
@@ -97,9 +110,13 @@ def load_config_file(
         raise error(path, f"a {what} is a mapping", line=1)
     data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
     try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(data)
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
+        if first["type"] == "unknown_kind":  # a union's tag: point at the key holding it
+            first["loc"] = ("kind", *first["loc"])
         loc = tuple(
             p for p in first["loc"] if p not in ignore_loc and not str(p).startswith("function-")
         )

@@ -179,7 +179,7 @@ class RequestContext:
     max_batch: int
     access: Access
     services: Services | None = None
-    loaders: dict[tuple[str, str], BatchLoader] = field(default_factory=dict)
+    loaders: dict[tuple[str, str, str | None], BatchLoader] = field(default_factory=dict)
     actions: list[dict[str, Any]] = field(default_factory=list)
     """Changes the request made (a consent requested), for its access record."""
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -192,12 +192,12 @@ class RequestContext:
         """The request id, as logged and sent to sources."""
         return self.fetch.request_id
 
-    def loader(self, connector: Connector, kind: str) -> BatchLoader:
-        """The request's loader for `kind` at `connector`, created on first use."""
-        key = (connector.name, kind)
+    def loader(self, connector: Connector, kind: str, by: str | None = None) -> BatchLoader:
+        """The request's loader for `kind` at `connector` (lists `by` another key)."""
+        key = (connector.name, kind, by)
         loader = self.loaders.get(key)
         if loader is None:
-            loader = self.loaders[key] = BatchLoader(connector, kind, self.fetch)
+            loader = self.loaders[key] = BatchLoader(connector, kind, self.fetch, by=by)
         return loader
 
     @property

@@ -16,11 +16,17 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.errors import GatewayError, InvalidArgument, InvalidIdentifier, PurposeNotAllowed
+from gateway.errors import (
+    GatewayError,
+    InvalidArgument,
+    InvalidIdentifier,
+    NotFound,
+    PurposeNotAllowed,
+)
 from gateway.identifiers import EnterpriseCode, PersonalId
 from policies import Procedure
 from schema._context import RequestContext
-from schema._service import KINDS, Fetched, fetch_records
+from schema._service import KINDS, EntityKind, Fetched, fetch_records, list_records
 
 __all__ = ["Prefill", "prefill_form"]
 
@@ -137,11 +143,38 @@ async def _records(
                 f"{kind} fields cannot be read for this applicant.", kind=kind
             )
             continue
+        entity = KINDS[kind]
+        if entity.list_by is not None:
+            # The applicant holds these (parcels, documents): listed by holder.
+            out[kind] = await _held(ctx, entity, applicant, frozenset(fields))
+            continue
         [fetched] = await fetch_records(
-            ctx=ctx, kind=KINDS[kind], keys=[applicant], fields=frozenset(fields)
+            ctx=ctx, kind=entity, keys=[applicant], fields=frozenset(fields)
         )
         out[kind] = fetched
     return out
+
+
+async def _held(
+    ctx: RequestContext, kind: EntityKind, holder: str, fields: frozenset[str]
+) -> Fetched | GatewayError:
+    """The records `holder` holds, as one record whose values list theirs, in order."""
+    listed = await list_records(ctx=ctx, kind=kind, holder=holder, fields=fields)
+    if isinstance(listed, GatewayError):
+        return listed
+    if isinstance(listed, Exception):
+        raise listed
+    values: dict[str, Any] = {}
+    origin = {}
+    for name, cfields, when, records in listed.parts:
+        for field in cfields:
+            if field in listed.decision.allowed and records:
+                values.setdefault(field, []).extend(record.get(field) for record in records)
+                origin.setdefault(field, (name, when))
+    if not values:
+        return NotFound(f"The applicant holds no {kind.name} record.", kind=kind.name)
+    values.update(listed.decision.denied)
+    return Fetched(values, origin, listed.decision)
 
 
 def _field_outcome(

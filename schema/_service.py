@@ -22,7 +22,16 @@ from schema._context import RequestContext, SubjectDecision
 from schema._selection import Selection
 from schema._types import Business, Citizen, Document, Household, InsuranceRecord, LandParcel
 
-__all__ = ["KINDS", "EntityKind", "Fetched", "fetch_records", "get_entities", "get_list"]
+__all__ = [
+    "KINDS",
+    "EntityKind",
+    "Fetched",
+    "Listed",
+    "fetch_records",
+    "get_entities",
+    "get_list",
+    "list_records",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +49,9 @@ class EntityKind:
     a kind listed by holder (a document) has a key of its own, decided like any field.
     """
 
+    list_by: str | None = None
+    """The list way records of this kind are looked up by (`holder`), if any."""
+
     @property
     def keyed_by_subject(self) -> bool:
         """Whether the key field holds the subject's identifier, as the purpose names it."""
@@ -53,8 +65,8 @@ KINDS: dict[str, EntityKind] = {
         EntityKind("Household", Household, "householdId", "household_id"),
         EntityKind("Business", Business, "enterpriseCode", "enterprise_code"),
         EntityKind("InsuranceRecord", InsuranceRecord, "personalId", "personal_id"),
-        EntityKind("LandParcel", LandParcel, "parcelId"),
-        EntityKind("Document", Document, "documentId"),
+        EntityKind("LandParcel", LandParcel, "parcelId", list_by="holder"),
+        EntityKind("Document", Document, "documentId", list_by="holder"),
     )
 }
 
@@ -79,10 +91,14 @@ def _no_source(kind: EntityKind) -> NoSource:
 
 
 async def _fetch(
-    ctx: RequestContext, kind: EntityKind, keys: Sequence[str], fields: frozenset[str]
+    ctx: RequestContext,
+    kind: EntityKind,
+    keys: Sequence[str],
+    fields: frozenset[str],
+    by: str | None = None,
 ) -> tuple[list[tuple[str, frozenset[str], list[Any], datetime.datetime]], frozenset[str]]:
     """Per serving connector: (name, its fields, one result or error per key, when)."""
-    route = ctx.registry.route(kind.name, fields)
+    route = ctx.registry.route(kind.name, fields, by)
     if not route.served or not keys:
         return [], route.unserved
 
@@ -93,7 +109,7 @@ async def _fetch(
         return list(results), datetime.datetime.now(datetime.UTC)
 
     answers = await asyncio.gather(
-        *(one(ctx.loader(connector, kind.name), cfields) for connector, cfields in route.served)
+        *(one(ctx.loader(connector, kind.name, by), cfields) for connector, cfields in route.served)
     )
     return [
         (connector.name, cfields, results, when)
@@ -221,22 +237,35 @@ async def get_entities(
     return out
 
 
-async def get_list(
-    *, ctx: RequestContext, kind: EntityKind, holder: str, selection: Selection
-) -> list[Any] | Exception:
-    """Every record of `kind` held by `holder`, from each connector that serves it."""
-    await ctx.access.prepare(kind.name, selection.fields)
-    decision = ctx.access.decide(kind.name, holder, selection.fields)
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """The records of a kind a holder holds, as each connector served them."""
+
+    decision: SubjectDecision
+    parts: list[tuple[str, frozenset[str], datetime.datetime, list[Mapping[str, Any]]]]
+
+
+async def list_records(
+    *, ctx: RequestContext, kind: EntityKind, holder: str, fields: frozenset[str]
+) -> Listed | Exception:
+    """Decide, then read the allowed `fields` of every record of `kind` `holder` holds.
+
+    Returns the error to report in the list's place when the holder cannot be read,
+    no field is allowed, no source lists the kind, or a source fails.
+    """
+    assert kind.list_by is not None
+    await ctx.access.prepare(kind.name, fields)
+    decision = ctx.access.decide(kind.name, holder, fields)
     if decision.entity_error is not None:
         return decision.entity_error
     if not decision.allowed:
         return next(iter(decision.denied.values()), _no_source(kind))
     # Only allowed fields are asked for, the list's own identifiers included.
     wanted = frozenset(decision.allowed)
-    per_connector, _ = await _fetch(ctx, kind, [holder], wanted)
+    per_connector, _ = await _fetch(ctx, kind, [holder], wanted, kind.list_by)
     if not per_connector:
         return _no_source(kind)
-    items: list[Any] = []
+    parts = []
     for name, cfields, results, when in per_connector:
         result = results[0]
         if isinstance(result, BaseException):
@@ -248,7 +277,21 @@ async def get_list(
         # A list is an answer (an empty one too: the holder holds none), as for one
         # record: the allowed fields this connector serves were read about the holder.
         ctx.note_served(holder, (f"{kind.name}.{f}" for f in cfields if f in decision.allowed))
-        for record in result:
+        parts.append((name, cfields, when, result))
+    return Listed(decision, parts)
+
+
+async def get_list(
+    *, ctx: RequestContext, kind: EntityKind, holder: str, selection: Selection
+) -> list[Any] | Exception:
+    """Every record of `kind` held by `holder`, from each connector that serves it."""
+    listed = await list_records(ctx=ctx, kind=kind, holder=holder, fields=selection.fields)
+    if isinstance(listed, Exception):
+        return listed
+    decision = listed.decision
+    items: list[Any] = []
+    for name, cfields, when, records in listed.parts:
+        for record in records:
             index = len(items)
             values = {f: record.get(f) for f in cfields if f in decision.allowed}
             values.update(decision.denied)

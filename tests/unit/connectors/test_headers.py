@@ -7,7 +7,7 @@ from urllib.parse import unquote, unquote_plus
 import httpx
 import pytest
 
-from connectors import FetchContext, Manifest, RestConnector, header_value, purpose_headers
+from connectors import FetchContext, RestConnector, header_value, parse_manifest, purpose_headers
 from policies import Purpose
 
 VIETNAMESE = [
@@ -81,7 +81,7 @@ async def test_a_vietnamese_purpose_reaches_the_source_over_http() -> None:
         seen.append(request)
         return httpx.Response(200, json={"so_dinh_danh": "079203001234", "ho_ten": "An"})
 
-    manifest = Manifest.model_validate(
+    manifest = parse_manifest(
         {
             "name": "population",
             "kind": "rest",

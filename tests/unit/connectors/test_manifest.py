@@ -6,7 +6,7 @@ from textwrap import dedent
 import orjson
 import pytest
 
-from connectors import Manifest, ManifestError, load_manifest, load_manifests
+from connectors import ManifestError, load_manifest, load_manifests, parse_manifest
 
 SANDBOX_MANIFESTS = Path(__file__).parents[3] / "sandbox" / "manifests"
 
@@ -241,7 +241,7 @@ def test_bad_name_is_rejected(tmp_path: Path) -> None:
 
 def test_bad_source_path_is_rejected() -> None:
     with pytest.raises(ValueError, match="source field path"):
-        Manifest.model_validate(
+        parse_manifest(
             {
                 "name": "population",
                 "kind": "rest",

@@ -4,14 +4,14 @@ from typing import Any
 
 import pytest
 
-from connectors import Manifest
+from connectors import parse_manifest
 from connectors._mapping import compile_fields, map_record
 from gateway.errors import SourceDataInvalid
 
 
 def _fields(fields: dict[str, Any]) -> dict[str, Any]:
     """A `fields` table as the manifest parses it."""
-    manifest = Manifest.model_validate(
+    manifest = parse_manifest(
         {
             "name": "population",
             "kind": "rest",

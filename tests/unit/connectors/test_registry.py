@@ -13,13 +13,14 @@ from connectors import (
     FetchContext,
     FetchResult,
     Health,
-    Manifest,
+    ManifestBase,
     ManifestError,
     RestConnector,
     build_registry,
     check_manifest,
     connector_kinds,
     load_manifest,
+    parse_manifest,
 )
 from schema import canonical_fields
 
@@ -59,8 +60,8 @@ def _manifest(
     priority: int = 100,
     kind: str = "rest",
     entity: str = "Citizen",
-) -> Manifest:
-    return Manifest.model_validate(
+) -> ManifestBase:
+    return parse_manifest(
         {
             "name": name,
             "kind": kind,
@@ -71,7 +72,7 @@ def _manifest(
     )
 
 
-def _registry(*manifests: Manifest) -> ConnectorRegistry:
+def _registry(*manifests: ManifestBase) -> ConnectorRegistry:
     return ConnectorRegistry([(m, FakeConnector(m.name)) for m in manifests])
 
 
@@ -252,7 +253,7 @@ async def test_url_override_for_unknown_connector_is_rejected(http: httpx.AsyncC
 async def test_build_registry_uses_given_kinds(http: httpx.AsyncClient) -> None:
     built: list[str] = []
 
-    def factory(manifest: Manifest, *, http: httpx.AsyncClient) -> FakeConnector:
+    def factory(manifest: ManifestBase, *, http: httpx.AsyncClient) -> FakeConnector:
         built.append(manifest.name)
         return FakeConnector(manifest.name)
 

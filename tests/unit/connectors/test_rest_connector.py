@@ -7,7 +7,7 @@ import httpx
 import orjson
 import pytest
 
-from connectors import FetchContext, Manifest, RestConnector
+from connectors import FetchContext, ManifestBase, RestConnector, parse_manifest
 from gateway.errors import (
     SourceDataInvalid,
     SourceRejected,
@@ -22,7 +22,7 @@ CTX = FetchContext(request_id="req-1")
 ALL = frozenset({"personalId", "fullName", "gender", "birthDate"})
 
 
-def _manifest(*, max_size: int = 100, retries: int = 1, batch: bool = True) -> Manifest:
+def _manifest(*, max_size: int = 100, retries: int = 1, batch: bool = True) -> ManifestBase:
     citizen: dict[str, Any] = {
         "key_field": "so_dinh_danh",
         "get": "/v1/cong-dan/{key}",
@@ -42,7 +42,7 @@ def _manifest(*, max_size: int = 100, retries: int = 1, batch: bool = True) -> M
             "results_field": "ket_qua",
             "max_size": max_size,
         }
-    return Manifest.model_validate(
+    return parse_manifest(
         {
             "name": "population",
             "kind": "rest",

@@ -9,15 +9,15 @@ import aiohttp
 import httpx
 import pytest
 
-from connectors import FetchContext, Manifest, RestConnector
+from connectors import FetchContext, ManifestBase, RestConnector, parse_manifest
 from gateway.errors import SourceDataInvalid, SourceUnavailable
 
 CTX = FetchContext(request_id="req-1")
 AN, BINH = "079203001234", "001185000777"
 
 
-def _manifest(**extra: Any) -> Manifest:
-    return Manifest.model_validate(
+def _manifest(**extra: Any) -> ManifestBase:
+    return parse_manifest(
         {
             "name": "population",
             "kind": "rest",
@@ -129,6 +129,6 @@ def test_list_entities_are_read_with_get_only(spec: dict[str, Any], message: str
         **spec,
     }
     with pytest.raises(ValueError, match=message):
-        Manifest.model_validate(
+        parse_manifest(
             {"name": "land", "kind": "rest", "base_url": "http://x", "entities": {"L": entity}}
         )

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from connectors import FetchContext, Manifest, RestConnector, build_registry
+from connectors import FetchContext, ManifestBase, RestConnector, build_registry, parse_manifest
 from gateway.errors import PurposeNotAllowed
 from policies import (
     AccessRequest,
@@ -43,8 +43,8 @@ class OnlyArea:
         return Allowed("law", "test")
 
 
-def _manifest() -> Manifest:
-    return Manifest.model_validate(
+def _manifest() -> ManifestBase:
+    return parse_manifest(
         {
             "name": "land",
             "kind": "rest",
@@ -137,8 +137,8 @@ SOCIAL_ALLOWANCE = "1.001776"
 DISABILITY = "Disability certificate"
 
 
-def _one_document_per_holder() -> Manifest:
-    return Manifest.model_validate(
+def _one_document_per_holder() -> ManifestBase:
+    return parse_manifest(
         {
             "name": "documents",
             "kind": "rest",

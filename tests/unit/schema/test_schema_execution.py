@@ -12,8 +12,8 @@ from connectors import (
     FetchContext,
     FetchResult,
     Health,
-    Manifest,
     RestConnector,
+    parse_manifest,
 )
 from gateway.errors import SourceUnavailable
 from policies import Purpose, UnsafeAllowAll
@@ -24,7 +24,7 @@ SCHEMA = build_schema(SchemaLimits())
 AN = "001099012345"
 BINH = "079301000002"
 
-MANIFEST = Manifest.model_validate(
+MANIFEST = parse_manifest(
     {
         "name": "population",
         "kind": "rest",
