@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/bandit -q -c pyproject.toml -r gateway connectors schema policies keys sandbox
 	$(BIN)/gateway schema export --check
+	$(BIN)/gateway connectors schema --check
 
 ## Load benchmark on loopback: prints a table and saves it under bench/results/.
 bench: $(STAMP)
@@ -46,6 +47,7 @@ bench: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/gateway schema export
+	$(BIN)/gateway connectors schema
 
 ## Re-fetch the vendored query page assets from the npm registry and rewrite their sums.
 vendor-graphiql:

@@ -103,7 +103,7 @@ class _Functions(functions.Functions):
         if text is None:
             return None
         try:
-            return datetime.datetime.strptime(text, layout).date().isoformat()  # noqa: DTZ007
+            return datetime.datetime.strptime(text, layout).date().isoformat()
         except ValueError:
             raise ExpressionError(f"date() could not read the date with {layout!r}") from None
 
@@ -160,6 +160,12 @@ def _parse(text: str) -> Any:
 def check_expression(text: str) -> None:
     """Raise `ValueError` when `text` does not parse or calls an unknown function."""
     for node in _nodes(_parse(text).parsed):
+        if node.get("type") == "field" and node.get("value") in ("null", "true", "false"):
+            word = node["value"]
+            raise ValueError(
+                f"`{word}` here reads a source field named {word}; "
+                f"the value is written in backquotes: `{word}`"
+            )
         if node.get("type") != "function_expression":
             continue
         name, args = node.get("value"), node.get("children", [])

@@ -10,13 +10,15 @@ takes `{ref: "env:NAME"}` or `{ref: "file:PATH"}` (see `connectors._secrets`).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias, Union
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -26,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from connectors._expressions import check_expression
 from gateway.configfiles import ConfigFileError, config_files, line_of, load_config_file
@@ -34,6 +37,7 @@ __all__ = [
     "IDENTIFIER",
     "KINDS_OF_MANIFEST",
     "LIST_WAYS",
+    "SCHEMA_PATH",
     "ApiKeyAuth",
     "BatchSpec",
     "DatabaseSpec",
@@ -58,6 +62,7 @@ __all__ = [
     "load_manifest",
     "load_manifests",
     "manifest_schema",
+    "manifest_schema_text",
     "parse_manifest",
 ]
 
@@ -164,7 +169,7 @@ MappingSpec: TypeAlias = Annotated[
     | Annotated[FieldMap, Tag("map")],
     Discriminator(_mapping_kind),
 ]
-_TAGS = frozenset({"name", "map", "rest", "sql"})
+_TAGS = frozenset({"name", "map", "rest", "sql", "api_key", "oauth2_client_credentials"})
 FieldMap.model_rebuild()
 
 
@@ -192,6 +197,9 @@ class EntityBase(_Strict):
 
 class ManifestBase(_Strict):
     """What every connector kind shares: identity, entities, mapping, timeouts, limits."""
+
+    # Top-level `x-` keys belong to the author (shared YAML anchors, notes).
+    model_config = ConfigDict(json_schema_extra={"patternProperties": {"^x-": {}}})
 
     kind: str
     name: str
@@ -444,13 +452,14 @@ def _database_url(value: str) -> str:
 class SqlJoin(_Strict):
     """Rows of another table matched to each row of the entity's table.
 
-    `on` pairs this table's column with the entity table's column. The name under
+    `match` pairs this table's column with the entity table's column (not `on`, which
+    YAML reads as the boolean true). The name under
     which the rows appear (a key of `joins` or `children`) is a source field name the
     mapping reads: an object for a join, a list of objects for children.
     """
 
     table: str
-    on: dict[str, str] = Field(description="{column of this table: column of the entity table}")
+    match: dict[str, str] = Field(description="{column of this table: column of the entity table}")
     order_by: str | None = None
 
     @field_validator("table", "order_by")
@@ -458,11 +467,11 @@ class SqlJoin(_Strict):
     def _plain(cls, value: str | None) -> str | None:
         return None if value is None else _plain_identifier(value)
 
-    @field_validator("on")
+    @field_validator("match")
     @classmethod
     def _plain_pairs(cls, value: dict[str, str]) -> dict[str, str]:
         if len(value) != 1:
-            raise ValueError("`on` pairs one column of this table with one of the entity's")
+            raise ValueError("`match` pairs one column of this table with one of the entity's")
         for child, parent in value.items():
             _plain_identifier(child)
             _plain_identifier(parent)
@@ -471,12 +480,12 @@ class SqlJoin(_Strict):
     @property
     def column(self) -> str:
         """This table's column."""
-        return next(iter(self.on))
+        return next(iter(self.match))
 
     @property
     def parent_column(self) -> str:
         """The entity table's column it matches."""
-        return next(iter(self.on.values()))
+        return next(iter(self.match.values()))
 
 
 class SqlList(_Strict):
@@ -553,26 +562,44 @@ def _kind_of(value: Any) -> str | None:
     return getattr(value, "kind", None)
 
 
+KINDS_OF_MANIFEST: dict[str, type[ManifestBase]] = {"rest": RestManifest, "sql": SqlManifest}
+
+
+def _known_kind(value: Any) -> Any:
+    kind = _kind_of(value)
+    if kind not in KINDS_OF_MANIFEST:
+        raise PydanticCustomError(
+            "unknown_kind",
+            "unknown kind {kind}; the kinds are {kinds}",
+            {"kind": repr(kind), "kinds": ", ".join(KINDS_OF_MANIFEST)},
+        )
+    return value
+
+
 Manifest: TypeAlias = Annotated[
     Union[  # noqa: UP007  # a union of tagged models, which `|` cannot tag
         Annotated[RestManifest, Tag("rest")],
         Annotated[SqlManifest, Tag("sql")],
     ],
-    Discriminator(
-        _kind_of,
-        custom_error_type="unknown_kind",
-        custom_error_message="unknown kind; the kinds are rest, sql",
-    ),
+    Discriminator(_kind_of),
+    BeforeValidator(_known_kind),
 ]
 """A validated connector manifest of any kind."""
-
-KINDS_OF_MANIFEST: dict[str, type[ManifestBase]] = {"rest": RestManifest, "sql": SqlManifest}
 _ADAPTER: TypeAdapter[ManifestBase] = TypeAdapter(Manifest)
 
 
 def parse_manifest(data: Any) -> ManifestBase:
     """Validate a manifest given as data (raises `pydantic.ValidationError`)."""
     return _ADAPTER.validate_python(data)
+
+
+SCHEMA_PATH: Final = Path(__file__).parent / "manifest.schema.json"
+"""Where the exported JSON Schema of manifests is kept (checked in, checked in CI)."""
+
+
+def manifest_schema_text() -> str:
+    """The JSON Schema of manifests as the checked-in file holds it."""
+    return json.dumps(manifest_schema(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def manifest_schema() -> dict[str, Any]:

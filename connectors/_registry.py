@@ -104,8 +104,8 @@ def check_manifest(manifest: ManifestBase, canonical: Mapping[str, CanonicalTree
         _check_mapping(("entities", kind, "fields"), entity.fields, tree, manifest.tables, errors)
     if errors:
         loc, message = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise manifest.error(loc, message + more)
+        others = "; ".join(f"{'.'.join(map(str, at))}: {what}" for at, what in errors[1:])
+        raise manifest.error(loc, message + (f" (also {others})" if others else ""))
 
 
 def check_kind(manifest: ManifestBase, kinds: Mapping[str, object]) -> None:

@@ -38,19 +38,19 @@ def _node_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == part), None)
-            if child is None:
-                # The key itself may be the problem (an unknown field): point at it.
-                key = next((k for k, _ in node.value if k.value == part), None)
-                return key.start_mark.line + 1 if key is not None else line
-            node = child
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
+                return line
+            # The key's line: a block under it starts on the line after.
+            key, node = pair
+            line = key.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
                 return line
             node = node.value[part]
+            line = node.start_mark.line + 1
         else:
             return line
-        line = node.start_mark.line + 1
     return line
 
 

@@ -12,7 +12,8 @@ gateway audit verify-export F check an auditor's export offline (signature, proo
 gateway audit verify-proof F  check a citizen's access receipt offline
 gateway audit forget ID       forget a person whose records' retention is over
 gateway log integrate         run the sequencer once, until the queue is empty
-gateway connectors check DIR  validate connector manifests against the schema
+gateway connectors check DIR  validate connector manifests (--connect: reach each source)
+gateway connectors schema     write connectors/manifest.schema.json (--check: fail if stale)
 gateway connectors list       show the connectors recorded in the database
 gateway catalogue list        the procedures of the catalogue and its version
 gateway clients ...           register clients and keys; suspend; list
@@ -220,6 +221,22 @@ def _connectors_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connectors_schema(args: argparse.Namespace) -> int:
+    from connectors import SCHEMA_PATH, manifest_schema_text
+
+    target = Path(args.output) if args.output else SCHEMA_PATH
+    text = manifest_schema_text()
+    if args.check:
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            sys.stderr.write(f"{target} is stale: run `gateway connectors schema`\n")
+            return 1
+        sys.stdout.write(f"{target} is up to date\n")
+        return 0
+    target.write_text(text, encoding="utf-8")
+    sys.stdout.write(f"wrote {target}\n")
+    return 0
+
+
 def _connectors_list(_args: argparse.Namespace) -> int:
     from gateway.storage import create_engine, list_connectors, require_head
 
@@ -310,6 +327,11 @@ def _parser() -> argparse.ArgumentParser:
     check = command(conns, "check", _connectors_check, "validate the manifests in DIR")
     check.add_argument("directory")
     command(conns, "list", _connectors_list, "connectors recorded in the database")
+    schema_of = command(
+        conns, "schema", _connectors_schema, "write the JSON Schema of manifests, for editors"
+    )
+    schema_of.add_argument("--output", help="default: connectors/manifest.schema.json")
+    schema_of.add_argument("--check", action="store_true", help="fail if the file is stale")
 
     catalogue = sub.add_parser("catalogue", help="the procedure catalogue").add_subparsers(
         dest="catalogue_command", required=True, metavar="COMMAND"

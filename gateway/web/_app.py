@@ -111,6 +111,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 url_overrides=settings.connector_urls,
             )
             stack.push_async_callback(registry.aclose)
+            # A database's schema is read and checked against its manifest here.
+            await registry.open()
             origin = str(settings.connectors_dir) if settings.connectors_dir else "none"
             versions = await record_connectors(engine, manifests, origin=origin)
             redis = None

@@ -59,7 +59,7 @@ def test_dotted_path_through_a_missing_or_scalar_parent_is_none() -> None:
 
 def test_source_root_is_the_first_part_of_the_path() -> None:
     mappers = compile_fields(_fields({"title": "nguoi_dai_dien.chuc_danh"}), source="s")
-    assert mappers["title"].source_root == "nguoi_dai_dien"
+    assert mappers["title"].source_roots == {"nguoi_dai_dien"}
 
 
 def test_value_table_translates_values() -> None:

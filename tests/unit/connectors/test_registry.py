@@ -172,7 +172,7 @@ def test_check_manifest_rejects_a_field_the_schema_lacks() -> None:
 
 def test_check_manifest_rejects_a_nested_field_the_schema_lacks() -> None:
     fields = {"father": {"from": "cha", "fields": {"shoeSize": "co_giay"}}}
-    with pytest.raises(ManifestError, match=r"entities\.Citizen\.fields\.father\.shoeSize"):
+    with pytest.raises(ManifestError, match=r"entities\.Citizen\.fields\.father\.fields\.shoeSize"):
         check_manifest(_manifest("population", fields), CANONICAL)
 
 
@@ -215,11 +215,16 @@ async def test_build_registry_builds_rest_connectors(http: httpx.AsyncClient) ->
     assert connector.name == "population"
 
 
-async def test_build_registry_rejects_an_unknown_kind(http: httpx.AsyncClient) -> None:
-    manifest = _manifest("population", {"fullName": "ho_ten"}, kind="carrier-pigeon")
-    with pytest.raises(ManifestError, match="carrier-pigeon") as caught:
-        build_registry([manifest], http=http, canonical=CANONICAL)
-    assert "rest" in str(caught.value)  # names the installed kinds
+def test_a_manifest_of_an_unknown_kind_does_not_load() -> None:
+    with pytest.raises(ValueError, match="unknown kind 'carrier-pigeon'; the kinds are rest"):
+        _manifest("population", {"fullName": "ho_ten"}, kind="carrier-pigeon")
+
+
+async def test_build_registry_rejects_a_kind_no_plug_in_provides(http: httpx.AsyncClient) -> None:
+    manifest = _manifest("population", {"fullName": "ho_ten"})
+    with pytest.raises(ManifestError, match="unknown kind 'rest'") as caught:
+        build_registry([manifest], http=http, canonical=CANONICAL, kinds={"sql": RestConnector})
+    assert "installed kinds: sql" in str(caught.value)
 
 
 async def test_build_registry_checks_manifests(http: httpx.AsyncClient) -> None:
@@ -258,10 +263,10 @@ async def test_build_registry_uses_given_kinds(http: httpx.AsyncClient) -> None:
         return FakeConnector(manifest.name)
 
     registry = build_registry(
-        [_manifest("population", {"fullName": "ho_ten"}, kind="fake")],
+        [_manifest("population", {"fullName": "ho_ten"}, kind="rest")],
         http=http,
         canonical=CANONICAL,
-        kinds={"fake": factory},
+        kinds={"rest": factory},
     )
     assert built == ["population"]
     assert _split(registry, "Citizen", {"fullName"}) == {"population": {"fullName"}}

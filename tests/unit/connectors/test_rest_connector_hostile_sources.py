@@ -32,9 +32,7 @@ def _manifest(**extra: Any) -> ManifestBase:
                 },
                 "LandParcel": {
                     "key_field": "so_thua",
-                    "get": "/v1/thua-dat/chu/{key}",
-                    "many": True,
-                    "list_field": "ket_qua",
+                    "lists": {"holder": {"get": "/v1/thua-dat/chu/{key}", "list_field": "ket_qua"}},
                     "fields": {"parcelId": "so_thua", "areaM2": "dien_tich"},
                 },
             },
@@ -64,14 +62,14 @@ async def test_lists_of_records_for_a_holder() -> None:
             200, json={"ket_qua": [{"so_thua": "12", "dien_tich": 81.5}, {"so_thua": "13"}]}
         )
 
-    found = await _connector(handler).fetch("LandParcel", [AN], frozenset({"areaM2"}), CTX)
+    found = await _connector(handler).fetch("LandParcel", [AN], frozenset({"areaM2"}), CTX, by="holder")
     assert found == {AN: [{"areaM2": 81.5}, {"areaM2": None}]}
 
 
 async def test_a_list_that_is_not_a_list_of_objects_is_invalid() -> None:
     connector = _connector(lambda r: httpx.Response(200, json={"ket_qua": [1, 2]}))
     with pytest.raises(SourceDataInvalid):
-        await connector.fetch("LandParcel", [AN], frozenset({"areaM2"}), CTX)
+        await connector.fetch("LandParcel", [AN], frozenset({"areaM2"}), CTX, by="holder")
 
 
 async def test_an_answer_over_the_size_limit_is_refused_by_its_header() -> None:
@@ -117,17 +115,14 @@ async def test_an_aiohttp_failure_is_source_unavailable() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"many": True, "batch": {"path": "/b", "keys_field": "k", "results_field": "r"}}, "get"),
-        ({"list_field": "ket_qua"}, "many"),
+        ({"lists": {"holder": {"get": "/v1/x"}}}, "must contain {key}"),
+        ({"lists": {"owner": {"get": "/v1/x/{key}"}}}, "holder"),
+        ({"lists": {"holder": {"get": "/v1/x/{key}", "many": True}}}, "Extra inputs"),
+        ({}, "a `get` path, a `batch` endpoint or `lists`"),
     ],
 )
-def test_list_entities_are_read_with_get_only(spec: dict[str, Any], message: str) -> None:
-    entity = {
-        "key_field": "so_thua",
-        "get": "/v1/x/{key}",
-        "fields": {"parcelId": "so_thua"},
-        **spec,
-    }
+def test_list_ways_are_checked_at_load(spec: dict[str, Any], message: str) -> None:
+    entity = {"key_field": "so_thua", "fields": {"parcelId": "so_thua"}, **spec}
     with pytest.raises(ValueError, match=message):
         parse_manifest(
             {"name": "land", "kind": "rest", "base_url": "http://x", "entities": {"L": entity}}

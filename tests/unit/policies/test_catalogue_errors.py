@@ -155,7 +155,7 @@ CASES = [
         "rule-without-citation",
         "  Citizen.phone: consent\n",
         "  Citizen.phone: consent\n  Citizen.email:\n    basis: consent\n",
-        "basis: consent",
+        "Citizen.email:",
         "citation",
     ),
     (

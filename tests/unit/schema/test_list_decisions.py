@@ -52,9 +52,8 @@ def _manifest() -> ManifestBase:
             "entities": {
                 "LandParcel": {
                     "key_field": "so_thua",
-                    "get": "/v1/thua-dat/chu/{key}",
+                    "lists": {"holder": {"get": "/v1/thua-dat/chu/{key}"}},
                     "fields_param": "truong",
-                    "many": True,
                     "fields": {
                         "parcelId": "so_thua",
                         "areaM2": "dien_tich",
@@ -145,8 +144,8 @@ def _one_document_per_holder() -> ManifestBase:
             "base_url": "http://documents.test",
             "entities": {
                 "Document": {
-                    "key_field": "so_dinh_danh",
-                    "get": "/v1/giay-to/{key}",
+                    "key_field": "so_giay_to",
+                    "lists": {"holder": {"get": "/v1/giay-to/{key}", "list_field": "ket_qua"}},
                     "fields_param": "truong",
                     "fields": {
                         "documentId": "so_giay_to",
@@ -169,11 +168,14 @@ async def _prefill_with_consent(fields: set[str]) -> tuple[Any, RequestContext, 
         return httpx.Response(
             200,
             json={
-                "so_dinh_danh": HOLDER,
-                "so_giay_to": "XNKT-0001",
-                "loai": "disability_certificate",
-                "noi_cap": "UBND xã Tân Hòa",
-                "ngay_cap": "2024-03-01",
+                "ket_qua": [
+                    {
+                        "so_giay_to": "XNKT-0001",
+                        "loai": "disability_certificate",
+                        "noi_cap": "UBND xã Tân Hòa",
+                        "ngay_cap": "2024-03-01",
+                    }
+                ]
             },
         )
 
@@ -242,7 +244,7 @@ async def test_the_identifier_of_a_record_held_by_the_subject_is_decided_like_it
     assert needed[DISABILITY] == [{"path": "Document.documentId", "code": "CONSENT_REQUIRED"}]
     assert ctx.served[HOLDER] >= {"Document.kind", "Document.issuer", "Document.issuedOn"}
     assert "Document.documentId" not in ctx.served[HOLDER]
-    assert asked == ["loai,ngay_cap,noi_cap,so_dinh_danh"]
+    assert asked == ["loai,ngay_cap,noi_cap"]
     # The refusal is among the request's decisions, as any other field's.
     assert _document_decisions(ctx) == {
         "Document.documentId": "CONSENT_REQUIRED",
@@ -261,5 +263,5 @@ async def test_an_identifier_of_a_held_record_the_consent_covers_is_read() -> No
         "Document.issuer",
         "Document.issuedOn",
     }
-    assert asked == ["loai,ngay_cap,noi_cap,so_dinh_danh,so_giay_to"]
+    assert asked == ["loai,ngay_cap,noi_cap,so_giay_to"]
     assert set(_document_decisions(ctx).values()) == {"ALLOWED_BY_CONSENT"}
