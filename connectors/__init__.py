@@ -34,6 +34,7 @@ from connectors._registry import (
 )
 from connectors._rest import RestConnector
 from connectors._secrets import Secret, SecretUnavailable, resolve_secret
+from connectors._sql import SqlConnector
 from connectors.base import Connector, ConnectorFactory, FetchContext, FetchResult, Health
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "Secret",
     "SecretRef",
     "SecretUnavailable",
+    "SqlConnector",
     "SqlEntity",
     "SqlManifest",
     "build_registry",

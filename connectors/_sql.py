@@ -1,0 +1,648 @@
+"""The `sql` connector kind: a relational database read through SQLAlchemy, read-only.
+
+A manifest holds no SQL text. It names tables and columns, which `open()` reflects and
+checks; every query is then built with SQLAlchemy Core over the reflected tables, with
+bound parameters only. A batch of keys is read with `IN` (in chunks of `_CHUNK`), and
+each join or children table the requested fields need is read with one more query for
+the whole batch, so the number of queries does not grow with the number of keys.
+
+Every read is one read-only transaction: on PostgreSQL `SET TRANSACTION READ ONLY`
+with a `statement_timeout` of the manifest's `timeout_seconds` (and sessions default to
+read-only transactions); SQLite files are opened `mode=ro` with `PRAGMA query_only`.
+
+Values reach the mapping as JSON would give them, so a field maps the same way from a
+REST source and from a database: dates and times as ISO text, decimals as numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ssl
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import structlog
+from sqlalchemy import Column, MetaData, Table, event, exc, literal, select, text, types
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Select
+
+from connectors._manifest import (
+    FieldMap,
+    ManifestError,
+    MappingSpec,
+    SqlEntity,
+    SqlJoin,
+    SqlManifest,
+)
+from connectors._mapping import FieldMapper, compile_fields, map_record, source_roots
+from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
+from connectors._secrets import resolve_secret
+from connectors.base import FetchContext, FetchResult, Health
+from gateway.errors import SourceError, SourceRejected, SourceTimeout, SourceUnavailable
+
+__all__ = ["SqlConnector"]
+
+log = structlog.get_logger(__name__)
+
+_CHUNK = 500
+"""Keys per `IN` list: well under SQLite's and PostgreSQL's limits on parameters."""
+_BACKOFF_SECONDS = 0.05
+_HOLDER = "_gateway_holder"
+"""The label of the holder's column in a list read `through` children."""
+_TIMEOUT_STATES = frozenset({"57014", "55P03", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_INTERRUPT"})
+"""PostgreSQL's query_canceled (statement_timeout) and lock_not_available; SQLite's
+busy timeout (a writer holds the file) and interruption."""
+_REFUSED_STATES = frozenset({"42501", "28000", "28P01"})
+"""PostgreSQL's insufficient_privilege and invalid authorization: the source refuses."""
+
+Row = dict[str, Any]
+
+
+def _plain(value: Any) -> Any:
+    """A database value as JSON would carry it (what mappings and the schema expect)."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, datetime.date | datetime.time):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _record(row: Any, columns: Iterable[str]) -> Row:
+    mapping = row._mapping
+    return {name: _plain(mapping[name]) for name in columns}
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _coerce(column: Column[Any], value: Any) -> Any:
+    """A key (text) as the column holds it; `None` when it cannot be one (not found)."""
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return value
+    if python_type is int and isinstance(value, str):
+        text_value = value.strip()
+        if not text_value.lstrip("-").isdigit():
+            return None
+        return int(text_value)
+    return value
+
+
+def _key_text(value: Any) -> str:
+    return value if isinstance(value, str) else str(_plain(value))
+
+
+class _Entity:
+    """One entity kind: its manifest part, compiled mapping and (after `open`) tables."""
+
+    __slots__ = ("kind", "mappers", "relations", "spec", "table")
+
+    def __init__(self, kind: str, spec: SqlEntity, manifest: SqlManifest) -> None:
+        self.kind = kind
+        self.spec = spec
+        self.mappers: dict[str, FieldMapper] = compile_fields(
+            spec.fields, source=manifest.name, tables=manifest.tables
+        )
+        self.table: Table | None = None
+        self.relations: dict[str, Table] = {}
+
+    def relation(self, name: str) -> SqlJoin:
+        return self.spec.joins.get(name) or self.spec.children[name]
+
+    def mappers_for(self, fields: frozenset[str]) -> list[FieldMapper]:
+        return [m for name, m in self.mappers.items() if name in fields]
+
+    def plan(self, fields: frozenset[str]) -> tuple[list[str], list[str]]:
+        """The entity table's columns and the joins/children that `fields` need."""
+        assert self.table is not None
+        roots = source_roots(self.mappers[f] for f in fields if f in self.mappers)
+        names = {*self.spec.joins, *self.spec.children}
+        if roots is None:
+            relations = sorted(names)
+            columns = set(self.table.c.keys())
+        else:
+            relations = sorted(roots & names)
+            columns = {r for r in roots if r in self.table.c and r not in names}
+        columns.add(self.spec.key_field)
+        columns.update(self.relation(r).parent_column for r in relations)
+        return sorted(columns), relations
+
+
+class SqlConnector:
+    """Reads canonical entities from a relational database (PostgreSQL or SQLite).
+
+    The password (`database.password`) and a secret user name are references read when
+    the connector opens; they go into the connection URL built with
+    `sqlalchemy.engine.URL.create` and appear in no `repr`, log line or error.
+
+    TLS (PostgreSQL): `tls.ca_file` is the PEM bundle the server is verified by
+    (else the system's); `tls.client_cert` and `tls.client_key` give a client
+    certificate. The key must be a `file:` reference: its path is handed to
+    `ssl.SSLContext.load_cert_chain`, so the key is never copied anywhere. Relative
+    paths are read from the manifest's folder.
+
+    `queries` counts the statements that read data, for tests and benchmarks.
+    """
+
+    def __init__(self, manifest: SqlManifest, *, http: httpx.AsyncClient | None = None) -> None:
+        del http  # a database is not reached over HTTP
+        self.name = manifest.name
+        self.manifest = manifest
+        self.queries = 0
+        self._postgres = manifest.database.url.startswith("postgresql://")
+        self._limit = asyncio.Semaphore(manifest.max_concurrency)
+        self._entities = {
+            kind: _Entity(kind, spec, manifest) for kind, spec in manifest.entities.items()
+        }
+        self._engine: AsyncEngine | None = None
+        self._opened = False
+        self._opening = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"SqlConnector(name={self.name!r}, url={self.manifest.database.url!r})"
+
+    @classmethod
+    def from_manifest(cls, manifest: SqlManifest, *, http: httpx.AsyncClient) -> SqlConnector:
+        """Build from a validated manifest (the plug-in entry point)."""
+        return cls(manifest, http=http)
+
+    # -- connecting ------------------------------------------------------------------
+
+    def _url(self) -> URL:
+        database = self.manifest.database
+        if not self._postgres:
+            path = database.url[len("sqlite:///") :]
+            return URL.create(
+                "sqlite+aiosqlite",
+                database="file:" + quote(path, safe="/:"),
+                query={"mode": "ro", "uri": "true"},
+            )
+        user: str | None = None
+        if isinstance(database.user, str):
+            user = database.user
+        elif database.user is not None:
+            user = resolve_secret(self.manifest, ("database", "user"), database.user).reveal()
+        password = None
+        if database.password is not None:
+            password = resolve_secret(
+                self.manifest, ("database", "password"), database.password
+            ).reveal()
+        parsed = make_url(database.url)
+        return URL.create(
+            "postgresql+asyncpg",
+            username=user,
+            password=password,
+            host=parsed.host,
+            port=parsed.port,
+            database=parsed.database,
+        )
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        tls = self.manifest.database.tls
+        if tls is None:
+            return None
+        if not self._postgres:
+            raise self.manifest.error(("database", "tls"), "TLS applies to PostgreSQL only")
+        base = self.manifest.path.parent if self.manifest.path is not None else Path()
+
+        def local(name: str) -> str:
+            path = Path(name)
+            return str(path if path.is_absolute() else base / path)
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            # Given a CA bundle, trust that alone (as libpq's sslrootcert), else the system's.
+            if tls.ca_file is not None:
+                context.load_verify_locations(cafile=local(tls.ca_file))
+            else:
+                context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+            if tls.mode != "verify-full":
+                context.check_hostname = False
+            if tls.mode == "require":
+                context.verify_mode = ssl.CERT_NONE
+            if tls.client_cert is not None and tls.client_key is not None:
+                if tls.client_key.provider != "file":
+                    raise self.manifest.error(
+                        ("database", "tls", "client_key"),
+                        "the client key is read from a file: give {ref: file:PATH}",
+                    )
+                context.load_cert_chain(local(tls.client_cert), local(tls.client_key.name))
+        except (OSError, ssl.SSLError) as exc:
+            raise self.manifest.error(
+                ("database", "tls"), f"cannot load TLS files: {exc.strerror or exc}"
+            ) from None
+        return context
+
+    def _create_engine(self) -> AsyncEngine:
+        url = self._url()
+        pool_size = min(self.manifest.max_concurrency, 8)
+        options: dict[str, Any] = {
+            "pool_size": pool_size,
+            "max_overflow": self.manifest.max_concurrency - pool_size,
+            "pool_timeout": self.manifest.timeout_seconds,
+        }
+        if self._postgres:
+            connect_args: dict[str, Any] = {
+                "timeout": self.manifest.timeout_seconds,
+                "server_settings": {
+                    "application_name": f"gateway-{self.name}",
+                    "default_transaction_read_only": "on",
+                },
+            }
+            context = self._ssl_context()
+            if context is not None:
+                connect_args["ssl"] = context
+            engine = create_async_engine(url, connect_args=connect_args, **options)
+        else:
+            self._ssl_context()  # refuses TLS settings for SQLite
+            # SQLite waits this long for a writer to let go of the file, then fails.
+            connect_args = {"timeout": self.manifest.timeout_seconds}
+            engine = create_async_engine(url, connect_args=connect_args, **options)
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _query_only(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA query_only = ON")
+                cursor.close()
+
+        return engine
+
+    def _where(self) -> str:
+        """The database, without user or password, for messages."""
+        return self.manifest.database.url
+
+    def _redact(self, message: str) -> str:
+        """`message` without the password, should a driver ever quote it."""
+        password = self._engine.url.password if self._engine is not None else None
+        if password:
+            message = message.replace(str(password), "***")
+        return message
+
+    async def open(self) -> None:
+        """Connect, reflect every table the manifest names and check its columns.
+
+        Raises `ManifestError` naming the file, line and field when a table or column
+        is missing, or naming the database when it cannot be reached.
+        """
+        async with self._opening:
+            if self._opened:
+                return
+            if self._engine is None:
+                self._engine = self._create_engine()
+            try:
+                async with asyncio.timeout(max(self.manifest.timeout_seconds, 5.0)):
+                    async with self._engine.connect() as conn:
+                        await conn.run_sync(self._reflect)
+            except ManifestError:
+                raise
+            except (TimeoutError, OSError, exc.SQLAlchemyError) as error:
+                reason = self._redact(str(getattr(error, "orig", None) or error) or "timeout")
+                raise self.manifest.error(
+                    ("database", "url"),
+                    f"cannot read the database {self._where()}: "
+                    f"{type(error).__name__}: {reason.splitlines()[0] if reason else ''}",
+                ) from None
+            self._opened = True
+            log.info("sql_connector_open", connector=self.name, database=self._where())
+
+    def _reflect(self, conn: Connection) -> None:
+        """Reflect and check every table and column the manifest names (sync, in a thread)."""
+        metadata = MetaData(schema=self.manifest.database.schema_)
+        manifest = self.manifest
+        sqlite = not self._postgres
+
+        def table(name: str, loc: tuple[str | int, ...]) -> Table:
+            if name in metadata.tables or f"{metadata.schema}.{name}" in metadata.tables:
+                return metadata.tables[f"{metadata.schema}.{name}" if metadata.schema else name]
+            try:
+                reflected = Table(name, metadata, autoload_with=conn)
+            except exc.NoSuchTableError:
+                where = f" in schema {metadata.schema!r}" if metadata.schema else ""
+                raise manifest.error(loc, f"no table {name!r}{where}") from None
+            try:  # the catalogue shows tables the user may not read: try reading
+                conn.execute(select(literal(1)).select_from(reflected).limit(0))
+            except exc.DBAPIError as error:
+                reason = self._redact(str(error.orig).strip().splitlines()[0])
+                raise manifest.error(loc, f"cannot read table {name!r}: {reason}") from None
+            if sqlite:
+                _raw_sqlite_types(reflected)
+            return reflected
+
+        def column(tab: Table, name: str, loc: tuple[str | int, ...]) -> None:
+            if name not in tab.c:
+                raise manifest.error(loc, f"no column {name!r} in table {tab.name!r}")
+
+        for kind, entity in self._entities.items():
+            spec = entity.spec
+            where: tuple[str | int, ...] = ("entities", kind)
+            main = table(spec.table, (*where, "table"))
+            column(main, spec.key_field, (*where, "key_field"))
+            relations: dict[str, Table] = {}
+            for group, members in (("joins", spec.joins), ("children", spec.children)):
+                for name, join in members.items():
+                    at = (*where, group, name)
+                    other = table(join.table, (*at, "table"))
+                    column(other, join.column, (*at, "match", join.column))
+                    column(main, join.parent_column, (*at, "match", join.column))
+                    if join.order_by is not None:
+                        column(other, join.order_by, (*at, "order_by"))
+                    relations[name] = other
+            for way, listing in spec.lists.items():
+                at = (*where, "lists", way, "column")
+                holder = main if listing.through is None else relations[listing.through]
+                column(holder, listing.column, at)
+            self._check_mapping(entity, main, relations)
+            entity.table = main
+            entity.relations = relations
+
+    def _check_mapping(self, entity: _Entity, main: Table, relations: Mapping[str, Table]) -> None:
+        """Every source root of the mapping is a column, a join or children; a field read
+        from a join or children reads columns of that table."""
+        where = ("entities", entity.kind, "fields")
+        for canonical, spec in entity.spec.fields.items():
+            at = (*where, canonical, *_part(spec))
+            for root in sorted(entity.mappers[canonical].source_roots or ()):
+                if root not in main.c and root not in relations:
+                    raise self.manifest.error(
+                        at,
+                        f"no column {root!r} in table {main.name!r} "
+                        "(nor a join or children of that name)",
+                    )
+            source = spec if isinstance(spec, str) else spec.from_
+            if source is None:
+                continue
+            path = source.split(".")
+            other = relations.get(path[0])
+            if other is None:
+                continue
+            if len(path) > 1 and path[1] not in other.c:
+                raise self.manifest.error(at, f"no column {path[1]!r} in table {other.name!r}")
+            if len(path) == 1 and isinstance(spec, FieldMap) and spec.fields is not None:
+                inner = compile_fields(spec.fields, source=self.name, tables=self.manifest.tables)
+                for sub, sub_mapper in inner.items():
+                    for root in sorted(sub_mapper.source_roots or ()):
+                        if root not in other.c:
+                            raise self.manifest.error(
+                                (*where, canonical, "fields", sub, *_part(spec.fields[sub])),
+                                f"no column {root!r} in table {other.name!r}",
+                            )
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def fetch(
+        self,
+        kind: str,
+        keys: Sequence[str],
+        fields: frozenset[str],
+        ctx: FetchContext,
+        *,
+        by: str | None = None,
+    ) -> Mapping[str, FetchResult]:
+        """Look up `keys` of `kind` for the canonical `fields` (by another key: lists)."""
+        del ctx  # a database takes no X-Road headers
+        if not self._opened:
+            try:
+                await self.open()
+            except ManifestError as error:
+                # Start-up opens every connector; this one could not be opened since.
+                log.error("sql_connector_not_open", connector=self.name, error=str(error))
+                raise SourceUnavailable(source=self.name, reason="not open") from None
+        entity = self._entities[kind]
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            async with asyncio.timeout(self.manifest.timeout_seconds), self._limit:
+                attempt = 0
+                while True:
+                    try:
+                        return await self._transaction(entity, unique, fields, by)
+                    except SourceUnavailable:
+                        if attempt >= self.manifest.retries:
+                            raise
+                        attempt += 1
+                        await asyncio.sleep(_BACKOFF_SECONDS * attempt)
+        except TimeoutError:
+            outcome = SourceTimeout.code
+            raise SourceTimeout(source=self.name) from None
+        except SourceError as error:
+            outcome = error.code
+            raise
+        finally:
+            SOURCE_CALLS.labels(self.name, "query", outcome).inc()
+            SOURCE_LATENCY.labels(self.name, "query").observe(time.perf_counter() - started)
+
+    async def _transaction(
+        self, entity: _Entity, keys: list[str], fields: frozenset[str], by: str | None
+    ) -> dict[str, FetchResult]:
+        assert self._engine is not None
+        try:
+            async with self._engine.connect() as conn, conn.begin():
+                if self._postgres:
+                    await conn.execute(text("SET TRANSACTION READ ONLY"))
+                    await conn.execute(
+                        text("SELECT set_config('statement_timeout', :ms, true)"),
+                        {"ms": str(max(1, round(self.manifest.timeout_seconds * 1000)))},
+                    )
+                if by is None:
+                    return await self._by_key(conn, entity, keys, fields)
+                return await self._by_list(conn, entity, by, keys, fields)
+        except exc.DBAPIError as error:
+            raise self._source_error(error) from None
+        except (OSError, exc.SQLAlchemyError) as error:
+            log.warning("sql_read_failed", connector=self.name, error=type(error).__name__)
+            raise SourceUnavailable(source=self.name, reason=type(error).__name__) from None
+
+    def _source_error(self, error: exc.DBAPIError) -> SourceError:
+        orig = error.orig
+        cause = getattr(orig, "__cause__", None)
+        state = next(
+            (
+                value
+                for source in (orig, cause)
+                for name in ("sqlstate", "pgcode", "sqlite_errorname")
+                if isinstance(value := getattr(source, name, None), str)
+            ),
+            None,
+        )
+        if state in _TIMEOUT_STATES:
+            log.warning("sql_statement_timeout", connector=self.name, sqlstate=state)
+            return SourceTimeout(source=self.name)
+        reason = type(cause or orig).__name__
+        if state in _REFUSED_STATES:
+            log.warning("sql_read_refused", connector=self.name, error=reason, sqlstate=state)
+            return SourceRejected(source=self.name, reason=reason)
+        log.warning("sql_read_failed", connector=self.name, error=reason, sqlstate=state)
+        return SourceUnavailable(source=self.name, reason=reason)
+
+    async def _rows(self, conn: AsyncConnection, statement: Select[Any]) -> list[Any]:
+        self.queries += 1
+        result = await conn.execute(statement)
+        return list(result.fetchall())
+
+    async def _by_key(
+        self, conn: AsyncConnection, entity: _Entity, keys: list[str], fields: frozenset[str]
+    ) -> dict[str, FetchResult]:
+        table = entity.table
+        assert table is not None
+        columns, relations = entity.plan(fields)
+        key_column = table.c[entity.spec.key_field]
+        asked: dict[Any, list[str]] = {}
+        for k in keys:
+            value = _coerce(key_column, k)
+            if value is not None:
+                asked.setdefault(value, []).append(k)
+        records: dict[str, Row] = {}
+        for chunk in _chunks(list(asked)):
+            statement = select(*(table.c[c] for c in columns)).where(key_column.in_(chunk))
+            for row in await self._rows(conn, statement):
+                record = _record(row, columns)
+                for k in asked.get(row._mapping[entity.spec.key_field], ()):
+                    records.setdefault(k, record)
+        await self._attach(conn, entity, list(records.values()), relations)
+        mappers = entity.mappers_for(fields)
+        return {
+            k: None if (rec := records.get(k)) is None else map_record(mappers, rec) for k in keys
+        }
+
+    async def _by_list(
+        self,
+        conn: AsyncConnection,
+        entity: _Entity,
+        way: str,
+        holders: list[str],
+        fields: frozenset[str],
+    ) -> dict[str, FetchResult]:
+        table = entity.table
+        assert table is not None
+        listing = entity.spec.lists[way]  # type: ignore[index]
+        columns, relations = entity.plan(fields)
+        key = entity.spec.key_field
+        if listing.through is None:
+            holder_column = table.c[listing.column]
+            base = select(*(table.c[c] for c in columns), holder_column.label(_HOLDER))
+        else:
+            join = entity.spec.children[listing.through]
+            child = entity.relations[listing.through]
+            holder_column = child.c[listing.column]
+            base = select(*(table.c[c] for c in columns), holder_column.label(_HOLDER)).select_from(
+                table.join(child, child.c[join.column] == table.c[join.parent_column])
+            )
+        asked: dict[Any, list[str]] = {}
+        for h in holders:
+            value = _coerce(holder_column, h)
+            if value is not None:
+                asked.setdefault(value, []).append(h)
+        records: dict[str, Row] = {}
+        held: dict[str, dict[str, None]] = {h: {} for h in holders}  # ordered sets
+        for chunk in _chunks(list(asked)):
+            statement = base.where(holder_column.in_(chunk)).order_by(_HOLDER, table.c[key])
+            for row in await self._rows(conn, statement):
+                record_key = _key_text(row._mapping[key])
+                records.setdefault(record_key, _record(row, columns))
+                for h in asked.get(row._mapping[_HOLDER], ()):
+                    held[h][record_key] = None  # once, though several rows name the holder
+        await self._attach(conn, entity, list(records.values()), relations)
+        mappers = entity.mappers_for(fields)
+        mapped = {k: map_record(mappers, rec) for k, rec in records.items()}
+        return {h: [mapped[k] for k in held[h]] for h in holders}
+
+    async def _attach(
+        self, conn: AsyncConnection, entity: _Entity, records: list[Row], relations: list[str]
+    ) -> None:
+        """Read each join and children for all `records` (one query each), in place."""
+        for name in relations:
+            join = entity.relation(name)
+            other = entity.relations[name]
+            is_join = name in entity.spec.joins
+            values = list(
+                dict.fromkeys(
+                    r[join.parent_column] for r in records if r[join.parent_column] is not None
+                )
+            )
+            found: dict[Any, list[Row]] = {}
+            columns = list(other.c.keys())
+            link = other.c[join.column]
+            for chunk in _chunks(values):
+                statement = select(*other.c).where(link.in_(chunk))
+                order = [other.c[join.order_by]] if join.order_by is not None else []
+                statement = statement.order_by(link, *order, *other.primary_key.columns)
+                for row in await self._rows(conn, statement):
+                    found.setdefault(_plain(row._mapping[join.column]), []).append(
+                        _record(row, columns)
+                    )
+            for record in records:
+                rows = found.get(record[join.parent_column], [])
+                record[name] = (rows[0] if rows else None) if is_join else rows
+
+    # -- health and closing ----------------------------------------------------------
+
+    async def health(self) -> Health:
+        """`SELECT 1` with the connector's timeout."""
+        started = time.perf_counter()
+        try:
+            if self._engine is None:
+                self._engine = self._create_engine()
+            async with asyncio.timeout(self.manifest.timeout_seconds):
+                async with self._engine.connect() as conn:
+                    await conn.execute(select(1))
+        except TimeoutError:
+            return Health(ok=False, detail="timeout")
+        except (OSError, ManifestError, exc.SQLAlchemyError) as error:
+            return Health(ok=False, detail=type(error).__name__)
+        latency = (time.perf_counter() - started) * 1000
+        return Health(ok=True, detail="ok", latency_ms=latency)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+            self._opened = False
+
+
+def _part(spec: MappingSpec) -> tuple[str, ...]:
+    """Where in a field's mapping its source is named (for the line of an error)."""
+    if isinstance(spec, str):
+        return ()
+    return ("from",) if spec.from_ is not None else ("expr",)
+
+
+def _raw_sqlite_types(table: Table) -> None:
+    """Let SQLite's text dates and numbers through as stored.
+
+    SQLAlchemy parses SQLite's text dates while fetching (a malformed one would fail
+    the whole query, where the mapping fails one field) and warns about decimals it
+    reads as floats. Raw values map as JSON would: text dates, plain numbers.
+    """
+    for col in table.c:
+        if isinstance(col.type, types.Date | types.DateTime | types.Time) or (
+            isinstance(col.type, types.Numeric) and not isinstance(col.type, types.Float)
+        ):
+            col.type = types.NullType()
