@@ -213,12 +213,49 @@ def _connectors_check(args: argparse.Namespace) -> int:
 
     # As `serve` checks them: the schema, and a kind some installed plug-in provides.
     canonical, installed = canonical_fields(), connector_kinds()
-    for manifest in load_manifests(Path(args.directory)):
+    manifests = load_manifests(Path(args.directory))
+    for manifest in manifests:
         check_manifest(manifest, canonical)
         check_kind(manifest, installed)
+    if args.connect:
+        return asyncio.run(_connect(manifests, settings_from_environment().connector_urls))
+    for manifest in manifests:
         kinds = ", ".join(manifest.entities)
         sys.stdout.write(f"ok\t{manifest.name}\t{manifest.kind}\t{kinds}\n")
     return 0
+
+
+async def _connect(manifests: Sequence[Any], urls: dict[str, str]) -> int:
+    """Open each connector as `serve` does (secrets, schema) and ask its health."""
+    from connectors import ManifestError, build_registry, source_client
+    from schema import canonical_fields
+
+    failed = 0
+    async with source_client("httpcore") as http:
+        for manifest in manifests:
+            try:
+                registry = build_registry(
+                    [manifest],
+                    http=http,
+                    canonical=canonical_fields(),
+                    url_overrides={k: v for k, v in urls.items() if k == manifest.name},
+                )
+                try:
+                    await registry.open()
+                    health = (await registry.health())[manifest.name]
+                finally:
+                    await registry.aclose()
+            except ManifestError as exc:
+                failed += 1
+                sys.stdout.write(f"failed\t{manifest.name}\t{manifest.kind}\t{exc}\n")
+                continue
+            state = "ok" if health.ok else "unhealthy"
+            failed += 0 if health.ok else 1
+            latency = f"{health.latency_ms:.0f} ms" if health.latency_ms is not None else "-"
+            sys.stdout.write(
+                f"{state}\t{manifest.name}\t{manifest.kind}\t{health.detail}\t{latency}\n"
+            )
+    return 1 if failed else 0
 
 
 def _connectors_schema(args: argparse.Namespace) -> int:
@@ -326,6 +363,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = command(conns, "check", _connectors_check, "validate the manifests in DIR")
     check.add_argument("directory")
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also open each connector as serve does (read its secrets, a database's schema) "
+        "and ask the source's health; GATEWAY_CONNECTOR_URLS applies",
+    )
     command(conns, "list", _connectors_list, "connectors recorded in the database")
     schema_of = command(
         conns, "schema", _connectors_schema, "write the JSON Schema of manifests, for editors"
