@@ -1,8 +1,10 @@
 """Connectors: how the gateway reads agencies' databases.
 
-The protocol is in `connectors.base`; `RestConnector` is the built-in `rest` kind.
+The protocol is in `connectors.base`; `RestConnector` is the built-in `rest` kind, and
+`HttpCredentials` authenticates every kind that speaks HTTP.
 """
 
+from connectors._auth import HttpCredentials
 from connectors._headers import header_value, purpose_headers
 from connectors._http import source_client
 from connectors._loader import BatchLoader
@@ -49,6 +51,7 @@ __all__ = [
     "FetchResult",
     "FieldMap",
     "Health",
+    "HttpCredentials",
     "Manifest",
     "ManifestBase",
     "ManifestError",

@@ -19,6 +19,7 @@ import httpx
 import orjson
 import structlog
 
+from connectors._auth import HttpCredentials
 from connectors._headers import purpose_headers
 from connectors._manifest import RestEntity, RestList, RestManifest
 from connectors._mapping import FieldMapper, Tables, compile_fields, map_record, source_roots
@@ -68,7 +69,10 @@ class RestConnector:
     def __init__(self, manifest: RestManifest, *, http: httpx.AsyncClient) -> None:
         self.name = manifest.name
         self.manifest = manifest
-        self._http = http
+        # Secrets are read now: one that cannot be read stops start-up (ManifestError).
+        self._credentials = HttpCredentials(manifest)
+        # With `tls`, a client of the connector's own (closed by `aclose`).
+        self._http = self._credentials.client(http)
         self._timeout = httpx.Timeout(manifest.timeout_seconds)
         self._limit = asyncio.Semaphore(manifest.max_concurrency)
         self._entities = {
@@ -221,26 +225,35 @@ class RestConnector:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            # The deadline covers waiting for a slot, connecting and reading the whole
-            # answer: a source that trickles bytes cannot hold a request any longer.
-            async with asyncio.timeout(self.manifest.timeout_seconds), self._limit:
-                content = orjson.dumps(json) if json is not None else None
-                if content is not None:
-                    headers = {**headers, "content-type": "application/json"}
-                request = self._http.build_request(
-                    method, url, headers=headers, content=content, timeout=self._timeout
-                )
-                response = await self._http.send(request, stream=True)
-                try:
-                    error = classify_status(response.status_code, source=self.name)
-                    if error is not None:
-                        raise error
-                    if response.status_code == 404:
-                        outcome = "not_found"
-                        return None
-                    body = await self._read(response)
-                finally:
-                    await response.aclose()
+            # A 401 with an OAuth2 token: the token is dropped and the call made once more.
+            for may_renew in (self._credentials.refreshes, False):
+                # A token is asked for, when needed, within a deadline of its own.
+                auth = await self._credentials.headers(self._http)
+                # The deadline covers waiting for a slot, connecting and reading the whole
+                # answer: a source that trickles bytes cannot hold a request any longer.
+                async with asyncio.timeout(self.manifest.timeout_seconds), self._limit:
+                    content = orjson.dumps(json) if json is not None else None
+                    sent = {**headers, **auth}
+                    if content is not None:
+                        sent["content-type"] = "application/json"
+                    request = self._http.build_request(
+                        method, url, headers=sent, content=content, timeout=self._timeout
+                    )
+                    response = await self._http.send(request, stream=True)
+                    try:
+                        if response.status_code == 401 and may_renew:
+                            self._credentials.expire(auth)
+                            continue
+                        error = classify_status(response.status_code, source=self.name)
+                        if error is not None:
+                            raise error
+                        if response.status_code == 404:
+                            outcome = "not_found"
+                            return None
+                        body = await self._read(response)
+                    finally:
+                        await response.aclose()
+                break
             try:
                 return orjson.loads(body)
             except orjson.JSONDecodeError:
@@ -286,10 +299,20 @@ class RestConnector:
         """Call the source's health path with the connector's timeout."""
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.manifest.timeout_seconds):
-                response = await self._http.get(
-                    self.manifest.base_url + self.manifest.health_path, timeout=self._timeout
-                )
+            for may_renew in (self._credentials.refreshes, False):
+                auth = await self._credentials.headers(self._http)
+                async with asyncio.timeout(self.manifest.timeout_seconds):
+                    response = await self._http.get(
+                        self.manifest.base_url + self.manifest.health_path,
+                        headers=auth,
+                        timeout=self._timeout,
+                    )
+                if response.status_code == 401 and may_renew:
+                    self._credentials.expire(auth)
+                    continue
+                break
+        except SourceError as exc:  # the token endpoint failed
+            return Health(ok=False, detail=exc.code)
         except TimeoutError:
             return Health(ok=False, detail="timeout")
         except httpx.HTTPError as exc:
@@ -298,7 +321,9 @@ class RestConnector:
         return Health(ok=response.is_success, detail=str(response.status_code), latency_ms=latency)
 
     async def aclose(self) -> None:
-        """Nothing to release: the HTTP client is injected and owned by the caller."""
+        """Close the client of the connector's own (with `tls`); the injected one is the
+        caller's."""
+        await self._credentials.aclose()
 
 
 def _transport_error(exc: Exception, *, source: str) -> SourceError:
