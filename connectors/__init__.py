@@ -9,6 +9,7 @@ from connectors._headers import header_value, purpose_headers
 from connectors._http import source_client
 from connectors._loader import BatchLoader
 from connectors._manifest import (
+    SCHEMA_PATH,
     BatchSpec,
     EntityBase,
     FieldMap,
@@ -23,6 +24,7 @@ from connectors._manifest import (
     load_manifest,
     load_manifests,
     manifest_schema,
+    manifest_schema_text,
     parse_manifest,
 )
 from connectors._registry import (
@@ -40,6 +42,7 @@ from connectors._sql import SqlConnector
 from connectors.base import Connector, ConnectorFactory, FetchContext, FetchResult, Health
 
 __all__ = [
+    "SCHEMA_PATH",
     "BatchLoader",
     "BatchSpec",
     "CanonicalTree",
@@ -73,6 +76,7 @@ __all__ = [
     "load_manifest",
     "load_manifests",
     "manifest_schema",
+    "manifest_schema_text",
     "parse_manifest",
     "purpose_headers",
     "resolve_secret",

@@ -39,7 +39,7 @@ from connectors._manifest import (
     OAuth2ClientCredentials,
 )
 from connectors._secrets import Secret, resolve_secret
-from gateway.errors import SourceUnavailable
+from gateway.errors import SourceRejected, SourceUnavailable
 
 __all__ = ["HttpCredentials", "tls_context"]
 
@@ -109,7 +109,8 @@ class HttpCredentials:
     async def headers(self, http: httpx.AsyncClient) -> dict[str, str]:
         """The headers that authenticate a call (a token is asked for when needed).
 
-        Raises `SourceUnavailable` when the token endpoint fails; it names no secret.
+        Raises `SourceRejected` when the token endpoint refuses the credentials and
+        `SourceUnavailable` when it fails otherwise; neither names a secret.
         """
         if self._api_key is not None:
             header, key = self._api_key
@@ -160,6 +161,14 @@ class HttpCredentials:
             raise self._unavailable("the token endpoint did not answer in time") from None
         except httpx.HTTPError as exc:
             raise self._unavailable(f"the token endpoint failed ({type(exc).__name__})") from None
+        if status in (400, 401, 403):
+            # The client's credentials were refused (RFC 6749 §5.2): asking again with
+            # the same ones would be refused again, so this is not retried.
+            raise SourceRejected(
+                f"The source's token endpoint refused the gateway's credentials ({status}).",
+                source=self._source,
+                status=status,
+            )
         if status != 200:
             raise self._unavailable(f"the token endpoint answered {status}", status=status)
         access, lifetime = self._parse(body)

@@ -83,7 +83,8 @@ class ManifestError(ConfigFileError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Errors name the field, never its value: a value may be a secret written inline.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 def _plain_identifier(value: str) -> str:
@@ -585,7 +586,9 @@ Manifest: TypeAlias = Annotated[
     BeforeValidator(_known_kind),
 ]
 """A validated connector manifest of any kind."""
-_ADAPTER: TypeAdapter[ManifestBase] = TypeAdapter(Manifest)
+_ADAPTER: TypeAdapter[ManifestBase] = TypeAdapter(
+    Manifest, config=ConfigDict(hide_input_in_errors=True)
+)
 
 
 def parse_manifest(data: Any) -> ManifestBase:

@@ -88,6 +88,9 @@ class RestConnector:
         """Build from a validated manifest (the plug-in entry point)."""
         return cls(manifest, http=http)
 
+    async def open(self) -> None:
+        """Nothing to prepare: secrets were read when the connector was built."""
+
     async def fetch(
         self,
         kind: str,

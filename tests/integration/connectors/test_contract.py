@@ -33,8 +33,8 @@ from starlette.routing import Route
 
 from connectors import (
     Connector,
-    ManifestError,
     FetchContext,
+    ManifestError,
     RestConnector,
     SqlConnector,
     parse_manifest,
@@ -521,9 +521,7 @@ async def _connector(source: Source) -> AsyncIterator[Connector]:
     kind = RestConnector if source.kind == "rest" else SqlConnector
     connector: Any = kind(manifest, http=http)
     try:
-        opener = getattr(connector, "open", None)
-        if opener is not None:
-            await opener()
+        await connector.open()
         if source.kind != "rest":
             source.statements.attach(connector)  # type: ignore[attr-defined]
         yield connector

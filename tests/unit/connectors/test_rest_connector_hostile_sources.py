@@ -62,7 +62,9 @@ async def test_lists_of_records_for_a_holder() -> None:
             200, json={"ket_qua": [{"so_thua": "12", "dien_tich": 81.5}, {"so_thua": "13"}]}
         )
 
-    found = await _connector(handler).fetch("LandParcel", [AN], frozenset({"areaM2"}), CTX, by="holder")
+    found = await _connector(handler).fetch(
+        "LandParcel", [AN], frozenset({"areaM2"}), CTX, by="holder"
+    )
     assert found == {AN: [{"areaM2": 81.5}, {"areaM2": None}]}
 
 
