@@ -21,6 +21,7 @@ __all__ = [
     "BusinessStatus",
     "Citizen",
     "Document",
+    "Encumbrance",
     "Ethnicity",
     "Gender",
     "HealthInsurance",
@@ -179,6 +180,18 @@ class Business:
     legal_representative_title: str | None
 
 
+@strawberry.type(
+    description="A right registered against a land parcel, such as a mortgage (thế chấp)."
+)
+class Encumbrance:
+    kind: str | None = strawberry.field(description="What is registered, e.g. Thế chấp.")
+    holder: str | None = strawberry.field(description="In whose favour: a bank, a creditor.")
+    registered_on: datetime.date | None
+    released_on: datetime.date | None = strawberry.field(
+        description="When it was struck off the register; null while it stands."
+    )
+
+
 @strawberry.type(description="A land parcel from the land registry.")
 class LandParcel:
     parcel_id: str | None
@@ -190,7 +203,9 @@ class LandParcel:
     land_use: str | None
     address: Address | None
     certificate_serial: str | None
+    certificate_issued_on: datetime.date | None
     holders: list[RelatedPerson] | None
+    encumbrances: list[Encumbrance] | None
 
 
 @strawberry.type
