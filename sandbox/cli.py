@@ -1,4 +1,5 @@
-"""``python -m sandbox population|business|issuer|sample``: run a sandbox service or print ids."""
+"""``python -m sandbox population|business|issuer|sample|land``: run a sandbox service,
+print ids, or write the land registry's database."""
 
 import argparse
 import gc
@@ -10,7 +11,7 @@ from typing import Any
 import orjson
 import uvicorn
 
-from sandbox import business, issuer, population
+from sandbox import business, issuer, land, population
 from sandbox._data import generate
 from sandbox.config import SandboxSettings
 
@@ -40,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
         "--key-file", type=Path, dest="key_file", help="PEM key, written when missing"
     )
     _data_options(commands.add_parser("sample", help="print ids worth querying, as JSON"))
+    registry = commands.add_parser(
+        "land",
+        help="write the land registry (parcels of the same citizens) to a SQLite database",
+    )
+    registry.add_argument("--database", type=Path, required=True, help="the SQLite file")
+    _data_options(registry)
     return parser
 
 
@@ -59,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "issuer":
         return _serve_issuer(args, overrides)
     settings = SandboxSettings(**overrides)
+    if args.command == "land":
+        return _write_land(args.database, settings)
     if args.command == "sample":
         body = generate(settings).sample.to_json()
         sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -82,6 +91,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers=1,
     )
     return 0
+
+
+def _write_land(path: Path, settings: SandboxSettings) -> int:
+    wanted = land.made_from(settings)
+    if land.stored_settings(path) == wanted:
+        sys.stdout.write(f"land registry: {path} is up to date ({_made_from(wanted)})\n")
+        return 0
+    registry = land.build(settings)
+    land.write_sqlite(path, registry)
+    counts = ", ".join(f"{table} {count}" for table, count in registry.counts().items())
+    sys.stdout.write(f"land registry: wrote {path} ({_made_from(wanted)}): {counts}\n")
+    return 0
+
+
+def _made_from(settings: dict[str, Any]) -> str:
+    return f"citizens {settings['citizens']}, seed {settings['seed']}"
 
 
 def _serve_issuer(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
