@@ -2,8 +2,9 @@
 
 It migrates the embedded SQLite database, makes development keys if there are none,
 registers the demo client (`VN/GOV/DEMO/query-page`, with a key kept in
-`var/client-keys/`), starts the population and business sandboxes, the sandbox
-sign-in issuer and the gateway as child processes, asks one real query and one
+`var/client-keys/`), writes the sandbox land registry's database (`var/land.db`, read
+by the gateway's `sql` connector), starts the population and business sandboxes, the
+sandbox sign-in issuer and the gateway as child processes, asks one real query and one
 prefill signed as the demo client, prints where to go next, and stops every child on
 Ctrl-C. Its child processes are this interpreter running the project's own modules.
 
@@ -80,6 +81,8 @@ class Demo:
         self.citizens = citizens
         self.var = var
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        # A step that ends before the gateway starts (the land database), not a service.
+        self.steps: list[subprocess.Popen[bytes]] = []
         # The query page's key to the demo-token route, for this start only.
         self.page_secret = secrets.token_urlsafe(32)
 
@@ -95,6 +98,11 @@ class Demo:
     def database_url(self) -> str:
         return f"sqlite+aiosqlite:///{self.var / 'gateway.db'}"
 
+    @property
+    def land_database(self) -> Path:
+        """The land registry's SQLite file, written before the gateway starts."""
+        return (self.var / "land.db").resolve()
+
     def _env(self, query: str) -> dict[str, str]:
         import sandbox
 
@@ -102,6 +110,7 @@ class Demo:
         urls = {
             "population": f"http://127.0.0.1:{self.population_port}",
             "business": f"http://127.0.0.1:{self.business_port}",
+            "land": f"sqlite:///{self.land_database}",
         }
         return {
             **os.environ,
@@ -122,14 +131,29 @@ class Demo:
             "GATEWAY_LOG_JSON": "false",
         }
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    def _spawn(
+        self, name: str, args: list[str], env: dict[str, str] | None = None, *, step: bool = False
+    ) -> subprocess.Popen[bytes]:
         logs = self.var / "log"
         logs.mkdir(parents=True, exist_ok=True)
         with (logs / f"{name.replace(' ', '-')}.log").open("ab") as sink:
             process = subprocess.Popen(  # noqa: S603  # nosec B603
                 [sys.executable, *args], env=env, stdout=sink, stderr=subprocess.STDOUT
             )
-        self.children.append((name, process))
+        if step:
+            self.steps.append(process)
+        else:
+            self.children.append((name, process))
+        return process
+
+    def _finish(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        """Wait for a step to end; it must end well."""
+        try:
+            status = process.wait(timeout=_START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise DemoFailed(f"{name} did not end within {_START_TIMEOUT:.0f} s") from None
+        if status != 0:
+            raise DemoFailed(f"{name} exited with status {status}; see {self.var / 'log'}/")
 
     def _wait(self, name: str, url: str) -> None:
         deadline = time.monotonic() + _START_TIMEOUT
@@ -240,11 +264,23 @@ class Demo:
                 process.kill()
                 process.wait()
         self.children.clear()
+        for step in self.steps:
+            if step.poll() is None:
+                step.kill()
+            step.wait()
+        self.steps.clear()
 
     def _start(self) -> str:
         """Start every process; returns the sample citizen's personal id."""
         common = ["--citizens", str(self.citizens)]
         population = f"http://127.0.0.1:{self.population_port}"
+        # The land registry is derived from the same population: the same citizens hold
+        # its parcels. Written while the sandboxes start, read by the gateway.
+        land = self._spawn(
+            "land registry",
+            ["-m", "sandbox", "land", "--database", str(self.land_database), *common],
+            step=True,
+        )
         self._spawn(
             "population sandbox",
             ["-m", "sandbox", "population", "--port", str(self.population_port), *common],
@@ -269,6 +305,7 @@ class Demo:
         sample = httpx.get(f"{population}/_sandbox/sample", timeout=5.0).json()
         personal_id: str = sample["citizens"][0]
         query = DEMO_QUERY.format(personal_id=personal_id)
+        self._finish("land registry", land)
         self._spawn("gateway", ["-m", "gateway", "serve"], env=self._env(query))
         self._wait("gateway", f"{self.gateway_url}/readyz")
         return personal_id
@@ -303,6 +340,7 @@ class Demo:
             f"  Sandboxes        http://127.0.0.1:{self.population_port} (population), "
             f"http://127.0.0.1:{self.business_port} (business registry), "
             f"{self.issuer_url} (sign-in)\n"
+            f"  Land registry    {self.land_database} (SQLite, read by the `sql` connector)\n"
             f"  Logs             {self.var / 'log'}/\n\n"
             f"A ready query with a real sandbox citizen, for procedure {DEMO_PROCEDURE} "
             "(permanent residence):\n\n"

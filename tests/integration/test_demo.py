@@ -57,9 +57,16 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             personal_id = found.group(1)
             source = httpx.get(f"http://127.0.0.1:{ports[1]}/v1/cong-dan/{personal_id}").json()
             assert f'"fullName": "{source["ho_ten"]}"' in text
-            # The prefill avoids the identity card: its fields come from the database.
+            # The prefill avoids the identity card: its fields come from the population
+            # database; and the proof of lawful dwelling: the land registry, a SQLite
+            # database the demo wrote, shows the citizen's parcel.
             assert "Papers the applicant no longer brings:" in text
-            assert "Identity card" in text.split("no longer brings:")[1]
+            avoided = text.split("no longer brings:")[1].split("Papers still needed:")[0]
+            assert "Identity card" in avoided
+            assert "Proof of lawful dwelling (land-use certificate)" in avoided, text
+            land = (tmp_path / "var" / "land.db").resolve()
+            assert land.exists()
+            assert f"Land registry    {land} (SQLite" in text
             gateway = f"http://127.0.0.1:{ports[0]}"
             query = {"query": f'{{ citizen(personalId: "{personal_id}") {{ birthDate }} }}'}
             unsigned = httpx.post(f"{gateway}/graphql", json=query)

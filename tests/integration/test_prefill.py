@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from sandbox import Dataset, SandboxSettings, land
+
 RESIDENCE = "1.004222"
 PREFILL = """query($p: String!, $a: String!) {
   prefill(procedure: $p, applicant: $a) {
@@ -12,6 +16,24 @@ PREFILL = """query($p: String!, $a: String!) {
     papersStillNeeded { paper { en } fields reasons { path code } }
   }
 }"""
+
+
+DWELLING = "Proof of lawful dwelling (land-use certificate)"
+
+
+@pytest.fixture(scope="module")
+def land_url(tmp_path_factory: pytest.TempPathFactory, population_data: Dataset) -> str:
+    """The land registry of the test population, in a SQLite file of its own."""
+    path = tmp_path_factory.mktemp("land") / "land.db"
+    settings = SandboxSettings(citizens=len(population_data.citizens))
+    land.write_sqlite(path, land.build(settings, population_data))
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def gateway(gateway_factory, land_url: str):
+    """A gateway that reads the land registry (`sandbox/manifests/land.yaml`) too."""
+    return gateway_factory(connector_urls={"land": land_url})
 
 
 async def _prefill(gateway, applicant: str, procedure: str = RESIDENCE, **purpose) -> dict:
@@ -41,13 +63,18 @@ async def test_the_form_is_filled_and_papers_are_avoided(gateway, dataset) -> No
     assert fields["phone"]["error"] == "CONSENT_REQUIRED"
     avoided = {p["paper"]["en"] for p in form["papersAvoided"]}
     # Residence is read from the database: the procedure asks for no residence paper
-    # (the household book was abolished in 2023), so it is not counted as avoided.
-    assert avoided == {"Identity card"}
-    needed = {p["paper"]["en"]: p["reasons"] for p in form["papersStillNeeded"]}
-    assert set(needed) == {"Proof of lawful dwelling (land-use certificate)"}
-    assert {r["code"] for r in needed["Proof of lawful dwelling (land-use certificate)"]} == {
-        "NO_SOURCE"
-    }
+    # (the household book was abolished in 2023), so it is not counted as avoided. The
+    # land registry shows the parcel the applicant's household holds at its address,
+    # which replaces the copy of the land-use certificate.
+    assert avoided == {"Identity card", DWELLING}, form["papersStillNeeded"]
+    assert form["papersStillNeeded"] == []
+    address = record["noi_thuong_tru"]
+    # A value per parcel the applicant holds: the home, maybe a field in the same ward.
+    wards, details = fields["dwelling_ward"]["value"], fields["dwelling_detail"]["value"]
+    assert set(wards) == {address["ten_xa"]}
+    assert address["chi_tiet"] in details
+    assert fields["dwelling_ward"]["provenance"]["source"] == "land"
+    assert {p["en"] for p in fields["dwelling_detail"]["replacesPapers"]} == {DWELLING}
     provenance = body["extensions"]["provenance"]
     assert "prefill.fields.0.value" in provenance, sorted(provenance)
     assert provenance["prefill.fields.0.value"]["source"] == "population"
