@@ -173,6 +173,12 @@ def start(citizens: int, work: Path) -> Servers:
         for name, port in (("population", population), ("business", business))
     ]
     db = f"sqlite+aiosqlite:///{work / 'bench.db'}"
+    subprocess.run(
+        [sys.executable, "-m", "sandbox", "land", "--database", str(work / "land.db"),
+         "--citizens", str(citizens)],
+        check=True,
+        **quiet,
+    )  # fmt: skip
     env = {
         **os.environ,
         "GATEWAY_DATABASE_URL": db,
@@ -182,6 +188,7 @@ def start(citizens: int, work: Path) -> Servers:
             {
                 "population": f"http://127.0.0.1:{population}",
                 "business": f"http://127.0.0.1:{business}",
+                "land": f"sqlite:///{work / 'land.db'}",
             }
         ),
         "GATEWAY_PORT": str(gateway),

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from bench._faults import FaultProxy
+from sandbox import SandboxSettings, land
 
 __all__ = ["measure"]
 
@@ -105,13 +106,18 @@ async def measure(outage: float = 3.0, deadline: float = 2.0) -> str:
             source = _spawn(["sandbox", "population", "--port", str(population)], None)
             gateway = None
             try:
+                # The land registry's manifest needs its database (a small one will do).
+                land.write_sqlite(work / "land.db", land.build(SandboxSettings(citizens=300)))
                 env = {
                     **os.environ,
                     "GATEWAY_DATABASE_URL": proxied,
                     "GATEWAY_KEYS_DIR": str(work / "keys"),
                     "GATEWAY_CONNECTORS_DIR": str(ROOT / "sandbox" / "manifests"),
                     "GATEWAY_CONNECTOR_URLS": json.dumps(
-                        {"population": f"http://127.0.0.1:{population}"}
+                        {
+                            "population": f"http://127.0.0.1:{population}",
+                            "land": f"sqlite:///{work / 'land.db'}",
+                        }
                     ),
                     "GATEWAY_PORT": str(port),
                     "GATEWAY_ORIGIN": f"http://127.0.0.1:{port}",

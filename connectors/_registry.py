@@ -19,6 +19,7 @@ import structlog
 from connectors._expressions import lookup_tables
 from connectors._manifest import FieldMap, ManifestBase, ManifestError, MappingSpec
 from connectors.base import Connector, ConnectorFactory, Health
+from gateway.errors import SourceError
 
 __all__ = [
     "CanonicalTree",
@@ -168,11 +169,19 @@ class ConnectorRegistry:
         return bool(self._providers.get((kind, by)))
 
     async def open(self) -> None:
-        """Make every connector ready (`Connector.open`), in turn; the first error stops."""
+        """Make every connector ready (`Connector.open`), in turn.
+
+        A `ManifestError` (the source lacks what its manifest names) stops there; a
+        source that cannot be reached is logged and left to open at its next read,
+        as a REST source that is down: one agency's outage does not stop the gateway.
+        """
         for connector in self._connectors:
-            opener = getattr(connector, "open", None)
-            if opener is not None:
-                await opener()
+            try:
+                await connector.open()
+            except SourceError as exc:
+                log.warning(
+                    "connector_unavailable_at_start", connector=connector.name, code=exc.code
+                )
 
     async def health(self) -> dict[str, Health]:
         """Each connector's health, asked concurrently."""

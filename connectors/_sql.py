@@ -306,7 +306,9 @@ class SqlConnector:
         """Connect, reflect every table the manifest names and check its columns.
 
         Raises `ManifestError` naming the file, line and field when a table or column
-        is missing, or naming the database when it cannot be reached.
+        is missing, and `SourceUnavailable` (naming the database, never the password)
+        when it cannot be reached: the gateway then starts without it, as it does
+        when a REST source is down, and tries again at the next read.
         """
         async with self._opening:
             if self._opened:
@@ -321,10 +323,10 @@ class SqlConnector:
                 raise
             except (TimeoutError, OSError, exc.SQLAlchemyError) as error:
                 reason = self._redact(str(getattr(error, "orig", None) or error) or "timeout")
-                raise self.manifest.error(
-                    ("database", "url"),
-                    f"cannot read the database {self._where()}: "
-                    f"{type(error).__name__}: {reason.splitlines()[0] if reason else ''}",
+                raise SourceUnavailable(
+                    f"The database {self._where()} cannot be read: {type(error).__name__}: "
+                    f"{reason.splitlines()[0] if reason else ''}",
+                    source=self.name,
                 ) from None
             self._opened = True
             log.info("sql_connector_open", connector=self.name, database=self._where())
@@ -428,7 +430,7 @@ class SqlConnector:
             try:
                 await self.open()
             except ManifestError as error:
-                # Start-up opens every connector; this one could not be opened since.
+                # The database came back with a schema its manifest does not fit.
                 log.error("sql_connector_not_open", connector=self.name, error=str(error))
                 raise SourceUnavailable(source=self.name, reason="not open") from None
         entity = self._entities[kind]

@@ -11,7 +11,7 @@ from typing import Final
 
 import structlog
 
-from connectors import Manifest, load_manifests
+from connectors import ManifestBase, load_manifests
 from gateway.config import GatewaySettings
 from keys import KeyRing, KeyRingError, load_secret
 from policies import Catalogue, load_catalogue
@@ -38,7 +38,7 @@ def load_procedures(settings: GatewaySettings) -> Catalogue:
     return load_catalogue(settings.catalogue_dir, canonical=canonical_fields())
 
 
-def load_manifests_of(settings: GatewaySettings) -> list[Manifest]:
+def load_manifests_of(settings: GatewaySettings) -> list[ManifestBase]:
     """The connector manifests in `GATEWAY_CONNECTORS_DIR` (none without it)."""
     if settings.connectors_dir is None:
         log.warning("no_connectors", hint="set GATEWAY_CONNECTORS_DIR; every field is NO_SOURCE")

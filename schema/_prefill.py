@@ -165,7 +165,7 @@ async def _held(
     if isinstance(listed, Exception):
         raise listed
     values: dict[str, Any] = {}
-    origin = {}
+    origin: dict[str, tuple[str, datetime.datetime]] = {}
     for name, cfields, when, records in listed.parts:
         for field in cfields:
             if field in listed.decision.allowed and records:

@@ -14,21 +14,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.storage._tables import connectors as connectors_table
 
 if TYPE_CHECKING:
-    from connectors import Manifest
+    from connectors import ManifestBase
 
 __all__ = ["list_connectors", "record_connectors"]
 
 _RECORD_LOCK = 0x6777_636F  # advisory lock id for recording connectors
 
 
-def _digest(manifest: Manifest) -> tuple[dict[str, Any], str]:
+def _digest(manifest: ManifestBase) -> tuple[dict[str, Any], str]:
     data = manifest.model_dump(mode="json", by_alias=True)
     canonical = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     return data, hashlib.sha256(canonical).hexdigest()
 
 
 async def record_connectors(
-    engine: AsyncEngine, manifests: Sequence[Manifest], *, origin: str
+    engine: AsyncEngine, manifests: Sequence[ManifestBase], *, origin: str
 ) -> dict[str, int]:
     """Record the manifests in use: new ones at version 1, changed ones a version up.
 

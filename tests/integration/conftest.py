@@ -48,7 +48,7 @@ from gateway.records import AdminRecorder, admin_recorder
 from gateway.storage import create_engine, upgrade
 from gateway.web import DEMO_CLIENT, create_app
 from policies import CATALOGUE_DIR, SENSITIVE_FIELDS, AgencyKind, Purpose, load_catalogue
-from sandbox import SandboxSettings, business, generate, issuer, population
+from sandbox import SandboxSettings, business, generate, issuer, land, population
 from schema import canonical_fields
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -189,6 +189,14 @@ def population_url(
 ) -> str:
     app = population.create_app(SandboxSettings(citizens=CITIZENS), population_data)
     return start_server(app).url
+
+
+@pytest.fixture(scope="session")
+def land_url(tmp_path_factory: pytest.TempPathFactory, population_data: sandbox.Dataset) -> str:
+    """The land registry of the same population, a SQLite file (`sandbox/manifests/land.yaml`)."""
+    path = tmp_path_factory.mktemp("land") / "land.db"
+    land.write_sqlite(path, land.build(SandboxSettings(citizens=CITIZENS), population_data))
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture(scope="session")
@@ -712,6 +720,7 @@ def gateway_factory(
     place: Place,
     population_url: str,
     business_url: str,
+    land_url: str,
     signer: Signer,
     test_catalogue: Path,
     issuer_url: str,
@@ -722,7 +731,11 @@ def gateway_factory(
         "keys_dir": place.keys_dir,
         "client_keys_dir": place.client_keys_dir,
         "connectors_dir": MANIFESTS,
-        "connector_urls": {"population": population_url, "business": business_url},
+        "connector_urls": {
+            "population": population_url,
+            "business": business_url,
+            "land": land_url,
+        },
         "catalogue_dir": test_catalogue,
         "environment": "development",
         "origin": AUDIENCE,

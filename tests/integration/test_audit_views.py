@@ -356,14 +356,14 @@ async def test_each_citizen_sees_who_read_their_data_and_nobody_elses(
 async def test_a_citizen_is_told_only_of_fields_a_source_answered(
     gateway, dataset, sign_in, another_client
 ) -> None:
-    # Land parcels have no source here: allowed by law, but nobody answers them.
+    # Documents have no source here: allowed (by the test procedure), but nobody answers.
     commune = await another_client("VN/GOV/UBND-HN/permits", ["commune_peoples_committee"])
     person = dataset.sample.citizens[0]
     query = (
         f'{{ citizen(personalId: "{person}") {{ fullName }} '
-        f'landParcels(holder: "{person}") {{ parcelId areaM2 }} }}'
+        f'documents(holder: "{person}") {{ documentId title }} }}'
     )
-    response = await gateway.post(query, signer=commune, procedure=PERMIT, subjects=[person])
+    response = await gateway.post(query, signer=commune, subjects=[person])
     assert response.status_code == 200, response.text
     codes = {e["extensions"]["code"] for e in response.json().get("errors", [])}
     assert "NO_SOURCE" in codes
@@ -376,7 +376,7 @@ async def test_a_citizen_is_told_only_of_fields_a_source_answered(
         key=lambda a: a["outcome"].startswith("rejected"),
     )
     assert access["fields"] == ["Citizen.fullName"]
-    assert access["unanswered"] == ["LandParcel.areaM2", "LandParcel.parcelId"]
+    assert access["unanswered"] == ["Document.documentId", "Document.title"]
     assert rejected["outcome"] == "rejected:UNKNOWN_PROCEDURE"
     assert rejected["officer"] == {"role": {"vi": "Không rõ", "en": "Unknown"}}
     assert rejected["fields"] == []
@@ -617,7 +617,10 @@ async def test_operators_read_the_figures_papers_avoided_included(
         papersAvoided { paper { en } } } }"""
     filled = await gateway.post(prefill, {"a": alice}, procedure=RESIDENCE)
     avoided = filled.json()["data"]["prefill"]["papersAvoided"]
-    assert [p["paper"]["en"] for p in avoided] == ["Identity card"]
+    assert [p["paper"]["en"] for p in avoided] == [
+        "Identity card",
+        "Proof of lawful dwelling (land-use certificate)",
+    ]
     await _read(gateway, bob, procedure=RESIDENCE, extra=["phone"])
     until = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)).isoformat()
     asked = await gateway.post(
@@ -642,12 +645,13 @@ async def test_operators_read_the_figures_papers_avoided_included(
     assert row["organisation"] == "Test agency"
     assert row["requests"] == 3  # the consent request is a request too
     assert row["consents"] == {"requested": 1, "approved": 1, "revoked": 1}
-    assert row["papersAvoided"] == 1
+    assert row["papersAvoided"] == 2
     # The phone is withheld from the prefill and from the read.
     assert row["denials"] == {"CONSENT_REQUIRED": 2}
-    # Prefill: the id, name, birth date, gender, household and relation to the head (the
-    # land parcel has no source here); the read: the id and the name.
-    assert row["fieldsServed"] == 8
+    # Prefill: the id, name, birth date, gender, household and relation to the head, and
+    # the land parcel's address, certificate serial and holders; the read: the id and the
+    # name.
+    assert row["fieldsServed"] == 11
     assert auditor.status_code == 403
     assert (
         'gateway_papers_avoided_total{organisation="Test agency",procedure="1.004222"}' in metrics

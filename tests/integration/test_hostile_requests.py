@@ -87,7 +87,11 @@ async def test_replicas_recording_connectors_at_once_do_not_collide(
         )
         assert [r for r in results if isinstance(r, BaseException)] == []
         rows = await list_connectors(engines[0])
-        assert {(r["name"], r["version"]) for r in rows} == {("population", 1), ("business", 1)}
+        assert {(r["name"], r["version"]) for r in rows} == {
+            ("population", 1),
+            ("business", 1),
+            ("land", 1),
+        }
         for engine in engines:
             await engine.dispose()
     finally:

@@ -28,7 +28,9 @@ pytestmark = [
 
 
 @pytest.fixture
-def served(migrated, tmp_path, population_url, business_url, manifests, signer, test_catalogue):
+def served(
+    migrated, tmp_path, population_url, business_url, land_url, manifests, signer, test_catalogue
+):
     port = _free_port()
     log_file = tmp_path / "gateway.log"
     env = {
@@ -37,7 +39,7 @@ def served(migrated, tmp_path, population_url, business_url, manifests, signer, 
         "GATEWAY_KEYS_DIR": str(tmp_path / "keys"),
         "GATEWAY_CONNECTORS_DIR": str(manifests),
         "GATEWAY_CONNECTOR_URLS": json.dumps(
-            {"population": population_url, "business": business_url}
+            {"population": population_url, "business": business_url, "land": land_url}
         ),
         "GATEWAY_PORT": str(port),
         "GATEWAY_ORIGIN": signer.audience,

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 import sandbox
+from sandbox import SandboxSettings, land
 
 MANIFESTS = Path(sandbox.__file__).parent / "manifests"
 README = Path(__file__).parents[2] / "README.md"
@@ -59,6 +60,9 @@ def test_production_starts_from_nothing_as_the_readme_says(
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env["GATEWAY_PORT"] = str(port)  # the test's own port; the README's is the default
+    # The land registry's manifest reads var/land.db (`python -m sandbox land` writes it).
+    settings = SandboxSettings(citizens=300)
+    land.write_sqlite(tmp_path / "var" / "land.db", land.build(settings))
     outputs: list[str] = []
     served: subprocess.Popen[bytes] | None = None
     log = tmp_path / "serve.log"

@@ -88,7 +88,12 @@ def _workers_of(port: int) -> set[int]:
 
 @pytest.fixture
 def workers(
-    migrated: str, redis_url: str, population_url: str, business_url: str, tmp_path: Path
+    migrated: str,
+    redis_url: str,
+    population_url: str,
+    business_url: str,
+    land_url: str,
+    tmp_path: Path,
 ) -> Iterator[tuple[str, dict[str, str]]]:
     port = _free_port()
     env = _env(
@@ -96,7 +101,9 @@ def workers(
         tmp_path / "keys",
         redis_url=redis_url,
         connectors_dir=str(MANIFESTS),
-        connector_urls=json.dumps({"population": population_url, "business": business_url}),
+        connector_urls=json.dumps(
+            {"population": population_url, "business": business_url, "land": land_url}
+        ),
         origin="http://127.0.0.1:8000",
         port=str(port),
         rate_limit_officer="3",

@@ -172,6 +172,18 @@ def test_the_gateway_reaches_each_agency_of_its_manifests(compose: dict[str, Any
         urls = json.loads(env["GATEWAY_CONNECTOR_URLS"])
         assert set(urls) == named, name
         for agency, url in urls.items():
+            if url.startswith("sqlite:///"):
+                # A database read directly: a volume a one-off job writes, mounted read-only.
+                folder = str(Path(url.removeprefix("sqlite:///")).parent)
+                [volume] = [v for v in service["volumes"] if v.split(":")[1:] == [folder, "ro"]]
+                writer = services[agency]
+                assert volume.split(":")[0] + ":" + folder in writer["volumes"], agency
+                assert writer["command"][:1] == [agency]
+                assert url.removeprefix("sqlite:///") in writer["command"]
+                assert service["depends_on"][agency] == {
+                    "condition": "service_completed_successfully"
+                }
+                continue
             host, port = re.fullmatch(r"http://([\w-]+):(\d+)", url).groups()  # type: ignore[union-attr]
             assert _environment(services[host])["SANDBOX_HEALTH_PORT"] == port, agency
             assert services[host]["command"][:1] == [agency]

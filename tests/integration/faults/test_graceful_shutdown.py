@@ -62,6 +62,7 @@ async def test_a_stopped_gateway_finishes_and_records_its_requests_and_frees_the
     signer: Any,
     population_url: str,
     business_url: str,
+    land_url: str,
     redis_url: str,
     issuer_url: str,
     dataset: Any,
@@ -80,7 +81,7 @@ async def test_a_stopped_gateway_finishes_and_records_its_requests_and_frees_the
             "GATEWAY_KEYS_DIR": str(place.keys_dir),
             "GATEWAY_CONNECTORS_DIR": str(MANIFESTS),
             "GATEWAY_CONNECTOR_URLS": json.dumps(
-                {"population": slow_url, "business": business_url}
+                {"population": slow_url, "business": business_url, "land": land_url}
             ),
             "GATEWAY_ORIGIN": signer.audience,
             "GATEWAY_OIDC_ISSUER": issuer_url,

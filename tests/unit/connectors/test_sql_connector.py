@@ -21,7 +21,7 @@ from connectors import (
     connector_kinds,
     load_manifest,
 )
-from gateway.errors import SourceTimeout
+from gateway.errors import SourceTimeout, SourceUnavailable
 
 CTX = FetchContext(request_id="req-1")
 PARCEL_FIELDS = frozenset(
@@ -368,15 +368,24 @@ async def test_what_the_database_lacks_is_named_by_file_line_and_field(
     assert f"{loc}: {message}" in str(error)
 
 
-async def test_a_database_that_is_not_there_is_a_manifest_error(tmp_path: Path) -> None:
+async def test_a_database_that_is_not_there_is_unavailable_until_it_is(tmp_path: Path) -> None:
+    # As a REST source that is down: the gateway starts, reads fail, and the first
+    # read after the database is there opens it.
     path = tmp_path / "land.yaml"
     connector = SqlConnector(_write(path, _manifest_data(tmp_path / "missing.db")))
     try:
-        with pytest.raises(ManifestError, match="cannot read the database sqlite:///"):
+        with pytest.raises(SourceUnavailable, match="cannot be read") as caught:
             await connector.open()
+        assert "sqlite:///" in caught.value.message
+        assert not (tmp_path / "missing.db").exists()  # read-only: nothing is created
+        with pytest.raises(SourceUnavailable):
+            await connector.fetch("LandParcel", ["P001"], frozenset({"parcelId"}), CTX)
+        assert not (await connector.health()).ok
+        _make_database(tmp_path / "missing.db")
+        found = await connector.fetch("LandParcel", ["P001"], frozenset({"parcelId"}), CTX)
+        assert found["P001"] == {"parcelId": "P001"}
     finally:
         await connector.aclose()
-    assert not (tmp_path / "missing.db").exists()  # read-only: nothing is created
 
 
 @pytest.mark.parametrize(
@@ -406,7 +415,7 @@ async def test_the_password_is_in_no_repr_or_error(
     }
     connector = SqlConnector(_write(tmp_path / "land.yaml", data))
     try:
-        with pytest.raises(ManifestError) as caught:
+        with pytest.raises(SourceUnavailable) as caught:
             await connector.open()
         health = await connector.health()
     finally:
