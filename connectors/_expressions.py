@@ -70,7 +70,7 @@ class _Functions(functions.Functions):
         present = [p for p in parts if p is not None]
         if not present:
             return None
-        return "".join(_text(p) for p in present)
+        return _bounded("".join(_text(p) for p in present))
 
     @functions.signature({"types": ["string", "null"]}, {"types": ["string"]})
     def _func_split(self, text: str | None, separator: str) -> list[str] | None:
@@ -78,7 +78,7 @@ class _Functions(functions.Functions):
             return None
         if not separator:
             raise ExpressionError("split() needs a separator that is not empty")
-        return text.split(separator)
+        return text.split(separator, 10_000)
 
     @functions.signature({"types": ["string", "number", "null"]})
     def _func_to_int(self, value: Any) -> int | None:
@@ -130,6 +130,12 @@ class _Functions(functions.Functions):
         return value if isinstance(value, list) else [value]
 
 
+def _bounded(text: str) -> str:
+    if len(text) > MAX_TEXT:
+        raise ExpressionError(f"the text made is longer than {MAX_TEXT} characters")
+    return text
+
+
 def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -149,17 +155,40 @@ def _nodes(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
             yield from _nodes(child)
 
 
+MAX_NODES: Final = 200
+"""The most parts (fields, functions, literals, ...) one expression may have."""
+MAX_STAGES: Final = 6
+"""The most pipes, projections and flattens one expression may chain: each may multiply
+what the next one works on, so their number bounds the work an expression can cause."""
+MAX_TEXT: Final = 65_536
+"""The longest text a function may make, in characters."""
+_STAGES: Final = frozenset(
+    {"pipe", "projection", "value_projection", "filter_projection", "flatten"}
+)
+
+
 @lru_cache(maxsize=1024)
 def _parse(text: str) -> Any:
     try:
         return jmespath.compile(text)
     except jmespath_errors.JMESPathError as exc:
         raise ValueError(f"the expression does not parse: {exc}") from None
+    except RecursionError:
+        raise ValueError("the expression is nested too deeply") from None
 
 
 def check_expression(text: str) -> None:
-    """Raise `ValueError` when `text` does not parse or calls an unknown function."""
-    for node in _nodes(_parse(text).parsed):
+    """Raise `ValueError` when `text` does not parse, calls an unknown function, or is
+    larger than an expression may be (`MAX_NODES`, `MAX_STAGES`)."""
+    nodes = list(_nodes(_parse(text).parsed))
+    if len(nodes) > MAX_NODES:
+        raise ValueError(f"the expression has {len(nodes)} parts; at most {MAX_NODES}")
+    stages = sum(1 for node in nodes if node.get("type") in _STAGES)
+    if stages > MAX_STAGES:
+        raise ValueError(
+            f"the expression chains {stages} pipes, projections and flattens; at most {MAX_STAGES}"
+        )
+    for node in nodes:
         if node.get("type") == "field" and node.get("value") in ("null", "true", "false"):
             word = node["value"]
             raise ValueError(
@@ -236,7 +265,12 @@ def compile_expression(
     def evaluate(record: Mapping[str, Any]) -> Any:
         try:
             return parsed.search(record, options=options)
+        except ExpressionError:
+            raise
         except jmespath_errors.JMESPathError as exc:
             raise ExpressionError(str(exc).splitlines()[0]) from None
+        except (ValueError, OverflowError, RecursionError, TypeError) as exc:
+            # What a source's value made a function fail on: this field only.
+            raise ExpressionError(f"the value cannot be converted ({type(exc).__name__})") from None
 
     return evaluate

@@ -70,7 +70,10 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 _SOURCE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """A plain SQL identifier: table and column names a manifest may give (`fullmatch`)."""
-_SECRET_REF = re.compile(r"(env|file):\S.*")
+SECRET_ENV_PREFIX: Final = "SOURCE_"  # noqa: S105  # nosec B105: a name prefix
+"""The only environment variables a manifest may name: a manifest cannot make the
+gateway send its own settings (`GATEWAY_DATABASE_URL`, ...) to a source."""
+_SECRET_REF = re.compile(r"env:SOURCE_[A-Z0-9_]+|file:[^\s/\\][^\s\\]*")
 
 LIST_WAYS = ("holder",)
 """How a list of records may be looked up by another key: by the holder (a person's
@@ -94,12 +97,40 @@ def _plain_identifier(value: str) -> str:
 
 
 class SecretRef(_Strict):
-    """A secret named, never written: `{ref: "env:NAME"}` or `{ref: "file:PATH"}`.
+    """A secret named, never written: `{ref: "env:SOURCE_NAME"}` or `{ref: "file:PATH"}`.
 
-    A relative `file:` path is read from the manifest's own folder.
+    An environment variable's name starts with `SOURCE_`; a file's path is relative to
+    the manifest's own folder and stays in it (an operator may link a mounted secret
+    there). A manifest can so name only the secrets meant for sources, never the
+    gateway's own (its settings, keys and database).
     """
 
-    ref: str = Field(pattern=_SECRET_REF.pattern, description="env:NAME or file:PATH")
+    ref: str = Field(
+        json_schema_extra={"pattern": f"^(?:{_SECRET_REF.pattern})$"},
+        description="env:SOURCE_NAME, or file:PATH relative to the manifest's folder",
+    )
+
+    @field_validator("ref")
+    @classmethod
+    def _scoped(cls, value: str) -> str:
+        provider, _, name = value.partition(":")
+        if provider not in ("env", "file") or not name:
+            raise ValueError('give "env:SOURCE_NAME" or "file:PATH"')
+        if provider == "env" and not re.fullmatch(r"SOURCE_[A-Z0-9_]+", name):
+            raise ValueError(
+                f"an environment variable named by a manifest starts with {SECRET_ENV_PREFIX} "
+                "(capitals, digits and _)"
+            )
+            raise ValueError(
+                f"an environment variable named by a manifest starts with {SECRET_ENV_PREFIX}"
+            )
+        if provider == "file":
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "\\")) or ".." in parts or not _SECRET_REF.fullmatch(value):
+                raise ValueError(
+                    "a secret file's path is relative to the manifest's folder and stays in it"
+                )
+        return value
 
     @model_validator(mode="before")
     @classmethod

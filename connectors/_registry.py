@@ -11,13 +11,20 @@ import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TypeAlias
 
 import httpx
 import structlog
 
 from connectors._expressions import lookup_tables
-from connectors._manifest import FieldMap, ManifestBase, ManifestError, MappingSpec
+from connectors._manifest import (
+    FieldMap,
+    ManifestBase,
+    ManifestError,
+    MappingSpec,
+    SqlManifest,
+)
 from connectors.base import Connector, ConnectorFactory, Health
 from gateway.errors import SourceError
 
@@ -28,6 +35,7 @@ __all__ = [
     "build_registry",
     "check_kind",
     "check_manifest",
+    "check_not_reserved",
     "connector_kinds",
 ]
 
@@ -194,6 +202,37 @@ class ConnectorRegistry:
             await connector.aclose()
 
 
+def _database(url: str) -> tuple[str, ...] | None:
+    """Which database a URL names, for comparison; `None` when it names none."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        path = path.removeprefix("file:").split("?", 1)[0]
+        return ("sqlite", str(Path(path).resolve())) if path else None
+    if parsed.get_backend_name() == "postgresql":
+        host = parsed.host or "localhost"
+        return ("postgresql", host, str(parsed.port or 5432), parsed.database or "")
+    return None
+
+
+def check_not_reserved(manifest: ManifestBase, reserved: Iterable[str]) -> None:
+    """Raise `ManifestError` when `manifest` reads a database the gateway keeps its own
+    records in (its access log, clients and consents are not a source)."""
+    if not isinstance(manifest, SqlManifest):
+        return
+    own = {d for d in (_database(url) for url in reserved) if d is not None}
+    if _database(manifest.database.url) in own:
+        raise manifest.error(
+            ("database", "url"), "this is the gateway's own database; a source cannot be it"
+        )
+
+
 def build_registry(
     manifests: Iterable[ManifestBase],
     *,
@@ -201,8 +240,12 @@ def build_registry(
     canonical: Mapping[str, CanonicalTree],
     url_overrides: Mapping[str, str] | None = None,
     kinds: Mapping[str, Callable[..., Connector]] | None = None,
+    reserved: Iterable[str] = (),
 ) -> ConnectorRegistry:
-    """Check each manifest against the schema and build its connector."""
+    """Check each manifest against the schema and build its connector.
+
+    `reserved` are the URLs of databases no connector may read: the gateway's own.
+    """
     kinds = connector_kinds() if kinds is None else kinds
     overrides = dict(url_overrides or {})
     built: list[tuple[ManifestBase, Connector]] = []
@@ -217,6 +260,7 @@ def build_registry(
                 raise ManifestError(
                     "connector_urls", f"{manifest.name}: {exc} (for {manifest.endpoint_field})"
                 ) from None
+        check_not_reserved(manifest, reserved)
         built.append((manifest, kinds[manifest.kind](manifest, http=http)))
         log.info("connector_ready", connector=manifest.name, kind=manifest.kind)
     if overrides:

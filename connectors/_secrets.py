@@ -1,7 +1,9 @@
 """Secrets by reference: a manifest names a secret, a provider reads it.
 
-`{ref: "env:NAME"}` reads the environment variable `NAME`; `{ref: "file:PATH"}` reads
-a file (a relative path from the manifest's folder), without its final line break.
+`{ref: "env:SOURCE_NAME"}` reads the environment variable `SOURCE_NAME` (only names
+starting `SOURCE_`); `{ref: "file:PATH"}` reads a file in the manifest's folder, without
+its final line break. A manifest so names only secrets meant for sources, never the
+gateway's own settings, keys or database (`connectors._manifest.SecretRef` checks).
 A later provider (a stored, encrypted one) registers in `PROVIDERS` the same way.
 
 The value is held by a `Secret`, whose `repr` and `str` show only the reference: it

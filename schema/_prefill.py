@@ -20,6 +20,7 @@ from gateway.errors import (
     GatewayError,
     InvalidArgument,
     InvalidIdentifier,
+    NoSource,
     NotFound,
     PurposeNotAllowed,
 )
@@ -158,23 +159,40 @@ async def _records(
 async def _held(
     ctx: RequestContext, kind: EntityKind, holder: str, fields: frozenset[str]
 ) -> Fetched | GatewayError:
-    """The records `holder` holds, as one record whose values list theirs, in order."""
+    """The records `holder` holds, as one record whose values list theirs, in order.
+
+    The lists come from one connector, the first that holds any: records of two
+    sources cannot be paired field by field. A field only another source serves is
+    `NO_SOURCE` here.
+    """
     listed = await list_records(ctx=ctx, kind=kind, holder=holder, fields=fields)
     if isinstance(listed, GatewayError):
         return listed
     if isinstance(listed, Exception):
         raise listed
+    part = next((p for p in listed.parts if p[3]), None)
+    if part is None:
+        return NotFound(f"The applicant holds no {kind.name} record.", kind=kind.name)
+    name, cfields, when, records = part
     values: dict[str, Any] = {}
     origin: dict[str, tuple[str, datetime.datetime]] = {}
-    for name, cfields, when, records in listed.parts:
-        for field in cfields:
-            if field in listed.decision.allowed and records:
-                values.setdefault(field, []).extend(record.get(field) for record in records)
-                origin.setdefault(field, (name, when))
-    if not values:
-        return NotFound(f"The applicant holds no {kind.name} record.", kind=kind.name)
+    for field in listed.decision.allowed:
+        if field in cfields:
+            values[field] = [record.get(field) for record in records]
+            origin[field] = (name, when)
+        else:
+            values[field] = NoSource(field=f"{kind.name}.{field}")
     values.update(listed.decision.denied)
     return Fetched(values, origin, listed.decision)
+
+
+def _first_error(value: Any) -> Exception | None:
+    """The first error among a held record's values (a list, one value per record)."""
+    if isinstance(value, Exception):
+        return value
+    if isinstance(value, list):
+        return next((v for v in value if isinstance(v, Exception)), None)
+    return None
 
 
 def _field_outcome(
@@ -189,9 +207,10 @@ def _field_outcome(
         code = getattr(record.error, "code", "INTERNAL")
         return None, code, None
     value = record.values.get(field)
-    if isinstance(value, GatewayError):
-        return None, value.code, None
-    if isinstance(value, Exception):
+    error = _first_error(value)
+    if isinstance(error, GatewayError):
+        return None, error.code, None
+    if error is not None:
         return None, "INTERNAL", None
     return _json(_dig(value, rest)), None, record
 

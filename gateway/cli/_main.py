@@ -218,14 +218,17 @@ def _connectors_check(args: argparse.Namespace) -> int:
         check_manifest(manifest, canonical)
         check_kind(manifest, installed)
     if args.connect:
-        return asyncio.run(_connect(manifests, settings_from_environment().connector_urls))
+        settings = settings_from_environment()
+        return asyncio.run(
+            _connect(manifests, settings.connector_urls, settings.database_url.get_secret_value())
+        )
     for manifest in manifests:
         kinds = ", ".join(manifest.entities)
         sys.stdout.write(f"ok\t{manifest.name}\t{manifest.kind}\t{kinds}\n")
     return 0
 
 
-async def _connect(manifests: Sequence[Any], urls: dict[str, str]) -> int:
+async def _connect(manifests: Sequence[Any], urls: dict[str, str], own: str) -> int:
     """Open each connector as `serve` does (secrets, schema) and ask its health."""
     from connectors import ManifestError, build_registry, source_client
     from schema import canonical_fields
@@ -239,6 +242,7 @@ async def _connect(manifests: Sequence[Any], urls: dict[str, str]) -> int:
                     http=http,
                     canonical=canonical_fields(),
                     url_overrides={k: v for k, v in urls.items() if k == manifest.name},
+                    reserved=[own],
                 )
                 try:
                     await registry.open()

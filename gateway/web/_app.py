@@ -109,6 +109,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 http=http,
                 canonical=canonical_fields(),
                 url_overrides=settings.connector_urls,
+                reserved=[settings.database_url.get_secret_value()],
             )
             stack.push_async_callback(registry.aclose)
             # A database's schema is read and checked against its manifest here.

@@ -433,7 +433,7 @@ def _postgres_locked(admin: str, schema: str) -> Iterator[None]:
 
 @pytest.fixture(params=["rest", "sqlite", "postgresql"])
 def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Source:
-    monkeypatch.setenv("CONTRACT_SECRET", SECRET)
+    monkeypatch.setenv("SOURCE_CONTRACT_SECRET", SECRET)
     if request.param == "rest":
         url, state = request.getfixturevalue("rest_source")
         state.calls, state.asked, state.delay = 0, set(), 0.0
@@ -454,7 +454,7 @@ def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S
             "land-rest",
             "rest",
             base_url=url,
-            auth={"type": "api_key", "key": {"ref": "env:CONTRACT_SECRET"}},
+            auth={"type": "api_key", "key": {"ref": "env:SOURCE_CONTRACT_SECRET"}},
             entities={
                 "LandParcel": {
                     "key_field": "ma_thua",
@@ -486,16 +486,16 @@ def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S
         hang: Callable[[], contextlib.AbstractContextManager[None]] = lambda: _sqlite_locked(path)  # noqa: E731
     else:
         land: _Postgres = request.getfixturevalue("postgres_land")
-        monkeypatch.setenv("CONTRACT_PG_USER", land.role)
-        monkeypatch.setenv("CONTRACT_PG_PASSWORD", land.password)
+        monkeypatch.setenv("SOURCE_CONTRACT_PG_USER", land.role)
+        monkeypatch.setenv("SOURCE_CONTRACT_PG_PASSWORD", land.password)
         manifest = _base(
             "land-pg",
             "sql",
             database={
                 "url": "postgresql://127.0.0.1:5432/test",
                 "schema": land.schema,
-                "user": {"ref": "env:CONTRACT_PG_USER"},
-                "password": {"ref": "env:CONTRACT_PG_PASSWORD"},
+                "user": {"ref": "env:SOURCE_CONTRACT_PG_USER"},
+                "password": {"ref": "env:SOURCE_CONTRACT_PG_PASSWORD"},
             },
             entities={"LandParcel": SQL_ENTITY},
         )
@@ -613,7 +613,7 @@ async def test_credentials_are_sent(source: Source) -> None:
                 )
             finally:
                 await conn.close()
-            assert {u["usename"] for u in users} == {os.environ["CONTRACT_PG_USER"]}
+            assert {u["usename"] for u in users} == {os.environ["SOURCE_CONTRACT_PG_USER"]}
     if source.kind == "rest":
         assert all(h.get("x-api-key") == SECRET for h in source.headers)
 
@@ -623,10 +623,12 @@ async def test_credentials_that_are_refused_fail_as_unavailable(
 ) -> None:
     if source.kind == "sqlite":
         pytest.skip("a SQLite file has no credentials")
-    monkeypatch.setenv("CONTRACT_SECRET", "wrong-" + SECRET)
+    monkeypatch.setenv("SOURCE_CONTRACT_SECRET", "wrong-" + SECRET)
     if source.kind == "postgresql":
         # A role that exists but was granted nothing: the schema is not readable by it.
-        monkeypatch.setenv("CONTRACT_PG_USER", os.environ["CONTRACT_PG_USER"] + "_none")
+        monkeypatch.setenv(
+            "SOURCE_CONTRACT_PG_USER", os.environ["SOURCE_CONTRACT_PG_USER"] + "_none"
+        )
     with pytest.raises(Exception) as caught:
         async with _connector(source) as connector:
             await connector.fetch("LandParcel", [P1], frozenset({"parcelId"}), CTX)

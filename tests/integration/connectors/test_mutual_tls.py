@@ -205,8 +205,8 @@ async def test_a_client_certificate_reads_a_record(pki: Path, source: str) -> No
 async def test_a_key_from_the_environment_reads_a_record(
     pki: Path, source: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CLIENT_KEY", (pki / "client.key").read_text(encoding="utf-8"))
-    tls = {**MUTUAL, "client_key": {"ref": "env:CLIENT_KEY"}}
+    monkeypatch.setenv("SOURCE_CLIENT_KEY", (pki / "client.key").read_text(encoding="utf-8"))
+    tls = {**MUTUAL, "client_key": {"ref": "env:SOURCE_CLIENT_KEY"}}
     async with httpx.AsyncClient() as shared:
         connector = RestConnector(_manifest(pki, source, tls), http=shared)
         try:

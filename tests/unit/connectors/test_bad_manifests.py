@@ -16,7 +16,7 @@ base_url: http://127.0.0.1:8101
 timeout_seconds: 2
 auth:
   type: api_key
-  key: {ref: "env:POPULATION_KEY"}
+  key: {ref: "env:SOURCE_POPULATION_KEY"}
 tables:
   sexes: {M: MALE}
 entities:
@@ -34,7 +34,7 @@ name: land
 kind: sql
 database:
   url: sqlite:///var/land.db
-  password: {ref: "env:LAND_PASSWORD"}
+  password: {ref: "env:SOURCE_LAND_PASSWORD"}
 entities:
   LandParcel:
     table: thua_dat
@@ -94,17 +94,38 @@ def test_the_good_manifests_load(tmp_path: Path, text: str) -> None:
         ),
         (
             REST,
-            'key: {ref: "env:POPULATION_KEY"}',
+            'key: {ref: "env:SOURCE_POPULATION_KEY"}',
             'key: "0c1a9e-inline-secret"',
             "auth.key",
             "a secret is named, never written",
         ),
         (
             REST,
-            'key: {ref: "env:POPULATION_KEY"}',
+            'key: {ref: "env:SOURCE_POPULATION_KEY"}',
             'key: {ref: "vault:population"}',
             "auth.key.ref",
-            "String should match pattern",
+            'give "env:SOURCE_NAME" or "file:PATH"',
+        ),
+        (
+            REST,
+            'key: {ref: "env:SOURCE_POPULATION_KEY"}',
+            'key: {ref: "env:GATEWAY_METRICS_TOKEN"}',
+            "auth.key.ref",
+            "starts with SOURCE_",
+        ),
+        (
+            REST,
+            'key: {ref: "env:SOURCE_POPULATION_KEY"}',
+            'key: {ref: "file:../keys/pseudonyms"}',
+            "auth.key.ref",
+            "relative to the manifest's folder and stays in it",
+        ),
+        (
+            REST,
+            'key: {ref: "env:SOURCE_POPULATION_KEY"}',
+            'key: {ref: "file:/srv/var/keys/pseudonyms"}',
+            "auth.key.ref",
+            "relative to the manifest's folder and stays in it",
         ),
         (
             SQL,
@@ -136,7 +157,7 @@ def test_the_good_manifests_load(tmp_path: Path, text: str) -> None:
         ),
         (
             SQL,
-            'password: {ref: "env:LAND_PASSWORD"}',
+            'password: {ref: "env:SOURCE_LAND_PASSWORD"}',
             "password: hunter2",
             "database.password",
             "a secret is named, never written",
@@ -186,3 +207,37 @@ def test_a_field_the_schema_lacks_names_file_line_and_field(
     assert caught.value.line == _line(text, new)
     assert f": {field}: " in str(caught.value)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "own"),
+    [
+        ("sqlite:///var/gateway.db", "sqlite+aiosqlite:///var/gateway.db"),
+        ("sqlite:///var/../var/gateway.db", "sqlite+aiosqlite:///var/gateway.db"),
+        (
+            "postgresql://db.internal:5432/gateway",
+            "postgresql+asyncpg://gateway:pw@db.internal/gateway",
+        ),
+    ],
+)
+async def test_a_source_cannot_be_the_gateways_own_database(
+    tmp_path: Path, source: str, own: str
+) -> None:
+    import httpx
+
+    from connectors import build_registry
+
+    text = SQL.replace("url: sqlite:///var/land.db", f"url: {source}")
+    path = _load(tmp_path, text)
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(ManifestError) as caught:
+            build_registry(
+                [load_manifest(path)], http=http, canonical=canonical_fields(), reserved=[own]
+            )
+        # Another database is a source like any.
+        other = own.replace("gateway.db", "land.db").replace("/gateway", "/land")
+        build_registry(
+            [load_manifest(path)], http=http, canonical=canonical_fields(), reserved=[other]
+        )
+    assert caught.value.line == _line(text, "url:")
+    assert "the gateway's own database" in str(caught.value)

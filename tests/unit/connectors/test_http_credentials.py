@@ -80,12 +80,12 @@ def _line(path: Path, text: str) -> int:
     return next(i for i, line in enumerate(lines, 1) if text in line)
 
 
-API_KEY = {"type": "api_key", "header": "X-Api-Key", "key": {"ref": "env:POPULATION_KEY"}}
+API_KEY = {"type": "api_key", "header": "X-Api-Key", "key": {"ref": "env:SOURCE_POPULATION_KEY"}}
 OAUTH2 = {
     "type": "oauth2_client_credentials",
     "token_url": TOKEN_URL,
     "client_id": "gateway",
-    "client_secret": {"ref": "env:POPULATION_SECRET"},
+    "client_secret": {"ref": "env:SOURCE_POPULATION_SECRET"},
     "scope": "citizens.read",
 }
 
@@ -145,8 +145,8 @@ async def http(agency: Agency) -> Any:
 
 @pytest.fixture(autouse=True)
 def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POPULATION_KEY", SECRET)
-    monkeypatch.setenv("POPULATION_SECRET", SECRET)
+    monkeypatch.setenv("SOURCE_POPULATION_KEY", SECRET)
+    monkeypatch.setenv("SOURCE_POPULATION_SECRET", SECRET)
 
 
 # --- API key -------------------------------------------------------------------------
@@ -218,7 +218,7 @@ async def test_token_request_authenticates_the_client_by_basic(
 async def test_basic_credentials_are_form_encoded(
     tmp_path: Path, agency: Agency, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("POPULATION_SECRET", "a:b c/é")
+    monkeypatch.setenv("SOURCE_POPULATION_SECRET", "a:b c/é")
     auth = {**OAUTH2, "client_id": "gate way"}
     credentials = HttpCredentials(_load(tmp_path, auth=auth))
     await credentials.headers(http)
@@ -379,15 +379,15 @@ async def test_a_token_without_expires_in_is_kept_a_while(tmp_path: Path) -> Non
 def test_a_missing_env_variable_names_file_and_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("POPULATION_SECRET")
+    monkeypatch.delenv("SOURCE_POPULATION_SECRET")
     path = _write(tmp_path, _document(auth=OAUTH2))
     manifest = load_manifest(path)
     assert isinstance(manifest, RestManifest)
     with pytest.raises(ManifestError) as raised:
         RestConnector(manifest, http=httpx.AsyncClient())
-    line = _line(path, "ref: env:POPULATION_SECRET")
+    line = _line(path, "ref: env:SOURCE_POPULATION_SECRET")
     assert str(raised.value).startswith(f"{path}:{line}: auth.client_secret.ref: ")
-    assert "POPULATION_SECRET is not set" in str(raised.value)
+    assert "SOURCE_POPULATION_SECRET is not set" in str(raised.value)
 
 
 def test_a_missing_secret_file_names_file_and_line(tmp_path: Path) -> None:
@@ -476,7 +476,7 @@ def test_a_key_from_env_is_loaded_through_a_private_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, _, pem = _self_signed(tmp_path)
-    monkeypatch.setenv("CLIENT_KEY", pem)
+    monkeypatch.setenv("SOURCE_CLIENT_KEY", pem)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(scratch))
@@ -498,7 +498,7 @@ def test_a_key_from_env_is_loaded_through_a_private_file(
         "connectors._auth.ssl.create_default_context",
         lambda cafile=None: Spy(ssl.PROTOCOL_TLS_CLIENT),
     )
-    tls = {"client_cert": "client.crt", "client_key": {"ref": "env:CLIENT_KEY"}}
+    tls = {"client_cert": "client.crt", "client_key": {"ref": "env:SOURCE_CLIENT_KEY"}}
     HttpCredentials(_load(tmp_path, tls=tls))
     assert len(seen) == 1
     assert seen[0][:2] == (0o600, 0o700)
@@ -520,9 +520,9 @@ def test_a_key_from_env_is_loaded_through_a_private_file(
             "client_cert: missing.crt",
         ),
         (
-            {"client_cert": "client.crt", "client_key": {"ref": "env:POPULATION_KEY"}},
+            {"client_cert": "client.crt", "client_key": {"ref": "env:SOURCE_POPULATION_KEY"}},
             "client_key.ref",
-            "ref: env:POPULATION_KEY",
+            "ref: env:SOURCE_POPULATION_KEY",
         ),
         ({"ca_file": "missing.pem"}, "ca_file", "ca_file: missing.pem"),
     ],
@@ -622,14 +622,20 @@ async def test_no_secret_leaks(
 
 
 @pytest.mark.parametrize(
-    "key", ["file:missing.key", "env:NOT_SET_ANYWHERE", "env:POPULATION_KEY", "env:CLIENT_KEY"]
+    "key",
+    [
+        "file:missing.key",
+        "env:SOURCE_NOT_SET_ANYWHERE",
+        "env:SOURCE_POPULATION_KEY",
+        "env:SOURCE_CLIENT_KEY",
+    ],
 )
 async def test_no_tls_key_leaks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leaks: Leaks, key: str
 ) -> None:
     _, _, pem = _self_signed(tmp_path)
     secret_pem = pem.replace("-----END PRIVATE KEY-----", f"{SECRET}\n-----END PRIVATE KEY-----")
-    monkeypatch.setenv("CLIENT_KEY", secret_pem)  # not a valid PEM: its value is the secret
+    monkeypatch.setenv("SOURCE_CLIENT_KEY", secret_pem)  # not a valid PEM: its value is the secret
     tls = {"client_cert": "client.crt", "client_key": {"ref": key}}
     manifest = _load(tmp_path, tls=tls)
     leaks.manifest(manifest)
@@ -639,4 +645,4 @@ async def test_no_tls_key_leaks(
     body = "".join(pem.strip().splitlines()[1:-1])
     for text in leaks.texts:
         assert body[:40] not in text
-    assert os.environ["CLIENT_KEY"] == secret_pem
+    assert os.environ["SOURCE_CLIENT_KEY"] == secret_pem

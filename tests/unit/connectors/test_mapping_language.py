@@ -200,6 +200,8 @@ def test_lookup_reads_a_table_of_the_manifest() -> None:
         ("lookup(a, 't')", {"a": "Z"}, {"t": {"A": "B"}}),
         ("split(a, ',')", {"a": 5}, {}),  # a JMESPath type error
         ("concat(a)", {"a": {"x": 1}}, {}),
+        ("to_int(a)", {"a": "9" * 5000}, {}),  # past Python's digit limit
+        ("concat(a, a, a)", {"a": "x" * 30_000}, {}),  # text past 65,536 characters
     ],
 )
 def test_a_value_a_function_cannot_convert_makes_only_its_field_invalid(
@@ -245,6 +247,10 @@ def test_the_source_fields_an_expression_reads(expr: str, roots: set[str] | None
         ("eval(a)", "unknown function eval()"),
         ("lookup(a, b)", "literal"),
         ("default(a, null)", "`null`"),
+        ("`\"ab\"`" + " | concat(@, @)" * 30, "chains 30 pipes"),
+        ("`[1]`" + " | [@, @][]" * 22, "at most 6"),
+        ("[" * 700 + "a" + "]" * 700, "nested too deeply"),
+        ("concat(" + ", ".join(["a"] * 250) + ")", "at most 200"),
     ],
 )
 def test_bad_expressions_are_refused(expr: str, message: str) -> None:
