@@ -10,6 +10,12 @@ Every read is one read-only transaction: on PostgreSQL `SET TRANSACTION READ ONL
 with a `statement_timeout` of the manifest's `timeout_seconds` (and sessions default to
 read-only transactions); SQLite files are opened `mode=ro` with `PRAGMA query_only`.
 
+Keys are matched on text, varchar, char, integer, uuid and date columns (`open()`
+refuses others): a key is bound as its column's type (an integer written plainly, in
+the column's range; a uuid; a date as YYYY-MM-DD) and one that cannot be is not found,
+without a query; rows are matched to keys on the same text form (char without its
+padding).
+
 Values reach the mapping as JSON would give them, so a field maps the same way from a
 REST source and from a database: dates and times as ISO text, decimals as numbers.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import re
 import ssl
 import time
 import uuid
@@ -97,28 +104,74 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
-def _coerce(column: Column[Any], value: Any) -> Any:
-    """A key (text) as the column holds it; `None` when it cannot be one (not found)."""
-    try:
-        python_type = column.type.python_type
-    except NotImplementedError:
-        return value
-    if python_type is int and isinstance(value, str):
-        text_value = value.strip()
-        if not text_value.lstrip("-").isdigit():
-            return None
-        return int(text_value)
-    return value
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,18})")
+_UUID = re.compile(r"[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_KEY_TYPES = "text, varchar, char, integer types, uuid or date"
 
 
-def _key_text(value: Any) -> str:
-    return value if isinstance(value, str) else str(_plain(value))
+class _Key:
+    """How a key column's values are asked for and recognised.
+
+    `bind` turns a key (text) into the value bound for the column, `None` when it
+    cannot be one (not found, and not asked). `text` is the form a key and a row's
+    value are matched on: the same for both, whatever the driver returns.
+    """
+
+    __slots__ = ("bits", "kind", "padded")
+
+    def __init__(self, kind: str, *, bits: int = 64, padded: bool = False) -> None:
+        self.kind = kind  # "text", "int", "uuid" or "date"
+        self.bits = bits
+        self.padded = padded
+
+    @classmethod
+    def of(cls, column: Column[Any], *, postgres: bool) -> _Key | None:
+        """The key handling of `column`'s type; `None` when keys of it are not supported."""
+        kind = column.type
+        if isinstance(kind, types.Integer):
+            if not postgres or isinstance(kind, types.BigInteger):
+                return cls("int")  # SQLite's INTEGER holds 64 bits
+            return cls("int", bits=16 if isinstance(kind, types.SmallInteger) else 32)
+        if isinstance(kind, types.Uuid):
+            return cls("uuid")
+        if isinstance(kind, types.Date) and not isinstance(kind, types.DateTime):
+            return cls("date")
+        if isinstance(kind, types.String) and not isinstance(kind, types.Enum):
+            return cls("text", padded=isinstance(kind, types.CHAR))
+        return None
+
+    def bind(self, key: str, *, postgres: bool) -> Any:
+        if self.kind == "int":
+            if not _INTEGER.fullmatch(key):
+                return None
+            number = int(key)
+            limit = 1 << (self.bits - 1)
+            return number if -limit <= number < limit else None
+        if self.kind == "uuid":
+            return uuid.UUID(key) if _UUID.fullmatch(key) else None
+        if self.kind == "date":
+            if not _DATE.fullmatch(key):
+                return None
+            try:
+                day = datetime.date.fromisoformat(key)
+            except ValueError:
+                return None
+            return day if postgres else day.isoformat()  # SQLite holds dates as text
+        return key
+
+    def text(self, value: Any) -> str:
+        if isinstance(value, str):
+            return value.rstrip(" ") if self.padded else value
+        if isinstance(value, uuid.UUID):
+            return str(uuid.UUID(int=value.int))  # the driver's own UUID type prints alike
+        return str(_plain(value))
 
 
 class _Entity:
     """One entity kind: its manifest part, compiled mapping and (after `open`) tables."""
 
-    __slots__ = ("kind", "mappers", "relations", "spec", "table")
+    __slots__ = ("key", "kind", "links", "lists", "mappers", "reads", "relations", "spec", "table")
 
     def __init__(self, kind: str, spec: SqlEntity, manifest: SqlManifest) -> None:
         self.kind = kind
@@ -126,8 +179,17 @@ class _Entity:
         self.mappers: dict[str, FieldMapper] = compile_fields(
             spec.fields, source=manifest.name, tables=manifest.tables
         )
+        names = {*spec.joins, *spec.children}
+        self.reads = {
+            field: _relation_reads(self.mappers[field], field_spec, names, manifest)
+            for field, field_spec in spec.fields.items()
+        }
         self.table: Table | None = None
         self.relations: dict[str, Table] = {}
+        self.key: _Key | None = None
+        self.lists: dict[str, _Key] = {}
+        self.links: dict[str, tuple[_Key, _Key]] = {}
+        """Per join or children: its entity table column's key and its own column's."""
 
     def relation(self, name: str) -> SqlJoin:
         return self.spec.joins.get(name) or self.spec.children[name]
@@ -135,8 +197,9 @@ class _Entity:
     def mappers_for(self, fields: frozenset[str]) -> list[FieldMapper]:
         return [m for name, m in self.mappers.items() if name in fields]
 
-    def plan(self, fields: frozenset[str]) -> tuple[list[str], list[str]]:
-        """The entity table's columns and the joins/children that `fields` need."""
+    def plan(self, fields: frozenset[str]) -> tuple[list[str], dict[str, frozenset[str] | None]]:
+        """The entity table's columns and the joins/children that `fields` need, each
+        with the columns of its table the mapping reads (`None`: all of them)."""
         assert self.table is not None
         roots = source_roots(self.mappers[f] for f in fields if f in self.mappers)
         names = {*self.spec.joins, *self.spec.children}
@@ -148,7 +211,43 @@ class _Entity:
             columns = {r for r in roots if r in self.table.c and r not in names}
         columns.add(self.spec.key_field)
         columns.update(self.relation(r).parent_column for r in relations)
-        return sorted(columns), relations
+        reads: dict[str, set[str] | None] = {r: set() for r in relations}
+        for field in fields:
+            if field not in self.reads:
+                continue
+            field_reads = self.reads[field]
+            for name in relations:
+                if field_reads is None or (name in field_reads and field_reads[name] is None):
+                    reads[name] = None
+                elif name in field_reads and (wanted := reads[name]) is not None:
+                    wanted.update(field_reads[name] or ())
+        return sorted(columns), {
+            name: None if wanted is None else frozenset(wanted) for name, wanted in reads.items()
+        }
+
+
+def _relation_reads(
+    mapper: FieldMapper, spec: MappingSpec, names: set[str], manifest: SqlManifest
+) -> dict[str, frozenset[str] | None] | None:
+    """The columns of each join or children a field reads (`None`: all; `None` for the
+    whole answer when the field reads the whole record)."""
+    if mapper.source_roots is None:
+        return None
+    reads: dict[str, frozenset[str] | None] = {}
+    source = spec if isinstance(spec, str) else spec.from_
+    if source is None:  # an expression: it may read any column of what it names
+        return {root: None for root in mapper.source_roots if root in names}
+    path = source.split(".")
+    if path[0] not in names:
+        return reads
+    if len(path) > 1:
+        reads[path[0]] = frozenset(path[1:2])
+    elif isinstance(spec, FieldMap) and spec.fields is not None:
+        inner = compile_fields(spec.fields, source=manifest.name, tables=manifest.tables)
+        reads[path[0]] = source_roots(inner.values())
+    else:
+        reads[path[0]] = None  # the rows as they are
+    return reads
 
 
 class SqlConnector:
@@ -178,6 +277,7 @@ class SqlConnector:
             kind: _Entity(kind, spec, manifest) for kind, spec in manifest.entities.items()
         }
         self._engine: AsyncEngine | None = None
+        self._secret_user: str | None = None
         self._opened = False
         self._opening = asyncio.Lock()
 
@@ -205,6 +305,7 @@ class SqlConnector:
             user = database.user
         elif database.user is not None:
             user = resolve_secret(self.manifest, ("database", "user"), database.user).reveal()
+            self._secret_user = user
         password = None
         if database.password is not None:
             password = resolve_secret(
@@ -296,10 +397,12 @@ class SqlConnector:
         return self.manifest.database.url
 
     def _redact(self, message: str) -> str:
-        """`message` without the password, should a driver ever quote it."""
+        """`message` without the password, nor a user name read from a secret reference,
+        should a driver or the server quote them."""
         password = self._engine.url.password if self._engine is not None else None
-        if password:
-            message = message.replace(str(password), "***")
+        for secret in (password, self._secret_user):
+            if secret:
+                message = message.replace(str(secret), "***")
         return message
 
     async def open(self) -> None:
@@ -336,50 +439,83 @@ class SqlConnector:
         metadata = MetaData(schema=self.manifest.database.schema_)
         manifest = self.manifest
         sqlite = not self._postgres
+        keys: dict[tuple[str, str], tuple[_Key | None, str]] = {}
+        """Per table and column: how keys are matched on it (`None`: they are not), and
+        its type as the database declares it."""
+
+        checked: dict[str, Table] = {}
 
         def table(name: str, loc: tuple[str | int, ...]) -> Table:
-            if name in metadata.tables or f"{metadata.schema}.{name}" in metadata.tables:
-                return metadata.tables[f"{metadata.schema}.{name}" if metadata.schema else name]
-            try:
-                reflected = Table(name, metadata, autoload_with=conn)
-            except exc.NoSuchTableError:
-                where = f" in schema {metadata.schema!r}" if metadata.schema else ""
-                raise manifest.error(loc, f"no table {name!r}{where}") from None
+            if name in checked:
+                return checked[name]
+            # A table another one refers to is reflected with it, but not yet checked.
+            reflected = metadata.tables.get(
+                f"{metadata.schema}.{name}" if metadata.schema else name
+            )
+            if reflected is None:
+                try:
+                    reflected = Table(name, metadata, autoload_with=conn)
+                except exc.NoSuchTableError:
+                    where = f" in schema {metadata.schema!r}" if metadata.schema else ""
+                    raise manifest.error(loc, f"no table {name!r}{where}") from None
             try:  # the catalogue shows tables the user may not read: try reading
                 conn.execute(select(literal(1)).select_from(reflected).limit(0))
             except exc.DBAPIError as error:
                 reason = self._redact(str(error.orig).strip().splitlines()[0])
                 raise manifest.error(loc, f"cannot read table {name!r}: {reason}") from None
+            # Known before `_raw_sqlite_types` lets SQLite's dates through as text.
+            for col in reflected.c:
+                keys[(name, col.name)] = (_Key.of(col, postgres=self._postgres), str(col.type))
             if sqlite:
                 _raw_sqlite_types(reflected)
+            checked[name] = reflected
             return reflected
 
         def column(tab: Table, name: str, loc: tuple[str | int, ...]) -> None:
             if name not in tab.c:
                 raise manifest.error(loc, f"no column {name!r} in table {tab.name!r}")
 
+        def key(tab: Table, name: str, loc: tuple[str | int, ...]) -> _Key:
+            """How keys are matched on a column, refused when its type is not supported."""
+            column(tab, name, loc)
+            found, declared = keys[(tab.name, name)]
+            if found is None:
+                raise manifest.error(
+                    loc,
+                    f"column {name!r} of table {tab.name!r} is of type {declared}: "
+                    f"keys are matched on {_KEY_TYPES} columns",
+                )
+            return found
+
         for kind, entity in self._entities.items():
             spec = entity.spec
             where: tuple[str | int, ...] = ("entities", kind)
             main = table(spec.table, (*where, "table"))
-            column(main, spec.key_field, (*where, "key_field"))
+            entity_key = key(main, spec.key_field, (*where, "key_field"))
             relations: dict[str, Table] = {}
+            links: dict[str, tuple[_Key, _Key]] = {}
             for group, members in (("joins", spec.joins), ("children", spec.children)):
                 for name, join in members.items():
                     at = (*where, group, name)
                     other = table(join.table, (*at, "table"))
-                    column(other, join.column, (*at, "match", join.column))
-                    column(main, join.parent_column, (*at, "match", join.column))
+                    links[name] = (
+                        key(main, join.parent_column, (*at, "match", join.column)),
+                        key(other, join.column, (*at, "match", join.column)),
+                    )
                     if join.order_by is not None:
                         column(other, join.order_by, (*at, "order_by"))
                     relations[name] = other
+            lists: dict[str, _Key] = {}
             for way, listing in spec.lists.items():
                 at = (*where, "lists", way, "column")
                 holder = main if listing.through is None else relations[listing.through]
-                column(holder, listing.column, at)
+                lists[way] = key(holder, listing.column, at)
             self._check_mapping(entity, main, relations)
             entity.table = main
             entity.relations = relations
+            entity.key = entity_key
+            entity.links = links
+            entity.lists = lists
 
     def _check_mapping(self, entity: _Entity, main: Table, relations: Mapping[str, Table]) -> None:
         """Every source root of the mapping is a column, a join or children; a field read
@@ -508,26 +644,36 @@ class SqlConnector:
         result = await conn.execute(statement)
         return list(result.fetchall())
 
+    def _asked(self, key: _Key, keys: list[str]) -> dict[str, tuple[Any, list[str]]]:
+        """The keys that can be values of `key`'s column: by the text they are matched
+        on, the value bound and the keys asked that way."""
+        asked: dict[str, tuple[Any, list[str]]] = {}
+        for k in keys:
+            value = key.bind(k, postgres=self._postgres)
+            if value is not None:
+                asked.setdefault(key.text(value), (value, []))[1].append(k)
+        return asked
+
     async def _by_key(
         self, conn: AsyncConnection, entity: _Entity, keys: list[str], fields: frozenset[str]
     ) -> dict[str, FetchResult]:
         table = entity.table
         assert table is not None
+        assert entity.key is not None
         columns, relations = entity.plan(fields)
         key_column = table.c[entity.spec.key_field]
-        asked: dict[Any, list[str]] = {}
-        for k in keys:
-            value = _coerce(key_column, k)
-            if value is not None:
-                asked.setdefault(value, []).append(k)
+        asked = self._asked(entity.key, keys)
         records: dict[str, Row] = {}
-        for chunk in _chunks(list(asked)):
+        raws: list[tuple[Row, Mapping[str, Any]]] = []
+        for chunk in _chunks([value for value, _ in asked.values()]):
             statement = select(*(table.c[c] for c in columns)).where(key_column.in_(chunk))
             for row in await self._rows(conn, statement):
                 record = _record(row, columns)
-                for k in asked.get(row._mapping[entity.spec.key_field], ()):
+                raws.append((record, row._mapping))
+                found = asked.get(entity.key.text(row._mapping[entity.spec.key_field]))
+                for k in found[1] if found is not None else ():
                     records.setdefault(k, record)
-        await self._attach(conn, entity, list(records.values()), relations)
+        await self._attach(conn, entity, raws, relations)
         mappers = entity.mappers_for(fields)
         return {
             k: None if (rec := records.get(k)) is None else map_record(mappers, rec) for k in keys
@@ -543,6 +689,7 @@ class SqlConnector:
     ) -> dict[str, FetchResult]:
         table = entity.table
         assert table is not None
+        assert entity.key is not None
         listing = entity.spec.lists[way]  # type: ignore[index]
         columns, relations = entity.plan(fields)
         key = entity.spec.key_field
@@ -556,51 +703,73 @@ class SqlConnector:
             base = select(*(table.c[c] for c in columns), holder_column.label(_HOLDER)).select_from(
                 table.join(child, child.c[join.column] == table.c[join.parent_column])
             )
-        asked: dict[Any, list[str]] = {}
-        for h in holders:
-            value = _coerce(holder_column, h)
-            if value is not None:
-                asked.setdefault(value, []).append(h)
+        holder_key = entity.lists[way]
+        asked = self._asked(holder_key, holders)
         records: dict[str, Row] = {}
+        raws: list[tuple[Row, Mapping[str, Any]]] = []
         held: dict[str, dict[str, None]] = {h: {} for h in holders}  # ordered sets
-        for chunk in _chunks(list(asked)):
+        for chunk in _chunks([value for value, _ in asked.values()]):
             statement = base.where(holder_column.in_(chunk)).order_by(_HOLDER, table.c[key])
             for row in await self._rows(conn, statement):
-                record_key = _key_text(row._mapping[key])
-                records.setdefault(record_key, _record(row, columns))
-                for h in asked.get(row._mapping[_HOLDER], ()):
+                record_key = entity.key.text(row._mapping[key])
+                if record_key not in records:
+                    records[record_key] = _record(row, columns)
+                    raws.append((records[record_key], row._mapping))
+                found = asked.get(holder_key.text(row._mapping[_HOLDER]))
+                for h in found[1] if found is not None else ():
                     held[h][record_key] = None  # once, though several rows name the holder
-        await self._attach(conn, entity, list(records.values()), relations)
+        await self._attach(conn, entity, raws, relations)
         mappers = entity.mappers_for(fields)
         mapped = {k: map_record(mappers, rec) for k, rec in records.items()}
         return {h: [mapped[k] for k in held[h]] for h in holders}
 
     async def _attach(
-        self, conn: AsyncConnection, entity: _Entity, records: list[Row], relations: list[str]
+        self,
+        conn: AsyncConnection,
+        entity: _Entity,
+        records: list[tuple[Row, Mapping[str, Any]]],
+        relations: Mapping[str, frozenset[str] | None],
     ) -> None:
-        """Read each join and children for all `records` (one query each), in place."""
-        for name in relations:
+        """Read each join and children for all `records` (one query each), in place.
+
+        Each record comes with its row as the driver gave it: the entity table's values
+        are bound as they are (a date as a date, not its ISO text).
+        """
+        for name, reads in relations.items():
             join = entity.relation(name)
             other = entity.relations[name]
+            parent_key, link_key = entity.links[name]
             is_join = name in entity.spec.joins
-            values = list(
-                dict.fromkeys(
-                    r[join.parent_column] for r in records if r[join.parent_column] is not None
-                )
-            )
-            found: dict[Any, list[Row]] = {}
-            columns = list(other.c.keys())
+            wanted: dict[str, Any] = {}
+            for _, raw in records:
+                value = raw[join.parent_column]
+                if value is None:
+                    continue
+                if parent_key.kind != link_key.kind:  # bound as this table's column holds it
+                    value = link_key.bind(parent_key.text(value), postgres=self._postgres)
+                    if value is None:
+                        continue
+                wanted.setdefault(parent_key.text(raw[join.parent_column]), value)
+            names = set(other.c.keys()) if reads is None else {*reads, join.column}
+            if join.order_by is not None:
+                names.add(join.order_by)
+            columns = [c.key for c in other.c if c.key in names]  # the table's order
             link = other.c[join.column]
-            for chunk in _chunks(values):
-                statement = select(*other.c).where(link.in_(chunk))
-                order = [other.c[join.order_by]] if join.order_by is not None else []
-                statement = statement.order_by(link, *order, *other.primary_key.columns)
+            found: dict[str, list[Row]] = {}
+            for chunk in _chunks(list(dict.fromkeys(wanted.values()))):
+                statement = select(*(other.c[c] for c in columns)).where(link.in_(chunk))
+                order: list[Any] = [link]
+                if join.order_by is not None:
+                    order.append(other.c[join.order_by].asc().nulls_last())
+                order.extend(other.primary_key.columns or (other.c[c] for c in columns))
+                statement = statement.order_by(*order)
                 for row in await self._rows(conn, statement):
-                    found.setdefault(_plain(row._mapping[join.column]), []).append(
+                    found.setdefault(link_key.text(row._mapping[join.column]), []).append(
                         _record(row, columns)
                     )
-            for record in records:
-                rows = found.get(record[join.parent_column], [])
+            for record, raw in records:
+                value = raw[join.parent_column]
+                rows = [] if value is None else found.get(parent_key.text(value), [])
                 record[name] = (rows[0] if rows else None) if is_join else rows
 
     # -- health and closing ----------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from connectors import FetchContext, ManifestError, SqlConnector, SqlManifest, parse_manifest
-from gateway.errors import SourceTimeout
+from gateway.errors import SourceTimeout, SourceUnavailable
 
 CTX = FetchContext(request_id="req-1")
 FIELDS = frozenset({"parcelId", "areaM2", "registeredOn", "certificateSerial", "holders"})
@@ -69,7 +69,14 @@ async def land(postgres_admin: str) -> AsyncIterator[Land]:
         await admin.close()
 
 
-def _manifest(land: Land, *, timeout: float = 2.0, role: str = "") -> SqlManifest:
+def _manifest(
+    land: Land,
+    *,
+    timeout: float = 2.0,
+    role: str = "",
+    user: Any = None,
+    entities: dict[str, Any] | None = None,
+) -> SqlManifest:
     manifest = parse_manifest(
         {
             "name": "land",
@@ -79,10 +86,11 @@ def _manifest(land: Land, *, timeout: float = 2.0, role: str = "") -> SqlManifes
             "database": {
                 "url": "postgresql://127.0.0.1:5432/test",
                 "schema": land.schema,
-                "user": role or land.role,
-                "password": {"ref": "env:LAND_TEST_PASSWORD"},
+                "user": user or role or land.role,
+                "password": {"ref": "env:SOURCE_LAND_TEST_PASSWORD"},
             },
-            "entities": {
+            "entities": entities
+            or {
                 "LandParcel": {
                     "table": "parcels",
                     "key_field": "parcel_id",
@@ -113,7 +121,7 @@ def _manifest(land: Land, *, timeout: float = 2.0, role: str = "") -> SqlManifes
 @pytest.fixture
 async def connect(land: Land, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
     password = secrets.token_urlsafe(12)
-    monkeypatch.setenv("LAND_TEST_PASSWORD", password)
+    monkeypatch.setenv("SOURCE_LAND_TEST_PASSWORD", password)
     opened: list[SqlConnector] = []
 
     async def make(**options: Any) -> SqlConnector:
@@ -209,7 +217,7 @@ async def test_a_statement_held_by_a_lock_times_out(land: Land, connect: Any) ->
 async def test_a_role_that_may_not_read_the_tables_stops_the_opening(
     land: Land, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LAND_TEST_PASSWORD", "whatever")
+    monkeypatch.setenv("SOURCE_LAND_TEST_PASSWORD", "whatever")
     connector = SqlConnector(_manifest(land, role=land.role + "_none"))
     try:
         with pytest.raises(ManifestError, match="permission denied") as caught:
@@ -217,3 +225,155 @@ async def test_a_role_that_may_not_read_the_tables_stops_the_opening(
     finally:
         await connector.aclose()
     assert "entities.LandParcel.table: cannot read table 'parcels'" in str(caught.value)
+
+
+async def _keyed_tables(land: Land) -> None:
+    """Tables keyed by uuid, char(5) and date (in the fixture's schema, dropped with it)."""
+    admin = await asyncpg.connect(land.admin)
+    try:
+        await admin.execute(
+            f"""
+            CREATE TABLE {land.schema}.ids (id uuid PRIMARY KEY, name text);
+            CREATE TABLE {land.schema}.codes (code char(5) PRIMARY KEY, name text);
+            CREATE TABLE {land.schema}.days (day date PRIMARY KEY, name text);
+            CREATE TABLE {land.schema}.events (
+                id int PRIMARY KEY, day date NOT NULL, what text, position int);
+            CREATE TABLE {land.schema}.stamps (at timestamp PRIMARY KEY);
+            INSERT INTO {land.schema}.ids VALUES ('{_UUID}', 'by uuid');
+            INSERT INTO {land.schema}.codes VALUES ('AB', 'by char');
+            INSERT INTO {land.schema}.days VALUES ('2021-03-04', 'by date');
+            INSERT INTO {land.schema}.events VALUES
+                (1, '2021-03-04', 'later', 2), (2, '2021-03-04', 'unordered', NULL),
+                (3, '2021-03-04', 'first', 1), (4, '2021-03-05', 'other day', 1);
+            GRANT SELECT ON ALL TABLES IN SCHEMA {land.schema} TO {land.role};
+            """
+        )
+    finally:
+        await admin.close()
+
+
+_UUID = "6f1c9b1e-8d2a-4c3b-9e7f-0a1b2c3d4e5f"
+_KEYED = {
+    "ById": {"table": "ids", "key_field": "id", "fields": {"id": "id", "name": "name"}},
+    "ByCode": {"table": "codes", "key_field": "code", "fields": {"name": "name"}},
+    "ByDay": {
+        "table": "days",
+        "key_field": "day",
+        "children": {
+            "events": {"table": "events", "match": {"day": "day"}, "order_by": "position"}
+        },
+        "joins": {"one": {"table": "events", "match": {"day": "day"}}},
+        "fields": {
+            "day": "day",
+            "name": "name",
+            "events": {"from": "events", "fields": {"what": "what"}},
+            "oneOf": "one.what",
+        },
+    },
+    "Certificate": {"table": "certificates", "key_field": "cert_id", "fields": {"s": "serial"}},
+}
+
+
+async def test_uuid_keys_are_found_however_the_uuid_is_written(land: Land, connect: Any) -> None:
+    await _keyed_tables(land)
+    connector = await connect(entities=_KEYED)
+    keys = [
+        _UUID,
+        _UUID.upper(),
+        _UUID.replace("-", ""),
+        "not-a-uuid",
+        "6f1c9b1e",
+        _UUID[:-1] + "0",
+    ]
+
+    out = await connector.fetch("ById", keys, frozenset({"id", "name"}), CTX)
+
+    found = {"id": _UUID, "name": "by uuid"}
+    assert out == {
+        _UUID: found,
+        _UUID.upper(): found,
+        _UUID.replace("-", ""): found,
+        "not-a-uuid": None,
+        "6f1c9b1e": None,
+        _UUID[:-1] + "0": None,
+    }
+
+
+async def test_char_keys_are_found_without_their_padding(land: Land, connect: Any) -> None:
+    await _keyed_tables(land)
+    connector = await connect(entities=_KEYED)
+
+    out = await connector.fetch("ByCode", ["AB", "AB   ", "ABC"], frozenset({"name"}), CTX)
+
+    assert out == {"AB": {"name": "by char"}, "AB   ": {"name": "by char"}, "ABC": None}
+
+
+async def test_date_keys_are_bound_as_dates_with_their_joins_and_children(
+    land: Land, connect: Any
+) -> None:
+    await _keyed_tables(land)
+    connector = await connect(entities=_KEYED)
+    fields = frozenset({"day", "name", "events", "oneOf"})
+
+    out = await connector.fetch(
+        "ByDay", ["2021-03-04", "2021-03-05", "2021-02-30", "04.03.2021", "x"], fields, CTX
+    )
+
+    assert out == {
+        "2021-03-04": {
+            "day": "2021-03-04",
+            "name": "by date",
+            "events": [{"what": "first"}, {"what": "later"}, {"what": "unordered"}],
+            "oneOf": "later",  # a join without order_by: the first by primary key
+        },
+        "2021-03-05": None,
+        "2021-02-30": None,
+        "04.03.2021": None,
+        "x": None,
+    }
+
+
+async def test_integer_keys_outside_the_column_range_are_not_found(
+    land: Land, connect: Any
+) -> None:
+    await _keyed_tables(land)
+    connector = await connect(entities=_KEYED)
+    keys = ["1", str(2**31), str(2**40), "01"]
+
+    out = await connector.fetch("Certificate", keys, frozenset({"s"}), CTX)
+
+    assert out == {"1": {"s": "CS 000001"}, str(2**31): None, str(2**40): None, "01": None}
+
+
+async def test_a_key_column_of_a_type_keys_do_not_match_stops_the_opening(
+    land: Land, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _keyed_tables(land)
+    monkeypatch.setenv("SOURCE_LAND_TEST_PASSWORD", "whatever")
+    entities = {"Stamp": {"table": "stamps", "key_field": "at", "fields": {"at": "at"}}}
+    connector = SqlConnector(_manifest(land, entities=entities))
+    try:
+        with pytest.raises(ManifestError) as caught:
+            await connector.open()
+    finally:
+        await connector.aclose()
+    assert "entities.Stamp.key_field: column 'at' of table 'stamps' is of type TIMESTAMP" in str(
+        caught.value
+    )
+
+
+async def test_a_user_name_given_by_reference_is_in_no_error(
+    land: Land, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = f"s3cr3t-user-{secrets.token_hex(4)}"  # no such role
+    monkeypatch.setenv("SOURCE_LAND_TEST_PASSWORD", "whatever")
+    monkeypatch.setenv("SOURCE_LAND_TEST_USER", user)
+    connector = SqlConnector(_manifest(land, user={"ref": "env:SOURCE_LAND_TEST_USER"}))
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            await connector.open()
+    finally:
+        await connector.aclose()
+    assert "***" in str(caught.value)
+    assert user not in str(caught.value)
+    assert user not in repr(caught.value)

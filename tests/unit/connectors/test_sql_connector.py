@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
 from connectors import (
@@ -85,6 +85,9 @@ def _make_database(path: Path) -> None:
         [
             ("P002", "Vietcombank", 2500000000, "2023-05-01"),
             ("P002", "Agribank", 1250000.5, "2021-02-03"),
+            ("P004", "Sacombank", 1, None),
+            ("P004", "BIDV", 2, "2022-01-01"),
+            ("P004", "Techcombank", 3, None),
         ],
     )
     db.executemany(
@@ -337,6 +340,18 @@ def _broken(data: dict[str, Any], where: str, value: Any) -> dict[str, Any]:
             "no column 'thua_id' in table 'mortgages'",
         ),
         (
+            "key_field",
+            "area",
+            "entities.LandParcel.key_field",
+            "column 'area' of table 'parcels' is of type REAL: keys are matched on",
+        ),
+        (
+            "on",
+            "amount",
+            "entities.LandParcel.children.mortgages.match.amount",
+            "column 'amount' of table 'mortgages' is of type NUMERIC: keys are matched on",
+        ),
+        (
             "order_by",
             "thu_tu",
             "entities.LandParcel.children.coholders.order_by",
@@ -405,13 +420,13 @@ async def test_the_password_is_in_no_repr_or_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = "s3cr3t-Pa55word"
-    monkeypatch.setenv("LAND_DB_PASSWORD", secret)
+    monkeypatch.setenv("SOURCE_LAND_DB_PASSWORD", secret)
     data = _manifest_data(tmp_path / "unused.db")
     data["timeout_seconds"] = 1
     data["database"] = {
         "url": "postgresql://127.0.0.1:1/land",  # nothing listens there
         "user": "reader",
-        "password": {"ref": "env:LAND_DB_PASSWORD"},
+        "password": {"ref": "env:SOURCE_LAND_DB_PASSWORD"},
     }
     connector = SqlConnector(_write(tmp_path / "land.yaml", data))
     try:
@@ -430,15 +445,17 @@ async def test_the_password_is_in_no_repr_or_error(
 async def test_an_unset_password_variable_is_named_not_guessed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("LAND_DB_PASSWORD", raising=False)
+    monkeypatch.delenv("SOURCE_LAND_DB_PASSWORD", raising=False)
     data = _manifest_data(tmp_path / "unused.db")
     data["database"] = {
         "url": "postgresql://127.0.0.1:1/land",
         "user": "reader",
-        "password": {"ref": "env:LAND_DB_PASSWORD"},
+        "password": {"ref": "env:SOURCE_LAND_DB_PASSWORD"},
     }
     connector = SqlConnector(_write(tmp_path / "land.yaml", data))
-    with pytest.raises(ManifestError, match=r"database\.password: .*LAND_DB_PASSWORD is not set"):
+    with pytest.raises(
+        ManifestError, match=r"database\.password: .*SOURCE_LAND_DB_PASSWORD is not set"
+    ):
         await connector.open()
     await connector.aclose()
 
@@ -505,7 +522,7 @@ def test_tls_files_are_read_from_the_manifest_folder(tmp_path: Path) -> None:
     ("tls", "url", "loc"),
     [
         (
-            {"client_cert": "client.pem", "client_key": {"ref": "env:LAND_KEY"}},
+            {"client_cert": "client.pem", "client_key": {"ref": "env:SOURCE_LAND_KEY"}},
             "postgresql://127.0.0.1:1/land",
             "database.tls.client_key: the client key is read from a file",
         ),
@@ -540,3 +557,154 @@ async def test_a_file_held_by_a_writer_times_out(database: Path, tmp_path: Path)
     out = await connector.fetch("LandParcel", ["P001"], frozenset({"parcelId"}), CTX)
     await connector.aclose()
     assert out == {"P001": {"parcelId": "P001"}}
+
+
+@pytest.fixture
+async def certificates(database: Path, tmp_path: Path) -> AsyncIterator[SqlConnector]:
+    """Certificates by their INTEGER id."""
+    data = _manifest_data(database)
+    data["entities"]["Certificate"] = {
+        "table": "certificates",
+        "key_field": "cert_id",
+        "fields": {"certId": "cert_id", "serial": "serial"},
+    }
+    connector = SqlConnector(_write(tmp_path / "land.yaml", data))
+    await connector.open()
+    yield connector
+    await connector.aclose()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "0101",
+        "012",
+        " 12",
+        "12 ",
+        "+12",
+        "١٢",
+        "²",
+        "1_2",
+        "-0012",
+        "9" * 5000,
+        str(2**70),
+        str(2**63),
+        "",
+        "-",
+    ],
+)
+async def test_an_integer_key_not_written_plainly_is_not_found_and_not_asked(
+    certificates: SqlConnector, key: str
+) -> None:
+    certificates.queries = 0
+    out = await certificates.fetch("Certificate", [key], frozenset({"serial"}), CTX)
+
+    assert out == {key: None}
+    assert certificates.queries == 0
+
+
+async def test_integer_keys_written_plainly_are_found_beside_ones_that_are_not(
+    certificates: SqlConnector,
+) -> None:
+    keys = ["12", "0012", "١٢", "1", str(2**63 - 1), str(-(2**63)), "-5"]
+    out = await certificates.fetch("Certificate", keys, frozenset({"certId", "serial"}), CTX)
+
+    assert out == {
+        "12": {"certId": 12, "serial": "CS 000012"},
+        "0012": None,
+        "١٢": None,
+        "1": {"certId": 1, "serial": "CS 000001"},
+        str(2**63 - 1): None,
+        str(-(2**63)): None,
+        "-5": None,
+    }
+
+
+async def test_children_with_no_order_value_come_last_then_in_key_order(
+    land: SqlConnector,
+) -> None:
+    out = await land.fetch("LandParcel", ["P004"], frozenset({"mortgages"}), CTX)
+
+    assert out["P004"] == {
+        "mortgages": [
+            {"bank": "BIDV", "amount": 2, "on": "2022-01-01"},
+            {"bank": "Sacombank", "amount": 1, "on": None},
+            {"bank": "Techcombank", "amount": 3, "on": None},
+        ]
+    }
+
+
+def _selected(statements: list[str], table: str) -> set[str]:
+    """The columns of `table` the one statement reading it from selects."""
+    (statement,) = [s for s in statements if re.search(rf"\bFROM {table}\b", s)]
+    listed = statement.split("FROM")[0].removeprefix("SELECT")
+    return {name.strip().split(".")[-1] for name in listed.split(",")}
+
+
+@pytest.mark.parametrize(
+    ("fields", "table", "columns"),
+    [
+        (
+            frozenset({"holders"}),
+            "coholders",
+            {"parcel_id", "personal_id", "full_name", "position"},  # not `id`
+        ),
+        (frozenset({"certificateSerial"}), "certificates", {"cert_id", "serial"}),
+        (frozenset({"mortgages"}), "mortgages", {"parcel_id", "bank", "amount", "registered_on"}),
+        (  # an expression may read any column of what it names
+            frozenset({"certificateIssued"}),
+            "certificates",
+            {"cert_id", "serial", "issued_on"},
+        ),
+    ],
+)
+async def test_joins_and_children_select_only_the_columns_the_mapping_reads(
+    land: SqlConnector, fields: frozenset[str], table: str, columns: set[str]
+) -> None:
+    assert land._engine is not None
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(land._engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        out = await land.fetch("LandParcel", ["P002"], fields, CTX)
+    finally:
+        event.remove(land._engine.sync_engine, "before_cursor_execute", seen)
+
+    assert _selected(statements, table) == columns
+    assert set(out["P002"]) == fields  # type: ignore[arg-type]
+
+
+async def test_a_user_name_given_by_reference_is_in_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = "s3cr3t-user"
+    monkeypatch.setenv("SOURCE_LAND_DB_USER", user)
+    data = _manifest_data(tmp_path / "unused.db")
+    data["database"] = {
+        "url": "postgresql://127.0.0.1:1/land",
+        "user": {"ref": "env:SOURCE_LAND_DB_USER"},
+    }
+    connector = SqlConnector(_write(tmp_path / "land.yaml", data))
+    connector._engine = connector._create_engine()
+    try:
+        said = connector._redact(f'role "{user}" does not exist')
+    finally:
+        await connector.aclose()
+
+    assert said == 'role "***" does not exist'
+
+
+async def test_a_user_name_written_in_the_manifest_is_left_in_errors(tmp_path: Path) -> None:
+    data = _manifest_data(tmp_path / "unused.db")
+    data["database"] = {"url": "postgresql://127.0.0.1:1/land", "user": "reader"}
+    connector = SqlConnector(_write(tmp_path / "land.yaml", data))
+    connector._engine = connector._create_engine()
+    try:
+        said = connector._redact('role "reader" does not exist')
+    finally:
+        await connector.aclose()
+
+    assert said == 'role "reader" does not exist'
