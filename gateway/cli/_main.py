@@ -165,20 +165,24 @@ def _db_current(_args: argparse.Namespace) -> int:
     return 0 if current == head else 1
 
 
-def _schema_export(args: argparse.Namespace) -> int:
-    from schema import SDL_PATH, export_sdl
-
-    target = Path(args.output) if args.output else SDL_PATH
-    sdl = export_sdl()
+def _export(args: argparse.Namespace, default: Path, text: str, command: str) -> int:
+    """Write a checked-in generated file, or with `--check` say whether it is current."""
+    target = Path(args.output) if args.output else default
     if args.check:
-        if not target.exists() or target.read_text(encoding="utf-8") != sdl:
-            sys.stderr.write(f"{target} is stale: run `gateway schema export`\n")
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            sys.stderr.write(f"{target} is stale: run `{command}`\n")
             return 1
         sys.stdout.write(f"{target} is up to date\n")
         return 0
-    target.write_text(sdl, encoding="utf-8")
+    target.write_text(text, encoding="utf-8")
     sys.stdout.write(f"wrote {target}\n")
     return 0
+
+
+def _schema_export(args: argparse.Namespace) -> int:
+    from schema import SDL_PATH, export_sdl
+
+    return _export(args, SDL_PATH, export_sdl(), "gateway schema export")
 
 
 def _keys_generate(args: argparse.Namespace) -> int:
@@ -265,17 +269,7 @@ async def _connect(manifests: Sequence[Any], urls: dict[str, str], own: str) -> 
 def _connectors_schema(args: argparse.Namespace) -> int:
     from connectors import SCHEMA_PATH, manifest_schema_text
 
-    target = Path(args.output) if args.output else SCHEMA_PATH
-    text = manifest_schema_text()
-    if args.check:
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
-            sys.stderr.write(f"{target} is stale: run `gateway connectors schema`\n")
-            return 1
-        sys.stdout.write(f"{target} is up to date\n")
-        return 0
-    target.write_text(text, encoding="utf-8")
-    sys.stdout.write(f"wrote {target}\n")
-    return 0
+    return _export(args, SCHEMA_PATH, manifest_schema_text(), "gateway connectors schema")
 
 
 def _connectors_list(_args: argparse.Namespace) -> int:

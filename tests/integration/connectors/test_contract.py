@@ -596,9 +596,12 @@ async def test_a_source_that_hangs_times_out(source: Source) -> None:
     assert waited < 2.0  # the manifest's 0.5 s, not the source's pace
 
 
+# A SQLite file has no credentials (it is opened read-only): the kinds that have them.
+WITH_CREDENTIALS = pytest.mark.parametrize("source", ["rest", "postgresql"], indirect=True)
+
+
+@WITH_CREDENTIALS
 async def test_credentials_are_sent(source: Source) -> None:
-    if source.kind == "sqlite":
-        pytest.skip("a SQLite file has no credentials; it is opened read-only")
     async with _connector(source) as connector:
         found = await connector.fetch("LandParcel", [P1], frozenset({"parcelId"}), CTX)
         assert found[P1] is not None
@@ -618,11 +621,10 @@ async def test_credentials_are_sent(source: Source) -> None:
         assert all(h.get("x-api-key") == SECRET for h in source.headers)
 
 
+@WITH_CREDENTIALS
 async def test_credentials_that_are_refused_fail_as_unavailable(
     source: Source, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if source.kind == "sqlite":
-        pytest.skip("a SQLite file has no credentials")
     monkeypatch.setenv("SOURCE_CONTRACT_SECRET", "wrong-" + SECRET)
     if source.kind == "postgresql":
         # A role that exists but was granted nothing: the schema is not readable by it.
@@ -640,9 +642,8 @@ async def test_credentials_that_are_refused_fail_as_unavailable(
     assert SECRET not in repr(error)
 
 
+@pytest.mark.parametrize("source", ["rest"], indirect=True)  # the kinds that speak HTTP
 async def test_purpose_headers_are_sent(source: Source) -> None:
-    if source.kind != "rest":
-        pytest.skip("purpose headers are what HTTP kinds send")
     async with _connector(source) as connector:
         await connector.fetch("LandParcel", [P1], frozenset({"parcelId"}), CTX)
         await connector.fetch("LandParcel", [AN], frozenset({"parcelId"}), CTX, by="holder")
