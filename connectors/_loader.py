@@ -11,8 +11,9 @@ the request, so asking again for a key with fields already read costs nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 
+from connectors._resilience import deadline_scope
 from connectors.base import Connector, FetchContext, FetchResult
 
 __all__ = ["BatchLoader"]
@@ -76,16 +77,18 @@ class BatchLoader:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    async def _fetch(self, keys: list[str], fields: frozenset[str]) -> Mapping[str, FetchResult]:
+        if self._by is None:
+            return await self._connector.fetch(self._kind, keys, fields, self._ctx)
+        return await self._connector.fetch(self._kind, keys, fields, self._ctx, by=self._by)
+
     async def _run(
         self, pending: dict[str, asyncio.Future[FetchResult]], fields: frozenset[str]
     ) -> None:
         try:
-            if self._by is None:
-                found = await self._connector.fetch(self._kind, list(pending), fields, self._ctx)
-            else:
-                found = await self._connector.fetch(
-                    self._kind, list(pending), fields, self._ctx, by=self._by
-                )
+            # Every call the connector makes for this batch ends by the deadline.
+            with deadline_scope(self._ctx.deadline):
+                found = await self._fetch(list(pending), fields)
         except asyncio.CancelledError:
             for future in pending.values():
                 future.cancel()

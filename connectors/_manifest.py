@@ -40,6 +40,7 @@ __all__ = [
     "SCHEMA_PATH",
     "ApiKeyAuth",
     "BatchSpec",
+    "BreakerSpec",
     "DatabaseSpec",
     "EntityBase",
     "FieldMap",
@@ -227,6 +228,14 @@ class EntityBase(_Strict):
         raise NotImplementedError
 
 
+class BreakerSpec(_Strict):
+    """A source's circuit breaker: open after `failures` failures in a row, try again
+    (one call) after `reset_seconds`."""
+
+    failures: int = Field(default=5, ge=1, le=1000)
+    reset_seconds: float = Field(default=10.0, gt=0, le=3600)
+
+
 class ManifestBase(_Strict):
     """What every connector kind shares: identity, entities, mapping, timeouts, limits."""
 
@@ -241,6 +250,7 @@ class ManifestBase(_Strict):
     retries: int = Field(default=1, ge=0, le=5)
     max_concurrency: int = Field(default=32, ge=1, le=1024)
     priority: int = Field(default=100, description="Lower wins when two sources give a field.")
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
     tables: dict[str, dict[str, str | int | bool | None]] = Field(
         default_factory=dict, description="Tables the `lookup(value, 'name')` function reads."
     )

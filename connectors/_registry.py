@@ -191,6 +191,15 @@ class ConnectorRegistry:
                     "connector_unavailable_at_start", connector=connector.name, code=exc.code
                 )
 
+    def breakers(self) -> dict[str, str]:
+        """Each connector's circuit breaker state (`closed`, `half_open`, `open`)."""
+        out = {}
+        for connector in self._connectors:
+            breaker = getattr(connector, "breaker", None)
+            if breaker is not None:
+                out[connector.name] = breaker.state.name.lower()
+        return out
+
     async def health(self) -> dict[str, Health]:
         """Each connector's health, asked concurrently."""
         results = await asyncio.gather(*(c.health() for c in self._connectors))

@@ -24,6 +24,7 @@ from connectors._headers import purpose_headers
 from connectors._manifest import RestEntity, RestList, RestManifest
 from connectors._mapping import FieldMapper, Tables, compile_fields, map_record, source_roots
 from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
+from connectors._resilience import CircuitBreaker, backoff, call_budget, time_left
 from connectors.base import FetchContext, FetchResult, Health
 from gateway.errors import (
     SourceDataInvalid,
@@ -38,6 +39,8 @@ __all__ = ["RestConnector"]
 log = structlog.get_logger(__name__)
 
 _BACKOFF_SECONDS = 0.05
+_MIN_ATTEMPT = 0.1
+"""Seconds a retry needs left after its pause to be worth starting."""
 
 
 class _Entity:
@@ -75,6 +78,11 @@ class RestConnector:
         self._http = self._credentials.client(http)
         self._timeout = httpx.Timeout(manifest.timeout_seconds)
         self._limit = asyncio.Semaphore(manifest.max_concurrency)
+        self.breaker = CircuitBreaker(
+            manifest.name,
+            failures=manifest.breaker.failures,
+            reset_seconds=manifest.breaker.reset_seconds,
+        )
         self._entities = {
             kind: _Entity(spec, source=manifest.name, tables=manifest.tables)
             for kind, spec in manifest.entities.items()
@@ -208,13 +216,33 @@ class RestConnector:
     ) -> Any:
         attempt = 0
         while True:
+            # Each attempt: the breaker lets it go, and it ends by the request's deadline.
+            self.breaker.before_call()
             try:
-                return await self._once(method, url, headers=headers, json=json, route=route)
+                budget = call_budget(self.manifest.timeout_seconds, source=self.name)
+            except SourceError:
+                self.breaker.abandoned()
+                raise
+            try:
+                result = await self._once(
+                    method, url, headers=headers, json=json, route=route, budget=budget
+                )
             except SourceError as exc:
+                self.breaker.failed(exc)
                 if not exc.retriable or attempt >= self.manifest.retries:
                     raise
                 attempt += 1
-                await asyncio.sleep(_BACKOFF_SECONDS * attempt)
+                pause = backoff(attempt, _BACKOFF_SECONDS)
+                left = time_left()
+                if left is not None and left < pause + _MIN_ATTEMPT:
+                    raise  # a retry could not end in time: this answer stands
+                await asyncio.sleep(pause)
+            except BaseException:
+                self.breaker.abandoned()
+                raise
+            else:
+                self.breaker.succeeded()
+                return result
 
     async def _once(
         self,
@@ -224,7 +252,9 @@ class RestConnector:
         headers: dict[str, str],
         route: str,
         json: Any,
+        budget: float,
     ) -> Any:
+        """One call, within `budget` seconds (waiting for a slot included)."""
         started = time.perf_counter()
         outcome = "ok"
         try:
@@ -234,13 +264,13 @@ class RestConnector:
                 auth = await self._credentials.headers(self._http)
                 # The deadline covers waiting for a slot, connecting and reading the whole
                 # answer: a source that trickles bytes cannot hold a request any longer.
-                async with asyncio.timeout(self.manifest.timeout_seconds), self._limit:
+                async with asyncio.timeout(budget), self._limit:
                     content = orjson.dumps(json) if json is not None else None
                     sent = {**headers, **auth}
                     if content is not None:
                         sent["content-type"] = "application/json"
                     request = self._http.build_request(
-                        method, url, headers=sent, content=content, timeout=self._timeout
+                        method, url, headers=sent, content=content, timeout=httpx.Timeout(budget)
                     )
                     response = await self._http.send(request, stream=True)
                     try:

@@ -51,6 +51,7 @@ from connectors._manifest import (
 )
 from connectors._mapping import FieldMapper, compile_fields, map_record, source_roots
 from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
+from connectors._resilience import CircuitBreaker, backoff, call_budget
 from connectors._secrets import resolve_secret
 from connectors.base import FetchContext, FetchResult, Health
 from gateway.errors import SourceError, SourceRejected, SourceTimeout, SourceUnavailable
@@ -273,6 +274,11 @@ class SqlConnector:
         self.queries = 0
         self._postgres = manifest.database.url.startswith("postgresql://")
         self._limit = asyncio.Semaphore(manifest.max_concurrency)
+        self.breaker = CircuitBreaker(
+            manifest.name,
+            failures=manifest.breaker.failures,
+            reset_seconds=manifest.breaker.reset_seconds,
+        )
         self._entities = {
             kind: _Entity(kind, spec, manifest) for kind, spec in manifest.entities.items()
         }
@@ -562,6 +568,21 @@ class SqlConnector:
     ) -> Mapping[str, FetchResult]:
         """Look up `keys` of `kind` for the canonical `fields` (by another key: lists)."""
         del ctx  # a database takes no X-Road headers
+        self.breaker.before_call()
+        try:
+            found = await self._read(kind, keys, fields, by)
+        except SourceError as error:
+            self.breaker.failed(error)
+            raise
+        except BaseException:
+            self.breaker.abandoned()
+            raise
+        self.breaker.succeeded()
+        return found
+
+    async def _read(
+        self, kind: str, keys: Sequence[str], fields: frozenset[str], by: str | None
+    ) -> Mapping[str, FetchResult]:
         if not self._opened:
             try:
                 await self.open()
@@ -573,19 +594,21 @@ class SqlConnector:
         unique = list(dict.fromkeys(keys))
         if not unique:
             return {}
+        # Within the manifest's timeout, cut to the request's deadline.
+        budget = call_budget(self.manifest.timeout_seconds, source=self.name)
         started = time.perf_counter()
         outcome = "ok"
         try:
-            async with asyncio.timeout(self.manifest.timeout_seconds), self._limit:
+            async with asyncio.timeout(budget), self._limit:
                 attempt = 0
                 while True:
                     try:
-                        return await self._transaction(entity, unique, fields, by)
+                        return await self._transaction(entity, unique, fields, by, budget)
                     except SourceUnavailable:
                         if attempt >= self.manifest.retries:
                             raise
                         attempt += 1
-                        await asyncio.sleep(_BACKOFF_SECONDS * attempt)
+                        await asyncio.sleep(backoff(attempt, _BACKOFF_SECONDS))
         except TimeoutError:
             outcome = SourceTimeout.code
             raise SourceTimeout(source=self.name) from None
@@ -597,7 +620,12 @@ class SqlConnector:
             SOURCE_LATENCY.labels(self.name, "query").observe(time.perf_counter() - started)
 
     async def _transaction(
-        self, entity: _Entity, keys: list[str], fields: frozenset[str], by: str | None
+        self,
+        entity: _Entity,
+        keys: list[str],
+        fields: frozenset[str],
+        by: str | None,
+        budget: float,
     ) -> dict[str, FetchResult]:
         assert self._engine is not None
         try:
@@ -606,7 +634,7 @@ class SqlConnector:
                     await conn.execute(text("SET TRANSACTION READ ONLY"))
                     await conn.execute(
                         text("SELECT set_config('statement_timeout', :ms, true)"),
-                        {"ms": str(max(1, round(self.manifest.timeout_seconds * 1000)))},
+                        {"ms": str(max(1, round(budget * 1000)))},
                     )
                 if by is None:
                     return await self._by_key(conn, entity, keys, fields)

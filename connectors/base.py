@@ -51,6 +51,9 @@ class FetchContext:
     request_id: str
     client_id: str | None = None
     purpose: Purpose | None = None
+    deadline: float | None = None
+    """When the request's calls to sources must end, in the event loop's clock
+    (`loop.time()`): its deadline less the time kept to record it. `None`: none."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from connectors import FetchContext
 from gateway.admission import Admitted
 from gateway.errors import (
     AuditUnavailable,
@@ -148,6 +150,17 @@ def _format(error: GraphQLError, *, request_error: bool) -> dict[str, Any]:
     return formatted
 
 
+def _until(fetch: FetchContext, deadline: asyncio.Timeout | None) -> FetchContext:
+    """`fetch` with the time by which calls to sources end: the request's deadline,
+    less what recording the access needs (a fifth of the time, at most a second), so a
+    slow source makes its fields `SOURCE_TIMEOUT`, not the whole request 503."""
+    when = deadline.when() if deadline is not None else None
+    if when is None:
+        return fetch
+    left = when - asyncio.get_running_loop().time()
+    return dataclasses.replace(fetch, deadline=when - min(1.0, max(0.0, left) / 5))
+
+
 class GraphQLEndpoint:
     """The `/graphql` route: HTTP in, admission, `schema.execute`, record, HTTP out."""
 
@@ -264,7 +277,7 @@ class GraphQLEndpoint:
         )
         ctx = RequestContext(
             registry=state.registry,
-            fetch=admitted.fetch,
+            fetch=_until(admitted.fetch, getattr(request.state, "deadline", None)),
             max_batch=self._max_batch,
             access=admitted.access,
             services=state.services,

@@ -87,12 +87,14 @@ async def _connectors(state: GatewayState) -> dict[str, Any]:
             health = await state.registry.health()
     except TimeoutError:
         return {name: {"ok": False, "detail": "timeout"} for name in state.registry.manifests}
+    breakers = state.registry.breakers()
     return {
         name: {
-            "ok": h.ok,
+            "ok": h.ok and breakers.get(name) != "open",
             "detail": h.detail,
             "latencyMs": h.latency_ms,
             "version": state.connector_versions.get(name),
+            "breaker": breakers.get(name),
         }
         for name, h in health.items()
     }
