@@ -1,8 +1,8 @@
 """`make bench`: the gateway against the sandbox agencies, and the sandboxes alone.
 
-Starts the population and business sandboxes and one gateway process (uvicorn, one
-worker, embedded SQLite) on loopback, drives a fixed mix at fixed concurrencies with a
-bounded closed-loop load generator, and prints a table: requests/s, latency
+Starts the population, business and insurance sandboxes and one gateway process
+(uvicorn, one worker, embedded SQLite) on loopback, drives a fixed mix at fixed
+concurrencies with a bounded closed-loop load generator, and prints a table: requests/s, latency
 percentiles and source calls per request through the gateway, next to the same
 lookups made directly against the sandboxes (the floor), with the ratio. The table is
 saved under bench/results/ with the date and a description of the machine.
@@ -155,6 +155,7 @@ class Servers:
 
 def start(citizens: int, work: Path) -> Servers:
     population, business, gateway = _free_port(), _free_port(), _free_port()
+    insurance = _free_port()
     quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     procs = [
         subprocess.Popen(
@@ -170,7 +171,11 @@ def start(citizens: int, work: Path) -> Servers:
             ],
             **quiet,
         )
-        for name, port in (("population", population), ("business", business))
+        for name, port in (
+            ("population", population),
+            ("business", business),
+            ("insurance", insurance),
+        )
     ]
     db = f"sqlite+aiosqlite:///{work / 'bench.db'}"
     subprocess.run(
@@ -188,6 +193,7 @@ def start(citizens: int, work: Path) -> Servers:
             {
                 "population": f"http://127.0.0.1:{population}",
                 "business": f"http://127.0.0.1:{business}",
+                "insurance": f"http://127.0.0.1:{insurance}",
                 "land": f"sqlite:///{work / 'land.db'}",
             }
         ),
@@ -205,7 +211,8 @@ def start(citizens: int, work: Path) -> Servers:
     try:
         _wait(f"http://127.0.0.1:{population}/healthz", procs[0])
         _wait(f"http://127.0.0.1:{business}/healthz", procs[1])
-        _wait(f"http://127.0.0.1:{gateway}/readyz", procs[2])
+        _wait(f"http://127.0.0.1:{insurance}/healthz", procs[2])
+        _wait(f"http://127.0.0.1:{gateway}/readyz", procs[3])
     except BaseException:
         servers.stop()
         raise

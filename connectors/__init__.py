@@ -1,6 +1,7 @@
 """Connectors: how the gateway reads agencies' databases.
 
-The protocol is in `connectors.base`; `RestConnector` is the built-in `rest` kind, and
+The protocol is in `connectors.base`; `RestConnector` is the built-in `rest` kind,
+`XroadConnector` the `xroad` kind (REST services behind an X-Road security server), and
 `HttpCredentials` authenticates every kind that speaks HTTP.
 """
 
@@ -21,6 +22,7 @@ from connectors._manifest import (
     SecretRef,
     SqlEntity,
     SqlManifest,
+    XroadManifest,
     load_manifest,
     load_manifests,
     manifest_schema,
@@ -39,6 +41,7 @@ from connectors._registry import (
 from connectors._rest import RestConnector
 from connectors._secrets import Secret, SecretUnavailable, resolve_secret
 from connectors._sql import SqlConnector
+from connectors._xroad import XroadConnector
 from connectors.base import Connector, ConnectorFactory, FetchContext, FetchResult, Health
 
 __all__ = [
@@ -68,6 +71,8 @@ __all__ = [
     "SqlConnector",
     "SqlEntity",
     "SqlManifest",
+    "XroadConnector",
+    "XroadManifest",
     "build_registry",
     "check_kind",
     "check_manifest",

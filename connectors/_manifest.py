@@ -1,11 +1,12 @@
 """Connector manifests: what a source provides and how its fields map to canonical ones.
 
 A manifest is YAML or JSON, a union discriminated by `kind`: each kind has its own
-settings model (`RestManifest`, `SqlManifest`), and what every kind shares (entities,
-mapping, timeouts, limits) lives in `ManifestBase`. Loading one that is malformed raises
-`ManifestError` naming the file, the line and the field, so a bad file stops start-up
-with a useful message. Secrets are never written in a manifest: a field that holds one
-takes `{ref: "env:NAME"}` or `{ref: "file:PATH"}` (see `connectors._secrets`).
+settings model (`RestManifest`, `XroadManifest`, `SqlManifest`), and what every kind
+shares (entities, mapping, timeouts, limits) lives in `ManifestBase`. Loading one
+that is malformed raises `ManifestError` naming the file, the line and the field, so a
+bad file stops start-up with a useful message. Secrets are never written in a manifest:
+a field that holds one takes `{ref: "env:NAME"}` or `{ref: "file:PATH"}` (see
+`connectors._secrets`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ __all__ = [
     "SqlList",
     "SqlManifest",
     "SqlTls",
+    "XroadEntity",
+    "XroadManifest",
+    "XroadService",
     "load_manifest",
     "load_manifests",
     "manifest_schema",
@@ -202,7 +206,7 @@ MappingSpec: TypeAlias = Annotated[
     | Annotated[FieldMap, Tag("map")],
     Discriminator(_mapping_kind),
 ]
-_TAGS = frozenset({"name", "map", "rest", "sql", "api_key", "oauth2_client_credentials"})
+_TAGS = frozenset({"name", "map", "rest", "sql", "xroad", "api_key", "oauth2_client_credentials"})
 FieldMap.model_rebuild()
 
 
@@ -437,6 +441,85 @@ class RestManifest(HttpManifest):
     entities: dict[str, RestEntity]
 
 
+# --- X-Road ---------------------------------------------------------------------------
+
+_XROAD_PART = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_XROAD_CLIENT = rf"^{_XROAD_PART}/{_XROAD_PART}/{_XROAD_PART}/{_XROAD_PART}$"
+
+
+class XroadService(_Strict):
+    """The X-Road member subsystem that provides the services: where requests are routed."""
+
+    instance: str = Field(pattern=f"^{_XROAD_PART}$", description="X-Road instance, e.g. VN.")
+    member_class: str = Field(pattern=f"^{_XROAD_PART}$", description="e.g. GOV.")
+    member_code: str = Field(pattern=f"^{_XROAD_PART}$", description="e.g. BHXH.")
+    subsystem: str = Field(pattern=f"^{_XROAD_PART}$", description="e.g. INSURANCE.")
+
+    def path(self, code: str, version: str | None) -> str:
+        """`/r1/{instance}/{class}/{member}/{subsystem}/{service}[/{version}]`."""
+        parts = [self.instance, self.member_class, self.member_code, self.subsystem, code]
+        if version is not None:
+            parts.append(version)
+        return "/r1/" + "/".join(parts)
+
+
+class XroadEntity(RestEntity):
+    """A REST entity served as an X-Road service: `get`, `batch.path` and `lists` paths
+    are relative to the service's own path, `/r1/{service id}/{service}[/{version}]`."""
+
+    service: str = Field(pattern=f"^{_XROAD_PART}$", description="The service code.")
+    version: str | None = Field(default=None, pattern=f"^{_XROAD_PART}$")
+
+    def rest_entity(self, service: XroadService) -> RestEntity:
+        """The same entity with its paths under the service's X-Road path."""
+        prefix = service.path(self.service, self.version)
+        batch = self.batch
+        if batch is not None:
+            batch = batch.model_copy(update={"path": prefix + batch.path})
+        lists = {
+            way: spec.model_copy(update={"get": prefix + spec.get})
+            for way, spec in self.lists.items()
+        }
+        data = {name: getattr(self, name) for name in RestEntity.model_fields}
+        data.update(get=None if self.get is None else prefix + self.get, batch=batch, lists=lists)
+        return RestEntity.model_construct(**data)
+
+
+class XroadManifest(HttpManifest):
+    """A source behind an X-Road security server (REST services, `/r1/` paths).
+
+    `base_url` is the gateway's own security server. Every call names `client`, the
+    gateway's X-Road subsystem, in `X-Road-Client`: the security server grants access to
+    that subsystem, so the calling system's id (`FetchContext.client_id`) is not sent
+    there; it stays in the gateway's audit record, joined by `X-Road-Id`. The officer
+    and case go as `X-Road-UserId` and `X-Road-Issue`, as for the `rest` kind.
+    """
+
+    kind: Literal["xroad"]
+    client: str = Field(
+        pattern=_XROAD_CLIENT,
+        description="The gateway's X-Road client subsystem, INSTANCE/CLASS/MEMBER/SUBSYSTEM.",
+    )
+    service: XroadService
+    entities: dict[str, XroadEntity]
+
+    def rest_manifest(self) -> RestManifest:
+        """The same source as a `rest` manifest whose paths are the X-Road paths."""
+        fields = {name: getattr(self, name) for name in HttpManifest.model_fields}
+        fields["kind"] = "rest"
+        fields["entities"] = {
+            kind: entity.rest_entity(self.service) for kind, entity in self.entities.items()
+        }
+        rest = RestManifest.model_construct(**fields)
+        rest._path = self._path
+        return rest
+
+    def with_endpoint(self, url: str) -> XroadManifest:
+        copy = self.model_copy(update={"base_url": _http_url(url)})
+        copy._path = self._path
+        return copy
+
+
 # --- SQL -----------------------------------------------------------------------------
 
 
@@ -604,7 +687,11 @@ def _kind_of(value: Any) -> str | None:
     return getattr(value, "kind", None)
 
 
-KINDS_OF_MANIFEST: dict[str, type[ManifestBase]] = {"rest": RestManifest, "sql": SqlManifest}
+KINDS_OF_MANIFEST: dict[str, type[ManifestBase]] = {
+    "rest": RestManifest,
+    "sql": SqlManifest,
+    "xroad": XroadManifest,
+}
 
 
 def _known_kind(value: Any) -> Any:
@@ -622,6 +709,7 @@ Manifest: TypeAlias = Annotated[
     Union[  # noqa: UP007  # a union of tagged models, which `|` cannot tag
         Annotated[RestManifest, Tag("rest")],
         Annotated[SqlManifest, Tag("sql")],
+        Annotated[XroadManifest, Tag("xroad")],
     ],
     Discriminator(_kind_of),
     BeforeValidator(_known_kind),

@@ -1,8 +1,10 @@
-"""Reference agency services: a population database and a business registry over HTTP.
+"""Reference agency services: a population database, a business registry and an
+insurance agency (X-Road style) over HTTP.
 
 Each is a FastAPI app speaking its agency's own Vietnamese field names, built by
-``population.create_app(settings)`` / ``business.create_app(settings)`` over a
-deterministic synthetic :class:`Dataset` (``generate(settings)``).
+``population.create_app(settings)`` / ``business.create_app(settings)`` /
+``insurance.create_app(settings)`` over a deterministic synthetic :class:`Dataset`
+(``generate(settings)``).
 
 ``issuer.create_app(settings)`` is the sandbox identity issuer: an OpenID Connect
 issuer without passwords that signs citizen and staff tokens for anyone (demo and tests).

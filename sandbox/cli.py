@@ -1,5 +1,5 @@
-"""``python -m sandbox population|business|issuer|sample|land``: run a sandbox service,
-print ids, or write the land registry's database."""
+"""``python -m sandbox population|business|insurance|issuer|sample|land``: run a sandbox
+service, print ids, or write the land registry's database."""
 
 import argparse
 import gc
@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import uvicorn
 
-from sandbox import business, issuer, land, population
+from sandbox import business, insurance, issuer, land, population
 from sandbox._data import generate
 from sandbox.config import SandboxSettings
 
@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, helptext in (
         ("population", "serve the population database (citizens, households)"),
         ("business", "serve the business registry (enterprises)"),
+        ("insurance", "serve the insurance agency, X-Road style (books, cards, contributions)"),
     ):
         serve = commands.add_parser(name, help=helptext)
         serve.add_argument("--host")
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "population":
         app = population.create_app(settings)
         default_port = settings.population_port
+    elif args.command == "insurance":
+        app = insurance.create_app(settings)
+        default_port = settings.insurance_port
     else:
         app = business.create_app(settings)
         default_port = settings.business_port

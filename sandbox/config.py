@@ -22,6 +22,7 @@ class SandboxSettings(BaseSettings):
     host: str = "127.0.0.1"
     population_port: int = Field(default=8101, ge=0, le=65535)
     business_port: int = Field(default=8102, ge=0, le=65535)
+    insurance_port: int = Field(default=8104, ge=0, le=65535)
     latency_ms: float = Field(default=0, ge=0)
     """Artificial delay before every lookup answers, for fault and benchmark runs."""
     max_batch: int = Field(default=100, ge=1)

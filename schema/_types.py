@@ -20,7 +20,9 @@ __all__ = [
     "Business",
     "BusinessStatus",
     "Citizen",
+    "ContributionPeriod",
     "Document",
+    "Employer",
     "Encumbrance",
     "Ethnicity",
     "Gender",
@@ -216,6 +218,26 @@ class HealthInsurance:
     registered_facility: str | None
 
 
+@strawberry.type(description="An employer as the insurance agency records it.")
+class Employer:
+    tax_code: str | None = strawberry.field(description="The enterprise's tax code.")
+    name: str | None
+
+
+@strawberry.type(description="A period of social insurance contributions with one employer.")
+class ContributionPeriod:
+    employer: Employer | None
+    from_: datetime.date | None = strawberry.field(
+        name="from", description="The first day of the first month contributed."
+    )
+    to: datetime.date | None = strawberry.field(
+        description="The last day of the last month contributed; null while it goes on."
+    )
+    salary_basis: int | None = strawberry.field(
+        default=None, description="The monthly salary contributions are based on, in VND."
+    )
+
+
 @strawberry.type(description="Social and health insurance as held by the insurance agency.")
 class InsuranceRecord:
     personal_id: str
@@ -223,6 +245,9 @@ class InsuranceRecord:
     health_insurance: HealthInsurance | None
     contribution_months: int | None
     employer: str | None
+    contribution_periods: list[ContributionPeriod] | None = strawberry.field(
+        default=None, description="Contributions with each employer, oldest first."
+    )
 
 
 @strawberry.type(description="A digitized result of a procedure: a certificate, a licence.")

@@ -3,7 +3,8 @@
 It migrates the embedded SQLite database, makes development keys if there are none,
 registers the demo client (`VN/GOV/DEMO/query-page`, with a key kept in
 `var/client-keys/`), writes the sandbox land registry's database (`var/land.db`, read
-by the gateway's `sql` connector), starts the population and business sandboxes, the
+by the gateway's `sql` connector), starts the population, business and insurance
+sandboxes (the last an X-Road style service, read by the `xroad` connector), the
 sandbox sign-in issuer and the gateway as child processes, asks one real query and one
 prefill signed as the demo client, prints where to go next, and stops every child on
 Ctrl-C. Its child processes are this interpreter running the project's own modules.
@@ -70,6 +71,7 @@ class Demo:
         port: int = 8000,
         population_port: int = 8101,
         business_port: int = 8102,
+        insurance_port: int = 8104,
         issuer_port: int = DEMO_ISSUER_PORT,
         citizens: int = 10_000,
         var: Path = Path("var"),
@@ -77,6 +79,7 @@ class Demo:
         self.port = port
         self.population_port = population_port
         self.business_port = business_port
+        self.insurance_port = insurance_port
         self.issuer_port = issuer_port
         self.citizens = citizens
         self.var = var
@@ -110,6 +113,7 @@ class Demo:
         urls = {
             "population": f"http://127.0.0.1:{self.population_port}",
             "business": f"http://127.0.0.1:{self.business_port}",
+            "insurance": f"http://127.0.0.1:{self.insurance_port}",
             "land": f"sqlite:///{self.land_database}",
         }
         return {
@@ -289,6 +293,10 @@ class Demo:
             "business sandbox",
             ["-m", "sandbox", "business", "--port", str(self.business_port), *common],
         )
+        self._spawn(
+            "insurance sandbox",
+            ["-m", "sandbox", "insurance", "--port", str(self.insurance_port), *common],
+        )
         issuer_env = {
             **os.environ,
             "SANDBOX_ISSUER_AUDIENCE": self.gateway_url,
@@ -301,6 +309,7 @@ class Demo:
         )
         self._wait("population sandbox", f"{population}/healthz")
         self._wait("business sandbox", f"http://127.0.0.1:{self.business_port}/healthz")
+        self._wait("insurance sandbox", f"http://127.0.0.1:{self.insurance_port}/healthz")
         self._wait("sandbox issuer", f"{self.issuer_url}/.well-known/openid-configuration")
         sample = httpx.get(f"{population}/_sandbox/sample", timeout=5.0).json()
         personal_id: str = sample["citizens"][0]
@@ -339,6 +348,7 @@ class Demo:
             f"  Readiness        {self.gateway_url}/readyz\n"
             f"  Sandboxes        http://127.0.0.1:{self.population_port} (population), "
             f"http://127.0.0.1:{self.business_port} (business registry), "
+            f"http://127.0.0.1:{self.insurance_port} (insurance, X-Road), "
             f"{self.issuer_url} (sign-in)\n"
             f"  Land registry    {self.land_database} (SQLite, read by the `sql` connector)\n"
             f"  Logs             {self.var / 'log'}/\n\n"

@@ -48,7 +48,7 @@ from gateway.records import AdminRecorder, admin_recorder
 from gateway.storage import create_engine, upgrade
 from gateway.web import DEMO_CLIENT, create_app
 from policies import CATALOGUE_DIR, SENSITIVE_FIELDS, AgencyKind, Purpose, load_catalogue
-from sandbox import SandboxSettings, business, generate, issuer, land, population
+from sandbox import SandboxSettings, business, generate, insurance, issuer, land, population
 from schema import canonical_fields
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -204,6 +204,15 @@ def business_url(
     population_data: sandbox.Dataset, start_server: Callable[[Any], ServerThread]
 ) -> str:
     app = business.create_app(SandboxSettings(citizens=CITIZENS), population_data)
+    return start_server(app).url
+
+
+@pytest.fixture(scope="session")
+def insurance_url(
+    population_data: sandbox.Dataset, start_server: Callable[[Any], ServerThread]
+) -> str:
+    """The insurance agency of the same population, X-Road style (`insurance.yaml`)."""
+    app = insurance.create_app(SandboxSettings(citizens=CITIZENS), population_data)
     return start_server(app).url
 
 
@@ -720,6 +729,7 @@ def gateway_factory(
     place: Place,
     population_url: str,
     business_url: str,
+    insurance_url: str,
     land_url: str,
     signer: Signer,
     test_catalogue: Path,
@@ -734,6 +744,7 @@ def gateway_factory(
         "connector_urls": {
             "population": population_url,
             "business": business_url,
+            "insurance": insurance_url,
             "land": land_url,
         },
         "catalogue_dir": test_catalogue,

@@ -158,8 +158,10 @@ async def test_fields_without_a_source_are_no_source(gateway, dataset) -> None:
         id=_sample(dataset),
     )
     codes = {e["path"][0]: e["extensions"]["code"] for e in body["errors"]}
-    assert codes == {"insurance": "NO_SOURCE", "documents": "NO_SOURCE"}
+    assert codes == {"documents": "NO_SOURCE"}
     assert body["data"]["citizen"]["fullName"]
+    # The insurance agency (sandbox/manifests/insurance.yaml), read over X-Road.
+    assert body["data"]["insurance"]["socialInsuranceNumber"]
     assert body["data"]["landParcels"]  # the land registry (sandbox/manifests/land.yaml)
 
 
@@ -192,3 +194,46 @@ async def test_household_by_id(gateway, dataset, with_household: bool) -> None:
     assert "errors" not in body, body
     assert body["data"]["household"]["householdId"] == household_id
     assert body["data"]["household"]["head"]["fullName"]
+
+
+async def test_insurance_is_read_over_xroad_with_its_contribution_periods(
+    gateway, dataset, insurance_url
+) -> None:
+    from sandbox.insurance import SERVICE_PATH
+
+    personal_id = _sample(dataset)
+    body = await gateway.query(
+        """query($id: String!) {
+             insurance(personalId: $id) {
+               socialInsuranceNumber
+               healthInsurance { cardCode validFrom validUntil registeredFacility }
+               contributionPeriods { employer { taxCode name } from to salaryBasis }
+             }
+           }""",
+        id=personal_id,
+    )
+    assert "errors" not in body, body
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            f"{insurance_url}{SERVICE_PATH}/cong-dan/{personal_id}",
+            headers={"X-Road-Client": "VN/GOV/TEST/CHECK", "X-Road-Id": "check"},
+        )
+    source = response.json()
+    insurance = body["data"]["insurance"]
+    assert insurance["socialInsuranceNumber"] == source["so_so_bhxh"]
+    card = source["the_bhyt"]
+    assert insurance["healthInsurance"] == {
+        "cardCode": card["ma_the"],
+        "validFrom": card["gia_tri_tu"],
+        "validUntil": card["gia_tri_den"],
+        "registeredFacility": card["noi_dang_ky_kcb_ban_dau"]["ten"],
+    }
+    assert insurance["contributionPeriods"] == [
+        {
+            "employer": {"taxCode": p["don_vi"]["ma_so_thue"], "name": p["don_vi"]["ten"]},
+            "from": p["tu_thang"],
+            "to": p["den_thang"],
+            "salaryBasis": p["muc_luong_dong"],
+        }
+        for p in source["qua_trinh_dong"]
+    ]

@@ -90,6 +90,7 @@ async def test_replicas_recording_connectors_at_once_do_not_collide(
         assert {(r["name"], r["version"]) for r in rows} == {
             ("population", 1),
             ("business", 1),
+            ("insurance", 1),
             ("land", 1),
         }
         for engine in engines:

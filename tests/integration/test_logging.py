@@ -29,7 +29,15 @@ pytestmark = [
 
 @pytest.fixture
 def served(
-    migrated, tmp_path, population_url, business_url, land_url, manifests, signer, test_catalogue
+    migrated,
+    tmp_path,
+    population_url,
+    business_url,
+    insurance_url,
+    land_url,
+    manifests,
+    signer,
+    test_catalogue,
 ):
     port = _free_port()
     log_file = tmp_path / "gateway.log"
@@ -39,7 +47,12 @@ def served(
         "GATEWAY_KEYS_DIR": str(tmp_path / "keys"),
         "GATEWAY_CONNECTORS_DIR": str(manifests),
         "GATEWAY_CONNECTOR_URLS": json.dumps(
-            {"population": population_url, "business": business_url, "land": land_url}
+            {
+                "population": population_url,
+                "business": business_url,
+                "insurance": insurance_url,
+                "land": land_url,
+            }
         ),
         "GATEWAY_PORT": str(port),
         "GATEWAY_ORIGIN": signer.audience,

@@ -92,6 +92,7 @@ def workers(
     redis_url: str,
     population_url: str,
     business_url: str,
+    insurance_url: str,
     land_url: str,
     tmp_path: Path,
 ) -> Iterator[tuple[str, dict[str, str]]]:
@@ -102,7 +103,12 @@ def workers(
         redis_url=redis_url,
         connectors_dir=str(MANIFESTS),
         connector_urls=json.dumps(
-            {"population": population_url, "business": business_url, "land": land_url}
+            {
+                "population": population_url,
+                "business": business_url,
+                "insurance": insurance_url,
+                "land": land_url,
+            }
         ),
         origin="http://127.0.0.1:8000",
         port=str(port),

@@ -1,8 +1,9 @@
 """One contract, every connector kind: what the gateway may rely on from any source.
 
 The same land registry (three parcels, their co-holders, a certificate, a mortgage) is
-served by a REST service over real HTTP, by a SQLite file and by a PostgreSQL schema
-read as a role that may only `SELECT`; the same mapping reads each. Every test runs
+served by a REST service over real HTTP, by the same service behind an X-Road style
+security server, by a SQLite file and by a PostgreSQL schema read as a role that may
+only `SELECT`; the same mapping reads each. Every test runs
 against every kind: mapping (nested, computed, lists, missing fields), batching (one
 call or a fixed number of queries for N keys), list lookups by holder, not found,
 timeouts, credentials, purpose headers (HTTP kinds), and that a source is asked for
@@ -12,7 +13,9 @@ the fields requested and no others (the fields policy withheld never reach it).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import os
 import secrets
 import sqlite3
@@ -29,7 +32,8 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors import (
     Connector,
@@ -37,6 +41,7 @@ from connectors import (
     ManifestError,
     RestConnector,
     SqlConnector,
+    XroadConnector,
     parse_manifest,
     source_client,
 )
@@ -51,6 +56,9 @@ CTX = FetchContext(
     purpose=Purpose("1.004222", "HS-2026/Đăng ký", "Cán bộ Lê Văn Tâm", (AN,)),
 )
 SECRET = "contract-" + secrets.token_hex(8)
+HTTP_KINDS = ("rest", "xroad")
+XROAD_CLIENT = "VN/GOV/BCA/GATEWAY"
+XROAD_SERVICE = "/r1/VN/GOV/BTNMT/DATDAI/thua-dat/v1"
 
 # The logical source record: flat columns, one joined object, two lists of rows.
 PARCELS: dict[str, dict[str, Any]] = {
@@ -247,6 +255,44 @@ def _rest_app(state: _RestState) -> Starlette:
     )
 
 
+def _xroad_app(state: _RestState) -> ASGIApp:
+    """The REST service as an X-Road security server serves it: under the service's
+    `/r1/` path, refusing a call that names no client, answering a request hash."""
+    inner = Starlette(routes=[Mount(XROAD_SERVICE, app=_rest_app(state))])
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await inner(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope["headers"]}
+        if b"x-road-client" not in headers or b"x-road-id" not in headers:
+            fault = JSONResponse(
+                {"type": "Client.InvalidRequest", "message": "no X-Road-Client"},
+                status_code=400,
+                headers={"X-Road-Error": "Client.InvalidRequest"},
+            )
+            await fault(scope, receive, send)
+            return
+        asked = b"\n".join(
+            [
+                scope["method"].encode(),
+                scope["raw_path"],
+                scope["query_string"],
+                headers[b"x-road-id"],
+            ]
+        )
+        digest = base64.b64encode(hashlib.sha512(asked).digest())
+
+        async def with_hash(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message["headers"], (b"x-road-request-hash", digest)]
+            await send(message)
+
+        await inner(scope, receive, with_hash)
+
+    return app
+
+
 DDL = [
     "CREATE TABLE thua_dat (ma_thua VARCHAR(40) PRIMARY KEY, ma_tinh VARCHAR(2), "
     "ma_xa VARCHAR(5), ten_xa VARCHAR(100), dia_chi VARCHAR(200), dien_tich REAL, "
@@ -321,6 +367,12 @@ class _Statements:
 def rest_source(start_server: Callable[[Any], Any]) -> tuple[str, _RestState]:
     state = _RestState()
     return start_server(_rest_app(state)).url, state
+
+
+@pytest.fixture(scope="module")
+def xroad_source(start_server: Callable[[Any], Any]) -> tuple[str, _RestState]:
+    state = _RestState()
+    return start_server(_xroad_app(state)).url, state
 
 
 @pytest.fixture(scope="module")
@@ -431,11 +483,11 @@ def _postgres_locked(admin: str, schema: str) -> Iterator[None]:
         thread.join(10)
 
 
-@pytest.fixture(params=["rest", "sqlite", "postgresql"])
+@pytest.fixture(params=["rest", "xroad", "sqlite", "postgresql"])
 def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Source:
     monkeypatch.setenv("SOURCE_CONTRACT_SECRET", SECRET)
-    if request.param == "rest":
-        url, state = request.getfixturevalue("rest_source")
+    if request.param in HTTP_KINDS:
+        url, state = request.getfixturevalue(f"{request.param}_source")
         state.calls, state.asked, state.delay = 0, set(), 0.0
         state.headers.clear()
 
@@ -450,13 +502,28 @@ def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S
         def reset() -> None:
             state.calls, state.asked = 0, set()
 
+        xroad = request.param == "xroad"
         manifest = _base(
-            "land-rest",
-            "rest",
+            f"land-{request.param}",
+            request.param,
             base_url=url,
             auth={"type": "api_key", "key": {"ref": "env:SOURCE_CONTRACT_SECRET"}},
+            **(
+                {
+                    "client": XROAD_CLIENT,
+                    "service": {
+                        "instance": "VN",
+                        "member_class": "GOV",
+                        "member_code": "BTNMT",
+                        "subsystem": "DATDAI",
+                    },
+                }
+                if xroad
+                else {}
+            ),
             entities={
                 "LandParcel": {
+                    **({"service": "thua-dat", "version": "v1"} if xroad else {}),
                     "key_field": "ma_thua",
                     "get": "/parcels/{key}",
                     "fields_param": "fields",
@@ -472,7 +539,13 @@ def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S
             },
         )
         return Source(
-            "rest", manifest, lambda: state.calls, lambda: state.asked, reset, slow, state.headers
+            request.param,
+            manifest,
+            lambda: state.calls,
+            lambda: state.asked,
+            reset,
+            slow,
+            state.headers,
         )
     statements = _Statements()
     if request.param == "sqlite":
@@ -518,11 +591,11 @@ def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S
 async def _connector(source: Source) -> AsyncIterator[Connector]:
     manifest = parse_manifest(source.manifest)
     http = source_client("aiohttp")
-    kind = RestConnector if source.kind == "rest" else SqlConnector
-    connector: Any = kind(manifest, http=http)
+    kinds: dict[str, Any] = {"rest": RestConnector, "xroad": XroadConnector}
+    connector: Any = kinds.get(source.kind, SqlConnector)(manifest, http=http)
     try:
         await connector.open()
-        if source.kind != "rest":
+        if source.kind not in HTTP_KINDS:
             source.statements.attach(connector)  # type: ignore[attr-defined]
         yield connector
     finally:
@@ -562,7 +635,7 @@ async def test_a_batch_of_keys_costs_what_one_key_costs(source: Source) -> None:
         many = source.calls()
     assert {k for k, v in found.items() if v is not None} == {P1, P2, P3}
     # REST: one call to the batch endpoint; SQL: one query per table, for any N.
-    assert many == (1 if source.kind == "rest" else one)
+    assert many == (1 if source.kind in HTTP_KINDS else one)
     assert one >= 1
 
 
@@ -597,7 +670,7 @@ async def test_a_source_that_hangs_times_out(source: Source) -> None:
 
 
 # A SQLite file has no credentials (it is opened read-only): the kinds that have them.
-WITH_CREDENTIALS = pytest.mark.parametrize("source", ["rest", "postgresql"], indirect=True)
+WITH_CREDENTIALS = pytest.mark.parametrize("source", ["rest", "xroad", "postgresql"], indirect=True)
 
 
 @WITH_CREDENTIALS
@@ -617,7 +690,7 @@ async def test_credentials_are_sent(source: Source) -> None:
             finally:
                 await conn.close()
             assert {u["usename"] for u in users} == {os.environ["SOURCE_CONTRACT_PG_USER"]}
-    if source.kind == "rest":
+    if source.kind in HTTP_KINDS:
         assert all(h.get("x-api-key") == SECRET for h in source.headers)
 
 
@@ -642,14 +715,21 @@ async def test_credentials_that_are_refused_fail_as_unavailable(
     assert SECRET not in repr(error)
 
 
-@pytest.mark.parametrize("source", ["rest"], indirect=True)  # the kinds that speak HTTP
+@pytest.mark.parametrize("source", HTTP_KINDS, indirect=True)  # the kinds that speak HTTP
 async def test_purpose_headers_are_sent(source: Source) -> None:
     async with _connector(source) as connector:
         await connector.fetch("LandParcel", [P1], frozenset({"parcelId"}), CTX)
         await connector.fetch("LandParcel", [AN], frozenset({"parcelId"}), CTX, by="holder")
+        if source.kind == "xroad":
+            # The security server's hash of each call is kept as evidence of what was asked.
+            evidence = connector.evidence(CTX.request_id)  # type: ignore[attr-defined]
+            assert len(evidence) == 2
+            assert all(len(base64.b64decode(h)) == 64 for h in evidence)
+    # X-Road: the gateway's own subsystem is the client the security server authorises.
+    client = XROAD_CLIENT if source.kind == "xroad" else "VN/GOV/BTP/HTTP"
     for headers in source.headers:
         assert headers["x-road-id"] == "req-contract-1"
-        assert headers["x-road-client"] == "VN/GOV/BTP/HTTP"
+        assert headers["x-road-client"] == client
         assert headers["x-road-issue"] == "HS-2026/%C4%90%C4%83ng%20k%C3%BD"
         assert headers["x-road-userid"] == "C%C3%A1n%20b%E1%BB%99%20L%C3%AA%20V%C4%83n%20T%C3%A2m"
 
@@ -666,7 +746,7 @@ async def test_only_the_fields_requested_are_asked_of_the_source(source: Source)
     asked = source.asked()
     withheld = {"ho_ten", "ma_tinh", "ten_xa", "dia_chi", "so_seri", "ben_nhan", "muc_dich"}
     assert not asked & withheld, asked
-    if source.kind == "rest":
+    if source.kind in HTTP_KINDS:
         assert asked == {"ma_thua", "dien_tich"}
     else:
         # The holder's column is read to find their parcels; no co-holder's name is.
