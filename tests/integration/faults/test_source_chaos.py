@@ -4,9 +4,10 @@ Under concurrent requests that read three agencies at once: the population datab
 answers only after 10 s (a fault proxy delays it), the business registry answers 500
 to everything (an app that does only that), the land registry is well. The slow
 source's fields come back `SOURCE_TIMEOUT` at its own timeout (and fail at once when
-enough timeouts opened its breaker too), the broken source's breaker opens and the gateway stops calling it until one trial call goes (half-open),
-the land registry's fields resolve in every answer, and every request is recorded.
-Order and outcome are asserted, not timings; only a guard of 30 s against hangs.
+enough timeouts opened its breaker too); the broken source's breaker opens and the
+gateway stops calling it until one trial call goes (half-open); the land registry's
+fields resolve in every answer, and every request is recorded. Order and outcome are
+asserted, not timings; only a guard of 30 s against hangs.
 """
 
 from __future__ import annotations
