@@ -112,7 +112,7 @@ class RestConnector:
         entity = self._entities[kind]
         wanted = entity.source_fields(fields, by_key=by is None)
         mappers = entity.mappers_for(fields)
-        headers = purpose_headers(ctx)
+        headers = self._source_headers(ctx)
         unique = list(dict.fromkeys(keys))
         if by is not None:
             way = entity.spec.lists[by]  # type: ignore[index]
@@ -136,6 +136,14 @@ class RestConnector:
             found = await asyncio.gather(*(self._get(entity, k, wanted, headers) for k in unique))
             raw = dict(zip(unique, found, strict=True))
         return {k: None if rec is None else map_record(mappers, rec) for k, rec in raw.items()}
+
+    def _source_headers(self, ctx: FetchContext) -> dict[str, str]:
+        """The headers every call made for `ctx` carries: who asks and why."""
+        return purpose_headers(ctx)
+
+    async def _check_answer(self, request: httpx.Request, response: httpx.Response) -> None:
+        """Look at an answer before its status is read; a kind may raise a `SourceError`
+        (the caller closes the answer)."""
 
     async def _get_body(
         self,
@@ -274,6 +282,7 @@ class RestConnector:
                     )
                     response = await self._http.send(request, stream=True)
                     try:
+                        await self._check_answer(request, response)
                         if response.status_code == 401 and may_renew:
                             self._credentials.expire(auth)
                             continue

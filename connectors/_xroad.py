@@ -32,6 +32,7 @@ import structlog
 from connectors._headers import header_value
 from connectors._manifest import XroadManifest
 from connectors._rest import RestConnector
+from connectors.base import FetchContext
 from gateway.errors import SourceError, SourceRejected, SourceTimeout, SourceUnavailable
 
 __all__ = ["EVIDENCE_KEPT", "XroadConnector", "xroad_error"]
@@ -81,38 +82,6 @@ def xroad_error(kind: str, *, source: str, status: int | None = None) -> SourceE
     return SourceUnavailable(source=source, **detail)
 
 
-class _SecurityServer:
-    """The HTTP client as seen by the `rest` machinery: X-Road errors are raised and
-    request hashes kept as answers arrive; everything else is the wrapped client's."""
-
-    def __init__(self, client: httpx.AsyncClient, connector: XroadConnector) -> None:
-        self._client = client
-        self._connector = connector
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def build_request(self, *args: Any, **kwargs: Any) -> httpx.Request:
-        return self._client.build_request(*args, **kwargs)
-
-    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        response = await self._client.send(request, **kwargs)
-        self._connector._answered(request, response)
-        header = response.headers.get("x-road-error")
-        if header is None and response.status_code < 500:
-            return response
-        try:
-            kind = header or await _error_type(response)
-        except BaseException:
-            await response.aclose()
-            raise
-        if kind is None:
-            return response  # a 5xx of the service itself, classified by its status
-        await response.aclose()
-        log.warning("xroad_error", connector=self._connector.name, xroad_error=kind)
-        raise xroad_error(kind, source=self._connector.name, status=response.status_code)
-
-
 async def _error_type(response: httpx.Response) -> str | None:
     """The `type` of an X-Road error body, if the answer is one."""
     content_type = response.headers.get("content-type", "")
@@ -141,7 +110,6 @@ class XroadConnector(RestConnector):
         super().__init__(manifest.rest_manifest(), http=http)
         self.xroad = manifest
         self._client_header = header_value(manifest.client)
-        self._http = _SecurityServer(self._http, self)  # type: ignore[assignment]
         self._evidence: OrderedDict[str, list[str]] = OrderedDict()
 
     def __repr__(self) -> str:
@@ -161,6 +129,23 @@ class XroadConnector(RestConnector):
         """The `X-Road-Request-Hash` of every call made for `request_id`, in order."""
         return tuple(self._evidence.get(request_id, ()))
 
+    def _source_headers(self, ctx: FetchContext) -> dict[str, str]:
+        # The security server grants access to the gateway's client subsystem; the
+        # calling system stays in the gateway's own record, linked by X-Road-Id.
+        return {**super()._source_headers(ctx), "X-Road-Client": self._client_header}
+
+    async def _check_answer(self, request: httpx.Request, response: httpx.Response) -> None:
+        """Keep the answer's request hash; raise what an X-Road error means."""
+        self._answered(request, response)
+        header = response.headers.get("x-road-error")
+        if header is None and response.status_code < 500:
+            return
+        kind = header or await _error_type(response)
+        if kind is None:
+            return  # a 5xx of the service itself, classified by its status
+        log.warning("xroad_error", connector=self.name, xroad_error=kind)
+        raise xroad_error(kind, source=self.name, status=response.status_code)
+
     def _answered(self, request: httpx.Request, response: httpx.Response) -> None:
         digest = response.headers.get("x-road-request-hash")
         sent_id = request.headers.get("x-road-id")
@@ -173,15 +158,3 @@ class XroadConnector(RestConnector):
             while len(self._evidence) > EVIDENCE_KEPT:
                 self._evidence.popitem(last=False)
         kept.append(digest)
-
-    async def _call(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str],
-        route: str,
-        json: Any = None,
-    ) -> Any:
-        sent = {**headers, "X-Road-Client": self._client_header}
-        return await super()._call(method, url, headers=sent, route=route, json=json)
