@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 
 from bench import _audit as audit_figures
+from bench import _chaos as chaos_figures
 from bench import _log as log_figures
 from bench import _recovery as recovery_figures
 from bench import _search as search_figures
@@ -457,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
         "--outage-seconds", type=float, default=3.0, help="database outage (0: skip)"
     )
     parser.add_argument("--outage-only", action="store_true", help="only the outage figures")
+    parser.add_argument(
+        "--chaos-seconds", type=float, default=8.0, help="per phase of the failing-sources run"
+    )
+    parser.add_argument(
+        "--chaos-only", action="store_true", help="only the figures with two sources failing"
+    )
     args = parser.parse_args(argv)
     only = (
         args.log_only
@@ -464,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         or args.audit_only
         or args.takeover_only
         or args.outage_only
+        or args.chaos_only
     )
 
     now = datetime.datetime.now(datetime.UTC)
@@ -489,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.outage_seconds and (args.outage_only or not only):
         report += "\n## While the database is away\n\n" + asyncio.run(_recovery_report(args))
+    if args.chaos_seconds and (args.chaos_only or not only):
+        report += "\n## While two sources fail\n\n" + asyncio.run(
+            chaos_figures.measure(seconds=args.chaos_seconds)
+        )
     sys.stdout.write(report)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
