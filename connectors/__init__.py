@@ -1,11 +1,13 @@
 """Connectors: how the gateway reads agencies' databases.
 
 The protocol is in `connectors.base`; `RestConnector` is the built-in `rest` kind,
-`XroadConnector` the `xroad` kind (REST services behind an X-Road security server), and
+`XroadConnector` the `xroad` kind (REST services behind an X-Road security server),
+`GraphqlConnector` the `graphql` kind (a remote GraphQL source), and
 `HttpCredentials` authenticates every kind that speaks HTTP.
 """
 
 from connectors._auth import HttpCredentials
+from connectors._graphql_kind import GraphqlConnector
 from connectors._headers import header_value, purpose_headers
 from connectors._http import source_client
 from connectors._loader import BatchLoader
@@ -14,6 +16,8 @@ from connectors._manifest import (
     BatchSpec,
     EntityBase,
     FieldMap,
+    GraphqlEntity,
+    GraphqlManifest,
     Manifest,
     ManifestBase,
     ManifestError,
@@ -56,6 +60,9 @@ __all__ = [
     "FetchContext",
     "FetchResult",
     "FieldMap",
+    "GraphqlConnector",
+    "GraphqlEntity",
+    "GraphqlManifest",
     "Health",
     "HttpCredentials",
     "Manifest",

@@ -36,6 +36,7 @@ __all__ = [
     "ExpressionError",
     "check_expression",
     "compile_expression",
+    "descended_roots",
     "expression_roots",
     "lookup_tables",
 ]
@@ -253,6 +254,40 @@ def expression_roots(text: str) -> frozenset[str] | None:
 
     complete = walk(_parse(text).parsed)
     return frozenset(roots) if complete else None
+
+
+def descended_roots(text: str) -> frozenset[str]:
+    """The top-level source fields `text` reads into (`a.b`, `a[0]`, `a[*]`, `a[]`, or
+    handed to a function with `&expr`): objects or lists, not plain values."""
+    found: set[str] = set()
+
+    def leftmost(node: Mapping[str, Any]) -> None:
+        kind = node.get("type")
+        children = [c for c in node.get("children", ()) if isinstance(c, Mapping)]
+        if kind == "field":
+            found.add(str(node["value"]))
+        elif children and kind in _NARROWING | {"flatten"}:
+            leftmost(children[0])
+        elif children:
+            walk(node)
+
+    def walk(node: Mapping[str, Any]) -> None:
+        kind = node.get("type")
+        children = [c for c in node.get("children", ()) if isinstance(c, Mapping)]
+        if kind in _NARROWING | {"flatten"}:
+            if children:
+                leftmost(children[0])
+            return
+        if kind == "function_expression" and any(c.get("type") == "expref" for c in children):
+            for child in children:
+                if child.get("type") != "expref":
+                    leftmost(child)
+            return
+        for child in children:
+            walk(child)
+
+    walk(_parse(text).parsed)
+    return frozenset(found)
 
 
 def compile_expression(

@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from connectors._expressions import check_expression
+from connectors._expressions import check_expression, descended_roots, expression_roots
 from gateway.configfiles import ConfigFileError, config_files, line_of, load_config_file
 
 __all__ = [
@@ -45,6 +45,9 @@ __all__ = [
     "DatabaseSpec",
     "EntityBase",
     "FieldMap",
+    "GraphqlEntity",
+    "GraphqlList",
+    "GraphqlManifest",
     "HttpManifest",
     "HttpTls",
     "Manifest",
@@ -206,7 +209,9 @@ MappingSpec: TypeAlias = Annotated[
     | Annotated[FieldMap, Tag("map")],
     Discriminator(_mapping_kind),
 ]
-_TAGS = frozenset({"name", "map", "rest", "sql", "xroad", "api_key", "oauth2_client_credentials"})
+_TAGS = frozenset(
+    {"name", "map", "rest", "sql", "xroad", "graphql", "api_key", "oauth2_client_credentials"}
+)
 FieldMap.model_rebuild()
 
 
@@ -520,6 +525,155 @@ class XroadManifest(HttpManifest):
         return copy
 
 
+# --- GraphQL ---------------------------------------------------------------------------
+
+GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+"""A GraphQL Name (`fullmatch`): the field and argument names a manifest may give."""
+_GRAPHQL_TYPE = r"^\[?[_A-Za-z][_0-9A-Za-z]*!?\]?!?$"
+# Where an expression reads into a value (`a.b`, `a[0]`, `a[*]`): that root is an object
+# or a list, and its sub-selection must be written in `select`.
+_DESCENDING = frozenset(
+    {
+        "subexpression",
+        "index_expression",
+        "projection",
+        "value_projection",
+        "filter_projection",
+        "flatten",
+        "slice",
+    }
+)
+
+
+def _graphql_name(value: str) -> str:
+    if not GRAPHQL_NAME.fullmatch(value):
+        raise ValueError(f"not a GraphQL name ([_A-Za-z][_0-9A-Za-z]*): {value!r}")
+    return value
+
+
+def _check_selection(text: str) -> str:
+    """A sub-selection `{ a b { c } }` as written in `select`: no variables or fragments."""
+    from graphql import GraphQLSyntaxError, parse  # only GraphQL manifests
+
+    stripped = text.strip()
+    if not stripped.startswith("{") or "$" in stripped or "..." in stripped or "#" in stripped:
+        raise ValueError(
+            "a selection is written `{ field sub { field } }`, without variables, "
+            "fragments or comments"
+        )
+    try:
+        parse("query Q { x " + stripped + " }", no_location=True)
+    except GraphQLSyntaxError as exc:
+        raise ValueError(f"not a GraphQL selection: {exc.message}") from None
+    return stripped
+
+
+class GraphqlList(_Strict):
+    """A list lookup by another key: the root field `field(argument: $key)`, a list."""
+
+    field: str
+    argument: str
+    argument_type: str = Field(default="String!", pattern=_GRAPHQL_TYPE)
+
+    @field_validator("field", "argument")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        return _graphql_name(value)
+
+
+class GraphqlEntity(EntityBase):
+    """How one canonical entity kind is queried at a GraphQL source.
+
+    `query_field(key_argument: $key)` answers one record; `batch_field(batch_argument:
+    $keys)`, if given, a list of records for a list of keys. The mapping's source roots
+    are the upstream record's fields. An object read by a path (`gcn.so_seri`) or mapped
+    by `fields` is selected with the sub-fields the mapping reads; an expression that
+    reads into a root (`a.b`, `a[*]`) needs that root's sub-selection written in
+    `select` (`{root: "{ sub { field } }"}`), and one that reads the whole record (`@`)
+    cannot be asked of a GraphQL source.
+    """
+
+    query_field: str | None = Field(default=None, description="Root field for one key.")
+    key_argument: str | None = Field(default=None, description="Its argument, the key.")
+    key_type: str = Field(default="String!", pattern=_GRAPHQL_TYPE)
+    batch_field: str | None = Field(default=None, description="Root field for a list of keys.")
+    batch_argument: str | None = None
+    max_batch: int = Field(default=50, ge=1, le=1000)
+    lists: dict[Literal["holder"], GraphqlList] = Field(default_factory=dict)
+    select: dict[str, str] = Field(
+        default_factory=dict, description="{upstream root: its sub-selection, `{ a b { c } }`}"
+    )
+
+    @field_validator("key_field", "query_field", "key_argument", "batch_field", "batch_argument")
+    @classmethod
+    def _names(cls, value: str | None) -> str | None:
+        return None if value is None else _graphql_name(value)
+
+    @field_validator("select")
+    @classmethod
+    def _selections(cls, value: dict[str, str]) -> dict[str, str]:
+        for root, text in value.items():
+            _graphql_name(root)
+            _check_selection(text)
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> GraphqlEntity:
+        if (self.query_field is None) != (self.key_argument is None):
+            raise ValueError("give `query_field` and `key_argument` together")
+        if (self.batch_field is None) != (self.batch_argument is None):
+            raise ValueError("give `batch_field` and `batch_argument` together")
+        if self.query_field is None and self.batch_field is None and not self.lists:
+            raise ValueError("an entity needs a `query_field`, a `batch_field` or `lists`")
+        for name, spec in self.fields.items():
+            _check_graphql_mapping(name, spec, self.select)
+        return self
+
+    def by_key(self) -> bool:
+        return self.query_field is not None or self.batch_field is not None
+
+
+def _check_graphql_mapping(name: str, spec: MappingSpec, select: Mapping[str, str]) -> None:
+    """Refuse a mapping whose upstream selection cannot be derived."""
+    if isinstance(spec, str):
+        return  # a path of names, checked as a source path
+    if spec.expr is not None:
+        roots = expression_roots(spec.expr)
+        if roots is None:
+            raise ValueError(
+                f"field {name!r}: an expression reading the whole record (@) cannot be "
+                "asked of a GraphQL source; read named fields"
+            )
+        for root in sorted(roots):
+            if not GRAPHQL_NAME.fullmatch(root):
+                raise ValueError(f"field {name!r}: not a GraphQL name: {root!r}")
+        objects = descended_roots(spec.expr) | (roots if spec.fields is not None else set())
+        missing = sorted(r for r in objects if r not in select)
+        if missing:
+            raise ValueError(
+                f"field {name!r}: its expression reads into {', '.join(missing)}; write "
+                'the sub-fields to ask for in `select` ({root: "{ sub }"})'
+            )
+        return
+    if spec.fields is not None:
+        for inner, inner_spec in spec.fields.items():
+            _check_graphql_mapping(f"{name}.{inner}", inner_spec, {})
+
+
+class GraphqlManifest(HttpManifest):
+    """A GraphQL source: queries POSTed as JSON `{query, variables}` to `path`."""
+
+    kind: Literal["graphql"]
+    # `path` in the manifest (`ManifestBase.path` is the file the manifest was read from).
+    endpoint_path: str = Field(
+        default="/graphql",
+        alias="path",
+        pattern=r"^/[A-Za-z0-9._~/-]*$",
+        description="Where queries are POSTed, under `base_url`.",
+    )
+    entities: dict[str, GraphqlEntity]
+
+
 # --- SQL -----------------------------------------------------------------------------
 
 
@@ -691,6 +845,7 @@ KINDS_OF_MANIFEST: dict[str, type[ManifestBase]] = {
     "rest": RestManifest,
     "sql": SqlManifest,
     "xroad": XroadManifest,
+    "graphql": GraphqlManifest,
 }
 
 
@@ -710,6 +865,7 @@ Manifest: TypeAlias = Annotated[
         Annotated[RestManifest, Tag("rest")],
         Annotated[SqlManifest, Tag("sql")],
         Annotated[XroadManifest, Tag("xroad")],
+        Annotated[GraphqlManifest, Tag("graphql")],
     ],
     Discriminator(_kind_of),
     BeforeValidator(_known_kind),

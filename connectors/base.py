@@ -3,7 +3,7 @@
 A connector answers lookups for canonical entity kinds (`Citizen`, `Business`, ...)
 by key, for a set of canonical top-level fields, in batches. It maps the source's own
 field names to canonical ones itself, so everything above it speaks only the canonical
-schema. Kinds (`rest`, `sql`, later `graphql`, `xroad`) are plug-ins registered under the
+schema. Kinds (`rest`, `sql`, `xroad`, `graphql`) are plug-ins registered under the
 entry-point group `gateway.connectors`; each is a `ConnectorFactory`.
 
 An entity may be read in several ways: by its own key (one or a batch of keys), and as

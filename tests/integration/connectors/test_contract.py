@@ -2,8 +2,9 @@
 
 The same land registry (three parcels, their co-holders, a certificate, a mortgage) is
 served by a REST service over real HTTP, by the same service behind an X-Road style
-security server, by a SQLite file and by a PostgreSQL schema read as a role that may
-only `SELECT`; the same mapping reads each. Every test runs
+security server, by a GraphQL service (strawberry), by a SQLite file and by a
+PostgreSQL schema read as a role that may only `SELECT`; the same mapping reads each
+(the GraphQL kind's documents select what it reads). Every test runs
 against every kind: mapping (nested, computed, lists, missing fields), batching (one
 call or a fixed number of queries for N keys), list lookups by holder, not found,
 timeouts, credentials, purpose headers (HTTP kinds), and that a source is asked for
@@ -24,20 +25,24 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
+import graphql
 import pytest
 import sqlalchemy as sa
+import strawberry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.schema.config import StrawberryConfig
 
 from connectors import (
     Connector,
     FetchContext,
+    GraphqlConnector,
     ManifestError,
     RestConnector,
     SqlConnector,
@@ -56,7 +61,7 @@ CTX = FetchContext(
     purpose=Purpose("1.004222", "HS-2026/Đăng ký", "Cán bộ Lê Văn Tâm", (AN,)),
 )
 SECRET = "contract-" + secrets.token_hex(8)
-HTTP_KINDS = ("rest", "xroad")
+HTTP_KINDS = ("rest", "xroad", "graphql")
 XROAD_CLIENT = "VN/GOV/BCA/GATEWAY"
 XROAD_SERVICE = "/r1/VN/GOV/BTNMT/DATDAI/thua-dat/v1"
 
@@ -293,6 +298,116 @@ def _xroad_app(state: _RestState) -> ASGIApp:
     return app
 
 
+@strawberry.type
+class _Gcn:
+    so_seri: str
+    ngay_cap: str
+
+
+@strawberry.type
+class _Chu:
+    ma_dinh_danh: str
+    ho_ten: str
+    thu_tu: int
+
+
+@strawberry.type
+class _TheChap:
+    loai: str
+    ben_nhan: str
+    ngay_dang_ky: str
+
+
+@strawberry.type
+class _ThuaDat:
+    ma_thua: str
+    ma_tinh: str
+    ma_xa: str
+    ten_xa: str
+    dia_chi: str | None
+    dien_tich: float
+    muc_dich: str
+    so_to: int
+    so_thua: str | None
+    gcn: _Gcn | None
+    chu: list[_Chu]
+    the_chap: list[_TheChap]
+
+
+def _thua_dat(record: dict[str, Any]) -> _ThuaDat:
+    return _ThuaDat(
+        **{k: v for k, v in record.items() if k not in ("gcn", "chu", "the_chap")},
+        gcn=None if record["gcn"] is None else _Gcn(**record["gcn"]),
+        chu=[_Chu(**c) for c in record["chu"]],
+        the_chap=[_TheChap(**m) for m in record["the_chap"]],
+    )
+
+
+@strawberry.type
+class _Query:
+    @strawberry.field(name="thuaDat")
+    def thua_dat(
+        self, ma_thua: Annotated[str, strawberry.argument(name="maThua")]
+    ) -> _ThuaDat | None:
+        record = PARCELS.get(ma_thua)
+        return None if record is None else _thua_dat(record)
+
+    @strawberry.field(name="thuaDats")
+    def thua_dats(
+        self, ma_thuas: Annotated[list[str], strawberry.argument(name="maThuas")]
+    ) -> list[_ThuaDat]:
+        return [_thua_dat(PARCELS[k]) for k in ma_thuas if k in PARCELS]
+
+    @strawberry.field(name="thuaDatTheoChu")
+    def theo_chu(
+        self, ma_dinh_danh: Annotated[str, strawberry.argument(name="maDinhDanh")]
+    ) -> list[_ThuaDat]:
+        return [
+            _thua_dat(p)
+            for p in PARCELS.values()
+            if any(c["ma_dinh_danh"] == ma_dinh_danh for c in p["chu"])
+        ]
+
+
+# Root fields and arguments camelCase (`thuaDat(maThua:)`), record fields as they are.
+_SCHEMA = strawberry.Schema(query=_Query, config=StrawberryConfig(auto_camel_case=False))
+_GRAPHQL_ROOTS = {"thuaDat", "thuaDats", "thuaDatTheoChu"}
+
+
+def _selected_fields(document: str) -> set[str]:
+    """Every field a query document selects below its root fields."""
+    names: set[str] = set()
+
+    class Visitor(graphql.Visitor):
+        def enter_field(self, node: graphql.FieldNode, *_args: Any) -> None:
+            if node.name.value not in _GRAPHQL_ROOTS:
+                names.add(node.name.value)
+
+    graphql.visit(graphql.parse(document), Visitor())
+    return names
+
+
+def _graphql_app(state: _RestState) -> Starlette:
+    """The land registry as a GraphQL service: `thuaDat`, `thuaDats`, `thuaDatTheoChu`."""
+
+    async def query(request: Request) -> Response:
+        body = await request.json()
+        state.calls += 1
+        state.headers.append(dict(request.headers))
+        state.asked.update(_selected_fields(body["query"]))
+        if state.delay:
+            await asyncio.sleep(state.delay)
+        if request.headers.get("x-api-key") != SECRET:
+            return JSONResponse({"errors": [{"message": "unauthorized"}]}, status_code=401)
+        result = await _SCHEMA.execute(body["query"], variable_values=body.get("variables"))
+        answer: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            answer["errors"] = [e.formatted for e in result.errors]
+        return JSONResponse(answer)
+
+    return Starlette(routes=[Route("/graphql", query, methods=["POST"])])
+
+
 DDL = [
     "CREATE TABLE thua_dat (ma_thua VARCHAR(40) PRIMARY KEY, ma_tinh VARCHAR(2), "
     "ma_xa VARCHAR(5), ten_xa VARCHAR(100), dia_chi VARCHAR(200), dien_tich REAL, "
@@ -373,6 +488,12 @@ def rest_source(start_server: Callable[[Any], Any]) -> tuple[str, _RestState]:
 def xroad_source(start_server: Callable[[Any], Any]) -> tuple[str, _RestState]:
     state = _RestState()
     return start_server(_xroad_app(state)).url, state
+
+
+@pytest.fixture(scope="module")
+def graphql_source(start_server: Callable[[Any], Any]) -> tuple[str, _RestState]:
+    state = _RestState()
+    return start_server(_graphql_app(state)).url, state
 
 
 @pytest.fixture(scope="module")
@@ -483,7 +604,19 @@ def _postgres_locked(admin: str, schema: str) -> Iterator[None]:
         thread.join(10)
 
 
-@pytest.fixture(params=["rest", "xroad", "sqlite", "postgresql"])
+GRAPHQL_ENTITY = {
+    "key_field": "ma_thua",
+    "query_field": "thuaDat",
+    "key_argument": "maThua",
+    "batch_field": "thuaDats",
+    "batch_argument": "maThuas",
+    "key_type": "String!",
+    "lists": {"holder": {"field": "thuaDatTheoChu", "argument": "maDinhDanh"}},
+    "fields": FIELDS,
+}
+
+
+@pytest.fixture(params=["rest", "xroad", "graphql", "sqlite", "postgresql"])
 def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Source:
     monkeypatch.setenv("SOURCE_CONTRACT_SECRET", SECRET)
     if request.param in HTTP_KINDS:
@@ -503,6 +636,20 @@ def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S
             state.calls, state.asked = 0, set()
 
         xroad = request.param == "xroad"
+        rest_entity = {
+            **({"service": "thua-dat", "version": "v1"} if xroad else {}),
+            "key_field": "ma_thua",
+            "get": "/parcels/{key}",
+            "fields_param": "fields",
+            "batch": {
+                "path": "/parcels:batch",
+                "keys_field": "keys",
+                "fields_field": "fields",
+                "results_field": "results",
+            },
+            "lists": {"holder": {"get": "/holders/{key}/parcels", "list_field": "items"}},
+            "fields": FIELDS,
+        }
         manifest = _base(
             f"land-{request.param}",
             request.param,
@@ -521,22 +668,7 @@ def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S
                 if xroad
                 else {}
             ),
-            entities={
-                "LandParcel": {
-                    **({"service": "thua-dat", "version": "v1"} if xroad else {}),
-                    "key_field": "ma_thua",
-                    "get": "/parcels/{key}",
-                    "fields_param": "fields",
-                    "batch": {
-                        "path": "/parcels:batch",
-                        "keys_field": "keys",
-                        "fields_field": "fields",
-                        "results_field": "results",
-                    },
-                    "lists": {"holder": {"get": "/holders/{key}/parcels", "list_field": "items"}},
-                    "fields": FIELDS,
-                }
-            },
+            entities={"LandParcel": GRAPHQL_ENTITY if request.param == "graphql" else rest_entity},
         )
         return Source(
             request.param,
@@ -591,7 +723,11 @@ def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S
 async def _connector(source: Source) -> AsyncIterator[Connector]:
     manifest = parse_manifest(source.manifest)
     http = source_client("aiohttp")
-    kinds: dict[str, Any] = {"rest": RestConnector, "xroad": XroadConnector}
+    kinds: dict[str, Any] = {
+        "rest": RestConnector,
+        "xroad": XroadConnector,
+        "graphql": GraphqlConnector,
+    }
     connector: Any = kinds.get(source.kind, SqlConnector)(manifest, http=http)
     try:
         await connector.open()
@@ -670,7 +806,9 @@ async def test_a_source_that_hangs_times_out(source: Source) -> None:
 
 
 # A SQLite file has no credentials (it is opened read-only): the kinds that have them.
-WITH_CREDENTIALS = pytest.mark.parametrize("source", ["rest", "xroad", "postgresql"], indirect=True)
+WITH_CREDENTIALS = pytest.mark.parametrize(
+    "source", ["rest", "xroad", "graphql", "postgresql"], indirect=True
+)
 
 
 @WITH_CREDENTIALS
