@@ -39,6 +39,7 @@ __all__ = [
     "BREAKER_STATE",
     "BreakerState",
     "CircuitBreaker",
+    "CircuitOpen",
     "backoff",
     "call_budget",
     "deadline_scope",
@@ -105,6 +106,16 @@ def backoff(attempt: int, base: float = 0.05) -> float:
     return base * attempt * random.uniform(0.5, 1.5)  # noqa: S311  # nosec B311
 
 
+class CircuitOpen(SourceUnavailable):
+    """The source's breaker is open: the call was not made. Not retried: the breaker
+    would refuse the retry too."""
+
+    retriable = False
+
+    def __init__(self, *, source: str) -> None:
+        super().__init__(source=source, reason="circuit_open")
+
+
 class BreakerState(enum.IntEnum):
     """A breaker's state, as the metric gives it."""
 
@@ -149,14 +160,14 @@ class CircuitBreaker:
         return f"CircuitBreaker(name={self.name!r}, state={self.state.name})"
 
     def before_call(self) -> None:
-        """Let a call go, or raise `SourceUnavailable` while the breaker is open."""
+        """Let a call go, or raise `CircuitOpen` while the breaker is open."""
         if self.state is BreakerState.OPEN:
             if self._clock() - self._opened_at < self.reset_seconds:
-                raise SourceUnavailable(source=self.name, reason="circuit_open")
+                raise CircuitOpen(source=self.name)
             self._set(BreakerState.HALF_OPEN)
         if self.state is BreakerState.HALF_OPEN:
             if self._trial:  # one trial at a time; the others fail fast meanwhile
-                raise SourceUnavailable(source=self.name, reason="circuit_open")
+                raise CircuitOpen(source=self.name)
             self._trial = True
 
     def succeeded(self) -> None:
@@ -166,6 +177,31 @@ class CircuitBreaker:
         if self.state is not BreakerState.CLOSED:
             log.info("breaker_closed", connector=self.name)
             self._set(BreakerState.CLOSED)
+
+    @contextlib.contextmanager
+    def attempt(self, timeout: float) -> Iterator[float]:
+        """One call to the source, given its time (`call_budget`) and recorded here.
+
+        Raises `CircuitOpen` while the breaker is open, and `SourceTimeout` when the
+        request has no time left for a call; neither tells anything of the source.
+        Then the call's outcome is recorded: a `SourceError` as `failed`, a call let go
+        of (cancelled) as `abandoned`, an end without error as `succeeded`.
+        """
+        self.before_call()
+        try:
+            budget = call_budget(timeout, source=self.name)
+        except SourceError:
+            self.abandoned()
+            raise
+        try:
+            yield budget
+        except SourceError as exc:
+            self.failed(exc)
+            raise
+        except BaseException:
+            self.abandoned()
+            raise
+        self.succeeded()
 
     def abandoned(self) -> None:
         """A call let go of before it ended (its request's deadline): it tells nothing."""

@@ -24,7 +24,7 @@ from connectors._headers import purpose_headers
 from connectors._manifest import RestEntity, RestList, RestManifest
 from connectors._mapping import FieldMapper, Tables, compile_fields, map_record, source_roots
 from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
-from connectors._resilience import CircuitBreaker, backoff, call_budget, time_left
+from connectors._resilience import CircuitBreaker, backoff, time_left
 from connectors.base import FetchContext, FetchResult, Health
 from gateway.errors import (
     SourceDataInvalid,
@@ -224,19 +224,13 @@ class RestConnector:
     ) -> Any:
         attempt = 0
         while True:
-            # Each attempt: the breaker lets it go, and it ends by the request's deadline.
-            self.breaker.before_call()
             try:
-                budget = call_budget(self.manifest.timeout_seconds, source=self.name)
-            except SourceError:
-                self.breaker.abandoned()
-                raise
-            try:
-                result = await self._once(
-                    method, url, headers=headers, json=json, route=route, budget=budget
-                )
+                # Each attempt: the breaker lets it go, and it ends by the request's deadline.
+                with self.breaker.attempt(self.manifest.timeout_seconds) as budget:
+                    return await self._once(
+                        method, url, headers=headers, json=json, route=route, budget=budget
+                    )
             except SourceError as exc:
-                self.breaker.failed(exc)
                 if not exc.retriable or attempt >= self.manifest.retries:
                     raise
                 attempt += 1
@@ -245,12 +239,6 @@ class RestConnector:
                 if left is not None and left < pause + _MIN_ATTEMPT:
                     raise  # a retry could not end in time: this answer stands
                 await asyncio.sleep(pause)
-            except BaseException:
-                self.breaker.abandoned()
-                raise
-            else:
-                self.breaker.succeeded()
-                return result
 
     async def _once(
         self,

@@ -51,7 +51,7 @@ from connectors._manifest import (
 )
 from connectors._mapping import FieldMapper, compile_fields, map_record, source_roots
 from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
-from connectors._resilience import CircuitBreaker, backoff, call_budget
+from connectors._resilience import CircuitBreaker, backoff
 from connectors._secrets import resolve_secret
 from connectors.base import FetchContext, FetchResult, Health
 from gateway.errors import SourceError, SourceRejected, SourceTimeout, SourceUnavailable
@@ -568,20 +568,17 @@ class SqlConnector:
     ) -> Mapping[str, FetchResult]:
         """Look up `keys` of `kind` for the canonical `fields` (by another key: lists)."""
         del ctx  # a database takes no X-Road headers
-        self.breaker.before_call()
-        try:
-            found = await self._read(kind, keys, fields, by)
-        except SourceError as error:
-            self.breaker.failed(error)
-            raise
-        except BaseException:
-            self.breaker.abandoned()
-            raise
-        self.breaker.succeeded()
-        return found
+        # Within the manifest's timeout, cut to the request's deadline.
+        with self.breaker.attempt(self.manifest.timeout_seconds) as budget:
+            return await self._read(kind, keys, fields, by, budget)
 
     async def _read(
-        self, kind: str, keys: Sequence[str], fields: frozenset[str], by: str | None
+        self,
+        kind: str,
+        keys: Sequence[str],
+        fields: frozenset[str],
+        by: str | None,
+        budget: float,
     ) -> Mapping[str, FetchResult]:
         if not self._opened:
             try:
@@ -594,8 +591,6 @@ class SqlConnector:
         unique = list(dict.fromkeys(keys))
         if not unique:
             return {}
-        # Within the manifest's timeout, cut to the request's deadline.
-        budget = call_budget(self.manifest.timeout_seconds, source=self.name)
         started = time.perf_counter()
         outcome = "ok"
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -219,3 +220,89 @@ async def test_the_batch_loader_holds_calls_to_the_requests_deadline() -> None:
     with pytest.raises(SourceTimeout):
         await loader.load(AN, frozenset({"fullName"}))
     assert loop.time() - started < 1.0
+
+
+async def test_an_attempt_records_its_outcome_and_a_spent_deadline_is_not_the_sources() -> None:
+    breaker = _breaker(Clock(), "attempts")
+    spent = asyncio.get_running_loop().time() - 1
+    for _ in range(5):
+        # The request's time ran out: no call, and nothing against the source.
+        with deadline_scope(spent), pytest.raises(SourceTimeout):
+            _enter(breaker)
+    assert breaker.state is BreakerState.CLOSED
+    for _ in range(3):
+        with pytest.raises(SourceUnavailable):
+            _fail_within(breaker)
+    assert breaker.state is BreakerState.OPEN
+
+
+def _enter(breaker: CircuitBreaker) -> None:
+    with breaker.attempt(2.0):
+        raise AssertionError("no call is made when no time is left")
+
+
+def _fail_within(breaker: CircuitBreaker) -> None:
+    with breaker.attempt(2.0) as budget:
+        assert budget == 2.0
+        raise SourceUnavailable(source="attempts")
+
+
+async def test_a_sql_read_out_of_time_does_not_count_against_the_database(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from connectors import SqlConnector
+
+    database = tmp_path / "land.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE thua_dat (ma_thua TEXT PRIMARY KEY, dien_tich REAL)")
+    manifest = parse_manifest(
+        {
+            "name": "land",
+            "kind": "sql",
+            "database": {"url": f"sqlite:///{database}"},
+            "breaker": {"failures": 1, "reset_seconds": 10},
+            "entities": {
+                "LandParcel": {
+                    "table": "thua_dat",
+                    "key_field": "ma_thua",
+                    "fields": {"parcelId": "ma_thua", "areaM2": "dien_tich"},
+                }
+            },
+        }
+    )
+    connector = SqlConnector(manifest)  # type: ignore[arg-type]
+    try:
+        await connector.open()
+        spent = asyncio.get_running_loop().time() - 1
+        with deadline_scope(spent), pytest.raises(SourceTimeout):
+            await connector.fetch("LandParcel", ["P1"], frozenset({"areaM2"}), FetchContext("r"))
+        assert connector.breaker.state is BreakerState.CLOSED
+        found = await connector.fetch(
+            "LandParcel", ["P1"], frozenset({"areaM2"}), FetchContext("r")
+        )
+        assert found.get("P1") is None
+    finally:
+        await connector.aclose()
+
+
+async def test_an_open_breaker_is_not_retried() -> None:
+    calls: list[str] = []
+
+    def failing(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(503)
+
+    connector = _connector(failing, retries=3)
+    connector.breaker = CircuitBreaker("flaky", failures=1, reset_seconds=10.0, clock=Clock())
+    loop = asyncio.get_running_loop()
+    with pytest.raises(SourceUnavailable):
+        await connector.fetch("Citizen", [AN], frozenset({"fullName"}), FetchContext("r"))
+    assert len(calls) == 1  # the retry met the open breaker, which refused it
+    started = loop.time()
+    with pytest.raises(SourceUnavailable) as caught:
+        await connector.fetch("Citizen", [AN], frozenset({"fullName"}), FetchContext("r"))
+    assert caught.value.detail["reason"] == "circuit_open"
+    assert loop.time() - started < 0.05  # refused at once, with no pause before retries
+    assert len(calls) == 1
