@@ -214,13 +214,6 @@ async def _read_small(response: httpx.Response) -> bytes:
     return b"".join(chunks)
 
 
-def _local(manifest: HttpManifest, name: str) -> str:
-    path = Path(name)
-    if not path.is_absolute() and manifest.path is not None:
-        path = manifest.path.parent / path
-    return str(path)
-
-
 def tls_context(manifest: HttpManifest) -> ssl.SSLContext:
     """The TLS context of `manifest.tls`: the CAs to trust and the client certificate.
 
@@ -233,7 +226,7 @@ def tls_context(manifest: HttpManifest) -> ssl.SSLContext:
     assert tls is not None
     try:
         context = ssl.create_default_context(
-            cafile=None if tls.ca_file is None else _local(manifest, tls.ca_file)
+            cafile=None if tls.ca_file is None else str(manifest.local_path(tls.ca_file))
         )
     except (OSError, ssl.SSLError) as exc:
         raise manifest.error(("tls", "ca_file"), f"cannot load: {_why(exc)}") from None
@@ -245,13 +238,13 @@ def tls_context(manifest: HttpManifest) -> ssl.SSLContext:
 def _load_client_pair(manifest: HttpManifest, tls: HttpTls, context: ssl.SSLContext) -> None:
     assert tls.client_cert is not None
     assert tls.client_key is not None
-    cert = _local(manifest, tls.client_cert)
+    cert = str(manifest.local_path(tls.client_cert))
     if not Path(cert).is_file():
         raise manifest.error(("tls", "client_cert"), f"cannot read {cert}")
     loc: tuple[str, ...] = ("tls", "client_key", "ref")
     if tls.client_key.provider == "file":
         try:
-            context.load_cert_chain(cert, _local(manifest, tls.client_key.name))
+            context.load_cert_chain(cert, manifest.local_path(tls.client_key.name))
         except (OSError, ssl.SSLError) as exc:
             raise manifest.error(
                 loc, f"cannot load the client certificate and key: {_why(exc)}"

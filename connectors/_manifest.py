@@ -294,6 +294,13 @@ class ManifestBase(_Strict):
         """The file the manifest was read from, if any."""
         return self._path
 
+    def local_path(self, name: str) -> Path:
+        """`name` as a path: a relative one is read from the manifest's own folder."""
+        path = Path(name)
+        if path.is_absolute() or self._path is None:
+            return path
+        return self._path.parent / path
+
     @property
     def endpoint(self) -> str:
         """Where the source is: a URL."""

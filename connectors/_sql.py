@@ -30,7 +30,6 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -333,12 +332,7 @@ class SqlConnector:
             return None
         if not self._postgres:
             raise self.manifest.error(("database", "tls"), "TLS applies to PostgreSQL only")
-        base = self.manifest.path.parent if self.manifest.path is not None else Path()
-
-        def local(name: str) -> str:
-            path = Path(name)
-            return str(path if path.is_absolute() else base / path)
-
+        local = self.manifest.local_path
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
