@@ -79,18 +79,21 @@ def _write(tmp_path: Path, text: str, name: str = "manifest.yaml") -> Path:
     return path
 
 
-async def test_a_source_shaped_unlike_ours_maps_completely(tmp_path: Path) -> None:
-    manifest = load_manifest(_write(tmp_path, PEER_MANIFEST))
+def _serving(manifest: Any, record: dict[str, Any]) -> tuple[RestConnector, list[str]]:
+    """A connector of `manifest` whose source answers `record`, and the fields it asked."""
     asked: list[str] = []
 
     def source(request: httpx.Request) -> httpx.Response:
-        asked.append(request.url.params["fields"])
-        return httpx.Response(200, json=PEER_RECORD)
+        asked.append(request.url.params.get("fields", ""))
+        return httpx.Response(200, json=record)
 
-    connector = RestConnector(
-        manifest,  # type: ignore[arg-type]
-        http=httpx.AsyncClient(transport=httpx.MockTransport(source)),
-    )
+    client = httpx.AsyncClient(transport=httpx.MockTransport(source))
+    return RestConnector(manifest, http=client), asked
+
+
+async def test_a_source_shaped_unlike_ours_maps_completely(tmp_path: Path) -> None:
+    manifest = load_manifest(_write(tmp_path, PEER_MANIFEST))
+    connector, asked = _serving(manifest, PEER_RECORD)
     fields = frozenset(manifest.entities["Citizen"].fields)
     found = await connector.fetch("Citizen", [PEER_RECORD["id"]], fields, CTX)
     record = found[PEER_RECORD["id"]]
@@ -127,16 +130,7 @@ async def test_a_source_shaped_unlike_ours_maps_completely(tmp_path: Path) -> No
 
 async def test_only_the_fields_an_expression_reads_are_asked_for(tmp_path: Path) -> None:
     manifest = load_manifest(_write(tmp_path, PEER_MANIFEST))
-    asked: list[str] = []
-
-    def source(request: httpx.Request) -> httpx.Response:
-        asked.append(request.url.params["fields"])
-        return httpx.Response(200, json=PEER_RECORD)
-
-    connector = RestConnector(
-        manifest,  # type: ignore[arg-type]
-        http=httpx.AsyncClient(transport=httpx.MockTransport(source)),
-    )
+    connector, asked = _serving(manifest, PEER_RECORD)
     await connector.fetch("Citizen", [PEER_RECORD["id"]], frozenset({"fullName"}), CTX)
     assert asked == ["familyName,givenName,id"]
 
@@ -320,12 +314,7 @@ PEER_BENCH_RECORD = {
 
 async def test_the_peer_benchmark_source_maps_completely(tmp_path: Path) -> None:
     manifest = load_manifest(_write(tmp_path, PEER_BENCH_MANIFEST))
-    connector = RestConnector(
-        manifest,  # type: ignore[arg-type]
-        http=httpx.AsyncClient(
-            transport=httpx.MockTransport(lambda _: httpx.Response(200, json=PEER_BENCH_RECORD))
-        ),
-    )
+    connector, _ = _serving(manifest, PEER_BENCH_RECORD)
     fields = frozenset(manifest.entities["Citizen"].fields)
     found = await connector.fetch("Citizen", ["900521000017"], fields, CTX)
     record = found["900521000017"]
