@@ -1,16 +1,20 @@
-"""Synthetic enterprises from the business registry, with adult citizens as representatives."""
+"""Synthetic enterprises from the business registry, with adult citizens as representatives,
+and the registration certificates the registry signs (enterprises, household businesses)."""
 
 import itertools
 import random
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Final
 
 from sandbox._addresses import AddressMaker, JSONObject
 from sandbox._dates import REFERENCE_DATE, add_years, random_date
+from sandbox._documents import DocumentFields, DocumentStore, render_file
 from sandbox._geography import province_by_code
 from sandbox._identifiers import TaxCodeIssuer
 from sandbox._names import ascii_fold
 from sandbox._person import Person
+from sandbox._signing import RegistryKey
 
 # (loai_hinh, Vietnamese name prefix, English suffix, abbreviation, weight, titles)
 _KINDS: Final = (
@@ -196,3 +200,108 @@ class BusinessBuilder:
                 self._names.add(name)
                 return brand
         raise RuntimeError("ran out of business names")
+
+
+# --- Signed registration certificates -------------------------------------------------
+
+ENTERPRISE_CERTIFICATE: Final = "DKDN"
+HOUSEHOLD_CERTIFICATE: Final = "DKHKD"
+DOCUMENT_SEED_OFFSET: Final = 4
+"""Household businesses are drawn from a ``random.Random(seed + 4)`` of their own."""
+HOUSEHOLD_SHARE: Final = 1 / 20
+"""About one adult living citizen in twenty runs a registered household business."""
+_HOUSEHOLD_CODE: Final = "1.001612"
+"""National code of household business registration (policies/catalogue)."""
+_HOUSEHOLD_FIRST: Final = date(2010, 1, 1)
+
+DOCUMENT_FIELDS: Final = DocumentFields(
+    number="so_giay",
+    title="ten_giay",
+    holders="chu_the",
+    sha256="sha256",
+    signature="chu_ky",
+    signed=(
+        "so_giay",
+        "loai",
+        "ten_giay",
+        "co_quan_cap",
+        "ngay_cap",
+        "ma_thu_tuc",
+        "chu_the",
+        "sha256",
+    ),
+)
+"""The source names of a registration certificate and the fields its JWS covers."""
+
+
+def build_documents(
+    seed: int,
+    businesses: Mapping[str, JSONObject],
+    citizens: Mapping[str, JSONObject],
+    key: RegistryKey,
+) -> DocumentStore:
+    """The registry's certificates: one per enterprise, one per household business.
+
+    An enterprise's certificate (number ``DN-`` and its code) was issued on its founding
+    day by the business registration office of its head office's province; there is no
+    national code of the first registration in the catalogue, so ``ma_thu_tuc`` is null.
+    """
+    store = DocumentStore(key, DOCUMENT_FIELDS)
+    for code in sorted(businesses):
+        business = businesses[code]
+        office = f"Phòng Đăng ký kinh doanh - Sở Tài chính {business['dia_chi_tru_so']['ten_tinh']}"
+        record = {
+            "so_giay": f"DN-{code}",
+            "loai": ENTERPRISE_CERTIFICATE,
+            "ten_giay": "Giấy chứng nhận đăng ký doanh nghiệp",
+            "co_quan_cap": office,
+            "ngay_cap": business["ngay_thanh_lap"],
+            "ma_thu_tuc": None,
+            "chu_the": [code],
+        }
+        lines = [
+            f"Tên doanh nghiệp: {business['ten_doanh_nghiep']}",
+            f"Mã số doanh nghiệp: {code}",
+            f"Loại hình: {business['loai_hinh']}",
+            f"Vốn điều lệ: {business['von_dieu_le']} đồng",
+        ]
+        store.issue(record, _certificate_file(record, lines))
+    rng = random.Random(seed + DOCUMENT_SEED_OFFSET)  # noqa: S311  # nosec B311
+    numbers: dict[int, int] = {}
+    last_day = REFERENCE_DATE - timedelta(days=1)
+    for pid in sorted(citizens):
+        citizen = citizens[pid]
+        drawn = rng.random() < HOUSEHOLD_SHARE
+        address = citizen["noi_thuong_tru"]
+        born = date.fromisoformat(citizen["ngay_sinh"])
+        if not drawn or citizen["ngay_mat"] is not None or address is None:
+            continue
+        earliest = max(add_years(born, 18), _HOUSEHOLD_FIRST)
+        if earliest > last_day:
+            continue
+        issued = random_date(rng, earliest, last_day)
+        province = address["ma_tinh"]
+        numbers[province] = numbers.get(province, 0) + 1
+        record = {
+            "so_giay": f"HKD-{province:02d}-{numbers[province]:06d}",
+            "loai": HOUSEHOLD_CERTIFICATE,
+            "ten_giay": "Giấy chứng nhận đăng ký hộ kinh doanh",
+            "co_quan_cap": f"UBND {address['ten_xa']}",
+            "ngay_cap": issued.isoformat(),
+            "ma_thu_tuc": _HOUSEHOLD_CODE,
+            "chu_the": [pid],
+        }
+        lines = [
+            f"Chủ hộ kinh doanh: {citizen['ho_ten']}",
+            f"Số định danh cá nhân: {pid}",
+            f"Địa điểm kinh doanh: {address['chi_tiet']}, {address['ten_xa']}, "
+            f"{address['ten_tinh']}",
+        ]
+        store.issue(record, _certificate_file(record, lines))
+    return store
+
+
+def _certificate_file(record: JSONObject, lines: list[str]) -> bytes:
+    return render_file(
+        record["ten_giay"], record["so_giay"], lines, record["co_quan_cap"], record["ngay_cap"]
+    )

@@ -1,5 +1,5 @@
-"""``python -m sandbox population|business|insurance|issuer|sample|land``: run a sandbox
-service, print ids, or write the land registry's database."""
+"""``python -m sandbox population|business|insurance|civil|issuer|sample|land``: run a
+sandbox service, print ids, or write the land registry's database."""
 
 import argparse
 import gc
@@ -11,9 +11,12 @@ from typing import Any
 import orjson
 import uvicorn
 
-from sandbox import business, insurance, issuer, land, population
+from sandbox import business, civil, insurance, issuer, land, population
 from sandbox._data import generate
 from sandbox.config import SandboxSettings
+
+# The registries that sign documents, and the setting naming each one's key file.
+_SIGNING = {"business": "business_key_file", "civil": "civil_key_file"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,14 +28,22 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, helptext in (
         ("population", "serve the population database (citizens, households)"),
-        ("business", "serve the business registry (enterprises)"),
+        ("business", "serve the business registry (enterprises, signed certificates)"),
         ("insurance", "serve the insurance agency, X-Road style (books, cards, contributions)"),
+        ("civil", "serve the civil-status registry, GraphQL (signed certificates)"),
     ):
         serve = commands.add_parser(name, help=helptext)
         serve.add_argument("--host")
         serve.add_argument("--port", type=int)
         _data_options(serve)
         serve.add_argument("--latency-ms", type=float, dest="latency_ms")
+        if name in _SIGNING:
+            serve.add_argument(
+                "--key-file",
+                type=Path,
+                dest="key_file",
+                help="PEM key signing its documents, written when missing (default: per process)",
+            )
     sign_in = commands.add_parser(
         "issuer", help="serve the sandbox identity issuer (no passwords: signs for anyone)"
     )
@@ -66,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.command == "issuer":
         return _serve_issuer(args, overrides)
+    if args.command in _SIGNING and args.key_file is not None:
+        overrides[_SIGNING[args.command]] = args.key_file
     settings = SandboxSettings(**overrides)
     if args.command == "land":
         return _write_land(args.database, settings)
@@ -79,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "insurance":
         app = insurance.create_app(settings)
         default_port = settings.insurance_port
+    elif args.command == "civil":
+        app = civil.create_app(settings)
+        default_port = settings.civil_port
     else:
         app = business.create_app(settings)
         default_port = settings.business_port

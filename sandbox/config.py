@@ -23,11 +23,17 @@ class SandboxSettings(BaseSettings):
     population_port: int = Field(default=8101, ge=0, le=65535)
     business_port: int = Field(default=8102, ge=0, le=65535)
     insurance_port: int = Field(default=8104, ge=0, le=65535)
+    civil_port: int = Field(default=8105, ge=0, le=65535)
     latency_ms: float = Field(default=0, ge=0)
     """Artificial delay before every lookup answers, for fault and benchmark runs."""
     max_batch: int = Field(default=100, ge=1)
     sample_size: int = Field(default=10, ge=1)
     """How many ids of each kind ``GET /_sandbox/sample`` offers."""
+    civil_key_file: Path | None = None
+    """The civil registry's PKCS#8 PEM Ed25519 key for signing documents, written (mode
+    0600) when missing; ``None``: one per process."""
+    business_key_file: Path | None = None
+    """The business registry's document-signing key, as ``civil_key_file``."""
 
     # The sandbox identity issuer (``sandbox.issuer``): signs for anyone, no passwords.
     issuer_port: int = Field(default=8103, ge=0, le=65535)
