@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, TypeAlias, cast
 
 import httpx
@@ -32,8 +32,9 @@ import structlog
 
 from connectors._expressions import expression_roots
 from connectors._manifest import FieldMap, GraphqlEntity, GraphqlManifest, MappingSpec
-from connectors._mapping import FieldMapper, compile_fields, map_record
+from connectors._mapping import FieldMapper, compile_fields
 from connectors._rest import RestConnector
+from connectors._signatures import document_signatures, map_checked
 from connectors.base import FetchContext, FetchResult
 from gateway.errors import SourceDataInvalid, SourceRejected, SourceUnavailable
 
@@ -122,12 +123,18 @@ def _error_index(error: Any) -> int | None:
 
 
 class _Entity:
-    __slots__ = ("field_selections", "mappers", "spec")
+    __slots__ = ("field_selections", "mappers", "signatures", "spec")
 
-    def __init__(self, spec: GraphqlEntity, *, source: str, tables: Mapping[str, Any]) -> None:
+    def __init__(self, spec: GraphqlEntity, *, manifest: GraphqlManifest) -> None:
         self.spec = spec
         self.mappers: dict[str, FieldMapper] = compile_fields(
-            spec.fields, source=source, tables=tables
+            spec.fields, source=manifest.name, tables=manifest.tables
+        )
+        self.signatures = document_signatures(
+            spec.signature,
+            source=manifest.name,
+            base_url=manifest.base_url,
+            local=manifest.local_path,
         )
         self.field_selections = {
             name: _spec_selection(field, spec.select) for name, field in spec.fields.items()
@@ -142,6 +149,9 @@ class _Entity:
         if by_key or not tree:
             # Needed to match answers to keys (and a selection is never empty).
             _merge(tree, {self.spec.key_field: {}})
+        if self.signatures is not None:
+            # Checked whatever is asked: an object covered needs its `select` entry.
+            _merge(tree, {name: {} for name in self.signatures.wanted})
         for root, text in self.spec.select.items():
             if root in tree:
                 tree[root] = text
@@ -161,8 +171,7 @@ class GraphqlConnector(RestConnector):
         self.graphql = manifest
         self._url = manifest.base_url + manifest.endpoint_path
         self._graphql_entities = {
-            kind: _Entity(spec, source=manifest.name, tables=manifest.tables)
-            for kind, spec in manifest.entities.items()
+            kind: _Entity(spec, manifest=manifest) for kind, spec in manifest.entities.items()
         }
 
     def __repr__(self) -> str:
@@ -174,6 +183,12 @@ class GraphqlConnector(RestConnector):
     ) -> GraphqlConnector:
         """Build from a validated manifest (the plug-in entry point)."""
         return cls(manifest, http=http)
+
+    async def open(self) -> None:
+        """Fetch the issuers' keys of signed entities."""
+        for entity in self._graphql_entities.values():
+            if entity.signatures is not None:
+                await entity.signatures.ready(self._http)
 
     async def fetch(
         self,
@@ -204,17 +219,21 @@ class GraphqlConnector(RestConnector):
                     for chunk in chunks
                 )
             )
+            await self._ready(
+                entity, (i for p in parts for v in p.values() if isinstance(v, list) for i in v)
+            )
             for part in parts:
                 for key, value in part.items():
-                    out[key] = self._listed(value, mappers)
+                    out[key] = self._listed(value, entity, mappers, fields)
             return out
         if spec.batch_field is not None and (len(unique) > 1 or spec.query_field is None):
             batches = await asyncio.gather(
                 *(self._batch_query(entity, chunk, selection, headers) for chunk in chunks)
             )
+            await self._ready(entity, (r for b in batches for r in b.values()))
             for batch in batches:
                 for key, record in batch.items():
-                    out[key] = self._mapped(record, mappers)
+                    out[key] = self._mapped(record, entity, mappers, fields)
             return out
         if spec.query_field is None or spec.key_argument is None:
             raise SourceRejected(f"{kind} is not looked up by its key here.", source=self.name)
@@ -226,6 +245,7 @@ class GraphqlConnector(RestConnector):
                 for chunk in chunks
             )
         )
+        await self._ready(entity, (v for p in parts for v in p.values()))
         for part in parts:
             for key, value in part.items():
                 if isinstance(value, dict) and value.get(spec.key_field) != key:
@@ -233,10 +253,16 @@ class GraphqlConnector(RestConnector):
                     raise SourceDataInvalid(
                         "The source answered for another key.", source=self.name
                     )
-                out[key] = self._mapped(value, mappers)
+                out[key] = self._mapped(value, entity, mappers, fields)
         return out
 
-    def _mapped(self, record: Any, mappers: list[FieldMapper]) -> FetchResult:
+    async def _ready(self, entity: _Entity, records: Iterable[Any]) -> None:
+        if entity.signatures is not None:
+            await entity.signatures.ready(self._http, records)
+
+    def _mapped(
+        self, record: Any, entity: _Entity, mappers: list[FieldMapper], fields: frozenset[str]
+    ) -> FetchResult:
         if record is None:
             return None
         if isinstance(record, SourceDataInvalid):
@@ -244,16 +270,18 @@ class GraphqlConnector(RestConnector):
         if not isinstance(record, dict):
             error = SourceDataInvalid("Expected an object.", source=self.name)
             return {m.canonical: self._invalid(error, m.canonical) for m in mappers}
-        return map_record(mappers, record)
+        return map_checked(entity.signatures, mappers, record, fields)
 
-    def _listed(self, items: Any, mappers: list[FieldMapper]) -> FetchResult:
+    def _listed(
+        self, items: Any, entity: _Entity, mappers: list[FieldMapper], fields: frozenset[str]
+    ) -> FetchResult:
         if items is None:
             return None
         if isinstance(items, SourceDataInvalid):
             raise items
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise SourceDataInvalid("Expected a list of objects.", source=self.name)
-        return [map_record(mappers, item) for item in items]
+        return [map_checked(entity.signatures, mappers, item, fields) for item in items]
 
     @staticmethod
     def _invalid(error: SourceDataInvalid, field: str) -> SourceDataInvalid:

@@ -59,6 +59,7 @@ __all__ = [
     "RestList",
     "RestManifest",
     "SecretRef",
+    "SignatureSpec",
     "SqlEntity",
     "SqlJoin",
     "SqlList",
@@ -215,11 +216,64 @@ _TAGS = frozenset(
 FieldMap.model_rebuild()
 
 
+class SignatureSpec(_Strict):
+    """How the source's records are signed by their issuer (digitized results).
+
+    Each record carries, in `field`, a compact JWS (RFC 7515, EdDSA over Ed25519,
+    `typ` `vn-document+jws`) made by the issuing registry; its payload is a JSON object
+    whose members are the record's `covers` fields as the source serves them (the
+    file's SHA-256 among them). The issuer's public keys are the JWK set at `jwks`: an
+    `https://` or `http://` URL, a path on the source's `base_url` (`/.well-known/
+    jwks.json`), or `file:PATH` relative to the manifest's folder. A record whose
+    signature does not verify, or whose covered fields differ from what was signed, is
+    withheld (`DOCUMENT_SIGNATURE_INVALID`); every mapped field must read only covered
+    fields, so nothing unsigned is served as part of a verified record.
+    """
+
+    field: str = Field(description="The source field holding the compact JWS.")
+    covers: list[str] = Field(
+        min_length=1, description="The source fields the signature's payload must match."
+    )
+    jwks: str = Field(description="The issuer's JWK set: URL, /path on base_url, or file:PATH.")
+    refresh_seconds: float = Field(
+        default=300.0, ge=10, le=86400, description="How long fetched keys are used."
+    )
+
+    @field_validator("covers")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each covered field is named once")
+        return value
+
+    @field_validator("jwks")
+    @classmethod
+    def _where(cls, value: str) -> str:
+        if value.startswith("file:"):
+            if not value[5:]:
+                raise ValueError("`file:` names a file")
+        elif value.startswith("/"):
+            if value.startswith("//"):
+                raise ValueError("a path on the source begins with one '/'")
+        else:
+            _http_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _not_self(self) -> SignatureSpec:
+        if self.field in self.covers:
+            raise ValueError("the signature's own field cannot be among those it covers")
+        return self
+
+
 class EntityBase(_Strict):
     """What every kind says of one canonical entity kind: its key and its fields."""
 
     key_field: str = Field(description="The source field (or column) holding the key.")
     fields: dict[str, MappingSpec]
+    signature: SignatureSpec | None = Field(
+        default=None, description="The issuer's signature on each record (HTTP kinds)."
+    )
 
     @model_validator(mode="after")
     def _has_fields(self) -> EntityBase:
@@ -809,6 +863,8 @@ class SqlEntity(EntityBase):
 
     @model_validator(mode="after")
     def _through_is_a_child(self) -> SqlEntity:
+        if self.signature is not None:
+            raise ValueError("`signature` is read by the HTTP kinds (rest, xroad, graphql)")
         overlap = set(self.joins) & set(self.children)
         if overlap:
             raise ValueError(f"a name is a join or children, not both: {sorted(overlap)}")

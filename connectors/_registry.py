@@ -17,14 +17,17 @@ from typing import TypeAlias
 import httpx
 import structlog
 
-from connectors._expressions import lookup_tables
+from connectors._expressions import ExpressionError, lookup_tables
 from connectors._manifest import (
+    EntityBase,
     FieldMap,
     ManifestBase,
     ManifestError,
     MappingSpec,
     SqlManifest,
 )
+from connectors._mapping import compile_fields, source_roots
+from connectors._signatures import SIGNATURE_FIELD
 from connectors.base import Connector, ConnectorFactory, Health
 from gateway.errors import SourceError
 
@@ -97,6 +100,41 @@ def _check_mapping(
                 _check_mapping((*where, name, "fields"), spec.fields, sub, tables, errors)
 
 
+def _check_signed(
+    manifest: ManifestBase,
+    kind: str,
+    entity: EntityBase,
+    tree: CanonicalTree,
+    errors: list[tuple[Loc, str]],
+) -> None:
+    """A signed entity: its kind has `signature`, and its mapping reads only signed fields."""
+    assert entity.signature is not None
+    where: Loc = ("entities", kind, "signature")
+    if SIGNATURE_FIELD not in tree:
+        errors.append((where, f"{kind} records carry no `{SIGNATURE_FIELD}` field"))
+        return
+    if SIGNATURE_FIELD in entity.fields:
+        errors.append(
+            (("entities", kind, "fields", SIGNATURE_FIELD), "is set by the signature's check")
+        )
+    try:
+        mappers = compile_fields(entity.fields, source=manifest.name, tables=manifest.tables)
+    except (ManifestError, ExpressionError, ValueError):
+        return  # reported by the mapping's own check
+    roots = source_roots(mappers.values())
+    if roots is None:
+        errors.append((where, "a field reads the whole record (`@`): it cannot be covered"))
+        return
+    unsigned = sorted(roots - set(entity.signature.covers))
+    if unsigned:
+        errors.append(
+            (
+                (*where, "covers"),
+                f"the mapping reads fields the signature does not cover: {', '.join(unsigned)}",
+            )
+        )
+
+
 def check_manifest(manifest: ManifestBase, canonical: Mapping[str, CanonicalTree]) -> None:
     """Raise `ManifestError` when `manifest` maps to something the schema lacks.
 
@@ -111,6 +149,8 @@ def check_manifest(manifest: ManifestBase, canonical: Mapping[str, CanonicalTree
             )
             continue
         _check_mapping(("entities", kind, "fields"), entity.fields, tree, manifest.tables, errors)
+        if entity.signature is not None:
+            _check_signed(manifest, kind, entity, tree, errors)
     if errors:
         loc, message = errors[0]
         others = "; ".join(f"{'.'.join(map(str, at))}: {what}" for at, what in errors[1:])
@@ -132,16 +172,24 @@ class ConnectorRegistry:
     def __init__(self, connectors: Sequence[tuple[ManifestBase, Connector]]) -> None:
         self._connectors = [c for _, c in connectors]
         self.manifests = {m.name: m for m, _ in connectors}
-        # (kind, way) -> field -> connector; the lowest priority number wins, then the
-        # name. The way is `None` for lookups by key, else a list way (`holder`).
-        self._providers: dict[tuple[str, str | None], dict[str, Connector]] = {}
+        # kind -> field -> connector, for lookups by key: the lowest priority number
+        # wins, then the name. (kind, way) -> every connector listing records of the
+        # kind that way (`holder`), with its fields: a holder's list is each source's
+        # records together (a person's certificates from the civil-status registry
+        # and from the business registry), in the same order.
+        self._providers: dict[str, dict[str, Connector]] = {}
+        self._listers: dict[tuple[str, str], list[tuple[Connector, frozenset[str]]]] = {}
         for manifest, connector in sorted(connectors, key=lambda mc: (mc[0].priority, mc[0].name)):
             for kind, entity in manifest.entities.items():
-                ways = [*([None] if entity.by_key() else []), *sorted(entity.list_ways())]
-                for way in ways:
-                    table = self._providers.setdefault((kind, way), {})
-                    for field in entity.fields:
+                fields = frozenset(entity.fields) | (
+                    {SIGNATURE_FIELD} if entity.signature is not None else frozenset()
+                )
+                if entity.by_key():
+                    table = self._providers.setdefault(kind, {})
+                    for field in fields:
                         table.setdefault(field, connector)
+                for way in sorted(entity.list_ways()):
+                    self._listers.setdefault((kind, way), []).append((connector, fields))
         self._routes: dict[tuple[str, frozenset[str], str | None], Route] = {}
 
     def __iter__(self) -> Iterator[Connector]:
@@ -155,26 +203,38 @@ class ConnectorRegistry:
         key = (kind, fields, by)
         route = self._routes.get(key)
         if route is None:
-            table = self._providers.get((kind, by), {})
-            by_connector: dict[str, tuple[Connector, set[str]]] = {}
-            unserved = set()
-            for field in fields:
-                connector = table.get(field)
-                if connector is None:
-                    unserved.add(field)
-                else:
-                    by_connector.setdefault(connector.name, (connector, set()))[1].add(field)
-            route = Route(
-                served=tuple((c, frozenset(f)) for c, f in by_connector.values()),
-                unserved=frozenset(unserved),
-            )
+            route = self._route(kind, fields) if by is None else self._list_route(kind, fields, by)
             if len(self._routes) < 4096:  # selections are few in practice; stay bounded
                 self._routes[key] = route
         return route
 
+    def _route(self, kind: str, fields: frozenset[str]) -> Route:
+        table = self._providers.get(kind, {})
+        by_connector: dict[str, tuple[Connector, set[str]]] = {}
+        unserved = set()
+        for field in fields:
+            connector = table.get(field)
+            if connector is None:
+                unserved.add(field)
+            else:
+                by_connector.setdefault(connector.name, (connector, set()))[1].add(field)
+        return Route(
+            served=tuple((c, frozenset(f)) for c, f in by_connector.values()),
+            unserved=frozenset(unserved),
+        )
+
+    def _list_route(self, kind: str, fields: frozenset[str], by: str) -> Route:
+        listers = self._listers.get((kind, by), [])
+        return Route(
+            served=tuple((c, fields & own) for c, own in listers if fields & own),
+            unserved=fields.difference(*(own for _, own in listers)),
+        )
+
     def serves(self, kind: str, by: str | None = None) -> bool:
         """Whether any connector serves some field of `kind` (listed `by` another key)."""
-        return bool(self._providers.get((kind, by)))
+        if by is not None:
+            return bool(self._listers.get((kind, by)))
+        return bool(self._providers.get(kind))
 
     async def open(self) -> None:
         """Make every connector ready (`Connector.open`), in turn.

@@ -22,9 +22,10 @@ import structlog
 from connectors._auth import HttpCredentials
 from connectors._headers import purpose_headers
 from connectors._manifest import RestEntity, RestList, RestManifest
-from connectors._mapping import FieldMapper, Tables, compile_fields, map_record, source_roots
+from connectors._mapping import FieldMapper, compile_fields, source_roots
 from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
 from connectors._resilience import CircuitBreaker, backoff, time_left
+from connectors._signatures import document_signatures, map_checked
 from connectors.base import FetchContext, FetchResult, Health
 from gateway.errors import (
     SourceDataInvalid,
@@ -44,12 +45,18 @@ _MIN_ATTEMPT = 0.1
 
 
 class _Entity:
-    __slots__ = ("mappers", "spec")
+    __slots__ = ("mappers", "signatures", "spec")
 
-    def __init__(self, spec: RestEntity, *, source: str, tables: Tables) -> None:
+    def __init__(self, spec: RestEntity, *, manifest: RestManifest) -> None:
         self.spec = spec
         self.mappers: dict[str, FieldMapper] = compile_fields(
-            spec.fields, source=source, tables=tables
+            spec.fields, source=manifest.name, tables=manifest.tables
+        )
+        self.signatures = document_signatures(
+            spec.signature,
+            source=manifest.name,
+            base_url=manifest.base_url,
+            local=manifest.local_path,
         )
 
     def source_fields(self, fields: frozenset[str], *, by_key: bool) -> list[str] | None:
@@ -60,6 +67,8 @@ class _Entity:
         if by_key:
             # Needed to match answers to keys; a list is asked for by holder instead.
             roots |= {self.spec.key_field}
+        if self.signatures is not None:
+            roots |= self.signatures.wanted  # checked whatever is asked
         return sorted(roots)
 
     def mappers_for(self, fields: frozenset[str]) -> list[FieldMapper]:
@@ -84,8 +93,7 @@ class RestConnector:
             reset_seconds=manifest.breaker.reset_seconds,
         )
         self._entities = {
-            kind: _Entity(spec, source=manifest.name, tables=manifest.tables)
-            for kind, spec in manifest.entities.items()
+            kind: _Entity(spec, manifest=manifest) for kind, spec in manifest.entities.items()
         }
 
     def __repr__(self) -> str:
@@ -97,7 +105,10 @@ class RestConnector:
         return cls(manifest, http=http)
 
     async def open(self) -> None:
-        """Nothing to prepare: secrets were read when the connector was built."""
+        """Fetch the issuers' keys of signed entities (secrets were read at build)."""
+        for entity in self._entities.values():
+            if entity.signatures is not None:
+                await entity.signatures.ready(self._http)
 
     async def fetch(
         self,
@@ -119,8 +130,14 @@ class RestConnector:
             lists = await asyncio.gather(
                 *(self._get_many(way, k, wanted, headers, entity) for k in unique)
             )
+            if entity.signatures is not None:
+                await entity.signatures.ready(
+                    self._http, (item for items in lists for item in items or ())
+                )
             return {
-                k: None if items is None else [map_record(mappers, item) for item in items]
+                k: None
+                if items is None
+                else [map_checked(entity.signatures, mappers, item, fields) for item in items]
                 for k, items in zip(unique, lists, strict=True)
             }
         batch = entity.spec.batch
@@ -135,7 +152,12 @@ class RestConnector:
         else:
             found = await asyncio.gather(*(self._get(entity, k, wanted, headers) for k in unique))
             raw = dict(zip(unique, found, strict=True))
-        return {k: None if rec is None else map_record(mappers, rec) for k, rec in raw.items()}
+        if entity.signatures is not None:
+            await entity.signatures.ready(self._http, raw.values())
+        return {
+            k: None if rec is None else map_checked(entity.signatures, mappers, rec, fields)
+            for k, rec in raw.items()
+        }
 
     def _source_headers(self, ctx: FetchContext) -> dict[str, str]:
         """The headers every call made for `ctx` carries: who asks and why."""

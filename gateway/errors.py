@@ -62,6 +62,7 @@ __all__ = [
     "Conflict",
     "ConsentRequired",
     "DeadlineExceeded",
+    "DocumentSignatureInvalid",
     "Forbidden",
     "GatewayError",
     "InvalidArgument",
@@ -332,6 +333,13 @@ class SourceRejected(SourceError):
 class SourceDataInvalid(SourceError):
     code = "SOURCE_DATA_INVALID"
     default_message = "The source answered with data that does not fit the schema."
+
+
+class DocumentSignatureInvalid(SourceDataInvalid):
+    """A digitized result that is not as its issuer signed it: withheld, never served."""
+
+    code = "DOCUMENT_SIGNATURE_INVALID"
+    default_message = "The document is not as its issuer signed it; it is withheld."
 
 
 def classify_status(

@@ -22,6 +22,7 @@ __all__ = [
     "Citizen",
     "ContributionPeriod",
     "Document",
+    "DocumentSignature",
     "Employer",
     "Encumbrance",
     "Ethnicity",
@@ -34,6 +35,7 @@ __all__ = [
     "LandParcel",
     "MaritalStatus",
     "RelatedPerson",
+    "SignatureStatus",
     "TemporaryAbsence",
     "VitalStatus",
 ]
@@ -250,6 +252,28 @@ class InsuranceRecord:
     )
 
 
+@strawberry.enum(description="Whether a digitized result is as its issuer signed it.")
+class SignatureStatus(Enum):
+    VERIFIED = "VERIFIED"
+    INVALID = strawberry.enum_value(
+        "INVALID", description="The signature, the file or the metadata does not match."
+    )
+    UNKNOWN_KEY = strawberry.enum_value(
+        "UNKNOWN_KEY", description="Signed with a key the issuer does not publish."
+    )
+
+
+@strawberry.type(
+    description="The issuer's signature on a digitized result, as the gateway checked it. "
+    "Only a VERIFIED document's other fields are served; any other status withholds "
+    "them with DOCUMENT_SIGNATURE_INVALID."
+)
+class DocumentSignature:
+    status: SignatureStatus | None
+    key_id: str | None = strawberry.field(description="The issuer's key (JWK thumbprint).")
+    algorithm: str | None
+
+
 @strawberry.type(description="A digitized result of a procedure: a certificate, a licence.")
 class Document:
     document_id: str | None
@@ -261,3 +285,6 @@ class Document:
     procedure_code: str | None
     holder: RelatedPerson | None
     sha256: str | None = strawberry.field(description="Hash of the signed file.")
+    signature: DocumentSignature | None = strawberry.field(
+        default=None, description="The issuer's signature, checked by the gateway."
+    )
