@@ -1,6 +1,6 @@
 """`make bench`: the gateway against the sandbox agencies, and the sandboxes alone.
 
-Starts the population, business and insurance sandboxes and one gateway process
+Starts the population, business, insurance and civil-status sandboxes and one gateway process
 (uvicorn, one worker, embedded SQLite) on loopback, drives a fixed mix at fixed
 concurrencies with a bounded closed-loop load generator, and prints a table: requests/s, latency
 percentiles and source calls per request through the gateway, next to the same
@@ -156,7 +156,7 @@ class Servers:
 
 def start(citizens: int, work: Path) -> Servers:
     population, business, gateway = _free_port(), _free_port(), _free_port()
-    insurance = _free_port()
+    insurance, civil = _free_port(), _free_port()
     quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     procs = [
         subprocess.Popen(
@@ -176,6 +176,7 @@ def start(citizens: int, work: Path) -> Servers:
             ("population", population),
             ("business", business),
             ("insurance", insurance),
+            ("civil", civil),
         )
     ]
     db = f"sqlite+aiosqlite:///{work / 'bench.db'}"
@@ -213,7 +214,8 @@ def start(citizens: int, work: Path) -> Servers:
         _wait(f"http://127.0.0.1:{population}/healthz", procs[0])
         _wait(f"http://127.0.0.1:{business}/healthz", procs[1])
         _wait(f"http://127.0.0.1:{insurance}/healthz", procs[2])
-        _wait(f"http://127.0.0.1:{gateway}/readyz", procs[3])
+        _wait(f"http://127.0.0.1:{civil}/healthz", procs[3])
+        _wait(f"http://127.0.0.1:{gateway}/readyz", procs[4])
     except BaseException:
         servers.stop()
         raise

@@ -3,8 +3,9 @@
 It migrates the embedded SQLite database, makes development keys if there are none,
 registers the demo client (`VN/GOV/DEMO/query-page`, with a key kept in
 `var/client-keys/`), writes the sandbox land registry's database (`var/land.db`, read
-by the gateway's `sql` connector), starts the population, business and insurance
-sandboxes (the last an X-Road style service, read by the `xroad` connector), the
+by the gateway's `sql` connector), starts the population, business, insurance and
+civil-status sandboxes (insurance an X-Road style service, read by the `xroad`
+connector; civil status a GraphQL one, read by the `graphql` connector), the
 sandbox sign-in issuer and the gateway as child processes, asks one real query and one
 prefill signed as the demo client, prints where to go next, and stops every child on
 Ctrl-C. Its child processes are this interpreter running the project's own modules.
@@ -72,6 +73,7 @@ class Demo:
         population_port: int = 8101,
         business_port: int = 8102,
         insurance_port: int = 8104,
+        civil_port: int = 8105,
         issuer_port: int = DEMO_ISSUER_PORT,
         citizens: int = 10_000,
         var: Path = Path("var"),
@@ -80,6 +82,7 @@ class Demo:
         self.population_port = population_port
         self.business_port = business_port
         self.insurance_port = insurance_port
+        self.civil_port = civil_port
         self.issuer_port = issuer_port
         self.citizens = citizens
         self.var = var
@@ -297,6 +300,10 @@ class Demo:
             "insurance sandbox",
             ["-m", "sandbox", "insurance", "--port", str(self.insurance_port), *common],
         )
+        self._spawn(
+            "civil-status sandbox",
+            ["-m", "sandbox", "civil", "--port", str(self.civil_port), *common],
+        )
         issuer_env = {
             **os.environ,
             "SANDBOX_ISSUER_AUDIENCE": self.gateway_url,
@@ -310,6 +317,7 @@ class Demo:
         self._wait("population sandbox", f"{population}/healthz")
         self._wait("business sandbox", f"http://127.0.0.1:{self.business_port}/healthz")
         self._wait("insurance sandbox", f"http://127.0.0.1:{self.insurance_port}/healthz")
+        self._wait("civil-status sandbox", f"http://127.0.0.1:{self.civil_port}/healthz")
         self._wait("sandbox issuer", f"{self.issuer_url}/.well-known/openid-configuration")
         sample = httpx.get(f"{population}/_sandbox/sample", timeout=5.0).json()
         personal_id: str = sample["citizens"][0]
@@ -349,6 +357,7 @@ class Demo:
             f"  Sandboxes        http://127.0.0.1:{self.population_port} (population), "
             f"http://127.0.0.1:{self.business_port} (business registry), "
             f"http://127.0.0.1:{self.insurance_port} (insurance, X-Road), "
+            f"http://127.0.0.1:{self.civil_port} (civil status, GraphQL), "
             f"{self.issuer_url} (sign-in)\n"
             f"  Land registry    {self.land_database} (SQLite, read by the `sql` connector)\n"
             f"  Logs             {self.var / 'log'}/\n\n"

@@ -127,6 +127,7 @@ def _demo(args: argparse.Namespace) -> int:
         population_port=args.population_port,
         business_port=args.business_port,
         insurance_port=args.insurance_port,
+        civil_port=args.civil_port,
         issuer_port=args.issuer_port,
         citizens=args.citizens,
     ).run()
@@ -328,6 +329,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--population-port", type=int, default=8101)
     demo.add_argument("--business-port", type=int, default=8102)
     demo.add_argument("--insurance-port", type=int, default=8104)
+    demo.add_argument("--civil-port", type=int, default=8105)
     demo.add_argument("--issuer-port", type=int, default=DEMO_ISSUER_PORT)
     demo.add_argument("--citizens", type=int, default=10_000, help="synthetic citizens")
 

@@ -48,7 +48,16 @@ from gateway.records import AdminRecorder, admin_recorder
 from gateway.storage import create_engine, upgrade
 from gateway.web import DEMO_CLIENT, create_app
 from policies import CATALOGUE_DIR, SENSITIVE_FIELDS, AgencyKind, Purpose, load_catalogue
-from sandbox import SandboxSettings, business, generate, insurance, issuer, land, population
+from sandbox import (
+    SandboxSettings,
+    business,
+    civil,
+    generate,
+    insurance,
+    issuer,
+    land,
+    population,
+)
 from schema import canonical_fields
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -213,6 +222,13 @@ def insurance_url(
 ) -> str:
     """The insurance agency of the same population, X-Road style (`insurance.yaml`)."""
     app = insurance.create_app(SandboxSettings(citizens=CITIZENS), population_data)
+    return start_server(app).url
+
+
+@pytest.fixture(scope="session")
+def civil_url(population_data: sandbox.Dataset, start_server: Callable[[Any], ServerThread]) -> str:
+    """The civil-status registry of the same population, GraphQL (`civil.yaml`)."""
+    app = civil.create_app(SandboxSettings(citizens=CITIZENS), population_data)
     return start_server(app).url
 
 

@@ -29,7 +29,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    ports = [_free_port() for _ in range(5)]
+    ports = [_free_port() for _ in range(6)]
     output = tmp_path / "demo.out"
     with output.open("wb") as sink:
         demo = subprocess.Popen(
@@ -37,7 +37,7 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
                 sys.executable, "-m", "gateway", "demo", "--citizens", "1500",
                 "--port", str(ports[0]), "--population-port", str(ports[1]),
                 "--business-port", str(ports[2]), "--issuer-port", str(ports[3]),
-                "--insurance-port", str(ports[4]),
+                "--insurance-port", str(ports[4]), "--civil-port", str(ports[5]),
             ],
             cwd=tmp_path,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -52,7 +52,7 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             text = output.read_text()
             assert "Press Ctrl-C" in text, text
             children = _children(demo.pid)
-            assert len(children) == 5
+            assert len(children) == 6
             found = re.search(r'citizen\(personalId: "(\d{12})"\)', text)
             assert found, text
             personal_id = found.group(1)
