@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, NoReturn, Self
+from typing import Annotated, Any, Final, Literal, NoReturn, Self
 
 import rfc8785
 import structlog
@@ -146,19 +146,36 @@ _FieldBasis = Annotated[
 """A field's entry in `Procedure.fields`: a plain basis, or a basis with a citation."""
 
 
+_DOCUMENT_KIND = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{1,63}$")]
+
+
+_DOCUMENT_FILTER: Final = "Document.kind"
+"""The field a `document_kind` is matched against."""
+
+
 class Paper(_Strict):
-    """A paper applicants were formerly asked for, and the fields that replace it."""
+    """A paper applicants were formerly asked for, and the fields that replace it.
+
+    With `document_kind`, the paper is a digitized result the applicant holds (a
+    marriage certificate): its `Document` fields are read from the held documents of
+    that kind only, and it is avoided only when one is held and served.
+    """
 
     paper: Name
     fields: tuple[_TopPath, ...] = Field(min_length=1)
+    document_kind: _DOCUMENT_KIND | None = None
 
 
 class FormField(_Strict):
-    """One field of the procedure's e-form, prefilled from a canonical path."""
+    """One field of the procedure's e-form, prefilled from a canonical path.
+
+    With `document_kind`, a `Document` path reads the held documents of that kind only.
+    """
 
     name: Annotated[str, AfterValidator(_identifier)]
     label: Name
     path: _Path
+    document_kind: _DOCUMENT_KIND | None = None
 
 
 class Procedure(_Strict):
@@ -245,6 +262,31 @@ class Procedure(_Strict):
                         rule,
                     )
                 )
+        filters = [
+            (("papers_replaced", i), p.document_kind, p.fields)
+            for i, p in enumerate(self.papers_replaced)
+        ]
+        filters += [(("form", i), f.document_kind, (f.path,)) for i, f in enumerate(self.form)]
+        for loc, document_kind, paths in filters:
+            if document_kind is None:
+                continue
+            if _DOCUMENT_FILTER not in self.fields:
+                problems.append(
+                    (
+                        (*loc, "document_kind"),
+                        f"reading documents of a kind needs {_DOCUMENT_FILTER} among the fields",
+                        document_kind,
+                    )
+                )
+            for path in paths:
+                if not path.startswith("Document."):
+                    problems.append(
+                        (
+                            (*loc, "document_kind"),
+                            f"{path}: only Document paths are read by document kind",
+                            document_kind,
+                        )
+                    )
         for i, paper in enumerate(self.papers_replaced):
             for j, path in enumerate(paper.fields):
                 if path not in self.fields:

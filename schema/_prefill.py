@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import strawberry
@@ -128,16 +129,18 @@ def _kinds_for(applicant: str) -> tuple[str, ...]:
 
 async def _records(
     ctx: RequestContext, entry: Procedure, applicant: str
-) -> dict[str, Fetched | GatewayError]:
+) -> dict[str, Fetched | _Held | GatewayError]:
     """The applicant's records, by kind, for the fields the form reads."""
     wanted: dict[str, set[str]] = {}
     paths = [item.path for item in entry.form]
     paths += [path for paper in entry.papers_replaced for path in paper.fields]
+    if any(p.document_kind for p in (*entry.form, *entry.papers_replaced)):
+        paths.append("Document.kind")  # to pick the documents of a kind
     for path in paths:
         kind, field = path.split(".")[:2]
         wanted.setdefault(kind, set()).add(field)
     usable = _kinds_for(applicant)
-    out: dict[str, Fetched | GatewayError] = {}
+    out: dict[str, Fetched | _Held | GatewayError] = {}
     for kind, fields in wanted.items():
         if kind not in usable:
             out[kind] = InvalidArgument(
@@ -156,34 +159,51 @@ async def _records(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """The records a holder holds, from every source listing them, in order.
+
+    `fetched.values` maps each field to a list (one value per record); `origins` names
+    the source and time of each record.
+    """
+
+    fetched: Fetched
+    origins: list[tuple[str, datetime.datetime]]
+
+
 async def _held(
     ctx: RequestContext, kind: EntityKind, holder: str, fields: frozenset[str]
-) -> Fetched | GatewayError:
-    """The records `holder` holds, as one record whose values list theirs, in order.
+) -> _Held | GatewayError:
+    """The records `holder` holds, from every source that lists them (a person's
+    certificates from the civil-status registry and from the business registry).
 
-    The lists come from one connector, the first that holds any: records of two
-    sources cannot be paired field by field. A field only another source serves is
-    `NO_SOURCE` here.
+    A field a source does not serve is `None` in its records; one no source serves is
+    `NO_SOURCE`.
     """
     listed = await list_records(ctx=ctx, kind=kind, holder=holder, fields=fields)
     if isinstance(listed, GatewayError):
         return listed
     if isinstance(listed, Exception):
         raise listed
-    part = next((p for p in listed.parts if p[3]), None)
-    if part is None:
+    parts = [p for p in listed.parts if p[3]]
+    if not parts:
         return NotFound(f"The applicant holds no {kind.name} record.", kind=kind.name)
-    name, cfields, when, records = part
+    origins = [(name, when) for name, _, when, records in parts for _ in records]
     values: dict[str, Any] = {}
     origin: dict[str, tuple[str, datetime.datetime]] = {}
     for field in listed.decision.allowed:
-        if field in cfields:
-            values[field] = [record.get(field) for record in records]
-            origin[field] = (name, when)
-        else:
+        serving = [(name, when) for name, cfields, when, _ in parts if field in cfields]
+        if not serving:
             values[field] = NoSource(field=f"{kind.name}.{field}")
+            continue
+        values[field] = [
+            record.get(field) if field in cfields else None
+            for _, cfields, _, records in parts
+            for record in records
+        ]
+        origin[field] = serving[0]
     values.update(listed.decision.denied)
-    return Fetched(values, origin, listed.decision)
+    return _Held(Fetched(values, origin, listed.decision), origins)
 
 
 def _first_error(value: Any) -> Exception | None:
@@ -195,24 +215,61 @@ def _first_error(value: Any) -> Exception | None:
     return None
 
 
-def _field_outcome(
-    records: Mapping[str, Fetched | GatewayError], path: str
-) -> tuple[Any, str | None, Fetched | None]:
-    """(value, error code, record) of a form path."""
-    kind, field, *rest = path.split(".")
-    record = records[kind]
-    if isinstance(record, GatewayError):
-        return None, record.code, None
-    if record.error is not None:
-        code = getattr(record.error, "code", "INTERNAL")
-        return None, code, None
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    value: Any = None
+    error: str | None = None
+    record: Fetched | None = None
+    origin: tuple[str, datetime.datetime] | None = None
+
+
+def _of_kind(held: _Held, field: str, document_kind: str) -> _Outcome:
+    """A held document field, read from the documents of `document_kind` only."""
+    record = held.fetched
+    kinds = record.values.get("kind")
+    if not isinstance(kinds, list):
+        code = kinds.code if isinstance(kinds, GatewayError) else "INTERNAL"
+        return _Outcome(error=code)
+    picked = [i for i, k in enumerate(kinds) if k == document_kind]
+    if not picked:
+        # A document withheld (its kind too) may be the one: say why, not "none held".
+        unread = _first_error(kinds)
+        code = unread.code if isinstance(unread, GatewayError) else NotFound.code
+        return _Outcome(error=code)
     value = record.values.get(field)
+    if isinstance(value, list):
+        value = [value[i] for i in picked]
+    origin = held.origins[picked[0]] if field in record.origin else None
+    return _Outcome(value, None, record, origin)
+
+
+def _field_outcome(
+    records: Mapping[str, Fetched | _Held | GatewayError],
+    path: str,
+    document_kind: str | None = None,
+) -> _Outcome:
+    """The value (or error code), record and origin of a form path."""
+    kind, field, *rest = path.split(".")
+    found = records[kind]
+    if isinstance(found, GatewayError):
+        return _Outcome(error=found.code)
+    record = found.fetched if isinstance(found, _Held) else found
+    if record.error is not None:
+        return _Outcome(error=getattr(record.error, "code", "INTERNAL"))
+    if document_kind is not None and isinstance(found, _Held):
+        outcome = _of_kind(found, field, document_kind)
+        value = outcome.value
+        if outcome.error is not None:
+            return outcome
+    else:
+        value = record.values.get(field)
+        outcome = _Outcome(value, None, record, record.origin.get(field))
     error = _first_error(value)
     if isinstance(error, GatewayError):
-        return None, error.code, None
+        return _Outcome(error=error.code)
     if error is not None:
-        return None, "INTERNAL", None
-    return _json(_dig(value, rest)), None, record
+        return _Outcome(error="INTERNAL")
+    return _Outcome(_json(_dig(value, rest)), None, record, outcome.origin)
 
 
 async def prefill_form(
@@ -231,13 +288,13 @@ async def prefill_form(
             papers_by_field.setdefault(field_path, []).append(_text(paper.paper))
     fields = []
     for index, item in enumerate(entry.form):
-        value, error, record = _field_outcome(records, item.path)
+        outcome = _field_outcome(records, item.path, item.document_kind)
         provenance = None
         top = ".".join(item.path.split(".")[:2])
-        kind, name = top.split(".")
-        if record is not None and name in record.origin:
-            source, when = record.origin[name]
-            allowed = record.decision.allowed.get(name)
+        name = top.split(".")[1]
+        if outcome.record is not None and outcome.origin is not None:
+            source, when = outcome.origin
+            allowed = outcome.record.decision.allowed.get(name)
             if allowed is not None:
                 provenance = Provenance(
                     source=source,
@@ -252,16 +309,14 @@ async def prefill_form(
                     retrieved_at=when,
                     allowed=allowed,
                 )
-        elif record is not None and name == KINDS[kind].key:
-            provenance = None  # the applicant's own id, echoed
         fields.append(
             PrefillField(
                 name=item.name,
                 label=_text(item.label),
                 path=item.path,
-                value=value,
+                value=outcome.value,
                 provenance=provenance,
-                error=error,
+                error=outcome.error,
                 replaces_papers=papers_by_field.get(top, []),
             )
         )
@@ -270,7 +325,7 @@ async def prefill_form(
     for paper in entry.papers_replaced:
         reasons = []
         for field_path in paper.fields:
-            _, error, _ = _field_outcome(records, field_path)
+            error = _field_outcome(records, field_path, paper.document_kind).error
             if error is not None:
                 reasons.append(FieldReason(path=field_path, code=error))
         bucket = needed if reasons else avoided

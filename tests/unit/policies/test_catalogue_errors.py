@@ -369,3 +369,34 @@ def test_local_code_and_province_suffix_load(tmp_path: Path) -> None:
         "c.yaml",
     )
     assert list(load_catalogue(tmp_path).procedures) == ["1.000001", "1.012753.H19", "LOCAL.x-1"]
+
+
+def test_a_paper_of_a_document_kind_reads_documents_and_needs_their_kind(tmp_path: Path) -> None:
+    marriage = (
+        "  - paper: {vi: Giấy chứng nhận kết hôn, en: Marriage certificate}\n"
+        "    document_kind: MARRIAGE_CERTIFICATE\n"
+        "    fields: [Document.documentId]\n"
+    )
+    text = _edit("form:\n", marriage + "form:\n").replace(
+        "  Citizen.phone: consent\n", "  Citizen.phone: consent\n  Document.documentId: law\n"
+    )
+    _write(tmp_path, text)
+    error = _error(tmp_path)
+    assert "Document.kind among the fields" in str(error)
+    _write(
+        tmp_path,
+        text.replace(
+            "  Document.documentId: law\n", "  Document.documentId: law\n  Document.kind: law\n"
+        ),
+    )
+    procedure = load_catalogue(tmp_path, canonical=schema.canonical_fields()).get("1.000001")
+    assert procedure.papers_replaced[1].document_kind == "MARRIAGE_CERTIFICATE"
+
+
+def test_only_document_paths_are_read_by_document_kind(tmp_path: Path) -> None:
+    text = _edit(
+        "    path: Citizen.fullName\n",
+        "    path: Citizen.fullName\n    document_kind: BIRTH_CERTIFICATE\n",
+    ).replace("  Citizen.phone: consent\n", "  Citizen.phone: consent\n  Document.kind: law\n")
+    _write(tmp_path, text)
+    assert "only Document paths are read by document kind" in str(_error(tmp_path))
