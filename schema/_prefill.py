@@ -134,7 +134,8 @@ async def _records(
     wanted: dict[str, set[str]] = {}
     paths = [item.path for item in entry.form]
     paths += [path for paper in entry.papers_replaced for path in paper.fields]
-    if any(p.document_kind for p in (*entry.form, *entry.papers_replaced)):
+    kinds = [i.document_kind for i in entry.form] + [p.document_kind for p in entry.papers_replaced]
+    if any(kinds):
         paths.append("Document.kind")  # to pick the documents of a kind
     for path in paths:
         kind, field = path.split(".")[:2]
