@@ -46,7 +46,14 @@ from connectors._rest import RestConnector
 from connectors._secrets import Secret, SecretUnavailable, resolve_secret
 from connectors._sql import SqlConnector
 from connectors._xroad import XroadConnector
-from connectors.base import Connector, ConnectorFactory, FetchContext, FetchResult, Health
+from connectors.base import (
+    Connector,
+    ConnectorFactory,
+    EvidenceSink,
+    FetchContext,
+    FetchResult,
+    Health,
+)
 
 __all__ = [
     "SCHEMA_PATH",
@@ -57,6 +64,7 @@ __all__ = [
     "ConnectorFactory",
     "ConnectorRegistry",
     "EntityBase",
+    "EvidenceSink",
     "FetchContext",
     "FetchResult",
     "FieldMap",

@@ -8,9 +8,12 @@ gateway's own security server, so the kind is the `rest` kind with three differe
   `X-Road-Client`, beside `X-Road-Id`, `X-Road-UserId` and `X-Road-Issue`, each
   percent-encoded as `connectors._headers.header_value` does;
 - the security server's `X-Road-Request-Hash` answer header is evidence of what was
-  asked: it is kept per request id (`X-Road-Id`) and read with
-  `XroadConnector.evidence(request_id)`, the hashes of every call made for it, in order
-  (the last `EVIDENCE_KEPT` request ids are kept);
+  asked: the hash of every answered call (an X-Road error's too, retries included) goes,
+  in the order the answers came, to the request's `FetchContext.evidence` as
+  `xroadRequestHashes`, and from there into the sealed personal part of its access
+  record. It is the hash of a request naming a person, so it is never logged, and it is
+  kept nowhere else: an auditor compares it with the security server's log of the
+  message whose `X-Road-Id` is the record's `requestId`;
 - an X-Road error (an `X-Road-Error` header, and a body `{"type": ..., "message": ...}`)
   becomes a stable gateway error: a timeout `SOURCE_TIMEOUT`; a refused client, service
   or request `SOURCE_REJECTED`; anything else (the service failed, the network, the
@@ -20,10 +23,10 @@ gateway's own security server, so the kind is the `rest` kind with three differe
 
 from __future__ import annotations
 
+import contextvars
 import re
-from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import unquote
 
 import httpx
 import orjson
@@ -32,15 +35,20 @@ import structlog
 from connectors._headers import header_value
 from connectors._manifest import XroadManifest
 from connectors._rest import RestConnector
-from connectors.base import FetchContext
+from connectors.base import EvidenceSink, FetchContext, FetchResult
 from gateway.errors import SourceError, SourceRejected, SourceTimeout, SourceUnavailable
 
-__all__ = ["EVIDENCE_KEPT", "XroadConnector", "xroad_error"]
+__all__ = ["REQUEST_HASHES", "XroadConnector", "xroad_error"]
 
 log = structlog.get_logger(__name__)
 
-EVIDENCE_KEPT: Final = 10_000
-"""How many request ids' request hashes a connector keeps."""
+REQUEST_HASHES: Final = "xroadRequestHashes"
+"""The kind of evidence the security server's request hashes are kept as."""
+_SINK: contextvars.ContextVar[EvidenceSink | None] = contextvars.ContextVar(
+    "xroad_evidence", default=None
+)
+"""The evidence sink of the fetch being made (and of the tasks it starts): the `rest`
+kind's hooks see the request and its answer, not the fetch's context."""
 _ERROR_BODY_MAX: Final = 64 * 1024
 _ERROR_TYPE: Final = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,199}")
 _HASH: Final = re.compile(r"[A-Za-z0-9+/=_-]{1,256}")
@@ -110,7 +118,6 @@ class XroadConnector(RestConnector):
         super().__init__(manifest.rest_manifest(), http=http)
         self.xroad = manifest
         self._client_header = header_value(manifest.client)
-        self._evidence: OrderedDict[str, list[str]] = OrderedDict()
 
     def __repr__(self) -> str:
         return (
@@ -125,9 +132,22 @@ class XroadConnector(RestConnector):
         """Build from a validated manifest (the plug-in entry point)."""
         return cls(manifest, http=http)
 
-    def evidence(self, request_id: str) -> tuple[str, ...]:
-        """The `X-Road-Request-Hash` of every call made for `request_id`, in order."""
-        return tuple(self._evidence.get(request_id, ()))
+    async def fetch(
+        self,
+        kind: str,
+        keys: Sequence[str],
+        fields: frozenset[str],
+        ctx: FetchContext,
+        *,
+        by: str | None = None,
+    ) -> Mapping[str, FetchResult]:
+        """Look up as the `rest` kind does; each answer's request hash goes to
+        `ctx.evidence`."""
+        token = _SINK.set(ctx.evidence)
+        try:
+            return await super().fetch(kind, keys, fields, ctx, by=by)
+        finally:
+            _SINK.reset(token)
 
     def _source_headers(self, ctx: FetchContext) -> dict[str, str]:
         # The security server grants access to the gateway's client subsystem; the
@@ -136,7 +156,7 @@ class XroadConnector(RestConnector):
 
     async def _check_answer(self, request: httpx.Request, response: httpx.Response) -> None:
         """Keep the answer's request hash; raise what an X-Road error means."""
-        self._answered(request, response)
+        self._answered(response)
         header = response.headers.get("x-road-error")
         if header is None and response.status_code < 500:
             return
@@ -146,15 +166,10 @@ class XroadConnector(RestConnector):
         log.warning("xroad_error", connector=self.name, xroad_error=kind)
         raise xroad_error(kind, source=self.name, status=response.status_code)
 
-    def _answered(self, request: httpx.Request, response: httpx.Response) -> None:
+    def _answered(self, response: httpx.Response) -> None:
+        """Hand the answer's request hash, if it carries a well-formed one, to the sink."""
+        sink = _SINK.get()
         digest = response.headers.get("x-road-request-hash")
-        sent_id = request.headers.get("x-road-id")
-        if digest is None or sent_id is None or not _HASH.fullmatch(digest):
+        if sink is None or digest is None or not _HASH.fullmatch(digest):
             return
-        request_id = unquote(sent_id)
-        kept = self._evidence.get(request_id)
-        if kept is None:
-            kept = self._evidence[request_id] = []
-            while len(self._evidence) > EVIDENCE_KEPT:
-                self._evidence.popitem(last=False)
-        kept.append(digest)
+        sink.add(self.name, REQUEST_HASHES, digest)

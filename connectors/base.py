@@ -8,12 +8,16 @@ entry-point group `gateway.connectors`; each is a `ConnectorFactory`.
 
 An entity may be read in several ways: by its own key (one or a batch of keys), and as
 a list by another key (`by="holder"`: the parcels or documents a person holds).
+
+A connector whose source answers with evidence of a call (an X-Road security server's
+`X-Road-Request-Hash`) hands it to the request's `FetchContext.evidence`; the gateway
+keeps it in the request's access record. Connectors know nothing of the records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 from policies import Purpose
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Connector",
     "ConnectorFactory",
+    "EvidenceSink",
     "FetchContext",
     "FetchResult",
     "Health",
@@ -38,6 +43,16 @@ field could not be read or mapped, and GraphQL reports that exception on the fie
 
 FetchResult: TypeAlias = Record | Sequence[Record] | None
 """A record, a list of records for kinds looked up by holder, or `None`: not found."""
+
+
+class EvidenceSink(Protocol):
+    """Where a connector puts evidence of the calls it made for one gateway request."""
+
+    def add(self, source: str, kind: str, value: str) -> None:
+        """Keep `value`, one item of evidence of `kind` (`xroadRequestHashes`) from the
+        connector `source`, after those added before. It may be personal data (a hash of
+        a request naming a person): never log it."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +69,9 @@ class FetchContext:
     deadline: float | None = None
     """When the request's calls to sources must end, in the event loop's clock
     (`loop.time()`): its deadline less the time kept to record it. `None`: none."""
+    evidence: EvidenceSink | None = field(default=None, compare=False, repr=False)
+    """Where evidence of the calls made for the request goes (its access record);
+    `None`: nowhere (a health check, a command-line lookup)."""
 
 
 @dataclass(frozen=True, slots=True)

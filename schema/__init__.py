@@ -3,9 +3,11 @@
 from schema._build import build
 from schema._consent import Consent, ConsentStatus, Mutation
 from schema._context import (
+    EVIDENCE_KEPT,
     Access,
     ConsentRequests,
     DecisionRecord,
+    Evidence,
     RateLimit,
     RequestContext,
     Services,
@@ -42,6 +44,7 @@ from schema._types import (
 )
 
 __all__ = [
+    "EVIDENCE_KEPT",
     "KINDS",
     "SDL_PATH",
     "Access",
@@ -60,6 +63,7 @@ __all__ = [
     "Encumbrance",
     "EntityKind",
     "Ethnicity",
+    "Evidence",
     "Fetched",
     "Gender",
     "HealthInsurance",

@@ -8,10 +8,11 @@ in `schema/` imports a room of the gateway.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from connectors import BatchLoader, Connector, ConnectorRegistry, FetchContext
 from gateway.errors import ClientNotAuthorised, PolicyDenied, PurposeNotAllowed, SubjectNotInCase
@@ -19,9 +20,11 @@ from gateway.instants import format_instant
 from policies import AccessRequest, ActiveConsent, Allowed, Catalogue, Consent, Policy, Purpose
 
 __all__ = [
+    "EVIDENCE_KEPT",
     "Access",
     "ConsentRequests",
     "DecisionRecord",
+    "Evidence",
     "RateLimit",
     "RequestContext",
     "Services",
@@ -30,6 +33,11 @@ __all__ = [
 
 # Refusals that do not depend on the field: the whole entity is withheld.
 _WHOLE_ENTITY = (ClientNotAuthorised, SubjectNotInCase)
+
+EVIDENCE_KEPT: Final = 100
+"""Items of one kind of evidence kept per source per request; the rest are counted."""
+_EVIDENCE_MAX_CHARS: Final = 512
+"""A longer item is counted, not kept: evidence is a hash or an id, never a body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +179,46 @@ class Services:
 
 
 @dataclass(slots=True)
+class Evidence:
+    """What sources gave as evidence of the calls made for one request (an X-Road
+    security server's request hashes), for the personal part of its access record.
+
+    Connectors add to it through `FetchContext.evidence` (`connectors.EvidenceSink`).
+    It stays small whatever a request does: at most `limit` items of a kind per source,
+    in the order they were added; the others are counted. Items may be hashes of
+    requests naming people, so they go to the sealed personal part only: never to the
+    envelope, a log line or a metric.
+    """
+
+    limit: int = EVIDENCE_KEPT
+    _kept: dict[str, dict[str, list[str]]] = field(default_factory=dict, repr=False)
+    _omitted: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
+
+    def add(self, source: str, kind: str, value: str) -> None:
+        """Keep `value` after the others of `kind` from `source`, or count it."""
+        kept = self._kept.get(source, {}).get(kind, [])
+        if len(kept) < self.limit and len(value) <= _EVIDENCE_MAX_CHARS:
+            self._kept.setdefault(source, {}).setdefault(kind, kept).append(value)
+            return
+        omitted = self._omitted.setdefault(source, {})
+        omitted[kind] = omitted.get(kind, 0) + 1
+
+    def __bool__(self) -> bool:
+        return bool(self._kept) or bool(self._omitted)
+
+    def recorded(self) -> dict[str, dict[str, Any]]:
+        """Per source, its kinds of evidence in the order they came, and `omitted`: how
+        many of a kind were not kept (only when some were not)."""
+        out: dict[str, dict[str, Any]] = {}
+        for source in sorted({*self._kept, *self._omitted}):
+            entry: dict[str, Any] = {k: list(v) for k, v in self._kept.get(source, {}).items()}
+            if source in self._omitted:
+                entry["omitted"] = dict(self._omitted[source])
+            out[source] = entry
+        return out
+
+
+@dataclass(slots=True)
 class RequestContext:
     """Per-request state: who asks, the connectors, and the request's batch loaders."""
 
@@ -186,6 +234,12 @@ class RequestContext:
     sources: set[str] = field(default_factory=set)
     served: dict[str, set[str]] = field(default_factory=dict, repr=False)
     """Per subject, the top-level paths (`Citizen.fullName`) a source answered."""
+    evidence: Evidence = field(default_factory=Evidence, repr=False)
+    """What sources gave as evidence of this request's calls, for its access record."""
+
+    def __post_init__(self) -> None:
+        # Every call made for the request hands its evidence to this request's record.
+        self.fetch = dataclasses.replace(self.fetch, evidence=self.evidence)
 
     @property
     def request_id(self) -> str:

@@ -307,6 +307,9 @@ class Admission:
                     # Per subject, the fields a source answered: what the citizen is
                     # told was read (a field allowed but unanswered was not).
                     "served": {s: sorted(paths) for s, paths in sorted(served.items())},
+                    # What sources gave as evidence of the calls (X-Road request hashes:
+                    # hashes of requests naming people, so here, sealed). Only when any.
+                    **({"evidence": ctx.evidence.recorded()} if ctx.evidence else {}),
                 },
                 # Everyone the purpose names (and whom a decision or action concerned):
                 # each of them sees this access, and forgetting one finds it.

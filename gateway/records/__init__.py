@@ -5,7 +5,8 @@ verifiable log publishes; and the personal part), with a private index of the su
 it concerns. `EventRecorder` commits events before any answer leaves (fail closed,
 shared commits). The consent store keeps consents and records every change to them.
 Auditors search and export the records (`SearchFilter`), citizens see their own
-(`citizen_items`), operators read the figures (`figures`), people are forgotten after
+(`citizen_items`), auditors read the sources' evidence of one access
+(`record_evidence`), operators read the figures (`figures`), people are forgotten after
 retention (`forget`), and `verify_database` checks the stored records and their log.
 
 Above the log's core, the log store and the database; below admission and the web.
@@ -29,6 +30,7 @@ from gateway.records._envelope import (
     envelope_hash,
     read_envelope,
 )
+from gateway.records._evidence import RecordEvidence, record_evidence
 from gateway.records._figures import (
     INTROSPECTION,
     count_access,
@@ -88,6 +90,7 @@ __all__ = [
     "Forgotten",
     "Page",
     "PersonalPart",
+    "RecordEvidence",
     "Recorder",
     "SearchFilter",
     "admin_event",
@@ -113,6 +116,7 @@ __all__ = [
     "pseudonym",
     "pseudonyms",
     "read_envelope",
+    "record_evidence",
     "records_digest",
     "retention_of",
     "search_page",

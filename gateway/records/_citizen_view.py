@@ -8,6 +8,14 @@ no source answered, the fields withheld, and the outcome. An auditor's search by
 citizen's id is shown too, by the auditor's organisation's name. Accesses hidden until
 a date (`purpose.hiddenUntil`, where the procedure allows it) appear from that instant on.
 
+`sourceEvidence`, when there is any, names the sources that gave evidence of the calls
+made (an X-Road security server's request hash of each): the citizen learns that the agency's own
+server logged the read too, and can ask the agency. Neither the hashes nor their number
+are shown: one call may ask for several people (a batch), so its hash commits to the
+others too, whose ids are few enough to try against it, and the number of calls tells
+how many people the request read. An auditor reads the hashes
+(`gateway.records._evidence`).
+
 An access whose answer never left (a later record marks it `undelivered`) has that
 outcome: no field was read by anyone, so none is listed as read nor given a ground;
 `notDelivered` lists those a source answered that the gateway did not deliver.
@@ -134,6 +142,9 @@ def _item(
         item["details"] = "removed"
         return item
     item["case"] = personal.get("case")
+    confirmed = _evidence_sources(personal.get("evidence"))
+    if confirmed:  # records without evidence read as they did
+        item["sourceEvidence"] = confirmed
     item["officer"] = _officer(entry, personal.get("officer"), system)
     subjects = personal.get("subjects") or []
     mine = subjects.index(subject) if subject in subjects else None
@@ -176,6 +187,14 @@ def _item(
         for ground, ref in basis
     ]
     return item
+
+
+def _evidence_sources(evidence: Any) -> list[str]:
+    """The sources that gave evidence of their calls (none in a record written before
+    evidence was kept)."""
+    if not isinstance(evidence, dict):
+        return []
+    return sorted(source for source, kinds in evidence.items() if kinds)
 
 
 def _procedure(catalogue: Catalogue, code: str | None) -> Any:

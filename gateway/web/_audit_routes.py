@@ -2,6 +2,7 @@
 
     GET /audit/events   search, newest first, a page at a time
     GET /audit/export   every match as JSON lines, each with an inclusion proof
+    GET /audit/events/{id}/evidence   what the sources gave as evidence of one access
 
 Parameters of both: `from`, `to` (a date, or a date-time with its offset, exact; a
 date in `from` is the start of that day in Vietnam, in `to` its end; at most
@@ -12,21 +13,24 @@ or household id: through the private index), `type`, `decision`. The search adds
 `limit` (at most `GATEWAY_AUDIT_MAX_PAGE`) and `cursor`; the export `checkpoint` (a tree
 size with a signed checkpoint; default the newest).
 
-Auditors see envelopes, never personal parts. Every search and export is itself an
-`auditor_search` record, committed before the results leave.
+Auditors see envelopes, never personal parts, but for one member of an access's:
+the sources' evidence of its calls (X-Road request hashes; see
+`gateway.records._evidence`), one record at a time. Every search, export and read of
+evidence is itself an `auditor_search` record, committed before the results leave.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import StreamingResponse
 
 from gateway.admission import Identity
-from gateway.errors import NotFound
+from gateway.errors import InvalidIdentifier, NotFound
 from gateway.instants import format_instant
 from gateway.log import Checkpoint, b64url
 from gateway.records import (
@@ -37,6 +41,7 @@ from gateway.records import (
     page_limit,
     pseudonym,
     read_envelope,
+    record_evidence,
     search_page,
 )
 from gateway.state import GatewayState, State
@@ -44,6 +49,8 @@ from gateway.storage import read_snapshot
 from gateway.web._signin import AuditorIdentity
 
 __all__ = ["audit_router", "auditor_item"]
+
+_EVENT_ID: Final = re.compile(r"[0-9a-f]{32}")
 
 
 def _filter(
@@ -181,6 +188,36 @@ def audit_router() -> APIRouter:
                 "Cache-Control": "no-store",
             },
         )
+
+    @router.get("/events/{event_id}/evidence")
+    async def evidence(
+        request: Request, state: State, identity: AuditorIdentity, event_id: str
+    ) -> dict[str, Any]:
+        if not _EVENT_ID.fullmatch(event_id):
+            raise InvalidIdentifier("A record id is 32 lowercase hexadecimal digits.")
+        async with read_snapshot(state.engine) as conn:
+            found = await record_evidence(conn, event_id)
+        if found is None:
+            raise NotFound("No access record has this id.", kind="Access")
+        # Recorded first, naming the record's people: each sees that an auditor looked.
+        await state.recorder.record(
+            Event(
+                type="auditor_search",
+                request_id=getattr(request.state, "request_id", None) or "",
+                outcome="searched",
+                policy_version=state.catalogue.version,
+                envelope={
+                    "auditor": pseudonym(state.pseudonym_key, identity.subject, "auditor"),
+                    "auditorOrg": identity.org,
+                    "filter": {"event": found.id, "read": "evidence"},
+                    "results": 1,
+                    "export": False,
+                },
+                personal={"auditor": identity.subject, "event": found.id},
+                subjects=found.subjects,
+            )
+        )
+        return {"id": found.id, "requestId": found.request_id, "evidence": found.evidence}
 
     return router
 

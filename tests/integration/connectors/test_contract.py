@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -858,14 +859,23 @@ async def test_credentials_that_are_refused_fail_as_unavailable(
 
 @pytest.mark.parametrize("source", HTTP_KINDS, indirect=True)  # the kinds that speak HTTP
 async def test_purpose_headers_are_sent(source: Source) -> None:
+    evidence: list[tuple[str, str, str]] = []
+
+    class Sink:
+        def add(self, source: str, kind: str, value: str) -> None:
+            evidence.append((source, kind, value))
+
+    ctx = dataclasses.replace(CTX, evidence=Sink())
     async with _connector(source) as connector:
-        await connector.fetch("LandParcel", [P1], frozenset({"parcelId"}), CTX)
-        await connector.fetch("LandParcel", [AN], frozenset({"parcelId"}), CTX, by="holder")
-        if source.kind == "xroad":
-            # The security server's hash of each call is kept as evidence of what was asked.
-            evidence = connector.evidence(CTX.request_id)  # type: ignore[attr-defined]
-            assert len(evidence) == 2
-            assert all(len(base64.b64decode(h)) == 64 for h in evidence)
+        await connector.fetch("LandParcel", [P1], frozenset({"parcelId"}), ctx)
+        await connector.fetch("LandParcel", [AN], frozenset({"parcelId"}), ctx, by="holder")
+    if source.kind == "xroad":
+        # The security server's hash of each call is handed over as evidence of what was
+        # asked; the other kinds have none.
+        assert [k for _, k, _ in evidence] == ["xroadRequestHashes"] * 2
+        assert all(len(base64.b64decode(h)) == 64 for _, _, h in evidence)
+    else:
+        assert evidence == []
     # X-Road: the gateway's own subsystem is the client the security server authorises.
     client = XROAD_CLIENT if source.kind == "xroad" else "VN/GOV/BTP/HTTP"
     for headers in source.headers:

@@ -1,5 +1,7 @@
 """The `xroad` connector against a security server simulated with `httpx.MockTransport`."""
 
+import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +17,7 @@ from connectors import (
     load_manifest,
     parse_manifest,
 )
-from connectors._xroad import xroad_error
+from connectors._xroad import REQUEST_HASHES, xroad_error
 from gateway.errors import SourceRejected, SourceTimeout, SourceUnavailable
 from policies import Purpose
 
@@ -68,6 +70,24 @@ def _manifest(*, max_size: int = 100, retries: int = 0) -> XroadManifest:
     )
     assert isinstance(manifest, XroadManifest)
     return manifest
+
+
+class Sink:
+    """Evidence handed over, in order, as (source, kind, value)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str, str]] = []
+
+    def add(self, source: str, kind: str, value: str) -> None:
+        self.items.append((source, kind, value))
+
+    def hashes(self) -> list[str]:
+        assert all(s == "insurance" and k == REQUEST_HASHES for s, k, _ in self.items)
+        return [value for _, _, value in self.items]
+
+
+def _with(sink: Sink, ctx: FetchContext = CTX) -> FetchContext:
+    return dataclasses.replace(ctx, evidence=sink)
 
 
 def _record(key: str) -> dict[str, Any]:
@@ -126,15 +146,44 @@ async def test_the_client_header_is_sent_without_a_purpose() -> None:
     assert "x-road-userid" not in request.headers
 
 
-async def test_request_hashes_are_kept_per_request_id() -> None:
+async def test_request_hashes_reach_each_requests_sink_in_order() -> None:
     server = SecurityServer()
     connector = _connector(server)
+    first, second = Sink(), Sink()
+    await connector.fetch("InsuranceRecord", [PID], FIELDS, _with(first))
+    await connector.fetch("InsuranceRecord", [OTHER], FIELDS, _with(first))
+    await connector.fetch("InsuranceRecord", [PID], FIELDS, _with(second, FetchContext("r2")))
+    assert first.hashes() == ["hash1==", "hash2=="]
+    assert second.hashes() == ["hash3=="]
+    # Without a sink (a health check, a lookup from the command line) nothing is kept.
     await connector.fetch("InsuranceRecord", [PID], FIELDS, CTX)
-    await connector.fetch("InsuranceRecord", [OTHER], FIELDS, CTX)
-    await connector.fetch("InsuranceRecord", [PID], FIELDS, FetchContext("Yêu cầu 2"))
-    assert connector.evidence("req-xroad-1") == ("hash1==", "hash2==")
-    assert connector.evidence("Yêu cầu 2") == ("hash3==",)
-    assert connector.evidence("never") == ()
+    assert server.count == 4
+    assert (first.hashes(), second.hashes()) == (["hash1==", "hash2=="], ["hash3=="])
+
+
+async def test_concurrent_requests_keep_their_own_evidence() -> None:
+    server = SecurityServer()
+    connector = _connector(server)
+    sinks = [Sink() for _ in range(5)]
+    await asyncio.gather(
+        *(
+            connector.fetch(
+                "InsuranceRecord", [PID, OTHER], FIELDS, _with(sink, FetchContext(str(i)))
+            )
+            for i, sink in enumerate(sinks)
+        )
+    )
+    # Each request's one call (a batch) left its hash in that request's sink only.
+    by_id = {r.headers["x-road-id"]: n for n, r in enumerate(server.requests, start=1)}
+    assert [sink.hashes() for sink in sinks] == [[f"hash{by_id[str(i)]}=="] for i in range(5)]
+
+
+async def test_the_hash_of_a_refused_or_retried_call_is_kept_too() -> None:
+    answers = iter([_xroad_fault("Server.ServerProxy.ServiceFailed"), SecurityServer.default])
+    server = SecurityServer(lambda request: next(answers)(request))
+    sink = Sink()
+    await _connector(server, retries=1).fetch("InsuranceRecord", [PID], FIELDS, _with(sink))
+    assert sink.hashes() == ["hash1==", "hash2=="]
 
 
 async def test_a_malformed_request_hash_is_not_kept() -> None:
@@ -143,22 +192,23 @@ async def test_a_malformed_request_hash_is_not_kept() -> None:
             200, json=_record(PID), headers={"X-Road-Request-Hash": "not a hash\t"}
         )
 
-    connector = _connector(SecurityServer(answer))
-    await connector.fetch("InsuranceRecord", [PID], FIELDS, CTX)
-    assert connector.evidence("req-xroad-1") == ()
+    sink = Sink()
+    await _connector(SecurityServer(answer)).fetch("InsuranceRecord", [PID], FIELDS, _with(sink))
+    assert sink.items == []
 
 
 async def test_keys_go_in_batches_of_the_manifest_size() -> None:
     server = SecurityServer()
     connector = _connector(server, max_size=2)
     keys = [f"0792030012{i:02d}" for i in range(5)]
-    found = await connector.fetch("InsuranceRecord", [*keys, keys[0]], FIELDS, CTX)
+    sink = Sink()
+    found = await connector.fetch("InsuranceRecord", [*keys, keys[0]], FIELDS, _with(sink))
     assert set(found) == set(keys)
     assert [r.url.path for r in server.requests] == [f"{SERVICE}/tra-cuu"] * 3
     sizes = sorted(len(orjson.loads(r.content)["danh_sach"]) for r in server.requests)
     assert sizes == [1, 2, 2]
     assert all(r.headers["x-road-client"] == "VN/GOV/BCA/GATEWAY" for r in server.requests)
-    assert len(connector.evidence("req-xroad-1")) == 3
+    assert sorted(sink.hashes()) == ["hash1==", "hash2==", "hash3=="]
 
 
 def _xroad_fault(kind: str, *, status: int = 500, header: bool = True) -> Handler:

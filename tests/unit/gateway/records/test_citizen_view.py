@@ -233,3 +233,28 @@ def test_nothing_is_read_when_no_source_answered(catalogue: Catalogue) -> None:
     assert item["unanswered"] == ["Citizen.father", "Citizen.fullName"]
     assert item["basis"] == []
     assert item["withheld"] == [{"field": "Citizen.phone", "code": "CONSENT_REQUIRED"}]
+
+
+# -- the sources' evidence --------------------------------------------------------------
+
+HASH = "z4PhNX7vuL3xVChQ1m2AB8Yg5ZTzrqQrBkmQwcRbxAm8nDR0xJqS6QZyZZmH3zRuxUzQjKEBb5NtQ6FUQ3Xh1A=="
+
+
+def test_the_citizen_sees_which_sources_gave_evidence_not_the_hashes(
+    catalogue: Catalogue,
+) -> None:
+    personal = {
+        **PERSONAL,
+        "evidence": {
+            "insurance": {"xroadRequestHashes": [HASH, HASH]},
+            "civil-status": {"xroadRequestHashes": [], "omitted": {"xroadRequestHashes": 3}},
+        },
+    }
+    item = _item(_row(), personal, AN, catalogue, POLICE)
+    assert item["sourceEvidence"] == ["civil-status", "insurance"]
+    assert HASH not in str(item)
+
+
+def test_a_record_without_evidence_reads_as_it_did(catalogue: Catalogue) -> None:
+    item = _item(_row(), PERSONAL, AN, catalogue, POLICE)
+    assert "sourceEvidence" not in item
