@@ -3,7 +3,8 @@
 The protocol is in `connectors.base`; `RestConnector` is the built-in `rest` kind,
 `XroadConnector` the `xroad` kind (REST services behind an X-Road security server),
 `GraphqlConnector` the `graphql` kind (a remote GraphQL source), and
-`HttpCredentials` authenticates every kind that speaks HTTP.
+`HttpCredentials` authenticates every kind that speaks HTTP. `LocalLimits` and
+`RedisLimits` keep the permits of the sources' rate limits (`build_registry`).
 """
 
 from connectors._auth import HttpCredentials
@@ -21,6 +22,7 @@ from connectors._manifest import (
     Manifest,
     ManifestBase,
     ManifestError,
+    RateLimitSpec,
     RestEntity,
     RestManifest,
     SecretRef,
@@ -33,6 +35,7 @@ from connectors._manifest import (
     manifest_schema_text,
     parse_manifest,
 )
+from connectors._ratelimit import LocalLimits, RedisLimits, SourceLimiter, SourceLimits
 from connectors._registry import (
     CanonicalTree,
     ConnectorRegistry,
@@ -73,9 +76,12 @@ __all__ = [
     "GraphqlManifest",
     "Health",
     "HttpCredentials",
+    "LocalLimits",
     "Manifest",
     "ManifestBase",
     "ManifestError",
+    "RateLimitSpec",
+    "RedisLimits",
     "RestConnector",
     "RestEntity",
     "RestManifest",
@@ -83,6 +89,8 @@ __all__ = [
     "Secret",
     "SecretRef",
     "SecretUnavailable",
+    "SourceLimiter",
+    "SourceLimits",
     "SqlConnector",
     "SqlEntity",
     "SqlManifest",

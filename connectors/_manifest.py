@@ -12,6 +12,7 @@ a field that holds one takes `{ref: "env:NAME"}` or `{ref: "file:PATH"}` (see
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,6 +56,7 @@ __all__ = [
     "ManifestError",
     "MappingSpec",
     "OAuth2ClientCredentials",
+    "RateLimitSpec",
     "RestEntity",
     "RestList",
     "RestManifest",
@@ -299,6 +301,27 @@ class BreakerSpec(_Strict):
     reset_seconds: float = Field(default=10.0, gt=0, le=3600)
 
 
+class RateLimitSpec(_Strict):
+    """At most `per_second` calls a second to the source, `burst` of them at once after a
+    quiet spell (a token bucket); replicas sharing Redis share the allowance."""
+
+    per_second: float = Field(
+        gt=0, le=1_000_000, description="Calls a second the source allows, on average."
+    )
+    burst: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Calls that may go at once after a quiet spell; absent: `per_second` "
+        "rounded up.",
+    )
+
+    @property
+    def capacity(self) -> int:
+        """The size of the bucket: `burst`, or `per_second` rounded up."""
+        return self.burst if self.burst is not None else math.ceil(self.per_second)
+
+
 class ManifestBase(_Strict):
     """What every connector kind shares: identity, entities, mapping, timeouts, limits."""
 
@@ -314,6 +337,10 @@ class ManifestBase(_Strict):
     max_concurrency: int = Field(default=32, ge=1, le=1024)
     priority: int = Field(default=100, description="Lower wins when two sources give a field.")
     breaker: BreakerSpec = Field(default_factory=BreakerSpec)
+    rate_limit: RateLimitSpec | None = Field(
+        default=None,
+        description="The most calls the source allows (each retry is a call); absent: no limit.",
+    )
     tables: dict[str, dict[str, str | int | bool | None]] = Field(
         default_factory=dict, description="Tables the `lookup(value, 'name')` function reads."
     )

@@ -3,6 +3,10 @@
 Manifests are checked against the canonical schema when the registry is built: a
 manifest may only map to fields the schema has (connectors never add fields), and a
 kind must be a registered plug-in. Anything wrong stops start-up with a clear message.
+
+Each connector gets the limiter of its manifest's `rate_limit` from the `SourceLimits`
+given to `build_registry` (in Redis when the gateway has it, shared by replicas); the
+kinds never see where the permits are kept.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from connectors._manifest import (
     SqlManifest,
 )
 from connectors._mapping import compile_fields, source_roots
+from connectors._ratelimit import LimitedConnector, SourceLimits
 from connectors._signatures import SIGNATURE_FIELD
 from connectors.base import Connector, ConnectorFactory, Health
 from gateway.errors import SourceError
@@ -302,6 +307,15 @@ def check_not_reserved(manifest: ManifestBase, reserved: Iterable[str]) -> None:
         )
 
 
+def _limit_rate(connector: Connector, manifest: ManifestBase, limits: SourceLimits | None) -> None:
+    """Hand `connector` its limiter; say so when a plug-in cannot apply a `rate_limit`."""
+    if isinstance(connector, LimitedConnector):
+        if limits is not None:
+            connector.limit_rate(limits.limiter(manifest))
+    elif manifest.rate_limit is not None:
+        log.warning("rate_limit_not_applied", connector=manifest.name, kind=manifest.kind)
+
+
 def build_registry(
     manifests: Iterable[ManifestBase],
     *,
@@ -310,10 +324,13 @@ def build_registry(
     url_overrides: Mapping[str, str] | None = None,
     kinds: Mapping[str, Callable[..., Connector]] | None = None,
     reserved: Iterable[str] = (),
+    rate_limits: SourceLimits | None = None,
 ) -> ConnectorRegistry:
     """Check each manifest against the schema and build its connector.
 
     `reserved` are the URLs of databases no connector may read: the gateway's own.
+    `rate_limits` gives each connector its limiter (`RedisLimits`: shared by replicas);
+    without it each connector keeps permits in this process.
     """
     kinds = connector_kinds() if kinds is None else kinds
     overrides = dict(url_overrides or {})
@@ -330,7 +347,9 @@ def build_registry(
                     "connector_urls", f"{manifest.name}: {exc} (for {manifest.endpoint_field})"
                 ) from None
         check_not_reserved(manifest, reserved)
-        built.append((manifest, kinds[manifest.kind](manifest, http=http)))
+        connector = kinds[manifest.kind](manifest, http=http)
+        _limit_rate(connector, manifest, rate_limits)
+        built.append((manifest, connector))
         log.info("connector_ready", connector=manifest.name, kind=manifest.kind)
     if overrides:
         raise ManifestError("connector_urls", f"no connector named {', '.join(sorted(overrides))}")

@@ -14,6 +14,9 @@
   "no" (4xx) or "not found", is up.
 - **A bulkhead per source**: at most `max_concurrency` calls at once (the connectors'
   own semaphore), waited for within the same deadline.
+- **A rate limit per source** (`connectors._ratelimit`, the manifest's `rate_limit`):
+  each call waits for a permit only if it comes before the deadline, else fails at
+  once with `SOURCE_RATE_LIMITED`, which the breaker does not count: the source is fine.
 
 The deadline travels in a context variable set by `deadline_scope` around a fetch, so
 every call a connector makes for that fetch (in tasks it starts) sees it.
@@ -33,7 +36,7 @@ from typing import Final
 import structlog
 from prometheus_client import Counter, Gauge
 
-from gateway.errors import SourceError, SourceTimeout, SourceUnavailable
+from gateway.errors import SourceError, SourceRateLimited, SourceTimeout, SourceUnavailable
 
 __all__ = [
     "BREAKER_STATE",
@@ -185,7 +188,8 @@ class CircuitBreaker:
         Raises `CircuitOpen` while the breaker is open, and `SourceTimeout` when the
         request has no time left for a call; neither tells anything of the source.
         Then the call's outcome is recorded: a `SourceError` as `failed`, a call let go
-        of (cancelled) as `abandoned`, an end without error as `succeeded`.
+        of (cancelled) or not made for the source's rate limit (`SourceRateLimited`) as
+        `abandoned`, an end without error as `succeeded`.
         """
         self.before_call()
         try:
@@ -195,6 +199,9 @@ class CircuitBreaker:
             raise
         try:
             yield budget
+        except SourceRateLimited:
+            self.abandoned()  # our own limit: the source was not called
+            raise
         except SourceError as exc:
             self.failed(exc)
             raise

@@ -4,6 +4,9 @@ Lookups of several keys go to the source's batch endpoint in one call (split onl
 a batch exceeds the source's `max_size`); single keys, or sources without a batch
 endpoint, use the `get` path. Only the source fields behind the requested canonical
 fields are asked for when the source supports field selection.
+
+Every call, each retry included, first takes a permit of the source's rate limit
+(`connectors._ratelimit`); the xroad and graphql kinds call through here too.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from connectors._headers import purpose_headers
 from connectors._manifest import RestEntity, RestList, RestManifest
 from connectors._mapping import FieldMapper, compile_fields, source_roots
 from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
+from connectors._ratelimit import LocalLimiter, SourceLimiter, take_permit
 from connectors._resilience import CircuitBreaker, backoff, time_left
 from connectors._signatures import document_signatures, map_checked
 from connectors.base import FetchContext, FetchResult, Health
 from gateway.errors import (
     SourceDataInvalid,
     SourceError,
+    SourceRateLimited,
     SourceTimeout,
     SourceUnavailable,
     classify_status,
@@ -92,6 +97,9 @@ class RestConnector:
             failures=manifest.breaker.failures,
             reset_seconds=manifest.breaker.reset_seconds,
         )
+        # This process's own permits until the registry gives shared ones (`limit_rate`).
+        spec = manifest.rate_limit
+        self._rate: SourceLimiter | None = None if spec is None else LocalLimiter(spec)
         self._entities = {
             kind: _Entity(spec, manifest=manifest) for kind, spec in manifest.entities.items()
         }
@@ -103,6 +111,10 @@ class RestConnector:
     def from_manifest(cls, manifest: RestManifest, *, http: httpx.AsyncClient) -> RestConnector:
         """Build from a validated manifest (the plug-in entry point)."""
         return cls(manifest, http=http)
+
+    def limit_rate(self, limiter: SourceLimiter | None) -> None:
+        """Take permits from `limiter` (the registry's, shared by replicas) from now on."""
+        self._rate = limiter
 
     async def open(self) -> None:
         """Fetch the issuers' keys of signed entities (secrets were read at build)."""
@@ -245,14 +257,25 @@ class RestConnector:
         json: Any = None,
     ) -> Any:
         attempt = 0
+        failed: SourceError | None = None
+        timeout = self.manifest.timeout_seconds
         while True:
             try:
-                # Each attempt: the breaker lets it go, and it ends by the request's deadline.
-                with self.breaker.attempt(self.manifest.timeout_seconds) as budget:
+                # Each attempt: the breaker lets it go, the rate limit gives it a permit in
+                # time, and it ends by the request's deadline.
+                with self.breaker.attempt(timeout) as budget:
+                    budget = await take_permit(
+                        self._rate, source=self.name, call_timeout=timeout, budget=budget
+                    )
                     return await self._once(
                         method, url, headers=headers, json=json, route=route, budget=budget
                     )
+            except SourceRateLimited:
+                if failed is not None:
+                    raise failed from None  # no permit for a retry: the source's answer stands
+                raise
             except SourceError as exc:
+                failed = exc
                 if not exc.retriable or attempt >= self.manifest.retries:
                     raise
                 attempt += 1
@@ -276,8 +299,16 @@ class RestConnector:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            # A 401 with an OAuth2 token: the token is dropped and the call made once more.
-            for may_renew in (self._credentials.refreshes, False):
+            # A 401 with an OAuth2 token: the token is dropped and the call made once more
+            # (with a permit of its own).
+            for turn, may_renew in enumerate((self._credentials.refreshes, False)):
+                if turn:
+                    budget = await take_permit(
+                        self._rate,
+                        source=self.name,
+                        call_timeout=self.manifest.timeout_seconds,
+                        budget=budget,
+                    )
                 # A token is asked for, when needed, within a deadline of its own.
                 auth = await self._credentials.headers(self._http)
                 # The deadline covers waiting for a slot, connecting and reading the whole

@@ -16,6 +16,9 @@ the column's range; a uuid; a date as YYYY-MM-DD) and one that cannot be is not 
 without a query; rows are matched to keys on the same text form (char without its
 padding).
 
+Every read takes a permit of the source's rate limit first (`connectors._ratelimit`),
+and each retry of a read another.
+
 Values reach the mapping as JSON would give them, so a field maps the same way from a
 REST source and from a database: dates and times as ISO text, decimals as numbers.
 """
@@ -50,10 +53,17 @@ from connectors._manifest import (
 )
 from connectors._mapping import FieldMapper, compile_fields, map_record, source_roots
 from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
-from connectors._resilience import CircuitBreaker, backoff
+from connectors._ratelimit import LocalLimiter, SourceLimiter, take_permit
+from connectors._resilience import _MIN_CALL, CircuitBreaker, backoff
 from connectors._secrets import resolve_secret
 from connectors.base import FetchContext, FetchResult, Health
-from gateway.errors import SourceError, SourceRejected, SourceTimeout, SourceUnavailable
+from gateway.errors import (
+    SourceError,
+    SourceRateLimited,
+    SourceRejected,
+    SourceTimeout,
+    SourceUnavailable,
+)
 
 __all__ = ["SqlConnector"]
 
@@ -278,6 +288,9 @@ class SqlConnector:
             failures=manifest.breaker.failures,
             reset_seconds=manifest.breaker.reset_seconds,
         )
+        # This process's own permits until the registry gives shared ones (`limit_rate`).
+        spec = manifest.rate_limit
+        self._rate: SourceLimiter | None = None if spec is None else LocalLimiter(spec)
         self._entities = {
             kind: _Entity(kind, spec, manifest) for kind, spec in manifest.entities.items()
         }
@@ -293,6 +306,10 @@ class SqlConnector:
     def from_manifest(cls, manifest: SqlManifest, *, http: httpx.AsyncClient) -> SqlConnector:
         """Build from a validated manifest (the plug-in entry point)."""
         return cls(manifest, http=http)
+
+    def limit_rate(self, limiter: SourceLimiter | None) -> None:
+        """Take permits from `limiter` (the registry's, shared by replicas) from now on."""
+        self._rate = limiter
 
     # -- connecting ------------------------------------------------------------------
 
@@ -585,19 +602,24 @@ class SqlConnector:
         unique = list(dict.fromkeys(keys))
         if not unique:
             return {}
+        timeout = self.manifest.timeout_seconds
+        budget = await take_permit(
+            self._rate, source=self.name, call_timeout=timeout, budget=budget
+        )
         started = time.perf_counter()
         outcome = "ok"
         try:
-            async with asyncio.timeout(budget), self._limit:
+            async with asyncio.timeout(budget) as scope, self._limit:
                 attempt = 0
                 while True:
                     try:
                         return await self._transaction(entity, unique, fields, by, budget)
-                    except SourceUnavailable:
+                    except SourceUnavailable as error:
                         if attempt >= self.manifest.retries:
                             raise
                         attempt += 1
                         await asyncio.sleep(backoff(attempt, _BACKOFF_SECONDS))
+                        await self._retry_permit(error, scope)
         except TimeoutError:
             outcome = SourceTimeout.code
             raise SourceTimeout(source=self.name) from None
@@ -607,6 +629,22 @@ class SqlConnector:
         finally:
             SOURCE_CALLS.labels(self.name, "query", outcome).inc()
             SOURCE_LATENCY.labels(self.name, "query").observe(time.perf_counter() - started)
+
+    async def _retry_permit(self, error: SourceError, scope: asyncio.Timeout) -> None:
+        """A retry is a read too: its permit must come within the read's time, or the
+        failure that asked for the retry stands."""
+        when = scope.when()
+        within = None if when is None else when - asyncio.get_running_loop().time() - _MIN_CALL
+        try:
+            await take_permit(
+                self._rate,
+                source=self.name,
+                call_timeout=self.manifest.timeout_seconds,
+                budget=0.0,
+                within=within,
+            )
+        except SourceRateLimited:
+            raise error from None
 
     async def _transaction(
         self,

@@ -39,7 +39,8 @@ GatewayError (INTERNAL, 500)
     ├── SourceUnavailable (SOURCE_UNAVAILABLE) .. retriable: refused, 5xx, 429
     ├── SourceTimeout (SOURCE_TIMEOUT) .......... retriable: no answer in time
     ├── SourceRejected (SOURCE_REJECTED) ........ fatal: 4xx other than 404/429
-    └── SourceDataInvalid (SOURCE_DATA_INVALID) . fatal: the answer does not fit the schema
+    ├── SourceDataInvalid (SOURCE_DATA_INVALID) . fatal: the answer does not fit the schema
+    └── SourceRateLimited (SOURCE_RATE_LIMITED) . not sent: over the source's rate limit
 ```
 
 The 503s of the gateway itself (`AuditUnavailable`, `DeadlineExceeded`,
@@ -82,6 +83,7 @@ __all__ = [
     "ServiceUnavailable",
     "SourceDataInvalid",
     "SourceError",
+    "SourceRateLimited",
     "SourceRejected",
     "SourceTimeout",
     "SourceUnavailable",
@@ -340,6 +342,16 @@ class DocumentSignatureInvalid(SourceDataInvalid):
 
     code = "DOCUMENT_SIGNATURE_INVALID"
     default_message = "The document is not as its issuer signed it; it is withheld."
+
+
+class SourceRateLimited(SourceError):
+    """The call was not made: the source's rate limit (its manifest's `rate_limit`) had
+    no permit before the request's deadline. Not retriable, and no failure of the
+    source: the limit is the gateway's own."""
+
+    code = "SOURCE_RATE_LIMITED"
+    http_status = 503
+    default_message = "The source's rate limit allows no call in time."
 
 
 def classify_status(

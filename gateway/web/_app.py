@@ -15,7 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from connectors import build_registry, connector_kinds, source_client
+from connectors import (
+    LocalLimits,
+    RedisLimits,
+    SourceLimits,
+    build_registry,
+    connector_kinds,
+    source_client,
+)
 from gateway.admission import (
     MAX_LIFETIME,
     SKEW,
@@ -104,24 +111,28 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             http = source_client(settings.http_transport)
             stack.push_async_callback(http.aclose)
             await require_head(engine)
+            redis = None
+            if settings.redis_url is not None:
+                redis = Redis.from_url(settings.redis_url.get_secret_value())
+                stack.push_async_callback(redis.aclose)
+            # The sources' rate limits: shared by every replica through Redis.
+            rate_limits: SourceLimits = LocalLimits() if redis is None else RedisLimits(redis)
             registry = build_registry(
                 manifests,
                 http=http,
                 canonical=canonical_fields(),
                 url_overrides=settings.connector_urls,
                 reserved=[settings.database_url.get_secret_value()],
+                rate_limits=rate_limits,
             )
             stack.push_async_callback(registry.aclose)
             # A database's schema is read and checked against its manifest here.
             await registry.open()
             origin = str(settings.connectors_dir) if settings.connectors_dir else "none"
             versions = await record_connectors(engine, manifests, origin=origin)
-            redis = None
             replay: ReplayCache
             limiter: RateLimiter
-            if settings.redis_url is not None:
-                redis = Redis.from_url(settings.redis_url.get_secret_value())
-                stack.push_async_callback(redis.aclose)
+            if redis is not None:
                 replay, limiter = RedisReplayCache(redis), RedisRateLimiter(redis)
             else:
                 memory = MemoryReplayCache()
