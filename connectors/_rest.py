@@ -379,7 +379,13 @@ class RestConnector:
         return b"".join(chunks)
 
     async def health(self) -> Health:
-        """Call the source's health path with the connector's timeout."""
+        """Call the source's health path with the connector's timeout.
+
+        Only with a permit of the rate limit free now: at its limit the source is not
+        called for a check (`rate_limited`); its breaker tells how its calls go.
+        """
+        if self._rate is not None and await self._rate.reserve(0) is None:
+            return Health(ok=True, detail="rate_limited")
         started = time.perf_counter()
         try:
             for may_renew in (self._credentials.refreshes, False):

@@ -830,7 +830,10 @@ class SqlConnector:
     # -- health and closing ----------------------------------------------------------
 
     async def health(self) -> Health:
-        """`SELECT 1` with the connector's timeout."""
+        """`SELECT 1` with the connector's timeout, with a permit of the rate limit free
+        now (else `rate_limited`, no query: the breaker tells how reads go)."""
+        if self._rate is not None and await self._rate.reserve(0) is None:
+            return Health(ok=True, detail="rate_limited")
         started = time.perf_counter()
         try:
             if self._engine is None:

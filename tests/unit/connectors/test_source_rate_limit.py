@@ -20,11 +20,13 @@ from connectors import (
     RateLimitSpec,
     RestConnector,
     SqlConnector,
+    XroadConnector,
     build_registry,
+    connector_kinds,
     manifest_schema,
     parse_manifest,
 )
-from connectors._ratelimit import LocalLimiter, SourceLimiter
+from connectors._ratelimit import LimitedConnector, LocalLimiter, SourceLimiter
 from connectors._resilience import BreakerState, deadline_scope
 from gateway.errors import SourceRateLimited, SourceUnavailable
 
@@ -286,6 +288,17 @@ async def test_without_a_rate_limit_nothing_waits(source: Source, http: httpx.As
     assert len(source.calls) == 50
 
 
+async def test_a_health_check_calls_only_with_a_permit_free_now(
+    source: Source, http: httpx.AsyncClient
+) -> None:
+    connector = _connector(http, "rl-health", per_second=1, burst=1)
+    first = await connector.health()
+    second = await connector.health()
+    assert (first.ok, first.detail) == (True, "200")
+    assert (second.ok, second.detail) == (True, "rate_limited")
+    assert source.calls == ["healthz"]
+
+
 # -- the registry hands out the limiters -------------------------------------------------
 
 
@@ -323,6 +336,48 @@ async def test_the_registry_gives_each_connector_its_limiter(
 async def test_local_limits_give_a_limiter_only_to_limited_sources() -> None:
     assert LocalLimits().limiter(_rest()) is None
     assert isinstance(LocalLimits().limiter(_rest(rate_limit={"per_second": 3})), LocalLimiter)
+
+
+def test_every_built_in_kind_takes_its_limiter_from_the_registry() -> None:
+    kinds = connector_kinds()
+    assert {"rest", "xroad", "graphql", "sql"} <= set(kinds)
+    assert all(issubclass(factory, LimitedConnector) for factory in kinds.values())  # type: ignore[arg-type]
+
+
+async def test_the_xroad_kind_keeps_the_rate_limit_and_takes_permits() -> None:
+    source = Source()
+    manifest = parse_manifest(
+        {
+            "name": "rl-xroad",
+            "kind": "xroad",
+            "base_url": "http://security-server.test",
+            "client": "VN/GOV/BCA/GATEWAY",
+            "service": {
+                "instance": "VN",
+                "member_class": "GOV",
+                "member_code": "BHXH",
+                "subsystem": "INSURANCE",
+            },
+            "rate_limit": {"per_second": 1},
+            "entities": {
+                "InsuranceRecord": {
+                    "service": "so-bhxh",
+                    "key_field": "id",
+                    "get": "/so/{key}",
+                    "fields": {"personalId": "id"},
+                }
+            },
+        }
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(source)) as client:
+        connector = XroadConnector(manifest, http=client)  # type: ignore[arg-type]
+        assert connector.manifest.rate_limit == manifest.rate_limit
+        loop = asyncio.get_running_loop()
+        with deadline_scope(loop.time() + 0.5):
+            await connector.fetch("InsuranceRecord", ["1"], frozenset({"personalId"}), CTX)
+            with pytest.raises(SourceRateLimited):
+                await connector.fetch("InsuranceRecord", ["2"], frozenset({"personalId"}), CTX)
+    assert source.calls == ["1"]
 
 
 class PlugIn:
@@ -409,3 +464,12 @@ async def test_sql_reads_beyond_the_burst_wait(documents: Callable[..., SqlConne
             await land.fetch("Document", ["D1"], fields, CTX)
     assert land.queries == 3
     assert _counter("gateway_source_rate_limit_wait_seconds_sum", "rl-sql-wait") > 0.05
+
+
+async def test_a_sql_health_check_queries_only_with_a_permit_free_now(
+    documents: Callable[..., SqlConnector],
+) -> None:
+    land = documents("rl-sql-health", rate_limit={"per_second": 1, "burst": 1})
+    first, second = await land.health(), await land.health()
+    assert (first.ok, first.detail) == (True, "ok")
+    assert (second.ok, second.detail) == (True, "rate_limited")
