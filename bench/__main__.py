@@ -196,6 +196,7 @@ def start(citizens: int, work: Path) -> Servers:
                 "population": f"http://127.0.0.1:{population}",
                 "business": f"http://127.0.0.1:{business}",
                 "insurance": f"http://127.0.0.1:{insurance}",
+                "civil": f"http://127.0.0.1:{civil}",
                 "land": f"sqlite:///{work / 'land.db'}",
             }
         ),

@@ -3,8 +3,9 @@
 ``POST /graphql`` answers ``giayTo(soGiayTo:)`` (one document, null when unknown),
 ``danhSachGiayTo(danhSach:)`` (a batch, null for each unknown number) and
 ``giayToTheoNguoi(soDinhDanh:)`` (every document naming a citizen as a holder: birth,
-marriage and death certificates). A personal id that is not 12 digits, or a batch
-over ``max_batch``, is a GraphQL error with ``extensions.code`` ``BAD_USER_INPUT``.
+marriage and death certificates; none for an enterprise code). An id that is neither a
+personal id (12 digits) nor an enterprise code, or a batch over ``max_batch``, is a
+GraphQL error with ``extensions.code`` ``BAD_USER_INPUT``.
 Each document carries ``sha256``, the hash of its file as held now, and ``chuKy``, the
 compact JWS the registry made at issuance over the fields it names (``_civil``);
 the registry's key is published at ``GET /.well-known/jwks.json``.
@@ -24,7 +25,7 @@ from sandbox._addresses import JSONObject
 from sandbox._admin import admin_router
 from sandbox._data import Dataset, generate
 from sandbox._documents import DocumentStore, document_router
-from sandbox._identifiers import is_personal_id
+from sandbox._identifiers import is_personal_id, is_tax_code
 from sandbox._responses import BAD_REQUEST, error_response, json_response
 from sandbox._signing import registry_key
 from sandbox._stats import Stats
@@ -104,6 +105,10 @@ class Query:
         documents, stats, _ = _context(info)
         stats.call("giayToTheoNguoi")
         stats.ids(1)
+        if is_tax_code(so_dinh_danh):
+            # An enterprise is a holder too, of other registries' documents; it holds none
+            # here. A caller asking every registry about one gets an empty list, not an error.
+            return []
         if not is_personal_id(so_dinh_danh):
             raise _bad_input("Không phải số định danh cá nhân (12 chữ số).")
         return [GiayTo.of(r) for r in documents.of_holder(so_dinh_danh)]

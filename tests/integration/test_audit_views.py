@@ -354,9 +354,12 @@ async def test_each_citizen_sees_who_read_their_data_and_nobody_elses(
 
 
 async def test_a_citizen_is_told_only_of_fields_a_source_answered(
-    gateway, dataset, sign_in, another_client
+    gateway_factory, dataset, sign_in, another_client
 ) -> None:
-    # Documents have no source here: allowed (by the test procedure), but nobody answers.
+    # The registries that list documents are cut off here: documents are allowed (by
+    # the test procedure), but no source answers them.
+    cut = "http://127.0.0.1:9"
+    gateway = gateway_factory(connector_urls={"civil": cut, "business": cut})
     commune = await another_client("VN/GOV/UBND-HN/permits", ["commune_peoples_committee"])
     person = dataset.sample.citizens[0]
     query = (
@@ -366,7 +369,7 @@ async def test_a_citizen_is_told_only_of_fields_a_source_answered(
     response = await gateway.post(query, signer=commune, subjects=[person])
     assert response.status_code == 200, response.text
     codes = {e["extensions"]["code"] for e in response.json().get("errors", [])}
-    assert "NO_SOURCE" in codes
+    assert "SOURCE_UNAVAILABLE" in codes
     refused = await gateway.post(query, signer=commune, procedure="9.999999", subjects=[person])
     assert refused.json()["code"] == "UNKNOWN_PROCEDURE"
     async with gateway.client(auth=None) as http:

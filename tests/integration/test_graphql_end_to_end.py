@@ -147,19 +147,23 @@ async def test_too_many_ids_is_an_invalid_argument(gateway, dataset) -> None:
     assert body["errors"][0]["extensions"]["max"] == 50
 
 
-async def test_fields_without_a_source_are_no_source(gateway, dataset) -> None:
+async def test_every_kind_is_read_from_the_sandbox_agencies(gateway, dataset) -> None:
     body = await gateway.query(
         """query($id: String!) {
              insurance(personalId: $id) { socialInsuranceNumber }
              landParcels(holder: $id) { parcelId }
-             documents(holder: $id) { title }
+             documents(holder: $id) { title signature { status } }
              citizen(personalId: $id) { fullName }
            }""",
         id=_sample(dataset),
     )
-    codes = {e["path"][0]: e["extensions"]["code"] for e in body["errors"]}
-    assert codes == {"documents": "NO_SOURCE"}
+    assert "errors" not in body, body
     assert body["data"]["citizen"]["fullName"]
+    # The civil-status registry (sandbox/manifests/civil.yaml): every citizen's birth
+    # certificate, its signature checked.
+    assert {"title": "Giấy khai sinh", "signature": {"status": "VERIFIED"}} in body["data"][
+        "documents"
+    ]
     # The insurance agency (sandbox/manifests/insurance.yaml), read over X-Road.
     assert body["data"]["insurance"]["socialInsuranceNumber"]
     assert body["data"]["landParcels"]  # the land registry (sandbox/manifests/land.yaml)

@@ -91,6 +91,7 @@ async def test_replicas_recording_connectors_at_once_do_not_collide(
             ("population", 1),
             ("business", 1),
             ("insurance", 1),
+            ("civil", 1),
             ("land", 1),
         }
         for engine in engines:

@@ -28,7 +28,7 @@ async def test_health_readiness_metrics_and_keys(gateway, sign_in) -> None:
         assert body["database"]["revision"] == head_revision()
         assert body["keys"] == {"checkpoints": True, "consent": True, "receipts": True}
         assert body["redis"] is None
-        assert set(body["connectors"]) == {"population", "business", "insurance", "land"}
+        assert set(body["connectors"]) == {"population", "business", "insurance", "civil", "land"}
         assert body["connectors"]["population"]["version"] == 1
         assert body["log"]["ok"] is True
         assert body["log"]["maxMergeDelaySeconds"] == 1.0
@@ -121,7 +121,7 @@ async def test_migrations_reach_head_and_record_connectors(gateway, migrated) ->
         rows = {r["name"]: r for r in await list_connectors(engine)}
     finally:
         await engine.dispose()
-    assert set(rows) == {"population", "business", "insurance", "land"}
+    assert set(rows) == {"population", "business", "insurance", "civil", "land"}
     assert all(r["version"] == 1 and r["status"] == "active" for r in rows.values())
 
 
@@ -138,7 +138,8 @@ async def test_a_changed_manifest_is_a_new_version_and_a_dropped_one_is_removed(
         yaml.safe_dump(data, allow_unicode=True), encoding="utf-8"
     )
     gateway_factory(
-        connectors_dir=folder, connector_urls={"business": None, "insurance": None, "land": None}
+        connectors_dir=folder,
+        connector_urls={"business": None, "insurance": None, "civil": None, "land": None},
     ).server.stop()
     engine = create_engine(migrated)
     try:

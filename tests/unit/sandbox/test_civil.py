@@ -181,6 +181,14 @@ async def test_someone_with_no_documents_gets_an_empty_list(client: httpx.AsyncC
     assert answer == {"data": {"giayToTheoNguoi": []}}
 
 
+async def test_an_enterprise_holds_no_civil_status_document(
+    client: httpx.AsyncClient, small_dataset: Dataset
+) -> None:
+    code = next(iter(small_dataset.businesses))
+    answer = await _query(client, BY_PERSON, id=code)
+    assert answer == {"data": {"giayToTheoNguoi": []}}
+
+
 @pytest.mark.parametrize("bad", ["12345", "00109900000a", "0010990000001"])
 async def test_a_malformed_personal_id_is_bad_user_input(
     client: httpx.AsyncClient, bad: str
