@@ -7,7 +7,10 @@ after a quiet spell. A caller may *reserve* a permit that comes later; it then w
 for it, but only when the permit comes before its request's deadline (less the time a
 call needs, `_MIN_CALL`); otherwise nothing is reserved and the call fails at once with
 `SourceRateLimited`, which is neither retried nor a failure of the source for its
-circuit breaker. Every call takes a permit: retries too.
+circuit breaker. Every call takes a permit: retries too (a retry without one leaves
+the failure that asked for it). The permit comes before the bulkhead's slot: when a
+source is so slow that every slot is taken, calls go when slots free, later than
+their permits and at most `max_concurrency` at once.
 
 Where the permits are kept:
 
