@@ -40,6 +40,7 @@ GatewayError (INTERNAL, 500)
     ├── SourceTimeout (SOURCE_TIMEOUT) .......... retriable: no answer in time
     ├── SourceRejected (SOURCE_REJECTED) ........ fatal: 4xx other than 404/429
     ├── SourceDataInvalid (SOURCE_DATA_INVALID) . fatal: the answer does not fit the schema
+    │   └── DocumentSignatureInvalid (DOCUMENT_SIGNATURE_INVALID) not as its issuer signed it
     └── SourceRateLimited (SOURCE_RATE_LIMITED) . not sent: over the source's rate limit
 ```
 

@@ -323,7 +323,10 @@ async def prefill_form(
         )
     avoided: list[Paper] = []
     needed: list[Paper] = []
+    usable = _kinds_for(applicant)
     for paper in entry.papers_replaced:
+        if all(path.split(".")[0] not in usable for path in paper.fields):
+            continue  # a paper of another kind of applicant (an enterprise's, a person's)
         reasons = []
         for field_path in paper.fields:
             error = _field_outcome(records, field_path, paper.document_kind).error

@@ -56,6 +56,9 @@ PREFILL_QUERY = """{{
   }}
 }}"""
 
+TRANSFER_PROCEDURE = "1.013831"  # land-use right transfer registration
+MARRIAGE_DOCUMENTS = """query($p: String!) { giayToTheoNguoi(soDinhDanh: $p) { loai } }"""
+
 _START_TIMEOUT = 120.0
 
 
@@ -223,7 +226,7 @@ class Demo:
 
         asyncio.run(prepare())
 
-    def _ask(self, query: str, subjects: list[str]) -> Any:
+    def _ask(self, query: str, subjects: list[str], procedure: str = DEMO_PROCEDURE) -> Any:
         from gateway.admission import load_local_key, sign_request
         from policies import Purpose
 
@@ -235,7 +238,7 @@ class Demo:
             kid=kid,
             audience=self.gateway_url,
             body=body,
-            purpose=Purpose(DEMO_PROCEDURE, "DEMO-2026-0001", "demo-officer", tuple(subjects)),
+            purpose=Purpose(procedure, "DEMO-2026-0001", "demo-officer", tuple(subjects)),
         )
         response = httpx.post(
             f"{self.gateway_url}/graphql",
@@ -328,21 +331,75 @@ class Demo:
         self._wait("gateway", f"{self.gateway_url}/readyz")
         return personal_id
 
-    def _report(self, personal_id: str) -> str:
-        query = DEMO_QUERY.format(personal_id=personal_id)
-        answer = self._ask(query, [personal_id])
-        prefill = self._ask(
-            PREFILL_QUERY.format(procedure=DEMO_PROCEDURE, personal_id=personal_id), [personal_id]
+    def _married_landholder(self) -> str | None:
+        """A citizen who holds land and is married, by the sandboxes' own records."""
+        import sqlite3
+
+        with contextlib.closing(
+            sqlite3.connect(f"file:{self.land_database}?mode=ro", uri=True)
+        ) as db:
+            holders = [
+                row[0]
+                for row in db.execute(
+                    "SELECT DISTINCT ma_dinh_danh FROM chu_su_dung "
+                    "WHERE length(ma_dinh_danh) = 12 ORDER BY ma_dinh_danh LIMIT 500"
+                )
+            ]
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.civil_port}", timeout=5.0) as civil:
+            for person in holders:
+                answer = civil.post(
+                    "/graphql", json={"query": MARRIAGE_DOCUMENTS, "variables": {"p": person}}
+                ).json()
+                documents = (answer.get("data") or {}).get("giayToTheoNguoi") or []
+                if any(d.get("loai") == "KET_HON" for d in documents):
+                    return str(person)
+        return None
+
+    def _prefill(self, procedure: str, personal_id: str) -> str:
+        """A prefill asked as the demo client, as lines: fields, then the papers."""
+        answer = self._ask(
+            PREFILL_QUERY.format(procedure=procedure, personal_id=personal_id),
+            [personal_id],
+            procedure,
         )
-        form = (prefill.get("data") or {}).get("prefill") or {}
+        form = (answer.get("data") or {}).get("prefill") or {}
         avoided = [p["paper"]["en"] for p in form.get("papersAvoided", [])]
         needed = [
             f"{p['paper']['en']} ({', '.join(sorted({r['code'] for r in p['reasons']}))})"
             for p in form.get("papersStillNeeded", [])
         ]
         filled = [
-            f"    {f['name']}: {orjson.dumps(f['value']).decode()}" for f in form.get("fields", [])
+            f"    {f['name']}: "
+            + (orjson.dumps(f["value"]).decode() if f["error"] is None else f"({f['error']})")
+            for f in form.get("fields", [])
         ]
+        return (
+            "\n".join(filled)
+            + "\n\n  Papers the applicant no longer brings: "
+            + ("; ".join(avoided) or "none")
+            + "\n  Papers still needed: "
+            + ("; ".join(needed) or "none")
+        )
+
+    def _transfer(self) -> str:
+        """The land-use right transfer prefill of a married landholder, or why not."""
+        person = self._married_landholder()
+        if person is None:
+            return "(no married landholder among the sandbox's first 500 landholders)"
+        return (
+            f"Prefill of a land-use right transfer registration ({TRANSFER_PROCEDURE}) for a "
+            f"married landholder, {person}:\n"
+            "the parcel and its holders from the land registry (`sql` connector), the spouse "
+            "from the\npopulation database (`rest`), the couple's marriage certificate from "
+            "the civil-status\nregistry (`graphql`), its signature checked against the "
+            "registry's published keys.\n\n" + self._prefill(TRANSFER_PROCEDURE, person)
+        )
+
+    def _report(self, personal_id: str) -> str:
+        query = DEMO_QUERY.format(personal_id=personal_id)
+        answer = self._ask(query, [personal_id])
+        residence = self._prefill(DEMO_PROCEDURE, personal_id)
+        transfer = self._transfer()
         receipt = answer["extensions"]["receipt"]
         proof_url, checkpoint = self._integrated(receipt)
         origin = "" if self.port == 8000 else f"GATEWAY_ORIGIN={self.gateway_url} "
@@ -375,11 +432,9 @@ class Demo:
             "The gateway's answer:\n\n"
             f"{orjson.dumps(answer.get('data'), option=orjson.OPT_INDENT_2).decode()}\n\n"
             f"Prefill of the permanent residence form for the same citizen:\n\n"
-            + "\n".join(filled)
-            + "\n\n  Papers the applicant no longer brings: "
-            + ("; ".join(avoided) or "none")
-            + "\n  Papers still needed: "
-            + ("; ".join(needed) or "none")
+            + residence
+            + "\n\n"
+            + transfer
             + "\n\nEvery read is recorded before it is answered, in a log anyone can verify. "
             "The answer's receipt,\na signed promise that the read enters the log within the "
             "merge delay:\n\n"

@@ -166,3 +166,6 @@ async def test_the_land_transfer_prefill_reads_the_parcel_and_the_marriage_certi
     avoided = {p["paper"]["en"] for p in form["papersAvoided"]}
     assert MARRIAGE in avoided
     assert "Land-use right certificate" in avoided
+    # An enterprise's paper does not concern a person: in neither list.
+    needed = {p["paper"]["en"] for p in form["papersStillNeeded"]}
+    assert "Enterprise registration certificate" not in avoided | needed
