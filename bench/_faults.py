@@ -52,8 +52,19 @@ class FaultProxy:
         """How many connections were accepted so far."""
         self.sent = 0
         """Bytes clients sent through the proxy so far (held ones included)."""
+        self._clients: set[asyncio.StreamReader] = set()
 
     # -- control, from any thread -------------------------------------------------------
+
+    @property
+    def open_clients(self) -> int:
+        """Client connections still open: accepted, and the client has not closed them.
+
+        A client that gives up on a held or delayed call must close its connection, not
+        leave it to the source; the client's close is seen as soon as it arrives, even
+        while the proxy holds what the client sent.
+        """
+        return sum(1 for reader in list(self._clients) if not reader.at_eof())
 
     def start(self) -> FaultProxy:
         self._thread.start()
@@ -137,6 +148,7 @@ class FaultProxy:
             writer.close()
             return
         self._writers.update((writer, up_writer))
+        self._clients.add(reader)
         try:
             await asyncio.gather(
                 self._pipe(reader, up_writer, outbound=True),
@@ -144,6 +156,7 @@ class FaultProxy:
                 return_exceptions=True,
             )
         finally:
+            self._clients.discard(reader)
             for w in (writer, up_writer):
                 self._writers.discard(w)
                 w.transport.abort()

@@ -4,10 +4,11 @@ Under concurrent requests that read three agencies at once: the population datab
 answers only after 10 s (a fault proxy delays it), the business registry answers 500
 to everything (an app that does only that), the land registry is well. The slow
 source's fields come back `SOURCE_TIMEOUT` at its own timeout (and fail at once when
-enough timeouts opened its breaker too); the broken source's breaker opens and the
-gateway stops calling it until one trial call goes (half-open); the land registry's
-fields resolve in every answer, and every request is recorded. Order and outcome are
-asserted, not timings; only a guard of 30 s against hangs.
+enough timeouts opened its breaker too), and its connections are closed; the broken
+source's breaker opens and the gateway stops calling it until one trial call goes
+(half-open); the land registry's fields resolve in every answer, and every request is
+recorded. Order and outcome are asserted, not timings; only a guard of 30 s against
+hangs.
 """
 
 from __future__ import annotations
@@ -112,6 +113,15 @@ async def test_a_slow_and_a_broken_source_leave_the_others_serving(
         trial = broken.calls - opened_after
         answers += await asyncio.gather(*(ask(client) for _ in range(4)))
         after_trial = broken.calls - opened_after
+    # The slow source's calls were given up at their timeout and their connections
+    # closed by the gateway, not left open to the source (no call there ever finished,
+    # so no connection is idle in the pool either).
+    assert delay.connections > 0
+    for _ in range(50):
+        if delay.open_clients == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert delay.open_clients == 0
 
     assert opened_after >= 3
     assert while_open == 0
