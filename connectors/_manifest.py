@@ -49,8 +49,10 @@ __all__ = [
     "GraphqlEntity",
     "GraphqlList",
     "GraphqlManifest",
+    "HolderKind",
     "HttpManifest",
     "HttpTls",
+    "ListBase",
     "Manifest",
     "ManifestBase",
     "ManifestError",
@@ -288,6 +290,11 @@ class EntityBase(_Strict):
         lists = getattr(self, "lists", None) or {}
         return frozenset(lists)
 
+    def list_holders(self, way: str) -> frozenset[str]:
+        """Whose records the list way `way` lists (`person`, `enterprise`)."""
+        lists = getattr(self, "lists", None) or {}
+        return frozenset(lists[way].holders)
+
     def by_key(self) -> bool:
         """Whether records can be read by their own key."""
         raise NotImplementedError
@@ -484,7 +491,21 @@ class BatchSpec(_Strict):
     max_size: int = Field(default=50, ge=1, le=1000)
 
 
-class RestList(_Strict):
+HolderKind: TypeAlias = Literal["person", "enterprise"]
+
+
+class ListBase(_Strict):
+    """What every kind's list way says: whose records it lists."""
+
+    holders: list[HolderKind] = Field(
+        default=["person", "enterprise"],
+        min_length=1,
+        description="Whose records the source lists: people (a personal id), enterprises "
+        "(a tax code). A holder of another kind is not asked about.",
+    )
+
+
+class RestList(ListBase):
     """A list lookup by another key: GET `get` (with `{key}`), the list in `list_field`."""
 
     get: str
@@ -656,7 +677,7 @@ def _check_selection(text: str) -> str:
     return stripped
 
 
-class GraphqlList(_Strict):
+class GraphqlList(ListBase):
     """A list lookup by another key: the root field `field(argument: $key)`, a list."""
 
     field: str
@@ -855,7 +876,7 @@ class SqlJoin(_Strict):
         return next(iter(self.match.values()))
 
 
-class SqlList(_Strict):
+class SqlList(ListBase):
     """A list lookup by another key: rows whose `column` holds it, in the entity's table
     or, with `through`, in one of its `children` (parcels by co-holder)."""
 

@@ -183,7 +183,9 @@ class ConnectorRegistry:
         # records together (a person's certificates from the civil-status registry
         # and from the business registry), in the same order.
         self._providers: dict[str, dict[str, Connector]] = {}
-        self._listers: dict[tuple[str, str], list[tuple[Connector, frozenset[str]]]] = {}
+        self._listers: dict[
+            tuple[str, str], list[tuple[Connector, frozenset[str], frozenset[str]]]
+        ] = {}
         for manifest, connector in sorted(connectors, key=lambda mc: (mc[0].priority, mc[0].name)):
             for kind, entity in manifest.entities.items():
                 fields = frozenset(entity.fields) | (
@@ -194,8 +196,10 @@ class ConnectorRegistry:
                     for field in fields:
                         table.setdefault(field, connector)
                 for way in sorted(entity.list_ways()):
-                    self._listers.setdefault((kind, way), []).append((connector, fields))
-        self._routes: dict[tuple[str, frozenset[str], str | None], Route] = {}
+                    self._listers.setdefault((kind, way), []).append(
+                        (connector, fields, entity.list_holders(way))
+                    )
+        self._routes: dict[tuple[str, frozenset[str], str | None, str | None], Route] = {}
 
     def __iter__(self) -> Iterator[Connector]:
         return iter(self._connectors)
@@ -203,12 +207,26 @@ class ConnectorRegistry:
     def __len__(self) -> int:
         return len(self._connectors)
 
-    def route(self, kind: str, fields: frozenset[str], by: str | None = None) -> Route:
-        """Split `fields` of `kind` (listed `by` another key) by the connector serving them."""
-        key = (kind, fields, by)
+    def route(
+        self,
+        kind: str,
+        fields: frozenset[str],
+        by: str | None = None,
+        holder: str | None = None,
+    ) -> Route:
+        """Split `fields` of `kind` (listed `by` another key) by the connector serving them.
+
+        A list is asked only of the sources that list records of the `holder`'s kind
+        (`person`, `enterprise`; any when not given).
+        """
+        key = (kind, fields, by, holder)
         route = self._routes.get(key)
         if route is None:
-            route = self._route(kind, fields) if by is None else self._list_route(kind, fields, by)
+            route = (
+                self._route(kind, fields)
+                if by is None
+                else self._list_route(kind, fields, by, holder)
+            )
             if len(self._routes) < 4096:  # selections are few in practice; stay bounded
                 self._routes[key] = route
         return route
@@ -228,8 +246,12 @@ class ConnectorRegistry:
             unserved=frozenset(unserved),
         )
 
-    def _list_route(self, kind: str, fields: frozenset[str], by: str) -> Route:
-        listers = self._listers.get((kind, by), [])
+    def _list_route(self, kind: str, fields: frozenset[str], by: str, holder: str | None) -> Route:
+        listers = [
+            (c, own)
+            for c, own, holders in self._listers.get((kind, by), [])
+            if holder is None or holder in holders
+        ]
         return Route(
             served=tuple((c, fields & own) for c, own in listers if fields & own),
             unserved=fields.difference(*(own for _, own in listers)),

@@ -16,7 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import GatewayError, NoSource, NotFound, SourceDataInvalid
+from gateway.errors import (
+    GatewayError,
+    InvalidIdentifier,
+    NoSource,
+    NotFound,
+    SourceDataInvalid,
+)
+from gateway.identifiers import PersonalId
 from schema._build import build
 from schema._context import RequestContext, SubjectDecision
 from schema._selection import Selection
@@ -90,6 +97,15 @@ def _no_source(kind: EntityKind) -> NoSource:
     return NoSource(f"No active source provides {kind.name} records.", kind=kind.name)
 
 
+def _holder_kind(holder: str) -> str:
+    """`person` for a personal id, else `enterprise` (a tax code): whose list is read."""
+    try:
+        PersonalId(holder)
+    except InvalidIdentifier:
+        return "enterprise"
+    return "person"
+
+
 async def _fetch(
     ctx: RequestContext,
     kind: EntityKind,
@@ -98,7 +114,9 @@ async def _fetch(
     by: str | None = None,
 ) -> tuple[list[tuple[str, frozenset[str], list[Any], datetime.datetime]], frozenset[str]]:
     """Per serving connector: (name, its fields, one result or error per key, when)."""
-    route = ctx.registry.route(kind.name, fields, by)
+    # A list is read for one holder at a time (`list_records`).
+    holder = _holder_kind(keys[0]) if by is not None and keys else None
+    route = ctx.registry.route(kind.name, fields, by, holder)
     if not route.served or not keys:
         return [], route.unserved
 
@@ -269,15 +287,18 @@ async def list_records(
     for name, cfields, results, when in per_connector:
         result = results[0]
         if isinstance(result, BaseException):
+            # One source failing fails the list: a list missing a source's records
+            # would read as "holds none of them". Nothing of it is told as served.
             return result if isinstance(result, GatewayError) else _unexpected(result)
         if result is None:
             continue
         if not isinstance(result, list):
             return SourceDataInvalid("Expected a list of records.", source=name)
+        parts.append((name, cfields, when, result))
+    for _, cfields, _, _ in parts:
         # A list is an answer (an empty one too: the holder holds none), as for one
         # record: the allowed fields this connector serves were read about the holder.
         ctx.note_served(holder, (f"{kind.name}.{f}" for f in cfields if f in decision.allowed))
-        parts.append((name, cfields, when, result))
     return Listed(decision, parts)
 
 

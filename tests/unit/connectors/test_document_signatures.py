@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from pydantic import ValidationError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc import jws
 from joserfc.jwk import OKPKey
+from pydantic import ValidationError
 
 from connectors import (
     FetchContext,
@@ -471,7 +471,9 @@ def test_the_sql_kind_refuses_a_signature() -> None:
 
 
 def test_a_holders_list_is_read_from_every_source_that_lists_the_kind() -> None:
-    def manifest(name: str, fields: dict[str, Any], priority: int) -> RestManifest:
+    def manifest(
+        name: str, fields: dict[str, Any], priority: int, holders: tuple[str, ...]
+    ) -> RestManifest:
         made = parse_manifest(
             {
                 "name": name,
@@ -482,7 +484,7 @@ def test_a_holders_list_is_read_from_every_source_that_lists_the_kind() -> None:
                     "Document": {
                         "key_field": "so",
                         "get": "/d/{key}",
-                        "lists": {"holder": {"get": "/h/{key}"}},
+                        "lists": {"holder": {"get": "/h/{key}", "holders": list(holders)}},
                         "fields": fields,
                     }
                 },
@@ -494,8 +496,10 @@ def test_a_holders_list_is_read_from_every_source_that_lists_the_kind() -> None:
     make: Callable[[RestManifest], RestConnector] = lambda m: RestConnector(  # noqa: E731
         m, http=httpx.AsyncClient()
     )
-    civil = manifest("civil", {"documentId": "so", "kind": "loai", "title": "ten"}, 10)
-    business = manifest("business", {"documentId": "so", "kind": "loai"}, 20)
+    civil = manifest("civil", {"documentId": "so", "kind": "loai", "title": "ten"}, 10, ("person",))
+    business = manifest(
+        "business", {"documentId": "so", "kind": "loai"}, 20, ("person", "enterprise")
+    )
     registry = ConnectorRegistry([(civil, make(civil)), (business, make(business))])
     asked = frozenset({"documentId", "title", "validUntil"})
     listed = registry.route("Document", asked, "holder")
@@ -504,6 +508,12 @@ def test_a_holders_list_is_read_from_every_source_that_lists_the_kind() -> None:
         ("business", ["documentId"]),
     ]
     assert listed.unserved == {"validUntil"}
+    # An enterprise's list is not asked of a source that lists people's records only.
+    enterprise = registry.route("Document", asked, "holder", "enterprise")
+    assert [(c.name, sorted(f)) for c, f in enterprise.served] == [("business", ["documentId"])]
+    assert enterprise.unserved == {"title", "validUntil"}
+    person = registry.route("Document", asked, "holder", "person")
+    assert [c.name for c, _ in person.served] == ["civil", "business"]
     # By key, one connector per field still: the lowest priority number.
     by_key = registry.route("Document", asked)
     assert [(c.name, sorted(f)) for c, f in by_key.served] == [("civil", ["documentId", "title"])]
