@@ -155,6 +155,8 @@ class FaultProxy:
                 self._pipe(up_reader, writer),
                 return_exceptions=True,
             )
+        except asyncio.CancelledError:
+            pass  # stopping: asyncio's stream callback would report a cancelled task
         finally:
             self._clients.discard(reader)
             for w in (writer, up_writer):
