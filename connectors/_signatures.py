@@ -31,6 +31,7 @@ fetched the lookup fails `SOURCE_UNAVAILABLE`: unverifiable is not invalid.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ JWS_TYPE: Final = "vn-document+jws"
 _ALGORITHMS: Final = frozenset({"EdDSA", "Ed25519"})
 _REGISTRY: Final = JWSRegistry(algorithms=["EdDSA", "Ed25519"], strict_check_header=False)
 _REFETCH_UNKNOWN: Final = 30.0
+_RETRY_FAILED: Final = 5.0
+"""Seconds between tries to fetch a key set that could never be fetched."""
 _MAX_JWKS_BYTES: Final = 64 * 1024
 _JWKS_TIMEOUT: Final = 5.0
 
@@ -137,6 +140,8 @@ class DocumentSignatures:
         self._keys: dict[str, OKPKey] | None = None
         self._fetched_at = 0.0
         self._tried_unknown_at = -_REFETCH_UNKNOWN
+        self._failed_at = -_RETRY_FAILED
+        self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"DocumentSignatures(source={self.source!r}, jwks={self.spec.jwks!r})"
@@ -149,30 +154,49 @@ class DocumentSignatures:
     async def ready(self, http: httpx.AsyncClient, records: Iterable[Any] = ()) -> None:
         """Hold keys fit to check `records`: fetched, fresh, and naming their keys.
 
-        Raises `SourceUnavailable` only when no key set was ever fetched.
+        Concurrent lookups share one fetch. Raises `SourceUnavailable` only when no key
+        set was ever fetched (then at most one fetch is tried every `_RETRY_FAILED`
+        seconds; lookups in between fail at once).
         """
-        now = time.monotonic()
-        stale = self._keys is None or now - self._fetched_at >= self.spec.refresh_seconds
-        if not stale and self._keys is not None:
-            unknown = any(
-                kid is not None and kid not in self._keys for kid in map(self._kid, records)
-            )
-            if not unknown or now - self._tried_unknown_at < _REFETCH_UNKNOWN:
-                return
-            self._tried_unknown_at = now
-        try:
-            self._keys = _keys(await self._fetch(http))
-            self._fetched_at = now
-        except (httpx.HTTPError, OSError, ValueError, orjson.JSONDecodeError) as exc:
-            log.warning(
-                "document_keys_unavailable", connector=self.source, error=type(exc).__name__
-            )
-            if self._keys is None:
-                raise SourceUnavailable(
-                    "The issuer's keys cannot be read: its documents cannot be checked.",
-                    source=self.source,
-                    reason="jwks",
-                ) from None
+        records = list(records)  # read twice: before and after waiting for the lock
+        if not self._wants_fetch(time.monotonic(), records):
+            return
+        async with self._lock:
+            now = time.monotonic()
+            if not self._wants_fetch(now, records):
+                return  # another lookup fetched while this one waited
+            if self._keys is None and now - self._failed_at < _RETRY_FAILED:
+                raise self._unavailable()
+            if self._keys is not None and not self._stale(now):
+                self._tried_unknown_at = now
+            try:
+                self._keys = _keys(await self._fetch(http))
+                self._fetched_at = now
+            except (httpx.HTTPError, OSError, ValueError, orjson.JSONDecodeError) as exc:
+                self._failed_at = now
+                log.warning(
+                    "document_keys_unavailable", connector=self.source, error=type(exc).__name__
+                )
+                if self._keys is None:
+                    raise self._unavailable() from None
+
+    def _stale(self, now: float) -> bool:
+        return self._keys is None or now - self._fetched_at >= self.spec.refresh_seconds
+
+    def _wants_fetch(self, now: float, records: Iterable[Any]) -> bool:
+        if self._stale(now):
+            return True
+        assert self._keys is not None
+        keys = self._keys
+        unknown = any(kid is not None and kid not in keys for kid in map(self._kid, records))
+        return unknown and now - self._tried_unknown_at >= _REFETCH_UNKNOWN
+
+    def _unavailable(self) -> SourceUnavailable:
+        return SourceUnavailable(
+            "The issuer's keys cannot be read: its documents cannot be checked.",
+            source=self.source,
+            reason="jwks",
+        )
 
     async def _fetch(self, http: httpx.AsyncClient) -> Any:
         if self._file is not None:

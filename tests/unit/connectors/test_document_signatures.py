@@ -4,6 +4,7 @@ The sources are simulated with `httpx.MockTransport`; the documents are signed h
 an issuing registry signs them (compact JWS, EdDSA, `typ` `vn-document+jws`).
 """
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -517,3 +518,32 @@ def test_a_holders_list_is_read_from_every_source_that_lists_the_kind() -> None:
     # By key, one connector per field still: the lowest priority number.
     by_key = registry.route("Document", asked)
     assert [(c.name, sorted(f)) for c, f in by_key.served] == [("civil", ["documentId", "title"])]
+
+
+async def test_concurrent_lookups_share_one_fetch_of_the_keys(registry: Registry) -> None:
+    seen: list[httpx.Request] = []
+    async with httpx.AsyncClient(transport=_rest_source(registry, seen)) as http:
+        connector = RestConnector(_rest_manifest(), http=http)
+        await asyncio.gather(
+            *(connector.fetch("Document", [AN], ALL, CTX, by="holder") for _ in range(8))
+        )
+    assert [r.url.path for r in seen].count("/.well-known/jwks.json") == 1
+
+
+async def test_keys_that_cannot_be_fetched_are_not_asked_for_at_every_lookup(
+    registry: Registry,
+) -> None:
+    asked = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/.well-known/jwks.json":
+            asked.append(request)
+            return httpx.Response(503)
+        return httpx.Response(200, json={"ket_qua": [registry.served("KH-2019-01")]})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+        connector = RestConnector(_rest_manifest(), http=http)
+        for _ in range(3):
+            with pytest.raises(SourceUnavailable):
+                await connector.fetch("Document", [AN], ALL, CTX, by="holder")
+    assert len(asked) == 1  # the next try waits a few seconds
