@@ -522,7 +522,13 @@ def test_a_holders_list_is_read_from_every_source_that_lists_the_kind() -> None:
 
 async def test_concurrent_lookups_share_one_fetch_of_the_keys(registry: Registry) -> None:
     seen: list[httpx.Request] = []
-    async with httpx.AsyncClient(transport=_rest_source(registry, seen)) as http:
+    source = _rest_source(registry, seen)
+
+    async def slowly(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.01)  # the lookups meet while the keys are on their way
+        return source.handler(request)  # type: ignore[return-value]
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(slowly)) as http:
         connector = RestConnector(_rest_manifest(), http=http)
         await asyncio.gather(
             *(connector.fetch("Document", [AN], ALL, CTX, by="holder") for _ in range(8))
