@@ -1,5 +1,15 @@
-"""Keys of the gateway: per-purpose Ed25519 keys, rotation, JWKS, signed notes, sealing."""
+"""Keys of the gateway: signing keys, rotation, JWKS, notes, sealing, stored secrets' KEKs."""
 
+from keys._envelope import (
+    KEK_FOLDER,
+    KekRing,
+    KeyEncryptionKey,
+    SealedSecret,
+    SecretSealError,
+    open_secret,
+    rewrap_secret,
+    seal_secret,
+)
 from keys._jose import eddsa_allowed
 from keys._keyring import PURPOSES, KeyRing, KeyRingError, SigningKey
 from keys._notes import (
@@ -16,12 +26,17 @@ from keys._sealing import SealError, open_sealed, seal, unwrap_key, wrap_key
 from keys._secrets import load_secret
 
 __all__ = [
+    "KEK_FOLDER",
     "PURPOSES",
+    "KekRing",
+    "KeyEncryptionKey",
     "KeyRing",
     "KeyRingError",
     "NoteError",
     "NoteVerifier",
     "SealError",
+    "SealedSecret",
+    "SecretSealError",
     "SigningKey",
     "UnknownNoteKey",
     "eddsa_allowed",
@@ -29,8 +44,11 @@ __all__ = [
     "note_key_id",
     "open_note",
     "open_sealed",
+    "open_secret",
     "parse_verifier_key",
+    "rewrap_secret",
     "seal",
+    "seal_secret",
     "sign_note",
     "unwrap_key",
     "verifier_key",
