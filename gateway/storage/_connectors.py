@@ -1,30 +1,157 @@
-"""The connectors table: which manifests are in use, and at which version."""
+"""The connectors in use, and the versions agencies register through the admin API.
+
+`connectors` holds one row per connector: its active manifest and version, where it came
+from (`origin`: the folder of the files recorded at start-up, or `api`) and, for one
+registered through the API, its organisation. `connector_versions` keeps every version
+submitted through the API with who submitted and approved it. `connector_generation`
+rises in the same transaction as any change of what is active, so replicas (and this
+process) know when to rebuild; `notify_connectors_changed` tells them at once over
+Redis.
+"""
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.storage._tables import connector_generation, connector_versions, organisation_authority
 from gateway.storage._tables import connectors as connectors_table
 
 if TYPE_CHECKING:
     from connectors import ManifestBase
 
-__all__ = ["list_connectors", "record_connectors"]
+__all__ = [
+    "API_ORIGIN",
+    "CONNECTORS_CHANNEL",
+    "ActiveConnector",
+    "Authority",
+    "ConnectorInfo",
+    "ConnectorVersion",
+    "active_connectors",
+    "bump_generation",
+    "connectors_generation",
+    "get_authority",
+    "get_connector",
+    "get_connector_version",
+    "list_connector_versions",
+    "list_connectors",
+    "manifest_digest",
+    "notify_connectors_changed",
+    "record_connectors",
+]
+
+log = structlog.get_logger(__name__)
 
 _RECORD_LOCK = 0x6777_636F  # advisory lock id for recording connectors
+API_ORIGIN: Final = "api"
+"""The `origin` of a connector registered through the admin API."""
+CONNECTORS_CHANNEL: Final = "gw:connectors"
+"""Redis channel on which a change of the connectors in use is announced (its generation)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveConnector:
+    """A connector in use now: its manifest as JSON data, for `parse_manifest`."""
+
+    name: str
+    version: int
+    organisation: str | None
+    manifest: dict[str, Any]
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorInfo:
+    """A connector's row: who holds it, whether it is in use, at which version."""
+
+    name: str
+    organisation: str | None
+    status: str
+    version: int
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorVersion:
+    """One version submitted through the admin API."""
+
+    connector: str
+    version: int
+    organisation: str
+    manifest: dict[str, Any]
+    manifest_sha256: str
+    submitted_by: str
+    submitted_at: datetime.datetime
+    approved_by: str | None
+    approved_at: datetime.datetime | None
+    status: str
+    last_dry_run: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """What an organisation's connectors may serve and reach."""
+
+    organisation: str
+    fields: tuple[str, ...]
+    endpoints: tuple[str, ...]
+    updated_by: str
+    updated_at: datetime.datetime
+
+
+def manifest_digest(data: Mapping[str, Any]) -> str:
+    """Hex SHA-256 of a manifest's JSON data, keys sorted."""
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _digest(manifest: ManifestBase) -> tuple[dict[str, Any], str]:
     data = manifest.model_dump(mode="json", by_alias=True)
-    canonical = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-    return data, hashlib.sha256(canonical).hexdigest()
+    return data, manifest_digest(data)
+
+
+async def bump_generation(conn: AsyncConnection) -> int:
+    """Raise the generation in the caller's transaction; returns the new one."""
+    table = connector_generation
+    await conn.execute(
+        table.update().where(table.c.id == 1).values(generation=table.c.generation + 1)
+    )
+    generation: int = (
+        await conn.execute(sa.select(table.c.generation).where(table.c.id == 1))
+    ).scalar_one()
+    return generation
+
+
+async def connectors_generation(engine: AsyncEngine) -> int:
+    """The generation of the connectors in use: it rises with every change of them."""
+    table = connector_generation
+    async with engine.connect() as conn:
+        value = (
+            await conn.execute(sa.select(table.c.generation).where(table.c.id == 1))
+        ).scalar_one_or_none()
+    return int(value or 0)
+
+
+async def notify_connectors_changed(redis: Redis | None, generation: int) -> None:
+    """Announce a new generation to every replica (nothing without Redis).
+
+    A failed announcement is logged, not raised: the change is committed, and replicas
+    also poll the generation.
+    """
+    if redis is None:
+        return
+    try:
+        await redis.publish(CONNECTORS_CHANNEL, str(generation))
+    except Exception as exc:  # the database stays the truth
+        log.warning("connectors_notify_failed", error=type(exc).__name__, generation=generation)
 
 
 async def record_connectors(
@@ -32,12 +159,15 @@ async def record_connectors(
 ) -> dict[str, int]:
     """Record the manifests in use: new ones at version 1, changed ones a version up.
 
-    Connectors recorded before but absent now are marked `removed`. Returns the
-    version of each manifest in use.
+    Connectors recorded from files before but absent now are marked `removed`. A
+    connector registered through the admin API keeps its own manifest: a file of the
+    same name is skipped (with a warning naming the file). Returns the version of each
+    manifest recorded in use; the generation rises when anything changed.
     """
     now = datetime.datetime.now(datetime.UTC)
     versions: dict[str, int] = {}
     table = connectors_table
+    changed = False
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Replicas starting together: one records at a time (released at commit).
@@ -47,14 +177,29 @@ async def record_connectors(
             for r in (
                 await conn.execute(
                     sa.select(
-                        table.c.name, table.c.version, table.c.manifest_sha256, table.c.status
+                        table.c.name,
+                        table.c.version,
+                        table.c.manifest_sha256,
+                        table.c.status,
+                        table.c.origin,
+                        table.c.organisation,
                     )
                 )
             )
         }
+        recorded: set[str] = set()
         for manifest in manifests:
             data, digest = _digest(manifest)
             row = rows.get(manifest.name)
+            if row is not None and (row.origin == API_ORIGIN or row.organisation is not None):
+                log.warning(
+                    "connector_file_skipped",
+                    connector=manifest.name,
+                    file=str(manifest.path) if manifest.path else None,
+                    reason="registered through the admin API; the file does not replace it",
+                )
+                continue
+            recorded.add(manifest.name)
             values = {
                 "kind": manifest.kind,
                 "title": manifest.title,
@@ -67,6 +212,7 @@ async def record_connectors(
             }
             if row is None:
                 versions[manifest.name] = 1
+                changed = True
                 await conn.execute(
                     table.insert().values(
                         name=manifest.name, version=1, registered_at=now, **values
@@ -74,6 +220,7 @@ async def record_connectors(
                 )
             elif row.manifest_sha256 != digest or row.status != "active":
                 versions[manifest.name] = row.version + (row.manifest_sha256 != digest)
+                changed = True
                 await conn.execute(
                     table.update()
                     .where(table.c.name == manifest.name)
@@ -81,19 +228,147 @@ async def record_connectors(
                 )
             else:
                 versions[manifest.name] = row.version
-        gone = set(rows) - {m.name for m in manifests}
+        gone = {
+            name
+            for name, row in rows.items()
+            if name not in recorded
+            and row.status == "active"
+            and row.origin != API_ORIGIN
+            and row.organisation is None
+        }
         if gone:
+            changed = True
             await conn.execute(
                 table.update()
                 .where(table.c.name.in_(gone), table.c.status == "active")
                 .values(status="removed", updated_at=now)
             )
+        if changed:
+            await bump_generation(conn)
     return versions
 
 
-async def list_connectors(engine: AsyncEngine) -> list[dict[str, Any]]:
-    """Every recorded connector, newest change first."""
+async def active_connectors(engine: AsyncEngine) -> list[ActiveConnector]:
+    """Every connector in use now (from files and from the API), by name."""
     table = connectors_table
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            sa.select(
+                table.c.name,
+                table.c.version,
+                table.c.organisation,
+                table.c.manifest,
+                table.c.origin,
+            )
+            .where(table.c.status == "active")
+            .order_by(table.c.name)
+        )
+        return [
+            ActiveConnector(
+                name=r.name,
+                version=r.version,
+                organisation=r.organisation,
+                manifest=_json(r.manifest),
+                origin=r.origin,
+            )
+            for r in result
+        ]
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+async def get_connector(engine: AsyncEngine | AsyncConnection, name: str) -> ConnectorInfo | None:
+    """The connector named `name`, whatever its status, or `None`."""
+    table = connectors_table
+    query = sa.select(
+        table.c.name, table.c.organisation, table.c.status, table.c.version, table.c.origin
+    ).where(table.c.name == name)
+    if isinstance(engine, AsyncConnection):
+        row = (await engine.execute(query)).one_or_none()
+    else:
+        async with engine.connect() as conn:
+            row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        return None
+    return ConnectorInfo(
+        name=row.name,
+        organisation=row.organisation,
+        status=row.status,
+        version=row.version,
+        origin=row.origin,
+    )
+
+
+def _version(row: Any) -> ConnectorVersion:
+    return ConnectorVersion(
+        connector=row.connector,
+        version=row.version,
+        organisation=row.organisation,
+        manifest=_json(row.manifest),
+        manifest_sha256=row.manifest_sha256,
+        submitted_by=row.submitted_by,
+        submitted_at=row.submitted_at,
+        approved_by=row.approved_by,
+        approved_at=row.approved_at,
+        status=row.status,
+        last_dry_run=_json(row.last_dry_run),
+    )
+
+
+async def list_connector_versions(
+    engine: AsyncEngine | AsyncConnection, name: str
+) -> list[ConnectorVersion]:
+    """Every version of a connector submitted through the API, oldest first."""
+    table = connector_versions
+    query = sa.select(table).where(table.c.connector == name).order_by(table.c.version)
+    if isinstance(engine, AsyncConnection):
+        return [_version(r) for r in await engine.execute(query)]
+    async with engine.connect() as conn:
+        return [_version(r) for r in await conn.execute(query)]
+
+
+async def get_connector_version(
+    engine: AsyncEngine | AsyncConnection, name: str, version: int
+) -> ConnectorVersion | None:
+    """One version of a connector, or `None`."""
+    table = connector_versions
+    query = sa.select(table).where(table.c.connector == name, table.c.version == version)
+    if isinstance(engine, AsyncConnection):
+        row = (await engine.execute(query)).one_or_none()
+    else:
+        async with engine.connect() as conn:
+            row = (await conn.execute(query)).one_or_none()
+    return None if row is None else _version(row)
+
+
+async def get_authority(
+    engine: AsyncEngine | AsyncConnection, organisation: str
+) -> Authority | None:
+    """What `organisation`'s connectors may serve and reach, or `None` if never set."""
+    table = organisation_authority
+    query = sa.select(table).where(table.c.organisation == organisation)
+    if isinstance(engine, AsyncConnection):
+        row = (await engine.execute(query)).one_or_none()
+    else:
+        async with engine.connect() as conn:
+            row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        return None
+    return Authority(
+        organisation=row.organisation,
+        fields=tuple(_json(row.fields)),
+        endpoints=tuple(_json(row.endpoints)),
+        updated_by=row.updated_by,
+        updated_at=row.updated_at,
+    )
+
+
+async def list_connectors(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Every recorded connector, by name, with its pending versions."""
+    table = connectors_table
+    versions = connector_versions
     async with engine.connect() as conn:
         result = await conn.execute(
             sa.select(
@@ -103,9 +378,36 @@ async def list_connectors(engine: AsyncEngine) -> list[dict[str, Any]]:
                 table.c.status,
                 table.c.title,
                 table.c.origin,
+                table.c.organisation,
                 table.c.updated_at,
             ).order_by(table.c.name)
         )
         # Plain `str` keys: the row's keys are SQLAlchemy's `quoted_name`, which JSON
         # encoders such as orjson refuse as object keys.
-        return [{str(k): v for k, v in r._mapping.items()} for r in result]
+        rows = [{str(k): v for k, v in r._mapping.items()} for r in result]
+        pending: dict[str, list[int]] = {}
+        for name, version in await conn.execute(
+            sa.select(versions.c.connector, versions.c.version)
+            .where(versions.c.status == "pending")
+            .order_by(versions.c.connector, versions.c.version)
+        ):
+            pending.setdefault(name, []).append(version)
+    listed = {r["name"] for r in rows}
+    for row in rows:
+        row["pending"] = pending.get(row["name"], [])
+    # Submitted, never approved: no row in `connectors` yet.
+    for name in sorted(set(pending) - listed):
+        rows.append(
+            {
+                "name": name,
+                "kind": None,
+                "version": None,
+                "status": "pending",
+                "title": "",
+                "origin": API_ORIGIN,
+                "organisation": None,
+                "updated_at": None,
+                "pending": pending[name],
+            }
+        )
+    return rows

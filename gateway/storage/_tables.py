@@ -8,11 +8,15 @@ from typing import Any
 import sqlalchemy as sa
 
 __all__ = [
+    "CONNECTOR_VERSION_STATUSES",
     "CONSENT_STATUSES",
     "EVENT_TYPES",
     "Instant",
     "client_keys",
     "clients",
+    "connector_generation",
+    "connector_secrets",
+    "connector_versions",
     "connectors",
     "consents",
     "event_personal",
@@ -24,6 +28,7 @@ __all__ = [
     "log_queue",
     "log_state",
     "metadata",
+    "organisation_authority",
 ]
 
 
@@ -73,8 +78,78 @@ connectors = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("registered_at", Instant(), nullable=False),
     sa.Column("updated_at", Instant(), nullable=False),
-    sa.CheckConstraint("status IN ('active', 'removed')", name="status"),
+    sa.Column(
+        "organisation",
+        sa.Text,
+        nullable=True,
+        comment="The agency that registered it through /admin; NULL when from a file.",
+    ),
+    sa.CheckConstraint("status IN ('active', 'removed', 'disabled')", name="status"),
     sa.CheckConstraint("version >= 1", name="version"),
+)
+
+CONNECTOR_VERSION_STATUSES = ("pending", "approved", "rejected", "superseded")
+
+connector_versions = sa.Table(
+    "connector_versions",
+    metadata,
+    sa.Column("connector", sa.String(40), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("organisation", sa.Text, nullable=False),
+    sa.Column("manifest", sa.JSON, nullable=False),
+    sa.Column("manifest_sha256", sa.String(64), nullable=False),
+    sa.Column("submitted_by", sa.Text, nullable=False, comment="Staff id."),
+    sa.Column("submitted_at", Instant(), nullable=False),
+    sa.Column("approved_by", sa.Text, comment="Staff id."),
+    sa.Column("approved_at", Instant()),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column(
+        "last_dry_run",
+        sa.JSON(none_as_null=True),
+        nullable=True,
+        comment="Per field outcome and latency, never a value of the sample.",
+    ),
+    sa.CheckConstraint(
+        "status IN ('pending', 'approved', 'rejected', 'superseded')", name="status"
+    ),
+    sa.CheckConstraint("version >= 1", name="version"),
+)
+
+organisation_authority = sa.Table(
+    "organisation_authority",
+    metadata,
+    sa.Column("organisation", sa.String(256), primary_key=True),
+    sa.Column("fields", sa.JSON, nullable=False, comment="Canonical top-level fields."),
+    sa.Column("endpoints", sa.JSON, nullable=False, comment="Hosts or host:port."),
+    sa.Column("updated_by", sa.Text, nullable=False, comment="Staff id."),
+    sa.Column("updated_at", Instant(), nullable=False),
+)
+
+connector_secrets = sa.Table(
+    "connector_secrets",
+    metadata,
+    sa.Column("connector", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kek_id", sa.String(128), nullable=False),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
+    sa.Column("nonce", sa.LargeBinary, nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", Instant(), nullable=False),
+)
+
+connector_generation = sa.Table(
+    "connector_generation",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column(
+        "generation",
+        sa.Integer,
+        nullable=False,
+        comment="Rises with every change of the connectors in use.",
+    ),
+    sa.CheckConstraint("id = 1", name="one_row"),
 )
 
 clients = sa.Table(
