@@ -5,8 +5,8 @@ settings model (`RestManifest`, `XroadManifest`, `SqlManifest`), and what every 
 shares (entities, mapping, timeouts, limits) lives in `ManifestBase`. Loading one
 that is malformed raises `ManifestError` naming the file, the line and the field, so a
 bad file stops start-up with a useful message. Secrets are never written in a manifest:
-a field that holds one takes `{ref: "env:NAME"}` or `{ref: "file:PATH"}` (see
-`connectors._secrets`).
+a field that holds one takes `{ref: "env:NAME"}`, `{ref: "file:PATH"}` or
+`{ref: "stored:NAME"}` (see `connectors._secrets`).
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SECRET_ENV_PREFIX: Final = "SOURCE_"  # noqa: S105  # nosec B105: a name prefix
 """The only environment variables a manifest may name: a manifest cannot make the
 gateway send its own settings (`GATEWAY_DATABASE_URL`, ...) to a source."""
-_SECRET_REF = re.compile(r"env:SOURCE_[A-Z0-9_]+|file:[^\s/\\][^\s\\]*")
+_STORED_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_SECRET_REF = re.compile(rf"env:SOURCE_[A-Z0-9_]+|file:[^\s/\\][^\s\\]*|stored:{_STORED_NAME}")
 
 LIST_WAYS = ("holder",)
 """How a list of records may be looked up by another key: by the holder (a person's
@@ -110,25 +111,34 @@ def _plain_identifier(value: str) -> str:
 
 
 class SecretRef(_Strict):
-    """A secret named, never written: `{ref: "env:SOURCE_NAME"}` or `{ref: "file:PATH"}`.
+    """A secret named, never written: `{ref: "env:SOURCE_NAME"}`, `{ref: "file:PATH"}`
+    or `{ref: "stored:NAME"}`.
 
     An environment variable's name starts with `SOURCE_`; a file's path is relative to
     the manifest's own folder and stays in it (an operator may link a mounted secret
-    there). A manifest can so name only the secrets meant for sources, never the
-    gateway's own (its settings, keys and database).
+    there); a stored secret is one stored encrypted for this connector through
+    `PUT /admin/connectors/{name}/secrets/{NAME}` (1-64 letters, digits, `_`, `.`, `-`).
+    A manifest can so name only the secrets meant for sources, never the gateway's own
+    (its settings, keys and database).
     """
 
     ref: str = Field(
         json_schema_extra={"pattern": f"^(?:{_SECRET_REF.pattern})$"},
-        description="env:SOURCE_NAME, or file:PATH relative to the manifest's folder",
+        description="env:SOURCE_NAME, file:PATH relative to the manifest's folder, or "
+        "stored:NAME (a secret stored for this connector)",
     )
 
     @field_validator("ref")
     @classmethod
     def _scoped(cls, value: str) -> str:
         provider, _, name = value.partition(":")
-        if provider not in ("env", "file") or not name:
-            raise ValueError('give "env:SOURCE_NAME" or "file:PATH"')
+        if provider not in ("env", "file", "stored") or not name:
+            raise ValueError('give "env:SOURCE_NAME", "file:PATH" or "stored:NAME"')
+        if provider == "stored" and not re.fullmatch(_STORED_NAME, name):
+            raise ValueError(
+                "a stored secret's name is 1-64 letters, digits, '_', '.' or '-' "
+                "(starting with a letter or digit)"
+            )
         if provider == "env" and not re.fullmatch(r"SOURCE_[A-Z0-9_]+", name):
             raise ValueError(
                 f"an environment variable named by a manifest starts with {SECRET_ENV_PREFIX} "
@@ -151,18 +161,18 @@ class SecretRef(_Strict):
         if not isinstance(value, dict):
             raise ValueError(
                 "a secret is named, never written in a manifest: "
-                'give {ref: "env:NAME"} or {ref: "file:PATH"}'
+                'give {ref: "env:NAME"}, {ref: "file:PATH"} or {ref: "stored:NAME"}'
             )
         return value
 
     @property
     def provider(self) -> str:
-        """`env` or `file`."""
+        """`env`, `file` or `stored`."""
         return self.ref.split(":", 1)[0]
 
     @property
     def name(self) -> str:
-        """The variable's name or the file's path."""
+        """The variable's name, the file's path or the stored secret's name."""
         return self.ref.split(":", 1)[1]
 
 
@@ -354,6 +364,8 @@ class ManifestBase(_Strict):
     entities: Mapping[str, EntityBase]
 
     _path: Path | None = PrivateAttr(default=None)
+    # What `stored:` references read: set by `connectors._secrets.with_stored_secrets`.
+    _stored_secrets: Any = PrivateAttr(default=None)
     endpoint_field: ClassVar[str] = ""
     """The setting `GATEWAY_CONNECTOR_URLS` overrides: `base_url`, `database.url`."""
 

@@ -32,6 +32,7 @@ from connectors._manifest import (
 )
 from connectors._mapping import compile_fields, source_roots
 from connectors._ratelimit import LimitedConnector, SourceLimits
+from connectors._secrets import StoredSecrets, resolve_secret, stored_refs, with_stored_secrets
 from connectors._signatures import SIGNATURE_FIELD
 from connectors.base import Connector, ConnectorFactory, Health
 from gateway.errors import SourceError
@@ -347,12 +348,15 @@ def build_registry(
     kinds: Mapping[str, Callable[..., Connector]] | None = None,
     reserved: Iterable[str] = (),
     rate_limits: SourceLimits | None = None,
+    stored_secrets: StoredSecrets | None = None,
 ) -> ConnectorRegistry:
     """Check each manifest against the schema and build its connector.
 
     `reserved` are the URLs of databases no connector may read: the gateway's own.
     `rate_limits` gives each connector its limiter (`RedisLimits`: shared by replicas);
-    without it each connector keeps permits in this process.
+    without it each connector keeps permits in this process. `stored_secrets` are the
+    plain values `stored:NAME` references read, by (connector, name): a reference with
+    none stored is a `ManifestError` naming its field.
     """
     kinds = connector_kinds() if kinds is None else kinds
     overrides = dict(url_overrides or {})
@@ -369,6 +373,11 @@ def build_registry(
                     "connector_urls", f"{manifest.name}: {exc} (for {manifest.endpoint_field})"
                 ) from None
         check_not_reserved(manifest, reserved)
+        refs = stored_refs(manifest)
+        if refs:
+            manifest = with_stored_secrets(manifest, stored_secrets or {})
+            for loc, ref in refs:  # each now, not when a database is first opened
+                resolve_secret(manifest, loc, ref)
         connector = kinds[manifest.kind](manifest, http=http)
         _limit_rate(connector, manifest, rate_limits)
         built.append((manifest, connector))

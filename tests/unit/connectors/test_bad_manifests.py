@@ -104,7 +104,7 @@ def test_the_good_manifests_load(tmp_path: Path, text: str) -> None:
             'key: {ref: "env:SOURCE_POPULATION_KEY"}',
             'key: {ref: "vault:population"}',
             "auth.key.ref",
-            'give "env:SOURCE_NAME" or "file:PATH"',
+            'give "env:SOURCE_NAME", "file:PATH" or "stored:NAME"',
         ),
         (
             REST,
