@@ -31,6 +31,15 @@ from gateway.storage._migrations import (
     require_head,
     upgrade,
 )
+from gateway.storage._secrets import (
+    StoredSecret,
+    keks_in_use,
+    latest_secrets,
+    put_secret,
+    rewrap_secrets,
+    secret_rows,
+    stored_secrets,
+)
 from gateway.storage._tables import (
     CONNECTOR_VERSION_STATUSES,
     CONSENT_STATUSES,
@@ -69,6 +78,7 @@ __all__ = [
     "ConnectorVersion",
     "DatabaseNotReady",
     "Instant",
+    "StoredSecret",
     "active_connectors",
     "bump_generation",
     "client_keys",
@@ -90,6 +100,8 @@ __all__ = [
     "get_connector",
     "get_connector_version",
     "head_revision",
+    "keks_in_use",
+    "latest_secrets",
     "list_connector_versions",
     "list_connectors",
     "log_checkpoints",
@@ -101,9 +113,13 @@ __all__ = [
     "metadata",
     "notify_connectors_changed",
     "organisation_authority",
+    "put_secret",
     "read_snapshot",
     "record_connectors",
     "require_head",
+    "rewrap_secrets",
+    "secret_rows",
+    "stored_secrets",
     "subject_keys",
     "upgrade",
 ]
