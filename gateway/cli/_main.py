@@ -7,6 +7,7 @@ gateway db current            show the database's revision
 gateway schema export         write schema/schema.graphql (--check: fail if stale)
 gateway keys generate         a new signing key per purpose (rotation), missing secrets
 gateway keys show             print the public keys (JWKS, checkpoint verifier keys)
+gateway keys rotate-kek       a new key-encryption key; stored secrets re-wrapped under it
 gateway audit verify          verify the access log (database, or --url for a gateway)
 gateway audit verify-export F check an auditor's export offline (signature, proofs)
 gateway audit verify-proof F  check a citizen's access receipt offline
@@ -189,7 +190,7 @@ def _schema_export(args: argparse.Namespace) -> int:
 
 def _keys_generate(args: argparse.Namespace) -> int:
     from gateway.resources import make_secrets
-    from keys import PURPOSES, KeyRing
+    from keys import PURPOSES, KekRing, KeyRing
 
     settings = settings_from_environment()
     made = KeyRing.generate(settings.keys_dir, args.purpose or PURPOSES)
@@ -199,6 +200,44 @@ def _keys_generate(args: argparse.Namespace) -> int:
     for name, new in make_secrets(settings):
         state = "secret made" if new else "secret kept (it is never replaced)"
         sys.stdout.write(f"{name}\t{state}\n")
+    # The key-encryption key of stored connector secrets: made once, then rotated apart.
+    keks = KekRing.load(settings.keys_dir)
+    if keks:
+        kept = keks.newest().kek_id
+        sys.stdout.write(f"kek\t{kept}\tkept (rotate it with `gateway keys rotate-kek`)\n")
+    else:
+        sys.stdout.write(f"kek\t{KekRing.generate(settings.keys_dir).kek_id}\tmade\n")
+    return 0
+
+
+def _keys_rotate_kek(args: argparse.Namespace) -> int:
+    settings = settings_from_environment()
+    return asyncio.run(_rotate_kek(settings, retire_old=args.retire_old))
+
+
+async def _rotate_kek(settings: GatewaySettings, *, retire_old: bool) -> int:
+    from gateway.storage import create_engine, keks_in_use, require_head, rewrap_secrets
+    from keys import KekRing
+
+    engine = create_engine(settings.database_url.get_secret_value())
+    try:
+        await require_head(engine)
+        made = KekRing.generate(settings.keys_dir)
+        # Replicas open data keys under any KEK of the folder: they serve on meanwhile.
+        ring = KekRing.load(settings.keys_dir)
+        rewrapped = await rewrap_secrets(engine, ring)
+        sys.stdout.write(f"kek\t{made.kek_id}\tmade: wraps new secrets\n")
+        sys.stdout.write(f"rewrapped\t{rewrapped}\n")
+        if retire_old:
+            in_use = await keks_in_use(engine)
+            for kek_id in ring.ids[:-1]:
+                if in_use.get(kek_id):
+                    sys.stdout.write(f"kek\t{kek_id}\tkept: {in_use[kek_id]} secrets use it\n")
+                else:
+                    KekRing.retire(settings.keys_dir, kek_id)
+                    sys.stdout.write(f"kek\t{kek_id}\tretired\n")
+    finally:
+        await engine.dispose()
     return 0
 
 
@@ -355,10 +394,21 @@ def _parser() -> argparse.ArgumentParser:
         "generate",
         _keys_generate,
         "add a new signing key per purpose (it signs from now on) and make the secrets "
-        "that are missing (kept once made)",
+        "and the key-encryption key that are missing (kept once made)",
     )
     gen.add_argument("--purpose", action="append", help="only this purpose (repeatable)")
     command(keys, "show", _keys_show, "print the public keys: JWKS and checkpoint verifier keys")
+    rotate = command(
+        keys,
+        "rotate-kek",
+        _keys_rotate_kek,
+        "make a new key-encryption key and re-wrap every stored secret's data key under it",
+    )
+    rotate.add_argument(
+        "--retire-old",
+        action="store_true",
+        help="then delete each older KEK that no stored secret uses any more",
+    )
 
     conns = sub.add_parser("connectors", help="connector manifests").add_subparsers(
         dest="connectors_command", required=True, metavar="COMMAND"
@@ -395,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gateway.errors import GatewayError
     from gateway.logconfig import configure_logging
     from gateway.storage import DatabaseNotReady
-    from keys import KeyRingError, NoteError
+    from keys import KeyRingError, NoteError, SecretSealError
     from policies import CatalogueError
 
     args = _parser().parse_args(argv)
@@ -411,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DatabaseNotReady,
         KeyRingError,
         NoteError,
+        SecretSealError,
         ConfigurationError,
     ) as exc:
         sys.stderr.write(f"gateway: {exc}\n")
