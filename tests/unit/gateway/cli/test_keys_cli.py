@@ -24,7 +24,10 @@ def test_keys_generate_makes_every_key_and_secret_production_needs(
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     assert secret not in first.stdout + first.stderr
     named = [line.split("\t")[0] for line in first.stdout.splitlines()]
-    assert named == ["checkpoints", "consent", "receipts", "pseudonyms"]
+    assert named == ["checkpoints", "consent", "receipts", "pseudonyms", "kek"]
+    [kek_file] = (keys / "kek").glob("*.key")
+    assert stat.S_IMODE(kek_file.stat().st_mode) == 0o600
+    assert kek_file.read_text().strip() not in first.stdout + first.stderr
     # Production loads them all as they are.
     production = {**env, "GATEWAY_ENVIRONMENT": "production"}
     shown = cli("keys", "show", env=production, cwd=tmp_path)
@@ -35,3 +38,5 @@ def test_keys_generate_makes_every_key_and_secret_production_needs(
     assert secret_file.read_text().strip() == secret
     assert secret not in second.stdout + second.stderr
     assert len(list((keys / "checkpoints").glob("*.pem"))) == 2
+    # The key-encryption key is kept: it is rotated apart (`keys rotate-kek`).
+    assert list((keys / "kek").glob("*.key")) == [kek_file]
