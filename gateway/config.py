@@ -77,6 +77,12 @@ class GatewaySettings(BaseSettings):
     # Connectors: manifest files (YAML or JSON) and per-connector endpoint overrides.
     connectors_dir: Path | None = None
     connector_urls: dict[str, str] = Field(default_factory=dict)
+    connectors_allow_loopback: bool = Field(
+        default=False,
+        description="Let connectors registered through /admin reach loopback addresses "
+        "(127.0.0.0/8, ::1, localhost) and SQLite files on this machine: the sandbox demo's "
+        "agencies run there; a real agency's source never does.",
+    )
     http_transport: Literal["aiohttp", "httpcore"] = Field(
         default="aiohttp", description="Transport of the client connectors call sources with."
     )

@@ -37,8 +37,13 @@ __all__ = [
     "ConnectorInfo",
     "ConnectorVersion",
     "active_connectors",
+    "active_fields",
+    "add_connector_version",
+    "approve_connector_version",
+    "bound_fields",
     "bump_generation",
     "connectors_generation",
+    "disable_connector",
     "get_authority",
     "get_connector",
     "get_connector_version",
@@ -47,6 +52,9 @@ __all__ = [
     "manifest_digest",
     "notify_connectors_changed",
     "record_connectors",
+    "reject_connector_version",
+    "set_authority",
+    "set_dry_run",
 ]
 
 log = structlog.get_logger(__name__)
@@ -386,12 +394,14 @@ async def list_connectors(engine: AsyncEngine) -> list[dict[str, Any]]:
         # encoders such as orjson refuse as object keys.
         rows = [{str(k): v for k, v in r._mapping.items()} for r in result]
         pending: dict[str, list[int]] = {}
-        for name, version in await conn.execute(
-            sa.select(versions.c.connector, versions.c.version)
+        holders: dict[str, str] = {}
+        for name, version, organisation in await conn.execute(
+            sa.select(versions.c.connector, versions.c.version, versions.c.organisation)
             .where(versions.c.status == "pending")
             .order_by(versions.c.connector, versions.c.version)
         ):
             pending.setdefault(name, []).append(version)
+            holders[name] = organisation
     listed = {r["name"] for r in rows}
     for row in rows:
         row["pending"] = pending.get(row["name"], [])
@@ -405,9 +415,179 @@ async def list_connectors(engine: AsyncEngine) -> list[dict[str, Any]]:
                 "status": "pending",
                 "title": "",
                 "origin": API_ORIGIN,
-                "organisation": None,
+                "organisation": holders[name],
                 "updated_at": None,
                 "pending": pending[name],
             }
         )
     return rows
+
+
+# -- changes made through the admin API (in the caller's transaction, with its record) ---
+
+
+async def add_connector_version(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    organisation: str,
+    manifest: Mapping[str, Any],
+    submitted_by: str,
+) -> int:
+    """Keep a new pending version of `name`; returns its number (1 for a new name)."""
+    versions = connector_versions
+    newest = (
+        await conn.execute(
+            sa.select(sa.func.max(versions.c.version)).where(versions.c.connector == name)
+        )
+    ).scalar_one_or_none()
+    active = (
+        await conn.execute(
+            sa.select(connectors_table.c.version).where(connectors_table.c.name == name)
+        )
+    ).scalar_one_or_none()
+    version = max(newest or 0, active or 0) + 1
+    await conn.execute(
+        versions.insert().values(
+            connector=name,
+            version=version,
+            organisation=organisation,
+            manifest=dict(manifest),
+            manifest_sha256=manifest_digest(manifest),
+            submitted_by=submitted_by,
+            submitted_at=datetime.datetime.now(datetime.UTC),
+            status="pending",
+        )
+    )
+    return version
+
+
+async def approve_connector_version(
+    conn: AsyncConnection, *, name: str, version: int, approved_by: str
+) -> int:
+    """Make a pending version the one in use; the one approved before is superseded.
+
+    Returns the new generation.
+    """
+    now = datetime.datetime.now(datetime.UTC)
+    versions = connector_versions
+    found = await get_connector_version(conn, name, version)
+    if found is None or found.status != "pending":
+        raise ValueError(f"{name} version {version} is not pending")
+    await conn.execute(
+        versions.update()
+        .where(versions.c.connector == name, versions.c.status == "approved")
+        .values(status="superseded")
+    )
+    await conn.execute(
+        versions.update()
+        .where(versions.c.connector == name, versions.c.version == version)
+        .values(status="approved", approved_by=approved_by, approved_at=now)
+    )
+    data = found.manifest
+    values = {
+        "kind": str(data.get("kind", "")),
+        "title": str(data.get("title", "")),
+        "agency": str(data.get("agency", "")),
+        "version": version,
+        "manifest": data,
+        "manifest_sha256": found.manifest_sha256,
+        "origin": API_ORIGIN,
+        "status": "active",
+        "organisation": found.organisation,
+        "updated_at": now,
+    }
+    table = connectors_table
+    updated = await conn.execute(table.update().where(table.c.name == name).values(**values))
+    if updated.rowcount == 0:
+        await conn.execute(table.insert().values(name=name, registered_at=now, **values))
+    return await bump_generation(conn)
+
+
+async def reject_connector_version(conn: AsyncConnection, *, name: str, version: int) -> bool:
+    """Refuse a pending version for good; whether it was pending."""
+    versions = connector_versions
+    result = await conn.execute(
+        versions.update()
+        .where(
+            versions.c.connector == name,
+            versions.c.version == version,
+            versions.c.status == "pending",
+        )
+        .values(status="rejected")
+    )
+    return bool(result.rowcount)
+
+
+async def disable_connector(conn: AsyncConnection, *, name: str) -> int | None:
+    """Stop serving `name`; returns the new generation, or `None` if it was not active."""
+    table = connectors_table
+    result = await conn.execute(
+        table.update()
+        .where(table.c.name == name, table.c.status == "active")
+        .values(status="disabled", updated_at=datetime.datetime.now(datetime.UTC))
+    )
+    if not result.rowcount:
+        return None
+    return await bump_generation(conn)
+
+
+async def set_authority(
+    conn: AsyncConnection,
+    *,
+    organisation: str,
+    fields: Sequence[str],
+    endpoints: Sequence[str],
+    updated_by: str,
+) -> None:
+    """Replace what `organisation`'s connectors may serve and reach."""
+    table = organisation_authority
+    values = {
+        "fields": sorted(set(fields)),
+        "endpoints": sorted(set(endpoints)),
+        "updated_by": updated_by,
+        "updated_at": datetime.datetime.now(datetime.UTC),
+    }
+    result = await conn.execute(
+        table.update().where(table.c.organisation == organisation).values(**values)
+    )
+    if result.rowcount == 0:
+        await conn.execute(table.insert().values(organisation=organisation, **values))
+
+
+async def set_dry_run(
+    conn: AsyncConnection, *, name: str, version: int, report: Mapping[str, Any]
+) -> None:
+    """Keep the report of the last dry run of a version (it holds no value of the sample)."""
+    versions = connector_versions
+    await conn.execute(
+        versions.update()
+        .where(versions.c.connector == name, versions.c.version == version)
+        .values(last_dry_run=dict(report))
+    )
+
+
+async def active_fields(conn: AsyncConnection) -> list[tuple[str, str | None, int, frozenset[str]]]:
+    """Per connector in use: its name, organisation, priority and `Kind.field`s served."""
+    table = connectors_table
+    out = []
+    for row in await conn.execute(
+        sa.select(table.c.name, table.c.organisation, table.c.manifest).where(
+            table.c.status == "active"
+        )
+    ):
+        data = _json(row.manifest)
+        out.append((row.name, row.organisation, int(data.get("priority", 100)), bound_fields(data)))
+    return out
+
+
+def bound_fields(manifest: Mapping[str, Any]) -> frozenset[str]:
+    """The canonical top-level fields (`Kind.field`) a manifest's data binds."""
+    found: set[str] = set()
+    entities = manifest.get("entities")
+    if isinstance(entities, Mapping):
+        for kind, entity in entities.items():
+            fields = entity.get("fields") if isinstance(entity, Mapping) else None
+            if isinstance(fields, Mapping):
+                found.update(f"{kind}.{field}" for field in fields)
+    return frozenset(found)

@@ -55,6 +55,7 @@ from gateway.storage import (
 from gateway.web._admin_routes import admin_router
 from gateway.web._audit_routes import audit_router
 from gateway.web._citizen_routes import citizen_router, consent_status_router
+from gateway.web._connector_routes import connector_router
 from gateway.web._demo_tokens import DEMO_SECRET_MIN_LENGTH, demo_token_router
 from gateway.web._graphql import GraphQLEndpoint, error_headers, error_response
 from gateway.web._health import health_routes, readiness_router
@@ -254,6 +255,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(citizen_router())
     app.include_router(consent_status_router())
     app.include_router(admin_router())
+    app.include_router(connector_router())
     app.include_router(readiness_router())
     app.include_router(audit_router())
     app.include_router(log_router())
