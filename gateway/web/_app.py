@@ -51,6 +51,7 @@ from gateway.storage import (
     create_sequencer_engine,
     record_connectors,
     require_head,
+    stored_secrets,
 )
 from gateway.web._admin_routes import admin_router
 from gateway.web._audit_routes import audit_router
@@ -62,6 +63,7 @@ from gateway.web._health import health_routes, readiness_router
 from gateway.web._log_routes import log_router
 from gateway.web._middleware import RequestIdMiddleware
 from gateway.web._query_page import STATIC_DIR, QueryPage
+from gateway.web._secret_routes import require_kek, secret_router
 from policies import default_policy
 from schema import SchemaLimits, Services, build_schema, canonical_fields
 
@@ -104,6 +106,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manifests = load_manifests_of(settings)
+        require_kek(settings, manifests)
         keyring, pseudonym_key = load_keys(settings), load_pseudonym_key(settings)
         async with contextlib.AsyncExitStack() as stack:
             # Closed in reverse order, each even if another fails to close.
@@ -125,6 +128,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 url_overrides=settings.connector_urls,
                 reserved=[settings.database_url.get_secret_value()],
                 rate_limits=rate_limits,
+                stored_secrets=await stored_secrets(engine, settings.keys_dir),
             )
             stack.push_async_callback(registry.aclose)
             # A database's schema is read and checked against its manifest here.
@@ -259,6 +263,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(readiness_router())
     app.include_router(audit_router())
     app.include_router(log_router())
+    app.include_router(secret_router())
     if settings.unsafe_demo_tokens:
         if settings.environment == "production":
             raise ConfigurationError("unsafe demo tokens are refused in production")
