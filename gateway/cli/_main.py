@@ -16,6 +16,9 @@ gateway log integrate         run the sequencer once, until the queue is empty
 gateway connectors check DIR  validate connector manifests (--connect: reach each source)
 gateway connectors schema     write connectors/manifest.schema.json (--check: fail if stale)
 gateway connectors list       show the connectors recorded in the database
+gateway connectors validate F check one manifest file offline
+gateway connectors submit F   register a manifest through the admin API (also approve,
+                              rollback, disable, history, dry-run; --url, --token)
 gateway catalogue list        the procedures of the catalogue and its version
 gateway clients ...           register clients and keys; suspend; list
 gateway token ...             sign a request token with a local client key
@@ -40,6 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.cli._audit import add_audit_commands
 from gateway.cli._clients import add_client_commands
 from gateway.cli._common import DEMO_ISSUER_PORT, print_json, settings_from_environment
+from gateway.cli._connectors import add_connector_commands
 from gateway.cli._identity import add_identity_commands
 from gateway.config import ConfigurationError, GatewaySettings
 
@@ -421,12 +425,18 @@ def _parser() -> argparse.ArgumentParser:
         help="also open each connector as serve does (read its secrets, a database's schema) "
         "and ask the source's health; GATEWAY_CONNECTOR_URLS applies",
     )
-    command(conns, "list", _connectors_list, "connectors recorded in the database")
+    command(
+        conns,
+        "list",
+        _connectors_list,
+        "connectors recorded in the database: status, version, organisation, pending versions",
+    )
     schema_of = command(
         conns, "schema", _connectors_schema, "write the JSON Schema of manifests, for editors"
     )
     schema_of.add_argument("--output", help="default: connectors/manifest.schema.json")
     schema_of.add_argument("--check", action="store_true", help="fail if the file is stale")
+    add_connector_commands(conns, command)
 
     catalogue = sub.add_parser("catalogue", help="the procedure catalogue").add_subparsers(
         dest="catalogue_command", required=True, metavar="COMMAND"

@@ -8,6 +8,7 @@ and connector names of its own.
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -356,6 +357,7 @@ async def test_a_manifest_that_cannot_be_registered_is_422_naming_the_field_and_
 ) -> None:
     org, name = f"VN/GOV/T{_tag()}", f"reg-{_tag()}"
     manifest = rest_manifest(name, registry.population_url)
+    change = dict(change)  # the parameters serve each backend
     fields = change.pop("fields", None)
     if fields is not None:
         manifest["entities"]["Citizen"]["fields"] = fields
@@ -483,7 +485,10 @@ async def test_a_dry_run_reports_an_unmapped_column_and_no_value_of_the_sample(
     assert report["fields"]["address"] == "ok"
     assert report["latencyMs"] >= 0
     for text in (ran.text, detail.text, orjson.dumps(await registry.admin_records(name)).decode()):
-        leaked = sorted(v for v in values if v in text)
+        # A value as a whole token: not a run of digits inside a timestamp or a hex id.
+        leaked = sorted(
+            v for v in values if re.search(rf"(?<![0-9A-Za-z]){re.escape(v)}(?![0-9A-Za-z])", text)
+        )
         assert leaked == [], leaked
     assert detail.json()["lastDryRun"]["entities"]["LandParcel"]["fields"]["areaM2"] == "unmapped"
     assert [r["action"] for r in await registry.admin_records(name)] == [
@@ -553,3 +558,54 @@ async def test_loopback_sources_are_refused_without_the_setting(gateway, sign_in
         assert answer.json()["detail"]["field"] == "base_url"
         assert "GATEWAY_CONNECTORS_ALLOW_LOOPBACK" in answer.json()["message"]
     assert history.status_code == 404
+
+
+async def test_the_command_line_registers_through_the_api_and_keeps_the_four_eyes(
+    registry: Registry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway.cli import main
+
+    org, name = f"VN/GOV/T{_tag()}", f"reg-{_tag()}"
+    manifest = rest_manifest(name, registry.population_url)
+    manifest["entities"]["Citizen"]["fields"] = {"fullName": "ho_ten"}
+    file = tmp_path / f"{name}.yaml"
+    file.write_text(yaml.safe_dump(manifest, allow_unicode=True), encoding="utf-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump({**manifest, "timeout_seconds": -1}), encoding="utf-8")
+    async with registry.client() as http:
+        await _authority(registry, http, org, ["Citizen.fullName"], ["127.0.0.1"])
+
+    def token(headers: dict[str, str]) -> str:
+        return headers["Authorization"].removeprefix("Bearer ")
+
+    admin = token(await registry.staff("agency_admin", org=org, sub="admin-a"))
+    same_person = token(await registry.staff("operator", sub="admin-a"))
+    platform = token(await registry.staff("operator", sub="platform-op"))
+    remote = ["--url", registry.url]
+    capsys.readouterr()
+
+    assert main(["connectors", "validate", str(file)]) == 0
+    assert capsys.readouterr().out.startswith(f"ok\t{name}\trest")
+    assert main(["connectors", "validate", str(broken)]) == 2
+    assert f"{broken}:" in capsys.readouterr().err
+
+    assert main(["connectors", "submit", str(file), *remote]) == 2  # no token
+    assert "GATEWAY_STAFF_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("GATEWAY_STAFF_TOKEN", admin)
+    assert main(["connectors", "submit", str(file), *remote]) == 0, capsys.readouterr().err
+    assert orjson.loads(capsys.readouterr().out)["version"] == 1
+    assert main(["connectors", "approve", name, "1", "--token", same_person, *remote]) == 1
+    assert "403 FORBIDDEN" in capsys.readouterr().err
+    assert main(["connectors", "approve", name, "1", "--token", platform, *remote]) == 0
+    capsys.readouterr()
+    assert main(["connectors", "history", name, *remote]) == 0
+    shown = orjson.loads(capsys.readouterr().out)
+    assert shown["activeVersion"] == 1
+    assert shown["versions"][0]["approvedBy"] == "platform-op"
+    assert main(["connectors", "rollback", name, "1", *remote]) == 0
+    assert orjson.loads(capsys.readouterr().out)["version"] == 2
+    assert main(["connectors", "disable", name, *remote]) == 0
+    assert orjson.loads(capsys.readouterr().out)["status"] == "disabled"
