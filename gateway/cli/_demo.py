@@ -123,6 +123,15 @@ class Demo:
             "civil": f"http://127.0.0.1:{self.civil_port}",
             "land": f"sqlite:///{self.land_database}",
         }
+        given = os.environ.get("GATEWAY_CONNECTORS_DIR")
+        if given:
+            # The folder given serves instead of the sandbox's manifests; the sandbox's
+            # addresses apply to those of its connectors the folder has.
+            from connectors import load_manifests
+
+            manifests = Path(given)
+            names = {m.name for m in load_manifests(manifests)}
+            urls = {name: url for name, url in urls.items() if name in names}
         return {
             **os.environ,
             "GATEWAY_ENVIRONMENT": "demo",
@@ -133,6 +142,9 @@ class Demo:
             "GATEWAY_CLIENT_KEYS_DIR": str(self.var / "client-keys"),
             "GATEWAY_CONNECTORS_DIR": str(manifests),
             "GATEWAY_CONNECTOR_URLS": orjson.dumps(urls).decode(),
+            # The sandbox agencies run on this machine: connectors registered through
+            # /admin may reach them.
+            "GATEWAY_CONNECTORS_ALLOW_LOOPBACK": "true",
             "GATEWAY_OIDC_ISSUER": self.issuer_url,
             "GATEWAY_QUERY_PAGE": "true",
             "GATEWAY_QUERY_EXAMPLE": query,
