@@ -110,11 +110,19 @@ def _kek_ring(state: GatewayState) -> KekRing:
 
 
 def _event(
-    request: Request, state: GatewayState, identity: Identity, name: str, secret: str, version: int
+    request: Request,
+    state: GatewayState,
+    identity: Identity,
+    name: str,
+    organisation: str | None,
+    secret: str,
+    version: int,
 ) -> Event:
+    """The `admin` record of a PUT: the connector, the secret's name and version, no value."""
     envelope: dict[str, Any] = {
         "action": ACTION,
         "connector": name,
+        "connectorOrg": organisation,
         "secret": secret,
         "secretVersion": version,
         "operator": pseudonym(state.pseudonym_key, identity.subject),
@@ -185,7 +193,8 @@ def secret_router() -> APIRouter:
         secret: Annotated[str, Path(max_length=64)],
     ) -> dict[str, Any]:
         _secret_name(secret)
-        _may_write(state, identity, await _organisation(state, name))
+        organisation = await _organisation(state, name)
+        _may_write(state, identity, organisation)
         try:
             ring = _kek_ring(state)
             ring.newest()
@@ -196,7 +205,8 @@ def secret_router() -> APIRouter:
             ) from None
 
         async def record(conn: AsyncConnection, version: int) -> None:
-            await insert_events(conn, [_event(request, state, identity, name, secret, version)])
+            event = _event(request, state, identity, name, organisation, secret, version)
+            await insert_events(conn, [event])
 
         try:
             version = await put_secret(
