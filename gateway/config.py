@@ -86,6 +86,14 @@ class GatewaySettings(BaseSettings):
     http_transport: Literal["aiohttp", "httpcore"] = Field(
         default="aiohttp", description="Transport of the client connectors call sources with."
     )
+    connectors_poll_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="Seconds between checks of the connectors in use, for a change to serve "
+        "without restart; default: 5, or 60 with Redis, whose message announces a change at "
+        "once (the check catches a message missed).",
+    )
 
     # The verifiable access log.
     log_origin: str | None = Field(

@@ -7,8 +7,10 @@ handlers with `app_state(request)`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
 import httpx
 from fastapi import Depends
@@ -25,7 +27,33 @@ from keys import KeyRing
 from policies import Catalogue
 from schema import Services
 
-__all__ = ["GatewayState", "State", "app_state"]
+__all__ = ["GatewayState", "LiveRegistry", "State", "app_state"]
+
+
+class LiveRegistry(Protocol):
+    """The connectors in use, replaced without restart (`gateway.web`'s `LiveConnectors`)."""
+
+    @property
+    def registry(self) -> ConnectorRegistry:
+        """The registry in use now."""
+        ...
+
+    @property
+    def versions(self) -> Mapping[str, int]:
+        """Each connector's version in the registry in use now, by name."""
+        ...
+
+    def hold(self) -> AbstractContextManager[Any]:
+        """Hold the registry in use for one request (`.registry`, `.versions`)."""
+        ...
+
+    def report(self) -> dict[str, Any]:
+        """The generation served, and the last one that could not be built (`failure`)."""
+        ...
+
+    async def reload(self, *, force: bool = True) -> bool:
+        """Serve the connectors the database has in use now; whether it swapped."""
+        ...
 
 
 @dataclass(slots=True)
@@ -36,7 +64,7 @@ class GatewayState:
     engine: AsyncEngine
     http: httpx.AsyncClient
     keyring: KeyRing
-    registry: ConnectorRegistry
+    live: LiveRegistry
     catalogue: Catalogue
     clients: ClientRegistry
     consents: ConsentStore
@@ -46,8 +74,17 @@ class GatewayState:
     identity: IdentityVerifier | None
     log: TransparencyLog
     pseudonym_key: bytes = field(repr=False)
-    connector_versions: dict[str, int] = field(default_factory=dict)
     redis: Redis | None = None
+
+    @property
+    def registry(self) -> ConnectorRegistry:
+        """The connectors in use now (a request holds its own: `live.hold()`)."""
+        return self.live.registry
+
+    @property
+    def connector_versions(self) -> Mapping[str, int]:
+        """Each connector's version in use now, by name."""
+        return self.live.versions
 
 
 def app_state(connection: HTTPConnection) -> GatewayState:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -236,6 +236,8 @@ class RequestContext:
     """Per subject, the top-level paths (`Citizen.fullName`) a source answered."""
     evidence: Evidence = field(default_factory=Evidence, repr=False)
     """What sources gave as evidence of this request's calls, for its access record."""
+    versions: Mapping[str, int] = field(default_factory=dict)
+    """Each connector's version in the registry serving the request, by name."""
 
     def __post_init__(self) -> None:
         # Every call made for the request hands its evidence to this request's record.
@@ -254,6 +256,10 @@ class RequestContext:
             loader = self.loaders[key] = BatchLoader(connector, kind, self.fetch, by=by)
         return loader
 
+    def source_versions(self) -> dict[str, int]:
+        """The version of each source that answered, by name (for the access record)."""
+        return {s: self.versions[s] for s in sorted(self.sources) if s in self.versions}
+
     @property
     def source_calls(self) -> int:
         """How many batches this request sent to sources so far."""
@@ -270,8 +276,12 @@ class RequestContext:
     ) -> None:
         """Record where the value at response `path` came from and why it was released."""
         self.sources.add(source)
-        entry: dict[str, Any] = {
-            "source": source,
+        entry: dict[str, Any] = {"source": source}
+        version = self.versions.get(source)
+        if version is not None:
+            # Which mapping of the source produced the value.
+            entry["version"] = version
+        entry |= {
             "retrievedAt": format_instant(retrieved_at),
             "basis": allowed.basis,
         }

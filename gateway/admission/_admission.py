@@ -293,6 +293,10 @@ class Admission:
             "fieldsServed": sum(len(paths) for paths in served.values()),
             "papersAvoided": self._papers_avoided(purpose.procedure, served),
         }
+        versions = ctx.source_versions()
+        if versions:
+            # Which connector version (which mapping) produced what the answer carries.
+            envelope["sourceVersions"] = versions
         leaf = await self._recorder.record(
             Event(
                 type="access",

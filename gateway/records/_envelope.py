@@ -48,7 +48,8 @@ ENVELOPE_VERSION: Final = 3
 `consent`), and a forget record holds a count and a salted digest of the records it
 made unreadable (`records`, `recordsDigest`) instead of their ids (`events`).
 Later in 3, a record of outcome `undelivered` marks another as not delivered
-(`undelivered`: its id); no field of an earlier record changes."""
+(`undelivered`: its id), and an access names the version of each source that
+answered (`sourceVersions`); no field of an earlier record changes."""
 
 
 class DecisionEntry(TypedDict):
@@ -81,6 +82,8 @@ class EnvelopeBody(TypedDict, total=False):
     """Later in 3, optional: the request reuses a token the gateway answered 503 (once)."""
     decisions: list[DecisionEntry]
     sources: list[str]
+    sourceVersions: dict[str, int]
+    """Later in 3, optional: each source's connector version (which mapping answered)."""
     sourceCalls: int
     actions: list[dict[str, Any]]
     status: int

@@ -275,38 +275,42 @@ class GraphQLEndpoint:
         admitted = await state.admission.admit(
             request_id, request.headers.get("authorization"), raw
         )
-        ctx = RequestContext(
-            registry=state.registry,
-            fetch=_until(admitted.fetch, getattr(request.state, "deadline", None)),
-            max_batch=self._max_batch,
-            access=admitted.access,
-            services=state.services,
-        )
-        recording: list[bool] = []
-        try:
-            return await self._answer(
-                request,
-                state,
-                admitted,
-                ctx,
-                query,
-                variables,
-                operation,
-                media,
-                allowed,
-                recording,
+        # The connectors in use now serve the whole request, even if others replace
+        # them meanwhile: they are closed only once no request holds them.
+        with state.live.hold() as served:
+            ctx = RequestContext(
+                registry=served.registry,
+                fetch=_until(admitted.fetch, getattr(request.state, "deadline", None)),
+                max_batch=self._max_batch,
+                access=admitted.access,
+                services=state.services,
+                versions=served.versions,
             )
-        except asyncio.CancelledError:
-            # The request's deadline passed (or its client left) after admission: the
-            # answer is 503 and nothing was served; its token may come once more.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    state.admission.deadline_passed(
-                        request_id, admitted, recording=bool(recording)
-                    ),
-                    _AFTER_DEADLINE,
+            recording: list[bool] = []
+            try:
+                return await self._answer(
+                    request,
+                    state,
+                    admitted,
+                    ctx,
+                    query,
+                    variables,
+                    operation,
+                    media,
+                    allowed,
+                    recording,
                 )
-            raise
+            except asyncio.CancelledError:
+                # The request's deadline passed (or its client left) after admission: the
+                # answer is 503 and nothing was served; its token may come once more.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        state.admission.deadline_passed(
+                            request_id, admitted, recording=bool(recording)
+                        ),
+                        _AFTER_DEADLINE,
+                    )
+                raise
 
     async def _answer(
         self,

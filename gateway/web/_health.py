@@ -82,18 +82,21 @@ async def _redis(state: GatewayState) -> dict[str, Any] | None:
 
 
 async def _connectors(state: GatewayState) -> dict[str, Any]:
-    try:
-        async with asyncio.timeout(_CHECK_TIMEOUT):
-            health = await state.registry.health()
-    except TimeoutError:
-        return {name: {"ok": False, "detail": "timeout"} for name in state.registry.manifests}
-    breakers = state.registry.breakers()
+    # Held: a registry replaced meanwhile is not closed under the check.
+    with state.live.hold() as served:
+        registry, versions = served.registry, served.versions
+        try:
+            async with asyncio.timeout(_CHECK_TIMEOUT):
+                health = await registry.health()
+        except TimeoutError:
+            return {name: {"ok": False, "detail": "timeout"} for name in registry.manifests}
+        breakers = registry.breakers()
     return {
         name: {
             "ok": h.ok and breakers.get(name) != "open",
             "detail": h.detail,
             "latencyMs": h.latency_ms,
-            "version": state.connector_versions.get(name),
+            "version": versions.get(name),
             "breaker": breakers.get(name),
         }
         for name, h in health.items()
@@ -127,6 +130,8 @@ async def _readiness(state: GatewayState) -> tuple[bool, dict[str, Any]]:
         _database(state), _redis(state), _connectors(state), _access_log(state)
     )
     keys = {p: bool(state.keyring.verifying(p)) for p in PURPOSES}
+    # Connectors approved but not served: the ones before them still are.
+    live = state.live.report()
     ready = database["ok"] and all(keys.values()) and (redis is None or redis["ok"])
     body = {
         "status": "ready" if ready else "not_ready",
@@ -134,9 +139,11 @@ async def _readiness(state: GatewayState) -> tuple[bool, dict[str, Any]]:
         "redis": redis,
         "keys": keys,
         "connectors": connectors,
+        "connectorsLive": live,
         "log": access_log,
         "degraded": [name for name, c in connectors.items() if not c["ok"]]
-        + ([] if access_log["ok"] else ["log"]),
+        + ([] if access_log["ok"] else ["log"])
+        + ([] if live["failure"] is None else ["connectorsLive"]),
     }
     if not ready:
         log.warning("not_ready", database=database["ok"], keys=keys)

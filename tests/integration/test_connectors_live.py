@@ -1,0 +1,222 @@
+"""A connector made active while replicas serve is served by every one, without restart.
+
+An approval writes the version into the database with a new generation and announces
+it on Redis; the replicas rebuild their registry from the database. Provenance and
+the access record name the version that served each answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from redis.asyncio import Redis
+
+import sandbox
+from connectors import load_manifest
+from gateway.storage import (
+    API_ORIGIN,
+    bump_generation,
+    connectors,
+    create_engine,
+    events,
+    manifest_digest,
+    notify_connectors_changed,
+)
+
+MANIFESTS = Path(sandbox.__file__).parent / "manifests"
+
+# PostgreSQL only: replicas share one database; each test records manifests of its own.
+pytestmark = [
+    pytest.mark.parametrize("backend", ["postgresql"], indirect=True),
+    pytest.mark.own_database,
+]
+
+DOCUMENTS = "query($h: String!) { documents(holder: $h) { documentId kind } }"
+CITIZEN = "query($p: String!) { citizen(personalId: $p) { fullName } }"
+GUARD = 30.0
+"""Only against hangs: a change is served well within it."""
+
+
+def _without(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for path in MANIFESTS.iterdir():
+        if path.suffix == ".yaml" and path.stem != name:
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
+def _manifest(name: str, url: str | None = None, **changes: Any) -> dict[str, Any]:
+    manifest = load_manifest(MANIFESTS / f"{name}.yaml")
+    if url is not None:
+        manifest = manifest.with_endpoint(url)
+    data: dict[str, Any] = manifest.model_dump(mode="json", by_alias=True)
+    data.update(changes)
+    return data
+
+
+async def _activate(
+    database_url: str, data: dict[str, Any], *, version: int, redis_url: str | None = None
+) -> int:
+    """Make `data` the connector's active version, as an approval does; the generation."""
+    engine = create_engine(database_url)
+    now = datetime.datetime.now(datetime.UTC)
+    values = {
+        "kind": data["kind"],
+        "title": data.get("title", ""),
+        "agency": data.get("agency", ""),
+        "version": version,
+        "manifest": data,
+        "manifest_sha256": manifest_digest(data),
+        "origin": API_ORIGIN,
+        "organisation": "VN/GOV/BTP",
+        "status": "active",
+        "updated_at": now,
+    }
+    try:
+        async with engine.begin() as conn:
+            found = await conn.scalar(
+                sa.select(connectors.c.name).where(connectors.c.name == data["name"])
+            )
+            if found is None:
+                await conn.execute(
+                    connectors.insert().values(name=data["name"], registered_at=now, **values)
+                )
+            else:
+                await conn.execute(
+                    connectors.update().where(connectors.c.name == data["name"]).values(**values)
+                )
+            generation = await bump_generation(conn)
+    finally:
+        await engine.dispose()
+    redis = None if redis_url is None else Redis.from_url(redis_url)
+    try:
+        await notify_connectors_changed(redis, generation)
+    finally:
+        if redis is not None:
+            await redis.aclose()
+    return generation
+
+
+async def _envelope(gateway: Any, request_id: str) -> dict[str, Any]:
+    engine = create_engine(gateway.settings.database_url.get_secret_value())
+    try:
+        async with engine.connect() as conn:
+            value = await conn.scalar(
+                sa.select(events.c.envelope).where(events.c.request_id == request_id)
+            )
+    finally:
+        await engine.dispose()
+    assert isinstance(value, dict)
+    return value
+
+
+async def _documents(gateway: Any, person: str) -> tuple[dict[str, Any], str]:
+    response = await gateway.post(DOCUMENTS, {"h": person})
+    assert response.status_code == 200, response.text
+    return response.json(), response.headers["x-request-id"]
+
+
+def _civil(body: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The documents of the answer the civil-status registry served, with their index."""
+    provenance = body.get("extensions", {}).get("provenance", {})
+    return [
+        (i, provenance[f"documents.{i}.documentId"])
+        for i, _ in enumerate((body.get("data") or {}).get("documents") or [])
+        if provenance.get(f"documents.{i}.documentId", {}).get("source") == "civil"
+    ]
+
+
+async def test_a_connector_approved_at_one_replica_is_served_by_the_other(
+    gateway_factory, redis_url, civil_url, dataset, tmp_path
+) -> None:
+    options = {
+        "redis_url": redis_url,
+        "connectors_dir": _without(tmp_path, "civil"),
+        "connector_urls": {"civil": None},
+    }
+    first = gateway_factory.start(**options)
+    second = gateway_factory.start(**options)
+    person = dataset.sample.citizens[0]
+    before, _ = await _documents(second, person)
+    assert _civil(before) == []
+    assert "BIRTH_CERTIFICATE" not in {
+        d["kind"] for d in before.get("data", {}).get("documents") or []
+    }
+
+    # Approved through the first: written with a new generation, announced on Redis.
+    # The replicas check the database only every 60 s with Redis: the message is what
+    # makes the second serve it within the guard.
+    await _activate(
+        first.settings.database_url.get_secret_value(),
+        _manifest("civil", civil_url),
+        version=3,
+        redis_url=redis_url,
+    )
+    async with asyncio.timeout(GUARD):
+        while True:
+            body, request_id = await _documents(second, person)
+            if _civil(body):
+                break
+            await asyncio.sleep(0.1)
+    kinds = {d["kind"] for d in body["data"]["documents"]}
+    assert "BIRTH_CERTIFICATE" in kinds
+    for _, provenance in _civil(body):
+        assert provenance["version"] == 3
+    envelope = await _envelope(second, request_id)
+    assert "civil" in envelope["sources"]
+    assert envelope["sourceVersions"]["civil"] == 3
+    assert set(envelope["sourceVersions"]) == set(envelope["sources"])
+    # The first serves it too, and the log still verifies with the new field in it.
+    served, _ = await _documents(first, person)
+    assert [p["version"] for _, p in _civil(served)] == [3] * len(_civil(served))
+    assert _civil(served)
+    report = await second.audit()
+    assert report.ok, report.problem
+
+
+async def test_without_redis_a_new_version_is_polled_and_one_that_fails_keeps_the_old(
+    gateway_factory, dataset, sign_in
+) -> None:
+    gateway = gateway_factory.start(connectors_poll_seconds=0.2)
+    database = gateway.settings.database_url.get_secret_value()
+    person = dataset.sample.citizens[0]
+    first = await gateway.query(CITIZEN, p=person)
+    assert first["extensions"]["provenance"]["citizen.fullName"]["version"] == 1
+
+    population = gateway.settings.connector_urls["population"]
+    await _activate(database, _manifest("population", population), version=2)
+    async with asyncio.timeout(GUARD):
+        while True:
+            body = await gateway.query(CITIZEN, p=person)
+            if body["extensions"]["provenance"]["citizen.fullName"]["version"] == 2:
+                break
+            await asyncio.sleep(0.1)
+    assert body["data"]["citizen"]["fullName"] == first["data"]["citizen"]["fullName"]
+
+    # A version that does not build (a field the schema lacks): the one before serves on.
+    broken = _manifest("population", population)
+    broken["entities"]["Citizen"]["fields"]["shoeSize"] = "co_giay"
+    generation = await _activate(database, broken, version=3)
+    operator = await sign_in.staff("operator")
+    async with asyncio.timeout(GUARD), gateway.client(auth=None) as http:
+        while True:
+            ready = (await http.get("/admin/readiness", headers=operator)).json()
+            if ready["connectorsLive"]["failure"] is not None:
+                break
+            await asyncio.sleep(0.1)
+    failure = ready["connectorsLive"]["failure"]
+    assert failure["connector"] == "population"
+    assert failure["generation"] == generation
+    assert "shoeSize" in failure["error"]
+    assert "connectorsLive" in ready["degraded"]
+    assert ready["connectors"]["population"]["version"] == 2
+    still = await gateway.query(CITIZEN, p=person)
+    assert still["extensions"]["provenance"]["citizen.fullName"]["version"] == 2
+    assert still["data"]["citizen"]["fullName"] == first["data"]["citizen"]["fullName"]
