@@ -34,7 +34,7 @@ from gateway.storage import (
     events,
     manifest_digest,
 )
-from keys import KekRing
+from keys import KekRing, KeyRing, load_secret
 
 VALUE = "stored-KEY-" + "7Qz9xW2"
 ORG = "VN/GOV/TEST"
@@ -270,7 +270,7 @@ async def test_production_refuses_stored_secrets_without_a_kek(
     gateway_factory: Any, migrated: str, tmp_path: Path, source: tuple[Source, str]
 ) -> None:
     from gateway.config import ConfigurationError, GatewaySettings
-    from gateway.web import create_app
+    from gateway.web import create_app, preflight
 
     folder = tmp_path / "manifests"
     folder.mkdir()
@@ -292,3 +292,10 @@ async def test_production_refuses_stored_secrets_without_a_kek(
             pass
     assert "vault" in str(caught.value)
     assert "gateway keys generate" in str(caught.value)
+    # `gateway serve` says so before listening, once the other keys are there.
+    KeyRing.ensure(settings.keys_dir)
+    load_secret(settings.keys_dir, "pseudonyms", create=True)
+    with pytest.raises(ConfigurationError, match="no key-encryption key"):
+        await preflight(settings)
+    KekRing.generate(settings.keys_dir)
+    await preflight(settings)
