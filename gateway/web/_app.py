@@ -17,9 +17,11 @@ from starlette.staticfiles import StaticFiles
 
 from connectors import (
     LocalLimits,
+    ManifestBase,
     RedisLimits,
     SourceLimits,
-    build_registry,
+    check_kind,
+    check_manifest,
     connector_kinds,
     source_client,
 )
@@ -51,7 +53,6 @@ from gateway.storage import (
     create_sequencer_engine,
     record_connectors,
     require_head,
-    stored_secrets,
 )
 from gateway.web._admin_routes import admin_router
 from gateway.web._audit_routes import audit_router
@@ -60,6 +61,7 @@ from gateway.web._connector_routes import connector_router
 from gateway.web._demo_tokens import DEMO_SECRET_MIN_LENGTH, demo_token_router
 from gateway.web._graphql import GraphQLEndpoint, error_headers, error_response
 from gateway.web._health import health_routes, readiness_router
+from gateway.web._live_connectors import LiveConnectors
 from gateway.web._log_routes import log_router
 from gateway.web._middleware import RequestIdMiddleware
 from gateway.web._query_page import STATIC_DIR, QueryPage
@@ -85,6 +87,14 @@ def _limits(settings: GatewaySettings) -> SchemaLimits:
         parser_cache_size=settings.parser_cache_size,
         introspection=settings.introspection,
     )
+
+
+def _check_files(manifests: list[ManifestBase]) -> None:
+    """Raise `ManifestError` for a manifest file the registry could not build."""
+    canonical, kinds = canonical_fields(), connector_kinds()
+    for manifest in manifests:
+        check_kind(manifest, kinds)
+        check_manifest(manifest, canonical)
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -121,20 +131,22 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 stack.push_async_callback(redis.aclose)
             # The sources' rate limits: shared by every replica through Redis.
             rate_limits: SourceLimits = LocalLimits() if redis is None else RedisLimits(redis)
-            registry = build_registry(
-                manifests,
-                http=http,
-                canonical=canonical_fields(),
-                url_overrides=settings.connector_urls,
-                reserved=[settings.database_url.get_secret_value()],
-                rate_limits=rate_limits,
-                stored_secrets=await stored_secrets(engine, settings.keys_dir),
-            )
-            stack.push_async_callback(registry.aclose)
-            # A database's schema is read and checked against its manifest here.
-            await registry.open()
+            # Files that cannot build are not recorded: replicas would try them.
+            _check_files(manifests)
             origin = str(settings.connectors_dir) if settings.connectors_dir else "none"
-            versions = await record_connectors(engine, manifests, origin=origin)
+            await record_connectors(engine, manifests, origin=origin)
+            # The connectors in use are the database's (files and the admin API's), and
+            # change while serving. A database's schema is read and checked here.
+            live = LiveConnectors.for_gateway(
+                settings,
+                engine=engine,
+                http=http,
+                redis=redis,
+                rate_limits=rate_limits,
+                files=manifests,
+            )
+            stack.push_async_callback(live.aclose)
+            await live.start()
             replay: ReplayCache
             limiter: RateLimiter
             if redis is not None:
@@ -204,7 +216,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 engine=engine,
                 http=http,
                 keyring=keyring,
-                registry=registry,
+                live=live,
                 catalogue=catalogue,
                 clients=clients,
                 consents=consents,
@@ -214,14 +226,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 identity=IdentityVerifier.from_settings(settings, http),
                 log=access_log,
                 pseudonym_key=pseudonym_key,
-                connector_versions=versions,
                 redis=redis,
             )
             log.info(
                 "gateway_started",
                 environment=settings.environment,
                 database=engine.dialect.name,
-                connectors=sorted(versions),
+                connectors=sorted(live.versions),
                 policy_version=catalogue.version,
             )
             yield
@@ -319,7 +330,8 @@ def create_app_from_environment() -> FastAPI:
 async def preflight(settings: GatewaySettings) -> None:
     """Check, before listening, what start-up would fail on, to report it plainly.
 
-    Raises `ManifestError`, `CatalogueError`, `DatabaseNotReady` or `KeyRingError`.
+    Raises `ManifestError`, `CatalogueError`, `DatabaseNotReady`, `KeyRingError` or
+    `ConfigurationError`.
     """
     from connectors import check_kind, check_manifest
 
@@ -332,6 +344,7 @@ async def preflight(settings: GatewaySettings) -> None:
     if settings.environment == "production":
         load_keys(settings)
         load_pseudonym_key(settings)
+        require_kek(settings, load_manifests_of(settings))
     engine = create_engine(settings.database_url.get_secret_value())
     try:
         await require_head(engine)
