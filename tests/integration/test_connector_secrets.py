@@ -299,3 +299,41 @@ async def test_production_refuses_stored_secrets_without_a_kek(
         await preflight(settings)
     KekRing.generate(settings.keys_dir)
     await preflight(settings)
+
+
+@pytest.mark.own_database
+async def test_a_new_version_of_the_secret_is_used_at_once(
+    gateway_factory: Any, sign_in: Any, source: tuple[Source, str], dataset: Any, tmp_path: Path
+) -> None:
+    recorder, url = source
+    org, name = f"VN/GOV/S{uuid.uuid4().hex[:6].upper()}", _name()
+    # No other connector serves citizens: the registered one answers.
+    others = dict.fromkeys(("population", "business", "insurance", "civil", "land"))
+    gateway = gateway_factory.start(
+        connectors_allow_loopback=True, connectors_dir=tmp_path, connector_urls=others
+    )
+    platform = await sign_in.staff("operator", org=gateway.settings.platform_organisation)
+    admin = await sign_in.staff("agency_admin", org=org, sub="agency-admin-2")
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=15.0) as http:
+        authority = await http.put(
+            f"/admin/authority/{org}",
+            json={"fields": ["Citizen.personalId", "Citizen.fullName"], "endpoints": ["127.0.0.1"]},
+            headers=platform,
+        )
+        assert authority.status_code == 200, authority.text
+        manifest = {**_manifest(name, url), "agency": org}
+        submitted = await http.post("/admin/connectors", json={"manifest": manifest}, headers=admin)
+        assert submitted.status_code == 201, submitted.text
+        # Stored while the version waits for approval, then served once approved.
+        assert (await _put(gateway.url, name, admin)).status_code == 201
+        approved = await http.post(f"/admin/connectors/{name}/versions/1/approve", headers=platform)
+        assert approved.status_code == 200, approved.text
+    first, second = dataset.sample.citizens[:2]
+    body = await gateway.query(f'{{ citizen(personalId: "{first}") {{ fullName }} }}')
+    assert body["data"]["citizen"]["fullName"] == "Nguyễn Văn Bí Mật", body
+    assert recorder.keys == [VALUE]
+    # A PUT makes a new version, and this gateway sends it from the next read on.
+    assert (await _put(gateway.url, name, admin, value=VALUE + "-2")).status_code == 201
+    body = await gateway.query(f'{{ citizen(personalId: "{second}") {{ fullName }} }}')
+    assert body["data"]["citizen"]["fullName"] == "Nguyễn Văn Bí Mật", body
+    assert recorder.keys == [VALUE, VALUE + "-2"]
