@@ -41,6 +41,8 @@ DOCUMENTS = "query($h: String!) { documents(holder: $h) { documentId kind } }"
 CITIZEN = "query($p: String!) { citizen(personalId: $p) { fullName } }"
 GUARD = 30.0
 """Only against hangs: a change is served well within it."""
+UNLIMITED = {"rate_limit_client": 100_000, "rate_limit_officer": 100_000}
+"""The tests ask again and again until the change is served."""
 
 
 def _without(tmp_path: Path, name: str) -> Path:
@@ -137,6 +139,7 @@ async def test_a_connector_approved_at_one_replica_is_served_by_the_other(
     gateway_factory, redis_url, civil_url, dataset, tmp_path
 ) -> None:
     options = {
+        **UNLIMITED,
         "redis_url": redis_url,
         "connectors_dir": _without(tmp_path, "civil"),
         "connector_urls": {"civil": None},
@@ -184,7 +187,7 @@ async def test_a_connector_approved_at_one_replica_is_served_by_the_other(
 async def test_without_redis_a_new_version_is_polled_and_one_that_fails_keeps_the_old(
     gateway_factory, dataset, sign_in
 ) -> None:
-    gateway = gateway_factory.start(connectors_poll_seconds=0.2)
+    gateway = gateway_factory.start(connectors_poll_seconds=0.2, **UNLIMITED)
     database = gateway.settings.database_url.get_secret_value()
     person = dataset.sample.citizens[0]
     first = await gateway.query(CITIZEN, p=person)
