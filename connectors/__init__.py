@@ -46,7 +46,7 @@ from connectors._registry import (
     connector_kinds,
 )
 from connectors._rest import RestConnector
-from connectors._secrets import Secret, SecretUnavailable, resolve_secret
+from connectors._secrets import Secret, SecretUnavailable, resolve_secret, stored_refs
 from connectors._sql import SqlConnector
 from connectors._xroad import XroadConnector
 from connectors.base import (
@@ -109,4 +109,5 @@ __all__ = [
     "purpose_headers",
     "resolve_secret",
     "source_client",
+    "stored_refs",
 ]

@@ -268,20 +268,28 @@ def _connectors_check(args: argparse.Namespace) -> int:
         check_kind(manifest, installed)
     if args.connect:
         settings = settings_from_environment()
-        return asyncio.run(
-            _connect(manifests, settings.connector_urls, settings.database_url.get_secret_value())
-        )
+        return asyncio.run(_connect(manifests, settings))
     for manifest in manifests:
         kinds = ", ".join(manifest.entities)
         sys.stdout.write(f"ok\t{manifest.name}\t{manifest.kind}\t{kinds}\n")
     return 0
 
 
-async def _connect(manifests: Sequence[Any], urls: dict[str, str], own: str) -> int:
+async def _connect(manifests: Sequence[Any], settings: GatewaySettings) -> int:
     """Open each connector as `serve` does (secrets, schema) and ask its health."""
-    from connectors import ManifestError, build_registry, source_client
+    from connectors import ManifestError, build_registry, source_client, stored_refs
+    from gateway.storage import create_engine, stored_secrets
     from schema import canonical_fields
 
+    urls, own = settings.connector_urls, settings.database_url.get_secret_value()
+    stored: dict[tuple[str, str], str] = {}
+    if any(stored_refs(m) for m in manifests):
+        # Secrets stored through the API are in the gateway's database, opened with its KEKs.
+        engine = create_engine(own)
+        try:
+            stored = await stored_secrets(engine, settings.keys_dir)
+        finally:
+            await engine.dispose()
     failed = 0
     async with source_client("httpcore") as http:
         for manifest in manifests:
@@ -292,6 +300,7 @@ async def _connect(manifests: Sequence[Any], urls: dict[str, str], own: str) -> 
                     canonical=canonical_fields(),
                     url_overrides={k: v for k, v in urls.items() if k == manifest.name},
                     reserved=[own],
+                    stored_secrets=stored,
                 )
                 try:
                     await registry.open()

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from connectors import ManifestBase, SecretRef
+from connectors import ManifestBase, SecretRef, stored_refs
 from gateway.admission import Identity
 from gateway.config import ConfigurationError, GatewaySettings
 from gateway.errors import (
@@ -150,18 +150,6 @@ async def _reload(state: GatewayState) -> None:
         log.warning("connectors_reload_failed_after_secret", error=type(exc).__name__)
 
 
-def _names_stored(value: Any) -> bool:
-    """Whether a manifest (as JSON) names a `stored:` secret anywhere."""
-    if isinstance(value, dict):
-        ref = value.get("ref")
-        if isinstance(ref, str) and ref.startswith("stored:"):
-            return True
-        return any(_names_stored(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_names_stored(v) for v in value)
-    return False
-
-
 def require_kek(settings: GatewaySettings, manifests: Sequence[ManifestBase]) -> None:
     """In production, refuse manifests naming `stored:` secrets when no KEK can open them.
 
@@ -170,7 +158,7 @@ def require_kek(settings: GatewaySettings, manifests: Sequence[ManifestBase]) ->
     """
     if settings.environment != "production":
         return
-    named = [m.name for m in manifests if _names_stored(m.model_dump(mode="json"))]
+    named = [m.name for m in manifests if stored_refs(m)]
     if named and not KekRing.load(settings.keys_dir):
         raise ConfigurationError(
             f"connectors {', '.join(sorted(named))} name stored secrets (stored:NAME) and "

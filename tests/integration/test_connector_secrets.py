@@ -103,8 +103,14 @@ class Source:
         key = request.path_params["key"]
         return JSONResponse({"id": key, "name": "Nguyễn Văn Bí Mật"})
 
+    async def health(self, request: Request) -> JSONResponse:
+        known = request.headers.get("x-api-key", "").startswith(VALUE)
+        return JSONResponse({"ok": known}, status_code=200 if known else 401)
+
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/citizens/{key}", self.citizen)])
+        return Starlette(
+            routes=[Route("/v1/citizens/{key}", self.citizen), Route("/healthz", self.health)]
+        )
 
 
 @pytest.fixture
@@ -203,14 +209,15 @@ async def test_an_unknown_connector_or_a_bad_name_is_refused(
         assert VALUE not in bad.text + empty.text + plain.text
 
 
-def _rotate(settings: Any, *extra: str) -> subprocess.CompletedProcess[str]:
+def _gateway(settings: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """`gateway ARGS` with the database and keys of `settings`."""
     env = {
         **os.environ,
         "GATEWAY_DATABASE_URL": settings.database_url.get_secret_value(),
         "GATEWAY_KEYS_DIR": str(settings.keys_dir),
     }
     return subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", "rotate-kek", *extra],
+        [sys.executable, "-m", "gateway", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -253,7 +260,16 @@ async def test_the_stored_secret_is_sent_to_the_source_and_survives_rotation(
     assert recorder.keys == [VALUE]
     keys_dir = first.settings.keys_dir
     [old] = KekRing.load(keys_dir).ids
-    rotated = await asyncio.to_thread(_rotate, first.settings, "--retire-old")
+    # `connectors check --connect` opens it as serve does: with the stored secret.
+    checked = await asyncio.to_thread(
+        _gateway, first.settings, "connectors", "check", str(folder), "--connect"
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.startswith(f"ok\t{name}\trest")
+    assert VALUE not in checked.stdout + checked.stderr
+    rotated = await asyncio.to_thread(
+        _gateway, first.settings, "keys", "rotate-kek", "--retire-old"
+    )
     assert rotated.returncode == 0, rotated.stderr
     assert "rewrapped\t1" in rotated.stdout
     assert f"{old}\tretired" in rotated.stdout
