@@ -197,6 +197,8 @@ async def test_an_unknown_connector_or_a_bad_name_is_refused(
     unknown = await _put(gateway.url, _name(), admin)
     assert unknown.status_code == 404, unknown.text
     assert unknown.json()["code"] == "NOT_FOUND"
+    # A connector from the connectors folder is the platform's: no agency stores its secrets.
+    assert (await _put(gateway.url, "population", admin)).status_code == 403
     name = _name()
     await _submit(migrated, name, source[1])
     async with httpx.AsyncClient(base_url=gateway.url, headers=admin) as http:
