@@ -14,8 +14,10 @@ a database lacking what it names), the old one keeps serving and the failure, wi
 the connector it concerns, is logged and shown in `/admin/readiness`. A request holds
 the registry it started with to its end (`hold()`); a registry replaced is closed
 when the last request holding it ends. Every connector is built afresh at a change,
-those that did not change too: their breakers and clients start anew, which is
-simpler and safe, as nothing of one registry is shared with the next.
+those that did not change too: their breakers start closed, which is simpler and
+safe, as no connector is shared by two registries. Only a source's rate limit carries
+over (`KeptLimits`), so that a rebuild never lets more calls through than the agency
+allows.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from connectors import (
     ConnectorRegistry,
     ManifestBase,
     ManifestError,
+    SourceLimiter,
     SourceLimits,
     build_registry,
     connector_kinds,
@@ -59,6 +62,7 @@ __all__ = [
     "BuildFailure",
     "ConnectorStore",
     "DatabaseStore",
+    "KeptLimits",
     "LiveConnectors",
     "Served",
 ]
@@ -238,6 +242,25 @@ def _quietly(registry: ConnectorRegistry) -> Any:
     return close()
 
 
+class KeptLimits:
+    """A connector's limiter kept from one registry to the next while its `rate_limit`
+    stays: a rebuild neither gives the source a fresh burst nor, while requests finish
+    on the old registry, a second allowance beside the first."""
+
+    def __init__(self, limits: SourceLimits) -> None:
+        self._limits = limits
+        self._kept: dict[str, tuple[Any, SourceLimiter | None]] = {}
+
+    def limiter(self, manifest: ManifestBase) -> SourceLimiter | None:
+        """See `SourceLimits.limiter`."""
+        kept = self._kept.get(manifest.name)
+        if kept is not None and kept[0] == manifest.rate_limit:
+            return kept[1]
+        limiter = self._limits.limiter(manifest)
+        self._kept[manifest.name] = (manifest.rate_limit, limiter)
+        return limiter
+
+
 class LiveConnectors:
     """The registry in use, swapped for a new one when the connectors in use change.
 
@@ -280,6 +303,7 @@ class LiveConnectors:
     ) -> LiveConnectors:
         """The gateway's: the database's connectors, built as `settings` say."""
         by_name = {m.name: m for m in files}
+        kept = None if rate_limits is None else KeptLimits(rate_limits)
         live = cls(
             DatabaseStore(engine),
             lambda active: _build(
@@ -287,7 +311,7 @@ class LiveConnectors:
                 settings=settings,
                 engine=engine,
                 http=http,
-                rate_limits=rate_limits,
+                rate_limits=kept,
                 files=by_name,
                 strict=live._served is None,
             ),

@@ -13,11 +13,19 @@ import httpx
 import pytest
 
 import sandbox
-from connectors import ConnectorRegistry, FetchContext, ManifestError, load_manifest
+from connectors import (
+    ConnectorRegistry,
+    FetchContext,
+    LocalLimits,
+    ManifestError,
+    load_manifest,
+    parse_manifest,
+)
 from gateway.config import GatewaySettings
 from gateway.web._live_connectors import (
     ActiveManifest,
     ConnectorFailed,
+    KeptLimits,
     LiveConnectors,
     _build,
 )
@@ -438,3 +446,20 @@ async def test_secrets_that_cannot_be_opened_keep_the_registry_in_use(
             assert "key-encryption key" in failure["error"]
         finally:
             await live.aclose()
+
+
+def test_a_sources_limiter_is_kept_across_rebuilds_while_its_rate_limit_stays() -> None:
+    kept = KeptLimits(LocalLimits())
+    data = _entry(MANIFESTS / "population.yaml").manifest
+
+    def manifest(**changes: Any) -> Any:
+        return parse_manifest({**data, **changes})
+
+    first = kept.limiter(manifest(rate_limit={"per_second": 5}))
+    assert first is not None
+    # Another registry's connector of the same source spends the same permits.
+    assert kept.limiter(manifest(rate_limit={"per_second": 5}, title="v2")) is first
+    changed = kept.limiter(manifest(rate_limit={"per_second": 9}))
+    assert changed is not None
+    assert changed is not first
+    assert kept.limiter(manifest()) is None
