@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 
 import httpx
 import structlog
+from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -71,6 +72,14 @@ log = structlog.get_logger(__name__)
 
 POLL_WITHOUT_REDIS: Final = 5.0
 POLL_WITH_REDIS: Final = 60.0
+GENERATION = Gauge(
+    "gateway_connectors_generation", "Generation of the connectors this process serves."
+)
+RELOADS = Counter(
+    "gateway_connectors_reloads_total",
+    "Registries built from a change of the connectors in use, by outcome (served, failed).",
+    ["outcome"],
+)
 _REDIS_RETRY: Final = 5.0
 """Seconds before listening again after Redis failed (polling goes on meanwhile)."""
 
@@ -379,6 +388,7 @@ class LiveConnectors:
             except ConnectorFailed as exc:
                 if served is None:
                     raise
+                RELOADS.labels("failed").inc()
                 self.failure = BuildFailure(
                     generation,
                     exc.connector,
@@ -395,6 +405,9 @@ class LiveConnectors:
                 return False
             self._served = Served(registry, {a.name: a.version for a in active}, generation)
             self.failure = None
+            GENERATION.set(generation)
+            if served is not None:
+                RELOADS.labels("served").inc()
             if served is not None:
                 served.retired = True
                 if served.holders == 0:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 import sandbox
 from connectors import (
@@ -179,11 +180,19 @@ async def test_a_generation_that_fails_to_build_leaves_the_old_one_serving() -> 
     live = await _started(store, builder)
     try:
         first = builder.built[0]
+        failed = (
+            REGISTRY.get_sample_value("gateway_connectors_reloads_total", {"outcome": "failed"})
+            or 0.0
+        )
         builder.broken.add("civil")
         store.change(Entry("population", 1), Entry("civil", 3))
         assert await live.reload(force=False) is False
         assert live.registry is first
         assert not first.is_closed()
+        assert (
+            REGISTRY.get_sample_value("gateway_connectors_reloads_total", {"outcome": "failed"})
+            == failed + 1
+        )
         report = live.report()
         assert report["generation"] == 1
         assert report["failure"]["generation"] == 2
@@ -197,6 +206,7 @@ async def test_a_generation_that_fails_to_build_leaves_the_old_one_serving() -> 
         store.change(Entry("population", 1), Entry("civil", 4))
         assert await live.reload(force=False) is True
         assert live.report() == {"generation": 3, "failure": None}
+        assert REGISTRY.get_sample_value("gateway_connectors_generation") == 3
         assert live.versions == {"population": 1, "civil": 4}
     finally:
         await live.aclose()
