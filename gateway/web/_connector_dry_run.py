@@ -105,13 +105,18 @@ async def _opened(
     *,
     http: httpx.AsyncClient,
     reserved: list[str],
+    secrets: Mapping[tuple[str, str], str],
     unmapped: dict[str, dict[str, str]],
 ) -> tuple[Any, Connector, ManifestBase]:
     """Build and open the connector, dropping each field the source lacks (noted)."""
     for _ in range(_MAX_TRIES):
         manifest = parse_manifest(data)
         registry = build_registry(
-            [manifest], http=http, canonical=canonical_fields(), reserved=reserved
+            [manifest],
+            http=http,
+            canonical=canonical_fields(),
+            reserved=reserved,
+            stored_secrets=secrets,
         )
         connector = next(iter(registry))
         try:
@@ -153,8 +158,12 @@ async def dry_run(
     version: int,
     officer: str,
     reserved: list[str],
+    secrets: Mapping[tuple[str, str], str] | None = None,
 ) -> dict[str, Any]:
-    """Call the source of a manifest (as JSON data) with `key`; the report (no values)."""
+    """Call the source of a manifest (as JSON data) with `key`; the report (no values).
+
+    `secrets`: the stored secrets its `stored:` references read, by (connector, name).
+    """
     capture = _Capture()
     http = httpx.AsyncClient(transport=capture, follow_redirects=False, trust_env=False)
     unmapped: dict[str, dict[str, str]] = {}
@@ -165,7 +174,11 @@ async def dry_run(
     try:
         try:
             registry, connector, manifest = await _opened(
-                dict(data), http=http, reserved=reserved, unmapped=unmapped
+                dict(data),
+                http=http,
+                reserved=reserved,
+                secrets=secrets or {},
+                unmapped=unmapped,
             )
         except (ManifestError, ValidationError) as error:
             report["error"] = {"code": "INVALID_MANIFEST", "message": str(error)}

@@ -68,10 +68,12 @@ from gateway.storage import (
     reject_connector_version,
     set_authority,
     set_dry_run,
+    stored_secrets,
 )
 from gateway.web._connector_authority import InvalidManifest, check_authority
 from gateway.web._connector_dry_run import dry_run, summary
 from gateway.web._signin import require_role
+from keys import KeyRingError, SecretSealError
 from schema import canonical_fields
 
 __all__ = ["connector_router"]
@@ -595,6 +597,10 @@ def connector_router() -> APIRouter:
                 organisation=found.organisation,
                 allow_loopback=state.settings.connectors_allow_loopback,
             )
+        try:
+            every = await stored_secrets(state.engine, state.settings.keys_dir)
+        except (KeyRingError, SecretSealError) as exc:
+            raise Conflict(f"The connector's stored secrets cannot be opened: {exc}") from None
         ran_at = datetime.datetime.now(datetime.UTC)
         report = await dry_run(
             found.manifest,
@@ -604,6 +610,7 @@ def connector_router() -> APIRouter:
             version=version,
             officer=identity.subject,
             reserved=[state.settings.database_url.get_secret_value()],
+            secrets={k: v for k, v in every.items() if k[0] == name},
         )
         report = {"ranAt": format_instant(ran_at), "version": version, **report}
         try:

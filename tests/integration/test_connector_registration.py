@@ -662,3 +662,66 @@ def test_the_admin_api_answers_fuzzed_requests_without_a_server_error(registry: 
     assert set(answered) == {o.label for o in operations}
     # Not every answer a refusal: the fuzz reaches past validation somewhere.
     assert any(code < 400 for codes in answered.values() for code in codes)
+
+
+def _leaves(data: Any) -> Iterator[Any]:
+    if isinstance(data, dict):
+        for value in data.values():
+            yield from _leaves(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _leaves(item)
+    else:
+        yield data
+
+
+async def test_a_dry_run_of_a_rest_source_finds_a_wrong_source_field_and_shows_no_value(
+    registry: Registry, dataset: Any
+) -> None:
+    org, name = f"VN/GOV/T{_tag()}", f"reg-{_tag()}"
+    person = dataset.sample.citizens[0]
+    manifest = rest_manifest(name, registry.population_url)
+    citizen = manifest["entities"]["Citizen"]
+    del citizen["fields_param"]  # the whole record: a field it lacks is absent from it
+    citizen["fields"] = {
+        "personalId": "so_dinh_danh",
+        "fullName": "ho_ten_sai",
+        "birthDate": "ngay_sinh",
+        "gender": {"from": "gioi_tinh", "values": {"Nam": "FEMALE"}},
+    }
+    async with httpx.AsyncClient() as http:
+        record = (await http.get(f"{registry.population_url}/v1/cong-dan/{person}")).json()
+    values = {
+        str(v)
+        for v in _leaves(record)
+        if v is not None
+        and not isinstance(v, bool)
+        and (len(str(v)) >= 3 if isinstance(v, str) else abs(v) >= 100)
+    }
+    assert person in values
+    assert record["ho_ten"] in values
+    async with registry.client() as http:
+        await _authority(registry, http, org, ["Citizen.*"], ["127.0.0.1"])
+        admin = await registry.staff("agency_admin", org=org, sub="admin-a")
+        platform = await registry.staff("operator", sub="platform-op")
+        submitted = await http.post("/admin/connectors", json={"manifest": manifest}, headers=admin)
+        assert submitted.status_code == 201, submitted.text
+        ran = await http.post(
+            f"/admin/connectors/{name}/versions/1/dry-run",
+            json={"key": person, "entity": "Citizen"},
+            headers=platform,
+        )
+    assert ran.status_code == 200, ran.text
+    report = ran.json()["entities"]["Citizen"]
+    assert report["found"] is True
+    fields = report["fields"]
+    assert fields["personalId"] == "ok"
+    assert fields["fullName"] == "unmapped"
+    assert fields["birthDate"] == "ok"
+    # A value the mapping's table does not know: "Nữ" maps to nothing here.
+    expected_gender = "ok" if record["gioi_tinh"] == "Nam" else "type_mismatch"
+    assert fields["gender"] == expected_gender
+    leaked = sorted(
+        v for v in values if re.search(rf"(?<![0-9A-Za-z]){re.escape(v)}(?![0-9A-Za-z])", ran.text)
+    )
+    assert leaked == [], leaked
