@@ -2,7 +2,8 @@
 
     POST /admin/connectors                        agency_admin: a new pending version
     GET  /admin/connectors                        agency_admin, operator
-    GET  /admin/connectors/{name}                 agency_admin, operator
+    GET  /admin/connectors/{name}                 agency_admin, operator (with this replica's
+                                                  calls to the source since it started)
     GET  /admin/connectors/{name}/versions        agency_admin, operator
     POST /admin/connectors/{name}/versions/{v}/approve   platform operator, not the submitter
     POST /admin/connectors/{name}/versions/{v}/reject    platform operator
@@ -46,6 +47,7 @@ from connectors import (
     parse_manifest,
 )
 from connectors._manifest import KINDS_OF_MANIFEST
+from connectors._metrics import SOURCE_CALLS
 from connectors._registry import check_not_reserved
 from gateway.admission import Identity
 from gateway.errors import AuditUnavailable, Conflict, Forbidden, NotFound
@@ -405,6 +407,7 @@ def connector_router() -> APIRouter:
         _may_see(state, identity, organisation)
         registry = getattr(state, "registry", None)
         breakers = registry.breakers() if registry is not None else {}
+        calls, errors = _calls_of(name)
         return {
             "name": name,
             "organisation": organisation,
@@ -412,6 +415,8 @@ def connector_router() -> APIRouter:
             "activeVersion": info.version if info is not None and info.status == "active" else None,
             "origin": info.origin if info is not None else API_ORIGIN,
             "breaker": breakers.get(name),
+            # This replica's, since it started: the database keeps no count of calls.
+            "calls": {"sinceStart": calls, "errors": errors},
             "versions": [_version_view(v) for v in versions],
             "lastDryRun": next(
                 (v.last_dry_run for v in reversed(versions) if v.last_dry_run is not None), None
@@ -684,6 +689,19 @@ def connector_router() -> APIRouter:
         return await _authority_view(state, organisation)
 
     return router
+
+
+def _calls_of(name: str) -> tuple[int, int]:
+    """Calls this process made to the connector's source, and how many failed."""
+    calls = errors = 0
+    for metric in SOURCE_CALLS.collect():
+        for sample in metric.samples:
+            if not sample.name.endswith("_total") or sample.labels.get("connector") != name:
+                continue
+            calls += int(sample.value)
+            if sample.labels.get("outcome") not in {"ok", "not_found"}:
+                errors += int(sample.value)
+    return calls, errors
 
 
 async def _authority_view(state: GatewayState, organisation: str) -> dict[str, Any]:
