@@ -471,6 +471,11 @@ async def approve_connector_version(
     """
     now = datetime.datetime.now(datetime.UTC)
     versions = connector_versions
+    # Two approvals of the connector at once: one after the other (PostgreSQL; SQLite
+    # writes one transaction at a time anyway).
+    await conn.execute(
+        sa.select(versions.c.version).where(versions.c.connector == name).with_for_update()
+    )
     found = await get_connector_version(conn, name, version)
     if found is None or found.status != "pending":
         raise ValueError(f"{name} version {version} is not pending")

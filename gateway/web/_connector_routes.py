@@ -221,15 +221,16 @@ def _event(
     state: GatewayState,
     identity: Identity,
     action: str,
-    name: str,
+    name: str | None,
     version: int | None,
     organisation: str | None,
     **more: Any,
 ) -> Event:
-    """The `admin` record of a change to a connector (staff ids only in its personal part)."""
+    """The `admin` record of a change to a connector or an organisation's authority
+    (staff ids only in its personal part)."""
     envelope = {
         "action": action,
-        "connector": name,
+        **({} if name is None else {"connector": name}),
         "connectorOrg": organisation,
         "operator": pseudonym(state.pseudonym_key, identity.subject),
         "operatorOrg": identity.org,
@@ -668,7 +669,7 @@ def connector_router() -> APIRouter:
                             state,
                             identity,
                             "authority_set",
-                            "",
+                            None,
                             None,
                             organisation,
                             fields=sorted(set(body.fields)),

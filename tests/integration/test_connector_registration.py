@@ -72,6 +72,27 @@ class Registry:
     issuer_url: str
     population_url: str
     land_path: Path
+    settings: GatewaySettings
+
+    async def audit(self) -> Any:
+        """Wait until every record is in the log, then audit the database; the report."""
+        from gateway.log import checkpoint_verifiers
+        from gateway.log.store import TransparencyLog
+        from gateway.records import verify_database
+        from keys import KeyRing
+
+        engine = create_engine(self.database_url)
+        try:
+            origin = self.settings.checkpoint_origin
+            reader = TransparencyLog(engine, None, origin=origin)
+            for _ in range(100):
+                if not await reader.queued():
+                    break
+                await asyncio.sleep(0.1)
+            verifiers = checkpoint_verifiers(KeyRing.load(self.settings.keys_dir), origin)
+            return await verify_database(engine, verifiers, origin=origin)
+        finally:
+            await engine.dispose()
 
     async def staff(
         self, role: str, *, org: str = PLATFORM, sub: str = "staff-1"
@@ -153,6 +174,7 @@ def registry(
                 issuer_url,
                 population_url,
                 Path(land_url.removeprefix("sqlite:///")),
+                settings,
             )
         finally:
             server.stop()
@@ -299,6 +321,9 @@ async def test_a_version_serves_once_another_person_approves_it_and_every_versio
         "connector_approved",
         "connector_disabled",
     ]
+    # Each is a record of the verifiable log like any other.
+    report = await registry.audit()
+    assert report.ok, report.problem
 
 
 async def test_another_organisations_connector_is_forbidden(registry: Registry) -> None:
