@@ -33,7 +33,8 @@ from gateway.cli._common import print_json, settings_from_environment
 __all__ = ["add_connector_commands"]
 
 _TIMEOUT = 60.0
-TOKEN_VARIABLE = "GATEWAY_STAFF_TOKEN"  # noqa: S105  # nosec B105: a variable's name
+# The name of the variable holding the token, not a token.
+TOKEN_VARIABLE = "GATEWAY_STAFF_TOKEN"  # noqa: S105  # nosec B105
 
 Command = Callable[..., argparse.ArgumentParser]
 
