@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from redis.asyncio import Redis
 
 import sandbox
-from connectors import load_manifest
+from connectors import ConnectorRegistry, load_manifest
 from gateway.storage import (
     API_ORIGIN,
     bound_fields,
@@ -27,17 +28,20 @@ from gateway.storage import (
     create_engine,
     events,
     manifest_digest,
+    notify_connectors_changed,
 )
+from gateway.web._live_connectors import LiveConnectors
 
 MANIFESTS = Path(sandbox.__file__).parent / "manifests"
 PLATFORM = "VN/GOV/BCA"
 """The platform's operators in development, who approve."""
 
-# PostgreSQL only: replicas share one database; each test records manifests of its own.
-pytestmark = [
-    pytest.mark.parametrize("backend", ["postgresql"], indirect=True),
-    pytest.mark.own_database,
-]
+
+def _replicas(test: Any) -> Any:
+    """PostgreSQL only: replicas share one database; each test records manifests of its own."""
+    marked = pytest.mark.own_database(test)
+    return pytest.mark.parametrize("backend", ["postgresql"], indirect=True)(marked)
+
 
 DOCUMENTS = "query($h: String!) { documents(holder: $h) { documentId kind } }"
 CITIZEN = "query($p: String!) { citizen(personalId: $p) { fullName } }"
@@ -152,6 +156,7 @@ async def _approve_through(gateway: Any, sign_in: Any, manifest: dict[str, Any])
     return version
 
 
+@_replicas
 async def test_a_connector_approved_at_one_replica_is_served_by_the_other(
     gateway_factory, redis_url, civil_url, dataset, tmp_path, sign_in
 ) -> None:
@@ -195,6 +200,7 @@ async def test_a_connector_approved_at_one_replica_is_served_by_the_other(
     assert report.ok, report.problem
 
 
+@_replicas
 async def test_without_redis_a_new_version_is_polled_and_one_that_fails_keeps_the_old(
     gateway_factory, dataset, sign_in
 ) -> None:
@@ -234,3 +240,53 @@ async def test_without_redis_a_new_version_is_polled_and_one_that_fails_keeps_th
     still = await gateway.query(CITIZEN, p=person)
     assert still["extensions"]["provenance"]["citizen.fullName"]["version"] == 2
     assert still["data"]["citizen"]["fullName"] == first["data"]["citizen"]["fullName"]
+
+
+# -- the watcher and Redis, alone ---------------------------------------------------------
+
+
+class _Store:
+    """The connectors in use as a test sets them: one generation after another."""
+
+    def __init__(self) -> None:
+        self.number = 1
+        self.checks = 0
+        self.checked_again = asyncio.Event()
+
+    async def active(self) -> list[Any]:
+        return []
+
+    async def generation(self) -> int:
+        self.checks += 1
+        if self.checks >= 2:
+            self.checked_again.set()
+        return self.number
+
+
+async def test_a_message_on_the_channel_wakes_the_watcher(redis_url: str) -> None:
+    store = _Store()
+    built: list[ConnectorRegistry] = []
+    rebuilt = asyncio.Event()
+
+    async def build(_active: Any) -> ConnectorRegistry:
+        built.append(ConnectorRegistry([]))
+        if len(built) > 1:
+            rebuilt.set()
+        return built[-1]
+
+    redis = Redis.from_url(redis_url)
+    # Checks only every 10 minutes: only the message can make it rebuild in time.
+    live = LiveConnectors(store, build, redis=redis, poll_seconds=600)
+    try:
+        await live.start()
+        async with asyncio.timeout(GUARD):
+            # Subscribed, it checks once (for a message missed meanwhile); then it waits.
+            await store.checked_again.wait()
+            store.number = 2
+            await notify_connectors_changed(redis, 2)
+            await rebuilt.wait()
+        assert live.report()["generation"] == 2
+        assert len(built) == 2
+    finally:
+        await live.aclose()
+        await redis.aclose()
