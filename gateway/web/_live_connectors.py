@@ -296,6 +296,7 @@ class LiveConnectors:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
+        self._closed = False
         self.failure: BuildFailure | None = None
         """The last generation that could not be built, while none built since."""
 
@@ -376,6 +377,8 @@ class LiveConnectors:
         be built leaves the one in use serving, and is reported (`failure`).
         """
         async with self._lock:
+            if self._closed:
+                return False
             generation = await self._store.generation()
             served = self._served
             if served is not None and not force:
@@ -457,6 +460,7 @@ class LiveConnectors:
 
     async def aclose(self) -> None:
         """Stop watching and close every registry (requests have ended by now)."""
+        self._closed = True
         await self.stop()
         if self._served is not None:
             await _quietly(self._served.registry)

@@ -300,6 +300,10 @@ async def test_closing_closes_the_registry_in_use() -> None:
     assert builder.built[0].is_closed()
     with pytest.raises(RuntimeError):
         live.current()
+    # A change approved as the gateway stops builds nothing left open.
+    store.change(Entry("population", 2))
+    assert await live.reload() is False
+    assert len(builder.built) == 1
 
 
 def test_without_redis_the_check_is_frequent_and_with_it_rare() -> None:
