@@ -99,6 +99,7 @@ async def test_consent_from_request_to_revocation(gateway, dataset, sign_in, mig
     provenance = after["extensions"]["provenance"]["citizen.phone"]
     assert provenance == {
         "source": "population",
+        "version": 1,
         "retrievedAt": provenance["retrievedAt"],
         "basis": "consent",
         "consentId": consent["id"],

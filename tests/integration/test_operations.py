@@ -121,8 +121,11 @@ async def test_migrations_reach_head_and_record_connectors(gateway, migrated) ->
         rows = {r["name"]: r for r in await list_connectors(engine)}
     finally:
         await engine.dispose()
-    assert set(rows) == {"population", "business", "insurance", "civil", "land"}
-    assert all(r["version"] == 1 and r["status"] == "active" for r in rows.values())
+    # The files of the connectors folder (other tests of this database register more
+    # through /admin: those are recorded with origin `api`).
+    files = {n: r for n, r in rows.items() if r["origin"] != "api"}
+    assert set(files) == {"population", "business", "insurance", "civil", "land"}
+    assert all(r["version"] == 1 and r["status"] == "active" for r in files.values())
 
 
 @pytest.mark.own_database  # it records other manifests
