@@ -33,6 +33,7 @@ GatewayError (INTERNAL, 500)
 ├── ServiceUnavailable (SERVICE_UNAVAILABLE, 503) a dependency (Redis) does not answer
 ├── InvalidIdentifier (INVALID_IDENTIFIER, 400) . malformed personal id or tax code
 ├── InvalidArgument (INVALID_ARGUMENT, 400) ..... e.g. a list argument over its cap
+│   └── InvalidManifest (INVALID_MANIFEST, 422) . a connector manifest, naming the field
 ├── NotFound (NOT_FOUND, 404)
 ├── NoSource (NO_SOURCE) ........................ no active connector serves the field
 └── SourceError (SOURCE_ERROR, 502) ............. a source answered badly or not at all
@@ -69,6 +70,7 @@ __all__ = [
     "GatewayError",
     "InvalidArgument",
     "InvalidIdentifier",
+    "InvalidManifest",
     "InvalidPurpose",
     "MethodNotAllowed",
     "NoSource",
@@ -289,6 +291,14 @@ class InvalidArgument(GatewayError):
     code = "INVALID_ARGUMENT"
     http_status = 400
     default_message = "An argument is not acceptable."
+
+
+class InvalidManifest(InvalidArgument):
+    """A connector manifest that cannot be registered: `detail.field` names the field."""
+
+    code = "INVALID_MANIFEST"
+    http_status = 422
+    default_message = "The manifest cannot be registered."
 
 
 class NotFound(GatewayError):

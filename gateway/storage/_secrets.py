@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.storage._connectors import bump_generation
 from gateway.storage._tables import connector_secrets
 from keys import (
     KekRing,
@@ -85,7 +86,8 @@ async def put_secret(
 ) -> int:
     """Store `value` as the next version of the secret `name` of `connector`; its version.
 
-    The row commits with what `also` writes, or neither does.
+    The row commits with what `also` writes, or neither does, and raises the connectors'
+    generation, so that every replica rebuilds its connectors with the new value.
     """
     table = connector_secrets
     for attempt in range(_ATTEMPTS):
@@ -113,6 +115,9 @@ async def put_secret(
                         created_at=datetime.datetime.now(datetime.UTC),
                     )
                 )
+                # The connectors in use are built with their secrets: every replica
+                # rebuilds with the new value at the generation this raises.
+                await bump_generation(conn)
                 if also is not None:
                     await also(conn, version)
             log.info(

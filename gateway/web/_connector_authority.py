@@ -27,20 +27,12 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors import ManifestBase, SqlManifest
-from gateway.errors import Forbidden, InvalidArgument
+from gateway.errors import Forbidden, InvalidManifest
 from gateway.storage import Authority, active_fields, bound_fields, get_authority
 
-__all__ = ["InvalidManifest", "SourceAddress", "check_authority", "source_address"]
+__all__ = ["SourceAddress", "check_authority", "source_address"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432}
-
-
-class InvalidManifest(InvalidArgument):
-    """A manifest that cannot be registered: `detail.field` names the field (422)."""
-
-    code = "INVALID_MANIFEST"
-    http_status = 422
-    default_message = "The manifest cannot be registered."
 
 
 class SourceAddress:

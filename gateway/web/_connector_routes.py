@@ -50,7 +50,7 @@ from connectors._manifest import KINDS_OF_MANIFEST
 from connectors._metrics import SOURCE_CALLS
 from connectors._registry import check_not_reserved
 from gateway.admission import Identity
-from gateway.errors import AuditUnavailable, Conflict, Forbidden, NotFound
+from gateway.errors import AuditUnavailable, Conflict, Forbidden, InvalidManifest, NotFound
 from gateway.instants import format_instant
 from gateway.records import Event, insert_events, pseudonym
 from gateway.records._envelope import EnvelopeBody
@@ -72,7 +72,7 @@ from gateway.storage import (
     set_dry_run,
     stored_secrets,
 )
-from gateway.web._connector_authority import InvalidManifest, check_authority
+from gateway.web._connector_authority import check_authority
 from gateway.web._connector_dry_run import dry_run, summary
 from gateway.web._signin import require_role
 from keys import KeyRingError, SecretSealError

@@ -4,10 +4,11 @@
 
 A manifest names the secret `{ref: "stored:<secret>"}`. Each PUT stores a new version,
 encrypted (`gateway.storage.put_secret`), and the newest is the one in use: the
-connectors are rebuilt with it at once on this replica, and on the others at their
-next reload. No route returns a value: the answer names the connector, the secret and
-its version, as the `admin` event committed with it does; the value is in no answer,
-log line, error or record.
+connectors are rebuilt with it at once on this replica, and on the others as for an
+approval (the generation rises; a Redis message, else their next poll). No route
+returns a value: the answer names the connector, the secret and its version, as the
+`admin` event committed with it does; the value is in no answer, log line, error or
+record.
 
 Allowed to an `agency_admin` of the connector's organisation (the one that registered
 it), and to operators of the platform's organisation; anyone else is 403 `FORBIDDEN`.
@@ -38,7 +39,13 @@ from gateway.errors import (
 )
 from gateway.records import EnvelopeBody, Event, insert_events, pseudonym
 from gateway.state import GatewayState, State
-from gateway.storage import get_connector, list_connector_versions, put_secret
+from gateway.storage import (
+    connectors_generation,
+    get_connector,
+    list_connector_versions,
+    notify_connectors_changed,
+    put_secret,
+)
 from gateway.web._signin import require_role
 from keys import KekRing, KeyRingError
 
@@ -139,7 +146,9 @@ def _event(
 
 
 async def _reload(state: GatewayState) -> None:
-    """Rebuild this replica's connectors with the new value, if they can be rebuilt."""
+    """Rebuild this replica's connectors with the new value, if they can be rebuilt, and
+    wake the other replicas (they also poll the generation `put_secret` raised)."""
+    await notify_connectors_changed(state.redis, await connectors_generation(state.engine))
     live = getattr(state, "live", None)
     reload = getattr(live, "reload", None)
     if reload is None:

@@ -31,6 +31,7 @@ from structlog.testing import LogCapture, capture_logs
 from gateway.storage import (
     connector_secrets,
     connector_versions,
+    connectors_generation,
     create_engine,
     event_personal,
     events,
@@ -370,8 +371,15 @@ async def test_a_new_version_of_the_secret_is_used_at_once(
     body = await gateway.query(f'{{ citizen(personalId: "{first}") {{ fullName }} }}')
     assert body["data"]["citizen"]["fullName"] == "Nguyễn Văn Bí Mật", body
     assert recorder.keys == [VALUE]
-    # A PUT makes a new version, and this gateway sends it from the next read on.
-    assert (await _put(gateway.url, name, admin, value=VALUE + "-2")).status_code == 201
+    # A PUT makes a new version, and this gateway sends it from the next read on; the
+    # generation rises with it, so that the other replicas rebuild too.
+    engine = create_engine(gateway.settings.database_url.get_secret_value())
+    try:
+        before = await connectors_generation(engine)
+        assert (await _put(gateway.url, name, admin, value=VALUE + "-2")).status_code == 201
+        assert await connectors_generation(engine) == before + 1
+    finally:
+        await engine.dispose()
     body = await gateway.query(f'{{ citizen(personalId: "{second}") {{ fullName }} }}')
     assert body["data"]["citizen"]["fullName"] == "Nguyễn Văn Bí Mật", body
     assert recorder.keys == [VALUE, VALUE + "-2"]

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from connectors import parse_manifest
-from gateway.web._connector_authority import InvalidManifest, source_address
+from gateway.errors import InvalidManifest
+from gateway.web._connector_authority import source_address
 
 
 def _rest(base_url: str) -> Any:
