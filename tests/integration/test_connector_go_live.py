@@ -21,6 +21,8 @@ import yaml
 
 import sandbox
 
+pytestmark = pytest.mark.own_database  # `land` and `insurance` are recorded from files elsewhere
+
 MANIFESTS = Path(sandbox.__file__).parent / "manifests"
 
 
