@@ -1,10 +1,27 @@
-"""Prometheus metrics of outbound source calls (no personal data in labels)."""
+"""Metrics of outbound source calls (no personal data in labels or counts).
+
+Prometheus counters for scraping, and each source's calls of the last hour in this
+process, by minute, for the agency's view of its connector (`count_call` feeds both).
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
 from prometheus_client import Counter, Histogram
 
-__all__ = ["SOURCE_CALLS", "SOURCE_LATENCY"]
+__all__ = [
+    "ANSWERED",
+    "RECENT_CALLS",
+    "SOURCE_CALLS",
+    "SOURCE_LATENCY",
+    "RecentCalls",
+    "count_call",
+]
 
 SOURCE_CALLS = Counter(
     "gateway_source_calls_total",
@@ -17,3 +34,44 @@ SOURCE_LATENCY = Histogram(
     ["connector", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+ANSWERED: Final = frozenset({"ok", "not_found"})
+"""Outcomes of a call the source answered; any other is an error."""
+
+
+class RecentCalls:
+    """Calls to each source and how many failed, per minute, over the last `minutes`."""
+
+    def __init__(self, minutes: int = 60, clock: Callable[[], float] = time.monotonic) -> None:
+        self._minutes = minutes
+        self._clock = clock
+        self._lock = threading.Lock()  # sql reads count from worker threads too
+        self._buckets: dict[str, deque[list[int]]] = {}
+
+    def add(self, connector: str, *, failed: bool) -> None:
+        """Count one call to `connector`'s source."""
+        minute = int(self._clock() // 60)
+        with self._lock:
+            buckets = self._buckets.setdefault(connector, deque())
+            if not buckets or buckets[-1][0] != minute:
+                buckets.append([minute, 0, 0])
+            buckets[-1][1] += 1
+            buckets[-1][2] += failed
+            while buckets and buckets[0][0] <= minute - self._minutes:
+                buckets.popleft()
+
+    def last(self, connector: str) -> tuple[int, int]:
+        """(calls, failed calls) to `connector`'s source over the last `minutes`."""
+        since = int(self._clock() // 60) - self._minutes
+        with self._lock:
+            buckets = [b for b in self._buckets.get(connector, ()) if b[0] > since]
+        return sum(b[1] for b in buckets), sum(b[2] for b in buckets)
+
+
+RECENT_CALLS = RecentCalls()
+
+
+def count_call(connector: str, route: str, outcome: str) -> None:
+    """Count one call to a source, for the scrape and for the last hour."""
+    SOURCE_CALLS.labels(connector, route, outcome).inc()
+    RECENT_CALLS.add(connector, failed=outcome not in ANSWERED)

@@ -52,7 +52,7 @@ from connectors._manifest import (
     SqlManifest,
 )
 from connectors._mapping import FieldMapper, compile_fields, map_record, source_roots
-from connectors._metrics import SOURCE_CALLS, SOURCE_LATENCY
+from connectors._metrics import SOURCE_LATENCY, count_call
 from connectors._ratelimit import LocalLimiter, SourceLimiter, take_permit
 from connectors._resilience import _MIN_CALL, CircuitBreaker, backoff
 from connectors._secrets import resolve_secret
@@ -627,7 +627,7 @@ class SqlConnector:
             outcome = error.code
             raise
         finally:
-            SOURCE_CALLS.labels(self.name, "query", outcome).inc()
+            count_call(self.name, "query", outcome)
             SOURCE_LATENCY.labels(self.name, "query").observe(time.perf_counter() - started)
 
     async def _retry_permit(self, error: SourceError, scope: asyncio.Timeout) -> None:

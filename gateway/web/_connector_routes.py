@@ -3,7 +3,7 @@
     POST /admin/connectors                        agency_admin: a new pending version
     GET  /admin/connectors                        agency_admin, operator
     GET  /admin/connectors/{name}                 agency_admin, operator (with this replica's
-                                                  calls to the source since it started)
+                                                  calls to the source: last hour, since start)
     GET  /admin/connectors/{name}/versions        agency_admin, operator
     POST /admin/connectors/{name}/versions/{v}/approve   platform operator, not the submitter
     POST /admin/connectors/{name}/versions/{v}/reject    platform operator
@@ -47,7 +47,7 @@ from connectors import (
     parse_manifest,
 )
 from connectors._manifest import KINDS_OF_MANIFEST
-from connectors._metrics import SOURCE_CALLS
+from connectors._metrics import ANSWERED, RECENT_CALLS, SOURCE_CALLS
 from connectors._registry import check_not_reserved
 from gateway.admission import Identity
 from gateway.errors import AuditUnavailable, Conflict, Forbidden, InvalidManifest, NotFound
@@ -409,6 +409,7 @@ def connector_router() -> APIRouter:
         registry = getattr(state, "registry", None)
         breakers = registry.breakers() if registry is not None else {}
         calls, errors = _calls_of(name)
+        recent, failed = RECENT_CALLS.last(name)
         return {
             "name": name,
             "organisation": organisation,
@@ -416,8 +417,14 @@ def connector_router() -> APIRouter:
             "activeVersion": info.version if info is not None and info.status == "active" else None,
             "origin": info.origin if info is not None else API_ORIGIN,
             "breaker": breakers.get(name),
-            # This replica's, since it started: the database keeps no count of calls.
-            "calls": {"sinceStart": calls, "errors": errors},
+            # This replica's (the database keeps no count of calls): in the last hour,
+            # and since it started.
+            "calls": {
+                "lastHour": recent,
+                "errorsLastHour": failed,
+                "sinceStart": calls,
+                "errors": errors,
+            },
             "versions": [_version_view(v) for v in versions],
             "lastDryRun": next(
                 (v.last_dry_run for v in reversed(versions) if v.last_dry_run is not None), None
@@ -700,7 +707,7 @@ def _calls_of(name: str) -> tuple[int, int]:
             if not sample.name.endswith("_total") or sample.labels.get("connector") != name:
                 continue
             calls += int(sample.value)
-            if sample.labels.get("outcome") not in {"ok", "not_found"}:
+            if sample.labels.get("outcome") not in ANSWERED:
                 errors += int(sample.value)
     return calls, errors
 

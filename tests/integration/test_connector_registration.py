@@ -738,7 +738,12 @@ async def test_a_dry_run_of_a_rest_source_finds_a_wrong_source_field_and_shows_n
         )
         detail = await http.get(f"/admin/connectors/{name}", headers=admin)
     assert ran.status_code == 200, ran.text
-    assert detail.json()["calls"] == {"sinceStart": 1, "errors": 0}
+    assert detail.json()["calls"] == {
+        "lastHour": 1,
+        "errorsLastHour": 0,
+        "sinceStart": 1,
+        "errors": 0,
+    }
     report = ran.json()["entities"]["Citizen"]
     assert report["found"] is True
     fields = report["fields"]
