@@ -45,6 +45,9 @@ class LocalizedText:
 @strawberry.type(description="Where a value came from and why it could be released.")
 class Provenance:
     source: str
+    version: int | None = strawberry.field(
+        description="The version of the source's connector that served the value."
+    )
     retrieved_at: datetime.datetime
     basis: str = strawberry.field(description="law or consent")
     legal_basis: str | None
@@ -299,6 +302,7 @@ async def prefill_form(
             if allowed is not None:
                 provenance = Provenance(
                     source=source,
+                    version=ctx.versions.get(source),
                     retrieved_at=when,
                     basis=allowed.basis,
                     legal_basis=allowed.reference if allowed.basis == "law" else None,

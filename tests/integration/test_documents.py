@@ -25,7 +25,7 @@ DOCUMENTS = """query($h: String!) {
 TRANSFER = "1.013831"
 PREFILL = """query($a: String!) {
   prefill(procedure: "1.013831", applicant: $a) {
-    fields { name value error provenance { source } }
+    fields { name value error provenance { source version } }
     papersAvoided { paper { en } }
     papersStillNeeded { paper { en } reasons { path code } }
   }
@@ -159,7 +159,7 @@ async def test_the_land_transfer_prefill_reads_the_parcel_and_the_marriage_certi
     assert fields["marriage_certificate_number"]["value"] == [issued["soGiayTo"]]
     assert fields["marriage_certificate_issuer"]["value"] == [issued["coQuanCap"]]
     assert fields["marriage_certificate_signature"]["value"] == ["VERIFIED"]
-    assert fields["marriage_certificate_number"]["provenance"]["source"] == "civil"
+    assert fields["marriage_certificate_number"]["provenance"] == {"source": "civil", "version": 1}
     assert fields["parcel_number"]["value"]
     assert fields["parcel_number"]["error"] is None
     assert fields["parcel_number"]["provenance"]["source"] == "land"
