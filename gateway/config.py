@@ -194,6 +194,30 @@ class GatewaySettings(BaseSettings):
         default_factory=lambda: ["vneid-level-2"],
         description="`acr` values that prove an identity of level 2 (needed to approve consent).",
     )
+    oidc_client_id: str | None = Field(
+        default=None,
+        description="The gateway's client id at the issuer, for signing in through the "
+        "browser (authorization code with PKCE); unset: no browser sign-in.",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="The client's secret when the issuer registered a confidential client "
+        "(sent by HTTP Basic to its token endpoint); unset: a public client, PKCE only.",
+    )
+    oidc_redirect_uri: str | None = Field(
+        default=None,
+        description="Where the issuer sends the browser back; default: "
+        "<origin>/dang-nhap/callback.",
+    )
+    session_idle_minutes: float = Field(
+        default=15.0,
+        gt=0,
+        le=24 * 60,
+        description="Minutes without a request after which a browser session ends.",
+    )
+    session_max_hours: float = Field(
+        default=8.0, gt=0, le=7 * 24, description="Hours after which a browser session ends."
+    )
     platform_org: str | None = Field(
         default=None,
         description="The `org` (`VN/GOV/<org>`) of the platform's operators, who act on every "
@@ -269,6 +293,11 @@ class GatewaySettings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def browser_redirect_uri(self) -> str:
+        """Where the issuer sends the browser back after sign-in."""
+        return self.oidc_redirect_uri or f"{self.origin}/dang-nhap/callback"
 
     @property
     def checkpoint_origin(self) -> str:

@@ -12,6 +12,7 @@ __all__ = [
     "CONSENT_STATUSES",
     "EVENT_TYPES",
     "Instant",
+    "browser_sessions",
     "client_keys",
     "clients",
     "connector_generation",
@@ -344,4 +345,21 @@ log_checkpoints = sa.Table(
     sa.Column("root", sa.LargeBinary(32), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("signed_at", Instant(), nullable=False),
+)
+
+browser_sessions = sa.Table(
+    "browser_sessions",
+    metadata,
+    sa.Column(
+        "id_hash",
+        sa.String(64),
+        primary_key=True,
+        comment="SHA-256 of the session id or sign-in state; never the id itself.",
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", Instant(), nullable=False),
+    sa.Column("last_seen_at", Instant(), nullable=False),
+    sa.Column("expires_at", Instant(), nullable=False, index=True),
+    sa.CheckConstraint("kind IN ('session', 'sign_in')", name="kind"),
 )

@@ -9,6 +9,16 @@ only the command line is above it.
 
 from gateway.web._app import create_app, create_app_from_environment, preflight
 from gateway.web._demo_tokens import DEMO_CLIENT
+from gateway.web._sessions import (
+    BrowserCitizen,
+    BrowserCitizenLevel2,
+    BrowserSession,
+    BrowserStaff,
+    CsrfFailed,
+    SignInRequired,
+    browser_session,
+    check_csrf,
+)
 from gateway.web._signin import (
     AgencyAdminIdentity,
     AuditorIdentity,
@@ -25,10 +35,18 @@ __all__ = [
     "DEMO_CLIENT",
     "AgencyAdminIdentity",
     "AuditorIdentity",
+    "BrowserCitizen",
+    "BrowserCitizenLevel2",
+    "BrowserSession",
+    "BrowserStaff",
     "CitizenIdentity",
+    "CsrfFailed",
     "CurrentIdentity",
     "Level2Citizen",
     "OperatorIdentity",
+    "SignInRequired",
+    "browser_session",
+    "check_csrf",
     "create_app",
     "create_app_from_environment",
     "current_identity",

@@ -66,6 +66,7 @@ from gateway.web._log_routes import log_router
 from gateway.web._middleware import RequestIdMiddleware
 from gateway.web._query_page import STATIC_DIR, QueryPage
 from gateway.web._secret_routes import require_kek, secret_router
+from gateway.web._sessions import SignInRequired, sign_in_required_response
 from policies import default_policy
 from schema import SchemaLimits, Services, build_schema, canonical_fields
 
@@ -305,6 +306,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, exc: GatewayError) -> Response:
         return error_response(exc, headers=error_headers(exc))
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_required(request: Request, exc: SignInRequired) -> Response:
+        return sign_in_required_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
