@@ -36,13 +36,13 @@ class IssuerKey:
         jwk = OKPKey.import_key(self.private.public_key()).as_dict(private=False)
         return {**jwk, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
 
-    def sign(self, claims: Mapping[str, Any]) -> str:
+    def sign(self, claims: Mapping[str, Any], *, typ: str = "at+jwt") -> str:
         """An access token of `claims`, header `{"alg": "EdDSA", "kid", "typ": "at+jwt"}`.
 
         `at+jwt` is RFC 9068's type of a JWT access token: the gateway refuses tokens of
-        other types (logout tokens, security events).
+        other types (logout tokens, security events). An ID token is `typ` `JWT`.
         """
-        header = {"alg": ALGORITHM, "kid": self.kid, "typ": "at+jwt"}
+        header = {"alg": ALGORITHM, "kid": self.kid, "typ": typ}
         with eddsa_allowed():
             return jwt.encode(
                 header, dict(claims), OKPKey.import_key(self.private), algorithms=[ALGORITHM]

@@ -45,6 +45,11 @@ class SandboxSettings(BaseSettings):
     """PKCS#8 PEM Ed25519 key, written (mode 0600) when missing; ``None``: one per process."""
     issuer_token_lifetime: int = Field(default=600, ge=1)
     """Seconds from ``iat`` to ``exp`` of the tokens it signs."""
+    issuer_clients: dict[str, list[str]] = Field(
+        default_factory=lambda: {"gateway": ["http://127.0.0.1:8000/dang-nhap/callback"]}
+    )
+    """Registered OpenID Connect clients: client id -> the redirect URIs it may use
+    (exact match); ``SANDBOX_ISSUER_CLIENTS='{"gateway": ["http://..."]}'``."""
 
     @property
     def issuer_base_url(self) -> str:

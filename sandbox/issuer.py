@@ -9,6 +9,8 @@ at it.
 ```
 GET  /.well-known/openid-configuration   discovery
 GET  /jwks.json                          the public key (Ed25519, kid = RFC 7638 thumbprint)
+GET  /authorize                          login page: a synthetic citizen or demo staff
+POST /token                              code + PKCE verifier -> access token, ID token
 POST /demo/citizen-login                 {"personal_id", "level": 1|2}    -> access token
 POST /demo/staff-login                   {"sub", "roles", "org", "acr"?}  -> access token
 ```
@@ -29,7 +31,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from sandbox._data import generate
 from sandbox._issuer_keys import ALGORITHM, IssuerKey, load_or_create
+from sandbox._issuer_oidc import add_code_flow
 from sandbox.config import SandboxSettings
 
 __all__ = ["CITIZEN_ACR", "STAFF_ROLES", "create_app"]
@@ -108,14 +112,30 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         return {
             "issuer": issuer,
             "jwks_uri": f"{issuer}/jwks.json",
-            # There is no OAuth grant here; the citizen demo login stands in for one.
-            "token_endpoint": f"{issuer}/demo/citizen-login",
-            "response_types_supported": ["token"],
+            "authorization_endpoint": f"{issuer}/authorize",
+            "token_endpoint": f"{issuer}/token",
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": ["openid"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [ALGORITHM],
             "token_endpoint_auth_methods_supported": ["none"],
+            "authorization_response_iss_parameter_supported": True,
             "acr_values_supported": sorted(CITIZEN_ACR.values()),
-            "claims_supported": ["iss", "aud", "sub", "roles", "org", "acr", "iat", "exp", "jti"],
+            "claims_supported": [
+                "iss",
+                "aud",
+                "sub",
+                "roles",
+                "org",
+                "acr",
+                "nonce",
+                "iat",
+                "exp",
+                "jti",
+            ],
             "sandbox_issuer": True,
             "demo_citizen_login_endpoint": f"{issuer}/demo/citizen-login",
             "demo_staff_login_endpoint": f"{issuer}/demo/staff-login",
@@ -128,6 +148,15 @@ def create_app(settings: SandboxSettings) -> FastAPI:
             media_type="application/jwk-set+json",
             headers={"Cache-Control": "public, max-age=60"},
         )
+
+    add_code_flow(
+        app,
+        key=key,
+        settings=settings,
+        acr=CITIZEN_ACR,
+        samples=lambda: list(generate(settings).sample.citizens),
+        access_token=lambda claims: _token(key, settings, claims),
+    )
 
     @app.post("/demo/citizen-login", response_model=None)
     async def citizen_login(body: CitizenLogin) -> dict[str, Any] | JSONResponse:
