@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install browser schema vendor-graphiql clean
+.PHONY: demo test lint bench install browser schema vendor-graphiql translations clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,15 @@ bench: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/gateway schema export
 	$(BIN)/gateway connectors schema
+
+## Collect the pages' strings (babel.cfg) and merge them into the Vietnamese and English
+## catalogues under gateway/web/translations/; then write the new Vietnamese msgstrs.
+translations: $(STAMP)
+	mkdir -p build
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+		--project gateway -o build/messages.pot .
+	$(BIN)/pybabel update -i build/messages.pot -d gateway/web/translations \
+		--no-location --no-fuzzy-matching --ignore-obsolete
 
 ## Re-fetch the vendored query page assets from the npm registry and rewrite their sums.
 vendor-graphiql:
