@@ -252,7 +252,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         query_page = QueryPage(
             example=settings.query_example,
             demo_tokens=settings.unsafe_demo_tokens,
-            procedures=[(p.code, p.name.en) for p in catalogue],
+            procedures=list(catalogue),
             default_procedure=settings.query_procedure,
         )
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

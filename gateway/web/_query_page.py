@@ -2,15 +2,38 @@
 
 Government networks are often closed, so every script, style and font comes from the
 gateway itself; the Content-Security-Policy forbids loading anything from elsewhere.
+The page is Vietnamese by default and English with `?lang=en` (the `ngon-ngu` cookie
+keeps the choice, see `_i18n`); its script gets the labels it shows (procedures and
+their legal bases, enum values beside their canonical names) in a data attribute.
 """
 
 from __future__ import annotations
 
-from html import escape
+from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
+from typing import Any
 
+import orjson
+from graphql import GraphQLEnumType, GraphQLObjectType, get_named_type
+from graphql import build_schema as build_sdl
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
+
+from gateway.web._i18n import (
+    LOCALES,
+    gettext,
+    labels,
+    language_names,
+    legal_basis_text,
+    locale_of,
+    procedure_name,
+    remember_locale,
+    templates,
+)
+from gateway.web._labels import N_
+from policies import Procedure
+from schema import SDL_PATH
 
 __all__ = ["CSP", "STATIC_DIR", "QueryPage"]
 
@@ -30,35 +53,29 @@ CSP = "; ".join(
     )
 )
 
-_PAGE = """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Gateway query page</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{static}/graphiql/graphiql.min.css">
-<link rel="stylesheet" href="{static}/query-page.css">
-</head>
-<body data-endpoint="{endpoint}" data-default-query="{query}" data-demo-tokens="{demo}">
-{purpose}<div id="graphiql">Loading the query page…</div>
-<script src="{static}/graphiql/react.production.min.js"></script>
-<script src="{static}/graphiql/react-dom.production.min.js"></script>
-<script src="{static}/graphiql/graphiql.min.js"></script>
-<script src="{static}/query-page.js"></script>
-</body>
-</html>
-"""
+# Texts the page's script shows (msgids; the script gets them translated).
+_SCRIPT_MESSAGES = {
+    "demoSecret": N_(
+        "Open the query page at the address `gateway demo` printed: it ends in "
+        "#demo=<secret>, which the page sends with each demo-token request."
+    ),
+    "legalBasis": N_("Legal basis:"),
+}
 
 
-_PURPOSE = """<form id="purpose" class="purpose" aria-label="Purpose of the requests">
-<strong>UnsafeDemoTokens</strong> each request is signed for you as the demo client.
-<label>Procedure <select name="procedure">{options}</select></label>
-<label>Case <input name="case" value="DEMO-2026-0001" size="16"></label>
-<label>Officer <input name="officer" value="demo-officer" size="14"></label>
-<label>Subjects <input name="subjects" placeholder="ids in the query" size="28"></label>
-</form>
-"""
+@cache
+def _enum_fields() -> dict[str, list[str]]:
+    """Field name -> the enums a field of that name has in the schema (`gender`: Gender)."""
+    sdl = build_sdl(SDL_PATH.read_text(encoding="utf-8"))
+    found: dict[str, list[str]] = {}
+    for name, kind in sdl.type_map.items():
+        if name.startswith("__") or not isinstance(kind, GraphQLObjectType):
+            continue
+        for field_name, field in kind.fields.items():
+            named = get_named_type(field.type)
+            if isinstance(named, GraphQLEnumType) and named.name not in found.get(field_name, []):
+                found.setdefault(field_name, []).append(named.name)
+    return found
 
 
 class QueryPage:
@@ -75,29 +92,54 @@ class QueryPage:
         static: str = "/static",
         example: str = "",
         demo_tokens: bool = False,
-        procedures: list[tuple[str, str]] | None = None,
+        procedures: Iterable[Procedure] = (),
         default_procedure: str | None = None,
     ) -> None:
-        purpose = ""
-        if demo_tokens:
-            options = "".join(
-                f'<option value="{escape(code)}"'
-                f"{' selected' if code == default_procedure else ''}>"
-                f"{escape(code)} {escape(name)}</option>"
-                for code, name in procedures or []
+        listed = list(procedures)
+        self._html = {
+            locale: self._render(
+                locale,
+                endpoint=endpoint,
+                static=static,
+                example=example,
+                demo_tokens=demo_tokens,
+                procedures=listed,
+                default_procedure=default_procedure,
             )
-            purpose = _PURPOSE.format(options=options)
-        self._html = _PAGE.format(
-            endpoint=escape(endpoint),
-            static=escape(static),
-            query=escape(example),
-            demo="true" if demo_tokens else "false",
-            purpose=purpose,
+            for locale in LOCALES
+        }
+
+    @staticmethod
+    def _render(
+        locale: str,
+        *,
+        endpoint: str,
+        static: str,
+        example: str,
+        demo_tokens: bool,
+        procedures: list[Procedure],
+        default_procedure: str | None,
+    ) -> str:
+        shown: dict[str, Any] = labels(locale, {p.code: p for p in procedures})
+        shown["enumFields"] = _enum_fields()
+        shown["messages"] = {key: gettext(text, locale) for key, text in _SCRIPT_MESSAGES.items()}
+        chosen = next((p for p in procedures if p.code == default_procedure), None)
+        return templates.env.get_template("query_page.html").render(
+            lang=locale,
+            lang_names=language_names(),
+            endpoint=endpoint,
+            static=static,
+            example=example,
+            demo_tokens=demo_tokens,
+            procedures=[(p.code, procedure_name(p, locale)) for p in procedures],
+            default_procedure=default_procedure,
+            legal_basis=[legal_basis_text(b, locale) for b in chosen.legal_basis] if chosen else [],
+            labels=orjson.dumps(shown).decode(),
         )
 
-    async def __call__(self, _request: Request) -> HTMLResponse:
-        return HTMLResponse(
-            self._html,
+    async def __call__(self, request: Request) -> HTMLResponse:
+        response = HTMLResponse(
+            self._html[locale_of(request)],
             headers={
                 "Content-Security-Policy": CSP,
                 "X-Content-Type-Options": "nosniff",
@@ -105,3 +147,5 @@ class QueryPage:
                 "Cache-Control": "no-store",
             },
         )
+        remember_locale(request, response)
+        return response

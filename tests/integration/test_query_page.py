@@ -106,3 +106,77 @@ async def test_query_page_runs_a_query_offline(
     assert "FORBIDDEN" in refused
     assert full_name not in refused
     assert console_errors == []
+
+
+def _male_citizen(dataset) -> str:
+    return next(p for p in dataset.citizens if dataset.citizens[p]["gioi_tinh"] == "Nam")
+
+
+async def test_query_page_is_vietnamese_and_switches_to_english(
+    gateway_factory, dataset, chromium, demo_client, tmp_path
+) -> None:
+    """Labels, procedure names and legal bases are Vietnamese; `?lang=en` switches and stays."""
+    from playwright.async_api import async_playwright
+
+    personal_id = _male_citizen(dataset)
+    example = (
+        f'{{ prefill(procedure: "1.004222", applicant: "{personal_id}") '
+        "{ fields { name path value } } }"
+    )
+    secret = secrets.token_urlsafe(32)
+    gateway = gateway_factory(
+        query_page=True, query_example=example, unsafe_demo_tokens=True, unsafe_demo_secret=secret
+    )
+    screens = tmp_path / "screens"
+    screens.mkdir()
+    console_errors: list[str] = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 860})
+            page = await context.new_page()
+            page.on(
+                "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
+            )
+            await page.goto(query_page_url(gateway.url, secret), wait_until="networkidle")
+            lang = await page.locator("html").get_attribute("lang")
+            purpose = await page.locator("#purpose").inner_text()
+            chosen = await page.locator("#purpose select option:checked").inner_text()
+            await page.locator(".graphiql-execute-button").click()
+            result = page.locator(".result-window")
+            await result.get_by_text("Nam (MALE)").wait_for(timeout=15_000)
+            await page.screenshot(path=screens / "query-page-vi.png")
+
+            # Another procedure: its legal basis follows, in Vietnamese.
+            await page.locator("#purpose select").select_option("1.001193")
+            legal_basis = await page.locator("#legal-basis").inner_text()
+
+            await page.goto(f"{gateway.url}/graphql?lang=en", wait_until="networkidle")
+            english = await page.locator("#purpose").inner_text()
+            english_lang = await page.locator("html").get_attribute("lang")
+            await page.locator(".graphiql-execute-button").click()
+            await result.get_by_text("Male (MALE)").wait_for(timeout=15_000)
+            await page.screenshot(path=screens / "query-page-en.png")
+            # The cookie keeps English on the bare address.
+            await page.goto(f"{gateway.url}/graphql", wait_until="networkidle")
+            kept = await page.locator("html").get_attribute("lang")
+
+            phone = await browser.new_page(viewport={"width": 390, "height": 844})
+            await phone.goto(f"{gateway.url}/graphql?lang=vi", wait_until="networkidle")
+            await phone.screenshot(path=screens / "query-page-phone-vi.png")
+            await phone.close()
+        finally:
+            await browser.close()
+    assert lang == "vi"
+    assert "Thủ tục" in purpose
+    assert "Số hồ sơ" in purpose
+    assert "Procedure" not in purpose
+    assert chosen == "1.004222 Đăng ký thường trú"
+    assert "Căn cứ pháp lý:" in legal_basis
+    assert "Luật Hộ tịch số 60/2014/QH13, Điều 13-16" in legal_basis
+    assert english_lang == "en"
+    assert "Procedure" in english
+    assert "1.004222 Permanent residence registration" in english
+    assert "Thủ tục" not in english
+    assert kept == "en"
+    assert console_errors == []

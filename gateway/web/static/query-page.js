@@ -5,6 +5,53 @@
   var body = document.body;
   var endpoint = body.dataset.endpoint;
   var accept = "application/graphql-response+json, application/json;q=0.9";
+  // The page's labels in its language (Vietnamese by default), from the gateway's
+  // translation catalogue: procedures, legal bases, enum values, messages.
+  var labels = JSON.parse(body.dataset.labels || "{}");
+  var enums = labels.enums || {};
+  var enumFields = labels.enumFields || {};
+  var messages = labels.messages || {};
+
+  // "MALE" at a field of an enum type reads "Nam (MALE)": the label beside the
+  // canonical value. Prefill fields carry their canonical path and a JSON value.
+  function enumLabel(fieldName, value) {
+    var kinds = enumFields[fieldName] || [];
+    for (var i = 0; i < kinds.length; i++) {
+      var label = (enums[kinds[i]] || {})[value];
+      if (label) {
+        return label + " (" + value + ")";
+      }
+    }
+    return null;
+  }
+  function labelled(node) {
+    if (Array.isArray(node)) {
+      return node.map(labelled);
+    }
+    if (node === null || typeof node !== "object") {
+      return node;
+    }
+    var out = {};
+    Object.keys(node).forEach(function (key) {
+      var value = node[key];
+      var shown = typeof value === "string" ? enumLabel(key, value) : null;
+      out[key] = shown || labelled(value);
+    });
+    if (typeof node.path === "string" && typeof node.value === "string") {
+      var parts = node.path.split(".");
+      var shownValue = enumLabel(parts[parts.length - 1], node.value);
+      if (shownValue) {
+        out.value = shownValue;
+      }
+    }
+    return out;
+  }
+  function withLabels(result) {
+    if (result && typeof result === "object" && result.data) {
+      return Object.assign({}, result, { data: labelled(result.data) });
+    }
+    return result;
+  }
 
   // In the demo, each request is signed for the purpose chosen above the editor by
   // the gateway's loopback-only UnsafeDemoTokens route; the token covers the exact body.
@@ -37,6 +84,22 @@
     };
   }
 
+  // The legal basis of the chosen procedure, in the page's language.
+  var form = document.getElementById("purpose");
+  if (form) {
+    form.procedure.addEventListener("change", function () {
+      var shown = document.getElementById("legal-basis");
+      var procedure = (labels.procedures || {})[form.procedure.value];
+      shown.textContent = "";
+      if (procedure) {
+        var title = document.createElement("strong");
+        title.textContent = messages.legalBasis || "";
+        shown.appendChild(title);
+        shown.appendChild(document.createTextNode(" " + procedure.legalBasis.join("; ")));
+      }
+    });
+  }
+
   async function signedFetcher(params) {
     var text = JSON.stringify(params);
     var ask = Object.assign({ body: text }, purpose());
@@ -48,7 +111,8 @@
     var answered = await signed.json();
     if (!signed.ok) {
       // Shown in the result pane, as GraphQL errors are.
-      return { errors: [{ message: answered.message, extensions: { code: answered.code } }] };
+      var message = !demoSecret && messages.demoSecret ? messages.demoSecret : answered.message;
+      return { errors: [{ message: message, extensions: { code: answered.code } }] };
     }
     var token = answered.token;
     var answer = await fetch(endpoint, {
@@ -56,13 +120,15 @@
       headers: { "Content-Type": "application/json", Accept: accept, Authorization: "Bearer " + token },
       body: text,
     });
-    return answer.json();
+    return withLabels(await answer.json());
   }
 
-  var fetcher =
-    body.dataset.demoTokens === "true"
-      ? signedFetcher
-      : GraphiQL.createFetcher({ url: endpoint, headers: { Accept: accept } });
+  var plainFetcher = GraphiQL.createFetcher({ url: endpoint, headers: { Accept: accept } });
+  function labelledFetcher(params, options) {
+    var result = plainFetcher(params, options);
+    return result && typeof result.then === "function" ? result.then(withLabels) : result;
+  }
+  var fetcher = body.dataset.demoTokens === "true" ? signedFetcher : labelledFetcher;
   var root = ReactDOM.createRoot(document.getElementById("graphiql"));
   root.render(
     React.createElement(GraphiQL, {

@@ -44,7 +44,13 @@ def _vietnamese() -> dict[str, str]:
     path = WEB / "translations" / "vi" / "LC_MESSAGES" / "messages.po"
     with path.open("rb") as po:
         catalog = read_po(po, locale="vi")
-    return {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}  # type: ignore[misc]
+    translated: dict[str, str] = {}
+    for message in catalog:
+        ids = [message.id] if isinstance(message.id, str) else list(message.id)
+        strings = [message.string] if isinstance(message.string, str) else [*(message.string or ())]
+        if ids[0] and all(strings) and not message.fuzzy:
+            translated[ids[0]] = strings[0]
+    return translated
 
 
 def test_every_canonical_field_has_a_vietnamese_label() -> None:
