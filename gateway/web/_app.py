@@ -56,6 +56,7 @@ from gateway.storage import (
 )
 from gateway.web._admin_routes import admin_router
 from gateway.web._audit_routes import audit_router
+from gateway.web._browser_signin import browser_signin_router
 from gateway.web._citizen_routes import citizen_router, consent_status_router
 from gateway.web._connector_routes import connector_router
 from gateway.web._demo_tokens import DEMO_SECRET_MIN_LENGTH, demo_token_router
@@ -63,7 +64,7 @@ from gateway.web._graphql import GraphQLEndpoint, error_headers, error_response
 from gateway.web._health import health_routes, readiness_router
 from gateway.web._live_connectors import LiveConnectors
 from gateway.web._log_routes import log_router
-from gateway.web._middleware import RequestIdMiddleware
+from gateway.web._middleware import RequestIdMiddleware, html_policy
 from gateway.web._query_page import STATIC_DIR, QueryPage
 from gateway.web._secret_routes import require_kek, secret_router
 from gateway.web._sessions import SignInRequired, sign_in_required_response
@@ -276,6 +277,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(audit_router())
     app.include_router(log_router())
     app.include_router(secret_router())
+    app.include_router(browser_signin_router())
     if settings.unsafe_demo_tokens:
         if settings.environment == "production":
             raise ConfigurationError("unsafe demo tokens are refused in production")
@@ -319,7 +321,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # What no handler answers (a database down under a route, a bug) is answered by the
     # middleware: an `Exception` handler here would answer, and then re-raise it to
     # uvicorn, which logs it again and closes the connection unannounced.
-    app.add_middleware(RequestIdMiddleware, routes=_ROUTES, deadline=settings.request_deadline)
+    app.add_middleware(
+        RequestIdMiddleware,
+        routes=_ROUTES,
+        deadline=settings.request_deadline,
+        page_policy=html_policy(settings.oidc_issuer),
+    )
     return app
 
 

@@ -1,5 +1,10 @@
 """Per-request plumbing: request id, deadline, one access line without query string,
-metrics, and the answer to what nothing else answered.
+metrics, the headers of HTML pages, and the answer to what nothing else answered.
+
+Every HTML answer gets a strict Content-Security-Policy (`html_policy`: scripts and
+styles of the gateway only, never inline; forms to the gateway and the sign-in issuer;
+no framing; no `<base>`), `X-Content-Type-Options: nosniff` and `Referrer-Policy:
+no-referrer`, unless the page set its own.
 
 Every request has a deadline (`GATEWAY_REQUEST_DEADLINE`) until its answer starts:
 admission, sources and recording run within it, and past it the work is cancelled
@@ -23,6 +28,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import structlog
@@ -34,11 +40,37 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.errors import AuditUnavailable, DeadlineExceeded, GatewayError, RequestError
 from gateway.web._metrics import HTTP_LATENCY, HTTP_REQUESTS
 
-__all__ = ["RequestIdMiddleware", "database_failure"]
+__all__ = ["RequestIdMiddleware", "database_failure", "html_policy"]
 
 log = structlog.get_logger(__name__)
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def html_policy(issuer: str | None) -> str:
+    """The Content-Security-Policy of the gateway's HTML pages.
+
+    Scripts, styles and images from the gateway only, never inline; forms post to the
+    gateway, or to the issuer (`issuer`'s origin) when sign-in goes there.
+    """
+    form_action = "'self'"
+    if issuer is not None:
+        parts = urlsplit(issuer)
+        if parts.scheme in {"http", "https"} and parts.netloc:
+            form_action += f" {parts.scheme}://{parts.netloc}"
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            f"form-action {form_action}",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        )
+    )
 
 
 class RequestIdMiddleware:
@@ -50,11 +82,17 @@ class RequestIdMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, *, routes: frozenset[str], deadline: float | None = None
+        self,
+        app: ASGIApp,
+        *,
+        routes: frozenset[str],
+        deadline: float | None = None,
+        page_policy: str | None = None,
     ) -> None:
         self.app = app
         self.routes = routes
         self.deadline = deadline
+        self.html_headers = _html_headers(page_policy or html_policy(None))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,10 +117,8 @@ class RequestIdMiddleware:
             nonlocal status, answering
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = _with_html_headers(headers, self.html_headers)
                 # The answer is decided: it is sent whatever time that takes.
                 answering = True
                 if bounded:
@@ -189,6 +225,28 @@ def _refused_nul() -> Response:
     return Response(
         orjson.dumps(error.to_body()), status_code=error.http_status, media_type="application/json"
     )
+
+
+def _html_headers(policy: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-security-policy", policy.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
+
+
+def _with_html_headers(
+    headers: list[tuple[bytes, bytes]], html_headers: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """`headers`, with the HTML page headers added when the answer is HTML.
+
+    A page that set its own (the query page's policy) keeps it.
+    """
+    names = {name.lower() for name, _ in headers}
+    content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
+    if not content_type.lower().startswith(b"text/html"):
+        return headers
+    return [*headers, *(h for h in html_headers if h[0] not in names)]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -48,6 +48,7 @@ from gateway.storage import browser_sessions
 
 __all__ = [
     "LEVEL2_FRESHNESS",
+    "SIGN_IN_LIFETIME",
     "BrowserCitizen",
     "BrowserCitizenLevel2",
     "BrowserSession",
@@ -59,6 +60,7 @@ __all__ = [
     "check_csrf",
     "cookie_name",
     "cookie_secure",
+    "digest",
     "end_session",
     "session_store",
     "sign_in_required_response",
@@ -114,7 +116,8 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _digest(secret: str) -> str:
+def digest(secret: str) -> str:
+    """The SHA-256 of `secret` (hex): the key a session or sign-in is stored under."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -326,7 +329,7 @@ async def _load(request: Request) -> BrowserSession | None:
     session_id = request.cookies.get(cookie_name(settings))
     if not session_id or len(session_id) > 128:
         return None
-    key = _digest(session_id)
+    key = digest(session_id)
     store = session_store(request)
     found = await store.get(key, "session")
     if found is None:
@@ -360,7 +363,7 @@ async def start_session(
     store = session_store(request)
     previous = request.cookies.get(cookie_name(settings))
     if previous and len(previous) <= 128:
-        await store.take(_digest(previous), "session")
+        await store.take(digest(previous), "session")
     now = _now()
     idle, longest = _lifetimes(settings)
     session = BrowserSession(
@@ -375,7 +378,7 @@ async def start_session(
         "level2_at": now.isoformat() if level2 else None,
         "created_at": now.isoformat(),
     }
-    await store.put(_digest(session.id), "session", data, expires_at=now + min(idle, longest))
+    await store.put(digest(session.id), "session", data, expires_at=now + min(idle, longest))
     response.set_cookie(
         cookie_name(settings),
         session.id,
@@ -393,7 +396,7 @@ async def start_session(
 async def end_session(request: Request, response: Response, session: BrowserSession) -> None:
     """End `session` and clear its cookie on `response`."""
     settings = _settings(request)
-    await session_store(request).take(_digest(session.id), "session")
+    await session_store(request).take(digest(session.id), "session")
     response.delete_cookie(
         cookie_name(settings),
         path="/",
