@@ -56,7 +56,7 @@ translations: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
 		--project gateway -o build/messages.pot .
 	$(BIN)/pybabel update -i build/messages.pot -d gateway/web/translations \
-		--no-location --no-fuzzy-matching --ignore-obsolete
+		--width 100 --no-fuzzy-matching --ignore-obsolete
 
 ## Re-fetch the vendored query page assets from the npm registry and rewrite their sums.
 vendor-graphiql:
