@@ -780,6 +780,53 @@ def gateway(gateway_factory: Gateways) -> Gateway:
     return gateway_factory()
 
 
+BROWSER_CLIENT_ID = "gateway"
+"""The sandbox issuer's registered client: a gateway signs browsers in with
+`gateway_factory(oidc_client_id=BROWSER_CLIENT_ID)`."""
+
+
+@pytest.fixture
+def browser_signin() -> Callable[..., Coroutine[Any, Any, None]]:
+    """Signs a Playwright page in the way a citizen does: `await browser_signin(page,
+    gateway, personal_id, level)` opens the gateway's `/dang-nhap`, fills the sandbox
+    issuer's real login page and comes back signed in, on `next` (default `/toi`).
+
+    The issuer sends the browser back to the registered origin (`AUDIENCE`); the page
+    routes that address to the test gateway's own port.
+    """
+
+    async def sign_in(
+        page: Any, gateway: Gateway, personal_id: str, level: int = 1, next: str = "/toi"
+    ) -> None:
+        if gateway.settings.oidc_client_id != BROWSER_CLIENT_ID:
+            raise AssertionError(
+                "browser sign-in needs gateway_factory(oidc_client_id=BROWSER_CLIENT_ID)"
+            )
+        callback = f"{AUDIENCE}/dang-nhap/callback"
+
+        async def to_gateway(route: Any) -> None:
+            url: str = route.request.url
+            await route.fulfill(
+                status=303, headers={"Location": gateway.url + url[len(AUDIENCE) :]}
+            )
+
+        def is_callback(url: str) -> bool:
+            return url.startswith(callback)
+
+        await page.route(is_callback, to_gateway)
+        try:
+            query = httpx.QueryParams({"next": next, "muc": str(level)})
+            await page.goto(f"{gateway.url}/dang-nhap?{query}")
+            await page.fill("#personal_id", personal_id)
+            await page.check(f'input[name="level"][value="{level}"]')
+            await page.click("#dang-nhap-cong-dan")
+            await page.wait_for_url(lambda url: url.startswith(gateway.url + next))
+        finally:
+            await page.unroute(is_callback)
+
+    return sign_in
+
+
 class SandboxStats:
     """Reads and resets the call counters a sandbox keeps of the lookups it served."""
 

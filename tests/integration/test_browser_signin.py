@@ -12,6 +12,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 
 from tests.integration.conftest import AUDIENCE, Gateway, Gateways
 
+CHROMIUM = "/usr/bin/chromium"
 CLIENT_ID = "gateway"
 PERSONAL_ID = "001090000042"
 
@@ -245,3 +247,27 @@ async def test_another_replica_serves_the_session(gateway_factory: Gateways) -> 
         browser = Browser(http, gateways[0].url)
         assert (await browser.sign_in("/dang-nhap/phien")).status_code == 303
         assert (await http.get(f"{gateways[1].url}/dang-nhap/phien")).status_code == 200
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_browser_signs_in_on_the_issuers_page(
+    signin_gateway: Gateway, browser_signin: Any
+) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await chromium.new_page()
+            await browser_signin(page, signin_gateway, PERSONAL_ID, 2, next="/dang-nhap/phien")
+            assert PERSONAL_ID in await page.content()
+            assert "mức 2" in await page.content()
+            cookies = {c["name"]: c for c in await page.context.cookies()}
+            assert cookies["phien"]["httpOnly"]
+            assert cookies["phien"]["sameSite"] == "Lax"
+            await page.click("text=Đăng xuất")
+            await page.wait_for_url(f"{signin_gateway.url}/dang-xuat")
+            assert "Bạn đã đăng xuất" in await page.content()
+        finally:
+            await chromium.close()
