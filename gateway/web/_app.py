@@ -65,7 +65,7 @@ from gateway.web._health import health_routes, readiness_router
 from gateway.web._live_connectors import LiveConnectors
 from gateway.web._log_routes import log_router
 from gateway.web._middleware import RequestIdMiddleware, html_policy
-from gateway.web._query_page import STATIC_DIR, QueryPage
+from gateway.web._query_page import LABELS_PATH, STATIC_DIR, QueryPage, labels_json
 from gateway.web._secret_routes import require_kek, secret_router
 from gateway.web._sessions import SignInRequired, sign_in_required_response
 from policies import default_policy
@@ -267,6 +267,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         query_page=query_page,
     )
     app.add_route("/graphql", endpoint.handle, methods=_ALL_METHODS, include_in_schema=False)
+    app.add_route(LABELS_PATH, labels_json, methods=["GET"], include_in_schema=False)
     for path, handler in health_routes().items():
         app.add_route(path, handler, methods=["GET"], include_in_schema=False)
     app.include_router(citizen_router())

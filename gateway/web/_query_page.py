@@ -18,8 +18,9 @@ import orjson
 from graphql import GraphQLEnumType, GraphQLObjectType, get_named_type
 from graphql import build_schema as build_sdl
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
+from gateway.state import app_state
 from gateway.web._i18n import (
     LOCALES,
     gettext,
@@ -35,9 +36,10 @@ from gateway.web._labels import N_
 from policies import Procedure
 from schema import SDL_PATH
 
-__all__ = ["CSP", "STATIC_DIR", "QueryPage"]
+__all__ = ["CSP", "LABELS_PATH", "STATIC_DIR", "QueryPage", "labels_json"]
 
 STATIC_DIR = Path(__file__).with_name("static")
+LABELS_PATH = "/graphql/nhan.json"
 
 CSP = "; ".join(
     (
@@ -149,3 +151,18 @@ class QueryPage:
         )
         remember_locale(request, response)
         return response
+
+
+async def labels_json(request: Request) -> Response:
+    """`GET /graphql/nhan.json?lang=vi`: the labels of fields, enums and procedures.
+
+    For page scripts and clients that show canonical data to people; the same
+    catalogue as the pages (`_i18n`), in the request's language.
+    """
+    shown = labels(locale_of(request), app_state(request).catalogue.procedures)
+    shown["enumFields"] = _enum_fields()
+    return Response(
+        orjson.dumps(shown),
+        media_type="application/json",
+        headers={"Cache-Control": "public, max-age=300", "Vary": "Cookie"},
+    )

@@ -161,6 +161,12 @@ async def test_query_page_is_vietnamese_and_switches_to_english(
             await page.goto(f"{gateway.url}/graphql", wait_until="networkidle")
             kept = await page.locator("html").get_attribute("lang")
 
+            served = await page.request.get(f"{gateway.url}/graphql/nhan.json?lang=vi")
+            served_labels = await served.json()
+            english_labels = await (
+                await page.request.get(f"{gateway.url}/graphql/nhan.json?lang=en")
+            ).json()
+
             phone = await browser.new_page(viewport={"width": 390, "height": 844})
             await phone.goto(f"{gateway.url}/graphql?lang=vi", wait_until="networkidle")
             await phone.screenshot(path=screens / "query-page-phone-vi.png")
@@ -179,4 +185,9 @@ async def test_query_page_is_vietnamese_and_switches_to_english(
     assert "1.004222 Permanent residence registration" in english
     assert "Thủ tục" not in english
     assert kept == "en"
+    assert served_labels["enums"]["Gender"]["MALE"] == "Nam"
+    assert served_labels["fields"]["Citizen.fullName"] == "Họ, chữ đệm và tên"
+    assert served_labels["procedures"]["1.004222"]["name"] == "Đăng ký thường trú"
+    assert served_labels["enumFields"]["gender"] == ["Gender"]
+    assert english_labels["enums"]["Gender"]["MALE"] == "Male"
     assert console_errors == []
