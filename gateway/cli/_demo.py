@@ -39,6 +39,8 @@ from gateway.web._demo_tokens import DEMO_CLIENT, query_page_url
 __all__ = ["DEMO_PROCEDURE", "DEMO_QUERY", "Demo"]
 
 DEMO_PROCEDURE = "1.004222"  # permanent residence registration
+DEMO_OIDC_CLIENT = "gateway"
+"""The gateway's client id at the sandbox issuer, for signing in through the browser."""
 DEMO_QUERY = """{{
   citizen(personalId: "{personal_id}") {{
     fullName
@@ -146,12 +148,25 @@ class Demo:
             # /admin may reach them.
             "GATEWAY_CONNECTORS_ALLOW_LOOPBACK": "true",
             "GATEWAY_OIDC_ISSUER": self.issuer_url,
+            # Browser sign-in at the sandbox issuer: a public client, PKCE only.
+            "GATEWAY_OIDC_CLIENT_ID": DEMO_OIDC_CLIENT,
             "GATEWAY_QUERY_PAGE": "true",
             "GATEWAY_QUERY_EXAMPLE": query,
             "GATEWAY_UNSAFE_DEMO_TOKENS": "true",
             "GATEWAY_UNSAFE_DEMO_SECRET": self.page_secret,
             "GATEWAY_LOG_LEVEL": "warning",
             "GATEWAY_LOG_JSON": "false",
+        }
+
+    def _issuer_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SANDBOX_ISSUER_AUDIENCE": self.gateway_url,
+            "SANDBOX_ISSUER_KEY_FILE": str(self.var / "keys" / "sandbox-issuer.pem"),
+            # The gateway is the issuer's one client, sent back to its callback only.
+            "SANDBOX_ISSUER_CLIENTS": orjson.dumps(
+                {DEMO_OIDC_CLIENT: [f"{self.gateway_url}/dang-nhap/callback"]}
+            ).decode(),
         }
 
     def _spawn(
@@ -320,15 +335,10 @@ class Demo:
             "civil-status sandbox",
             ["-m", "sandbox", "civil", "--port", str(self.civil_port), *common],
         )
-        issuer_env = {
-            **os.environ,
-            "SANDBOX_ISSUER_AUDIENCE": self.gateway_url,
-            "SANDBOX_ISSUER_KEY_FILE": str(self.var / "keys" / "sandbox-issuer.pem"),
-        }
         self._spawn(
             "sandbox issuer",
             ["-m", "sandbox", "issuer", "--port", str(self.issuer_port)],
-            issuer_env,
+            self._issuer_env(),
         )
         self._wait("population sandbox", f"{population}/healthz")
         self._wait("business sandbox", f"http://127.0.0.1:{self.business_port}/healthz")
@@ -426,6 +436,11 @@ class Demo:
             "after # is\n                   the page's key for this run, and stays in the "
             "browser; share it with no one)\n"
             f"  GraphQL endpoint {self.gateway_url}/graphql   (every request is signed)\n"
+            f"  Dữ liệu của tôi  {self.gateway_url}/toi   (trang của công dân / the citizen's "
+            "pages)\n"
+            "                   Đăng nhập thử nghiệm: chọn một công dân mẫu, mức 2 / sandbox "
+            f"sign-in: pick\n                   a sample citizen, e.g. {personal_id}, level 2 "
+            "(no password)\n"
             f"  Readiness        {self.gateway_url}/readyz\n"
             f"  Sandboxes        http://127.0.0.1:{self.population_port} (population), "
             f"http://127.0.0.1:{self.business_port} (business registry), "
