@@ -151,7 +151,10 @@ async def test_query_page_is_vietnamese_and_switches_to_english(
             await page.locator("#purpose select").select_option("1.001193")
             legal_basis = await page.locator("#legal-basis").inner_text()
 
-            await page.goto(f"{gateway.url}/graphql?lang=en", wait_until="networkidle")
+            # The language switch is a plain link.
+            async with page.expect_navigation(wait_until="networkidle"):
+                await page.get_by_role("link", name="English").click()
+            switched_to = page.url
             english = await page.locator("#purpose").inner_text()
             english_lang = await page.locator("html").get_attribute("lang")
             await page.locator(".graphiql-execute-button").click()
@@ -180,6 +183,7 @@ async def test_query_page_is_vietnamese_and_switches_to_english(
     assert chosen == "1.004222 Đăng ký thường trú"
     assert "Căn cứ pháp lý:" in legal_basis
     assert "Luật Hộ tịch số 60/2014/QH13, Điều 13-16" in legal_basis
+    assert switched_to == f"{gateway.url}/graphql?lang=en"
     assert english_lang == "en"
     assert "Procedure" in english
     assert "1.004222 Permanent residence registration" in english
