@@ -56,7 +56,7 @@ from gateway.storage import (
 )
 from gateway.web._admin_routes import admin_router
 from gateway.web._audit_routes import audit_router
-from gateway.web._browser_signin import browser_signin_router
+from gateway.web._browser_signin import browser_signin_router, failure_page
 from gateway.web._citizen_routes import citizen_router, consent_status_router
 from gateway.web._connector_routes import connector_router
 from gateway.web._demo_tokens import DEMO_SECRET_MIN_LENGTH, demo_token_router
@@ -67,7 +67,7 @@ from gateway.web._log_routes import log_router
 from gateway.web._middleware import RequestIdMiddleware, html_policy
 from gateway.web._query_page import LABELS_PATH, STATIC_DIR, QueryPage, labels_json
 from gateway.web._secret_routes import require_kek, secret_router
-from gateway.web._sessions import SignInRequired, sign_in_required_response
+from gateway.web._sessions import CsrfFailed, SignInRequired, sign_in_required_response
 from policies import default_policy
 from schema import SchemaLimits, Services, build_schema, canonical_fields
 
@@ -309,6 +309,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, exc: GatewayError) -> Response:
         return error_response(exc, headers=error_headers(exc))
+
+    @app.exception_handler(CsrfFailed)
+    async def csrf_failed(request: Request, exc: CsrfFailed) -> Response:
+        # A browser's form gets a page; htmx and scripts the JSON error.
+        if "text/html" in request.headers.get("accept", "") and "hx-request" not in request.headers:
+            return failure_page(exc.code, "Biểu mẫu đã hết hạn; tải lại trang rồi thử lại.", 403)
+        return error_response(exc)
 
     @app.exception_handler(SignInRequired)
     async def sign_in_required(request: Request, exc: SignInRequired) -> Response:

@@ -47,7 +47,6 @@ from gateway.errors import ServiceUnavailable, Unauthenticated
 from gateway.web._sessions import (
     LEVEL2_FRESHNESS,
     SIGN_IN_LIFETIME,
-    CsrfFailed,
     SignInRequired,
     browser_session,
     check_csrf,
@@ -301,10 +300,7 @@ def browser_signin_router() -> APIRouter:
         session = await browser_session(request)
         if session is None:
             return _page("Đã đăng xuất", "Bạn đã đăng xuất.", extra=_AGAIN)
-        try:
-            await check_csrf(request, session)
-        except CsrfFailed as failed:
-            return failure_page(failed.code, "Biểu mẫu đã hết hạn; tải lại trang rồi thử lại.", 403)
+        await check_csrf(request, session)  # CsrfFailed: a 403 page (the app's handler)
         response = _page("Đã đăng xuất", "Bạn đã đăng xuất.", extra=_AGAIN)
         await end_session(request, response, session)
         return response

@@ -192,9 +192,16 @@ async def test_sign_out_needs_the_csrf_token(browser: Browser) -> None:
     page = (await browser.http.get(f"{browser.gateway}/dang-nhap/phien")).text
     csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
     forged = await browser.http.post(
-        f"{browser.gateway}/dang-xuat", data={"csrf": secrets.token_urlsafe(32)}
+        f"{browser.gateway}/dang-xuat",
+        data={"csrf": secrets.token_urlsafe(32)},
+        headers={"Accept": "text/html,application/xhtml+xml"},
     )
     _refused(forged, "CSRF_FAILED")
+    scripted = await browser.http.post(
+        f"{browser.gateway}/dang-xuat", headers={"X-CSRF-Token": secrets.token_urlsafe(32)}
+    )
+    assert scripted.status_code == 403
+    assert scripted.json()["code"] == "CSRF_FAILED"
     assert (await browser.http.get(f"{browser.gateway}/dang-nhap/phien")).status_code == 200
     out = await browser.http.post(f"{browser.gateway}/dang-xuat", data={"csrf": csrf})
     assert out.status_code == 200
