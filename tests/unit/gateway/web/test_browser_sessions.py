@@ -204,3 +204,17 @@ async def test_staff_pages_need_the_role(engine: Any) -> None:
         assert (await client.get("/kiem-toan")).json() == {"org": "VN/GOV/TTCP"}
         # A member of staff is not a citizen: the citizen's pages ask for sign-in.
         assert (await client.get("/toi")).status_code == 303
+
+
+async def test_the_session_id_is_never_logged(engine: Any) -> None:
+    from structlog.testing import capture_logs
+
+    async with _client(_app(GatewaySettings(), engine)) as client:
+        with capture_logs() as logs:
+            csrf = await _signed_in(client)
+            await client.get("/toi")
+            await client.post("/toi/gui", data={"csrf": "forged"})
+        session_id = client.cookies["phien"]
+    assert logs
+    assert session_id not in repr(logs)
+    assert csrf not in repr(logs)
