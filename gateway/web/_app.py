@@ -57,6 +57,7 @@ from gateway.storage import (
 from gateway.web._admin_routes import admin_router
 from gateway.web._audit_routes import audit_router
 from gateway.web._browser_signin import browser_signin_router, failure_page
+from gateway.web._citizen_pages import citizen_pages_router
 from gateway.web._citizen_routes import citizen_router, consent_status_router
 from gateway.web._connector_routes import connector_router
 from gateway.web._demo_tokens import DEMO_SECRET_MIN_LENGTH, demo_token_router
@@ -271,6 +272,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     for path, handler in health_routes().items():
         app.add_route(path, handler, methods=["GET"], include_in_schema=False)
     app.include_router(citizen_router())
+    app.include_router(citizen_pages_router())
     app.include_router(consent_status_router())
     app.include_router(admin_router())
     app.include_router(connector_router())

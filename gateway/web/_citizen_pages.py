@@ -1,0 +1,462 @@
+"""The citizen's pages, "Dữ liệu của tôi": who read my data, receipts, questions, consents.
+
+    GET  /toi                               who read my data (filters: from, to, organisation)
+    GET  /toi/truy-cap/{id}                 one access, with its receipt and a question form
+    GET  /toi/truy-cap/{id}/bien-nhan       a printable receipt the browser verifies itself
+    GET  /toi/truy-cap/{id}/tai-bien-nhan   the receipt: the bytes `/me/accesses/{id}/receipt` gives
+    POST /toi/truy-cap/{id}/hoi             ask the organisation about this access (recorded)
+    GET  /toi/dong-y                        consent requests, consents in force, history
+    POST /toi/dong-y/{id}/{approve|deny|revoke}
+
+The pages decide as the JSON routes under `/me` do, through the same functions: the
+accesses are `citizen_items` of the same search, consents change through the same
+`ConsentStore` calls with the same `consent` events. Every page needs a level-2
+sign-in, as every `/me` route does. Another citizen's access or consent answers 404,
+as if it did not exist; nothing is changed.
+
+A question is recorded as an `admin` event with the action `citizen_question`: the
+envelope names the system asked about (a public client id) and the organisation, the
+personal part (sealed under the citizen's key, found through the subject index) holds
+the citizen's id, the access and the question. Organisation contacts come from
+`_CONTACTS` (sandbox data: no registry holds agencies' contacts yet).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.log import tlog_proof
+from gateway.records import (
+    CITIZEN_VISIBLE_TYPES,
+    EnvelopeBody,
+    Event,
+    SearchFilter,
+    citizen_items,
+    consent_event,
+    search_page,
+)
+from gateway.state import GatewayState, State
+from gateway.storage import events, read_snapshot
+from gateway.web._i18n import field_label, legal_basis_text, locale_of, render
+from gateway.web._sessions import (
+    BrowserCitizen,
+    BrowserCitizenLevel2,
+    BrowserSession,
+    SignInRequired,
+    check_csrf,
+)
+from policies import ORGANISATION_NAMES, Catalogue, Consent, UnknownProcedure
+
+__all__ = ["QUESTION_ACTION", "citizen_pages_router"]
+
+QUESTION_ACTION: Final = "citizen_question"
+"""The `admin` action (and outcome) of a citizen's question about one access."""
+_QUESTION_MAX: Final = 2000
+_PAGE: Final = 100
+_VIETNAM: Final = datetime.timezone(datetime.timedelta(hours=7))
+"""Times are shown in Vietnam's time (UTC+7, no daylight saving)."""
+
+_CONTACTS: Final[Mapping[str, Mapping[str, str]]] = {
+    # Sandbox contacts, by the `VN/GOV/<org>` prefix of a client id: illustrative
+    # addresses under example domains, until organisations register their own.
+    "VN/GOV/BCA": {"email": "hoidap@bca.example.gov.vn", "phone": "069 000 0000"},
+    "VN/GOV/BTP": {"email": "hoidap@btp.example.gov.vn", "phone": "024 000 0001"},
+    "VN/GOV/BNNMT": {"email": "hoidap@bnnmt.example.gov.vn", "phone": "024 000 0002"},
+    "VN/GOV/BHXH": {"email": "hoidap@bhxh.example.gov.vn", "phone": "1900 0000"},
+}
+_DEFAULT_CONTACT: Final = {"email": "hoidap@cong.example.gov.vn", "phone": "1900 0001"}
+
+
+def _org_code(client_id: str | None) -> str | None:
+    if not client_id:
+        return None
+    parts = client_id.split("/")
+    return "/".join(parts[:3]) if len(parts) >= 3 else None
+
+
+def contact_of(client_id: str | None, organisation: str | None) -> dict[str, Any]:
+    """The contact a citizen asks about an access: the organisation and how to reach it."""
+    code = _org_code(client_id)
+    found = _CONTACTS.get(code or "", _DEFAULT_CONTACT)
+    names = ORGANISATION_NAMES.get(code or "")
+    return {
+        "organisation": organisation or (names[0] if names else code),
+        "email": found["email"],
+        "phone": found["phone"],
+        "sandbox": True,
+    }
+
+
+def _labelled(item: dict[str, Any], locale: str, catalogue: Catalogue) -> dict[str, Any]:
+    """An item of `citizen_items` with its fields, withheld fields and grounds in plain words."""
+    shown = dict(item)
+    procedure_code = (item.get("procedure") or {}).get("code")
+    laws: list[str] = []
+    if procedure_code and any(b.get("kind") == "law" for b in item.get("basis") or ()):
+        try:
+            laws = [legal_basis_text(b, locale) for b in catalogue.get(procedure_code).legal_basis]
+        except UnknownProcedure:
+            laws = []
+    shown["lawTexts"] = laws
+    shown["fieldLabels"] = [field_label(p, locale) for p in item.get("fields") or ()]
+    shown["unansweredLabels"] = [field_label(p, locale) for p in item.get("unanswered") or ()]
+    shown["withheldLabels"] = [
+        {"label": field_label(w["field"], locale), "code": w["code"]}
+        for w in item.get("withheld") or ()
+    ]
+    procedure = item.get("procedure") or {}
+    name = procedure.get("name") if isinstance(procedure, dict) else None
+    shown["procedureName"] = (
+        (name or {}).get(locale)
+        or (name or {}).get("vi")
+        or (procedure.get("code") if isinstance(procedure, dict) else None)
+    )
+    officer = item.get("officer") or {}
+    role = officer.get("role") if isinstance(officer, dict) else None
+    shown["officerText"] = officer.get("name") if isinstance(officer, dict) else None
+    if shown["officerText"] is None and isinstance(role, dict):
+        shown["officerText"] = role.get(locale) or role.get("vi")
+    local = datetime.datetime.fromisoformat(str(item["time"])).astimezone(_VIETNAM)
+    shown["date"] = local.date().isoformat()
+    shown["dateText"] = local.strftime("%d/%m/%Y")
+    shown["when"] = local.strftime("%H:%M, %d/%m/%Y")
+    return shown
+
+
+async def _accesses(
+    state: GatewayState,
+    subject: str,
+    *,
+    start: str | None,
+    end: str | None,
+) -> list[dict[str, Any]]:
+    """The citizen's accesses, newest first: the search `/me/accesses` makes."""
+    built = SearchFilter.build(
+        start=start,
+        end=end,
+        max_days=state.settings.audit_max_range_days,
+        pseudonym_key=state.pseudonym_key,
+    )
+    flt = dataclasses.replace(
+        built,
+        subject=subject,
+        types=CITIZEN_VISIBLE_TYPES,
+        visible_at=datetime.datetime.now(datetime.UTC),
+    )
+    async with read_snapshot(state.engine) as conn:
+        page = await search_page(conn, flt, limit=_PAGE, cursor=None)
+        return await citizen_items(conn, page.rows, subject, state.catalogue)
+
+
+def _one_filter(subject: str) -> SearchFilter:
+    now = datetime.datetime.now(datetime.UTC)
+    return SearchFilter(
+        start=datetime.datetime.min.replace(tzinfo=datetime.UTC),
+        end=now + datetime.timedelta(days=1),
+        subject=subject,
+        types=CITIZEN_VISIBLE_TYPES,
+        visible_at=now,
+    )
+
+
+async def _access(state: GatewayState, subject: str, event_id: str) -> tuple[Any, dict[str, Any]]:
+    """One of the citizen's accesses (its row and its item), else `NotFound`."""
+    async with read_snapshot(state.engine) as conn:
+        row = (
+            await conn.execute(_one_filter(subject).query().where(events.c.id == event_id))
+        ).first()
+        if row is None:
+            raise NotFound("None of your accesses has this id.", kind="Access")
+        items = await citizen_items(conn, [row], subject, state.catalogue)
+    return row, items[0]
+
+
+async def _receipt(state: GatewayState, row: Any) -> str:
+    """The offline proof of one access, as `/me/accesses/{id}/receipt` gives it."""
+    latest = await state.log.latest()
+    if row.leaf_index is None or latest is None or row.leaf_index >= latest.size:
+        raise Conflict(
+            "The access is not in a signed checkpoint yet: ask again after the merge delay.",
+            retryAfter=max(1, round(state.settings.merge_delay)),
+        )
+    proof = await state.log.inclusion_proof(int(row.leaf_index), latest.size)
+    return tlog_proof(int(row.leaf_index), proof, latest, extra=row.leaf.encode())
+
+
+def _consent_shown(state: GatewayState, consent: Consent, locale: str) -> dict[str, Any]:
+    body = consent.public()
+    try:
+        entry = state.catalogue.get(consent.procedure)
+        body["procedureName"] = entry.name.vi if locale == "vi" else entry.name.en
+    except UnknownProcedure:
+        body["procedureName"] = consent.procedure
+    body["fieldLabels"] = [field_label(p, locale) for p in consent.fields]
+    names = ORGANISATION_NAMES.get(_org_code(consent.consumer) or "")
+    body["consumerName"] = names[0] if names else consent.consumer
+    return body
+
+
+async def _pending(state: GatewayState, subject: str) -> int:
+    return len(await state.consents.of_subject(subject, status="REQUESTED"))
+
+
+def question_event(
+    *,
+    request_id: str,
+    policy_version: str,
+    subject: str,
+    access: dict[str, Any],
+    question: str,
+) -> Event:
+    """The `admin` record of a citizen's question about one of their accesses.
+
+    The envelope names the system asked about and its organisation (public), never the
+    citizen, the access or the question: those are in the sealed personal part.
+    """
+    system = access.get("system") or {}
+    client_id = system.get("id") if isinstance(system, dict) else None
+    envelope: EnvelopeBody = {"action": QUESTION_ACTION, "actor": "citizen"}
+    if isinstance(client_id, str):
+        envelope["client"] = client_id
+    return Event(
+        type="admin",
+        request_id=request_id,
+        outcome=QUESTION_ACTION,
+        policy_version=policy_version,
+        envelope=envelope,
+        personal={"subject": subject, "access": access["id"], "question": question},
+        subjects=[subject],
+        client_id=client_id,
+    )
+
+
+async def _level2(request: Request, session: BrowserCitizen) -> BrowserSession:
+    """A citizen signed in at level 2, as every `/me` route needs (not necessarily lately:
+    a change of consent asks for a recent proof, `BrowserCitizenLevel2`)."""
+    settings = getattr(getattr(request.app.state, "gateway", None), "settings", None)
+    accepted = getattr(settings, "oidc_level2_acr", ())
+    if not session.identity.has_level2(accepted):
+        raise SignInRequired(next=request.url.path, level=2)
+    return session
+
+
+Level2Session = Annotated[BrowserSession, Depends(_level2)]
+"""The session of a citizen signed in at level 2."""
+
+
+def citizen_pages_router() -> APIRouter:
+    """The pages under `/toi`, for the citizen signed in in the browser at level 2."""
+    router = APIRouter(prefix="/toi", include_in_schema=False)
+
+    async def page(
+        request: Request,
+        state: GatewayState,
+        session: BrowserSession,
+        name: str,
+        context: dict[str, Any],
+        status_code: int = 200,
+    ) -> Response:
+        base = {
+            "session": session,
+            "csrf": session.csrf_token,
+            "pending": await _pending(state, session.identity.subject),
+        }
+        return render(request, name, {**base, **context}, status_code=status_code)
+
+    async def refused(
+        request: Request, state: GatewayState, session: BrowserSession, exc: GatewayError
+    ) -> Response:
+        return await page(
+            request,
+            state,
+            session,
+            "toi/not_found.html",
+            {"code": exc.code},
+            status_code=exc.http_status,
+        )
+
+    @router.get("")
+    async def accesses(
+        request: Request,
+        state: State,
+        session: Level2Session,
+        start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+        end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+        organisation: Annotated[str | None, Query(max_length=300)] = None,
+    ) -> Response:
+        locale = locale_of(request)
+        error = None
+        try:
+            items = await _accesses(
+                state, session.identity.subject, start=start or None, end=end or None
+            )
+        except GatewayError as exc:
+            items, error = [], exc.code
+        shown = [_labelled(i, locale, state.catalogue) for i in items]
+        organisations = sorted({i["organisation"] for i in shown if i.get("organisation")})
+        if organisation:
+            shown = [i for i in shown if i.get("organisation") == organisation]
+        days: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for item in shown:
+            days.setdefault((item["date"], item["dateText"]), []).append(item)
+        return await page(
+            request,
+            state,
+            session,
+            "toi/accesses.html",
+            {
+                "days": days,
+                "organisations": organisations,
+                "filters": {"from": start or "", "to": end or "", "organisation": organisation},
+                "error": error,
+            },
+        )
+
+    @router.get("/truy-cap/{event_id}")
+    async def access(
+        request: Request, state: State, session: Level2Session, event_id: str
+    ) -> Response:
+        try:
+            _row, item = await _access(state, session.identity.subject, event_id)
+        except NotFound as exc:
+            return await refused(request, state, session, exc)
+        system = item.get("system") or {}
+        return await page(
+            request,
+            state,
+            session,
+            "toi/access.html",
+            {
+                "item": _labelled(item, locale_of(request), state.catalogue),
+                "contact": contact_of(system.get("id"), item.get("organisation")),
+                "asked": request.query_params.get("da-hoi") == "1",
+            },
+        )
+
+    @router.get("/truy-cap/{event_id}/tai-bien-nhan")
+    async def receipt(
+        request: Request, state: State, session: Level2Session, event_id: str
+    ) -> Response:
+        try:
+            row, _item = await _access(state, session.identity.subject, event_id)
+            text = await _receipt(state, row)
+        except (NotFound, Conflict) as exc:
+            return await refused(request, state, session, exc)
+        return Response(
+            text,
+            media_type="text/plain; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="access-{row.id}.tlog-proof"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @router.get("/truy-cap/{event_id}/bien-nhan")
+    async def receipt_page(
+        request: Request, state: State, session: Level2Session, event_id: str
+    ) -> Response:
+        try:
+            row, item = await _access(state, session.identity.subject, event_id)
+        except NotFound as exc:
+            return await refused(request, state, session, exc)
+        return await page(
+            request,
+            state,
+            session,
+            "toi/receipt.html",
+            {
+                "item": _labelled(item, locale_of(request), state.catalogue),
+                "inCheckpoint": row.leaf_index is not None,
+                "origin": state.log.origin,
+            },
+        )
+
+    @router.post("/truy-cap/{event_id}/hoi")
+    async def ask(
+        request: Request,
+        state: State,
+        session: Level2Session,
+        event_id: str,
+        question: Annotated[str, Form(min_length=1, max_length=_QUESTION_MAX)],
+    ) -> Response:
+        await check_csrf(request, session)
+        subject = session.identity.subject
+        try:
+            _row, item = await _access(state, subject, event_id)
+        except NotFound as exc:
+            return await refused(request, state, session, exc)
+        await state.recorder.record(
+            question_event(
+                request_id=getattr(request.state, "request_id", None) or "",
+                policy_version=state.catalogue.version,
+                subject=subject,
+                access=item,
+                question=question.strip(),
+            )
+        )
+        return RedirectResponse(f"/toi/truy-cap/{event_id}?da-hoi=1", status_code=303)
+
+    @router.get("/dong-y")
+    async def consents(request: Request, state: State, session: Level2Session) -> Response:
+        locale = locale_of(request)
+        found = await state.consents.of_subject(session.identity.subject)
+        shown = [_consent_shown(state, c, locale) for c in found]
+        return await page(
+            request,
+            state,
+            session,
+            "toi/consents.html",
+            {
+                "requested": [c for c in shown if c["status"] == "REQUESTED"],
+                "in_force": [c for c in shown if c["status"] == "ACTIVE"],
+                "history": [c for c in shown if c["status"] not in {"REQUESTED", "ACTIVE"}],
+                "done": request.query_params.get("xong"),
+            },
+        )
+
+    @router.post("/dong-y/{consent_id}/{action}")
+    async def answer(
+        request: Request,
+        state: State,
+        session: BrowserCitizenLevel2,
+        consent_id: str,
+        action: str,
+    ) -> Response:
+        await check_csrf(request, session)
+        identity = session.identity
+        changes = {
+            "approve": (state.consents.approve, "approved"),
+            "deny": (state.consents.deny, "denied"),
+            "revoke": (state.consents.revoke, "revoked"),
+        }
+        if action not in changes:
+            return await refused(request, state, session, NotFound("No such action."))
+        change, recorded = changes[action]
+        request_id = getattr(request.state, "request_id", None) or ""
+
+        def record(consent: Consent) -> Event:
+            return consent_event(
+                consent,
+                recorded,
+                request_id=request_id,
+                policy_version=state.catalogue.version,
+                actor="citizen",
+                acr=identity.acr,
+            )
+
+        try:
+            await change(consent_id, identity.subject, record=record)
+        except GatewayError as exc:
+            if exc.http_status >= 500:
+                raise
+            return await refused(request, state, session, exc)
+        return RedirectResponse(f"/toi/dong-y?xong={recorded}", status_code=303)
+
+    return router

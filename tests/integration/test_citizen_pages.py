@@ -1,0 +1,324 @@
+"""The citizen's pages ("Dữ liệu của tôi") in a real Chromium, at desktop and phone sizes.
+
+A citizen signed in through the browser sees the access a client made a moment before,
+verifies its receipt in the page, asks a question, approves and revokes a consent; and
+another citizen's access, or a form without its CSRF token, is refused.
+Each page is checked with axe-core: no serious or critical violation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import secrets
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+
+from gateway.storage import create_engine
+
+CHROMIUM = "/usr/bin/chromium"
+AXE = Path(__file__).parent / "assets" / "axe.min.js"
+SCREENS = Path("/tmp/screens/toi")
+SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+RESIDENCE = "1.004222"  # phone is read only with consent
+CONSENT_REQUEST = """mutation($subject: String!, $until: DateTime!) {
+  requestConsent(subject: $subject, procedure: "1.004222", fields: ["Citizen.phone"],
+                 validUntil: $until) { id status }
+}"""
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
+    pytest.mark.asyncio(loop_scope="module"),
+]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Any]:
+    """One Chromium for the module; each test opens contexts of its own."""
+    from playwright.async_api import async_playwright
+
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium", pytrace=False)
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield launched
+        await launched.close()
+
+
+async def _session(gateway: Any, personal_id: str) -> str:
+    """A level-2 browser session of `personal_id`, stored as sign-in stores it: its id."""
+    from gateway.web._sessions import DatabaseSessions
+
+    now = datetime.datetime.now(datetime.UTC)
+    session_id = secrets.token_urlsafe(32)
+    engine = create_engine(gateway.settings.database_url.get_secret_value())
+    try:
+        await DatabaseSessions(engine).put(
+            hashlib.sha256(session_id.encode()).hexdigest(),
+            "session",
+            {
+                "identity": {
+                    "subject": personal_id,
+                    "roles": ["citizen"],
+                    "org": None,
+                    "acr": "vneid-level-2",
+                    "issuer": gateway.settings.oidc_issuer,
+                },
+                "csrf": secrets.token_urlsafe(32),
+                "level2_at": now.isoformat(),
+                "created_at": now.isoformat(),
+            },
+            expires_at=now + datetime.timedelta(hours=1),
+        )
+    finally:
+        await engine.dispose()
+    return session_id
+
+
+def _keep(screenshot: Path) -> None:
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(screenshot, SCREENS / screenshot.name)
+
+
+class Citizen:
+    """A signed-in citizen's browser contexts, one per size; screenshots and axe checks."""
+
+    def __init__(self, browser: Any, gateway: Any, tmp_path: Path, name: str) -> None:
+        self.browser, self.gateway, self.tmp_path, self.name = browser, gateway, tmp_path, name
+        self.pages: dict[str, Any] = {}
+        self.errors: list[str] = []
+        self.axe: dict[str, list[str]] = {}
+
+    async def sign_in(self, personal_id: str) -> None:
+        session_id = await _session(self.gateway, personal_id)
+        for size, viewport in SIZES.items():
+            context = await self.browser.new_context(viewport=viewport, accept_downloads=True)
+            await context.add_cookies(
+                [{"name": "phien", "value": session_id, "url": self.gateway.url}]
+            )
+            page = await context.new_page()
+            page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+            self.pages[size] = page
+
+    @property
+    def page(self) -> Any:
+        return self.pages["desktop"]
+
+    async def visit(self, path: str, shot: str, *, wait: str | None = None) -> None:
+        """Open `path` at every size, screenshot it, and check it with axe."""
+        for size, page in self.pages.items():
+            await page.goto(f"{self.gateway.url}{path}", wait_until="networkidle")
+            if wait:
+                await page.wait_for_selector(wait)
+            await self.check(page, f"{shot}-{size}")
+
+    async def check(self, page: Any, shot: str) -> None:
+        target = self.tmp_path / f"{self.name}-{shot}.png"
+        await page.screenshot(path=str(target), full_page=True)
+        await asyncio.to_thread(_keep, target)
+        if not await page.evaluate("typeof axe !== 'undefined'"):
+            await page.evaluate(AXE.read_text())
+        result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        bad = [
+            f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+            for v in result["violations"]
+            if v["impact"] in {"serious", "critical"}
+        ]
+        self.axe[shot] = bad
+        assert not bad, f"{shot}: {bad}"
+
+    async def close(self) -> None:
+        for page in self.pages.values():
+            await page.context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def citizen(browser: Any, gateway_factory: Any, tmp_path: Path, request: Any) -> Any:
+    gateway = gateway_factory(query_page=True)
+    person = Citizen(browser, gateway, tmp_path, request.node.name)
+    yield person
+    await person.close()
+    assert not [e for e in person.errors if "Content Security Policy" in e], person.errors
+
+
+async def _events(gateway: Any, column: str, value: str) -> list[Any]:
+    """The events whose `column` (outcome or type) is `value`, oldest first."""
+    assert column in {"outcome", "type"}
+    engine = create_engine(gateway.settings.database_url.get_secret_value())
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text(f"SELECT id, type, envelope FROM events WHERE {column} = :v ORDER BY ts"),
+                {"v": value},
+            )
+            return list(rows)
+    finally:
+        await engine.dispose()
+
+
+async def _read(
+    gateway: Any, person: str, fields: str = "fullName birthDate", **purpose: Any
+) -> Any:
+    answer = await gateway.post(f'{{ citizen(personalId: "{person}") {{ {fields} }} }}', **purpose)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def test_a_citizen_sees_an_access_verifies_its_receipt_and_asks_about_it(
+    citizen: Citizen, dataset: Any, sign_in: Any
+) -> None:
+    gateway = citizen.gateway
+    person = dataset.sample.citizens[0]
+    await _read(gateway, person)
+    await gateway.caught_up()
+    await citizen.sign_in(person)
+
+    await citizen.visit("/toi", "accesses")
+    page = citizen.page
+    item = page.locator("li.toi-access").first
+    text = await item.inner_text()
+    assert "Test agency" in text
+    # The fields in plain Vietnamese, not their schema paths.
+    assert "Citizen.fullName" not in text
+    assert "Họ, chữ đệm và tên" in text
+    access_id = await item.get_attribute("data-id")
+
+    await citizen.visit(f"/toi/truy-cap/{access_id}", "access")
+
+    # The download is the receipt the JSON route gives.
+    async with page.expect_download() as info:
+        await page.locator("a[download]").first.click()
+    download = await info.value
+    saved = citizen.tmp_path / "receipt.tlog-proof"
+    await download.save_as(saved)
+    async with gateway.client(auth=None) as http:
+        json_route = await http.get(
+            f"/me/accesses/{access_id}/receipt", headers=await sign_in.citizen(person)
+        )
+    assert json_route.status_code == 200
+    assert saved.read_bytes() == json_route.content
+
+    await citizen.visit(f"/toi/truy-cap/{access_id}/bien-nhan", "receipt", wait="[data-verdict]")
+    for page_at in citizen.pages.values():
+        verdict = await page_at.locator("#verdict").get_attribute("data-verdict")
+        assert verdict == "valid", (await page_at.inner_text("#verdict-detail"), citizen.errors)
+        assert await page_at.locator("#verdict").inner_text() == "Hợp lệ"
+
+    # A tampered receipt (one byte of the leaf changed) is shown invalid.
+    lines = saved.read_text().split("\n")
+    extra = next(i for i, line in enumerate(lines) if line.startswith("extra "))
+    leaf = lines[extra]
+    lines[extra] = leaf[:-2] + ("A" if leaf[-2] != "A" else "B") + leaf[-1]
+    tampered = citizen.tmp_path / "tampered.tlog-proof"
+    tampered.write_text("\n".join(lines))
+    await page.set_input_files("#other-receipt", str(tampered))
+    await page.wait_for_selector("[data-verdict='invalid']")
+    assert await page.locator("#verdict").inner_text() == "Không hợp lệ"
+    await citizen.check(page, "receipt-tampered-desktop")
+
+    # The question is recorded in the citizen's sealed part; the envelope names no one.
+    await page.goto(f"{gateway.url}/toi/truy-cap/{access_id}")
+    await page.fill("#question", "Vì sao cơ quan đọc ngày sinh của tôi?")
+    await page.locator("form[action$='/hoi'] button").click()
+    await page.wait_for_selector(".toi-ok")
+    await citizen.check(page, "asked-desktop")
+    asked = await _events(gateway, "outcome", "citizen_question")
+    envelope = str(asked[-1].envelope)
+    assert gateway.signer.client_id in envelope
+    assert person not in envelope
+    assert access_id not in envelope
+    assert "ngày sinh" not in envelope
+
+
+async def test_a_citizen_approves_then_revokes_a_consent(citizen: Citizen, dataset: Any) -> None:
+    gateway = citizen.gateway
+    person = dataset.sample.citizens[1]
+    until = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)).isoformat()
+    asked = await gateway.post(
+        CONSENT_REQUEST, {"subject": person, "until": until}, procedure=RESIDENCE
+    )
+    consent_id = asked.json()["data"]["requestConsent"]["id"]
+    await citizen.sign_in(person)
+
+    # Every page says a request waits.
+    await citizen.visit("/toi", "banner")
+    assert await citizen.page.locator(".toi-banner").count() == 1
+    await citizen.visit("/toi/dong-y", "consents-requested")
+    page = citizen.page
+    card = page.locator(f"#c-{consent_id}")
+    assert "Citizen.phone" not in await card.inner_text()
+    await card.locator("form[action$='/approve'] button").click()
+    await page.wait_for_selector(".toi-ok")
+    await citizen.visit("/toi/dong-y", "consents-active")
+    assert await page.locator(".toi-banner").count() == 0
+
+    read = await _read(gateway, person, "fullName phone", procedure=RESIDENCE)
+    assert read["data"]["citizen"]["phone"], read
+
+    await page.locator(f"#c-{consent_id} form[action$='/revoke'] button").click()
+    await page.wait_for_selector(".toi-ok")
+    await citizen.visit("/toi/dong-y", "consents-history")
+    assert "REVOKED" not in await page.locator(f"#c-{consent_id}").inner_text()
+    after = await _read(gateway, person, "fullName phone", procedure=RESIDENCE)
+    assert after["data"]["citizen"]["phone"] is None
+    assert any(e["extensions"]["code"] == "CONSENT_REQUIRED" for e in after["errors"])
+
+
+async def test_another_citizens_access_and_a_form_without_its_token_are_refused(
+    citizen: Citizen, dataset: Any
+) -> None:
+    gateway = citizen.gateway
+    owner, other = dataset.sample.citizens[2], dataset.sample.citizens[3]
+    await _read(gateway, owner)
+    await gateway.caught_up()
+    theirs = [row.id for row in await _events(gateway, "type", "access")]
+    assert theirs
+    await citizen.sign_in(other)
+    page = citizen.page
+
+    for path, shot in [
+        (f"/toi/truy-cap/{theirs[-1]}", "other-access"),
+        (f"/toi/truy-cap/{theirs[-1]}/bien-nhan", "other-receipt"),
+    ]:
+        answer = await page.goto(f"{gateway.url}{path}")
+        assert answer.status == 404
+        assert (
+            "Nothing was changed" in await page.inner_text("main")
+            or await page.locator("main [role=alert]").count()
+        )
+        await citizen.check(page, f"{shot}-desktop")
+    download = await page.request.get(f"{gateway.url}/toi/truy-cap/{theirs[-1]}/tai-bien-nhan")
+    assert download.status == 404
+    assert "tlog-proof" not in await download.text()
+
+    # A form sent without its CSRF token is refused, and records nothing.
+    before = await _events(gateway, "outcome", "citizen_question")
+    no_token = await page.request.post(
+        f"{gateway.url}/toi/truy-cap/{theirs[-1]}/hoi", form={"question": "?"}
+    )
+    assert no_token.status == 403
+    assert await _events(gateway, "outcome", "citizen_question") == before
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        signed_out = await http.get("/toi", follow_redirects=False)
+    assert signed_out.status_code == 303
+    assert signed_out.headers["location"].startswith("/dang-nhap?next=")
