@@ -28,6 +28,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Annotated, Any, Final
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -43,7 +44,7 @@ from gateway.records import (
     search_page,
 )
 from gateway.state import GatewayState, State
-from gateway.storage import events, read_snapshot
+from gateway.storage import clients, events, read_snapshot
 from gateway.web._i18n import field_label, legal_basis_text, locale_of, render
 from gateway.web._sessions import (
     BrowserCitizen,
@@ -190,8 +191,22 @@ async def _receipt(state: GatewayState, row: Any) -> str:
     return tlog_proof(int(row.leaf_index), proof, latest, extra=row.leaf.encode())
 
 
-def _consent_shown(state: GatewayState, consent: Consent, locale: str) -> dict[str, Any]:
+def _local(instant: str | None) -> str | None:
+    """An RFC 3339 instant as Vietnam's time reads it: `HH:MM, DD/MM/YYYY`."""
+    if not instant:
+        return None
+    return datetime.datetime.fromisoformat(instant).astimezone(_VIETNAM).strftime("%H:%M, %d/%m/%Y")
+
+
+def _consent_shown(
+    state: GatewayState,
+    consent: Consent,
+    locale: str,
+    systems: Mapping[str, tuple[str, str]],
+) -> dict[str, Any]:
     body = consent.public()
+    for key in ("answerBy", "validUntil", "requestedAt", "revokedAt"):
+        body[f"{key}Text"] = _local(body.get(key))
     try:
         entry = state.catalogue.get(consent.procedure)
         body["procedureName"] = entry.name.vi if locale == "vi" else entry.name.en
@@ -199,8 +214,23 @@ def _consent_shown(state: GatewayState, consent: Consent, locale: str) -> dict[s
         body["procedureName"] = consent.procedure
     body["fieldLabels"] = [field_label(p, locale) for p in consent.fields]
     names = ORGANISATION_NAMES.get(_org_code(consent.consumer) or "")
-    body["consumerName"] = names[0] if names else consent.consumer
+    organisation, system = systems.get(consent.consumer, (names[0] if names else "", ""))
+    body["consumerName"] = organisation or consent.consumer
+    body["consumerSystem"] = system
     return body
+
+
+async def _systems(state: GatewayState, ids: set[str]) -> dict[str, tuple[str, str]]:
+    """The organisation and system name of registered clients, by client id."""
+    if not ids:
+        return {}
+    async with read_snapshot(state.engine) as conn:
+        rows = await conn.execute(
+            sa.select(clients.c.id, clients.c.organisation, clients.c.name).where(
+                clients.c.id.in_(ids)
+            )
+        )
+        return {r.id: (r.organisation, r.name) for r in rows}
 
 
 async def _pending(state: GatewayState, subject: str) -> int:
@@ -407,7 +437,8 @@ def citizen_pages_router() -> APIRouter:
     async def consents(request: Request, state: State, session: Level2Session) -> Response:
         locale = locale_of(request)
         found = await state.consents.of_subject(session.identity.subject)
-        shown = [_consent_shown(state, c, locale) for c in found]
+        systems = await _systems(state, {c.consumer for c in found})
+        shown = [_consent_shown(state, c, locale, systems) for c in found]
         return await page(
             request,
             state,

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import hashlib
-import secrets
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest_asyncio
 import sqlalchemy as sa
 
 from gateway.storage import create_engine
+from tests.integration.conftest import BROWSER_CLIENT_ID
 
 CHROMIUM = "/usr/bin/chromium"
 AXE = Path(__file__).parent / "assets" / "axe.min.js"
@@ -65,36 +64,6 @@ async def browser() -> AsyncIterator[Any]:
         await launched.close()
 
 
-async def _session(gateway: Any, personal_id: str) -> str:
-    """A level-2 browser session of `personal_id`, stored as sign-in stores it: its id."""
-    from gateway.web._sessions import DatabaseSessions
-
-    now = datetime.datetime.now(datetime.UTC)
-    session_id = secrets.token_urlsafe(32)
-    engine = create_engine(gateway.settings.database_url.get_secret_value())
-    try:
-        await DatabaseSessions(engine).put(
-            hashlib.sha256(session_id.encode()).hexdigest(),
-            "session",
-            {
-                "identity": {
-                    "subject": personal_id,
-                    "roles": ["citizen"],
-                    "org": None,
-                    "acr": "vneid-level-2",
-                    "issuer": gateway.settings.oidc_issuer,
-                },
-                "csrf": secrets.token_urlsafe(32),
-                "level2_at": now.isoformat(),
-                "created_at": now.isoformat(),
-            },
-            expires_at=now + datetime.timedelta(hours=1),
-        )
-    finally:
-        await engine.dispose()
-    return session_id
-
-
 def _keep(screenshot: Path) -> None:
     SCREENS.mkdir(parents=True, exist_ok=True)
     shutil.copy(screenshot, SCREENS / screenshot.name)
@@ -103,20 +72,24 @@ def _keep(screenshot: Path) -> None:
 class Citizen:
     """A signed-in citizen's browser contexts, one per size; screenshots and axe checks."""
 
-    def __init__(self, browser: Any, gateway: Any, tmp_path: Path, name: str) -> None:
+    def __init__(self, browser: Any, gateway: Any, tmp_path: Path, name: str, signin: Any) -> None:
         self.browser, self.gateway, self.tmp_path, self.name = browser, gateway, tmp_path, name
+        self.signin = signin
         self.pages: dict[str, Any] = {}
         self.errors: list[str] = []
         self.axe: dict[str, list[str]] = {}
 
     async def sign_in(self, personal_id: str) -> None:
-        session_id = await _session(self.gateway, personal_id)
+        """Sign in at level 2 on the sandbox issuer's login page; the phone shares the cookie."""
+        cookies: list[Any] = []
         for size, viewport in SIZES.items():
             context = await self.browser.new_context(viewport=viewport, accept_downloads=True)
-            await context.add_cookies(
-                [{"name": "phien", "value": session_id, "url": self.gateway.url}]
-            )
+            if cookies:
+                await context.add_cookies(cookies)
             page = await context.new_page()
+            if not cookies:
+                await self.signin(page, self.gateway, personal_id, 2)
+                cookies = await context.cookies(self.gateway.url)
             page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
             self.pages[size] = page
 
@@ -153,9 +126,12 @@ class Citizen:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def citizen(browser: Any, gateway_factory: Any, tmp_path: Path, request: Any) -> Any:
-    gateway = gateway_factory(query_page=True)
-    person = Citizen(browser, gateway, tmp_path, request.node.name)
+async def citizen(
+    browser: Any, gateway_factory: Any, browser_signin: Any, tmp_path: Path, request: Any
+) -> Any:
+    # The query page's option serves /static, which the pages' script and styles need.
+    gateway = gateway_factory(query_page=True, oidc_client_id=BROWSER_CLIENT_ID)
+    person = Citizen(browser, gateway, tmp_path, request.node.name, browser_signin)
     yield person
     await person.close()
     assert not [e for e in person.errors if "Content Security Policy" in e], person.errors
