@@ -179,6 +179,21 @@ async def test_a_citizen_sees_an_access_verifies_its_receipt_and_asks_about_it(
     assert "Họ, chữ đệm và tên" in text
     access_id = await item.get_attribute("data-id")
 
+    # Filters: an organisation that read nothing, a period before the access.
+    await page.goto(f"{gateway.url}/toi?organisation=Nobody")
+    assert await page.locator("li.toi-access").count() == 0
+    await page.goto(f"{gateway.url}/toi?from=2020-01-01&to=2020-01-31&organisation=")
+    assert await page.locator("li.toi-access").count() == 0
+    yesterday = datetime.date.today() - datetime.timedelta(days=1)
+    await page.goto(f"{gateway.url}/toi?from={yesterday.isoformat()}")
+    assert await page.locator(f"li[data-id='{access_id}']").count() == 1
+    # The English switch keeps the page and its filters.
+    await page.click("a[hreflang=en]")
+    assert "Who read my data" in await page.inner_text("h1")
+    assert "Full name" in await page.inner_text(f"li[data-id='{access_id}']")
+    await citizen.check(page, "accesses-english-desktop")
+    await page.click("a[hreflang=vi]")
+
     await citizen.visit(f"/toi/truy-cap/{access_id}", "access")
 
     # The download is the receipt the JSON route gives.
