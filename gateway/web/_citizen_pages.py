@@ -5,6 +5,7 @@
     GET  /toi/truy-cap/{id}/bien-nhan       a printable receipt the browser verifies itself
     GET  /toi/truy-cap/{id}/tai-bien-nhan   the receipt: the bytes `/me/accesses/{id}/receipt` gives
     POST /toi/truy-cap/{id}/hoi             ask the organisation about this access (recorded)
+    GET  /toi/du-lieu                       what the connected databases hold about me
     GET  /toi/dong-y                        consent requests, consents in force, history
     POST /toi/dong-y/{id}/{approve|deny|revoke}
 
@@ -19,19 +20,29 @@ envelope names the system asked about (a public client id) and the organisation,
 personal part (sealed under the citizen's key, found through the subject index) holds
 the citizen's id, the access and the question. Organisation contacts come from
 `_CONTACTS` (sandbox data: no registry holds agencies' contacts yet).
+
+"My data" is read as any client reads: the gateway's own citizen portal is a registered
+client (`PORTAL_CLIENT`, registered with a local key at its first use) that signs a
+request token for the procedure `LOCAL.citizen-self-service`, the signed-in citizen as
+its only subject and officer `citizen-self-service`; the request is admitted, decided,
+executed against the schema and recorded exactly as `/graphql` does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Final
 
+import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
+from gateway.admission import add_local_key, has_local_key, load_local_key, sign_request
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.log import tlog_proof
 from gateway.records import (
@@ -39,13 +50,14 @@ from gateway.records import (
     EnvelopeBody,
     Event,
     SearchFilter,
+    admin_recorder,
     citizen_items,
     consent_event,
     search_page,
 )
 from gateway.state import GatewayState, State
 from gateway.storage import clients, events, read_snapshot
-from gateway.web._i18n import field_label, legal_basis_text, locale_of, render
+from gateway.web._i18n import enum_label, field_label, legal_basis_text, locale_of, render
 from gateway.web._sessions import (
     BrowserCitizen,
     BrowserCitizenLevel2,
@@ -53,9 +65,23 @@ from gateway.web._sessions import (
     SignInRequired,
     check_csrf,
 )
-from policies import ORGANISATION_NAMES, Catalogue, Consent, UnknownProcedure
+from policies import ORGANISATION_NAMES, Catalogue, Consent, Purpose, UnknownProcedure
+from schema import RequestContext, SchemaLimits, build_schema
 
-__all__ = ["QUESTION_ACTION", "citizen_pages_router"]
+__all__ = ["PORTAL_CLIENT", "QUESTION_ACTION", "SELF_SERVICE", "citizen_pages_router"]
+
+PORTAL_CLIENT: Final = "VN/GOV/GATEWAY/cong-cong-dan"
+"""The client id of the gateway's own citizen portal."""
+SELF_SERVICE: Final = "LOCAL.citizen-self-service"
+"""The procedure a citizen reads their own data under."""
+_SELF_OFFICER: Final = "citizen-self-service"
+_SELF_FIELDS: Final = (
+    "personalId fullName otherNames birthDate gender hometown nationality maritalStatus "
+    "permanentResidence { provinceName wardName detail } "
+    "temporaryResidence { provinceName wardName detail } "
+    "currentResidence { provinceName wardName detail }"
+)
+_ENUMS: Final = {"gender": "Gender", "maritalStatus": "MaritalStatus"}
 
 QUESTION_ACTION: Final = "citizen_question"
 """The `admin` action (and outcome) of a citizen's question about one access."""
@@ -281,9 +307,109 @@ Level2Session = Annotated[BrowserSession, Depends(_level2)]
 """The session of a citizen signed in at level 2."""
 
 
+async def _portal_key(state: GatewayState) -> tuple[Any, str]:
+    """The portal's signing key, registering the portal as a client at its first use."""
+    directory = state.settings.client_keys_dir
+    if not has_local_key(directory, PORTAL_CLIENT):
+        record = admin_recorder(
+            pseudonym_key=state.pseudonym_key,
+            policy_version=state.catalogue.version,
+            operator="gateway:citizen-portal",
+            operator_org=None,
+        )
+        kinds = list(state.catalogue.get(SELF_SERVICE).agency_kinds)
+        with contextlib.suppress(Conflict):  # another replica registered it first
+            await state.clients.add(
+                PORTAL_CLIENT,
+                name="Citizen portal",
+                organisation="Data-sharing gateway",
+                agency_kinds=kinds,
+                record=record,
+            )
+        await add_local_key(state.clients, directory, PORTAL_CLIENT, record=record)
+    key, kid = load_local_key(directory, PORTAL_CLIENT)
+    return key, kid
+
+
+async def _my_data(
+    request: Request, state: GatewayState, schema: Any, subject: str
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Read the citizen's record as the portal, recorded like any read: data and error codes."""
+    query = f'{{ citizen(personalId: "{subject}") {{ {_SELF_FIELDS} }} }}'
+    raw = orjson.dumps({"query": query})
+    key, kid = await _portal_key(state)
+    token = sign_request(
+        client_id=PORTAL_CLIENT,
+        key=key,
+        kid=kid,
+        audience=state.settings.origin,
+        body=raw,
+        purpose=Purpose(SELF_SERVICE, f"self-{uuid.uuid4().hex[:12]}", _SELF_OFFICER, (subject,)),
+    )
+    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+    admitted = await state.admission.admit(request_id, f"Bearer {token}", raw)
+    with state.live.hold() as served:
+        ctx = RequestContext(
+            registry=served.registry,
+            fetch=admitted.fetch,
+            max_batch=state.settings.max_batch,
+            access=admitted.access,
+            services=state.services,
+            versions=served.versions,
+        )
+        result = await schema.execute(query, context_value=ctx)
+        codes = sorted(
+            {str((e.extensions or {}).get("code", "UNKNOWN")) for e in result.errors or ()}
+        )
+        # Recorded before anything is shown; if it cannot be, nothing is (503).
+        await state.admission.record(
+            admitted, ctx, outcome="ok", status=200, operation=None, error_codes=codes
+        )
+    data = (result.data or {}).get("citizen")
+    return data, codes
+
+
+def _shown_data(data: dict[str, Any], locale: str) -> list[dict[str, Any]]:
+    """The citizen's record as label and value lines, in the page's language."""
+    rows: list[dict[str, Any]] = []
+    for name, value in data.items():
+        path = f"Citizen.{name}"
+        if value is None or value == []:
+            continue
+        if isinstance(value, dict):
+            text = ", ".join(
+                str(v) for k in ("detail", "wardName", "provinceName") if (v := value.get(k))
+            )
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value)
+        elif name in _ENUMS:
+            text = enum_label(_ENUMS[name], str(value), locale)
+        else:
+            text = str(value)
+        rows.append({"label": field_label(path, locale), "value": text, "path": path})
+    return rows
+
+
 def citizen_pages_router() -> APIRouter:
     """The pages under `/toi`, for the citizen signed in in the browser at level 2."""
     router = APIRouter(prefix="/toi", include_in_schema=False)
+    schemas: list[Any] = []
+
+    def schema_of(state: GatewayState) -> Any:
+        if not schemas:
+            settings = state.settings
+            schemas.append(
+                build_schema(
+                    SchemaLimits(
+                        max_depth=settings.max_depth,
+                        max_aliases=settings.max_aliases,
+                        max_tokens=settings.max_tokens,
+                        parser_cache_size=settings.parser_cache_size,
+                        introspection=False,
+                    )
+                )
+            )
+        return schemas[0]
 
     async def page(
         request: Request,
@@ -432,6 +558,18 @@ def citizen_pages_router() -> APIRouter:
             )
         )
         return RedirectResponse(f"/toi/truy-cap/{event_id}?da-hoi=1", status_code=303)
+
+    @router.get("/du-lieu")
+    async def my_data(request: Request, state: State, session: Level2Session) -> Response:
+        locale = locale_of(request)
+        data, codes = await _my_data(request, state, schema_of(state), session.identity.subject)
+        return await page(
+            request,
+            state,
+            session,
+            "toi/data.html",
+            {"rows": _shown_data(data or {}, locale), "codes": codes},
+        )
 
     @router.get("/dong-y")
     async def consents(request: Request, state: State, session: Level2Session) -> Response:

@@ -310,3 +310,28 @@ async def test_another_citizens_access_and_a_form_without_its_token_are_refused(
         signed_out = await http.get("/toi", follow_redirects=False)
     assert signed_out.status_code == 303
     assert signed_out.headers["location"].startswith("/dang-nhap?next=")
+
+
+async def test_a_citizen_reads_their_own_data_and_sees_that_reading(
+    citizen: Citizen, dataset: Any
+) -> None:
+    gateway = citizen.gateway
+    person = dataset.sample.citizens[4]
+    record = dataset.citizens[person]
+    await citizen.sign_in(person)
+
+    await citizen.visit("/toi/du-lieu", "my-data")
+    page = citizen.page
+    assert await page.inner_text("dd[data-path='Citizen.fullName']") == record["ho_ten"]
+    text = await page.inner_text("main")
+    assert "Citizen." not in text
+    assert "Họ, chữ đệm và tên" in text
+    gender = await page.inner_text("dd[data-path='Citizen.gender']")
+    assert gender in {"Nam", "Nữ"}  # the enum's label, not MALE or FEMALE
+
+    # Each visit (two sizes) is a recorded read by the portal, under self-service.
+    await gateway.caught_up()
+    await citizen.visit("/toi", "after-my-data")
+    reads = page.locator("li.toi-access", has_text="Tra cứu dữ liệu cá nhân của chính mình")
+    assert await reads.count() == 2
+    assert "Luật Bảo vệ dữ liệu cá nhân" in await reads.first.inner_text()
