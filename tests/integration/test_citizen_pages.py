@@ -269,10 +269,25 @@ async def test_a_citizen_approves_then_revokes_a_consent(citizen: Citizen, datas
     await page.locator(f"#c-{consent_id} form[action$='/revoke'] button").click()
     await page.wait_for_selector(".toi-ok")
     await citizen.visit("/toi/dong-y", "consents-history")
-    assert "REVOKED" not in await page.locator(f"#c-{consent_id}").inner_text()
+    card_text = await page.locator(f"#c-{consent_id}").inner_text()
+    assert "Đã rút lại" in card_text
+    assert "REVOKED" not in card_text
     after = await _read(gateway, person, "fullName phone", procedure=RESIDENCE)
     assert after["data"]["citizen"]["phone"] is None
     assert any(e["extensions"]["code"] == "CONSENT_REQUIRED" for e in after["errors"])
+
+    # A second request, denied, goes to the history as denied; reads stay withheld.
+    again = await gateway.post(
+        CONSENT_REQUEST, {"subject": person, "until": until}, procedure=RESIDENCE, case="CASE-2"
+    )
+    second = again.json()["data"]["requestConsent"]["id"]
+    await page.goto(f"{gateway.url}/toi/dong-y")
+    await page.locator(f"#c-{second} form[action$='/deny'] button").click()
+    await page.wait_for_selector(".toi-ok")
+    assert "Đã từ chối" in await page.inner_text(f"#c-{second}")
+    assert await page.locator(f"#c-{second} form").count() == 0
+    denied = await _read(gateway, person, "fullName phone", procedure=RESIDENCE, case="CASE-2")
+    assert denied["data"]["citizen"]["phone"] is None
 
 
 async def test_another_citizens_access_and_a_form_without_its_token_are_refused(
