@@ -36,6 +36,7 @@ import datetime
 import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Final
+from urllib.parse import urlencode
 
 import orjson
 import sqlalchemy as sa
@@ -59,6 +60,7 @@ from gateway.state import GatewayState, State
 from gateway.storage import clients, events, read_snapshot
 from gateway.web._i18n import enum_label, field_label, legal_basis_text, locale_of, render
 from gateway.web._sessions import (
+    LEVEL2_FRESHNESS,
     BrowserCitizen,
     BrowserCitizenLevel2,
     BrowserSession,
@@ -587,6 +589,12 @@ def citizen_pages_router() -> APIRouter:
                 "in_force": [c for c in shown if c["status"] == "ACTIVE"],
                 "history": [c for c in shown if c["status"] not in {"REQUESTED", "ACTIVE"}],
                 "done": request.query_params.get("xong"),
+                # Answering needs a recent level-2 proof: without one, the page offers
+                # the step-up sign-in, which comes back here, instead of the buttons.
+                "fresh": session.level2_within(
+                    LEVEL2_FRESHNESS, datetime.datetime.now(datetime.UTC)
+                ),
+                "step_up": "/dang-nhap?" + urlencode({"next": "/toi/dong-y", "muc": "2"}),
             },
         )
 

@@ -350,3 +350,45 @@ async def test_a_citizen_reads_their_own_data_and_sees_that_reading(
     reads = page.locator("li.toi-access", has_text="Tra cứu dữ liệu cá nhân của chính mình")
     assert await reads.count() == 2
     assert "Luật Bảo vệ dữ liệu cá nhân" in await reads.first.inner_text()
+
+
+async def _age_level2(gateway: Any, minutes: int) -> None:
+    """Make every browser session's level-2 proof `minutes` old."""
+    from gateway.storage import browser_sessions
+
+    then = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=minutes)
+    engine = create_engine(gateway.settings.database_url.get_secret_value())
+    try:
+        async with engine.begin() as conn:
+            rows = (await conn.execute(sa.select(browser_sessions))).all()
+            for row in rows:
+                if row.kind == "session" and row.data.get("level2_at"):
+                    data = {**row.data, "level2_at": then.isoformat()}
+                    await conn.execute(
+                        browser_sessions.update()
+                        .where(browser_sessions.c.id_hash == row.id_hash)
+                        .values(data=data)
+                    )
+    finally:
+        await engine.dispose()
+
+
+async def test_answering_a_consent_needs_a_recent_level_2_proof(
+    citizen: Citizen, dataset: Any
+) -> None:
+    gateway = citizen.gateway
+    person = dataset.sample.citizens[5]
+    until = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)).isoformat()
+    asked = await gateway.post(
+        CONSENT_REQUEST, {"subject": person, "until": until}, procedure=RESIDENCE
+    )
+    consent_id = asked.json()["data"]["requestConsent"]["id"]
+    await citizen.sign_in(person)
+    await _age_level2(gateway, 30)
+
+    await citizen.visit("/toi/dong-y", "consents-step-up")
+    page = citizen.page
+    card = page.locator(f"#c-{consent_id}")
+    assert await card.locator("form").count() == 0
+    link = card.locator("a[href^='/dang-nhap']")
+    assert await link.get_attribute("href") == "/dang-nhap?next=%2Ftoi%2Fdong-y&muc=2"
