@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.staticfiles import StaticFiles
 
 from connectors import (
     LocalLimits,
@@ -66,7 +65,7 @@ from gateway.web._health import health_routes, readiness_router
 from gateway.web._live_connectors import LiveConnectors
 from gateway.web._log_routes import log_router
 from gateway.web._middleware import RequestIdMiddleware, html_policy
-from gateway.web._query_page import LABELS_PATH, STATIC_DIR, QueryPage, labels_json
+from gateway.web._query_page import LABELS_PATH, QueryPage, StaticAssets, labels_json
 from gateway.web._secret_routes import require_kek, secret_router
 from gateway.web._sessions import CsrfFailed, SignInRequired, sign_in_required_response
 from policies import default_policy
@@ -257,8 +256,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             procedures=list(catalogue),
             default_procedure=settings.query_procedure,
         )
-        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
         log.warning("query_page_enabled", hint="development and demo only")
+    # The pages' styles and scripts always; the query page's only when it is on.
+    app.mount("/static", StaticAssets(query_page=query_page is not None), name="static")
 
     endpoint = GraphQLEndpoint(
         schema=build_schema(_limits(settings)),

@@ -17,8 +17,11 @@ from typing import Any
 import orjson
 from graphql import GraphQLEnumType, GraphQLObjectType, get_named_type
 from graphql import build_schema as build_sdl
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from gateway.state import app_state
 from gateway.web._i18n import (
@@ -36,9 +39,26 @@ from gateway.web._labels import N_
 from policies import Procedure
 from schema import SDL_PATH
 
-__all__ = ["CSP", "LABELS_PATH", "STATIC_DIR", "QueryPage", "labels_json"]
+__all__ = ["CSP", "LABELS_PATH", "STATIC_DIR", "QueryPage", "StaticAssets", "labels_json"]
 
 STATIC_DIR = Path(__file__).with_name("static")
+_QUERY_PAGE_ASSETS = ("graphiql/", "query-page.")
+"""The static files only the query page uses, served only when it is on."""
+
+
+class StaticAssets(StaticFiles):
+    """The gateway's static files: the pages' (always) and the query page's (when on)."""
+
+    def __init__(self, *, query_page: bool) -> None:
+        super().__init__(directory=STATIC_DIR)
+        self.query_page = query_page
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if not self.query_page and path.replace("\\", "/").startswith(_QUERY_PAGE_ASSETS):
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
+
+
 LABELS_PATH = "/graphql/nhan.json"
 
 CSP = "; ".join(

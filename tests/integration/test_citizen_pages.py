@@ -130,7 +130,7 @@ async def citizen(
     browser: Any, gateway_factory: Any, browser_signin: Any, tmp_path: Path, request: Any
 ) -> Any:
     # The query page's option serves /static, which the pages' script and styles need.
-    gateway = gateway_factory(query_page=True, oidc_client_id=BROWSER_CLIENT_ID)
+    gateway = gateway_factory(oidc_client_id=BROWSER_CLIENT_ID)
     person = Citizen(browser, gateway, tmp_path, request.node.name, browser_signin)
     yield person
     await person.close()

@@ -193,4 +193,8 @@ async def test_query_page_is_off_by_default(client) -> None:
     response = await client.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 406
     assert (await client.get("/static/query-page.js")).status_code == 404
+    assert (await client.get("/static/graphiql/graphiql.min.js")).status_code == 404
+    # The citizen's pages need their own styles and scripts whether or not it is on.
+    assert (await client.get("/static/pages.css")).status_code == 200
+    assert (await client.get("/static/toi.js")).status_code == 200
     assert isinstance(response, httpx.Response)
