@@ -435,6 +435,7 @@ async def test_a_receipt_waits_for_the_checkpoint(gateway_factory, dataset, sign
     assert early.json()["detail"]["retryAfter"] > 0
 
 
+@pytest.mark.own_database  # it counts every access to its citizen
 async def test_hidden_accesses_appear_to_the_citizen_on_their_date_and_to_auditors_always(
     log_gateway, dataset, sign_in, police
 ) -> None:
@@ -478,6 +479,7 @@ async def test_hidden_accesses_appear_to_the_citizen_on_their_date_and_to_audito
     assert shown[0]["officer"]["role"]["vi"] == "Cán bộ Công an cấp tỉnh"
 
 
+@pytest.mark.own_database  # it counts every hidden access
 async def test_the_hiding_boundary_is_the_instant_itself(migrated) -> None:
     """At `hiddenUntil` exactly the access shows; a microsecond before, it does not."""
     import sqlalchemy as sa
@@ -528,6 +530,7 @@ async def test_the_hiding_boundary_is_the_instant_itself(migrated) -> None:
 # -- retention and forgetting -------------------------------------------------------------
 
 
+@pytest.mark.own_database  # it counts every forgotten person's parts
 async def test_forgetting_waits_for_retention_then_keeps_the_log_verifiable(
     log_gateway, dataset, sign_in, tmp_path
 ) -> None:
