@@ -387,9 +387,20 @@ def _shown_data(data: dict[str, Any], locale: str) -> list[dict[str, Any]]:
         elif name in _ENUMS:
             text = enum_label(_ENUMS[name], str(value), locale)
         else:
-            text = str(value)
+            text = _day(str(value), locale)
         rows.append({"label": field_label(path, locale), "value": text, "path": path})
     return rows
+
+
+def _day(text: str, locale: str) -> str:
+    """A date (`1987-06-05`) as people write it in the page's language (`05/06/1987`)."""
+    try:
+        day = datetime.date.fromisoformat(text)
+    except ValueError:
+        return text
+    if len(text) != 10:
+        return text  # only plain ISO dates, not other text that happens to parse
+    return day.strftime("%d/%m/%Y") if locale == "vi" else day.isoformat()
 
 
 def citizen_pages_router() -> APIRouter:
