@@ -170,7 +170,7 @@ def _audit_verify_proof(args: argparse.Namespace) -> int:
     return 0
 
 
-_LEAF_HASH_HINT = "; give the leaf hash it proves with --leaf-hash (a receipt's leafHash)"
+_LEAF_HASH_HINT = "; give the leaf hash it proves with --leaf-hash=HASH (a receipt's leafHash)"
 
 
 def _audit_forget(args: argparse.Namespace) -> int:

@@ -609,7 +609,7 @@ async def test_the_readme_path_from_a_receipt_to_verify_proof(
     assert "the proof verifies" in checked.stdout
     # And with the receipt's leaf hash given, which the leaf in the proof must have.
     given = _cli(
-        "audit", "verify-proof", str(saved), "--key", key, "--leaf-hash", receipt["leafHash"]
+        "audit", "verify-proof", str(saved), "--key", key, f"--leaf-hash={receipt['leafHash']}"
     )
     assert given.returncode == 0, given.stderr
     assert "the leaf in the proof has the hash given" in given.stdout
@@ -692,7 +692,7 @@ async def test_a_receipt_issued_before_base64url_still_verifies(
     saved = tmp_path / "old.tlog-proof"
     saved.write_text(proof)
     checked = _cli(
-        "audit", "verify-proof", str(saved), "--key", verifier, "--leaf-hash", old["leafHash"]
+        "audit", "verify-proof", str(saved), "--key", verifier, f"--leaf-hash={old['leafHash']}"
     )
     assert checked.returncode == 0, checked.stderr
     assert "the leaf in the proof has the hash given" in checked.stdout
