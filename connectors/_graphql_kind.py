@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeAlias, cast
 
 import httpx
@@ -34,7 +34,7 @@ from connectors._expressions import expression_roots
 from connectors._manifest import FieldMap, GraphqlEntity, GraphqlManifest, MappingSpec
 from connectors._mapping import FieldMapper, compile_fields
 from connectors._rest import RestConnector
-from connectors._signatures import document_signatures, map_checked
+from connectors._signatures import DocumentSignatures, document_signatures, map_checked
 from connectors.base import FetchContext, FetchResult
 from gateway.errors import SourceDataInvalid, SourceRejected, SourceUnavailable
 
@@ -165,8 +165,8 @@ class GraphqlConnector(RestConnector):
     """Reads canonical entities from a GraphQL source (the `rest` kind's call machinery)."""
 
     def __init__(self, manifest: GraphqlManifest, *, http: httpx.AsyncClient) -> None:
-        # The rest machinery reads only what every HTTP manifest has (and compiles the
-        # fields); the lookups are this kind's own.
+        # The rest machinery reads only what every HTTP manifest has; the lookups (and
+        # their compiled mappings and signature checks) are this kind's own.
         super().__init__(cast(Any, manifest), http=http)
         self.graphql = manifest
         self._url = manifest.base_url + manifest.endpoint_path
@@ -184,11 +184,13 @@ class GraphqlConnector(RestConnector):
         """Build from a validated manifest (the plug-in entry point)."""
         return cls(manifest, http=http)
 
-    async def open(self) -> None:
-        """Fetch the issuers' keys of signed entities."""
+    def _rest_entities(self, manifest: Any) -> dict[str, Any]:
+        return {}  # the lookups are this kind's own (`_graphql_entities`)
+
+    def _signed(self) -> Iterator[DocumentSignatures]:
         for entity in self._graphql_entities.values():
             if entity.signatures is not None:
-                await entity.signatures.ready(self._http)
+                yield entity.signatures
 
     async def fetch(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -29,7 +29,7 @@ from connectors._mapping import FieldMapper, compile_fields, source_roots
 from connectors._metrics import SOURCE_LATENCY, count_call
 from connectors._ratelimit import LocalLimiter, SourceLimiter, take_permit
 from connectors._resilience import CircuitBreaker, backoff, time_left
-from connectors._signatures import document_signatures, map_checked
+from connectors._signatures import DocumentSignatures, document_signatures, map_checked
 from connectors.base import FetchContext, FetchResult, Health
 from gateway.errors import (
     SourceDataInvalid,
@@ -100,9 +100,17 @@ class RestConnector:
         # This process's own permits until the registry gives shared ones (`limit_rate`).
         spec = manifest.rate_limit
         self._rate: SourceLimiter | None = None if spec is None else LocalLimiter(spec)
-        self._entities = {
-            kind: _Entity(spec, manifest=manifest) for kind, spec in manifest.entities.items()
-        }
+        self._entities = self._rest_entities(manifest)
+
+    def _rest_entities(self, manifest: RestManifest) -> dict[str, _Entity]:
+        """How each entity is read here; a kind with lookups of its own reads none so."""
+        return {kind: _Entity(spec, manifest=manifest) for kind, spec in manifest.entities.items()}
+
+    def _signed(self) -> Iterator[DocumentSignatures]:
+        """The checks of this connector's signed entities."""
+        for entity in self._entities.values():
+            if entity.signatures is not None:
+                yield entity.signatures
 
     def __repr__(self) -> str:
         return f"RestConnector(name={self.name!r}, base_url={self.manifest.base_url!r})"
@@ -118,9 +126,8 @@ class RestConnector:
 
     async def open(self) -> None:
         """Fetch the issuers' keys of signed entities (secrets were read at build)."""
-        for entity in self._entities.values():
-            if entity.signatures is not None:
-                await entity.signatures.ready(self._http)
+        for signatures in self._signed():
+            await signatures.ready(self._http)
 
     async def fetch(
         self,
