@@ -216,7 +216,8 @@ def _parse(data: Mapping[str, Any], state: GatewayState) -> ManifestBase:
 # -- records -----------------------------------------------------------------------------
 
 
-def _event(
+async def _record(
+    conn: AsyncConnection,
     request: Request,
     state: GatewayState,
     identity: Identity,
@@ -225,9 +226,9 @@ def _event(
     version: int | None,
     organisation: str | None,
     **more: Any,
-) -> Event:
-    """The `admin` record of a change to a connector or an organisation's authority
-    (staff ids only in its personal part)."""
+) -> None:
+    """Write the `admin` record of a change to a connector or an organisation's
+    authority in the change's transaction (staff ids only in its personal part)."""
     envelope = {
         "action": action,
         **({} if name is None else {"connector": name}),
@@ -237,7 +238,7 @@ def _event(
         **({} if version is None else {"connectorVersion": version}),
         **more,
     }
-    return Event(
+    event = Event(
         type="admin",
         request_id=getattr(request.state, "request_id", None) or "",
         outcome=action,
@@ -245,6 +246,7 @@ def _event(
         envelope=cast(EnvelopeBody, envelope),
         personal={"operator": identity.subject},
     )
+    await insert_events(conn, [event])
 
 
 async def _changed(state: GatewayState, generation: int | None) -> None:
@@ -328,20 +330,16 @@ async def _submit(
                 manifest=stored,
                 submitted_by=identity.subject,
             )
-            await insert_events(
+            await _record(
                 conn,
-                [
-                    _event(
-                        request,
-                        state,
-                        identity,
-                        action,
-                        manifest.name,
-                        version,
-                        organisation,
-                        **more,
-                    )
-                ],
+                request,
+                state,
+                identity,
+                action,
+                manifest.name,
+                version,
+                organisation,
+                **more,
             )
     except IntegrityError as exc:
         raise Conflict("Another version was submitted at the same time: try again.") from exc
@@ -474,19 +472,15 @@ def connector_router() -> APIRouter:
                 generation = await approve_connector_version(
                     conn, name=name, version=version, approved_by=identity.subject
                 )
-                await insert_events(
+                await _record(
                     conn,
-                    [
-                        _event(
-                            request,
-                            state,
-                            identity,
-                            "connector_approved",
-                            name,
-                            version,
-                            found.organisation,
-                        )
-                    ],
+                    request,
+                    state,
+                    identity,
+                    "connector_approved",
+                    name,
+                    version,
+                    found.organisation,
                 )
         except SQLAlchemyError as exc:
             raise AuditUnavailable(_NOT_RECORDED) from exc
@@ -507,19 +501,15 @@ def connector_router() -> APIRouter:
                 found = await _version_or_404(conn, name, version)
                 if not await reject_connector_version(conn, name=name, version=version):
                     raise Conflict(f"This version is {found.status}, not pending.")
-                await insert_events(
+                await _record(
                     conn,
-                    [
-                        _event(
-                            request,
-                            state,
-                            identity,
-                            "connector_rejected",
-                            name,
-                            version,
-                            found.organisation,
-                        )
-                    ],
+                    request,
+                    state,
+                    identity,
+                    "connector_rejected",
+                    name,
+                    version,
+                    found.organisation,
                 )
         except SQLAlchemyError as exc:
             raise AuditUnavailable(_NOT_RECORDED) from exc
@@ -566,19 +556,15 @@ def connector_router() -> APIRouter:
                 generation = await disable_connector(conn, name=name)
                 if generation is None:
                     raise Conflict(f"This connector is {info.status}, not active.")
-                await insert_events(
+                await _record(
                     conn,
-                    [
-                        _event(
-                            request,
-                            state,
-                            identity,
-                            "connector_disabled",
-                            name,
-                            info.version,
-                            organisation,
-                        )
-                    ],
+                    request,
+                    state,
+                    identity,
+                    "connector_disabled",
+                    name,
+                    info.version,
+                    organisation,
                 )
         except SQLAlchemyError as exc:
             raise AuditUnavailable(_NOT_RECORDED) from exc
@@ -629,20 +615,16 @@ def connector_router() -> APIRouter:
         try:
             async with state.engine.begin() as conn:
                 await set_dry_run(conn, name=name, version=version, report=report)
-                await insert_events(
+                await _record(
                     conn,
-                    [
-                        _event(
-                            request,
-                            state,
-                            identity,
-                            "connector_dry_run",
-                            name,
-                            version,
-                            found.organisation,
-                            outcomes=summary(report),
-                        )
-                    ],
+                    request,
+                    state,
+                    identity,
+                    "connector_dry_run",
+                    name,
+                    version,
+                    found.organisation,
+                    outcomes=summary(report),
                 )
         except SQLAlchemyError as exc:
             raise AuditUnavailable(_NOT_RECORDED) from exc
@@ -668,21 +650,17 @@ def connector_router() -> APIRouter:
                     endpoints=body.endpoints,
                     updated_by=identity.subject,
                 )
-                await insert_events(
+                await _record(
                     conn,
-                    [
-                        _event(
-                            request,
-                            state,
-                            identity,
-                            "authority_set",
-                            None,
-                            None,
-                            organisation,
-                            fields=sorted(set(body.fields)),
-                            endpoints=sorted(set(body.endpoints)),
-                        )
-                    ],
+                    request,
+                    state,
+                    identity,
+                    "authority_set",
+                    None,
+                    None,
+                    organisation,
+                    fields=sorted(set(body.fields)),
+                    endpoints=sorted(set(body.endpoints)),
                 )
         except SQLAlchemyError as exc:
             raise AuditUnavailable(_NOT_RECORDED) from exc
