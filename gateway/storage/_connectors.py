@@ -287,17 +287,21 @@ def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
+async def _read(engine: AsyncEngine | AsyncConnection, query: sa.Select[Any]) -> list[Any]:
+    """The rows of `query`, in the caller's transaction when given one."""
+    if isinstance(engine, AsyncConnection):
+        return list(await engine.execute(query))
+    async with engine.connect() as conn:
+        return list(await conn.execute(query))
+
+
 async def get_connector(engine: AsyncEngine | AsyncConnection, name: str) -> ConnectorInfo | None:
     """The connector named `name`, whatever its status, or `None`."""
     table = connectors_table
     query = sa.select(
         table.c.name, table.c.organisation, table.c.status, table.c.version, table.c.origin
     ).where(table.c.name == name)
-    if isinstance(engine, AsyncConnection):
-        row = (await engine.execute(query)).one_or_none()
-    else:
-        async with engine.connect() as conn:
-            row = (await conn.execute(query)).one_or_none()
+    row = next(iter(await _read(engine, query)), None)
     if row is None:
         return None
     return ConnectorInfo(
@@ -331,10 +335,7 @@ async def list_connector_versions(
     """Every version of a connector submitted through the API, oldest first."""
     table = connector_versions
     query = sa.select(table).where(table.c.connector == name).order_by(table.c.version)
-    if isinstance(engine, AsyncConnection):
-        return [_version(r) for r in await engine.execute(query)]
-    async with engine.connect() as conn:
-        return [_version(r) for r in await conn.execute(query)]
+    return [_version(r) for r in await _read(engine, query)]
 
 
 async def get_connector_version(
@@ -343,11 +344,7 @@ async def get_connector_version(
     """One version of a connector, or `None`."""
     table = connector_versions
     query = sa.select(table).where(table.c.connector == name, table.c.version == version)
-    if isinstance(engine, AsyncConnection):
-        row = (await engine.execute(query)).one_or_none()
-    else:
-        async with engine.connect() as conn:
-            row = (await conn.execute(query)).one_or_none()
+    row = next(iter(await _read(engine, query)), None)
     return None if row is None else _version(row)
 
 
@@ -357,11 +354,7 @@ async def get_authority(
     """What `organisation`'s connectors may serve and reach, or `None` if never set."""
     table = organisation_authority
     query = sa.select(table).where(table.c.organisation == organisation)
-    if isinstance(engine, AsyncConnection):
-        row = (await engine.execute(query)).one_or_none()
-    else:
-        async with engine.connect() as conn:
-            row = (await conn.execute(query)).one_or_none()
+    row = next(iter(await _read(engine, query)), None)
     if row is None:
         return None
     return Authority(
