@@ -54,20 +54,30 @@ from gateway.storage import (
     require_head,
 )
 from gateway.web._admin_routes import admin_router
+from gateway.web._agency_console import agency_console_router
 from gateway.web._audit_routes import audit_router
+from gateway.web._auditor_console import auditor_console_router
+from gateway.web._auditor_patterns import auditor_patterns_router
 from gateway.web._browser_signin import browser_signin_router, failure_page
 from gateway.web._citizen_pages import citizen_pages_router
 from gateway.web._citizen_routes import citizen_router, consent_status_router
 from gateway.web._connector_routes import connector_router
+from gateway.web._consoles import staff_forbidden_page
 from gateway.web._demo_tokens import DEMO_SECRET_MIN_LENGTH, demo_token_router
 from gateway.web._graphql import GraphQLEndpoint, error_headers, error_response
 from gateway.web._health import health_routes, readiness_router
 from gateway.web._live_connectors import LiveConnectors
 from gateway.web._log_routes import log_router
 from gateway.web._middleware import RequestIdMiddleware, html_policy
+from gateway.web._operator_console import operator_console_router
 from gateway.web._query_page import LABELS_PATH, QueryPage, StaticAssets, labels_json
 from gateway.web._secret_routes import require_kek, secret_router
-from gateway.web._sessions import CsrfFailed, SignInRequired, sign_in_required_response
+from gateway.web._sessions import (
+    CsrfFailed,
+    SignInRequired,
+    StaffForbidden,
+    sign_in_required_response,
+)
 from policies import default_policy
 from schema import SchemaLimits, Services, build_schema, canonical_fields
 
@@ -281,6 +291,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(log_router())
     app.include_router(secret_router())
     app.include_router(browser_signin_router())
+    app.include_router(auditor_console_router())
+    app.include_router(auditor_patterns_router())
+    app.include_router(operator_console_router())
+    app.include_router(agency_console_router())
     if settings.unsafe_demo_tokens:
         if settings.environment == "production":
             raise ConfigurationError("unsafe demo tokens are refused in production")
@@ -318,6 +332,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         if "text/html" in request.headers.get("accept", "") and "hx-request" not in request.headers:
             return failure_page(exc.code, "Biểu mẫu đã hết hạn; tải lại trang rồi thử lại.", 403)
         return error_response(exc)
+
+    @app.exception_handler(StaffForbidden)
+    async def staff_forbidden(request: Request, exc: StaffForbidden) -> Response:
+        return await staff_forbidden_page(request, exc)
 
     @app.exception_handler(SignInRequired)
     async def sign_in_required(request: Request, exc: SignInRequired) -> Response:

@@ -44,6 +44,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from gateway.admission import IdentityVerifier
 from gateway.config import GatewaySettings, is_loopback_url
 from gateway.errors import ServiceUnavailable, Unauthenticated
+from gateway.web._consoles import console_home
 from gateway.web._sessions import (
     LEVEL2_FRESHNESS,
     SIGN_IN_LIFETIME,
@@ -359,7 +360,11 @@ async def _finish(request: Request) -> Response:
             "Trang này cần đăng nhập bằng tài khoản định danh điện tử mức 2.",
             403,
         )
-    response = RedirectResponse(safe_next(pending["next"]), status_code=303)
+    target = safe_next(pending["next"])
+    if target == DEFAULT_NEXT and not identity.is_citizen:
+        # Staff asked for no page of their own: their console, not the citizen's pages.
+        target = console_home(identity.roles) or target
+    response = RedirectResponse(target, status_code=303)
     response.headers["Cache-Control"] = "no-store"
     await start_session(request, response, identity, level2=level2)
     response.delete_cookie(

@@ -7,7 +7,7 @@
     GET  /admin/connectors/{name}/versions        agency_admin, operator
     POST /admin/connectors/{name}/versions/{v}/approve   platform operator, not the submitter
     POST /admin/connectors/{name}/versions/{v}/reject    platform operator
-    POST /admin/connectors/{name}/versions/{v}/dry-run   platform operator
+    POST /admin/connectors/{name}/versions/{v}/dry-run   platform operator, admin of its org
     POST /admin/connectors/{name}/rollback {"version": N}  admin of its org, operator
     POST /admin/connectors/{name}/disable         admin of its org, platform operator
     PUT  /admin/authority/{organisation}          platform operator
@@ -78,7 +78,16 @@ from gateway.web._signin import require_role
 from keys import KeyRingError, SecretSealError
 from schema import canonical_fields
 
-__all__ = ["connector_router"]
+__all__ = [
+    "approve_version",
+    "connector_detail",
+    "connector_listing",
+    "connector_router",
+    "dry_run_version",
+    "pending_versions",
+    "reject_version",
+    "submit_version",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -348,6 +357,233 @@ async def _submit(
     return {"name": manifest.name, "version": version, "status": "pending"}
 
 
+# -- what the routes and the consoles do ---------------------------------------------------
+
+
+async def submit_version(
+    request: Request, state: GatewayState, identity: Identity, manifest: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An agency admin submits a manifest of their organisation: a new pending version."""
+    organisation = _own_org(identity)
+    return await _submit(
+        request,
+        state,
+        identity,
+        manifest,
+        organisation=organisation,
+        action="connector_submitted",
+    )
+
+
+async def connector_listing(state: GatewayState, identity: Identity) -> list[dict[str, Any]]:
+    """The connectors this member of staff may see (every one for the platform's operators)."""
+    rows = await list_connectors(state.engine)
+    if not _is_platform(state, identity):
+        own = _own_org(identity)
+        rows = [r for r in rows if r["organisation"] == own]
+    return [
+        {
+            "name": r["name"],
+            "kind": r["kind"],
+            "status": r["status"],
+            "version": r["version"],
+            "organisation": r["organisation"],
+            "origin": r["origin"],
+            "pending": r["pending"],
+            "updatedAt": None if r["updated_at"] is None else format_instant(r["updated_at"]),
+        }
+        for r in rows
+    ]
+
+
+async def connector_detail(state: GatewayState, identity: Identity, name: str) -> dict[str, Any]:
+    """One connector: status, versions, last dry run, breaker, this replica's calls."""
+    async with state.engine.connect() as conn:
+        info = await get_connector(conn, name)
+        versions = await list_connector_versions(conn, name)
+    if info is None and not versions:
+        _may_see(state, identity, None)
+        raise NotFound("No connector has this name.", kind="Connector")
+    organisation = (
+        info.organisation
+        if info and info.organisation
+        else (versions[-1].organisation if versions else None)
+    )
+    _may_see(state, identity, organisation)
+    registry = getattr(state, "registry", None)
+    breakers = registry.breakers() if registry is not None else {}
+    calls, errors = _calls_of(name)
+    recent, failed = RECENT_CALLS.last(name)
+    return {
+        "name": name,
+        "organisation": organisation,
+        "status": info.status if info is not None else "pending",
+        "activeVersion": info.version if info is not None and info.status == "active" else None,
+        "origin": info.origin if info is not None else API_ORIGIN,
+        "breaker": breakers.get(name),
+        # This replica's (the database keeps no count of calls): in the last hour,
+        # and since it started.
+        "calls": {
+            "lastHour": recent,
+            "errorsLastHour": failed,
+            "sinceStart": calls,
+            "errors": errors,
+        },
+        "versions": [_version_view(v) for v in versions],
+        "lastDryRun": next(
+            (v.last_dry_run for v in reversed(versions) if v.last_dry_run is not None), None
+        ),
+    }
+
+
+async def pending_versions(state: GatewayState, identity: Identity) -> list[dict[str, Any]]:
+    """Versions awaiting approval that this member of staff may see, oldest first."""
+    waiting: list[dict[str, Any]] = []
+    for row in await connector_listing(state, identity):
+        if not row["pending"]:
+            continue
+        async with state.engine.connect() as conn:
+            found = await list_connector_versions(conn, row["name"])
+        waiting.extend(
+            {"name": row["name"], "kind": row["kind"], **_version_view(v)}
+            for v in found
+            if v.status == "pending"
+        )
+    return sorted(waiting, key=lambda v: v["submittedAt"])
+
+
+async def approve_version(
+    request: Request, state: GatewayState, identity: Identity, name: str, version: int
+) -> dict[str, Any]:
+    """A platform operator who did not submit it approves a pending version: it serves."""
+    _require_platform(state, identity)
+    generation = None
+    try:
+        async with state.engine.begin() as conn:
+            found = await _version_or_404(conn, name, version)
+            if found.submitted_by == identity.subject:
+                raise Forbidden(
+                    "Four eyes: who submitted a version cannot approve it.",
+                    reason="submitter",
+                )
+            if found.status != "pending":
+                raise Conflict(f"This version is {found.status}, not pending.")
+            manifest = _parse(found.manifest, state)
+            await check_authority(
+                conn,
+                manifest,
+                found.manifest,
+                organisation=found.organisation,
+                allow_loopback=state.settings.connectors_allow_loopback,
+            )
+            generation = await approve_connector_version(
+                conn, name=name, version=version, approved_by=identity.subject
+            )
+            await _record(
+                conn,
+                request,
+                state,
+                identity,
+                "connector_approved",
+                name,
+                version,
+                found.organisation,
+            )
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable(_NOT_RECORDED) from exc
+    await _changed(state, generation)
+    return {"name": name, "version": version, "status": "approved", "generation": generation}
+
+
+async def reject_version(
+    request: Request, state: GatewayState, identity: Identity, name: str, version: int
+) -> dict[str, Any]:
+    """A platform operator rejects a pending version."""
+    _require_platform(state, identity)
+    try:
+        async with state.engine.begin() as conn:
+            found = await _version_or_404(conn, name, version)
+            if not await reject_connector_version(conn, name=name, version=version):
+                raise Conflict(f"This version is {found.status}, not pending.")
+            await _record(
+                conn,
+                request,
+                state,
+                identity,
+                "connector_rejected",
+                name,
+                version,
+                found.organisation,
+            )
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable(_NOT_RECORDED) from exc
+    return {"name": name, "version": version, "status": "rejected"}
+
+
+async def dry_run_version(
+    request: Request,
+    state: GatewayState,
+    identity: Identity,
+    name: str,
+    version: int,
+    *,
+    key: str,
+    entity: str | None = None,
+) -> dict[str, Any]:
+    """Ask the source of one version for one sample, as that version would; the report.
+
+    A platform operator may run any version's, an agency admin their organisation's.
+    The sample never appears in the report, and the run is recorded.
+    """
+    async with state.engine.connect() as conn:
+        found = await _version_or_404(conn, name, version)
+    _may_change(state, identity, found.organisation, operators=False)
+    manifest = _parse(found.manifest, state)
+    if entity is not None and entity not in manifest.entities:
+        raise InvalidManifest(f"The manifest provides no entity kind {entity!r}.", field="entity")
+    async with state.engine.connect() as conn:
+        await check_authority(
+            conn,
+            manifest,
+            found.manifest,
+            organisation=found.organisation,
+            allow_loopback=state.settings.connectors_allow_loopback,
+        )
+    try:
+        every = await stored_secrets(state.engine, state.settings.keys_dir)
+    except (KeyRingError, SecretSealError) as exc:
+        raise Conflict(f"The connector's stored secrets cannot be opened: {exc}") from None
+    ran_at = datetime.datetime.now(datetime.UTC)
+    report = await dry_run(
+        found.manifest,
+        key=key,
+        entity=entity,
+        name=name,
+        version=version,
+        officer=identity.subject,
+        reserved=[state.settings.database_url.get_secret_value()],
+        secrets={k: v for k, v in every.items() if k[0] == name},
+    )
+    report = {"ranAt": format_instant(ran_at), "version": version, **report}
+    try:
+        async with state.engine.begin() as conn:
+            await set_dry_run(conn, name=name, version=version, report=report)
+            await _record(
+                conn,
+                request,
+                state,
+                identity,
+                "connector_dry_run",
+                name,
+                version,
+                found.organisation,
+                outcomes=summary(report),
+            )
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable(_NOT_RECORDED) from exc
+    return {"name": name, **report}
+
+
 def connector_router() -> APIRouter:
     """Routes under `/admin/connectors` and `/admin/authority`."""
     router = APIRouter(prefix="/admin", tags=["connectors"])
@@ -356,78 +592,15 @@ def connector_router() -> APIRouter:
     async def submit(
         request: Request, state: State, identity: AgencyAdmin, body: Submission
     ) -> dict[str, Any]:
-        organisation = _own_org(identity)
-        return await _submit(
-            request,
-            state,
-            identity,
-            body.manifest,
-            organisation=organisation,
-            action="connector_submitted",
-        )
+        return await submit_version(request, state, identity, body.manifest)
 
     @router.get("/connectors")
     async def listing(state: State, identity: StaffIdentity) -> dict[str, Any]:
-        rows = await list_connectors(state.engine)
-        if not _is_platform(state, identity):
-            own = _own_org(identity)
-            rows = [r for r in rows if r["organisation"] == own]
-        out = []
-        for r in rows:
-            out.append(
-                {
-                    "name": r["name"],
-                    "kind": r["kind"],
-                    "status": r["status"],
-                    "version": r["version"],
-                    "organisation": r["organisation"],
-                    "origin": r["origin"],
-                    "pending": r["pending"],
-                    "updatedAt": None
-                    if r["updated_at"] is None
-                    else format_instant(r["updated_at"]),
-                }
-            )
-        return {"connectors": out}
+        return {"connectors": await connector_listing(state, identity)}
 
     @router.get("/connectors/{name}")
     async def detail(state: State, identity: StaffIdentity, name: ConnectorName) -> dict[str, Any]:
-        async with state.engine.connect() as conn:
-            info = await get_connector(conn, name)
-            versions = await list_connector_versions(conn, name)
-        if info is None and not versions:
-            _may_see(state, identity, None)
-            raise NotFound("No connector has this name.", kind="Connector")
-        organisation = (
-            info.organisation
-            if info and info.organisation
-            else (versions[-1].organisation if versions else None)
-        )
-        _may_see(state, identity, organisation)
-        registry = getattr(state, "registry", None)
-        breakers = registry.breakers() if registry is not None else {}
-        calls, errors = _calls_of(name)
-        recent, failed = RECENT_CALLS.last(name)
-        return {
-            "name": name,
-            "organisation": organisation,
-            "status": info.status if info is not None else "pending",
-            "activeVersion": info.version if info is not None and info.status == "active" else None,
-            "origin": info.origin if info is not None else API_ORIGIN,
-            "breaker": breakers.get(name),
-            # This replica's (the database keeps no count of calls): in the last hour,
-            # and since it started.
-            "calls": {
-                "lastHour": recent,
-                "errorsLastHour": failed,
-                "sinceStart": calls,
-                "errors": errors,
-            },
-            "versions": [_version_view(v) for v in versions],
-            "lastDryRun": next(
-                (v.last_dry_run for v in reversed(versions) if v.last_dry_run is not None), None
-            ),
-        }
+        return await connector_detail(state, identity, name)
 
     @router.get("/connectors/{name}/versions")
     async def versions(
@@ -449,43 +622,7 @@ def connector_router() -> APIRouter:
         name: ConnectorName,
         version: VersionNumber,
     ) -> dict[str, Any]:
-        _require_platform(state, identity)
-        generation = None
-        try:
-            async with state.engine.begin() as conn:
-                found = await _version_or_404(conn, name, version)
-                if found.submitted_by == identity.subject:
-                    raise Forbidden(
-                        "Four eyes: who submitted a version cannot approve it.",
-                        reason="submitter",
-                    )
-                if found.status != "pending":
-                    raise Conflict(f"This version is {found.status}, not pending.")
-                manifest = _parse(found.manifest, state)
-                await check_authority(
-                    conn,
-                    manifest,
-                    found.manifest,
-                    organisation=found.organisation,
-                    allow_loopback=state.settings.connectors_allow_loopback,
-                )
-                generation = await approve_connector_version(
-                    conn, name=name, version=version, approved_by=identity.subject
-                )
-                await _record(
-                    conn,
-                    request,
-                    state,
-                    identity,
-                    "connector_approved",
-                    name,
-                    version,
-                    found.organisation,
-                )
-        except SQLAlchemyError as exc:
-            raise AuditUnavailable(_NOT_RECORDED) from exc
-        await _changed(state, generation)
-        return {"name": name, "version": version, "status": "approved", "generation": generation}
+        return await approve_version(request, state, identity, name, version)
 
     @router.post("/connectors/{name}/versions/{version}/reject")
     async def reject(
@@ -495,25 +632,7 @@ def connector_router() -> APIRouter:
         name: ConnectorName,
         version: VersionNumber,
     ) -> dict[str, Any]:
-        _require_platform(state, identity)
-        try:
-            async with state.engine.begin() as conn:
-                found = await _version_or_404(conn, name, version)
-                if not await reject_connector_version(conn, name=name, version=version):
-                    raise Conflict(f"This version is {found.status}, not pending.")
-                await _record(
-                    conn,
-                    request,
-                    state,
-                    identity,
-                    "connector_rejected",
-                    name,
-                    version,
-                    found.organisation,
-                )
-        except SQLAlchemyError as exc:
-            raise AuditUnavailable(_NOT_RECORDED) from exc
-        return {"name": name, "version": version, "status": "rejected"}
+        return await reject_version(request, state, identity, name, version)
 
     @router.post("/connectors/{name}/rollback", status_code=201)
     async def rollback(
@@ -575,60 +694,14 @@ def connector_router() -> APIRouter:
     async def dry(
         request: Request,
         state: State,
-        identity: Operator,
+        identity: StaffIdentity,
         name: ConnectorName,
         version: VersionNumber,
         body: DryRunBody,
     ) -> dict[str, Any]:
-        _require_platform(state, identity)
-        async with state.engine.connect() as conn:
-            found = await _version_or_404(conn, name, version)
-        manifest = _parse(found.manifest, state)
-        if body.entity is not None and body.entity not in manifest.entities:
-            raise InvalidManifest(
-                f"The manifest provides no entity kind {body.entity!r}.", field="entity"
-            )
-        async with state.engine.connect() as conn:
-            await check_authority(
-                conn,
-                manifest,
-                found.manifest,
-                organisation=found.organisation,
-                allow_loopback=state.settings.connectors_allow_loopback,
-            )
-        try:
-            every = await stored_secrets(state.engine, state.settings.keys_dir)
-        except (KeyRingError, SecretSealError) as exc:
-            raise Conflict(f"The connector's stored secrets cannot be opened: {exc}") from None
-        ran_at = datetime.datetime.now(datetime.UTC)
-        report = await dry_run(
-            found.manifest,
-            key=body.key,
-            entity=body.entity,
-            name=name,
-            version=version,
-            officer=identity.subject,
-            reserved=[state.settings.database_url.get_secret_value()],
-            secrets={k: v for k, v in every.items() if k[0] == name},
+        return await dry_run_version(
+            request, state, identity, name, version, key=body.key, entity=body.entity
         )
-        report = {"ranAt": format_instant(ran_at), "version": version, **report}
-        try:
-            async with state.engine.begin() as conn:
-                await set_dry_run(conn, name=name, version=version, report=report)
-                await _record(
-                    conn,
-                    request,
-                    state,
-                    identity,
-                    "connector_dry_run",
-                    name,
-                    version,
-                    found.organisation,
-                    outcomes=summary(report),
-                )
-        except SQLAlchemyError as exc:
-            raise AuditUnavailable(_NOT_RECORDED) from exc
-        return {"name": name, **report}
 
     @router.put("/authority/{organisation:path}")
     async def put_authority(

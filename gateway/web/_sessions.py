@@ -28,7 +28,7 @@ import hashlib
 import hmac
 import html
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, Protocol
 from urllib.parse import urlencode
@@ -49,13 +49,17 @@ from gateway.storage import browser_sessions
 __all__ = [
     "LEVEL2_FRESHNESS",
     "SIGN_IN_LIFETIME",
+    "BrowserAgencyAdmin",
+    "BrowserAuditor",
     "BrowserCitizen",
     "BrowserCitizenLevel2",
+    "BrowserOperator",
     "BrowserSession",
     "BrowserStaff",
     "CsrfFailed",
     "SessionStore",
     "SignInRequired",
+    "StaffForbidden",
     "browser_session",
     "check_csrf",
     "cookie_name",
@@ -84,6 +88,16 @@ class CsrfFailed(Forbidden):
 
     code = "CSRF_FAILED"
     default_message = "The form has expired or did not come from this site; reload the page."
+
+
+class StaffForbidden(Forbidden):
+    """A member of staff (or a citizen) signed in without the role a staff page needs."""
+
+    default_message = "Your role does not open this page."
+
+    def __init__(self, message: str | None = None, *, required: Iterable[str] = ()) -> None:
+        self.required = sorted(required)
+        super().__init__(message, required=self.required)
 
 
 class SignInRequired(Exception):
@@ -450,7 +464,9 @@ def _staff(roles: frozenset[str]) -> Callable[[Request], Awaitable[BrowserSessio
         if session is None:
             raise SignInRequired(next=request.url.path, level=1)
         if session.identity.roles.isdisjoint(roles):
-            raise Forbidden(f"This needs the role {' or '.join(sorted(roles))}.")
+            raise StaffForbidden(
+                f"This needs the role {' or '.join(sorted(roles))}.", required=roles
+            )
         return session
 
     return staff
@@ -461,6 +477,14 @@ def BrowserStaff(*roles: str) -> Any:  # noqa: N802 - used as a type, like the a
     if not roles:
         raise ValueError("BrowserStaff needs at least one role")
     return Annotated[BrowserSession, Depends(_staff(frozenset(roles)))]
+
+
+BrowserAuditor = Annotated[BrowserSession, Depends(_staff(frozenset({"auditor"})))]
+"""An auditor signed in through the browser (another role: `StaffForbidden`)."""
+BrowserOperator = Annotated[BrowserSession, Depends(_staff(frozenset({"operator"})))]
+"""An operator signed in through the browser."""
+BrowserAgencyAdmin = Annotated[BrowserSession, Depends(_staff(frozenset({"agency_admin"})))]
+"""An agency's administrator signed in through the browser."""
 
 
 _REFUSED_PAGE: Final = """<!doctype html>

@@ -28,13 +28,14 @@ import socket
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+import pytest_asyncio
 import uvicorn
 import yaml
 from pydantic import SecretStr
@@ -848,3 +849,64 @@ async def stats(population_url: str, business_url: str) -> SandboxStats:
     counters = SandboxStats()
     await counters.reset(population_url, business_url)
     return counters
+
+
+# -- browsers -----------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Any]:
+    """One Debian Chromium per test module; each test opens contexts of its own.
+
+    A module using it runs its tests in the module's event loop:
+    `pytest.mark.asyncio(loop_scope="module")`.
+    """
+    from tests.integration.browsing import chromium
+
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def staff_browser(browser: Any, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """`await staff_browser(gateway, role, org=..., sub=..., next=..., shots=...)`: a
+    desktop-size context signed in as staff through the sandbox issuer's login page (the
+    gateway needs `oidc_client_id=BROWSER_CLIENT_ID`); a `browsing.PageUser`. Its pages
+    must show no Content Security Policy error."""
+    from tests.integration.browsing import DESKTOP, PageUser, sign_in_staff
+
+    users: list[Any] = []
+
+    async def open_as(
+        gateway: Gateway,
+        role: str,
+        *,
+        org: str = "VN/GOV/GATEWAY",
+        sub: str | None = None,
+        next: str = "/dang-nhap/phien",
+        shots: str = "consoles",
+    ) -> Any:
+        if gateway.settings.oidc_client_id != BROWSER_CLIENT_ID:
+            raise AssertionError(
+                "browser sign-in needs gateway_factory(oidc_client_id=BROWSER_CLIENT_ID)"
+            )
+        context = await browser.new_context(viewport=DESKTOP, accept_downloads=True)
+        page = await context.new_page()
+        user = PageUser(context, page, gateway, tmp_path, shots)
+        users.append(user)
+        await sign_in_staff(
+            page,
+            gateway,
+            role=role,
+            org=org,
+            sub=sub or f"{role}-{uuid.uuid4().hex[:6]}",
+            next=next,
+            audience=AUDIENCE,
+        )
+        return user
+
+    yield open_as
+    for user in users:
+        await user.close()
+    for user in users:
+        assert not user.csp_errors(), user.errors

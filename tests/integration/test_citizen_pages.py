@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,9 @@ import pytest_asyncio
 import sqlalchemy as sa
 
 from gateway.storage import create_engine
+from tests.integration.browsing import axe_violations
 from tests.integration.conftest import BROWSER_CLIENT_ID
 
-CHROMIUM = "/usr/bin/chromium"
-AXE = Path(__file__).parent / "assets" / "axe.min.js"
 SCREENS = Path("/tmp/screens/toi")
 SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 RESIDENCE = "1.004222"  # phone is read only with consent
@@ -38,30 +36,6 @@ pytestmark = [
     pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
     pytest.mark.asyncio(loop_scope="module"),
 ]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Any]:
-    """One Chromium for the module; each test opens contexts of its own."""
-    from playwright.async_api import async_playwright
-
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium", pytrace=False)
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield launched
-        await launched.close()
 
 
 def _keep(screenshot: Path) -> None:
@@ -109,14 +83,7 @@ class Citizen:
         target = self.tmp_path / f"{self.name}-{shot}.png"
         await page.screenshot(path=str(target), full_page=True)
         await asyncio.to_thread(_keep, target)
-        if not await page.evaluate("typeof axe !== 'undefined'"):
-            await page.evaluate(AXE.read_text())
-        result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-        bad = [
-            f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"]
-            if v["impact"] in {"serious", "critical"}
-        ]
+        bad = await axe_violations(page)
         self.axe[shot] = bad
         assert not bad, f"{shot}: {bad}"
 
