@@ -42,7 +42,7 @@ from pydantic import SecretStr
 
 import sandbox
 from gateway.admission import ClientRegistry, add_local_key, sign_request
-from gateway.config import GatewaySettings
+from gateway.config import DEVELOPMENT_PLATFORM_ORG, GatewaySettings
 from gateway.errors import InvalidIdentifier
 from gateway.identifiers import EnterpriseCode, HouseholdId, PersonalId
 from gateway.records import AdminRecorder, admin_recorder
@@ -870,7 +870,8 @@ async def browser() -> AsyncIterator[Any]:
 @pytest_asyncio.fixture(loop_scope="module")
 async def staff_browser(browser: Any, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """`await staff_browser(gateway, role, org=..., sub=..., next=..., shots=...)`: a
-    desktop-size context signed in as staff through the sandbox issuer's login page (the
+    desktop-size context signed in as staff (default org: the development platform's,
+    `VN/GOV/BCA`) through the sandbox issuer's login page (the
     gateway needs `oidc_client_id=BROWSER_CLIENT_ID`); a `browsing.PageUser`. Its pages
     must show no Content Security Policy error."""
     from tests.integration.browsing import DESKTOP, PageUser, sign_in_staff
@@ -881,7 +882,7 @@ async def staff_browser(browser: Any, tmp_path: Path) -> AsyncIterator[Callable[
         gateway: Gateway,
         role: str,
         *,
-        org: str = "VN/GOV/GATEWAY",
+        org: str = DEVELOPMENT_PLATFORM_ORG,
         sub: str | None = None,
         next: str = "/dang-nhap/phien",
         shots: str = "consoles",
