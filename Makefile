@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install browser schema vendor-graphiql translations clean
+.PHONY: demo test lint bench install browser schema vendor-graphiql vendor-charts translations clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,17 @@ vendor-graphiql:
 		build/vendor/react-18.3.1/package/umd/react.production.min.js \
 		build/vendor/react-dom-18.3.1/package/umd/react-dom.production.min.js gateway/web/static/graphiql/
 	cd gateway/web/static/graphiql && sha256sum *.js *.css > SHA256SUMS
+
+## Re-fetch the vendored chart library of the operator's dashboard and rewrite its sums.
+vendor-charts:
+	rm -rf build/vendor-charts && mkdir -p build/vendor-charts
+	cd build/vendor-charts && npm pack --silent uplot@1.6.32 >/dev/null && tar xzf uplot-1.6.32.tgz
+	mkdir -p gateway/web/static/vendor/uplot
+	cp build/vendor-charts/package/dist/uPlot.iife.min.js build/vendor-charts/package/dist/uPlot.min.css \
+		build/vendor-charts/package/LICENSE gateway/web/static/vendor/uplot/
+	echo "uplot 1.6.32, dist/uPlot.iife.min.js, dist/uPlot.min.css and LICENSE of the npm package" \
+		> gateway/web/static/vendor/uplot/VERSION
+	cd gateway/web/static/vendor/uplot && sha256sum *.js *.css > SHA256SUMS
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
