@@ -48,7 +48,7 @@ from gateway.state import GatewayState, State
 from gateway.storage import read_snapshot
 from gateway.web._signin import AuditorIdentity
 
-__all__ = ["audit_router", "auditor_item"]
+__all__ = ["audit_router", "auditor_item", "export_lines", "record_search"]
 
 _EVENT_ID: Final = re.compile(r"[0-9a-f]{32}")
 
@@ -110,7 +110,7 @@ def auditor_item(row: Any) -> dict[str, Any]:
     }
 
 
-async def _record_search(
+async def record_search(
     request: Request,
     state: GatewayState,
     identity: Identity,
@@ -155,7 +155,7 @@ def audit_router() -> APIRouter:
         page_limit(limit, state.settings.audit_max_page)
         async with read_snapshot(state.engine) as conn:
             page = await search_page(conn, flt, limit=limit, cursor=cursor)
-        await _record_search(
+        await record_search(
             request, state, identity, flt, {"results": len(page.rows), "export": False}
         )
         return {
@@ -177,11 +177,11 @@ def audit_router() -> APIRouter:
         )
         if signed is None:
             raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")
-        await _record_search(
+        await record_search(
             request, state, identity, flt, {"export": True, "checkpoint": signed.size}
         )
         return StreamingResponse(
-            _export_lines(state, flt, signed),
+            export_lines(state, flt, signed),
             media_type="application/x-ndjson",
             headers={
                 "Content-Disposition": 'attachment; filename="access-records.jsonl"',
@@ -222,7 +222,7 @@ def audit_router() -> APIRouter:
     return router
 
 
-async def _export_lines(
+async def export_lines(
     state: GatewayState, flt: SearchFilter, signed: Checkpoint
 ) -> AsyncIterator[bytes]:
     """The export: the checkpoint, one line per record with its proof, a summary."""
