@@ -28,12 +28,13 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
 
 from gateway.cli._common import DEMO_ISSUER_PORT
+from gateway.config import DEVELOPMENT_PLATFORM_ORG
 from gateway.web._demo_tokens import DEMO_CLIENT, query_page_url
 
 __all__ = ["DEMO_PROCEDURE", "DEMO_QUERY", "Demo"]
@@ -60,6 +61,13 @@ PREFILL_QUERY = """{{
 
 TRANSFER_PROCEDURE = "1.013831"  # land-use right transfer registration
 MARRIAGE_DOCUMENTS = """query($p: String!) { giayToTheoNguoi(soDinhDanh: $p) { loai } }"""
+
+DEMO_AGENCY = "VN/GOV/BNNMT"
+"""The agency whose admin registers a connector in the demo: the land registry's."""
+DEMO_AUDITOR_ORG = "VN/GOV/TTCP"
+"""The auditors' organisation in the demo (the Government Inspectorate)."""
+DEMO_CONNECTOR = "so-dia-chinh"
+"""The name of the connector the demo's agency admin may submit (a copy of `land`)."""
 
 _START_TIMEOUT = 120.0
 
@@ -224,9 +232,11 @@ class Demo:
         KeyRing.ensure(self.var / "keys")
         # Registering the demo client and its key are recorded like any change to the
         # registry, as made from this command line.
+        pseudonym_key = load_secret(self.var / "keys", "pseudonyms", create=True)
+        policy_version = load_procedures(GatewaySettings()).version
         record = admin_recorder(
-            pseudonym_key=load_secret(self.var / "keys", "pseudonyms", create=True),
-            policy_version=load_procedures(GatewaySettings()).version,
+            pseudonym_key=pseudonym_key,
+            policy_version=policy_version,
             operator=cli_actor(),
             operator_org=None,
         )
@@ -252,6 +262,78 @@ class Demo:
                 await engine.dispose()
 
         asyncio.run(prepare())
+        self._prepare_agency(pseudonym_key, policy_version, cli_actor())
+
+    def _prepare_agency(self, pseudonym_key: bytes, policy_version: str, operator: str) -> None:
+        """Let the demo's agency register a connector to its land database.
+
+        The platform sets the agency's authority once (the land fields, the sandbox's
+        land database), recorded as an operator's `authority_set` would be; the manifest
+        to submit, a copy of the land registry's named `so-dia-chinh`, is written to the
+        demo's folder.
+        """
+        import asyncio
+
+        import yaml
+
+        import sandbox
+        from gateway.records import EnvelopeBody, Event, insert_events, pseudonym
+        from gateway.storage import create_engine, get_authority, set_authority
+
+        manifest = yaml.safe_load(
+            (Path(sandbox.__file__).parent / "manifests" / "land.yaml").read_text()
+        )
+        manifest.update(
+            name=DEMO_CONNECTOR,
+            title="Cơ sở dữ liệu đất đai của Sở (bản đăng ký thử)",
+            database={"url": f"sqlite:///{self.land_database}"},
+        )
+        (self.var / f"{DEMO_CONNECTOR}.yaml").write_text(
+            yaml.safe_dump(manifest, allow_unicode=True, sort_keys=False)
+        )
+        fields = ["LandParcel.*"]
+        endpoints = [f"sqlite:///{self.land_database}"]
+
+        async def authorise() -> None:
+            engine = create_engine(self.database_url)
+            try:
+                if await get_authority(engine, DEMO_AGENCY) is not None:
+                    return
+                async with engine.begin() as conn:
+                    await set_authority(
+                        conn,
+                        organisation=DEMO_AGENCY,
+                        fields=fields,
+                        endpoints=endpoints,
+                        updated_by=operator,
+                    )
+                    await insert_events(
+                        conn,
+                        [
+                            Event(
+                                type="admin",
+                                request_id="",
+                                outcome="authority_set",
+                                policy_version=policy_version,
+                                envelope=cast(
+                                    EnvelopeBody,
+                                    {
+                                        "action": "authority_set",
+                                        "connectorOrg": DEMO_AGENCY,
+                                        "operator": pseudonym(pseudonym_key, operator),
+                                        "operatorOrg": None,
+                                        "fields": fields,
+                                        "endpoints": endpoints,
+                                    },
+                                ),
+                                personal={"operator": operator},
+                            )
+                        ],
+                    )
+            finally:
+                await engine.dispose()
+
+        asyncio.run(authorise())
 
     def _ask(self, query: str, subjects: list[str], procedure: str = DEMO_PROCEDURE) -> Any:
         from gateway.admission import load_local_key, sign_request
@@ -441,6 +523,19 @@ class Demo:
             "                   Đăng nhập thử nghiệm: chọn một công dân mẫu, mức 2 / sandbox "
             f"sign-in: pick\n                   a sample citizen, e.g. {personal_id}, level 2 "
             "(no password)\n"
+            '\n  Staff consoles   sandbox sign-in: the "Cán bộ" form (any staff id, no '
+            "password),\n                   with this role and organisation:\n"
+            f"    Kiểm tra       {self.gateway_url}/kiem-tra   (auditor: search, export and "
+            f"verify the log,\n                   patterns, citizens' questions) role auditor, "
+            f"organisation {DEMO_AUDITOR_ORG}\n"
+            f"    Điều hành      {self.gateway_url}/van-hanh   (operator: figures, sources, "
+            f"clients,\n                   connector approvals) role operator, organisation "
+            f"{DEVELOPMENT_PLATFORM_ORG} (the platform's)\n"
+            f"    Kết nối        {self.gateway_url}/co-quan    (agency admin: its connectors) "
+            f"role agency_admin,\n                   organisation {DEMO_AGENCY}; a manifest "
+            f"to submit: {self.var / f'{DEMO_CONNECTOR}.yaml'}\n"
+            "                   (approve it as the operator, with another staff id: four "
+            "eyes)\n\n"
             f"  Readiness        {self.gateway_url}/readyz\n"
             f"  Sandboxes        http://127.0.0.1:{self.population_port} (population), "
             f"http://127.0.0.1:{self.business_port} (business registry), "

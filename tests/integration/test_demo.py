@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
 
 
 def _free_port() -> int:
@@ -127,6 +128,33 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
                 check=False,
             )
             assert public.returncode == 0, public.stderr
+            # Each console is printed with the sign-in of its role; the agency admin's
+            # manifest is written, and the agency may submit it as printed.
+            for path, role in (
+                ("/kiem-tra", "auditor"),
+                ("/van-hanh", "operator"),
+                ("/co-quan", "agency_admin"),
+            ):
+                assert f"{gateway}{path}" in text, text
+                assert f"role {role}" in text, text
+                assert httpx.get(f"{gateway}{path}").status_code == 303
+            printed = re.search(r"a manifest to submit: (\S+)", text)
+            assert printed, text
+            manifest = yaml.safe_load((tmp_path / printed.group(1)).read_text())
+            issuer_url = re.search(
+                r"\(insurance, X-Road\), \S+ \(civil status, GraphQL\), (\S+) ", text
+            )
+            assert issuer_url, text
+            staff = httpx.post(
+                f"{issuer_url.group(1)}/demo/staff-login",
+                json={"sub": "admin-1", "roles": ["agency_admin"], "org": "VN/GOV/BNNMT"},
+            ).json()["access_token"]
+            submitted = httpx.post(
+                f"{gateway}/admin/connectors",
+                json={"manifest": manifest},
+                headers={"Authorization": f"Bearer {staff}"},
+            )
+            assert submitted.status_code == 201, submitted.text
             assert list((tmp_path / "var" / "keys" / "receipts").glob("*.pem"))
             # The citizen signs in as printed, sees the demo's reads and proves one.
             issuer = re.search(r"citizen token --issuer (\S+) --personal-id", text)
