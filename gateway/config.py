@@ -145,6 +145,50 @@ class GatewaySettings(BaseSettings):
     audit_max_export: int = Field(
         default=100_000, ge=1, description="Most records one export holds; beyond, it says so."
     )
+    audit_pattern_peer_factor: float = Field(
+        default=5.0,
+        gt=1,
+        description="A busy officer (auditor's patterns) reads more than this many times the "
+        "median of the other officers of the same organisation over the period.",
+    )
+    audit_pattern_min_reads: int = Field(
+        default=50,
+        ge=1,
+        description="A busy officer reads at least this many people over the period, whatever "
+        "the median of their peers.",
+    )
+    audit_pattern_min_outside: int = Field(
+        default=10,
+        ge=1,
+        description="Reads outside working hours flagged for an officer (or a client without "
+        "officers) from this many on.",
+    )
+    audit_pattern_min_refusals: int = Field(
+        default=10,
+        ge=1,
+        description="Records refused or withheld as SUBJECT_NOT_IN_CASE or CONSENT_REQUIRED "
+        "flagged for a client or an officer from this many on.",
+    )
+    audit_pattern_min_orgs: int = Field(
+        default=3,
+        ge=2,
+        description="A person read by at least this many distinct organisations over the period "
+        "is flagged (by an opaque handle and a count, never the person's id).",
+    )
+    audit_work_start: int = Field(
+        default=7,
+        ge=0,
+        le=23,
+        description="Working hours start at this hour, Vietnam's time (UTC+7): a read before it "
+        "is outside working hours.",
+    )
+    audit_work_end: int = Field(
+        default=17,
+        ge=1,
+        le=24,
+        description="Working hours end at this hour, Vietnam's time: a read at or after it, or "
+        "on Saturday or Sunday, is outside working hours.",
+    )
 
     # Clients and purposes.
     catalogue_dir: Path | None = Field(

@@ -6,8 +6,10 @@ it concerns. `EventRecorder` commits events before any answer leaves (fail close
 shared commits). The consent store keeps consents and records every change to them.
 Auditors search and export the records (`SearchFilter`), citizens see their own
 (`citizen_items`), auditors read the sources' evidence of one access
-(`record_evidence`), operators read the figures (`figures`), people are forgotten after
-retention (`forget`), and `verify_database` checks the stored records and their log.
+(`record_evidence`) and patterns worth a look (`patterns`) and answer citizens'
+questions (`questions`, `answer_event`), operators read the figures (`figures`, by
+day `daily_figures`), people are forgotten after retention (`forget`), and
+`verify_database` checks the stored records and their log.
 
 Above the log's core, the log store and the database; below admission and the web.
 """
@@ -36,6 +38,7 @@ from gateway.records._figures import (
     count_access,
     count_consent,
     count_refusal,
+    daily_figures,
     figures,
     is_procedure_request,
 )
@@ -46,7 +49,31 @@ from gateway.records._forget import (
     records_digest,
     retention_of,
 )
+from gateway.records._patterns import (
+    REFUSAL_CODES,
+    BusyOfficer,
+    OutsideHours,
+    Patterns,
+    PatternSettings,
+    Refusals,
+    SharedSubject,
+    patterns,
+    subject_handle,
+    subject_of_handle,
+)
 from gateway.records._personal import PersonalPart, personal_parts
+from gateway.records._questions import (
+    ANSWER_ACTION,
+    QUESTION_OUTCOME,
+    Answer,
+    OpenedQuestion,
+    Question,
+    answer_event,
+    answers_to,
+    citizen_questions,
+    open_question,
+    questions,
+)
 from gateway.records._recorder import (
     AdminRecorder,
     Event,
@@ -73,13 +100,18 @@ from gateway.records._search import (
 from gateway.records._verify import verify_database
 
 __all__ = [
+    "ANSWER_ACTION",
     "CITIZEN_VISIBLE_TYPES",
     "CONSENT_TYPE",
     "DECISION_CODES",
     "ENVELOPE_VERSION",
     "FORGET_ACTION",
     "INTROSPECTION",
+    "QUESTION_OUTCOME",
+    "REFUSAL_CODES",
     "AdminRecorder",
+    "Answer",
+    "BusyOfficer",
     "ClientConsentRequests",
     "ConsentStore",
     "DecisionEntry",
@@ -88,21 +120,32 @@ __all__ = [
     "Event",
     "EventRecorder",
     "Forgotten",
+    "OpenedQuestion",
+    "OutsideHours",
     "Page",
+    "PatternSettings",
+    "Patterns",
     "PersonalPart",
+    "Question",
     "RecordEvidence",
     "Recorder",
+    "Refusals",
     "SearchFilter",
+    "SharedSubject",
     "admin_event",
     "admin_recorder",
     "all_results",
+    "answer_event",
+    "answers_to",
     "citizen_items",
+    "citizen_questions",
     "commitment",
     "consent_commitment",
     "consent_event",
     "count_access",
     "count_consent",
     "count_refusal",
+    "daily_figures",
     "decode_cursor",
     "detach",
     "encode_cursor",
@@ -111,15 +154,20 @@ __all__ = [
     "forget",
     "insert_events",
     "is_procedure_request",
+    "open_question",
     "page_limit",
+    "patterns",
     "personal_parts",
     "pseudonym",
     "pseudonyms",
+    "questions",
     "read_envelope",
     "record_evidence",
     "records_digest",
     "retention_of",
     "search_page",
+    "subject_handle",
+    "subject_of_handle",
     "time_range",
     "verify_database",
     "verify_signed",

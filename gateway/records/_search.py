@@ -1,11 +1,17 @@
 """Searching the access records: auditors' search and export, citizens' own accesses.
 
 A search is a time range and any of: client, organisation, officer, procedure, case,
-subject, event type and decision code. Officers and cases are searched by their
-pseudonyms (the auditor gives the id or case number; the gateway pseudonymises it), a
-subject through the private subject index. Results come newest first, a page at a
-time, with an opaque cursor for the next page; every filter reads an index on
-`(column, ts)`, so a page costs the same on a million records as on a thousand.
+subject, event type and decision code; also an officer's pseudonym as envelopes hold it
+(`officerPseudonym`: what auditors see), reads outside working hours (`hours=outside`:
+in Vietnam's time, UTC+7, before `audit_work_start` or from `audit_work_end` on, or on a
+Saturday or Sunday; computed in SQL on both backends, `local_hour` and `local_weekday`)
+and an error code (`code`: records with a decision of that code, or refused with it).
+Officers and cases are searched by their pseudonyms (the auditor gives the id or case
+number; the gateway pseudonymises it), a subject through the private subject index.
+Results come newest first, a page at a time, with an opaque cursor for the next page;
+every filter but `hours` and `code`'s refusals reads an index on `(column, ts)`, so a
+page costs the same on a million records as on a thousand (those two scan the time
+range's records).
 
 A result's outcome is what happened: a record that a later one marks as not delivered
 (its answer never left) has the outcome `undelivered`; its envelope, as hashed into the
@@ -17,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import re
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +33,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from gateway.errors import InvalidArgument
 from gateway.identifiers import parse_identifier
@@ -35,14 +45,21 @@ from gateway.storage import EVENT_TYPES, event_decisions, event_subjects, events
 
 __all__ = [
     "DECISION_CODES",
+    "HOURS",
+    "REFUSED_PREFIX",
     "Page",
     "SearchFilter",
     "all_results",
     "decode_cursor",
     "encode_cursor",
+    "is_outside_hours",
+    "local_hour",
+    "local_weekday",
+    "outside_hours",
     "page_limit",
     "search_page",
     "time_range",
+    "with_code",
     "with_delivery",
 ]
 
@@ -54,6 +71,98 @@ DECISION_CODES = (
     "PURPOSE_NOT_ALLOWED",
     "CONSENT_REQUIRED",
 )
+
+HOURS = ("outside",)
+"""The values of the `hours` filter."""
+REFUSED_PREFIX = "rejected:"
+"""The outcome of a refused request: this prefix and the refusal's code."""
+_PSEUDONYM = re.compile(r"[0-9a-f]{32}")
+_CODE = re.compile(r"[A-Z][A-Z_]{1,39}")
+_VIETNAM_OFFSET = 7
+"""Vietnam's time is UTC+7 all year (no daylight saving)."""
+
+
+class local_hour(FunctionElement[int]):  # noqa: N801 - a SQL function's name
+    """The hour (0-23) of a stored instant in Vietnam's time, in SQL."""
+
+    type = sa.Integer()
+    inherit_cache = True
+    name = "local_hour"
+
+
+class local_weekday(FunctionElement[int]):  # noqa: N801 - a SQL function's name
+    """The day of the week of a stored instant in Vietnam's time (0: Sunday ... 6), in SQL."""
+
+    type = sa.Integer()
+    inherit_cache = True
+    name = "local_weekday"
+
+
+@compiles(local_hour, "sqlite")
+def _sqlite_hour(element: local_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps UTC text ("YYYY-MM-DD HH:MM:SS"); strftime shifts it.
+    inner = compiler.process(element.clauses, **kw)
+    return f"CAST(strftime('%H', {inner}, '+{_VIETNAM_OFFSET} hours') AS INTEGER)"
+
+
+@compiles(local_weekday, "sqlite")
+def _sqlite_weekday(element: local_weekday, compiler: SQLCompiler, **kw: Any) -> str:
+    inner = compiler.process(element.clauses, **kw)
+    return f"CAST(strftime('%w', {inner}, '+{_VIETNAM_OFFSET} hours') AS INTEGER)"
+
+
+@compiles(local_hour, "postgresql")
+def _postgresql_hour(element: local_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    # A timestamptz as UTC wall time, shifted: independent of the session's time zone.
+    inner = compiler.process(element.clauses, **kw)
+    return (
+        f"CAST(EXTRACT(HOUR FROM ({inner} AT TIME ZONE 'UTC') "
+        f"+ INTERVAL '{_VIETNAM_OFFSET} hours') AS INTEGER)"
+    )
+
+
+@compiles(local_weekday, "postgresql")
+def _postgresql_weekday(element: local_weekday, compiler: SQLCompiler, **kw: Any) -> str:
+    inner = compiler.process(element.clauses, **kw)
+    return (
+        f"CAST(EXTRACT(DOW FROM ({inner} AT TIME ZONE 'UTC') "
+        f"+ INTERVAL '{_VIETNAM_OFFSET} hours') AS INTEGER)"
+    )
+
+
+def outside_hours(column: sa.ColumnElement[Any], work: tuple[int, int]) -> sa.ColumnElement[bool]:
+    """Whether the instant in `column` is outside working hours `work` (start, end hour).
+
+    In Vietnam's time: before `start`, at or after `end`, or on a Saturday or Sunday.
+    """
+    start, end = work
+    return sa.or_(
+        local_hour(column) < start,
+        local_hour(column) >= end,
+        local_weekday(column).in_((0, 6)),
+    )
+
+
+def is_outside_hours(instant: datetime.datetime, work: tuple[int, int]) -> bool:
+    """`outside_hours` of one instant, in Python (for tests and pages)."""
+    local = instant.astimezone(datetime.timezone(datetime.timedelta(hours=_VIETNAM_OFFSET)))
+    start, end = work
+    return local.hour < start or local.hour >= end or local.weekday() >= 5
+
+
+def with_code(
+    code: str, start: datetime.datetime, end: datetime.datetime
+) -> sa.ColumnElement[bool]:
+    """Whether an event carries error code `code`: a decision of it, or a refusal with it.
+
+    Decisions are read through their index `(decision, ts)` within `[start, end)`.
+    """
+    decided = sa.select(event_decisions.c.event_id).where(
+        event_decisions.c.decision == code,
+        event_decisions.c.ts >= start,
+        event_decisions.c.ts < end,
+    )
+    return sa.or_(events.c.id.in_(decided), events.c.outcome == f"{REFUSED_PREFIX}{code}")
 
 
 def time_range(
@@ -110,6 +219,14 @@ class SearchFilter:
     """Any of these event types (for the citizen's view)."""
     visible_at: datetime.datetime | None = None
     """For a citizen: leave out accesses hidden from the subject at this instant."""
+    officer_pseudonym: str | None = None
+    """An officer's pseudonym as envelopes hold it (what auditors know of an officer)."""
+    hours: str | None = None
+    """`outside`: only records outside working hours (`work_hours`)."""
+    work_hours: tuple[int, int] = (7, 17)
+    """Working hours in Vietnam's time: the first hour in, the first hour out."""
+    code: str | None = None
+    """Only records with a decision of this code, or refused with it."""
 
     @classmethod
     def build(
@@ -124,10 +241,25 @@ class SearchFilter:
         subject: str | None = None,
         type: str | None = None,
         decision: str | None = None,
+        officer_pseudonym: str | None = None,
+        hours: str | None = None,
+        work_hours: tuple[int, int] = (7, 17),
+        code: str | None = None,
         **plain: str | None,
     ) -> SearchFilter:
         """Check the parameters of a search (400 with the argument named)."""
         since, until = time_range(start, end, max_days=max_days)
+        if officer_pseudonym is not None and not _PSEUDONYM.fullmatch(officer_pseudonym):
+            raise InvalidArgument(
+                "An officer's pseudonym is 32 lowercase hexadecimal digits.",
+                argument="officerPseudonym",
+            )
+        if hours is not None and hours not in HOURS:
+            raise InvalidArgument("`hours` is `outside`.", argument="hours", known=list(HOURS))
+        if code is not None and not _CODE.fullmatch(code):
+            raise InvalidArgument(
+                "An error code is 2 to 40 capital letters and underscores.", argument="code"
+            )
         if type is not None and type not in EVENT_TYPES:
             raise InvalidArgument("Unknown event type.", argument="type", known=list(EVENT_TYPES))
         if decision is not None and decision not in DECISION_CODES:
@@ -149,6 +281,10 @@ class SearchFilter:
             subject=None if subject is None else parse_identifier(subject, argument="subject"),
             type=type,
             decision=decision,
+            officer_pseudonym=officer_pseudonym,
+            hours=hours,
+            work_hours=work_hours,
+            code=code,
             **plain,  # type: ignore[arg-type]
         )
 
@@ -163,6 +299,13 @@ class SearchFilter:
                 out[name] = value
         if self.subject is not None:
             out["subject"] = "given (committed to in subjectCommitments)"
+        if self.officer_pseudonym is not None:
+            out["officerPseudonym"] = self.officer_pseudonym
+        if self.hours is not None:
+            out["hours"] = self.hours
+            out["workHours"] = f"{self.work_hours[0]:02d}-{self.work_hours[1]:02d}"
+        if self.code is not None:
+            out["code"] = self.code
         return out
 
     def order(self) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
@@ -230,6 +373,12 @@ class SearchFilter:
             )
         if self.types:
             query = query.where(events.c.type.in_(self.types))
+        if self.officer_pseudonym is not None:
+            query = query.where(events.c.officer == self.officer_pseudonym)
+        if self.hours == "outside":
+            query = query.where(outside_hours(events.c.ts, self.work_hours))
+        if self.code is not None:
+            query = query.where(with_code(self.code, self.start, self.end))
         if self.visible_at is not None:
             query = query.where(
                 sa.or_(events.c.hidden_until.is_(None), events.c.hidden_until <= self.visible_at)

@@ -9,7 +9,10 @@ date in `from` is the start of that day in Vietnam, in `to` its end; at most
 `GATEWAY_AUDIT_MAX_RANGE_DAYS` apart; default the last 30 days), `client`,
 `organisation`, `officer` (the officer's id: searched by its pseudonym), `procedure`,
 `case` (the case number: by its pseudonym), `subject` (a personal id, enterprise code
-or household id: through the private index), `type`, `decision`. The search adds
+or household id: through the private index), `type`, `decision`, `officerPseudonym`
+(an officer's pseudonym as envelopes hold it), `hours=outside` (outside working hours,
+`GATEWAY_AUDIT_WORK_START` to `GATEWAY_AUDIT_WORK_END`, Vietnam's time, weekdays), `code`
+(a decision of this code, or a refusal with it). The search adds
 `limit` (at most `GATEWAY_AUDIT_MAX_PAGE`) and `cursor`; the export `checkpoint` (a tree
 size with a signed checkpoint; default the newest).
 
@@ -65,6 +68,9 @@ def _filter(
     subject: str | None = None,
     type: str | None = None,
     decision: str | None = None,
+    officer_pseudonym: Annotated[str | None, Query(alias="officerPseudonym")] = None,
+    hours: str | None = None,
+    code: str | None = None,
 ) -> SearchFilter:
     """The search filter of the query string (a dependency of both routes)."""
     return SearchFilter.build(
@@ -77,6 +83,10 @@ def _filter(
         subject=subject,
         type=type,
         decision=decision,
+        officer_pseudonym=officer_pseudonym,
+        hours=hours,
+        work_hours=(state.settings.audit_work_start, state.settings.audit_work_end),
+        code=code,
         client=client,
         organisation=organisation,
         procedure=procedure,
