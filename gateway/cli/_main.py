@@ -34,11 +34,10 @@ import gc
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli._audit import add_audit_commands
 from gateway.cli._clients import add_client_commands
@@ -458,14 +457,58 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_REPORTED: Final = (
+    # (module, exception): failures a command reports in one line, exit status 2. Each
+    # is looked up only if its module was loaded: a command that never imported it
+    # cannot have raised it, and `gateway token` need not import the connectors.
+    ("connectors", "ManifestError"),
+    ("policies", "CatalogueError"),
+    ("gateway.storage", "DatabaseNotReady"),
+    ("keys", "KeyRingError"),
+    ("keys", "NoteError"),
+    ("keys", "SecretSealError"),
+)
+
+
+def _loaded(module: str, name: str) -> type[BaseException] | None:
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
+def _report(exc: BaseException) -> int | None:
+    """Write a command's failure as one line on standard error: 2, or `None` if not ours."""
+    from gateway.errors import GatewayError
+
+    if isinstance(exc, ConfigurationError) or any(
+        kind is not None and isinstance(exc, kind) for kind in (_loaded(*r) for r in _REPORTED)
+    ):
+        sys.stderr.write(f"gateway: {exc}\n")
+        return 2
+    if isinstance(exc, GatewayError):
+        detail = f" {orjson.dumps(exc.detail).decode()}" if exc.detail else ""
+        sys.stderr.write(f"gateway: {exc.code}: {exc.message}{detail}\n")
+        return 2
+    if isinstance(exc, ValidationError):
+        sys.stderr.write(f"gateway: invalid settings:\n{exc}\n")
+        return 2
+    if isinstance(exc, OSError):
+        if exc.filename is not None:
+            # A file the command reads or writes (a key, a manifest, a body): say which.
+            sys.stderr.write(f"gateway: {exc.strerror or type(exc).__name__}: {exc.filename}\n")
+            return 2
+        sys.stderr.write(f"gateway: the database cannot be used: {type(exc).__name__}\n")
+        return 2
+    database_error = _loaded("sqlalchemy.exc", "SQLAlchemyError")
+    if database_error is not None and isinstance(exc, database_error):
+        # Unreachable or misnamed database: one line, never the URL (it may hold a password).
+        sys.stderr.write(f"gateway: the database cannot be used: {type(exc).__name__}\n")
+        return 2
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    from connectors import ManifestError
-    from gateway.errors import GatewayError
     from gateway.logconfig import configure_logging
-    from gateway.storage import DatabaseNotReady
-    from keys import KeyRingError, NoteError, SecretSealError
-    from policies import CatalogueError
 
     args = _parser().parse_args(argv)
     # Standard output is the command's answer alone: its logs go to standard error,
@@ -474,37 +517,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
-    except (
-        ManifestError,
-        CatalogueError,
-        DatabaseNotReady,
-        KeyRingError,
-        NoteError,
-        SecretSealError,
-        ConfigurationError,
-    ) as exc:
-        sys.stderr.write(f"gateway: {exc}\n")
-        return 2
-    except GatewayError as exc:
-        detail = f" {orjson.dumps(exc.detail).decode()}" if exc.detail else ""
-        sys.stderr.write(f"gateway: {exc.code}: {exc.message}{detail}\n")
-        return 2
-    except ValidationError as exc:
-        sys.stderr.write(f"gateway: invalid settings:\n{exc}\n")
-        return 2
-    except OSError as exc:
-        if exc.filename is not None:
-            # A file the command reads or writes (a key, a manifest, a body): say which.
-            sys.stderr.write(f"gateway: {exc.strerror or type(exc).__name__}: {exc.filename}\n")
-            return 2
-        sys.stderr.write(f"gateway: the database cannot be used: {type(exc).__name__}\n")
-        return 2
-    except SQLAlchemyError as exc:
-        # Unreachable or misnamed database: one line, never the URL (it may hold a password).
-        sys.stderr.write(f"gateway: the database cannot be used: {type(exc).__name__}\n")
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        status = _report(exc)
+        if status is None:
+            raise
+        return status
 
 
 if __name__ == "__main__":
