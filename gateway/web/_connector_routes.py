@@ -80,12 +80,15 @@ from schema import canonical_fields
 
 __all__ = [
     "approve_version",
+    "authority_view",
     "connector_detail",
     "connector_listing",
     "connector_router",
+    "disable_in_use",
     "dry_run_version",
     "pending_versions",
     "reject_version",
+    "rollback_version",
     "submit_version",
 ]
 
@@ -584,6 +587,72 @@ async def dry_run_version(
     return {"name": name, **report}
 
 
+async def rollback_version(
+    request: Request, state: GatewayState, identity: Identity, name: str, version: int
+) -> dict[str, Any]:
+    """Submit an earlier version's manifest again: a new pending version, approved as any
+    other (an admin of the connector's organisation, or an operator)."""
+    async with state.engine.connect() as conn:
+        organisation = await _organisation_of(conn, name)
+        _may_change(state, identity, organisation, operators=True)
+        found = await _version_or_404(conn, name, version)
+    return await _submit(
+        request,
+        state,
+        identity,
+        found.manifest,
+        organisation=found.organisation,
+        action="connector_rollback_submitted",
+        rollbackTo=version,
+    )
+
+
+async def disable_in_use(
+    request: Request, state: GatewayState, identity: Identity, name: str
+) -> dict[str, Any]:
+    """Stop serving an active connector (an admin of its organisation, or a platform
+    operator): its fields have no source until another version is approved."""
+    generation = None
+    try:
+        async with state.engine.begin() as conn:
+            info = await get_connector(conn, name)
+            organisation = await _organisation_of(conn, name)
+            _may_change(state, identity, organisation, operators=False)
+            if info is None:
+                raise NotFound("No connector has this name.", kind="Connector")
+            if info.origin != API_ORIGIN and info.organisation is None:
+                raise Conflict(
+                    "This connector is recorded from the connectors folder: remove its file."
+                )
+            generation = await disable_connector(conn, name=name)
+            if generation is None:
+                raise Conflict(f"This connector is {info.status}, not active.")
+            await _record(
+                conn,
+                request,
+                state,
+                identity,
+                "connector_disabled",
+                name,
+                info.version,
+                organisation,
+            )
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable(_NOT_RECORDED) from exc
+    await _changed(state, generation)
+    return {"name": name, "status": "disabled", "generation": generation}
+
+
+async def authority_view(
+    state: GatewayState, identity: Identity, organisation: str
+) -> dict[str, Any]:
+    """What an organisation's connectors may serve and reach (a platform operator, or
+    staff of that organisation); `NotFound` when none is set."""
+    if not _is_platform(state, identity) and identity.org != organisation:
+        raise Forbidden("This is not your organisation.", organisation=identity.org)
+    return await _authority_view(state, organisation)
+
+
 def connector_router() -> APIRouter:
     """Routes under `/admin/connectors` and `/admin/authority`."""
     router = APIRouter(prefix="/admin", tags=["connectors"])
@@ -642,53 +711,13 @@ def connector_router() -> APIRouter:
         name: ConnectorName,
         body: Rollback,
     ) -> dict[str, Any]:
-        async with state.engine.connect() as conn:
-            organisation = await _organisation_of(conn, name)
-            _may_change(state, identity, organisation, operators=True)
-            found = await _version_or_404(conn, name, body.version)
-        return await _submit(
-            request,
-            state,
-            identity,
-            found.manifest,
-            organisation=found.organisation,
-            action="connector_rollback_submitted",
-            rollbackTo=body.version,
-        )
+        return await rollback_version(request, state, identity, name, body.version)
 
     @router.post("/connectors/{name}/disable")
     async def disable(
         request: Request, state: State, identity: StaffIdentity, name: ConnectorName
     ) -> dict[str, Any]:
-        generation = None
-        try:
-            async with state.engine.begin() as conn:
-                info = await get_connector(conn, name)
-                organisation = await _organisation_of(conn, name)
-                _may_change(state, identity, organisation, operators=False)
-                if info is None:
-                    raise NotFound("No connector has this name.", kind="Connector")
-                if info.origin != API_ORIGIN and info.organisation is None:
-                    raise Conflict(
-                        "This connector is recorded from the connectors folder: remove its file."
-                    )
-                generation = await disable_connector(conn, name=name)
-                if generation is None:
-                    raise Conflict(f"This connector is {info.status}, not active.")
-                await _record(
-                    conn,
-                    request,
-                    state,
-                    identity,
-                    "connector_disabled",
-                    name,
-                    info.version,
-                    organisation,
-                )
-        except SQLAlchemyError as exc:
-            raise AuditUnavailable(_NOT_RECORDED) from exc
-        await _changed(state, generation)
-        return {"name": name, "status": "disabled", "generation": generation}
+        return await disable_in_use(request, state, identity, name)
 
     @router.post("/connectors/{name}/versions/{version}/dry-run")
     async def dry(
@@ -743,9 +772,7 @@ def connector_router() -> APIRouter:
     async def get_authority_route(
         state: State, identity: StaffIdentity, organisation: str
     ) -> dict[str, Any]:
-        if not _is_platform(state, identity) and identity.org != organisation:
-            raise Forbidden("This is not your organisation.", organisation=identity.org)
-        return await _authority_view(state, organisation)
+        return await authority_view(state, identity, organisation)
 
     return router
 
