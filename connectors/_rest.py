@@ -26,7 +26,7 @@ from connectors._auth import HttpCredentials
 from connectors._headers import purpose_headers
 from connectors._manifest import RestEntity, RestList, RestManifest
 from connectors._mapping import FieldMapper, compile_fields, source_roots
-from connectors._metrics import SOURCE_LATENCY, count_call
+from connectors._metrics import count_call, observe_latency
 from connectors._ratelimit import LocalLimiter, SourceLimiter, take_permit
 from connectors._resilience import CircuitBreaker, backoff, time_left
 from connectors._signatures import DocumentSignatures, document_signatures, map_checked
@@ -364,7 +364,7 @@ class RestConnector:
             raise error from None
         finally:
             count_call(self.name, route, outcome)
-            SOURCE_LATENCY.labels(self.name, route).observe(time.perf_counter() - started)
+            observe_latency(self.name, route, time.perf_counter() - started)
 
     async def _read(self, response: httpx.Response) -> bytes:
         """The whole answer, refusing one larger than the manifest allows."""

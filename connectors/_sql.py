@@ -52,7 +52,7 @@ from connectors._manifest import (
     SqlManifest,
 )
 from connectors._mapping import FieldMapper, compile_fields, map_record, source_roots
-from connectors._metrics import SOURCE_LATENCY, count_call
+from connectors._metrics import count_call, observe_latency
 from connectors._ratelimit import LocalLimiter, SourceLimiter, take_permit
 from connectors._resilience import _MIN_CALL, CircuitBreaker, backoff
 from connectors._secrets import resolve_secret
@@ -628,7 +628,7 @@ class SqlConnector:
             raise
         finally:
             count_call(self.name, "query", outcome)
-            SOURCE_LATENCY.labels(self.name, "query").observe(time.perf_counter() - started)
+            observe_latency(self.name, "query", time.perf_counter() - started)
 
     async def _retry_permit(self, error: SourceError, scope: asyncio.Timeout) -> None:
         """A retry is a read too: its permit must come within the read's time, or the

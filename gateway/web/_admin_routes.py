@@ -31,13 +31,15 @@ from gateway.records import AdminRecorder, admin_recorder, figures, time_range
 from gateway.state import GatewayState, State
 from gateway.web._signin import OperatorIdentity
 
-__all__ = ["admin_router"]
+__all__ = ["admin_router", "client_change_recorder", "may_act_on", "operator_scope"]
 
 _ORG = re.compile(r"VN/GOV/[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 """An organisation as client ids name it (`CLIENT_ID` without the system)."""
 
 
-def _recorder(request: Request, state: GatewayState, identity: Identity) -> AdminRecorder:
+def client_change_recorder(
+    request: Request, state: GatewayState, identity: Identity
+) -> AdminRecorder:
     """The `admin` event of the operator's change, committed with the change itself."""
     return admin_recorder(
         pseudonym_key=state.pseudonym_key,
@@ -48,7 +50,7 @@ def _recorder(request: Request, state: GatewayState, identity: Identity) -> Admi
     )
 
 
-def _scope(state: GatewayState, identity: Identity) -> str | None:
+def operator_scope(state: GatewayState, identity: Identity) -> str | None:
     """The client-id prefix this operator acts on (`VN/GOV/<org>/`), or `None`: every client."""
     org = identity.org
     if org is not None and org == state.settings.platform_organisation:
@@ -60,9 +62,9 @@ def _scope(state: GatewayState, identity: Identity) -> str | None:
     return f"{org}/"
 
 
-def _may_act_on(state: GatewayState, identity: Identity, client_id: str) -> None:
+def may_act_on(state: GatewayState, identity: Identity, client_id: str) -> None:
     """Refuse (403) a client outside the operator's organisation."""
-    prefix = _scope(state, identity)
+    prefix = operator_scope(state, identity)
     if prefix is not None and not client_id.startswith(prefix):
         raise Forbidden("This client is not of your organisation.", organisation=identity.org)
 
@@ -73,7 +75,7 @@ def admin_router() -> APIRouter:
 
     @router.get("/clients")
     async def clients(state: State, identity: OperatorIdentity) -> dict[str, Any]:
-        prefix = _scope(state, identity)
+        prefix = operator_scope(state, identity)
         listed = await state.clients.list()
         return {"clients": [c for c in listed if prefix is None or c["id"].startswith(prefix)]}
 
@@ -81,9 +83,9 @@ def admin_router() -> APIRouter:
     async def suspend(
         request: Request, state: State, client_id: str, identity: OperatorIdentity
     ) -> dict[str, Any]:
-        _may_act_on(state, identity, client_id)
+        may_act_on(state, identity, client_id)
         client = await state.clients.set_status(
-            client_id, "suspended", record=_recorder(request, state, identity)
+            client_id, "suspended", record=client_change_recorder(request, state, identity)
         )
         return {"id": client.id, "status": client.status}
 
@@ -91,9 +93,9 @@ def admin_router() -> APIRouter:
     async def activate(
         request: Request, state: State, client_id: str, identity: OperatorIdentity
     ) -> dict[str, Any]:
-        _may_act_on(state, identity, client_id)
+        may_act_on(state, identity, client_id)
         client = await state.clients.set_status(
-            client_id, "active", record=_recorder(request, state, identity)
+            client_id, "active", record=client_change_recorder(request, state, identity)
         )
         return {"id": client.id, "status": client.status}
 
@@ -113,7 +115,7 @@ def admin_router() -> APIRouter:
             until,
             procedure=procedure,
             organisation=organisation,
-            clients_under=_scope(state, identity),
+            clients_under=operator_scope(state, identity),
         )
         return {"from": format_instant(since), "to": format_instant(until), "rows": rows}
 

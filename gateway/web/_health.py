@@ -36,7 +36,7 @@ from gateway.storage import head_revision
 from gateway.web._signin import OperatorIdentity, current_identity
 from keys import PURPOSES
 
-__all__ = ["health_routes", "readiness_router"]
+__all__ = ["access_log_status", "connector_health", "health_routes", "readiness_router"]
 
 OPERATOR_ROLE = "operator"
 
@@ -81,7 +81,9 @@ async def _redis(state: GatewayState) -> dict[str, Any] | None:
     return {"ok": True}
 
 
-async def _connectors(state: GatewayState) -> dict[str, Any]:
+async def connector_health(state: GatewayState) -> dict[str, Any]:
+    """Each connector in use: whether its source answers its health check, the check's
+    detail and latency, its version and its breaker's state (this replica's)."""
     # Held: a registry replaced meanwhile is not closed under the check.
     with state.live.hold() as served:
         registry, versions = served.registry, served.versions
@@ -103,7 +105,8 @@ async def _connectors(state: GatewayState) -> dict[str, Any]:
     }
 
 
-async def _access_log(state: GatewayState) -> dict[str, Any]:
+async def access_log_status(state: GatewayState) -> dict[str, Any]:
+    """The access log: its size, the events queued for it and the sequencer's lag."""
     try:
         async with asyncio.timeout(_CHECK_TIMEOUT):
             size, queued, lag = (
@@ -127,7 +130,7 @@ async def _access_log(state: GatewayState) -> dict[str, Any]:
 async def _readiness(state: GatewayState) -> tuple[bool, dict[str, Any]]:
     """Whether the gateway can serve, and the details of every check."""
     database, redis, connectors, access_log = await asyncio.gather(
-        _database(state), _redis(state), _connectors(state), _access_log(state)
+        _database(state), _redis(state), connector_health(state), access_log_status(state)
     )
     keys = {p: bool(state.keyring.verifying(p)) for p in PURPOSES}
     # Connectors approved but not served: the ones before them still are.
