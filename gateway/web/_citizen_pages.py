@@ -18,8 +18,10 @@ as if it did not exist; nothing is changed.
 A question is recorded as an `admin` event with the action `citizen_question`: the
 envelope names the system asked about (a public client id) and the organisation, the
 personal part (sealed under the citizen's key, found through the subject index) holds
-the citizen's id, the access and the question. Organisation contacts come from
-`_CONTACTS` (sandbox data: no registry holds agencies' contacts yet).
+the citizen's id, the access and the question. An auditor's answer
+(`citizen_question_answered`, `gateway.records._questions`) is shown under the question
+on the access's page. Organisation contacts come from `_CONTACTS` (sandbox data: no
+registry holds agencies' contacts yet).
 
 "My data" is read as any client reads: the gateway's own citizen portal is a registered
 client (`PORTAL_CLIENT`, registered with a local key at its first use) that signs a
@@ -45,6 +47,7 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.admission import add_local_key, has_local_key, load_local_key, sign_request
 from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.instants import format_instant
 from gateway.log import tlog_proof
 from gateway.records import (
     CITIZEN_VISIBLE_TYPES,
@@ -53,6 +56,7 @@ from gateway.records import (
     SearchFilter,
     admin_recorder,
     citizen_items,
+    citizen_questions,
     consent_event,
     search_page,
 )
@@ -263,6 +267,15 @@ async def _systems(state: GatewayState, ids: set[str]) -> dict[str, tuple[str, s
 
 async def _pending(state: GatewayState, subject: str) -> int:
     return len(await state.consents.of_subject(subject, status="REQUESTED"))
+
+
+def _question_shown(question: dict[str, Any]) -> dict[str, Any]:
+    """A question of the citizen's, and its answers, with times as Vietnam reads them."""
+    return {
+        **question,
+        "when": _local(format_instant(question["time"])),
+        "answers": [{**a, "when": _local(format_instant(a["time"]))} for a in question["answers"]],
+    }
 
 
 def question_event(
@@ -497,6 +510,9 @@ def citizen_pages_router() -> APIRouter:
         except NotFound as exc:
             return await refused(request, state, session, exc)
         system = item.get("system") or {}
+        async with read_snapshot(state.engine) as conn:
+            # The citizen's questions about this access, with the auditors' answers.
+            asked = await citizen_questions(conn, session.identity.subject, event_id)
         return await page(
             request,
             state,
@@ -506,6 +522,7 @@ def citizen_pages_router() -> APIRouter:
                 "item": _labelled(item, locale_of(request), state.catalogue),
                 "contact": contact_of(system.get("id"), item.get("organisation")),
                 "asked": request.query_params.get("da-hoi") == "1",
+                "questions": [_question_shown(q) for q in asked],
             },
         )
 
