@@ -239,6 +239,8 @@ def _text(value: Any) -> str:
         return str(value)
     if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
         return ", ".join(str(v) for v in value) if value else _NONE
+    if isinstance(value, Mapping) and all(isinstance(v, str | int) for v in value.values()):
+        return ", ".join(f"{k}: {v}" for k, v in value.items()) if value else _NONE
     return orjson.dumps(value).decode()
 
 
@@ -554,8 +556,8 @@ def auditor_console_router() -> APIRouter:
         limit: Annotated[int, Query(ge=1)] = _PAGE,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> Response:
-        if not set(request.query_params) - {"lang"}:
-            # The form, opened: nothing searched, nothing recorded.
+        if not set(request.query_params) - {"lang", "limit"}:
+            # The form, opened (perhaps with a page size): nothing searched nor recorded.
             return await search_form(request, state, session)
         if isinstance(flt, GatewayError):
             return await search_form(request, state, session, error=flt)
