@@ -20,6 +20,7 @@ sample key is never shown back: the page after a run shows only its report.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -47,7 +48,7 @@ from gateway.web._consoles import console_page
 from gateway.web._labels import N_
 from gateway.web._sessions import BrowserAgencyAdmin, BrowserSession, CsrfFailed, check_csrf
 
-__all__ = ["MAX_MANIFEST_BYTES", "agency_console_router", "read_manifest"]
+__all__ = ["MAX_MANIFEST_BYTES", "agency_console_router", "read_manifest", "when"]
 
 MAX_MANIFEST_BYTES: Final = 256 * 1024
 """The largest manifest file the page accepts."""
@@ -57,6 +58,9 @@ _MAX_BODY: Final = 1024 * 1024
 
 _MAX_NODES: Final = 100_000
 """The most values a manifest may hold once its YAML aliases are expanded."""
+
+_VIETNAM: Final = datetime.timezone(datetime.timedelta(hours=7))
+"""Times are shown in Vietnam's time (UTC+7, no daylight saving)."""
 
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
 _KEY: Final = re.compile(r"[A-Za-z0-9_./-]{1,128}")
@@ -117,6 +121,11 @@ _PROBLEMS: Final[Mapping[str, str]] = {
     "PAYLOAD_TOO_LARGE": N_("The file is larger than 256 KiB."),
 }
 
+_NOT_OURS: Final = N_(
+    "This connector belongs to another organisation: only that organisation's "
+    "administrators and the platform's operators may see or change it."
+)
+
 
 def _problem(exc: GatewayError) -> dict[str, Any]:
     """What a page shows of a refusal: its code, the field it names, its technical text."""
@@ -127,6 +136,17 @@ def _problem(exc: GatewayError) -> dict[str, Any]:
         "explain": _PROBLEMS.get(exc.code, N_("The request was refused.")),
         "detail": exc.message,
     }
+
+
+def when(instant: str | None) -> str:
+    """An instant as the pages show it: `13:05, 06/12/2026` in Vietnam's time."""
+    if not instant:
+        return "-"
+    try:
+        moment = datetime.datetime.fromisoformat(instant)
+    except ValueError:
+        return instant
+    return moment.astimezone(_VIETNAM).strftime("%H:%M, %d/%m/%Y")
 
 
 # -- manifest files ---------------------------------------------------------------------
@@ -302,7 +322,12 @@ def agency_console_router() -> APIRouter:
         active: str = "connectors",
         status_code: int = 200,
     ) -> Response:
-        shared = {"statuses": STATUSES, "breakers": BREAKERS, "outcomes": OUTCOMES}
+        shared = {
+            "statuses": STATUSES,
+            "breakers": BREAKERS,
+            "outcomes": OUTCOMES,
+            "when": when,
+        }
         return console_page(
             request,
             session,
@@ -314,11 +339,14 @@ def agency_console_router() -> APIRouter:
         )
 
     def refused(request: Request, session: BrowserSession, exc: GatewayError) -> Response:
+        problem = _problem(exc)
+        if exc.code == "FORBIDDEN":
+            problem["explain"] = _NOT_OURS
         return page(
             request,
             session,
             "refused.html",
-            {"problem": _problem(exc)},
+            {"problem": problem},
             status_code=exc.http_status,
         )
 
@@ -399,6 +427,9 @@ def agency_console_router() -> APIRouter:
                 "report": _report_view(report),
                 "rollbacks": list(reversed(rollbacks)),
                 "default_version": default_version,
+                "unrun": not any(
+                    v["version"] == default_version and v["lastDryRun"] for v in versions
+                ),
                 "notice": _notice(request),
                 "problem": problem,
                 "form": form or {},

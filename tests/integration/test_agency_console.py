@@ -183,7 +183,10 @@ async def test_an_agency_admin_submits_runs_the_dry_run_and_follows_the_approval
         versions = await http.get(f"/admin/connectors/{NAME}/versions", headers=admin_token)
         statuses = [v["status"] for v in versions.json()["versions"]]
         assert statuses == ["rejected", "approved", "pending"], statuses
-        await admin.check("ket-noi-quay-lai")
+
+        # In English on request.
+        await page.goto(f"{gateway.url}/co-quan/gui?lang=en")
+        assert "Submit a version of a connector" in await page.inner_text("main")
 
     # An admin of another organisation is refused the connector's page.
     other = await staff_browser(
