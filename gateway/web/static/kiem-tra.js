@@ -94,6 +94,7 @@ function recordLine(item, signed, counts) {
 export function verifyExport(text, keysText, origin) {
   const keys = readKeys(keysText).filter((k) => !origin || k.name === origin);
   const lines = text.split("\n");
+  if (lines.length && lines[lines.length - 1] === "") lines.pop(); // the last line's end
   const counts = { proven: 0, pending: 0 };
   let signed = null;
   let ended = false;
