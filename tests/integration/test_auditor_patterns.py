@@ -166,6 +166,12 @@ async def test_an_auditor_follows_patterns_and_answers_a_citizens_question(
     )
     assert any('"patterns"' in str(r.envelope) or "'patterns'" in str(r.envelope) for r in recorded)
 
+    # In English too.
+    await page.click("a[hreflang=en]")
+    assert await page.inner_text("h1") == "Patterns worth a look"
+    await auditor.check("dau-hieu-english")
+    await page.click("a[hreflang=vi]")
+
     # The busy officer's link is the search by their pseudonym over the period.
     await busy_rows.first.locator("a").click()
     await page.wait_for_load_state("networkidle")
