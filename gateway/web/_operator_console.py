@@ -46,7 +46,7 @@ from gateway.web._connector_routes import (
 )
 from gateway.web._consoles import console_page
 from gateway.web._health import access_log_status, connector_health
-from gateway.web._i18n import gettext, locale_of
+from gateway.web._i18n import gettext, locale_of, procedure_name
 from gateway.web._labels import N_
 from gateway.web._sessions import BrowserOperator, BrowserSession, check_csrf
 
@@ -125,9 +125,7 @@ def period_of(
     else:
         last = (until - datetime.timedelta(microseconds=1)).astimezone(VIETNAM).date()
         first = last - datetime.timedelta(days=DEFAULT_DAYS - 1)
-        since = datetime.datetime.combine(first, datetime.time(), VIETNAM).astimezone(
-            datetime.UTC
-        )
+        since = datetime.datetime.combine(first, datetime.time(), VIETNAM).astimezone(datetime.UTC)
     if since >= until:
         raise InvalidArgument("`from` must be before `to`.", argument="from")
     if until - since > datetime.timedelta(days=MAX_DAYS):
@@ -168,12 +166,12 @@ def chart_data(
         if row.get("requests"):
             per.setdefault(_label(row), [0] * len(days))[n] += int(row["requests"])
     ranked = sorted(per.items(), key=lambda item: (-sum(item[1]), item[0]))
-    series = [{"label": label, "values": values} for label, values in ranked[:MAX_SERIES]]
+    kept = ranked[:MAX_SERIES]
     rest = ranked[MAX_SERIES:]
     if rest:
-        summed = [sum(values[n] for _, values in rest) for n in range(len(days))]
-        series.append({"label": others, "values": summed})
-    requests = [sum(s["values"][n] for s in series) for n in range(len(days))]
+        kept.append((others, [sum(values[n] for _, values in rest) for n in range(len(days))]))
+    series = [{"label": label, "values": values} for label, values in kept]
+    requests = [sum(values[n] for _, values in kept) for n in range(len(days))]
     return {"days": days, "requests": series, "requestsTotal": requests, **totals}
 
 
@@ -206,6 +204,13 @@ def totals_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _notice(done: str | None, locale: str) -> str | None:
+    """The notice of a change just made (`?xong=`), in the page's language."""
+    if done is None or done not in _NOTICES:
+        return None
+    return gettext(_NOTICES[done], locale)
 
 
 def _error_view(exc: GatewayError, locale: str) -> dict[str, Any]:
@@ -253,6 +258,27 @@ def _local(instant: datetime.datetime | None) -> str | None:
     return instant.astimezone(VIETNAM).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _local_text(instant: Any) -> Any:
+    """An RFC 3339 instant as Vietnam's local time (to the second); anything else as is."""
+    if not isinstance(instant, str):
+        return instant
+    try:
+        return _local(datetime.datetime.fromisoformat(instant.replace("Z", "+00:00")))
+    except ValueError:
+        return instant
+
+
+def _version_shown(version: Mapping[str, Any]) -> dict[str, Any]:
+    """A pending version with its instants in Vietnam's time."""
+    shown = dict(version)
+    for key in ("submittedAt", "approvedAt"):
+        shown[key] = _local_text(shown.get(key))
+    run = shown.get("lastDryRun")
+    if isinstance(run, Mapping):
+        shown["lastDryRun"] = {**run, "ranAt": _local_text(run.get("ranAt"))}
+    return shown
+
+
 def _sources(health: Mapping[str, Any]) -> list[dict[str, Any]]:
     shown = []
     for name, h in sorted(health.items()):
@@ -263,7 +289,7 @@ def _sources(health: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "name": name,
                 "ok": h.get("ok"),
                 "detail": h.get("detail"),
-                "checkMs": h.get("latencyMs"),
+                "checkMs": None if h.get("latencyMs") is None else round(h["latencyMs"], 1),
                 "version": h.get("version"),
                 "breaker": h.get("breaker") or "none",
                 "calls": calls,
@@ -320,12 +346,19 @@ def operator_console_router() -> APIRouter:
             )
         days = days_between(since, until)
         charts = chart_data(daily, days, others=gettext(N_("Others"), locale))
+        known = state.catalogue.procedures
+        names = {
+            r["procedure"]: procedure_name(known[r["procedure"]], locale)
+            for r in rows
+            if r["procedure"] in known
+        }
         context.update(
             scope=scope,
             since=days[0],
             until=days[-1],
             days=days,
             rows=rows,
+            names=names,
             totals=totals_of(rows),
             charts=charts,
             daily=[
@@ -385,7 +418,7 @@ def operator_console_router() -> APIRouter:
             "clients": listed,
             "scope": scope,
             "error": error,
-            "notice": None if notice not in _NOTICES else gettext(_NOTICES[notice], locale),
+            "notice": _notice(notice, locale),
             "changed": changed,
             "suspended": sum(1 for c in listed if c["status"] == "suspended"),
         }
@@ -451,7 +484,7 @@ def operator_console_router() -> APIRouter:
         locale = locale_of(request)
         waiting: list[dict[str, Any]] = []
         try:
-            waiting = await pending_versions(state, session.identity)
+            waiting = [_version_shown(v) for v in await pending_versions(state, session.identity)]
         except GatewayError as exc:
             if exc.http_status >= 500:
                 raise
@@ -460,7 +493,7 @@ def operator_console_router() -> APIRouter:
         context = {
             "waiting": waiting,
             "error": error,
-            "notice": None if notice not in _NOTICES else gettext(_NOTICES[notice], locale),
+            "notice": _notice(notice, locale),
             "changed": changed,
             "platform": platform is not None and session.identity.org == platform,
             "outcomes": _OUTCOMES,

@@ -7,8 +7,6 @@ import datetime
 import uuid
 from typing import Any
 
-import pytest
-
 from gateway.records import daily_figures, figures
 from gateway.storage import create_engine, events, upgrade
 

@@ -66,7 +66,8 @@ async def test_the_overview_charts_an_organisations_reads_and_its_clients_can_be
     rows = page.locator("#procedure-table tbody tr", has_text=RESIDENCE)
     assert await rows.count() == 1  # the refused request's procedure has a row of its own
     cells = await rows.first.locator("td").all_inner_texts()
-    assert cells[:4] == [RESIDENCE, f"UBND {org[-8:]}", "3", fields]
+    assert cells[0].splitlines() == [RESIDENCE, "Đăng ký thường trú"]  # code and name
+    assert cells[1:4] == [f"UBND {org[-8:]}", "3", fields]
     assert await page.locator("#refusal-table tbody tr").count() >= 1
     # The charts' table alternative says the same, day by day.
     await page.click("#chart-served-title ~ details summary")

@@ -59,7 +59,10 @@
             return splits.map(function (i) { return days[i] === undefined ? "" : shortDay(days[i]); });
           }
         },
-        { stroke: "#4a5560", grid: { stroke: "#e5e9ee" }, size: 56 }
+        // Counts: whole numbers only on the y axis.
+        { stroke: "#4a5560", grid: { stroke: "#e5e9ee" }, size: 56,
+          incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000,
+            100000, 200000, 500000, 1000000, 10000000, 100000000] }
       ],
       series: [{}].concat(series.map(function (s) {
         return { label: s.label, stroke: s.colour, width: 2, points: { show: true, size: 5, fill: s.colour } };

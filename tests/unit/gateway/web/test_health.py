@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway.web._health import _access_log
+from gateway.web._health import access_log_status
 
 
 class _Log:
@@ -31,7 +31,7 @@ def _state(lag: float, **kwargs: bool) -> SimpleNamespace:
 
 @pytest.mark.parametrize(("lag", "ok"), [(0.0, True), (0.999, True), (1.0, True), (1.5, False)])
 async def test_a_lag_beyond_the_merge_delay_is_reported(lag: float, ok: bool) -> None:
-    report = await _access_log(_state(lag))  # type: ignore[arg-type]
+    report = await access_log_status(_state(lag))  # type: ignore[arg-type]
     assert report == {
         "ok": ok,
         "size": 42,
@@ -42,5 +42,5 @@ async def test_a_lag_beyond_the_merge_delay_is_reported(lag: float, ok: bool) ->
 
 
 async def test_a_log_that_cannot_be_read_is_reported_by_kind() -> None:
-    report = await _access_log(_state(0.0, broken=True))  # type: ignore[arg-type]
+    report = await access_log_status(_state(0.0, broken=True))  # type: ignore[arg-type]
     assert report == {"ok": False, "error": "ConnectionError"}
