@@ -515,7 +515,7 @@ def auditor_patterns_router() -> APIRouter:
         state: State,
         session: BrowserAuditor,
         event_id: str,
-        text: Annotated[str, Form(alias="answer", max_length=_ANSWER_MAX * 2)] = "",
+        text: Annotated[str, Form(alias="answer")] = "",
     ) -> Response:
         await check_csrf(request, session)
         answer_text = text.strip()
