@@ -404,6 +404,10 @@ def agency_console_router() -> APIRouter:
         shown = next((v for v in versions if str(v["version"]) == wanted and v["lastDryRun"]), None)
         report = shown["lastDryRun"] if shown else detail["lastDryRun"]
         pending = [v["version"] for v in versions if v["status"] == "pending"]
+        if request.headers.get("hx-request") == "true" and not pending:
+            # The status block's poll: nothing waits any more, so the whole page (its
+            # notice, its dry run's versions) is shown again as it now is.
+            return Response(headers={"HX-Redirect": f"/co-quan/ket-noi/{name}"})
         default_version = pending[-1] if pending else newest
         newest_facts = facts.get(newest or 0, {})
         rollbacks = [

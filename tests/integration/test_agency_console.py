@@ -155,7 +155,7 @@ async def test_an_agency_admin_submits_runs_the_dry_run_and_follows_the_approval
         await admin.check("ket-noi-chay-thu")
 
         # Corrected, version 2; a platform operator rejects 1 and approves 2 (through
-        # the API): reloaded, the page shows it active.
+        # the API): the page, polling, shows it active.
         await page.goto(f"{gateway.url}/co-quan/gui")
         fixed = await _upload(admin, "dat-dai.yaml", yaml.safe_dump(_land_manifest(land)).encode())
         assert fixed.status == 200
@@ -165,8 +165,11 @@ async def test_an_agency_admin_submits_runs_the_dry_run_and_follows_the_approval
                 f"/admin/connectors/{NAME}/versions/{version}/{action}", headers=platform
             )
             assert done.status_code == 200, done.text
-        await admin.visit(f"/co-quan/ket-noi/{NAME}", "ket-noi-hoat-dong")
+        await page.wait_for_url(f"{gateway.url}/co-quan/ket-noi/{NAME}", timeout=10_000)
+        await page.wait_for_load_state("networkidle")
         assert await page.locator("#trang-thai .status-active").count() == 1
+        assert await page.locator("#thong-bao").count() == 0
+        await admin.check("ket-noi-hoat-dong")
         assert await page.locator("#phien-ban-2 .status-approved").count() == 1
         assert await page.locator("#phien-ban-1 .status-rejected").count() == 1
         assert await page.locator("#trang-thai[hx-trigger]").count() == 0
