@@ -223,7 +223,13 @@ def _error_view(exc: GatewayError, locale: str) -> dict[str, Any]:
         text = gettext(_CODE_TEXT[exc.code], locale)
     else:
         text = gettext(N_("The action was refused."), locale)
-    return {"code": exc.code, "text": text, "status": exc.http_status}
+    argument = exc.detail.get("argument")
+    return {
+        "code": exc.code,
+        "text": text,
+        "status": exc.http_status,
+        "argument": argument if isinstance(argument, str) else None,
+    }
 
 
 # -- the pages ------------------------------------------------------------------------------

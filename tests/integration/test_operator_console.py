@@ -75,6 +75,9 @@ async def test_the_overview_charts_an_organisations_reads_and_its_clients_can_be
     assert (await today.locator("td").all_inner_texts())[:2] == ["3", fields]
     assert "3" in await _text(operator, "#chart-requests-summary")
     await operator.check("overview-table")
+    wrong = await operator.visit("/van-hanh?from=2026-13-01", "overview-wrong-date")
+    assert wrong.status == 400
+    assert "INVALID_ARGUMENT" in await _text(operator, ".alert")
 
     # The clients page lists this organisation's client only; suspend it, then reinstate.
     await operator.visit("/van-hanh/he-thong", "he-thong")
@@ -155,6 +158,8 @@ async def test_a_sources_breaker_opens_when_its_agency_stops_answering(
     rate = await opened.locator(".error-rate").inner_text()
     assert rate.endswith("%")
     assert float(rate.removesuffix("%").strip()) > 0
+    await operator.visit("/van-hanh/nguon?lang=en", "nguon-en")
+    assert "Open: calls are stopped" in await opened.locator(".breaker").inner_text()
     assert operator.csp_errors() == []
 
 
