@@ -31,7 +31,13 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response
 
-from gateway.errors import GatewayError, InvalidArgument, InvalidManifest, NotFound
+from gateway.errors import (
+    GatewayError,
+    InvalidArgument,
+    InvalidManifest,
+    NotFound,
+    PayloadTooLarge,
+)
 from gateway.state import GatewayState, State
 from gateway.storage import list_connector_versions
 from gateway.web._connector_dry_run import summary
@@ -53,6 +59,7 @@ __all__ = ["MAX_MANIFEST_BYTES", "agency_console_router", "read_manifest", "when
 MAX_MANIFEST_BYTES: Final = 256 * 1024
 """The largest manifest file the page accepts."""
 
+_TOO_LARGE: Final = "The manifest file is larger than 256 KiB."
 _MAX_BODY: Final = 1024 * 1024
 """A form declaring a larger body is refused before it is read."""
 
@@ -152,12 +159,6 @@ def when(instant: str | None) -> str:
 # -- manifest files ---------------------------------------------------------------------
 
 
-class _TooLarge(GatewayError):
-    code = "PAYLOAD_TOO_LARGE"
-    http_status = 413
-    default_message = "The manifest file is larger than 256 KiB."
-
-
 def _count_within(data: Any, budget: int) -> bool:
     """Whether `data` holds at most `budget` values (YAML aliases counted each time)."""
     stack, seen = [data], 0
@@ -181,7 +182,7 @@ def read_manifest(content: bytes) -> dict[str, Any]:
     error (line and column), or data that is not a mapping.
     """
     if len(content) > MAX_MANIFEST_BYTES:
-        raise _TooLarge(field="file")
+        raise PayloadTooLarge(_TOO_LARGE, field="file")
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -353,7 +354,7 @@ def agency_console_router() -> APIRouter:
     @router.get("")
     async def home(request: Request, state: State, session: BrowserAgencyAdmin) -> Response:
         identity = session.identity
-        problem = None
+        problem, status_code = None, 200
         rows: list[dict[str, Any]] = []
         authority = None
         try:
@@ -373,13 +374,13 @@ def agency_console_router() -> APIRouter:
                 except NotFound:
                     authority = None
         except GatewayError as exc:
-            problem = _problem(exc)
+            problem, status_code = _problem(exc), exc.http_status
         return page(
             request,
             session,
             "connectors.html",
             {"connectors": rows, "authority": authority, "problem": problem},
-            status_code=200 if problem is None else 403,
+            status_code=status_code,
         )
 
     async def connector_page(
@@ -552,7 +553,7 @@ def agency_console_router() -> APIRouter:
         filename = ""
         try:
             if not declared.isdigit() or int(declared) > _MAX_BODY:
-                raise _TooLarge(field="file")
+                raise PayloadTooLarge(_TOO_LARGE, field="file")
             async with request.form(max_files=1, max_fields=4) as form:
                 await check_csrf(request, session)
                 upload = form.get("manifest")

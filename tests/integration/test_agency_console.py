@@ -126,6 +126,9 @@ async def test_an_agency_admin_submits_runs_the_dry_run_and_follows_the_approval
         assert syntax.status == 422
         assert "INVALID_MANIFEST" in await page.inner_text("#loi")
         assert "line" in await page.inner_text("#loi")
+        too_large = await _upload(admin, "lon.yaml", b"#" * (256 * 1024 + 1))
+        assert too_large.status == 413
+        assert "PAYLOAD_TOO_LARGE" in await page.inner_text("#loi")
         admin_token = await sign_in.staff("agency_admin", org=ORG, sub="dat-dai-admin")
         listed = await http.get("/admin/connectors", headers=admin_token)
         assert listed.json()["connectors"] == []
