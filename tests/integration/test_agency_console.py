@@ -189,6 +189,12 @@ async def test_an_agency_admin_submits_runs_the_dry_run_and_follows_the_approval
         versions = await http.get(f"/admin/connectors/{NAME}/versions", headers=admin_token)
         statuses = [v["status"] for v in versions.json()["versions"]]
         assert statuses == ["rejected", "approved", "pending"], statuses
+        forged = await page.request.post(
+            f"{gateway.url}/co-quan/ket-noi/{NAME}/quay-lai", form={"version": "2"}
+        )
+        assert forged.status == 403  # no CSRF token: nothing submitted
+        versions = await http.get(f"/admin/connectors/{NAME}/versions", headers=admin_token)
+        assert len(versions.json()["versions"]) == 3
 
         # In English on request.
         await page.goto(f"{gateway.url}/co-quan/gui?lang=en")
