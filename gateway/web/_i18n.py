@@ -86,18 +86,9 @@ def translations(locale: str) -> Translations:
     """The locale's catalogue, read from its `.po` file (fuzzy entries are left out)."""
     if locale not in LOCALES:
         raise ValueError(f"unknown locale {locale!r}; known: {', '.join(LOCALES)}")
-    folder = TRANSLATIONS_DIR / locale / "LC_MESSAGES"
-    with (folder / "messages.po").open("rb") as po:
+    path = TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as po:
         catalog = read_po(po, locale=locale)
-    # Pages under way may keep their strings in a `.po` of their own beside it.
-    for path in sorted(folder.glob("*.po")):
-        if path.name == "messages.po":
-            continue
-        with path.open("rb") as po:
-            for message in read_po(po, locale=locale):
-                known = catalog.get(message.id) if message.id else None
-                if message.id and message.string and (known is None or not known.string):
-                    catalog[message.id] = message
     buffer = BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
