@@ -35,7 +35,7 @@ from gateway.log import (
 from gateway.records import Event
 from keys import NoteVerifier, note_key_id, sign_note, verifier_key
 
-STATIC = Path(__file__).parents[2] / "gateway" / "web" / "static"
+STATIC = Path(__file__).parents[4] / "gateway" / "web" / "static"
 VECTORS = Path("/work/shared/testdata/merkle/inclusion")
 ORIGIN = "gateway.example.gov.vn/log"
 POLICY = "ab" * 32
