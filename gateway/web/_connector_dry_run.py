@@ -42,7 +42,7 @@ from gateway.errors import GatewayError, SourceDataInvalid
 from policies import Purpose
 from schema import canonical_fields
 
-__all__ = ["DRY_RUN_PROCEDURE", "dry_run"]
+__all__ = ["DRY_RUN_PROCEDURE", "build_failure", "dry_run"]
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +135,40 @@ async def _opened(
             continue
         return registry, connector, manifest
     raise ManifestError(f"manifest {data.get('name')!r}", "too many fields the source lacks")
+
+
+async def build_failure(
+    data: Mapping[str, Any],
+    *,
+    reserved: list[str],
+    secrets: Mapping[tuple[str, str], str] | None = None,
+) -> str | None:
+    """Why the connector of a manifest (as JSON data) would not build and open, or `None`.
+
+    What serving it would meet first: a column its database lacks, a secret that does
+    not open. A source that does not answer is not a reason (the registry serves
+    without it, as at start-up).
+    """
+    http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+    registry = None
+    try:
+        registry = build_registry(
+            [parse_manifest(dict(data))],
+            http=http,
+            canonical=canonical_fields(),
+            reserved=reserved,
+            stored_secrets=secrets or {},
+        )
+        await next(iter(registry)).open()
+    except (ManifestError, ValidationError) as error:
+        return str(error)
+    except GatewayError:
+        return None
+    finally:
+        if registry is not None:
+            await registry.aclose()
+        await http.aclose()
+    return None
 
 
 def _field_outcome(value: Any, roots: frozenset[str] | None, capture: _Capture) -> str:

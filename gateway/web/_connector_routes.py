@@ -73,7 +73,7 @@ from gateway.storage import (
     stored_secrets,
 )
 from gateway.web._connector_authority import check_authority
-from gateway.web._connector_dry_run import dry_run, summary
+from gateway.web._connector_dry_run import build_failure, dry_run, summary
 from gateway.web._signin import require_role
 from keys import KeyRingError, SecretSealError
 from schema import canonical_fields
@@ -460,6 +460,10 @@ async def approve_version(
 ) -> dict[str, Any]:
     """A platform operator who did not submit it approves a pending version: it serves."""
     _require_platform(state, identity)
+    async with state.engine.connect() as conn:
+        waiting = await _version_or_404(conn, name, version)
+    if waiting.status == "pending" and waiting.submitted_by != identity.subject:
+        await _must_build(state, waiting)
     generation = None
     try:
         async with state.engine.begin() as conn:
@@ -496,6 +500,26 @@ async def approve_version(
         raise AuditUnavailable(_NOT_RECORDED) from exc
     await _changed(state, generation)
     return {"name": name, "version": version, "status": "approved", "generation": generation}
+
+
+async def _must_build(state: GatewayState, found: ConnectorVersion) -> None:
+    """Refuse (422 `INVALID_MANIFEST`) a version whose connector would not build: approved,
+    it would be recorded in use while every replica kept serving the one before."""
+    try:
+        every = await stored_secrets(state.engine, state.settings.keys_dir)
+    except (KeyRingError, SecretSealError) as exc:
+        raise Conflict(f"The connector's stored secrets cannot be opened: {exc}") from None
+    failure = await build_failure(
+        found.manifest,
+        reserved=[state.settings.database_url.get_secret_value()],
+        secrets={k: v for k, v in every.items() if k[0] == found.connector},
+    )
+    if failure is not None:
+        raise InvalidManifest(
+            f"This version does not build against its source, so it was not approved: "
+            f"{failure}",
+            field="manifest",
+        )
 
 
 async def reject_version(

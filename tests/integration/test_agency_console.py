@@ -163,6 +163,12 @@ async def test_an_agency_admin_submits_runs_the_dry_run_and_follows_the_approval
         fixed = await _upload(admin, "dat-dai.yaml", yaml.safe_dump(_land_manifest(land)).encode())
         assert fixed.status == 200
         assert page.url.endswith("?gui=2")
+        # Version 1 reads a column the database lacks: it does not build, so it cannot
+        # be approved (it would be recorded in use while nothing served it).
+        broken = await http.post(f"/admin/connectors/{NAME}/versions/1/approve", headers=platform)
+        assert broken.status_code == 422, broken.text
+        assert broken.json()["code"] == "INVALID_MANIFEST"
+        assert "dien_tich_sai" in broken.json()["message"]
         for action, version in (("reject", 1), ("approve", 2)):
             done = await http.post(
                 f"/admin/connectors/{NAME}/versions/{version}/{action}", headers=platform
