@@ -25,7 +25,7 @@ evidence is itself an `auditor_search` record, committed before the results leav
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated, Any, Final
 
 import orjson
@@ -51,7 +51,7 @@ from gateway.state import GatewayState, State
 from gateway.storage import read_snapshot
 from gateway.web._signin import AuditorIdentity
 
-__all__ = ["audit_router", "auditor_item", "export_lines", "record_search"]
+__all__ = ["audit_router", "auditor_item", "export_lines", "record_read", "record_search"]
 
 _EVENT_ID: Final = re.compile(r"[0-9a-f]{32}")
 
@@ -149,6 +149,42 @@ async def record_search(
     )
 
 
+async def record_read(
+    request: Request,
+    state: GatewayState,
+    identity: Identity,
+    described: dict[str, Any],
+    *,
+    results: int,
+    subjects: Sequence[str] = (),
+    personal: Mapping[str, Any] | None = None,
+) -> None:
+    """Commit the `auditor_search` record of a read that is not a search by filters (one
+    record, its evidence, a page of patterns), before anything read is shown.
+
+    `described`: what was read, for the envelope (`{"event": id}`); `subjects`: the
+    people it concerns, who then see that an auditor looked; `personal`: what else to
+    seal with the auditor's id.
+    """
+    await state.recorder.record(
+        Event(
+            type="auditor_search",
+            request_id=getattr(request.state, "request_id", None) or "",
+            outcome="searched",
+            policy_version=state.catalogue.version,
+            envelope={
+                "auditor": pseudonym(state.pseudonym_key, identity.subject, "auditor"),
+                "auditorOrg": identity.org,
+                "filter": described,
+                "results": results,
+                "export": False,
+            },
+            personal={"auditor": identity.subject, **(personal or {})},
+            subjects=list(subjects),
+        )
+    )
+
+
 def audit_router() -> APIRouter:
     """Routes under `/audit`, for auditors."""
     router = APIRouter(prefix="/audit", tags=["auditor"])
@@ -210,22 +246,14 @@ def audit_router() -> APIRouter:
         if found is None:
             raise NotFound("No access record has this id.", kind="Access")
         # Recorded first, naming the record's people: each sees that an auditor looked.
-        await state.recorder.record(
-            Event(
-                type="auditor_search",
-                request_id=getattr(request.state, "request_id", None) or "",
-                outcome="searched",
-                policy_version=state.catalogue.version,
-                envelope={
-                    "auditor": pseudonym(state.pseudonym_key, identity.subject, "auditor"),
-                    "auditorOrg": identity.org,
-                    "filter": {"event": found.id, "read": "evidence"},
-                    "results": 1,
-                    "export": False,
-                },
-                personal={"auditor": identity.subject, "event": found.id},
-                subjects=found.subjects,
-            )
+        await record_read(
+            request,
+            state,
+            identity,
+            {"event": found.id, "read": "evidence"},
+            results=1,
+            subjects=found.subjects,
+            personal={"event": found.id},
         )
         return {"id": found.id, "requestId": found.request_id, "evidence": found.evidence}
 

@@ -35,17 +35,21 @@ from starlette.responses import Response, StreamingResponse
 from gateway.errors import GatewayError, InvalidIdentifier, NotFound
 from gateway.records import (
     DECISION_CODES,
-    Event,
     SearchFilter,
     page_limit,
-    pseudonym,
     read_envelope,
     search_page,
 )
 from gateway.records._search import with_delivery
 from gateway.state import GatewayState, State
 from gateway.storage import EVENT_TYPES, events, read_snapshot
-from gateway.web._audit_routes import _filter, auditor_item, export_lines, record_search
+from gateway.web._audit_routes import (
+    _filter,
+    auditor_item,
+    export_lines,
+    record_read,
+    record_search,
+)
 from gateway.web._consoles import console_page
 from gateway.web._i18n import field_label, gettext, legal_basis_text, locale_of, procedure_name
 from gateway.web._labels import N_
@@ -471,30 +475,6 @@ async def _log_facts(state: GatewayState) -> dict[str, Any]:
     return {"origin": state.log.origin, "size": None if latest is None else latest.size}
 
 
-async def _record_read(
-    request: Request, state: GatewayState, session: BrowserSession, event_id: str
-) -> None:
-    """Commit the `auditor_search` record of reading one record, as a search of its id."""
-    identity = session.identity
-    await state.recorder.record(
-        Event(
-            type="auditor_search",
-            request_id=getattr(request.state, "request_id", None) or "",
-            outcome="searched",
-            policy_version=state.catalogue.version,
-            envelope={
-                "auditor": pseudonym(state.pseudonym_key, identity.subject, "auditor"),
-                "auditorOrg": identity.org,
-                "filter": {"event": event_id},
-                "results": 1,
-                "export": False,
-            },
-            personal={"auditor": identity.subject, "event": event_id},
-            subjects=[],
-        )
-    )
-
-
 async def _one(state: GatewayState, event_id: str) -> Any:
     """The row of one record (as the search gives it), else `None`."""
     now = datetime.datetime.now(datetime.UTC)
@@ -612,7 +592,14 @@ def auditor_console_router() -> APIRouter:
                 active="search",
                 status_code=404,
             )
-        await _record_read(request, state, session, row.id)
+        await record_read(
+            request,
+            state,
+            session.identity,
+            {"event": row.id},
+            results=1,
+            personal={"event": row.id},
+        )
         item = auditor_item(row)
         envelope = read_envelope(row.envelope)
         type_msgid = TYPE_NAMES.get(row.type)

@@ -37,7 +37,6 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.errors import GatewayError, InvalidArgument, NotFound
 from gateway.records import (
-    Event,
     Patterns,
     PatternSettings,
     SearchFilter,
@@ -51,7 +50,7 @@ from gateway.records import (
 )
 from gateway.state import GatewayState, State
 from gateway.storage import clients, events, read_snapshot
-from gateway.web._audit_routes import auditor_item, record_search
+from gateway.web._audit_routes import auditor_item, record_read, record_search
 from gateway.web._auditor_console import outcome_text
 from gateway.web._consoles import console_page
 from gateway.web._i18n import gettext, locale_of, procedure_name
@@ -148,37 +147,6 @@ def _procedure(state: GatewayState, code: str | None, locale: str) -> str:
         return code
 
 
-async def _record_read(
-    request: Request,
-    state: GatewayState,
-    session: BrowserSession,
-    described: dict[str, Any],
-    *,
-    results: int,
-    subject: str | None = None,
-    personal: Mapping[str, Any] | None = None,
-) -> None:
-    """Commit the `auditor_search` record of a page that reads the log (before showing it)."""
-    identity = session.identity
-    await state.recorder.record(
-        Event(
-            type="auditor_search",
-            request_id=getattr(request.state, "request_id", None) or "",
-            outcome="searched",
-            policy_version=state.catalogue.version,
-            envelope={
-                "auditor": pseudonym(state.pseudonym_key, identity.subject, "auditor"),
-                "auditorOrg": identity.org,
-                "filter": described,
-                "results": results,
-                "export": False,
-            },
-            personal={"auditor": identity.subject, **(personal or {})},
-            subjects=[] if subject is None else [subject],
-        )
-    )
-
-
 def _problem(
     request: Request, session: BrowserSession, exc: GatewayError, *, active: str
 ) -> Response:
@@ -258,10 +226,10 @@ def auditor_patterns_router() -> APIRouter:
                 pseudonym_key=state.pseudonym_key,
             )
         # The page reads the log: recorded before it is shown (503 if it cannot be).
-        await _record_read(
+        await record_read(
             request,
             state,
-            session,
+            session.identity,
             {"patterns": True, "from": period.first_day, "to": period.last_day},
             results=found.findings(),
         )
@@ -381,10 +349,10 @@ def auditor_patterns_router() -> APIRouter:
         async with read_snapshot(state.engine) as conn:
             listed = await questions(conn, period.start, period.end)
         # Envelopes only, but of the log: recorded as any read of it is.
-        await _record_read(
+        await record_read(
             request,
             state,
-            session,
+            session.identity,
             {"questions": True, "from": period.first_day, "to": period.last_day},
             results=len(listed),
         )
@@ -453,13 +421,13 @@ def auditor_patterns_router() -> APIRouter:
             return _problem(request, session, exc, active="questions")
         # Reading the question's text is reading the citizen's personal data: recorded
         # first, naming them, so that they see an auditor read it.
-        await _record_read(
+        await record_read(
             request,
             state,
-            session,
+            session.identity,
             {"question": opened.question.id, "read": "question"},
             results=1,
-            subject=opened.subject,
+            subjects=[opened.subject],
             personal={"subject": opened.subject, "event": opened.question.id},
         )
         locale = locale_of(request)
