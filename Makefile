@@ -29,9 +29,10 @@ browser:
 
 ## The whole test suite (PostgreSQL and Redis tests run when they answer; CI=true requires them).
 ## Three workers on two cores: most integration tests wait on servers and processes.
+## Work stealing: a worker that runs dry takes tests queued behind a long one.
 TEST_WORKERS ?= 3
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
