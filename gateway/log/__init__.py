@@ -16,6 +16,7 @@ What needs more lives in modules of their own, imported by name:
 - `gateway.log.remote`: `verify_remote`, the audit of a running gateway over HTTP.
 """
 
+from gateway.log._canonical import canonical_json
 from gateway.log._checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -74,6 +75,7 @@ __all__ = [
     "UnknownCheckpointKey",
     "b64url",
     "canonical_hash",
+    "canonical_json",
     "checkpoint_text",
     "checkpoint_verifiers",
     "consistency_ranges",

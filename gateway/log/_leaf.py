@@ -12,7 +12,7 @@ import datetime
 import hashlib
 from typing import Any, Final
 
-import rfc8785
+from gateway.log._canonical import canonical_json
 
 __all__ = ["LEAF_VERSION", "canonical_hash", "format_ts", "public_leaf"]
 
@@ -21,7 +21,7 @@ LEAF_VERSION: Final = 1
 
 def canonical_hash(value: Any) -> str:
     """Hex SHA-256 of the RFC 8785 canonical JSON of `value` (an envelope's hash)."""
-    return hashlib.sha256(rfc8785.dumps(value)).hexdigest()
+    return hashlib.sha256(canonical_json(value)).hexdigest()
 
 
 def format_ts(value: datetime.datetime) -> str:
@@ -34,14 +34,12 @@ def public_leaf(
     *, type: str, ts: datetime.datetime, envelope_hash: str, policy_version: str
 ) -> bytes:
     """The public leaf of an event: RFC 8785 JSON, tiny, with nothing about people."""
-    return bytes(
-        rfc8785.dumps(
-            {
-                "v": LEAF_VERSION,
-                "type": type,
-                "ts": format_ts(ts),
-                "envelope_hash": envelope_hash,
-                "policy_version": policy_version,
-            }
-        )
+    return canonical_json(
+        {
+            "v": LEAF_VERSION,
+            "type": type,
+            "ts": format_ts(ts),
+            "envelope_hash": envelope_hash,
+            "policy_version": policy_version,
+        }
     )

@@ -16,10 +16,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.log._canonical import canonical_json
 from gateway.log._encoding import b64url, read_b64
 from gateway.log._leaf import format_ts
 from keys import KeyRing
@@ -48,7 +48,7 @@ def make_receipt(
         "maxMergeDelaySeconds": merge_delay,
     }
     key = keyring.signing("receipts")
-    signature = key.sign(rfc8785.dumps(payload))
+    signature = key.sign(canonical_json(payload))
     return {**payload, "kid": key.kid, "signature": b64url(signature)}
 
 
@@ -56,7 +56,7 @@ def verify_receipt(receipt: dict[str, Any], public: Ed25519PublicKey) -> bool:
     """Whether `public` signed this receipt (of version 2, or 1 as issued before)."""
     try:
         signature = read_b64(receipt["signature"])
-        public.verify(signature, rfc8785.dumps(_payload(receipt)))
+        public.verify(signature, canonical_json(_payload(receipt)))
     except (KeyError, TypeError, ValueError, InvalidSignature):
         return False
     return True

@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
 
 import orjson
-import rfc8785
 import sqlalchemy as sa
 from joserfc import jws
 from joserfc.jwk import OKPKey
@@ -36,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
 from gateway.instants import format_instant
+from gateway.log import canonical_json
 from gateway.records._figures import count_consent
 from gateway.records._recorder import Event, insert_events
 from gateway.storage import consents
@@ -102,7 +102,7 @@ def _sign(keyring: KeyRing, payload: dict[str, Any]) -> str:
     header = {"alg": "EdDSA", "kid": key.kid, "typ": CONSENT_TYPE}
     with eddsa_allowed():
         token = jws.serialize_compact(
-            header, rfc8785.dumps(payload), OKPKey.import_key(key.private), algorithms=["EdDSA"]
+            header, canonical_json(payload), OKPKey.import_key(key.private), algorithms=["EdDSA"]
         )
     return detach(str(token))
 
@@ -110,7 +110,7 @@ def _sign(keyring: KeyRing, payload: dict[str, Any]) -> str:
 def verify_signed(keyring: KeyRing, detached: str, payload: dict[str, Any]) -> bool:
     """Whether `detached` is the consent key's signature over `payload`."""
     header_part, _, signature = detached.split(".")
-    body = base64.urlsafe_b64encode(rfc8785.dumps(payload)).rstrip(b"=").decode()
+    body = base64.urlsafe_b64encode(canonical_json(payload)).rstrip(b"=").decode()
     header = _json_header(header_part)
     key = keyring.find(str(header.get("kid")))
     if key is None or key.purpose != "consent":

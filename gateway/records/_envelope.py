@@ -23,9 +23,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Required, TypedDict
 
 import orjson
-import rfc8785
 
-from gateway.log import canonical_hash
+from gateway.log import canonical_hash, canonical_json
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -193,7 +192,7 @@ def _jsonable(value: Any) -> Any:
 
 def canonical_personal(personal: Mapping[str, Any]) -> bytes:
     """A personal part as it is hashed and sealed: its RFC 8785 JSON."""
-    return rfc8785.dumps(_jsonable(personal))
+    return canonical_json(_jsonable(personal))
 
 
 def personal_hash(salt: str, canonical: bytes) -> str:

@@ -516,8 +516,7 @@ async def _must_build(state: GatewayState, found: ConnectorVersion) -> None:
     )
     if failure is not None:
         raise InvalidManifest(
-            f"This version does not build against its source, so it was not approved: "
-            f"{failure}",
+            f"This version does not build against its source, so it was not approved: {failure}",
             field="manifest",
         )
 
