@@ -16,8 +16,8 @@ import contextlib
 import dataclasses
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
 
 import orjson
 import strawberry
@@ -49,9 +49,22 @@ from gateway.state import GatewayState
 from gateway.web._metrics import GRAPHQL_ERRORS, GRAPHQL_SOURCE_CALLS
 from schema import RequestContext, only_introspection
 
-__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "error_headers", "error_response", "negotiate"]
+__all__ = [
+    "GRAPHQL_RESPONSE",
+    "PROVENANCE_COMPACT",
+    "PROVENANCE_FULL",
+    "GraphQLEndpoint",
+    "error_headers",
+    "error_response",
+    "grouped_provenance",
+    "negotiate",
+]
 
 log = structlog.get_logger(__name__)
+
+PROVENANCE_FULL: Final = "full"
+PROVENANCE_COMPACT: Final = "compact"
+"""`extensions: {"provenance": "compact"}` in a request: provenance grouped by origin."""
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -218,11 +231,12 @@ class GraphQLEndpoint:
             "operationName": args.get("operationName"),
             "variables": None,
         }
-        if args.get("variables"):
-            try:
-                params["variables"] = orjson.loads(args["variables"])
-            except orjson.JSONDecodeError:
-                raise BadJson("The `variables` parameter is not valid JSON.") from None
+        for name in ("variables", "extensions"):
+            if args.get(name):
+                try:
+                    params[name] = orjson.loads(args[name])
+                except orjson.JSONDecodeError:
+                    raise BadJson(f"The `{name}` parameter is not valid JSON.") from None
         return params
 
     async def _body(self, request: Request) -> bytes:
@@ -270,6 +284,7 @@ class GraphQLEndpoint:
             raise RequestError("`variables` must be a JSON object.")
         if operation is not None and not isinstance(operation, str):
             raise RequestError("`operationName` must be a string.")
+        compact = _compact_provenance(params.get("extensions"))
         state = self._state()
         request_id: str = getattr(request.state, "request_id", None) or uuid.uuid4().hex
         admitted = await state.admission.admit(
@@ -299,6 +314,7 @@ class GraphQLEndpoint:
                     media,
                     allowed,
                     recording,
+                    compact=compact,
                 )
             except asyncio.CancelledError:
                 # The request's deadline passed (or its client left) after admission: the
@@ -324,6 +340,8 @@ class GraphQLEndpoint:
         media: str,
         allowed: frozenset[OperationType],
         recording: list[bool],
+        *,
+        compact: bool = False,
     ) -> Response:
         """Execute an admitted request, record it, and answer it."""
         started = time.perf_counter()
@@ -388,7 +406,9 @@ class GraphQLEndpoint:
             GRAPHQL_ERRORS.labels(code).inc()
         extensions = dict(result.extensions or {})
         if ctx.provenance:
-            extensions["provenance"] = ctx.provenance
+            extensions["provenance"] = (
+                grouped_provenance(ctx.provenance) if compact else ctx.provenance
+            )
         if not request_error:
             # A signed promise that this request's record is, or soon will be, in the log.
             extensions["receipt"] = make_receipt(
@@ -410,6 +430,39 @@ class GraphQLEndpoint:
         return Response(
             orjson.dumps(body), status_code=status, media_type=f"{media}; charset=utf-8"
         )
+
+
+def _compact_provenance(extensions: Any) -> bool:
+    """Whether the request's `extensions` ask for provenance grouped (`"compact"`)."""
+    if extensions is None:
+        return False
+    if not isinstance(extensions, dict):
+        raise RequestError("`extensions` must be a JSON object.")
+    asked = extensions.get("provenance", PROVENANCE_FULL)
+    if asked not in (PROVENANCE_FULL, PROVENANCE_COMPACT):
+        raise RequestError(
+            f"`extensions.provenance` is {PROVENANCE_FULL!r} (the default) or "
+            f"{PROVENANCE_COMPACT!r}."
+        )
+    return bool(asked == PROVENANCE_COMPACT)
+
+
+def grouped_provenance(provenance: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Provenance once per distinct origin, with the response paths it covers.
+
+    `{"citizen.fullName": {"source": ..., "retrievedAt": ..., "basis": ...}, ...}` becomes
+    `[{"source": ..., "retrievedAt": ..., "basis": ..., "paths": ["citizen.fullName",
+    ...]}, ...]`: the same facts (every path keeps its own source, version, time and
+    ground), each written once; groups in the order of their first path.
+    """
+    groups: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+    for path, entry in provenance.items():
+        key = tuple(sorted(entry.items()))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = {**entry, "paths": []}
+        group["paths"].append(path)
+    return list(groups.values())
 
 
 def _operation_error(exc: Exception, method: str) -> GatewayError:
