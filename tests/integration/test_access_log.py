@@ -647,7 +647,9 @@ async def test_a_leaf_hash_with_plus_and_slash_works_through_the_routes_both_way
     }
     async with log_gateway.client(auth=None) as http:
         proofs = {form: await _offline_proof(http, f"hash={v}") for form, v in forms.items()}
-        assert len(set(proofs.values())) == 1, proofs
+        # Every form finds the same leaf (its `extra` and `index` lines); the hashes may
+        # differ, as the log may have grown between two proofs.
+        assert len({"\n".join(p.split("\n")[:3]) for p in proofs.values()}) == 1, proofs
         size = int((await http.get("/log/checkpoint")).text.split("\n")[1])
         for form, value in forms.items():
             response = await http.get(f"/log/proof/inclusion?hash={value}&size={size}")
