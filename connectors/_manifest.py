@@ -194,7 +194,7 @@ class FieldMap(_Strict):
     @field_validator("from_")
     @classmethod
     def _path(cls, value: str | None) -> str | None:
-        if value is not None and not _SOURCE_PATH.match(value):
+        if value is not None and not _SOURCE_PATH.fullmatch(value):
             raise ValueError(f"not a source field path: {value!r}")
         return value
 
@@ -372,7 +372,7 @@ class ManifestBase(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise ValueError("a name is 2-40 lower-case letters, digits or '-'")
         return value
 

@@ -25,26 +25,32 @@ def format_instant(value: datetime.datetime) -> str:
     return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
+_YEARS = (1900, 9000)
+"""The years a date given in a request may fall in."""
+
+
 def parse_instant(value: str, argument: str, *, end_of_day: bool = False) -> datetime.datetime:
     """An RFC 3339 date-time with its offset, or a date, in UTC.
 
     A date is 00:00 UTC+7 of that day, or with `end_of_day` (the end of a range: `to`)
     24:00 UTC+7 of it, so that a range from a day to the same day covers that whole
-    day. A date-time is exact. Anything else is `INVALID_ARGUMENT` naming `argument`.
+    day. A date-time is exact. Anything else, or a year outside 1900-9000 (ranges and
+    periods are reckoned from it in days), is `INVALID_ARGUMENT` naming `argument`.
     """
     try:
         if len(value) == 10:
             day = datetime.date.fromisoformat(value)
             if end_of_day:
                 day += datetime.timedelta(days=1)
-            return datetime.datetime.combine(day, datetime.time(), VIETNAM).astimezone(datetime.UTC)
-        instant = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        instant = None
-    if instant is None or instant.tzinfo is None:
-        raise InvalidArgument(
-            f"`{argument}` is a date (2026-01-31) or a date-time with its offset "
-            f"(2026-01-31T08:00:00+07:00).",
-            argument=argument,
-        )
-    return instant.astimezone(datetime.UTC)
+            instant = datetime.datetime.combine(day, datetime.time(), VIETNAM)
+        else:
+            instant = datetime.datetime.fromisoformat(value)
+        if instant.tzinfo is not None and _YEARS[0] <= instant.year <= _YEARS[1]:
+            return instant.astimezone(datetime.UTC)
+    except (ValueError, OverflowError):  # not a date, or one at the calendar's very edge
+        pass
+    raise InvalidArgument(
+        f"`{argument}` is a date (2026-01-31) or a date-time with its offset "
+        f"(2026-01-31T08:00:00+07:00).",
+        argument=argument,
+    )

@@ -191,6 +191,8 @@ def read_manifest(content: bytes) -> dict[str, Any]:
         raise InvalidManifest("The file is empty.", field="file")
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise InvalidManifest("The manifest is nested too deeply.", field="file") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
@@ -204,7 +206,16 @@ def read_manifest(content: bytes) -> dict[str, Any]:
         raise InvalidManifest("The manifest holds too many values.", field="(top)")
     # Through JSON, as the command line sends it: what YAML reads that JSON lacks (dates)
     # travels as text.
-    loaded: dict[str, Any] = orjson.loads(orjson.dumps(data, default=str))
+    try:
+        loaded: dict[str, Any] = orjson.loads(orjson.dumps(data, default=str))
+    except (TypeError, orjson.JSONEncodeError) as error:
+        # A key that is not text (`200: ok`, `true:`), an integer beyond 64 bits, or
+        # nesting JSON does not take: the manifest cannot travel as the API's JSON.
+        raise InvalidManifest(
+            f"The manifest cannot be read as JSON: {error}. Keys are text (quote them: "
+            '"200": ok); numbers fit in 64 bits.',
+            field="file",
+        ) from None
     return {str(k): v for k, v in loaded.items() if not str(k).startswith("x-")}
 
 

@@ -62,7 +62,7 @@ from gateway.web._browser_signin import browser_signin_router, failure_page
 from gateway.web._citizen_pages import citizen_pages_router
 from gateway.web._citizen_routes import citizen_router, consent_status_router
 from gateway.web._connector_routes import connector_router
-from gateway.web._consoles import staff_forbidden_page
+from gateway.web._consoles import CrossSiteRead, cross_site_page, staff_forbidden_page
 from gateway.web._demo_tokens import DEMO_SECRET_MIN_LENGTH, demo_token_router
 from gateway.web._graphql import GraphQLEndpoint, error_headers, error_response
 from gateway.web._health import health_routes, readiness_router
@@ -336,6 +336,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @app.exception_handler(StaffForbidden)
     async def staff_forbidden(request: Request, exc: StaffForbidden) -> Response:
         return await staff_forbidden_page(request, exc)
+
+    @app.exception_handler(CrossSiteRead)
+    async def cross_site_read(request: Request, exc: CrossSiteRead) -> Response:
+        return await cross_site_page(request, exc)
 
     @app.exception_handler(SignInRequired)
     async def sign_in_required(request: Request, exc: SignInRequired) -> Response:

@@ -50,7 +50,7 @@ from gateway.web._audit_routes import (
     record_read,
     record_search,
 )
-from gateway.web._consoles import console_page
+from gateway.web._consoles import console_page, refuse_cross_site
 from gateway.web._i18n import field_label, gettext, legal_basis_text, locale_of, procedure_name
 from gateway.web._labels import N_
 from gateway.web._sessions import BrowserAuditor, BrowserSession
@@ -541,6 +541,7 @@ def auditor_console_router() -> APIRouter:
             return await search_form(request, state, session)
         if isinstance(flt, GatewayError):
             return await search_form(request, state, session, error=flt)
+        refuse_cross_site(request)
         try:
             page_limit(limit, state.settings.audit_max_page)
             async with read_snapshot(state.engine) as conn:
@@ -592,6 +593,7 @@ def auditor_console_router() -> APIRouter:
                 active="search",
                 status_code=404,
             )
+        refuse_cross_site(request)
         await record_read(
             request,
             state,
@@ -626,16 +628,21 @@ def auditor_console_router() -> APIRouter:
         state: State,
         session: BrowserAuditor,
         flt: PageFilter,
-        checkpoint: Annotated[int | None, Query(ge=0)] = None,
+        checkpoint: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     ) -> Response:
         if isinstance(flt, GatewayError):
             return await search_form(request, state, session, error=flt)
-        signed = await (
-            state.log.latest() if checkpoint is None else state.log.checkpoint_at(checkpoint)
-        )
-        if signed is None:
-            error = NotFound("No checkpoint has been signed yet.", kind="Checkpoint")
-            return await search_form(request, state, session, error=error)
+        try:
+            signed = await (
+                state.log.latest() if checkpoint is None else state.log.checkpoint_at(checkpoint)
+            )
+            if signed is None:
+                raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")
+        except GatewayError as exc:
+            if exc.http_status >= 500:
+                raise
+            return await search_form(request, state, session, error=exc)
+        refuse_cross_site(request)
         await record_search(
             request, state, session.identity, flt, {"export": True, "checkpoint": signed.size}
         )

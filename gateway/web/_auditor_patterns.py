@@ -52,7 +52,7 @@ from gateway.state import GatewayState, State
 from gateway.storage import clients, events, read_snapshot
 from gateway.web._audit_routes import auditor_item, record_read, record_search
 from gateway.web._auditor_console import outcome_text
-from gateway.web._consoles import console_page
+from gateway.web._consoles import console_page, refuse_cross_site
 from gateway.web._i18n import gettext, locale_of, procedure_name
 from gateway.web._sessions import BrowserAuditor, BrowserSession, check_csrf
 from policies import ORGANISATION_NAMES, UnknownProcedure
@@ -94,7 +94,10 @@ def _period(start: str | None, end: str | None, *, days: int, max_days: int) -> 
         first = start
     else:
         anchor = datetime.date.fromisoformat(last) if _is_date(last) else today
-        first = (anchor - datetime.timedelta(days=days - 1)).isoformat()
+        try:
+            first = (anchor - datetime.timedelta(days=days - 1)).isoformat()
+        except OverflowError:  # a `to` at the calendar's first days: refused below
+            first = anchor.isoformat()
     since, until = time_range(first, last, max_days=max_days)
     return _Period(since, until, first, last)
 
@@ -226,6 +229,7 @@ def auditor_patterns_router() -> APIRouter:
                 pseudonym_key=state.pseudonym_key,
             )
         # The page reads the log: recorded before it is shown (503 if it cannot be).
+        refuse_cross_site(request)
         await record_read(
             request,
             state,
@@ -294,6 +298,7 @@ def auditor_patterns_router() -> APIRouter:
                 raise
             return _problem(request, session, exc, active="patterns")
         # As a search by the person's id: recorded first, naming them.
+        refuse_cross_site(request)
         await record_search(
             request, state, session.identity, flt, {"results": len(rows), "export": False}
         )
@@ -349,6 +354,7 @@ def auditor_patterns_router() -> APIRouter:
         async with read_snapshot(state.engine) as conn:
             listed = await questions(conn, period.start, period.end)
         # Envelopes only, but of the log: recorded as any read of it is.
+        refuse_cross_site(request)
         await record_read(
             request,
             state,
@@ -421,6 +427,7 @@ def auditor_patterns_router() -> APIRouter:
             return _problem(request, session, exc, active="questions")
         # Reading the question's text is reading the citizen's personal data: recorded
         # first, naming them, so that they see an auditor read it.
+        refuse_cross_site(request)
         await record_read(
             request,
             state,

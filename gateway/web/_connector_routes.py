@@ -562,8 +562,9 @@ async def dry_run_version(
     The sample never appears in the report, and the run is recorded.
     """
     async with state.engine.connect() as conn:
+        # Who may, first: another organisation's admin learns nothing of its versions.
+        _may_change(state, identity, await _organisation_of(conn, name), operators=False)
         found = await _version_or_404(conn, name, version)
-    _may_change(state, identity, found.organisation, operators=False)
     manifest = _parse(found.manifest, state)
     if entity is not None and entity not in manifest.entities:
         raise InvalidManifest(f"The manifest provides no entity kind {entity!r}.", field="entity")

@@ -31,9 +31,12 @@ from gateway.web._sessions import BrowserSession, StaffForbidden, browser_sessio
 __all__ = [
     "CONSOLES",
     "SECTIONS",
+    "CrossSiteRead",
     "StaffForbidden",
     "console_home",
     "console_page",
+    "cross_site_page",
+    "refuse_cross_site",
     "staff_forbidden_page",
 ]
 
@@ -73,6 +76,45 @@ SECTIONS: Final[Mapping[str, tuple[tuple[str, str, str], ...]]] = {
     ),
 }
 """The sections of each console (the layout's second navigation)."""
+
+
+class CrossSiteRead(Exception):
+    """A page that records a read of the access log in the auditor's name was opened from
+    another site (a link, a redirect): nothing is read until the auditor opens it here."""
+
+    code = "CROSS_SITE_READ"
+
+
+_SAME_SITE: Final = frozenset({"same-origin", "none"})
+
+
+def refuse_cross_site(request: Request) -> None:
+    """Raise `CrossSiteRead` unless the browser says the page was opened from this origin
+    or by the auditor (typed, a bookmark): `Sec-Fetch-Site` `same-origin` or `none`.
+
+    The session cookie is `SameSite=Lax`, so another site's link would otherwise make an
+    auditor's browser write `auditor_search` records (naming a person) in their name.
+    A client that sends no `Sec-Fetch-Site` (not a browser) is not refused.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in _SAME_SITE:
+        raise CrossSiteRead
+
+
+async def cross_site_page(request: Request, exc: CrossSiteRead) -> Response:
+    """The 403 page of `CrossSiteRead`: what happened, and the same address to open here."""
+    session = await browser_session(request)
+    query = request.url.query
+    context = {
+        "code": exc.code,
+        "again": request.url.path + (f"?{query}" if query else ""),
+        "home": console_home(session.identity.roles) if session is not None else None,
+        "consoles": _sections(session) if session is not None else [],
+        "staff": session.identity if session is not None else None,
+        "csrf": session.csrf_token if session is not None else "",
+        "session": session,
+    }
+    return render(request, "consoles/cross_site.html", context, status_code=403)
 
 
 def console_home(roles: Iterable[str]) -> str | None:

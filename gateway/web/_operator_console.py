@@ -23,6 +23,7 @@ then the page is shown again with a notice; a refusal is shown with its stable c
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
@@ -101,6 +102,8 @@ _CONSENT_ACTIONS: Final[Mapping[str, str]] = {
     "revoked": N_("Withdrawn"),
     "expired": N_("Expired"),
 }
+_SAMPLE_KEY: Final = re.compile(r"[A-Za-z0-9_./-]{1,128}")
+"""A dry run's sample key, as the JSON route takes it."""
 _OUTCOMES: Final[Mapping[str, str]] = {
     "ok": N_("mapped"),
     "missing": N_("no value in this record"),
@@ -533,7 +536,7 @@ def operator_console_router() -> APIRouter:
         name: Annotated[str, Path(pattern=_NAME, max_length=40)],
         version: Annotated[int, Path(ge=1, le=1_000_000)],
         action: str,
-        key: Annotated[str, Form(max_length=64)] = "",
+        key: Annotated[str, Form(max_length=128)] = "",
     ) -> Response:
         await check_csrf(request, session)
         identity = session.identity
@@ -546,8 +549,10 @@ def operator_console_router() -> APIRouter:
             elif action == "tu-choi":
                 await reject_version(request, state, identity, name, version)
             else:
-                if not key.strip():
-                    raise InvalidArgument("A sample key is needed.", argument="key")
+                if _SAMPLE_KEY.fullmatch(key.strip()) is None:
+                    raise InvalidArgument(
+                        "A sample key is 1-128 letters, digits or . _ / -.", argument="key"
+                    )
                 await dry_run_version(request, state, identity, name, version, key=key.strip())
         except GatewayError as exc:
             if exc.http_status >= 500:

@@ -30,3 +30,38 @@ async def test_a_staff_member_of_another_role_is_refused_with_a_page(
         assert "FORBIDDEN" in text
         assert "Nothing was shown" not in text  # in Vietnamese by default
         assert await admin.page.locator("main a[href='/co-quan']").count() == 1
+
+
+async def test_a_recorded_read_opened_from_another_site_reads_and_records_nothing(
+    gateway_factory: Any, staff_browser: Any
+) -> None:
+    gateway = gateway_factory(oidc_client_id=BROWSER_CLIENT_ID)
+    auditor = await staff_browser(
+        gateway, "auditor", org="VN/GOV/TTCP", next="/kiem-tra", shots="consoles"
+    )
+    url = f"{gateway.url}/kiem-tra?procedure=1.004222&subject=079203001234"
+    cross = await auditor.page.request.get(url, headers={"Sec-Fetch-Site": "cross-site"})
+    assert cross.status == 403
+    text = await cross.text()
+    assert "CROSS_SITE_READ" in text
+    assert 'href="/kiem-tra?procedure=1.004222&amp;subject=079203001234"' in text
+    # Opened here (typed, or from the page's link), the same search runs.
+    again = await auditor.page.request.get(url, headers={"Sec-Fetch-Site": "same-origin"})
+    assert again.status == 200
+    # A real link on another site, followed in the browser.
+    page = auditor.page
+    await page.route(
+        "http://elsewhere.example/",
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=f'<!doctype html><html lang="en"><title>x</title><a id="go" href="{url}">go</a>',
+        ),
+    )
+    await page.goto("http://elsewhere.example/")
+    await page.click("#go")
+    await page.wait_for_load_state("networkidle")
+    assert "CROSS_SITE_READ" in await page.inner_text("main")
+    await auditor.check("cross-site")
+    await page.click("main a[href^='/kiem-tra?']")
+    await page.wait_for_load_state("networkidle")
+    assert "CROSS_SITE_READ" not in await page.inner_text("main")

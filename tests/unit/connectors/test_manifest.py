@@ -239,6 +239,22 @@ def test_bad_name_is_rejected(tmp_path: Path) -> None:
     assert error.line == 1
 
 
+@pytest.mark.parametrize("name", ["population\n", "population\n\n"])
+def test_a_name_with_a_trailing_newline_is_rejected(name: str) -> None:
+    # `$` matches before a final newline: the name is checked whole.
+    with pytest.raises(ValueError, match="a name is"):
+        parse_manifest(
+            {
+                "name": name,
+                "kind": "rest",
+                "base_url": "http://x",
+                "entities": {
+                    "Citizen": {"key_field": "id", "get": "/{key}", "fields": {"gender": "g"}}
+                },
+            }
+        )
+
+
 def test_bad_source_path_is_rejected() -> None:
     with pytest.raises(ValueError, match="source field path"):
         parse_manifest(

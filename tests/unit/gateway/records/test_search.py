@@ -73,11 +73,20 @@ def test_instants_are_read_as_utc(value: str, instant: datetime.datetime) -> Non
         "2026-02-30",
         "31/01/2026",
         "2026-01-31T25:00:00+07:00",
+        # At the calendar's edges (ranges are reckoned from them in days): no overflow.
+        "9999-12-31",
+        "0001-01-01",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        "1899-12-30",
     ],
 )
-def test_instants_without_an_offset_or_not_instants_are_refused(value: str) -> None:
+@pytest.mark.parametrize("end_of_day", [False, True])
+def test_instants_without_an_offset_or_not_instants_are_refused(
+    value: str, end_of_day: bool
+) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        parse_instant(value, "to")
+        parse_instant(value, "to", end_of_day=end_of_day)
     assert caught.value.code == "INVALID_ARGUMENT"
     assert caught.value.detail == {"argument": "to"}
     assert caught.value.message.startswith("`to` is a date (2026-01-31) or a date-time")

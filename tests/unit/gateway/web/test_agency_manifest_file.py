@@ -77,3 +77,19 @@ def test_instants_read_in_vietnams_time() -> None:
     assert when("2026-12-06T13:12:17.800248Z") == "20:12, 06/12/2026"
     assert when(None) == "-"
     assert when("not a time") == "not a time"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"name: x\n200: ok\n",  # a key that is not text
+        b"headers: {true: 1}\n",
+        b"n: 99999999999999999999999\n",  # beyond 64 bits
+        b"a: " + b"[" * 300 + b"]" * 300 + b"\n",  # deeper than JSON goes
+        b"a: " + b"[" * 3000 + b"]" * 3000 + b"\n",  # deeper than the YAML reader goes
+    ],
+)
+def test_what_json_cannot_carry_is_refused_not_a_crash(content: bytes) -> None:
+    with pytest.raises(InvalidManifest) as refused:
+        read_manifest(content)
+    assert refused.value.code == "INVALID_MANIFEST"
