@@ -62,7 +62,13 @@ from gateway.web._browser_signin import browser_signin_router, failure_page
 from gateway.web._citizen_pages import citizen_pages_router
 from gateway.web._citizen_routes import citizen_router, consent_status_router
 from gateway.web._connector_routes import connector_router
-from gateway.web._consoles import CrossSiteRead, cross_site_page, staff_forbidden_page
+from gateway.web._consoles import (
+    CrossSiteRead,
+    cross_site_page,
+    invalid_request_page,
+    is_console_page,
+    staff_forbidden_page,
+)
 from gateway.web._demo_tokens import DEMO_SECRET_MIN_LENGTH, demo_token_router
 from gateway.web._graphql import GraphQLEndpoint, error_headers, error_response
 from gateway.web._health import health_routes, readiness_router
@@ -346,8 +352,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return sign_in_required_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
+        if is_console_page(request):
+            return await invalid_request_page(request, fields)
         return error_response(InvalidArgument("The request is not valid.", fields=fields))
 
     # What no handler answers (a database down under a route, a bug) is answered by the

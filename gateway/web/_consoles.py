@@ -36,6 +36,8 @@ __all__ = [
     "console_home",
     "console_page",
     "cross_site_page",
+    "invalid_request_page",
+    "is_console_page",
     "refuse_cross_site",
     "staff_forbidden_page",
 ]
@@ -115,6 +117,30 @@ async def cross_site_page(request: Request, exc: CrossSiteRead) -> Response:
         "session": session,
     }
     return render(request, "consoles/cross_site.html", context, status_code=403)
+
+
+def is_console_page(request: Request) -> bool:
+    """Whether the request is a browser's, for a console page (answered with a page)."""
+    path = request.url.path
+    return any(path == home or path.startswith(home + "/") for home, _ in CONSOLES.values()) and (
+        "text/html" in request.headers.get("accept", "")
+    )
+
+
+async def invalid_request_page(request: Request, fields: list[str]) -> Response:
+    """The 400 page of a console address or form the page cannot read (a version that is
+    not a number, a missing form field): which, and the way back."""
+    session = await browser_session(request)
+    context = {
+        "code": "INVALID_ARGUMENT",
+        "fields": fields,
+        "home": console_home(session.identity.roles) if session is not None else None,
+        "consoles": _sections(session) if session is not None else [],
+        "staff": session.identity if session is not None else None,
+        "csrf": session.csrf_token if session is not None else "",
+        "session": session,
+    }
+    return render(request, "consoles/invalid.html", context, status_code=400)
 
 
 def console_home(roles: Iterable[str]) -> str | None:

@@ -65,3 +65,21 @@ async def test_a_recorded_read_opened_from_another_site_reads_and_records_nothin
     await page.click("main a[href^='/kiem-tra?']")
     await page.wait_for_load_state("networkidle")
     assert "CROSS_SITE_READ" not in await page.inner_text("main")
+
+
+async def test_an_address_a_console_cannot_read_is_a_page_not_json(
+    gateway_factory: Any, staff_browser: Any
+) -> None:
+    gateway = gateway_factory(oidc_client_id=BROWSER_CLIENT_ID)
+    auditor = await staff_browser(
+        gateway, "auditor", org="VN/GOV/TTCP", next="/kiem-tra", shots="consoles"
+    )
+    response = await auditor.visit("/kiem-tra?procedure=1.004222&limit=many", "invalid")
+    assert response.status == 400
+    text = await auditor.page.inner_text("main")
+    assert "INVALID_ARGUMENT" in text
+    assert "limit" in text
+    # The JSON API keeps its JSON answer.
+    async with gateway.client(auth=None) as http:
+        api = await http.get("/audit/events", params={"limit": "many"})
+    assert api.headers["content-type"].startswith("application/")
