@@ -103,20 +103,24 @@ def refuse_cross_site(request: Request) -> None:
         raise CrossSiteRead
 
 
-async def cross_site_page(request: Request, exc: CrossSiteRead) -> Response:
-    """The 403 page of `CrossSiteRead`: what happened, and the same address to open here."""
+async def _refusal_page(request: Request, name: str, status_code: int, **context: Any) -> Response:
+    """A console's page of a refusal, with the layout of whoever is signed in (if anyone)."""
     session = await browser_session(request)
-    query = request.url.query
-    context = {
-        "code": exc.code,
-        "again": request.url.path + (f"?{query}" if query else ""),
+    layout = {
         "home": console_home(session.identity.roles) if session is not None else None,
         "consoles": _sections(session) if session is not None else [],
         "staff": session.identity if session is not None else None,
         "csrf": session.csrf_token if session is not None else "",
         "session": session,
     }
-    return render(request, "consoles/cross_site.html", context, status_code=403)
+    return render(request, name, {**layout, **context}, status_code=status_code)
+
+
+async def cross_site_page(request: Request, exc: CrossSiteRead) -> Response:
+    """The 403 page of `CrossSiteRead`: what happened, and the same address to open here."""
+    query = request.url.query
+    again = request.url.path + (f"?{query}" if query else "")
+    return await _refusal_page(request, "consoles/cross_site.html", 403, code=exc.code, again=again)
 
 
 def is_console_page(request: Request) -> bool:
@@ -130,17 +134,9 @@ def is_console_page(request: Request) -> bool:
 async def invalid_request_page(request: Request, fields: list[str]) -> Response:
     """The 400 page of a console address or form the page cannot read (a version that is
     not a number, a missing form field): which, and the way back."""
-    session = await browser_session(request)
-    context = {
-        "code": "INVALID_ARGUMENT",
-        "fields": fields,
-        "home": console_home(session.identity.roles) if session is not None else None,
-        "consoles": _sections(session) if session is not None else [],
-        "staff": session.identity if session is not None else None,
-        "csrf": session.csrf_token if session is not None else "",
-        "session": session,
-    }
-    return render(request, "consoles/invalid.html", context, status_code=400)
+    return await _refusal_page(
+        request, "consoles/invalid.html", 400, code="INVALID_ARGUMENT", fields=fields
+    )
 
 
 def console_home(roles: Iterable[str]) -> str | None:
@@ -190,16 +186,8 @@ def console_page(
 
 async def staff_forbidden_page(request: Request, exc: StaffForbidden) -> Response:
     """The 403 page of a wrong role: what the page needs, and the staff member's console."""
-    session = await browser_session(request)
     locale = locale_of(request)
-    roles = session.identity.roles if session is not None else frozenset()
-    context = {
-        "code": exc.code,
-        "required": [gettext(ROLE_NAMES.get(r, r), locale) for r in exc.required],
-        "home": console_home(roles),
-        "consoles": _sections(session) if session is not None else [],
-        "staff": session.identity if session is not None else None,
-        "csrf": session.csrf_token if session is not None else "",
-        "session": session,
-    }
-    return render(request, "consoles/forbidden.html", context, status_code=403)
+    required = [gettext(ROLE_NAMES.get(r, r), locale) for r in exc.required]
+    return await _refusal_page(
+        request, "consoles/forbidden.html", 403, code=exc.code, required=required
+    )
