@@ -2,7 +2,7 @@
 
 gateway clients add VN/GOV/<org>/<system> --name ... --organisation ... --kind KIND
 gateway clients keys add CLIENT (--jwk FILE | --pem FILE | --generate [--alg ES256])
-gateway clients keys revoke CLIENT KID
+gateway clients keys revoke CLIENT -- KID   (`--`: a thumbprint may begin with '-')
 gateway clients suspend CLIENT | activate CLIENT
 gateway clients list
 gateway token --client C --procedure P --case K --officer O --subject S --body FILE
@@ -217,7 +217,7 @@ def add_client_commands(
     p.add_argument("--kid", help="key id (default: the JWK's, or its RFC 7638 thumbprint)")
     p = command(ksub, "revoke", keys_revoke, "stop accepting a key")
     p.add_argument("client")
-    p.add_argument("kid")
+    p.add_argument("kid", help="the key's id; put -- before it if it begins with '-'")
     for name, value in (("suspend", "suspended"), ("activate", "active")):
         p = command(csub, name, status(value), f"{name} a client (effective at once)")
         p.add_argument("client")
