@@ -156,12 +156,15 @@ async def test_the_log_verifies_with_independent_code(log_gateway, dataset, migr
         # Before any request, the log holds the registration of the client and its key.
         _, start_size, start_root, _ = await _checkpoint(http, 2, verifier)
         answers = await _requests(log_gateway, dataset, 40)
-        _, first_size, first_root, _ = await _checkpoint(http, 40, verifier)
+        _, first_size, first_root, _ = await _checkpoint(http, start_size + 40, verifier)
         # More than one tile's worth of leaves, for the level-1 tile: most of them
         # recorded straight into the database, the sequencer integrates them all alike.
         await _record_directly(migrated, 240)
         answers += await _requests(log_gateway, dataset, 20)
-        origin, size, root, _ = await _checkpoint(http, 300, verifier)
+        # Every leaf written (the two of the start, 40 + 240 + 20), so that no later
+        # checkpoint holds more than the tree rebuilt below.
+        origin, size, root, _ = await _checkpoint(http, start_size + 300, verifier)
+        assert size == start_size + 300
         assert origin == "127.0.0.1:8000/log"
 
         # The tiles and the public leaves, rebuilt with pymerkle.
