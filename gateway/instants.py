@@ -14,7 +14,7 @@ from typing import Final
 
 from gateway.errors import InvalidArgument
 
-__all__ = ["VIETNAM", "format_instant", "parse_instant"]
+__all__ = ["VIETNAM", "format_instant", "parse_instant", "vietnam_time"]
 
 VIETNAM: Final = datetime.timezone(datetime.timedelta(hours=7), "ICT")
 """Indochina Time: what a date means when a person gives one."""
@@ -23,6 +23,11 @@ VIETNAM: Final = datetime.timezone(datetime.timedelta(hours=7), "ICT")
 def format_instant(value: datetime.datetime) -> str:
     """RFC 3339 in UTC with a `Z`, as the gateway writes instants (`value` is aware)."""
     return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def vietnam_time(value: datetime.datetime) -> str:
+    """An instant as the browser pages write it: `13:05, 06/12/2026`, in Vietnam's time."""
+    return value.astimezone(VIETNAM).strftime("%H:%M, %d/%m/%Y")
 
 
 _YEARS = (1900, 9000)

@@ -38,6 +38,7 @@ from gateway.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from gateway.instants import vietnam_time
 from gateway.state import GatewayState, State
 from gateway.storage import list_connector_versions
 from gateway.web._connector_dry_run import summary
@@ -66,8 +67,6 @@ _MAX_BODY: Final = 1024 * 1024
 _MAX_NODES: Final = 100_000
 """The most values a manifest may hold once its YAML aliases are expanded."""
 
-_VIETNAM: Final = datetime.timezone(datetime.timedelta(hours=7))
-"""Times are shown in Vietnam's time (UTC+7, no daylight saving)."""
 
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
 _KEY: Final = re.compile(r"[A-Za-z0-9_./-]{1,128}")
@@ -153,7 +152,7 @@ def when(instant: str | None) -> str:
         moment = datetime.datetime.fromisoformat(instant)
     except ValueError:
         return instant
-    return moment.astimezone(_VIETNAM).strftime("%H:%M, %d/%m/%Y")
+    return vietnam_time(moment)
 
 
 # -- manifest files ---------------------------------------------------------------------

@@ -33,6 +33,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import GatewayError, InvalidIdentifier, NotFound
+from gateway.instants import VIETNAM
 from gateway.records import (
     DECISION_CODES,
     SearchFilter,
@@ -72,8 +73,6 @@ __all__ = [
 _PAGE: Final = 50
 _EVENT_ID: Final = re.compile(r"[0-9a-f]{32}")
 _DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
-_VIETNAM: Final = datetime.timezone(datetime.timedelta(hours=7))
-"""Times are shown in Vietnam's time (UTC+7, no daylight saving)."""
 
 TYPE_NAMES: Final[Mapping[str, str]] = {
     "access": N_("Data access"),
@@ -201,7 +200,7 @@ def local_time(value: Any) -> str:
             return str(value)
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=datetime.UTC)
-    return instant.astimezone(_VIETNAM).strftime("%d/%m/%Y %H:%M")
+    return instant.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")
 
 
 def outcome_text(outcome: str | None, locale: str) -> str:

@@ -36,6 +36,7 @@ from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from gateway.errors import GatewayError, InvalidArgument, NotFound
+from gateway.instants import VIETNAM, vietnam_time
 from gateway.records import (
     Patterns,
     PatternSettings,
@@ -59,7 +60,6 @@ from policies import ORGANISATION_NAMES, UnknownProcedure
 
 __all__ = ["auditor_patterns_router"]
 
-_VIETNAM: Final = datetime.timezone(datetime.timedelta(hours=7))
 _DEFAULT_DAYS: Final = 7
 """The patterns' default period: the last 7 days, today included."""
 _QUESTION_DAYS: Final = 30
@@ -87,7 +87,7 @@ def _period(start: str | None, end: str | None, *, days: int, max_days: int) -> 
 
     Raises `InvalidArgument` (the argument named) as the search does.
     """
-    today = datetime.datetime.now(_VIETNAM).date()
+    today = datetime.datetime.now(VIETNAM).date()
     last = end or today.isoformat()
     days = min(days, max_days)
     if start:
@@ -108,10 +108,6 @@ def _is_date(text: str) -> bool:
     except ValueError:
         return False
     return len(text) == 10
-
-
-def _local(instant: datetime.datetime) -> str:
-    return instant.astimezone(_VIETNAM).strftime("%H:%M, %d/%m/%Y")
 
 
 def _search_href(search: Mapping[str, str], period: _Period) -> str:
@@ -306,7 +302,7 @@ def auditor_patterns_router() -> APIRouter:
         accesses = [
             {
                 "id": row.id,
-                "time": _local(row.ts),
+                "time": vietnam_time(row.ts),
                 "organisation": row.organisation or "",
                 "client": row.client_id or "",
                 "procedure": _procedure(state, row.procedure, locale),
@@ -366,12 +362,12 @@ def auditor_patterns_router() -> APIRouter:
         shown = [
             {
                 "id": q.id,
-                "time": _local(q.ts),
+                "time": vietnam_time(q.ts),
                 "client": q.client_id or "",
                 "system": systems.get(q.client_id or "", ("", ""))[1],
                 "organisation": _organisation_name(q.client_id, systems),
                 "answered": q.answered,
-                "answeredAt": _local(q.answers[-1].ts) if q.answers else "",
+                "answeredAt": vietnam_time(q.answers[-1].ts) if q.answers else "",
             }
             for q in listed
         ]
@@ -447,13 +443,13 @@ def auditor_patterns_router() -> APIRouter:
             {
                 "question": {
                     "id": opened.question.id,
-                    "time": _local(opened.question.ts),
+                    "time": vietnam_time(opened.question.ts),
                     "text": opened.text,
                     "client": opened.question.client_id or "",
                     "organisation": _organisation_name(opened.question.client_id, systems),
                     "answers": [
                         {
-                            "time": _local(a.ts),
+                            "time": vietnam_time(a.ts),
                             "text": a.text or "",
                             "auditorOrg": a.auditor_org or "",
                         }
@@ -464,7 +460,7 @@ def auditor_patterns_router() -> APIRouter:
                 if item is None or access is None
                 else {
                     **item,
-                    "timeText": _local(access.ts),
+                    "timeText": vietnam_time(access.ts),
                     "procedureName": _procedure(state, access.procedure, locale),
                     "outcomeText": outcome_text(access.outcome, locale),
                 },

@@ -47,7 +47,7 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.admission import add_local_key, has_local_key, load_local_key, sign_request
 from gateway.errors import Conflict, GatewayError, NotFound
-from gateway.instants import format_instant
+from gateway.instants import VIETNAM, vietnam_time
 from gateway.log import tlog_proof
 from gateway.records import (
     CITIZEN_VISIBLE_TYPES,
@@ -93,8 +93,6 @@ QUESTION_ACTION: Final = "citizen_question"
 """The `admin` action (and outcome) of a citizen's question about one access."""
 _QUESTION_MAX: Final = 2000
 _PAGE: Final = 100
-_VIETNAM: Final = datetime.timezone(datetime.timedelta(hours=7))
-"""Times are shown in Vietnam's time (UTC+7, no daylight saving)."""
 
 _CONTACTS: Final[Mapping[str, Mapping[str, str]]] = {
     # Sandbox contacts, by the `VN/GOV/<org>` prefix of a client id: illustrative
@@ -156,10 +154,10 @@ def _labelled(item: dict[str, Any], locale: str, catalogue: Catalogue) -> dict[s
     shown["officerText"] = officer.get("name") if isinstance(officer, dict) else None
     if shown["officerText"] is None and isinstance(role, dict):
         shown["officerText"] = role.get(locale) or role.get("vi")
-    local = datetime.datetime.fromisoformat(str(item["time"])).astimezone(_VIETNAM)
+    local = datetime.datetime.fromisoformat(str(item["time"])).astimezone(VIETNAM)
     shown["date"] = local.date().isoformat()
     shown["dateText"] = local.strftime("%d/%m/%Y")
-    shown["when"] = local.strftime("%H:%M, %d/%m/%Y")
+    shown["when"] = vietnam_time(local)
     return shown
 
 
@@ -227,7 +225,7 @@ def _local(instant: str | None) -> str | None:
     """An RFC 3339 instant as Vietnam's time reads it: `HH:MM, DD/MM/YYYY`."""
     if not instant:
         return None
-    return datetime.datetime.fromisoformat(instant).astimezone(_VIETNAM).strftime("%H:%M, %d/%m/%Y")
+    return vietnam_time(datetime.datetime.fromisoformat(instant))
 
 
 def _consent_shown(
@@ -273,8 +271,8 @@ def _question_shown(question: dict[str, Any]) -> dict[str, Any]:
     """A question of the citizen's, and its answers, with times as Vietnam reads them."""
     return {
         **question,
-        "when": _local(format_instant(question["time"])),
-        "answers": [{**a, "when": _local(format_instant(a["time"]))} for a in question["answers"]],
+        "when": vietnam_time(question["time"]),
+        "answers": [{**a, "when": vietnam_time(a["time"])} for a in question["answers"]],
     }
 
 
