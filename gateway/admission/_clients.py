@@ -273,6 +273,18 @@ class ClientRegistry:
             return None
         return _client(row), ClientKey(client_id, row.kid, row.alg, dict(row.jwk), row.key_status)
 
+    async def names(self, ids: set[str]) -> dict[str, tuple[str, str]]:
+        """The organisation and system name of the registered clients among `ids`, by id."""
+        if not ids:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(clients.c.id, clients.c.organisation, clients.c.name).where(
+                    clients.c.id.in_(ids)
+                )
+            )
+            return {r.id: (r.organisation, r.name) for r in rows}
+
     async def list(self) -> list[dict[str, Any]]:
         """Every client with its keys (public parts only)."""
         async with self._engine.connect() as conn:

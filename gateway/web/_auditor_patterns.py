@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -50,7 +49,7 @@ from gateway.records import (
     time_range,
 )
 from gateway.state import GatewayState, State
-from gateway.storage import clients, events, read_snapshot
+from gateway.storage import events, read_snapshot
 from gateway.web._audit_routes import auditor_item, record_read, record_search
 from gateway.web._auditor_console import outcome_text
 from gateway.web._consoles import console_page, refuse_cross_site
@@ -122,19 +121,6 @@ def _organisation_name(client_id: str | None, registered: Mapping[str, tuple[str
     parts = (client_id or "").split("/")
     names = ORGANISATION_NAMES.get("/".join(parts[:3])) if len(parts) >= 3 else None
     return names[0] if names else ""
-
-
-async def _systems(state: GatewayState, ids: set[str]) -> dict[str, tuple[str, str]]:
-    """The organisation and name of registered clients, by id."""
-    if not ids:
-        return {}
-    async with read_snapshot(state.engine) as conn:
-        rows = await conn.execute(
-            sa.select(clients.c.id, clients.c.organisation, clients.c.name).where(
-                clients.c.id.in_(ids)
-            )
-        )
-        return {r.id: (r.organisation, r.name) for r in rows}
 
 
 def _procedure(state: GatewayState, code: str | None, locale: str) -> str:
@@ -358,7 +344,7 @@ def auditor_patterns_router() -> APIRouter:
             {"questions": True, "from": period.first_day, "to": period.last_day},
             results=len(listed),
         )
-        systems = await _systems(state, {q.client_id for q in listed if q.client_id})
+        systems = await state.clients.names({q.client_id for q in listed if q.client_id})
         shown = [
             {
                 "id": q.id,
@@ -435,7 +421,7 @@ def auditor_patterns_router() -> APIRouter:
         )
         locale = locale_of(request)
         item = None if access is None else auditor_item(access)
-        systems = await _systems(state, {opened.question.client_id or ""})
+        systems = await state.clients.names({opened.question.client_id or ""})
         return console_page(
             request,
             session,

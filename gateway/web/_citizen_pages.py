@@ -41,7 +41,6 @@ from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 import orjson
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -61,7 +60,7 @@ from gateway.records import (
     search_page,
 )
 from gateway.state import GatewayState, State
-from gateway.storage import clients, events, read_snapshot
+from gateway.storage import events, read_snapshot
 from gateway.web._i18n import enum_label, field_label, legal_basis_text, locale_of, render
 from gateway.web._sessions import (
     LEVEL2_FRESHNESS,
@@ -248,19 +247,6 @@ def _consent_shown(
     body["consumerName"] = organisation or consent.consumer
     body["consumerSystem"] = system
     return body
-
-
-async def _systems(state: GatewayState, ids: set[str]) -> dict[str, tuple[str, str]]:
-    """The organisation and system name of registered clients, by client id."""
-    if not ids:
-        return {}
-    async with read_snapshot(state.engine) as conn:
-        rows = await conn.execute(
-            sa.select(clients.c.id, clients.c.organisation, clients.c.name).where(
-                clients.c.id.in_(ids)
-            )
-        )
-        return {r.id: (r.organisation, r.name) for r in rows}
 
 
 async def _pending(state: GatewayState, subject: str) -> int:
@@ -603,7 +589,7 @@ def citizen_pages_router() -> APIRouter:
     async def consents(request: Request, state: State, session: Level2Session) -> Response:
         locale = locale_of(request)
         found = await state.consents.of_subject(session.identity.subject)
-        systems = await _systems(state, {c.consumer for c in found})
+        systems = await state.clients.names({c.consumer for c in found})
         shown = [_consent_shown(state, c, locale, systems) for c in found]
         return await page(
             request,
