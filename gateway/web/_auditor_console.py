@@ -52,7 +52,13 @@ from gateway.web._audit_routes import (
     record_search,
 )
 from gateway.web._consoles import console_page, refuse_cross_site
-from gateway.web._i18n import field_label, gettext, legal_basis_text, locale_of, procedure_name
+from gateway.web._i18n import (
+    field_label,
+    gettext,
+    legal_basis_text,
+    locale_of,
+    procedure_label,
+)
 from gateway.web._labels import N_
 from gateway.web._sessions import BrowserAuditor, BrowserSession
 from policies import Catalogue, UnknownProcedure
@@ -214,15 +220,6 @@ def outcome_text(outcome: str | None, locale: str) -> str:
     return gettext(msgid, locale) if msgid else outcome
 
 
-def _procedure(catalogue: Catalogue, code: str | None, locale: str) -> str:
-    if not code:
-        return ""
-    try:
-        return procedure_name(catalogue.get(code), locale)
-    except UnknownProcedure:
-        return code
-
-
 def _laws(catalogue: Catalogue, code: str | None, locale: str) -> list[str]:
     if not code:
         return []
@@ -295,7 +292,7 @@ def envelope_rows(envelope: Mapping[str, Any], catalogue: Catalogue, locale: str
         msgid = _BODY.get(key)
         label = gettext(msgid, locale) if msgid else key
         if key == "procedure" and procedure:
-            text = f"{procedure} \N{EN DASH} {_procedure(catalogue, procedure, locale)}"
+            text = f"{procedure} \N{EN DASH} {procedure_label(catalogue, procedure, locale)}"
         elif key in _TIMES and isinstance(value, str):
             text = local_time(value)
         elif key == "fields" and isinstance(value, list):
@@ -333,7 +330,7 @@ def envelope_rows(envelope: Mapping[str, Any], catalogue: Catalogue, locale: str
             for d in (decisions if isinstance(decisions, list) else [])
         ],
         "procedureCode": procedure,
-        "procedureName": _procedure(catalogue, procedure, locale) if procedure else "",
+        "procedureName": procedure_label(catalogue, procedure, locale),
         "laws": _laws(catalogue, procedure, locale),
     }
 
@@ -362,7 +359,7 @@ def _result(item: dict[str, Any], catalogue: Catalogue, locale: str) -> dict[str
         or "",
         "client": item.get("clientId") or envelope.get("client") or "",
         "procedure": item.get("procedure") or "",
-        "procedureName": _procedure(catalogue, item.get("procedure"), locale),
+        "procedureName": procedure_label(catalogue, item.get("procedure"), locale),
         "outcome": outcome_text(item.get("outcome"), locale),
         "decisions": _decisions_text(envelope, locale),
         "pending": item.get("leafIndex") is None,

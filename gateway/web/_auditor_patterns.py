@@ -53,9 +53,9 @@ from gateway.storage import events, read_snapshot
 from gateway.web._audit_routes import auditor_item, record_read, record_search
 from gateway.web._auditor_console import outcome_text
 from gateway.web._consoles import console_page, refuse_cross_site
-from gateway.web._i18n import gettext, locale_of, procedure_name
+from gateway.web._i18n import gettext, locale_of, procedure_label
 from gateway.web._sessions import BrowserAuditor, BrowserSession, check_csrf
-from policies import ORGANISATION_NAMES, UnknownProcedure
+from policies import ORGANISATION_NAMES
 
 __all__ = ["auditor_patterns_router"]
 
@@ -121,15 +121,6 @@ def _organisation_name(client_id: str | None, registered: Mapping[str, tuple[str
     parts = (client_id or "").split("/")
     names = ORGANISATION_NAMES.get("/".join(parts[:3])) if len(parts) >= 3 else None
     return names[0] if names else ""
-
-
-def _procedure(state: GatewayState, code: str | None, locale: str) -> str:
-    if not code:
-        return ""
-    try:
-        return procedure_name(state.catalogue.get(code), locale)
-    except UnknownProcedure:
-        return code
 
 
 def _problem(
@@ -291,7 +282,7 @@ def auditor_patterns_router() -> APIRouter:
                 "time": vietnam_time(row.ts),
                 "organisation": row.organisation or "",
                 "client": row.client_id or "",
-                "procedure": _procedure(state, row.procedure, locale),
+                "procedure": procedure_label(state.catalogue, row.procedure, locale),
                 "procedureCode": row.procedure or "",
                 "outcome": outcome_text(row.outcome, locale),
             }
@@ -447,7 +438,7 @@ def auditor_patterns_router() -> APIRouter:
                 else {
                     **item,
                     "timeText": vietnam_time(access.ts),
-                    "procedureName": _procedure(state, access.procedure, locale),
+                    "procedureName": procedure_label(state.catalogue, access.procedure, locale),
                     "outcomeText": outcome_text(access.outcome, locale),
                 },
                 "answered": request.query_params.get("da-tra-loi") == "1",

@@ -33,7 +33,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from gateway.web._labels import ENUM_LABELS, FIELD_LABELS, N_, NESTED_LABELS
-from policies import LegalBasis, Procedure
+from policies import Catalogue, LegalBasis, Procedure, UnknownProcedure
 
 __all__ = [
     "COOKIE",
@@ -49,6 +49,7 @@ __all__ = [
     "language_names",
     "legal_basis_text",
     "locale_of",
+    "procedure_label",
     "procedure_name",
     "remember_locale",
     "render",
@@ -146,6 +147,17 @@ def enum_label(type_name: str, value: str, locale: str) -> str:
 def procedure_name(procedure: Procedure, locale: str) -> str:
     """The procedure's name from the catalogue, in `locale`."""
     return procedure.name.vi if locale == "vi" else procedure.name.en
+
+
+def procedure_label(catalogue: Catalogue, code: str | None, locale: str) -> str:
+    """The name of the procedure `code` in `locale`: its code if the catalogue no longer
+    has it (records outlive entries), nothing for none."""
+    if not code:
+        return ""
+    try:
+        return procedure_name(catalogue.get(code), locale)
+    except UnknownProcedure:
+        return code
 
 
 _ARTICLE = re.compile(r"\bArts?\.\s*")
