@@ -502,17 +502,22 @@ async def approve_version(
     return {"name": name, "version": version, "status": "approved", "generation": generation}
 
 
-async def _must_build(state: GatewayState, found: ConnectorVersion) -> None:
-    """Refuse (422 `INVALID_MANIFEST`) a version whose connector would not build: approved,
-    it would be recorded in use while every replica kept serving the one before."""
+async def _secrets_of(state: GatewayState, name: str) -> dict[tuple[str, str], str]:
+    """The stored secrets of connector `name`, opened (409 if they cannot be)."""
     try:
         every = await stored_secrets(state.engine, state.settings.keys_dir)
     except (KeyRingError, SecretSealError) as exc:
         raise Conflict(f"The connector's stored secrets cannot be opened: {exc}") from None
+    return {k: v for k, v in every.items() if k[0] == name}
+
+
+async def _must_build(state: GatewayState, found: ConnectorVersion) -> None:
+    """Refuse (422 `INVALID_MANIFEST`) a version whose connector would not build: approved,
+    it would be recorded in use while every replica kept serving the one before."""
     failure = await build_failure(
         found.manifest,
         reserved=[state.settings.database_url.get_secret_value()],
-        secrets={k: v for k, v in every.items() if k[0] == found.connector},
+        secrets=await _secrets_of(state, found.connector),
     )
     if failure is not None:
         raise InvalidManifest(
@@ -576,10 +581,7 @@ async def dry_run_version(
             organisation=found.organisation,
             allow_loopback=state.settings.connectors_allow_loopback,
         )
-    try:
-        every = await stored_secrets(state.engine, state.settings.keys_dir)
-    except (KeyRingError, SecretSealError) as exc:
-        raise Conflict(f"The connector's stored secrets cannot be opened: {exc}") from None
+    secrets = await _secrets_of(state, name)
     ran_at = datetime.datetime.now(datetime.UTC)
     report = await dry_run(
         found.manifest,
@@ -589,7 +591,7 @@ async def dry_run_version(
         version=version,
         officer=identity.subject,
         reserved=[state.settings.database_url.get_secret_value()],
-        secrets={k: v for k, v in every.items() if k[0] == name},
+        secrets=secrets,
     )
     report = {"ranAt": format_instant(ran_at), "version": version, **report}
     try:
