@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import orjson
@@ -277,8 +277,9 @@ class Demo:
         import yaml
 
         import sandbox
-        from gateway.records import EnvelopeBody, Event, insert_events, pseudonym
+        from gateway.records import insert_events
         from gateway.storage import create_engine, get_authority, set_authority
+        from gateway.web._connector_routes import connector_event
 
         manifest = yaml.safe_load(
             (Path(sandbox.__file__).parent / "manifests" / "land.yaml").read_text()
@@ -310,23 +311,17 @@ class Demo:
                     await insert_events(
                         conn,
                         [
-                            Event(
-                                type="admin",
-                                request_id="",
-                                outcome="authority_set",
+                            connector_event(
+                                action="authority_set",
+                                name=None,
+                                version=None,
+                                organisation=DEMO_AGENCY,
+                                operator=operator,
+                                operator_org=None,
+                                pseudonym_key=pseudonym_key,
                                 policy_version=policy_version,
-                                envelope=cast(
-                                    EnvelopeBody,
-                                    {
-                                        "action": "authority_set",
-                                        "connectorOrg": DEMO_AGENCY,
-                                        "operator": pseudonym(pseudonym_key, operator),
-                                        "operatorOrg": None,
-                                        "fields": fields,
-                                        "endpoints": endpoints,
-                                    },
-                                ),
-                                personal={"operator": operator},
+                                fields=fields,
+                                endpoints=endpoints,
                             )
                         ],
                     )

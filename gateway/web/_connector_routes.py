@@ -82,6 +82,7 @@ __all__ = [
     "approve_version",
     "authority_view",
     "connector_detail",
+    "connector_event",
     "connector_listing",
     "connector_router",
     "disable_in_use",
@@ -228,6 +229,40 @@ def _parse(data: Mapping[str, Any], state: GatewayState) -> ManifestBase:
 # -- records -----------------------------------------------------------------------------
 
 
+def connector_event(
+    *,
+    action: str,
+    name: str | None,
+    version: int | None,
+    organisation: str | None,
+    operator: str,
+    operator_org: str | None,
+    pseudonym_key: bytes,
+    policy_version: str,
+    request_id: str = "",
+    **more: Any,
+) -> Event:
+    """The `admin` record of a change to a connector or an organisation's authority
+    (the staff member's id only in its personal part)."""
+    envelope = {
+        "action": action,
+        **({} if name is None else {"connector": name}),
+        "connectorOrg": organisation,
+        "operator": pseudonym(pseudonym_key, operator),
+        "operatorOrg": operator_org,
+        **({} if version is None else {"connectorVersion": version}),
+        **more,
+    }
+    return Event(
+        type="admin",
+        request_id=request_id,
+        outcome=action,
+        policy_version=policy_version,
+        envelope=cast(EnvelopeBody, envelope),
+        personal={"operator": operator},
+    )
+
+
 async def _record(
     conn: AsyncConnection,
     request: Request,
@@ -239,24 +274,18 @@ async def _record(
     organisation: str | None,
     **more: Any,
 ) -> None:
-    """Write the `admin` record of a change to a connector or an organisation's
-    authority in the change's transaction (staff ids only in its personal part)."""
-    envelope = {
-        "action": action,
-        **({} if name is None else {"connector": name}),
-        "connectorOrg": organisation,
-        "operator": pseudonym(state.pseudonym_key, identity.subject),
-        "operatorOrg": identity.org,
-        **({} if version is None else {"connectorVersion": version}),
-        **more,
-    }
-    event = Event(
-        type="admin",
-        request_id=getattr(request.state, "request_id", None) or "",
-        outcome=action,
+    """Write the `admin` record of a change in the change's transaction."""
+    event = connector_event(
+        action=action,
+        name=name,
+        version=version,
+        organisation=organisation,
+        operator=identity.subject,
+        operator_org=identity.org,
+        pseudonym_key=state.pseudonym_key,
         policy_version=state.catalogue.version,
-        envelope=cast(EnvelopeBody, envelope),
-        personal={"operator": identity.subject},
+        request_id=getattr(request.state, "request_id", None) or "",
+        **more,
     )
     await insert_events(conn, [event])
 
