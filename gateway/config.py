@@ -86,6 +86,14 @@ class GatewaySettings(BaseSettings):
     http_transport: Literal["aiohttp", "httpcore"] = Field(
         default="aiohttp", description="Transport of the client connectors call sources with."
     )
+    clients_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="Seconds within which a change to a client or key made elsewhere (another "
+        "replica, the CLI) reaches this gateway; a change made through it takes effect on "
+        "the next request.",
+    )
     connectors_poll_seconds: float | None = Field(
         default=None,
         gt=0,

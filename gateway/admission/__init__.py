@@ -19,6 +19,7 @@ from gateway.admission._admission import (
 )
 from gateway.admission._clients import (
     CLIENT_ID,
+    CachedClients,
     Client,
     ClientKey,
     ClientRegistry,
@@ -59,6 +60,7 @@ __all__ = [
     "TOKEN_TYPE",
     "Admission",
     "Admitted",
+    "CachedClients",
     "Client",
     "ClientKey",
     "ClientLookup",

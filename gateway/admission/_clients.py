@@ -3,8 +3,14 @@
 A client is one agency system, named X-Road style `VN/GOV/<org>/<system>`, with the
 agency kinds it acts for (the catalogue's vocabulary) and a status. It signs every
 request with one of its registered public keys (Ed25519 or ES256; several at once
-for rotation, `kid` unique within the client). Status is read on every request, so a
-suspension takes effect at once.
+for rotation, `kid` unique within the client).
+
+Tokens are verified with clients and keys kept in memory (`CachedClients`), not read
+from the database on every request. Every change commits with a rise of the registry's
+generation (`client_generation`). A change made in this process (its API, its
+consoles) is seen by the next request; one made elsewhere (another replica, the CLI)
+within `poll_seconds` (`GATEWAY_CLIENTS_POLL_SECONDS`, 0.25 s by default), when the
+generation is read again.
 
 Every change (registering a client, adding or revoking a key, suspending or
 reinstating a client) commits with its `admin` event in the same transaction, or not
@@ -13,23 +19,27 @@ at all: the caller says who makes it with an `AdminRecorder`.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import math
 import re
-from collections.abc import Iterable
+import time
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from joserfc.jwk import ECKey, OKPKey
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
 from gateway.records import AdminRecorder, insert_events
-from gateway.storage import client_keys, clients
+from gateway.storage import client_generation, client_keys, clients
 from policies import AgencyKind
 
-__all__ = ["CLIENT_ID", "Client", "ClientKey", "ClientRegistry", "public_jwk"]
+__all__ = ["CLIENT_ID", "CachedClients", "Client", "ClientKey", "ClientRegistry", "public_jwk"]
 
 CLIENT_ID = re.compile(r"^VN/GOV/[A-Za-z0-9][A-Za-z0-9-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _KID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
@@ -144,8 +154,11 @@ class ClientRegistry:
                 except IntegrityError:
                     raise Conflict("A client with this id is already registered.") from None
                 await insert_events(conn, [record("client_registered", client_id, None)])
+                await _changed(conn)
         except SQLAlchemyError as exc:
             raise AuditUnavailable(_NOT_RECORDED) from exc
+        finally:
+            _forget_here()
         return Client(client_id, name, organisation, frozenset(kinds), "active")
 
     async def add_key(
@@ -183,8 +196,11 @@ class ClientRegistry:
                         "This client already has a key with this kid.", kid=kid
                     ) from None
                 await insert_events(conn, [record("key_added", client_id, kid)])
+                await _changed(conn)
         except SQLAlchemyError as exc:
             raise AuditUnavailable(_NOT_RECORDED) from exc
+        finally:
+            _forget_here()
         return ClientKey(client_id, kid, alg, public, "active")
 
     async def get(self, client_id: str) -> Client:
@@ -218,8 +234,11 @@ class ClientRegistry:
                 client = _client(row)
                 action = "client_suspended" if status == "suspended" else "client_activated"
                 await insert_events(conn, [record(action, client.id, None)])
+                await _changed(conn)
         except SQLAlchemyError as exc:
             raise AuditUnavailable(_NOT_RECORDED) from exc
+        finally:
+            _forget_here()
         return client
 
     async def revoke_key(self, client_id: str, kid: str, *, record: AdminRecorder) -> None:
@@ -242,8 +261,11 @@ class ClientRegistry:
                         raise NotFound("This client has no key with this kid.", kind="ClientKey")
                     return
                 await insert_events(conn, [record("key_revoked", client_id, kid)])
+                await _changed(conn)
         except SQLAlchemyError as exc:
             raise AuditUnavailable(_NOT_RECORDED) from exc
+        finally:
+            _forget_here()
 
     async def lookup(self, client_id: str, kid: str) -> tuple[Client, ClientKey] | None:
         """The client and its key `kid` (whatever their status), in one query.
@@ -272,6 +294,20 @@ class ClientRegistry:
         if row is None:
             return None
         return _client(row), ClientKey(client_id, row.kid, row.alg, dict(row.jwk), row.key_status)
+
+    async def generation(self) -> int:
+        """The registry's generation: it rises with every change (`AuditUnavailable` if
+        it cannot be read, as for `lookup`)."""
+        table = client_generation
+        try:
+            async with self._engine.connect() as conn:
+                value = await conn.scalar(sa.select(table.c.generation).where(table.c.id == 1))
+        except (OSError, SQLAlchemyError) as exc:
+            raise AuditUnavailable(
+                "The client registry cannot be read, so the request can be neither checked "
+                "nor recorded; no data was released."
+            ) from exc
+        return int(value or 0)
 
     async def names(self, ids: set[str]) -> dict[str, tuple[str, str]]:
         """The organisation and system name of the registered clients among `ids`, by id."""
@@ -310,3 +346,94 @@ class ClientRegistry:
                 }
             )
         return out
+
+
+async def _changed(conn: AsyncConnection) -> None:
+    """Raise the registry's generation in the caller's transaction (with its change)."""
+    table = client_generation
+    await conn.execute(
+        table.update().where(table.c.id == 1).values(generation=table.c.generation + 1)
+    )
+
+
+_CACHES: weakref.WeakSet[CachedClients] = weakref.WeakSet()
+"""Every cache of this process: a change made here empties them all at once."""
+
+
+def _forget_here() -> None:
+    for cache in list(_CACHES):
+        cache.forget()
+
+
+class CachedClients:
+    """The clients and keys requests are verified with, kept in memory.
+
+    An entry is what `ClientRegistry.lookup` read (unknown ids and kids are not kept:
+    they are read each time, as before). Entries are dropped when the registry's
+    generation has changed, which is read again once `poll_seconds` have passed since
+    the last read, before the next lookup; a change made in this process drops them at
+    once. So a suspension or a revocation made elsewhere takes effect within
+    `poll_seconds`, and one made here on the next request.
+    """
+
+    MAX_ENTRIES = 10_000
+    """Kept (client, kid) pairs; beyond, all are dropped and read again."""
+
+    def __init__(
+        self,
+        registry: ClientRegistry,
+        *,
+        poll_seconds: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._registry = registry
+        self._poll = poll_seconds
+        self._clock = clock
+        self._entries: dict[tuple[str, str], tuple[Client, ClientKey]] = {}
+        self._epoch = 0
+        """Rises whenever entries are dropped: a read begun before is not kept."""
+        self._generation: int | None = None
+        self._checked = -math.inf
+        self._checking: asyncio.Future[None] | None = None
+        _CACHES.add(self)
+
+    def forget(self) -> None:
+        """Drop every entry (and any read under way): the next lookups read afresh."""
+        self._entries.clear()
+        self._epoch += 1
+
+    async def lookup(self, client_id: str, kid: str) -> tuple[Client, ClientKey] | None:
+        """As `ClientRegistry.lookup`, from memory while the registry has not changed."""
+        await self._current()
+        found = self._entries.get((client_id, kid))
+        if found is not None:
+            return found
+        epoch = self._epoch
+        found = await self._registry.lookup(client_id, kid)
+        if found is not None and epoch == self._epoch:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[(client_id, kid)] = found
+        return found
+
+    async def _current(self) -> None:
+        """Read the generation again if `poll_seconds` have passed (one read at a time)."""
+        if self._clock() - self._checked < self._poll:
+            return
+        if self._checking is None:
+            self._checking = asyncio.ensure_future(self._check())
+            # Its failure reaches the requests waiting; retrieved here in case none is left.
+            self._checking.add_done_callback(lambda done: done.cancelled() or done.exception())
+        # Shielded: a request cancelled while it waits does not cancel the others' read.
+        await asyncio.shield(self._checking)
+
+    async def _check(self) -> None:
+        try:
+            started = self._clock()
+            generation = await self._registry.generation()
+            if generation != self._generation:
+                self.forget()
+                self._generation = generation
+            self._checked = started
+        finally:
+            self._checking = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import hashlib
 import json
 import math
@@ -120,6 +121,16 @@ class VerifiedRequest:
 
 
 def _key(jwk: dict[str, Any]) -> OKPKey | ECKey:
+    """The key object of a registered public JWK (imported once per distinct key)."""
+    try:
+        return _imported(tuple(sorted(jwk.items())))
+    except TypeError:  # a member that is not text: import it as it is
+        return OKPKey.import_key(jwk) if jwk.get("kty") == "OKP" else ECKey.import_key(jwk)
+
+
+@functools.lru_cache(maxsize=4096)
+def _imported(members: tuple[tuple[str, Any], ...]) -> OKPKey | ECKey:
+    jwk = dict(members)
     return OKPKey.import_key(jwk) if jwk.get("kty") == "OKP" else ECKey.import_key(jwk)
 
 

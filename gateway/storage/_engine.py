@@ -30,6 +30,10 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     options.setdefault("connect_args", {"timeout": 30})
+    # Connections to a file are cheap to keep and dear to open (a thread, the pragmas,
+    # the schema read again): enough are kept for the requests in flight, so that a
+    # burst does not open and close one per request.
+    options.setdefault("pool_size", 32)
     engine = create_async_engine(parsed, **options)
 
     @sa.event.listens_for(engine.sync_engine, "connect")

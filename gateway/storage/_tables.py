@@ -13,6 +13,7 @@ __all__ = [
     "EVENT_TYPES",
     "Instant",
     "browser_sessions",
+    "client_generation",
     "client_keys",
     "clients",
     "connector_generation",
@@ -149,6 +150,19 @@ connector_generation = sa.Table(
         sa.Integer,
         nullable=False,
         comment="Rises with every change of the connectors in use.",
+    ),
+    sa.CheckConstraint("id = 1", name="one_row"),
+)
+
+client_generation = sa.Table(
+    "client_generation",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column(
+        "generation",
+        sa.BigInteger,
+        nullable=False,
+        comment="Rises with every change of a client or of a client's keys.",
     ),
     sa.CheckConstraint("id = 1", name="one_row"),
 )

@@ -28,6 +28,7 @@ from gateway.admission import (
     MAX_LIFETIME,
     SKEW,
     Admission,
+    CachedClients,
     ClientRegistry,
     IdentityVerifier,
     Limit,
@@ -198,7 +199,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             consents = ConsentStore(engine, keyring)
             admission = Admission(
                 verifier=RequestVerifier(
-                    clients=clients,
+                    clients=CachedClients(clients, poll_seconds=settings.clients_poll_seconds),
                     replay=replay,
                     audience=settings.origin,
                     known_procedure=catalogue.get,
