@@ -144,10 +144,16 @@ class ClientRunsProcedure:
 
     def __init__(self, catalogue: Catalogue) -> None:
         self._catalogue = catalogue
+        self._kinds: dict[str, frozenset[str]] = {}
+        """By procedure code: the agency kinds that run it (the catalogue does not change)."""
 
     def check(self, request: AccessRequest) -> None:
         """See `Policy.check`."""
-        kinds = {str(k) for k in self._catalogue.get(request.purpose.procedure).agency_kinds}
+        code = request.purpose.procedure
+        kinds = self._kinds.get(code)
+        if kinds is None:
+            kinds = frozenset(str(k) for k in self._catalogue.get(code).agency_kinds)
+            self._kinds[code] = kinds
         if not kinds & request.agency_kinds:
             raise ClientNotAuthorised(procedure=request.purpose.procedure)
 
@@ -189,13 +195,21 @@ class ByLaw:
 
     def __init__(self, catalogue: Catalogue) -> None:
         self._catalogue = catalogue
+        self._allowed: dict[tuple[str, str], Allowed | None] = {}
+        """By (procedure, path): the grant, or `None` where the law does not cover the
+        field. It depends on the catalogue alone, which does not change under a policy."""
 
     def check(self, request: AccessRequest) -> Allowed:
         """See `Policy.check`."""
-        basis, citation = _rule(self._catalogue, request)
-        if basis != Basis.LAW:
+        key = (request.purpose.procedure, request.path)
+        try:
+            allowed = self._allowed[key]
+        except KeyError:
+            basis, citation = _rule(self._catalogue, request)
+            allowed = self._allowed[key] = Allowed("law", citation) if basis == Basis.LAW else None
+        if allowed is None:
             raise ConsentRequired(field=request.path, procedure=request.purpose.procedure)
-        return Allowed("law", citation)
+        return allowed
 
 
 class ByConsent:

@@ -238,6 +238,7 @@ class RequestContext:
     """What sources gave as evidence of this request's calls, for its access record."""
     versions: Mapping[str, int] = field(default_factory=dict)
     """Each connector's version in the registry serving the request, by name."""
+    _instants: dict[datetime.datetime, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         # Every call made for the request hands its evidence to this request's record.
@@ -281,8 +282,12 @@ class RequestContext:
         if version is not None:
             # Which mapping of the source produced the value.
             entry["version"] = version
+        # One call's fields share its time: written once per call, not once per field.
+        when = self._instants.get(retrieved_at)
+        if when is None:
+            when = self._instants[retrieved_at] = format_instant(retrieved_at)
         entry |= {
-            "retrievedAt": format_instant(retrieved_at),
+            "retrievedAt": when,
             "basis": allowed.basis,
         }
         entry["legalBasis" if allowed.basis == "law" else "consentId"] = allowed.reference
