@@ -304,3 +304,82 @@ async def test_validation_errors_are_not_masked(context: RequestContext) -> None
     result = await SCHEMA.execute("{ citizen { shoeSize } }", context_value=context)
     assert result.errors
     assert all(e.message != "Internal error." for e in result.errors)
+
+
+_SAME_ON_BOTH_PATHS = [
+    (f'{{ citizen(personalId: "{AN}") {{ personalId fullName birthDate gender '
+     "permanentResidence { provinceName wardName } } }", None, None),
+    (f'{{ citizen(personalId: "{AN}") {{ fullName phone }} }}', None, None),
+    ('{ citizen(personalId: "12345") { fullName } }', None, None),
+    ('{ citizen(personalId: "001099999999") { fullName } }', None, None),
+    ('{ business(enterpriseCode: "0100109106") { name } }', None, None),
+    (f'{{ citizens(personalIds: ["{AN}", "1", "{BINH}"]) {{ fullName gender }} }}', None, None),
+    (f'{{ citizens(personalIds: ["{AN}", "{AN}", "{AN}", "{AN}"]) {{ fullName }} }}', None, None),
+    ("query Q($id: String!) { citizen(personalId: $id) { fullName } }", {"id": AN}, None),
+    ("query Q($id: String!) { citizen(personalId: $id) { fullName } }", {"id": 7}, None),
+    ("query Q($id: String!) { citizen(personalId: $id) { fullName } }", {}, None),
+    ('query A { __typename } query B { citizen(personalId: "' + AN + '") { fullName } }',
+     None, "B"),
+    ("{ __typename }", None, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("query", "variables", "operation"), _SAME_ON_BOTH_PATHS)
+async def test_a_prepared_document_answers_as_the_first_run_did(
+    source: Source, query: str, variables: dict[str, Any] | None, operation: str | None
+) -> None:
+    # A schema of its own: the first run takes strawberry's whole path, the second the
+    # prepared document; both answer the same, errors (order, text, codes) included.
+    schema = build_schema(SchemaLimits())
+    answers = []
+    for _ in range(2):
+        async with httpx.AsyncClient(transport=httpx.MockTransport(source)) as http:
+            registry = ConnectorRegistry([(MANIFEST, RestConnector(MANIFEST, http=http))])
+            ctx = RequestContext(
+                registry=registry, fetch=FetchContext(request_id="req-1"), max_batch=3,
+                access=_allow_all(),
+            )  # fmt: skip
+            result = await schema.execute(
+                query, variable_values=variables, context_value=ctx, operation_name=operation
+            )
+        answers.append((result.data, [e.formatted for e in result.errors or []]))
+    if answers[0][0] is not None:
+        assert (query, operation) in schema._prepared  # type: ignore[attr-defined]
+    assert answers[0] == answers[1]
+
+
+async def test_a_prepared_document_masks_an_unexpected_error_and_keeps_a_source_error() -> None:
+    schema = build_schema(SchemaLimits())
+    query = f'{{ citizen(personalId: "{AN}") {{ fullName }} }}'
+    cases = [
+        (RuntimeError("bug 001099012345"), "INTERNAL"),
+        (SourceUnavailable(source="population"), "SOURCE_UNAVAILABLE"),
+    ]
+    for error, code in cases:
+        answers = []
+        for _ in range(2):
+            result = await schema.execute(query, context_value=_context_raising(error))
+            answers.append([e.formatted for e in result.errors or []])
+        assert (query, None) in schema._prepared  # type: ignore[attr-defined]
+        assert answers[0] == answers[1]
+        assert answers[1][0]["extensions"]["code"] == code
+        assert "001099012345" not in str(answers[1])
+
+
+async def test_a_prepared_mutation_is_still_refused_where_only_queries_are_allowed(
+    context: RequestContext,
+) -> None:
+    from strawberry.schema.exceptions import InvalidOperationTypeError
+    from strawberry.types.graphql import OperationType
+
+    schema = build_schema(SchemaLimits())
+    mutation = "mutation M { __typename }"
+    both = {OperationType.QUERY, OperationType.MUTATION}
+    ran = await schema.execute(mutation, context_value=context, allowed_operation_types=both)
+    assert ran.data == {"__typename": "Mutation"}
+    assert (mutation, None) in schema._prepared  # type: ignore[attr-defined]
+    # Over GET (queries only) the prepared mutation is refused as before.
+    with pytest.raises(InvalidOperationTypeError):
+        await schema.execute(
+            mutation, context_value=context, allowed_operation_types={OperationType.QUERY}
+        )
