@@ -41,6 +41,7 @@ __all__ = [
     "ByConsent",
     "ByLaw",
     "ClientRunsProcedure",
+    "Engine",
     "FieldInPurpose",
     "Policy",
     "SubjectInCase",
@@ -252,13 +253,54 @@ class UnsafeAllowAll:
         return Allowed("law", "UnsafeAllowAll: no decision was made")
 
 
+class Engine(AllOf):
+    """The gateway's engine (see the module's text), which also tells the law's grants.
+
+    For a subject the case names, the checks that do not depend on the subject (the
+    client's agency kinds, the procedure's fields, the law) decide alone whenever the
+    law grants the field: `granted_by_law` gives that grant, worked out once per
+    procedure, agency kinds and path. Anything else (a refusal, a field read by
+    consent) is decided by `check`, for each subject.
+    """
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self._runs = ClientRunsProcedure(catalogue)
+        self._field = FieldInPurpose(catalogue)
+        self._law = ByLaw(catalogue)
+        super().__init__(
+            [self._runs, SubjectInCase(), self._field, AnyOf([self._law, ByConsent(catalogue)])]
+        )
+        self._granted: dict[tuple[str, frozenset[str], str], Allowed | None] = {}
+
+    def granted_by_law(
+        self, purpose: Purpose, agency_kinds: frozenset[str], path: str
+    ) -> Allowed | None:
+        """The law's grant of `path` for any subject `purpose` names, or `None`.
+
+        Where it gives a grant, `check` gives that same grant for each of those subjects;
+        `None` where the law does not grant the field (then `check` decides, subject by
+        subject).
+        """
+        key = (purpose.procedure, agency_kinds, path)
+        try:
+            return self._granted[key]
+        except KeyError:
+            pass
+        # The subject and client are not looked at by these three checks.
+        probe = AccessRequest(
+            client_id="", agency_kinds=agency_kinds, purpose=purpose, subject="", path=path
+        )
+        granted: Allowed | None
+        try:
+            self._runs.check(probe)
+            self._field.check(probe)
+            granted = self._law.check(probe)
+        except PolicyDenied:
+            granted = None
+        self._granted[key] = granted
+        return granted
+
+
 def default_policy(catalogue: Catalogue) -> Policy:
     """The gateway's engine, in order of precedence."""
-    return AllOf(
-        [
-            ClientRunsProcedure(catalogue),
-            SubjectInCase(),
-            FieldInPurpose(catalogue),
-            AnyOf([ByLaw(catalogue), ByConsent(catalogue)]),
-        ]
-    )
+    return Engine(catalogue)

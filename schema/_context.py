@@ -78,6 +78,14 @@ class Access:
     )
     decisions: list[DecisionRecord] = field(default_factory=list, repr=False)
     _cache: dict[tuple[str, str], Allowed | PolicyDenied] = field(default_factory=dict, repr=False)
+    _granted_by_law: Callable[[Purpose, frozenset[str], str], Allowed | None] | None = field(
+        default=None, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        # The engine's grants by law, which hold for every subject the case names; any
+        # other policy decides each field of each subject.
+        self._granted_by_law = getattr(self.policy, "granted_by_law", None)
 
     async def prepare(self, kind: str, fields: Iterable[str]) -> None:
         """Load the consents in force, once, if any of these fields may need one.
@@ -98,20 +106,23 @@ class Access:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        request = AccessRequest(
-            client_id=self.client_id,
-            agency_kinds=self.agency_kinds,
-            purpose=self.purpose,
-            subject=subject,
-            path=path,
-            consents=self.consents,
-        )
-        outcome: Allowed | PolicyDenied
-        try:
-            allowed = self.policy.check(request)
-            outcome = allowed if allowed is not None else _nothing_grants(path)
-        except PolicyDenied as exc:
-            outcome = exc
+        outcome: Allowed | PolicyDenied | None = None
+        if self._granted_by_law is not None and subject in self.purpose.subjects:
+            outcome = self._granted_by_law(self.purpose, self.agency_kinds, path)
+        if outcome is None:
+            request = AccessRequest(
+                client_id=self.client_id,
+                agency_kinds=self.agency_kinds,
+                purpose=self.purpose,
+                subject=subject,
+                path=path,
+                consents=self.consents,
+            )
+            try:
+                allowed = self.policy.check(request)
+                outcome = allowed if allowed is not None else _nothing_grants(path)
+            except PolicyDenied as exc:
+                outcome = exc
         self._cache[key] = outcome
         if isinstance(outcome, Allowed):
             self.decisions.append(DecisionRecord(subject, path, outcome.code, outcome.reference))

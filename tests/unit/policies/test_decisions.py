@@ -190,3 +190,45 @@ def test_sensitive_fields_are_never_read_by_law_alone(engine: Policy) -> None:
             rule = procedure.fields.get(path)
             if rule is not None and procedure.basis(path) == "law":
                 assert getattr(rule, "citation", "").strip()
+
+
+def test_the_engines_grants_by_law_are_what_it_decides_for_every_subject_in_the_case() -> None:
+    """`Engine.granted_by_law` is a shortcut of `check`: for every procedure, field and
+    set of agency kinds, where it gives a grant, `check` gives that grant for each
+    subject the case names, with or without consents; where `check` grants by law, it
+    gives the grant too."""
+    from policies import AgencyKind, Engine
+
+    catalogue = load_catalogue()
+    engine = default_policy(catalogue)
+    assert isinstance(engine, Engine)
+    subjects = ("001099012345", "079301000002")
+    kind_sets = [frozenset(), *(frozenset({str(k)}) for k in AgencyKind)]
+    kind_sets.append(frozenset(str(k) for k in AgencyKind))
+    compared = granted = 0
+    for procedure in catalogue:
+        purpose = Purpose(procedure.code, "HS-1", "officer-1", subjects)
+        paths = [*procedure.fields, "Citizen.phone", "Business.name"]
+        consents = tuple(
+            ActiveConsent(f"c-{s}", s, "VN/GOV/T/x", procedure.code, frozenset(paths),
+                          datetime.datetime(2999, 1, 1, tzinfo=datetime.UTC), "HS-1")
+            for s in subjects
+        )  # fmt: skip
+        for kinds in kind_sets:
+            for path in paths:
+                shortcut = engine.granted_by_law(purpose, kinds, path)
+                for subject in subjects:
+                    for given in ((), consents):
+                        request = AccessRequest("VN/GOV/T/x", kinds, purpose, subject, path, given)
+                        try:
+                            full: object = engine.check(request)
+                        except PolicyDenied as exc:
+                            full = type(exc)
+                        compared += 1
+                        if shortcut is not None:
+                            granted += 1
+                            assert full == shortcut, (procedure.code, kinds, path)
+                        else:
+                            assert not (isinstance(full, Allowed) and full.basis == "law")
+    assert granted > 100
+    assert compared > granted
