@@ -44,6 +44,7 @@ class Sequencer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._log.dispose()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

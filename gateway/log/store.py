@@ -42,7 +42,15 @@ from gateway.log._merkle import (
     perfect_nodes,
 )
 from gateway.log._tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle
-from gateway.storage import events, log_checkpoints, log_leaves, log_nodes, log_queue, log_state
+from gateway.storage import (
+    Transactions,
+    events,
+    log_checkpoints,
+    log_leaves,
+    log_nodes,
+    log_queue,
+    log_state,
+)
 from keys import KeyRing, NoteVerifier, SigningKey
 
 __all__ = ["LockLost", "LogIntegrityError", "TransparencyLog"]
@@ -86,6 +94,7 @@ class TransparencyLog:
     def __init__(self, engine: AsyncEngine, keyring: KeyRing | None, *, origin: str) -> None:
         """`keyring` signs checkpoints; without one the log can be read, not written."""
         self._engine = engine
+        self._transactions = Transactions(engine)
         self._keyring = keyring
         self.origin = origin
         self.reads = 0
@@ -117,90 +126,103 @@ class TransparencyLog:
             self._held = False
 
     async def _integrate(self, max_batch: int, started: float) -> int:
-        async with self._engine.begin() as conn:
-            state = await self._lock(conn)
-            if state is None:
-                return 0
-            self._held = True
-            size, signed_root = state
-            queued = (
-                await conn.execute(
-                    sa.select(
-                        log_queue.c.seq,
-                        log_queue.c.leaf_hash.label("promised"),
-                        events.c.id,
-                        events.c.type,
-                        events.c.ts,
-                        events.c.envelope_hash,
-                        events.c.policy_version,
-                    )
-                    .join(events, events.c.id == log_queue.c.event_id)
-                    .order_by(log_queue.c.seq)
-                    .limit(max_batch)
-                )
-            ).all()
-            if not queued:
-                OLDEST_QUEUED.set(0)
-                return 0
-            oldest = min(row.ts for row in queued)
-            OLDEST_QUEUED.set((datetime.datetime.now(datetime.UTC) - oldest).total_seconds())
-            tree = await self._tree(conn, size)
-            if tree.root() != signed_root:
-                raise LogIntegrityError("the stored tree nodes do not give the signed root")
-            leaves: list[dict[str, Any]] = []
-            nodes: list[dict[str, Any]] = []
-            for offset, row in enumerate(queued):
-                index = size + offset
-                data = public_leaf(
-                    type=row.type,
-                    ts=row.ts,
-                    envelope_hash=row.envelope_hash,
-                    policy_version=row.policy_version,
-                )
-                digest = leaf_hash(data)
-                if row.promised is not None and bytes(row.promised) != digest:
-                    raise LogIntegrityError(
-                        f"event {row.id} was changed after its receipt was issued"
-                    )
-                leaves.append(
-                    {"idx": index, "event_id": row.id, "leaf": data.decode(), "leaf_hash": digest}
-                )
-                nodes.extend(
-                    {"level": level, "idx": idx, "hash": made}
-                    for level, idx, made in tree.append(digest)
-                )
-            new_size = size + len(queued)
-            new_root = tree.root()
-            await conn.execute(log_leaves.insert(), leaves)
-            await conn.execute(log_nodes.insert(), nodes)
-            # Exactly the rows taken: sequence numbers are not in commit order, so a row
-            # below the last one taken may have been committed since it was read.
-            await conn.execute(
-                log_queue.delete().where(log_queue.c.seq.in_([row.seq for row in queued]))
-            )
-            now = datetime.datetime.now(datetime.UTC)
-            moved = await conn.execute(
-                log_state.update()
-                .where(log_state.c.id == 1, log_state.c.size == size)
-                .values(size=new_size, root=new_root, updated_at=now)
-            )
-            if moved.rowcount != 1:
-                raise LockLost(f"the log moved on from {size} leaves under this sequencer")
-            signed = sign_checkpoint(self.origin, new_size, new_root, self._signing_key().private)
-            await conn.execute(
-                log_checkpoints.insert().values(
-                    size=new_size, root=new_root, note=signed.note, signed_at=now
-                )
-            )
-        INTEGRATED.inc(len(queued))
+        # The whole batch (reads, hashes, signature, writes) is one call: on SQLite in a
+        # worker thread, off the event loop, holding the write lock only while it works.
+        done: tuple[int, int, datetime.datetime] | None
+        if self._transactions.threaded:
+            done = await self._transactions.run(self._integrate_in, max_batch)
+        else:
+            async with self._engine.begin() as conn:
+                done = await conn.run_sync(self._integrate_in, max_batch)
+        if done is None:
+            return 0
+        count, new_size, oldest = done
+        INTEGRATED.inc(count)
         TREE_SIZE.set(new_size)
         BATCH_SECONDS.observe(asyncio.get_running_loop().time() - started)
-        waited = (
-            datetime.datetime.now(datetime.UTC) - min(row.ts for row in queued)
-        ).total_seconds()
+        waited = (datetime.datetime.now(datetime.UTC) - oldest).total_seconds()
         INTEGRATION_DELAY.observe(waited)
         self.longest_wait = max(self.longest_wait, waited)
-        return len(queued)
+        return count
+
+    def _integrate_in(
+        self, conn: sa.Connection, max_batch: int
+    ) -> tuple[int, int, datetime.datetime] | None:
+        """Integrate in the caller's transaction: (count, new size, oldest record's
+        time), or `None` when another holds the lock or nothing is queued."""
+        state = self._lock(conn)
+        if state is None:
+            return None
+        self._held = True
+        size, signed_root = state
+        queued = conn.execute(
+            sa.select(
+                log_queue.c.seq,
+                log_queue.c.leaf_hash.label("promised"),
+                events.c.id,
+                events.c.type,
+                events.c.ts,
+                events.c.envelope_hash,
+                events.c.policy_version,
+            )
+            .join(events, events.c.id == log_queue.c.event_id)
+            .order_by(log_queue.c.seq)
+            .limit(max_batch)
+        ).all()
+        if not queued:
+            OLDEST_QUEUED.set(0)
+            return None
+        oldest = min(row.ts for row in queued)
+        OLDEST_QUEUED.set((datetime.datetime.now(datetime.UTC) - oldest).total_seconds())
+        tree = self._tree(conn, size)
+        if tree.root() != signed_root:
+            raise LogIntegrityError("the stored tree nodes do not give the signed root")
+        leaves: list[dict[str, Any]] = []
+        nodes: list[dict[str, Any]] = []
+        for offset, row in enumerate(queued):
+            index = size + offset
+            data = public_leaf(
+                type=row.type,
+                ts=row.ts,
+                envelope_hash=row.envelope_hash,
+                policy_version=row.policy_version,
+            )
+            digest = leaf_hash(data)
+            if row.promised is not None and bytes(row.promised) != digest:
+                raise LogIntegrityError(f"event {row.id} was changed after its receipt was issued")
+            leaves.append(
+                {"idx": index, "event_id": row.id, "leaf": data.decode(), "leaf_hash": digest}
+            )
+            nodes.extend(
+                {"level": level, "idx": idx, "hash": made}
+                for level, idx, made in tree.append(digest)
+            )
+        new_size = size + len(queued)
+        new_root = tree.root()
+        conn.execute(log_leaves.insert(), leaves)
+        conn.execute(log_nodes.insert(), nodes)
+        # Exactly the rows taken: sequence numbers are not in commit order, so a row
+        # below the last one taken may have been committed since it was read.
+        conn.execute(log_queue.delete().where(log_queue.c.seq.in_([row.seq for row in queued])))
+        now = datetime.datetime.now(datetime.UTC)
+        moved = conn.execute(
+            log_state.update()
+            .where(log_state.c.id == 1, log_state.c.size == size)
+            .values(size=new_size, root=new_root, updated_at=now)
+        )
+        if moved.rowcount != 1:
+            raise LockLost(f"the log moved on from {size} leaves under this sequencer")
+        signed = sign_checkpoint(self.origin, new_size, new_root, self._signing_key().private)
+        conn.execute(
+            log_checkpoints.insert().values(
+                size=new_size, root=new_root, note=signed.note, signed_at=now
+            )
+        )
+        return len(queued), new_size, oldest
+
+    def dispose(self) -> None:
+        """Close the connection the sequencer writes with (opened again when needed)."""
+        self._transactions.dispose()
 
     async def ensure_checkpoint(self) -> None:
         """Sign the empty tree's checkpoint if none was ever signed (idempotent)."""
@@ -218,7 +240,8 @@ class TransparencyLog:
                     )
                 )
 
-    async def _lock(self, conn: AsyncConnection) -> tuple[int, bytes] | None:
+    @staticmethod
+    def _lock(conn: sa.Connection) -> tuple[int, bytes] | None:
         """Take the sequencer's lock and read the state; `None` if another holds it."""
         query = sa.select(log_state.c.size, log_state.c.root).where(log_state.c.id == 1)
         if conn.dialect.name == "postgresql":
@@ -226,20 +249,23 @@ class TransparencyLog:
         else:
             # SQLite: take the write lock now, so that two writers cannot both read the
             # same size; the embedded mode serves one process anyway.
-            await conn.execute(
+            conn.execute(
                 log_state.update().where(log_state.c.id == 1).values(size=log_state.c.size)
             )
-        row = (await conn.execute(query)).first()
+        row = conn.execute(query).first()
         return None if row is None else (int(row.size), bytes(row.root))
 
-    async def _tree(self, conn: AsyncConnection, size: int) -> CompactRange:
+    def _tree(self, conn: sa.Connection, size: int) -> CompactRange:
         """The stored tree of `size` leaves, from its right edge: the range to extend."""
-        found = await self._read_nodes(conn, set(perfect_nodes(0, size)))
+        found = self._nodes_in(conn, set(perfect_nodes(0, size)))
         return CompactRange.from_nodes(size, found)
 
     # -- reading ------------------------------------------------------------------------
 
     async def _read_nodes(self, conn: AsyncConnection, wanted: set[Node]) -> dict[Node, bytes]:
+        return await conn.run_sync(self._nodes_in, wanted)
+
+    def _nodes_in(self, conn: sa.Connection, wanted: set[Node]) -> dict[Node, bytes]:
         if not wanted:
             return {}
         by_level: dict[int, list[int]] = {}
@@ -251,10 +277,8 @@ class TransparencyLog:
                 for level, indices in by_level.items()
             )
         )
-        rows = (
-            await conn.execute(
-                sa.select(log_nodes.c.level, log_nodes.c.idx, log_nodes.c.hash).where(condition)
-            )
+        rows = conn.execute(
+            sa.select(log_nodes.c.level, log_nodes.c.idx, log_nodes.c.hash).where(condition)
         ).all()
         self.reads += len(rows)
         found = {(int(r.level), int(r.idx)): bytes(r.hash) for r in rows}

@@ -34,7 +34,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,7 @@ from gateway.records._envelope import (
     seal,
 )
 from gateway.storage import (
+    Transactions,
     event_decisions,
     event_personal,
     event_subjects,
@@ -75,14 +76,18 @@ __all__ = [
     "EventRecorder",
     "admin_event",
     "admin_recorder",
+    "commit_batch",
+    "commit_events",
     "commitment",
     "consent_commitment",
     "insert_events",
+    "marks_to_write",
     "pseudonym",
     "pseudonyms",
     "undelivered",
     "undelivered_event",
     "undelivered_id",
+    "write_events",
 ]
 
 log = structlog.get_logger(__name__)
@@ -355,14 +360,14 @@ def consent_commitment(key: bytes, consent_id: str) -> str:
     return hmac.new(key, f"consent\x00{consent_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-async def subject_keys_for(conn: AsyncConnection, subjects: set[str]) -> dict[str, bytes]:
+def subject_keys_in(conn: sa.Connection, subjects: set[str]) -> dict[str, bytes]:
     """The key of each subject, made on first use (several writers may race: one wins)."""
     if not subjects:
         return {}
     query = sa.select(subject_keys.c.subject, subject_keys.c.key)
     keys: dict[str, bytes] = {}
     for chunk in _chunks(sorted(subjects)):
-        rows = await conn.execute(query.where(subject_keys.c.subject.in_(chunk)))
+        rows = conn.execute(query.where(subject_keys.c.subject.in_(chunk)))
         keys.update({s: bytes(k) for s, k in rows})
     missing = sorted(subjects - set(keys))
     if missing:
@@ -372,30 +377,33 @@ async def subject_keys_for(conn: AsyncConnection, subjects: set[str]) -> dict[st
             if conn.dialect.name == "postgresql"
             else sqlite_insert(subject_keys)
         )
-        await conn.execute(
+        conn.execute(
             insert.on_conflict_do_nothing(index_elements=["subject"]),
             [{"subject": s, "key": secrets.token_bytes(32), "created_at": now} for s in missing],
         )
         for chunk in _chunks(missing):
-            rows = await conn.execute(query.where(subject_keys.c.subject.in_(chunk)))
+            rows = conn.execute(query.where(subject_keys.c.subject.in_(chunk)))
             keys.update({s: bytes(k) for s, k in rows})
     return keys
+
+
+async def subject_keys_for(conn: AsyncConnection, subjects: set[str]) -> dict[str, bytes]:
+    """`subject_keys_in` on an async connection."""
+    return await conn.run_sync(subject_keys_in, subjects)
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def insert_events(
-    conn: AsyncConnection, batch: Sequence[Event], *, queue: bool = True
-) -> None:
+def write_events(conn: sa.Connection, batch: Sequence[Event], *, queue: bool = True) -> None:
     """Insert events (both parts and the subject index) in the caller's transaction.
 
     Each envelope commits to its subjects with their keys (made here on first use).
     `queue=False` leaves them out of the verifiable log: only to measure what the log
     costs (`make bench`); the gateway always queues.
     """
-    keys = await subject_keys_for(conn, {s for event in batch for s in event.people()})
+    keys = subject_keys_in(conn, {s for event in batch for s in event.people()})
     event_rows, personal_rows, subject_rows, decision_rows = [], [], [], []
     for event in batch:
         rows = event.rows(keys)
@@ -403,18 +411,78 @@ async def insert_events(
         personal_rows.append(rows.personal)
         subject_rows.extend(rows.subjects)
         decision_rows.extend(rows.decisions)
-    await conn.execute(events.insert(), event_rows)
-    await conn.execute(event_personal.insert(), personal_rows)
+    conn.execute(events.insert(), event_rows)
+    conn.execute(event_personal.insert(), personal_rows)
     if subject_rows:
-        await conn.execute(event_subjects.insert(), subject_rows)
+        conn.execute(event_subjects.insert(), subject_rows)
     if decision_rows:
-        await conn.execute(event_decisions.insert(), decision_rows)
+        conn.execute(event_decisions.insert(), decision_rows)
     # Queued for the verifiable log, in this order, by the same commit.
     if queue:
-        await conn.execute(
+        conn.execute(
             log_queue.insert(),
             [{"event_id": event.id, "leaf_hash": event.leaf_hash} for event in batch],
         )
+
+
+async def insert_events(
+    conn: AsyncConnection, batch: Sequence[Event], *, queue: bool = True
+) -> None:
+    """`write_events` on an async connection, in the caller's transaction."""
+    await conn.run_sync(lambda sync: write_events(sync, batch, queue=queue))
+
+
+def marks_to_write(
+    conn: sa.Connection, marks: Mapping[str, tuple[Event, bool]]
+) -> tuple[list[str], list[Event]]:
+    """The marks settled now (by first id), and the records of those to write.
+
+    `marks`: by the id of a record not delivered, its `undelivered` record and whether
+    the first is known to be committed. A mark is written once (its id may already be
+    there, from a commit that was reported failed), and only for a first that committed.
+    """
+    wanted = {mark.id for mark, _ in marks.values()}
+    wanted.update(first for first, (_, committed) in marks.items() if not committed)
+    found: set[str] = set()
+    for chunk in _chunks(sorted(wanted)):
+        rows = conn.execute(sa.select(events.c.id).where(events.c.id.in_(chunk)))
+        found.update(event_id for (event_id,) in rows)
+    now = datetime.datetime.now(datetime.UTC)
+    records = []
+    for first, (mark, committed) in marks.items():
+        if mark.id not in found and (committed or first in found):
+            mark.ts = now
+            records.append(mark)
+    return list(marks), records
+
+
+def commit_events(
+    conn: sa.Connection,
+    batch: Sequence[Event],
+    marks: Mapping[str, tuple[Event, bool]],
+    *,
+    queue: bool = True,
+) -> tuple[list[str], list[Event]]:
+    """One commit of the recorder, in the caller's transaction: the `undelivered` records
+    due (see `marks_to_write`) and `batch`. Returns the marks settled and those written."""
+    settled, written_marks = marks_to_write(conn, marks) if marks else ([], [])
+    written = [*batch, *written_marks]
+    if written:
+        write_events(conn, written, queue=queue)
+    return settled, written_marks
+
+
+async def commit_batch(
+    run: Callable[..., Awaitable[Any]],
+    batch: Sequence[Event],
+    marks: Mapping[str, tuple[Event, bool]],
+    *,
+    queue: bool = True,
+) -> tuple[list[str], list[Event]]:
+    """`commit_events` through `run` (`Transactions.run`, or a connection's `run_sync`
+    inside its transaction): one commit of the recorder."""
+    done: tuple[list[str], list[Event]] = await run(commit_events, batch, marks, queue=queue)
+    return done
 
 
 class EventRecorder:
@@ -433,6 +501,7 @@ class EventRecorder:
         `write_timeout`: seconds `record` waits for its commit before refusing.
         """
         self._engine = engine
+        self._transactions = Transactions(engine)
         self._max_batch = max_batch
         self._queue = queue
         self._write_timeout = write_timeout
@@ -476,6 +545,7 @@ class EventRecorder:
         await self._drop_connection()
 
     async def _drop_connection(self) -> None:
+        self._transactions.dispose()
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):  # it is being thrown away anyway
@@ -539,40 +609,25 @@ class EventRecorder:
                 del self._pending[: self._max_batch]
                 await self._commit(batch)
 
-    async def _marks_to_write(self, conn: AsyncConnection) -> tuple[list[str], list[Event]]:
-        """The marks settled now (by first id), and the records of those to write.
-
-        A mark is written once (its id may already be there, from a commit that was
-        reported failed), and only for a first that committed.
-        """
-        marks = dict(self._marks)
-        wanted = {mark.id for mark, _ in marks.values()}
-        wanted.update(first for first, (_, committed) in marks.items() if not committed)
-        found: set[str] = set()
-        for chunk in _chunks(sorted(wanted)):
-            rows = await conn.execute(sa.select(events.c.id).where(events.c.id.in_(chunk)))
-            found.update(event_id for (event_id,) in rows)
-        now = datetime.datetime.now(datetime.UTC)
-        records = []
-        for first, (mark, committed) in marks.items():
-            if mark.id not in found and (committed or first in found):
-                mark.ts = now
-                records.append(mark)
-        return list(marks), records
-
     async def _commit(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
         settled: list[str] = []
         marks: list[Event] = []
+        due = dict(self._marks)
+        written = [event for event, _ in batch]
         try:
-            # The writer keeps its connection: no pool round trip on every commit.
-            if self._conn is None:
-                self._conn = await self._engine.connect()
-            async with self._conn.begin():
-                if self._marks:
-                    settled, marks = await self._marks_to_write(self._conn)
-                written = [event for event, _ in batch] + marks
-                if written:
-                    await insert_events(self._conn, written, queue=self._queue)
+            if self._transactions.threaded:
+                # SQLite: the whole commit in a worker thread, in one hop from the loop.
+                settled, marks = await commit_batch(
+                    self._transactions.run, written, due, queue=self._queue
+                )
+            else:
+                # The writer keeps its connection: no pool round trip on every commit.
+                if self._conn is None:
+                    self._conn = await self._engine.connect()
+                async with self._conn.begin():
+                    settled, marks = await commit_batch(
+                        self._conn.run_sync, written, due, queue=self._queue
+                    )
         except Exception as exc:  # any failure to commit means: nothing is released
             await self._drop_connection()
             RECORD_FAILURES.inc()

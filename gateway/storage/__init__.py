@@ -31,7 +31,12 @@ from gateway.storage._connectors import (
     set_authority,
     set_dry_run,
 )
-from gateway.storage._engine import create_engine, create_sequencer_engine, read_snapshot
+from gateway.storage._engine import (
+    Transactions,
+    create_engine,
+    create_sequencer_engine,
+    read_snapshot,
+)
 from gateway.storage._migrations import (
     DatabaseNotReady,
     current_revision,
@@ -89,6 +94,7 @@ __all__ = [
     "DatabaseNotReady",
     "Instant",
     "StoredSecret",
+    "Transactions",
     "active_connectors",
     "active_fields",
     "add_connector_version",

@@ -5,15 +5,33 @@ SQLite (embedded, one process) and PostgreSQL (production) hold the same tables.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["create_engine", "create_sequencer_engine", "read_snapshot"]
+__all__ = [
+    "Transactions",
+    "create_engine",
+    "create_sequencer_engine",
+    "read_snapshot",
+]
+
+T = TypeVar("T")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # What is deleted (a forgotten person's key) is overwritten, not left in free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.close()
 
 
 def create_engine(url: str, **options: Any) -> AsyncEngine:
@@ -35,18 +53,65 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     # burst does not open and close one per request.
     options.setdefault("pool_size", 32)
     engine = create_async_engine(parsed, **options)
-
-    @sa.event.listens_for(engine.sync_engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        # What is deleted (a forgotten person's key) is overwritten, not left in free pages.
-        cursor.execute("PRAGMA secure_delete=ON")
-        cursor.close()
-
+    sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+class Transactions:
+    """Transactions run whole: `await run(work, ...)` calls `work(conn, ...)` with a
+    synchronous connection in a transaction of its own, committed when it returns.
+
+    For a SQLite file the transaction runs in a worker thread, on a connection of the
+    standard driver to the same file (same pragmas): one hop from the event loop for
+    the whole transaction. Its statements awaited one by one on the loop would each
+    wait for the loop to come round, which under load stretches a commit (and the
+    write lock held by it) many times over. For PostgreSQL it runs on the async
+    engine's connection (`run_sync`), statement by statement as before.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        url = engine.url
+        self._file = url.get_backend_name() == "sqlite" and url.database not in (
+            None,
+            "",
+            ":memory:",
+        )
+        self._threaded: sa.Engine | None = None
+
+    @property
+    def threaded(self) -> bool:
+        """Whether transactions run in a worker thread (a SQLite file)."""
+        return self._file
+
+    async def run(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`work(conn, *args, **kwargs)` in a transaction, committed when it returns."""
+        if self._file:
+            return await asyncio.to_thread(self._in_thread, work, *args, **kwargs)
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(work, *args, **kwargs)
+
+    def _in_thread(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._sync().begin() as conn:
+            return work(conn, *args, **kwargs)
+
+    def _sync(self) -> sa.Engine:
+        if self._threaded is None:
+            # One connection, used by one thread at a time (it may move between the
+            # pool's threads): one writer (the recorder, the sequencer) per instance.
+            self._threaded = sa.create_engine(
+                self._engine.url.set(drivername="sqlite"),
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=1,
+                max_overflow=0,
+            )
+            sa.event.listen(self._threaded, "connect", _sqlite_pragmas)
+        return self._threaded
+
+    def dispose(self) -> None:
+        """Close the worker's connection (it is opened again when needed)."""
+        if self._threaded is not None:
+            self._threaded.dispose()
 
 
 def create_sequencer_engine(url: str, timeout: float) -> AsyncEngine | None:

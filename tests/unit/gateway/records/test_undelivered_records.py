@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import AuditUnavailable
 from gateway.records import (
@@ -59,31 +59,30 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 
 class SlowWrite:
-    """`insert_events` held back until `release()`: a commit slower than any wait."""
+    """The recorder's commit held back until `release()`: slower than any wait."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *, then_fail: bool = False) -> None:
         self.entered = asyncio.Event()
         self._gate = asyncio.Event()
-        self._real = _recorder.insert_events
+        self._real = _recorder.commit_batch
         self._then_fail = then_fail
         self._calls = 0
-        monkeypatch.setattr(_recorder, "insert_events", self._insert)
+        monkeypatch.setattr(_recorder, "commit_batch", self._commit)
 
     def release(self) -> None:
         self._gate.set()
 
-    async def _insert(self, conn: AsyncConnection, batch: Sequence[Event], **kw: Any) -> None:
+    async def _commit(self, run: Any, batch: Sequence[Event], marks: Any, **kw: Any) -> Any:
         self._calls += 1
         first = self._calls == 1
         self.entered.set()
         await self._gate.wait()
+        done = await self._real(run, batch, marks, **kw)
         if first and self._then_fail:
             # Committed by the database, but the gateway hears of a failure (the link
             # broke as the commit's answer came back).
-            async with conn.engine.begin() as other:
-                await self._real(other, batch, **kw)
             raise OSError("connection lost during commit")
-        await self._real(conn, batch, **kw)
+        return done
 
 
 def _access(catalogue: Catalogue) -> Event:
@@ -290,14 +289,14 @@ async def test_a_commit_that_failed_leaves_no_mark(
     engine: AsyncEngine, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     failures = iter([OSError("database away")])
-    real = _recorder.insert_events
+    real = _recorder.commit_batch
 
-    async def failing(conn: AsyncConnection, batch: Sequence[Event], **kw: Any) -> None:
+    async def failing(run: Any, batch: Sequence[Event], marks: Any, **kw: Any) -> Any:
         if (failure := next(failures, None)) is not None:
             raise failure
-        await real(conn, batch, **kw)
+        return await real(run, batch, marks, **kw)
 
-    monkeypatch.setattr(_recorder, "insert_events", failing)
+    monkeypatch.setattr(_recorder, "commit_batch", failing)
     recorder = EventRecorder(engine)
     await recorder.start()
     try:
