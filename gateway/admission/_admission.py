@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors import FetchContext
-from gateway.admission._ratelimit import Limit, RateLimiter
+from gateway.admission._ratelimit import Limit, RateLimiter, check_limits
 from gateway.admission._refusals import Refusals
 from gateway.admission._tokens import RejectedRequest, RequestVerifier, VerifiedRequest
 from gateway.errors import (
@@ -149,8 +149,13 @@ class Admission:
             raise rejected.error from None
         client, purpose = verified.client, verified.purpose
         try:
-            await self._per_client.check(client.id)
-            await self._per_officer.check(f"{client.id}\x00{purpose.officer}")
+            await check_limits(
+                self._limiter,
+                [
+                    (self._per_client, client.id),
+                    (self._per_officer, f"{client.id}\x00{purpose.officer}"),
+                ],
+            )
         except GatewayError as exc:
             await self._released_on_503(
                 verified,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -19,9 +20,26 @@ from redis.exceptions import RedisError
 from gateway.admission._replay import REDIS_WAIT
 from gateway.errors import RateLimited, ServiceUnavailable
 
-__all__ = ["Limit", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
+__all__ = ["Limit", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter", "check_limits"]
 
 WINDOW = 60
+
+Hit = tuple[str, str, int]
+"""One hit to count: (scope, name, hits allowed a minute)."""
+Over = tuple[int, int, int]
+"""The first hit over its limit: (its position, hits in the window, seconds until it ends)."""
+
+# KEYS: the counters; ARGV: their keys' lifetime, then each one's limit. Counts one hit
+# on each in order and stops at the first over its limit (the later ones not counted):
+# returns its position (from 1) and count, or {0, 0}.
+_HIT_ALL: Final = """
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+  if count > tonumber(ARGV[i + 1]) then return {i, count} end
+end
+return {0, 0}
+"""
 
 
 def _key(scope: str, name: str, window: int) -> str:
@@ -34,6 +52,11 @@ class RateLimiter(Protocol):
 
     async def hit(self, scope: str, name: str) -> tuple[int, int]:
         """Count one hit; returns (hits in this window, seconds until it ends)."""
+        ...
+
+    async def hit_all(self, hits: Sequence[Hit]) -> Over | None:
+        """Count one hit of each in order, stopping at the first over its limit (the
+        later ones are not counted): that one, or `None` when all are within."""
         ...
 
 
@@ -54,6 +77,14 @@ class MemoryRateLimiter:
         self._counts[key] = self._counts.get(key, 0) + 1
         return self._counts[key], WINDOW - now % WINDOW
 
+    async def hit_all(self, hits: Sequence[Hit]) -> Over | None:
+        """See `RateLimiter.hit_all`."""
+        for position, (scope, name, per_minute) in enumerate(hits):
+            count, retry_after = await self.hit(scope, name)
+            if count > per_minute:
+                return position, count, retry_after
+        return None
+
 
 class RedisRateLimiter:
     """Counters in Redis: INCR, with the key expiring with its window."""
@@ -61,6 +92,7 @@ class RedisRateLimiter:
     def __init__(self, redis: Redis, *, wait: float = REDIS_WAIT) -> None:
         self._redis = redis
         self._wait = wait
+        self._hit_all = redis.register_script(_HIT_ALL)
 
     async def hit(self, scope: str, name: str) -> tuple[int, int]:
         """See `RateLimiter.hit`."""
@@ -75,6 +107,22 @@ class RedisRateLimiter:
             raise ServiceUnavailable("The rate limiter does not answer.") from exc
         return int(count), WINDOW - now % WINDOW
 
+    async def hit_all(self, hits: Sequence[Hit]) -> Over | None:
+        """See `RateLimiter.hit_all`: one round trip for them all."""
+        now = int(time.time())
+        window = now // WINDOW
+        try:
+            async with asyncio.timeout(self._wait):
+                position, count = await self._hit_all(
+                    keys=[_key(scope, name, window) for scope, name, _ in hits],
+                    args=[WINDOW + 5, *(per_minute for _, _, per_minute in hits)],
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise ServiceUnavailable("The rate limiter does not answer.") from exc
+        if not position:
+            return None
+        return int(position) - 1, int(count), WINDOW - now % WINDOW
+
 
 @dataclass(frozen=True, slots=True)
 class Limit:
@@ -88,7 +136,20 @@ class Limit:
         """Count one hit for `name`; raise `RateLimited` once it is over the limit."""
         count, retry_after = await self.limiter.hit(self.scope, name)
         if count > self.per_minute:
-            raise RateLimited(
-                f"At most {self.per_minute} requests a minute per {self.scope}.",
-                retry_after=retry_after,
-            )
+            raise self.exceeded(retry_after)
+
+    def exceeded(self, retry_after: int) -> RateLimited:
+        """The refusal of a hit over this limit."""
+        return RateLimited(
+            f"At most {self.per_minute} requests a minute per {self.scope}.",
+            retry_after=retry_after,
+        )
+
+
+async def check_limits(limiter: RateLimiter, checks: Sequence[tuple[Limit, str]]) -> None:
+    """`Limit.check` of each (limit, name) in order, in one call to `limiter`: the first
+    over its limit raises `RateLimited`, and the ones after it are not counted."""
+    over = await limiter.hit_all([(limit.scope, name, limit.per_minute) for limit, name in checks])
+    if over is not None:
+        position, _, retry_after = over
+        raise checks[position][0].exceeded(retry_after)

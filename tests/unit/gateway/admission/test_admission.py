@@ -577,6 +577,9 @@ class Down:
     async def hit(self, bucket: str, key: str) -> tuple[int, int]:
         raise ServiceUnavailable("The rate limiter is unavailable.")
 
+    async def hit_all(self, hits: Any) -> None:
+        raise ServiceUnavailable("The rate limiter is unavailable.")
+
 
 @pytest.mark.parametrize(
     ("changes", "code"),
@@ -868,6 +871,12 @@ class DownOnce:
             self.down = False
             raise ServiceUnavailable("The rate limiter is unavailable.")
         return await self.limiter.hit(bucket, key)
+
+    async def hit_all(self, hits: Any) -> Any:
+        if self.down:
+            self.down = False
+            raise ServiceUnavailable("The rate limiter is unavailable.")
+        return await self.limiter.hit_all(hits)
 
 
 async def test_a_token_spent_then_refused_with_503_by_a_later_fault_comes_once_more(

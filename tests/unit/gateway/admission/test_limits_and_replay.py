@@ -103,7 +103,20 @@ class FakeRedis:
         return Pipeline(self)
 
     def register_script(self, source: str) -> Any:
-        """The replay cache's two scripts, done in Python as Redis would run them."""
+        """The replay cache's two scripts and the limits', done in Python as Redis would."""
+        if "INCR" in source:
+
+            async def hit_all(*, keys: list[str], args: list[Any]) -> list[int]:
+                if self.error_on in {"pipeline", "execute", "script"}:
+                    raise self.error
+                for position, key in enumerate(keys, 1):
+                    self.commands.append(("incr", key))
+                    self.count += 1
+                    if self.count > int(args[position]):
+                        return [position, self.count]
+                return [0, 0]
+
+            return hit_all
         spend = "return 2" in source
 
         async def run(*, keys: list[str], args: list[Any]) -> int:
