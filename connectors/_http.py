@@ -5,11 +5,15 @@ aiohttp transport (the default) costs about a third of the CPU per source call o
 httpx's own pool, which matters because source calls dominate the gateway's work;
 `httpcore` is httpx's own. Either way connectors see the same httpx API and errors,
 and each call is bounded by the connector's own deadline.
+
+Cookies a source sets are never kept: the client is shared by every request, so a
+cookie kept from one citizen's call would go out with another's.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from http.cookiejar import CookieJar
+from typing import Any, Literal
 
 import httpx
 
@@ -18,8 +22,19 @@ __all__ = ["source_client"]
 _LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=5.0)
 
 
+class _NoCookies(CookieJar):
+    """A cookie jar that keeps nothing."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Any) -> None:
+        return None
+
+
 def source_client(transport: Literal["aiohttp", "httpcore"]) -> httpx.AsyncClient:
-    """A client for source calls: no redirects, no proxies from the environment."""
+    """A client for source calls: no redirects, no proxies from the environment, no
+    cookies kept."""
     if transport == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
@@ -27,5 +42,8 @@ def source_client(transport: Literal["aiohttp", "httpcore"]) -> httpx.AsyncClien
             transport=AiohttpTransport(limits=_LIMITS, trust_env=False),
             follow_redirects=False,
             trust_env=False,
+            cookies=_NoCookies(),
         )
-    return httpx.AsyncClient(limits=_LIMITS, follow_redirects=False, trust_env=False)
+    return httpx.AsyncClient(
+        limits=_LIMITS, follow_redirects=False, trust_env=False, cookies=_NoCookies()
+    )
