@@ -7,12 +7,14 @@ in every string of every event, wherever it came from.
 
 from __future__ import annotations
 
+import json as json_module
 import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 __all__ = ["configure_logging", "mask_identifiers", "redact"]
@@ -37,6 +39,15 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _json_line(event: Any, **options: Any) -> str:
+    """A log line's JSON: orjson, or the standard library for what orjson refuses (a lone
+    surrogate, an integer beyond 64 bits), so that no line is lost."""
+    try:
+        return orjson.dumps(event, default=str).decode()
+    except TypeError:
+        return json_module.dumps(event, default=str)
+
+
 def mask_identifiers(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
@@ -59,7 +70,9 @@ def configure_logging(*, level: str = "info", json: bool = True) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(serializer=_json_line)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

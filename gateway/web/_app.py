@@ -364,6 +364,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # uvicorn, which logs it again and closes the connection unannounced.
     app.add_middleware(
         RequestIdMiddleware,
+        direct={"/graphql": endpoint},
         routes=_ROUTES,
         deadline=settings.request_deadline,
         page_policy=html_policy(settings.oidc_issuer),

@@ -25,6 +25,7 @@ import structlog
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
@@ -191,6 +192,13 @@ class GraphQLEndpoint:
         self._max_batch = max_batch
         self._max_body = max_body_bytes
         self._query_page = query_page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint as an ASGI application, for the middleware to call directly: the
+        framework's router and exception layers have nothing to do for it (it answers
+        its own errors; what escapes is the middleware's to answer)."""
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
         """Answer one request to the endpoint."""

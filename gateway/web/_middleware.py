@@ -27,6 +27,7 @@ import asyncio
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -88,8 +89,12 @@ class RequestIdMiddleware:
         routes: frozenset[str],
         deadline: float | None = None,
         page_policy: str | None = None,
+        direct: Mapping[str, ASGIApp] | None = None,
     ) -> None:
+        """`direct`: applications called for exactly these paths instead of `app` (the
+        GraphQL endpoint, which needs none of the framework's routing)."""
         self.app = app
+        self.direct = dict(direct or {})
         self.routes = routes
         self.deadline = deadline
         self.html_headers = _html_headers(page_policy or html_policy(None))
@@ -137,7 +142,7 @@ class RequestIdMiddleware:
                         async with deadline:
                             bounded = True
                             try:
-                                await self.app(scope, receive, send_with_id)
+                                await self.direct.get(path, self.app)(scope, receive, send_with_id)
                             finally:
                                 bounded = False
                     except Exception as exc:
