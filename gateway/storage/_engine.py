@@ -69,8 +69,10 @@ class Transactions:
     engine's connection (`run_sync`), statement by statement as before.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, connections: int = 1) -> None:
+        """`connections`: how many transactions may run at once (a writer needs one)."""
         self._engine = engine
+        self._connections = connections
         url = engine.url
         self._file = url.get_backend_name() == "sqlite" and url.database not in (
             None,
@@ -91,18 +93,30 @@ class Transactions:
         async with self._engine.begin() as conn:
             return await conn.run_sync(work, *args, **kwargs)
 
+    async def read(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`work(conn, *args, **kwargs)` that only reads: no transaction is committed
+        (each statement sees the database as of its start, as outside a transaction)."""
+        if self._file:
+            return await asyncio.to_thread(self._read_in_thread, work, *args, **kwargs)
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(work, *args, **kwargs)
+
+    def _read_in_thread(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._sync().connect() as conn:
+            return work(conn, *args, **kwargs)
+
     def _in_thread(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self._sync().begin() as conn:
             return work(conn, *args, **kwargs)
 
     def _sync(self) -> sa.Engine:
         if self._threaded is None:
-            # One connection, used by one thread at a time (it may move between the
-            # pool's threads): one writer (the recorder, the sequencer) per instance.
+            # Each connection is used by one thread at a time (it may move between the
+            # pool's threads); a writer (the recorder, the sequencer) has one of its own.
             self._threaded = sa.create_engine(
                 self._engine.url.set(drivername="sqlite"),
                 connect_args={"timeout": 30, "check_same_thread": False},
-                pool_size=1,
+                pool_size=self._connections,
                 max_overflow=0,
             )
             sa.event.listen(self._threaded, "connect", _sqlite_pragmas)
