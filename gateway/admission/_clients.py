@@ -44,6 +44,10 @@ __all__ = ["CLIENT_ID", "CachedClients", "Client", "ClientKey", "ClientRegistry"
 CLIENT_ID = re.compile(r"^VN/GOV/[A-Za-z0-9][A-Za-z0-9-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _KID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 _NOT_RECORDED = "The change could not be recorded; nothing changed."
+_UNREADABLE = (
+    "The client registry cannot be read, so the request can be neither checked nor "
+    "recorded; no data was released."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,10 +291,7 @@ class ClientRegistry:
             async with self._engine.connect() as conn:
                 row = (await conn.execute(query)).first()
         except (OSError, SQLAlchemyError) as exc:
-            raise AuditUnavailable(
-                "The client registry cannot be read, so the request can be neither checked "
-                "nor recorded; no data was released."
-            ) from exc
+            raise AuditUnavailable(_UNREADABLE) from exc
         if row is None:
             return None
         return _client(row), ClientKey(client_id, row.kid, row.alg, dict(row.jwk), row.key_status)
@@ -303,10 +304,7 @@ class ClientRegistry:
             async with self._engine.connect() as conn:
                 value = await conn.scalar(sa.select(table.c.generation).where(table.c.id == 1))
         except (OSError, SQLAlchemyError) as exc:
-            raise AuditUnavailable(
-                "The client registry cannot be read, so the request can be neither checked "
-                "nor recorded; no data was released."
-            ) from exc
+            raise AuditUnavailable(_UNREADABLE) from exc
         return int(value or 0)
 
     async def names(self, ids: set[str]) -> dict[str, tuple[str, str]]:
