@@ -21,22 +21,37 @@ import rfc8785
 
 __all__ = ["canonical_json"]
 
-_INT_MAX: Final = 2**53 - 1
-_SORTED: Final = orjson.OPT_SORT_KEYS
+_MOST_ITEMS: Final = 1_000_000
+"""Values looked at before giving up (a structure that refers to itself never ends)."""
+_SORTED: Final = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
 
 def _plain(value: Any) -> bool:
-    """Whether `value` is JSON that orjson writes exactly as RFC 8785 does."""
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return bool(-_INT_MAX <= value <= _INT_MAX)
-    if kind is dict:
-        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
-    if kind is list:
-        return all(_plain(v) for v in value)
-    return False
+    """Whether `value` is JSON that orjson writes exactly as RFC 8785 does (integers
+    beyond JCS's range are left to `OPT_STRICT_INTEGER`, which refuses them)."""
+    # A loop over a stack, not recursion: this runs over every envelope and personal part.
+    stack = [value]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    seen = 0
+    while stack:
+        seen += 1
+        if seen > _MOST_ITEMS:
+            return False
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is dict:
+            for key, inner in item.items():
+                if type(key) is not str or not key.isascii():
+                    return False
+                push(inner)
+            continue
+        if kind is list:
+            extend(item)
+            continue
+        return False
+    return True
 
 
 def canonical_json(value: Any) -> bytes:
@@ -45,5 +60,6 @@ def canonical_json(value: Any) -> bytes:
         try:
             return orjson.dumps(value, option=_SORTED)
         except orjson.JSONEncodeError:
-            pass  # a lone surrogate, or deeper than orjson goes: the reference decides
+            pass  # an integer beyond 2**53 - 1, a lone surrogate, or deeper than orjson
+            # goes: the reference decides
     return bytes(rfc8785.dumps(value))
