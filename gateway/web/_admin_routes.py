@@ -11,7 +11,8 @@ any other client is 403 `FORBIDDEN`, whether it exists or not. Operators of the
 platform's organisation (`platform_organisation` of the settings) act on every client.
 
 Every change commits with its `admin` event (the operator's pseudonym in the envelope).
-A suspension takes effect on the client's very next request. The figures are per
+A suspension takes effect on the client's next request to this gateway, and on its other
+replicas within `GATEWAY_CLIENTS_POLL_SECONDS` (see `CachedClients`). The figures are per
 procedure and agency: procedure requests, fields served, denials by code, refused
 requests by code, consents, papers avoided (see `gateway.records._figures` for what
 each counts).
