@@ -36,7 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
 from gateway.records import AdminRecorder, insert_events
-from gateway.storage import client_generation, client_keys, clients
+from gateway.storage import (
+    client_generation,
+    client_keys,
+    clients,
+    raise_generation,
+    read_generation,
+)
 from policies import AgencyKind
 
 __all__ = ["CLIENT_ID", "CachedClients", "Client", "ClientKey", "ClientRegistry", "public_jwk"]
@@ -299,13 +305,10 @@ class ClientRegistry:
     async def generation(self) -> int:
         """The registry's generation: it rises with every change (`AuditUnavailable` if
         it cannot be read, as for `lookup`)."""
-        table = client_generation
         try:
-            async with self._engine.connect() as conn:
-                value = await conn.scalar(sa.select(table.c.generation).where(table.c.id == 1))
+            return await read_generation(self._engine, client_generation)
         except (OSError, SQLAlchemyError) as exc:
             raise AuditUnavailable(_UNREADABLE) from exc
-        return int(value or 0)
 
     async def names(self, ids: set[str]) -> dict[str, tuple[str, str]]:
         """The organisation and system name of the registered clients among `ids`, by id."""
@@ -348,10 +351,7 @@ class ClientRegistry:
 
 async def _changed(conn: AsyncConnection) -> None:
     """Raise the registry's generation in the caller's transaction (with its change)."""
-    table = client_generation
-    await conn.execute(
-        table.update().where(table.c.id == 1).values(generation=table.c.generation + 1)
-    )
+    await raise_generation(conn, client_generation)
 
 
 _CACHES: weakref.WeakSet[CachedClients] = weakref.WeakSet()

@@ -133,12 +133,7 @@ class TransparencyLog:
     async def _integrate(self, max_batch: int, started: float) -> int:
         # The whole batch (reads, hashes, signature, writes) is one call: on SQLite in a
         # worker thread, off the event loop, holding the write lock only while it works.
-        done: tuple[int, int, datetime.datetime] | None
-        if self._transactions.threaded:
-            done = await self._transactions.run(self._integrate_in, max_batch)
-        else:
-            async with self._engine.begin() as conn:
-                done = await conn.run_sync(self._integrate_in, max_batch)
+        done = await self._transactions.run(self._integrate_in, max_batch)
         if done is None:
             return 0
         count, new_size, oldest = done
@@ -318,7 +313,7 @@ class TransparencyLog:
     async def size(self) -> int:
         """Leaves integrated so far."""
         async with self._engine.connect() as conn:
-            value = await conn.scalar(sa.select(log_state.c.size).where(log_state.c.id == 1))
+            value = await conn.scalar(_SIZE)
         return int(value or 0)
 
     async def latest(self) -> Checkpoint | None:

@@ -429,7 +429,7 @@ async def insert_events(
     conn: AsyncConnection, batch: Sequence[Event], *, queue: bool = True
 ) -> None:
     """`write_events` on an async connection, in the caller's transaction."""
-    await conn.run_sync(lambda sync: write_events(sync, batch, queue=queue))
+    await conn.run_sync(write_events, batch, queue=queue)
 
 
 def marks_to_write(

@@ -37,6 +37,7 @@ from gateway.storage._engine import (
     create_sequencer_engine,
     read_snapshot,
 )
+from gateway.storage._generations import raise_generation, read_generation
 from gateway.storage._migrations import (
     DatabaseNotReady,
     current_revision,
@@ -137,6 +138,8 @@ __all__ = [
     "notify_connectors_changed",
     "organisation_authority",
     "put_secret",
+    "raise_generation",
+    "read_generation",
     "read_snapshot",
     "record_connectors",
     "reject_connector_version",

@@ -23,6 +23,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.storage._generations import raise_generation, read_generation
 from gateway.storage._tables import connector_generation, connector_versions, organisation_authority
 from gateway.storage._tables import connectors as connectors_table
 
@@ -128,24 +129,12 @@ def _digest(manifest: ManifestBase) -> tuple[dict[str, Any], str]:
 
 async def bump_generation(conn: AsyncConnection) -> int:
     """Raise the generation in the caller's transaction; returns the new one."""
-    table = connector_generation
-    await conn.execute(
-        table.update().where(table.c.id == 1).values(generation=table.c.generation + 1)
-    )
-    generation: int = (
-        await conn.execute(sa.select(table.c.generation).where(table.c.id == 1))
-    ).scalar_one()
-    return generation
+    return await raise_generation(conn, connector_generation)
 
 
 async def connectors_generation(engine: AsyncEngine) -> int:
     """The generation of the connectors in use: it rises with every change of them."""
-    table = connector_generation
-    async with engine.connect() as conn:
-        value = (
-            await conn.execute(sa.select(table.c.generation).where(table.c.id == 1))
-        ).scalar_one_or_none()
-    return int(value or 0)
+    return await read_generation(engine, connector_generation)
 
 
 async def notify_connectors_changed(redis: Redis | None, generation: int) -> None:
