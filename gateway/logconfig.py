@@ -11,6 +11,7 @@ import json as json_module
 import logging
 import re
 import sys
+import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -57,11 +58,39 @@ def mask_identifiers(
     return event
 
 
+class _StderrLogger:
+    """structlog's output: a rendered line written to the standard error as it is then.
+
+    The gateway's own lines go straight here; the standard library's machinery (a log
+    record, the caller's frame, a formatter) would cost several times the line itself.
+    """
+
+    __slots__ = ("name",)
+    _lock = threading.Lock()
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        with self._lock:
+            stream.write(message + "\n")
+            stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _stderr_logger(*args: Any) -> _StderrLogger:
+    return _StderrLogger(str(args[0]) if args else "")
+
+
 def configure_logging(*, level: str = "info", json: bool = True) -> None:
     """Route structlog and the standard library (uvicorn, SQLAlchemy) through one renderer.
 
-    The mask runs last, after exceptions are rendered to text, so tracebacks are
-    masked too.
+    The gateway's own (structlog) lines are rendered by structlog and written directly;
+    the libraries' (standard library) lines pass through a formatter with the same
+    processors. The mask runs last, after exceptions are rendered to text, so
+    tracebacks are masked too.
     """
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -74,14 +103,10 @@ def configure_logging(*, level: str = "info", json: bool = True) -> None:
         if json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    last: list[Any] = [structlog.processors.format_exc_info, mask_identifiers, renderer]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            mask_identifiers,
-            renderer,
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *last],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
@@ -100,8 +125,8 @@ def configure_logging(*, level: str = "info", json: bool = True) -> None:
     logging.getLogger("uvicorn.access").propagate = False
     logging.getLogger("uvicorn.access").disabled = True
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[*shared, *last],
+        logger_factory=_stderr_logger,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
