@@ -38,6 +38,7 @@ from strawberry.utils.await_maybe import await_maybe
 from gateway.errors import GatewayError
 from schema._build import canonical_tree, warm_converters
 from schema._consent import Mutation
+from schema._executor import PlannedExecutor
 from schema._limits import NoIntrospectionRule, depth_rule
 from schema._query import Query
 from schema._service import KINDS
@@ -198,7 +199,12 @@ def build_schema(limits: SchemaLimits) -> strawberry.Schema:
         lambda: ValidationCache(maxsize=limits.parser_cache_size),
         lambda: _MaskUnexpected(should_mask_error=is_unexpected),
     ]
-    return _Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return _Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        execution_context_class=PlannedExecutor,
+    )
 
 
 def export_sdl() -> str:
