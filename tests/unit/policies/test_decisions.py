@@ -232,3 +232,24 @@ def test_the_engines_grants_by_law_are_what_it_decides_for_every_subject_in_the_
                             assert not (isinstance(full, Allowed) and full.basis == "law")
     assert granted > 100
     assert compared > granted
+
+
+def test_a_changed_catalogue_decides_the_same_request_anew() -> None:
+    """What a policy keeps between requests is its own catalogue's: an engine built from a
+    catalogue whose procedure no longer needs a field refuses the request another engine,
+    already asked it, still grants."""
+    shipped = load_catalogue()
+    path = "Citizen.birthDate"
+    changed = Catalogue(
+        p.model_copy(update={"fields": {k: v for k, v in p.fields.items() if k != path}})
+        if p.code == RESIDENCE
+        else p
+        for p in shipped
+    )
+    before, after = default_policy(shipped), default_policy(changed)
+    request = _ask(path)
+    for _ in range(2):  # the second time from what the engine kept
+        assert before.check(request).basis == "law"
+        with pytest.raises(PurposeNotAllowed):
+            after.check(request)
+    assert before.check(request).basis == "law"
