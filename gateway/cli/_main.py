@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.logconfig import configure_logging
-    from gateway.web import create_app, preflight
+    from gateway.web import create_app, keep_out_of_collection, preflight
 
     settings = settings_from_environment(host=args.host, port=args.port)
     if args.workers > 1:
@@ -75,10 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     else:
         app = create_app(settings)
-        # Modules and the schema live as long as the process: keep them out of the
-        # collector's full passes, which otherwise stall requests now and then.
-        gc.collect()
-        gc.freeze()
+        keep_out_of_collection()
         uvicorn.run(
             app,
             host=settings.host,

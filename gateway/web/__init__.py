@@ -7,7 +7,12 @@ page, and the middleware that gives every request its id. The top of the request
 only the command line is above it.
 """
 
-from gateway.web._app import create_app, create_app_from_environment, preflight
+from gateway.web._app import (
+    create_app,
+    create_app_from_environment,
+    keep_out_of_collection,
+    preflight,
+)
 from gateway.web._demo_tokens import DEMO_CLIENT
 from gateway.web._sessions import (
     BrowserCitizen,
@@ -50,6 +55,7 @@ __all__ = [
     "create_app",
     "create_app_from_environment",
     "current_identity",
+    "keep_out_of_collection",
     "preflight",
     "require_citizen",
     "require_role",
