@@ -33,6 +33,7 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.incremental.incremental_executor import IncrementalExecutor
 from graphql.pyutils import Path, gather_with_cancel
+from strawberry.types.field import StrawberryField
 
 __all__ = ["PlannedExecutor"]
 
@@ -40,7 +41,7 @@ _GENERIC: Final = 0
 _LEAF: Final = 1
 _OBJECT: Final = 2
 
-_Step = tuple[str, Callable[..., Any], GraphQLOutputType, int, FieldDetailsList]
+_Step = tuple[str, Callable[..., Any], str | None, GraphQLOutputType, int, FieldDetailsList]
 _Plan = tuple[_Step, ...]
 
 
@@ -121,9 +122,18 @@ class PlannedExecutor(IncrementalExecutor):
                 elif is_object_type(field_def.type):
                     kind = _OBJECT
             if kind == _GENERIC or field_def is None or field_def.resolve is None:
-                steps.append((response_key, _unused, return_type, _GENERIC, sub))
+                steps.append((response_key, _unused, None, return_type, _GENERIC, sub))
             else:
-                steps.append((response_key, field_def.resolve, field_def.type, kind, sub))
+                field = field_def.extensions.get("strawberry-definition")
+                # strawberry's default resolver of a plain field reads the attribute.
+                attribute = (
+                    field.python_name
+                    if isinstance(field, StrawberryField) and field.default_resolver is getattr
+                    else None
+                )
+                steps.append(
+                    (response_key, field_def.resolve, attribute, field_def.type, kind, sub)
+                )
         return tuple(steps)
 
     def complete_object_value(
@@ -145,17 +155,45 @@ class PlannedExecutor(IncrementalExecutor):
         is_awaitable = self.is_awaitable
         type_name = return_type.name
         try:
-            for response_key, resolve, field_type, kind, sub in plan:
-                field_path = Path(path, response_key, type_name)
+            for response_key, resolve, attribute, field_type, kind, sub in plan:
                 if kind == _GENERIC:
                     completed = self.execute_field(
-                        return_type, result, sub, field_path, position_context
+                        return_type,
+                        result,
+                        sub,
+                        Path(path, response_key, type_name),
+                        position_context,
                     )
                     if completed is Undefined:
                         continue
                 else:
+                    try:
+                        value = (
+                            resolve(result, None)
+                            if attribute is None
+                            else getattr(result, attribute)
+                        )
+                    except Exception as raw_error:
+                        value = raw_error
+                    if value is None or value is Undefined:
+                        results[response_key] = None
+                        continue
+                    if kind == _LEAF and not isinstance(value, Exception):
+                        # The common case at once: no path is made for a value that needs none.
+                        try:
+                            coerced = field_type.coerce_output_value(value)
+                        except Exception:
+                            coerced = None
+                        if coerced is not None and coerced is not Undefined:
+                            results[response_key] = coerced
+                            continue
                     completed = self._complete_planned(
-                        resolve, field_type, kind, sub, field_path, result, position_context
+                        value,
+                        field_type,
+                        kind,
+                        sub,
+                        Path(path, response_key, type_name),
+                        position_context,
                     )
                 results[response_key] = completed
                 if is_awaitable(completed):
@@ -170,21 +208,18 @@ class PlannedExecutor(IncrementalExecutor):
 
     def _complete_planned(
         self,
-        resolve: Callable[..., Any],
+        value: Any,
         field_type: Any,
         kind: int,
         sub: FieldDetailsList,
         field_path: Path,
-        source: Any,
         position_context: Any,
     ) -> Any:
-        """A nullable leaf or object field with the default resolver (see `execute_field`)."""
+        """The rest of `execute_field` for a nullable leaf or object field of a default
+        resolver that gave `value`, not null (an exception it raised is its value)."""
         try:
-            value = resolve(source, None)
             if isinstance(value, Exception):
                 raise value
-            if value is None or value is Undefined:
-                return None
             if kind == _LEAF:
                 return self.complete_leaf_value(field_type, value)
             no_info: Any = None  # read only for `is_type_of`, which a planned type has not
