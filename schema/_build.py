@@ -143,6 +143,17 @@ def _converters(cls: type) -> tuple[tuple[str, str, Convert], ...]:
     )
 
 
+@cache
+def _by_name(cls: type) -> tuple[dict[str, None], dict[str, tuple[str, Convert]]]:
+    """Every field of `cls` unset (`None`, by Python name), and each field's Python name
+    and converter by canonical name."""
+    converters = _converters(cls)
+    return (
+        {python_name: None for python_name, _, _ in converters},
+        {name: (python_name, convert) for python_name, name, convert in converters},
+    )
+
+
 def build(
     cls: type, record: Mapping[str, Any], *, source: str | Mapping[str, str], **given: Any
 ) -> Any:
@@ -150,25 +161,28 @@ def build(
 
     `source` names the connector the values came from, for error details: one name,
     or one per top-level field. `given` sets fields by Python name without conversion
-    (the echoed identifier). Fields absent from both are `None`.
+    (the echoed identifier). Fields absent from both are `None`; names of the record
+    that are not fields of `cls` are ignored.
     """
-    kwargs: dict[str, Any] = {}
-    for python_name, name, convert in _converters(cls):
-        if python_name in given:
-            kwargs[python_name] = given[python_name]
+    unset, fields = _by_name(cls)
+    kwargs: dict[str, Any] = dict(unset)
+    for name, value in record.items():
+        field = fields.get(name)
+        if field is None:
             continue
-        value = record.get(name)
+        python_name, convert = field
         if value is None or isinstance(value, Exception):
             kwargs[python_name] = value
         else:
             origin = source if isinstance(source, str) else source.get(name, "")
             kwargs[python_name] = convert(value, origin)
+    kwargs.update(given)
     return cls(**kwargs)
 
 
 def warm_converters(cls: type) -> None:
     """Build the converters of `cls` now rather than on the first request."""
-    _converters(cls)
+    _by_name(cls)
 
 
 def canonical_tree(cls: type) -> dict[str, Any]:
