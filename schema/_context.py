@@ -81,6 +81,11 @@ class Access:
     _granted_by_law: Callable[[Purpose, frozenset[str], str], Allowed | None] | None = field(
         default=None, init=False, repr=False
     )
+    _by_law: dict[tuple[str, frozenset[str]], tuple[tuple[str, str, Allowed | None], ...]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    """By kind and fields asked: each field's path and the law's grant of it, for the
+    subjects the case names (worked out once a request, not once a subject)."""
 
     def __post_init__(self) -> None:
         # The engine's grants by law, which hold for every subject the case names; any
@@ -130,12 +135,39 @@ class Access:
             self.decisions.append(DecisionRecord(subject, path, outcome.code, None))
         return outcome
 
+    def _paths(
+        self, kind: str, subject: str, fields: Iterable[str]
+    ) -> Iterable[tuple[str, str, Allowed | None]]:
+        """Each field's name and path, with the law's grant where it holds for `subject`."""
+        granted_by_law = self._granted_by_law
+        if (
+            granted_by_law is None
+            or not isinstance(fields, frozenset)
+            or subject not in self.purpose.subjects
+        ):
+            return [(name, f"{kind}.{name}", None) for name in fields]
+        key = (kind, fields)
+        plan = self._by_law.get(key)
+        if plan is None:
+            paths = ((name, f"{kind}.{name}") for name in fields)
+            plan = self._by_law[key] = tuple(
+                (name, path, granted_by_law(self.purpose, self.agency_kinds, path))
+                for name, path in paths
+            )
+        return plan
+
     def decide(self, kind: str, subject: str, fields: Iterable[str]) -> SubjectDecision:
         """Decide every field of `kind` asked for `subject`."""
         allowed: dict[str, Allowed] = {}
         denied: dict[str, PolicyDenied] = {}
-        for name in fields:
-            outcome = self.decide_one(subject, f"{kind}.{name}")
+        for name, path, by_law in self._paths(kind, subject, fields):
+            if by_law is not None and (subject, path) not in self._cache:
+                # Granted by law, as `decide_one` would decide and record it.
+                self._cache[subject, path] = by_law
+                self.decisions.append(DecisionRecord(subject, path, by_law.code, by_law.reference))
+                allowed[name] = by_law
+                continue
+            outcome = self.decide_one(subject, path)
             if isinstance(outcome, Allowed):
                 allowed[name] = outcome
             else:
