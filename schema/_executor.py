@@ -18,7 +18,8 @@ test_executor.py` runs documents through both executors and compares them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, Final
 
 from graphql import (
@@ -26,6 +27,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
+    GraphQLResolveInfoHelpers,
     Undefined,
     is_leaf_type,
     is_object_type,
@@ -73,6 +75,18 @@ class PlannedExecutor(IncrementalExecutor):
         # strawberry hands a custom executor the operation's extensions.
         super().__init__(*args, **kwargs)
         self.operation_extensions = operation_extensions
+        # graphql-core's helpers are bound methods of the executor: a cycle that keeps it,
+        # and the request's context with everything decided and fetched, until the
+        # collector's next pass. Through a weak reference they free it as it ends.
+        executor = weakref.ref(self)
+
+        def gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+            return _alive(executor).gather_async_work(values)
+
+        def track(values: Sequence[Any]) -> None:
+            _alive(executor).track_async_work(values)
+
+        self.async_helpers = GraphQLResolveInfoHelpers(gather=gather, track=track)
 
     def _plan(self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList) -> Any:
         manager = self.middleware_manager
@@ -254,6 +268,12 @@ class PlannedExecutor(IncrementalExecutor):
             awaited = await gather_with_cancel(*(results[key] for key in pending))
             results.update(zip(pending, awaited, strict=True))
         return results
+
+
+def _alive(executor: weakref.ref[PlannedExecutor]) -> PlannedExecutor:
+    alive = executor()
+    assert alive is not None, "the execution's helpers outlived it"
+    return alive
 
 
 def _unused(*_args: Any) -> Any:  # pragma: no cover - generic steps never call it
