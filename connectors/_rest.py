@@ -80,6 +80,10 @@ class _Entity:
         return [m for name, m in self.mappers.items() if name in fields]
 
 
+_SPENT = httpx.ByteStream(b"")
+"""What a closed response's stream is replaced with."""
+
+
 class RestConnector:
     """Reads canonical entities from a JSON-over-HTTP source."""
 
@@ -343,6 +347,9 @@ class RestConnector:
                         body = await self._read(response)
                     finally:
                         await response.aclose()
+                        # httpx's stream refers back to its response: a cycle that keeps
+                        # the answer (and the transport's) until the collector's next pass.
+                        response.stream = _SPENT
                 break
             try:
                 return orjson.loads(body)
