@@ -55,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.logconfig import configure_logging
-    from gateway.web import create_app, keep_out_of_collection, preflight
+    from gateway.web import create_app, preflight, tune_collector
 
     settings = settings_from_environment(host=args.host, port=args.port)
     if args.workers > 1:
@@ -74,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     else:
         app = create_app(settings)
-        keep_out_of_collection()
+        tune_collector()
         uvicorn.run(
             app,
             host=settings.host,

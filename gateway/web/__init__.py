@@ -10,8 +10,8 @@ only the command line is above it.
 from gateway.web._app import (
     create_app,
     create_app_from_environment,
-    keep_out_of_collection,
     preflight,
+    tune_collector,
 )
 from gateway.web._demo_tokens import DEMO_CLIENT
 from gateway.web._sessions import (
@@ -55,8 +55,8 @@ __all__ = [
     "create_app",
     "create_app_from_environment",
     "current_identity",
-    "keep_out_of_collection",
     "preflight",
     "require_citizen",
     "require_role",
+    "tune_collector",
 ]

@@ -380,18 +380,26 @@ def create_app_from_environment() -> FastAPI:
     settings = GatewaySettings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     app = create_app(settings)
-    keep_out_of_collection()
+    tune_collector()
     return app
 
 
-def keep_out_of_collection() -> None:
-    """Move what exists now (modules, the schema, the app) out of the collector's passes.
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The collector's thresholds while serving (Python's own are 700, 10, 10)."""
 
-    They live as long as the process; scanned in every full pass, they would cost each
-    pass, and so the requests then served, their whole size.
+
+def tune_collector() -> None:
+    """Set the cyclic garbage collector for serving, once the application is built.
+
+    What exists now (modules, the schema, the application) lives as long as the
+    process: frozen, it is out of every pass. A request leaves almost no cycles behind
+    (its objects are freed as it ends), but a pass scans every object of the requests
+    in flight; with Python's thresholds a pass ran every few requests and took a sixth
+    of the CPU at 32 concurrent requests. Passes fifty times rarer cost a few percent.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def preflight(settings: GatewaySettings) -> None:
