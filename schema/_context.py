@@ -128,12 +128,14 @@ class Access:
                 outcome = allowed if allowed is not None else _nothing_grants(path)
             except PolicyDenied as exc:
                 outcome = exc
-        self._cache[key] = outcome
-        if isinstance(outcome, Allowed):
-            self.decisions.append(DecisionRecord(subject, path, outcome.code, outcome.reference))
-        else:
-            self.decisions.append(DecisionRecord(subject, path, outcome.code, None))
+        self._keep(subject, path, outcome)
         return outcome
+
+    def _keep(self, subject: str, path: str, outcome: Allowed | PolicyDenied) -> None:
+        """Remember `outcome` for the request and record it, once per subject and path."""
+        self._cache[subject, path] = outcome
+        reference = outcome.reference if isinstance(outcome, Allowed) else None
+        self.decisions.append(DecisionRecord(subject, path, outcome.code, reference))
 
     def _paths(
         self, kind: str, subject: str, fields: Iterable[str]
@@ -163,8 +165,7 @@ class Access:
         for name, path, by_law in self._paths(kind, subject, fields):
             if by_law is not None and (subject, path) not in self._cache:
                 # Granted by law, as `decide_one` would decide and record it.
-                self._cache[subject, path] = by_law
-                self.decisions.append(DecisionRecord(subject, path, by_law.code, by_law.reference))
+                self._keep(subject, path, by_law)
                 allowed[name] = by_law
                 continue
             outcome = self.decide_one(subject, path)

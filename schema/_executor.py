@@ -135,7 +135,7 @@ class PlannedExecutor(IncrementalExecutor):
                     kind = _LEAF
                 elif is_object_type(field_def.type):
                     kind = _OBJECT
-            if kind == _GENERIC or field_def is None or field_def.resolve is None:
+            if kind == _GENERIC or field_def is None:
                 steps.append((response_key, _unused, None, return_type, _GENERIC, sub))
             else:
                 field = field_def.extensions.get("strawberry-definition")
