@@ -32,6 +32,7 @@ from urllib.parse import quote_plus
 import httpx
 import orjson
 
+from connectors._http import NoCookies
 from connectors._manifest import (
     ApiKeyAuth,
     HttpManifest,
@@ -96,7 +97,11 @@ class HttpCredentials:
         if self._own is None:
             # httpx's own transport, which takes the context with the client certificate.
             self._own = httpx.AsyncClient(
-                verify=self._ssl, limits=_LIMITS, follow_redirects=False, trust_env=False
+                verify=self._ssl,
+                limits=_LIMITS,
+                follow_redirects=False,
+                trust_env=False,
+                cookies=NoCookies(),  # as the shared client: one citizen's cookie is no other's
             )
         return self._own
 

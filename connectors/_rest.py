@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -21,6 +21,7 @@ import aiohttp
 import httpx
 import orjson
 import structlog
+from aiohttp.http_exceptions import ContentEncodingError
 
 from connectors._auth import HttpCredentials
 from connectors._headers import purpose_headers
@@ -82,6 +83,12 @@ class _Entity:
 
 _SPENT = httpx.ByteStream(b"")
 """What a closed response's stream is replaced with."""
+_CHUNK = 64 * 1024
+
+
+def _usable(status: int) -> bool:
+    """Whether an answer with `status` has a body to read (`classify_status`)."""
+    return status < 400
 
 
 class RestConnector:
@@ -94,6 +101,10 @@ class RestConnector:
         self._credentials = HttpCredentials(manifest)
         # With `tls`, a client of the connector's own (closed by `aclose`).
         self._http = self._credentials.client(http)
+        # Calls go to the aiohttp session directly when the client has one and the kind
+        # needs no httpx answer to look at (`_check_answer`).
+        plain = type(self)._check_answer is RestConnector._check_answer
+        self._session = getattr(self._http, "session", None) if plain else None
         self._timeout = httpx.Timeout(manifest.timeout_seconds)
         self._limit = asyncio.Semaphore(manifest.max_concurrency)
         self.breaker = CircuitBreaker(
@@ -329,27 +340,16 @@ class RestConnector:
                     sent = {**headers, **auth}
                     if content is not None:
                         sent["content-type"] = "application/json"
-                    request = self._http.build_request(
-                        method, url, headers=sent, content=content, timeout=httpx.Timeout(budget)
-                    )
-                    response = await self._http.send(request, stream=True)
-                    try:
-                        await self._check_answer(request, response)
-                        if response.status_code == 401 and may_renew:
-                            self._credentials.expire(auth)
-                            continue
-                        error = classify_status(response.status_code, source=self.name)
-                        if error is not None:
-                            raise error
-                        if response.status_code == 404:
-                            outcome = "not_found"
-                            return None
-                        body = await self._read(response)
-                    finally:
-                        await response.aclose()
-                        # httpx's stream refers back to its response: a cycle that keeps
-                        # the answer (and the transport's) until the collector's next pass.
-                        response.stream = _SPENT
+                    status, body = await self._exchange(method, url, sent, content, budget)
+                if status == 401 and may_renew:
+                    self._credentials.expire(auth)
+                    continue
+                error = classify_status(status, source=self.name)
+                if error is not None:
+                    raise error
+                if status == 404:
+                    outcome = "not_found"
+                    return None
                 break
             try:
                 return orjson.loads(body)
@@ -373,17 +373,53 @@ class RestConnector:
             count_call(self.name, route, outcome)
             observe_latency(self.name, route, time.perf_counter() - started)
 
-    async def _read(self, response: httpx.Response) -> bytes:
+    async def _exchange(
+        self, method: str, url: str, headers: dict[str, str], content: bytes | None, budget: float
+    ) -> tuple[int, bytes]:
+        """Send one call: the answer's status, and its body when the status says the
+        answer is usable (else empty)."""
+        session = self._session
+        if session is None:
+            request = self._http.build_request(
+                method, url, headers=headers, content=content, timeout=httpx.Timeout(budget)
+            )
+            response = await self._http.send(request, stream=True)
+            try:
+                await self._check_answer(request, response)
+                status = response.status_code
+                if not _usable(status):
+                    return status, b""
+                declared = response.headers.get("content-length")
+                return status, await self._read(declared, response.aiter_bytes())
+            finally:
+                await response.aclose()
+                # httpx's stream refers back to its response: a cycle that keeps the
+                # answer (and the transport's) until the collector's next pass.
+                response.stream = _SPENT
+        async with session.request(
+            method, url, headers=headers, data=content, allow_redirects=False
+        ) as answer:
+            status = answer.status
+            if not _usable(status):
+                return status, b""
+            declared = answer.headers.get("content-length")
+            try:
+                return status, await self._read(declared, answer.content.iter_chunked(_CHUNK))
+            except aiohttp.ClientPayloadError as exc:
+                if isinstance(exc.__cause__, ContentEncodingError):
+                    raise httpx.DecodingError(str(exc)) from exc
+                raise
+
+    async def _read(self, declared: str | None, chunks_in: AsyncIterator[bytes]) -> bytes:
         """The whole answer, refusing one larger than the manifest allows."""
         limit = self.manifest.max_response_bytes
-        declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise SourceDataInvalid(
                 "The source's answer is too large.", source=self.name, max=limit
             )
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
+        async for chunk in chunks_in:
             size += len(chunk)
             if size > limit:
                 raise SourceDataInvalid(
