@@ -45,7 +45,11 @@ def make_receipt(
         "origin": origin,
         "leafHash": b64url(leaf_hash),
         "timestamp": format_ts(at or datetime.datetime.now(datetime.UTC)),
-        "maxMergeDelaySeconds": merge_delay,
+        # A whole number of seconds as an integer: the same canonical bytes (RFC 8785
+        # writes 1.0 as 1), made without the reference's slower path for floats.
+        "maxMergeDelaySeconds": int(merge_delay)
+        if float(merge_delay).is_integer()
+        else merge_delay,
     }
     key = keyring.signing("receipts")
     signature = key.sign(canonical_json(payload))
