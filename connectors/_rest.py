@@ -32,6 +32,7 @@ from connectors._ratelimit import LocalLimiter, SourceLimiter, take_permit
 from connectors._resilience import CircuitBreaker, backoff, time_left
 from connectors._signatures import DocumentSignatures, document_signatures, map_checked
 from connectors.base import FetchContext, FetchResult, Health
+from gateway.awaiting import all_of
 from gateway.errors import (
     SourceDataInvalid,
     SourceError,
@@ -161,9 +162,7 @@ class RestConnector:
         unique = list(dict.fromkeys(keys))
         if by is not None:
             way = entity.spec.lists[by]  # type: ignore[index]
-            lists = await asyncio.gather(
-                *(self._get_many(way, k, wanted, headers, entity) for k in unique)
-            )
+            lists = await all_of([self._get_many(way, k, wanted, headers, entity) for k in unique])
             if entity.signatures is not None:
                 await entity.signatures.ready(
                     self._http, (item for items in lists for item in items or ())
@@ -177,14 +176,12 @@ class RestConnector:
         batch = entity.spec.batch
         if batch is not None and (len(unique) > 1 or entity.spec.get is None):
             chunks = [unique[i : i + batch.max_size] for i in range(0, len(unique), batch.max_size)]
-            parts = await asyncio.gather(
-                *(self._batch(entity, chunk, wanted, headers) for chunk in chunks)
-            )
+            parts = await all_of([self._batch(entity, chunk, wanted, headers) for chunk in chunks])
             raw: dict[str, Mapping[str, Any] | None] = {
                 k: v for part in parts for k, v in part.items()
             }
         else:
-            found = await asyncio.gather(*(self._get(entity, k, wanted, headers) for k in unique))
+            found = await all_of([self._get(entity, k, wanted, headers) for k in unique])
             raw = dict(zip(unique, found, strict=True))
         if entity.signatures is not None:
             await entity.signatures.ready(self._http, raw.values())

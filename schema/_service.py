@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.awaiting import all_of
 from gateway.errors import (
     GatewayError,
     InvalidIdentifier,
@@ -126,8 +127,8 @@ async def _fetch(
         )
         return list(results), datetime.datetime.now(datetime.UTC)
 
-    answers = await asyncio.gather(
-        *(one(ctx.loader(connector, kind.name, by), cfields) for connector, cfields in route.served)
+    answers = await all_of(
+        [one(ctx.loader(connector, kind.name, by), cfields) for connector, cfields in route.served]
     )
     return [
         (connector.name, cfields, results, when)
@@ -163,8 +164,8 @@ async def fetch_records(
         elif not decision.allowed:
             # Every field is withheld: nothing is asked of any source.
             fetched[i] = Fetched(dict(decision.denied), {}, decision)
-    answers = await asyncio.gather(
-        *(_fetch(ctx, kind, [keys[i] for i in idx], wanted) for wanted, idx in groups.items())
+    answers = await all_of(
+        [_fetch(ctx, kind, [keys[i] for i in idx], wanted) for wanted, idx in groups.items()]
     )
     for (wanted, idx), (per_connector, unserved) in zip(groups.items(), answers, strict=True):
         for position, i in enumerate(idx):

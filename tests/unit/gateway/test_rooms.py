@@ -26,6 +26,7 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
             "gateway.errors",
             "gateway.identifiers",
             "gateway.instants",
+            "gateway.awaiting",
             "gateway.configfiles",
             "gateway.config",
             "gateway.logconfig",
