@@ -19,7 +19,14 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors import FetchContext
-from gateway.admission._ratelimit import Limit, RateLimiter, check_limits
+from gateway.admission._ratelimit import (
+    Hit,
+    Limit,
+    RateLimiter,
+    check_limits,
+    exceeded,
+    hits_of,
+)
 from gateway.admission._refusals import Refusals
 from gateway.admission._tokens import RejectedRequest, RequestVerifier, VerifiedRequest
 from gateway.errors import (
@@ -32,7 +39,15 @@ from gateway.errors import (
 from gateway.identifiers import parse_identifier
 from gateway.instants import format_instant
 from gateway.records import DecisionEntry, EnvelopeBody, Event, count_access, pseudonym
-from policies import MAX_SUBJECTS, ActiveConsent, Basis, Catalogue, Policy, purpose_text
+from policies import (
+    MAX_SUBJECTS,
+    ActiveConsent,
+    Basis,
+    Catalogue,
+    Policy,
+    Purpose,
+    purpose_text,
+)
 from schema import Access, RequestContext
 
 __all__ = ["Admission", "Admitted", "ConsentsInForce", "EventSink", "Limits"]
@@ -141,7 +156,7 @@ class Admission:
     async def admit(self, request_id: str, authorization: str | None, raw: bytes) -> Admitted:
         """Admit the request or raise the error to answer (after recording it if signed)."""
         try:
-            verified = await self._verifier.verify(authorization, raw)
+            verified = await self._verifier.verify(authorization, raw, hits=self._hits)
         except RejectedRequest as rejected:
             # Recorded (the first of its client, code and minute in full, the rest
             # summed up when the minute closes) before the refusal is answered.
@@ -149,13 +164,11 @@ class Admission:
             raise rejected.error from None
         client, purpose = verified.client, verified.purpose
         try:
-            await check_limits(
-                self._limiter,
-                [
-                    (self._per_client, client.id),
-                    (self._per_officer, f"{client.id}\x00{purpose.officer}"),
-                ],
-            )
+            spent = verified.spent
+            if spent is not None and spent.counted:
+                exceeded(self._checks(client.id, purpose), spent.over)
+            else:
+                await check_limits(self._limiter, self._checks(client.id, purpose))
         except GatewayError as exc:
             await self._released_on_503(
                 verified,
@@ -192,6 +205,17 @@ class Admission:
         )
         fetch = FetchContext(request_id=request_id, client_id=client.id, purpose=purpose)
         return Admitted(verified, access, fetch)
+
+    def _checks(self, client_id: str, purpose: Purpose) -> list[tuple[Limit, str]]:
+        """The rate limits a request counts against, in order: its client's, its officer's."""
+        return [
+            (self._per_client, client_id),
+            (self._per_officer, f"{client_id}\x00{purpose.officer}"),
+        ]
+
+    def _hits(self, client_id: str, purpose: Purpose) -> list[Hit]:
+        """The hits of `_checks`, for the replay cache to count with the spend."""
+        return hits_of(self._checks(client_id, purpose))
 
     async def deadline_passed(
         self, request_id: str, admitted: Admitted, *, recording: bool

@@ -17,10 +17,23 @@ from typing import Final, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.admission._replay import REDIS_WAIT
 from gateway.errors import RateLimited, ServiceUnavailable
 
-__all__ = ["Limit", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter", "check_limits"]
+__all__ = [
+    "REDIS_WAIT",
+    "Limit",
+    "MemoryRateLimiter",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "check_limits",
+    "exceeded",
+    "hits_of",
+    "over_from",
+    "redis_hits",
+]
+
+REDIS_WAIT: Final = 1.0
+"""Seconds a spend or a count waits for Redis before the request is refused with 503."""
 
 WINDOW = 60
 
@@ -45,6 +58,21 @@ return {0, 0}
 def _key(scope: str, name: str, window: int) -> str:
     digest = hashlib.sha256(f"{scope}\x00{name}".encode()).hexdigest()[:32]
     return f"gw:rl:{scope}:{digest}:{window}"
+
+
+def redis_hits(hits: Sequence[Hit], now: int) -> tuple[list[str], list[int]]:
+    """The counters' keys of `hits` in the window of `now`, and the script's arguments:
+    their keys' lifetime, then each one's limit (`_HIT_ALL`)."""
+    window = now // WINDOW
+    keys = [_key(scope, name, window) for scope, name, _ in hits]
+    return keys, [WINDOW + 5, *(per_minute for _, _, per_minute in hits)]
+
+
+def over_from(position: int, count: int, now: int) -> Over | None:
+    """What a script's answer (position from 1, or 0; count) means at `now`."""
+    if not position:
+        return None
+    return int(position) - 1, int(count), WINDOW - now % WINDOW
 
 
 class RateLimiter(Protocol):
@@ -110,18 +138,13 @@ class RedisRateLimiter:
     async def hit_all(self, hits: Sequence[Hit]) -> Over | None:
         """See `RateLimiter.hit_all`: one round trip for them all."""
         now = int(time.time())
-        window = now // WINDOW
+        keys, args = redis_hits(hits, now)
         try:
             async with asyncio.timeout(self._wait):
-                position, count = await self._hit_all(
-                    keys=[_key(scope, name, window) for scope, name, _ in hits],
-                    args=[WINDOW + 5, *(per_minute for _, _, per_minute in hits)],
-                )
+                position, count = await self._hit_all(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             raise ServiceUnavailable("The rate limiter does not answer.") from exc
-        if not position:
-            return None
-        return int(position) - 1, int(count), WINDOW - now % WINDOW
+        return over_from(position, count, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +172,16 @@ class Limit:
 async def check_limits(limiter: RateLimiter, checks: Sequence[tuple[Limit, str]]) -> None:
     """`Limit.check` of each (limit, name) in order, in one call to `limiter`: the first
     over its limit raises `RateLimited`, and the ones after it are not counted."""
-    over = await limiter.hit_all([(limit.scope, name, limit.per_minute) for limit, name in checks])
+    exceeded(checks, await limiter.hit_all(hits_of(checks)))
+
+
+def hits_of(checks: Sequence[tuple[Limit, str]]) -> list[Hit]:
+    """The hits to count for `checks`: (scope, name, per minute) of each."""
+    return [(limit.scope, name, limit.per_minute) for limit, name in checks]
+
+
+def exceeded(checks: Sequence[tuple[Limit, str]], over: Over | None) -> None:
+    """Raise the `RateLimited` of the check `over` names, if it names one."""
     if over is not None:
         position, _, retry_after = over
         raise checks[position][0].exceeded(retry_after)

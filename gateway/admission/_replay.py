@@ -15,6 +15,10 @@ a released token takes it for good (`u:<attempt>`, never released again): one re
 A release that cannot reach Redis (it is often why the answer was 503) is kept and
 written before this replica's next spend; until then the retry is refused as a replay,
 which is the safe side.
+
+A spend may carry the request's rate-limit hits: the Redis cache counts them in the
+same round trip, after a first use (a replay counts none), as the rate limiter would
+(`_ratelimit`); the in-process cache leaves them to the limiter (`Spent.counted`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import hashlib
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -34,6 +39,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admission._ratelimit import REDIS_WAIT, Hit, Over, over_from, redis_hits
 from gateway.errors import ServiceUnavailable
 from gateway.records import read_envelope
 from gateway.storage import events
@@ -42,8 +48,6 @@ __all__ = ["REDIS_WAIT", "MemoryReplayCache", "RedisReplayCache", "ReplayCache",
 
 log = structlog.get_logger(__name__)
 
-REDIS_WAIT: Final = 1.0
-"""Seconds a spend waits for Redis before the request is refused with 503."""
 _MAX_RELEASES: Final = 10_000
 
 # Atomic in Redis. KEYS[1]: the token's key; ARGV: the attempt, ttl. Returns 1 for a
@@ -61,6 +65,28 @@ if string.sub(v, 1, 2) == 'r:' and v ~= 'r:' .. ARGV[1] then
   return 2
 end
 return 0
+"""
+# The spend, then, after a first use or a reuse, the rate-limit hits as `_HIT_ALL`
+# counts them. KEYS[1]: the token's key, then the counters; ARGV: the attempt, ttl, the
+# counters' lifetime, then each one's limit. Returns the spend's answer, then the
+# position (from 1) and count of the first hit over its limit, or 0, 0.
+_SPEND_AND_HIT: Final = """
+local used = 0
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], 'c:' .. ARGV[1], 'EX', ARGV[2])
+  used = 1
+elseif string.sub(v, 1, 2) == 'r:' and v ~= 'r:' .. ARGV[1] then
+  redis.call('SET', KEYS[1], 'u:' .. ARGV[1], 'EX', ARGV[2])
+  used = 2
+end
+if used == 0 then return {0, 0, 0} end
+for i = 2, #KEYS do
+  local count = redis.call('INCR', KEYS[i])
+  if count == 1 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+  if count > tonumber(ARGV[i + 2]) then return {used, i - 1, count} end
+end
+return {used, 0, 0}
 """
 # KEYS[1]: the token's key; ARGV: the attempt, ttl. Released only while the token
 # holds that attempt's claim, or nothing (the claim never arrived, or is still on its way).
@@ -88,6 +114,10 @@ class Spent:
     """When the cache forgets the token, by the cache's clock."""
     attempt: str = field(default_factory=lambda: uuid.uuid4().hex)
     reused: bool = False
+    counted: bool = False
+    """Whether the rate-limit hits given with the spend were counted with it."""
+    over: Over | None = None
+    """If counted: the first hit over its limit (the later ones not counted)."""
 
     @property
     def key(self) -> str:
@@ -97,11 +127,14 @@ class Spent:
 class ReplayCache(Protocol):
     """Remembers spent token ids."""
 
-    async def first_use(self, issuer: str, jti: str, ttl: int) -> Spent | None:
+    async def first_use(
+        self, issuer: str, jti: str, ttl: int, *, hits: Sequence[Hit] = ()
+    ) -> Spent | None:
         """Spend `(issuer, jti)` for `ttl` seconds; `None` if it was spent already.
 
-        `ServiceUnavailable` when the cache cannot answer: the attempt is then released
-        (the request is answered 503).
+        `hits`: the request's rate-limit hits, which a cache sharing the limiter's store
+        counts with the spend (`Spent.counted`). `ServiceUnavailable` when the cache
+        cannot answer: the attempt is then released (the request is answered 503).
         """
         ...
 
@@ -124,8 +157,10 @@ class MemoryReplayCache:
         self._entries: dict[str, tuple[float, str]] = {}
         self._max = max_entries
 
-    async def first_use(self, issuer: str, jti: str, ttl: int) -> Spent | None:
-        """See `ReplayCache.first_use`."""
+    async def first_use(
+        self, issuer: str, jti: str, ttl: int, *, hits: Sequence[Hit] = ()
+    ) -> Spent | None:
+        """See `ReplayCache.first_use`; the hits are left to the rate limiter."""
         now = time.monotonic()
         key = _key(issuer, jti)
         entry = self._entries.get(key)
@@ -172,17 +207,29 @@ class RedisReplayCache:
         self._redis = redis
         self._wait = wait
         self._spend = redis.register_script(_SPEND)
+        self._spend_and_hit = redis.register_script(_SPEND_AND_HIT)
         self._release = redis.register_script(_RELEASE)
         # Releases Redis has not taken yet, oldest first.
         self._releases: OrderedDict[str, Spent] = OrderedDict()
 
-    async def first_use(self, issuer: str, jti: str, ttl: int) -> Spent | None:
-        """See `ReplayCache.first_use`."""
-        spent = Spent(issuer, jti, time.time() + ttl)
+    async def first_use(
+        self, issuer: str, jti: str, ttl: int, *, hits: Sequence[Hit] = ()
+    ) -> Spent | None:
+        """See `ReplayCache.first_use`: the hits are counted in the same round trip."""
+        now = time.time()
+        spent = Spent(issuer, jti, now + ttl)
+        over: Over | None = None
         try:
             async with asyncio.timeout(self._wait):
                 await self._write_releases()
-                used = await self._spend(keys=[spent.key], args=[spent.attempt, ttl])
+                if hits:
+                    keys, args = redis_hits(hits, int(now))
+                    used, position, count = await self._spend_and_hit(
+                        keys=[spent.key, *keys], args=[spent.attempt, ttl, *args]
+                    )
+                    over = over_from(position, count, int(now))
+                else:
+                    used = await self._spend(keys=[spent.key], args=[spent.attempt, ttl])
         except (RedisError, OSError, TimeoutError) as exc:
             # Whether the claim arrived is unknown: the answer is 503, so it is released.
             self._keep(spent)
@@ -192,7 +239,15 @@ class RedisReplayCache:
             raise
         if not used:
             return None
-        return Spent(issuer, jti, spent.until, spent.attempt, reused=used == 2)
+        return Spent(
+            issuer,
+            jti,
+            spent.until,
+            spent.attempt,
+            reused=used == 2,
+            counted=bool(hits),
+            over=over,
+        )
 
     async def release(self, spent: Spent) -> None:
         """See `ReplayCache.release`; written before this replica's next spend."""

@@ -28,7 +28,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -38,6 +38,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
 
 from gateway.admission._clients import Client, ClientKey
+from gateway.admission._ratelimit import Hit
 from gateway.admission._replay import ReplayCache, Spent
 from gateway.errors import (
     BadSignature,
@@ -192,12 +193,19 @@ class RequestVerifier:
         self._max_hidden = max_hidden
 
     async def verify(
-        self, authorization: str | None, body: bytes, *, now: float | None = None
+        self,
+        authorization: str | None,
+        body: bytes,
+        *,
+        now: float | None = None,
+        hits: Callable[[str, Purpose], Sequence[Hit]] | None = None,
     ) -> VerifiedRequest:
         """The verified request, or the `Unauthenticated` family / `InvalidPurpose`.
 
         The order matters: nothing about the request is believed before the signature
         checks out, and the jti is spent only for a token that is otherwise valid.
+        `hits(client id, purpose)`: the rate-limit hits the replay cache may count with
+        the spend (`Spent.counted`).
         """
         token = _bearer(authorization)
         header, claims = _unverified(token)
@@ -228,7 +236,7 @@ class RequestVerifier:
                 raise BadSignature("The key has been revoked.")
             if not client.active:
                 raise Unauthenticated("The client is suspended.")
-            return await self._admit(client, kid, token, claims, body, now)
+            return await self._admit(client, kid, token, claims, body, now, hits)
         except GatewayError as exc:
             raise RejectedRequest(exc, client=client, token=token, claims=claims) from exc
 
@@ -240,6 +248,7 @@ class RequestVerifier:
         claims: dict[str, Any],
         body: bytes,
         now: float | None,
+        hits: Callable[[str, Purpose], Sequence[Hit]] | None,
     ) -> VerifiedRequest:
         """The checks after the signature: time, audience, body, purpose, single use."""
         clock = time.time() if now is None else now
@@ -261,7 +270,8 @@ class RequestVerifier:
             self._check_hiding(purpose.procedure, purpose.hidden_until, clock)
         # Remembered until the token could no longer pass, skew included, rounded up.
         ttl = max(1, math.ceil(expires + SKEW - clock) + 1)
-        spent = await self._replay.first_use(client.id, jti, ttl)
+        counted = () if hits is None else hits(client.id, purpose)
+        spent = await self._replay.first_use(client.id, jti, ttl, hits=counted)
         if spent is None:
             raise TokenReplayed
         return VerifiedRequest(client, kid, jti, purpose, issued, expires, token, spent)

@@ -571,7 +571,7 @@ def _changed(*, client_status: str = "active", key_status: str = "active") -> Cl
 class Down:
     """A replay cache or rate limiter whose Redis does not answer."""
 
-    async def first_use(self, issuer: str, jti: str, ttl: int) -> bool:
+    async def first_use(self, issuer: str, jti: str, ttl: int, **_: Any) -> bool:
         raise ServiceUnavailable("The replay cache is unavailable.")
 
     async def hit(self, bucket: str, key: str) -> tuple[int, int]:

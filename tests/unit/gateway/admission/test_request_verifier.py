@@ -103,7 +103,7 @@ class SpyReplay:
         self.calls: list[tuple[str, str, int]] = []
         self.cache = MemoryReplayCache()
 
-    async def first_use(self, issuer: str, jti: str, ttl: int) -> bool:
+    async def first_use(self, issuer: str, jti: str, ttl: int, **_: Any) -> bool:
         self.calls.append((issuer, jti, ttl))
         return await self.cache.first_use(issuer, jti, ttl)
 
@@ -869,7 +869,7 @@ async def test_a_replay_cache_that_cannot_answer_refuses_the_token(
     catalogue: Catalogue,
 ) -> None:
     class Down:
-        async def first_use(self, issuer: str, jti: str, ttl: int) -> bool:
+        async def first_use(self, issuer: str, jti: str, ttl: int, **_: Any) -> bool:
             raise ServiceUnavailable("The replay cache does not answer.")
 
     gate = _gate(_registered(), catalogue)
