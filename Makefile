@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench install browser schema vendor-graphiql vendor-charts translations clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[sandbox,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[sandbox,dev]' -e ./client
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/bandit -q -c pyproject.toml -r gateway connectors schema policies keys sandbox
+	$(BIN)/bandit -q -c pyproject.toml -r gateway connectors schema policies keys sandbox client/lienthong_client
 	$(BIN)/gateway schema export --check
 	$(BIN)/gateway connectors schema --check
 
