@@ -44,6 +44,7 @@ from bench import _recovery as recovery_figures
 from bench import _search as search_figures
 from bench import _takeover as takeover_figures
 from bench._load import Operation, Result, encode_get, encode_post, run
+from bench._tracing import Sink
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -154,7 +155,7 @@ class Servers:
                 p.kill()
 
 
-def start(citizens: int, work: Path) -> Servers:
+def start(citizens: int, work: Path, *, otlp: str | None = None) -> Servers:
     population, business, gateway = _free_port(), _free_port(), _free_port()
     insurance, civil = _free_port(), _free_port()
     quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -207,6 +208,8 @@ def start(citizens: int, work: Path) -> Servers:
         "GATEWAY_RATE_LIMIT_OFFICER": "1000000000",
     }
     env["GATEWAY_ORIGIN"] = f"http://127.0.0.1:{gateway}"
+    if otlp is not None:
+        env["GATEWAY_OTLP_ENDPOINT"] = otlp
     subprocess.run([sys.executable, "-m", "gateway", "db", "upgrade"], env=env, check=True, **quiet)
     key, kid = asyncio.run(_register(db, work / "client-keys", work / "keys"))
     procs.append(subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, **quiet))
@@ -407,6 +410,34 @@ def _gateway_report(args: argparse.Namespace) -> str:
     )
 
 
+def _tracing_report(args: argparse.Namespace) -> str:
+    """The first scenario with tracing off, then on (spans to a counting sink)."""
+    rows = []
+    exports = (0, 0)
+    for traced in (False, True):
+        with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp, Sink() as sink:
+            servers = start(args.citizens, Path(tmp), otlp=sink.url if traced else None)
+            try:
+                scenario = scenarios(servers, args.citizens)[0]
+                for concurrency in args.tracing_concurrency:
+                    row = asyncio.run(
+                        measure(servers, scenario, concurrency, args.requests, args.seconds)
+                    )
+                    row["scenario"] = f"{scenario.name}, tracing {'on' if traced else 'off'}"
+                    rows.append(row)
+            finally:
+                servers.stop()
+            if traced:
+                exports = sink.exports
+    sent, size = exports
+    return (
+        f"The first scenario with tracing off, then on (`GATEWAY_OTLP_ENDPOINT`: spans in "
+        f"batches over OTLP/HTTP to a sink on loopback that only counts them; it received "
+        f"{sent} exports, {size / 1e6:.1f} MB). A gateway of its own for each.\n\n"
+        f"{table(rows)}\n"
+    )
+
+
 async def _search_report(args: argparse.Namespace) -> str:
     backends = ["sqlite", "postgresql"] if await log_figures.postgres_answers() else ["sqlite"]
     return await search_figures.measure(events_count=args.search_events, backends=backends)
@@ -467,6 +498,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--chaos-only", action="store_true", help="only the figures with two sources failing"
     )
+    parser.add_argument(
+        "--tracing-concurrency",
+        type=int,
+        nargs="*",
+        default=[10, 50],
+        help="concurrencies of the tracing off/on figures (none: skip)",
+    )
+    parser.add_argument("--tracing-only", action="store_true", help="only the tracing figures")
     args = parser.parse_args(argv)
     only = (
         args.log_only
@@ -475,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         or args.takeover_only
         or args.outage_only
         or args.chaos_only
+        or args.tracing_only
     )
 
     now = datetime.datetime.now(datetime.UTC)
@@ -504,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         report += "\n## While two sources fail\n\n" + asyncio.run(
             chaos_figures.measure(seconds=args.chaos_seconds)
         )
+    if args.tracing_concurrency and (args.tracing_only or not only):
+        report += "\n## The cost of tracing\n\n" + _tracing_report(args)
     sys.stdout.write(report)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -514,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.search_only
             else "-audit"
             if args.audit_only
+            else "-tracing"
+            if args.tracing_only
             else ""
         )
         path = RESULTS / f"{now:%Y-%m-%d}-{socket.gethostname()}{part}.md"

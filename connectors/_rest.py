@@ -32,6 +32,7 @@ from connectors._ratelimit import LocalLimiter, SourceLimiter, take_permit
 from connectors._resilience import CircuitBreaker, backoff, time_left
 from connectors._signatures import DocumentSignatures, document_signatures, map_checked
 from connectors.base import FetchContext, FetchResult, Health
+from gateway import tracing
 from gateway.awaiting import all_of
 from gateway.errors import (
     SourceDataInvalid,
@@ -314,6 +315,32 @@ class RestConnector:
         json: Any,
         budget: float,
     ) -> Any:
+        """One call, within `budget` seconds (waiting for a slot included), in a span of
+        its own when tracing (its outcome: `ok`, `not_found` or the error's code)."""
+        attributes = {"gateway.connector": self.name, "gateway.route": route}
+        with tracing.span("source_call", attributes) as current:
+            try:
+                body = await self._attempt(
+                    method, url, headers=headers, route=route, json=json, budget=budget
+                )
+            except SourceError as exc:
+                if current is not None:
+                    current.set_attribute("gateway.outcome", exc.code)
+                raise
+            if current is not None:
+                current.set_attribute("gateway.outcome", "ok" if body is not None else "not_found")
+            return body
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        route: str,
+        json: Any,
+        budget: float,
+    ) -> Any:
         """One call, within `budget` seconds (waiting for a slot included)."""
         started = time.perf_counter()
         outcome = "ok"
@@ -337,6 +364,7 @@ class RestConnector:
                     sent = {**headers, **auth}
                     if content is not None:
                         sent["content-type"] = "application/json"
+                    tracing.inject(sent)
                     status, body = await self._exchange(method, url, sent, content, budget)
                 if status == 401 and may_renew:
                     self._credentials.expire(auth)

@@ -222,6 +222,12 @@ class GatewaySettings(BaseSettings):
         "characters); `gateway demo` makes a new one at each start. Required with "
         "`unsafe_demo_tokens`.",
     )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector to send traces to (e.g. http://collector:4318): "
+        "spans of admission, decisions, source calls, recording and the log, with no "
+        "personal data. Unset: no tracing.",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="Bearer secret that reads GET /metrics (for a Prometheus scraper); an "

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import tracing
 from gateway.awaiting import all_of
 from gateway.errors import (
     GatewayError,
@@ -151,8 +152,9 @@ async def fetch_records(
     # only when decided allowed.
     own = frozenset({kind.key}) if kind.keyed_by_subject else frozenset()
     asked = (fields - own) or frozenset({kind.key})
-    await ctx.access.prepare(kind.name, asked)
-    decisions = [ctx.access.decide(kind.name, key, asked) for key in keys]
+    with tracing.span("decisions", {"gateway.kind": kind.name, "gateway.keys": len(keys)}):
+        await ctx.access.prepare(kind.name, asked)
+        decisions = [ctx.access.decide(kind.name, key, asked) for key in keys]
     groups: dict[frozenset[str], list[int]] = {}
     for i, decision in enumerate(decisions):
         if decision.entity_error is None and decision.allowed:

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors import FetchContext
+from gateway import tracing
 from gateway.admission._ratelimit import (
     Hit,
     Limit,
@@ -281,7 +282,8 @@ class Admission:
             operation=operation,
             error_codes=error_codes,
         )
-        return await self._released_on_503(admitted.verified, recording)
+        with tracing.span("recording", {"gateway.outcome": outcome.partition(":")[0]}):
+            return await self._released_on_503(admitted.verified, recording)
 
     async def _record(
         self,

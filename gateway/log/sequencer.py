@@ -15,6 +15,7 @@ import contextlib
 
 import structlog
 
+from gateway import tracing
 from gateway.log.store import LogIntegrityError, TransparencyLog
 
 __all__ = ["Sequencer"]
@@ -52,8 +53,14 @@ class Sequencer:
         while True:
             started = loop.time()
             try:
-                while await self._log.integrate(max_batch=self._max_batch) == self._max_batch:
-                    pass
+                with tracing.span("log_integration") as current:
+                    integrated = await self._log.integrate(max_batch=self._max_batch)
+                    total = integrated
+                    while integrated == self._max_batch:
+                        integrated = await self._log.integrate(max_batch=self._max_batch)
+                        total += integrated
+                    if current is not None:
+                        current.set_attribute("gateway.leaves", total)
             except LogIntegrityError as exc:  # tampering: nothing is signed until resolved
                 log.error("log_integrity_failure", detail=str(exc))
             except Exception as exc:  # a failed batch is retried on the next turn

@@ -25,6 +25,7 @@ from connectors import (
     connector_kinds,
     source_client,
 )
+from gateway import tracing
 from gateway.admission import (
     MAX_LIFETIME,
     SKEW,
@@ -140,6 +141,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         keyring, pseudonym_key = load_keys(settings), load_pseudonym_key(settings)
         async with contextlib.AsyncExitStack() as stack:
             # Closed in reverse order, each even if another fails to close.
+            if settings.otlp_endpoint is not None and not tracing.enabled():
+                tracing.start(settings.otlp_endpoint)
+                stack.callback(tracing.stop)
             engine = create_engine(settings.database_url.get_secret_value())
             stack.push_async_callback(engine.dispose)
             http = source_client(settings.http_transport)

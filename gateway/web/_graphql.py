@@ -31,6 +31,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from connectors import FetchContext
+from gateway import tracing
 from gateway.admission import Admitted
 from gateway.errors import (
     AuditUnavailable,
@@ -295,9 +296,20 @@ class GraphQLEndpoint:
         compact = _compact_provenance(params.get("extensions"))
         state = self._state()
         request_id: str = getattr(request.state, "request_id", None) or uuid.uuid4().hex
-        admitted = await state.admission.admit(
-            request_id, request.headers.get("authorization"), raw
-        )
+        with tracing.span("admission") as current:
+            admitted = await state.admission.admit(
+                request_id, request.headers.get("authorization"), raw
+            )
+            if current is not None:
+                # The client's system id and the procedure's code: no person's data.
+                purpose = admitted.verified.purpose
+                current.set_attributes(
+                    {
+                        "gateway.client": admitted.verified.client.id,
+                        "gateway.procedure": purpose.procedure,
+                        "gateway.subjects": len(purpose.subjects),
+                    }
+                )
         # The connectors in use now serve the whole request, even if others replace
         # them meanwhile: they are closed only once no request holds them.
         with state.live.hold() as served:

@@ -38,6 +38,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import tracing
 from gateway.errors import AuditUnavailable, DeadlineExceeded, GatewayError, RequestError
 from gateway.web._metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -130,7 +131,11 @@ class RequestIdMiddleware:
                     deadline.reschedule(None)
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        traced = tracing.request_span(
+            _trace_headers(scope) if tracing.enabled() else {},
+            {"http.route": route, "http.request.method": scope["method"]},
+        )
+        with structlog.contextvars.bound_contextvars(request_id=request_id), traced as current:
             try:
                 if _carries_nul(scope):
                     await _refused_nul()(scope, receive, send_with_id)
@@ -155,6 +160,8 @@ class RequestIdMiddleware:
                         await _answer(error)(scope, receive, send_with_id)
             finally:
                 elapsed = time.perf_counter() - started
+                if current is not None:
+                    current.set_attribute("http.response.status_code", status)
                 HTTP_REQUESTS.labels(route, str(status)).inc()
                 HTTP_LATENCY.labels(route).observe(elapsed)
                 log.info(
@@ -252,6 +259,16 @@ def _with_html_headers(
     if not content_type.lower().startswith(b"text/html"):
         return headers
     return [*headers, *(h for h in html_headers if h[0] not in names)]
+
+
+def _trace_headers(scope: Scope) -> dict[str, str]:
+    """The caller's W3C trace context headers, if it sent them."""
+    found = {}
+    for name in (b"traceparent", b"tracestate"):
+        value = _header(scope, name)
+        if value is not None:
+            found[name.decode()] = value
+    return found
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
