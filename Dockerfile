@@ -15,7 +15,8 @@ COPY schema schema
 COPY policies policies
 COPY keys keys
 COPY sandbox sandbox
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[sandbox]'
+COPY client client
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ./client '.[sandbox]'
 
 FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[sandbox,dev]' -e ./client
+	$(BIN)/python -m pip install --quiet -e ./client -e '.[sandbox,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from lienthong_client import Purpose, Signer
 
 from bench import _audit as audit_figures
 from bench import _chaos as chaos_figures
@@ -251,21 +252,14 @@ def scenarios(servers: Servers, citizens: int) -> list[Scenario]:
     gw, pop, biz = servers.gateway, servers.population, servers.business
     host = "127.0.0.1"
 
+    # Signed as a case-handling system signs, by the client library.
+    signer = Signer(CLIENT, servers.key, servers.kid, audience=f"http://127.0.0.1:{gw}")
+
     def graphql(
         query: str, variables: dict[str, Any], procedure: str, subjects: list[str]
     ) -> tuple[int, bytes]:
-        from gateway.admission import sign_request
-        from policies import Purpose
-
         body = json.dumps({"query": query, "variables": variables}).encode()
-        token = sign_request(
-            client_id=CLIENT,
-            key=servers.key,
-            kid=servers.kid,
-            audience=f"http://127.0.0.1:{gw}",
-            body=body,
-            purpose=Purpose(procedure, "BENCH-1", "bench-officer", tuple(subjects)),
-        )
+        token = signer.sign(body, Purpose(procedure, "BENCH-1", "bench-officer", tuple(subjects)))
         return gw, encode_post(f"{host}:{gw}", "/graphql", body, accept=GR, token=token)
 
     one_ids = [rng.choice(with_household) for _ in range(2000)]

@@ -60,7 +60,9 @@ class Purpose:
         if self.hidden_until is not None:
             if self.hidden_until.tzinfo is None:
                 raise ValueError("hidden_until needs its time zone")
-            claim["hiddenUntil"] = self.hidden_until.astimezone(datetime.UTC).isoformat()
+            claim["hiddenUntil"] = (
+                self.hidden_until.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+            )
         return claim
 
 
@@ -112,15 +114,18 @@ class Signer:
     def __repr__(self) -> str:
         return f"Signer(client_id={self.client_id!r}, kid={self.kid!r}, alg={self._alg!r})"
 
-    def sign(self, body: bytes, purpose: Purpose, *, now: int | None = None) -> str:
-        """A token for exactly `body` (for a GET, the raw query string's bytes)."""
+    def sign(
+        self, body: bytes, purpose: Purpose, *, now: int | None = None, jti: str | None = None
+    ) -> str:
+        """A token for exactly `body` (for a GET, the raw query string's bytes); a
+        fresh `jti` unless one is given."""
         issued = int(time.time()) if now is None else now
         claims = {
             "iss": self.client_id,
             "aud": self.audience,
             "iat": issued,
             "exp": issued + self.ttl,
-            "jti": uuid.uuid4().hex,
+            "jti": jti or uuid.uuid4().hex,
             "req": body_digest(body),
             "purpose": purpose.claim(),
         }

@@ -27,15 +27,15 @@ import hashlib
 import json
 import math
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-import orjson
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
+from lienthong_client import Purpose as ClientPurpose
+from lienthong_client import Signer
 
 from gateway.admission._clients import Client, ClientKey
 from gateway.admission._ratelimit import Hit
@@ -152,23 +152,14 @@ def sign_request(
     now: int | None = None,
     jti: str | None = None,
 ) -> str:
-    """A request token for `body` (what `gateway token` and the demo page use)."""
-    issued = int(time.time()) if now is None else now
-    alg = "EdDSA" if isinstance(key, OKPKey) else "ES256"
-    header = {"alg": alg, "typ": TOKEN_TYPE, "kid": kid}
-    claims = {
-        "iss": client_id,
-        "aud": audience,
-        "iat": issued,
-        "exp": issued + min(ttl, MAX_LIFETIME),
-        "jti": jti or uuid.uuid4().hex,
-        "req": body_digest(body),
-        "purpose": purpose.claim(),
-    }
-    token = _quietly(
-        lambda: jws.serialize_compact(header, orjson.dumps(claims), key, algorithms=[alg])
+    """A request token for `body` (what `gateway token`, the demo page and the benchmark
+    use), signed by the client library as any case-handling system signs one; `ttl` is
+    at most `MAX_LIFETIME`."""
+    signer = Signer(client_id, key, kid, audience=audience, ttl=min(ttl, MAX_LIFETIME))
+    stated = ClientPurpose(
+        purpose.procedure, purpose.case, purpose.officer, purpose.subjects, purpose.hidden_until
     )
-    return str(token)
+    return signer.sign(body, stated, now=now, jti=jti)
 
 
 class RequestVerifier:
