@@ -1,5 +1,16 @@
 """Keys of the gateway: signing keys, rotation, JWKS, notes, sealing, stored secrets' KEKs."""
 
+from lienthong_client.log import (
+    NoteError,
+    NoteVerifier,
+    UnknownNoteKey,
+    note_key_id,
+    open_note,
+    parse_verifier_key,
+    sign_note,
+    verifier_key,
+)
+
 from keys._envelope import (
     KEK_FOLDER,
     KekRing,
@@ -12,16 +23,6 @@ from keys._envelope import (
 )
 from keys._jose import eddsa_allowed
 from keys._keyring import PURPOSES, KeyRing, KeyRingError, SigningKey
-from keys._notes import (
-    NoteError,
-    NoteVerifier,
-    UnknownNoteKey,
-    note_key_id,
-    open_note,
-    parse_verifier_key,
-    sign_note,
-    verifier_key,
-)
 from keys._sealing import SealError, open_sealed, seal, unwrap_key, wrap_key
 from keys._secrets import load_secret
 

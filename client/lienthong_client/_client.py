@@ -27,6 +27,7 @@ import httpx
 from lienthong_client._answers import Answer, FieldError, Refused, RequestInvalid, Unavailable
 from lienthong_client._receipts import ReceiptKeys
 from lienthong_client._tokens import Purpose, Signer, SigningKey
+from lienthong_client.log import ProvenLeaf, parse_verifier_key, read_leaf_hash, verify_tlog_proof
 
 __all__ = ["AsyncGatewayClient", "GatewayClient"]
 
@@ -166,6 +167,16 @@ def _request_consent(
 _CONSENT_STATUS = f"query($id: ID!) {{ consent(id: $id) {{ {_CONSENT} }} }}"
 
 
+def _check_proof(answer: Answer, proof: bytes, log_keys: str) -> ProvenLeaf:
+    """The receipt's leaf proven in a checkpoint one of `log_keys` signed (C2SP verifier
+    keys, one a line); `ValueError` saying what is wrong."""
+    if answer.receipt is None:
+        raise ValueError("the answer has no receipt")
+    verifiers = [parse_verifier_key(line) for line in log_keys.split() if line]
+    leaf = read_leaf_hash(answer.receipt.leaf_hash)
+    return verify_tlog_proof(proof.decode(), verifiers, leaf_hash=leaf)
+
+
 def _consent(answer: Answer, field: str) -> dict[str, Any] | None:
     if answer.errors and (answer.data is None or answer.data.get(field) is None):
         error = answer.errors[0]
@@ -288,6 +299,16 @@ class GatewayClient:
         response = self._http.get("/log/tlog-proof", params={"hash": answer.receipt.leaf_hash})
         return response.content if response.status_code == 200 else None
 
+    def check_inclusion(
+        self, answer: Answer, proof: bytes, *, log_keys: str | None = None
+    ) -> ProvenLeaf:
+        """Check `proof` (from `inclusion_proof`) offline with the log's offline core: the
+        checkpoint signed by one of `log_keys` (C2SP verifier keys, one a line; default:
+        the gateway's `/log/key`, which trusts the gateway for its own key), the receipt's
+        leaf under its root. `ValueError` saying what is wrong."""
+        keys = log_keys if log_keys is not None else self._http.get("/log/key").text
+        return _check_proof(answer, proof, keys)
+
 
 class AsyncGatewayClient:
     """`GatewayClient` for asyncio programs (and load generators)."""
@@ -392,3 +413,10 @@ class AsyncGatewayClient:
         params = {"hash": answer.receipt.leaf_hash}
         response = await self._http.get("/log/tlog-proof", params=params)
         return response.content if response.status_code == 200 else None
+
+    async def check_inclusion(
+        self, answer: Answer, proof: bytes, *, log_keys: str | None = None
+    ) -> ProvenLeaf:
+        """See `GatewayClient.check_inclusion`."""
+        keys = log_keys if log_keys is not None else (await self._http.get("/log/key")).text
+        return _check_proof(answer, proof, keys)

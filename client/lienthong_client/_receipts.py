@@ -7,7 +7,6 @@ receipts carry the signature in base64url, version 1 in standard base64.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Mapping
 from typing import Any
@@ -17,22 +16,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from lienthong_client._answers import Receipt
+from lienthong_client.log import read_b64
 
 __all__ = ["ReceiptKeys", "verify_receipt"]
-
-
-def _b64(value: str) -> bytes:
-    """Base64url or standard base64, padded or not (the two alphabets differ in two
-    characters only)."""
-    standard = value.rstrip("=").translate(str.maketrans("-_", "+/"))
-    return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
 
 
 def verify_receipt(receipt: Receipt, key: Ed25519PublicKey) -> bool:
     """Whether `key` signed `receipt`."""
     payload = {k: v for k, v in receipt.document.items() if k not in ("kid", "signature")}
     try:
-        key.verify(_b64(receipt.signature), bytes(rfc8785.dumps(payload)))
+        key.verify(read_b64(receipt.signature), bytes(rfc8785.dumps(payload)))
     except (InvalidSignature, ValueError, binascii.Error, rfc8785.CanonicalizationError):
         return False
     return True
@@ -53,7 +46,7 @@ class ReceiptKeys:
                 continue
             try:
                 self._keys[str(jwk["kid"])] = Ed25519PublicKey.from_public_bytes(
-                    _b64(str(jwk["x"]))
+                    read_b64(str(jwk["x"]))
                 )
             except (KeyError, ValueError, binascii.Error):
                 continue

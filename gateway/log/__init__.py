@@ -6,7 +6,9 @@ notes, tile paths and entry bundles (c2sp.org/tlog-tiles), the public leaf and t
 envelope hash, offline proofs (c2sp.org/tlog-proof), receipts, the base64url of hashes
 in JSON and URLs, and the offline checks of exports and receipts. It imports neither
 the database nor the web framework, so the offline checks run anywhere with `keys/`
-alone.
+alone. What a client needs to check the log without the gateway (Merkle proofs, signed
+notes and checkpoints, offline proofs) is the client library's `lienthong_client.log`,
+re-exported here: the gateway signs and proves with the code its clients check with.
 
 What needs more lives in modules of their own, imported by name:
 
@@ -16,34 +18,41 @@ What needs more lives in modules of their own, imported by name:
 - `gateway.log.remote`: `verify_remote`, the audit of a running gateway over HTTP.
 """
 
-from gateway.log._canonical import canonical_json
-from gateway.log._checkpoint import (
+from lienthong_client.log import (
+    EMPTY_ROOT,
+    TLOG_PROOF,
     Checkpoint,
     CheckpointError,
-    UnknownCheckpointKey,
-    checkpoint_text,
-    checkpoint_verifiers,
-    parse_checkpoint,
-    sign_checkpoint,
-)
-from gateway.log._encoding import b64url, read_b64, read_leaf_hash
-from gateway.log._leaf import LEAF_VERSION, canonical_hash, format_ts, public_leaf
-from gateway.log._merkle import (
-    EMPTY_ROOT,
     CompactRange,
     Node,
     ProofError,
+    ProvenLeaf,
+    TlogProof,
+    UnknownCheckpointKey,
+    b64url,
+    checkpoint_text,
     consistency_ranges,
     hash_ranges,
     inclusion_ranges,
     leaf_hash,
     node_hash,
     nodes_for,
+    parse_checkpoint,
     perfect_nodes,
+    read_b64,
+    read_leaf_hash,
+    read_tlog_proof,
+    sign_checkpoint,
+    tlog_proof,
     verify_consistency,
     verify_inclusion,
+    verify_tlog_proof,
 )
-from gateway.log._offline import ExportReport, ProvenLeaf, verify_export, verify_tlog_proof
+
+from gateway.log._canonical import canonical_json
+from gateway.log._checkpoint import checkpoint_verifiers
+from gateway.log._leaf import LEAF_VERSION, canonical_hash, format_ts, public_leaf
+from gateway.log._offline import ExportReport, verify_export
 from gateway.log._receipts import make_receipt, verify_receipt
 from gateway.log._report import Report
 from gateway.log._tiles import (
@@ -55,7 +64,6 @@ from gateway.log._tiles import (
     tile_name,
     tile_path,
 )
-from gateway.log._tlog_proof import TLOG_PROOF, TlogProof, read_tlog_proof, tlog_proof
 
 __all__ = [
     "EMPTY_ROOT",

@@ -18,9 +18,9 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from lienthong_client.log import b64url, read_b64
 
 from gateway.log._canonical import canonical_json
-from gateway.log._encoding import b64url, read_b64
 from gateway.log._leaf import format_ts
 from keys import KeyRing
 

@@ -10,17 +10,18 @@ the gateway's database.
 from __future__ import annotations
 
 import httpx
-
-from gateway.log._checkpoint import CheckpointError, parse_checkpoint
-from gateway.log._encoding import read_b64
-from gateway.log._merkle import (
+from lienthong_client.log import (
+    CheckpointError,
     CompactRange,
     ProofError,
     leaf_hash,
     node_hash,
+    parse_checkpoint,
+    read_b64,
     verify_consistency,
     verify_inclusion,
 )
+
 from gateway.log._report import Report
 from gateway.log._tiles import TILE_HEIGHT, TILE_WIDTH, read_entry_bundle, tile_name
 from keys import NoteError, parse_verifier_key

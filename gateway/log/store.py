@@ -23,15 +23,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from gateway.errors import InvalidArgument, NotFound
-from gateway.log._checkpoint import Checkpoint, checkpoint_verifiers, sign_checkpoint
-from gateway.log._leaf import public_leaf
-from gateway.log._merkle import (
+from lienthong_client.log import (
     EMPTY_ROOT,
+    Checkpoint,
     CompactRange,
     Node,
     consistency_ranges,
@@ -40,7 +34,15 @@ from gateway.log._merkle import (
     leaf_hash,
     nodes_for,
     perfect_nodes,
+    sign_checkpoint,
 )
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import InvalidArgument, NotFound
+from gateway.log._checkpoint import checkpoint_verifiers
+from gateway.log._leaf import public_leaf
 from gateway.log._tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle
 from gateway.storage import (
     Transactions,

@@ -61,7 +61,19 @@ async def test_a_receipt_becomes_a_proof_the_log_key_verifies(gateway, dataset) 
         assert answer.provenance["citizen.fullName"].source == "population"
         await gateway.caught_up()
         proof = await client.inclusion_proof(answer)
-    assert proof is not None
+        assert proof is not None
+        # Checked by the client's own offline core, with the log's published key.
+        proven = await client.check_inclusion(answer, proof)
+        assert proven.leaf is not None
+        assert proven.leaf["type"] == "access"
+        # A proof is checked against the receipt's leaf: another answer's is refused.
+        other = await client.query(
+            "query($id: String!) { citizen(personalId: $id) { fullName } }",
+            {"id": person},
+            purpose=purpose,
+        )
+        with pytest.raises(ValueError, match="another leaf"):
+            await client.check_inclusion(other, proof)
     assert answer.receipt is not None
     settings = gateway.settings
     verifiers = checkpoint_verifiers(KeyRing.load(settings.keys_dir), settings.checkpoint_origin)

@@ -24,8 +24,15 @@ def _isort_key(name: str) -> tuple[int, str]:
     return (1 if name[:1].isupper() else 2), name
 
 
+OFFLINE_CORE = "lienthong_client.log"
+"""The log's offline core, in the client library (client/): `keys` and `gateway.log`
+re-export it as their own, the gateway signing and proving with the code clients check
+with."""
+
+
 def _own_public_names(package: ModuleType) -> set[str]:
-    """Public names `__init__.py` defines or imports from its own package."""
+    """Public names `__init__.py` defines or imports from its own package (or from the
+    log's offline core)."""
     assert package.__file__ is not None
     tree = ast.parse(Path(package.__file__).read_text(encoding="utf-8"))
     names: set[str] = set()
@@ -35,7 +42,8 @@ def _own_public_names(package: ModuleType) -> set[str]:
         if isinstance(node, ast.If):  # `if TYPE_CHECKING:` imports of a lazy API
             todo.extend(node.body)
         elif isinstance(node, ast.ImportFrom):
-            if node.level or (node.module or "").startswith(package.__name__ + "."):
+            module = node.module or ""
+            if node.level or module.startswith(package.__name__ + ".") or module == OFFLINE_CORE:
                 names.update(a.asname or a.name for a in node.names)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)

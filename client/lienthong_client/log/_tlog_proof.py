@@ -18,7 +18,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from gateway.log._checkpoint import DECIMAL, Checkpoint
+from lienthong_client.log._checkpoint import DECIMAL, Checkpoint
 
 __all__ = ["TLOG_PROOF", "TlogProof", "read_tlog_proof", "tlog_proof"]
 
