@@ -184,7 +184,39 @@ def _consent(answer: Answer, field: str) -> dict[str, Any] | None:
     return None if answer.data is None else answer.data.get(field)
 
 
-class GatewayClient:
+class _Client:
+    """What both clients hold: the steps and signer, the gateway's receipt keys."""
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        key: SigningKey,
+        kid: str,
+        audience: str | None,
+        ttl: int,
+        rate_limit_retries: int,
+        max_wait: float,
+    ) -> None:
+        self._core = _Core(
+            url,
+            client_id,
+            key,
+            kid,
+            audience=audience,
+            ttl=ttl,
+            rate_limit_retries=rate_limit_retries,
+            max_wait=max_wait,
+        )
+        self._receipt_keys = ReceiptKeys()
+
+    @property
+    def signer(self) -> Signer:
+        """The client's signer (for load tests: `signer.sign_many`)."""
+        return self._core.signer
+
+
+class GatewayClient(_Client):
     """Calls the gateway for one client (a case-handling system) with one of its keys.
 
     ```python
@@ -209,23 +241,8 @@ class GatewayClient:
         max_wait: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._core = _Core(
-            url,
-            client_id,
-            key,
-            kid,
-            audience=audience,
-            ttl=ttl,
-            rate_limit_retries=rate_limit_retries,
-            max_wait=max_wait,
-        )
+        super().__init__(url, client_id, key, kid, audience, ttl, rate_limit_retries, max_wait)
         self._http = httpx.Client(base_url=self._core.url, timeout=timeout, transport=transport)
-        self._receipt_keys = ReceiptKeys()
-
-    @property
-    def signer(self) -> Signer:
-        """The client's signer (for load tests: `signer.sign_many`)."""
-        return self._core.signer
 
     def __enter__(self) -> GatewayClient:
         return self
@@ -310,7 +327,7 @@ class GatewayClient:
         return _check_proof(answer, proof, keys)
 
 
-class AsyncGatewayClient:
+class AsyncGatewayClient(_Client):
     """`GatewayClient` for asyncio programs (and load generators)."""
 
     def __init__(
@@ -327,24 +344,10 @@ class AsyncGatewayClient:
         max_wait: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._core = _Core(
-            url,
-            client_id,
-            key,
-            kid,
-            audience=audience,
-            ttl=ttl,
-            rate_limit_retries=rate_limit_retries,
-            max_wait=max_wait,
-        )
+        super().__init__(url, client_id, key, kid, audience, ttl, rate_limit_retries, max_wait)
         self._http = httpx.AsyncClient(
             base_url=self._core.url, timeout=timeout, transport=transport
         )
-        self._receipt_keys = ReceiptKeys()
-
-    @property
-    def signer(self) -> Signer:
-        return self._core.signer
 
     async def __aenter__(self) -> AsyncGatewayClient:
         return self

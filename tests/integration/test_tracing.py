@@ -5,30 +5,12 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator
 
-import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from gateway import tracing
+from opentelemetry.sdk.trace import ReadableSpan
 
 RESIDENCE = "1.004222"
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.start(provider=provider)
-    try:
-        yield exporter
-    finally:
-        tracing.stop()
 
 
 def _text(span: ReadableSpan) -> str:
