@@ -555,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         )
         path = RESULTS / f"{now:%Y-%m-%d}-{socket.gethostname()}{part}.md"
+        if path.exists():  # an earlier run of the day is kept
+            path = path.with_name(f"{path.stem}-{now:%H%M}.md")
         path.write_text(report, encoding="utf-8")
         sys.stdout.write(f"\nsaved {path.relative_to(ROOT)}\n")
     return 0

@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -70,6 +71,30 @@ async def verify_seconds(engine: AsyncEngine, ring: KeyRing) -> float:
     return seconds
 
 
+async def table_bytes(engine: AsyncEngine) -> list[tuple[str, int]]:
+    """PostgreSQL: each table's whole size (rows, TOAST and indexes), largest first."""
+    async with engine.connect() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT relname, pg_total_relation_size(relid) FROM pg_stat_user_tables ORDER BY 2 DESC"
+        )
+        found: list[Any] = list(rows)
+        return [(str(name), int(size)) for name, size in found]
+
+
+def _bytes_table(records: int, sizes: list[tuple[str, int]]) -> list[str]:
+    total = sum(size for _, size in sizes)
+    lines = [
+        f"\nPostgreSQL, what {records:,} records take on disk (rows, TOAST and indexes):\n",
+        "| table | MB | bytes a record |",
+        "|---|---|---|",
+    ]
+    for name, size in sizes:
+        if size >= 64 * 1024:
+            lines.append(f"| {name} | {size / 1e6:.1f} | {size / records:.0f} |")
+    lines.append(f"| all | {total / 1e6:.1f} | {total / records:.0f} |")
+    return lines
+
+
 async def measure(*, records: int, backends: list[str]) -> str:
     """Build and verify on each backend; the Markdown table."""
     lines = [
@@ -79,6 +104,7 @@ async def measure(*, records: int, backends: list[str]) -> str:
         "| backend | records | insert s | integrate s | verify s | records/s verified |",
         "|---|---|---|---|---|---|",
     ]
+    on_disk: list[str] = []
     with tempfile.TemporaryDirectory(prefix="gateway-bench-keys-") as tmp:
         ring = keyring(Path(tmp))
         for backend in backends:
@@ -92,8 +118,11 @@ async def measure(*, records: int, backends: list[str]) -> str:
                     async with engine.begin() as conn:
                         await conn.exec_driver_sql("ANALYZE")
                 seconds = await verify_seconds(engine, ring)
+                sizes = await table_bytes(engine) if engine.dialect.name == "postgresql" else []
             lines.append(
                 f"| {backend} | {records} | {built.insert_seconds:.0f} "
                 f"| {built.integrate_seconds:.0f} | {seconds:.1f} | {records / seconds:.0f} |"
             )
-    return "\n".join(lines) + "\n"
+            if sizes:
+                on_disk = _bytes_table(records, sizes)
+    return "\n".join(lines + on_disk) + "\n"
