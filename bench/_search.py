@@ -150,8 +150,9 @@ def _searches(shape: Shape, now: datetime.datetime) -> list[tuple[str, Callable[
         ),
         ("client, 30 days", lambda n: flt(month, client=f"VN/GOV/C{n}/system")),
         ("organisation, 30 days", lambda n: flt(month, organisation=f"Agency {n}")),
-        ("officer, a year", lambda n: flt(year, officer=f"{n * 31:032x}")),
-        ("case, a year", lambda n: flt(year, case=f"{n * 9973:032x}")),
+        # A pseudonym and its form in records written before kinds: the same here.
+        ("officer, a year", lambda n: flt(year, officer=(f"{n * 31:032x}",) * 2)),
+        ("case, a year", lambda n: flt(year, case=(f"{n * 9973:032x}",) * 2)),
         ("procedure, 30 days", lambda n: flt(month, procedure=_PROCEDURES[n % 7])),
         ("type auditor_search, a year", lambda n: flt(year, type="auditor_search")),
         (
