@@ -50,26 +50,13 @@ log = structlog.get_logger(__name__)
 
 _MAX_RELEASES: Final = 10_000
 
-# Atomic in Redis. KEYS[1]: the token's key; ARGV: the attempt, ttl. Returns 1 for a
-# first use, 2 for the reuse of a released token, 0 for a replay. An attempt's own
-# claim arriving late (after its 503 and release) does not take the reuse meant for
-# its client's retry.
-_SPEND: Final = """
-local v = redis.call('GET', KEYS[1])
-if not v then
-  redis.call('SET', KEYS[1], 'c:' .. ARGV[1], 'EX', ARGV[2])
-  return 1
-end
-if string.sub(v, 1, 2) == 'r:' and v ~= 'r:' .. ARGV[1] then
-  redis.call('SET', KEYS[1], 'u:' .. ARGV[1], 'EX', ARGV[2])
-  return 2
-end
-return 0
-"""
-# The spend, then, after a first use or a reuse, the rate-limit hits as `_HIT_ALL`
-# counts them. KEYS[1]: the token's key, then the counters; ARGV: the attempt, ttl, the
-# counters' lifetime, then each one's limit. Returns the spend's answer, then the
-# position (from 1) and count of the first hit over its limit, or 0, 0.
+# Atomic in Redis: the spend, then, after a first use or a reuse, the rate-limit hits
+# as `_HIT_ALL` counts them (none when the spend carries none). KEYS[1]: the token's
+# key, then the counters; ARGV: the attempt, ttl, the counters' lifetime, then each
+# one's limit. Returns the spend's answer (1 for a first use, 2 for the reuse of a
+# released token, 0 for a replay), then the position (from 1) and count of the first
+# hit over its limit, or 0, 0. An attempt's own claim arriving late (after its 503 and
+# release) does not take the reuse meant for its client's retry.
 _SPEND_AND_HIT: Final = """
 local used = 0
 local v = redis.call('GET', KEYS[1])
@@ -206,8 +193,7 @@ class RedisReplayCache:
     def __init__(self, redis: Redis, *, wait: float = REDIS_WAIT) -> None:
         self._redis = redis
         self._wait = wait
-        self._spend = redis.register_script(_SPEND)
-        self._spend_and_hit = redis.register_script(_SPEND_AND_HIT)
+        self._spend = redis.register_script(_SPEND_AND_HIT)
         self._release = redis.register_script(_RELEASE)
         # Releases Redis has not taken yet, oldest first.
         self._releases: OrderedDict[str, Spent] = OrderedDict()
@@ -218,18 +204,13 @@ class RedisReplayCache:
         """See `ReplayCache.first_use`: the hits are counted in the same round trip."""
         now = time.time()
         spent = Spent(issuer, jti, now + ttl)
-        over: Over | None = None
         try:
             async with asyncio.timeout(self._wait):
                 await self._write_releases()
-                if hits:
-                    keys, args = redis_hits(hits, int(now))
-                    used, position, count = await self._spend_and_hit(
-                        keys=[spent.key, *keys], args=[spent.attempt, ttl, *args]
-                    )
-                    over = over_from(position, count, int(now))
-                else:
-                    used = await self._spend(keys=[spent.key], args=[spent.attempt, ttl])
+                keys, args = redis_hits(hits, int(now))
+                used, position, count = await self._spend(
+                    keys=[spent.key, *keys], args=[spent.attempt, ttl, *args]
+                )
         except (RedisError, OSError, TimeoutError) as exc:
             # Whether the claim arrived is unknown: the answer is 503, so it is released.
             self._keep(spent)
@@ -246,7 +227,7 @@ class RedisReplayCache:
             spent.attempt,
             reused=used == 2,
             counted=bool(hits),
-            over=over,
+            over=over_from(position, count, int(now)),
         )
 
     async def release(self, spent: Spent) -> None:
