@@ -20,9 +20,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from lienthong_client import Purpose as StatedPurpose
+
 from gateway.errors import InvalidIdentifier, InvalidPurpose
 from gateway.identifiers import SUBJECT_KINDS, describe_kinds, parse_identifier
-from gateway.instants import format_instant
 
 __all__ = ["MAX_SUBJECTS", "Purpose", "parse_hidden_until", "purpose_text"]
 
@@ -96,17 +97,15 @@ class Purpose:
             parse_hidden_until(claim.get("hiddenUntil")),
         )
 
+    def stated(self) -> StatedPurpose:
+        """This purpose as a client states it in its tokens (the client library's)."""
+        return StatedPurpose(
+            self.procedure, self.case, self.officer, self.subjects, self.hidden_until
+        )
+
     def claim(self) -> dict[str, Any]:
         """The `purpose` claim of a token that states this purpose."""
-        claim: dict[str, Any] = {
-            "procedure": self.procedure,
-            "case": self.case,
-            "officer": self.officer,
-            "subjects": list(self.subjects),
-        }
-        if self.hidden_until is not None:
-            claim["hiddenUntil"] = format_instant(self.hidden_until)
-        return claim
+        return self.stated().claim()
 
 
 def parse_hidden_until(value: Any) -> datetime.datetime | None:

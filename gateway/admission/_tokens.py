@@ -34,7 +34,6 @@ from typing import Any, Final, Protocol
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
-from lienthong_client import Purpose as ClientPurpose
 from lienthong_client import Signer
 
 from gateway.admission._clients import Client, ClientKey
@@ -156,10 +155,7 @@ def sign_request(
     use), signed by the client library as any case-handling system signs one; `ttl` is
     at most `MAX_LIFETIME`."""
     signer = Signer(client_id, key, kid, audience=audience, ttl=min(ttl, MAX_LIFETIME))
-    stated = ClientPurpose(
-        purpose.procedure, purpose.case, purpose.officer, purpose.subjects, purpose.hidden_until
-    )
-    return signer.sign(body, stated, now=now, jti=jti)
+    return signer.sign(body, purpose.stated(), now=now, jti=jti)
 
 
 class RequestVerifier:
