@@ -316,87 +316,66 @@ class RestConnector:
         budget: float,
     ) -> Any:
         """One call, within `budget` seconds (waiting for a slot included), in a span of
-        its own when tracing (its outcome: `ok`, `not_found` or the error's code)."""
+        its own when tracing, with the outcome its metrics count."""
         attributes = {"gateway.connector": self.name, "gateway.route": route}
         with tracing.span("source_call", attributes) as current:
+            started = time.perf_counter()
+            outcome = "ok"
             try:
-                body = await self._attempt(
-                    method, url, headers=headers, route=route, json=json, budget=budget
-                )
+                # A 401 with an OAuth2 token: the token is dropped and the call made once more
+                # (with a permit of its own).
+                for turn, may_renew in enumerate((self._credentials.refreshes, False)):
+                    if turn:
+                        budget = await take_permit(
+                            self._rate,
+                            source=self.name,
+                            call_timeout=self.manifest.timeout_seconds,
+                            budget=budget,
+                        )
+                    # A token is asked for, when needed, within a deadline of its own.
+                    auth = await self._credentials.headers(self._http)
+                    # The deadline covers waiting for a slot, connecting and reading the whole
+                    # answer: a source that trickles bytes cannot hold a request any longer.
+                    async with asyncio.timeout(budget), self._limit:
+                        content = orjson.dumps(json) if json is not None else None
+                        sent = {**headers, **auth}
+                        if content is not None:
+                            sent["content-type"] = "application/json"
+                        tracing.inject(sent)
+                        status, body = await self._exchange(method, url, sent, content, budget)
+                    if status == 401 and may_renew:
+                        self._credentials.expire(auth)
+                        continue
+                    error = classify_status(status, source=self.name)
+                    if error is not None:
+                        raise error
+                    if status == 404:
+                        outcome = "not_found"
+                        return None
+                    break
+                try:
+                    return orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    raise SourceDataInvalid(
+                        "The source did not answer JSON.", source=self.name
+                    ) from None
             except SourceError as exc:
-                if current is not None:
-                    current.set_attribute("gateway.outcome", exc.code)
+                outcome = exc.code
                 raise
-            if current is not None:
-                current.set_attribute("gateway.outcome", "ok" if body is not None else "not_found")
-            return body
-
-    async def _attempt(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str],
-        route: str,
-        json: Any,
-        budget: float,
-    ) -> Any:
-        """One call, within `budget` seconds (waiting for a slot included)."""
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            # A 401 with an OAuth2 token: the token is dropped and the call made once more
-            # (with a permit of its own).
-            for turn, may_renew in enumerate((self._credentials.refreshes, False)):
-                if turn:
-                    budget = await take_permit(
-                        self._rate,
-                        source=self.name,
-                        call_timeout=self.manifest.timeout_seconds,
-                        budget=budget,
-                    )
-                # A token is asked for, when needed, within a deadline of its own.
-                auth = await self._credentials.headers(self._http)
-                # The deadline covers waiting for a slot, connecting and reading the whole
-                # answer: a source that trickles bytes cannot hold a request any longer.
-                async with asyncio.timeout(budget), self._limit:
-                    content = orjson.dumps(json) if json is not None else None
-                    sent = {**headers, **auth}
-                    if content is not None:
-                        sent["content-type"] = "application/json"
-                    tracing.inject(sent)
-                    status, body = await self._exchange(method, url, sent, content, budget)
-                if status == 401 and may_renew:
-                    self._credentials.expire(auth)
-                    continue
-                error = classify_status(status, source=self.name)
-                if error is not None:
-                    raise error
-                if status == 404:
-                    outcome = "not_found"
-                    return None
-                break
-            try:
-                return orjson.loads(body)
-            except orjson.JSONDecodeError:
+            except httpx.DecodingError:
+                outcome = SourceDataInvalid.code
                 raise SourceDataInvalid(
-                    "The source did not answer JSON.", source=self.name
+                    "The source's answer cannot be decoded.", source=self.name
                 ) from None
-        except SourceError as exc:
-            outcome = exc.code
-            raise
-        except httpx.DecodingError:
-            outcome = SourceDataInvalid.code
-            raise SourceDataInvalid(
-                "The source's answer cannot be decoded.", source=self.name
-            ) from None
-        except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
-            error = _transport_error(exc, source=self.name)
-            outcome = error.code
-            raise error from None
-        finally:
-            count_call(self.name, route, outcome)
-            observe_latency(self.name, route, time.perf_counter() - started)
+            except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
+                error = _transport_error(exc, source=self.name)
+                outcome = error.code
+                raise error from None
+            finally:
+                count_call(self.name, route, outcome)
+                observe_latency(self.name, route, time.perf_counter() - started)
+                if current is not None:
+                    current.set_attribute("gateway.outcome", outcome)
 
     async def _exchange(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None, budget: float
