@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import os
 import platform
 import random
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -145,6 +148,7 @@ class Servers:
     processes: list[subprocess.Popen[bytes]]
     key: Any
     kid: str
+    dossiers: int = 0
 
     def stop(self) -> None:
         for p in self.processes:
@@ -156,9 +160,16 @@ class Servers:
                 p.kill()
 
 
-def start(citizens: int, work: Path, *, otlp: str | None = None) -> Servers:
+def start(
+    citizens: int,
+    work: Path,
+    *,
+    otlp: str | None = None,
+    settings: dict[str, str] | None = None,
+) -> Servers:
+    """The sandboxes and one gateway; `settings`: more of its environment."""
     population, business, gateway = _free_port(), _free_port(), _free_port()
-    insurance, civil = _free_port(), _free_port()
+    insurance, civil, dossiers = _free_port(), _free_port(), _free_port()
     quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     procs = [
         subprocess.Popen(
@@ -179,6 +190,7 @@ def start(citizens: int, work: Path, *, otlp: str | None = None) -> Servers:
             ("business", business),
             ("insurance", insurance),
             ("civil", civil),
+            ("dossiers", dossiers),
         )
     ]
     db = f"sqlite+aiosqlite:///{work / 'bench.db'}"
@@ -199,6 +211,7 @@ def start(citizens: int, work: Path, *, otlp: str | None = None) -> Servers:
                 "business": f"http://127.0.0.1:{business}",
                 "insurance": f"http://127.0.0.1:{insurance}",
                 "civil": f"http://127.0.0.1:{civil}",
+                "dossiers": f"http://127.0.0.1:{dossiers}",
                 "land": f"sqlite:///{work / 'land.db'}",
             }
         ),
@@ -211,16 +224,18 @@ def start(citizens: int, work: Path, *, otlp: str | None = None) -> Servers:
     env["GATEWAY_ORIGIN"] = f"http://127.0.0.1:{gateway}"
     if otlp is not None:
         env["GATEWAY_OTLP_ENDPOINT"] = otlp
+    env.update(settings or {})
     subprocess.run([sys.executable, "-m", "gateway", "db", "upgrade"], env=env, check=True, **quiet)
     key, kid = asyncio.run(_register(db, work / "client-keys", work / "keys"))
     procs.append(subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, **quiet))
-    servers = Servers(population, business, gateway, procs, key, kid)
+    servers = Servers(population, business, gateway, procs, key, kid, dossiers)
     try:
         _wait(f"http://127.0.0.1:{population}/healthz", procs[0])
         _wait(f"http://127.0.0.1:{business}/healthz", procs[1])
         _wait(f"http://127.0.0.1:{insurance}/healthz", procs[2])
         _wait(f"http://127.0.0.1:{civil}/healthz", procs[3])
-        _wait(f"http://127.0.0.1:{gateway}/readyz", procs[4])
+        _wait(f"http://127.0.0.1:{dossiers}/healthz", procs[4])
+        _wait(f"http://127.0.0.1:{gateway}/readyz", procs[5])
     except BaseException:
         servers.stop()
         raise
@@ -235,7 +250,38 @@ class Scenario:
     """Each gateway operation carries a fresh signed token: build them before timing."""
 
 
-def scenarios(servers: Servers, citizens: int) -> list[Scenario]:
+class Desk:
+    """Receives the benchmark's dossiers at the dossier registry, one per procedure and
+    set of subjects, before anything is timed: every case asked about is a real one."""
+
+    def __init__(self, port: int) -> None:
+        self._http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
+        self._codes: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def case(self, procedure: str, subjects: list[str]) -> str:
+        key = (procedure, tuple(subjects))
+        code = self._codes.get(key)
+        if code is None:
+            roles = ["NGUOI_NOP", *["DONG_NGUOI_NOP"] * (len(subjects) - 1)]
+            answer = self._http.post(
+                "/_sandbox/ho-so",
+                json={
+                    "ma_thu_tuc": procedure,
+                    "co_quan_tiep_nhan": CLIENT.rsplit("/", 1)[0],
+                    "trang_thai": "DANG_XU_LY",
+                    "nguoi_lien_quan": [
+                        {"ma_dinh_danh": p, "vai_tro": r}
+                        for p, r in zip(subjects, roles, strict=True)
+                    ],
+                },
+            )
+            answer.raise_for_status()
+            code = self._codes[key] = str(answer.json()["ma_ho_so"])
+        return code
+
+
+def scenarios(servers: Servers, citizens: int, distinct: int = 2000) -> list[Scenario]:
+    """The mix; `distinct`: how many different citizens the first scenario asks about."""
     from sandbox import SandboxSettings, generate
 
     data = generate(SandboxSettings(citizens=citizens))
@@ -252,17 +298,21 @@ def scenarios(servers: Servers, citizens: int) -> list[Scenario]:
     gw, pop, biz = servers.gateway, servers.population, servers.business
     host = "127.0.0.1"
 
-    # Signed as a case-handling system signs, by the client library.
+    # Signed as a case-handling system signs, by the client library; each case is a
+    # dossier the benchmark's organisation received.
     signer = Signer(CLIENT, servers.key, servers.kid, audience=f"http://127.0.0.1:{gw}")
+    desk = Desk(servers.dossiers)
 
     def graphql(
         query: str, variables: dict[str, Any], procedure: str, subjects: list[str]
     ) -> tuple[int, bytes]:
         body = json.dumps({"query": query, "variables": variables}).encode()
-        token = signer.sign(body, Purpose(procedure, "BENCH-1", "bench-officer", tuple(subjects)))
+        case = desk.case(procedure, subjects)
+        token = signer.sign(body, Purpose(procedure, case, "bench-officer", tuple(subjects)))
         return gw, encode_post(f"{host}:{gw}", "/graphql", body, accept=GR, token=token)
 
-    one_ids = [rng.choice(with_household) for _ in range(2000)]
+    picked = rng.sample(with_household, min(distinct, len(with_household)))
+    one_ids = [picked[i % len(picked)] for i in range(2000)]
     batches = [rng.sample(everyone, 20) for _ in range(500)]
     chosen_pairs = [rng.choice(pairs) for _ in range(2000)]
     return [
@@ -323,7 +373,7 @@ def scenarios(servers: Servers, citizens: int) -> list[Scenario]:
 async def _calls(servers: Servers) -> int:
     async with httpx.AsyncClient() as client:
         total = 0
-        for port in (servers.population, servers.business):
+        for port in (servers.population, servers.business, servers.dossiers):
             stats = (await client.get(f"http://127.0.0.1:{port}/_sandbox/stats")).json()
             total += sum(stats["calls"].values())
         return total
@@ -401,6 +451,90 @@ def _gateway_report(args: argparse.Namespace) -> str:
         f"{args.requests} requests or {args.seconds:.0f} s per cell, same machine.\n"
         f"Ratios: gateway p50 / floor p50, and floor req/s / gateway req/s.\n\n"
         f"{table(rows)}\n\n"
+    )
+
+
+_CONFIRMATION = (
+    ("no confirmation", "none", "30"),
+    ("confirmed, dossier kept", "required", "3600"),
+    ("confirmed, looked up each request", "required", "0"),
+)
+"""Permanent residence's `case_confirmation`, and the gateway's cache time, per row."""
+
+
+def _cases_report(args: argparse.Namespace) -> str:
+    """The first scenario on three gateways: its procedure confirming no case; required,
+    with the dossiers kept; required, looked up at the registry for every request.
+
+    The three run side by side and are measured in turns, `args.cases_rounds` times;
+    each cell shows its median round (by req/s): this machine's speed drifts by more
+    than what is measured.
+    """
+    from policies import CATALOGUE_DIR
+
+    distinct = 100
+    with contextlib.ExitStack() as stack:
+        running = []
+        for label, confirmation, ttl in _CONFIRMATION:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gateway-bench-")))
+            catalogue = work / "catalogue"
+            shutil.copytree(CATALOGUE_DIR, catalogue)
+            entry = catalogue / "permanent-residence.yaml"
+            text = re.sub(
+                r"^case_confirmation: \w+$",
+                f"case_confirmation: {confirmation}",
+                entry.read_text(encoding="utf-8"),
+                flags=re.MULTILINE,
+            )
+            entry.write_text(text, encoding="utf-8")
+            servers = start(
+                args.citizens,
+                work,
+                settings={
+                    "GATEWAY_CATALOGUE_DIR": str(catalogue),
+                    "GATEWAY_CASE_CONFIRMATION_CACHE_SECONDS": ttl,
+                },
+            )
+            stack.callback(servers.stop)
+            scenario = scenarios(servers, args.citizens, distinct=distinct)[0]
+            # Each case once before timing: a kept dossier is then kept for every
+            # request measured.
+            warm = [scenario.gateway(i) for i in range(distinct)]
+            asyncio.run(run(warm, concurrency=10, max_requests=distinct, max_seconds=60))
+            running.append((label, servers, scenario))
+        cells: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for _ in range(args.cases_rounds):
+            for label, servers, scenario in running:
+                for concurrency in args.cases_concurrency:
+                    row = asyncio.run(
+                        measure(servers, scenario, concurrency, args.requests, args.seconds)
+                    )
+                    row["scenario"] = f"{scenario.name}, {label}"
+                    cells.setdefault((label, concurrency), []).append(row)
+    rows = []
+    for label, _, _ in _CONFIRMATION:
+        for concurrency in args.cases_concurrency:
+            measured = sorted(cells[(label, concurrency)], key=lambda r: r["gateway"].rate)
+            rows.append(measured[len(measured) // 2])
+    costs = []
+    base = {r["concurrency"]: r["gateway"] for r in rows[: len(args.cases_concurrency)]}
+    for r in rows[len(args.cases_concurrency) :]:
+        g: Result = r["gateway"]
+        b = base[r["concurrency"]]
+        if g.rate and b.rate:
+            costs.append(
+                f"- {r['scenario']}, {r['concurrency']} at once: "
+                f"{(1 / g.rate - 1 / b.rate) * 1000:+.2f} ms of the gateway per request "
+                f"(from req/s), p50 {(g.percentile(50) - b.percentile(50)) * 1000:+.2f} ms"
+            )
+    return (
+        f"Permanent residence (`1.004222`) confirming no case, then requiring it: three "
+        f"gateways side by side, measured in turns {args.cases_rounds} times (the median "
+        f"round of each cell is shown); {distinct} citizens, each with an open dossier of "
+        f"the benchmark's organisation at the sandbox's dossier registry (REST, loopback), "
+        f"each asked once before timing. Against the first rows:\n\n"
+        + "\n".join(costs)
+        + f"\n\n{table(rows)}\n"
     )
 
 
@@ -500,6 +634,19 @@ def main(argv: list[str] | None = None) -> int:
         help="concurrencies of the tracing off/on figures (none: skip)",
     )
     parser.add_argument("--tracing-only", action="store_true", help="only the tracing figures")
+    parser.add_argument(
+        "--cases-concurrency",
+        type=int,
+        nargs="*",
+        default=[1, 10],
+        help="concurrencies of the case confirmation figures (none: skip)",
+    )
+    parser.add_argument(
+        "--cases-rounds", type=int, default=3, help="turns of the case confirmation figures"
+    )
+    parser.add_argument(
+        "--cases-only", action="store_true", help="only the case confirmation figures"
+    )
     args = parser.parse_args(argv)
     only = (
         args.log_only
@@ -509,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         or args.outage_only
         or args.chaos_only
         or args.tracing_only
+        or args.cases_only
     )
 
     now = datetime.datetime.now(datetime.UTC)
@@ -540,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.tracing_concurrency and (args.tracing_only or not only):
         report += "\n## The cost of tracing\n\n" + _tracing_report(args)
+    if args.cases_concurrency and (args.cases_only or not only):
+        report += "\n## The cost of confirming cases\n\n" + _cases_report(args)
     sys.stdout.write(report)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -552,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.audit_only
             else "-tracing"
             if args.tracing_only
+            else "-cases"
+            if args.cases_only
             else ""
         )
         path = RESULTS / f"{now:%Y-%m-%d}-{socket.gethostname()}{part}.md"

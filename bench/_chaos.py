@@ -85,7 +85,7 @@ async def _phase(
         while time.perf_counter() < ends:
             if i % 2:
                 code = enterprises[i % len(enterprises)]
-                answer = await ask(http, _BUSINESS % code, _LAND_TRANSFER, code)
+                answer = await ask(http, _BUSINESS % code, _LAND_HOLDER_CHANGE, code)
             else:
                 person = people[i % len(people)]
                 answer = await ask(http, _INSURANCE % person, _HEALTH_CARD, person)
@@ -106,7 +106,7 @@ async def _phase(
 
 
 _RESIDENCE = "1.004222"
-_LAND_TRANSFER = "1.013831"
+_LAND_HOLDER_CHANGE = "1.013833"  # reads the enterprise; confirms no case
 
 
 async def measure(seconds: float = 8.0, workers: int = 4, citizens: int = 2000) -> str:
@@ -119,13 +119,16 @@ async def measure(seconds: float = 8.0, workers: int = 4, citizens: int = 2000) 
     data = generate(SandboxSettings(citizens=citizens))
     people = list(data.sample.citizens)[:200]
     enterprises = [b.ma_so_doanh_nghiep for b in data.sample.businesses][:100]
-    ports = {name: _free_port() for name in ("population", "business", "insurance", "gateway")}
+    ports = {
+        name: _free_port()
+        for name in ("population", "business", "insurance", "dossiers", "gateway")
+    }
     common = ["--citizens", str(citizens)]
     with tempfile.TemporaryDirectory(prefix="gateway-bench-chaos-") as tmp:
         work = Path(tmp)
         sources = [
             _spawn(["sandbox", name, "--port", str(ports[name]), *common])
-            for name in ("population", "business", "insurance")
+            for name in ("population", "business", "insurance", "dossiers")
         ]
         business = FaultProxy("127.0.0.1", ports["business"]).start()
         insurance = FaultProxy("127.0.0.1", ports["insurance"]).start()
@@ -143,6 +146,7 @@ async def measure(seconds: float = 8.0, workers: int = 4, citizens: int = 2000) 
                         "population": f"http://127.0.0.1:{ports['population']}",
                         "business": f"http://127.0.0.1:{business.port}",
                         "insurance": f"http://127.0.0.1:{insurance.port}",
+                        "dossiers": f"http://127.0.0.1:{ports['dossiers']}",
                         "land": f"sqlite:///{work / 'land.db'}",
                     }
                 ),
@@ -162,7 +166,8 @@ async def measure(seconds: float = 8.0, workers: int = 4, citizens: int = 2000) 
             )
             key, kid = await _register(db, work / "client-keys", work / "keys")
             gateway = _spawn(["gateway", "serve"], env)
-            for name, process in zip(("population", "business", "insurance"), sources, strict=True):
+            names = ("population", "business", "insurance", "dossiers")
+            for name, process in zip(names, sources, strict=True):
                 await asyncio.to_thread(_wait, f"http://127.0.0.1:{ports[name]}/healthz", process)
             url = f"http://127.0.0.1:{ports['gateway']}"
             await asyncio.to_thread(_wait, f"{url}/readyz", gateway)

@@ -100,10 +100,11 @@ async def measure(outage: float = 3.0, deadline: float = 2.0) -> str:
         parts = urlsplit(direct)
         proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
         proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-        population, port = _free_port(), _free_port()
+        population, dossiers, port = _free_port(), _free_port(), _free_port()
         with tempfile.TemporaryDirectory(prefix="gateway-bench-recovery-") as tmp:
             work = Path(tmp)
             source = _spawn(["sandbox", "population", "--port", str(population)], None)
+            registry = _spawn(["sandbox", "dossiers", "--port", str(dossiers)], None)
             gateway = None
             try:
                 # The land registry's manifest needs its database (a small one will do).
@@ -116,6 +117,7 @@ async def measure(outage: float = 3.0, deadline: float = 2.0) -> str:
                     "GATEWAY_CONNECTOR_URLS": json.dumps(
                         {
                             "population": f"http://127.0.0.1:{population}",
+                            "dossiers": f"http://127.0.0.1:{dossiers}",
                             "land": f"sqlite:///{work / 'land.db'}",
                         }
                     ),
@@ -129,6 +131,7 @@ async def measure(outage: float = 3.0, deadline: float = 2.0) -> str:
                 key, kid = await _register(direct, work / "client-keys", work / "keys")
                 gateway = _spawn(["gateway", "serve"], env)
                 await asyncio.to_thread(_wait, f"http://127.0.0.1:{population}/healthz", source)
+                await asyncio.to_thread(_wait, f"http://127.0.0.1:{dossiers}/healthz", registry)
                 await asyncio.to_thread(_wait, f"http://127.0.0.1:{port}/readyz", gateway)
                 async with httpx.AsyncClient() as http:
                     sample = await http.get(f"http://127.0.0.1:{population}/_sandbox/sample")
@@ -154,7 +157,7 @@ async def measure(outage: float = 3.0, deadline: float = 2.0) -> str:
                     )
                     lines.append(f"| {fault} | {answers} | {r['recovery']:.2f} |")
             finally:
-                for process in (gateway, source):
+                for process in (gateway, source, registry):
                     if process is not None:
                         process.terminate()
                         try:

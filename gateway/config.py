@@ -94,6 +94,14 @@ class GatewaySettings(BaseSettings):
         "replica, the CLI) reaches this gateway; a change made through it takes effect on "
         "the next request.",
     )
+    case_confirmation_cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="Seconds a dossier the dossier registry confirmed is kept, so that a "
+        "case's next requests cost no lookup; a dossier closed meanwhile is seen closed at "
+        "most this late. 0 looks every request's case up.",
+    )
     connectors_poll_seconds: float | None = Field(
         default=None,
         gt=0,

@@ -21,6 +21,7 @@ GatewayError (INTERNAL, 500)
 ├── Forbidden (FORBIDDEN, 403) .................. signed in, but not allowed this
 ├── RateLimited (RATE_LIMITED, 429)
 ├── InvalidPurpose (INVALID_PURPOSE, 400) ....... the stated purpose is malformed
+├── CaseNotConfirmed (CASE_NOT_CONFIRMED, 403) .. the dossier registry does not confirm the case
 ├── PolicyDenied (POLICY_DENIED, 403) ........... a decision withheld a field
 │   ├── ClientNotAuthorised (CLIENT_NOT_AUTHORISED) the client's agency may not run it
 │   ├── SubjectNotInCase (SUBJECT_NOT_IN_CASE) .. the subject is not in the purpose
@@ -31,6 +32,7 @@ GatewayError (INTERNAL, 500)
 ├── AuditUnavailable (AUDIT_UNAVAILABLE, 503) ... the access could not be recorded
 ├── DeadlineExceeded (DEADLINE_EXCEEDED, 503) ... not answered and recorded in time
 ├── ServiceUnavailable (SERVICE_UNAVAILABLE, 503) a dependency (Redis) does not answer
+├── CaseRegistryUnavailable (CASE_REGISTRY_UNAVAILABLE, 503) no registry answer to confirm by
 ├── InvalidIdentifier (INVALID_IDENTIFIER, 400) . malformed personal id or tax code
 ├── InvalidArgument (INVALID_ARGUMENT, 400) ..... e.g. a list argument over its cap
 │   └── InvalidManifest (INVALID_MANIFEST, 422) . a connector manifest, naming the field
@@ -61,6 +63,8 @@ __all__ = [
     "AuditUnavailable",
     "BadJson",
     "BadSignature",
+    "CaseNotConfirmed",
+    "CaseRegistryUnavailable",
     "ClientNotAuthorised",
     "Conflict",
     "ConsentRequired",
@@ -219,6 +223,14 @@ class InvalidPurpose(GatewayError):
     default_message = "The token's purpose is malformed."
 
 
+class CaseNotConfirmed(GatewayError):
+    """The case's dossier fails a check; `detail.check` names which, never its persons."""
+
+    code = "CASE_NOT_CONFIRMED"
+    http_status = 403
+    default_message = "The dossier registry does not confirm the case for this request."
+
+
 class PolicyDenied(GatewayError):
     code = "POLICY_DENIED"
     http_status = 403
@@ -278,6 +290,17 @@ class ServiceUnavailable(GatewayError):
     code = "SERVICE_UNAVAILABLE"
     http_status = 503
     default_message = "A service the gateway depends on does not answer; retry shortly."
+    retry_after = _RETRY_AFTER
+
+
+class CaseRegistryUnavailable(GatewayError):
+    """A procedure whose cases must be confirmed, and no dossier registry answered."""
+
+    code = "CASE_REGISTRY_UNAVAILABLE"
+    http_status = 503
+    default_message = (
+        "The dossier registry could not confirm the case, so no data was read; retry shortly."
+    )
     retry_after = _RETRY_AFTER
 
 

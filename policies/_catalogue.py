@@ -42,9 +42,12 @@ from policies._vocabulary import AgencyKind
 
 __all__ = [
     "CATALOGUE_DIR",
+    "OPEN_STATUSES",
     "SENSITIVE_FIELDS",
     "Basis",
+    "CaseConfirmation",
     "Catalogue",
+    "DossierStatus",
     "FieldRule",
     "FormField",
     "LegalBasis",
@@ -79,6 +82,34 @@ class Basis(StrEnum):
 
     LAW = "law"
     CONSENT = "consent"
+
+
+class CaseConfirmation(StrEnum):
+    """Whether a procedure's cases are confirmed by the dossier registry before a read."""
+
+    REQUIRED = "required"
+    """No read without a confirmed dossier: open, of this procedure, received by or
+    assigned to the client's organisation, naming the subjects read."""
+    OPTIONAL = "optional"
+    """Confirmed when the registry can: a confirmed dossier limits the subjects to its
+    persons; a case it cannot confirm is read as stated, and recorded so."""
+    NONE = "none"
+    """The case is the client's word alone (signed, and kept with the record)."""
+
+
+class DossierStatus(StrEnum):
+    """Where a case's dossier stands at the procedure-handling system."""
+
+    RECEIVED = "RECEIVED"
+    IN_PROGRESS = "IN_PROGRESS"
+    RETURNED = "RETURNED"
+    """Returned to the applicant (incomplete, or refused): no longer handled."""
+    DONE = "DONE"
+    CANCELLED = "CANCELLED"
+
+
+OPEN_STATUSES: Final = frozenset({DossierStatus.RECEIVED, DossierStatus.IN_PROGRESS})
+"""A case is handled, and its data read, only while its dossier is in one of these."""
 
 
 class _Strict(BaseModel):
@@ -202,6 +233,10 @@ class Procedure(_Strict):
     """A citizen's consent, given for one case, also covers the client's other cases."""
     retention_days: int | None = Field(default=None, gt=0)
     officer_disclosure: Literal["name", "role"] = "role"
+    case_confirmation: CaseConfirmation = CaseConfirmation.NONE
+    """Whether the case must be a dossier the dossier registry confirms before any read:
+    `required` refuses what it cannot confirm, `optional` records what it could not,
+    `none` looks nothing up."""
     papers_replaced: tuple[Paper, ...] = ()
     form: tuple[FormField, ...] = ()
 

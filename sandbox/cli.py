@@ -1,4 +1,4 @@
-"""``python -m sandbox population|business|insurance|civil|issuer|sample|land``: run a
+"""``python -m sandbox population|business|insurance|civil|dossiers|issuer|sample|land``: run a
 sandbox service, print ids, or write the land registry's database."""
 
 import argparse
@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import uvicorn
 
-from sandbox import business, civil, insurance, issuer, land, population
+from sandbox import business, civil, dossiers, insurance, issuer, land, population
 from sandbox._data import generate
 from sandbox.config import SandboxSettings
 
@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         ("business", "serve the business registry (enterprises, signed certificates)"),
         ("insurance", "serve the insurance agency, X-Road style (books, cards, contributions)"),
         ("civil", "serve the civil-status registry, GraphQL (signed certificates)"),
+        ("dossiers", "serve the dossier registry of the one-stop shop (cases and their persons)"),
     ):
         serve = commands.add_parser(name, help=helptext)
         serve.add_argument("--host")
@@ -95,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "civil":
         app = civil.create_app(settings)
         default_port = settings.civil_port
+    elif args.command == "dossiers":
+        app = dossiers.create_app(settings)
+        default_port = settings.dossiers_port
     else:
         app = business.create_app(settings)
         default_port = settings.business_port

@@ -24,6 +24,7 @@ class SandboxSettings(BaseSettings):
     business_port: int = Field(default=8102, ge=0, le=65535)
     insurance_port: int = Field(default=8104, ge=0, le=65535)
     civil_port: int = Field(default=8105, ge=0, le=65535)
+    dossiers_port: int = Field(default=8106, ge=0, le=65535)
     latency_ms: float = Field(default=0, ge=0)
     """Artificial delay before every lookup answers, for fault and benchmark runs."""
     max_batch: int = Field(default=100, ge=1)

@@ -13,10 +13,18 @@ from schema._context import (
     Services,
     SubjectDecision,
 )
+from schema._dossier import Dossier, DossierPerson
 from schema._introspection import only_introspection
 from schema._prefill import Prefill
 from schema._query import Query
-from schema._schema import SDL_PATH, SchemaLimits, build_schema, canonical_fields, export_sdl
+from schema._schema import (
+    SDL_PATH,
+    SchemaLimits,
+    build_schema,
+    canonical_fields,
+    connector_fields,
+    export_sdl,
+)
 from schema._selection import Selection, selected_fields, selection
 from schema._service import KINDS, EntityKind, Fetched, fetch_records, get_entities, get_list
 from schema._types import (
@@ -59,6 +67,8 @@ __all__ = [
     "ContributionPeriod",
     "DecisionRecord",
     "Document",
+    "Dossier",
+    "DossierPerson",
     "Employer",
     "Encumbrance",
     "EntityKind",
@@ -88,6 +98,7 @@ __all__ = [
     "build",
     "build_schema",
     "canonical_fields",
+    "connector_fields",
     "export_sdl",
     "fetch_records",
     "get_entities",

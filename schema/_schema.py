@@ -38,12 +38,20 @@ from strawberry.utils.await_maybe import await_maybe
 from gateway.errors import GatewayError
 from schema._build import canonical_tree, warm_converters
 from schema._consent import Mutation
+from schema._dossier import dossier_tree
 from schema._executor import PlannedExecutor
 from schema._limits import NoIntrospectionRule, depth_rule
 from schema._query import Query
 from schema._service import KINDS
 
-__all__ = ["SDL_PATH", "SchemaLimits", "build_schema", "canonical_fields", "export_sdl"]
+__all__ = [
+    "SDL_PATH",
+    "SchemaLimits",
+    "build_schema",
+    "canonical_fields",
+    "connector_fields",
+    "export_sdl",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -213,5 +221,11 @@ def export_sdl() -> str:
 
 
 def canonical_fields() -> dict[str, Any]:
-    """Canonical field tree per entity kind, to check connector manifests against."""
+    """Canonical field tree per entity kind clients read, for the catalogue's paths."""
     return {name: canonical_tree(kind.cls) for name, kind in KINDS.items()}
+
+
+def connector_fields() -> dict[str, Any]:
+    """Canonical field tree per kind connectors may serve, to check manifests against:
+    the kinds clients read, and `Dossier`, which the gateway reads to confirm cases."""
+    return {**canonical_fields(), "Dossier": dossier_tree()}

@@ -5,8 +5,9 @@ send and how long to wait first, and judge each answer. The gateway's rules for
 failure are theirs:
 
 - a 503 of the gateway's own (`SERVICE_UNAVAILABLE`, `AUDIT_UNAVAILABLE`,
-  `DEADLINE_EXCEEDED`) served nothing: the same bytes and the same token are sent once
-  more, after its `Retry-After` (the gateway accepts a token once more after such a 503);
+  `DEADLINE_EXCEEDED`, `CASE_REGISTRY_UNAVAILABLE`) served nothing: the same bytes and
+  the same token are sent once more, after its `Retry-After` (the gateway accepts a
+  token once more after such a 503);
 - a 429 `RATE_LIMITED` is waited out (`Retry-After`) and sent again with a new token,
   at most `rate_limit_retries` times (its token was spent);
 - any other refusal is raised at once and never retried.
@@ -31,7 +32,14 @@ from lienthong_client.log import ProvenLeaf, parse_verifier_key, read_leaf_hash,
 
 __all__ = ["AsyncGatewayClient", "GatewayClient"]
 
-RETRY_ONCE: Final = frozenset({"SERVICE_UNAVAILABLE", "AUDIT_UNAVAILABLE", "DEADLINE_EXCEEDED"})
+RETRY_ONCE: Final = frozenset(
+    {
+        "SERVICE_UNAVAILABLE",
+        "AUDIT_UNAVAILABLE",
+        "DEADLINE_EXCEEDED",
+        "CASE_REGISTRY_UNAVAILABLE",
+    }
+)
 """503 codes of the gateway's own after which a token may come once more."""
 GRAPHQL_RESPONSE: Final = "application/graphql-response+json"
 

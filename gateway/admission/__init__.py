@@ -2,7 +2,8 @@
 
 A request is admitted when its token was signed by a registered client's key, for
 this gateway, this exact body and a well-formed purpose, and has not been used before
-(`RequestVerifier`); then the client's and the officer's rate limits apply, and the
+(`RequestVerifier`); then the client's and the officer's rate limits apply, its case
+is confirmed by the dossier registry where its procedure asks it (`Cases`), and the
 consents in force for its subjects are at hand for the decisions (`Admission`). Staff
 and citizens sign in with an OpenID Connect issuer (`IdentityVerifier`). The client
 registry, the replay cache and the rate limiters live here too.
@@ -16,6 +17,13 @@ from gateway.admission._admission import (
     ConsentsInForce,
     EventSink,
     Limits,
+)
+from gateway.admission._cases import (
+    CaseCheck,
+    Cases,
+    Confirmation,
+    client_organisation,
+    same_procedure,
 )
 from gateway.admission._clients import (
     CLIENT_ID,
@@ -61,10 +69,13 @@ __all__ = [
     "Admission",
     "Admitted",
     "CachedClients",
+    "CaseCheck",
+    "Cases",
     "Client",
     "ClientKey",
     "ClientLookup",
     "ClientRegistry",
+    "Confirmation",
     "ConsentsInForce",
     "EventSink",
     "Identity",
@@ -83,9 +94,11 @@ __all__ = [
     "VerifiedRequest",
     "add_local_key",
     "body_digest",
+    "client_organisation",
     "generate_local_key",
     "has_local_key",
     "load_local_key",
     "public_jwk",
+    "same_procedure",
     "sign_request",
 ]

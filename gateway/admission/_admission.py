@@ -12,14 +12,16 @@ answers 503 after its token was spent releases the token for one retry
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors import FetchContext
+from connectors import ConnectorRegistry, FetchContext
 from gateway import tracing
+from gateway.admission._cases import Cases, Confirmation
 from gateway.admission._ratelimit import (
     Hit,
     Limit,
@@ -44,6 +46,7 @@ from policies import (
     MAX_SUBJECTS,
     ActiveConsent,
     Basis,
+    CaseConfirmation,
     Catalogue,
     Policy,
     Purpose,
@@ -89,6 +92,8 @@ class Admitted:
     verified: VerifiedRequest
     access: Access
     fetch: FetchContext
+    case: Confirmation | None = None
+    """What the dossier registry said of its case (procedures that ask it only)."""
 
 
 def _claimed_subjects(purpose: Any) -> list[str]:
@@ -117,6 +122,11 @@ def _claimed_officer(purpose: Any) -> str | None:
         return None
 
 
+def _dossier(case: Confirmation | None) -> dict[str, Any]:
+    """The personal part's `dossier`: the registry's answer, when it gave one."""
+    return {} if case is None or case.answer is None else {"dossier": case.answer}
+
+
 def _is_jti(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable()
 
@@ -136,6 +146,7 @@ class Admission:
         recorder: EventSink,
         pseudonym_key: bytes,
         refusals: Refusals | None = None,
+        cases: Cases | None = None,
     ) -> None:
         self._verifier = verifier
         self._limiter = limiter
@@ -149,6 +160,9 @@ class Admission:
         self._pseudonym_key = pseudonym_key
         self.refusals = refusals or Refusals(recorder, policy_version=catalogue.version)
         """Records refusals; the application starts and stops its flushing."""
+        self.cases = cases or Cases()
+        """Confirms cases at the dossier registry (see `gateway.admission._cases`)."""
+        self._confirmation = {p.code: p.case_confirmation for p in catalogue}
         # Per procedure, the paths read by consent: only those need consents looked up.
         self._consent_paths = {
             p.code: frozenset(f for f in p.fields if p.basis(f) == Basis.CONSENT) for p in catalogue
@@ -206,6 +220,52 @@ class Admission:
         )
         fetch = FetchContext(request_id=request_id, client_id=client.id, purpose=purpose)
         return Admitted(verified, access, fetch)
+
+    async def confirm_case(
+        self,
+        request_id: str,
+        admitted: Admitted,
+        registry: ConnectorRegistry,
+        fetch: FetchContext,
+    ) -> Admitted:
+        """`admitted` with its case confirmed, where its procedure asks it, before any
+        decision; or the refusal it is answered with, recorded by the rule for refusals.
+
+        A confirmed dossier leaves the decisions only the subjects it names.
+        """
+        verified = admitted.verified
+        purpose = verified.purpose
+        requirement = self._confirmation.get(purpose.procedure, CaseConfirmation.NONE)
+        if requirement is CaseConfirmation.NONE:
+            return admitted
+        with tracing.span("case_confirmation"):
+            confirmation = await self.cases.confirm(
+                requirement,
+                purpose=purpose,
+                client_id=verified.client.id,
+                registry=registry,
+                fetch=fetch,
+            )
+        assert confirmation is not None
+        error = confirmation.error()
+        if error is not None:
+            refused = RejectedRequest(
+                error,
+                client=verified.client,
+                token=verified.token,
+                claims={"purpose": purpose.claim()},
+            )
+            await self._released_on_503(
+                verified,
+                self._record_rejection(request_id, refused, verified=verified, case=confirmation),
+                answer=error,
+            )
+            raise error
+        access = admitted.access
+        narrowed = confirmation.purpose(purpose)
+        if narrowed is not purpose:
+            access = dataclasses.replace(access, purpose=narrowed)
+        return dataclasses.replace(admitted, access=access, case=confirmation)
 
     def _checks(self, client_id: str, purpose: Purpose) -> list[tuple[Limit, str]]:
         """The rate limits a request counts against, in order: its client's, its officer's."""
@@ -328,6 +388,9 @@ class Admission:
         if versions:
             # Which connector version (which mapping) produced what the answer carries.
             envelope["sourceVersions"] = versions
+        case = admitted.case
+        if case is not None:
+            envelope["caseConfirmation"] = case.envelope()
         leaf = await self._recorder.record(
             Event(
                 type="access",
@@ -345,6 +408,8 @@ class Admission:
                     # What sources gave as evidence of the calls (X-Road request hashes:
                     # hashes of requests naming people, so here, sealed). Only when any.
                     **({"evidence": ctx.evidence.recorded()} if ctx.evidence else {}),
+                    # The registry's answer about the case, whose hash the envelope has.
+                    **_dossier(case),
                 },
                 # Everyone the purpose names (and whom a decision or action concerned):
                 # each of them sees this access, and forgetting one finds it.
@@ -417,6 +482,7 @@ class Admission:
         rejected: RejectedRequest,
         *,
         verified: VerifiedRequest | None = None,
+        case: Confirmation | None = None,
     ) -> None:
         purpose = rejected.claims.get("purpose") if isinstance(rejected.claims, dict) else None
         officer = _claimed_officer(purpose)
@@ -439,6 +505,8 @@ class Admission:
         if verified is None and (hidden := self._verifier.claimed_hiding(purpose)) is not None:
             envelope["hiddenUntil"] = format_instant(hidden)
         error = rejected.error
+        if case is not None:
+            envelope["caseConfirmation"] = case.envelope()
         envelope.update({"status": error.http_status, "errors": [error.code]})
         jti = rejected.claims.get("jti")
         if error.http_status == 503 and "jti" not in envelope and _is_jti(jti):
@@ -451,9 +519,12 @@ class Admission:
                 outcome=f"rejected:{rejected.error.code}",
                 policy_version=self._catalogue.version,
                 envelope=envelope,
-                personal=self._personal(
-                    rejected.token, [], officer if isinstance(officer, str) else None
-                ),
+                personal={
+                    **self._personal(
+                        rejected.token, [], officer if isinstance(officer, str) else None
+                    ),
+                    **_dossier(case),
+                },
                 # The people the refused token named: they see the attempt, and
                 # forgetting one of them finds this record (its token names them).
                 subjects=_claimed_subjects(purpose),

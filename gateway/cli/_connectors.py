@@ -41,10 +41,10 @@ Command = Callable[..., argparse.ArgumentParser]
 
 def _validate(args: argparse.Namespace) -> int:
     from connectors import check_kind, check_manifest, connector_kinds, load_manifest
-    from schema import canonical_fields
+    from schema import connector_fields
 
     manifest = load_manifest(Path(args.file))
-    check_manifest(manifest, canonical_fields())
+    check_manifest(manifest, connector_fields())
     check_kind(manifest, connector_kinds())
     sys.stdout.write(f"ok\t{manifest.name}\t{manifest.kind}\t{', '.join(manifest.entities)}\n")
     return 0

@@ -62,6 +62,9 @@ PREFILL_QUERY = """{{
 TRANSFER_PROCEDURE = "1.013831"  # land-use right transfer registration
 MARRIAGE_DOCUMENTS = """query($p: String!) { giayToTheoNguoi(soDinhDanh: $p) { loai } }"""
 
+DEMO_ORGANISATION = "VN/GOV/DEMO"
+"""The demo client's organisation (`VN/GOV/DEMO/query-page`): its desk receives the
+demo's dossiers."""
 DEMO_AGENCY = "VN/GOV/BNNMT"
 """The agency whose admin registers a connector in the demo: the land registry's."""
 DEMO_AUDITOR_ORG = "VN/GOV/TTCP"
@@ -87,6 +90,7 @@ class Demo:
         business_port: int = 8102,
         insurance_port: int = 8104,
         civil_port: int = 8105,
+        dossiers_port: int = 8106,
         issuer_port: int = DEMO_ISSUER_PORT,
         citizens: int = 10_000,
         var: Path = Path("var"),
@@ -96,6 +100,7 @@ class Demo:
         self.business_port = business_port
         self.insurance_port = insurance_port
         self.civil_port = civil_port
+        self.dossiers_port = dossiers_port
         self.issuer_port = issuer_port
         self.citizens = citizens
         self.var = var
@@ -108,6 +113,10 @@ class Demo:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dossiers_url(self) -> str:
+        return f"http://127.0.0.1:{self.dossiers_port}"
 
     @property
     def issuer_url(self) -> str:
@@ -131,6 +140,7 @@ class Demo:
             "business": f"http://127.0.0.1:{self.business_port}",
             "insurance": f"http://127.0.0.1:{self.insurance_port}",
             "civil": f"http://127.0.0.1:{self.civil_port}",
+            "dossiers": self.dossiers_url,
             "land": f"sqlite:///{self.land_database}",
         }
         given = os.environ.get("GATEWAY_CONNECTORS_DIR")
@@ -330,7 +340,9 @@ class Demo:
 
         asyncio.run(authorise())
 
-    def _ask(self, query: str, subjects: list[str], procedure: str = DEMO_PROCEDURE) -> Any:
+    def _ask(
+        self, query: str, subjects: list[str], case: str, procedure: str = DEMO_PROCEDURE
+    ) -> Any:
         from gateway.admission import load_local_key, sign_request
         from policies import Purpose
 
@@ -342,7 +354,7 @@ class Demo:
             kid=kid,
             audience=self.gateway_url,
             body=body,
-            purpose=Purpose(procedure, "DEMO-2026-0001", "demo-officer", tuple(subjects)),
+            purpose=Purpose(procedure, case, "demo-officer", tuple(subjects)),
         )
         response = httpx.post(
             f"{self.gateway_url}/graphql",
@@ -413,6 +425,10 @@ class Demo:
             ["-m", "sandbox", "civil", "--port", str(self.civil_port), *common],
         )
         self._spawn(
+            "dossier registry sandbox",
+            ["-m", "sandbox", "dossiers", "--port", str(self.dossiers_port), *common],
+        )
+        self._spawn(
             "sandbox issuer",
             ["-m", "sandbox", "issuer", "--port", str(self.issuer_port)],
             self._issuer_env(),
@@ -421,6 +437,7 @@ class Demo:
         self._wait("business sandbox", f"http://127.0.0.1:{self.business_port}/healthz")
         self._wait("insurance sandbox", f"http://127.0.0.1:{self.insurance_port}/healthz")
         self._wait("civil-status sandbox", f"http://127.0.0.1:{self.civil_port}/healthz")
+        self._wait("dossier registry sandbox", f"{self.dossiers_url}/healthz")
         self._wait("sandbox issuer", f"{self.issuer_url}/.well-known/openid-configuration")
         sample = httpx.get(f"{population}/_sandbox/sample", timeout=5.0).json()
         personal_id: str = sample["citizens"][0]
@@ -457,11 +474,39 @@ class Demo:
                     return str(person)
         return None
 
-    def _prefill(self, procedure: str, personal_id: str) -> str:
+    def _dossier(self, procedure: str, personal_id: str) -> str:
+        """The code of an open dossier of `procedure` at the demo's organisation whose
+        applicant is `personal_id`: one the registry holds, or one it receives now."""
+        listed = httpx.get(f"{self.dossiers_url}/_sandbox/sample", timeout=5.0).json()
+        for dossier in listed["ho_so"]:
+            persons = dossier["nguoi_lien_quan"]
+            if (
+                dossier["ma_thu_tuc"] == procedure
+                and dossier["co_quan_tiep_nhan"] == DEMO_ORGANISATION
+                and dossier["trang_thai"] in ("DA_TIEP_NHAN", "DANG_XU_LY")
+                and persons
+                and persons[0]["ma_dinh_danh"] == personal_id
+            ):
+                return str(dossier["ma_ho_so"])
+        received = httpx.post(
+            f"{self.dossiers_url}/_sandbox/ho-so",
+            json={
+                "ma_thu_tuc": procedure,
+                "co_quan_tiep_nhan": DEMO_ORGANISATION,
+                "nguoi_lien_quan": [{"ma_dinh_danh": personal_id, "vai_tro": "NGUOI_NOP"}],
+            },
+            timeout=5.0,
+        )
+        if received.status_code != 201:
+            raise DemoFailed(f"the dossier registry received no dossier: {received.text}")
+        return str(received.json()["ma_ho_so"])
+
+    def _prefill(self, procedure: str, personal_id: str, case: str) -> str:
         """A prefill asked as the demo client, as lines: fields, then the papers."""
         answer = self._ask(
             PREFILL_QUERY.format(procedure=procedure, personal_id=personal_id),
             [personal_id],
+            case,
             procedure,
         )
         form = (answer.get("data") or {}).get("prefill") or {}
@@ -494,13 +539,17 @@ class Demo:
             "the parcel and its holders from the land registry (`sql` connector), the spouse "
             "from the\npopulation database (`rest`), the couple's marriage certificate from "
             "the civil-status\nregistry (`graphql`), its signature checked against the "
-            "registry's published keys.\n\n" + self._prefill(TRANSFER_PROCEDURE, person)
+            "registry's published keys.\nThe case is a dossier the demo's desk received at "
+            "the dossier registry: the\nprocedure reads only what a dossier it confirms "
+            "names.\n\n"
+            + self._prefill(TRANSFER_PROCEDURE, person, self._dossier(TRANSFER_PROCEDURE, person))
         )
 
     def _report(self, personal_id: str) -> str:
         query = DEMO_QUERY.format(personal_id=personal_id)
-        answer = self._ask(query, [personal_id])
-        residence = self._prefill(DEMO_PROCEDURE, personal_id)
+        case = self._dossier(DEMO_PROCEDURE, personal_id)
+        answer = self._ask(query, [personal_id], case)
+        residence = self._prefill(DEMO_PROCEDURE, personal_id, case)
         transfer = self._transfer()
         receipt = answer["extensions"]["receipt"]
         proof_url, checkpoint = self._integrated(receipt)
@@ -536,16 +585,19 @@ class Demo:
             f"http://127.0.0.1:{self.business_port} (business registry), "
             f"http://127.0.0.1:{self.insurance_port} (insurance, X-Road), "
             f"http://127.0.0.1:{self.civil_port} (civil status, GraphQL), "
+            f"{self.dossiers_url} (dossier registry), "
             f"{self.issuer_url} (sign-in)\n"
             f"  Land registry    {self.land_database} (SQLite, read by the `sql` connector)\n"
             f"  Logs             {self.var / 'log'}/\n\n"
             f"A ready query with a real sandbox citizen, for procedure {DEMO_PROCEDURE} "
-            "(permanent residence):\n\n"
+            f"(permanent residence),\ncase {case}: the citizen's dossier at the dossier "
+            "registry,\nwhich the gateway confirms (received by the demo's organisation, "
+            "open, naming the\ncitizen) before it reads anything:\n\n"
             f"{query}\n\n"
             "Signed from the command line and sent with curl:\n\n"
             f"  echo '{orjson.dumps({'query': ' '.join(query.split())}).decode()}' > {body}\n"
             f"  TOKEN=$(.venv/bin/gateway token --client {DEMO_CLIENT} "
-            f"--procedure {DEMO_PROCEDURE} --case DEMO-1 --officer demo-officer "
+            f"--procedure {DEMO_PROCEDURE} --case {case} --officer demo-officer "
             f"--subject {personal_id} --body {body})\n"
             f"  curl -s {self.gateway_url}/graphql -H 'Content-Type: application/json' "
             f'-H "Authorization: Bearer $TOKEN" --data-binary @{body}\n\n'

@@ -128,6 +128,7 @@ def _demo(args: argparse.Namespace) -> int:
         business_port=args.business_port,
         insurance_port=args.insurance_port,
         civil_port=args.civil_port,
+        dossiers_port=args.dossiers_port,
         issuer_port=args.issuer_port,
         citizens=args.citizens,
     ).run()
@@ -253,10 +254,10 @@ def _keys_show(_args: argparse.Namespace) -> int:
 
 def _connectors_check(args: argparse.Namespace) -> int:
     from connectors import check_kind, check_manifest, connector_kinds, load_manifests
-    from schema import canonical_fields
+    from schema import connector_fields
 
     # As `serve` checks them: the schema, and a kind some installed plug-in provides.
-    canonical, installed = canonical_fields(), connector_kinds()
+    canonical, installed = connector_fields(), connector_kinds()
     manifests = load_manifests(Path(args.directory))
     for manifest in manifests:
         check_manifest(manifest, canonical)
@@ -274,7 +275,7 @@ async def _connect(manifests: Sequence[Any], settings: GatewaySettings) -> int:
     """Open each connector as `serve` does (secrets, schema) and ask its health."""
     from connectors import ManifestError, build_registry, source_client, stored_refs
     from gateway.storage import create_engine, stored_secrets
-    from schema import canonical_fields
+    from schema import connector_fields
 
     urls, own = settings.connector_urls, settings.database_url.get_secret_value()
     stored: dict[tuple[str, str], str] = {}
@@ -292,7 +293,7 @@ async def _connect(manifests: Sequence[Any], settings: GatewaySettings) -> int:
                 registry = build_registry(
                     [manifest],
                     http=http,
-                    canonical=canonical_fields(),
+                    canonical=connector_fields(),
                     url_overrides={k: v for k, v in urls.items() if k == manifest.name},
                     reserved=[own],
                     stored_secrets=stored,
@@ -377,6 +378,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--business-port", type=int, default=8102)
     demo.add_argument("--insurance-port", type=int, default=8104)
     demo.add_argument("--civil-port", type=int, default=8105)
+    demo.add_argument("--dossiers-port", type=int, default=8106)
     demo.add_argument("--issuer-port", type=int, default=DEMO_ISSUER_PORT)
     demo.add_argument("--citizens", type=int, default=10_000, help="synthetic citizens")
 

@@ -88,6 +88,7 @@ from gateway.records._recorder import (
 )
 from gateway.records._search import (
     DECISION_CODES,
+    DOSSIER_STATUSES,
     Page,
     SearchFilter,
     all_results,
@@ -104,6 +105,7 @@ __all__ = [
     "CITIZEN_VISIBLE_TYPES",
     "CONSENT_TYPE",
     "DECISION_CODES",
+    "DOSSIER_STATUSES",
     "ENVELOPE_VERSION",
     "FORGET_ACTION",
     "INTROSPECTION",

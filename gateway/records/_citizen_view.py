@@ -93,6 +93,28 @@ async def citizen_items(
     ]
 
 
+def _dossier(envelope: Mapping[str, Any], personal: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The dossier an access was for, as the dossier registry answered about it: its
+    code and procedure, who received it, its status and dates; whether it confirmed the
+    case, and if not, why. The dossier's other persons are not the citizen's to see."""
+    said = envelope.get("caseConfirmation")
+    if not isinstance(said, Mapping):
+        return None
+    answer = personal.get("dossier")
+    answer = answer if isinstance(answer, Mapping) else {}
+    shown: dict[str, Any] = {
+        "code": answer.get("dossierCode"),
+        "confirmed": bool(said.get("confirmed")),
+        "check": said.get("check"),
+        "status": said.get("dossierStatus"),
+        "procedure": answer.get("procedureCode"),
+        "receivedBy": answer.get("receivingOrganisation"),
+        "receivedOn": answer.get("receivedOn"),
+        "dueOn": answer.get("dueOn"),
+    }
+    return shown
+
+
 def _item(
     row: Any,
     personal: Mapping[str, Any] | None,
@@ -142,6 +164,9 @@ def _item(
         item["details"] = "removed"
         return item
     item["case"] = personal.get("case")
+    dossier = _dossier(envelope, personal)
+    if dossier is not None:  # only where the procedure confirms its cases
+        item["dossier"] = dossier
     confirmed = _evidence_sources(personal.get("evidence"))
     if confirmed:  # records without evidence read as they did
         item["sourceEvidence"] = confirmed

@@ -47,8 +47,9 @@ ENVELOPE_VERSION: Final = 3
 `consent`), and a forget record holds a count and a salted digest of the records it
 made unreadable (`records`, `recordsDigest`) instead of their ids (`events`).
 Later in 3, a record of outcome `undelivered` marks another as not delivered
-(`undelivered`: its id), and an access names the version of each source that
-answered (`sourceVersions`); no field of an earlier record changes."""
+(`undelivered`: its id), an access names the version of each source that
+answered (`sourceVersions`) and what the dossier registry said of its case
+(`caseConfirmation`); no field of an earlier record changes."""
 
 
 class DecisionEntry(TypedDict):
@@ -84,6 +85,9 @@ class EnvelopeBody(TypedDict, total=False):
     sourceVersions: dict[str, int]
     """Later in 3, optional: each source's connector version (which mapping answered)."""
     sourceCalls: int
+    caseConfirmation: dict[str, Any]
+    """Later in 3, optional: what the dossier registry said of the case (`requirement`,
+    `confirmed`, the failed `check`, `registry`, `dossierStatus`, `answerHash`)."""
     actions: list[dict[str, Any]]
     status: int
     errors: list[str]
@@ -237,6 +241,7 @@ def indexed_columns(envelope: EnvelopeBody) -> dict[str, Any]:
         "hidden_until": None if hidden is None else datetime.datetime.fromisoformat(hidden),
         "fields_served": envelope.get("fieldsServed", 0),
         "papers_avoided": envelope.get("papersAvoided", 0),
+        "dossier_status": (envelope.get("caseConfirmation") or {}).get("dossierStatus"),
     }
 
 

@@ -42,9 +42,11 @@ from gateway.identifiers import parse_identifier
 from gateway.instants import format_instant, parse_instant
 from gateway.records._recorder import UNDELIVERED, pseudonyms, undelivered
 from gateway.storage import EVENT_TYPES, event_decisions, event_subjects, events, log_leaves
+from policies import DossierStatus
 
 __all__ = [
     "DECISION_CODES",
+    "DOSSIER_STATUSES",
     "HOURS",
     "REFUSED_PREFIX",
     "Page",
@@ -62,6 +64,9 @@ __all__ = [
     "with_code",
     "with_delivery",
 ]
+
+DOSSIER_STATUSES = tuple(status.value for status in DossierStatus)
+"""The statuses a case's dossier may have had (`dossierStatus`)."""
 
 DECISION_CODES = (
     "ALLOWED_BY_LAW",
@@ -227,6 +232,8 @@ class SearchFilter:
     """Working hours in Vietnam's time: the first hour in, the first hour out."""
     code: str | None = None
     """Only records with a decision of this code, or refused with it."""
+    dossier_status: str | None = None
+    """Only accesses whose case's dossier had this status (`DONE`, `CANCELLED`, ...)."""
 
     @classmethod
     def build(
@@ -245,6 +252,7 @@ class SearchFilter:
         hours: str | None = None,
         work_hours: tuple[int, int] = (7, 17),
         code: str | None = None,
+        dossier_status: str | None = None,
         **plain: str | None,
     ) -> SearchFilter:
         """Check the parameters of a search (400 with the argument named)."""
@@ -259,6 +267,10 @@ class SearchFilter:
         if code is not None and not _CODE.fullmatch(code):
             raise InvalidArgument(
                 "An error code is 2 to 40 capital letters and underscores.", argument="code"
+            )
+        if dossier_status is not None and dossier_status not in DOSSIER_STATUSES:
+            raise InvalidArgument(
+                "Unknown dossier status.", argument="dossierStatus", known=list(DOSSIER_STATUSES)
             )
         if type is not None and type not in EVENT_TYPES:
             raise InvalidArgument("Unknown event type.", argument="type", known=list(EVENT_TYPES))
@@ -285,6 +297,7 @@ class SearchFilter:
             hours=hours,
             work_hours=work_hours,
             code=code,
+            dossier_status=dossier_status,
             **plain,  # type: ignore[arg-type]
         )
 
@@ -306,6 +319,8 @@ class SearchFilter:
             out["workHours"] = f"{self.work_hours[0]:02d}-{self.work_hours[1]:02d}"
         if self.code is not None:
             out["code"] = self.code
+        if self.dossier_status is not None:
+            out["dossierStatus"] = self.dossier_status
         return out
 
     def order(self) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
@@ -379,6 +394,8 @@ class SearchFilter:
             query = query.where(outside_hours(events.c.ts, self.work_hours))
         if self.code is not None:
             query = query.where(with_code(self.code, self.start, self.end))
+        if self.dossier_status is not None:
+            query = query.where(events.c.dossier_status == self.dossier_status)
         if self.visible_at is not None:
             query = query.where(
                 sa.or_(events.c.hidden_until.is_(None), events.c.hidden_until <= self.visible_at)

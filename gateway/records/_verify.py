@@ -404,6 +404,7 @@ _EVENT_COLUMNS = (
     events.c.hidden_until,
     events.c.fields_served,
     events.c.papers_avoided,
+    events.c.dossier_status,
 )
 
 

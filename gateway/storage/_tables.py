@@ -215,12 +215,23 @@ events = sa.Table(
     sa.Column("hidden_until", Instant()),
     sa.Column("fields_served", sa.Integer, nullable=False, server_default="0"),
     sa.Column("papers_avoided", sa.Integer, nullable=False, server_default="0"),
+    sa.Column(
+        "dossier_status", sa.String(16), comment="The case's dossier status, where confirmed."
+    ),
     sa.CheckConstraint(
         "type IN ('access', 'consent', 'admin', 'auditor_search', 'key')", name="type"
     ),
     *(
         sa.Index(f"ix_events_{column}_ts", column, "ts")
-        for column in ("client_id", "organisation", "officer", "case_ref", "procedure", "type")
+        for column in (
+            "client_id",
+            "organisation",
+            "officer",
+            "case_ref",
+            "procedure",
+            "type",
+            "dossier_status",
+        )
     ),
 )
 

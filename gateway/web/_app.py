@@ -31,6 +31,7 @@ from gateway.admission import (
     SKEW,
     Admission,
     CachedClients,
+    Cases,
     ClientRegistry,
     IdentityVerifier,
     Limit,
@@ -88,7 +89,7 @@ from gateway.web._sessions import (
     sign_in_required_response,
 )
 from policies import default_policy
-from schema import SchemaLimits, Services, build_schema, canonical_fields
+from schema import SchemaLimits, Services, build_schema, connector_fields
 
 __all__ = ["create_app", "create_app_from_environment", "preflight"]
 
@@ -112,7 +113,7 @@ def _limits(settings: GatewaySettings) -> SchemaLimits:
 
 def _check_files(manifests: list[ManifestBase]) -> None:
     """Raise `ManifestError` for a manifest file the registry could not build."""
-    canonical, kinds = canonical_fields(), connector_kinds()
+    canonical, kinds = connector_fields(), connector_kinds()
     for manifest in manifests:
         check_kind(manifest, kinds)
         check_manifest(manifest, canonical)
@@ -218,6 +219,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 consents=consents,
                 recorder=recorder,
                 pseudonym_key=pseudonym_key,
+                cases=Cases(ttl=settings.case_confirmation_cache_seconds),
             )
             # Summaries of refusals are written as minutes close, and the rest at stop,
             # before the recorder stops.
@@ -416,7 +418,7 @@ async def preflight(settings: GatewaySettings) -> None:
 
     create_app(settings)  # what create_app refuses (settings that cannot work together)
     load_procedures(settings)
-    canonical, kinds = canonical_fields(), connector_kinds()
+    canonical, kinds = connector_fields(), connector_kinds()
     for manifest in load_manifests_of(settings):
         check_manifest(manifest, canonical)
         check_kind(manifest, kinds)

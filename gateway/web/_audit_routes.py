@@ -12,7 +12,8 @@ date in `from` is the start of that day in Vietnam, in `to` its end; at most
 or household id: through the private index), `type`, `decision`, `officerPseudonym`
 (an officer's pseudonym as envelopes hold it), `hours=outside` (outside working hours,
 `GATEWAY_AUDIT_WORK_START` to `GATEWAY_AUDIT_WORK_END`, Vietnam's time, weekdays), `code`
-(a decision of this code, or a refusal with it). The search adds
+(a decision of this code, or a refusal with it), `dossierStatus` (reads whose case's
+dossier had this status at the registry: `RETURNED`, `DONE`, `CANCELLED`...). The search adds
 `limit` (at most `GATEWAY_AUDIT_MAX_PAGE`) and `cursor`; the export `checkpoint` (a tree
 size with a signed checkpoint; default the newest).
 
@@ -71,6 +72,7 @@ def _filter(
     officer_pseudonym: Annotated[str | None, Query(alias="officerPseudonym")] = None,
     hours: str | None = None,
     code: str | None = None,
+    dossier_status: Annotated[str | None, Query(alias="dossierStatus")] = None,
 ) -> SearchFilter:
     """The search filter of the query string (a dependency of both routes)."""
     return SearchFilter.build(
@@ -87,6 +89,7 @@ def _filter(
         hours=hours,
         work_hours=(state.settings.audit_work_start, state.settings.audit_work_end),
         code=code,
+        dossier_status=dossier_status,
         client=client,
         organisation=organisation,
         procedure=procedure,

@@ -36,6 +36,7 @@ from gateway.errors import GatewayError, InvalidIdentifier, NotFound
 from gateway.instants import VIETNAM
 from gateway.records import (
     DECISION_CODES,
+    DOSSIER_STATUSES,
     SearchFilter,
     page_limit,
     read_envelope,
@@ -116,8 +117,17 @@ OUTCOME_NAMES: Final[Mapping[str, str]] = {
 }
 """Known outcomes in plain words; others are shown as they are."""
 
+DOSSIER_NAMES: Final[Mapping[str, str]] = {
+    "RECEIVED": N_("Received"),
+    "IN_PROGRESS": N_("In progress"),
+    "RETURNED": N_("Returned to the applicant"),
+    "DONE": N_("Done (result delivered)"),
+    "CANCELLED": N_("Cancelled"),
+}
+"""Each status of a case's dossier in plain words (`DOSSIER_STATUSES`)."""
+
 FILTERS: Final[tuple[tuple[str, str, str], ...]] = (
-    # (query name, label msgid, kind: date | text | type | decision | hours)
+    # (query name, label msgid, kind: date | text | type | decision | hours | dossier)
     ("from", N_("From (date)"), "date"),
     ("to", N_("To (date)"), "date"),
     ("procedure", N_("Procedure code"), "text"),
@@ -131,6 +141,7 @@ FILTERS: Final[tuple[tuple[str, str, str], ...]] = (
     ("decision", N_("Decision"), "decision"),
     ("hours", N_("Time of day"), "hours"),
     ("code", N_("Error or refusal code"), "text"),
+    ("dossierStatus", N_("Status of the case's dossier"), "dossier"),
 )
 """The search form's inputs: every parameter of `GET /audit/events`."""
 
@@ -160,6 +171,7 @@ _BODY: Final[Mapping[str, str]] = {
     "sources": N_("Sources asked"),
     "sourceVersions": N_("Source connector versions"),
     "sourceCalls": N_("Calls to sources"),
+    "caseConfirmation": N_("Case confirmed by the dossier registry"),
     "actions": N_("Actions"),
     "status": N_("HTTP status"),
     "errors": N_("Error codes"),
@@ -417,6 +429,7 @@ def error_text(exc: GatewayError, locale: str) -> str:
         "limit": N_("Too many records asked for on one page."),
         "type": N_("Unknown record type."),
         "decision": N_("Unknown decision."),
+        "dossierStatus": N_("Unknown dossier status."),
     }
     msgid = messages.get(str(argument)) if argument else None
     if msgid is None and exc.code == "INVALID_IDENTIFIER":
@@ -452,6 +465,8 @@ def _inputs(values: Mapping[str, str], locale: str) -> list[dict[str, Any]]:
             field["options"] = [(c, gettext(DECISION_NAMES[c], locale)) for c in DECISION_CODES]
         elif kind == "hours":
             field["options"] = [("outside", gettext("Outside working hours", locale))]
+        elif kind == "dossier":
+            field["options"] = [(s, gettext(DOSSIER_NAMES[s], locale)) for s in DOSSIER_STATUSES]
         shown.append(field)
     return shown
 

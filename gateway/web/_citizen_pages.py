@@ -153,6 +153,9 @@ def _labelled(item: dict[str, Any], locale: str, catalogue: Catalogue) -> dict[s
     shown["officerText"] = officer.get("name") if isinstance(officer, dict) else None
     if shown["officerText"] is None and isinstance(role, dict):
         shown["officerText"] = role.get(locale) or role.get("vi")
+    dossier = item.get("dossier")
+    if isinstance(dossier, dict) and isinstance(dossier.get("receivedOn"), str):
+        shown["dossier"] = {**dossier, "receivedOn": _day(dossier["receivedOn"], locale)}
     local = datetime.datetime.fromisoformat(str(item["time"])).astimezone(VIETNAM)
     shown["date"] = local.date().isoformat()
     shown["dateText"] = local.strftime("%d/%m/%Y")

@@ -40,7 +40,7 @@ from connectors import (
 from connectors._mapping import compile_fields
 from gateway.errors import GatewayError, SourceDataInvalid
 from policies import Purpose
-from schema import canonical_fields
+from schema import connector_fields
 
 __all__ = ["DRY_RUN_PROCEDURE", "build_failure", "dry_run"]
 
@@ -114,7 +114,7 @@ async def _opened(
         registry = build_registry(
             [manifest],
             http=http,
-            canonical=canonical_fields(),
+            canonical=connector_fields(),
             reserved=reserved,
             stored_secrets=secrets,
         )
@@ -155,7 +155,7 @@ async def build_failure(
         registry = build_registry(
             [parse_manifest(dict(data))],
             http=http,
-            canonical=canonical_fields(),
+            canonical=connector_fields(),
             reserved=reserved,
             stored_secrets=secrets or {},
         )

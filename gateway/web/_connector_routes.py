@@ -76,7 +76,7 @@ from gateway.web._connector_authority import check_authority
 from gateway.web._connector_dry_run import build_failure, dry_run, summary
 from gateway.web._signin import require_role
 from keys import KeyRingError, SecretSealError
-from schema import canonical_fields
+from schema import connector_fields
 
 __all__ = [
     "approve_version",
@@ -219,7 +219,7 @@ def _parse(data: Mapping[str, Any], state: GatewayState) -> ManifestBase:
         raise _invalid(name, error) from None
     try:
         check_kind(manifest, connector_kinds())
-        check_manifest(manifest, canonical_fields())
+        check_manifest(manifest, connector_fields())
         check_not_reserved(manifest, [state.settings.database_url.get_secret_value()])
     except ManifestError as error:
         raise _from_manifest_error(error) from None

@@ -313,16 +313,21 @@ class GraphQLEndpoint:
         # The connectors in use now serve the whole request, even if others replace
         # them meanwhile: they are closed only once no request holds them.
         with state.live.hold() as served:
-            ctx = RequestContext(
-                registry=served.registry,
-                fetch=_until(admitted.fetch, getattr(request.state, "deadline", None)),
-                max_batch=self._max_batch,
-                access=admitted.access,
-                services=state.services,
-                versions=served.versions,
-            )
+            fetch = _until(admitted.fetch, getattr(request.state, "deadline", None))
             recording: list[bool] = []
             try:
+                # The case, confirmed by the dossier registry where the procedure asks.
+                admitted = await state.admission.confirm_case(
+                    request_id, admitted, served.registry, fetch
+                )
+                ctx = RequestContext(
+                    registry=served.registry,
+                    fetch=fetch,
+                    max_batch=self._max_batch,
+                    access=admitted.access,
+                    services=state.services,
+                    versions=served.versions,
+                )
                 return await self._answer(
                     request,
                     state,

@@ -56,7 +56,7 @@ from gateway.storage import (
     stored_secrets,
 )
 from keys import KeyRingError
-from schema import canonical_fields
+from schema import connector_fields
 
 __all__ = [
     "ActiveManifest",
@@ -208,7 +208,7 @@ async def _build(
         if strict:
             raise ManifestError("connector_urls", f"no connector named {', '.join(unused)}")
         log.info("connector_urls_unused", connectors=unused)
-    kinds, canonical = connector_kinds(), canonical_fields()
+    kinds, canonical = connector_kinds(), connector_fields()
     reserved = [settings.database_url.get_secret_value()]
     built: list[tuple[ManifestBase, Connector]] = []
     for entry in active:

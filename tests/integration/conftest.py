@@ -53,6 +53,7 @@ from sandbox import (
     SandboxSettings,
     business,
     civil,
+    dossiers,
     generate,
     insurance,
     issuer,
@@ -231,6 +232,72 @@ def civil_url(population_data: sandbox.Dataset, start_server: Callable[[Any], Se
     """The civil-status registry of the same population, GraphQL (`civil.yaml`)."""
     app = civil.create_app(SandboxSettings(citizens=CITIZENS), population_data)
     return start_server(app).url
+
+
+@pytest.fixture(scope="session")
+def dossier_book(population_data: sandbox.Dataset) -> Any:
+    """The dossier registry's dossiers: the tests receive theirs and change statuses."""
+    from sandbox import _dossiers
+
+    return _dossiers.build(population_data, SandboxSettings(citizens=CITIZENS).seed)
+
+
+@pytest.fixture(scope="session")
+def dossiers_url(
+    population_data: sandbox.Dataset,
+    dossier_book: Any,
+    start_server: Callable[[Any], ServerThread],
+) -> str:
+    """The dossier registry of the one-stop shop, REST (`dossiers.yaml`)."""
+    app = dossiers.create_app(SandboxSettings(citizens=CITIZENS), population_data, dossier_book)
+    return start_server(app).url
+
+
+class DossierDesk:
+    """A one-stop desk receiving dossiers at the sandbox's dossier registry, over HTTP."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def receive(
+        self,
+        persons: list[str],
+        *,
+        procedure: str = "1.013831",
+        organisation: str = "VN/GOV/TEST",
+        status: str = "DANG_XU_LY",
+        handlers: list[str] | None = None,
+    ) -> str:
+        """A dossier naming `persons` (the first is the applicant); its code."""
+        roles = ["NGUOI_NOP", *["VO_CHONG_NGUOI_NOP"] * (len(persons) - 1)]
+        body: dict[str, Any] = {
+            "ma_thu_tuc": procedure,
+            "co_quan_tiep_nhan": organisation,
+            "trang_thai": status,
+            "nguoi_lien_quan": [
+                {"ma_dinh_danh": p, "vai_tro": r} for p, r in zip(persons, roles, strict=True)
+            ],
+        }
+        if handlers is not None:
+            body["co_quan_xu_ly"] = handlers
+        async with httpx.AsyncClient() as http:
+            response = await http.post(f"{self.url}/_sandbox/ho-so", json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["ma_ho_so"])
+
+    async def set_status(self, code: str, status: str) -> None:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{self.url}/_sandbox/ho-so/{code}/trang-thai", json={"trang_thai": status}
+            )
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def dossier_desk(dossiers_url: str) -> DossierDesk:
+    """Receives dossiers at the dossier registry, as the test clients' organisation
+    (`VN/GOV/TEST`) by default, and changes their statuses."""
+    return DossierDesk(dossiers_url)
 
 
 class _LateApp:
@@ -749,6 +816,7 @@ def gateway_factory(
     insurance_url: str,
     civil_url: str,
     land_url: str,
+    dossiers_url: str,
     signer: Signer,
     test_catalogue: Path,
     issuer_url: str,
@@ -765,6 +833,7 @@ def gateway_factory(
             "insurance": insurance_url,
             "civil": civil_url,
             "land": land_url,
+            "dossiers": dossiers_url,
         },
         "catalogue_dir": test_catalogue,
         "environment": "development",

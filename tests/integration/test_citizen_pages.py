@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -317,6 +318,33 @@ async def test_a_citizen_reads_their_own_data_and_sees_that_reading(
     reads = page.locator("li.toi-access", has_text="Tra cứu dữ liệu cá nhân của chính mình")
     assert await reads.count() == 2
     assert "Luật Bảo vệ dữ liệu cá nhân" in await reads.first.inner_text()
+
+
+async def test_a_citizen_sees_the_dossier_a_read_was_for(
+    citizen: Citizen, dataset: Any, dossier_desk: Any
+) -> None:
+    gateway = citizen.gateway
+    person = dataset.sample.citizens[5]
+    # A land transfer reads only what a dossier the registry confirms names.
+    code = await dossier_desk.receive([person])
+    answer = await gateway.post(
+        f'{{ citizen(personalId: "{person}") {{ fullName }} }}',
+        procedure="1.013831",
+        case=code,
+        subjects=[person],
+    )
+    assert answer.status_code == 200, answer.text
+    await gateway.caught_up()
+    await citizen.sign_in(person)
+    await citizen.page.goto(f"{gateway.url}/toi", wait_until="networkidle")
+    access_id = await citizen.page.locator("li.toi-access").first.get_attribute("data-id")
+    await citizen.visit(f"/toi/truy-cap/{access_id}", "access-dossier")
+    facts = await citizen.page.inner_text("main")
+    assert code in facts  # the case is the dossier's code
+    dossier = await citizen.page.inner_text("dd.toi-dossier")
+    assert "Đã được hệ thống giải quyết thủ tục hành chính xác nhận" in dossier
+    assert "Đang xử lý" in dossier
+    assert re.search(r"tiếp nhận ngày \d{2}/\d{2}/\d{4}", dossier), dossier
 
 
 async def _age_level2(gateway: Any, minutes: int) -> None:

@@ -269,7 +269,7 @@ async def test_the_stored_secret_is_sent_to_the_source_and_survives_rotation(
     folder = tmp_path / "manifests"
     folder.mkdir()
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(_manifest(name, url)), encoding="utf-8")
-    others = dict.fromkeys(("population", "business", "insurance", "civil", "land"))
+    others = dict.fromkeys(("population", "business", "insurance", "civil", "land", "dossiers"))
     person = dataset.sample.citizens[0]
     query = f'{{ citizen(personalId: "{person}") {{ fullName }} }}'
 
@@ -347,7 +347,7 @@ async def test_a_new_version_of_the_secret_is_used_at_once(
     recorder, url = source
     org, name = f"VN/GOV/S{uuid.uuid4().hex[:6].upper()}", _name()
     # No other connector serves citizens: the registered one answers.
-    others = dict.fromkeys(("population", "business", "insurance", "civil", "land"))
+    others = dict.fromkeys(("population", "business", "insurance", "civil", "land", "dossiers"))
     gateway = gateway_factory.start(
         connectors_allow_loopback=True, connectors_dir=tmp_path, connector_urls=others
     )

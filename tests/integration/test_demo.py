@@ -30,7 +30,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    ports = [_free_port() for _ in range(6)]
+    ports = [_free_port() for _ in range(7)]
     output = tmp_path / "demo.out"
     with output.open("wb") as sink:
         demo = subprocess.Popen(
@@ -39,6 +39,7 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
                 "--port", str(ports[0]), "--population-port", str(ports[1]),
                 "--business-port", str(ports[2]), "--issuer-port", str(ports[3]),
                 "--insurance-port", str(ports[4]), "--civil-port", str(ports[5]),
+                "--dossiers-port", str(ports[6]),
             ],
             cwd=tmp_path,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -53,10 +54,19 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             text = output.read_text()
             assert "Press Ctrl-C" in text, text
             children = _children(demo.pid)
-            assert len(children) == 6
+            assert len(children) == 7
             found = re.search(r'citizen\(personalId: "(\d{12})"\)', text)
             assert found, text
             personal_id = found.group(1)
+            # The printed query's case is a real dossier: open, of the demo's procedure,
+            # received by the demo's organisation, naming the citizen.
+            case = re.search(r"--case (\S+) ", text)
+            assert case, text
+            dossier = httpx.get(f"http://127.0.0.1:{ports[6]}/v1/ho-so/{case.group(1)}").json()
+            assert dossier["ma_thu_tuc"] == "1.004222"
+            assert dossier["co_quan_tiep_nhan"] == "VN/GOV/DEMO"
+            assert dossier["trang_thai"] in ("DA_TIEP_NHAN", "DANG_XU_LY")
+            assert personal_id in [p["ma_dinh_danh"] for p in dossier["nguoi_lien_quan"]]
             source = httpx.get(f"http://127.0.0.1:{ports[1]}/v1/cong-dan/{personal_id}").json()
             assert f'"fullName": "{source["ho_ten"]}"' in text
             # The prefill avoids the identity card: its fields come from the population
@@ -89,7 +99,7 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             token = subprocess.run(
                 [
                     sys.executable, "-m", "gateway", "token", "--client",
-                    "VN/GOV/DEMO/query-page", "--procedure", "1.004222", "--case", "C-1",
+                    "VN/GOV/DEMO/query-page", "--procedure", "1.004222", "--case", case.group(1),
                     "--officer", "o-1", "--subject", personal_id, "--body", str(body),
                 ],
                 cwd=tmp_path,
@@ -142,7 +152,7 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             assert printed, text
             manifest = yaml.safe_load((tmp_path / printed.group(1)).read_text())
             issuer_url = re.search(
-                r"\(insurance, X-Road\), \S+ \(civil status, GraphQL\), (\S+) ", text
+                r"\(civil status, GraphQL\), \S+ \(dossier registry\), (\S+) ", text
             )
             assert issuer_url, text
             staff = httpx.post(

@@ -119,7 +119,7 @@ async def test_a_persons_documents_come_from_both_registries_verified(
 
 @pytest.mark.parametrize("what", ["file", "metadata", "signature"])
 async def test_a_document_changed_by_one_byte_is_withheld_with_a_code(
-    gateway, civil_registry: Civil, married_landholders: list[str], what: str
+    gateway, civil_registry: Civil, married_landholders: list[str], what: str, dossier_desk
 ) -> None:
     person = civil_registry.untouched(married_landholders[1:])
     (issued,) = civil_registry.of(person, "KET_HON")
@@ -140,19 +140,23 @@ async def test_a_document_changed_by_one_byte_is_withheld_with_a_code(
     assert codes[("documents", position, "documentId")] == "DOCUMENT_SIGNATURE_INVALID"
     assert set(codes.values()) == {"DOCUMENT_SIGNATURE_INVALID"}
     # The prefill does not count the paper as avoided on a document that was changed.
+    case = await dossier_desk.receive([person])  # a transfer's case is a confirmed dossier
     form = (
-        await gateway.post(PREFILL, {"a": person}, procedure=TRANSFER, subjects=[person])
+        await gateway.post(PREFILL, {"a": person}, procedure=TRANSFER, case=case, subjects=[person])
     ).json()
     needed = {p["paper"]["en"]: p["reasons"] for p in form["data"]["prefill"]["papersStillNeeded"]}
     assert {r["code"] for r in needed[MARRIAGE]} == {"DOCUMENT_SIGNATURE_INVALID"}
 
 
 async def test_the_land_transfer_prefill_reads_the_parcel_and_the_marriage_certificate(
-    gateway, civil_registry: Civil, married_landholders: list[str]
+    gateway, civil_registry: Civil, married_landholders: list[str], dossier_desk
 ) -> None:
     person = married_landholders[-1]
     (issued,) = civil_registry.of(person, "KET_HON")
-    response = await gateway.post(PREFILL, {"a": person}, procedure=TRANSFER, subjects=[person])
+    case = await dossier_desk.receive([person])
+    response = await gateway.post(
+        PREFILL, {"a": person}, procedure=TRANSFER, case=case, subjects=[person]
+    )
     assert response.status_code == 200, response.text
     form = response.json()["data"]["prefill"]
     fields = {f["name"]: f for f in form["fields"]}

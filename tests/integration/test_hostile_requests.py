@@ -93,6 +93,7 @@ async def test_replicas_recording_connectors_at_once_do_not_collide(
             ("insurance", 1),
             ("civil", 1),
             ("land", 1),
+            ("dossiers", 1),
         }
         for engine in engines:
             await engine.dispose()

@@ -13,6 +13,9 @@ import yaml
 
 from gateway.storage import create_engine, current_revision, head_revision, list_connectors
 
+SANDBOX_CONNECTORS = {"population", "business", "insurance", "civil", "land", "dossiers"}
+"""The connectors of the sandbox's manifests."""
+
 
 @pytest.mark.own_database  # the log's lag must be this gateway's alone
 async def test_health_readiness_metrics_and_keys(gateway, sign_in) -> None:
@@ -28,7 +31,7 @@ async def test_health_readiness_metrics_and_keys(gateway, sign_in) -> None:
         assert body["database"]["revision"] == head_revision()
         assert body["keys"] == {"checkpoints": True, "consent": True, "receipts": True}
         assert body["redis"] is None
-        assert set(body["connectors"]) == {"population", "business", "insurance", "civil", "land"}
+        assert set(body["connectors"]) == SANDBOX_CONNECTORS
         assert body["connectors"]["population"]["version"] == 1
         assert body["log"]["ok"] is True
         assert body["log"]["maxMergeDelaySeconds"] == 1.0
@@ -124,7 +127,7 @@ async def test_migrations_reach_head_and_record_connectors(gateway, migrated) ->
     # The files of the connectors folder (other tests of this database register more
     # through /admin: those are recorded with origin `api`).
     files = {n: r for n, r in rows.items() if r["origin"] != "api"}
-    assert set(files) == {"population", "business", "insurance", "civil", "land"}
+    assert set(files) == SANDBOX_CONNECTORS
     assert all(r["version"] == 1 and r["status"] == "active" for r in files.values())
 
 
@@ -142,7 +145,13 @@ async def test_a_changed_manifest_is_a_new_version_and_a_dropped_one_is_removed(
     )
     gateway_factory(
         connectors_dir=folder,
-        connector_urls={"business": None, "insurance": None, "civil": None, "land": None},
+        connector_urls={
+            "business": None,
+            "insurance": None,
+            "civil": None,
+            "land": None,
+            "dossiers": None,
+        },
     ).server.stop()
     engine = create_engine(migrated)
     try:

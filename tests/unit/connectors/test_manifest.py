@@ -91,7 +91,14 @@ def test_sandbox_manifests_share_anchored_shapes() -> None:
 
 def test_load_manifests_reads_every_manifest_sorted_by_file_name() -> None:
     manifests = load_manifests(SANDBOX_MANIFESTS)
-    assert [m.name for m in manifests] == ["business", "civil", "insurance", "land", "population"]
+    assert [m.name for m in manifests] == [
+        "business",
+        "civil",
+        "dossiers",
+        "insurance",
+        "land",
+        "population",
+    ]
 
 
 def test_load_manifests_ignores_other_files(tmp_path: Path) -> None:

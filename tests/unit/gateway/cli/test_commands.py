@@ -106,6 +106,7 @@ def test_the_demos_printed_commands_write_no_file_into_the_repository(
     asked = iter([answer, prefill])
     monkeypatch.setattr(demo, "_ask", lambda *_: next(asked))
     monkeypatch.setattr(demo, "_integrated", lambda _: ("http://proof", "origin\n1\nroot\n"))
+    monkeypatch.setattr(demo, "_dossier", lambda *_: "000.00.01.H01-250928-0001")
     printed = demo._report("001099012345")
     files = _written_files(printed)
     assert files, "the demo prints a command that writes the body"
@@ -129,6 +130,7 @@ def test_the_demo_gives_the_query_page_a_new_secret_at_each_start_in_the_fragmen
     )
     monkeypatch.setattr(demo, "_ask", lambda *_: next(asked))
     monkeypatch.setattr(demo, "_integrated", lambda _: ("http://proof", "origin\n1\nroot\n"))
+    monkeypatch.setattr(demo, "_dossier", lambda *_: "000.00.01.H01-250928-0001")
     printed = demo._report("001099012345")
     assert f"{demo.gateway_url}/graphql#demo={demo.page_secret}" in printed
     assert printed.count(demo.page_secret) == 1

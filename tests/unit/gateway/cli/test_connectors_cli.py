@@ -49,6 +49,7 @@ def test_check_still_passes_the_sandbox_manifests(
     assert [line.split("\t")[:3] for line in check.stdout.splitlines()] == [
         ["ok", "business", "rest"],
         ["ok", "civil", "graphql"],
+        ["ok", "dossiers", "rest"],
         ["ok", "insurance", "xroad"],
         ["ok", "land", "sql"],
         ["ok", "population", "rest"],

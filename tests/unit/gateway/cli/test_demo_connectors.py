@@ -29,7 +29,14 @@ def test_without_a_folder_the_demo_serves_the_sandbox_manifests(
     monkeypatch.delenv("GATEWAY_CONNECTORS_DIR", raising=False)
     settings = _settings(Demo()._env("{ x }"), monkeypatch)
     assert settings.connectors_dir == MANIFESTS
-    assert set(settings.connector_urls) == {"population", "business", "insurance", "civil", "land"}
+    assert set(settings.connector_urls) == {
+        "population",
+        "business",
+        "insurance",
+        "civil",
+        "dossiers",
+        "land",
+    }
     assert settings.connectors_allow_loopback is True
 
 

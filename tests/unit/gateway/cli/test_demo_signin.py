@@ -44,6 +44,7 @@ def test_the_demo_prints_the_citizen_pages_and_how_to_sign_in(
     answers: Any = lambda *_: next(asked)  # noqa: E731
     monkeypatch.setattr(demo, "_ask", answers)
     monkeypatch.setattr(demo, "_integrated", lambda _: ("http://proof", "origin\n1\nroot\n"))
+    monkeypatch.setattr(demo, "_dossier", lambda *_: "000.00.01.H01-250928-0001")
     monkeypatch.setattr(demo, "_transfer", lambda: "")
     printed = demo._report("001099012345")
     line = next(line for line in printed.splitlines() if f"{demo.gateway_url}/toi" in line)

@@ -87,7 +87,7 @@ def test_the_form_has_an_input_for_every_parameter_of_the_api_search() -> None:
             default = parameter.annotation.__metadata__[0]
         names.add(getattr(default, "alias", None) or name)
     assert names == {name for name, _label, _kind in FILTERS}
-    assert len(FILTERS) == 13
+    assert len(FILTERS) == 14
 
 
 def test_times_are_shown_in_vietnam_time() -> None:
