@@ -45,6 +45,7 @@ from connectors._registry import (
     check_manifest,
     connector_kinds,
 )
+from connectors._resilience import deadline_scope
 from connectors._rest import RestConnector
 from connectors._secrets import Secret, SecretUnavailable, resolve_secret, stored_refs
 from connectors._sql import SqlConnector
@@ -100,6 +101,7 @@ __all__ = [
     "check_kind",
     "check_manifest",
     "connector_kinds",
+    "deadline_scope",
     "header_value",
     "load_manifest",
     "load_manifests",

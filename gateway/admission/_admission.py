@@ -122,9 +122,15 @@ def _claimed_officer(purpose: Any) -> str | None:
         return None
 
 
-def _dossier(case: Confirmation | None) -> dict[str, Any]:
-    """The personal part's `dossier`: the registry's answer, when it gave one."""
-    return {} if case is None or case.answer is None else {"dossier": case.answer}
+def _dossier(case: Confirmation | None, subjects: Sequence[str]) -> dict[str, Any]:
+    """The personal part's `dossier`: the registry's answer, when it gave one, naming
+    only the persons the record names too (the part is sealed for them, and forgetting
+    one of them finds it; the dossier's other persons are not theirs to read)."""
+    if case is None or case.answer is None:
+        return {}
+    named = set(subjects)
+    persons = [p for p in case.answer.get("persons") or () if p.get("identifier") in named]
+    return {"dossier": {**case.answer, "persons": persons}}
 
 
 def _is_jti(value: Any) -> bool:
@@ -160,7 +166,7 @@ class Admission:
         self._pseudonym_key = pseudonym_key
         self.refusals = refusals or Refusals(recorder, policy_version=catalogue.version)
         """Records refusals; the application starts and stops its flushing."""
-        self.cases = cases or Cases()
+        self.cases = cases or Cases(key=pseudonym_key)
         """Confirms cases at the dossier registry (see `gateway.admission._cases`)."""
         self._confirmation = {p.code: p.case_confirmation for p in catalogue}
         # Per procedure, the paths read by consent: only those need consents looked up.
@@ -408,8 +414,8 @@ class Admission:
                     # What sources gave as evidence of the calls (X-Road request hashes:
                     # hashes of requests naming people, so here, sealed). Only when any.
                     **({"evidence": ctx.evidence.recorded()} if ctx.evidence else {}),
-                    # The registry's answer about the case, whose hash the envelope has.
-                    **_dossier(case),
+                    # The registry's answer about the case (its digest is in the envelope).
+                    **_dossier(case, subjects),
                 },
                 # Everyone the purpose names (and whom a decision or action concerned):
                 # each of them sees this access, and forgetting one finds it.
@@ -523,7 +529,7 @@ class Admission:
                     **self._personal(
                         rejected.token, [], officer if isinstance(officer, str) else None
                     ),
-                    **_dossier(case),
+                    **_dossier(case, _claimed_subjects(purpose)),
                 },
                 # The people the refused token named: they see the attempt, and
                 # forgetting one of them finds this record (its token names them).

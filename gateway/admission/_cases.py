@@ -15,9 +15,9 @@ case when it
    dossiers for other agencies), and
 4. is open: received or in progress (`DOSSIER_CLOSED`).
 
-A confirmed dossier limits the subjects to the persons it names: another subject's
-fields are withheld as `SUBJECT_NOT_IN_CASE`, field by field, as for a subject the
-purpose does not name. The first failed check refuses a `required` procedure's request
+A dossier the registry answered with limits the subjects to the persons it names:
+another subject's fields are withheld as `SUBJECT_NOT_IN_CASE`, field by field, as for
+a subject the purpose does not name. The first failed check refuses a `required` procedure's request
 (`CASE_NOT_CONFIRMED`, naming the check and nothing of the dossier's persons); an
 `optional` one proceeds on the subjects as stated, and its record says why it was not
 confirmed. When no registry answers (none is configured, it fails, times out or its
@@ -27,29 +27,37 @@ and an `optional` one proceeds, recorded as not confirmed.
 A dossier found is kept for `ttl` seconds (a dossier not found, or a failure, is not
 kept): a case's requests within that time cost no lookup, and a dossier closed
 meanwhile is seen closed at most `ttl` seconds late. The record keeps the check, the
-dossier's status and the hash of the registry's answer (`caseConfirmation` in the
-envelope); the answer itself goes to the sealed personal part.
+dossier's status and a keyed digest of the registry's answer (`caseConfirmation` in
+the envelope: an HMAC under the gateway's pseudonym key, so that whoever holds the
+dossier cannot find its records by hashing it); the answer itself goes to the sealed
+personal part, naming only the persons the record names.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
-import hashlib
+import hmac
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, Final
 
-from connectors import ConnectorRegistry, FetchContext
+import structlog
+
+from connectors import Connector, ConnectorRegistry, FetchContext, deadline_scope
 from gateway.errors import CaseNotConfirmed, CaseRegistryUnavailable, GatewayError
 from gateway.log import canonical_json
 from policies import OPEN_STATUSES, CaseConfirmation, DossierStatus, Purpose
 from schema import Dossier, DossierPerson, build, connector_fields
 
+log = structlog.get_logger(__name__)
+
 __all__ = [
+    "CHECKED_FIELDS",
     "DOSSIER_FIELDS",
     "CaseCheck",
     "Cases",
@@ -60,7 +68,11 @@ __all__ = [
 
 DOSSIER_KIND: Final = "Dossier"
 DOSSIER_FIELDS: Final = frozenset(connector_fields()[DOSSIER_KIND])
-"""Every canonical field of a dossier: the checks read four, the record hashes all."""
+"""Every canonical field of a dossier: the checks read some, the record keeps all."""
+CHECKED_FIELDS: Final = frozenset(
+    {"procedureCode", "receivingOrganisation", "handlingOrganisations", "status", "persons"}
+)
+"""What the checks read: one connector must serve them all."""
 _NATIONAL: Final = re.compile(r"(\d\.\d{6})(\.[A-Z][A-Z0-9]{1,9})?")
 
 
@@ -132,6 +144,7 @@ class Confirmation:
     status: str | None = None
     """The dossier's status, when the registry answered with one."""
     answer_hash: str | None = None
+    """HMAC-SHA256 (the gateway's pseudonym key) of the RFC 8785 JSON of the answer."""
     answer: dict[str, Any] | None = field(default=None, repr=False)
     """The registry's answer (personal data: the dossier's persons)."""
     persons: frozenset[str] = field(default=frozenset(), repr=False)
@@ -153,12 +166,14 @@ class Confirmation:
         if self.status is not None:
             out["dossierStatus"] = self.status
         if self.answer_hash is not None:
-            out["answerHash"] = self.answer_hash
+            out["answerHmac"] = self.answer_hash
         return out
 
     def purpose(self, purpose: Purpose) -> Purpose:
-        """`purpose` with the subjects a confirmed dossier names (as stated, if not)."""
-        if not self.confirmed:
+        """`purpose` with only the subjects the dossier names, whenever the registry
+        answered with one (confirmed or not: a dossier that fails a check names no one
+        else either); as stated when it did not."""
+        if self.answer is None:
             return purpose
         kept = tuple(s for s in purpose.subjects if s in self.persons)
         if len(kept) == len(purpose.subjects):
@@ -188,37 +203,64 @@ def _json(value: Any) -> Any:
 
 
 def _whole(dossier: Dossier) -> bool:
-    """Whether a dossier has what its checks read, each of its type."""
+    """Whether a dossier has what its checks read, each of its type, and no field the
+    source gave a value of the wrong type for (at any depth)."""
     handlers = dossier.handling_organisations
-    return (
-        isinstance(dossier.procedure_code, str)
-        and isinstance(dossier.status, DossierStatus)
-        and isinstance(dossier.receiving_organisation, str | None)
-        and (handlers is None or isinstance(handlers, list))
-        and isinstance(dossier.persons, list)
-        and all(
-            isinstance(p, DossierPerson) and isinstance(p.identifier, str) for p in dossier.persons
+    persons = dossier.persons
+    values: list[Any] = [
+        dossier.dossier_code,
+        dossier.procedure_code,
+        dossier.receiving_organisation,
+        dossier.status,
+        dossier.received_on,
+        dossier.due_on,
+        handlers,
+        persons,
+    ]
+    if isinstance(handlers, list):
+        values.extend(handlers)
+    if isinstance(persons, list):
+        values.extend(
+            v for p in persons if isinstance(p, DossierPerson) for v in (p.identifier, p.role)
         )
+    return (
+        not any(isinstance(v, Exception) for v in values)
+        and isinstance(dossier.procedure_code, str)
+        and isinstance(dossier.status, DossierStatus)
+        and isinstance(persons, list)
+        and all(isinstance(p, DossierPerson) and isinstance(p.identifier, str) for p in persons)
     )
 
 
+_Key = tuple[str, str, int]
+
+
 class Cases:
-    """Confirms requests' cases at the dossier registry, keeping found dossiers `ttl` s."""
+    """Confirms requests' cases at the dossier registry, keeping found dossiers `ttl` s.
+
+    `key` keys the digest of the registry's answer kept in the envelope (an HMAC, so
+    that whoever holds the dossier cannot link a record to it by hashing it).
+    """
 
     def __init__(
         self,
         *,
+        key: bytes,
         ttl: float = 30.0,
         size: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._key = key
         self.ttl = ttl
         self._size = size
         self._clock = clock
-        self._kept: dict[tuple[str, tuple[int, ...]], tuple[float, tuple[Any, ...], _Answer]] = {}
-        self._pending: dict[tuple[str, tuple[int, ...]], asyncio.Task[_Answer | None]] = {}
+        self._kept: dict[_Key, tuple[float, Connector, _Answer]] = {}
+        self._pending: dict[_Key, asyncio.Task[_Answer | None]] = {}
         self.lookups = 0
         """Lookups sent to a registry (a kept dossier costs none)."""
+
+    def __repr__(self) -> str:
+        return f"Cases(ttl={self.ttl!r}, kept={len(self._kept)})"
 
     async def confirm(
         self,
@@ -229,20 +271,38 @@ class Cases:
         registry: ConnectorRegistry,
         fetch: FetchContext,
     ) -> Confirmation | None:
-        """The confirmation of `purpose.case`; `None` for a procedure that asks none."""
+        """The confirmation of `purpose.case`; `None` for a procedure that asks none.
+
+        The lookup takes at most half the time left before the request's
+        `fetch.deadline`: one that does not end by then is `REGISTRY_UNAVAILABLE`, like a
+        registry that fails, and the reads of an optional case keep the other half.
+        """
         if requirement is CaseConfirmation.NONE:
             return None
-        route = registry.route(DOSSIER_KIND, DOSSIER_FIELDS)
-        if not route.served:
+        served = _registry(registry)
+        if served is None:
             return Confirmation(requirement, CaseCheck.NO_REGISTRY)
+        connector, fields = served
+        # At most half the time left for sources: an optional case's reads keep the rest.
+        until = fetch.deadline
+        if until is not None:
+            now = asyncio.get_running_loop().time()
+            until = now + max(0.0, until - now) / 2
+            fetch = dataclasses.replace(fetch, deadline=until)
         try:
-            found = await self._look_up(route.served, purpose.case, fetch)
-        except GatewayError:
-            names = ",".join(sorted(c.name for c, _ in route.served))
-            return Confirmation(requirement, CaseCheck.REGISTRY_UNAVAILABLE, registry=names)
+            async with asyncio.timeout_at(until):
+                found = await self._look_up(connector, fields, purpose.case, client_id, fetch)
+        except (GatewayError, TimeoutError):
+            return Confirmation(
+                requirement, CaseCheck.REGISTRY_UNAVAILABLE, registry=connector.name
+            )
+        except Exception as exc:  # a connector's bug, an answer nothing expected
+            log.error("case_registry_failed", connector=connector.name, error=type(exc).__name__)
+            return Confirmation(
+                requirement, CaseCheck.REGISTRY_UNAVAILABLE, registry=connector.name
+            )
         if found is None:
-            names = ",".join(sorted(c.name for c, _ in route.served))
-            return Confirmation(requirement, CaseCheck.NO_SUCH_DOSSIER, registry=names)
+            return Confirmation(requirement, CaseCheck.NO_SUCH_DOSSIER, registry=connector.name)
         dossier = found.dossier
         status = dossier.status
         check: CaseCheck | None = None
@@ -265,26 +325,31 @@ class Cases:
             persons=frozenset(p.identifier for p in dossier.persons or () if p.identifier),
         )
 
-    async def _look_up(self, served: Any, code: str, fetch: FetchContext) -> _Answer | None:
-        connectors = tuple(c for c, _ in served)
-        key = (code, tuple(id(c) for c in connectors))
+    async def _look_up(
+        self,
+        connector: Connector,
+        fields: frozenset[str],
+        code: str,
+        client_id: str,
+        fetch: FetchContext,
+    ) -> _Answer | None:
+        # Per client (a lookup goes out in the name of the request that made it, its
+        # client, officer and case in the headers) and per registry in use: a new
+        # version of the connector is another registry.
+        key = (code, client_id, id(connector))
         kept = self._kept.get(key)
-        now = self._clock()
-        # Kept per registry in use: a new version of the connector is another registry.
-        if kept is not None and kept[0] > now and kept[1] == connectors:
+        if kept is not None and kept[0] > self._clock() and kept[1] is connector:
             return kept[2]
         task = self._pending.get(key)
         if task is None:
-            # One lookup for every request of the case meanwhile; it runs on its own, so
+            # One lookup for the client's requests of the case meanwhile, on its own, so
             # that a request cancelled (its deadline) cancels it for no other.
-            task = asyncio.ensure_future(self._fetch(served, code, fetch))
+            task = asyncio.ensure_future(self._fetch(connector, fields, code, fetch))
             self._pending[key] = task
-            task.add_done_callback(lambda done: self._settled(key, connectors, done))
+            task.add_done_callback(lambda done: self._settled(key, connector, done))
         return await asyncio.shield(task)
 
-    def _settled(
-        self, key: tuple[str, tuple[int, ...]], connectors: tuple[Any, ...], task: asyncio.Task[Any]
-    ) -> None:
+    def _settled(self, key: _Key, connector: Connector, task: asyncio.Task[Any]) -> None:
         self._pending.pop(key, None)
         if task.cancelled() or task.exception() is not None:
             return
@@ -296,23 +361,23 @@ class Cases:
             self._kept = {k: v for k, v in self._kept.items() if v[0] > now}
             if len(self._kept) >= self._size:
                 self._kept.clear()
-        self._kept[key] = (now + self.ttl, connectors, found)
+        self._kept[key] = (now + self.ttl, connector, found)
 
-    async def _fetch(self, served: Any, code: str, fetch: FetchContext) -> _Answer | None:
+    async def _fetch(
+        self, connector: Connector, fields: frozenset[str], code: str, fetch: FetchContext
+    ) -> _Answer | None:
         self.lookups += 1
-        record: dict[str, Any] = {}
-        names = []
-        for connector, fields in served:
+        # The calls of the lookup end by the request's deadline, retries included.
+        with deadline_scope(fetch.deadline):
             answers = await connector.fetch(DOSSIER_KIND, [code], fields, fetch)
-            one = answers.get(code)
-            if one is None:
-                return None
-            if not isinstance(one, dict):
-                raise CaseRegistryUnavailable("The registry's answer is not a dossier.")
-            record.update({k: v for k, v in one.items() if k in fields})
-            names.append(connector.name)
-        registry = ",".join(sorted(names))
-        dossier = build(Dossier, record, source=registry)
+        record = answers.get(code)
+        if record is None:
+            return None
+        if not isinstance(record, Mapping):
+            raise CaseRegistryUnavailable("The registry's answer is not a dossier.")
+        dossier = build(
+            Dossier, {k: v for k, v in record.items() if k in fields}, source=connector.name
+        )
         if not _whole(dossier):
             raise CaseRegistryUnavailable("The registry's answer is not a whole dossier.")
         persons = dossier.persons or []
@@ -331,5 +396,15 @@ class Cases:
             }
             | {"persons": [{"identifier": p.identifier, "role": p.role} for p in persons]}
         )
-        digest = hashlib.sha256(canonical_json(answer)).hexdigest()
-        return _Answer(registry, dossier, answer, digest)
+        digest = hmac.new(self._key, b"dossier\x00" + canonical_json(answer), "sha256")
+        return _Answer(connector.name, dossier, answer, digest.hexdigest())
+
+
+def _registry(registry: ConnectorRegistry) -> tuple[Connector, frozenset[str]] | None:
+    """The connector that serves every field the checks read, with the dossier fields it
+    serves; `None` if none does (no registry, or one spread over several sources)."""
+    route = registry.route(DOSSIER_KIND, DOSSIER_FIELDS)
+    for connector, fields in route.served:
+        if fields >= CHECKED_FIELDS:
+            return connector, fields
+    return None

@@ -93,15 +93,22 @@ async def citizen_items(
     ]
 
 
-def _dossier(envelope: Mapping[str, Any], personal: Mapping[str, Any]) -> dict[str, Any] | None:
+def _dossier(
+    envelope: Mapping[str, Any], personal: Mapping[str, Any], subject: str
+) -> dict[str, Any] | None:
     """The dossier an access was for, as the dossier registry answered about it: its
     code and procedure, who received it, its status and dates; whether it confirmed the
-    case, and if not, why. The dossier's other persons are not the citizen's to see."""
+    case, and if not, why. Shown only to a person the dossier names: it is their case,
+    not another subject's; the dossier's other persons are shown to no one."""
     said = envelope.get("caseConfirmation")
     if not isinstance(said, Mapping):
         return None
     answer = personal.get("dossier")
-    answer = answer if isinstance(answer, Mapping) else {}
+    if not isinstance(answer, Mapping):
+        return None
+    persons = answer.get("persons") or ()
+    if not any(isinstance(p, Mapping) and p.get("identifier") == subject for p in persons):
+        return None
     shown: dict[str, Any] = {
         "code": answer.get("dossierCode"),
         "confirmed": bool(said.get("confirmed")),
@@ -164,7 +171,7 @@ def _item(
         item["details"] = "removed"
         return item
     item["case"] = personal.get("case")
-    dossier = _dossier(envelope, personal)
+    dossier = _dossier(envelope, personal, subject)
     if dossier is not None:  # only where the procedure confirms its cases
         item["dossier"] = dossier
     confirmed = _evidence_sources(personal.get("evidence"))

@@ -87,7 +87,7 @@ class EnvelopeBody(TypedDict, total=False):
     sourceCalls: int
     caseConfirmation: dict[str, Any]
     """Later in 3, optional: what the dossier registry said of the case (`requirement`,
-    `confirmed`, the failed `check`, `registry`, `dossierStatus`, `answerHash`)."""
+    `confirmed`, the failed `check`, `registry`, `dossierStatus`, `answerHmac`)."""
     actions: list[dict[str, Any]]
     status: int
     errors: list[str]

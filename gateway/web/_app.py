@@ -219,7 +219,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 consents=consents,
                 recorder=recorder,
                 pseudonym_key=pseudonym_key,
-                cases=Cases(ttl=settings.case_confirmation_cache_seconds),
+                cases=Cases(key=pseudonym_key, ttl=settings.case_confirmation_cache_seconds),
             )
             # Summaries of refusals are written as minutes close, and the rest at stop,
             # before the recorder stops.

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -91,7 +92,7 @@ async def test_a_confirmed_dossier_serves_its_persons_and_withholds_others(
     assert case["confirmed"] is True
     assert case["registry"] == "dossiers"
     assert case["dossierStatus"] == "IN_PROGRESS"
-    assert HEX64.fullmatch(case["answerHash"])
+    assert HEX64.fullmatch(case["answerHmac"])
     assert "check" not in case
 
 
@@ -130,7 +131,7 @@ async def test_a_dossier_that_fails_a_check_refuses_the_request(
     assert envelope["caseConfirmation"]["confirmed"] is False
     assert envelope["caseConfirmation"]["check"] == check
     if dossier is not None:
-        assert HEX64.fullmatch(envelope["caseConfirmation"]["answerHash"])
+        assert HEX64.fullmatch(envelope["caseConfirmation"]["answerHmac"])
 
 
 async def test_a_dossier_assigned_to_the_clients_organisation_confirms(
@@ -304,3 +305,84 @@ async def test_reads_on_a_closed_dossier_are_shown_to_the_citizen_and_found_by_a
         assert refused.status_code == 400
         assert refused.json()["code"] == "INVALID_ARGUMENT"
         assert refused.json()["detail"]["argument"] == "dossierStatus"
+
+
+async def test_a_registry_that_hangs_costs_half_the_time_left_at_most(
+    gateway_factory, dataset, dossier_desk
+) -> None:
+    done = asyncio.Event()
+
+    async def never(_reader: Any, writer: Any) -> None:
+        await done.wait()  # answers nothing until the test ends
+        writer.close()
+
+    server = await asyncio.start_server(never, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        hung = gateway_factory(
+            connector_urls={"dossiers": f"http://127.0.0.1:{port}"}, request_deadline=3.0
+        )
+        applicant = dataset.sample.citizens[0]
+        started = asyncio.get_running_loop().time()
+        # Optional: read as stated, within the request's deadline, recorded unconfirmed.
+        response = await hung.post(
+            _query(applicant), procedure=RESIDENCE, case="HS-TREO-1", subjects=[applicant]
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["p0"]["fullName"]
+        assert asyncio.get_running_loop().time() - started < 3.0
+        case = (await envelope_of(hung, response))["caseConfirmation"]
+        assert case["check"] == "REGISTRY_UNAVAILABLE"
+        # Required: fails closed with the registry's code, not the deadline's; the same
+        # token may come once more, and is refused the same way, not as a replay.
+        code = await dossier_desk.receive([applicant])
+        body = orjson.dumps({"query": _query(applicant)})
+        token = hung.signer.sign(body, procedure=TRANSFER, case=code, subjects=[applicant])
+        async with hung.client(auth=None) as http:
+            for _ in range(2):
+                refused = await http.post(
+                    "/graphql",
+                    content=body,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "Content-Type": "application/json",
+                    },
+                )
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["code"] == "CASE_REGISTRY_UNAVAILABLE"
+            third = await http.post(
+                "/graphql",
+                content=body,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            assert third.json()["code"] == "TOKEN_REPLAYED"  # once more, not twice
+    finally:
+        done.set()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_the_dossier_is_shown_only_to_the_persons_it_names(
+    gateway, dataset, dossier_desk, sign_in
+) -> None:
+    applicant, outsider = dataset.sample.citizens[:2]
+    code = await dossier_desk.receive([applicant], procedure=RESIDENCE)
+    response = await gateway.post(
+        _query(applicant, outsider),
+        procedure=RESIDENCE,
+        case=code,
+        subjects=[applicant, outsider],
+    )
+    assert response.status_code == 200, response.text
+    async with gateway.client(auth=None) as http:
+        mine = (await http.get("/me/accesses", headers=await sign_in.citizen(applicant))).json()[
+            "accesses"
+        ]
+        theirs = (await http.get("/me/accesses", headers=await sign_in.citizen(outsider))).json()[
+            "accesses"
+        ]
+    [seen] = [a for a in mine if a["case"] == code]
+    assert seen["dossier"]["confirmed"] is True
+    [told] = [a for a in theirs if a["case"] == code]
+    # Named by the client, withheld, told of the read: not shown another person's case.
+    assert "dossier" not in told

@@ -26,6 +26,7 @@ CODE = "000.00.02.H01-251001-0001"
 CLIENT = "VN/GOV/TEST/mot-cua"
 MANIFEST = Path(sandbox.__file__).parent / "manifests" / "dossiers.yaml"
 REQUIRED, OPTIONAL = CaseConfirmation.REQUIRED, CaseConfirmation.OPTIONAL
+KEY = b"pseudonym key of the tests"
 
 
 def dossier(**changes: Any) -> dict[str, Any]:
@@ -78,14 +79,16 @@ async def confirm(
     procedure: str = "1.013831",
     subjects: tuple[str, ...] = (A,),
     client: str = CLIENT,
+    within: float | None = None,
 ) -> Any:
     purpose = Purpose(procedure, CODE, "officer-1", subjects)
+    deadline = None if within is None else asyncio.get_running_loop().time() + within
     return await cases.confirm(
         requirement,
         purpose=purpose,
         client_id=client,
         registry=registry,
-        fetch=FetchContext(request_id="r", client_id=client, purpose=purpose),
+        fetch=FetchContext(request_id="r", client_id=client, purpose=purpose, deadline=deadline),
     )
 
 
@@ -114,7 +117,7 @@ def test_a_provinces_variant_is_the_national_procedure(
 
 async def test_a_confirmed_dossier_keeps_the_subjects_it_names() -> None:
     registry = Registry()
-    found = await confirm(Cases(), registry.connectors(), subjects=(A, C, B))
+    found = await confirm(Cases(key=KEY), registry.connectors(), subjects=(A, C, B))
     assert found.confirmed
     assert found.error() is None
     assert found.persons == {A, B}
@@ -126,7 +129,7 @@ async def test_a_confirmed_dossier_keeps_the_subjects_it_names() -> None:
     assert envelope["confirmed"] is True
     assert envelope["dossierStatus"] == "IN_PROGRESS"
     assert envelope["registry"] == "dossiers"
-    assert len(envelope["answerHash"]) == 64
+    assert len(envelope["answerHmac"]) == 64
     assert A not in orjson.dumps(envelope).decode()  # no person in the envelope
     assert found.answer["persons"][0] == {"identifier": A, "role": "APPLICANT"}
     assert found.answer["status"] == "IN_PROGRESS"
@@ -145,26 +148,24 @@ async def test_a_confirmed_dossier_keeps_the_subjects_it_names() -> None:
 async def test_the_first_failed_check_refuses_a_required_case(
     answer: dict[str, Any], client: str, check: CaseCheck
 ) -> None:
-    found = await confirm(Cases(), Registry(answer).connectors(), client=client)
+    found = await confirm(Cases(key=KEY), Registry(answer).connectors(), client=client)
     assert found.check is check
     error = found.error()
     assert isinstance(error, CaseNotConfirmed)
     assert error.detail == {"check": check.value}
-    assert A not in error.message
-    assert B not in error.message
     # The same dossier, for an optional procedure: read as stated, recorded so.
     optional = await confirm(
-        Cases(), Registry(answer).connectors(), client=client, requirement=OPTIONAL
+        Cases(key=KEY), Registry(answer).connectors(), client=client, requirement=OPTIONAL
     )
     assert optional.check is check
     assert optional.error() is None
-    purpose = Purpose("1.013831", CODE, "o", (A, C))
-    assert optional.purpose(purpose) is purpose
+    # A dossier that fails a check names no one else either: C is withheld.
+    assert optional.purpose(Purpose("1.013831", CODE, "o", (A, C))).subjects == (A,)
 
 
 async def test_a_dossier_assigned_to_the_organisation_confirms() -> None:
     answer = dossier(co_quan_tiep_nhan="VN/GOV/UBND-HCM", co_quan_xu_ly=["VN/GOV/TEST"])
-    assert (await confirm(Cases(), Registry(answer).connectors())).confirmed
+    assert (await confirm(Cases(key=KEY), Registry(answer).connectors())).confirmed
 
 
 @pytest.mark.parametrize(
@@ -176,12 +177,18 @@ async def test_a_dossier_assigned_to_the_organisation_confirms() -> None:
         (Registry(dossier(trang_thai="KHONG_RO")), CaseCheck.REGISTRY_UNAVAILABLE),
         (Registry(dossier(nguoi_lien_quan="A")), CaseCheck.REGISTRY_UNAVAILABLE),
         (Registry(dossier(ma_thu_tuc=None)), CaseCheck.REGISTRY_UNAVAILABLE),
+        (Registry(dossier(ngay_tiep_nhan="not-a-date")), CaseCheck.REGISTRY_UNAVAILABLE),
+        (
+            Registry(dossier(nguoi_lien_quan=[{"ma_dinh_danh": A, "vai_tro": {}}])),
+            CaseCheck.REGISTRY_UNAVAILABLE,
+        ),
+        (Registry(dossier(co_quan_xu_ly="VN/GOV/TEST")), CaseCheck.REGISTRY_UNAVAILABLE),
     ],
 )
 async def test_no_dossier_and_no_answer_are_told_apart(
     registry: Registry, check: CaseCheck
 ) -> None:
-    found = await confirm(Cases(), registry.connectors())
+    found = await confirm(Cases(key=KEY), registry.connectors())
     assert found.check is check
     error = found.error()
     expected = CaseNotConfirmed if check.about_dossier else CaseRegistryUnavailable
@@ -191,11 +198,13 @@ async def test_no_dossier_and_no_answer_are_told_apart(
 
 
 async def test_without_a_registry_a_required_case_fails_closed() -> None:
-    found = await confirm(Cases(), ConnectorRegistry([]))
+    found = await confirm(Cases(key=KEY), ConnectorRegistry([]))
     assert found.check is CaseCheck.NO_REGISTRY
     assert isinstance(found.error(), CaseRegistryUnavailable)
-    assert (await confirm(Cases(), ConnectorRegistry([]), requirement=OPTIONAL)).error() is None
-    none = await Cases().confirm(
+    assert (
+        await confirm(Cases(key=KEY), ConnectorRegistry([]), requirement=OPTIONAL)
+    ).error() is None
+    none = await Cases(key=KEY).confirm(
         CaseConfirmation.NONE,
         purpose=Purpose("1.000894", CODE, "o", (A,)),
         client_id=CLIENT,
@@ -207,7 +216,7 @@ async def test_without_a_registry_a_required_case_fails_closed() -> None:
 
 async def test_a_found_dossier_is_kept_for_its_time_and_no_longer() -> None:
     now = [0.0]
-    cases = Cases(ttl=30, clock=lambda: now[0])
+    cases = Cases(key=KEY, ttl=30, clock=lambda: now[0])
     registry = Registry()
     connectors = registry.connectors()
     assert (await confirm(cases, connectors)).confirmed
@@ -225,7 +234,7 @@ async def test_a_found_dossier_is_kept_for_its_time_and_no_longer() -> None:
 
 
 async def test_not_found_and_failures_are_not_kept() -> None:
-    cases = Cases(ttl=30)
+    cases = Cases(key=KEY, ttl=30)
     registry = Registry(status=404)
     connectors = registry.connectors()
     assert (await confirm(cases, connectors)).check is CaseCheck.NO_SUCH_DOSSIER
@@ -238,7 +247,7 @@ async def test_not_found_and_failures_are_not_kept() -> None:
 
 async def test_requests_of_one_case_at_once_share_one_lookup() -> None:
     registry = Registry(delay=0.05)
-    cases = Cases(ttl=0)  # nothing kept: only the lookup under way is shared
+    cases = Cases(key=KEY, ttl=0)  # nothing kept: only the lookup under way is shared
     connectors = registry.connectors()
     found = await asyncio.gather(*(confirm(cases, connectors) for _ in range(5)))
     assert all(f.confirmed for f in found)
@@ -250,3 +259,45 @@ async def test_requests_of_one_case_at_once_share_one_lookup() -> None:
     first.cancel()
     assert (await second).confirmed
     assert registry.calls == 2
+
+
+async def test_a_lookup_ends_by_the_requests_deadline() -> None:
+    registry = Registry(delay=5.0)
+    started = asyncio.get_running_loop().time()
+    found = await confirm(Cases(key=KEY), registry.connectors(), within=0.2)
+    assert found.check is CaseCheck.REGISTRY_UNAVAILABLE
+    assert isinstance(found.error(), CaseRegistryUnavailable)
+    assert asyncio.get_running_loop().time() - started < 1.0  # the manifest's timeout is 1 s
+
+
+async def test_clients_share_no_lookup() -> None:
+    # A lookup goes out in the name of its request: another client's waits for its own.
+    registry = Registry(delay=0.05)
+    cases = Cases(key=KEY, ttl=30)
+    connectors = registry.connectors()
+    other = "VN/GOV/UBND-HN/mot-cua"
+    mine, theirs = await asyncio.gather(
+        confirm(cases, connectors), confirm(cases, connectors, client=other)
+    )
+    assert mine.confirmed
+    assert theirs.check is CaseCheck.OTHER_ORGANISATION
+    assert registry.calls == 2
+
+
+async def test_a_registry_that_serves_part_of_the_checks_is_none() -> None:
+    manifest = load_manifest(MANIFEST)
+    entity = manifest.entities["Dossier"]
+    fields = {k: v for k, v in entity.fields.items() if k != "persons"}
+    partial = manifest.model_copy(
+        update={"entities": {"Dossier": entity.model_copy(update={"fields": fields})}}
+    )
+    http = httpx.AsyncClient(transport=httpx.MockTransport(Registry()))
+    registry = ConnectorRegistry([(partial, RestConnector(partial, http=http))])
+    assert (await confirm(Cases(key=KEY), registry)).check is CaseCheck.NO_REGISTRY
+
+
+async def test_the_digest_of_the_answer_is_keyed() -> None:
+    one = await confirm(Cases(key=KEY), Registry().connectors())
+    two = await confirm(Cases(key=b"another key"), Registry().connectors())
+    assert one.answer == two.answer
+    assert one.answer_hash != two.answer_hash
