@@ -538,6 +538,94 @@ def _cases_report(args: argparse.Namespace) -> str:
     )
 
 
+def _metric(text: str, name: str) -> float:
+    """The sum of a Prometheus metric's samples named `name` (any labels)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _witness_report(args: argparse.Namespace) -> str:
+    """The first scenario on two gateways side by side, one of them with the sandbox
+    witness cosigning each checkpoint; the cost per checkpoint from the gateway's own
+    histogram of submissions (proof, HTTP to the witness, its check, storing the line)."""
+    from lienthong_client.log import cosigner_key
+
+    from sandbox import SandboxSettings
+    from sandbox._issuer_keys import load_or_create
+
+    rows: dict[str, list[dict[str, Any]]] = {}
+    token = "bench-metrics"
+    with contextlib.ExitStack() as stack:
+        running = []
+        for label in ("no witness", "one witness"):
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gateway-bench-")))
+            settings = {"GATEWAY_METRICS_TOKEN": token}
+            port = _free_port()
+            if label == "one witness":
+                key = load_or_create(work / "witness.pem").private
+                name = SandboxSettings().witness_name
+                settings["GATEWAY_WITNESSES"] = json.dumps(
+                    [
+                        {
+                            "url": f"http://127.0.0.1:{port}",
+                            "key": cosigner_key(name, key.public_key()).text,
+                        }
+                    ]
+                )
+            servers = start(args.citizens, work, settings=settings)
+            stack.callback(servers.stop)
+            if label == "one witness":
+                log_key = httpx.get(f"http://127.0.0.1:{servers.gateway}/log/key").text.split()[0]
+                witness = subprocess.Popen(
+                    [
+                        sys.executable, "-m", "sandbox", "witness", "--port", str(port),
+                        "--key-file", str(work / "witness.pem"),
+                        "--state", str(work / "witness.json"), "--log-key", log_key,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                servers.processes.append(witness)
+                _wait(f"http://127.0.0.1:{port}/healthz", witness)
+            running.append((label, servers, scenarios(servers, args.citizens)[0]))
+        for _ in range(args.witness_rounds):
+            for label, servers, scenario in running:
+                row = asyncio.run(
+                    measure(
+                        servers, scenario, args.witness_concurrency, args.requests, args.seconds
+                    )
+                )
+                row["scenario"] = f"{scenario.name}, {label}"
+                rows.setdefault(label, []).append(row)
+        time.sleep(1.0)  # the last checkpoints cosigned
+        _, witnessed, _ = running[1]
+        metrics = httpx.get(
+            f"http://127.0.0.1:{witnessed.gateway}/metrics",
+            headers={"Authorization": f"Bearer {token}"},
+        ).text
+    medians = [
+        sorted(rows[label], key=lambda r: r["gateway"].rate)[args.witness_rounds // 2]
+        for label, _, _ in running
+    ]
+    count = _metric(metrics, "gateway_witness_submission_seconds_count")
+    seconds = _metric(metrics, "gateway_witness_submission_seconds_sum")
+    base, with_witness = (m["gateway"] for m in medians)
+    cost = (1 / with_witness.rate - 1 / base.rate) * 1000 if base.rate and with_witness.rate else 0
+    return (
+        f"The first scenario at {args.witness_concurrency} at once on two gateways side by "
+        f"side, one with the sandbox witness (its own process, loopback) cosigning each "
+        f"checkpoint, measured in turns {args.witness_rounds} times (median round shown).\n\n"
+        f"- checkpoints cosigned: {count:.0f}, each {seconds / count * 1000 if count else 0:.1f} "
+        f"ms from submission to the cosignature kept (mean; proof, HTTP, the witness's check "
+        f"and fsync, storing the line), off the request path\n"
+        f"- requests: {cost:+.2f} ms of the gateway per request (from req/s)\n\n"
+        f"{table(medians)}\n"
+    )
+
+
 def _tracing_report(args: argparse.Namespace) -> str:
     """The first scenario with tracing off, then on (spans to a counting sink)."""
     rows = []
@@ -645,6 +733,13 @@ def main(argv: list[str] | None = None) -> int:
         "--cases-rounds", type=int, default=3, help="turns of the case confirmation figures"
     )
     parser.add_argument(
+        "--witness-concurrency", type=int, default=10, help="concurrency of the witness figures"
+    )
+    parser.add_argument(
+        "--witness-rounds", type=int, default=3, help="turns of the witness figures (0: skip)"
+    )
+    parser.add_argument("--witness-only", action="store_true", help="only the witness figures")
+    parser.add_argument(
         "--cases-only", action="store_true", help="only the case confirmation figures"
     )
     args = parser.parse_args(argv)
@@ -657,6 +752,7 @@ def main(argv: list[str] | None = None) -> int:
         or args.chaos_only
         or args.tracing_only
         or args.cases_only
+        or args.witness_only
     )
 
     now = datetime.datetime.now(datetime.UTC)
@@ -690,6 +786,8 @@ def main(argv: list[str] | None = None) -> int:
         report += "\n## The cost of tracing\n\n" + _tracing_report(args)
     if args.cases_concurrency and (args.cases_only or not only):
         report += "\n## The cost of confirming cases\n\n" + _cases_report(args)
+    if args.witness_rounds and (args.witness_only or not only):
+        report += "\n## The cost of witnessing\n\n" + _witness_report(args)
     sys.stdout.write(report)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -704,6 +802,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.tracing_only
             else "-cases"
             if args.cases_only
+            else "-witness"
+            if args.witness_only
             else ""
         )
         path = RESULTS / f"{now:%Y-%m-%d}-{socket.gethostname()}{part}.md"

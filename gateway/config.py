@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ConfigurationError", "GatewaySettings", "is_loopback_url"]
+__all__ = ["ConfigurationError", "GatewaySettings", "WitnessSetting", "is_loopback_url"]
 
 
 def is_loopback_url(url: str) -> bool:
@@ -51,6 +51,33 @@ DEVELOPMENT_PLATFORM_ORG = "VN/GOV/BCA"
 
 class ConfigurationError(ValueError):
     """Settings that cannot work together (e.g. PostgreSQL in production without Redis)."""
+
+
+class WitnessSetting(BaseModel):
+    """A witness of the log: where to submit checkpoints, and its cosigning key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="The witness's submission prefix (http or https).")
+    key: str = Field(description="Its verifier key, `<name>+<hex key id>+<base64 key>`.")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("a witness's URL is http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        from lienthong_client.log import CheckpointError, parse_cosigner_key
+
+        try:
+            parse_cosigner_key(value)
+        except CheckpointError as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
 
 
 class GatewaySettings(BaseSettings):
@@ -119,6 +146,17 @@ class GatewaySettings(BaseSettings):
     )
     merge_delay: float = Field(
         default=1.0, gt=0, le=300, description="Longest wait, in seconds, before integration."
+    )
+    witnesses: list[WitnessSetting] = Field(
+        default_factory=list,
+        description="Witnesses that cosign the log's checkpoints (c2sp.org/tlog-witness): "
+        'JSON, `[{"url": "<submission prefix>", "key": "<name>+<key id>+<key>"}]`.',
+    )
+    witness_quorum: int | None = Field(
+        default=None,
+        ge=1,
+        description="Cosignatures a checkpoint needs to be served at /log/checkpoint; "
+        "default: every witness's.",
     )
     sequencer_timeout: float = Field(
         default=5.0,
@@ -354,6 +392,22 @@ class GatewaySettings(BaseSettings):
                 if refused is not None:
                     raise ValueError(refused)
         return self
+
+    @model_validator(mode="after")
+    def _quorum_of_witnesses(self) -> GatewaySettings:
+        if self.witness_quorum is not None and self.witness_quorum > len(self.witnesses):
+            raise ValueError(
+                f"GATEWAY_WITNESS_QUORUM is {self.witness_quorum}, but "
+                f"{len(self.witnesses)} witnesses are configured (GATEWAY_WITNESSES)"
+            )
+        return self
+
+    @property
+    def cosignatures_needed(self) -> int:
+        """Cosignatures a checkpoint needs to be served at /log/checkpoint (0: none)."""
+        if not self.witnesses:
+            return 0
+        return self.witness_quorum if self.witness_quorum is not None else len(self.witnesses)
 
     @field_validator("origin")
     @classmethod

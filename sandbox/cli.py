@@ -1,5 +1,5 @@
-"""``python -m sandbox population|business|insurance|civil|dossiers|issuer|sample|land``: run a
-sandbox service, print ids, or write the land registry's database."""
+"""``python -m sandbox population|business|insurance|civil|dossiers|issuer|witness|sample|land``:
+run a sandbox service, print ids, or write the land registry's database."""
 
 import argparse
 import gc
@@ -53,6 +53,22 @@ def _parser() -> argparse.ArgumentParser:
     sign_in.add_argument(
         "--key-file", type=Path, dest="key_file", help="PEM key, written when missing"
     )
+    witness = commands.add_parser(
+        "witness", help="serve a witness that cosigns the log's consistent checkpoints"
+    )
+    witness.add_argument("--host")
+    witness.add_argument("--port", type=int, help="default: SANDBOX_WITNESS_PORT or 8107")
+    witness.add_argument("--name", help="its name (default: SANDBOX_WITNESS_NAME)")
+    witness.add_argument(
+        "--key-file", type=Path, dest="key_file", help="PEM key, written when missing"
+    )
+    witness.add_argument("--state", type=Path, help="its state file (JSON)")
+    witness.add_argument(
+        "--log-key",
+        action="append",
+        dest="log_keys",
+        help="a verifier key of a log to witness (repeat; default: SANDBOX_WITNESS_LOG_KEYS)",
+    )
     _data_options(commands.add_parser("sample", help="print ids worth querying, as JSON"))
     registry = commands.add_parser(
         "land",
@@ -78,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.command == "issuer":
         return _serve_issuer(args, overrides)
+    if args.command == "witness":
+        return _serve_witness(args, overrides)
     if args.command in _SIGNING and args.key_file is not None:
         overrides[_SIGNING[args.command]] = args.key_file
     settings = SandboxSettings(**overrides)
@@ -142,4 +160,42 @@ def _serve_issuer(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     settings = SandboxSettings(**overrides)
     app = issuer.create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.issuer_port, access_log=False, workers=1)
+    return 0
+
+
+def _serve_witness(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from lienthong_client.log import CheckpointError, NoteError, parse_verifier_key
+
+    from sandbox import witness
+    from sandbox._issuer_keys import load_or_create
+
+    for option, setting in (
+        ("port", "witness_port"),
+        ("name", "witness_name"),
+        ("key_file", "witness_key_file"),
+        ("state", "witness_state_file"),
+        ("log_keys", "witness_log_keys"),
+    ):
+        if getattr(args, option) is not None:
+            overrides[setting] = getattr(args, option)
+    settings = SandboxSettings(**overrides)
+    logs: dict[str, list[Any]] = {}
+    try:
+        for text in settings.witness_log_keys:
+            verifier = parse_verifier_key(text.strip())
+            logs.setdefault(verifier.name, []).append(verifier)
+    except (NoteError, CheckpointError) as exc:
+        sys.stderr.write(f"sandbox witness: a log key is not a verifier key: {exc}\n")
+        return 2
+    if not logs:
+        sys.stderr.write("sandbox witness: give the key of a log to witness (--log-key)\n")
+        return 2
+    settings.witness_state_file.parent.mkdir(parents=True, exist_ok=True)
+    app = witness.create_app(
+        name=settings.witness_name,
+        key=load_or_create(settings.witness_key_file).private,
+        logs=logs,
+        state=witness.WitnessState(settings.witness_state_file),
+    )
+    uvicorn.run(app, host=settings.host, port=settings.witness_port, access_log=False, workers=1)
     return 0

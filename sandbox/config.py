@@ -25,6 +25,17 @@ class SandboxSettings(BaseSettings):
     insurance_port: int = Field(default=8104, ge=0, le=65535)
     civil_port: int = Field(default=8105, ge=0, le=65535)
     dossiers_port: int = Field(default=8106, ge=0, le=65535)
+    witness_port: int = Field(default=8107, ge=0, le=65535)
+    witness_name: str = "witness.sandbox.lienthong.test/w1"
+    """The witness's name (a schema-less URL, as C2SP asks): its cosignatures carry it."""
+    witness_key_file: Path | None = None
+    """The witness's PKCS#8 PEM Ed25519 key, written (mode 0600) when missing; ``None``:
+    one per process (its cosignatures then mean nothing after a restart)."""
+    witness_state_file: Path = Path("var/witness-state.json")
+    """Where the witness keeps the last checkpoint it cosigned of each log."""
+    witness_log_keys: list[str] = Field(default_factory=list)
+    """Verifier keys of the logs it witnesses (``<origin>+<key id>+<key>``), as the
+    gateway's ``GET /log/key`` gives them; ``SANDBOX_WITNESS_LOG_KEYS='["..."]'``."""
     latency_ms: float = Field(default=0, ge=0)
     """Artificial delay before every lookup answers, for fault and benchmark runs."""
     max_batch: int = Field(default=100, ge=1)

@@ -28,7 +28,13 @@ import httpx
 from lienthong_client._answers import Answer, FieldError, Refused, RequestInvalid, Unavailable
 from lienthong_client._receipts import ReceiptKeys
 from lienthong_client._tokens import Purpose, Signer, SigningKey
-from lienthong_client.log import ProvenLeaf, parse_verifier_key, read_leaf_hash, verify_tlog_proof
+from lienthong_client.log import (
+    ProvenLeaf,
+    WitnessPolicy,
+    parse_verifier_key,
+    read_leaf_hash,
+    verify_tlog_proof,
+)
 
 __all__ = ["AsyncGatewayClient", "GatewayClient"]
 
@@ -175,14 +181,20 @@ def _request_consent(
 _CONSENT_STATUS = f"query($id: ID!) {{ consent(id: $id) {{ {_CONSENT} }} }}"
 
 
-def _check_proof(answer: Answer, proof: bytes, log_keys: str) -> ProvenLeaf:
+def _check_proof(
+    answer: Answer, proof: bytes, log_keys: str, witnesses: WitnessPolicy | None
+) -> ProvenLeaf:
     """The receipt's leaf proven in a checkpoint one of `log_keys` signed (C2SP verifier
-    keys, one a line); `ValueError` saying what is wrong."""
+    keys, one a line), and cosigned as `witnesses` asks; `ValueError` saying what is
+    wrong."""
     if answer.receipt is None:
         raise ValueError("the answer has no receipt")
     verifiers = [parse_verifier_key(line) for line in log_keys.split() if line]
     leaf = read_leaf_hash(answer.receipt.leaf_hash)
-    return verify_tlog_proof(proof.decode(), verifiers, leaf_hash=leaf)
+    proven = verify_tlog_proof(proof.decode(), verifiers, leaf_hash=leaf)
+    if witnesses is not None:
+        witnesses.check(proven.checkpoint.note)
+    return proven
 
 
 def _consent(answer: Answer, field: str) -> dict[str, Any] | None:
@@ -325,14 +337,21 @@ class GatewayClient(_Client):
         return response.content if response.status_code == 200 else None
 
     def check_inclusion(
-        self, answer: Answer, proof: bytes, *, log_keys: str | None = None
+        self,
+        answer: Answer,
+        proof: bytes,
+        *,
+        log_keys: str | None = None,
+        witnesses: WitnessPolicy | None = None,
     ) -> ProvenLeaf:
         """Check `proof` (from `inclusion_proof`) offline with the log's offline core: the
         checkpoint signed by one of `log_keys` (C2SP verifier keys, one a line; default:
         the gateway's `/log/key`, which trusts the gateway for its own key), the receipt's
-        leaf under its root. `ValueError` saying what is wrong."""
+        leaf under its root, and, with `witnesses` (a policy the reader holds, never
+        taken from the gateway), at least its quorum of their cosignatures on the
+        checkpoint: the one every reader sees. `ValueError` saying what is wrong."""
         keys = log_keys if log_keys is not None else self._http.get("/log/key").text
-        return _check_proof(answer, proof, keys)
+        return _check_proof(answer, proof, keys, witnesses)
 
 
 class AsyncGatewayClient(_Client):
@@ -426,8 +445,13 @@ class AsyncGatewayClient(_Client):
         return response.content if response.status_code == 200 else None
 
     async def check_inclusion(
-        self, answer: Answer, proof: bytes, *, log_keys: str | None = None
+        self,
+        answer: Answer,
+        proof: bytes,
+        *,
+        log_keys: str | None = None,
+        witnesses: WitnessPolicy | None = None,
     ) -> ProvenLeaf:
         """See `GatewayClient.check_inclusion`."""
         keys = log_keys if log_keys is not None else (await self._http.get("/log/key")).text
-        return _check_proof(answer, proof, keys)
+        return _check_proof(answer, proof, keys, witnesses)

@@ -39,8 +39,15 @@ def _audit_verify(args: argparse.Namespace) -> int:
     except OSError as exc:
         sys.stderr.write(f"gateway: cannot read --previous {args.previous}: {exc.strerror}\n")
         return 2
+    try:
+        policy = _witness_policy(args)
+    except _BadPolicy as exc:
+        sys.stderr.write(f"gateway: witness policy: {exc}\n")
+        return 2
     if args.url:
-        report = asyncio.run(verify_remote(args.url, key=args.key, previous=previous))
+        report = asyncio.run(
+            verify_remote(args.url, key=args.key, previous=previous, policy=policy)
+        )
         sys.stdout.write(f"checked what {args.url} publishes (not its database):\n")
     else:
         from gateway.storage import create_engine
@@ -113,14 +120,24 @@ def _verifier_keys(given: str | None) -> list[Any]:
 def _audit_verify_export(args: argparse.Namespace) -> int:
     from gateway.log import verify_export
 
+    try:
+        policy = _witness_policy(args)
+    except _BadPolicy as exc:
+        sys.stderr.write(f"gateway: witness policy: {exc}\n")
+        return 2
     report = verify_export(read_file(args.file).splitlines(), _verifier_keys(args.key))
     if not report.ok or report.checkpoint is None:
         sys.stderr.write(f"gateway: line {report.bad_line} of {args.file}: {report.problem}\n")
         return 1
+    witnessed, said = _cosigned(report.checkpoint.note, policy)
+    if not witnessed:
+        sys.stderr.write(f"gateway: the export's checkpoint is refused: {said}\n")
+        return 1
     kinds = ", ".join(f"{n} {t}" for t, n in sorted(report.types.items())) or "no records"
     sys.stdout.write(
         f"  ok  checkpoint of {report.checkpoint.origin} at size {report.checkpoint.size}\n"
-        f"  ok  {report.proven} records proven included ({kinds})\n"
+        + said
+        + f"  ok  {report.proven} records proven included ({kinds})\n"
     )
     if report.pending:
         sys.stdout.write(
@@ -141,6 +158,11 @@ def _audit_verify_proof(args: argparse.Namespace) -> int:
         except ValueError as exc:
             sys.stderr.write(f"gateway: --leaf-hash: {exc}\n")
             return 2
+    try:
+        policy = _witness_policy(args)
+    except _BadPolicy as exc:
+        sys.stderr.write(f"gateway: witness policy: {exc}\n")
+        return 2
     text = read_file(args.file).decode("utf-8", errors="replace")
     try:
         proven = verify_tlog_proof(text, _verifier_keys(args.key), leaf_hash=given)
@@ -148,9 +170,13 @@ def _audit_verify_proof(args: argparse.Namespace) -> int:
         hint = _LEAF_HASH_HINT if given is None and "no leaf hash" in str(exc) else ""
         sys.stderr.write(f"gateway: {args.file} does not verify: {exc}{hint}\n")
         return 1
+    witnessed, said = _cosigned(proven.checkpoint.note, policy)
+    if not witnessed:
+        sys.stderr.write(f"gateway: {args.file} does not verify: {said}\n")
+        return 1
     sys.stdout.write(
         f"  ok  leaf {proven.index} is in the checkpoint of {proven.checkpoint.origin} "
-        f"at size {proven.checkpoint.size} (leaf hash {b64url(proven.leaf_hash)})\n"
+        f"at size {proven.checkpoint.size} (leaf hash {b64url(proven.leaf_hash)})\n" + said
     )
     if proven.data is None:
         sys.stdout.write(
@@ -171,6 +197,68 @@ def _audit_verify_proof(args: argparse.Namespace) -> int:
 
 
 _LEAF_HASH_HINT = "; give the leaf hash it proves with --leaf-hash=HASH (a receipt's leafHash)"
+
+
+class _BadPolicy(ValueError):
+    """A witness policy that cannot be read from the flags given."""
+
+
+def _witness_policy(args: argparse.Namespace) -> Any:
+    """The witness policy of `--witness-policy FILE`, or of `--witness KEY` and
+    `--quorum K`; `None` when neither is given."""
+    from gateway.log import CheckpointError, policy_of, read_policy
+
+    try:
+        if args.witness_policy is not None:
+            if args.witness or args.quorum is not None:
+                raise _BadPolicy("give --witness-policy, or --witness and --quorum, not both")
+            return read_policy(read_file(args.witness_policy).decode("utf-8"))
+        if args.witness:
+            return policy_of(args.witness, args.quorum)
+        if args.quorum is not None:
+            raise _BadPolicy("--quorum needs the witnesses' keys (--witness)")
+    except CheckpointError as exc:
+        raise _BadPolicy(str(exc)) from None
+    return None
+
+
+def _cosigned(note: str, policy: Any) -> tuple[bool, str]:
+    """(whether `note` meets the policy, the line to print), or the note that it was not
+    asked: a checkpoint's cosignatures are checked only against witnesses one trusts."""
+    from gateway.log import CheckpointError
+
+    if policy is None:
+        lines = note[note.rfind("\n\n") + 2 :].count("\n")
+        return True, (
+            f"  --  not checked: witnesses' cosignatures (the checkpoint carries {lines - 1} "
+            "besides the log's signature; give --witness-policy FILE, or --witness KEY and "
+            "--quorum K, to check that it is the one every reader sees)\n"
+        )
+    try:
+        found = policy.check(note)
+    except CheckpointError as exc:
+        return False, str(exc)
+    names = ", ".join(c.witness for c in found)
+    return True, (
+        f"  ok  cosigned by {len(found)} of the {len(policy.witnesses)} witnesses trusted "
+        f"({names}; {policy.quorum} needed)\n"
+    )
+
+
+def _witness_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        help="a witness's cosigning key to trust (`<name>+<key id>+<key>`; repeat)",
+    )
+    parser.add_argument(
+        "--quorum", type=int, help="cosignatures needed of those witnesses (default: all)"
+    )
+    parser.add_argument(
+        "--witness-policy",
+        help="a witness policy file: `witness <key>` lines and a `quorum <k>` line",
+    )
 
 
 def _audit_forget(args: argparse.Namespace) -> int:
@@ -276,6 +364,7 @@ def add_audit_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]
     verify.add_argument(
         "--previous", help="a checkpoint seen before (file): the log must still extend it"
     )
+    _witness_flags(verify)
 
     vexport = command(
         audit, "verify-export", _audit_verify_export, "check an export offline: proofs, signature"
@@ -284,6 +373,7 @@ def add_audit_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]
     vexport.add_argument(
         "--key", help="checkpoint verifier key(s), comma-separated (default: this machine's keys)"
     )
+    _witness_flags(vexport)
     vproof = command(
         audit, "verify-proof", _audit_verify_proof, "check an access receipt (tlog-proof) offline"
     )
@@ -298,6 +388,7 @@ def add_audit_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]
         help="the leaf hash the proof must prove (a receipt's leafHash, base64url or base64); "
         "needed when the proof carries no leaf",
     )
+    _witness_flags(vproof)
     forgetp = command(
         audit,
         "forget",

@@ -91,6 +91,7 @@ class Demo:
         insurance_port: int = 8104,
         civil_port: int = 8105,
         dossiers_port: int = 8106,
+        witness_port: int = 8107,
         issuer_port: int = DEMO_ISSUER_PORT,
         citizens: int = 10_000,
         var: Path = Path("var"),
@@ -101,6 +102,7 @@ class Demo:
         self.insurance_port = insurance_port
         self.civil_port = civil_port
         self.dossiers_port = dossiers_port
+        self.witness_port = witness_port
         self.issuer_port = issuer_port
         self.citizens = citizens
         self.var = var
@@ -109,6 +111,8 @@ class Demo:
         self.steps: list[subprocess.Popen[bytes]] = []
         # The query page's key to the demo-token route, for this start only.
         self.page_secret = secrets.token_urlsafe(32)
+        self.witness_key: str | None = None
+        """The sandbox witness's cosigning key, once it is started."""
 
     @property
     def gateway_url(self) -> str:
@@ -117,6 +121,37 @@ class Demo:
     @property
     def dossiers_url(self) -> str:
         return f"http://127.0.0.1:{self.dossiers_port}"
+
+    @property
+    def witness_url(self) -> str:
+        return f"http://127.0.0.1:{self.witness_port}"
+
+    @property
+    def witness_key_file(self) -> Path:
+        return self.var / "keys" / "sandbox-witness.pem"
+
+    @property
+    def witness_policy_file(self) -> Path:
+        """The demo's witness policy, for whoever checks the log (not for the gateway)."""
+        return self.var / "witness-policy.txt"
+
+    def _witness_key(self) -> str:
+        """The sandbox witness's cosigning key (`<name>+<key id>+<key>`), made once."""
+        from lienthong_client.log import cosigner_key
+
+        from sandbox import SandboxSettings
+        from sandbox._issuer_keys import load_or_create
+
+        private = load_or_create(self.witness_key_file).private
+        return cosigner_key(SandboxSettings().witness_name, private.public_key()).text
+
+    def _log_key(self) -> str:
+        """The verifier key of the demo log's checkpoints, which the witness trusts."""
+        from keys import KeyRing, verifier_key
+
+        origin = self.gateway_url.split("://", 1)[-1] + "/log"
+        public = KeyRing.load(self.var / "keys").verifying("checkpoints")[0].public
+        return verifier_key(origin, public)
 
     @property
     def issuer_url(self) -> str:
@@ -174,6 +209,16 @@ class Demo:
             "GATEWAY_UNSAFE_DEMO_SECRET": self.page_secret,
             "GATEWAY_LOG_LEVEL": "warning",
             "GATEWAY_LOG_JSON": "false",
+            # The sandbox witness cosigns each checkpoint that extends the last it saw.
+            **(
+                {
+                    "GATEWAY_WITNESSES": orjson.dumps(
+                        [{"url": self.witness_url, "key": self.witness_key}]
+                    ).decode()
+                }
+                if self.witness_key
+                else {}
+            ),
         }
 
     def _issuer_env(self) -> dict[str, str]:
@@ -369,12 +414,21 @@ class Demo:
         return response.json()
 
     def _integrated(self, receipt: dict[str, Any]) -> tuple[str, str]:
-        """Wait (within the merge delay) for the receipt's leaf; (proof URL, checkpoint)."""
+        """Wait (within the merge delay) for the receipt's leaf in a checkpoint the
+        witness cosigned; (proof URL, checkpoint)."""
+        from sandbox import SandboxSettings
+
         proof_url = f"{self.gateway_url}/log/tlog-proof?hash={receipt['leafHash']}"
+        cosigned = f"\u2014 {SandboxSettings().witness_name} "
         deadline = time.monotonic() + 10
-        while httpx.get(proof_url, timeout=5.0).status_code != 200:
+        while True:
+            proof = httpx.get(proof_url, timeout=5.0)
+            if proof.status_code == 200 and (self.witness_key is None or cosigned in proof.text):
+                break
             if time.monotonic() > deadline:
-                raise DemoFailed("the demo's access was not integrated into the log in 10 s")
+                raise DemoFailed(
+                    "the demo's access was not in a checkpoint the witness cosigned in 10 s"
+                )
             time.sleep(0.2)
         return proof_url, httpx.get(f"{self.gateway_url}/log/checkpoint", timeout=5.0).text
 
@@ -428,6 +482,22 @@ class Demo:
             "dossier registry sandbox",
             ["-m", "sandbox", "dossiers", "--port", str(self.dossiers_port), *common],
         )
+        self.witness_key = self._witness_key()
+        self.witness_policy_file.write_text(
+            "# Witnesses of the demo's access log: check a checkpoint against these, not\n"
+            "# against what the gateway says (gateway audit verify --witness-policy ...).\n"
+            f"witness {self.witness_key}\nquorum 1\n",
+            encoding="utf-8",
+        )
+        self._spawn(
+            "sandbox witness",
+            [
+                "-m", "sandbox", "witness", "--port", str(self.witness_port),
+                "--key-file", str(self.witness_key_file),
+                "--state", str(self.var / "witness-state.json"),
+                "--log-key", self._log_key(),
+            ],
+        )  # fmt: skip
         self._spawn(
             "sandbox issuer",
             ["-m", "sandbox", "issuer", "--port", str(self.issuer_port)],
@@ -438,6 +508,7 @@ class Demo:
         self._wait("insurance sandbox", f"http://127.0.0.1:{self.insurance_port}/healthz")
         self._wait("civil-status sandbox", f"http://127.0.0.1:{self.civil_port}/healthz")
         self._wait("dossier registry sandbox", f"{self.dossiers_url}/healthz")
+        self._wait("sandbox witness", f"{self.witness_url}/healthz")
         self._wait("sandbox issuer", f"{self.issuer_url}/.well-known/openid-configuration")
         sample = httpx.get(f"{population}/_sandbox/sample", timeout=5.0).json()
         personal_id: str = sample["citizens"][0]
@@ -586,6 +657,7 @@ class Demo:
             f"http://127.0.0.1:{self.insurance_port} (insurance, X-Road), "
             f"http://127.0.0.1:{self.civil_port} (civil status, GraphQL), "
             f"{self.dossiers_url} (dossier registry), "
+            f"{self.witness_url} (witness), "
             f"{self.issuer_url} (sign-in)\n"
             f"  Land registry    {self.land_database} (SQLite, read by the `sql` connector)\n"
             f"  Logs             {self.var / 'log'}/\n\n"
@@ -611,13 +683,17 @@ class Demo:
             "The answer's receipt,\na signed promise that the read enters the log within the "
             "merge delay:\n\n"
             f"{orjson.dumps(receipt, option=orjson.OPT_INDENT_2).decode()}\n\n"
-            "The log's current checkpoint (a signed note: origin, size, root hash):\n\n"
+            "The log's current checkpoint (a signed note: origin, size, root hash), signed by\n"
+            "the log and cosigned by the sandbox witness, which cosigns only a checkpoint\n"
+            "that extends the last one it saw (no reader is shown another history):\n\n"
             + "\n".join(f"    {line}" for line in checkpoint.rstrip("\n").split("\n"))
             + "\n\n"
             f"  Proof that the read is in the log  curl -s '{proof_url}'\n"
             f"  Verify the whole log (database)    {origin}.venv/bin/gateway audit verify\n"
             f"  Verify what is public              .venv/bin/gateway audit verify "
-            f"--url {self.gateway_url}\n"
+            f"--url {self.gateway_url} \\\n"
+            f"                                       --witness-policy "
+            f"{self.witness_policy_file}\n"
             + "\nSign in as this citizen (level 2) to see who read their data, and consent "
             "requests:\n\n"
             f"  CITIZEN=$(.venv/bin/gateway citizen token --issuer {self.issuer_url} "

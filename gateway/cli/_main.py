@@ -129,6 +129,7 @@ def _demo(args: argparse.Namespace) -> int:
         insurance_port=args.insurance_port,
         civil_port=args.civil_port,
         dossiers_port=args.dossiers_port,
+        witness_port=args.witness_port,
         issuer_port=args.issuer_port,
         citizens=args.citizens,
     ).run()
@@ -379,6 +380,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--insurance-port", type=int, default=8104)
     demo.add_argument("--civil-port", type=int, default=8105)
     demo.add_argument("--dossiers-port", type=int, default=8106)
+    demo.add_argument("--witness-port", type=int, default=8107)
     demo.add_argument("--issuer-port", type=int, default=DEMO_ISSUER_PORT)
     demo.add_argument("--citizens", type=int, default=10_000, help="synthetic citizens")
 

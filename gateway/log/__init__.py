@@ -15,6 +15,7 @@ What needs more lives in modules of their own, imported by name:
 - `gateway.log.store`: the log in the database (`TransparencyLog`): integration,
   checkpoints, proofs and tiles;
 - `gateway.log.sequencer`: the background task that integrates within the merge delay;
+- `gateway.log.witnessing`: the background task that has witnesses cosign checkpoints;
 - `gateway.log.remote`: `verify_remote`, the audit of a running gateway over HTTP.
 """
 
@@ -29,6 +30,7 @@ from lienthong_client.log import (
     ProvenLeaf,
     TlogProof,
     UnknownCheckpointKey,
+    WitnessPolicy,
     b64url,
     checkpoint_text,
     consistency_ranges,
@@ -39,8 +41,10 @@ from lienthong_client.log import (
     nodes_for,
     parse_checkpoint,
     perfect_nodes,
+    policy_of,
     read_b64,
     read_leaf_hash,
+    read_policy,
     read_tlog_proof,
     sign_checkpoint,
     tlog_proof,
@@ -81,6 +85,7 @@ __all__ = [
     "Report",
     "TlogProof",
     "UnknownCheckpointKey",
+    "WitnessPolicy",
     "b64url",
     "canonical_hash",
     "canonical_json",
@@ -98,10 +103,12 @@ __all__ = [
     "parse_checkpoint",
     "parse_tile_path",
     "perfect_nodes",
+    "policy_of",
     "public_leaf",
     "read_b64",
     "read_entry_bundle",
     "read_leaf_hash",
+    "read_policy",
     "read_tlog_proof",
     "sign_checkpoint",
     "tile_name",

@@ -14,6 +14,7 @@ from lienthong_client.log import (
     CheckpointError,
     CompactRange,
     ProofError,
+    WitnessPolicy,
     leaf_hash,
     node_hash,
     parse_checkpoint,
@@ -30,18 +31,25 @@ __all__ = ["verify_remote"]
 
 
 async def verify_remote(
-    url: str, *, key: str | None = None, previous: str | None = None, samples: int = 16
+    url: str,
+    *,
+    key: str | None = None,
+    previous: str | None = None,
+    samples: int = 16,
+    policy: WitnessPolicy | None = None,
 ) -> Report:
     """Check what a running gateway publishes about its log.
 
     `key`: the checkpoint verifier key(s) to trust, comma-separated; without it, the keys
     the gateway publishes (which proves less, and the report says so). `previous`: a
-    checkpoint seen before, which the current one must be consistent with.
+    checkpoint seen before, which the current one must be consistent with. `policy`:
+    the witnesses trusted and how many must have cosigned the checkpoint; without it,
+    their cosignatures are not checked (and the report says so).
     """
     report = Report()
     try:
         async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=30.0) as http:
-            return await _verify_remote(http, report, key, previous, samples)
+            return await _verify_remote(http, report, key, previous, samples, policy)
     except httpx.HTTPStatusError as exc:
         return report.fail(
             f"{exc.request.url.path} answered HTTP {exc.response.status_code}: the gateway "
@@ -54,7 +62,12 @@ async def verify_remote(
 
 
 async def _verify_remote(
-    http: httpx.AsyncClient, report: Report, key: str | None, previous: str | None, samples: int
+    http: httpx.AsyncClient,
+    report: Report,
+    key: str | None,
+    previous: str | None,
+    samples: int,
+    policy: WitnessPolicy | None,
 ) -> Report:
     async def get(path: str) -> httpx.Response:
         response = await http.get(path)
@@ -78,6 +91,21 @@ async def _verify_remote(
     except CheckpointError as exc:
         return report.fail(f"the checkpoint does not verify: {exc}")
     report.checked.append(f"the checkpoint's signature (size {checkpoint.size})")
+    if policy is None:
+        report.checked.append(
+            "not the witnesses' cosignatures: no witness policy given (--witness-policy), "
+            "so not that this checkpoint is the one every reader sees"
+        )
+    else:
+        try:
+            found = policy.check(note)
+        except CheckpointError as exc:
+            return report.fail(f"the checkpoint is not witnessed as the policy asks: {exc}")
+        names = ", ".join(c.witness for c in found)
+        report.checked.append(
+            f"cosigned by {len(found)} of the {len(policy.witnesses)} witnesses trusted "
+            f"({names}; {policy.quorum} needed)"
+        )
     size = checkpoint.size
     leaves: list[bytes] = []
     for n in range((size + TILE_WIDTH - 1) // TILE_WIDTH):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,12 +47,14 @@ from gateway.log._leaf import public_leaf
 from gateway.log._tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle
 from gateway.storage import (
     Transactions,
+    checkpoint_cosignatures,
     events,
     log_checkpoints,
     log_leaves,
     log_nodes,
     log_queue,
     log_state,
+    witness_state,
 )
 from keys import KeyRing, NoteVerifier, SigningKey
 
@@ -339,6 +342,120 @@ class TransparencyLog:
         if row is None:
             raise NotFound("No checkpoint was signed for this size.", kind="Checkpoint")
         return Checkpoint(self.origin, int(row.size), bytes(row.root), row.note)
+
+    # -- witnesses ---------------------------------------------------------------------
+
+    async def cosigned(self, quorum: int) -> Checkpoint | None:
+        """The newest checkpoint with at least `quorum` cosignatures, with them appended.
+
+        With `quorum` 0, the newest checkpoint, with any cosignatures it has.
+        """
+        if quorum <= 0:
+            latest = await self.latest()
+            return None if latest is None else await self.with_cosignatures(latest)
+        async with self._engine.connect() as conn:
+            size = await conn.scalar(
+                sa.select(checkpoint_cosignatures.c.size)
+                .group_by(checkpoint_cosignatures.c.size)
+                .having(sa.func.count() >= quorum)
+                .order_by(checkpoint_cosignatures.c.size.desc())
+                .limit(1)
+            )
+        if size is None:
+            return None
+        return await self.with_cosignatures(await self.checkpoint_at(int(size)))
+
+    async def export_checkpoint(self, quorum: int, size: int | None) -> Checkpoint | None:
+        """The checkpoint an export proves against: the one of `size` (404 if none was
+        signed), else as `to_prove`; with the cosignatures it has."""
+        if size is None:
+            return await self.to_prove(quorum)
+        return await self.with_cosignatures(await self.checkpoint_at(size))
+
+    async def to_prove(self, quorum: int, index: int = 0) -> Checkpoint | None:
+        """The checkpoint to prove leaf `index` against: the newest cosigned by `quorum`
+        witnesses if it holds the leaf, else the newest, with the cosignatures it has;
+        `None` when no checkpoint holds it yet."""
+        for wanted in (quorum, 0) if quorum else (0,):
+            found = await self.cosigned(wanted)
+            if found is not None and index < found.size:
+                return found
+        return None
+
+    async def with_cosignatures(self, checkpoint: Checkpoint) -> Checkpoint:
+        """`checkpoint` with the cosignatures stored for it appended, by witness name."""
+        async with self._engine.connect() as conn:
+            lines = (
+                await conn.scalars(
+                    sa.select(checkpoint_cosignatures.c.line)
+                    .where(checkpoint_cosignatures.c.size == checkpoint.size)
+                    .order_by(checkpoint_cosignatures.c.witness)
+                )
+            ).all()
+        if not lines:
+            return checkpoint
+        return dataclasses.replace(checkpoint, note=checkpoint.note + "".join(lines))
+
+    async def witnesses(self) -> dict[str, tuple[int, bool]]:
+        """Per witness: the size it last cosigned or said it had, and whether the newest
+        checkpoint carries its cosignature."""
+        async with self._engine.connect() as conn:
+            sizes = {r.witness: int(r.size) for r in await conn.execute(sa.select(witness_state))}
+            newest = sa.select(sa.func.max(log_checkpoints.c.size)).scalar_subquery()
+            signed = set(
+                (
+                    await conn.scalars(
+                        sa.select(checkpoint_cosignatures.c.witness).where(
+                            checkpoint_cosignatures.c.size == newest
+                        )
+                    )
+                ).all()
+            )
+        return {name: (size, name in signed) for name, size in sizes.items()}
+
+    async def witnessed(
+        self, witness: str, size: int, *, line: str | None, cosigned_at: datetime.datetime
+    ) -> None:
+        """Keep what a witness answered: its cosignature `line` of the checkpoint of
+        `size`, or (no line) only the size it says it last cosigned."""
+        for attempt in (1, 2):
+            try:
+                async with self._engine.begin() as conn:
+                    await self._witnessed_in(conn, witness, size, line, cosigned_at)
+                return
+            except IntegrityError:
+                if attempt == 2:  # another replica wrote the same row twice over
+                    raise
+
+    @staticmethod
+    async def _witnessed_in(
+        conn: Any, witness: str, size: int, line: str | None, cosigned_at: datetime.datetime
+    ) -> None:
+        if line is not None:
+            exists = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(checkpoint_cosignatures)
+                .where(
+                    checkpoint_cosignatures.c.size == size,
+                    checkpoint_cosignatures.c.witness == witness,
+                )
+            )
+            if not exists:  # another replica may have kept the same answer
+                await conn.execute(
+                    checkpoint_cosignatures.insert().values(
+                        size=size, witness=witness, line=line, cosigned_at=cosigned_at
+                    )
+                )
+        now = datetime.datetime.now(datetime.UTC)
+        moved = await conn.execute(
+            witness_state.update()
+            .where(witness_state.c.witness == witness)
+            .values(size=size, updated_at=now)
+        )
+        if moved.rowcount == 0:
+            await conn.execute(
+                witness_state.insert().values(witness=witness, size=size, updated_at=now)
+            )
 
     async def _proofs(
         self, size: int, ranges: Callable[[], list[list[tuple[int, int]]]]

@@ -60,6 +60,7 @@ from gateway.storage._tables import (
     EVENT_TYPES,
     Instant,
     browser_sessions,
+    checkpoint_cosignatures,
     client_generation,
     client_keys,
     clients,
@@ -80,6 +81,7 @@ from gateway.storage._tables import (
     metadata,
     organisation_authority,
     subject_keys,
+    witness_state,
 )
 
 __all__ = [
@@ -103,6 +105,7 @@ __all__ = [
     "bound_fields",
     "browser_sessions",
     "bump_generation",
+    "checkpoint_cosignatures",
     "client_generation",
     "client_keys",
     "clients",
@@ -151,4 +154,5 @@ __all__ = [
     "stored_secrets",
     "subject_keys",
     "upgrade",
+    "witness_state",
 ]

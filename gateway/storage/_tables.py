@@ -13,6 +13,7 @@ __all__ = [
     "EVENT_TYPES",
     "Instant",
     "browser_sessions",
+    "checkpoint_cosignatures",
     "client_generation",
     "client_keys",
     "clients",
@@ -31,6 +32,7 @@ __all__ = [
     "log_state",
     "metadata",
     "organisation_authority",
+    "witness_state",
 ]
 
 
@@ -370,6 +372,25 @@ log_checkpoints = sa.Table(
     sa.Column("root", sa.LargeBinary(32), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("signed_at", Instant(), nullable=False),
+)
+
+checkpoint_cosignatures = sa.Table(
+    "checkpoint_cosignatures",
+    metadata,
+    sa.Column("size", sa.BigInteger, sa.ForeignKey("log_checkpoints.size"), primary_key=True),
+    sa.Column("witness", sa.String(256), primary_key=True, comment="The witness's key name."),
+    sa.Column("line", sa.Text, nullable=False, comment="The cosignature line, as it answered."),
+    sa.Column("cosigned_at", Instant(), nullable=False, comment="The cosignature's time."),
+)
+
+witness_state = sa.Table(
+    "witness_state",
+    metadata,
+    sa.Column("witness", sa.String(256), primary_key=True),
+    sa.Column(
+        "size", sa.BigInteger, nullable=False, comment="The size it last cosigned (or said)."
+    ),
+    sa.Column("updated_at", Instant(), nullable=False),
 )
 
 browser_sessions = sa.Table(

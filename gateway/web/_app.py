@@ -48,6 +48,7 @@ from gateway.config import ConfigurationError, GatewaySettings
 from gateway.errors import GatewayError, InvalidArgument
 from gateway.log.sequencer import Sequencer
 from gateway.log.store import TransparencyLog
+from gateway.log.witnessing import Witness, Witnessing
 from gateway.records import ClientConsentRequests, ConsentStore, EventRecorder
 from gateway.resources import load_keys, load_manifests_of, load_procedures, load_pseudonym_key
 from gateway.state import GatewayState, app_state
@@ -201,6 +202,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             )
             await sequencer.start()
             stack.push_async_callback(sequencer.stop)
+            if settings.witnesses:
+                # Each new checkpoint to the witnesses, for their cosignatures; read back
+                # after its commit, and never in the way of recording.
+                witnessing = Witnessing(
+                    access_log,
+                    [Witness.of(w.url, w.key) for w in settings.witnesses],
+                    interval=max(0.25, settings.merge_delay / 2),
+                )
+                await witnessing.start()
+                stack.push_async_callback(witnessing.stop)
             clients = ClientRegistry(engine)
             consents = ConsentStore(engine, keyring)
             admission = Admission(

@@ -221,9 +221,7 @@ def audit_router() -> APIRouter:
         flt: Filter,
         checkpoint: Annotated[int | None, Query(ge=0)] = None,
     ) -> StreamingResponse:
-        signed = await (
-            state.log.latest() if checkpoint is None else state.log.checkpoint_at(checkpoint)
-        )
+        signed = await state.log.export_checkpoint(state.settings.cosignatures_needed, checkpoint)
         if signed is None:
             raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")
         await record_search(

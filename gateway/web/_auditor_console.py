@@ -644,8 +644,8 @@ def auditor_console_router() -> APIRouter:
         if isinstance(flt, GatewayError):
             return await search_form(request, state, session, error=flt)
         try:
-            signed = await (
-                state.log.latest() if checkpoint is None else state.log.checkpoint_at(checkpoint)
+            signed = await state.log.export_checkpoint(
+                state.settings.cosignatures_needed, checkpoint
             )
             if signed is None:
                 raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")

@@ -213,8 +213,13 @@ async def _access(state: GatewayState, subject: str, event_id: str) -> tuple[Any
 
 async def _receipt(state: GatewayState, row: Any) -> str:
     """The offline proof of one access, as `/me/accesses/{id}/receipt` gives it."""
-    latest = await state.log.latest()
-    if row.leaf_index is None or latest is None or row.leaf_index >= latest.size:
+    # Against the checkpoint its witnesses cosigned when it holds the access.
+    latest = (
+        None
+        if row.leaf_index is None
+        else await state.log.to_prove(state.settings.cosignatures_needed, int(row.leaf_index))
+    )
+    if row.leaf_index is None or latest is None:
         raise Conflict(
             "The access is not in a signed checkpoint yet: ask again after the merge delay.",
             retryAfter=max(1, round(state.settings.merge_delay)),

@@ -165,8 +165,13 @@ def citizen_router() -> APIRouter:
             row = (await conn.execute(flt.query().where(events.c.id == event_id))).first()
         if row is None:
             raise NotFound("None of your accesses has this id.", kind="Access")
-        latest = await state.log.latest()
-        if row.leaf_index is None or latest is None or row.leaf_index >= latest.size:
+        # Against the checkpoint its witnesses cosigned when it holds the access.
+        latest = (
+            None
+            if row.leaf_index is None
+            else await state.log.to_prove(state.settings.cosignatures_needed, int(row.leaf_index))
+        )
+        if row.leaf_index is None or latest is None:
             raise Conflict(
                 "The access is not in a signed checkpoint yet: ask again after the merge delay.",
                 retryAfter=max(1, round(state.settings.merge_delay)),

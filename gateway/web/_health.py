@@ -26,6 +26,7 @@ import orjson
 import sqlalchemy as sa
 import structlog
 from fastapi import APIRouter
+from lienthong_client.log import parse_cosigner_key
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -118,13 +119,32 @@ async def access_log_status(state: GatewayState) -> dict[str, Any]:
         return {"ok": False, "error": type(exc).__name__}
     LOG_LAG.set(lag)
     delay = state.settings.merge_delay
-    return {
+    status: dict[str, Any] = {
         "ok": lag <= delay,
         "size": size,
         "queued": queued,
         "lagSeconds": round(lag, 3),
         "maxMergeDelaySeconds": delay,
     }
+    if state.settings.witnesses:
+        # Where each witness stands: a witness behind delays cosigning, never recording.
+        try:
+            async with asyncio.timeout(_CHECK_TIMEOUT):
+                known = await state.log.witnesses()
+        except Exception as exc:
+            status["witnesses"] = {"error": type(exc).__name__}
+        else:
+            status["witnesses"] = {
+                name: {
+                    "cosignedSize": known.get(name, (0, False))[0],
+                    "lagLeaves": 0
+                    if known.get(name, (0, False))[1]
+                    else max(0, size - known.get(name, (0, False))[0]),
+                }
+                for name in (parse_cosigner_key(w.key).name for w in state.settings.witnesses)
+            }
+            status["cosignaturesNeeded"] = state.settings.cosignatures_needed
+    return status
 
 
 async def _readiness(state: GatewayState) -> tuple[bool, dict[str, Any]]:
@@ -197,8 +217,15 @@ def health_routes() -> dict[str, Handler]:
         return _json({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        ready, _details = await _readiness(app_state(request))
-        return _json({"status": "ready" if ready else "not_ready"}, 200 if ready else 503)
+        ready, details = await _readiness(app_state(request))
+        body: dict[str, Any] = {"status": "ready" if ready else "not_ready"}
+        witnesses = details["log"].get("witnesses")
+        if isinstance(witnesses, dict):
+            # Public, as the log is: how far each witness's cosignature is behind.
+            body["witnessLagLeaves"] = {
+                name: w.get("lagLeaves") for name, w in witnesses.items() if isinstance(w, dict)
+            }
+        return _json(body, 200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
         await _may_read_metrics(request)

@@ -1,6 +1,7 @@
 """The public read API of the access log: no sign-in, no personal data.
 
-GET /log/checkpoint                          the newest signed checkpoint (C2SP)
+GET /log/checkpoint                          the newest checkpoint its witnesses cosigned (C2SP)
+GET /log/checkpoint/latest                   the newest signed checkpoint, cosigned or not
 GET /log/key                                 the checkpoint verifier keys, newest first
 GET /log/tile/<L>/<N>[.p/<W>]                hash tiles (c2sp.org/tlog-tiles)
 GET /log/tile/entries/<N>[.p/<W>]            public leaves, uint16-length-prefixed
@@ -14,6 +15,12 @@ padded or not, even with its `+` pasted unescaped. The offline proof is a C2SP t
 standard base64, with the public leaf in its `extra` line: the leaf the entry bundles
 publish, nothing personal, so that it verifies on its own
 (`gateway audit verify-proof`).
+
+With witnesses configured (`GATEWAY_WITNESSES`), `/log/checkpoint` is the newest
+checkpoint with the cosignatures `GATEWAY_WITNESS_QUORUM` asks for, their lines after
+the log's signature; an offline proof is against it when it holds the leaf, else
+against the newest checkpoint, with the cosignatures that one has (perhaps none).
+Without witnesses, both are the newest checkpoint.
 """
 
 from __future__ import annotations
@@ -58,20 +65,36 @@ async def _index_of(store: TransparencyLog, index: int | None, digest: str | Non
     raise InvalidArgument("Give either `index` or `hash`.", argument="index")
 
 
+def _note(note: str) -> Response:
+    return Response(
+        note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"}
+    )
+
+
 def log_router() -> APIRouter:
     """The routes under `/log`."""
     router = APIRouter(prefix="/log", tags=["log"])
 
     @router.get("/checkpoint")
     async def checkpoint(state: State) -> Response:
-        latest = await state.log.latest()
-        if latest is None:
+        needed = state.settings.cosignatures_needed
+        found = await state.log.cosigned(needed)
+        if found is None:
+            if needed and await state.log.latest() is not None:
+                raise NotFound(
+                    f"No checkpoint has the {needed} witness cosignatures it needs yet; the "
+                    "newest, not yet cosigned, is at /log/checkpoint/latest.",
+                    kind="Checkpoint",
+                )
             raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")
-        return Response(
-            latest.note,
-            media_type="text/plain; charset=utf-8",
-            headers={"Cache-Control": "no-cache"},
-        )
+        return _note(found.note)
+
+    @router.get("/checkpoint/latest")
+    async def latest_checkpoint(state: State) -> Response:
+        found = await state.log.cosigned(0)
+        if found is None:
+            raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")
+        return _note(found.note)
 
     @router.get("/key")
     async def key(state: State) -> Response:
@@ -123,8 +146,8 @@ def log_router() -> APIRouter:
     ) -> Response:
         store = state.log
         index = await _index_of(store, index, hash)
-        latest = await store.latest()
-        if latest is None or index >= latest.size:
+        latest = await store.to_prove(state.settings.cosignatures_needed, index)
+        if latest is None:
             raise NotFound("The leaf is not in a signed checkpoint yet.", kind="Leaf")
         leaf = await store.leaf(index)
         proof = await store.inclusion_proof(index, latest.size)

@@ -300,7 +300,7 @@ def dossier_desk(dossiers_url: str) -> DossierDesk:
     return DossierDesk(dossiers_url)
 
 
-class _LateApp:
+class LateApp:
     """An ASGI app bound after the server has its port: the issuer must know its URL."""
 
     def __init__(self) -> None:
@@ -320,7 +320,7 @@ def start_issuer(start_server: Callable[[Any], ServerThread]) -> Callable[[str],
     """Start a sandbox sign-in issuer for an audience; returns its URL (its `iss`)."""
 
     def start(audience: str) -> str:
-        late = _LateApp()
+        late = LateApp()
         url = start_server(late).url
         late.app = issuer.create_app(SandboxSettings(issuer_url=url, issuer_audience=audience))
         return url

@@ -182,6 +182,8 @@ async def test_an_auditor_searches_reads_exports_and_verifies_in_the_page(
     assert verdict["verdict"] == "valid", verdict
     assert "4" in verdict["detail"]
     assert str(items[0]["size"]) in verdict["detail"]
+    # No witness cosigned this gateway's checkpoint (it has none): said, not passed over.
+    assert "bên chứng kiến" in verdict["detail"] or "witness" in verdict["detail"]
 
     # One byte of one record's envelope changed: invalid, naming that record.
     changed = dict(items[2])

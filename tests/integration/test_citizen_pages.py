@@ -195,6 +195,24 @@ async def test_a_citizen_sees_an_access_verifies_its_receipt_and_asks_about_it(
     assert await page.locator("#verdict").inner_text() == "Không hợp lệ"
     await citizen.check(page, "receipt-tampered-desktop")
 
+    # No witness cosigned it (this gateway has none): said. With a witness policy the
+    # citizen loads, the browser asks for the cosignatures, and refuses without them.
+    await page.goto(f"{gateway.url}/toi/truy-cap/{access_id}/bien-nhan")
+    await page.wait_for_selector("[data-verdict='valid']")
+    assert await page.inner_text("#r-witnesses") == (
+        "Chưa có bên chứng kiến nào đồng ký điểm kiểm tra này."
+    )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from lienthong_client.log import cosigner_key
+
+    witness = cosigner_key("witness.example/w1", Ed25519PrivateKey.generate().public_key())
+    policy = citizen.tmp_path / "witnesses.txt"
+    policy.write_text(f"witness {witness.text}\nquorum 1\n")
+    await page.set_input_files("#witness-policy", str(policy))
+    await page.wait_for_selector("[data-verdict='invalid']")
+    assert "chính sách bên chứng kiến" in await page.inner_text("#verdict-detail")
+    await citizen.check(page, "receipt-witness-policy-desktop")
+
     # The question is recorded in the citizen's sealed part; the envelope names no one.
     await page.goto(f"{gateway.url}/toi/truy-cap/{access_id}")
     await page.fill("#question", "Vì sao cơ quan đọc ngày sinh của tôi?")

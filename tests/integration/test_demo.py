@@ -30,7 +30,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    ports = [_free_port() for _ in range(7)]
+    ports = [_free_port() for _ in range(8)]
     output = tmp_path / "demo.out"
     with output.open("wb") as sink:
         demo = subprocess.Popen(
@@ -39,7 +39,7 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
                 "--port", str(ports[0]), "--population-port", str(ports[1]),
                 "--business-port", str(ports[2]), "--issuer-port", str(ports[3]),
                 "--insurance-port", str(ports[4]), "--civil-port", str(ports[5]),
-                "--dossiers-port", str(ports[6]),
+                "--dossiers-port", str(ports[6]), "--witness-port", str(ports[7]),
             ],
             cwd=tmp_path,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -54,7 +54,7 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             text = output.read_text()
             assert "Press Ctrl-C" in text, text
             children = _children(demo.pid)
-            assert len(children) == 7
+            assert len(children) == 8
             found = re.search(r'citizen\(personalId: "(\d{12})"\)', text)
             assert found, text
             personal_id = found.group(1)
@@ -131,13 +131,20 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             )
             assert audit.returncode == 0, audit.stderr
             assert "the log verifies" in audit.stdout
+            # The printed checkpoint carries the sandbox witness's cosignature, and the
+            # public log verifies against the witness policy the demo wrote.
+            assert "\u2014 witness.sandbox.lienthong.test/w1 " in text
             public = subprocess.run(
-                [sys.executable, "-m", "gateway", "audit", "verify", "--url", gateway],
+                [
+                    sys.executable, "-m", "gateway", "audit", "verify", "--url", gateway,
+                    "--witness-policy", str(tmp_path / "var" / "witness-policy.txt"),
+                ],
                 capture_output=True,
                 text=True,
                 check=False,
-            )
+            )  # fmt: skip
             assert public.returncode == 0, public.stderr
+            assert "cosigned by 1 of the 1 witnesses" in public.stdout
             # Each console is printed with the sign-in of its role; the agency admin's
             # manifest is written, and the agency may submit it as printed.
             for path, role in (
@@ -152,7 +159,7 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             assert printed, text
             manifest = yaml.safe_load((tmp_path / printed.group(1)).read_text())
             issuer_url = re.search(
-                r"\(civil status, GraphQL\), \S+ \(dossier registry\), (\S+) ", text
+                r"\(dossier registry\), \S+ \(witness\), (\S+) \(sign-in\)", text
             )
             assert issuer_url, text
             staff = httpx.post(

@@ -23,6 +23,7 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lienthong_client.log._notes import (
+    BadNoteSignature,
     NoteError,
     NoteVerifier,
     UnknownNoteKey,
@@ -32,6 +33,7 @@ from lienthong_client.log._notes import (
 )
 
 __all__ = [
+    "BadCheckpointSignature",
     "Checkpoint",
     "CheckpointError",
     "UnknownCheckpointKey",
@@ -46,6 +48,10 @@ DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,18}")
 
 class CheckpointError(ValueError):
     """A checkpoint that is malformed, or not signed by a key given to check it."""
+
+
+class BadCheckpointSignature(CheckpointError):
+    """A checkpoint a known key signed, changed since: its signature does not verify."""
 
 
 class UnknownCheckpointKey(CheckpointError):
@@ -98,6 +104,8 @@ def parse_checkpoint(note: str, verifiers: Sequence[NoteVerifier]) -> Checkpoint
         text, signers = open_note(note, verifiers)
     except UnknownNoteKey as exc:
         raise _unknown_key(note, verifiers, exc.signers) from None
+    except BadNoteSignature as exc:
+        raise BadCheckpointSignature(str(exc)) from None
     except NoteError as exc:
         raise CheckpointError(str(exc)) from None
     lines = text.split("\n")

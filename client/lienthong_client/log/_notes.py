@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 __all__ = [
+    "BadNoteSignature",
     "NoteError",
     "NoteVerifier",
     "UnknownNoteKey",
@@ -37,6 +38,10 @@ _MAX_SIGNATURES = 100
 
 class NoteError(ValueError):
     """A note that is malformed or carries no valid signature of a known key."""
+
+
+class BadNoteSignature(NoteError):
+    """A signature of a known key that does not verify: the note was changed."""
 
 
 class UnknownNoteKey(NoteError):
@@ -139,7 +144,7 @@ def open_note(note: str, verifiers: Iterable[NoteVerifier]) -> tuple[str, list[N
         try:
             verifier.public.verify(raw[4:], text.encode())
         except InvalidSignature as exc:
-            raise NoteError(f"the signature of {name} does not verify") from exc
+            raise BadNoteSignature(f"the signature of {name} does not verify") from exc
         verified.append(verifier)
     if not verified:
         raise UnknownNoteKey(unknown)

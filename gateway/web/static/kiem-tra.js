@@ -16,11 +16,14 @@ import {
   Invalid,
   b64any,
   canonicalHash,
+  checkCosignatures,
+  cosignerNames,
   enc,
   equal,
   leafHash,
   openCheckpoint,
   readKeys,
+  readPolicy,
   rootFrom,
 } from "./tlog.js";
 
@@ -89,9 +92,11 @@ function recordLine(item, signed, counts) {
   counts.proven += 1;
 }
 
-// Check an export's text against the log's keys (text of /log/key) under `origin`.
-// Returns {proven, pending, size, origin}; throws Bad(why, line, id) at the first wrong line.
-export function verifyExport(text, keysText, origin) {
+// Check an export's text against the log's keys (text of /log/key) under `origin`, and
+// with a witness policy the auditor loads, its checkpoint's cosignatures.
+// Returns {proven, pending, size, origin, said, witnessed}; throws Bad(why, line, id) at
+// the first wrong line.
+export function verifyExport(text, keysText, origin, policy = null) {
   const keys = readKeys(keysText).filter((k) => !origin || k.name === origin);
   const lines = text.split("\n");
   if (lines.length && lines[lines.length - 1] === "") lines.pop(); // the last line's end
@@ -109,6 +114,8 @@ export function verifyExport(text, keysText, origin) {
       if (typeof item.id === "string") id = item.id;
       if (number === 1) {
         signed = checkpointLine(item, keys);
+        signed.note = item.note;
+        signed.witnessed = policy ? checkCosignatures(item.note, policy) : null;
       } else if (signed === null) {
         throw new Invalid("first");
       } else if (item.kind === "record") {
@@ -129,7 +136,8 @@ export function verifyExport(text, keysText, origin) {
   }
   if (signed === null) throw new Bad("empty", Math.max(number, 1), null);
   if (!ended) throw new Bad("cut", number + 1, null);
-  return { ...counts, size: signed.size, origin: signed.origin };
+  const said = cosignerNames(signed.note, signed.origin);
+  return { ...counts, size: signed.size, origin: signed.origin, said, witnessed: signed.witnessed };
 }
 
 function fill(template, values) {
@@ -150,6 +158,7 @@ const WHY = {
   cut: "whyCut",
   empty: "whyEmpty",
   keys: "whyKeys",
+  witnesses: "whyWitnesses",
 };
 
 function show(box, state, text, detail) {
@@ -159,6 +168,19 @@ function show(box, state, text, detail) {
   verdict.dataset.verdict = state;
   document.getElementById("kt-verdict-detail").textContent = detail;
 }
+
+function witnessed(box, facts, policy) {
+  if (facts.witnessed) {
+    return fill(box.dataset.witnessesChecked, {
+      names: facts.witnessed.join(", "),
+      quorum: policy.quorum,
+    });
+  }
+  if (facts.said.length) return fill(box.dataset.witnessesUnchecked, { names: facts.said.join(", ") });
+  return box.dataset.witnessesNone;
+}
+
+const loaded = { policy: null, text: null };
 
 async function judge(box, text) {
   show(box, "checking", box.dataset.checking, "");
@@ -172,12 +194,14 @@ async function judge(box, text) {
     return;
   }
   try {
-    const facts = verifyExport(text, keysText, box.dataset.origin);
+    const facts = verifyExport(text, keysText, box.dataset.origin, loaded.policy);
     show(
       box,
       "valid",
       box.dataset.valid,
-      fill(box.dataset.okDetail, { proven: facts.proven, size: facts.size, pending: facts.pending }),
+      fill(box.dataset.okDetail, { proven: facts.proven, size: facts.size, pending: facts.pending }) +
+        " " +
+        witnessed(box, facts, loaded.policy),
     );
   } catch (err) {
     if (!(err instanceof Bad)) {
@@ -205,7 +229,22 @@ function main() {
   if (!box) return;
   document.getElementById("export-file").addEventListener("change", async (event) => {
     const file = event.target.files[0];
-    if (file) await judge(box, await file.text());
+    if (file) {
+      loaded.text = await file.text();
+      await judge(box, loaded.text);
+    }
+  });
+  document.getElementById("kt-witness-policy").addEventListener("change", async (event) => {
+    const file = event.target.files[0];
+    if (!file) return;
+    try {
+      loaded.policy = readPolicy(await file.text());
+    } catch {
+      loaded.policy = null;
+      show(box, "invalid", box.dataset.invalid, box.dataset.whyPolicy);
+      return;
+    }
+    if (loaded.text !== null) await judge(box, loaded.text);
   });
 }
 

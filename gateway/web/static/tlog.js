@@ -162,3 +162,79 @@ export function canonicalJson(value) {
 export function canonicalHash(value) {
   return hex(sha256(enc.encode(canonicalJson(value))));
 }
+
+// Witnesses' cosignatures (c2sp.org/tlog-cosignature, Ed25519): signature lines
+// `— <name> base64(key id || u64 timestamp || signature)` over "cosignature/v1\ntime
+// <t>\n" and the checkpoint's text; key id SHA-256(name "\n" 0x04 key)[:4].
+function cosignerId(name, pub) {
+  return sha256(concat(enc.encode(name + "\n"), new Uint8Array([4]), pub)).slice(0, 4);
+}
+
+// A witness policy file: `witness <name>+<hex id>+<base64(0x04 || key)>` lines and a
+// `quorum <k>` line (every witness when absent); Invalid("policy") if it is not one.
+export function readPolicy(text) {
+  const witnesses = [];
+  let quorum = null;
+  for (const raw of text.split("\n")) {
+    const line = raw.split("#")[0].trim();
+    if (!line) continue;
+    const [word, value] = [line.split(" ")[0], line.slice(line.indexOf(" ") + 1).trim()];
+    if (word === "witness" && value && value !== word) {
+      const [name, id, ...rest] = value.split("+");
+      let raw64;
+      try {
+        raw64 = b64(rest.join("+"));
+      } catch {
+        throw new Invalid("policy");
+      }
+      if (raw64.length !== 33 || raw64[0] !== 4) throw new Invalid("policy");
+      const pub = raw64.slice(1);
+      if (hex(cosignerId(name, pub)) !== id) throw new Invalid("policy");
+      witnesses.push({ name, id, pub });
+    } else if (word === "quorum" && /^[1-9][0-9]*$/.test(value) && quorum === null) {
+      quorum = Number(value);
+    } else {
+      throw new Invalid("policy");
+    }
+  }
+  if (quorum === null) quorum = witnesses.length;
+  if (!witnesses.length || quorum > witnesses.length) throw new Invalid("policy");
+  return { witnesses, quorum };
+}
+
+// The names on the signature lines of a note other than `origin` (said, not checked).
+export function cosignerNames(note, origin) {
+  const split = note.lastIndexOf("\n\n");
+  if (split < 0) return [];
+  return note
+    .slice(split + 2, -1)
+    .split("\n")
+    .map((line) => /^\u2014 (\S+) /.exec(line))
+    .filter((m) => m && m[1] !== origin)
+    .map((m) => m[1]);
+}
+
+// The policy's witnesses whose cosignatures on `note` verify; Invalid("witnesses") when
+// fewer than its quorum, or when one of theirs does not verify.
+export function checkCosignatures(note, policy) {
+  const split = note.lastIndexOf("\n\n");
+  if (split < 0 || !note.endsWith("\n")) throw new Invalid("witnesses");
+  const text = note.slice(0, split + 1);
+  const signed = new Set();
+  for (const line of note.slice(split + 2, -1).split("\n")) {
+    const m = /^\u2014 (\S+) ([A-Za-z0-9+/=]+)$/.exec(line);
+    if (!m) throw new Invalid("witnesses");
+    const sig = b64(m[2]);
+    for (const w of policy.witnesses) {
+      if (w.name !== m[1] || !equal(sig.slice(0, 4), cosignerId(w.name, w.pub))) continue;
+      if (sig.length !== 76) throw new Invalid("witnesses");
+      let time = 0n;
+      for (const byte of sig.slice(4, 12)) time = (time << 8n) | BigInt(byte);
+      const message = enc.encode(`cosignature/v1\ntime ${time}\n${text}`);
+      if (!ed.verify(sig.slice(12), message, w.pub)) throw new Invalid("witnesses");
+      signed.add(w.name);
+    }
+  }
+  if (signed.size < policy.quorum) throw new Invalid("witnesses");
+  return [...signed];
+}

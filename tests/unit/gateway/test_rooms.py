@@ -39,7 +39,15 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("schema", ("schema",)),
     ("log core", ("gateway.log",)),
     ("storage", ("gateway.storage",)),
-    ("log store", ("gateway.log.store", "gateway.log.sequencer", "gateway.log.remote")),
+    (
+        "log store",
+        (
+            "gateway.log.store",
+            "gateway.log.sequencer",
+            "gateway.log.witnessing",
+            "gateway.log.remote",
+        ),
+    ),
     ("records", ("gateway.records",)),
     ("admission", ("gateway.admission",)),
     ("state", ("gateway.state", "gateway.resources")),

@@ -105,6 +105,42 @@ def _saved(tmp_path: Path, text: str) -> str:
 # -- verify-proof ---------------------------------------------------------------------
 
 
+def test_a_witness_policy_asks_the_proofs_checkpoint_for_its_cosignatures(
+    log: _Log, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import replace
+
+    from lienthong_client.log import cosign, cosigner_key
+
+    witness = Ed25519PrivateKey.generate()
+    key = cosigner_key("witness.test/w1", witness.public_key())
+    text = log.checkpoint.note[: log.checkpoint.note.index("\n\n") + 1]
+    cosigned = replace(
+        log.checkpoint, note=log.checkpoint.note + cosign(text, key.name, witness, 1_765_000_000)
+    )
+    witnessed = tlog_proof(2, _path(2, log.hashes), cosigned, extra=log.leaves[2])
+    bare = _saved(tmp_path, log.proof(2, with_leaf=True))
+    policy = tmp_path / "witnesses.txt"
+    policy.write_text(f"witness {key.text}\nquorum 1\n", encoding="utf-8")
+    code, out, err = _run(
+        capsys, "audit", "verify-proof", bare, "--key", log.key, "--witness-policy", str(policy)
+    )
+    assert code == 1
+    assert "0 of the 1 cosignatures the witness policy asks for" in err
+    good = tmp_path / "cosigned.tlog-proof"
+    good.write_text(witnessed, encoding="utf-8")
+    code, out, err = _run(
+        capsys, "audit", "verify-proof", str(good), "--key", log.key, "--witness", key.text
+    )
+    assert code == 0, err
+    assert "cosigned by 1 of the 1 witnesses trusted (witness.test/w1; 1 needed)" in out
+    code, out, err = _run(
+        capsys, "audit", "verify-proof", str(good), "--key", log.key, "--quorum", "1"
+    )
+    assert code == 2
+    assert "--quorum needs the witnesses' keys" in err
+
+
 def test_a_proof_with_its_leaf_verifies_on_its_own(
     log: _Log, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -128,7 +164,9 @@ def test_leaf_hash_with_a_proof_that_carries_the_leaf(
     assert code == 0, err
     assert f"leaf 4 is in the checkpoint of {ORIGIN} at size 6" in out
     assert "the leaf in the proof has the hash given" in out
-    assert "not checked" not in out
+    assert "not checked: the leaf's contents" not in out
+    # No witness policy given: said, not silently passed.
+    assert "not checked: witnesses' cosignatures" in out
 
 
 def test_leaf_hash_with_a_proof_without_the_leaf(

@@ -26,7 +26,9 @@ class _Log:
 
 
 def _state(lag: float, **kwargs: bool) -> SimpleNamespace:
-    return SimpleNamespace(log=_Log(lag, **kwargs), settings=SimpleNamespace(merge_delay=1.0))
+    return SimpleNamespace(
+        log=_Log(lag, **kwargs), settings=SimpleNamespace(merge_delay=1.0, witnesses=[])
+    )
 
 
 @pytest.mark.parametrize(("lag", "ok"), [(0.0, True), (0.999, True), (1.0, True), (1.5, False)])

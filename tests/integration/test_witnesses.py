@@ -1,0 +1,322 @@
+"""Checkpoints cosigned by a witness: the sandbox witness over real HTTP, beside a gateway.
+
+The witness is `sandbox.witness` in a server thread of its own, with its own key and
+state file; a switch in front of it plays a witness that is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from lienthong_client.log import cosigner_key
+
+from gateway.log import (
+    CheckpointError,
+    WitnessPolicy,
+    checkpoint_verifiers,
+    parse_checkpoint,
+    sign_checkpoint,
+)
+from gateway.log.remote import verify_remote
+from keys import KeyRing, verifier_key
+from sandbox.witness import WitnessState, create_app
+from tests.integration.conftest import LateApp, ServerThread
+
+pytestmark = pytest.mark.own_database
+WITNESS = "witness.sandbox.lienthong.test/w1"
+
+
+class Switch(LateApp):
+    """An ASGI app in front of the witness (set once the gateway's keys exist): answers
+    503 while it is `down`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.down:
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b"down\n"})
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _witness(gateway: Any, key: Ed25519PrivateKey, state: Path) -> Any:
+    """The sandbox witness of the gateway's log (its checkpoint keys), state in `state`."""
+    origin = gateway.settings.checkpoint_origin
+    keyring = KeyRing.load(gateway.settings.keys_dir)
+    return create_app(
+        name=WITNESS,
+        key=key,
+        logs={origin: checkpoint_verifiers(keyring, origin)},
+        state=WitnessState(state),
+    )
+
+
+@pytest.fixture
+def witness_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def witnessed(
+    gateway_factory: Any, place: Any, witness_key: Ed25519PrivateKey, tmp_path: Path
+) -> Any:
+    """A gateway whose checkpoints the sandbox witness cosigns; (gateway, switch, policy)."""
+    switch = Switch()
+    server = ServerThread(switch).start()
+    cosigner = cosigner_key(WITNESS, witness_key.public_key())
+    gateway = gateway_factory.start(
+        witnesses=[{"url": server.url, "key": cosigner.text}], merge_delay=0.2
+    )
+    keyring = KeyRing.load(gateway.settings.keys_dir)
+    switch.app = _witness(gateway, witness_key, tmp_path / "witness-state.json")
+    yield gateway, switch, WitnessPolicy((cosigner,), 1), keyring
+    server.stop()
+
+
+async def _read(gateway: Any, person: str) -> None:
+    response = await gateway.post(f'{{ citizen(personalId: "{person}") {{ fullName }} }}')
+    assert response.status_code == 200, response.text
+
+
+async def _cosigned(http: httpx.AsyncClient, policy: WitnessPolicy, at_least: int) -> str:
+    """The served checkpoint once it has at least `at_least` leaves (10 s at most)."""
+    for _ in range(100):
+        answer = await http.get("/log/checkpoint")
+        if answer.status_code == 200 and int(answer.text.split("\n")[1]) >= at_least:
+            policy.check(answer.text)
+            return answer.text
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no cosigned checkpoint of {at_least} leaves: {answer.text}")
+
+
+async def test_checkpoints_are_cosigned_and_verifiers_ask_for_the_cosignatures(
+    witnessed: Any, dataset: Any
+) -> None:
+    gateway, _switch, policy, keyring = witnessed
+    await _read(gateway, dataset.sample.citizens[0])
+    async with gateway.client(auth=None) as http:
+        note = await _cosigned(http, policy, 2)
+        [cosignature] = policy.check(note)
+        assert cosignature.witness == WITNESS
+        proof = await http.get("/log/tlog-proof", params={"index": 1})
+        assert proof.status_code == 200
+        ready = (await http.get("/readyz")).json()
+    assert f"\u2014 {WITNESS} " in proof.text  # the offline proof carries the cosignature
+    assert ready["witnessLagLeaves"] == {WITNESS: 0}
+    key = verifier_key(
+        gateway.settings.checkpoint_origin, keyring.verifying("checkpoints")[0].public
+    )
+    report = await verify_remote(gateway.url, key=key, policy=policy)
+    assert report.ok, report.problem
+    assert any("cosigned by 1 of the 1 witnesses" in c for c in report.checked)
+    # A reader trusting another witness refuses the same checkpoint.
+    stranger = cosigner_key("witness.example/other", Ed25519PrivateKey.generate().public_key())
+    refused = await verify_remote(gateway.url, key=key, policy=WitnessPolicy((stranger,), 1))
+    assert not refused.ok
+    assert "0 of the 1 cosignatures" in (refused.problem or "")
+
+
+async def test_a_witness_that_is_down_delays_cosigning_not_recording(
+    witnessed: Any, dataset: Any
+) -> None:
+    gateway, switch, policy, _keyring = witnessed
+    people = dataset.sample.citizens
+    await _read(gateway, people[0])
+    async with gateway.client(auth=None) as http:
+        before = await _cosigned(http, policy, 2)
+        size = int(before.split("\n")[1])
+        switch.down = True
+        for person in people[1:4]:
+            await _read(gateway, person)  # recorded and answered all the same
+        await gateway.caught_up()
+        latest = await http.get("/log/checkpoint/latest")
+        grown = int(latest.text.split("\n")[1])
+        assert grown >= size + 3
+        with pytest.raises(CheckpointError):
+            policy.check(latest.text)  # not cosigned (yet)
+        served = await http.get("/log/checkpoint")
+        assert int(served.text.split("\n")[1]) == size  # the last one cosigned
+        ready = (await http.get("/readyz")).json()
+        assert ready["status"] == "ready"
+        assert ready["witnessLagLeaves"][WITNESS] >= 3
+        switch.down = False
+        after = await _cosigned(http, policy, grown)
+        assert int(after.split("\n")[1]) >= grown
+
+
+async def test_a_forked_checkpoint_is_refused_by_the_witness_and_by_verifiers(
+    witnessed: Any, dataset: Any
+) -> None:
+    gateway, _switch, policy, keyring = witnessed
+    await _read(gateway, dataset.sample.citizens[0])
+    async with gateway.client(auth=None) as http:
+        honest = await _cosigned(http, policy, 2)
+    origin = gateway.settings.checkpoint_origin
+    size = int(honest.split("\n")[1])
+    # The operator signs another root for the same size (a second history).
+    fork = sign_checkpoint(origin, size, b"\x01" * 32, keyring.signing("checkpoints").private)
+    assert parse_checkpoint(fork.note, checkpoint_verifiers(keyring, origin)).size == size
+    async with httpx.AsyncClient(base_url=switch_url(gateway)) as http:
+        refused = await http.post("/add-checkpoint", content=f"old {size}\n\n{fork.note}")
+    assert refused.status_code == 409
+    with pytest.raises(CheckpointError, match="0 of the 1 cosignatures"):
+        policy.check(fork.note)
+    # An older checkpoint shown to a reader as the newest (a rollback) is refused too.
+    key = verifier_key(origin, keyring.verifying("checkpoints")[0].public)
+    newer = await verify_remote(gateway.url, key=key, previous=honest, policy=policy)
+    assert newer.ok, newer.problem
+    rolled = await verify_remote(gateway.url, key=key, previous=fork.note, policy=policy)
+    assert not rolled.ok
+
+
+def switch_url(gateway: Any) -> str:
+    return str(gateway.settings.witnesses[0].url)
+
+
+async def test_the_client_library_checks_a_receipt_with_a_witness_policy(
+    witnessed: Any, dataset: Any
+) -> None:
+    from lienthong_client import AsyncGatewayClient, Purpose
+
+    from tests.integration.conftest import AUDIENCE
+
+    gateway, switch, policy, _keyring = witnessed
+    person = dataset.sample.citizens[0]
+    signer = gateway.signer
+    async with AsyncGatewayClient(
+        gateway.url, signer.client_id, signer.key, signer.kid, audience=AUDIENCE
+    ) as client:
+        answer = await client.query(
+            "query($id: String!) { citizen(personalId: $id) { fullName } }",
+            {"id": person},
+            purpose=Purpose("LOCAL.test-every-field", "HS-W-1", "officer-7", (person,)),
+        )
+        async with gateway.client(auth=None) as http:
+            await _cosigned(http, policy, 1)
+        proof = await client.inclusion_proof(answer)
+        assert proof is not None
+        proven = await client.check_inclusion(answer, proof, witnesses=policy)
+        assert proven.checkpoint.size >= 1
+        # While the witness is down, a newer answer's proof carries no cosignature: a
+        # reader holding the policy refuses it, one without takes it as the gateway's word.
+        switch.down = True
+        later = await client.query(
+            "query($id: String!) { citizen(personalId: $id) { fullName } }",
+            {"id": person},
+            purpose=Purpose("LOCAL.test-every-field", "HS-W-2", "officer-7", (person,)),
+        )
+        await gateway.caught_up()
+        uncosigned = await client.inclusion_proof(later)
+        assert uncosigned is not None
+        assert await client.check_inclusion(later, uncosigned)
+        with pytest.raises(ValueError, match="cosignatures"):
+            await client.check_inclusion(later, uncosigned, witnesses=policy)
+
+
+async def test_a_gateway_that_forgot_where_the_witness_stands_proves_from_its_size(
+    witnessed: Any, dataset: Any
+) -> None:
+    from gateway.storage import create_engine, witness_state
+
+    gateway, _switch, policy, _keyring = witnessed
+    people = dataset.sample.citizens
+    await _read(gateway, people[0])
+    async with gateway.client(auth=None) as http:
+        first = await _cosigned(http, policy, 2)
+        # A replica with no memory of the witness: it submits from 0, hears 409 and the
+        # size the witness has, and proves consistency from there at once.
+        engine = create_engine(gateway.settings.database_url.get_secret_value())
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(witness_state.delete())
+        finally:
+            await engine.dispose()
+        await _read(gateway, people[1])
+        await gateway.caught_up()
+        latest = int((await http.get("/log/checkpoint/latest")).text.split("\n")[1])
+        after = await _cosigned(http, policy, latest)
+    assert int(after.split("\n")[1]) > int(first.split("\n")[1])
+
+
+async def test_a_witness_that_saw_a_larger_tree_never_cosigns_a_smaller_one(
+    gateway_factory: Any, witness_key: Ed25519PrivateKey, tmp_path: Path, dataset: Any
+) -> None:
+    state = tmp_path / "ahead.json"
+    switch = Switch()
+    server = ServerThread(switch).start()
+    cosigner = cosigner_key(WITNESS, witness_key.public_key())
+    try:
+        gateway = gateway_factory.start(
+            witnesses=[{"url": server.url, "key": cosigner.text}],
+            merge_delay=0.2,
+            metrics_token="fork-test-metrics",
+        )
+        origin = gateway.settings.checkpoint_origin
+        # The witness was shown a tree of a million leaves under this log's name.
+        state.write_text(
+            f'{{"{origin}": {{"size": 1000000, "root": "{"A" * 43}="}}}}', encoding="utf-8"
+        )
+        switch.app = _witness(gateway, witness_key, state)
+        await _read(gateway, dataset.sample.citizens[0])
+        await gateway.caught_up()
+        await asyncio.sleep(1.0)  # several turns of witnessing
+        async with gateway.client(auth=None) as http:
+            served = await http.get("/log/checkpoint")
+            assert served.status_code == 404
+            assert "/log/checkpoint/latest" in served.json()["message"]
+            metrics = await http.get(
+                "/metrics", headers={"Authorization": "Bearer fork-test-metrics"}
+            )
+        assert metrics.status_code == 200
+        assert f'gateway_witness_fork_alarms_total{{witness="{WITNESS}"}}' in metrics.text
+    finally:
+        server.stop()
+
+
+async def test_a_restarted_witness_remembers_what_it_cosigned(
+    witnessed: Any, dataset: Any, witness_key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    gateway, switch, policy, keyring = witnessed
+    people = dataset.sample.citizens
+    await _read(gateway, people[0])
+    async with gateway.client(auth=None) as http:
+        first = await _cosigned(http, policy, 2)
+        size = int(first.split("\n")[1])
+        old = await http.get("/log/checkpoint/latest")
+    origin = gateway.settings.checkpoint_origin
+    # The witness process again, from its state file: a new app on the same file.
+    switch.app = _witness(gateway, witness_key, tmp_path / "witness-state.json")
+    # The gateway's earliest checkpoint, offered as if new: the witness knows better.
+    early = sign_checkpoint(
+        origin, 1, (await _root(gateway, 1)), keyring.signing("checkpoints").private
+    )
+    async with httpx.AsyncClient(base_url=switch_url(gateway)) as witness:
+        rolled = await witness.post("/add-checkpoint", content=f"old 0\n\n{early.note}")
+    assert rolled.status_code == 409
+    assert int(rolled.text) >= size
+    # And goes on cosigning the log as it grows.
+    await _read(gateway, people[1])
+    await gateway.caught_up()
+    async with gateway.client(auth=None) as http:
+        grown = int((await http.get("/log/checkpoint/latest")).text.split("\n")[1])
+        await _cosigned(http, policy, grown)
+    assert old.status_code == 200
+
+
+async def _root(gateway: Any, size: int) -> bytes:
+    from gateway.log.store import TransparencyLog
+    from gateway.storage import create_engine
+
+    engine = create_engine(gateway.settings.database_url.get_secret_value())
+    try:
+        return await TransparencyLog(engine, None, origin="x").root(size)
+    finally:
+        await engine.dispose()
