@@ -393,8 +393,18 @@ class GatewaySettings(BaseSettings):
                     raise ValueError(refused)
         return self
 
+    @property
+    def witness_names(self) -> tuple[str, ...]:
+        """The configured witnesses' names (their keys' names)."""
+        from lienthong_client.log import parse_cosigner_key
+
+        return tuple(parse_cosigner_key(w.key).name for w in self.witnesses)
+
     @model_validator(mode="after")
     def _quorum_of_witnesses(self) -> GatewaySettings:
+        names = self.witness_names
+        if len(set(names)) != len(names):
+            raise ValueError("GATEWAY_WITNESSES names a witness twice")
         if self.witness_quorum is not None and self.witness_quorum > len(self.witnesses):
             raise ValueError(
                 f"GATEWAY_WITNESS_QUORUM is {self.witness_quorum}, but "

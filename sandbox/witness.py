@@ -85,7 +85,8 @@ class WitnessState:
 
 
 def _text(status: int, message: str, media_type: str = "text/plain; charset=utf-8") -> Response:
-    return Response(message, status_code=status, media_type=media_type)
+    # The header as given: a 409's `text/x.tlog.size` is exact, without a charset.
+    return Response(message.encode(), status_code=status, headers={"Content-Type": media_type})
 
 
 def _request(body: bytes) -> tuple[int, list[bytes], str]:
@@ -157,6 +158,8 @@ def create_app(
             if old == checkpoint.size:
                 if checkpoint.root != root:
                     return _text(409, f"{size}\n", SIZE_MEDIA_TYPE)
+                if proof:  # the proof between equal sizes is empty (RFC 9162 2.1.4.2)
+                    return _text(422, "the consistency proof does not verify\n")
             elif old == 0:
                 if proof:
                     return _text(422, "a proof from size 0 is empty\n")
@@ -168,7 +171,7 @@ def create_app(
             # Kept on disk before the cosignature leaves, in the same step as the check.
             await asyncio.to_thread(state.put, origin, checkpoint.size, checkpoint.root)
             app.state.cosigned += 1
-        text = note[: note.index("\n\n") + 1]
+        text = note[: note.rfind("\n\n") + 1]  # the text its signature was checked over
         return _text(200, cosign(text, name, key, int(clock())))
 
     @app.get("/key")

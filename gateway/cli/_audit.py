@@ -44,6 +44,12 @@ def _audit_verify(args: argparse.Namespace) -> int:
     except _BadPolicy as exc:
         sys.stderr.write(f"gateway: witness policy: {exc}\n")
         return 2
+    if policy is not None and not args.url:
+        sys.stderr.write(
+            "gateway: a witness policy checks what a gateway publishes: use it with --url "
+            "(the database holds the log's own signatures, not what readers were shown)\n"
+        )
+        return 2
     if args.url:
         report = asyncio.run(
             verify_remote(args.url, key=args.key, previous=previous, policy=policy)

@@ -96,6 +96,13 @@ class LockLost(RuntimeError):
 _SIZE = sa.select(log_state.c.size).where(log_state.c.id == 1)
 
 
+def _of(witnesses: Sequence[str] | None) -> sa.ColumnElement[bool]:
+    """Cosignatures of these witnesses (any, when `None`)."""
+    if witnesses is None:
+        return sa.true()
+    return checkpoint_cosignatures.c.witness.in_(list(witnesses))
+
+
 class TransparencyLog:
     """The log's storage: integration, checkpoints, proofs and tiles."""
 
@@ -345,17 +352,21 @@ class TransparencyLog:
 
     # -- witnesses ---------------------------------------------------------------------
 
-    async def cosigned(self, quorum: int) -> Checkpoint | None:
-        """The newest checkpoint with at least `quorum` cosignatures, with them appended.
+    async def cosigned(
+        self, quorum: int, witnesses: Sequence[str] | None = None
+    ) -> Checkpoint | None:
+        """The newest checkpoint with at least `quorum` cosignatures of `witnesses` (the
+        ones configured now: a witness dropped counts no more), with them appended.
 
-        With `quorum` 0, the newest checkpoint, with any cosignatures it has.
+        With `quorum` 0, the newest checkpoint, with any cosignatures of them it has.
         """
         if quorum <= 0:
             latest = await self.latest()
-            return None if latest is None else await self.with_cosignatures(latest)
+            return None if latest is None else await self.with_cosignatures(latest, witnesses)
         async with self._engine.connect() as conn:
             size = await conn.scalar(
                 sa.select(checkpoint_cosignatures.c.size)
+                .where(_of(witnesses))
                 .group_by(checkpoint_cosignatures.c.size)
                 .having(sa.func.count() >= quorum)
                 .order_by(checkpoint_cosignatures.c.size.desc())
@@ -363,32 +374,39 @@ class TransparencyLog:
             )
         if size is None:
             return None
-        return await self.with_cosignatures(await self.checkpoint_at(int(size)))
+        return await self.with_cosignatures(await self.checkpoint_at(int(size)), witnesses)
 
-    async def export_checkpoint(self, quorum: int, size: int | None) -> Checkpoint | None:
+    async def export_checkpoint(
+        self, quorum: int, size: int | None, witnesses: Sequence[str] | None = None
+    ) -> Checkpoint | None:
         """The checkpoint an export proves against: the one of `size` (404 if none was
         signed), else as `to_prove`; with the cosignatures it has."""
         if size is None:
-            return await self.to_prove(quorum)
-        return await self.with_cosignatures(await self.checkpoint_at(size))
+            return await self.to_prove(quorum, witnesses=witnesses)
+        return await self.with_cosignatures(await self.checkpoint_at(size), witnesses)
 
-    async def to_prove(self, quorum: int, index: int = 0) -> Checkpoint | None:
+    async def to_prove(
+        self, quorum: int, index: int = 0, *, witnesses: Sequence[str] | None = None
+    ) -> Checkpoint | None:
         """The checkpoint to prove leaf `index` against: the newest cosigned by `quorum`
         witnesses if it holds the leaf, else the newest, with the cosignatures it has;
         `None` when no checkpoint holds it yet."""
         for wanted in (quorum, 0) if quorum else (0,):
-            found = await self.cosigned(wanted)
+            found = await self.cosigned(wanted, witnesses)
             if found is not None and index < found.size:
                 return found
         return None
 
-    async def with_cosignatures(self, checkpoint: Checkpoint) -> Checkpoint:
-        """`checkpoint` with the cosignatures stored for it appended, by witness name."""
+    async def with_cosignatures(
+        self, checkpoint: Checkpoint, witnesses: Sequence[str] | None = None
+    ) -> Checkpoint:
+        """`checkpoint` with the cosignatures of `witnesses` stored for it appended (all
+        when `None`), by witness name."""
         async with self._engine.connect() as conn:
             lines = (
                 await conn.scalars(
                     sa.select(checkpoint_cosignatures.c.line)
-                    .where(checkpoint_cosignatures.c.size == checkpoint.size)
+                    .where(checkpoint_cosignatures.c.size == checkpoint.size, _of(witnesses))
                     .order_by(checkpoint_cosignatures.c.witness)
                 )
             ).all()

@@ -22,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import datetime
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -44,6 +45,7 @@ __all__ = ["Witness", "Witnessing"]
 log = structlog.get_logger(__name__)
 
 SIZE_MEDIA_TYPE: Final = "text/x.tlog.size"
+_SIZE: Final = re.compile(r"(0|[1-9][0-9]{0,18})\n")
 LAG = Gauge(
     "gateway_witness_lag_leaves",
     "Leaves of the newest checkpoint the witness has not cosigned yet.",
@@ -101,6 +103,7 @@ class Witnessing:
             timeout=timeout, follow_redirects=False, trust_env=False
         )
         self._own_http = http is None
+        self._timeout = timeout
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -124,14 +127,24 @@ class Witnessing:
             await asyncio.sleep(self._interval)
 
     async def once(self) -> None:
-        """Submit the newest checkpoint to every witness that has not cosigned it."""
+        """Submit the newest checkpoint to every witness that has not cosigned it; each
+        witness on its own, bounded in time, so one slow or broken never holds another."""
         latest = await self._log.latest()
         if latest is None:
             return
         known = await self._log.witnesses()
-        await asyncio.gather(
-            *(self._bring_up(w, latest, *known.get(w.name, (0, False))) for w in self.witnesses)
+        done = await asyncio.gather(
+            *(self._bounded(w, latest, *known.get(w.name, (0, False))) for w in self.witnesses),
+            return_exceptions=True,
         )
+        for witness, outcome in zip(self.witnesses, done, strict=True):
+            if isinstance(outcome, Exception):
+                SUBMISSIONS.labels(witness.name, "failed").inc()
+                log.error("witnessing_failed", witness=witness.name, error=type(outcome).__name__)
+
+    async def _bounded(self, witness: Witness, latest: Checkpoint, old: int, signed: bool) -> None:
+        async with asyncio.timeout(self._timeout * 2 + 1):
+            await self._bring_up(witness, latest, old, signed)
 
     async def _bring_up(self, witness: Witness, latest: Checkpoint, old: int, signed: bool) -> None:
         if signed:
@@ -147,26 +160,35 @@ class Witnessing:
         if cosigned:
             ROUND_TRIP.labels(witness.name).observe(asyncio.get_running_loop().time() - started)
 
+    async def _fork(self, witness: Witness, latest: Checkpoint, said: int, why: str) -> None:
+        """Raise the alarm: the witness holds a tree of this log that is not this one.
+
+        A size above the newest checkpoint first reads the newest again: another replica
+        may have had a newer one cosigned meanwhile, which is no fork.
+        """
+        if why == "larger":
+            newest = await self._log.latest()
+            if newest is not None and newest.size >= said:
+                return
+        FORKS.labels(witness.name).inc()
+        log.error(
+            "witness_saw_another_tree", witness=witness.name, why=why, size=said,
+            log_size=latest.size,
+        )  # fmt: skip
+
     async def _submit(
         self, witness: Witness, latest: Checkpoint, old: int
     ) -> tuple[bool, int | None]:
         """Submit `latest` from `old`: whether it was cosigned (and kept), and on a 409
         the size the witness says it has."""
         if old > latest.size:
-            FORKS.labels(witness.name).inc()
-            log.error(
-                "witness_has_larger_tree", witness=witness.name, size=old, log_size=latest.size
-            )
+            await self._fork(witness, latest, old, "larger")
             return False, None
         proof = (
             [] if old in (0, latest.size) else await self._log.consistency_proof(old, latest.size)
         )
-        body = (
-            f"old {old}\n"
-            + "".join(f"{base64.b64encode(h).decode()}\n" for h in proof)
-            + "\n"
-            + latest.note
-        )
+        lines = "".join(f"{base64.b64encode(h).decode()}\n" for h in proof)
+        body = f"old {old}\n{lines}\n{latest.note}"
         try:
             response = await self._http.post(
                 f"{witness.url}/add-checkpoint",
@@ -177,50 +199,63 @@ class Witnessing:
             SUBMISSIONS.labels(witness.name, "unreachable").inc()
             log.warning("witness_unreachable", witness=witness.name, error=type(exc).__name__)
             return False, None
-        if response.status_code == 409 and response.headers.get("content-type", "").startswith(
-            SIZE_MEDIA_TYPE
-        ):
+        if response.status_code == 409 and _media_type(response) == SIZE_MEDIA_TYPE:
             SUBMISSIONS.labels(witness.name, "conflict").inc()
-            try:
-                said = int(response.text.strip())
-            except ValueError:
+            found = _SIZE.fullmatch(response.text)
+            if found is None:
+                log.warning("witness_size_unreadable", witness=witness.name)
                 return False, None
+            said = int(found.group(1))
             if said > latest.size:
-                FORKS.labels(witness.name).inc()
-                log.error(
-                    "witness_has_larger_tree", witness=witness.name, size=said, log_size=latest.size
-                )
+                await self._fork(witness, latest, said, "larger")
+                return False, None
+            if said == old:
+                # It has this size and refused: another root at this very size.
+                await self._fork(witness, latest, said, "same size, another root")
                 return False, None
             await self._log.witnessed(
                 witness.name, said, line=None, cosigned_at=datetime.datetime.now(datetime.UTC)
             )
             return False, said
+        if response.status_code == 422:
+            # The log's proof from the size the witness has does not reach its tree.
+            SUBMISSIONS.labels(witness.name, "422").inc()
+            await self._fork(witness, latest, old, "inconsistent")
+            return False, None
         if response.status_code != 200:
             SUBMISSIONS.labels(witness.name, str(response.status_code)).inc()
             log.warning("witness_refused", witness=witness.name, status=response.status_code)
             return False, None
-        line = _own_line(response.text, witness)
-        try:
-            [cosignature] = cosignatures(latest.note + (line or ""), [witness.key])
-        except (CheckpointError, ValueError):
+        kept = _own_cosignature(response.text, witness, latest)
+        if kept is None:
             SUBMISSIONS.labels(witness.name, "bad_cosignature").inc()
             log.error("witness_cosignature_invalid", witness=witness.name)
             return False, None
-        assert line is not None  # a cosignature was found in it
-        await self._log.witnessed(
-            witness.name,
-            latest.size,
-            line=line,
-            cosigned_at=datetime.datetime.fromtimestamp(cosignature.timestamp, datetime.UTC),
-        )
+        line, when = kept
+        await self._log.witnessed(witness.name, latest.size, line=line, cosigned_at=when)
         SUBMISSIONS.labels(witness.name, "cosigned").inc()
         LAG.labels(witness.name).set(0)
         return True, None
 
 
-def _own_line(text: str, witness: Witness) -> str | None:
-    """The witness's own cosignature line of its answer (it may sign with several keys)."""
-    for line in text.splitlines():
-        if line.startswith(f"\u2014 {witness.name} "):
-            return line + "\n"
+def _media_type(response: httpx.Response) -> str:
+    value: str = response.headers.get("content-type", "")
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _own_cosignature(
+    text: str, witness: Witness, latest: Checkpoint
+) -> tuple[str, datetime.datetime] | None:
+    """The line of the answer that is a valid cosignature of `latest` by the witness's
+    configured key (it may answer several, with other keys), and its time."""
+    for raw in text.splitlines():
+        if not raw.startswith(f"\u2014 {witness.name} "):
+            continue
+        line = raw + "\n"
+        try:
+            found = cosignatures(latest.note + line, [witness.key])
+            if found:
+                return line, datetime.datetime.fromtimestamp(found[0].timestamp, datetime.UTC)
+        except (CheckpointError, ValueError, OverflowError, OSError):
+            continue
     return None

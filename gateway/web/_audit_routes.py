@@ -221,7 +221,9 @@ def audit_router() -> APIRouter:
         flt: Filter,
         checkpoint: Annotated[int | None, Query(ge=0)] = None,
     ) -> StreamingResponse:
-        signed = await state.log.export_checkpoint(state.settings.cosignatures_needed, checkpoint)
+        signed = await state.log.export_checkpoint(
+            state.settings.cosignatures_needed, checkpoint, state.settings.witness_names
+        )
         if signed is None:
             raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")
         await record_search(

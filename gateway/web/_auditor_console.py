@@ -645,7 +645,7 @@ def auditor_console_router() -> APIRouter:
             return await search_form(request, state, session, error=flt)
         try:
             signed = await state.log.export_checkpoint(
-                state.settings.cosignatures_needed, checkpoint
+                state.settings.cosignatures_needed, checkpoint, state.settings.witness_names
             )
             if signed is None:
                 raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")

@@ -217,7 +217,11 @@ async def _receipt(state: GatewayState, row: Any) -> str:
     latest = (
         None
         if row.leaf_index is None
-        else await state.log.to_prove(state.settings.cosignatures_needed, int(row.leaf_index))
+        else await state.log.to_prove(
+            state.settings.cosignatures_needed,
+            int(row.leaf_index),
+            witnesses=state.settings.witness_names,
+        )
     )
     if row.leaf_index is None or latest is None:
         raise Conflict(

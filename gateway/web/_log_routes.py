@@ -78,7 +78,7 @@ def log_router() -> APIRouter:
     @router.get("/checkpoint")
     async def checkpoint(state: State) -> Response:
         needed = state.settings.cosignatures_needed
-        found = await state.log.cosigned(needed)
+        found = await state.log.cosigned(needed, state.settings.witness_names)
         if found is None:
             if needed and await state.log.latest() is not None:
                 raise NotFound(
@@ -91,7 +91,7 @@ def log_router() -> APIRouter:
 
     @router.get("/checkpoint/latest")
     async def latest_checkpoint(state: State) -> Response:
-        found = await state.log.cosigned(0)
+        found = await state.log.cosigned(0, state.settings.witness_names)
         if found is None:
             raise NotFound("No checkpoint has been signed yet.", kind="Checkpoint")
         return _note(found.note)
@@ -146,7 +146,9 @@ def log_router() -> APIRouter:
     ) -> Response:
         store = state.log
         index = await _index_of(store, index, hash)
-        latest = await store.to_prove(state.settings.cosignatures_needed, index)
+        latest = await store.to_prove(
+            state.settings.cosignatures_needed, index, witnesses=state.settings.witness_names
+        )
         if latest is None:
             raise NotFound("The leaf is not in a signed checkpoint yet.", kind="Leaf")
         leaf = await store.leaf(index)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ __all__ = [
 _COSIGNATURE_V1: Final = b"\x04"
 _DASH: Final = "\u2014 "
 _MAX_TIMESTAMP: Final = 2**63 - 1
+_QUORUM: Final = re.compile(r"[1-9][0-9]{0,3}")
 
 
 def _raw(public: Ed25519PublicKey) -> bytes:
@@ -153,6 +155,8 @@ def cosignatures(note: str, cosigners: Iterable[CosignerKey]) -> list[Cosignatur
         if len(raw) != 4 + 8 + 64:
             raise CheckpointError(f"the cosignature of {name} is not a timestamped signature")
         (timestamp,) = struct.unpack(">Q", raw[4:12])
+        if timestamp > _MAX_TIMESTAMP:
+            raise CheckpointError(f"the cosignature of {name} has a time beyond 2^63 - 1")
         try:
             cosigner.public.verify(raw[12:], _message(text, timestamp))
         except InvalidSignature:
@@ -210,7 +214,7 @@ def read_policy(text: str) -> WitnessPolicy:
         word, _, value = line.partition(" ")
         if word == "witness" and value.strip():
             witnesses.append(parse_cosigner_key(value.strip()))
-        elif word == "quorum" and value.strip().isdigit() and quorum is None:
+        elif word == "quorum" and _QUORUM.fullmatch(value.strip()) and quorum is None:
             quorum = int(value.strip())
         else:
             raise CheckpointError(

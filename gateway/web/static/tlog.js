@@ -189,9 +189,10 @@ export function readPolicy(text) {
       }
       if (raw64.length !== 33 || raw64[0] !== 4) throw new Invalid("policy");
       const pub = raw64.slice(1);
-      if (hex(cosignerId(name, pub)) !== id) throw new Invalid("policy");
+      if (hex(cosignerId(name, pub)) !== id.toLowerCase()) throw new Invalid("policy");
+      if (witnesses.some((w) => w.name === name)) throw new Invalid("policy");
       witnesses.push({ name, id, pub });
-    } else if (word === "quorum" && /^[1-9][0-9]*$/.test(value) && quorum === null) {
+    } else if (word === "quorum" && /^[1-9][0-9]{0,3}$/.test(value) && quorum === null) {
       quorum = Number(value);
     } else {
       throw new Invalid("policy");
@@ -230,6 +231,7 @@ export function checkCosignatures(note, policy) {
       if (sig.length !== 76) throw new Invalid("witnesses");
       let time = 0n;
       for (const byte of sig.slice(4, 12)) time = (time << 8n) | BigInt(byte);
+      if (time >= 1n << 63n) throw new Invalid("witnesses");
       const message = enc.encode(`cosignature/v1\ntime ${time}\n${text}`);
       if (!ed.verify(sig.slice(12), message, w.pub)) throw new Invalid("witnesses");
       signed.add(w.name);

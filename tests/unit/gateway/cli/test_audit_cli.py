@@ -139,6 +139,10 @@ def test_a_witness_policy_asks_the_proofs_checkpoint_for_its_cosignatures(
     )
     assert code == 2
     assert "--quorum needs the witnesses' keys" in err
+    # Against the database a policy checks nothing: refused, not silently passed.
+    code, out, err = _run(capsys, "audit", "verify", "--witness", key.text)
+    assert code == 2
+    assert "use it with --url" in err
 
 
 def test_a_proof_with_its_leaf_verifies_on_its_own(

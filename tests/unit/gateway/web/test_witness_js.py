@@ -77,6 +77,11 @@ def test_the_browser_judges_cosignatures_as_the_policy_does(tmp_path: Path) -> N
         {"note": forged, "policy": f"witness {one.text}\n"},
         {"note": by_one, "policy": "witness not-a-key\n"},
         {"note": by_one, "policy": f"witness {one.text}\nquorum 2\n"},
+        {"note": by_one, "policy": f"witness {one.text}\nwitness {one.text}\n"},
+        {
+            "note": by_one,
+            "policy": f"witness {one.text.replace(one.key_id.hex(), one.key_id.hex().upper())}\n",
+        },
     ]
     results = _run(tmp_path, cases)
     for case, result in zip(cases, results, strict=True):
@@ -100,4 +105,6 @@ def test_the_browser_judges_cosignatures_as_the_policy_does(tmp_path: Path) -> N
         "witnesses",
         "policy",
         "policy",
+        "policy",
+        None,
     ]
