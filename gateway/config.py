@@ -395,10 +395,9 @@ class GatewaySettings(BaseSettings):
 
     @property
     def witness_names(self) -> tuple[str, ...]:
-        """The configured witnesses' names (their keys' names)."""
-        from lienthong_client.log import parse_cosigner_key
-
-        return tuple(parse_cosigner_key(w.key).name for w in self.witnesses)
+        """The configured witnesses' names: each key's name, before its first `+` (the
+        keys were checked when read)."""
+        return tuple(w.key.split("+", 1)[0] for w in self.witnesses)
 
     @model_validator(mode="after")
     def _quorum_of_witnesses(self) -> GatewaySettings:

@@ -416,10 +416,9 @@ class Demo:
     def _integrated(self, receipt: dict[str, Any]) -> tuple[str, str]:
         """Wait (within the merge delay) for the receipt's leaf in a checkpoint the
         witness cosigned; (proof URL, checkpoint)."""
-        from sandbox import SandboxSettings
-
         proof_url = f"{self.gateway_url}/log/tlog-proof?hash={receipt['leafHash']}"
-        cosigned = f"\u2014 {SandboxSettings().witness_name} "
+        witness = (self.witness_key or "").split("+", 1)[0]
+        cosigned = f"\u2014 {witness} "
         deadline = time.monotonic() + 10
         while True:
             proof = httpx.get(proof_url, timeout=5.0)

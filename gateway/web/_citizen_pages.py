@@ -47,7 +47,6 @@ from starlette.responses import RedirectResponse, Response
 from gateway.admission import add_local_key, has_local_key, load_local_key, sign_request
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.instants import VIETNAM, vietnam_time
-from gateway.log import tlog_proof
 from gateway.records import (
     CITIZEN_VISIBLE_TYPES,
     EnvelopeBody,
@@ -61,6 +60,7 @@ from gateway.records import (
 )
 from gateway.state import GatewayState, State
 from gateway.storage import events, read_snapshot
+from gateway.web._citizen_routes import access_receipt
 from gateway.web._i18n import enum_label, field_label, legal_basis_text, locale_of, render
 from gateway.web._sessions import (
     LEVEL2_FRESHNESS,
@@ -209,27 +209,6 @@ async def _access(state: GatewayState, subject: str, event_id: str) -> tuple[Any
             raise NotFound("None of your accesses has this id.", kind="Access")
         items = await citizen_items(conn, [row], subject, state.catalogue)
     return row, items[0]
-
-
-async def _receipt(state: GatewayState, row: Any) -> str:
-    """The offline proof of one access, as `/me/accesses/{id}/receipt` gives it."""
-    # Against the checkpoint its witnesses cosigned when it holds the access.
-    latest = (
-        None
-        if row.leaf_index is None
-        else await state.log.to_prove(
-            state.settings.cosignatures_needed,
-            int(row.leaf_index),
-            witnesses=state.settings.witness_names,
-        )
-    )
-    if row.leaf_index is None or latest is None:
-        raise Conflict(
-            "The access is not in a signed checkpoint yet: ask again after the merge delay.",
-            retryAfter=max(1, round(state.settings.merge_delay)),
-        )
-    proof = await state.log.inclusion_proof(int(row.leaf_index), latest.size)
-    return tlog_proof(int(row.leaf_index), proof, latest, extra=row.leaf.encode())
 
 
 def _local(instant: str | None) -> str | None:
@@ -528,7 +507,7 @@ def citizen_pages_router() -> APIRouter:
     ) -> Response:
         try:
             row, _item = await _access(state, session.identity.subject, event_id)
-            text = await _receipt(state, row)
+            text = await access_receipt(state, row)
         except (NotFound, Conflict) as exc:
             return await refused(request, state, session, exc)
         return Response(

@@ -44,7 +44,29 @@ from gateway.storage import events, read_snapshot
 from gateway.web._signin import Level2Citizen
 from policies import CONSENT_STATES, Consent, UnknownProcedure
 
-__all__ = ["citizen_router", "consent_status_router"]
+__all__ = ["access_receipt", "citizen_router", "consent_status_router"]
+
+
+async def access_receipt(state: GatewayState, row: Any) -> str:
+    """The offline proof (c2sp.org/tlog-proof) of one access, `row` as the search gives
+    it: against the checkpoint its witnesses cosigned when that holds the access, else
+    the newest; `Conflict` while no signed checkpoint holds it."""
+    latest = (
+        None
+        if row.leaf_index is None
+        else await state.log.to_prove(
+            state.settings.cosignatures_needed,
+            int(row.leaf_index),
+            witnesses=state.settings.witness_names,
+        )
+    )
+    if row.leaf_index is None or latest is None:
+        raise Conflict(
+            "The access is not in a signed checkpoint yet: ask again after the merge delay.",
+            retryAfter=max(1, round(state.settings.merge_delay)),
+        )
+    proof = await state.log.inclusion_proof(int(row.leaf_index), latest.size)
+    return tlog_proof(int(row.leaf_index), proof, latest, extra=row.leaf.encode())
 
 
 def _shown(state: GatewayState, consent: Consent) -> dict[str, Any]:
@@ -165,24 +187,8 @@ def citizen_router() -> APIRouter:
             row = (await conn.execute(flt.query().where(events.c.id == event_id))).first()
         if row is None:
             raise NotFound("None of your accesses has this id.", kind="Access")
-        # Against the checkpoint its witnesses cosigned when it holds the access.
-        latest = (
-            None
-            if row.leaf_index is None
-            else await state.log.to_prove(
-                state.settings.cosignatures_needed,
-                int(row.leaf_index),
-                witnesses=state.settings.witness_names,
-            )
-        )
-        if row.leaf_index is None or latest is None:
-            raise Conflict(
-                "The access is not in a signed checkpoint yet: ask again after the merge delay.",
-                retryAfter=max(1, round(state.settings.merge_delay)),
-            )
-        proof = await state.log.inclusion_proof(int(row.leaf_index), latest.size)
         return Response(
-            tlog_proof(int(row.leaf_index), proof, latest, extra=row.leaf.encode()),
+            await access_receipt(state, row),
             media_type="text/plain; charset=utf-8",
             headers={
                 "Content-Disposition": f'attachment; filename="access-{row.id}.tlog-proof"',

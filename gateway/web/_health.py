@@ -26,7 +26,6 @@ import orjson
 import sqlalchemy as sa
 import structlog
 from fastapi import APIRouter
-from lienthong_client.log import parse_cosigner_key
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -134,15 +133,13 @@ async def access_log_status(state: GatewayState) -> dict[str, Any]:
         except Exception as exc:
             status["witnesses"] = {"error": type(exc).__name__}
         else:
-            status["witnesses"] = {
-                name: {
-                    "cosignedSize": known.get(name, (0, False))[0],
-                    "lagLeaves": 0
-                    if known.get(name, (0, False))[1]
-                    else max(0, size - known.get(name, (0, False))[0]),
+            status["witnesses"] = {}
+            for name in state.settings.witness_names:
+                cosigned, signed_newest = known.get(name, (0, False))
+                status["witnesses"][name] = {
+                    "cosignedSize": cosigned,
+                    "lagLeaves": 0 if signed_newest else max(0, size - cosigned),
                 }
-                for name in (parse_cosigner_key(w.key).name for w in state.settings.witnesses)
-            }
             status["cosignaturesNeeded"] = state.settings.cosignatures_needed
     return status
 

@@ -100,11 +100,23 @@ async def _read(gateway: Any, person: str) -> None:
     assert response.status_code == 200, response.text
 
 
+def _size(note: str) -> int:
+    """The tree size a checkpoint states (its second line)."""
+    return int(note.split("\n")[1])
+
+
+async def _witness_down(http: httpx.AsyncClient, switch: Switch) -> str:
+    """Put the witness down, let a submission under way end; the checkpoint served then."""
+    switch.down = True
+    await asyncio.sleep(1.0)
+    return (await http.get("/log/checkpoint")).text
+
+
 async def _cosigned(http: httpx.AsyncClient, policy: WitnessPolicy, at_least: int) -> str:
     """The served checkpoint once it has at least `at_least` leaves (10 s at most)."""
     for _ in range(100):
         answer = await http.get("/log/checkpoint")
-        if answer.status_code == 200 and int(answer.text.split("\n")[1]) >= at_least:
+        if answer.status_code == 200 and _size(answer.text) >= at_least:
             policy.check(answer.text)
             return answer.text
         await asyncio.sleep(0.1)
@@ -146,15 +158,13 @@ async def test_a_witness_that_is_down_delays_cosigning_not_recording(
     await _read(gateway, people[0])
     async with gateway.client(auth=None) as http:
         await _cosigned(http, policy, 2)
-        switch.down = True
-        await asyncio.sleep(1.0)  # a submission under way when it went down ends
-        frozen = (await http.get("/log/checkpoint")).text
-        size = int(frozen.split("\n")[1])
+        frozen = await _witness_down(http, switch)
+        size = _size(frozen)
         for person in people[1:4]:
             await _read(gateway, person)  # recorded and answered all the same
         await gateway.caught_up()
         latest = await http.get("/log/checkpoint/latest")
-        grown = int(latest.text.split("\n")[1])
+        grown = _size(latest.text)
         assert grown >= size + 3
         with pytest.raises(CheckpointError):
             policy.check(latest.text)  # not cosigned (yet)
@@ -165,7 +175,7 @@ async def test_a_witness_that_is_down_delays_cosigning_not_recording(
         assert ready["witnessLagLeaves"][WITNESS] >= 3
         switch.down = False
         after = await _cosigned(http, policy, grown)
-        assert int(after.split("\n")[1]) >= grown
+        assert _size(after) >= grown
 
 
 async def test_a_forked_checkpoint_is_refused_by_the_witness_and_by_verifiers(
@@ -176,7 +186,7 @@ async def test_a_forked_checkpoint_is_refused_by_the_witness_and_by_verifiers(
     async with gateway.client(auth=None) as http:
         honest = await _cosigned(http, policy, 2)
     origin = gateway.settings.checkpoint_origin
-    size = int(honest.split("\n")[1])
+    size = _size(honest)
     # The operator signs another root for the same size (a second history).
     fork = sign_checkpoint(origin, size, b"\x01" * 32, keyring.signing("checkpoints").private)
     assert parse_checkpoint(fork.note, checkpoint_verifiers(keyring, origin)).size == size
@@ -255,9 +265,9 @@ async def test_a_gateway_that_forgot_where_the_witness_stands_proves_from_its_si
             await engine.dispose()
         await _read(gateway, people[1])
         await gateway.caught_up()
-        latest = int((await http.get("/log/checkpoint/latest")).text.split("\n")[1])
+        latest = _size((await http.get("/log/checkpoint/latest")).text)
         after = await _cosigned(http, policy, latest)
-    assert int(after.split("\n")[1]) > int(first.split("\n")[1])
+    assert _size(after) > _size(first)
 
 
 async def test_a_witness_that_saw_a_larger_tree_never_cosigns_a_smaller_one(
@@ -299,7 +309,7 @@ async def test_a_restarted_witness_remembers_what_it_cosigned(
     await _read(gateway, people[0])
     async with gateway.client(auth=None) as http:
         first = await _cosigned(http, policy, 2)
-        size = int(first.split("\n")[1])
+        size = _size(first)
     origin = gateway.settings.checkpoint_origin
     # The witness process again, from its state file: a new app on the same file.
     switch.app = _witness(gateway, witness_key, tmp_path / "witness-state.json")
@@ -315,7 +325,7 @@ async def test_a_restarted_witness_remembers_what_it_cosigned(
     await _read(gateway, people[1])
     await gateway.caught_up()
     async with gateway.client(auth=None) as http:
-        grown = int((await http.get("/log/checkpoint/latest")).text.split("\n")[1])
+        grown = _size((await http.get("/log/checkpoint/latest")).text)
         await _cosigned(http, policy, grown)
 
 
@@ -338,9 +348,7 @@ async def test_a_witness_that_cosigned_another_history_raises_the_fork_alarm(
     await _read(gateway, people[0])
     async with gateway.client(auth=None) as http:
         await _cosigned(http, policy, 2)
-        switch.down = True
-        await asyncio.sleep(1.0)  # no submission under way while its state is changed
-        seen = (await http.get("/log/checkpoint")).text
+        seen = await _witness_down(http, switch)  # its state is changed while it is down
         before = await _forks(http)
         # The witness's record of this log: its size, another root (it was shown a fork).
         state = tmp_path / "witness-state.json"
