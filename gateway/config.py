@@ -187,6 +187,27 @@ class GatewaySettings(BaseSettings):
         description="Days the personal part of an access record is kept before it may be "
         "forgotten; a procedure of the catalogue may set its own.",
     )
+    retention_schedule: bool = Field(
+        default=True,
+        description="Clear personal parts past their retention, and expire consents past "
+        "their end, on schedule (one replica at a time; each run writes an admin record).",
+    )
+    retention_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86_400,
+        description="Seconds between runs of retention (the first one interval after start; "
+        "a run that leaves records past their retention is followed by another at once).",
+    )
+    retention_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Records cleared in one transaction."
+    )
+    retention_max_records: int = Field(
+        default=5000,
+        ge=1,
+        le=100_000,
+        description="Most records one run of retention clears (its admin record lists them).",
+    )
     hidden_max_days: int = Field(
         default=365, ge=1, le=3650, description="Longest an access may be hidden from subjects."
     )

@@ -302,6 +302,54 @@ def _audit_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_retention(args: argparse.Namespace) -> int:
+    from gateway.records import clear_expired
+    from gateway.resources import load_procedures, load_pseudonym_key
+    from gateway.storage import create_engine, require_head
+
+    settings = settings_from_environment()
+    catalogue = load_procedures(settings)
+    key = load_pseudonym_key(settings)
+
+    async def run() -> Any:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            await require_head(engine)
+            return await clear_expired(
+                engine,
+                catalogue=catalogue,
+                default_days=settings.retention_days,
+                pseudonym_key=key,
+                batch_size=settings.retention_batch_size,
+                max_records=args.max_records or settings.retention_max_records,
+                operator=args.operator,
+                dry_run=args.dry_run,
+            )
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(run())
+    if done.skipped:
+        sys.stderr.write("another gateway is running retention now; try again later\n")
+        return 2
+    more = "; more are past their retention: run again" if done.more else ""
+    if args.dry_run:
+        sys.stdout.write(
+            f"due: {len(done.records)} records past their retention, with "
+            f"{done.subject_entries} subject-index entries (nothing changed){more}\n"
+        )
+        return 0
+    if done.event_id is None:
+        sys.stdout.write("nothing past its retention, and no consent past its end\n")
+        return 0
+    sys.stdout.write(
+        f"cleared: the personal parts of {len(done.records)} records past their retention "
+        f"and {done.subject_entries} subject-index entries; {done.consents_expired} consents "
+        f"expired; the envelopes and the log stay (record {done.event_id}){more}\n"
+    )
+    return 0
+
+
 def _log_integrate(args: argparse.Namespace) -> int:
     from gateway.log.store import LogIntegrityError, TransparencyLog
     from gateway.storage import create_engine, create_sequencer_engine, require_head
@@ -403,6 +451,24 @@ def add_audit_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]
     )
     forgetp.add_argument("personal_id", help="the person's 12-digit personal id")
     forgetp.add_argument("--operator", required=True, help="your operator id (recorded)")
+
+    retentionp = command(
+        audit,
+        "retention",
+        _audit_retention,
+        "clear the personal parts past their retention now, as the schedule does",
+    )
+    retentionp.add_argument(
+        "--operator", required=True, help="your operator id (recorded, pseudonymised)"
+    )
+    retentionp.add_argument(
+        "--max-records",
+        type=int,
+        help="most records to clear in this run (default: GATEWAY_RETENTION_MAX_RECORDS)",
+    )
+    retentionp.add_argument(
+        "--dry-run", action="store_true", help="count what is due, change nothing"
+    )
 
     logp = sub.add_parser("log", help="the verifiable log's sequencer").add_subparsers(
         dest="log_command", required=True, metavar="COMMAND"

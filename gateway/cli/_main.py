@@ -12,6 +12,7 @@ gateway audit verify          verify the access log (database, or --url for a ga
 gateway audit verify-export F check an auditor's export offline (signature, proofs)
 gateway audit verify-proof F  check a citizen's access receipt offline
 gateway audit forget ID       forget a person whose records' retention is over
+gateway audit retention       clear personal parts past their retention now (as scheduled)
 gateway log integrate         run the sequencer once, until the queue is empty
 gateway connectors check DIR  validate connector manifests (--connect: reach each source)
 gateway connectors schema     write connectors/manifest.schema.json (--check: fail if stale)

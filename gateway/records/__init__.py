@@ -8,8 +8,9 @@ Auditors search and export the records (`SearchFilter`), citizens see their own
 (`citizen_items`), auditors read the sources' evidence of one access
 (`record_evidence`) and patterns worth a look (`patterns`) and answer citizens'
 questions (`questions`, `answer_event`), operators read the figures (`figures`, by
-day `daily_figures`), people are forgotten after retention (`forget`), and
-`verify_database` checks the stored records and their log.
+day `daily_figures`), people are forgotten after retention (`forget`), personal parts
+past their retention are cleared on schedule (`clear_expired`), and `verify_database`
+checks the stored records and their log.
 
 Above the log's core, the log store and the database; below admission and the web.
 """
@@ -86,6 +87,14 @@ from gateway.records._recorder import (
     pseudonym,
     pseudonyms,
 )
+from gateway.records._retention import (
+    RETENTION_ACTION,
+    RETENTION_OUTCOME,
+    Cleared,
+    RetentionSchedule,
+    clear_expired,
+    due_records,
+)
 from gateway.records._search import (
     DECISION_CODES,
     DOSSIER_STATUSES,
@@ -111,9 +120,12 @@ __all__ = [
     "INTROSPECTION",
     "QUESTION_OUTCOME",
     "REFUSAL_CODES",
+    "RETENTION_ACTION",
+    "RETENTION_OUTCOME",
     "AdminRecorder",
     "Answer",
     "BusyOfficer",
+    "Cleared",
     "ClientConsentRequests",
     "ConsentStore",
     "DecisionEntry",
@@ -132,6 +144,7 @@ __all__ = [
     "RecordEvidence",
     "Recorder",
     "Refusals",
+    "RetentionSchedule",
     "SearchFilter",
     "SharedSubject",
     "admin_event",
@@ -141,6 +154,7 @@ __all__ = [
     "answers_to",
     "citizen_items",
     "citizen_questions",
+    "clear_expired",
     "commitment",
     "consent_commitment",
     "consent_event",
@@ -150,6 +164,7 @@ __all__ = [
     "daily_figures",
     "decode_cursor",
     "detach",
+    "due_records",
     "encode_cursor",
     "envelope_hash",
     "figures",

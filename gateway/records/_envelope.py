@@ -115,12 +115,18 @@ class EnvelopeBody(TypedDict, total=False):
     operator: str
     operatorOrg: str | None
     events: list[str]
-    """Forgetting, v1 and v2: the records whose personal part it deleted."""
+    """Forgetting, v1 and v2, and retention: the records whose personal part it deleted."""
     records: int
     """Forgetting, v3: how many records named the person."""
     recordsDigest: str
     """Forgetting, v3: SHA-256 of a secret salt and those records' ids, in order."""
     consentsDeleted: int
+    # admin, action `retention` (outcome `cleared`): `events` lists the records whose
+    # personal part and subject-index entries a run of retention clears.
+    subjectEntries: int
+    consentsExpired: int
+    schedule: bool
+    """Run by the schedule (`operator` names who ran it by hand otherwise)."""
     # auditor_search: a search or an export.
     auditor: str
     auditorOrg: str | None

@@ -41,6 +41,7 @@ from gateway.log import (
 from gateway.log.store import TransparencyLog
 from gateway.records._envelope import envelope_hash, indexed_columns, personal_hash, read_envelope
 from gateway.records._personal import PersonalPart, personal_parts
+from gateway.records._retention import RETENTION_OUTCOME
 from gateway.storage import (
     event_personal,
     event_subjects,
@@ -333,19 +334,22 @@ async def _unlogged(conn: AsyncConnection, report: Report) -> bool:
 
 
 async def _personal_parts(conn: AsyncConnection, report: Report) -> bool:
-    """Every record keeps its personal part, unless an early `forget` record deleted it.
+    """Every record keeps its personal part, unless a record says it was deleted.
 
-    Forget records before envelope version 3 deleted the parts and listed them; since,
-    forgetting deletes keys only, and a part sealed for people all since forgotten
-    stays, opened by nobody.
+    Retention's records (`admin`, outcome `cleared`) list the records whose parts a run
+    cleared. Forget records before envelope version 3 deleted the parts and listed them;
+    since, forgetting deletes keys only, and a part sealed for people all since
+    forgotten stays, opened by nobody.
     """
     forgotten: set[str] = set()
-    for envelope in await conn.scalars(
-        sa.select(events.c.envelope).where(
-            events.c.type == "admin", events.c.outcome == "forgotten"
+    cleared: set[str] = set()
+    for outcome, envelope in await conn.execute(
+        sa.select(events.c.outcome, events.c.envelope).where(
+            events.c.type == "admin", events.c.outcome.in_(("forgotten", RETENTION_OUTCOME))
         )
     ):
-        forgotten.update(read_envelope(envelope).get("events") or ())
+        said = read_envelope(envelope).get("events") or ()
+        (cleared if outcome == RETENTION_OUTCOME else forgotten).update(said)
     missing = (
         await conn.execute(
             sa.select(events.c.id, log_leaves.c.idx)
@@ -355,16 +359,22 @@ async def _personal_parts(conn: AsyncConnection, report: Report) -> bool:
             .order_by(log_leaves.c.idx)
         )
     ).all()
-    unexplained = [row for row in missing if row.id not in forgotten]
+    unexplained = [row for row in missing if row.id not in forgotten and row.id not in cleared]
     if unexplained:
         first = unexplained[0]
         report.fail(
-            f"the personal part of record {first.id} was deleted, and no forget record says so",
+            f"the personal part of record {first.id} was deleted, and no forget or "
+            f"retention record says so",
             None if first.idx is None else int(first.idx),
         )
         return False
-    if missing:
-        report.checked.append(f"{len(missing)} personal parts deleted by early forget records")
+    by_retention = sum(1 for row in missing if row.id in cleared)
+    if by_retention:
+        report.checked.append(f"{by_retention} personal parts cleared after their retention")
+    if len(missing) > by_retention:
+        report.checked.append(
+            f"{len(missing) - by_retention} personal parts deleted by early forget records"
+        )
     # The records someone can still open, found once and joined: a correlated
     # `NOT EXISTS` here would look up `event_subjects` by `event_id`, which no index
     # leads with, once per part (SQLite scans the table for each: quadratic).

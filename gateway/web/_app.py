@@ -49,7 +49,12 @@ from gateway.errors import GatewayError, InvalidArgument
 from gateway.log.sequencer import Sequencer
 from gateway.log.store import TransparencyLog
 from gateway.log.witnessing import Witness, Witnessing
-from gateway.records import ClientConsentRequests, ConsentStore, EventRecorder
+from gateway.records import (
+    ClientConsentRequests,
+    ConsentStore,
+    EventRecorder,
+    RetentionSchedule,
+)
 from gateway.resources import load_keys, load_manifests_of, load_procedures, load_pseudonym_key
 from gateway.state import GatewayState, app_state
 from gateway.storage import (
@@ -212,6 +217,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 )
                 await witnessing.start()
                 stack.push_async_callback(witnessing.stop)
+            if settings.retention_schedule:
+                retention = RetentionSchedule(
+                    engine,
+                    catalogue=catalogue,
+                    default_days=settings.retention_days,
+                    pseudonym_key=pseudonym_key,
+                    interval=settings.retention_interval_seconds,
+                    batch_size=settings.retention_batch_size,
+                    max_records=settings.retention_max_records,
+                )
+                await retention.start()
+                stack.push_async_callback(retention.stop)
             clients = ClientRegistry(engine)
             consents = ConsentStore(engine, keyring)
             admission = Admission(
