@@ -333,15 +333,22 @@ def _audit_retention(args: argparse.Namespace) -> int:
         sys.stderr.write("another gateway is running retention now; try again later\n")
         return 2
     more = "; more are past their retention: run again" if done.more else ""
+    months = ", ".join(done.months)
     if args.dry_run:
+        whole = f"; the months {months} are past it whole" if months else ""
         sys.stdout.write(
             f"due: {len(done.records)} records past their retention, with "
-            f"{done.subject_entries} subject-index entries (nothing changed){more}\n"
+            f"{done.subject_entries} subject-index entries{whole} (nothing changed){more}\n"
         )
         return 0
     if done.event_id is None:
         sys.stdout.write("nothing past its retention, and no consent past its end\n")
         return 0
+    if months:
+        sys.stdout.write(
+            f"dropped: the months {months}, with the personal parts of {done.month_records} "
+            f"records\n"
+        )
     sys.stdout.write(
         f"cleared: the personal parts of {len(done.records)} records past their retention "
         f"and {done.subject_entries} subject-index entries; {done.consents_expired} consents "

@@ -126,6 +126,9 @@ class EnvelopeBody(TypedDict, total=False):
     subjectEntries: int
     consentsExpired: int
     schedule: bool
+    months: list[str]
+    """Retention on PostgreSQL: the months (`YYYY-MM`, UTC) whose partitions it dropped."""
+    monthRecords: int
     """Run by the schedule (`operator` names who ran it by hand otherwise)."""
     # auditor_search: a search or an export.
     auditor: str

@@ -212,18 +212,31 @@ class Event:
         personal_row: dict[str, Any]
         if subjects:
             data_key, sealed = seal_personal(canonical, self.id)
-            personal_row = {"event_id": self.id, "salt": salt, "personal": None, "sealed": sealed}
+            personal_row = {
+                "event_id": self.id,
+                "ts": self.ts,
+                "salt": salt,
+                "personal": None,
+                "sealed": sealed,
+            }
             subject_rows = [
                 {
                     "subject": s,
                     "event_id": self.id,
+                    "ts": self.ts,
                     "wrapped_key": wrap_key(keys[s], data_key, self.id),
                 }
                 for s in subjects
             ]
         else:
             # Naming nobody, the part holds staff ids only (an operator, an auditor).
-            personal_row = {"event_id": self.id, "salt": salt, "personal": personal, "sealed": None}
+            personal_row = {
+                "event_id": self.id,
+                "ts": self.ts,
+                "salt": salt,
+                "personal": personal,
+                "sealed": None,
+            }
             subject_rows = []
         decision_rows = [
             {"decision": code, "event_id": self.id, "ts": self.ts}

@@ -17,6 +17,12 @@ stops half-way leaves listed parts that the next run finds, clears and lists aga
 every part missing is explained by a record, which is what `gateway audit verify`
 checks. The envelopes and the log's leaves stay, so the log still verifies.
 
+On PostgreSQL the personal parts and the subject index are partitioned by month
+(`gateway.storage._partitions`): a run first drops whole the months whose every record
+is past the longest retention of any procedure, and its record names them (`months`,
+with how many parts they held, `monthRecords`); then it clears the rest row by row.
+Each run also makes the partitions of the coming months.
+
 Runs take turns across replicas: on PostgreSQL through an advisory lock held by the
 run's session (a replica that dies releases it); SQLite serves one process.
 """
@@ -37,7 +43,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.records._envelope import EnvelopeBody
 from gateway.records._forget import retention_of
 from gateway.records._recorder import Event, insert_events, pseudonym
-from gateway.storage import consents, event_personal, event_subjects, events
+from gateway.storage import (
+    consents,
+    drop_month,
+    ensure_months,
+    event_personal,
+    event_subjects,
+    events,
+    month_range,
+    monthly_partitions,
+)
 from policies import Catalogue
 
 __all__ = [
@@ -65,6 +80,10 @@ class Cleared:
 
     records: Sequence[str] = field(default=())
     """The records whose personal part and subject-index entries the run cleared."""
+    months: Sequence[str] = field(default=())
+    """PostgreSQL: the months (`YYYY-MM`) whose partitions the run dropped whole."""
+    month_records: int = 0
+    """How many personal parts those months held."""
     subject_entries: int = 0
     consents_expired: int = 0
     event_id: str | None = None
@@ -109,7 +128,12 @@ async def due_records(
     for before, which in _classes(catalogue, default_days, now):
         rows = await conn.execute(
             sa.select(events.c.ts, events.c.id)
-            .join(event_personal, event_personal.c.event_id == events.c.id)
+            .join(
+                event_personal,
+                sa.and_(
+                    event_personal.c.event_id == events.c.id, event_personal.c.ts == events.c.ts
+                ),
+            )
             .where(events.c.ts < before, which)
             .order_by(events.c.ts, events.c.id)
             .limit(limit)
@@ -204,13 +228,25 @@ async def _run(
     dry_run: bool,
 ) -> Cleared:
     await conn.commit()  # the lock's statement; each batch is a transaction of its own
+    if not dry_run:
+        async with conn.begin():
+            await ensure_months(conn, datetime.datetime.now(datetime.UTC))
     async with conn.begin():
+        months, month_records, entries = [], 0, 0
+        longest = max(retention_of(catalogue, p.code, default_days) for p in catalogue)
+        whole_before = now - datetime.timedelta(days=max(longest, default_days))
+        for month in await monthly_partitions(conn):
+            if month_range(month)[1] > whole_before:
+                break
+            months.append(month)
+            if not dry_run:
+                parts, indexed = await drop_month(conn, month)
+                month_records, entries = month_records + parts, entries + indexed
         due = await due_records(
             conn, catalogue=catalogue, default_days=default_days, now=now, limit=max_records + 1
         )
         more, due = len(due) > max_records, sorted(due[:max_records])
         batches = list(_chunks(due, batch_size))
-        entries = 0
         for chunk in batches:
             entries += (
                 await conn.scalar(
@@ -221,9 +257,9 @@ async def _run(
                 or 0
             )
         if dry_run:
-            return Cleared(due, entries, 0, None, more)
+            return Cleared(due, months, 0, entries, 0, None, more)
         expired = await _expire_consents(conn, now)
-        if not due and not expired:
+        if not due and not expired and not months:
             return Cleared(more=more)
         body: EnvelopeBody = {
             "action": RETENTION_ACTION,
@@ -232,6 +268,9 @@ async def _run(
             "consentsExpired": expired,
             "schedule": operator is None,
         }
+        if months:
+            body["months"] = months
+            body["monthRecords"] = month_records
         personal: dict[str, object] = {}
         if operator is not None:
             body["operator"] = pseudonym(pseudonym_key, operator)
@@ -252,7 +291,7 @@ async def _run(
     for chunk in batches[1:]:
         async with conn.begin():
             await _clear(conn, chunk)
-    return Cleared(due, entries, expired, record.id, more)
+    return Cleared(due, months, month_records, entries, expired, record.id, more)
 
 
 async def _clear(conn: AsyncConnection, ids: Sequence[str]) -> None:

@@ -51,6 +51,7 @@ from gateway.storage import (
     log_nodes,
     log_queue,
     log_state,
+    month_of,
     read_snapshot,
 )
 from keys import NoteVerifier
@@ -343,22 +344,26 @@ async def _personal_parts(conn: AsyncConnection, report: Report) -> bool:
     """
     forgotten: set[str] = set()
     cleared: set[str] = set()
+    months: set[str] = set()
     for outcome, envelope in await conn.execute(
         sa.select(events.c.outcome, events.c.envelope).where(
             events.c.type == "admin", events.c.outcome.in_(("forgotten", RETENTION_OUTCOME))
         )
     ):
-        said = read_envelope(envelope).get("events") or ()
-        (cleared if outcome == RETENTION_OUTCOME else forgotten).update(said)
+        said = read_envelope(envelope)
+        (cleared if outcome == RETENTION_OUTCOME else forgotten).update(said.get("events") or ())
+        if outcome == RETENTION_OUTCOME:
+            months.update(said.get("months") or ())
     missing = (
         await conn.execute(
-            sa.select(events.c.id, log_leaves.c.idx)
+            sa.select(events.c.id, events.c.ts, log_leaves.c.idx)
             .outerjoin(event_personal, event_personal.c.event_id == events.c.id)
             .outerjoin(log_leaves, log_leaves.c.event_id == events.c.id)
             .where(event_personal.c.event_id.is_(None))
             .order_by(log_leaves.c.idx)
         )
     ).all()
+    cleared.update(row.id for row in missing if month_of(row.ts) in months)
     unexplained = [row for row in missing if row.id not in forgotten and row.id not in cleared]
     if unexplained:
         first = unexplained[0]

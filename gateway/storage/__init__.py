@@ -45,6 +45,14 @@ from gateway.storage._migrations import (
     require_head,
     upgrade,
 )
+from gateway.storage._partitions import (
+    PARTITIONED,
+    drop_month,
+    ensure_months,
+    month_of,
+    month_range,
+    monthly_partitions,
+)
 from gateway.storage._secrets import (
     StoredSecret,
     keks_in_use,
@@ -90,6 +98,7 @@ __all__ = [
     "CONNECTOR_VERSION_STATUSES",
     "CONSENT_STATUSES",
     "EVENT_TYPES",
+    "PARTITIONED",
     "ActiveConnector",
     "Authority",
     "ConnectorInfo",
@@ -119,6 +128,8 @@ __all__ = [
     "create_sequencer_engine",
     "current_revision",
     "disable_connector",
+    "drop_month",
+    "ensure_months",
     "event_decisions",
     "event_personal",
     "event_subjects",
@@ -138,6 +149,9 @@ __all__ = [
     "log_state",
     "manifest_digest",
     "metadata",
+    "month_of",
+    "month_range",
+    "monthly_partitions",
     "notify_connectors_changed",
     "organisation_authority",
     "put_secret",

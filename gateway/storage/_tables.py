@@ -246,10 +246,14 @@ event_decisions = sa.Table(
     sa.Index("ix_event_decisions_decision_ts", "decision", "ts"),
 )
 
+# The personal parts and the subject index carry their record's time: on PostgreSQL they
+# are partitioned by its month, and their keys hold it (`gateway.storage._partitions`;
+# SQLite keeps the keys without it).
 event_personal = sa.Table(
     "event_personal",
     metadata,
     sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
+    sa.Column("ts", Instant(), primary_key=True, comment="The record's time."),
     sa.Column("salt", sa.String(32), nullable=False),
     sa.Column(
         "personal",
@@ -264,6 +268,7 @@ event_personal = sa.Table(
         comment="Subjects, officer id, token: AES-256-GCM under the record's data key.",
     ),
     sa.CheckConstraint("(personal IS NULL) <> (sealed IS NULL)", name="one_form"),
+    postgresql_partition_by="RANGE (ts)",
 )
 
 event_subjects = sa.Table(
@@ -271,6 +276,7 @@ event_subjects = sa.Table(
     metadata,
     sa.Column("subject", sa.String(64), primary_key=True),
     sa.Column("event_id", sa.String(32), sa.ForeignKey("events.id"), primary_key=True),
+    sa.Column("ts", Instant(), primary_key=True, comment="The record's time."),
     sa.Column(
         "wrapped_key",
         sa.LargeBinary(60),
@@ -278,6 +284,7 @@ event_subjects = sa.Table(
         comment="The record's data key wrapped under this person's key.",
     ),
     sa.Index("ix_event_subjects_event_id", "event_id"),
+    postgresql_partition_by="RANGE (ts)",
 )
 
 subject_keys = sa.Table(

@@ -60,6 +60,7 @@ from gateway.state import GatewayState, app_state
 from gateway.storage import (
     create_engine,
     create_sequencer_engine,
+    ensure_months,
     record_connectors,
     require_head,
 )
@@ -156,6 +157,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             http = source_client(settings.http_transport)
             stack.push_async_callback(http.aclose)
             await require_head(engine)
+            async with engine.begin() as conn:  # PostgreSQL: the coming months' partitions
+                await ensure_months(conn, datetime.datetime.now(datetime.UTC))
             redis = None
             if settings.redis_url is not None:
                 redis = Redis.from_url(settings.redis_url.get_secret_value())

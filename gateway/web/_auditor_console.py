@@ -110,6 +110,7 @@ OUTCOME_NAMES: Final[Mapping[str, str]] = {
     "searched": N_("Search"),
     "exported": N_("Export"),
     "forgotten": N_("Person's records made unreadable"),
+    "cleared": N_("Personal parts cleared after retention"),
     "requested": N_("Consent requested"),
     "approved": N_("Consent given"),
     "revoked": N_("Consent withdrawn"),

@@ -268,3 +268,78 @@ async def test_the_schedule_clears_records_past_retention_in_runs_of_bounded_siz
     report = await scheduled.audit()
     assert report.ok, report.problem
     assert cleared_so_far() - counted == 5
+
+
+@pytest.mark.own_database  # it drops whole months of its own records
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_postgresql_drops_a_month_past_every_retention_at_once(
+    gateway_factory, dataset, sign_in
+) -> None:
+    """Records of a month eleven years back (past the ten years of the longest
+    retention) go with their partitions; those of six years back (past the default
+    only) row by row; a month's partitions for the coming months are made."""
+    from gateway.records import RETENTION_OUTCOME, Event, clear_expired, insert_events
+    from gateway.storage import ensure_months, events, month_of, monthly_partitions
+
+    gateway = gateway_factory(merge_delay=0.2)
+    alice, bob = dataset.sample.citizens[0], dataset.sample.citizens[1]
+    engine, catalogue, key = _context(gateway)
+    now = datetime.datetime.now(datetime.UTC)
+    eleven = now - 11 * 366 * DAYS
+    six = now - 6 * 366 * DAYS
+
+    def event(ts: datetime.datetime, person: str, n: int) -> Event:
+        return Event(
+            type="access",
+            request_id=f"old-{n}",
+            outcome="ok",
+            policy_version=catalogue.version,
+            envelope={"procedure": RESIDENCE, "subjects": 1},
+            personal={"subjects": [person]},
+            subjects=[person],
+            procedure=RESIDENCE,
+            ts=ts,
+        )
+
+    whole = [event(eleven + n * datetime.timedelta(hours=1), alice, n) for n in range(4)]
+    rows = [event(six + n * datetime.timedelta(hours=1), bob, 10 + n) for n in range(3)]
+    try:
+        async with engine.begin() as conn:
+            # As the migration does for a database holding records of that month.
+            assert await ensure_months(conn, eleven, ahead=0) == [month_of(eleven)]
+            await insert_events(conn, whole + rows)
+        await _read(gateway, alice, procedure=RESIDENCE, case="CASE-U")  # today's
+        done = await clear_expired(
+            engine,
+            catalogue=catalogue,
+            default_days=gateway.settings.retention_days,
+            pseudonym_key=key,
+        )
+        assert list(done.months) == [month_of(eleven)]
+        assert done.month_records == 4
+        assert set(done.records) == {e.id for e in rows}
+        assert done.subject_entries == 4 + 3
+        assert await _kept(engine, {e.id for e in whole + rows}) == set()
+        async with engine.connect() as conn:
+            months = await monthly_partitions(conn)
+            (envelope,) = await conn.scalars(
+                sa.select(events.c.envelope).where(events.c.outcome == RETENTION_OUTCOME)
+            )
+        assert month_of(eleven) not in months
+        coming = month_of(now + 40 * DAYS)
+        assert month_of(now) in months
+        assert coming in months
+        assert envelope["months"] == [month_of(eleven)]
+        assert envelope["monthRecords"] == 4
+        assert sorted(envelope["events"]) == sorted(e.id for e in rows)
+    finally:
+        await engine.dispose()
+
+    report = await gateway.audit()
+    assert report.ok, report.problem
+    assert "7 personal parts cleared after their retention" in report.checked
+    async with gateway.client(auth=None) as http:
+        seen = (await http.get("/me/accesses", headers=await sign_in.citizen(alice))).json()
+        assert len(seen["accesses"]) == 1  # today's read only
+        seen = (await http.get("/me/accesses", headers=await sign_in.citizen(bob))).json()
+        assert seen["accesses"] == []
