@@ -121,6 +121,20 @@ class GatewaySettings(BaseSettings):
         "replica, the CLI) reaches this gateway; a change made through it takes effect on "
         "the next request.",
     )
+    clients_jwks_ttl_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="Seconds the key set a client publishes (its JWKS URL) is kept before it "
+        "is read again.",
+    )
+    clients_jwks_refetch_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="Least seconds between two reads of one key set for a kid it does not hold "
+        "(a key just published is found that soon; made-up kids cost one read).",
+    )
     case_confirmation_cache_seconds: float = Field(
         default=30.0,
         ge=0,

@@ -25,6 +25,7 @@ from gateway.admission._cases import (
     client_organisation,
     same_procedure,
 )
+from gateway.admission._client_changes import ClientChange, ClientChanges, UrlCheck
 from gateway.admission._clients import (
     CLIENT_ID,
     CachedClients,
@@ -45,6 +46,7 @@ from gateway.admission._local_keys import (
     has_local_key,
     load_local_key,
 )
+from gateway.admission._published_keys import PublishedKeys
 from gateway.admission._ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.admission._replay import MemoryReplayCache, RedisReplayCache, ReplayCache, Spent
 from gateway.admission._tokens import (
@@ -72,6 +74,8 @@ __all__ = [
     "CaseCheck",
     "Cases",
     "Client",
+    "ClientChange",
+    "ClientChanges",
     "ClientKey",
     "ClientLookup",
     "ClientRegistry",
@@ -84,6 +88,7 @@ __all__ = [
     "Limits",
     "MemoryRateLimiter",
     "MemoryReplayCache",
+    "PublishedKeys",
     "RateLimiter",
     "RedisRateLimiter",
     "RedisReplayCache",
@@ -91,6 +96,7 @@ __all__ = [
     "ReplayCache",
     "RequestVerifier",
     "Spent",
+    "UrlCheck",
     "VerifiedRequest",
     "add_local_key",
     "body_digest",

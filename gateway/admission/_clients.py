@@ -27,7 +27,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from joserfc.jwk import ECKey, OKPKey
@@ -35,6 +35,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from gateway.admission._published_keys import PublishedKeys
 from gateway.records import AdminRecorder, insert_events
 from gateway.storage import (
     client_generation,
@@ -45,7 +48,21 @@ from gateway.storage import (
 )
 from policies import AgencyKind
 
-__all__ = ["CLIENT_ID", "CachedClients", "Client", "ClientKey", "ClientRegistry", "public_jwk"]
+__all__ = [
+    "CLIENT_ID",
+    "CachedClients",
+    "Client",
+    "ClientKey",
+    "ClientRegistry",
+    "check_client",
+    "check_client_id",
+    "check_kid",
+    "checked_key",
+    "insert_client",
+    "insert_key",
+    "public_jwk",
+    "revoke",
+]
 
 CLIENT_ID = re.compile(r"^VN/GOV/[A-Za-z0-9][A-Za-z0-9-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _KID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
@@ -113,6 +130,127 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def check_client_id(client_id: str) -> None:
+    """Refuse (`InvalidArgument`) a malformed client id."""
+    if not CLIENT_ID.match(client_id):
+        raise InvalidArgument(
+            "A client id is VN/GOV/<org>/<system>, e.g. VN/GOV/UBND-HCM/mot-cua.",
+            argument="client",
+        )
+
+
+def check_kid(kid: str) -> None:
+    """Refuse (`InvalidArgument`) a kid of a shape the registry never holds."""
+    if not _KID.fullmatch(kid):
+        raise InvalidArgument("A kid is 1-128 URL-safe characters.", argument="kid")
+
+
+def check_client(client_id: str, agency_kinds: Iterable[str]) -> list[str]:
+    """Refuse (`InvalidArgument`) a malformed client id or agency kinds; the kinds, sorted."""
+    check_client_id(client_id)
+    kinds = sorted(set(agency_kinds))
+    unknown = [k for k in kinds if k not in AgencyKind.__members__.values()]
+    if not kinds or unknown:
+        raise InvalidArgument(
+            "Name at least one agency kind of the catalogue's vocabulary.",
+            unknown=unknown,
+            known=sorted(k.value for k in AgencyKind),
+        )
+    return kinds
+
+
+def checked_key(jwk: dict[str, Any], kid: str | None = None) -> tuple[dict[str, Any], str, str]:
+    """A key to register: (public JWK, algorithm, kid: the given one, the JWK's, or its
+    thumbprint); `InvalidArgument` if it is not one."""
+    public, alg, thumbprint = public_jwk(jwk)
+    kid = kid or jwk.get("kid") or thumbprint
+    if not isinstance(kid, str) or not _KID.match(kid):
+        raise InvalidArgument("A kid is 1-128 URL-safe characters.")
+    return public, alg, kid
+
+
+async def insert_client(
+    conn: AsyncConnection,
+    client_id: str,
+    name: str,
+    organisation: str,
+    kinds: list[str],
+    *,
+    jwks_url: str | None = None,
+) -> None:
+    """Register a client in the caller's transaction (`Conflict` if its id is taken)."""
+    now = _now()
+    try:  # the caller's transaction ends with the refusal
+        await conn.execute(
+            clients.insert().values(
+                id=client_id,
+                name=name,
+                organisation=organisation,
+                agency_kinds=kinds,
+                status="active",
+                created_at=now,
+                updated_at=now,
+                jwks_url=jwks_url,
+            )
+        )
+    except IntegrityError:
+        raise Conflict("A client with this id is already registered.") from None
+
+
+async def insert_key(
+    conn: AsyncConnection, client_id: str, kid: str, alg: str, public: dict[str, Any]
+) -> None:
+    """Register a client's key in the caller's transaction (`Conflict` if its kid is taken)."""
+    try:  # the caller's transaction ends with the refusal
+        await conn.execute(
+            client_keys.insert().values(
+                client_id=client_id,
+                kid=kid,
+                alg=alg,
+                jwk=public,
+                status="active",
+                created_at=_now(),
+            )
+        )
+    except IntegrityError:
+        raise Conflict("This client already has a key with this kid.", kid=kid) from None
+
+
+async def revoke(conn: AsyncConnection, client_id: str, kid: str) -> bool:
+    """Revoke a key in the caller's transaction: whether it was active until now.
+
+    A key of a client that publishes its keys (`jwks_url`) and is not registered here is
+    recorded revoked, with no key material: the gateway refuses it even while the
+    client's JWKS still holds it. `NotFound` for an unknown key of another client.
+    """
+    key = client_keys.c.client_id == client_id, client_keys.c.kid == kid
+    result = await conn.execute(
+        client_keys.update()
+        .where(*key, client_keys.c.status != "revoked")
+        .values(status="revoked", revoked_at=_now())
+    )
+    if result.rowcount:
+        return True
+    if (await conn.execute(sa.select(client_keys.c.kid).where(*key))).first() is not None:
+        return False
+    published = await conn.scalar(sa.select(clients.c.jwks_url).where(clients.c.id == client_id))
+    if published is None:
+        raise NotFound("This client has no key with this kid.", kind="ClientKey")
+    now = _now()
+    await conn.execute(
+        client_keys.insert().values(
+            client_id=client_id,
+            kid=kid,
+            alg="none",
+            jwk={},
+            status="revoked",
+            created_at=now,
+            revoked_at=now,
+        )
+    )
+    return True
+
+
 def _client(row: Any) -> Client:
     return Client(row.id, row.name, row.organisation, frozenset(row.agency_kinds), row.status)
 
@@ -133,36 +271,10 @@ class ClientRegistry:
         record: AdminRecorder,
     ) -> Client:
         """Register a client, active from now, with its `client_registered` event."""
-        if not CLIENT_ID.match(client_id):
-            raise InvalidArgument(
-                "A client id is VN/GOV/<org>/<system>, e.g. VN/GOV/UBND-HCM/mot-cua.",
-                argument="client",
-            )
-        kinds = sorted(set(agency_kinds))
-        unknown = [k for k in kinds if k not in AgencyKind.__members__.values()]
-        if not kinds or unknown:
-            raise InvalidArgument(
-                "Name at least one agency kind of the catalogue's vocabulary.",
-                unknown=unknown,
-                known=sorted(k.value for k in AgencyKind),
-            )
-        now = _now()
+        kinds = check_client(client_id, agency_kinds)
         try:
             async with self._engine.begin() as conn:
-                try:
-                    await conn.execute(
-                        clients.insert().values(
-                            id=client_id,
-                            name=name,
-                            organisation=organisation,
-                            agency_kinds=kinds,
-                            status="active",
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                except IntegrityError:
-                    raise Conflict("A client with this id is already registered.") from None
+                await insert_client(conn, client_id, name, organisation, kinds)
                 await insert_events(conn, [record("client_registered", client_id, None)])
                 await _changed(conn)
         except SQLAlchemyError as exc:
@@ -183,28 +295,11 @@ class ClientRegistry:
 
         Its `kid` is the given one, the JWK's, or its thumbprint.
         """
-        public, alg, thumbprint = public_jwk(jwk)
-        kid = kid or jwk.get("kid") or thumbprint
-        if not isinstance(kid, str) or not _KID.match(kid):
-            raise InvalidArgument("A kid is 1-128 URL-safe characters.")
+        public, alg, kid = checked_key(jwk, kid)
         await self.get(client_id)
         try:
             async with self._engine.begin() as conn:
-                try:
-                    await conn.execute(
-                        client_keys.insert().values(
-                            client_id=client_id,
-                            kid=kid,
-                            alg=alg,
-                            jwk=public,
-                            status="active",
-                            created_at=_now(),
-                        )
-                    )
-                except IntegrityError:
-                    raise Conflict(
-                        "This client already has a key with this kid.", kid=kid
-                    ) from None
+                await insert_key(conn, client_id, kid, alg, public)
                 await insert_events(conn, [record("key_added", client_id, kid)])
                 await _changed(conn)
         except SQLAlchemyError as exc:
@@ -259,19 +354,9 @@ class ClientRegistry:
         """
         try:
             async with self._engine.begin() as conn:
-                key = client_keys.c.client_id == client_id, client_keys.c.kid == kid
-                result = await conn.execute(
-                    client_keys.update()
-                    .where(*key, client_keys.c.status != "revoked")
-                    .values(status="revoked", revoked_at=_now())
-                )
-                if result.rowcount == 0:
-                    found = await conn.execute(sa.select(client_keys.c.kid).where(*key))
-                    if found.first() is None:
-                        raise NotFound("This client has no key with this kid.", kind="ClientKey")
-                    return
-                await insert_events(conn, [record("key_revoked", client_id, kid)])
-                await _changed(conn)
+                if await revoke(conn, client_id, kid):
+                    await insert_events(conn, [record("key_revoked", client_id, kid)])
+                    await _changed(conn)
         except SQLAlchemyError as exc:
             raise AuditUnavailable(_NOT_RECORDED) from exc
         finally:
@@ -301,6 +386,23 @@ class ClientRegistry:
         if row is None:
             return None
         return _client(row), ClientKey(client_id, row.kid, row.alg, dict(row.jwk), row.key_status)
+
+    async def published(self, client_id: str) -> tuple[Client, str] | None:
+        """The client and the URL of the keys it publishes, if it publishes them."""
+        if not CLIENT_ID.fullmatch(client_id):
+            return None
+        try:
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        sa.select(clients).where(
+                            clients.c.id == client_id, clients.c.jwks_url.is_not(None)
+                        )
+                    )
+                ).first()
+        except (OSError, SQLAlchemyError) as exc:
+            raise AuditUnavailable(_UNREADABLE) from exc
+        return None if row is None else (_client(row), row.jwks_url)
 
     async def generation(self) -> int:
         """The registry's generation: it rises with every change (`AuditUnavailable` if
@@ -383,8 +485,13 @@ class CachedClients:
         *,
         poll_seconds: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        published: PublishedKeys | None = None,
+        published_seconds: float = 60.0,
     ) -> None:
         self._registry = registry
+        self._published = published
+        self._published_seconds = published_seconds
+        self._from_sets: dict[tuple[str, str], tuple[tuple[Client, ClientKey], float]] = {}
         self._poll = poll_seconds
         self._clock = clock
         self._entries: dict[tuple[str, str], tuple[Client, ClientKey]] = {}
@@ -398,21 +505,52 @@ class CachedClients:
     def forget(self) -> None:
         """Drop every entry (and any read under way): the next lookups read afresh."""
         self._entries.clear()
+        self._from_sets.clear()
         self._epoch += 1
 
     async def lookup(self, client_id: str, kid: str) -> tuple[Client, ClientKey] | None:
-        """As `ClientRegistry.lookup`, from memory while the registry has not changed."""
+        """As `ClientRegistry.lookup`, from memory while the registry has not changed.
+
+        A client that publishes its keys (`jwks_url`) is looked up in its key set too
+        (`PublishedKeys`); such an entry is kept `published_seconds` at most, so a key
+        the agency stops publishing stops working soon after the set is read again.
+        """
         await self._current()
         found = self._entries.get((client_id, kid))
         if found is not None:
             return found
+        kept = self._from_sets.get((client_id, kid))
+        if kept is not None and self._clock() < kept[1]:
+            return kept[0]
         epoch = self._epoch
         found = await self._registry.lookup(client_id, kid)
+        if self._published is not None and (found is None or not found[1].jwk):
+            # Not registered here (or revoked here with no key kept): the key set says.
+            published = await self._from_set(client_id, kid, found)
+            if published is not None and epoch == self._epoch:
+                expires = self._clock() + self._published_seconds
+                self._from_sets[(client_id, kid)] = (published, expires)
+            return published
         if found is not None and epoch == self._epoch:
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()
             self._entries[(client_id, kid)] = found
         return found
+
+    async def _from_set(
+        self, client_id: str, kid: str, registered: tuple[Client, ClientKey] | None
+    ) -> tuple[Client, ClientKey] | None:
+        assert self._published is not None
+        publisher = await self._registry.published(client_id)
+        if publisher is None:
+            return registered
+        client, url = publisher
+        jwk = await self._published.key(url, kid)
+        if jwk is None:
+            return registered
+        public, alg, _ = public_jwk(jwk)
+        status = "active" if registered is None else registered[1].status
+        return client, ClientKey(client_id, kid, alg, public, status)
 
     async def _current(self) -> None:
         """Read the generation again if `poll_seconds` have passed (one read at a time)."""

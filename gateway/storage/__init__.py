@@ -63,12 +63,14 @@ from gateway.storage._secrets import (
     stored_secrets,
 )
 from gateway.storage._tables import (
+    CLIENT_CHANGE_ACTIONS,
     CONNECTOR_VERSION_STATUSES,
     CONSENT_STATUSES,
     EVENT_TYPES,
     Instant,
     browser_sessions,
     checkpoint_cosignatures,
+    client_changes,
     client_generation,
     client_keys,
     clients,
@@ -94,6 +96,7 @@ from gateway.storage._tables import (
 
 __all__ = [
     "API_ORIGIN",
+    "CLIENT_CHANGE_ACTIONS",
     "CONNECTORS_CHANNEL",
     "CONNECTOR_VERSION_STATUSES",
     "CONSENT_STATUSES",
@@ -115,6 +118,7 @@ __all__ = [
     "browser_sessions",
     "bump_generation",
     "checkpoint_cosignatures",
+    "client_changes",
     "client_generation",
     "client_keys",
     "clients",

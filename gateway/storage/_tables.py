@@ -8,12 +8,14 @@ from typing import Any
 import sqlalchemy as sa
 
 __all__ = [
+    "CLIENT_CHANGE_ACTIONS",
     "CONNECTOR_VERSION_STATUSES",
     "CONSENT_STATUSES",
     "EVENT_TYPES",
     "Instant",
     "browser_sessions",
     "checkpoint_cosignatures",
+    "client_changes",
     "client_generation",
     "client_keys",
     "clients",
@@ -179,6 +181,11 @@ clients = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", Instant(), nullable=False),
     sa.Column("updated_at", Instant(), nullable=False),
+    sa.Column(
+        "jwks_url",
+        sa.Text,
+        comment="Where the gateway reads the system's public keys (JWKS), if set.",
+    ),
     sa.CheckConstraint("status IN ('active', 'suspended')", name="status"),
 )
 
@@ -193,6 +200,29 @@ client_keys = sa.Table(
     sa.Column("created_at", Instant(), nullable=False),
     sa.Column("revoked_at", Instant()),
     sa.CheckConstraint("status IN ('active', 'revoked')", name="status"),
+)
+
+CLIENT_CHANGE_ACTIONS = ("register", "add_key", "revoke_key", "jwks_url")
+
+client_changes = sa.Table(
+    "client_changes",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("client_id", sa.String(128), nullable=False, comment="VN/GOV/<org>/<system>"),
+    sa.Column("organisation", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False, comment="Public data only."),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("submitted_by", sa.Text, nullable=False, comment="Staff id."),
+    sa.Column("submitted_at", Instant(), nullable=False),
+    sa.Column("decided_by", sa.Text, comment="Staff id."),
+    sa.Column("decided_at", Instant()),
+    sa.Column("reason", sa.Text),
+    sa.CheckConstraint(
+        "action IN ('register', 'add_key', 'revoke_key', 'jwks_url')", name="action"
+    ),
+    sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
+    sa.Index("ix_client_changes_organisation_status", "organisation", "status"),
 )
 
 EVENT_TYPES = ("access", "consent", "admin", "auditor_search", "key")

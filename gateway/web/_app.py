@@ -38,6 +38,7 @@ from gateway.admission import (
     Limits,
     MemoryRateLimiter,
     MemoryReplayCache,
+    PublishedKeys,
     RateLimiter,
     RedisRateLimiter,
     RedisReplayCache,
@@ -72,6 +73,7 @@ from gateway.web._auditor_patterns import auditor_patterns_router
 from gateway.web._browser_signin import browser_signin_router, failure_page
 from gateway.web._citizen_pages import citizen_pages_router
 from gateway.web._citizen_routes import citizen_router, consent_status_router
+from gateway.web._client_routes import client_change_router
 from gateway.web._connector_routes import connector_router
 from gateway.web._consoles import (
     CrossSiteRead,
@@ -236,7 +238,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             consents = ConsentStore(engine, keyring)
             admission = Admission(
                 verifier=RequestVerifier(
-                    clients=CachedClients(clients, poll_seconds=settings.clients_poll_seconds),
+                    clients=CachedClients(
+                        clients,
+                        poll_seconds=settings.clients_poll_seconds,
+                        published=PublishedKeys(
+                            http,
+                            ttl=settings.clients_jwks_ttl_seconds,
+                            min_refetch=settings.clients_jwks_refetch_seconds,
+                        ),
+                        published_seconds=min(60.0, settings.clients_jwks_ttl_seconds),
+                    ),
                     replay=replay,
                     audience=settings.origin,
                     known_procedure=catalogue.get,
@@ -331,6 +342,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(consent_status_router())
     app.include_router(admin_router())
     app.include_router(connector_router())
+    app.include_router(client_change_router())
     app.include_router(readiness_router())
     app.include_router(audit_router())
     app.include_router(log_router())

@@ -30,7 +30,7 @@ from connectors import ManifestBase, SqlManifest
 from gateway.errors import Forbidden, InvalidManifest
 from gateway.storage import Authority, active_fields, bound_fields, get_authority
 
-__all__ = ["SourceAddress", "check_authority", "source_address"]
+__all__ = ["SourceAddress", "check_authority", "is_loopback", "source_address"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432}
 
@@ -52,7 +52,7 @@ class SourceAddress:
         return {self.host, f"{host}:{self.port}"}
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host.lower() in {"localhost", "localhost.localdomain"} or host.lower().endswith(
         ".localhost"
     ):
@@ -79,7 +79,7 @@ def source_address(manifest: ManifestBase) -> SourceAddress:
             return SourceAddress("database.url", f"sqlite:///{resolved}", None, local=True)
         host = url.host or "localhost"
         port = url.port or _DEFAULT_PORTS.get(url.get_backend_name())
-        return SourceAddress("database.url", host, port, local=_is_loopback(host))
+        return SourceAddress("database.url", host, port, local=is_loopback(host))
     field = manifest.endpoint_field or "base_url"
     parts = urlsplit(manifest.endpoint)
     host = (parts.hostname or "").lower()
@@ -87,7 +87,7 @@ def source_address(manifest: ManifestBase) -> SourceAddress:
         port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
     except ValueError:
         raise InvalidManifest(f"{field}: not a valid port", field=field) from None
-    return SourceAddress(field, host, port, local=_is_loopback(host))
+    return SourceAddress(field, host, port, local=is_loopback(host))
 
 
 def _allowed(field: str, allowed: tuple[str, ...]) -> bool:
