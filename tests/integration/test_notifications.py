@@ -180,14 +180,10 @@ async def test_a_daily_digest_goes_only_to_citizens_who_asked_for_it(
     asked, silent = dataset.sample.citizens[2], dataset.sample.citizens[3]
     async with gateway.client(auth=None) as http:
         token = await sign_in.citizen(asked, level=2)
-        assert (await http.get("/me/notifications", headers=token)).json() == {
-            "readDigest": False
-        }
+        assert (await http.get("/me/notifications", headers=token)).json() == {"readDigest": False}
         chosen = await http.put("/me/notifications", headers=token, json={"readDigest": True})
         assert chosen.json() == {"readDigest": True}
-        assert (await http.get("/me/notifications", headers=token)).json() == {
-            "readDigest": True
-        }
+        assert (await http.get("/me/notifications", headers=token)).json() == {"readDigest": True}
         weak = await sign_in.citizen(asked, level=1)
         refused = await http.put("/me/notifications", headers=weak, json={"readDigest": False})
         assert refused.status_code == 403
