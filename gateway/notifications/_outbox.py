@@ -43,6 +43,7 @@ __all__ = [
     "Notification",
     "RecipientSeal",
     "enqueue",
+    "forget_recipient",
     "notification_id",
     "read_digest_enabled",
     "set_read_digest",
@@ -188,3 +189,16 @@ async def read_digest_enabled(engine: AsyncEngine, seal: RecipientSeal, subject:
             )
         )
     return bool(found)
+
+
+async def forget_recipient(conn: AsyncConnection, seal: RecipientSeal, subject: str) -> int:
+    """Delete, in the caller's transaction, a citizen's preferences and every notification
+    to them (delivered ones too: their handle links them); how many notifications."""
+    handle = seal.handle(subject)
+    await conn.execute(
+        notification_preferences.delete().where(notification_preferences.c.handle == handle)
+    )
+    done = await conn.execute(
+        notifications.delete().where(notifications.c.recipient == CITIZEN + handle)
+    )
+    return int(done.rowcount)

@@ -26,6 +26,8 @@ from gateway.notifications import (
     ReadDigests,
     RecipientSeal,
     enqueue,
+    forget_recipient,
+    read_digest_enabled,
     set_read_digest,
 )
 from gateway.notifications._texts import link_of, texts_of
@@ -392,3 +394,17 @@ def test_the_seal_hides_the_id_and_binds_it_to_its_notification() -> None:
     assert RecipientSeal(b"x" * 32).open(sealed, "n1") is None
     assert SEAL.handle(AN) == SEAL.handle(AN) != SEAL.handle(OTHER)
     assert "k" * 8 not in repr(SEAL)
+
+
+async def test_forgetting_a_citizen_deletes_their_notifications_and_choice(
+    engine: AsyncEngine,
+) -> None:
+    clock = Clock()
+    await _put(engine, _consent_notice(AN), clock)
+    await _put(engine, _consent_notice(OTHER), clock)
+    await _dispatcher(engine, Channel(), clock).once()  # delivered ones go too
+    await set_read_digest(engine, SEAL, AN, True)
+    async with engine.begin() as conn:
+        assert await forget_recipient(conn, SEAL, AN) == 1
+    assert [r.recipient for r in await _rows(engine)] == [_consent_notice(OTHER).recipient]
+    assert not await read_digest_enabled(engine, SEAL, AN)
