@@ -416,6 +416,8 @@ class GatewaySettings(BaseSettings):
             for name, url in (
                 ("GATEWAY_OIDC_ISSUER", self.oidc_issuer),
                 ("GATEWAY_OIDC_JWKS_URL", self.oidc_jwks_url),
+                # Notifications carry citizens' ids to the channel: never in clear.
+                ("GATEWAY_NOTIFY_URL", self.notify_url),
             ):
                 refused = _sign_in_url_refused(name, url) if url is not None else None
                 if refused is not None:
