@@ -181,6 +181,11 @@ class GatewaySettings(BaseSettings):
     notify_max_attempts: int = Field(
         default=50, ge=1, le=1000, description="Attempts before a notification is failed."
     )
+    notify_keep_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="Days a delivered or failed notification stays in the outbox.",
+    )
     notify_breaker_seconds: float = Field(
         default=600.0,
         gt=0,

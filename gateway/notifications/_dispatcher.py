@@ -12,8 +12,9 @@ delivery, sends it again, and the channel keeps it once. A failure is recorded o
 row (`attempts`, `last_error`, a code, never content) and the notification waits
 `backoff_base * 2^(attempts - 1)` seconds (at most `backoff_max`, less a random part
 of up to a quarter) before the next attempt; a refusal (`DeliveryFailed` not
-retriable), or `max_attempts` failures, leave it `failed`. Nothing is deleted: a
-restart finds every pending notification where it was.
+retriable), or `max_attempts` failures, leave it `failed`. Nothing pending is deleted: a
+restart finds every pending notification where it was; a settled one is deleted
+`keep_days` after it was written.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -47,6 +48,11 @@ DELIVERIES = Counter(
     "gateway_notifications_total",
     "Delivery attempts of notifications, by kind and outcome.",
     ["kind", "outcome"],
+)
+
+PENDING = Gauge(
+    "gateway_notifications_pending",
+    "Notifications waiting for delivery, as the replica delivering last counted them.",
 )
 
 Clock = Callable[[], datetime.datetime]
@@ -75,6 +81,7 @@ class Dispatcher:
         backoff_base: float = 5.0,
         backoff_max: float = 3600.0,
         batch: int = 100,
+        keep_days: float = 90.0,
         jobs: Sequence[Job] = (),
         watches: Sequence[Job] = (),
         clock: Clock = _utcnow,
@@ -91,6 +98,7 @@ class Dispatcher:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._batch = batch
+        self._keep = datetime.timedelta(days=keep_days)
         self._jobs = tuple(jobs)
         self._watches = tuple(watches)
         self._clock = clock
@@ -143,8 +151,28 @@ class Dispatcher:
         if not await self._take_lease():
             return 0
         for job in self._jobs:
-            await job(self._clock())
-        return await self._deliver_due()
+            try:
+                await job(self._clock())
+            except Exception as exc:  # the deliveries go on; the job runs again next pass
+                log.error("notification_job_failed", error=type(exc).__name__)
+        delivered = await self._deliver_due()
+        await self._purge()
+        return delivered
+
+    async def _purge(self) -> None:
+        """Count what waits; delete what was settled (delivered or failed) `keep_days`
+        ago, so that the outbox keeps no lasting list of whom it told what."""
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                notifications.delete()
+                .where(notifications.c.status.in_(("delivered", "failed")))
+                .where(notifications.c.created_at < now - self._keep)
+            )
+            pending = await conn.scalar(
+                sa.select(sa.func.count()).where(notifications.c.status == "pending")
+            )
+        PENDING.set(pending or 0)
 
     async def _take_lease(self) -> bool:
         """Take or renew the lease; whether this replica holds it now."""

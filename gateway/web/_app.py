@@ -150,6 +150,7 @@ def _dispatcher(
         max_attempts=settings.notify_max_attempts,
         backoff_base=settings.notify_retry_seconds,
         backoff_max=settings.notify_retry_max_seconds,
+        keep_days=settings.notify_keep_days,
         jobs=[ReadDigests(engine, seal)],
         watches=[
             BreakerWatch(

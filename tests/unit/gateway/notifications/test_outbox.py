@@ -408,3 +408,29 @@ async def test_forgetting_a_citizen_deletes_their_notifications_and_choice(
         assert await forget_recipient(conn, SEAL, AN) == 1
     assert [r.recipient for r in await _rows(engine)] == [_consent_notice(OTHER).recipient]
     assert not await read_digest_enabled(engine, SEAL, AN)
+
+
+async def test_settled_notifications_are_deleted_after_their_keeping_time(
+    engine: AsyncEngine,
+) -> None:
+    clock = Clock()
+    await _put(engine, _consent_notice(AN), clock)
+    await _dispatcher(engine, Channel(), clock, keep_days=30).once()
+    clock.advance(29 * 86_400)
+    await _put(engine, _consent_notice(OTHER), clock)  # pending: never deleted
+    await _dispatcher(engine, Channel(*[503] * 5), clock, keep_days=30).once()
+    assert len(await _rows(engine)) == 2
+    clock.advance(2 * 86_400)
+    dispatcher = _dispatcher(engine, Channel(*[503] * 5), clock, keep_days=1)
+    await dispatcher.once()
+    [left] = await _rows(engine)
+    assert (left.recipient, left.status) == (_consent_notice(OTHER).recipient, "pending")
+
+
+async def test_a_failing_job_does_not_stop_the_deliveries(engine: AsyncEngine) -> None:
+    async def broken(now: datetime.datetime) -> None:
+        raise RuntimeError("the digest's query failed")
+
+    clock = Clock()
+    await _put(engine, _consent_notice(), clock)
+    assert await _dispatcher(engine, Channel(), clock, jobs=[broken]).once() == 1
