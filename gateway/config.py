@@ -172,6 +172,40 @@ class GatewaySettings(BaseSettings):
         description="Cosignatures a checkpoint needs to be served at /log/checkpoint; "
         "default: every witness's.",
     )
+    # Notifications (an outbox delivered by one replica at a time).
+    notify_url: str | None = Field(
+        default=None,
+        description="The notification channel: each notification is POSTed there as JSON, "
+        "its id as `Idempotency-Key`; unset, nothing is written to the outbox nor sent.",
+    )
+    notify_token: SecretStr | None = Field(
+        default=None, description="Bearer secret the channel asks of the gateway, if any."
+    )
+    notify_interval: float = Field(
+        default=5.0, gt=0, le=3600, description="Seconds between the dispatcher's passes."
+    )
+    notify_retry_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Wait after a failed delivery, doubled at each failure up to "
+        "`notify_retry_max_seconds`.",
+    )
+    notify_retry_max_seconds: float = Field(default=3600.0, gt=0, le=86_400)
+    notify_max_attempts: int = Field(
+        default=50, ge=1, le=1000, description="Attempts before a notification is failed."
+    )
+    notify_keep_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="Days a delivered or failed notification stays in the outbox.",
+    )
+    notify_breaker_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a connector's breaker stays open before its agency's "
+        "administrators are told (once per outage).",
+    )
     sequencer_timeout: float = Field(
         default=5.0,
         ge=1,
@@ -422,6 +456,8 @@ class GatewaySettings(BaseSettings):
             for name, url in (
                 ("GATEWAY_OIDC_ISSUER", self.oidc_issuer),
                 ("GATEWAY_OIDC_JWKS_URL", self.oidc_jwks_url),
+                # Notifications carry citizens' ids to the channel: never in clear.
+                ("GATEWAY_NOTIFY_URL", self.notify_url),
             ):
                 refused = _sign_in_url_refused(name, url) if url is not None else None
                 if refused is not None:
@@ -433,6 +469,13 @@ class GatewaySettings(BaseSettings):
         """The configured witnesses' names: each key's name, before its first `+` (the
         keys were checked when read)."""
         return tuple(w.key.split("+", 1)[0] for w in self.witnesses)
+
+    @field_validator("notify_url")
+    @classmethod
+    def _notify_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("GATEWAY_NOTIFY_URL is an http:// or https:// URL")
+        return value
 
     @model_validator(mode="after")
     def _quorum_of_witnesses(self) -> GatewaySettings:

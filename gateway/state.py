@@ -22,6 +22,7 @@ from connectors import ConnectorRegistry
 from gateway.admission import Admission, ClientRegistry, IdentityVerifier
 from gateway.config import GatewaySettings
 from gateway.log.store import TransparencyLog
+from gateway.notifications import RecipientSeal
 from gateway.records import ConsentStore, EventRecorder
 from keys import KeyRing
 from policies import Catalogue
@@ -74,6 +75,8 @@ class GatewayState:
     identity: IdentityVerifier | None
     log: TransparencyLog
     pseudonym_key: bytes = field(repr=False)
+    notify_seal: RecipientSeal = field(repr=False)
+    """Hides citizens' ids in the notifications' outbox and preferences."""
     redis: Redis | None = None
 
     @property

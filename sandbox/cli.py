@@ -1,5 +1,6 @@
-"""``python -m sandbox population|business|insurance|civil|dossiers|issuer|witness|sample|land``:
-run a sandbox service, print ids, or write the land registry's database."""
+"""``python -m sandbox population|business|insurance|civil|dossiers|issuer|witness|notify``,
+``sample`` or ``land``: run a sandbox service, print ids, or write the land registry's
+database."""
 
 import argparse
 import gc
@@ -53,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     sign_in.add_argument(
         "--key-file", type=Path, dest="key_file", help="PEM key, written when missing"
     )
+    notify = commands.add_parser(
+        "notify", help="serve a notification channel that keeps what it receives"
+    )
+    notify.add_argument("--host")
+    notify.add_argument("--port", type=int, help="default: SANDBOX_NOTIFY_PORT or 8108")
+    notify.add_argument(
+        "--store", type=Path, help="a file keeping what it received (default: memory only)"
+    )
     witness = commands.add_parser(
         "witness", help="serve a witness that cosigns the log's consistent checkpoints"
     )
@@ -96,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve_issuer(args, overrides)
     if args.command == "witness":
         return _serve_witness(args, overrides)
+    if args.command == "notify":
+        return _serve_notify(args, overrides)
     if args.command in _SIGNING and args.key_file is not None:
         overrides[_SIGNING[args.command]] = args.key_file
     settings = SandboxSettings(**overrides)
@@ -160,6 +171,19 @@ def _serve_issuer(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     settings = SandboxSettings(**overrides)
     app = issuer.create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.issuer_port, access_log=False, workers=1)
+    return 0
+
+
+def _serve_notify(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from sandbox import notify
+
+    if args.port is not None:
+        overrides["notify_port"] = args.port
+    settings = SandboxSettings(**overrides)
+    if args.store is not None:
+        args.store.parent.mkdir(parents=True, exist_ok=True)
+    app = notify.create_app(notify.NotificationStore(args.store))
+    uvicorn.run(app, host=settings.host, port=settings.notify_port, access_log=False, workers=1)
     return 0
 
 

@@ -26,6 +26,7 @@ class SandboxSettings(BaseSettings):
     civil_port: int = Field(default=8105, ge=0, le=65535)
     dossiers_port: int = Field(default=8106, ge=0, le=65535)
     witness_port: int = Field(default=8107, ge=0, le=65535)
+    notify_port: int = Field(default=8108, ge=0, le=65535)
     witness_name: str = "witness.sandbox.lienthong.test/w1"
     """The witness's name (a schema-less URL, as C2SP asks): its cosignatures carry it."""
     witness_key_file: Path | None = None

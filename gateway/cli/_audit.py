@@ -269,6 +269,7 @@ def _witness_flags(parser: argparse.ArgumentParser) -> None:
 
 def _audit_forget(args: argparse.Namespace) -> int:
     from gateway.identifiers import PersonalId
+    from gateway.notifications import RecipientSeal, forget_recipient
     from gateway.records import forget
     from gateway.resources import load_procedures, load_pseudonym_key
     from gateway.storage import create_engine, require_head
@@ -289,6 +290,7 @@ def _audit_forget(args: argparse.Namespace) -> int:
                 default_days=settings.retention_days,
                 operator=args.operator,
                 pseudonym_key=key,
+                also=lambda conn: forget_recipient(conn, RecipientSeal(key), subject),
             )
         finally:
             await engine.dispose()

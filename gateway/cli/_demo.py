@@ -92,6 +92,7 @@ class Demo:
         civil_port: int = 8105,
         dossiers_port: int = 8106,
         witness_port: int = 8107,
+        notify_port: int = 8108,
         issuer_port: int = DEMO_ISSUER_PORT,
         citizens: int = 10_000,
         var: Path = Path("var"),
@@ -103,6 +104,7 @@ class Demo:
         self.civil_port = civil_port
         self.dossiers_port = dossiers_port
         self.witness_port = witness_port
+        self.notify_port = notify_port
         self.issuer_port = issuer_port
         self.citizens = citizens
         self.var = var
@@ -125,6 +127,11 @@ class Demo:
     @property
     def witness_url(self) -> str:
         return f"http://127.0.0.1:{self.witness_port}"
+
+    @property
+    def notify_url(self) -> str:
+        """The sandbox notification channel: its page lists what the gateway sent."""
+        return f"http://127.0.0.1:{self.notify_port}"
 
     @property
     def witness_key_file(self) -> Path:
@@ -209,6 +216,8 @@ class Demo:
             "GATEWAY_UNSAFE_DEMO_SECRET": self.page_secret,
             "GATEWAY_LOG_LEVEL": "warning",
             "GATEWAY_LOG_JSON": "false",
+            # Notifications go to the sandbox channel, which keeps and lists them.
+            "GATEWAY_NOTIFY_URL": f"{self.notify_url}/notifications",
             # The sandbox witness cosigns each checkpoint that extends the last it saw.
             **(
                 {
@@ -498,6 +507,13 @@ class Demo:
             ],
         )  # fmt: skip
         self._spawn(
+            "sandbox notification channel",
+            [
+                "-m", "sandbox", "notify", "--port", str(self.notify_port),
+                "--store", str(self.var / "notifications.jsonl"),
+            ],
+        )  # fmt: skip
+        self._spawn(
             "sandbox issuer",
             ["-m", "sandbox", "issuer", "--port", str(self.issuer_port)],
             self._issuer_env(),
@@ -508,6 +524,7 @@ class Demo:
         self._wait("civil-status sandbox", f"http://127.0.0.1:{self.civil_port}/healthz")
         self._wait("dossier registry sandbox", f"{self.dossiers_url}/healthz")
         self._wait("sandbox witness", f"{self.witness_url}/healthz")
+        self._wait("sandbox notification channel", f"{self.notify_url}/healthz")
         self._wait("sandbox issuer", f"{self.issuer_url}/.well-known/openid-configuration")
         sample = httpx.get(f"{population}/_sandbox/sample", timeout=5.0).json()
         personal_id: str = sample["citizens"][0]
@@ -658,6 +675,8 @@ class Demo:
             f"{self.dossiers_url} (dossier registry), "
             f"{self.witness_url} (witness), "
             f"{self.issuer_url} (sign-in)\n"
+            f"  Notifications    {self.notify_url} (the sandbox channel: what the gateway "
+            "told citizens and agencies)\n"
             f"  Land registry    {self.land_database} (SQLite, read by the `sql` connector)\n"
             f"  Logs             {self.var / 'log'}/\n\n"
             f"A ready query with a real sandbox citizen, for procedure {DEMO_PROCEDURE} "

@@ -131,6 +131,7 @@ def _demo(args: argparse.Namespace) -> int:
         civil_port=args.civil_port,
         dossiers_port=args.dossiers_port,
         witness_port=args.witness_port,
+        notify_port=args.notify_port,
         issuer_port=args.issuer_port,
         citizens=args.citizens,
     ).run()
@@ -382,6 +383,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--civil-port", type=int, default=8105)
     demo.add_argument("--dossiers-port", type=int, default=8106)
     demo.add_argument("--witness-port", type=int, default=8107)
+    demo.add_argument("--notify-port", type=int, default=8108)
     demo.add_argument("--issuer-port", type=int, default=DEMO_ISSUER_PORT)
     demo.add_argument("--citizens", type=int, default=10_000, help="synthetic citizens")
 

@@ -23,7 +23,7 @@ import datetime
 import re
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import orjson
@@ -46,6 +46,7 @@ __all__ = [
     "CONSENT_TYPE",
     "ClientConsentRequests",
     "ConsentStore",
+    "OnRequest",
     "Recorder",
     "consent_event",
     "detach",
@@ -135,6 +136,9 @@ def _json_header(part: str) -> dict[str, Any]:
 Recorder = Callable[[Consent], Event]
 """Builds the event of a consent action from the consent as it is after the action."""
 
+OnRequest = Callable[[AsyncConnection, Consent], Awaitable[None]]
+"""Runs in the transaction that stores a consent request, with the request stored."""
+
 
 def consent_event(
     consent: Consent,
@@ -177,9 +181,18 @@ class ConsentStore:
     did not happen.
     """
 
-    def __init__(self, engine: AsyncEngine, keyring: KeyRing) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        keyring: KeyRing,
+        *,
+        on_request: OnRequest | None = None,
+    ) -> None:
+        """`on_request` runs in the transaction storing each request (a notification
+        written to the outbox): if it fails, the request is not stored."""
         self._engine = engine
         self._keyring = keyring
+        self._on_request = on_request
 
     async def request(
         self,
@@ -223,6 +236,8 @@ class ConsentStore:
             consent = await self._read(conn, consent_id)
             event = record(consent)
             await insert_events(conn, [event])
+            if self._on_request is not None:
+                await self._on_request(conn, consent)
         count_consent(procedure, event.outcome)
         return consent
 

@@ -10,6 +10,8 @@ that also names others stays readable for those others only, and the commitments
 the envelopes (to the person, to their consents) can no longer be linked to them. The
 envelopes, the sealed parts and the log's leaves stay, so the log still verifies.
 
+Its notifications and notification preferences go in the same transaction (`also`).
+
 The `admin` record of the forgetting holds how many records named the person and a
 salted digest of their ids, not the ids: a list of them would be a lasting "these are
 one person's records". SQLite overwrites what is deleted (`secure_delete`); on
@@ -22,7 +24,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,8 +76,12 @@ async def forget(
     operator: str,
     pseudonym_key: bytes,
     now: datetime.datetime | None = None,
+    also: Callable[[AsyncConnection], Awaitable[Any]] | None = None,
 ) -> Forgotten:
     """Forget `subject` (a checked id), or raise `RetentionNotOver` / `Conflict`.
+
+    `also` deletes, in the same transaction, what rooms above keep of the person (their
+    notifications and notification preferences).
 
     Raises `NotFound`, and writes nothing, when the gateway holds nothing on the person
     (no record names them, no consent or subject key of theirs): never seen, or
@@ -102,6 +108,8 @@ async def forget(
         await conn.execute(event_subjects.delete().where(event_subjects.c.subject == subject))
         await conn.execute(subject_keys.delete().where(subject_keys.c.subject == subject))
         dropped = await conn.execute(consents.delete().where(consents.c.subject == subject))
+        if also is not None:
+            await also(conn)
         salt = secrets.token_bytes(16)
         record = Event(
             type="admin",

@@ -12,6 +12,7 @@ __all__ = [
     "CONNECTOR_VERSION_STATUSES",
     "CONSENT_STATUSES",
     "EVENT_TYPES",
+    "NOTIFICATION_STATUSES",
     "Instant",
     "browser_sessions",
     "checkpoint_cosignatures",
@@ -33,6 +34,9 @@ __all__ = [
     "log_queue",
     "log_state",
     "metadata",
+    "notification_lease",
+    "notification_preferences",
+    "notifications",
     "organisation_authority",
     "witness_state",
 ]
@@ -445,4 +449,64 @@ browser_sessions = sa.Table(
     sa.Column("last_seen_at", Instant(), nullable=False),
     sa.Column("expires_at", Instant(), nullable=False, index=True),
     sa.CheckConstraint("kind IN ('session', 'sign_in')", name="kind"),
+)
+
+NOTIFICATION_STATUSES = ("pending", "delivered", "failed")
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column(
+        "id",
+        sa.String(32),
+        primary_key=True,
+        comment="The idempotency key: derived from what caused it, sent with every attempt.",
+    ),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column(
+        "recipient",
+        sa.String(300),
+        nullable=False,
+        comment="`citizen:<handle>` (an HMAC of the id) or `agency:<organisation>`.",
+    ),
+    sa.Column(
+        "sealed_recipient",
+        sa.LargeBinary,
+        nullable=True,
+        comment="A citizen's id, AES-256-GCM under the gateway's key; dropped once delivered.",
+    ),
+    sa.Column("payload", sa.JSON, nullable=False, comment="What to say; no personal id."),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", Instant(), nullable=False),
+    sa.Column("next_attempt_at", Instant(), nullable=False),
+    sa.Column("delivered_at", Instant()),
+    sa.Column("last_error", sa.String(64), comment="A code (`http_503`, `unreachable`)."),
+    sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+    sa.Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_notifications_recipient_created_at", "recipient", "created_at"),
+)
+
+notification_preferences = sa.Table(
+    "notification_preferences",
+    metadata,
+    sa.Column("handle", sa.String(32), primary_key=True, comment="HMAC of the citizen's id."),
+    sa.Column(
+        "sealed_subject",
+        sa.LargeBinary,
+        nullable=False,
+        comment="The citizen's id, AES-256-GCM under the gateway's key.",
+    ),
+    sa.Column("read_digest", sa.Boolean, nullable=False),
+    sa.Column("updated_at", Instant(), nullable=False),
+)
+
+notification_lease = sa.Table(
+    "notification_lease",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("holder", sa.String(64), nullable=False, comment="The replica delivering."),
+    sa.Column("expires_at", Instant(), nullable=False),
+    sa.CheckConstraint("id = 1", name="one_row"),
+    comment="One replica delivers notifications at a time: the holder of an unexpired lease.",
 )

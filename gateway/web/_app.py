@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -50,6 +51,15 @@ from gateway.errors import GatewayError, InvalidArgument
 from gateway.log.sequencer import Sequencer
 from gateway.log.store import TransparencyLog
 from gateway.log.witnessing import Witness, Witnessing
+from gateway.notifications import (
+    BreakerWatch,
+    Dispatcher,
+    HttpSender,
+    ReadDigests,
+    RecipientSeal,
+    consent_requested,
+    enqueue,
+)
 from gateway.records import (
     ClientConsentRequests,
     ConsentStore,
@@ -97,7 +107,7 @@ from gateway.web._sessions import (
     StaffForbidden,
     sign_in_required_response,
 )
-from policies import default_policy
+from policies import Consent, default_policy
 from schema import SchemaLimits, Services, build_schema, connector_fields
 
 __all__ = ["create_app", "create_app_from_environment", "preflight"]
@@ -126,6 +136,39 @@ def _check_files(manifests: list[ManifestBase]) -> None:
     for manifest in manifests:
         check_kind(manifest, kinds)
         check_manifest(manifest, canonical)
+
+
+def _dispatcher(
+    settings: GatewaySettings,
+    url: str,
+    engine: AsyncEngine,
+    seal: RecipientSeal,
+    live: LiveConnectors,
+) -> Dispatcher:
+    """The notifications' dispatcher: the HTTP sender to `url` (`GATEWAY_NOTIFY_URL`),
+    the daily digests (on the replica delivering) and the watch of this replica's
+    breakers."""
+    token = settings.notify_token.get_secret_value() if settings.notify_token else None
+    return Dispatcher(
+        engine,
+        HttpSender(url, token=token),
+        seal,
+        origin=settings.origin,
+        interval=settings.notify_interval,
+        max_attempts=settings.notify_max_attempts,
+        backoff_base=settings.notify_retry_seconds,
+        backoff_max=settings.notify_retry_max_seconds,
+        keep_days=settings.notify_keep_days,
+        jobs=[ReadDigests(engine, seal)],
+        watches=[
+            BreakerWatch(
+                engine,
+                seal,
+                lambda: live.registry.breakers(),
+                threshold=datetime.timedelta(seconds=settings.notify_breaker_seconds),
+            )
+        ],
+    )
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -235,7 +278,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 await retention.start()
                 stack.push_async_callback(retention.stop)
             clients = ClientRegistry(engine)
-            consents = ConsentStore(engine, keyring)
+            seal = RecipientSeal(pseudonym_key)
+            on_request = None
+            if settings.notify_url is not None:
+                dispatcher = _dispatcher(settings, settings.notify_url, engine, seal, live)
+                await dispatcher.start()
+                stack.push_async_callback(dispatcher.stop)
+
+                async def on_request(conn: AsyncConnection, consent: Consent) -> None:
+                    await enqueue(conn, seal, consent_requested(seal, consent, catalogue))
+
+            consents = ConsentStore(engine, keyring, on_request=on_request)
             admission = Admission(
                 verifier=RequestVerifier(
                     clients=CachedClients(
@@ -294,6 +347,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 identity=IdentityVerifier.from_settings(settings, http),
                 log=access_log,
                 pseudonym_key=pseudonym_key,
+                notify_seal=seal,
                 redis=redis,
             )
             log.info(

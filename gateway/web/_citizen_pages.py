@@ -5,6 +5,7 @@
     GET  /toi/truy-cap/{id}/bien-nhan       a printable receipt the browser verifies itself
     GET  /toi/truy-cap/{id}/tai-bien-nhan   the receipt: the bytes `/me/accesses/{id}/receipt` gives
     POST /toi/truy-cap/{id}/hoi             ask the organisation about this access (recorded)
+    POST /toi/thong-bao                     a daily digest of the reads of my data, or none
     GET  /toi/du-lieu                       what the connected databases hold about me
     GET  /toi/dong-y                        consent requests, consents in force, history
     POST /toi/dong-y/{id}/{approve|deny|revoke}
@@ -47,6 +48,7 @@ from starlette.responses import RedirectResponse, Response
 from gateway.admission import add_local_key, has_local_key, load_local_key, sign_request
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.instants import VIETNAM, vietnam_time
+from gateway.notifications import read_digest_enabled, set_read_digest
 from gateway.records import (
     CITIZEN_VISIBLE_TYPES,
     EnvelopeBody,
@@ -473,8 +475,25 @@ def citizen_pages_router() -> APIRouter:
                 "organisations": organisations,
                 "filters": {"from": start or "", "to": end or "", "organisation": organisation},
                 "error": error,
+                "read_digest": await read_digest_enabled(
+                    state.engine, state.notify_seal, session.identity.subject
+                ),
+                "notify_saved": request.query_params.get("thong-bao") == "1",
             },
         )
+
+    @router.post("/thong-bao")
+    async def notifications(
+        request: Request,
+        state: State,
+        session: Level2Session,
+        read_digest: Annotated[str | None, Form(max_length=1)] = None,
+    ) -> Response:
+        await check_csrf(request, session)
+        await set_read_digest(
+            state.engine, state.notify_seal, session.identity.subject, read_digest == "1"
+        )
+        return RedirectResponse("/toi?thong-bao=1#thong-bao", status_code=303)
 
     @router.get("/truy-cap/{event_id}")
     async def access(

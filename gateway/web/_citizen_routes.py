@@ -8,6 +8,8 @@
     GET  /consents/{id}/status             public: is this consent in force now?
     GET  /me/accesses[?from=&to=&limit=&cursor=]   who read my data, newest first
     GET  /me/accesses/{id}/receipt         an offline proof (c2sp.org/tlog-proof) of one
+    GET  /me/notifications                 what I am told of: `{"readDigest": bool}`
+    PUT  /me/notifications                 `{"readDigest": true}`: a daily digest of reads
 
 Every route under `/me` needs a level-2 sign-in (VNeID level 2): the access history
 names officers, cases and agencies, and consents carry their signed grants and the
@@ -25,11 +27,13 @@ import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from gateway.admission import Identity
 from gateway.errors import Conflict, InvalidArgument, NotFound
 from gateway.log import tlog_proof
+from gateway.notifications import read_digest_enabled, set_read_digest
 from gateway.records import (
     CITIZEN_VISIBLE_TYPES,
     Recorder,
@@ -90,6 +94,14 @@ def _recorder(request: Request, state: GatewayState, action: str, identity: Iden
         actor="citizen",
         acr=identity.acr,
     )
+
+
+class NotificationChoice(BaseModel):
+    """What a citizen chooses to be told of (a consent request is always told)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    readDigest: bool  # noqa: N815  # the JSON field's name
 
 
 def citizen_router() -> APIRouter:
@@ -195,6 +207,18 @@ def citizen_router() -> APIRouter:
                 "Cache-Control": "no-store",
             },
         )
+
+    @router.get("/notifications")
+    async def my_notifications(state: State, identity: Level2Citizen) -> dict[str, Any]:
+        enabled = await read_digest_enabled(state.engine, state.notify_seal, identity.subject)
+        return {"readDigest": enabled}
+
+    @router.put("/notifications")
+    async def choose_notifications(
+        state: State, identity: Level2Citizen, choice: NotificationChoice
+    ) -> dict[str, Any]:
+        await set_read_digest(state.engine, state.notify_seal, identity.subject, choice.readDigest)
+        return {"readDigest": choice.readDigest}
 
     return router
 

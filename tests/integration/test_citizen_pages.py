@@ -405,3 +405,39 @@ async def test_answering_a_consent_needs_a_recent_level_2_proof(
     assert await card.locator("form").count() == 0
     link = card.locator("a[href^='/dang-nhap']")
     assert await link.get_attribute("href") == "/dang-nhap?next=%2Ftoi%2Fdong-y&muc=2"
+
+
+async def test_a_citizen_asks_for_a_daily_digest_of_reads_on_their_page(
+    citizen: Citizen, dataset: Any, sign_in: Any
+) -> None:
+    gateway = citizen.gateway
+    person = dataset.sample.citizens[6]
+    await citizen.sign_in(person)
+    page = citizen.page
+    await page.goto(f"{gateway.url}/toi#thong-bao")
+    box = page.locator("#read-digest")
+    assert not await box.is_checked()
+    assert "Mỗi ngày gửi cho tôi bản tóm tắt" in await page.inner_text(".toi-notify")
+
+    # Without its CSRF token the form changes nothing.
+    no_token = await page.request.post(f"{gateway.url}/toi/thong-bao", form={"read_digest": "1"})
+    assert no_token.status == 403
+    bearer = await sign_in.citizen(person, level=2)
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        assert (await http.get("/me/notifications", headers=bearer)).json() == {"readDigest": False}
+
+    await box.check()
+    await page.click("#luu-thong-bao")
+    await page.wait_for_url(re.compile(r".*/toi\?thong-bao=1"))
+    assert "Đã lưu lựa chọn của bạn." in await page.inner_text(".toi-notify [role=status]")
+    assert await page.locator("#read-digest").is_checked()
+    await citizen.check(page, "digest-chosen-desktop")
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        assert (await http.get("/me/notifications", headers=bearer)).json() == {"readDigest": True}
+
+    await page.locator("#read-digest").uncheck()
+    await page.click("#luu-thong-bao")
+    await page.wait_for_url(re.compile(r".*/toi\?thong-bao=1"))
+    assert not await page.locator("#read-digest").is_checked()
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        assert (await http.get("/me/notifications", headers=bearer)).json() == {"readDigest": False}

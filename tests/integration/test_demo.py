@@ -30,7 +30,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    ports = [_free_port() for _ in range(8)]
+    ports = [_free_port() for _ in range(9)]
     output = tmp_path / "demo.out"
     with output.open("wb") as sink:
         demo = subprocess.Popen(
@@ -40,6 +40,7 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
                 "--business-port", str(ports[2]), "--issuer-port", str(ports[3]),
                 "--insurance-port", str(ports[4]), "--civil-port", str(ports[5]),
                 "--dossiers-port", str(ports[6]), "--witness-port", str(ports[7]),
+                "--notify-port", str(ports[8]),
             ],
             cwd=tmp_path,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -54,7 +55,11 @@ def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -
             text = output.read_text()
             assert "Press Ctrl-C" in text, text
             children = _children(demo.pid)
-            assert len(children) == 8
+            assert len(children) == 9
+            # The sandbox notification channel runs, and the gateway sends to it.
+            assert f"Notifications    http://127.0.0.1:{ports[8]} " in text
+            channel = httpx.get(f"http://127.0.0.1:{ports[8]}/")
+            assert "Kênh thông báo (sandbox)" in channel.text
             found = re.search(r'citizen\(personalId: "(\d{12})"\)', text)
             assert found, text
             personal_id = found.group(1)

@@ -13,7 +13,10 @@ import pytest
 ROOT = Path(__file__).parents[2]
 DISTRIBUTION = "lienthong-gateway"
 PACKAGES = ["connectors", "gateway", "keys", "policies", "sandbox", "schema"]
-ROOMS = [f"gateway.{room}" for room in ("admission", "cli", "log", "records", "storage", "web")]
+ROOMS = [
+    f"gateway.{room}"
+    for room in ("admission", "cli", "log", "notifications", "records", "storage", "web")
+]
 GRAPHIQL = ROOT / "gateway" / "web" / "static" / "graphiql"
 
 

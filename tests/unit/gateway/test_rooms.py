@@ -49,6 +49,7 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("records", ("gateway.records",)),
+    ("notifications", ("gateway.notifications",)),
     ("admission", ("gateway.admission",)),
     ("state", ("gateway.state", "gateway.resources")),
     ("web", ("gateway.web",)),
@@ -57,7 +58,7 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
 RANK = {name: rank for rank, (name, _) in enumerate(ROOMS)}
 PACKAGES = ("gateway", "keys", "policies", "connectors", "schema")
 LOWER = ("keys", "policies", "connectors", "schema", "log core")
-UPPER_ROOMS = ("web", "admission", "records", "cli")
+UPPER_ROOMS = ("web", "admission", "notifications", "records", "cli")
 
 
 def _room(module: str) -> str:

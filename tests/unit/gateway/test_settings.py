@@ -189,6 +189,7 @@ def test_production_issuer_is_https_or_loopback(url: str) -> None:
         ("oidc_issuer", "ftp://id.example.test"),
         ("oidc_jwks_url", "http://id.example.test/keys"),
         ("oidc_jwks_url", "http://0.0.0.0:8103/keys"),
+        ("notify_url", "http://channel.example.test/notifications"),
     ],
 )
 def test_production_refuses_plain_http_sign_in(setting: str, url: str) -> None:
@@ -205,3 +206,16 @@ def test_identity_provider_keys_have_a_maximum_age(monkeypatch: pytest.MonkeyPat
     assert _settings().oidc_jwks_max_age == 7200
     with pytest.raises(ValidationError):
         _settings(oidc_jwks_max_age=0)
+
+
+def test_notifications_are_off_unless_a_channel_is_given() -> None:
+    assert _settings().notify_url is None
+    with pytest.raises(ValidationError, match="http"):
+        _settings(notify_url="channel.example.test")
+    production = _settings(
+        environment="production",
+        oidc_issuer="https://id.example.test",
+        notify_url="https://channel.example.test/notifications",
+        notify_token="s3cret",
+    )
+    assert "s3cret" not in repr(production)

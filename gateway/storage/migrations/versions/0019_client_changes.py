@@ -7,7 +7,7 @@ keys from) until a platform operator who did not submit it approves or rejects i
 registered one by one.
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-07
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019"
-down_revision: str | None = "0016"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
