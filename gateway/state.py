@@ -21,6 +21,7 @@ from starlette.requests import HTTPConnection
 from connectors import ConnectorRegistry
 from gateway.admission import Admission, ClientRegistry, IdentityVerifier
 from gateway.config import GatewaySettings
+from gateway.log.continuity import ContinuityGuard
 from gateway.log.store import TransparencyLog
 from gateway.records import ConsentStore, EventRecorder
 from keys import KeyRing
@@ -75,6 +76,8 @@ class GatewayState:
     log: TransparencyLog
     pseudonym_key: bytes = field(repr=False)
     redis: Redis | None = None
+    continuity: ContinuityGuard | None = None
+    """The sequencer's guard: why the log signs nothing, when it does not."""
 
     @property
     def registry(self) -> ConnectorRegistry:

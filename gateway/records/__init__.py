@@ -49,6 +49,7 @@ from gateway.records._forget import (
     records_digest,
     retention_of,
 )
+from gateway.records._loss import LOSS_ACTION, DeclaredLoss, declare_loss
 from gateway.records._patterns import (
     REFUSAL_CODES,
     BusyOfficer,
@@ -109,6 +110,7 @@ __all__ = [
     "ENVELOPE_VERSION",
     "FORGET_ACTION",
     "INTROSPECTION",
+    "LOSS_ACTION",
     "QUESTION_OUTCOME",
     "REFUSAL_CODES",
     "AdminRecorder",
@@ -117,6 +119,7 @@ __all__ = [
     "ClientConsentRequests",
     "ConsentStore",
     "DecisionEntry",
+    "DeclaredLoss",
     "Envelope",
     "EnvelopeBody",
     "Event",
@@ -148,6 +151,7 @@ __all__ = [
     "count_consent",
     "count_refusal",
     "daily_figures",
+    "declare_loss",
     "decode_cursor",
     "detach",
     "encode_cursor",

@@ -121,6 +121,17 @@ class EnvelopeBody(TypedDict, total=False):
     recordsDigest: str
     """Forgetting, v3: SHA-256 of a secret salt and those records' ids, in order."""
     consentsDeleted: int
+    # admin, `log_loss`: a statement of loss that opens the log's next epoch (see
+    # `gateway.records._loss`): the log as restored (`origin`, `size`, `root`), the
+    # checkpoint published beyond it, the leaves missing, why, and the new origin.
+    reason: str
+    code: str
+    origin: str
+    size: int
+    root: str
+    published: dict[str, Any]
+    missing: list[int] | None
+    newOrigin: str
     # auditor_search: a search or an export.
     auditor: str
     auditorOrg: str | None
