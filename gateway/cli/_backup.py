@@ -23,7 +23,7 @@ import hashlib
 import os
 import shutil
 import sqlite3
-import subprocess  # nosec B404: runs pg_dump and pg_restore, by absolute path, no shell
+import subprocess  # nosec B404
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +63,7 @@ def _postgres_env(url: str) -> dict[str, str]:
 
 
 def _tool(name: str) -> str:
+    """The absolute path of `name` (pg_dump, pg_restore): run with fixed arguments, no shell."""
     found = shutil.which(name)
     if found is None:
         raise InvalidArgument(
@@ -159,7 +160,7 @@ async def _pg_dump(url: str, target: Path) -> dict[str, Any]:
                 snapshot = await conn.scalar(sa.text("SELECT pg_export_snapshot()"))
                 found = await conn.run_sync(_log_of)
                 done = await asyncio.to_thread(
-                    subprocess.run,  # nosec B603: fixed arguments, no shell
+                    subprocess.run,
                     [tool, "-Fc", "--no-owner", f"--snapshot={snapshot}", "-f", str(target)],
                     env=_postgres_env(url),
                     capture_output=True,
@@ -223,7 +224,7 @@ def _restore_sqlite(source: Path, target: Path, *, force: bool) -> dict[str, Any
 def _restore_postgres(source: Path, url: str, *, force: bool) -> dict[str, Any]:
     tool = _tool("pg_restore")
     env = _postgres_env(url)
-    listed = subprocess.run(  # noqa: S603  # nosec B603: fixed arguments, no shell
+    listed = subprocess.run(  # noqa: S603  # nosec B603
         [tool, "--list", str(source)], env=env, capture_output=True, text=True, check=False
     )
     if listed.returncode != 0:
@@ -235,7 +236,7 @@ def _restore_postgres(source: Path, url: str, *, force: bool) -> dict[str, Any]:
             "replace it (take a backup of it first).",
             tables=tables,
         )
-    done = subprocess.run(  # noqa: S603  # nosec B603: fixed arguments, no shell
+    done = subprocess.run(  # noqa: S603  # nosec B603
         [
             tool, "--clean", "--if-exists", "--no-owner", "--single-transaction",
             "--exit-on-error", "-d", env.get("PGDATABASE", "postgres"), str(source),

@@ -242,6 +242,8 @@ class ContinuityGuard:
         seconds (every two while halted), reads the published file every time."""
         now = asyncio.get_running_loop().time()
         ask = bool(self._witnesses) and now >= self._next_ask
+        if self.published is None and not ask:
+            return self.halted is None  # nothing to read between the witnesses' turns
         if ask:
             self._next_ask = now + (2.0 if self.halted is not None else self._ask_every)
         try:

@@ -15,10 +15,18 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from lienthong_client.log import cosigner_key
 
-from gateway.log import WitnessPolicy, checkpoint_verifiers, epoch_origin, family_verifiers
+from gateway.log import (
+    WitnessPolicy,
+    checkpoint_verifiers,
+    epoch_origin,
+    family_verifiers,
+    sign_checkpoint,
+)
+from gateway.storage import create_engine, log_checkpoints
 from keys import KeyRing
 from sandbox.witness import WitnessState, create_app
 from tests.integration.conftest import ServerThread
@@ -164,6 +172,7 @@ async def test_an_older_backup_restored_signs_nothing_until_the_loss_is_declared
             assert size >= older_size + 2
             cosigned = await _cosigned(http, policy, size)  # the witness accepts epoch 2
             assert cosigned.startswith(f"{epoch_2}\n")
+            assert (await http.get("/log/key")).text.startswith(f"{epoch_2}+")
             again = _cli("log", "declare-loss", "--operator", "op-7", "--reason", "x", env=env)
             assert again.returncode == 2
             assert "nothing to declare" in again.stderr
@@ -218,3 +227,29 @@ async def test_an_older_backup_restored_continues_once_a_newer_one_brings_the_le
     assert size > newer["log"]["size"]
     verified = _cli("audit", "verify", env=env)
     assert verified.returncode == 0, verified.stderr
+
+    # An epoch no statement of loss opens is refused by the audit.
+    gateway.server.stop()
+    keyring = KeyRing.load(gateway.settings.keys_dir)
+    epoch_2 = epoch_origin(gateway.settings.checkpoint_origin, 2)
+    engine = create_engine(gateway.settings.database_url.get_secret_value())
+    try:
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(log_checkpoints).order_by(log_checkpoints.c.size.desc()).limit(1)
+                )
+            ).one()
+            forged = sign_checkpoint(
+                epoch_2, row.size, bytes(row.root), keyring.signing("checkpoints").private
+            )
+            await conn.execute(
+                log_checkpoints.update()
+                .where(log_checkpoints.c.size == row.size)
+                .values(note=forged.note)
+            )
+    finally:
+        await engine.dispose()
+    refused = _cli("audit", "verify", env=env)
+    assert refused.returncode == 1
+    assert "not a statement of loss" in refused.stderr
