@@ -127,11 +127,12 @@ def _log_declare_loss(args: argparse.Namespace) -> int:
             await engine.dispose()
 
     found, done, keys = asyncio.run(run())
-    lost = (
-        f"leaves {done.lost_from} to {done.lost_to}"
-        if done.lost_to is not None
-        else f"the history published beyond {done.lost_from} leaves"
-    )
+    if found.code == "LOG_INCONSISTENT_WITH_PUBLISHED":
+        lost = f"the history published at {found.detail.get('publishedSize')} leaves"
+    elif done.lost_to is not None and done.lost_to >= done.lost_from:
+        lost = f"leaves {done.lost_from} to {done.lost_to}"
+    else:
+        lost = f"the epoch {found.detail.get('publishedOrigin')} published after this database"
     sys.stdout.write(
         f"declared lost: {lost} of {found.detail.get('origin')} ({found.code}); the "
         f"statement is record {done.event_id}, leaf {done.lost_from}\n"

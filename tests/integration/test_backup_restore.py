@@ -136,11 +136,14 @@ async def test_an_older_backup_restored_signs_nothing_until_the_loss_is_declared
         assert restored.returncode == 0, restored.stderr
         assert json.loads(restored.stdout)["log"]["size"] == older_size
         assert "LOG_BEHIND_PUBLISHED" in restored.stderr
+        # The published file lost too: the witness alone still tells.
+        published.unlink()
 
         gateway = gateway_factory.start(**settings)
         async with gateway.client(auth=None) as http:
             halted = await _halted(http)
             assert halted["code"] == "LOG_BEHIND_PUBLISHED"
+            assert halted["detail"]["source"] == f"the witness {WITNESS}"
             assert halted["detail"]["size"] == older_size
             assert halted["detail"]["publishedSize"] == newer_size
             assert halted["detail"]["missing"] == [older_size, newer_size - 1]
