@@ -281,9 +281,7 @@ class ContinuityGuard:
                 log.error("published_file_unreadable", error=str(exc))
                 found = None
             if found is not None:
-                await compare(
-                    self._base, local, found, self._store.root, source=str(self.published.path)
-                )
+                local = await self._again(local, self._against_file(found))
         if ask_witnesses and self._witnesses:
             if self._http is None:
                 self._http = httpx.AsyncClient(
@@ -299,9 +297,36 @@ class ContinuityGuard:
                 if isinstance(answer, Exception):
                     log.warning("continuity_check_failed", error=type(answer).__name__)
 
+    def _against_file(self, found: Checkpoint) -> Callable[[Checkpoint], Awaitable[None]]:
+        source = "" if self.published is None else str(self.published.path)
+
+        async def against(local: Checkpoint) -> None:
+            await compare(self._base, local, found, self._store.root, source=source)
+
+        return against
+
+    async def _again(
+        self, local: Checkpoint, check: Callable[[Checkpoint], Awaitable[None]]
+    ) -> Checkpoint:
+        """`check(local)`; when it finds the log behind, once more with the newest
+        checkpoint if there is a newer one (another replica signed meanwhile, and
+        published it): the checkpoint it passed with."""
+        try:
+            await check(local)
+        except LogBehindPublished:
+            newest = await self._store.latest()
+            if newest is None or newest.size <= local.size:
+                raise
+            await check(newest)
+            return newest
+        return local
+
     async def _ask(self, http: httpx.AsyncClient, witness: Witness, local: Checkpoint) -> None:
+        async def asked(checkpoint: Checkpoint) -> None:
+            await ask_witness(http, witness, checkpoint, self._store.consistency_proof)
+
         async with asyncio.timeout(self._timeout * 2 + 1):
-            await ask_witness(http, witness, local, self._store.consistency_proof)
+            await self._again(local, asked)
 
     async def _first_published(self) -> None:
         """Start the published file with the newest checkpoint when it has none yet."""

@@ -220,3 +220,38 @@ async def test_the_guard_starts_the_published_file_when_there_is_none(tmp_path: 
     guard = ContinuityGuard(_Store(_checkpoint(4)), VERIFIERS, published=published)  # type: ignore[arg-type]
     assert await guard.allows()
     assert published.read(BASE, VERIFIERS) == _checkpoint(4)
+
+
+class _Racing(_Store):
+    """A store another replica signs in while the guard reads: the newest grows once."""
+
+    def __init__(self, first: Checkpoint, then: Checkpoint) -> None:
+        super().__init__(first)
+        self.then = then
+
+    async def latest(self) -> Checkpoint:
+        current, self.latest_checkpoint = self.latest_checkpoint, self.then
+        return current
+
+
+async def test_a_checkpoint_another_replica_published_meanwhile_is_no_loss(
+    tmp_path: Path,
+) -> None:
+    published = PublishedFile(tmp_path / "published")
+    published.write(_checkpoint(9).note)  # written by the replica that signed it
+    store = _Racing(_checkpoint(5), _checkpoint(9))
+    guard = ContinuityGuard(store, VERIFIERS, published=published)  # type: ignore[arg-type]
+    assert await guard.allows()
+
+    def larger(_request: httpx.Request) -> httpx.Response:
+        return _size(9) if "\n5\n" in _request.content.decode() else httpx.Response(200)
+
+    witness, http = _witness(larger)
+    guard = ContinuityGuard(
+        _Racing(_checkpoint(5), _checkpoint(9)),  # type: ignore[arg-type]
+        VERIFIERS,
+        witnesses=[witness],
+        http=http,
+    )
+    assert await guard.allows()
+    await guard.aclose()
