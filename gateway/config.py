@@ -206,6 +206,19 @@ class GatewaySettings(BaseSettings):
         description="How long a connector's breaker stays open before its agency's "
         "administrators are told (once per outage).",
     )
+    log_published_file: Path | None = Field(
+        default=None,
+        description="A file where the gateway keeps the newest checkpoint it signed, on "
+        "storage that is not restored with the database (never beside its backups): a "
+        "gateway whose database is older than it refuses to sign (LOG_BEHIND_PUBLISHED).",
+    )
+    log_continuity_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds between the sequencer's questions to the witnesses of whether "
+        "the log continues what they cosigned (at start, and every 2 s while it does not).",
+    )
     sequencer_timeout: float = Field(
         default=5.0,
         ge=1,

@@ -28,7 +28,10 @@ GatewayError (INTERNAL, 500)
 │   ├── PurposeNotAllowed (PURPOSE_NOT_ALLOWED) . the procedure does not need the field
 │   └── ConsentRequired (CONSENT_REQUIRED) ...... needs the citizen's active consent
 ├── Conflict (CONFLICT, 409) .................... the record is not in a state for this
-│   └── RetentionNotOver (RETENTION_NOT_OVER) ... forgetting before the retention ends
+│   ├── RetentionNotOver (RETENTION_NOT_OVER) ... forgetting before the retention ends
+│   └── LogDiscontinuity (LOG_DISCONTINUITY) .... the log is not what was published of it
+│       ├── LogBehindPublished (LOG_BEHIND_PUBLISHED) smaller than a checkpoint published
+│       └── LogInconsistentWithPublished (LOG_INCONSISTENT_WITH_PUBLISHED) another history
 ├── AuditUnavailable (AUDIT_UNAVAILABLE, 503) ... the access could not be recorded
 ├── DeadlineExceeded (DEADLINE_EXCEEDED, 503) ... not answered and recorded in time
 ├── ServiceUnavailable (SERVICE_UNAVAILABLE, 503) a dependency (Redis) does not answer
@@ -76,6 +79,9 @@ __all__ = [
     "InvalidIdentifier",
     "InvalidManifest",
     "InvalidPurpose",
+    "LogBehindPublished",
+    "LogDiscontinuity",
+    "LogInconsistentWithPublished",
     "MethodNotAllowed",
     "NoSource",
     "NotAcceptable",
@@ -268,6 +274,28 @@ class RetentionNotOver(Conflict):
 
     code = "RETENTION_NOT_OVER"
     default_message = "The person's records are still within their retention period."
+
+
+class LogDiscontinuity(Conflict):
+    """The log in the database does not continue what was published of it (a restore of
+    an older backup, or another history): nothing is signed until an operator chooses."""
+
+    code = "LOG_DISCONTINUITY"
+    default_message = "The log does not continue the newest checkpoint published of it."
+
+
+class LogBehindPublished(LogDiscontinuity):
+    """The log has fewer leaves than a checkpoint published of it."""
+
+    code = "LOG_BEHIND_PUBLISHED"
+    default_message = "The log has fewer leaves than a checkpoint published of it."
+
+
+class LogInconsistentWithPublished(LogDiscontinuity):
+    """The log's tree at a published checkpoint's size has another root."""
+
+    code = "LOG_INCONSISTENT_WITH_PUBLISHED"
+    default_message = "The log is not consistent with a checkpoint published of it."
 
 
 class AuditUnavailable(GatewayError):

@@ -21,6 +21,7 @@ from starlette.requests import HTTPConnection
 from connectors import ConnectorRegistry
 from gateway.admission import Admission, ClientRegistry, IdentityVerifier
 from gateway.config import GatewaySettings
+from gateway.log.continuity import ContinuityGuard
 from gateway.log.store import TransparencyLog
 from gateway.notifications import RecipientSeal
 from gateway.records import ConsentStore, EventRecorder
@@ -78,6 +79,8 @@ class GatewayState:
     notify_seal: RecipientSeal = field(repr=False)
     """Hides citizens' ids in the notifications' outbox and preferences."""
     redis: Redis | None = None
+    continuity: ContinuityGuard | None = None
+    """The sequencer's guard: why the log signs nothing, when it does not."""
 
     @property
     def registry(self) -> ConnectorRegistry:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli._common import read_file, settings_from_environment
+from gateway.cli._continuity import add_continuity_commands, opened_guard
 
 __all__ = ["add_audit_commands"]
 
@@ -360,9 +361,8 @@ def _audit_retention(args: argparse.Namespace) -> int:
 
 
 def _log_integrate(args: argparse.Namespace) -> int:
-    from gateway.log.store import LogIntegrityError, TransparencyLog
+    from gateway.log.store import LogIntegrityError
     from gateway.storage import create_engine, create_sequencer_engine, require_head
-    from keys import KeyRing
 
     settings = settings_from_environment()
 
@@ -371,27 +371,34 @@ def _log_integrate(args: argparse.Namespace) -> int:
         engine = create_sequencer_engine(url, settings.sequencer_timeout) or create_engine(url)
         try:
             await require_head(engine)
-            ring = KeyRing.load(settings.keys_dir)
-            store = TransparencyLog(engine, ring, origin=settings.checkpoint_origin)
-            await store.ensure_checkpoint()
-            total, waited = 0, 0.0
-            while True:
-                done = await store.integrate(max_batch=args.max_batch)
-                total += done
-                if args.once and done:
-                    return total
-                if done:
-                    waited = 0.0
-                    continue
-                if not await store.queued():
-                    return total
-                # Events wait, but another sequencer holds the lock: it integrates them.
-                if waited >= args.wait:
-                    raise _Busy(total)
-                await asyncio.sleep(0.2)
-                waited += 0.2
+            async with opened_guard(settings, engine, signing=True) as (store, guard):
+                await store.ensure_checkpoint()
+                # As the gateway's sequencer: nothing signed that forks what was published.
+                await guard.check(ask_witnesses=True)
+                integrated: int = await integrate_all(store, guard)
+                return integrated
         finally:
             await engine.dispose()
+
+    async def integrate_all(store: Any, guard: Any) -> int:
+        total, waited = 0, 0.0
+        while True:
+            done: int = await store.integrate(max_batch=args.max_batch)
+            total += done
+            if done and store.signed is not None:
+                await guard.signed(store.signed)
+            if args.once and done:
+                return total
+            if done:
+                waited = 0.0
+                continue
+            if not await store.queued():
+                return total
+            # Events wait, but another sequencer holds the lock: it integrates them.
+            if waited >= args.wait:
+                raise _Busy(total)
+            await asyncio.sleep(0.2)
+            waited += 0.2
 
     if args.max_batch < 1:
         sys.stderr.write("gateway: --max-batch must be at least 1\n")
@@ -491,3 +498,4 @@ def add_audit_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]
         default=10.0,
         help="seconds to wait while another sequencer holds the lock (default 10)",
     )
+    add_continuity_commands(logp, command)

@@ -14,6 +14,10 @@ gateway audit verify-proof F  check a citizen's access receipt offline
 gateway audit forget ID       forget a person whose records' retention is over
 gateway audit retention       clear personal parts past their retention now (as scheduled)
 gateway log integrate         run the sequencer once, until the queue is empty
+gateway log check             compare the log with what was published of it (file, witnesses)
+gateway log declare-loss      record lost leaves; the log continues in its next epoch
+gateway backup --to F         copy the database; print the log's newest checkpoint in it
+gateway restore --from F      restore the database from a backup (--force: not empty)
 gateway connectors check DIR  validate connector manifests (--connect: reach each source)
 gateway connectors schema     write connectors/manifest.schema.json (--check: fail if stale)
 gateway connectors list       show the connectors recorded in the database
@@ -40,6 +44,7 @@ import orjson
 from pydantic import ValidationError
 
 from gateway.cli._audit import add_audit_commands
+from gateway.cli._backup import add_backup_commands
 from gateway.cli._clients import add_client_commands
 from gateway.cli._common import DEMO_ISSUER_PORT, print_json, settings_from_environment
 from gateway.cli._connectors import add_connector_commands
@@ -455,6 +460,7 @@ def _parser() -> argparse.ArgumentParser:
     command(catalogue, "list", _catalogue_list, "procedures, codes and the policy version")
 
     add_audit_commands(sub, command)
+    add_backup_commands(sub, command)
     add_client_commands(sub, command, settings_from_environment)
     add_identity_commands(sub, command)
     return parser

@@ -16,6 +16,8 @@ What needs more lives in modules of their own, imported by name:
   checkpoints, proofs and tiles;
 - `gateway.log.sequencer`: the background task that integrates within the merge delay;
 - `gateway.log.witnessing`: the background task that has witnesses cosign checkpoints;
+- `gateway.log.continuity`: the guard that keeps the sequencer from signing a log
+  that does not continue the newest checkpoint published of it;
 - `gateway.log.remote`: `verify_remote`, the audit of a running gateway over HTTP.
 """
 
@@ -55,6 +57,7 @@ from lienthong_client.log import (
 
 from gateway.log._canonical import canonical_json
 from gateway.log._checkpoint import checkpoint_verifiers
+from gateway.log._epochs import epoch_of, epoch_origin, family_verifiers, note_origin
 from gateway.log._leaf import LEAF_VERSION, canonical_hash, format_ts, public_leaf
 from gateway.log._offline import ExportReport, verify_export
 from gateway.log._receipts import make_receipt, verify_receipt
@@ -93,6 +96,9 @@ __all__ = [
     "checkpoint_verifiers",
     "consistency_ranges",
     "entry_bundle",
+    "epoch_of",
+    "epoch_origin",
+    "family_verifiers",
     "format_ts",
     "hash_ranges",
     "inclusion_ranges",
@@ -100,6 +106,7 @@ __all__ = [
     "make_receipt",
     "node_hash",
     "nodes_for",
+    "note_origin",
     "parse_checkpoint",
     "parse_tile_path",
     "perfect_nodes",

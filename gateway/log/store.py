@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import InvalidArgument, NotFound
 from gateway.log._checkpoint import checkpoint_verifiers
+from gateway.log._epochs import epoch_of
 from gateway.log._leaf import public_leaf
 from gateway.log._tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle
 from gateway.storage import (
@@ -113,7 +114,12 @@ class TransparencyLog:
         self._reads = Transactions(engine, connections=4)
         """Proofs and roots, read in one call each (see `_proofs`)."""
         self._keyring = keyring
+        self.base_origin = origin
+        """The configured origin: the log's first epoch (see `gateway.log.continuity`)."""
         self.origin = origin
+        """The origin it signs under now: its newest checkpoint's (an epoch of the base)."""
+        self.signed: Checkpoint | None = None
+        """The checkpoint its last integration signed."""
         self.reads = 0
         """Stored hashes read by proofs and roots (to show they stay O(log n))."""
         self._held = False
@@ -123,15 +129,19 @@ class TransparencyLog:
 
     # -- the sequencer -----------------------------------------------------------------
 
-    async def integrate(self, *, max_batch: int = 4096) -> int:
+    async def integrate(
+        self, *, max_batch: int = 4096, first: str | None = None, origin: str | None = None
+    ) -> int:
         """Integrate up to `max_batch` queued events; returns how many (0: none, or busy).
 
         Everything happens in one transaction: leaves, nodes, state, checkpoint and the
-        removal from the queue commit together, or not at all.
+        removal from the queue commit together, or not at all. `first`: the event to
+        integrate before any other queued; `origin`: sign under this origin (an epoch
+        of the log's) instead of the newest checkpoint's.
         """
         started = asyncio.get_running_loop().time()
         try:
-            return await self._integrate(max_batch, started)
+            return await self._integrate(max_batch, started, first, origin)
         except LogIntegrityError:
             raise
         except Exception:
@@ -142,13 +152,17 @@ class TransparencyLog:
         finally:
             self._held = False
 
-    async def _integrate(self, max_batch: int, started: float) -> int:
+    async def _integrate(
+        self, max_batch: int, started: float, first: str | None, origin: str | None
+    ) -> int:
         # The whole batch (reads, hashes, signature, writes) is one call: on SQLite in a
         # worker thread, off the event loop, holding the write lock only while it works.
-        done = await self._transactions.run(self._integrate_in, max_batch)
+        done = await self._transactions.run(self._integrate_in, max_batch, first, origin)
         if done is None:
             return 0
-        count, new_size, oldest = done
+        count, new_size, oldest, signed = done
+        self.signed = signed
+        self.origin = signed.origin
         INTEGRATED.inc(count)
         TREE_SIZE.set(new_size)
         BATCH_SECONDS.observe(asyncio.get_running_loop().time() - started)
@@ -158,15 +172,19 @@ class TransparencyLog:
         return count
 
     def _integrate_in(
-        self, conn: sa.Connection, max_batch: int
-    ) -> tuple[int, int, datetime.datetime] | None:
+        self, conn: sa.Connection, max_batch: int, first: str | None, origin: str | None
+    ) -> tuple[int, int, datetime.datetime, Checkpoint] | None:
         """Integrate in the caller's transaction: (count, new size, oldest record's
-        time), or `None` when another holds the lock or nothing is queued."""
+        time, the checkpoint signed), or `None` when another holds the lock or nothing
+        is queued."""
         state = self._lock(conn)
         if state is None:
             return None
         self._held = True
         size, signed_root = state
+        order: list[sa.ColumnElement[Any]] = [log_queue.c.seq]
+        if first is not None:
+            order.insert(0, sa.case((log_queue.c.event_id == first, 0), else_=1))
         queued = conn.execute(
             sa.select(
                 log_queue.c.seq,
@@ -178,7 +196,7 @@ class TransparencyLog:
                 events.c.policy_version,
             )
             .join(events, events.c.id == log_queue.c.event_id)
-            .order_by(log_queue.c.seq)
+            .order_by(*order)
             .limit(max_batch)
         ).all()
         if not queued:
@@ -224,13 +242,26 @@ class TransparencyLog:
         )
         if moved.rowcount != 1:
             raise LockLost(f"the log moved on from {size} leaves under this sequencer")
-        signed = sign_checkpoint(self.origin, new_size, new_root, self._signing_key().private)
+        signing_origin = origin or self._origin_at(conn, size)
+        signed = sign_checkpoint(signing_origin, new_size, new_root, self._signing_key().private)
         conn.execute(
             log_checkpoints.insert().values(
                 size=new_size, root=new_root, note=signed.note, signed_at=now
             )
         )
-        return len(queued), new_size, oldest
+        return len(queued), new_size, oldest, signed
+
+    def _origin_at(self, conn: sa.Connection, size: int) -> str:
+        """The origin of the checkpoint of `size` when it names an epoch of this log
+        (a declared loss moved the log on to it), else the configured one."""
+        note = conn.execute(
+            sa.select(log_checkpoints.c.note).where(log_checkpoints.c.size == size)
+        ).scalar()
+        if note is not None:
+            named = str(note).split("\n", 1)[0]
+            if epoch_of(self.base_origin, named) is not None:
+                return named
+        return self.base_origin
 
     def dispose(self) -> None:
         """Close the connections of its worker threads (opened again when needed)."""
@@ -338,7 +369,14 @@ class TransparencyLog:
             ).first()
         if row is None:
             return None
-        return Checkpoint(self.origin, int(row.size), bytes(row.root), row.note)
+        found = self._checkpoint(row)
+        if epoch_of(self.base_origin, found.origin) is not None:
+            self.origin = found.origin
+        return found
+
+    def _checkpoint(self, row: Any) -> Checkpoint:
+        origin = str(row.note).split("\n", 1)[0]
+        return Checkpoint(origin, int(row.size), bytes(row.root), row.note)
 
     async def checkpoint_at(self, size: int) -> Checkpoint:
         """The checkpoint signed for exactly `size` leaves."""
@@ -348,7 +386,7 @@ class TransparencyLog:
             ).first()
         if row is None:
             raise NotFound("No checkpoint was signed for this size.", kind="Checkpoint")
-        return Checkpoint(self.origin, int(row.size), bytes(row.root), row.note)
+        return self._checkpoint(row)
 
     # -- witnesses ---------------------------------------------------------------------
 

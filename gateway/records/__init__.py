@@ -51,6 +51,7 @@ from gateway.records._forget import (
     records_digest,
     retention_of,
 )
+from gateway.records._loss import LOSS_ACTION, DeclaredLoss, declare_loss
 from gateway.records._patterns import (
     REFUSAL_CODES,
     BusyOfficer,
@@ -119,6 +120,7 @@ __all__ = [
     "ENVELOPE_VERSION",
     "FORGET_ACTION",
     "INTROSPECTION",
+    "LOSS_ACTION",
     "QUESTION_OUTCOME",
     "REFUSAL_CODES",
     "RETENTION_ACTION",
@@ -130,6 +132,7 @@ __all__ = [
     "ClientConsentRequests",
     "ConsentStore",
     "DecisionEntry",
+    "DeclaredLoss",
     "Envelope",
     "EnvelopeBody",
     "Event",
@@ -164,6 +167,7 @@ __all__ = [
     "count_consent",
     "count_refusal",
     "daily_figures",
+    "declare_loss",
     "decode_cursor",
     "detach",
     "due_records",

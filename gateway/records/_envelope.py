@@ -126,10 +126,21 @@ class EnvelopeBody(TypedDict, total=False):
     subjectEntries: int
     consentsExpired: int
     schedule: bool
+    """Run by the schedule (`operator` names who ran it by hand otherwise)."""
     months: list[str]
     """Retention on PostgreSQL: the months (`YYYY-MM`, UTC) whose partitions it dropped."""
     monthRecords: int
-    """Run by the schedule (`operator` names who ran it by hand otherwise)."""
+    # admin, `log_loss`: a statement of loss that opens the log's next epoch (see
+    # `gateway.records._loss`): the log as restored (`origin`, `size`, `root`), the
+    # checkpoint published beyond it, the leaves missing, why, and the new origin.
+    reason: str
+    code: str
+    origin: str
+    size: int
+    root: str
+    published: dict[str, Any]
+    missing: list[int] | None
+    newOrigin: str
     # auditor_search: a search or an export.
     auditor: str
     auditorOrg: str | None

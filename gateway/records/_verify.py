@@ -32,14 +32,18 @@ from gateway.log import (
     ProofError,
     Report,
     UnknownCheckpointKey,
+    epoch_of,
+    family_verifiers,
     leaf_hash,
     node_hash,
+    note_origin,
     parse_checkpoint,
     public_leaf,
     verify_consistency,
 )
 from gateway.log.store import TransparencyLog
 from gateway.records._envelope import envelope_hash, indexed_columns, personal_hash, read_envelope
+from gateway.records._loss import LOSS_ACTION
 from gateway.records._personal import PersonalPart, personal_parts
 from gateway.records._retention import RETENTION_OUTCOME
 from gateway.storage import (
@@ -67,8 +71,15 @@ async def _checkpoints(
     rows = (await conn.execute(sa.select(log_checkpoints).order_by(log_checkpoints.c.size))).all()
     out: list[Checkpoint] = []
     for row in rows:
+        named = note_origin(row.note)
+        # A later epoch of the log (after a declared loss) is signed by the same keys.
+        keys = (
+            verifiers
+            if epoch_of(origin, named) in (None, 1)
+            else family_verifiers(verifiers, named)
+        )
         try:
-            checkpoint = parse_checkpoint(row.note, verifiers)
+            checkpoint = parse_checkpoint(row.note, keys)
         except UnknownCheckpointKey as exc:
             # The first checkpoint signed by none of the keys given: checked under another
             # origin, or with other keys, than the log's own. A later one, after earlier
@@ -78,7 +89,7 @@ async def _checkpoints(
         except CheckpointError as exc:
             report.fail(f"checkpoint of size {row.size}: {exc}")
             return out
-        if checkpoint.origin != origin:
+        if epoch_of(origin, checkpoint.origin) is None:
             # Signed by a key given, under the name the checkpoint gives: only the
             # origin configured differs (unless earlier checkpoints named this one).
             report.fail(
@@ -148,6 +159,8 @@ async def verify_database(
             return report
         if not await _personal_parts(conn, report):
             return report
+    if not await _epochs(engine, checkpoints, origin, report):
+        return report
     store = TransparencyLog(engine, None, origin=origin)
     for older, newer in itertools.pairwise(checkpoints):
         if older.size == 0:
@@ -161,6 +174,52 @@ async def verify_database(
             )
     report.checked.append("consistency between consecutive checkpoints")
     return report
+
+
+async def _epochs(
+    engine: AsyncEngine, checkpoints: Sequence[Checkpoint], origin: str, report: Report
+) -> bool:
+    """The log changes origin only forward, to a later epoch, and only where a statement
+    of loss is the first leaf of the new epoch, naming it."""
+    changes = [
+        (older, newer)
+        for older, newer in itertools.pairwise(checkpoints)
+        if older.origin != newer.origin
+    ]
+    if not changes:
+        return True
+    async with read_snapshot(engine) as conn:
+        for older, newer in changes:
+            before, after = epoch_of(origin, older.origin), epoch_of(origin, newer.origin)
+            if before is None or after is None or after <= before:
+                report.fail(
+                    f"checkpoint of size {newer.size} is of {newer.origin!r}, after "
+                    f"{older.origin!r}: a log's epochs only go forward",
+                    older.size,
+                )
+                return False
+            row = (
+                await conn.execute(
+                    sa.select(events.c.type, events.c.envelope)
+                    .join(log_leaves, log_leaves.c.event_id == events.c.id)
+                    .where(log_leaves.c.idx == older.size)
+                )
+            ).first()
+            statement: Mapping[str, Any] = read_envelope(row.envelope) if row is not None else {}
+            if (
+                row is None
+                or row.type != "admin"
+                or statement.get("action") != LOSS_ACTION
+                or statement.get("newOrigin") != newer.origin
+            ):
+                report.fail(
+                    f"the log moves from {older.origin!r} to {newer.origin!r} at leaf "
+                    f"{older.size}, which is not a statement of loss naming the new origin",
+                    older.size,
+                )
+                return False
+    report.checked.append(f"{len(changes)} change(s) of epoch, each opened by a statement of loss")
+    return True
 
 
 async def _leaves(

@@ -48,6 +48,8 @@ from gateway.admission import (
 )
 from gateway.config import ConfigurationError, GatewaySettings
 from gateway.errors import GatewayError, InvalidArgument
+from gateway.log import checkpoint_verifiers
+from gateway.log.continuity import ContinuityGuard, PublishedFile
 from gateway.log.sequencer import Sequencer
 from gateway.log.store import TransparencyLog
 from gateway.log.witnessing import Witness, Witnessing
@@ -247,11 +249,28 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             )
             if sequencer_engine is not None:
                 stack.push_async_callback(sequencer_engine.dispose)
-            sequencer = Sequencer(
-                TransparencyLog(
-                    sequencer_engine or engine, keyring, origin=settings.checkpoint_origin
+            sequencer_log = TransparencyLog(
+                sequencer_engine or engine, keyring, origin=settings.checkpoint_origin
+            )
+            # Nothing is signed that does not continue what was published of the log
+            # (the published file, the witnesses): a database restored from an older
+            # backup waits for an operator's choice.
+            continuity = ContinuityGuard(
+                sequencer_log,
+                checkpoint_verifiers(keyring, settings.checkpoint_origin),
+                published=(
+                    None
+                    if settings.log_published_file is None
+                    else PublishedFile(settings.log_published_file)
                 ),
+                witnesses=[Witness.of(w.url, w.key) for w in settings.witnesses],
+                ask_every=settings.log_continuity_seconds,
+            )
+            sequencer = Sequencer(
+                sequencer_log,
                 merge_delay=settings.merge_delay,
+                guard=continuity,
+                readers=(access_log,),
             )
             await sequencer.start()
             stack.push_async_callback(sequencer.stop)
@@ -349,6 +368,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 pseudonym_key=pseudonym_key,
                 notify_seal=seal,
                 redis=redis,
+                continuity=continuity,
             )
             log.info(
                 "gateway_started",

@@ -9,6 +9,9 @@ reported too, but a source that is down does not make the gateway unready, becau
 every other field still resolves. The access log reports its size and the sequencer's
 lag: a lag beyond the maximum merge delay breaks the receipts' promise, so it shows in
 `degraded` (and in `gateway_log_lag_seconds`), but the gateway still records and serves.
+So it does while the sequencer signs nothing because the log does not continue what
+was published of it (a restored database): `log.halted` (and `logHalted` in `/readyz`)
+gives the code, the sizes and the leaves missing, until an operator chooses.
 
 `/metrics` counts by procedure and organisation, so it is not public either: it needs
 the bearer secret `GATEWAY_METRICS_TOKEN` (for a scraper, which has no staff sign-in)
@@ -118,13 +121,18 @@ async def access_log_status(state: GatewayState) -> dict[str, Any]:
         return {"ok": False, "error": type(exc).__name__}
     LOG_LAG.set(lag)
     delay = state.settings.merge_delay
+    halted = None if state.continuity is None else state.continuity.halted
     status: dict[str, Any] = {
-        "ok": lag <= delay,
+        "ok": lag <= delay and halted is None,
         "size": size,
         "queued": queued,
         "lagSeconds": round(lag, 3),
         "maxMergeDelaySeconds": delay,
     }
+    if halted is not None:
+        # Nothing is signed until an operator chooses (docs/operations.md): the sizes,
+        # the leaves missing and who published the larger tree.
+        status["halted"] = halted.to_body()
     if state.settings.witnesses:
         # Where each witness stands: a witness behind delays cosigning, never recording.
         try:
@@ -216,6 +224,10 @@ def health_routes() -> dict[str, Handler]:
     async def readyz(request: Request) -> Response:
         ready, details = await _readiness(app_state(request))
         body: dict[str, Any] = {"status": "ready" if ready else "not_ready"}
+        halted = details["log"].get("halted")
+        if isinstance(halted, dict):
+            # Public, as the log's sizes are: it records and serves, and signs nothing.
+            body["logHalted"] = halted
         witnesses = details["log"].get("witnesses")
         if isinstance(witnesses, dict):
             # Public, as the log is: how far each witness's cosignature is behind.

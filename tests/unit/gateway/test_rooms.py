@@ -45,6 +45,7 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
             "gateway.log.store",
             "gateway.log.sequencer",
             "gateway.log.witnessing",
+            "gateway.log.continuity",
             "gateway.log.remote",
         ),
     ),
