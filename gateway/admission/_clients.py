@@ -50,6 +50,7 @@ from policies import AgencyKind
 
 __all__ = [
     "CLIENT_ID",
+    "KID",
     "CachedClients",
     "Client",
     "ClientKey",
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 CLIENT_ID = re.compile(r"^VN/GOV/[A-Za-z0-9][A-Za-z0-9-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_KID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
+KID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 _NOT_RECORDED = "The change could not be recorded; nothing changed."
 _UNREADABLE = (
     "The client registry cannot be read, so the request can be neither checked nor "
@@ -141,7 +142,7 @@ def check_client_id(client_id: str) -> None:
 
 def check_kid(kid: str) -> None:
     """Refuse (`InvalidArgument`) a kid of a shape the registry never holds."""
-    if not _KID.fullmatch(kid):
+    if not KID.fullmatch(kid):
         raise InvalidArgument("A kid is 1-128 URL-safe characters.", argument="kid")
 
 
@@ -164,7 +165,7 @@ def checked_key(jwk: dict[str, Any], kid: str | None = None) -> tuple[dict[str, 
     thumbprint); `InvalidArgument` if it is not one."""
     public, alg, thumbprint = public_jwk(jwk)
     kid = kid or jwk.get("kid") or thumbprint
-    if not isinstance(kid, str) or not _KID.match(kid):
+    if not isinstance(kid, str) or not KID.match(kid):
         raise InvalidArgument("A kid is 1-128 URL-safe characters.")
     return public, alg, kid
 
@@ -370,7 +371,7 @@ class ClientRegistry:
         registry that cannot be read is `AuditUnavailable` (503): the database that would
         hold the request's record does not answer, so nothing is served.
         """
-        if not CLIENT_ID.fullmatch(client_id) or not _KID.fullmatch(kid):
+        if not CLIENT_ID.fullmatch(client_id) or not KID.fullmatch(kid):
             return None
         query = (
             sa.select(clients, client_keys.c.kid, client_keys.c.alg, client_keys.c.jwk,
@@ -519,6 +520,8 @@ class CachedClients:
         found = self._entries.get((client_id, kid))
         if found is not None:
             return found
+        if not KID.fullmatch(kid):
+            return None  # never registered, never revocable: never taken from a set either
         kept = self._from_sets.get((client_id, kid))
         if kept is not None and self._clock() < kept[1]:
             return kept[0]

@@ -2,11 +2,13 @@
 
 An agency may run its own key rotation: its system's record holds a JWKS URL (approved
 by a platform operator, its host among the agency's endpoints), and the gateway reads
-the keys there. A key set is kept `ttl` seconds; a kid it does not hold makes the
+the keys there. A key set is kept `ttl` seconds (and, while it cannot be read again,
+`max_stale` seconds more at most); a kid it does not hold makes the
 gateway read the set again, at most once every `min_refetch` seconds per URL (so a
 flood of made-up kids costs one read), and one read at a time per URL. A set that
 cannot be read, is too large or is not a JWKS keeps the keys read before, if any.
-Only Ed25519 and P-256 public keys are taken (`public_jwk`); others are skipped.
+Only Ed25519 and P-256 public keys with a kid the registry could hold are taken
+(`public_jwk`, `KID`); others are skipped. One read takes `timeout` seconds at most.
 
 A key the agency stops publishing stops working once the set is read again; one the
 gateway must refuse at once is revoked in the registry (`revoke`), whatever the set says.
@@ -24,7 +26,7 @@ import httpx
 import orjson
 import structlog
 
-from gateway.admission._clients import public_jwk
+from gateway.admission._clients import KID, public_jwk
 from gateway.errors import InvalidArgument
 
 __all__ = ["PublishedKeys"]
@@ -48,12 +50,14 @@ class PublishedKeys:
         *,
         ttl: float = 300.0,
         min_refetch: float = 30.0,
+        max_stale: float = 3600.0,
         max_bytes: int = 65_536,
         timeout: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         self._ttl = ttl
+        self._max_stale = max_stale
         self._min_refetch = min_refetch
         self._max_bytes = max_bytes
         self._timeout = timeout
@@ -70,7 +74,9 @@ class PublishedKeys:
         if found is None or now - found.tried_at >= self._min_refetch:
             await self._read(url)
             found = self._sets.get(url)
-        return None if found is None else found.keys.get(kid)
+        if found is None or self._clock() - found.read_at > self._ttl + self._max_stale:
+            return None  # a set not read for so long is not trusted any more
+        return found.keys.get(kid)
 
     def forget(self, url: str | None = None) -> None:
         """Drop the set read from `url` (every set: `None`)."""
@@ -91,8 +97,9 @@ class PublishedKeys:
         now = self._clock()
         before = self._sets.get(url)
         try:
-            keys = await self._keys_at(url)
-        except (httpx.HTTPError, ValueError) as exc:
+            async with asyncio.timeout(self._timeout):  # the whole read, not each step
+                keys = await self._keys_at(url)
+        except Exception as exc:
             log.warning("published_keys_unreadable", error=type(exc).__name__)
             if before is not None:
                 before.tried_at = now
@@ -118,7 +125,9 @@ class PublishedKeys:
             raise ValueError("not a JWKS")
         keys: dict[str, dict[str, Any]] = {}
         for jwk in listed:
-            if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+            kid = jwk.get("kid") if isinstance(jwk, dict) else None
+            # A kid the registry could not hold could not be revoked there either.
+            if not isinstance(kid, str) or not KID.fullmatch(kid):
                 continue
             try:
                 public, _, _ = public_jwk(jwk)

@@ -255,7 +255,15 @@ class Dispatcher:
 
     async def _deliver(self, row: Any) -> int:
         attempts = int(row.attempts) + 1
-        delivery = self._delivery(row)
+        try:
+            delivery = self._delivery(row)
+        except Exception as exc:
+            # (a kind or payload of another version): settled, never in the others' way.
+            await self._settle(row.id, attempts, "failed", "unrenderable")
+            DELIVERIES.labels(row.kind, "failed").inc()
+            log.error("notification_failed", notification=row.id, kind=row.kind,
+                      error="unrenderable", detail=type(exc).__name__)  # fmt: skip
+            return 0
         if delivery is None:
             # The sealed id does not open (another pseudonym secret): nobody to tell.
             await self._settle(row.id, attempts, "failed", "recipient_unknown")
@@ -321,6 +329,8 @@ class Dispatcher:
         next_at: datetime.datetime | None = None,
     ) -> None:
         values: dict[str, Any] = {"status": status, "attempts": attempts, "last_error": code}
+        if status == "failed":
+            values["sealed_recipient"] = None  # given up: the citizen's id is not kept
         if next_at is not None:
             values["next_attempt_at"] = next_at
         async with self._engine.begin() as conn:

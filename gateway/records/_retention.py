@@ -1,27 +1,29 @@
 """Retention on schedule: personal parts past their retention are cleared in batches.
 
-A record's personal part (the sealed subjects, officer id and token, or a staff
-record's part in clear) and its entries in the subject index (with the wrapped copies
-of its data key) are kept for the retention of its procedure (`retention_of`), counted
-from the record's time. A run clears, oldest first, at most `max_records` parts past
-their retention, `batch_size` a transaction, and expires the consents past their end
-(`REQUESTED` unanswered past `answer_by`, `ACTIVE` past `valid_until`: their
+A record's personal part (the sealed subjects, officer id and token, or a staff record's
+part in clear) and its entries in the subject index (with the wrapped copies of its data
+key) are kept for the retention of its procedure (`retention_of`), counted from the
+record's time. A run clears, oldest first (listed by id), at most `max_records` parts
+past their retention, `batch_size` a transaction, and expires the consents past their
+end (`REQUESTED` unanswered past `answer_by`, `ACTIVE` past `valid_until`: their
 effective status already said so; now the table does too).
 
 Each run that clears or expires anything writes one `admin` record (`action`
 `retention`, outcome `cleared`) in the transaction of its first batch, before any part
 is deleted: it lists the records whose parts the run clears (`events`), how many
-subject-index entries they had, and how many consents expired. The records are those
-of many people, in time order, so the list says nothing of any one person. A run that
-stops half-way leaves listed parts that the next run finds, clears and lists again:
-every part missing is explained by a record, which is what `gateway audit verify`
-checks. The envelopes and the log's leaves stay, so the log still verifies.
+subject-index entries they had, and how many consents expired. The records are those of
+many people, sorted by id, so the list says nothing of any one person. A run that stops
+half-way leaves listed parts that the next run finds, clears and lists again: every part
+missing is explained by a record, which is what `gateway audit verify` checks. The
+envelopes and the log's leaves stay, so the log still verifies.
 
 On PostgreSQL the personal parts and the subject index are partitioned by month
 (`gateway.storage._partitions`): a run first drops whole the months whose every record
 is past the longest retention of any procedure, and its record names them (`months`,
-with how many parts they held, `monthRecords`); then it clears the rest row by row.
-Each run also makes the partitions of the coming months.
+with how many parts they held, `monthRecords`); then it clears the rest row by row. Each
+run also makes the partitions of the coming months. Dropping waits half a second at most
+for the tables' lock; if it cannot have it, the months wait for the next run. A record of
+a procedure the catalogue does not know is kept for the longest retention.
 
 Runs take turns across replicas: on PostgreSQL through an advisory lock held by the
 run's session (a replica that dies releases it); SQLite serves one process.
@@ -45,13 +47,16 @@ from gateway.records._forget import retention_of
 from gateway.records._recorder import Event, insert_events, pseudonym
 from gateway.storage import (
     consents,
+    count_month,
     drop_month,
     ensure_months,
     event_personal,
     event_subjects,
     events,
+    lock_not_available,
     month_range,
     monthly_partitions,
+    short_lock_wait,
 )
 from policies import Catalogue
 
@@ -94,23 +99,42 @@ class Cleared:
     """Another replica was running retention: this run did nothing."""
 
 
+def _longest(catalogue: Catalogue, default_days: int) -> int:
+    """The longest retention of any procedure (and the default)."""
+    return max([default_days, *(retention_of(catalogue, p.code, default_days) for p in catalogue)])
+
+
 def _classes(
     catalogue: Catalogue, default_days: int, now: datetime.datetime
 ) -> list[tuple[datetime.datetime, sa.ColumnElement[bool]]]:
     """For each retention in use: the time before which a record's part is due, and
-    which records have that retention (by procedure)."""
+    which records have that retention (by procedure). A record of a procedure the
+    catalogue no longer knows (removed, renamed, or of a newer catalogue) is kept for
+    the longest retention: nothing is cleared on a guess."""
     own: dict[int, list[str]] = {}
     for procedure in catalogue:
-        days = retention_of(catalogue, procedure.code, default_days)
-        if days != default_days:
-            own.setdefault(days, []).append(procedure.code)
-    others = sorted(code for codes in own.values() for code in codes)
-    default_class: sa.ColumnElement[bool] = sa.or_(
-        events.c.procedure.is_(None), events.c.procedure.not_in(others) if others else sa.true()
-    )
-    classes = [(now - datetime.timedelta(days=default_days), default_class)]
+        own.setdefault(retention_of(catalogue, procedure.code, default_days), []).append(
+            procedure.code
+        )
+    known = sorted(p.code for p in catalogue)
+    longest = _longest(catalogue, default_days)
+    classes: list[tuple[datetime.datetime, sa.ColumnElement[bool]]] = []
     for days, codes in sorted(own.items()):
-        classes.append((now - datetime.timedelta(days=days), events.c.procedure.in_(sorted(codes))))
+        which: sa.ColumnElement[bool] = events.c.procedure.in_(sorted(codes))
+        if days == default_days:
+            which = sa.or_(which, events.c.procedure.is_(None))
+        if days == longest:
+            which = sa.or_(which, events.c.procedure.not_in(known))
+        classes.append((now - datetime.timedelta(days=days), which))
+    if default_days not in own:
+        classes.append((now - datetime.timedelta(days=default_days), events.c.procedure.is_(None)))
+    if longest not in own and longest != default_days:
+        classes.append((now - datetime.timedelta(days=longest), events.c.procedure.not_in(known)))
+    elif longest == default_days and default_days not in own:
+        classes[-1] = (
+            classes[-1][0],
+            sa.or_(events.c.procedure.is_(None), events.c.procedure.not_in(known)),
+        )
     return classes
 
 
@@ -121,10 +145,15 @@ async def due_records(
     default_days: int,
     now: datetime.datetime,
     limit: int,
+    besides: Sequence[str] = (),
 ) -> list[str]:
     """The ids of at most `limit` records whose personal part is past its retention and
-    still kept, oldest first."""
+    still kept, oldest first; none of the months `besides` (those dropped whole)."""
     found: list[tuple[datetime.datetime, str]] = []
+    outside = [
+        sa.not_(sa.and_(events.c.ts >= start, events.c.ts < end))
+        for start, end in map(month_range, besides)
+    ]
     for before, which in _classes(catalogue, default_days, now):
         rows = await conn.execute(
             sa.select(events.c.ts, events.c.id)
@@ -134,7 +163,7 @@ async def due_records(
                     event_personal.c.event_id == events.c.id, event_personal.c.ts == events.c.ts
                 ),
             )
-            .where(events.c.ts < before, which)
+            .where(events.c.ts < before, which, *outside)
             .order_by(events.c.ts, events.c.id)
             .limit(limit)
         )
@@ -229,24 +258,27 @@ async def _run(
 ) -> Cleared:
     await conn.commit()  # the lock's statement; each batch is a transaction of its own
     if not dry_run:
-        async with conn.begin():
-            await ensure_months(conn, datetime.datetime.now(datetime.UTC))
-    async with conn.begin():
-        months, month_records, entries = [], 0, 0
-        longest = max(retention_of(catalogue, p.code, default_days) for p in catalogue)
-        whole_before = now - datetime.timedelta(days=max(longest, default_days))
-        for month in await monthly_partitions(conn):
-            if month_range(month)[1] > whole_before:
-                break
-            months.append(month)
-            if not dry_run:
-                parts, indexed = await drop_month(conn, month)
-                month_records, entries = month_records + parts, entries + indexed
+        try:
+            async with conn.begin():
+                await ensure_months(conn, datetime.datetime.now(datetime.UTC))
+        except sa.exc.DBAPIError as exc:
+            if not lock_not_available(exc):
+                raise
+            log.warning("partitions_not_made", reason="lock_timeout")
+    whole_before = now - datetime.timedelta(days=_longest(catalogue, default_days))
+    async with conn.begin():  # what is due: read only
+        months = [m for m in await monthly_partitions(conn) if month_range(m)[1] <= whole_before]
         due = await due_records(
-            conn, catalogue=catalogue, default_days=default_days, now=now, limit=max_records + 1
+            conn,
+            catalogue=catalogue,
+            default_days=default_days,
+            now=now,
+            limit=max_records + 1,
+            besides=months,
         )
         more, due = len(due) > max_records, sorted(due[:max_records])
         batches = list(_chunks(due, batch_size))
+        entries = 0
         for chunk in batches:
             entries += (
                 await conn.scalar(
@@ -257,41 +289,103 @@ async def _run(
                 or 0
             )
         if dry_run:
-            return Cleared(due, months, 0, entries, 0, None, more)
+            month_records = 0
+            for month in months:
+                parts, indexed = await count_month(conn, month)
+                month_records, entries = month_records + parts, entries + indexed
+            return Cleared(due, months, month_records, entries, 0, None, more)
+    try:
+        record, expired, month_records, month_entries = await _first_transaction(
+            conn,
+            months=months,
+            batches=batches,
+            body=_body(due, entries, operator, pseudonym_key),
+            catalogue=catalogue,
+            operator=operator,
+            now=now,
+        )
+    except sa.exc.DBAPIError as exc:
+        if not months or not lock_not_available(exc):
+            raise
+        # The months' tables are busy (a long reader): they wait for the next run, and
+        # the rest goes on now, never holding the recorder up.
+        log.warning("retention_months_deferred", months=len(months), reason="lock_timeout")
+        months = []
+        record, expired, month_records, month_entries = await _first_transaction(
+            conn,
+            months=months,
+            batches=batches,
+            body=_body(due, entries, operator, pseudonym_key),
+            catalogue=catalogue,
+            operator=operator,
+            now=now,
+        )
+    if record is None:
+        return Cleared(more=more)
+    for chunk in batches[1:]:
+        async with conn.begin():
+            await _clear(conn, chunk)
+    return Cleared(due, months, month_records, entries + month_entries, expired, record.id, more)
+
+
+def _body(
+    due: Sequence[str], entries: int, operator: str | None, pseudonym_key: bytes
+) -> EnvelopeBody:
+    body: EnvelopeBody = {
+        "action": RETENTION_ACTION,
+        "events": list(due),
+        "subjectEntries": entries,
+        "schedule": operator is None,
+    }
+    if operator is not None:
+        body["operator"] = pseudonym(pseudonym_key, operator)
+    return body
+
+
+async def _first_transaction(
+    conn: AsyncConnection,
+    *,
+    months: Sequence[str],
+    batches: Sequence[Sequence[str]],
+    body: EnvelopeBody,
+    catalogue: Catalogue,
+    operator: str | None,
+    now: datetime.datetime,
+) -> tuple[Event | None, int, int, int]:
+    """In one short transaction: the months dropped, the consents expired, the run's
+    record and its first batch cleared. (record or `None` when nothing was to do,
+    consents expired, personal parts and subject entries of the months)."""
+    async with conn.begin():
+        # Dropping a month locks its tables whole: never wait long for that lock (a
+        # long reader would hold every recording behind it), nor deadlock with a
+        # forgetting that took them in the other order.
+        await short_lock_wait(conn)
+        month_records = month_entries = 0
+        for month in months:
+            parts, indexed = await drop_month(conn, month)
+            month_records, month_entries = month_records + parts, month_entries + indexed
         expired = await _expire_consents(conn, now)
-        if not due and not expired and not months:
-            return Cleared(more=more)
-        body: EnvelopeBody = {
-            "action": RETENTION_ACTION,
-            "events": due,
-            "subjectEntries": entries,
-            "consentsExpired": expired,
-            "schedule": operator is None,
-        }
+        if not batches and not expired and not months:
+            return None, 0, 0, 0
+        body = {**body, "consentsExpired": expired}
+        body["subjectEntries"] = body.get("subjectEntries", 0) + month_entries
         if months:
-            body["months"] = months
+            body["months"] = list(months)
             body["monthRecords"] = month_records
-        personal: dict[str, object] = {}
-        if operator is not None:
-            body["operator"] = pseudonym(pseudonym_key, operator)
-            personal["operator"] = operator
         record = Event(
             type="admin",
             request_id="",
             outcome=RETENTION_OUTCOME,
             policy_version=catalogue.version,
             envelope=body,
-            personal=personal,
+            personal={} if operator is None else {"operator": operator},
         )
         # The record first, in the first batch's transaction: no part is ever missing
         # without a record that lists it.
         await insert_events(conn, [record])
         if batches:
             await _clear(conn, batches[0])
-    for chunk in batches[1:]:
-        async with conn.begin():
-            await _clear(conn, chunk)
-    return Cleared(due, months, month_records, entries, expired, record.id, more)
+    return record, expired, month_records, month_entries
 
 
 async def _clear(conn: AsyncConnection, ids: Sequence[str]) -> None:
@@ -371,13 +465,15 @@ class RetentionSchedule:
             RUNS.labels("failed").inc()
             raise
         RUNS.labels("skipped" if done.skipped else "done" if done.event_id else "idle").inc()
-        CLEARED.inc(len(done.records))
+        CLEARED.inc(len(done.records) + done.month_records)
         EXPIRED.inc(done.consents_expired)
         DUE.set(1 if done.more else 0)
         if done.event_id is not None:
             log.info(
                 "retention_cleared",
                 records=len(done.records),
+                months=len(done.months),
+                month_records=done.month_records,
                 consents_expired=done.consents_expired,
                 more=done.more,
             )

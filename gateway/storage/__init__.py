@@ -47,11 +47,14 @@ from gateway.storage._migrations import (
 )
 from gateway.storage._partitions import (
     PARTITIONED,
+    count_month,
     drop_month,
     ensure_months,
+    lock_not_available,
     month_of,
     month_range,
     monthly_partitions,
+    short_lock_wait,
 )
 from gateway.storage._secrets import (
     StoredSecret,
@@ -133,6 +136,7 @@ __all__ = [
     "connectors",
     "connectors_generation",
     "consents",
+    "count_month",
     "create_engine",
     "create_sequencer_engine",
     "current_revision",
@@ -151,6 +155,7 @@ __all__ = [
     "latest_secrets",
     "list_connector_versions",
     "list_connectors",
+    "lock_not_available",
     "log_checkpoints",
     "log_leaves",
     "log_nodes",
@@ -177,6 +182,7 @@ __all__ = [
     "secret_rows",
     "set_authority",
     "set_dry_run",
+    "short_lock_wait",
     "stored_secrets",
     "subject_keys",
     "upgrade",

@@ -7,10 +7,13 @@ for rows of a month that has none. A month whose every record is past the longes
 retention can then be dropped at once (`drop_month`), instead of deleted row by row.
 
 Partitions are made ahead (`ensure_months`: this month and the next `ahead`), at start
-and by each run of retention; a row whose month has none lands in the default
-partition, so recording never fails for want of one. A month that already has rows in
-the default partition gets no partition of its own (PostgreSQL would refuse it): its
-rows stay there, and retention clears them row by row. SQLite keeps one table each.
+and by each run of retention; a row whose month has none lands in the default partition,
+so recording never fails for want of one. Making or dropping a partition locks its table
+whole: both wait half a second at most for that lock (`short_lock_wait`) and are tried
+again on the next run, so recording is held up that long at most. A month that already
+has rows in the default partition gets no partition of its own (PostgreSQL would refuse
+it): its rows stay there, and retention clears them row by row. SQLite keeps one table
+each.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = [
     "PARTITIONED",
+    "count_month",
     "drop_month",
     "ensure_months",
+    "lock_not_available",
     "month_of",
     "month_range",
     "monthly_partitions",
+    "short_lock_wait",
 ]
 
 log = structlog.get_logger(__name__)
@@ -98,6 +104,7 @@ async def ensure_months(
     # Replicas starting together: one makes them, the others find them made next time.
     if not await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_LOCK_KEY))):
         return []
+    await short_lock_wait(conn)  # making one locks its table: never hold recording long
     have = set(await monthly_partitions(conn))
     made, month = [], month_of(now)
     for _ in range(ahead + 1):
@@ -129,12 +136,42 @@ async def _make(conn: AsyncConnection, month: str) -> bool:
     return True
 
 
-async def drop_month(conn: AsyncConnection, month: str) -> tuple[int, int]:
-    """Drop `month`'s partitions, in the caller's transaction; how many personal parts
-    and subject-index entries they held."""
+async def count_month(conn: AsyncConnection, month: str) -> tuple[int, int]:
+    """How many personal parts and subject-index entries `month`'s partitions hold (a
+    partition missing holds none)."""
     counts = []
     for table in PARTITIONED:
         name = _name(table, month_of(month_range(month)[0]))
+        if await conn.scalar(sa.text("SELECT to_regclass(:name)"), {"name": name}) is None:
+            counts.append(0)
+            continue
         counts.append(int(await conn.scalar(sa.text(f"SELECT count(*) FROM {name}")) or 0))  # noqa: S608  # nosec B608
-        await conn.execute(sa.text(f"DROP TABLE {name}"))
     return counts[0], counts[1]
+
+
+async def drop_month(conn: AsyncConnection, month: str) -> tuple[int, int]:
+    """Drop `month`'s partitions, in the caller's transaction; how many personal parts
+    and subject-index entries they held. (It locks both tables whole while it waits:
+    call `short_lock_wait` first.)"""
+    counts = await count_month(conn, month)
+    for table in PARTITIONED:
+        await conn.execute(sa.text(f"DROP TABLE IF EXISTS {_name(table, month)}"))
+    return counts
+
+
+async def short_lock_wait(conn: AsyncConnection, seconds: float = 0.5) -> None:
+    """PostgreSQL: let the rest of the caller's transaction wait `seconds` at most for a
+    lock (`lock_not_available` tells the error), below the database's deadlock check."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{int(seconds * 1000)}ms'"))
+
+
+def lock_not_available(exc: BaseException) -> bool:
+    """Whether a database error is a lock not taken in time (SQLSTATE 55P03)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        for name in ("sqlstate", "pgcode"):
+            if getattr(seen, name, None) == "55P03":
+                return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False

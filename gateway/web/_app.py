@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from redis.asyncio import Redis
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -204,8 +205,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             http = source_client(settings.http_transport)
             stack.push_async_callback(http.aclose)
             await require_head(engine)
-            async with engine.begin() as conn:  # PostgreSQL: the coming months' partitions
-                await ensure_months(conn, datetime.datetime.now(datetime.UTC))
+            try:
+                async with engine.begin() as conn:  # PostgreSQL: the coming months' partitions
+                    await ensure_months(conn, datetime.datetime.now(datetime.UTC))
+            except SQLAlchemyError as exc:  # busy tables: retention makes them on its runs
+                log.warning("partitions_not_made", error=type(exc).__name__)
             redis = None
             if settings.redis_url is not None:
                 redis = Redis.from_url(settings.redis_url.get_secret_value())
@@ -317,6 +321,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                             http,
                             ttl=settings.clients_jwks_ttl_seconds,
                             min_refetch=settings.clients_jwks_refetch_seconds,
+                            max_stale=settings.clients_jwks_ttl_seconds * 12,
                         ),
                         published_seconds=min(60.0, settings.clients_jwks_ttl_seconds),
                     ),

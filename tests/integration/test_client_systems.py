@@ -275,7 +275,9 @@ async def test_a_system_that_publishes_its_keys_is_read_from_its_key_set(
     # A key the agency stops publishing stops working once the set is read again.
     key_set.keys = [second_jwk]
     await asyncio.sleep(0.7)
-    assert (await _lookup(gateway, as_first, person)).status_code == 401
+    withdrawn = await _lookup(gateway, as_first, person)
+    assert withdrawn.status_code == 401
+    assert withdrawn.json()["code"] == "BAD_SIGNATURE"
     # A made-up key never works.
     stranger, _ = _key("pub-9")
     assert (

@@ -137,8 +137,10 @@ async def test_the_upgrade_moves_every_part_into_its_months_partition_and_back(
         assert row.ts == row.at
         assert row.part.endswith(f"_y{row.at.astimezone(UTC):%Y}m{row.at.astimezone(UTC):%m}")
     assert sealed == {f"e{n}": b"sealed-%d" % n for n in range(4)}
-    ahead = now + datetime.timedelta(days=62)
-    assert f"event_personal_y{ahead:%Y}m{ahead:%m}" in partitions
+    month = datetime.datetime(now.year, now.month, 1, tzinfo=UTC)
+    for _ in range(2):  # two months ahead
+        month = (month + datetime.timedelta(days=32)).replace(day=1)
+    assert f"event_personal_y{month:%Y}m{month:%m}" in partitions
     assert "event_personal_default" in partitions
 
     await _downgrade(engine, "0015")

@@ -73,8 +73,9 @@ async def test_bad_answers_keep_what_was_read_before_and_bad_keys_are_skipped() 
     private = {**OKPKey.generate_key("Ed25519").as_dict(private=True), "kid": "p"}
     rsa_like = {"kty": "RSA", "kid": "r", "n": "x", "e": "AQAB"}
     p384 = {**ECKey.generate_key("P-384").as_dict(private=False), "kid": "e"}
+    odd_kid = {**_jwk("x"), "kid": "stolen key#1"}  # no registry could revoke it
     source = Source(
-        {"keys": [good, private, rsa_like, p384, {"kid": 5}, "text"]},
+        {"keys": [good, private, rsa_like, p384, odd_kid, {"kid": 5}, "text"]},
         httpx.Response(503),
         httpx.Response(200, content=b"not json"),
         {"nokeys": []},
@@ -83,7 +84,7 @@ async def test_bad_answers_keep_what_was_read_before_and_bad_keys_are_skipped() 
     clock = Clock()
     keys = _keys(source, clock, ttl=1, min_refetch=5)
     assert await keys.key(URL, "a") is not None
-    for kid in ("p", "r", "e"):
+    for kid in ("p", "r", "e", "stolen key#1"):
         assert await keys.key(URL, kid) is None
     reads = source.reads
     assert reads == 1
@@ -115,3 +116,28 @@ async def test_one_read_at_a_time_per_url() -> None:
     found = await asyncio.gather(*waiting)
     assert all(f is not None for f in found)
     assert reads == 1
+
+
+async def test_a_set_not_read_for_too_long_is_not_trusted_and_a_slow_one_is_cut_off() -> None:
+    one = _jwk("a")
+    source, clock = Source({"keys": [one]}, httpx.Response(503)), Clock()
+    keys = _keys(source, clock, ttl=10, min_refetch=0, max_stale=100)
+    assert await keys.key(URL, "a") is not None
+    clock.now += 50  # unreadable since, within the allowance: the keys read before
+    assert await keys.key(URL, "a") is not None
+    clock.now += 100  # beyond it: none
+    assert await keys.key(URL, "a") is None
+
+    async def trickle(request: httpx.Request) -> httpx.Response:
+        async def body():  # a byte every half second, for ever
+            while True:
+                await asyncio.sleep(0.5)
+                yield b" "
+
+        return httpx.Response(200, content=body())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(trickle))
+    slow = PublishedKeys(http, timeout=0.3)
+    started = asyncio.get_running_loop().time()
+    assert await slow.key(URL, "a") is None
+    assert asyncio.get_running_loop().time() - started < 2

@@ -434,3 +434,26 @@ async def test_a_failing_job_does_not_stop_the_deliveries(engine: AsyncEngine) -
     clock = Clock()
     await _put(engine, _consent_notice(), clock)
     assert await _dispatcher(engine, Channel(), clock, jobs=[broken]).once() == 1
+
+
+async def test_a_row_no_text_can_be_made_of_fails_alone_and_the_rest_is_delivered(
+    engine: AsyncEngine,
+) -> None:
+    """A kind of another version (a rolling deploy) is settled failed, never retried
+    first for ever; a failed row keeps no sealed id."""
+    clock, channel = Clock(), Channel()
+    await _put(engine, _consent_notice(AN), clock)
+    async with engine.begin() as conn:
+        await conn.execute(
+            notifications.update().values(kind="from_the_future", next_attempt_at=T0)
+        )
+    await _put(engine, _consent_notice(OTHER), clock)
+    assert await _dispatcher(engine, channel, clock).once() == 1
+    rows = {r.kind: r for r in await _rows(engine)}
+    assert (rows["from_the_future"].status, rows["from_the_future"].last_error) == (
+        "failed",
+        "unrenderable",
+    )
+    assert rows["from_the_future"].sealed_recipient is None
+    assert rows["consent_requested"].status == "delivered"
+    assert len(channel.requests) == 1

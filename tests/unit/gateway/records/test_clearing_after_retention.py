@@ -97,36 +97,39 @@ async def test_each_record_is_kept_for_its_procedures_retention(
         _event(catalogue, [], procedure=None, ts=old),  # a staff record: the default
         _event(catalogue, [AN], procedure=CRIMINAL, ts=old),  # ten years of its own
         _event(catalogue, [BINH], procedure=RESIDENCE, ts=young),
-        _event(catalogue, [BINH], procedure="9.999999", ts=old),  # unknown: the default
+        _event(catalogue, [BINH], procedure="9.999999", ts=old),  # unknown: the longest
     ]
     async with engine.begin() as conn:
         await insert_events(conn, batch)
-    due = {batch[i].id for i in (0, 1, 2, 5)}
+    due = {batch[i].id for i in (0, 1, 2)}
 
     dry = await _run(engine, catalogue, dry_run=True)
     assert set(dry.records) == due
-    assert dry.subject_entries == 4  # AN; AN and BINH; BINH
+    assert dry.subject_entries == 3  # AN; AN and BINH
     assert dry.event_id is None
     assert len(await _kept(engine)) == 6
 
     done = await _run(engine, catalogue)
     assert set(done.records) == due
-    assert await _kept(engine) == {batch[3].id, batch[4].id, done.event_id}
+    assert await _kept(engine) == {batch[3].id, batch[4].id, batch[5].id, done.event_id}
     async with engine.connect() as conn:
         indexed = set(await conn.scalars(sa.select(event_subjects.c.event_id)))
         (envelope,) = await conn.scalars(
             sa.select(events.c.envelope).where(events.c.outcome == RETENTION_OUTCOME)
         )
-    assert indexed == {batch[3].id, batch[4].id}
+    assert indexed == {batch[3].id, batch[4].id, batch[5].id}
     assert sorted(envelope["events"]) == sorted(due)
-    assert envelope["subjectEntries"] == 4
+    assert envelope["subjectEntries"] == 3
     assert envelope["schedule"] is True
     assert "operator" not in envelope
 
     report = Report()
     async with engine.connect() as conn:
         assert await _personal_parts(conn, report)
-    assert "4 personal parts cleared after their retention" in report.checked
+    assert "3 personal parts cleared after their retention" in report.checked
+    # Past the longest retention (ten years), the unknown procedure's record goes too.
+    later = await _run(engine, catalogue, now=T0 + 3700 * DAY)
+    assert set(later.records) >= {batch[3].id, batch[5].id}
 
 
 async def test_a_run_is_bounded_and_says_when_more_are_due(
