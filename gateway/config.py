@@ -121,6 +121,13 @@ class GatewaySettings(BaseSettings):
         "replica, the CLI) reaches this gateway; a change made through it takes effect on "
         "the next request.",
     )
+    catalogue_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Seconds within which a catalogue version coming into effect (approved "
+        "through /admin/catalogue, or reaching its effective time) is followed.",
+    )
     clients_jwks_ttl_seconds: float = Field(
         default=300.0,
         gt=0,

@@ -46,7 +46,7 @@ _PERSONAL_ID: Final = re.compile(r"[0-9]{12}")
 _ORG: Final = re.compile(r"VN/GOV/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 _TEXT: Final = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 _STATE: Final = re.compile(r"[\x21-\x7e]{1,512}")
-_STAFF_ROLES: Final = ("agency_admin", "auditor", "operator")
+_STAFF_ROLES: Final = ("agency_admin", "auditor", "operator", "policy_editor")
 _PARAMS: Final = (
     "client_id",
     "redirect_uri",

@@ -40,7 +40,7 @@ __all__ = ["CITIZEN_ACR", "STAFF_ROLES", "create_app"]
 
 log = structlog.get_logger(__name__)
 
-STAFF_ROLES: Final = frozenset({"agency_admin", "auditor", "operator"})
+STAFF_ROLES: Final = frozenset({"agency_admin", "auditor", "operator", "policy_editor"})
 """Roles a staff token may carry."""
 CITIZEN_ACR: Final = {1: "vneid-level-1", 2: "vneid-level-2"}
 """The `acr` of a citizen token, by identity level."""

@@ -94,6 +94,8 @@ class Admitted:
     fetch: FetchContext
     case: Confirmation | None = None
     """What the dossier registry said of its case (procedures that ask it only)."""
+    catalogue: Catalogue | None = None
+    """The catalogue it was admitted and decided under (its record names that version)."""
 
 
 def _claimed_subjects(purpose: Any) -> list[str]:
@@ -168,11 +170,28 @@ class Admission:
         """Records refusals; the application starts and stops its flushing."""
         self.cases = cases or Cases(key=pseudonym_key)
         """Confirms cases at the dossier registry (see `gateway.admission._cases`)."""
+        self._derive(catalogue)
+
+    def _derive(self, catalogue: Catalogue) -> None:
         self._confirmation = {p.code: p.case_confirmation for p in catalogue}
         # Per procedure, the paths read by consent: only those need consents looked up.
         self._consent_paths = {
             p.code: frozenset(f for f in p.fields if p.basis(f) == Basis.CONSENT) for p in catalogue
         }
+
+    def use_catalogue(self, catalogue: Catalogue, policy: Policy) -> None:
+        """Decide under another catalogue (and its engine) from the next request on.
+
+        A request admitted before keeps what it was admitted with: the plan it holds,
+        and the `policy_version` its record names.
+        """
+        self._catalogue = catalogue
+        self._policy = policy
+        self._derive(catalogue)
+        self.refusals.policy_version = catalogue.version
+        self._verifier.use_procedures(
+            catalogue.get, lambda code: catalogue.get(code).hidden_access_allowed
+        )
 
     async def admit(self, request_id: str, authorization: str | None, raw: bytes) -> Admitted:
         """Admit the request or raise the error to answer (after recording it if signed)."""
@@ -225,7 +244,7 @@ class Admission:
             consent_loader=consents,
         )
         fetch = FetchContext(request_id=request_id, client_id=client.id, purpose=purpose)
-        return Admitted(verified, access, fetch)
+        return Admitted(verified, access, fetch, catalogue=self._catalogue)
 
     async def confirm_case(
         self,
@@ -363,6 +382,7 @@ class Admission:
     ) -> bytes:
         verified = admitted.verified
         purpose = verified.purpose
+        catalogue = admitted.catalogue or self._catalogue
         subjects = list(purpose.subjects)
         index = {s: i for i, s in enumerate(subjects)}
         # One entry per distinct decision, with the positions of the subjects it was
@@ -388,7 +408,7 @@ class Admission:
             "status": status,
             "errors": sorted(set(error_codes)),
             "fieldsServed": sum(len(paths) for paths in served.values()),
-            "papersAvoided": self._papers_avoided(purpose.procedure, served),
+            "papersAvoided": self._papers_avoided(catalogue, purpose.procedure, served),
         }
         versions = ctx.source_versions()
         if versions:
@@ -402,7 +422,7 @@ class Admission:
                 type="access",
                 request_id=ctx.request_id,
                 outcome=outcome,
-                policy_version=self._catalogue.version,
+                policy_version=catalogue.version,
                 envelope=envelope,
                 personal={
                     **self._personal(
@@ -441,9 +461,10 @@ class Admission:
         count_access(envelope, outcome)
         return leaf
 
-    def _papers_avoided(self, procedure: str, served: dict[str, set[str]]) -> int:
+    @staticmethod
+    def _papers_avoided(catalogue: Catalogue, procedure: str, served: dict[str, set[str]]) -> int:
         """Papers replaced, per subject, by fields that were all served."""
-        papers = self._catalogue.get(procedure).papers_replaced
+        papers = catalogue.get(procedure).papers_replaced
         return sum(1 for paths in served.values() for paper in papers if set(paper.fields) <= paths)
 
     def _who(self, verified: VerifiedRequest) -> EnvelopeBody:

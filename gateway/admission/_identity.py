@@ -46,7 +46,7 @@ __all__ = ["CITIZEN_ROLE", "MAX_TOKEN_BYTES", "STAFF_ROLES", "Identity", "Identi
 log = structlog.get_logger(__name__)
 
 CITIZEN_ROLE: Final = "citizen"
-STAFF_ROLES: Final = frozenset({"agency_admin", "auditor", "operator"})
+STAFF_ROLES: Final = frozenset({"agency_admin", "auditor", "operator", "policy_editor"})
 MAX_TOKEN_BYTES: Final = 8 * 1024
 """Longer bearer tokens are refused before any parsing."""
 

@@ -81,7 +81,7 @@ class Refusals:
         retry_minutes: int = 10,
     ) -> None:
         self._sink = sink
-        self._policy_version = policy_version
+        self.policy_version = policy_version
         self._clock = clock
         self._retry = retry_minutes
         self._minutes: dict[tuple[str, str, str, int], _Minute] = {}
@@ -159,7 +159,7 @@ class Refusals:
             type="access",
             request_id=uuid.uuid4().hex,
             outcome=f"rejected:{code}",
-            policy_version=self._policy_version,
+            policy_version=self.policy_version,
             envelope=envelope,
             personal={},
             client_id=client,

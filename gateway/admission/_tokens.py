@@ -179,6 +179,13 @@ class RequestVerifier:
         self._hiding_allowed = hiding_allowed
         self._max_hidden = max_hidden
 
+    def use_procedures(
+        self, known_procedure: Callable[[str], object], hiding_allowed: Callable[[str], bool]
+    ) -> None:
+        """Check purposes against another catalogue from the next request on."""
+        self._known_procedure = known_procedure
+        self._hiding_allowed = hiding_allowed
+
     async def verify(
         self,
         authorization: str | None,

@@ -23,7 +23,7 @@ from gateway.config import GatewaySettings
 
 __all__ = ["DEMO_ISSUER", "add_identity_commands", "citizen_token", "staff_token"]
 
-_STAFF_ROLES: Final = ("agency_admin", "auditor", "operator")
+_STAFF_ROLES: Final = ("agency_admin", "auditor", "operator", "policy_editor")
 _TIMEOUT: Final = 10.0
 _PROBE_TIMEOUT: Final = 0.5
 _DEFAULT_STAFF: Final = "demo-staff"

@@ -15,6 +15,12 @@ checks the stored records and their log.
 Above the log's core, the log store and the database; below admission and the web.
 """
 
+from gateway.records._catalogue_versions import (
+    CatalogueVersion,
+    CatalogueVersions,
+    StaffMember,
+    catalogue_of,
+)
 from gateway.records._citizen_view import CITIZEN_VISIBLE_TYPES, citizen_items
 from gateway.records._consents import (
     CONSENT_TYPE,
@@ -128,6 +134,8 @@ __all__ = [
     "AdminRecorder",
     "Answer",
     "BusyOfficer",
+    "CatalogueVersion",
+    "CatalogueVersions",
     "Cleared",
     "ClientConsentRequests",
     "ConsentStore",
@@ -152,11 +160,13 @@ __all__ = [
     "RetentionSchedule",
     "SearchFilter",
     "SharedSubject",
+    "StaffMember",
     "admin_event",
     "admin_recorder",
     "all_results",
     "answer_event",
     "answers_to",
+    "catalogue_of",
     "citizen_items",
     "citizen_questions",
     "clear_expired",

@@ -414,7 +414,8 @@ class ClientConsentRequests:
         max_validity: datetime.timedelta,
     ) -> None:
         self._store = store
-        self._policy_version = policy_version
+        self.policy_version = policy_version
+        """The catalogue version its records name (it changes with the catalogue)."""
         self._answer_within = answer_within
         self._max_validity = max_validity
 
@@ -447,7 +448,7 @@ class ClientConsentRequests:
                 consent,
                 "requested",
                 request_id=request_id,
-                policy_version=self._policy_version,
+                policy_version=self.policy_version,
                 actor="client",
             ),
         )

@@ -141,6 +141,9 @@ class EnvelopeBody(TypedDict, total=False):
     published: dict[str, Any]
     missing: list[int] | None
     newOrigin: str
+    # admin, the catalogue: `catalogue_recorded` (from the files), `_proposed`,
+    # `_approved`, `_rejected`: the version (its policy_version) and the procedure changed.
+    catalogueVersion: str
     # auditor_search: a search or an export.
     auditor: str
     auditorOrg: str | None

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -416,13 +416,14 @@ DUE = Gauge(
 
 class RetentionSchedule:
     """Runs `clear_expired` every `interval` seconds (the first after one interval),
-    and at once again while a run leaves records past their retention."""
+    and at once again while a run leaves records past their retention; `catalogue`
+    gives the catalogue in effect at each run."""
 
     def __init__(
         self,
         engine: AsyncEngine,
         *,
-        catalogue: Catalogue,
+        catalogue: Callable[[], Catalogue],
         default_days: int,
         pseudonym_key: bytes,
         interval: float,
@@ -455,7 +456,7 @@ class RetentionSchedule:
         try:
             done = await clear_expired(
                 self._engine,
-                catalogue=self._catalogue,
+                catalogue=self._catalogue(),  # the one in effect now
                 default_days=self._default_days,
                 pseudonym_key=self._key,
                 batch_size=self._batch_size,

@@ -66,6 +66,7 @@ from gateway.storage._secrets import (
     stored_secrets,
 )
 from gateway.storage._tables import (
+    CATALOGUE_VERSION_STATUSES,
     CLIENT_CHANGE_ACTIONS,
     CONNECTOR_VERSION_STATUSES,
     CONSENT_STATUSES,
@@ -73,6 +74,7 @@ from gateway.storage._tables import (
     NOTIFICATION_STATUSES,
     Instant,
     browser_sessions,
+    catalogue_versions,
     checkpoint_cosignatures,
     client_changes,
     client_generation,
@@ -103,6 +105,7 @@ from gateway.storage._tables import (
 
 __all__ = [
     "API_ORIGIN",
+    "CATALOGUE_VERSION_STATUSES",
     "CLIENT_CHANGE_ACTIONS",
     "CONNECTORS_CHANNEL",
     "CONNECTOR_VERSION_STATUSES",
@@ -125,6 +128,7 @@ __all__ = [
     "bound_fields",
     "browser_sessions",
     "bump_generation",
+    "catalogue_versions",
     "checkpoint_cosignatures",
     "client_changes",
     "client_generation",

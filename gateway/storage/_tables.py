@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 __all__ = [
+    "CATALOGUE_VERSION_STATUSES",
     "CLIENT_CHANGE_ACTIONS",
     "CONNECTOR_VERSION_STATUSES",
     "CONSENT_STATUSES",
@@ -15,6 +16,7 @@ __all__ = [
     "NOTIFICATION_STATUSES",
     "Instant",
     "browser_sessions",
+    "catalogue_versions",
     "checkpoint_cosignatures",
     "client_changes",
     "client_generation",
@@ -227,6 +229,26 @@ client_changes = sa.Table(
     ),
     sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
     sa.Index("ix_client_changes_organisation_status", "organisation", "status"),
+)
+
+CATALOGUE_VERSION_STATUSES = ("proposed", "approved", "rejected")
+
+catalogue_versions = sa.Table(
+    "catalogue_versions",
+    metadata,
+    sa.Column("version", sa.String(64), primary_key=True, comment="The policy_version."),
+    sa.Column("entries", sa.JSON, nullable=False, comment="Every entry, sorted by code."),
+    sa.Column("parent", sa.String(64), comment="The version it changes."),
+    sa.Column("change", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("proposed_by", sa.Text, nullable=False, comment="Staff id, or `files`."),
+    sa.Column("proposed_at", Instant(), nullable=False),
+    sa.Column("decided_by", sa.Text),
+    sa.Column("decided_at", Instant()),
+    sa.Column("effective_from", Instant()),
+    sa.Column("reason", sa.Text),
+    sa.CheckConstraint("status IN ('proposed', 'approved', 'rejected')", name="status"),
+    sa.Index("ix_catalogue_versions_status_effective_from", "status", "effective_from"),
 )
 
 EVENT_TYPES = ("access", "consent", "admin", "auditor_search", "key")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import gc
 from collections.abc import AsyncIterator
@@ -64,6 +65,7 @@ from gateway.notifications import (
     enqueue,
 )
 from gateway.records import (
+    CatalogueVersions,
     ClientConsentRequests,
     ConsentStore,
     EventRecorder,
@@ -84,6 +86,7 @@ from gateway.web._audit_routes import audit_router
 from gateway.web._auditor_console import auditor_console_router
 from gateway.web._auditor_patterns import auditor_patterns_router
 from gateway.web._browser_signin import browser_signin_router, failure_page
+from gateway.web._catalogue_routes import CatalogueSwitch, catalogue_router
 from gateway.web._citizen_pages import citizen_pages_router
 from gateway.web._citizen_routes import citizen_router, consent_status_router
 from gateway.web._client_routes import client_change_router
@@ -110,8 +113,8 @@ from gateway.web._sessions import (
     StaffForbidden,
     sign_in_required_response,
 )
-from policies import Consent, default_policy
-from schema import SchemaLimits, Services, build_schema, connector_fields
+from policies import Catalogue, Consent, default_policy
+from schema import SchemaLimits, Services, build_schema, canonical_fields, connector_fields
 
 __all__ = ["create_app", "create_app_from_environment", "preflight"]
 
@@ -291,7 +294,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             if settings.retention_schedule:
                 retention = RetentionSchedule(
                     engine,
-                    catalogue=catalogue,
+                    catalogue=lambda: app.state.gateway.catalogue,
                     default_days=settings.retention_days,
                     pseudonym_key=pseudonym_key,
                     interval=settings.retention_interval_seconds,
@@ -309,7 +312,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 stack.push_async_callback(dispatcher.stop)
 
                 async def on_request(conn: AsyncConnection, consent: Consent) -> None:
-                    await enqueue(conn, seal, consent_requested(seal, consent, catalogue))
+                    await enqueue(
+                        conn, seal, consent_requested(seal, consent, app.state.gateway.catalogue)
+                    )
 
             consents = ConsentStore(engine, keyring, on_request=on_request)
             admission = Admission(
@@ -344,14 +349,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             # before the recorder stops.
             await admission.refusals.start()
             stack.push_async_callback(admission.refusals.stop)
+            asking = ClientConsentRequests(
+                consents,
+                policy_version=catalogue.version,
+                answer_within=datetime.timedelta(days=settings.consent_answer_days),
+                max_validity=datetime.timedelta(days=settings.consent_max_days),
+            )
             services = Services(
                 catalogue=catalogue,
-                consents=ClientConsentRequests(
-                    consents,
-                    policy_version=catalogue.version,
-                    answer_within=datetime.timedelta(days=settings.consent_answer_days),
-                    max_validity=datetime.timedelta(days=settings.consent_max_days),
-                ),
+                consents=asking,
                 consent_requests=Limit(
                     limiter, "consent-request", settings.consent_requests_per_minute
                 ),
@@ -375,12 +381,37 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 redis=redis,
                 continuity=continuity,
             )
+
+            def use_catalogue(chosen: Catalogue) -> None:
+                """Decide under `chosen` from the next request on (see `CatalogueSwitch`)."""
+                state: GatewayState = app.state.gateway
+                state.catalogue = chosen
+                asking.policy_version = chosen.version
+                state.services = dataclasses.replace(state.services, catalogue=chosen)
+                state.admission.use_catalogue(chosen, default_policy(chosen))
+
+            # The files are the seed: recorded as a version when none holds them; then
+            # the version in effect (perhaps one approved through the admin API) rules.
+            versions = CatalogueVersions(
+                engine, pseudonym_key=pseudonym_key, canonical=canonical_fields()
+            )
+            await versions.record_files(catalogue)
+            switch = CatalogueSwitch(
+                versions,
+                current=lambda: app.state.gateway.catalogue,
+                use=use_catalogue,
+                poll_seconds=settings.catalogue_poll_seconds,
+                canonical=canonical_fields(),
+            )
+            await switch.follow()
+            await switch.start()
+            stack.push_async_callback(switch.stop)
             log.info(
                 "gateway_started",
                 environment=settings.environment,
                 database=engine.dialect.name,
                 connectors=sorted(live.versions),
-                policy_version=catalogue.version,
+                policy_version=app.state.gateway.catalogue.version,
             )
             yield
 
@@ -422,6 +453,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(admin_router())
     app.include_router(connector_router())
     app.include_router(client_change_router())
+    app.include_router(catalogue_router())
     app.include_router(readiness_router())
     app.include_router(audit_router())
     app.include_router(log_router())
