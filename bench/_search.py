@@ -81,7 +81,9 @@ def _rows(shape: Shape, start: int, stop: int) -> tuple[list[dict[str, Any]], ..
                 "papers_avoided": 1,
             }
         )
-        subs.append({"subject": _subject(rng.randrange(shape.subjects)), "event_id": event_id})
+        subs.append(
+            {"subject": _subject(rng.randrange(shape.subjects)), "event_id": event_id, "ts": ts}
+        )
         decs.append({"decision": "ALLOWED_BY_LAW", "event_id": event_id, "ts": ts})
         other = rng.choice(_DECISIONS)
         if other != "ALLOWED_BY_LAW":

@@ -7,6 +7,7 @@ handlers with `app_state(request)`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from gateway.config import GatewaySettings
 from gateway.log.continuity import ContinuityGuard
 from gateway.log.store import TransparencyLog
 from gateway.notifications import RecipientSeal
-from gateway.records import ConsentStore, EventRecorder
+from gateway.records import ClientConsentRequests, ConsentStore, EventRecorder
 from keys import KeyRing
 from policies import Catalogue
 from schema import Services
@@ -81,6 +82,16 @@ class GatewayState:
     redis: Redis | None = None
     continuity: ContinuityGuard | None = None
     """The sequencer's guard: why the log signs nothing, when it does not."""
+
+    def services_for(self, catalogue: Catalogue | None) -> Services:
+        """What resolvers need, under the catalogue a request was admitted under (the
+        one in effect may have changed since)."""
+        if catalogue is None or catalogue is self.services.catalogue:
+            return self.services
+        consents = self.services.consents
+        if isinstance(consents, ClientConsentRequests):
+            consents = consents.under(catalogue.version)
+        return dataclasses.replace(self.services, catalogue=catalogue, consents=consents)
 
     @property
     def registry(self) -> ConnectorRegistry:

@@ -50,6 +50,7 @@ from policies import (
     Catalogue,
     Policy,
     Purpose,
+    UnknownProcedure,
     purpose_text,
 )
 from schema import Access, RequestContext
@@ -235,16 +236,32 @@ class Admission:
                 # The database is down: the request is 503, never a field masked INTERNAL.
                 raise AuditUnavailable("The consents in force cannot be read.") from exc
 
+        # The catalogue, its engine and what is derived from it, taken together after the
+        # last wait: the request is decided, and its record named, under that one.
+        catalogue, policy, paths = self._catalogue, self._policy, self._consent_paths
+        if purpose.procedure not in catalogue:  # removed since the token was checked
+            error = UnknownProcedure(
+                f"No procedure {purpose.procedure!r} in the catalogue.",
+                procedure=purpose.procedure,
+            )
+            await self._record_rejection(
+                request_id,
+                RejectedRequest(
+                    error, client=client, token=verified.token, claims={"purpose": purpose.claim()}
+                ),
+                verified=verified,
+            )
+            raise error
         access = Access(
             client_id=client.id,
             agency_kinds=client.agency_kinds,
             purpose=purpose,
-            policy=self._policy,
-            consent_paths=self._consent_paths.get(purpose.procedure, frozenset()),
+            policy=policy,
+            consent_paths=paths.get(purpose.procedure, frozenset()),
             consent_loader=consents,
         )
         fetch = FetchContext(request_id=request_id, client_id=client.id, purpose=purpose)
-        return Admitted(verified, access, fetch, catalogue=self._catalogue)
+        return Admitted(verified, access, fetch, catalogue=catalogue)
 
     async def confirm_case(
         self,
@@ -282,7 +299,13 @@ class Admission:
             )
             await self._released_on_503(
                 verified,
-                self._record_rejection(request_id, refused, verified=verified, case=confirmation),
+                self._record_rejection(
+                    request_id,
+                    refused,
+                    verified=verified,
+                    case=confirmation,
+                    catalogue=admitted.catalogue,
+                ),
                 answer=error,
             )
             raise error
@@ -324,7 +347,9 @@ class Admission:
             claims={"purpose": verified.purpose.claim(), "jti": verified.jti},
         )
         with contextlib.suppress(AuditUnavailable):
-            await self._record_rejection(request_id, rejected, verified=verified)
+            await self._record_rejection(
+                request_id, rejected, verified=verified, catalogue=admitted.catalogue
+            )
 
     async def _released_on_503(
         self, verified: VerifiedRequest, step: Awaitable[T], *, answer: GatewayError | None = None
@@ -510,7 +535,10 @@ class Admission:
         *,
         verified: VerifiedRequest | None = None,
         case: Confirmation | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
+        """Record a refusal, naming the catalogue the request was admitted under (if it
+        was), else the one in effect."""
         purpose = rejected.claims.get("purpose") if isinstance(rejected.claims, dict) else None
         officer = _claimed_officer(purpose)
         procedure = purpose.get("procedure") if isinstance(purpose, dict) else None
@@ -544,7 +572,7 @@ class Admission:
                 type="access",
                 request_id=request_id,
                 outcome=f"rejected:{rejected.error.code}",
-                policy_version=self._catalogue.version,
+                policy_version=(catalogue or self._catalogue).version,
                 envelope=envelope,
                 personal={
                     **self._personal(

@@ -271,9 +271,10 @@ def _witness_flags(parser: argparse.ArgumentParser) -> None:
 def _audit_forget(args: argparse.Namespace) -> int:
     from gateway.identifiers import PersonalId
     from gateway.notifications import RecipientSeal, forget_recipient
-    from gateway.records import forget
+    from gateway.records import catalogue_in_effect, forget
     from gateway.resources import load_procedures, load_pseudonym_key
     from gateway.storage import create_engine, require_head
+    from schema import canonical_fields
 
     settings = settings_from_environment()
     subject = PersonalId(args.personal_id).value
@@ -287,7 +288,7 @@ def _audit_forget(args: argparse.Namespace) -> int:
             return await forget(
                 engine,
                 subject,
-                catalogue=catalogue,
+                catalogue=await catalogue_in_effect(engine, catalogue, canonical_fields()),
                 default_days=settings.retention_days,
                 operator=args.operator,
                 pseudonym_key=key,
@@ -306,9 +307,10 @@ def _audit_forget(args: argparse.Namespace) -> int:
 
 
 def _audit_retention(args: argparse.Namespace) -> int:
-    from gateway.records import clear_expired
+    from gateway.records import catalogue_in_effect, clear_expired
     from gateway.resources import load_procedures, load_pseudonym_key
     from gateway.storage import create_engine, require_head
+    from schema import canonical_fields
 
     settings = settings_from_environment()
     catalogue = load_procedures(settings)
@@ -320,7 +322,7 @@ def _audit_retention(args: argparse.Namespace) -> int:
             await require_head(engine)
             return await clear_expired(
                 engine,
-                catalogue=catalogue,
+                catalogue=await catalogue_in_effect(engine, catalogue, canonical_fields()),
                 default_days=settings.retention_days,
                 pseudonym_key=key,
                 batch_size=settings.retention_batch_size,

@@ -15,11 +15,11 @@ events wait in the queue.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
 from gateway import tracing
+from gateway.background import Background
 from gateway.log.continuity import ContinuityGuard
 from gateway.log.store import LogIntegrityError, TransparencyLog
 
@@ -28,7 +28,7 @@ __all__ = ["Sequencer"]
 log = structlog.get_logger(__name__)
 
 
-class Sequencer:
+class Sequencer(Background):
     """Integrates queued events in the background, within the maximum merge delay."""
 
     def __init__(
@@ -43,22 +43,15 @@ class Sequencer:
         self._log = log_store
         self._delay = merge_delay
         self._max_batch = max_batch
-        self._task: asyncio.Task[None] | None = None
         self.guard = guard
         self._readers = readers
         """Other stores of the same log, told the origin it signs under."""
 
-    async def start(self) -> None:
-        """Start integrating."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="sequencer")
+    _name = "sequencer"
 
     async def stop(self) -> None:
         """Stop now; a batch in progress rolls back and is integrated on the next start."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._cancel()
         self._log.dispose()
         if self.guard is not None:
             await self.guard.aclose()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime
 import re
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from lienthong_client.log import (
 )
 from prometheus_client import Counter, Gauge, Histogram
 
+from gateway.background import Background
 from gateway.log.store import TransparencyLog
 
 __all__ = ["Witness", "Witnessing"]
@@ -84,7 +84,7 @@ class Witness:
         return cls(url.rstrip("/"), parse_cosigner_key(key))
 
 
-class Witnessing:
+class Witnessing(Background):
     """Submits the log's newest checkpoint to each witness, in the background."""
 
     def __init__(
@@ -104,17 +104,11 @@ class Witnessing:
         )
         self._own_http = http is None
         self._timeout = timeout
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="witnessing")
+    _name = "witnessing"
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._cancel()
         if self._own_http:
             await self._http.aclose()
 

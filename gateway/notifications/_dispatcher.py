@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.background import Background
 from gateway.instants import format_instant
 from gateway.notifications._outbox import AGENCY, CITIZEN, RecipientSeal
 from gateway.notifications._senders import Delivery, DeliveryFailed, NotificationSender
@@ -64,7 +65,7 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-class Dispatcher:
+class Dispatcher(Background):
     """Delivers the outbox in the background; see the module's description."""
 
     def __init__(
@@ -103,19 +104,13 @@ class Dispatcher:
         self._watches = tuple(watches)
         self._clock = clock
         self.holder = uuid.uuid4().hex
-        self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
 
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="notifications")
+    _name = "notifications"
 
     async def stop(self) -> None:
         """Stop; give the lease up so that another replica delivers at once."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if await self._cancel():
             with contextlib.suppress(Exception):  # it expires anyway
                 async with self._engine.begin() as conn:
                     await conn.execute(

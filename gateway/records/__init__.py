@@ -19,6 +19,7 @@ from gateway.records._catalogue_versions import (
     CatalogueVersion,
     CatalogueVersions,
     StaffMember,
+    catalogue_in_effect,
     catalogue_of,
 )
 from gateway.records._citizen_view import CITIZEN_VISIBLE_TYPES, citizen_items
@@ -166,6 +167,7 @@ __all__ = [
     "all_results",
     "answer_event",
     "answers_to",
+    "catalogue_in_effect",
     "catalogue_of",
     "citizen_items",
     "citizen_questions",

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -36,13 +37,20 @@ from gateway.storage import catalogue_versions
 from policies import Catalogue, Procedure
 
 __all__ = [
+    "KEPT",
     "CatalogueVersion",
     "CatalogueVersions",
     "StaffMember",
+    "catalogue_in_effect",
     "catalogue_of",
 ]
 
+log = structlog.get_logger(__name__)
+
 FILES = "files"
+KEPT: frozenset[str] = frozenset({"LOCAL.citizen-self-service"})
+"""Procedures the gateway itself runs (the citizen's own pages): never removed."""
+_LATEST = datetime.datetime.max.replace(tzinfo=datetime.UTC)
 _NOT_RECORDED = "The change could not be recorded, so it was not made."
 
 
@@ -171,23 +179,34 @@ class CatalogueVersions:
                 )
                 if known is not None:
                     return False
-                parent = await _in_effect(conn, now)
+                parent = await _in_effect(conn, _LATEST)
+                # Files never undo a change approved through the API: then they are a
+                # proposal like any other, for an operator to approve or reject.
+                proposal = parent is not None and parent.proposed_by != FILES
+                if proposal:
+                    log.warning(
+                        "catalogue_files_proposed",
+                        version=catalogue.version,
+                        in_effect=parent.version if parent else None,
+                    )
                 await conn.execute(
                     catalogue_versions.insert().values(
                         version=catalogue.version,
                         entries=_entries(catalogue),
                         parent=None if parent is None else parent.version,
                         change={"origin": FILES},
-                        status="approved",
+                        status="proposed" if proposal else "approved",
                         proposed_by=FILES,
                         proposed_at=now,
-                        decided_by=FILES,
-                        decided_at=now,
-                        effective_from=now,
+                        decided_by=None if proposal else FILES,
+                        decided_at=None if proposal else now,
+                        effective_from=None if proposal else now,
                     )
                 )
+                action = "catalogue_proposed" if proposal else "catalogue_recorded"
+                under = parent.version if proposal and parent else catalogue.version
                 await insert_events(
-                    conn, [self._event("catalogue_recorded", catalogue.version, None, None)]
+                    conn, [self._event(action, catalogue.version, None, None, under=under)]
                 )
         except IntegrityError:  # another replica recorded it first
             return False
@@ -235,9 +254,15 @@ class CatalogueVersions:
         now = _now()
         try:
             async with self._engine.begin() as conn:
-                parent = await (_get(conn, base) if base else _in_effect(conn, now))
+                parent = await (_get(conn, base) if base else _in_effect(conn, _LATEST))
                 if parent is None:
                     raise Conflict("No catalogue is recorded yet: start the gateway once.")
+                if parent.status != "approved":
+                    raise Conflict(
+                        f"A change is proposed on an approved version; {parent.version[:12]} "
+                        f"is {parent.status}.",
+                        status=parent.status,
+                    )
                 entries = {e["code"]: e for e in parent.entries}
                 if procedure is not None:
                     checked = catalogue_of([procedure], self._canonical)
@@ -253,6 +278,12 @@ class CatalogueVersions:
                 else:
                     assert remove is not None
                     code, kind = remove, "remove"
+                    if code in KEPT:
+                        raise InvalidArgument(
+                            f"Procedure {code!r} is the gateway's own (the citizen's pages): "
+                            f"it is changed, never removed.",
+                            argument="remove",
+                        )
                     if entries.pop(code, None) is None:
                         raise NotFound(
                             f"Procedure {code!r} is not in version {parent.version[:12]}.",
@@ -284,7 +315,12 @@ class CatalogueVersions:
                     )
                 )
                 await insert_events(
-                    conn, [self._event("catalogue_proposed", catalogue.version, code, by)]
+                    conn,
+                    [
+                        self._event(
+                            "catalogue_proposed", catalogue.version, code, by, under=parent.version
+                        )
+                    ],
                 )
                 return await _get(conn, catalogue.version)
         except SQLAlchemyError as exc:
@@ -306,10 +342,36 @@ class CatalogueVersions:
         when = max(when, now)
         try:
             async with self._engine.begin() as conn:
+                latest = await _in_effect(conn, _LATEST)
+                waiting = await _get(conn, version)
+                if (
+                    waiting.status == "proposed"
+                    and latest is not None
+                    and waiting.parent != latest.version
+                ):
+                    # Approving it would undo what was approved since it was proposed.
+                    raise Conflict(
+                        f"This version changes {str(waiting.parent)[:12]}, and "
+                        f"{latest.version[:12]} has been approved since: propose the change "
+                        f"again on it.",
+                        reason="stale",
+                        latest=latest.version,
+                    )
+                if latest is not None and latest.effective_from is not None:
+                    when = max(when, latest.effective_from)
                 found = await self._decide(conn, version, by, "approved", None, when)
+                under = latest.version if latest is not None else version
                 await insert_events(
                     conn,
-                    [self._event("catalogue_approved", version, found.change.get("procedure"), by)],
+                    [
+                        self._event(
+                            "catalogue_approved",
+                            version,
+                            found.change.get("procedure"),
+                            by,
+                            under=under,
+                        )
+                    ],
                 )
                 return await _get(conn, version)
         except SQLAlchemyError as exc:
@@ -322,9 +384,18 @@ class CatalogueVersions:
         try:
             async with self._engine.begin() as conn:
                 found = await self._decide(conn, version, by, "rejected", reason.strip(), None)
+                latest = await _in_effect(conn, _LATEST)
                 await insert_events(
                     conn,
-                    [self._event("catalogue_rejected", version, found.change.get("procedure"), by)],
+                    [
+                        self._event(
+                            "catalogue_rejected",
+                            version,
+                            found.change.get("procedure"),
+                            by,
+                            under=version if latest is None else latest.version,
+                        )
+                    ],
                 )
                 return await _get(conn, version)
         except SQLAlchemyError as exc:
@@ -363,8 +434,16 @@ class CatalogueVersions:
         return found
 
     def _event(
-        self, action: str, version: str, procedure: str | None, by: StaffMember | None
+        self,
+        action: str,
+        version: str,
+        procedure: str | None,
+        by: StaffMember | None,
+        *,
+        under: str,
     ) -> Event:
+        """An `admin` record of `action` on `version`, decided under the version `under`
+        (the one approved last: a proposal is no `policy_version` of any decision)."""
         body: EnvelopeBody = {"action": action, "catalogueVersion": version}
         if procedure is not None:
             body["procedure"] = procedure
@@ -377,7 +456,7 @@ class CatalogueVersions:
             type="admin",
             request_id="",
             outcome=action,
-            policy_version=version,
+            policy_version=under,
             envelope=body,
             personal=personal,
             procedure=procedure,  # found by the procedure too, with its accesses
@@ -413,3 +492,20 @@ async def _get(conn: AsyncConnection, version: str) -> CatalogueVersion:
     if row is None:
         raise NotFound("No catalogue version has this id.", kind="CatalogueVersion")
     return _row(row)
+
+
+async def catalogue_in_effect(
+    engine: AsyncEngine,
+    files: Catalogue,
+    canonical: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Catalogue:
+    """The catalogue in effect now: the stored version's, else (none stored, or one this
+    release cannot read) the files'."""
+    found = await CatalogueVersions(engine, pseudonym_key=b"", canonical=canonical).in_effect()
+    if found is None or found.version == files.version:
+        return files
+    try:
+        return catalogue_of(found.entries, canonical)
+    except InvalidArgument:
+        log.error("catalogue_in_effect_unreadable", version=found.version)
+        return files

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import dataclasses
 import datetime
 import re
@@ -418,6 +419,14 @@ class ClientConsentRequests:
         """The catalogue version its records name (it changes with the catalogue)."""
         self._answer_within = answer_within
         self._max_validity = max_validity
+
+    def under(self, policy_version: str) -> ClientConsentRequests:
+        """The same requests, their records naming `policy_version` (a request's own)."""
+        if policy_version == self.policy_version:
+            return self
+        other = copy.copy(self)
+        other.policy_version = policy_version
+        return other
 
     async def get(self, consent_id: str) -> Consent:
         """The consent, or `NotFound`."""

@@ -32,7 +32,6 @@ run's session (a replica that dies releases it); SQLite serves one process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.background import Background
 from gateway.records._envelope import EnvelopeBody
 from gateway.records._forget import retention_of
 from gateway.records._recorder import Event, insert_events, pseudonym
@@ -414,7 +414,7 @@ DUE = Gauge(
 )
 
 
-class RetentionSchedule:
+class RetentionSchedule(Background):
     """Runs `clear_expired` every `interval` seconds (the first after one interval),
     and at once again while a run leaves records past their retention; `catalogue`
     gives the catalogue in effect at each run."""
@@ -437,19 +437,6 @@ class RetentionSchedule:
         self._interval = interval
         self._batch_size = batch_size
         self._max_records = max_records
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Start the schedule."""
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="retention")
-
-    async def stop(self) -> None:
-        """Stop now; a batch in progress rolls back, and the next run takes it again."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def run_once(self) -> Cleared:
         """One run, counted in the metrics."""
@@ -480,7 +467,10 @@ class RetentionSchedule:
             )
         return done
 
-    async def _loop(self) -> None:
+    _name = "retention"
+
+    async def _run(self) -> None:
+        # Stopped, a batch in progress rolls back, and the next run takes it again.
         wait = self._interval
         while True:
             await asyncio.sleep(wait)

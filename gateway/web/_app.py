@@ -403,7 +403,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 poll_seconds=settings.catalogue_poll_seconds,
                 canonical=canonical_fields(),
             )
-            await switch.follow()
+            try:
+                await switch.follow()
+            except Exception as exc:  # e.g. fields this release does not have: the files
+                log.error("catalogue_not_followed", error=type(exc).__name__)
             await switch.start()
             stack.push_async_callback(switch.stop)
             log.info(

@@ -22,7 +22,6 @@ and its record names it. See `gateway.records._catalogue_versions`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import re
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.admission import Identity
+from gateway.background import Background
 from gateway.errors import Forbidden
 from gateway.records import CatalogueVersions, StaffMember, catalogue_of
 from gateway.state import GatewayState, State
@@ -144,7 +144,7 @@ def catalogue_router() -> APIRouter:
     return router
 
 
-class CatalogueSwitch:
+class CatalogueSwitch(Background):
     """Follows the version in effect: reads it every `poll_seconds`, and when another
     version has come into effect, builds its catalogue and hands it to `use`."""
 
@@ -162,7 +162,6 @@ class CatalogueSwitch:
         self._use = use
         self._poll = poll_seconds
         self._canonical = canonical
-        self._task: asyncio.Task[None] | None = None
 
     async def follow(self) -> bool:
         """Switch now if another version is in effect; whether it switched."""
@@ -178,17 +177,7 @@ class CatalogueSwitch:
         log.info("catalogue_in_effect", policy_version=version)
         return True
 
-    async def start(self) -> None:
-        """Start following."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="catalogue")
-
-    async def stop(self) -> None:
-        """Stop following."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    _name = "catalogue"
 
     async def _run(self) -> None:
         while True:

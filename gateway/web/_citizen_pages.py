@@ -346,7 +346,7 @@ async def _my_data(
             fetch=admitted.fetch,
             max_batch=state.settings.max_batch,
             access=admitted.access,
-            services=state.services,
+            services=state.services_for(admitted.catalogue),
             versions=served.versions,
         )
         result = await schema.execute(query, context_value=ctx)

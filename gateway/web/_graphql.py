@@ -325,7 +325,7 @@ class GraphQLEndpoint:
                     fetch=fetch,
                     max_batch=self._max_batch,
                     access=admitted.access,
-                    services=state.services,
+                    services=state.services_for(admitted.catalogue),
                     versions=served.versions,
                 )
                 return await self._answer(

@@ -27,6 +27,7 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
             "gateway.identifiers",
             "gateway.instants",
             "gateway.awaiting",
+            "gateway.background",
             "gateway.tracing",
             "gateway.configfiles",
             "gateway.config",

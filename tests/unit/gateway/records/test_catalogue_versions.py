@@ -68,8 +68,8 @@ async def test_versions_follow_their_approval_and_effective_time(
     second = await versions.propose(by=EDITOR, procedure=again, base=proposed.version)
     yesterday = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
     done = await versions.approve(second.version, by=OPERATOR, effective_from=yesterday)
-    assert done.effective_from is not None
-    assert done.effective_from > yesterday
+    # Never in the past, nor before the version it changes takes effect.
+    assert done.effective_from == later
     assert {v.version for v in await versions.list()} == {
         files.version,
         proposed.version,
@@ -96,3 +96,61 @@ async def test_a_proposal_is_one_valid_change(engine: AsyncEngine, files: Catalo
     assert RESIDENCE not in catalogue_of(removed.entries)
     with pytest.raises(Conflict):
         await versions.propose(by=EDITOR, remove=RESIDENCE)  # proposed already
+
+
+async def test_history_is_a_line_an_approval_never_undoes_another(
+    engine: AsyncEngine, files: Catalogue
+) -> None:
+    versions = CatalogueVersions(engine, pseudonym_key=b"k" * 32, canonical=canonical_fields())
+    await versions.record_files(files)
+    entry = files.get(RESIDENCE).model_dump(mode="json")
+    phone = await versions.propose(
+        by=EDITOR, procedure={**entry, "fields": {**entry["fields"], "Citizen.phone": "law"}}
+    )
+    renamed = await versions.propose(
+        by=EDITOR, procedure={**entry, "name": {**entry["name"], "en": "Residence (2027)"}}
+    )
+    await versions.approve(phone.version, by=OPERATOR)
+    with pytest.raises(Conflict) as stale:
+        await versions.approve(renamed.version, by=OPERATOR)
+    assert stale.value.detail["reason"] == "stale"
+    assert await versions.effective_version() == phone.version
+    # Proposed again on what is approved now, it keeps both changes.
+    again = await versions.propose(
+        by=EDITOR,
+        procedure={
+            **entry,
+            "fields": {**entry["fields"], "Citizen.phone": "law"},
+            "name": {**entry["name"], "en": "Residence (2027)"},
+        },
+    )
+    assert again.parent == phone.version
+    # A rejected version is no base: what it held would slip in unseen.
+    await versions.reject(renamed.version, by=OPERATOR, reason="superseded")
+    with pytest.raises(Conflict):
+        await versions.propose(by=EDITOR, remove="1.001193", base=renamed.version)
+    with pytest.raises(InvalidArgument, match="never removed"):
+        await versions.propose(by=EDITOR, remove="LOCAL.citizen-self-service")
+
+
+async def test_changed_files_never_undo_a_change_approved_through_the_api(
+    engine: AsyncEngine, files: Catalogue
+) -> None:
+    versions = CatalogueVersions(engine, pseudonym_key=b"k" * 32, canonical=canonical_fields())
+    await versions.record_files(files)
+    entry = files.get(RESIDENCE).model_dump(mode="json")
+    approved = await versions.propose(
+        by=EDITOR, procedure={**entry, "fields": {**entry["fields"], "Citizen.phone": "law"}}
+    )
+    await versions.approve(approved.version, by=OPERATOR)
+    # A release whose files changed (here: another entry's name) starts.
+    other = files.get("1.001193").model_dump(mode="json")
+    other["name"] = {**other["name"], "en": other["name"]["en"] + " (new release)"}
+    released = catalogue_of(
+        [other if e.code == "1.001193" else e.model_dump(mode="json") for e in files],
+        canonical_fields(),
+    )
+    assert await versions.record_files(released)
+    assert await versions.effective_version() == approved.version
+    (waiting,) = await versions.list(status="proposed")
+    assert (waiting.version, waiting.proposed_by) == (released.version, "files")
