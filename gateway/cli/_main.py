@@ -25,6 +25,7 @@ gateway connectors validate F check one manifest file offline
 gateway connectors submit F   register a manifest through the admin API (also approve,
                               rollback, disable, history, dry-run; --url, --token)
 gateway catalogue list        the procedures of the catalogue and its version
+gateway catalogue export DIR  a stored version (the one in effect) as procedure files
 gateway clients ...           register clients and keys; suspend; list
 gateway token ...             sign a request token with a local client key
 gateway staff token ...       sign in as staff at the sandbox issuer
@@ -347,6 +348,53 @@ def _connectors_list(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalogue_export(args: argparse.Namespace) -> int:
+    """The stored version as the files the catalogue folder holds: one YAML file a
+    procedure; reading the folder back gives the same policy version."""
+    import yaml
+
+    from gateway.errors import Conflict
+    from gateway.records import CatalogueVersions, catalogue_of
+    from gateway.storage import create_engine, require_head
+    from policies import load_catalogue
+    from schema import canonical_fields
+
+    settings = settings_from_environment()
+    folder: Path = args.folder
+    if folder.exists() and any(folder.iterdir()):
+        raise Conflict(f"{folder} is not empty: export into a new or empty folder.")
+
+    async def run() -> Any:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            await require_head(engine)
+            versions = CatalogueVersions(engine, pseudonym_key=b"", canonical=canonical_fields())
+            found = await (versions.get(args.version) if args.version else versions.in_effect())
+        finally:
+            await engine.dispose()
+        if found is None:
+            raise Conflict("No catalogue is recorded yet: start the gateway once.")
+        return found
+
+    found = asyncio.run(run())
+    catalogue_of(found.entries, canonical_fields())  # checked before anything is written
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in found.entries:
+        text = yaml.safe_dump(entry, allow_unicode=True, sort_keys=False, width=100)
+        (folder / f"{entry['code']}.yaml").write_text(text, encoding="utf-8")
+    again = load_catalogue(folder, canonical=canonical_fields())
+    if again.version != found.version:  # never expected: the files would say otherwise
+        raise Conflict(
+            f"The files written read back as {again.version}, not {found.version}.",
+            version=found.version,
+        )
+    sys.stdout.write(
+        f"exported {len(found.entries)} procedures of version {found.version} "
+        f"({found.status}) to {folder}; read back, they give the same version\n"
+    )
+    return 0
+
+
 def _catalogue_list(_args: argparse.Namespace) -> int:
     from gateway.resources import load_procedures
 
@@ -458,6 +506,14 @@ def _parser() -> argparse.ArgumentParser:
         dest="catalogue_command", required=True, metavar="COMMAND"
     )
     command(catalogue, "list", _catalogue_list, "procedures, codes and the policy version")
+    export = command(
+        catalogue,
+        "export",
+        _catalogue_export,
+        "write a stored version of the catalogue (the one in effect) as procedure files",
+    )
+    export.add_argument("folder", type=Path, help="where to write (a new or empty folder)")
+    export.add_argument("--version", help="the policy version to export (default: in effect)")
 
     add_audit_commands(sub, command)
     add_backup_commands(sub, command)

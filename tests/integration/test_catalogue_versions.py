@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -27,13 +29,29 @@ async def _phone(gateway, person: str) -> dict:
     return response.json()
 
 
+def _export(settings, folder) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "catalogue", "export", str(folder)],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "GATEWAY_DATABASE_URL": settings.database_url.get_secret_value(),
+            "GATEWAY_KEYS_DIR": str(settings.keys_dir),
+            "GATEWAY_CATALOGUE_DIR": str(settings.catalogue_dir),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def _withheld(answer: dict) -> bool:
     return any(e["extensions"]["code"] == "CONSENT_REQUIRED" for e in answer.get("errors") or ())
 
 
 @pytest.mark.own_database  # the catalogue it approves rules its gateways
 async def test_a_change_proposed_and_approved_by_another_takes_effect_when_it_says(
-    gateway_factory, sign_in, dataset
+    gateway_factory, sign_in, dataset, tmp_path
 ) -> None:
     gateway = gateway_factory(catalogue_poll_seconds=0.2)
     person = dataset.sample.citizens[0]
@@ -112,6 +130,20 @@ async def test_a_change_proposed_and_approved_by_another_takes_effect_when_it_sa
     assert "editor-1" not in admin.text  # staff are pseudonymised
     report = await gateway.audit()
     assert report.ok, report.problem
+
+    # The files remain the export format: the version in effect, written as procedure
+    # files, reads back as the same version.
+    from policies import load_catalogue
+    from schema import canonical_fields
+
+    folder = tmp_path / "exported"
+    done = _export(gateway.settings, folder)
+    assert done.returncode == 0, done.stderr
+    assert version in done.stdout
+    assert load_catalogue(folder, canonical=canonical_fields()).version == version
+    refused = _export(gateway.settings, folder)  # never over files already there
+    assert refused.returncode == 2
+    assert "not empty" in refused.stderr
 
 
 @pytest.mark.own_database  # it records catalogue versions
