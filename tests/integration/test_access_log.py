@@ -153,15 +153,16 @@ async def _record_directly(database_url: str, count: int) -> None:
 async def test_the_log_verifies_with_independent_code(log_gateway, dataset, migrated) -> None:
     async with log_gateway.client(auth=None) as http:
         verifier = (await http.get("/log/key")).text.splitlines()[0]
-        # Before any request, the log holds the registration of the client and its key.
-        _, start_size, start_root, _ = await _checkpoint(http, 2, verifier)
+        # Before any request, the log holds the registration of the client and its key,
+        # and the record of the catalogue the gateway started with.
+        _, start_size, start_root, _ = await _checkpoint(http, 3, verifier)
         answers = await _requests(log_gateway, dataset, 40)
         _, first_size, first_root, _ = await _checkpoint(http, start_size + 40, verifier)
         # More than one tile's worth of leaves, for the level-1 tile: most of them
         # recorded straight into the database, the sequencer integrates them all alike.
         await _record_directly(migrated, 240)
         answers += await _requests(log_gateway, dataset, 20)
-        # Every leaf written (the two of the start, 40 + 240 + 20), so that no later
+        # Every leaf written (the three of the start, 40 + 240 + 20), so that no later
         # checkpoint holds more than the tree rebuilt below.
         origin, size, root, _ = await _checkpoint(http, start_size + 300, verifier)
         assert size == start_size + 300
@@ -190,7 +191,7 @@ async def test_the_log_verifies_with_independent_code(log_gateway, dataset, migr
         hashes_ = [_from_b64url(h) for h in proof["hashes"]]
         assert consistent(first_size, size, first_root, root, hashes_)
         assert not consistent(first_size, size, first_root, _h(b"x"), hashes_)
-        assert start_size == 2
+        assert start_size == 3
         assert tree.get_root(start_size) == start_root
 
         # Each answer's receipt: signed by the receipt key, and then provably included.
