@@ -193,12 +193,12 @@ async def read_digest_enabled(engine: AsyncEngine, seal: RecipientSeal, subject:
 
 async def forget_recipient(conn: AsyncConnection, seal: RecipientSeal, subject: str) -> int:
     """Delete, in the caller's transaction, a citizen's preferences and every notification
-    to them (delivered ones too: their handle links them); how many notifications."""
+    to them (delivered ones too: their handle links them); how many rows in all."""
     handle = seal.handle(subject)
-    await conn.execute(
+    chosen = await conn.execute(
         notification_preferences.delete().where(notification_preferences.c.handle == handle)
     )
     done = await conn.execute(
         notifications.delete().where(notifications.c.recipient == CITIZEN + handle)
     )
-    return int(done.rowcount)
+    return int(chosen.rowcount) + int(done.rowcount)

@@ -81,7 +81,8 @@ async def forget(
     """Forget `subject` (a checked id), or raise `RetentionNotOver` / `Conflict`.
 
     `also` deletes, in the same transaction, what rooms above keep of the person (their
-    notifications and notification preferences).
+    notifications and notification preferences) and says how many rows: a person of whom
+    only those are held is forgotten too.
 
     Raises `NotFound`, and writes nothing, when the gateway holds nothing on the person
     (no record names them, no consent or subject key of theirs): never seen, or
@@ -96,7 +97,9 @@ async def forget(
                 .where(event_subjects.c.subject == subject)
             )
         ).all()
-        if not records and not await _known(conn, subject):
+        # What rooms above keep (an opt-in alone is something held on the person too).
+        held_above = 0 if also is None else int(await also(conn) or 0)
+        if not records and not held_above and not await _known(conn, subject):
             raise NotFound(
                 "The gateway holds nothing on this person: no record names them and they "
                 "have no consent or subject key (never seen, or forgotten already).",
@@ -108,8 +111,6 @@ async def forget(
         await conn.execute(event_subjects.delete().where(event_subjects.c.subject == subject))
         await conn.execute(subject_keys.delete().where(subject_keys.c.subject == subject))
         dropped = await conn.execute(consents.delete().where(consents.c.subject == subject))
-        if also is not None:
-            await also(conn)
         salt = secrets.token_bytes(16)
         record = Event(
             type="admin",

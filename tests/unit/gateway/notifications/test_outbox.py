@@ -405,7 +405,7 @@ async def test_forgetting_a_citizen_deletes_their_notifications_and_choice(
     await _dispatcher(engine, Channel(), clock).once()  # delivered ones go too
     await set_read_digest(engine, SEAL, AN, True)
     async with engine.begin() as conn:
-        assert await forget_recipient(conn, SEAL, AN) == 1
+        assert await forget_recipient(conn, SEAL, AN) == 2  # the notification, the opt-in
     assert [r.recipient for r in await _rows(engine)] == [_consent_notice(OTHER).recipient]
     assert not await read_digest_enabled(engine, SEAL, AN)
 
@@ -457,3 +457,31 @@ async def test_a_row_no_text_can_be_made_of_fails_alone_and_the_rest_is_delivere
     assert rows["from_the_future"].sealed_recipient is None
     assert rows["consent_requested"].status == "delivered"
     assert len(channel.requests) == 1
+
+
+async def test_a_citizen_held_only_by_an_opt_in_is_forgotten(engine: AsyncEngine) -> None:
+    from gateway.errors import NotFound
+    from gateway.records import forget
+    from policies import load_catalogue
+
+    catalogue = load_catalogue()
+
+    async def forget_an() -> Any:
+        return await forget(
+            engine,
+            AN,
+            catalogue=catalogue,
+            default_days=30,
+            operator="operator-1",
+            pseudonym_key=b"p" * 32,
+            also=lambda conn: forget_recipient(conn, SEAL, AN),
+        )
+
+    with pytest.raises(NotFound):
+        await forget_an()  # nothing held
+    await set_read_digest(engine, SEAL, AN, True)
+    done = await forget_an()
+    assert done.records == 0
+    assert not await read_digest_enabled(engine, SEAL, AN)
+    with pytest.raises(NotFound):
+        await forget_an()  # forgotten already
