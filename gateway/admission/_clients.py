@@ -28,8 +28,10 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+import structlog
 from joserfc.jwk import ECKey, OKPKey
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -43,6 +45,7 @@ from gateway.storage import (
     client_generation,
     client_keys,
     clients,
+    get_authority,
     raise_generation,
     read_generation,
 )
@@ -64,6 +67,8 @@ __all__ = [
     "public_jwk",
     "revoke",
 ]
+
+log = structlog.get_logger(__name__)
 
 CLIENT_ID = re.compile(r"^VN/GOV/[A-Za-z0-9][A-Za-z0-9-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 KID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
@@ -129,6 +134,18 @@ def public_jwk(jwk: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+def _reachable(url: str, endpoints: Iterable[str]) -> bool:
+    """Whether `url`'s host (or host:port) is among `endpoints`."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return False
+    named = f"[{host}]" if ":" in host else host
+    return bool(host) and bool({host, f"{named}:{port}"} & set(endpoints))
 
 
 def check_client_id(client_id: str) -> None:
@@ -389,7 +406,9 @@ class ClientRegistry:
         return _client(row), ClientKey(client_id, row.kid, row.alg, dict(row.jwk), row.key_status)
 
     async def published(self, client_id: str) -> tuple[Client, str] | None:
-        """The client and the URL of the keys it publishes, if it publishes them."""
+        """The client and the URL of the keys it publishes, if it publishes them and the
+        URL's host is still among its organisation's endpoints (checked at each read, not
+        only at approval: endpoints taken away take the URL's keys with them)."""
         if not CLIENT_ID.fullmatch(client_id):
             return None
         try:
@@ -401,9 +420,15 @@ class ClientRegistry:
                         )
                     )
                 ).first()
+                if row is None:
+                    return None
+                authority = await get_authority(conn, client_id.rsplit("/", 1)[0])
         except (OSError, SQLAlchemyError) as exc:
             raise AuditUnavailable(_UNREADABLE) from exc
-        return None if row is None else (_client(row), row.jwks_url)
+        if authority is None or not _reachable(row.jwks_url, authority.endpoints):
+            log.warning("published_keys_not_allowed", client=client_id)
+            return None
+        return _client(row), row.jwks_url
 
     async def generation(self) -> int:
         """The registry's generation: it rises with every change (`AuditUnavailable` if

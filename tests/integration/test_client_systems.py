@@ -278,6 +278,17 @@ async def test_a_system_that_publishes_its_keys_is_read_from_its_key_set(
     withdrawn = await _lookup(gateway, as_first, person)
     assert withdrawn.status_code == 401
     assert withdrawn.json()["code"] == "BAD_SIGNATURE"
+    # Endpoints taken from the agency take its published keys with them.
+    third, third_jwk = _key("pub-3")
+    key_set.keys = [second_jwk, third_jwk]
+    as_third = Signer(system, third, "pub-3", AUDIENCE)
+    assert (await _lookup(gateway, as_third, person)).status_code == 200
+    await agency.endpoints("keys.example.vn")
+    await asyncio.sleep(0.7)
+    assert (await _lookup(gateway, as_third, person)).status_code == 401
+    await agency.endpoints("127.0.0.1")
+    await asyncio.sleep(0.7)
+    assert (await _lookup(gateway, as_third, person)).status_code == 200
     # A made-up key never works.
     stranger, _ = _key("pub-9")
     assert (
