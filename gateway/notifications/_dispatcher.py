@@ -170,10 +170,20 @@ class Dispatcher(Background):
         PENDING.set(pending or 0)
 
     async def _take_lease(self) -> bool:
-        """Take or renew the lease; whether this replica holds it now."""
-        now = self._clock()
-        until = now + self._lease
+        """Take or renew the lease; whether this replica holds it now.
+
+        On PostgreSQL the lease is timed by the database's clock, so that replicas whose
+        clocks disagree never both hold it; SQLite serves one process, on its clock.
+        """
         async with self._engine.begin() as conn:
+            now: Any
+            until: Any
+            if conn.dialect.name == "postgresql":
+                now = sa.func.now()
+                until = sa.func.now() + self._lease
+            else:
+                now = self._clock()
+                until = now + self._lease
             moved = await conn.execute(
                 notification_lease.update()
                 .where(notification_lease.c.id == 1)

@@ -9,13 +9,11 @@ tables back with every row.
 from __future__ import annotations
 
 import datetime
-import uuid
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from gateway.storage import create_engine, upgrade
+from gateway.storage import upgrade
 from gateway.storage._migrations import _config
 
 UTC = datetime.UTC
@@ -37,32 +35,10 @@ async def _rows(conn, table: str) -> set[tuple]:
     return {tuple(row) for row in found}
 
 
-@pytest.fixture
-async def database(postgres_admin):
-    import asyncpg
-
-    name = f"gw_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_admin)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}")
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        admin = await asyncpg.connect(postgres_admin)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 async def test_the_upgrade_moves_every_part_into_its_months_partition_and_back(
-    database,
+    blank_postgres,
 ) -> None:
-    engine = database
+    engine = blank_postgres
     await upgrade(engine, "0015")
     now = datetime.datetime.now(UTC)
     times = [
