@@ -294,32 +294,26 @@ async def _run(
                 parts, indexed = await count_month(conn, month)
                 month_records, entries = month_records + parts, entries + indexed
             return Cleared(due, months, month_records, entries, 0, None, more)
-    try:
-        record, expired, month_records, month_entries = await _first_transaction(
-            conn,
-            months=months,
-            batches=batches,
-            body=_body(due, entries, operator, pseudonym_key),
-            catalogue=catalogue,
-            operator=operator,
-            now=now,
-        )
-    except sa.exc.DBAPIError as exc:
-        if not months or not lock_not_available(exc):
-            raise
-        # The months' tables are busy (a long reader): they wait for the next run, and
-        # the rest goes on now, never holding the recorder up.
-        log.warning("retention_months_deferred", months=len(months), reason="lock_timeout")
-        months = []
-        record, expired, month_records, month_entries = await _first_transaction(
-            conn,
-            months=months,
-            batches=batches,
-            body=_body(due, entries, operator, pseudonym_key),
-            catalogue=catalogue,
-            operator=operator,
-            now=now,
-        )
+    # The months' tables may be busy (a long reader): then they wait for the next run,
+    # and the rest goes on now, never holding the recorder up.
+    for attempt in (months, []):
+        try:
+            record, expired, month_records, month_entries = await _first_transaction(
+                conn,
+                months=attempt,
+                batches=batches,
+                body=_body(due, entries, operator, pseudonym_key),
+                catalogue=catalogue,
+                operator=operator,
+                now=now,
+            )
+        except sa.exc.DBAPIError as exc:
+            if not attempt or not lock_not_available(exc):
+                raise
+            log.warning("retention_months_deferred", months=len(attempt), reason="lock_timeout")
+            continue
+        months = attempt
+        break
     if record is None:
         return Cleared(more=more)
     for chunk in batches[1:]:
