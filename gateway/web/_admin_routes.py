@@ -32,7 +32,15 @@ from gateway.records import AdminRecorder, admin_recorder, figures, time_range
 from gateway.state import GatewayState, State
 from gateway.web._signin import OperatorIdentity
 
-__all__ = ["admin_router", "client_change_recorder", "may_act_on", "operator_scope"]
+__all__ = [
+    "admin_router",
+    "client_change_recorder",
+    "client_organisation",
+    "is_platform_operator",
+    "may_act_on",
+    "operator_scope",
+    "require_platform_operator",
+]
 
 _ORG = re.compile(r"VN/GOV/[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 """An organisation as client ids name it (`CLIENT_ID` without the system)."""
@@ -61,6 +69,26 @@ def operator_scope(state: GatewayState, identity: Identity) -> str | None:
             "An operator acts for an organisation: this sign-in names none (org VN/GOV/<org>)."
         )
     return f"{org}/"
+
+
+def is_platform_operator(state: GatewayState, identity: Identity) -> bool:
+    """Whether the sign-in is an operator of the platform's organisation."""
+    platform = state.settings.platform_organisation
+    return "operator" in identity.roles and platform is not None and identity.org == platform
+
+
+def require_platform_operator(state: GatewayState, identity: Identity) -> None:
+    """Refuse (403) anyone but an operator of the platform's organisation."""
+    if not is_platform_operator(state, identity):
+        raise Forbidden("This needs an operator of the platform's organisation.")
+
+
+def client_organisation(identity: Identity) -> str:
+    """The organisation (`VN/GOV/<org>`, as client ids name it) a member of staff acts
+    for; 403 if the sign-in names none."""
+    if identity.org is None or _ORG.fullmatch(identity.org) is None:
+        raise Forbidden("Staff act for an organisation: this sign-in names none (org VN/GOV/...).")
+    return identity.org
 
 
 def may_act_on(state: GatewayState, identity: Identity, client_id: str) -> None:

@@ -33,9 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.admission import Identity
 from gateway.background import Background
-from gateway.errors import Forbidden
 from gateway.records import CatalogueVersions, StaffMember, catalogue_of
 from gateway.state import GatewayState, State
+from gateway.web._admin_routes import require_platform_operator
 from gateway.web._signin import require_role
 from policies import Catalogue
 
@@ -87,12 +87,6 @@ def _staff(identity: Identity) -> StaffMember:
     return StaffMember(identity.subject, identity.org)
 
 
-def _require_platform(state: GatewayState, identity: Identity) -> None:
-    platform = state.settings.platform_organisation
-    if platform is None or identity.org != platform:
-        raise Forbidden("This needs an operator of the platform's organisation.")
-
-
 def catalogue_router() -> APIRouter:
     """Routes under `/admin/catalogue`, and the auditor's `/audit/catalogue/{version}`."""
     router = APIRouter(tags=["catalogue"])
@@ -124,7 +118,7 @@ def catalogue_router() -> APIRouter:
     async def approve(
         version: Version, state: State, identity: Operator, body: Approval | None = None
     ) -> dict[str, Any]:
-        _require_platform(state, identity)
+        require_platform_operator(state, identity)
         when = body.effectiveFrom if body is not None else None
         found = await _versions(state).approve(version, by=_staff(identity), effective_from=when)
         return found.public()
@@ -133,7 +127,7 @@ def catalogue_router() -> APIRouter:
     async def reject(
         version: Version, body: Rejection, state: State, identity: Operator
     ) -> dict[str, Any]:
-        _require_platform(state, identity)
+        require_platform_operator(state, identity)
         found = await _versions(state).reject(version, by=_staff(identity), reason=body.reason)
         return found.public()
 

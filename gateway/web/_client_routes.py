@@ -19,7 +19,6 @@ only there. See `gateway.admission._client_changes` for what approval applies.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -31,13 +30,17 @@ from gateway.admission import ClientChanges, Identity, UrlCheck
 from gateway.errors import Forbidden, InvalidArgument
 from gateway.state import GatewayState, State
 from gateway.storage import get_authority
-from gateway.web._admin_routes import client_change_recorder
+from gateway.web._admin_routes import (
+    client_change_recorder,
+    client_organisation,
+    is_platform_operator,
+    require_platform_operator,
+)
 from gateway.web._connector_authority import SourceAddress, is_loopback
 from gateway.web._signin import require_role
 
 __all__ = ["client_change_router", "jwks_url_check"]
 
-_ORG = re.compile(r"VN/GOV/[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 _ADMIN, _OPERATOR = "agency_admin", "operator"
 Staff = Annotated[Identity, Depends(require_role(_ADMIN, _OPERATOR))]
 AgencyAdmin = Annotated[Identity, Depends(require_role(_ADMIN))]
@@ -63,17 +66,6 @@ class Rejection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=2000)
-
-
-def _platform(state: GatewayState, identity: Identity) -> bool:
-    platform = state.settings.platform_organisation
-    return _OPERATOR in identity.roles and platform is not None and identity.org == platform
-
-
-def _own_org(identity: Identity) -> str:
-    if identity.org is None or _ORG.fullmatch(identity.org) is None:
-        raise Forbidden("Staff act for an organisation: this sign-in names none (org VN/GOV/...).")
-    return identity.org
 
 
 def jwks_url_check(allow_loopback: bool) -> UrlCheck:
@@ -122,7 +114,7 @@ def client_change_router() -> APIRouter:
     ) -> dict[str, Any]:
         given = body.model_dump(exclude={"client", "action"}, exclude_unset=True)
         change = await _changes(state).submit(
-            organisation=_own_org(identity),
+            organisation=client_organisation(identity),
             client_id=body.client,
             action=body.action,
             given=given,
@@ -137,14 +129,17 @@ def client_change_router() -> APIRouter:
         identity: Staff,
         status: Annotated[str | None, Query(pattern="^(pending|approved|rejected)$")] = None,
     ) -> dict[str, Any]:
-        organisation = None if _platform(state, identity) else _own_org(identity)
+        organisation = (
+            None if is_platform_operator(state, identity) else client_organisation(identity)
+        )
         found = await _changes(state).list(organisation=organisation, status=status)
         return {"changes": [c.public() for c in found]}
 
     @router.get("/{change_id}")
     async def one(change_id: ChangeId, state: State, identity: Staff) -> dict[str, Any]:
         change = await _changes(state).get(change_id)
-        if not _platform(state, identity) and change.organisation != _own_org(identity):
+        platform = is_platform_operator(state, identity)
+        if not platform and change.organisation != client_organisation(identity):
             raise Forbidden("This change is not of your organisation.")
         return change.public()
 
@@ -152,8 +147,7 @@ def client_change_router() -> APIRouter:
     async def approve(
         request: Request, change_id: ChangeId, state: State, identity: Operator
     ) -> dict[str, Any]:
-        if not _platform(state, identity):
-            raise Forbidden("This needs an operator of the platform's organisation.")
+        require_platform_operator(state, identity)
         change = await _changes(state).approve(
             change_id,
             operator=identity.subject,
@@ -165,8 +159,7 @@ def client_change_router() -> APIRouter:
     async def reject(
         request: Request, change_id: ChangeId, body: Rejection, state: State, identity: Operator
     ) -> dict[str, Any]:
-        if not _platform(state, identity):
-            raise Forbidden("This needs an operator of the platform's organisation.")
+        require_platform_operator(state, identity)
         change = await _changes(state).reject(
             change_id,
             operator=identity.subject,

@@ -72,6 +72,7 @@ from gateway.storage import (
     set_dry_run,
     stored_secrets,
 )
+from gateway.web._admin_routes import is_platform_operator, require_platform_operator
 from gateway.web._connector_authority import check_authority
 from gateway.web._connector_dry_run import build_failure, dry_run, summary
 from gateway.web._signin import require_role
@@ -145,16 +146,6 @@ class DryRunBody(BaseModel):
 # -- who may do what ---------------------------------------------------------------------
 
 
-def _is_platform(state: GatewayState, identity: Identity) -> bool:
-    platform = state.settings.platform_organisation
-    return _OPERATOR in identity.roles and platform is not None and identity.org == platform
-
-
-def _require_platform(state: GatewayState, identity: Identity) -> None:
-    if not _is_platform(state, identity):
-        raise Forbidden("This needs an operator of the platform's organisation.")
-
-
 def _own_org(identity: Identity) -> str:
     if identity.org is None or re.fullmatch(_ORG, identity.org) is None:
         raise Forbidden("Staff act for an organisation: this sign-in names none (org VN/GOV/...).")
@@ -162,7 +153,7 @@ def _own_org(identity: Identity) -> str:
 
 
 def _may_see(state: GatewayState, identity: Identity, organisation: str | None) -> None:
-    if _is_platform(state, identity):
+    if is_platform_operator(state, identity):
         return
     if organisation is None or organisation != _own_org(identity):
         raise Forbidden("This connector is not of your organisation.", organisation=identity.org)
@@ -173,7 +164,7 @@ def _may_change(
 ) -> None:
     """An agency admin of the connector's organisation, or a platform operator (or,
     with `operators`, an operator of that organisation)."""
-    if _is_platform(state, identity):
+    if is_platform_operator(state, identity):
         return
     allowed = {_ADMIN, _OPERATOR} if operators else {_ADMIN}
     if organisation is not None and identity.org == organisation and identity.roles & allowed:
@@ -410,7 +401,7 @@ async def submit_version(
 async def connector_listing(state: GatewayState, identity: Identity) -> list[dict[str, Any]]:
     """The connectors this member of staff may see (every one for the platform's operators)."""
     rows = await list_connectors(state.engine)
-    if not _is_platform(state, identity):
+    if not is_platform_operator(state, identity):
         own = _own_org(identity)
         rows = [r for r in rows if r["organisation"] == own]
     return [
@@ -488,7 +479,7 @@ async def approve_version(
     request: Request, state: GatewayState, identity: Identity, name: str, version: int
 ) -> dict[str, Any]:
     """A platform operator who did not submit it approves a pending version: it serves."""
-    _require_platform(state, identity)
+    require_platform_operator(state, identity)
     async with state.engine.connect() as conn:
         waiting = await _version_or_404(conn, name, version)
     if waiting.status == "pending" and waiting.submitted_by != identity.subject:
@@ -559,7 +550,7 @@ async def reject_version(
     request: Request, state: GatewayState, identity: Identity, name: str, version: int
 ) -> dict[str, Any]:
     """A platform operator rejects a pending version."""
-    _require_platform(state, identity)
+    require_platform_operator(state, identity)
     try:
         async with state.engine.begin() as conn:
             found = await _version_or_404(conn, name, version)
@@ -703,7 +694,7 @@ async def authority_view(
 ) -> dict[str, Any]:
     """What an organisation's connectors may serve and reach (a platform operator, or
     staff of that organisation); `NotFound` when none is set."""
-    if not _is_platform(state, identity) and identity.org != organisation:
+    if not is_platform_operator(state, identity) and identity.org != organisation:
         raise Forbidden("This is not your organisation.", organisation=identity.org)
     return await _authority_view(state, organisation)
 
@@ -795,7 +786,7 @@ def connector_router() -> APIRouter:
         organisation: str,
         body: AuthorityBody,
     ) -> dict[str, Any]:
-        _require_platform(state, identity)
+        require_platform_operator(state, identity)
         if re.fullmatch(_ORG, organisation) is None:
             raise InvalidManifest("An organisation is VN/GOV/<org>.", field="organisation")
         try:
