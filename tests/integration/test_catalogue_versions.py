@@ -89,7 +89,7 @@ async def test_a_change_proposed_and_approved_by_another_takes_effect_when_it_sa
         assert refused.json()["detail"]["reason"] == "proposer"
         as_editor = await http.post(f"/admin/catalogue/versions/{version}/approve", headers=editor)
         assert as_editor.status_code == 403
-        when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=2)
+        when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)
         approved = await http.post(
             f"/admin/catalogue/versions/{version}/approve",
             json={"effectiveFrom": when.isoformat()},
@@ -101,10 +101,11 @@ async def test_a_change_proposed_and_approved_by_another_takes_effect_when_it_sa
         assert again.status_code == 409
 
     assert _withheld(await _phone(gateway, person))  # before its effective time
-    for _ in range(50):
+    for _ in range(75):
         await asyncio.sleep(0.2)
         answer = await _phone(gateway, person)
-        if not _withheld(answer):
+        # Served by law (a source slow under load answers on a later try).
+        if not _withheld(answer) and (answer.get("data") or {}).get("citizen", {}).get("phone"):
             break
     assert not _withheld(answer), answer
     assert answer["data"]["citizen"]["phone"]
