@@ -99,9 +99,18 @@ class Cleared:
     """Another replica was running retention: this run did nothing."""
 
 
+def _codes_by_retention(catalogue: Catalogue, default_days: int) -> dict[int, list[str]]:
+    """The procedures' codes, by their retention in days."""
+    codes: dict[int, list[str]] = {}
+    for procedure in catalogue:
+        days = retention_of(catalogue, procedure.code, default_days)
+        codes.setdefault(days, []).append(procedure.code)
+    return codes
+
+
 def _longest(catalogue: Catalogue, default_days: int) -> int:
     """The longest retention of any procedure (and the default)."""
-    return max([default_days, *(retention_of(catalogue, p.code, default_days) for p in catalogue)])
+    return max([default_days, *_codes_by_retention(catalogue, default_days)])
 
 
 def _classes(
@@ -111,31 +120,16 @@ def _classes(
     which records have that retention (by procedure). A record of a procedure the
     catalogue no longer knows (removed, renamed, or of a newer catalogue) is kept for
     the longest retention: nothing is cleared on a guess."""
-    own: dict[int, list[str]] = {}
-    for procedure in catalogue:
-        own.setdefault(retention_of(catalogue, procedure.code, default_days), []).append(
-            procedure.code
-        )
     known = sorted(p.code for p in catalogue)
-    longest = _longest(catalogue, default_days)
-    classes: list[tuple[datetime.datetime, sa.ColumnElement[bool]]] = []
-    for days, codes in sorted(own.items()):
-        which: sa.ColumnElement[bool] = events.c.procedure.in_(sorted(codes))
-        if days == default_days:
-            which = sa.or_(which, events.c.procedure.is_(None))
-        if days == longest:
-            which = sa.or_(which, events.c.procedure.not_in(known))
-        classes.append((now - datetime.timedelta(days=days), which))
-    if default_days not in own:
-        classes.append((now - datetime.timedelta(days=default_days), events.c.procedure.is_(None)))
-    if longest not in own and longest != default_days:
-        classes.append((now - datetime.timedelta(days=longest), events.c.procedure.not_in(known)))
-    elif longest == default_days and default_days not in own:
-        classes[-1] = (
-            classes[-1][0],
-            sa.or_(events.c.procedure.is_(None), events.c.procedure.not_in(known)),
-        )
-    return classes
+    which: dict[int, list[sa.ColumnElement[bool]]] = {}
+    for days, codes in _codes_by_retention(catalogue, default_days).items():
+        which.setdefault(days, []).append(events.c.procedure.in_(codes))
+    which.setdefault(default_days, []).append(events.c.procedure.is_(None))
+    which.setdefault(_longest(catalogue, default_days), []).append(events.c.procedure.not_in(known))
+    return [
+        (now - datetime.timedelta(days=days), sa.or_(*conditions))
+        for days, conditions in sorted(which.items())
+    ]
 
 
 async def due_records(
