@@ -33,6 +33,7 @@ from gateway.admission._clients import (
     ClientKey,
     ClientRegistry,
     public_jwk,
+    reachable,
 )
 from gateway.admission._identity import (
     CITIZEN_ROLE,
@@ -105,6 +106,7 @@ __all__ = [
     "has_local_key",
     "load_local_key",
     "public_jwk",
+    "reachable",
     "same_procedure",
     "sign_request",
 ]

@@ -65,6 +65,7 @@ __all__ = [
     "insert_client",
     "insert_key",
     "public_jwk",
+    "reachable",
     "revoke",
 ]
 
@@ -136,8 +137,9 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _reachable(url: str, endpoints: Iterable[str]) -> bool:
-    """Whether `url`'s host (or host:port) is among `endpoints`."""
+def reachable(url: str, endpoints: Iterable[str]) -> bool:
+    """Whether `url`'s host (or host:port) is among `endpoints`: the rule for a client's
+    JWKS URL, at its approval and at every read of its key set."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     try:
@@ -425,7 +427,7 @@ class ClientRegistry:
                 authority = await get_authority(conn, client_id.rsplit("/", 1)[0])
         except (OSError, SQLAlchemyError) as exc:
             raise AuditUnavailable(_UNREADABLE) from exc
-        if authority is None or not _reachable(row.jwks_url, authority.endpoints):
+        if authority is None or not reachable(row.jwks_url, authority.endpoints):
             log.warning("published_keys_not_allowed", client=client_id)
             return None
         return _client(row), row.jwks_url

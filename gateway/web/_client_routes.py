@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.admission import ClientChanges, Identity, UrlCheck
+from gateway.admission import ClientChanges, Identity, UrlCheck, reachable
 from gateway.errors import Forbidden, InvalidArgument
 from gateway.state import GatewayState, State
 from gateway.storage import get_authority
@@ -36,7 +36,7 @@ from gateway.web._admin_routes import (
     is_platform_operator,
     require_platform_operator,
 )
-from gateway.web._connector_authority import SourceAddress, is_loopback
+from gateway.web._connector_authority import is_loopback
 from gateway.web._signin import require_role
 
 __all__ = ["client_change_router", "jwks_url_check"]
@@ -75,7 +75,7 @@ def jwks_url_check(allow_loopback: bool) -> UrlCheck:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         try:
-            port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+            parts.port  # noqa: B018 - read to refuse a port that is not one
         except ValueError:
             raise InvalidArgument("The JWKS URL's port is not valid.", argument="jwksUrl") from None
         local = is_loopback(host)
@@ -87,8 +87,7 @@ def jwks_url_check(allow_loopback: bool) -> UrlCheck:
         if parts.scheme != "https" and not local:
             raise InvalidArgument("A JWKS URL is an https:// URL.", argument="jwksUrl")
         authority = await get_authority(conn, organisation)
-        allowed = set(authority.endpoints) if authority is not None else set()
-        if not SourceAddress("jwksUrl", host, port, local=local).names() & allowed:
+        if authority is None or not reachable(url, authority.endpoints):
             raise InvalidArgument(
                 f"The JWKS URL's host is not among {organisation}'s endpoints "
                 f"(PUT /admin/authority/{organisation}).",
