@@ -7,8 +7,6 @@ the key would otherwise leave nothing in the access log.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,23 +20,13 @@ from gateway.records import AdminRecorder, Event, admin_recorder, pseudonym
 from gateway.storage import (
     client_keys,
     clients,
-    create_engine,
     event_personal,
     events,
     log_queue,
-    upgrade,
 )
 
 CLIENT = "VN/GOV/CA-HN/cu-tru"
 KEY = b"k" * 32
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
 
 
 def _record(operator: str = "op-1", org: str | None = "VN/GOV/BCA") -> AdminRecorder:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -32,7 +31,7 @@ from gateway.notifications import (
 )
 from gateway.notifications._texts import link_of, texts_of
 from gateway.records import Event, insert_events
-from gateway.storage import create_engine, notifications, upgrade
+from gateway.storage import notifications
 
 AN = "079203001234"
 OTHER = "001099012345"
@@ -70,16 +69,6 @@ class Channel:
 
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(r.content) for r in self.requests]
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def _dispatcher(engine: AsyncEngine, channel: Channel, clock: Clock, **options: Any) -> Dispatcher:

@@ -4,15 +4,12 @@ on the version in effect, approved by another person from a time, every one kept
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import Conflict, Forbidden, InvalidArgument
 from gateway.records import CatalogueVersions, StaffMember, catalogue_of
-from gateway.storage import create_engine, upgrade
 from policies import Catalogue, load_catalogue
 from schema import canonical_fields
 
@@ -24,16 +21,6 @@ OPERATOR = StaffMember("operator-1", "VN/GOV/BCA")
 @pytest.fixture(scope="module")
 def files() -> Catalogue:
     return load_catalogue()
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_versions_follow_their_approval_and_effective_time(

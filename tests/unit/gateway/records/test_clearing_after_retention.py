@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.log import Report
 from gateway.records import RETENTION_OUTCOME, Event, clear_expired, insert_events
 from gateway.records._verify import _personal_parts
-from gateway.storage import consents, create_engine, event_personal, event_subjects, events, upgrade
+from gateway.storage import consents, event_personal, event_subjects, events
 from policies import Catalogue, load_catalogue
 
 RESIDENCE = "1.004222"  # the default retention
@@ -28,16 +26,6 @@ DAY = datetime.timedelta(days=1)
 @pytest.fixture(scope="module")
 def catalogue() -> Catalogue:
     return load_catalogue()
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def _event(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,11 @@ from gateway.records._forget import records_digest
 from gateway.records._personal import personal_parts
 from gateway.storage import (
     consents,
-    create_engine,
     event_personal,
     event_subjects,
     events,
     log_queue,
     subject_keys,
-    upgrade,
 )
 from policies import Catalogue, load_catalogue
 
@@ -40,16 +38,6 @@ FAR = T0 + datetime.timedelta(days=20 * 366)
 @pytest.fixture(scope="module")
 def catalogue() -> Catalogue:
     return load_catalogue()
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 # -- retention --------------------------------------------------------------------------

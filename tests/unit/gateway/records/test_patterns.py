@@ -9,8 +9,6 @@ and an auditor's answer.
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +31,6 @@ from gateway.records import (
     subject_of_handle,
 )
 from gateway.records._search import is_outside_hours
-from gateway.storage import create_engine, upgrade
 
 KEY = b"p" * 32
 UTC = datetime.UTC
@@ -81,16 +78,6 @@ def _access(
         procedure="1.004222",
         ts=ts,
     )
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def _insert(engine: AsyncEngine, batch: list[Event]) -> None:

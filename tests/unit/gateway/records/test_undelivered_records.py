@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -33,7 +32,7 @@ from gateway.records import (
     search_page,
 )
 from gateway.records._recorder import UNDELIVERED, undelivered_id
-from gateway.storage import create_engine, events, log_queue, upgrade
+from gateway.storage import events, log_queue
 from policies import Catalogue, load_catalogue
 
 RESIDENCE = "1.004222"
@@ -46,16 +45,6 @@ GUARD = 30.0  # seconds: a wait longer than this is a hang, not a slow machine
 @pytest.fixture(scope="module")
 def catalogue() -> Catalogue:
     return load_catalogue()
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 class SlowWrite:

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.admission import Identity
 from gateway.config import GatewaySettings
 from gateway.errors import GatewayError
-from gateway.storage import create_engine, upgrade
 from gateway.web import (
     BrowserCitizen,
     BrowserCitizenLevel2,
@@ -84,14 +80,6 @@ def _app(settings: GatewaySettings, engine: Any) -> FastAPI:
         return {"org": session.identity.org}
 
     return app
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Any]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
 
 
 def _client(app: FastAPI, origin: str = "http://127.0.0.1:8000") -> httpx.AsyncClient:
