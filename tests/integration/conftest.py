@@ -25,6 +25,8 @@ import itertools
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections import OrderedDict
@@ -1003,3 +1005,23 @@ async def blank_postgres(postgres_admin: str) -> AsyncIterator[Any]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+def gateway_cli(gateway: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
+    """`gateway ARGS` run on the machine of `gateway`: its database, keys, catalogue and
+    origin, nothing else of the environment."""
+    settings = gateway.settings
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "GATEWAY_DATABASE_URL": settings.database_url.get_secret_value(),
+            "GATEWAY_KEYS_DIR": str(settings.keys_dir),
+            "GATEWAY_CATALOGUE_DIR": str(settings.catalogue_dir),
+            "GATEWAY_ORIGIN": settings.origin,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

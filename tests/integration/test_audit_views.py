@@ -11,10 +11,10 @@ import asyncio
 import dataclasses
 import datetime
 import json
-import subprocess
-import sys
 
 import pytest
+
+from tests.integration.conftest import gateway_cli
 
 RESIDENCE = "1.004222"  # identity and residence by law, phone by consent
 PERMIT = "1.013225"  # building permit: land parcels and the owner, by law
@@ -51,24 +51,6 @@ async def _logged(gateway) -> None:
     finally:
         await engine.dispose()
     raise AssertionError("the log did not catch up")
-
-
-def _cli(gateway, *args: str) -> subprocess.CompletedProcess[str]:
-    settings = gateway.settings
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "GATEWAY_DATABASE_URL": settings.database_url.get_secret_value(),
-            "GATEWAY_KEYS_DIR": str(settings.keys_dir),
-            "GATEWAY_CATALOGUE_DIR": str(settings.catalogue_dir),
-            "GATEWAY_ORIGIN": settings.origin,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -173,7 +155,7 @@ async def test_auditors_search_by_every_filter_page_through_and_export_with_proo
 
     saved = tmp_path / "export.jsonl"
     saved.write_text(export.text)
-    checked = _cli(gateway, "audit", "verify-export", str(saved), "--key", verifier)
+    checked = gateway_cli(gateway, "audit", "verify-export", str(saved), "--key", verifier)
     assert checked.returncode == 0, checked.stderr
     assert f"{len(records)} records proven included" in checked.stdout
 
@@ -187,7 +169,7 @@ async def test_auditors_search_by_every_filter_page_through_and_export_with_proo
     third["leafIndex"] = third["leafIndex"] + 1
     proof_edited[3] = json.dumps(third)
     saved.write_text("\n".join(envelope_edited) + "\n")
-    failed = _cli(gateway, "audit", "verify-export", str(saved), "--key", verifier)
+    failed = gateway_cli(gateway, "audit", "verify-export", str(saved), "--key", verifier)
     assert failed.returncode == 1, failed.stdout
     assert "line 3 of" in failed.stderr
     assert "does not match its hash" in failed.stderr
@@ -344,11 +326,11 @@ async def test_each_citizen_sees_who_read_their_data_and_nobody_elses(
     assert proven.index == envelope["leafIndex"]
     saved = tmp_path / "receipt.tlog-proof"
     saved.write_text(receipt.text)
-    checked = _cli(gateway, "audit", "verify-proof", str(saved), "--key", verifier)
+    checked = gateway_cli(gateway, "audit", "verify-proof", str(saved), "--key", verifier)
     assert checked.returncode == 0, checked.stderr
     assert f"leaf {proven.index} is in the checkpoint" in checked.stdout
     saved.write_text(receipt.text.replace(f"index {proven.index}", f"index {proven.index + 1}"))
-    broken = _cli(gateway, "audit", "verify-proof", str(saved), "--key", verifier)
+    broken = gateway_cli(gateway, "audit", "verify-proof", str(saved), "--key", verifier)
     assert broken.returncode == 1
     assert "does not lead to the checkpoint's root" in broken.stderr
 
@@ -556,11 +538,11 @@ async def test_forgetting_waits_for_retention_then_keeps_the_log_verifiable(
     await _read(gateway, bob, procedure=RESIDENCE, case="CASE-G")
     await _logged(gateway)
 
-    early = _cli(gateway, "audit", "forget", alice, "--operator", "op-1")
+    early = gateway_cli(gateway, "audit", "forget", alice, "--operator", "op-1")
     assert early.returncode == 2
     assert "RETENTION_NOT_OVER" in early.stderr
     assert "must be kept until" in early.stderr
-    malformed = _cli(gateway, "audit", "forget", "12345", "--operator", "op-1")
+    malformed = gateway_cli(gateway, "audit", "forget", "12345", "--operator", "op-1")
     assert malformed.returncode == 2
     assert "INVALID_IDENTIFIER" in malformed.stderr
 

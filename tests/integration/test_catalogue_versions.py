@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import subprocess
-import sys
 import uuid
 
 import pytest
+
+from tests.integration.conftest import gateway_cli
 
 RESIDENCE = "1.004222"  # the phone by consent in the files
 PLATFORM = "VN/GOV/BCA"
@@ -29,20 +30,8 @@ async def _phone(gateway, person: str) -> dict:
     return response.json()
 
 
-def _export(settings, folder) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "catalogue", "export", str(folder)],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "GATEWAY_DATABASE_URL": settings.database_url.get_secret_value(),
-            "GATEWAY_KEYS_DIR": str(settings.keys_dir),
-            "GATEWAY_CATALOGUE_DIR": str(settings.catalogue_dir),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def _export(gateway, folder) -> subprocess.CompletedProcess[str]:
+    return gateway_cli(gateway, "catalogue", "export", str(folder))
 
 
 def _withheld(answer: dict) -> bool:
@@ -138,11 +127,11 @@ async def test_a_change_proposed_and_approved_by_another_takes_effect_when_it_sa
     from schema import canonical_fields
 
     folder = tmp_path / "exported"
-    done = _export(gateway.settings, folder)
+    done = _export(gateway, folder)
     assert done.returncode == 0, done.stderr
     assert version in done.stdout
     assert load_catalogue(folder, canonical=canonical_fields()).version == version
-    refused = _export(gateway.settings, folder)  # never over files already there
+    refused = _export(gateway, folder)  # never over files already there
     assert refused.returncode == 2
     assert "not empty" in refused.stderr
 

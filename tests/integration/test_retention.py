@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import subprocess
-import sys
 
 import pytest
 import sqlalchemy as sa
+
+from tests.integration.conftest import gateway_cli
 
 RESIDENCE = "1.004222"  # the default retention
 CRIMINAL = "LOCAL.criminal-case-identity-check"  # ten years of its own
@@ -31,24 +31,6 @@ async def _read(gateway, person: str, **purpose) -> None:
     response = await gateway.post(_lookup(person), **purpose)
     assert response.status_code == 200, response.text
     assert "errors" not in response.json(), response.text
-
-
-def _cli(gateway, *args: str) -> subprocess.CompletedProcess[str]:
-    settings = gateway.settings
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "GATEWAY_DATABASE_URL": settings.database_url.get_secret_value(),
-            "GATEWAY_KEYS_DIR": str(settings.keys_dir),
-            "GATEWAY_CATALOGUE_DIR": str(settings.catalogue_dir),
-            "GATEWAY_ORIGIN": settings.origin,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def _context(gateway):
@@ -97,10 +79,10 @@ async def test_retention_clears_what_is_past_it_and_keeps_the_log_and_the_views_
     consent = asked.json()["data"]["requestConsent"]["id"]
 
     # Today nothing is past its retention: the operator's run says so and writes nothing.
-    dry = _cli(gateway, "audit", "retention", "--operator", "op-1", "--dry-run")
+    dry = gateway_cli(gateway, "audit", "retention", "--operator", "op-1", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("due: 0 records past their retention"), dry.stdout
-    idle = _cli(gateway, "audit", "retention", "--operator", "op-1")
+    idle = gateway_cli(gateway, "audit", "retention", "--operator", "op-1")
     assert idle.returncode == 0, idle.stderr
     assert "nothing past its retention" in idle.stdout
 
