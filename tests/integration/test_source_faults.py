@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,15 @@ async def test_readiness_reports_a_source_down_without_failing(
     gateway = gateway_factory(connector_urls={"business": server.url})
     server.stop()
     await gateway.caught_up()  # the test client's registration, queued before it started
+    operator = await sign_in.staff("operator")
     async with gateway.client() as client:
-        ready = await client.get("/admin/readiness", headers=await sign_in.staff("operator"))
+        # A health check of another source may time out on a loaded machine: asked
+        # again, only the source that is down stays degraded.
+        for _ in range(5):
+            ready = await client.get("/admin/readiness", headers=operator)
+            if ready.status_code != 200 or ready.json()["degraded"] == ["business"]:
+                break
+            await asyncio.sleep(0.5)
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ready"
