@@ -158,7 +158,9 @@ async def _send(
     return await client.post("/graphql", content=body, headers=headers)
 
 
-async def _spread(url: str, requests: list[tuple[bytes, str]]) -> tuple[list[int], set[int]]:
+async def _spread(
+    url: str, requests: list[tuple[bytes, str]], gap: float = 0.03
+) -> tuple[list[int], set[int]]:
     """Send all, a few milliseconds apart; statuses, and the workers that answered.
 
     A worker that wakes accepts every connection waiting: sent in one burst, they would
@@ -167,7 +169,7 @@ async def _spread(url: str, requests: list[tuple[bytes, str]]) -> tuple[list[int
     held: list[httpx.AsyncClient] = []
     try:
         responses = await asyncio.gather(
-            *(_send(url, b, t, held, i * 0.03) for i, (b, t) in enumerate(requests))
+            *(_send(url, b, t, held, i * gap) for i, (b, t) in enumerate(requests))
         )
         port = int(url.rsplit(":", 1)[1])
         return [r.status_code for r in responses], _workers_of(port)
@@ -189,10 +191,19 @@ async def test_workers_share_replay_protection_limits_and_one_log(
         signed: str = signer.sign(body, procedure=RESIDENCE, subjects=[person], officer=officer)
         return signed
 
-    # Requests of different officers: served, by several workers.
-    statuses, pids = await _spread(url, [(body, token(f"o-{i}")) for i in range(24)])
-    assert statuses == [200] * 24
-    assert len(pids) >= 2, f"one worker took every connection: {pids}"
+    # Requests of different officers: served, by several workers. On a loaded machine
+    # one worker may win every wake-up of a round; the next round is spaced wider.
+    answering: set[int] = set()
+    served_first = 0
+    for spacing in range(5):
+        batch = [(body, token(f"o-{spacing}-{i}")) for i in range(12)]
+        statuses, pids = await _spread(url, batch, gap=0.03 * (spacing + 1))
+        assert statuses == [200] * 12
+        served_first += 12
+        answering |= pids
+        if len(answering) >= 2:
+            break
+    assert len(answering) >= 2, f"one worker took every connection: {answering}"
 
     # A token spent once is refused on every later connection, whichever worker takes it.
     spent = token("o-replay")
@@ -229,7 +240,7 @@ async def test_workers_share_replay_protection_limits_and_one_log(
     assert len(pids) >= 2, f"one worker took every request of the officer: {pids}"
 
     # One sequencer: every record in the log once, and the log verifies.
-    served = 24 + 1 + served_limited
+    served = served_first + 1 + served_limited
     for _ in range(60):
         integrated = _gateway(env, "log", "integrate")
         assert integrated.returncode == 0, integrated.stderr
