@@ -40,6 +40,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
+import uuid_utils
 from prometheus_client import Counter, Histogram
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -133,6 +134,17 @@ def pseudonyms(key: bytes, value: str, kind: str) -> tuple[str, str]:
     return pseudonym(key, value, kind), pseudonym(key, value)
 
 
+def record_id() -> str:
+    """A new record's id: 32 hex digits of a UUIDv7 (RFC 9562), its time first.
+
+    Every index keyed by a record's id (the records', their personal parts', their
+    decisions', the subject index's) then grows at its end: a random id (UUIDv4) put
+    each record's entries on pages of their own, each written again by every commit
+    that touched it. 74 of its bits are random; the time it shows is the record's own.
+    """
+    return uuid_utils.uuid7().hex
+
+
 @dataclass(slots=True)
 class Event:
     """One event to record."""
@@ -150,7 +162,7 @@ class Event:
     consents: Mapping[str, str] = field(default_factory=dict, repr=False)
     """The consents its envelope names: consent id -> the subject who gave it. The
     envelope holds their commitments; the personal part maps commitments to ids."""
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=record_id)
     ts: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
     leaf_hash: bytes = field(default=b"", repr=False)
     """Set by `rows`: the hash of the event's public leaf, for its receipt."""

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -34,6 +36,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's text, written by orjson (a record's envelope and personal part
+    are dumped on every commit); what orjson refuses (an integer beyond 64 bits, say)
+    is written by the standard library, as before."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value)
+
+
 def create_engine(url: str, **options: Any) -> AsyncEngine:
     """An async engine; for a SQLite file, its folder is created first.
 
@@ -42,6 +54,7 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     that returned survives a power cut, as an access record must.
     """
     parsed = sa.make_url(url)
+    options.setdefault("json_serializer", json_text)
     if parsed.get_backend_name() != "sqlite":
         options.setdefault("pool_pre_ping", True)
         return create_async_engine(parsed, **options)
@@ -118,6 +131,7 @@ class Transactions:
                 connect_args={"timeout": 30, "check_same_thread": False},
                 pool_size=self._connections,
                 max_overflow=0,
+                json_serializer=json_text,
             )
             sa.event.listen(self._threaded, "connect", _sqlite_pragmas)
         return self._threaded
