@@ -33,6 +33,7 @@ from gateway.storage._connectors import (
 )
 from gateway.storage._engine import (
     Transactions,
+    WalCheckpoints,
     create_engine,
     create_sequencer_engine,
     read_snapshot,
@@ -121,6 +122,7 @@ __all__ = [
     "Instant",
     "StoredSecret",
     "Transactions",
+    "WalCheckpoints",
     "active_connectors",
     "active_fields",
     "add_connector_version",

@@ -74,6 +74,7 @@ from gateway.records import (
 from gateway.resources import load_keys, load_manifests_of, load_procedures, load_pseudonym_key
 from gateway.state import GatewayState, app_state
 from gateway.storage import (
+    WalCheckpoints,
     create_engine,
     create_sequencer_engine,
     ensure_months,
@@ -244,6 +245,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 restored = await memory.restore(engine, lifetime=MAX_LIFETIME + SKEW)
                 replay, limiter = memory, MemoryRateLimiter()
                 log.info("replay_cache_in_process", restored=restored)
+            # SQLite: the write-ahead log copied into the file off the commits' path.
+            checkpoints = WalCheckpoints(engine)
+            await checkpoints.start()
+            stack.push_async_callback(checkpoints.stop)
             recorder = EventRecorder(engine, write_timeout=settings.recorder_timeout)
             await recorder.start()
             stack.push_async_callback(recorder.stop)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +20,8 @@ from gateway.storage import create_engine
         ("foreign_keys", 1),
         # What forgetting deletes is overwritten, whatever the build's default is.
         ("secure_delete", 1),
+        # The gateway's own loop copies the log into the file (WalCheckpoints).
+        ("wal_autocheckpoint", 10_000),
     ],
 )
 async def test_every_connection_is_set_up(tmp_path: Path, pragma: str, wanted: object) -> None:
@@ -53,3 +58,76 @@ async def test_personal_parts_are_read_by_record_through_an_index(tmp_path: Path
     finally:
         await engine.dispose()
     assert "ix_event_subjects_event_id" in plan, plan
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
+async def _fill(engine: Any, pages: int) -> None:
+    """One commit of about `pages` pages of rows."""
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS filler (blob BLOB)")
+        await conn.exec_driver_sql(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "INSERT INTO filler SELECT randomblob(3000) FROM n",
+            (pages,),
+        )
+
+
+async def test_commits_leave_the_log_to_the_checkpoint_loop(tmp_path: Path) -> None:
+    """A commit appends to the write-ahead log and copies nothing into the file (below
+    the 10,000 pages mark); `WalCheckpoints` copies it, in a thread, without a writer."""
+    from gateway.storage import WalCheckpoints
+
+    path = tmp_path / "gateway.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    loop = WalCheckpoints(engine, every=0.05)
+    try:
+        await _fill(engine, 2_000)  # about 8 MB
+        wal = Path(f"{path}-wal")
+        assert _size(wal) > 2_000 * 3_000
+        assert _size(path) < 1_000_000, "a commit copied the log into the file"
+        await loop.start()
+        for _ in range(100):
+            if _size(path) > 2_000 * 3_000:
+                break
+            await asyncio.sleep(0.05)
+        assert _size(path) > 2_000 * 3_000, "the loop copied nothing"
+        # The log is used again from its start: it does not grow with every commit.
+        size = _size(wal)
+        await _fill(engine, 200)
+        assert _size(wal) == size
+    finally:
+        await loop.stop()
+        await engine.dispose()
+
+
+async def test_no_checkpoint_loop_without_a_file() -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from gateway.storage import WalCheckpoints
+
+    for url in ("sqlite+aiosqlite://", "postgresql+asyncpg://postgres@127.0.0.1/none"):
+        loop = WalCheckpoints(create_async_engine(url), every=0.01)
+        await loop.start()
+        await asyncio.sleep(0.05)
+        await loop.stop()  # it ran nothing and did not fail
+
+
+def test_checkpoint_failures_are_logged_and_retried(tmp_path: Path) -> None:
+    """A checkpoint that cannot run (here: no file at all) raises for the loop to log."""
+    import sqlite3
+
+    from gateway.storage._engine import checkpoint
+
+    with pytest.raises(sqlite3.Error):
+        checkpoint(str(tmp_path / "missing" / "gateway.db"))
+
+
+def test_json_columns_are_written_by_orjson_with_the_standard_library_behind() -> None:
+    from gateway.storage._engine import json_text
+
+    assert json_text({"b": "Nguyễn", "a": [1, None]}) == '{"b":"Nguyễn","a":[1,null]}'
+    assert json_text({1: "x"}) == '{"1":"x"}'  # as the standard library writes it
+    assert json.loads(json_text({"n": 2**70})) == {"n": 2**70}  # beyond orjson's integers
