@@ -130,6 +130,13 @@ class Transactions:
         with self._sync().connect() as conn:
             return work(conn, *args, **kwargs)
 
+    def run_here(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`run` in the calling thread (a SQLite file only): for a writer with a
+        thread of its own, never the event loop's."""
+        if not self._file:
+            raise RuntimeError("run_here is for a SQLite file")
+        return self._in_thread(work, *args, **kwargs)
+
     def _in_thread(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self._sync().begin() as conn:
             return work(conn, *args, **kwargs)

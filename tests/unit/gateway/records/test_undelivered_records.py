@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -48,25 +49,31 @@ def catalogue() -> Catalogue:
 
 
 class SlowWrite:
-    """The recorder's commit held back until `release()`: slower than any wait."""
+    """The recorder's commit held back until `release()`: slower than any wait.
+
+    The recorder commits in a thread of its own (SQLite): its commit waits there."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *, then_fail: bool = False) -> None:
-        self.entered = asyncio.Event()
-        self._gate = asyncio.Event()
-        self._real = _recorder.commit_batch
+        self._entered = threading.Event()
+        self._gate = threading.Event()
+        self._real = _recorder.commit_in_thread
         self._then_fail = then_fail
         self._calls = 0
-        monkeypatch.setattr(_recorder, "commit_batch", self._commit)
+        monkeypatch.setattr(_recorder, "commit_in_thread", self._commit)
 
     def release(self) -> None:
         self._gate.set()
 
-    async def _commit(self, run: Any, batch: Sequence[Event], marks: Any, **kw: Any) -> Any:
+    async def entered(self) -> None:
+        """Return once a commit began (and waits)."""
+        await asyncio.to_thread(self._entered.wait, GUARD)
+
+    def _commit(self, transactions: Any, batch: Sequence[Event], marks: Any, **kw: Any) -> Any:
         self._calls += 1
         first = self._calls == 1
-        self.entered.set()
-        await self._gate.wait()
-        done = await self._real(run, batch, marks, **kw)
+        self._entered.set()
+        self._gate.wait(GUARD)
+        done = self._real(transactions, batch, marks, **kw)
         if first and self._then_fail:
             # Committed by the database, but the gateway hears of a failure (the link
             # broke as the commit's answer came back).
@@ -191,7 +198,7 @@ async def _times_out(recorder: EventRecorder, event: Event, slow: SlowWrite) -> 
 async def _is_cancelled(recorder: EventRecorder, event: Event, slow: SlowWrite) -> None:
     # The write is under way when the request's task is cancelled (its deadline).
     waiting = asyncio.create_task(recorder.record(event))
-    await asyncio.wait_for(slow.entered.wait(), GUARD)
+    await asyncio.wait_for(slow.entered(), GUARD)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -278,14 +285,14 @@ async def test_a_commit_that_failed_leaves_no_mark(
     engine: AsyncEngine, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     failures = iter([OSError("database away")])
-    real = _recorder.commit_batch
+    real = _recorder.commit_in_thread
 
-    async def failing(run: Any, batch: Sequence[Event], marks: Any, **kw: Any) -> Any:
+    def failing(transactions: Any, batch: Sequence[Event], marks: Any, **kw: Any) -> Any:
         if (failure := next(failures, None)) is not None:
             raise failure
-        return await real(run, batch, marks, **kw)
+        return real(transactions, batch, marks, **kw)
 
-    monkeypatch.setattr(_recorder, "commit_batch", failing)
+    monkeypatch.setattr(_recorder, "commit_in_thread", failing)
     recorder = EventRecorder(engine)
     await recorder.start()
     try:
