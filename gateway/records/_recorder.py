@@ -62,7 +62,6 @@ from gateway.records._envelope import (
 )
 from gateway.storage import (
     Transactions,
-    create_engine,
     event_decisions,
     event_personal,
     event_subjects,
@@ -541,37 +540,6 @@ def _settle(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-_Commit = Callable[[list[Event], dict[str, tuple[Event, bool]]], tuple[list[str], list[Event]]]
-"""One commit of the writer: (events, marks due) -> (marks settled, marks written)."""
-
-
-class _OwnConnection:
-    """The recorder's connection to PostgreSQL, on its writer thread's loop: an engine
-    of its own (an engine's connections belong to one loop), kept between commits."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = create_engine(engine.url.render_as_string(hide_password=False))
-        self._conn: AsyncConnection | None = None
-
-    async def commit(
-        self, written: list[Event], due: dict[str, tuple[Event, bool]], queue: bool
-    ) -> tuple[list[str], list[Event]]:
-        if self._conn is None:
-            self._conn = await self._engine.connect()
-        async with self._conn.begin():
-            return await commit_batch(self._conn.run_sync, written, due, queue=queue)
-
-    async def drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):  # it is being thrown away anyway
-            await self.drop()
-        await self._engine.dispose()
-
-
 class EventRecorder:
     """Writes events in shared commits; `record` waits for the commit of its event."""
 
@@ -598,13 +566,13 @@ class EventRecorder:
         self._marks: dict[str, tuple[Event, bool]] = {}
         """By the id of a record not delivered: its `undelivered` record, and whether
         the first is known to be committed (else: only if it is found)."""
+        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
         self.commits = 0
-        # The writer thread takes what is pending, and the marks due, under this lock.
+        # SQLite: a writer thread of its own takes what is pending under this lock.
         self._ready = threading.Condition()
         self._stopping = False
-        self._progress = asyncio.Event()
-        """Set on the loop when a commit's outcome arrives."""
 
     async def start(self) -> None:
         """Start the writer."""
@@ -620,29 +588,32 @@ class EventRecorder:
         task, self._task = self._task, None
         if task is None:
             return
-        while self._pending and not task.done():
-            await self._next_commit(0.05)
+        while self._pending:
+            self._wakeup.set()
+            await asyncio.sleep(0.01)
         deadline = asyncio.get_running_loop().time() + marks_timeout
         while self._marks and not task.done() and asyncio.get_running_loop().time() < deadline:
-            await self._next_commit(0.05)
+            self._wakeup.set()
+            await asyncio.sleep(0.01)
         if self._marks:
             log.error("undelivered_not_recorded", count=len(self._marks))
         self._stop_writer()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        self._transactions.dispose()
-
-    async def _next_commit(self, at_most: float) -> None:
-        """Wait for the writer's next commit to be heard of, at most `at_most` seconds."""
-        self._progress.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._progress.wait(), at_most)
+        await self._drop_connection()
 
     def _stop_writer(self) -> None:
         with self._ready:
             self._stopping = True
             self._ready.notify()
+
+    async def _drop_connection(self) -> None:
+        self._transactions.dispose()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it is being thrown away anyway
+                await conn.close()
 
     async def record(self, event: Event) -> bytes:
         """Return once `event` is committed: its leaf hash; `AuditUnavailable` if it cannot be.
@@ -656,6 +627,7 @@ class EventRecorder:
         with self._ready:
             self._pending.append((event, future))
             self._ready.notify()
+        self._wakeup.set()
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout=self._write_timeout)
         except TimeoutError:
@@ -687,23 +659,62 @@ class EventRecorder:
         with self._ready:
             self._marks[event.id] = (undelivered_event(event), committed)
             self._ready.notify()
+        self._wakeup.set()
 
     async def _run(self) -> None:
-        """Commits one after another in a thread of the recorder's own.
+        if self._transactions.threaded:
+            await self._run_writer()
+            return
+        while True:
+            if self._marks and not self._pending:
+                # `undelivered` records wait for the database: try again now and then.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=_MARK_RETRY)
+            else:
+                await self._wakeup.wait()
+            self._wakeup.clear()
+            if self._marks and not self._pending:
+                await self._commit([])
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                await self._commit(batch)
 
-        The thread takes what is pending as soon as its last commit returned and hands
-        each commit's outcome to the loop: a commit never waits for a busy loop to come
-        round, before it starts nor between its statements (awaited on the serving
-        loop, each of them waited for its turn: the recorder's cycle was twice its
-        work at 16 requests in flight). SQLite commits in the thread through the
-        standard driver; PostgreSQL on a connection of the thread's own loop.
+    async def _commit(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
+        """PostgreSQL: one commit on the writer's connection, awaited on the loop."""
+        due = dict(self._marks)
+        written = [event for event, _ in batch]
+        started = time.perf_counter()
+        try:
+            # The writer keeps its connection: no pool round trip on every commit.
+            if self._conn is None:
+                self._conn = await self._engine.connect()
+            async with self._conn.begin():
+                settled, marks = await commit_batch(
+                    self._conn.run_sync, written, due, queue=self._queue
+                )
+        except Exception as exc:  # any failure to commit means: nothing is released
+            await self._drop_connection()
+            self._failed(batch, exc)
+            return
+        self._committed(batch, settled, marks, started)
+
+    async def _run_writer(self) -> None:
+        """SQLite: commits one after another in a thread of the recorder's own.
+
+        The thread takes what is pending as soon as its last commit returned, and
+        hands each commit's outcome to the loop; a commit never waits for a busy loop
+        to come round before the next one starts (through `asyncio.to_thread` the
+        loop's turn came between every two commits: about a third of each cycle at
+        16 requests in flight).
         """
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[None] = loop.create_future()
         with self._ready:
             self._stopping = False
-        writer = threading.Thread(target=self._writer, args=(loop, ended), name="recorder")
-        writer.daemon = True
+        writer = threading.Thread(
+            target=self._write, args=(loop, ended), name="recorder", daemon=True
+        )
         writer.start()
         try:
             await asyncio.shield(ended)
@@ -712,67 +723,41 @@ class EventRecorder:
             await asyncio.shield(ended)
             raise
 
-    def _writer(self, loop: asyncio.AbstractEventLoop, ended: asyncio.Future[None]) -> None:
+    def _write(self, loop: asyncio.AbstractEventLoop, ended: asyncio.Future[None]) -> None:
+        """The writer thread: a commit of what is pending (and of the `undelivered`
+        records due) at a time, until `_stop_writer`."""
         try:
-            if self._transactions.threaded:
-                self._write(loop, self._commit_here, self._transactions.dispose)
-                return
-            with asyncio.Runner() as runner:
-                own = _OwnConnection(self._engine)
+            while True:
+                with self._ready:
+                    if not self._pending and not self._stopping:
+                        # `undelivered` records wait for the database: again now and then.
+                        self._ready.wait(timeout=_MARK_RETRY if self._marks else None)
+                    if self._stopping and not self._pending:
+                        return
+                    batch = self._pending[: self._max_batch]
+                    del self._pending[: self._max_batch]
+                    due = dict(self._marks)
+                if not batch and not due:
+                    continue
+                started = time.perf_counter()
+                written = [event for event, _ in batch]
                 try:
-                    self._write(
-                        loop,
-                        lambda written, due: runner.run(own.commit(written, due, self._queue)),
-                        lambda: runner.run(own.drop()),
+                    settled, marks = commit_in_thread(
+                        self._transactions, written, due, queue=self._queue
                     )
-                finally:
-                    runner.run(own.close())
+                except Exception as exc:  # any failure to commit means: nothing is released
+                    self._transactions.dispose()
+                    _call_soon(loop, self._failed, batch, exc)
+                else:
+                    with self._ready:  # not due again, whenever the loop hears of it
+                        for first in settled:
+                            self._marks.pop(first, None)
+                    _call_soon(loop, self._committed, batch, settled, marks, started)
         finally:
             _call_soon(loop, _settle, ended)
 
-    def _commit_here(
-        self, written: list[Event], due: dict[str, tuple[Event, bool]]
-    ) -> tuple[list[str], list[Event]]:
-        return commit_in_thread(self._transactions, written, due, queue=self._queue)
-
-    def _write(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        commit: Callable[
-            [list[Event], dict[str, tuple[Event, bool]]], tuple[list[str], list[Event]]
-        ],
-        drop: Callable[[], None],
-    ) -> None:
-        """The writer thread: a commit of what is pending (and of the `undelivered`
-        records due) at a time, until `_stop_writer`."""
-        while True:
-            with self._ready:
-                if not self._pending and not self._stopping:
-                    # `undelivered` records wait for the database: again now and then.
-                    self._ready.wait(timeout=_MARK_RETRY if self._marks else None)
-                if self._stopping and not self._pending:
-                    return
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                due = dict(self._marks)
-            if not batch and not due:
-                continue
-            started = time.perf_counter()
-            try:
-                settled, marks = commit([event for event, _ in batch], due)
-            except Exception as exc:  # any failure to commit means: nothing is released
-                with contextlib.suppress(Exception):  # it is being thrown away anyway
-                    drop()
-                _call_soon(loop, self._failed, batch, exc)
-                continue
-            with self._ready:  # not due again, whenever the loop hears of it
-                for first in settled:
-                    self._marks.pop(first, None)
-            _call_soon(loop, self._committed, batch, settled, marks, started)
-
     def _failed(self, batch: list[tuple[Event, asyncio.Future[None]]], exc: Exception) -> None:
         """On the loop: a commit failed; its callers are refused, its events marked."""
-        self._progress.set()
         RECORD_FAILURES.inc()
         log.error("events_not_recorded", count=len(batch), error=type(exc).__name__)
         for event, future in batch:
@@ -791,7 +776,6 @@ class EventRecorder:
         started: float,
     ) -> None:
         """On the loop: a commit returned; its callers are released."""
-        self._progress.set()
         with self._ready:
             for first in settled:
                 self._marks.pop(first, None)
