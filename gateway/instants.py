@@ -14,10 +14,15 @@ from typing import Final
 
 from gateway.errors import InvalidArgument
 
-__all__ = ["VIETNAM", "format_instant", "parse_instant", "vietnam_time"]
+__all__ = ["VIETNAM", "format_instant", "parse_instant", "utc_now", "vietnam_time"]
 
 VIETNAM: Final = datetime.timezone(datetime.timedelta(hours=7), "ICT")
 """Indochina Time: what a date means when a person gives one."""
+
+
+def utc_now() -> datetime.datetime:
+    """Now, in UTC (aware): the time the gateway stamps what it stores."""
+    return datetime.datetime.now(datetime.UTC)
 
 
 def format_instant(value: datetime.datetime) -> str:

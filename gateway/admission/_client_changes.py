@@ -42,6 +42,7 @@ from gateway.admission._clients import (
     revoke,
 )
 from gateway.errors import AuditUnavailable, Conflict, Forbidden, InvalidArgument, NotFound
+from gateway.instants import utc_now
 from gateway.records import AdminRecorder, insert_events
 from gateway.storage import CLIENT_CHANGE_ACTIONS, client_changes, client_keys, clients
 
@@ -107,10 +108,6 @@ def _change(row: Any) -> ClientChange:
         row.decided_at,
         row.reason,
     )
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 def _detail(
@@ -191,7 +188,7 @@ class ClientChanges:
                     "detail": detail,
                     "status": "pending",
                     "submitted_by": submitted_by,
-                    "submitted_at": _now(),
+                    "submitted_at": utc_now(),
                 }
                 await conn.execute(client_changes.insert().values(**row))
                 await insert_events(
@@ -270,7 +267,7 @@ class ClientChanges:
         done = await conn.execute(
             client_changes.update()
             .where(client_changes.c.id == change_id, client_changes.c.status == "pending")
-            .values(status=status, decided_by=operator, decided_at=_now(), reason=reason)
+            .values(status=status, decided_by=operator, decided_at=utc_now(), reason=reason)
         )
         if done.rowcount != 1:
             raise Conflict(f"This change is {found.status}, not pending.", status=found.status)
@@ -332,7 +329,7 @@ class ClientChanges:
             await conn.execute(
                 clients.update()
                 .where(clients.c.id == change.client_id)
-                .values(jwks_url=detail.get("jwksUrl"), updated_at=_now())
+                .values(jwks_url=detail.get("jwksUrl"), updated_at=utc_now())
             )
 
 

@@ -20,7 +20,6 @@ at all: the caller says who makes it with an `AdminRecorder`.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import math
 import re
 import time
@@ -40,6 +39,7 @@ from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from gateway.admission._published_keys import PublishedKeys
+from gateway.instants import utc_now
 from gateway.records import AdminRecorder, insert_events
 from gateway.storage import (
     client_generation,
@@ -133,10 +133,6 @@ def public_jwk(jwk: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
     return public, alg, str(key.thumbprint())
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
 def reachable(url: str, endpoints: Iterable[str]) -> bool:
     """Whether `url`'s host (or host:port) is among `endpoints`: the rule for a client's
     JWKS URL, at its approval and at every read of its key set."""
@@ -199,7 +195,7 @@ async def insert_client(
     jwks_url: str | None = None,
 ) -> None:
     """Register a client in the caller's transaction (`Conflict` if its id is taken)."""
-    now = _now()
+    now = utc_now()
     try:  # the caller's transaction ends with the refusal
         await conn.execute(
             clients.insert().values(
@@ -229,7 +225,7 @@ async def insert_key(
                 alg=alg,
                 jwk=public,
                 status="active",
-                created_at=_now(),
+                created_at=utc_now(),
             )
         )
     except IntegrityError:
@@ -247,7 +243,7 @@ async def revoke(conn: AsyncConnection, client_id: str, kid: str) -> bool:
     result = await conn.execute(
         client_keys.update()
         .where(*key, client_keys.c.status != "revoked")
-        .values(status="revoked", revoked_at=_now())
+        .values(status="revoked", revoked_at=utc_now())
     )
     if result.rowcount:
         return True
@@ -256,7 +252,7 @@ async def revoke(conn: AsyncConnection, client_id: str, kid: str) -> bool:
     published = await conn.scalar(sa.select(clients.c.jwks_url).where(clients.c.id == client_id))
     if published is None:
         raise NotFound("This client has no key with this kid.", kind="ClientKey")
-    now = _now()
+    now = utc_now()
     await conn.execute(
         client_keys.insert().values(
             client_id=client_id,
@@ -349,7 +345,7 @@ class ClientRegistry:
                 result = await conn.execute(
                     clients.update()
                     .where(clients.c.id == client_id)
-                    .values(status=status, updated_at=_now())
+                    .values(status=status, updated_at=utc_now())
                 )
                 if result.rowcount == 0:
                     raise NotFound("No client has this id.", kind="Client")

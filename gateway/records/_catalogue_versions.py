@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import AuditUnavailable, Conflict, Forbidden, InvalidArgument, NotFound
+from gateway.instants import utc_now
 from gateway.records._envelope import EnvelopeBody
 from gateway.records._recorder import Event, insert_events, pseudonym
 from gateway.storage import catalogue_versions
@@ -116,10 +117,6 @@ def _row(row: Any) -> CatalogueVersion:
     )
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
 def catalogue_of(
     entries: list[dict[str, Any]], canonical: Mapping[str, Mapping[str, Any]] | None = None
 ) -> Catalogue:
@@ -169,7 +166,7 @@ class CatalogueVersions:
     async def record_files(self, catalogue: Catalogue) -> bool:
         """Keep the files' catalogue as a version, in effect from now, unless one holds it
         already; whether it was recorded."""
-        now = _now()
+        now = utc_now()
         try:
             async with self._engine.begin() as conn:
                 known = await conn.scalar(
@@ -215,12 +212,12 @@ class CatalogueVersions:
     async def in_effect(self, at: datetime.datetime | None = None) -> CatalogueVersion | None:
         """The version in effect at `at` (now), or `None` when none is recorded."""
         async with self._engine.connect() as conn:
-            return await _in_effect(conn, at or _now())
+            return await _in_effect(conn, at or utc_now())
 
     async def effective_version(self, at: datetime.datetime | None = None) -> str | None:
         """Only the `policy_version` in effect at `at` (a cheap read, for polling)."""
         async with self._engine.connect() as conn:
-            found = await conn.scalar(_effective_query(at or _now(), columns=True))
+            found = await conn.scalar(_effective_query(at or utc_now(), columns=True))
         return None if found is None else str(found)
 
     async def get(self, version: str) -> CatalogueVersion:
@@ -251,7 +248,7 @@ class CatalogueVersions:
                 "Propose one change: a `procedure` entry, or the code to `remove`.",
                 argument="procedure",
             )
-        now = _now()
+        now = utc_now()
         try:
             async with self._engine.begin() as conn:
                 parent = await (_get(conn, base) if base else _in_effect(conn, _LATEST))
@@ -335,7 +332,7 @@ class CatalogueVersions:
     ) -> CatalogueVersion:
         """Approve a proposed version another person proposed, in effect from
         `effective_from` (now by default; never before now)."""
-        now = _now()
+        now = utc_now()
         when = effective_from or now
         if when.tzinfo is None:
             raise InvalidArgument("effectiveFrom needs a time zone.", argument="effectiveFrom")
@@ -424,7 +421,7 @@ class CatalogueVersions:
             .values(
                 status=status,
                 decided_by=by.subject,
-                decided_at=_now(),
+                decided_at=utc_now(),
                 effective_from=effective_from,
                 reason=reason,
             )

@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import AuditUnavailable, Conflict, InvalidArgument, NotFound
-from gateway.instants import format_instant
+from gateway.instants import format_instant, utc_now
 from gateway.log import canonical_json
 from gateway.records._figures import count_consent
 from gateway.records._recorder import Event, insert_events
@@ -58,10 +58,6 @@ _CONSENT_ID = re.compile(r"[0-9a-f]{32}")
 """A consent id as the store makes them (`uuid4().hex`)."""
 
 CONSENT_TYPE: Final = "gw-consent+jws"
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 def _effective_status(row: Any, now: datetime.datetime) -> str:
@@ -209,7 +205,7 @@ class ConsentStore:
         record: Recorder,
     ) -> Consent:
         """Record a request; the citizen answers it before `answer_within` passes."""
-        now = _now()
+        now = utc_now()
         if valid_until.tzinfo is None:
             raise InvalidArgument("`validUntil` needs a time zone.", argument="validUntil")
         if not now < valid_until <= now + max_validity:
@@ -258,7 +254,7 @@ class ConsentStore:
         row = (await conn.execute(sa.select(consents).where(consents.c.id == consent_id))).first()
         if row is None:
             raise NotFound("No consent has this id.", kind="Consent")
-        return _consent(row, _now())
+        return _consent(row, utc_now())
 
     async def get(self, consent_id: str) -> Consent:
         """The consent, or `NotFound`."""
@@ -275,7 +271,7 @@ class ConsentStore:
                     .order_by(consents.c.requested_at.desc())
                 )
             ).all()
-        now = _now()
+        now = utc_now()
         found = [_consent(r, now) for r in rows]
         return [c for c in found if status is None or c.status == status]
 
@@ -288,7 +284,7 @@ class ConsentStore:
         consent granted before grants named the case is bound to the case it was
         requested for (stored with it, and shown to the citizen who approved it).
         """
-        now = _now()
+        now = utc_now()
         query = sa.select(
             consents.c.id,
             consents.c.subject,
@@ -357,7 +353,7 @@ class ConsentStore:
 
     async def approve(self, consent_id: str, subject: str, *, record: Recorder) -> Consent:
         """The citizen grants: the consent is in force from now, with a signed grant."""
-        now = _now()
+        now = utc_now()
 
         def granted(current: Consent) -> dict[str, Any]:
             # The current form, naming the case, even for a request made before it.
@@ -382,13 +378,13 @@ class ConsentStore:
             consent_id,
             subject,
             from_status="REQUESTED",
-            values=lambda _: {"status": "DENIED", "decided_at": _now()},
+            values=lambda _: {"status": "DENIED", "decided_at": utc_now()},
             record=record,
         )
 
     async def revoke(self, consent_id: str, subject: str, *, record: Recorder) -> Consent:
         """The citizen withdraws; a signed revocation is kept beside the grant."""
-        now = _now()
+        now = utc_now()
         revocation = _sign(self._keyring, {"id": consent_id, "revokedAt": format_instant(now)})
         return await self._transition(
             consent_id,

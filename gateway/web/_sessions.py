@@ -44,6 +44,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from gateway.admission import Identity
 from gateway.config import GatewaySettings, is_loopback_url
 from gateway.errors import Forbidden
+from gateway.instants import utc_now
 from gateway.storage import browser_sessions
 
 __all__ = [
@@ -126,10 +127,6 @@ class BrowserSession:
         return self.level2_at is not None and now - self.level2_at <= freshness
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
 def digest(secret: str) -> str:
     """The SHA-256 of `secret` (hex): the key a session or sign-in is stored under."""
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -190,7 +187,7 @@ class DatabaseSessions:
     async def put(
         self, key: str, kind: str, data: dict[str, Any], *, expires_at: datetime.datetime
     ) -> None:
-        now = _now()
+        now = utc_now()
         async with self._engine.begin() as db:
             # Expired entries go as new ones come: the table holds only live ones.
             await db.execute(browser_sessions.delete().where(browser_sessions.c.expires_at < now))
@@ -209,7 +206,7 @@ class DatabaseSessions:
         query = sa.select(browser_sessions.c.data, browser_sessions.c.last_seen_at).where(
             browser_sessions.c.id_hash == key,
             browser_sessions.c.kind == kind,
-            browser_sessions.c.expires_at > _now(),
+            browser_sessions.c.expires_at > utc_now(),
         )
         async with self._engine.connect() as db:
             row = (await db.execute(query)).first()
@@ -220,7 +217,7 @@ class DatabaseSessions:
             await db.execute(
                 browser_sessions.update()
                 .where(browser_sessions.c.id_hash == key)
-                .values(last_seen_at=_now(), expires_at=expires_at)
+                .values(last_seen_at=utc_now(), expires_at=expires_at)
             )
 
     async def take(self, key: str, kind: str) -> dict[str, Any] | None:
@@ -238,7 +235,7 @@ class DatabaseSessions:
                 browser_sessions.delete().where(browser_sessions.c.id_hash == key)
             )
             # Two callers at once: only the one whose delete removed the row gets it.
-            if deleted.rowcount != 1 or row.expires_at <= _now():
+            if deleted.rowcount != 1 or row.expires_at <= utc_now():
                 return None
             return dict(row.data)
 
@@ -256,8 +253,8 @@ class RedisSessions:
     async def put(
         self, key: str, kind: str, data: dict[str, Any], *, expires_at: datetime.datetime
     ) -> None:
-        value = orjson.dumps({"data": data, "seen": _now().isoformat(), "kind": kind})
-        ttl = max(1, int((expires_at - _now()).total_seconds()))
+        value = orjson.dumps({"data": data, "seen": utc_now().isoformat(), "kind": kind})
+        ttl = max(1, int((expires_at - utc_now()).total_seconds()))
         await self._redis.set(self._key(key, kind), value, ex=ttl)
 
     async def get(self, key: str, kind: str) -> tuple[dict[str, Any], datetime.datetime] | None:
@@ -273,8 +270,8 @@ class RedisSessions:
         if raw is None:
             return
         value = orjson.loads(raw)
-        value["seen"] = _now().isoformat()
-        ttl = max(1, int((expires_at - _now()).total_seconds()))
+        value["seen"] = utc_now().isoformat()
+        ttl = max(1, int((expires_at - utc_now()).total_seconds()))
         await self._redis.set(name, orjson.dumps(value), ex=ttl, xx=True)
 
     async def take(self, key: str, kind: str) -> dict[str, Any] | None:
@@ -349,7 +346,7 @@ async def _load(request: Request) -> BrowserSession | None:
     if found is None:
         return None
     data, last_seen = found
-    now = _now()
+    now = utc_now()
     idle, longest = _lifetimes(settings)
     created = datetime.datetime.fromisoformat(data["created_at"])
     if now - last_seen > idle or now - created > longest:
@@ -378,7 +375,7 @@ async def start_session(
     previous = request.cookies.get(cookie_name(settings))
     if previous and len(previous) <= 128:
         await store.take(digest(previous), "session")
-    now = _now()
+    now = utc_now()
     idle, longest = _lifetimes(settings)
     session = BrowserSession(
         id=secrets.token_urlsafe(32),
@@ -447,7 +444,7 @@ async def _citizen(request: Request) -> BrowserSession:
 
 async def _citizen_level2(request: Request) -> BrowserSession:
     session = await _citizen(request)
-    if not session.level2_within(LEVEL2_FRESHNESS, _now()):
+    if not session.level2_within(LEVEL2_FRESHNESS, utc_now()):
         raise SignInRequired(next=request.url.path, level=2)
     return session
 
