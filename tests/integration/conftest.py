@@ -987,24 +987,14 @@ async def staff_browser(browser: Any, tmp_path: Path) -> AsyncIterator[Callable[
 @pytest_asyncio.fixture
 async def blank_postgres(postgres_admin: str) -> AsyncIterator[Any]:
     """An engine on a new, empty PostgreSQL database of the test's own (not migrated)."""
-    import asyncpg
-
     name = f"gw_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_admin)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await _admin(f'CREATE DATABASE "{name}"')
     engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}")
     try:
         yield engine
     finally:
         await engine.dispose()
-        admin = await asyncpg.connect(postgres_admin)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def gateway_cli(gateway: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
