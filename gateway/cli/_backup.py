@@ -41,8 +41,10 @@ __all__ = ["add_backup_commands"]
 
 
 def _sqlite_path(url: str) -> Path:
-    database = make_url(url).database
-    if not database or database == ":memory:":
+    from gateway.storage import sqlite_file
+
+    database = sqlite_file(make_url(url))
+    if database is None:
         raise InvalidArgument("The SQLite database of GATEWAY_DATABASE_URL is not a file.")
     return Path(database)
 

@@ -37,6 +37,7 @@ from gateway.storage._engine import (
     create_engine,
     create_sequencer_engine,
     read_snapshot,
+    sqlite_file,
 )
 from gateway.storage._generations import raise_generation, read_generation
 from gateway.storage._migrations import (
@@ -189,6 +190,7 @@ __all__ = [
     "set_authority",
     "set_dry_run",
     "short_lock_wait",
+    "sqlite_file",
     "stored_secrets",
     "subject_keys",
     "upgrade",

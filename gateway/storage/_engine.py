@@ -26,6 +26,7 @@ __all__ = [
     "create_engine",
     "create_sequencer_engine",
     "read_snapshot",
+    "sqlite_file",
 ]
 
 T = TypeVar("T")
@@ -46,6 +47,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pages (about 40 MB), should no such loop run (the command line's connections).
     cursor.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
     cursor.close()
+
+
+def sqlite_file(url: sa.URL) -> str | None:
+    """The path of the SQLite file `url` names; `None` for another backend or memory."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return url.database
 
 
 def json_text(value: Any) -> str:
@@ -70,8 +78,8 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     if parsed.get_backend_name() != "sqlite":
         options.setdefault("pool_pre_ping", True)
         return create_async_engine(parsed, **options)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if (path := sqlite_file(parsed)) is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     options.setdefault("connect_args", {"timeout": 30})
     # Connections to a file are cheap to keep and dear to open (a thread, the pragmas,
     # the schema read again): enough are kept for the requests in flight, so that a
@@ -98,12 +106,7 @@ class Transactions:
         """`connections`: how many transactions may run at once (a writer needs one)."""
         self._engine = engine
         self._connections = connections
-        url = engine.url
-        self._file = url.get_backend_name() == "sqlite" and url.database not in (
-            None,
-            "",
-            ":memory:",
-        )
+        self._file = sqlite_file(engine.url) is not None
         self._threaded: sa.Engine | None = None
 
     @property
@@ -174,12 +177,7 @@ class WalCheckpoints(Background):
     _name = "wal-checkpoints"
 
     def __init__(self, engine: AsyncEngine, *, every: float = 0.5) -> None:
-        url = engine.url
-        self._path = (
-            url.database
-            if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-            else None
-        )
+        self._path = sqlite_file(engine.url)
         self._every = every
 
     async def _run(self) -> None:
