@@ -697,7 +697,8 @@ class EventRecorder:
             await self._drop_connection()
             self._failed(batch, exc)
             return
-        self._committed(batch, settled, marks, started)
+        self._settle_marks(settled)
+        self._committed(batch, marks, started)
 
     async def _run_writer(self) -> None:
         """SQLite: commits one after another in a thread of the recorder's own.
@@ -749,10 +750,8 @@ class EventRecorder:
                     self._transactions.dispose()
                     _call_soon(loop, self._failed, batch, exc)
                 else:
-                    with self._ready:  # not due again, whenever the loop hears of it
-                        for first in settled:
-                            self._marks.pop(first, None)
-                    _call_soon(loop, self._committed, batch, settled, marks, started)
+                    self._settle_marks(settled)  # not due again, whenever the loop hears
+                    _call_soon(loop, self._committed, batch, marks, started)
         finally:
             _call_soon(loop, _settle, ended)
 
@@ -768,17 +767,16 @@ class EventRecorder:
             elif not future.done():
                 future.set_exception(AuditUnavailable())
 
-    def _committed(
-        self,
-        batch: list[tuple[Event, asyncio.Future[None]]],
-        settled: list[str],
-        marks: list[Event],
-        started: float,
-    ) -> None:
-        """On the loop: a commit returned; its callers are released."""
+    def _settle_marks(self, settled: list[str]) -> None:
+        """The `undelivered` records just written are due no more."""
         with self._ready:
             for first in settled:
                 self._marks.pop(first, None)
+
+    def _committed(
+        self, batch: list[tuple[Event, asyncio.Future[None]]], marks: list[Event], started: float
+    ) -> None:
+        """On the loop: a commit returned; its callers are released."""
         if marks:
             log.warning("undelivered_recorded", count=len(marks))
         if not batch:
