@@ -23,6 +23,7 @@ import datetime
 import functools
 import itertools
 import os
+import random
 import re
 import socket
 import subprocess
@@ -85,6 +86,28 @@ def _answers(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1.0)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 no server holds, for a process a test starts to bind.
+
+    Taken below the kernel's range of ephemeral ports: a port the kernel hands out for
+    port 0 is also its pick for the source of an outgoing connection, and under the
+    suite's load one took such a port between this check and the server's bind.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randint(10_000, low - 1)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def require_service(name: str, port: int) -> None:

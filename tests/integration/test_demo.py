@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,11 +14,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.integration.conftest import free_port
 
 
 def _children(pid: int) -> list[int]:
@@ -30,7 +25,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_demo_answers_its_query_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    ports = [_free_port() for _ in range(9)]
+    ports = [free_port() for _ in range(9)]
     output = tmp_path / "demo.out"
     with output.open("wb") as sink:
         demo = subprocess.Popen(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,12 +11,7 @@ import time
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from tests.integration.conftest import free_port
 
 # A process of its own, with keys of its own: a database of its own too (SQLite is
 # enough, the logs do not depend on the backend).
@@ -39,7 +33,7 @@ def served(
     signer,
     test_catalogue,
 ):
-    port = _free_port()
+    port = free_port()
     log_file = tmp_path / "gateway.log"
     env = {
         **os.environ,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,10 @@ import pytest
 
 import sandbox
 from sandbox import SandboxSettings, land
+from tests.integration.conftest import free_port
 
 MANIFESTS = Path(sandbox.__file__).parent / "manifests"
 README = Path(__file__).parents[2] / "README.md"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def production_steps() -> list[str]:
@@ -50,7 +44,7 @@ def production_steps() -> list[str]:
 def test_production_starts_from_nothing_as_the_readme_says(
     database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     here = {
         "GATEWAY_DATABASE_URL": database_url,
         "GATEWAY_REDIS_URL": redis_url,

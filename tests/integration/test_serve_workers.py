@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,16 +25,11 @@ import orjson
 import pytest
 
 import sandbox
+from tests.integration.conftest import free_port
 
 RESIDENCE = "1.004222"
 WORKERS = 3
 MANIFESTS = Path(sandbox.__file__).parent / "manifests"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(database_url: str, keys: Path, **more: str) -> dict[str, str]:
@@ -64,7 +58,7 @@ def test_several_workers_refuse_to_start_without_redis(database_url: str, tmp_pa
     assert unset.returncode == 2, unset.stderr
     assert "several workers need Redis (GATEWAY_REDIS_URL)" in unset.stderr
     # Configured, but nothing answers there: refused before any worker starts.
-    silent = f"redis://127.0.0.1:{_free_port()}/0"
+    silent = f"redis://127.0.0.1:{free_port()}/0"
     started = time.monotonic()
     down = _gateway(
         _env(database_url, tmp_path / "keys", redis_url=silent), "serve", "--workers", "2"
@@ -96,7 +90,7 @@ def workers(
     land_url: str,
     tmp_path: Path,
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    port = _free_port()
+    port = free_port()
     env = _env(
         migrated,
         tmp_path / "keys",

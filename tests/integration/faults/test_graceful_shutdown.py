@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -28,17 +27,12 @@ from gateway.log import checkpoint_verifiers
 from gateway.records import verify_database
 from gateway.storage import create_engine
 from keys import KeyRing
+from tests.integration.conftest import free_port
 
 RESIDENCE = "1.004222"
 MANIFESTS = Path(sandbox.__file__).parent / "manifests"
 
 pytestmark = pytest.mark.own_database
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _text(log: Path) -> str:
@@ -71,7 +65,7 @@ async def test_a_stopped_gateway_finishes_and_records_its_requests_and_frees_the
 ) -> None:
     slow_url, source = faults.to(population_url)
     source.delay(0.3)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(

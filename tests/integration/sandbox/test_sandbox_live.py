@@ -3,7 +3,6 @@
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from sandbox import Dataset, SandboxSettings, business, generate, population
+from tests.integration.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 XROAD = {
@@ -95,15 +95,8 @@ def test_business_over_real_http(dataset: Dataset) -> None:
         assert client.get("/v1/doanh-nghiep/0100109107").json()["ma_loi"] == "SAI_DINH_DANG"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_cli_serves_and_logs_no_personal_id() -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "population", "--port", str(port), "--citizens", "300"],
