@@ -27,7 +27,6 @@ import asyncio
 import datetime
 import hashlib
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Final, Protocol
 
 import sqlalchemy as sa
 import structlog
+import uuid_utils
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -99,7 +99,7 @@ class Spent:
     jti: str
     until: float
     """When the cache forgets the token, by the cache's clock."""
-    attempt: str = field(default_factory=lambda: uuid.uuid4().hex)
+    attempt: str = field(default_factory=lambda: uuid_utils.uuid4().hex)
     reused: bool = False
     counted: bool = False
     """Whether the rate-limit hits given with the spend were counted with it."""

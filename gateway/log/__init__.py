@@ -55,7 +55,7 @@ from lienthong_client.log import (
     verify_tlog_proof,
 )
 
-from gateway.log._canonical import canonical_json
+from gateway.log._canonical import canonical_json, plain_canonical_json
 from gateway.log._checkpoint import checkpoint_verifiers
 from gateway.log._epochs import epoch_of, epoch_origin, family_verifiers, note_origin
 from gateway.log._leaf import LEAF_VERSION, canonical_hash, format_ts, public_leaf
@@ -110,6 +110,7 @@ __all__ = [
     "parse_checkpoint",
     "parse_tile_path",
     "perfect_nodes",
+    "plain_canonical_json",
     "policy_of",
     "public_leaf",
     "read_b64",

@@ -24,7 +24,7 @@ from typing import Any, Final, Required, TypedDict
 
 import orjson
 
-from gateway.log import canonical_hash, canonical_json
+from gateway.log import canonical_hash, canonical_json, plain_canonical_json
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -218,8 +218,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def canonical_personal(personal: Mapping[str, Any]) -> bytes:
-    """A personal part as it is hashed and sealed: its RFC 8785 JSON."""
-    return canonical_json(_jsonable(personal))
+    """A personal part as it is hashed and sealed: its RFC 8785 JSON (a part that is
+    already plain JSON, as the gateway's are, is written without a copy first)."""
+    fast = plain_canonical_json(personal)
+    return fast if fast is not None else canonical_json(_jsonable(personal))
 
 
 def personal_hash(salt: str, canonical: bytes) -> str:

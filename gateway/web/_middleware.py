@@ -26,13 +26,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import uuid
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 import structlog
+import uuid_utils
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
@@ -90,12 +89,8 @@ class RequestIdMiddleware:
         routes: frozenset[str],
         deadline: float | None = None,
         page_policy: str | None = None,
-        direct: Mapping[str, ASGIApp] | None = None,
     ) -> None:
-        """`direct`: applications called for exactly these paths instead of `app` (the
-        GraphQL endpoint, which needs none of the framework's routing)."""
         self.app = app
-        self.direct = dict(direct or {})
         self.routes = routes
         self.deadline = deadline
         self.html_headers = _html_headers(page_policy or html_policy(None))
@@ -106,7 +101,7 @@ class RequestIdMiddleware:
             return
         # The gateway's own id, never the caller's: it goes into the access record, and
         # a caller's id could carry anything. The caller's is logged beside it.
-        request_id = uuid.uuid4().hex
+        request_id = uuid_utils.uuid4().hex
         given = _header(scope, b"x-request-id")
         client_request_id = given if given and _VALID_ID.match(given) else None
         scope.setdefault("state", {})["request_id"] = request_id
@@ -147,7 +142,7 @@ class RequestIdMiddleware:
                         async with deadline:
                             bounded = True
                             try:
-                                await self.direct.get(path, self.app)(scope, receive, send_with_id)
+                                await self.app(scope, receive, send_with_id)
                             finally:
                                 bounded = False
                     except Exception as exc:

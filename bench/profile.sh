@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# One build of the gateway alone under the peer benchmark's signed load, with py-spy
+# recording its process: a flame graph and the requests a second it served meanwhile.
+#
+#   bench/profile.sh CHECKOUT OUT.svg [single|batch10] [connections] [seconds] [sqlite|postgres]
+#
+# OUT ending in .txt gets py-spy's collapsed stacks instead (a line per stack and its
+# samples), for reading the figures with a script.
+# CHECKOUT is a checkout of this project with `make install` done (its .venv runs it).
+# PEER_BENCH is a copy of ../shared/peer-bench with its own .venv (py-spy installed in it)
+# and wrk (its README says how). PROFILE_IDLE=1 records idle threads too (py-spy --idle);
+# PROFILE_GIL=1 only the thread holding the GIL (py-spy --gil): what the process waits on.
+# PROFILE_CPU_ONLY=1 runs no profiler and prints the CPU time a request, thread by thread.
+# The gateway's /metrics are saved beside OUT.svg (OUT.metrics.txt) after the load.
+set -uo pipefail
+CODE=$(cd "${1:?CHECKOUT}" && pwd); OUT=$(realpath -m "${2:?OUT.svg}")
+SCENARIO=${3:-batch10}; CONNS=${4:-16}; SECONDS_=${5:-15}; DB=${6:-sqlite}
+PEER=$(cd "${PEER_BENCH:?set PEER_BENCH to your copy of ../shared/peer-bench}" && pwd)
+PY="$CODE/.venv/bin/python"
+[ -x "$PY" ] || { echo "profile: run make install in $CODE" >&2; exit 2; }
+[ -x "$PEER/.venv/bin/py-spy" ] || { echo "profile: pip install py-spy in $PEER/.venv" >&2; exit 2; }
+WORK=$(mktemp -d -t profile.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; done
+  sleep 2; rm -rf "$WORK"
+}
+trap cleanup EXIT
+PORT=18420
+TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
+cd "$PEER"
+setsid .venv/bin/python sources.py serve population --port 18101 > "$WORK/source.log" 2>&1 &
+PIDS+=($!)
+export POPULATION_URL=http://127.0.0.1:18101
+.venv/bin/python -c "from sources import citizen_ids; print('\n'.join(citizen_ids(500)))" \
+  > "$WORK/ids.txt"
+(
+  export PRODUCT_DIR=$CODE PRODUCT_WORK=$WORK/work PRODUCT_PORT=$PORT PYTHONPATH=$CODE
+  export GATEWAY_METRICS_TOKEN=$TOKEN
+  if [ "$DB" = postgres ]; then
+    export PRODUCT_DB=postgres PRODUCT_PG=postgresql+asyncpg://postgres@127.0.0.1/profiled
+    export PRODUCT_REDIS=redis://127.0.0.1:6379/12
+  fi
+  exec setsid product/start.sh
+) > "$WORK/gateway.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$PORT/readyz" > /dev/null && break
+  sleep 0.5
+done
+SERVING=$(pgrep -f "gateway serve --host 127.0.0.1 --port $PORT" | head -1)
+[ -n "$SERVING" ] || { echo "profile: the gateway did not start" >&2; cat "$WORK/gateway.log" >&2; exit 1; }
+
+load() {  # phase seconds
+  PRODUCT_WORK=$WORK/work PRODUCT_SCENARIO=$SCENARIO \
+    PRODUCT_QUERY_FILE=$PEER/product/query_$SCENARIO.graphql PRODUCT_IDS_FILE=$WORK/ids.txt \
+    PRODUCT_TOKENS_COUNT=$(($2 * 1500)) PRODUCT_TOKENS_OUT=$WORK/pairs.$1 \
+    "$PY" product/tokens.py 2> /dev/null
+  PAIRS_FILE=$WORK/pairs.$1 REQ_PATH=/graphql EXPECT=birthDate WRK_THREADS=1 \
+    wrk -t1 -c"$CONNS" -d"$2"s --timeout 10s -s product/bench_product.lua \
+    "http://127.0.0.1:$PORT/graphql" > "$WORK/wrk.$1" 2>&1
+}
+load warm 5
+metrics() {
+  curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/metrics" \
+    > "${OUT%.*}.metrics.txt"
+}
+cpu() {  # the process's CPU seconds: all threads, and the event loop's (the main thread)
+  awk '{print ($14 + $15) / 100}' "/proc/$SERVING/stat" "/proc/$SERVING/task/$SERVING/stat" | paste -sd' '
+}
+if [ "${PROFILE_CPU_ONLY:-0}" = 1 ]; then  # no profiler: CPU a request, undisturbed
+  threads() { for t in /proc/$SERVING/task/*; do echo "$(basename $t) $(awk '{print $14 + $15}' $t/stat)"; done; }
+  threads > "$WORK/threads.before"
+  BEFORE=$(cpu); load measured "$SECONDS_"; AFTER=$(cpu)
+  threads > "$WORK/threads.after"
+  metrics
+  echo "CPU seconds of each thread over the load (tid: seconds):"
+  join "$WORK/threads.before" "$WORK/threads.after" | awk '{d = ($3 - $2) / 100; if (d > 0.05) print "  " $1 ": " d}' | sort -t: -k2 -rn
+  "$PY" - "$WORK" $BEFORE $AFTER <<'PY'
+import json
+import sys
+from pathlib import Path
+
+lines = (Path(sys.argv[1]) / "wrk.measured").read_text().splitlines()
+result = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
+n = result["requests"]
+rps = n / result["duration_us"] * 1e6
+total, loop = (float(sys.argv[4]) - float(sys.argv[2])), (float(sys.argv[5]) - float(sys.argv[3]))
+print(f"{rps:.1f} rps, {result['bad']} bad, p50 {result['p50_us'] / 1000:.1f} ms; "
+      f"CPU a request {total / n * 1000:.2f} ms, of which the event loop {loop / n * 1000:.2f} ms")
+PY
+  exit 0
+fi
+IDLE=(); [ "${PROFILE_IDLE:-0}" = 1 ] && IDLE=(--idle)
+[ "${PROFILE_GIL:-0}" = 1 ] && IDLE+=(--gil)
+FORMAT=flamegraph; [ "${OUT##*.}" = txt ] && FORMAT=raw
+.venv/bin/py-spy record -p "$SERVING" -o "$OUT" -f "$FORMAT" -d "$SECONDS_" -r 200 "${IDLE[@]}" \
+  > "$WORK/py-spy.log" 2>&1 &
+SPY=$!
+load measured "$SECONDS_"
+wait "$SPY" || { echo "profile: py-spy failed" >&2; cat "$WORK/py-spy.log" >&2; }
+metrics
+"$PY" - "$WORK" <<'PY'
+import json
+import sys
+from pathlib import Path
+
+lines = (Path(sys.argv[1]) / "wrk.measured").read_text().splitlines()
+result = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
+rps = result["requests"] / result["duration_us"] * 1e6
+print(f"{rps:.1f} rps, {result['bad']} bad, p50 {result['p50_us'] / 1000:.1f} ms (under py-spy)")
+PY
+echo "flame graph: $OUT"
