@@ -588,9 +588,10 @@ class EventRecorder:
         task, self._task = self._task, None
         if task is None:
             return
-        while self._pending:
+        while self._pending and not task.done():
             self._wakeup.set()
             await asyncio.sleep(0.01)
+        self._refuse_pending()
         deadline = asyncio.get_running_loop().time() + marks_timeout
         while self._marks and not task.done() and asyncio.get_running_loop().time() < deadline:
             self._wakeup.set()
@@ -602,6 +603,17 @@ class EventRecorder:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await self._drop_connection()
+
+    def _refuse_pending(self) -> None:
+        """The writer ended (it failed, or stops): what is still pending is never
+        written, and its callers are refused now rather than at their timeout."""
+        with self._ready:
+            pending, self._pending = self._pending, []
+        if pending:
+            log.error("events_not_recorded", count=len(pending), error="RecorderStopped")
+        for _event, future in pending:
+            if not future.done():
+                future.set_exception(AuditUnavailable("The recorder is not running."))
 
     def _stop_writer(self) -> None:
         with self._ready:
@@ -664,6 +676,7 @@ class EventRecorder:
     async def _run(self) -> None:
         if self._transactions.threaded:
             await self._run_writer()
+            self._refuse_pending()  # the writer ended: nothing more is written
             return
         while True:
             if self._marks and not self._pending:

@@ -332,3 +332,35 @@ async def test_a_refusal_whose_caller_left_is_not_marked(
 
 def test_a_mark_is_not_a_procedure_request() -> None:
     assert not is_procedure_request(UNDELIVERED)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_a_writer_that_ended_refuses_what_waits_and_stops(
+    engine: AsyncEngine, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer thread ends in the middle of a commit (here: it is made to exit):
+    # what was waiting behind it is refused at once, and stopping does not wait for it.
+    entered, gate = threading.Event(), threading.Event()
+
+    def dying(*_args: Any, **_kw: Any) -> Any:
+        entered.set()
+        gate.wait(GUARD)
+        raise SystemExit  # ends the thread, as nothing the writer catches
+
+    monkeypatch.setattr(_recorder, "commit_in_thread", dying)
+    recorder = EventRecorder(engine, write_timeout=GUARD)
+    await recorder.start()
+    first = asyncio.create_task(recorder.record(_access(catalogue)))
+    await asyncio.to_thread(entered.wait, GUARD)
+    behind = asyncio.create_task(recorder.record(_access(catalogue)))
+    await asyncio.sleep(0.05)  # `behind` is pending, the writer still in its commit
+    gate.set()
+    with pytest.raises(AuditUnavailable):
+        await asyncio.wait_for(behind, GUARD / 2)
+    with pytest.raises(AuditUnavailable):  # no longer running: refused at once
+        await recorder.record(_access(catalogue))
+    await asyncio.wait_for(recorder.stop(), GUARD / 2)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await _records(engine) == []
