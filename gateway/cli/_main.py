@@ -62,13 +62,13 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.logconfig import configure_logging
-    from gateway.web import create_app, preflight, tune_collector
+    from gateway.web import preflight, tune_collector
 
     settings = settings_from_environment(host=args.host, port=args.port)
     if args.workers > 1:
         _require_shared_state(settings)
     configure_logging(level=settings.log_level, json=settings.log_json)
-    asyncio.run(preflight(settings))
+    app = asyncio.run(preflight(settings))
     if args.workers > 1:
         uvicorn.run(
             "gateway.web:create_app_from_environment",
@@ -80,7 +80,6 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=None,
         )
     else:
-        app = create_app(settings)
         tune_collector()
         uvicorn.run(
             app,

@@ -597,16 +597,17 @@ def tune_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def preflight(settings: GatewaySettings) -> None:
-    """Check, before listening, what start-up would fail on, to report it plainly.
+async def preflight(settings: GatewaySettings) -> FastAPI:
+    """Check, before listening, what start-up would fail on, to report it plainly; the
+    application it built, to serve (the catalogue and the schema are then read once).
 
     Raises `ManifestError`, `CatalogueError`, `DatabaseNotReady`, `KeyRingError` or
     `ConfigurationError`.
     """
     from connectors import check_kind, check_manifest
 
-    create_app(settings)  # what create_app refuses (settings that cannot work together)
-    load_procedures(settings)
+    # What create_app refuses: settings that cannot work together, the catalogue.
+    app = create_app(settings)
     canonical, kinds = connector_fields(), connector_kinds()
     for manifest in load_manifests_of(settings):
         check_manifest(manifest, canonical)
@@ -620,3 +621,4 @@ async def preflight(settings: GatewaySettings) -> None:
         await require_head(engine)
     finally:
         await engine.dispose()
+    return app
