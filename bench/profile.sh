@@ -75,6 +75,7 @@ if [ "${PROFILE_CPU_ONLY:-0}" = 1 ]; then  # no profiler: CPU a request, undistu
   BEFORE=$(cpu); load measured "$SECONDS_"; AFTER=$(cpu)
   threads > "$WORK/threads.after"
   metrics
+  echo "resident memory after the load: $(awk '/^VmRSS/ {print $2 / 1024 " MB"}' "/proc/$SERVING/status")"
   echo "CPU seconds of each thread over the load (tid: seconds):"
   join "$WORK/threads.before" "$WORK/threads.after" | awk '{d = ($3 - $2) / 100; if (d > 0.05) print "  " $1 ": " d}' | sort -t: -k2 -rn
   "$PY" - "$WORK" $BEFORE $AFTER <<'PY'
