@@ -19,47 +19,20 @@ PEER=$(cd "${PEER_BENCH:?set PEER_BENCH to your copy of ../shared/peer-bench}" &
 PY="$CODE/.venv/bin/python"
 [ -x "$PY" ] || { echo "profile: run make install in $CODE" >&2; exit 2; }
 [ -x "$PEER/.venv/bin/py-spy" ] || { echo "profile: pip install py-spy in $PEER/.venv" >&2; exit 2; }
-WORK=$(mktemp -d -t profile.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; done
-  sleep 2; rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/_peer.sh
+. "$(dirname "$0")/_peer.sh"
+peer_work profile
 PORT=18420
 TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-
-cd "$PEER"
-setsid .venv/bin/python sources.py serve population --port 18101 > "$WORK/source.log" 2>&1 &
-PIDS+=($!)
-export POPULATION_URL=http://127.0.0.1:18101
-.venv/bin/python -c "from sources import citizen_ids; print('\n'.join(citizen_ids(500)))" \
-  > "$WORK/ids.txt"
-(
-  export PRODUCT_DIR=$CODE PRODUCT_WORK=$WORK/work PRODUCT_PORT=$PORT PYTHONPATH=$CODE
-  export GATEWAY_METRICS_TOKEN=$TOKEN
-  if [ "$DB" = postgres ]; then
-    export PRODUCT_DB=postgres PRODUCT_PG=postgresql+asyncpg://postgres@127.0.0.1/profiled
-    export PRODUCT_REDIS=redis://127.0.0.1:6379/12
-  fi
-  exec setsid product/start.sh
-) > "$WORK/gateway.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 120); do
-  curl -sf "http://127.0.0.1:$PORT/readyz" > /dev/null && break
-  sleep 0.5
-done
+peer_source
+GATEWAY_METRICS_TOKEN=$TOKEN peer_gateway "$CODE" "$PORT" "$WORK" "$DB" profiled 12
+peer_ready "$PORT"
 SERVING=$(pgrep -f "gateway serve --host 127.0.0.1 --port $PORT" | head -1)
 [ -n "$SERVING" ] || { echo "profile: the gateway did not start" >&2; cat "$WORK/gateway.log" >&2; exit 1; }
 
 load() {  # phase seconds
-  PRODUCT_WORK=$WORK/work PRODUCT_SCENARIO=$SCENARIO \
-    PRODUCT_QUERY_FILE=$PEER/product/query_$SCENARIO.graphql PRODUCT_IDS_FILE=$WORK/ids.txt \
-    PRODUCT_TOKENS_COUNT=$(($2 * 1500)) PRODUCT_TOKENS_OUT=$WORK/pairs.$1 \
-    "$PY" product/tokens.py 2> /dev/null
-  PAIRS_FILE=$WORK/pairs.$1 REQ_PATH=/graphql EXPECT=birthDate WRK_THREADS=1 \
-    wrk -t1 -c"$CONNS" -d"$2"s --timeout 10s -s product/bench_product.lua \
-    "http://127.0.0.1:$PORT/graphql" > "$WORK/wrk.$1" 2>&1
+  peer_tokens "$WORK" "$SCENARIO" "$2" "$WORK/pairs.$1"
+  peer_wrk "$WORK/pairs.$1" "$CONNS" "$2" "$PORT" "$WORK/wrk.$1"
 }
 load warm 5
 metrics() {

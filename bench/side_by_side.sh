@@ -16,54 +16,28 @@ SCENARIO=${3:-batch10}; CONNS=${4:-32}; SECONDS_=${5:-12}; DB=${6:-sqlite}
 PEER=$(cd "${PEER_BENCH:?set PEER_BENCH to your copy of ../shared/peer-bench}" && pwd)
 PY="$NEW/.venv/bin/python"
 [ -x "$PY" ] || { echo "side_by_side: run make install in $NEW" >&2; exit 2; }
-WORK=$(mktemp -d -t side-by-side.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; done
-  sleep 2; rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-cd "$PEER"
-setsid .venv/bin/python sources.py serve population --port 18101 > "$WORK/source.log" 2>&1 &
-PIDS+=($!)
-export POPULATION_URL=http://127.0.0.1:18101
-.venv/bin/python -c "from sources import citizen_ids; print('\n'.join(citizen_ids(500)))" \
-  > "$WORK/ids.txt"
+# shellcheck source=bench/_peer.sh
+. "$(dirname "$0")/_peer.sh"
+peer_work side-by-side
+peer_source
 
 declare -A PORT=([old]=18410 [new]=18411) CODE=([old]=$OLD [new]=$NEW)
 for build in old new; do
   mkdir -p "$WORK/$build"
-  (
-    export PRODUCT_DIR=$NEW PRODUCT_WORK=$WORK/$build/work PRODUCT_PORT=${PORT[$build]}
-    export PYTHONPATH=${CODE[$build]}
-    if [ "$DB" = postgres ]; then
-      export PRODUCT_DB=postgres PRODUCT_PG=postgresql+asyncpg://postgres@127.0.0.1/sidebyside$build
-      export PRODUCT_REDIS=redis://127.0.0.1:6379/$([ $build = old ] && echo 10 || echo 11)
-    fi
-    exec setsid product/start.sh
-  ) > "$WORK/$build/gateway.log" 2>&1 &
-  PIDS+=($!)
+  PRODUCT_DIR=$NEW peer_gateway "${CODE[$build]}" "${PORT[$build]}" "$WORK/$build" "$DB" \
+    "sidebyside$build" "$([ $build = old ] && echo 10 || echo 11)"
 done
 for build in old new; do
-  for _ in $(seq 1 120); do
-    curl -sf "http://127.0.0.1:${PORT[$build]}/readyz" > /dev/null && break
-    sleep 0.5
-  done
+  peer_ready "${PORT[$build]}"
 done
 
 load() {  # phase seconds: fresh tokens for both, then both wrk at once
   for build in old new; do
-    PRODUCT_WORK=$WORK/$build/work PRODUCT_SCENARIO=$SCENARIO \
-      PRODUCT_QUERY_FILE=$PEER/product/query_$SCENARIO.graphql PRODUCT_IDS_FILE=$WORK/ids.txt \
-      PRODUCT_TOKENS_COUNT=$(($2 * 1500)) PRODUCT_TOKENS_OUT=$WORK/$build/pairs.$1 \
-      "$PY" product/tokens.py 2> /dev/null
+    peer_tokens "$WORK/$build" "$SCENARIO" "$2" "$WORK/$build/pairs.$1"
   done
   local jobs=()
   for build in old new; do
-    PAIRS_FILE=$WORK/$build/pairs.$1 REQ_PATH=/graphql EXPECT=birthDate WRK_THREADS=1 \
-      wrk -t1 -c"$CONNS" -d"$2"s --timeout 10s -s product/bench_product.lua \
-      "http://127.0.0.1:${PORT[$build]}/graphql" > "$WORK/$build/wrk.$1" 2>&1 &
+    peer_wrk "$WORK/$build/pairs.$1" "$CONNS" "$2" "${PORT[$build]}" "$WORK/$build/wrk.$1" &
     jobs+=($!)
   done
   wait "${jobs[@]}"
