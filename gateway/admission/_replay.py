@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admission._ratelimit import REDIS_WAIT, Hit, Over, over_from, redis_hits
 from gateway.errors import ServiceUnavailable
+from gateway.instants import utc_now
 from gateway.records import read_envelope
 from gateway.storage import events
 
@@ -172,7 +173,7 @@ class MemoryReplayCache:
 
     async def restore(self, engine: AsyncEngine, *, lifetime: int) -> int:
         """Re-spend the jtis recorded within the last `lifetime` seconds; returns how many."""
-        since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=lifetime)
+        since = utc_now() - datetime.timedelta(seconds=lifetime)
         query = sa.select(events.c.client_id, events.c.envelope).where(
             events.c.ts >= since, events.c.type.in_(("access", "consent"))
         )

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import datetime
 import hashlib
 import os
 import shutil
@@ -36,6 +35,7 @@ from sqlalchemy.engine import make_url
 from gateway.cli._common import print_json, settings_from_environment
 from gateway.config import GatewaySettings
 from gateway.errors import Conflict, InvalidArgument
+from gateway.instants import utc_now
 
 __all__ = ["add_backup_commands"]
 
@@ -109,7 +109,7 @@ def _manifest(backend: str, path: Path, found: dict[str, Any]) -> dict[str, Any]
         "file": str(path),
         "bytes": path.stat().st_size,
         "sha256": _digest(path),
-        "createdAt": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "createdAt": utc_now().isoformat(timespec="seconds"),
         **found,
     }
 

@@ -49,6 +49,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import AuditUnavailable
+from gateway.instants import utc_now
 from gateway.log import leaf_hash, public_leaf
 from gateway.records._envelope import (
     EnvelopeBody,
@@ -170,7 +171,7 @@ class Event:
     """The consents its envelope names: consent id -> the subject who gave it. The
     envelope holds their commitments; the personal part maps commitments to ids."""
     id: str = field(default_factory=record_id)
-    ts: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
+    ts: datetime.datetime = field(default_factory=utc_now)
     leaf_hash: bytes = field(default=b"", repr=False)
     """Set by `rows`: the hash of the event's public leaf, for its receipt."""
     commitments: list[str] = field(default_factory=list, repr=False)
@@ -403,7 +404,7 @@ def subject_keys_in(conn: sa.Connection, subjects: set[str]) -> dict[str, bytes]
         keys.update({s: bytes(k) for s, k in rows})
     missing = sorted(subjects - set(keys))
     if missing:
-        now = datetime.datetime.now(datetime.UTC)
+        now = utc_now()
         insert = (
             postgresql_insert(subject_keys)
             if conn.dialect.name == "postgresql"
@@ -479,7 +480,7 @@ def marks_to_write(
     for chunk in _chunks(sorted(wanted)):
         rows = conn.execute(sa.select(events.c.id).where(events.c.id.in_(chunk)))
         found.update(event_id for (event_id,) in rows)
-    now = datetime.datetime.now(datetime.UTC)
+    now = utc_now()
     records = []
     for first, (mark, committed) in marks.items():
         if mark.id not in found and (committed or first in found):

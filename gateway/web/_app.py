@@ -53,6 +53,7 @@ from gateway.admission import (
 )
 from gateway.config import ConfigurationError, GatewaySettings
 from gateway.errors import GatewayError, InvalidArgument
+from gateway.instants import utc_now
 from gateway.log import checkpoint_verifiers
 from gateway.log.continuity import ContinuityGuard, PublishedFile
 from gateway.log.sequencer import Sequencer
@@ -214,7 +215,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await require_head(engine)
             try:
                 async with engine.begin() as conn:  # PostgreSQL: the coming months' partitions
-                    await ensure_months(conn, datetime.datetime.now(datetime.UTC))
+                    await ensure_months(conn, utc_now())
             except SQLAlchemyError as exc:  # busy tables: retention makes them on its runs
                 log.warning("partitions_not_made", error=type(exc).__name__)
             redis = None
