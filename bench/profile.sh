@@ -39,6 +39,28 @@ metrics() {
   curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/metrics" \
     > "${OUT%.*}.metrics.txt"
 }
+summary() {  # the measured load's rps, failures and p50; with CPU readings before and
+  # after it (all threads, then the event loop's), the CPU a request
+  "$PY" - "$WORK" "$@" <<'PY'
+import json
+import sys
+from pathlib import Path
+
+lines = (Path(sys.argv[1]) / "wrk.measured").read_text().splitlines()
+result = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
+n = result["requests"]
+said = f"{n / result['duration_us'] * 1e6:.1f} rps, {result['bad']} bad, p50 {result['p50_us'] / 1000:.1f} ms"
+if len(sys.argv) == 6:
+    before_all, before_loop, after_all, after_loop = map(float, sys.argv[2:])
+    said += (
+        f"; CPU a request {(after_all - before_all) / n * 1000:.2f} ms, "
+        f"of which the event loop {(after_loop - before_loop) / n * 1000:.2f} ms"
+    )
+else:
+    said += " (under py-spy)"
+print(said)
+PY
+}
 cpu() {  # the process's CPU seconds: all threads, and the event loop's (the main thread)
   awk '{print ($14 + $15) / 100}' "/proc/$SERVING/stat" "/proc/$SERVING/task/$SERVING/stat" | paste -sd' '
 }
@@ -51,38 +73,17 @@ if [ "${PROFILE_CPU_ONLY:-0}" = 1 ]; then  # no profiler: CPU a request, undistu
   echo "resident memory after the load: $(awk '/^VmRSS/ {print $2 / 1024 " MB"}' "/proc/$SERVING/status")"
   echo "CPU seconds of each thread over the load (tid: seconds):"
   join "$WORK/threads.before" "$WORK/threads.after" | awk '{d = ($3 - $2) / 100; if (d > 0.05) print "  " $1 ": " d}' | sort -t: -k2 -rn
-  "$PY" - "$WORK" $BEFORE $AFTER <<'PY'
-import json
-import sys
-from pathlib import Path
-
-lines = (Path(sys.argv[1]) / "wrk.measured").read_text().splitlines()
-result = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
-n = result["requests"]
-rps = n / result["duration_us"] * 1e6
-total, loop = (float(sys.argv[4]) - float(sys.argv[2])), (float(sys.argv[5]) - float(sys.argv[3]))
-print(f"{rps:.1f} rps, {result['bad']} bad, p50 {result['p50_us'] / 1000:.1f} ms; "
-      f"CPU a request {total / n * 1000:.2f} ms, of which the event loop {loop / n * 1000:.2f} ms")
-PY
+  summary $BEFORE $AFTER
   exit 0
 fi
-IDLE=(); [ "${PROFILE_IDLE:-0}" = 1 ] && IDLE=(--idle)
-[ "${PROFILE_GIL:-0}" = 1 ] && IDLE+=(--gil)
+SPY_ARGS=(); [ "${PROFILE_IDLE:-0}" = 1 ] && SPY_ARGS+=(--idle)
+[ "${PROFILE_GIL:-0}" = 1 ] && SPY_ARGS+=(--gil)
 FORMAT=flamegraph; [ "${OUT##*.}" = txt ] && FORMAT=raw
-.venv/bin/py-spy record -p "$SERVING" -o "$OUT" -f "$FORMAT" -d "$SECONDS_" -r 200 "${IDLE[@]}" \
+.venv/bin/py-spy record -p "$SERVING" -o "$OUT" -f "$FORMAT" -d "$SECONDS_" -r 200 "${SPY_ARGS[@]}" \
   > "$WORK/py-spy.log" 2>&1 &
 SPY=$!
 load measured "$SECONDS_"
 wait "$SPY" || { echo "profile: py-spy failed" >&2; cat "$WORK/py-spy.log" >&2; }
 metrics
-"$PY" - "$WORK" <<'PY'
-import json
-import sys
-from pathlib import Path
-
-lines = (Path(sys.argv[1]) / "wrk.measured").read_text().splitlines()
-result = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
-rps = result["requests"] / result["duration_us"] * 1e6
-print(f"{rps:.1f} rps, {result['bad']} bad, p50 {result['p50_us'] / 1000:.1f} ms (under py-spy)")
-PY
+summary
 echo "flame graph: $OUT"
