@@ -21,7 +21,7 @@ from keys._envelope import (
     rewrap_secret,
     seal_secret,
 )
-from keys._jose import eddsa_allowed
+from keys._jose import eddsa_allowed, verifying_registry
 from keys._keyring import PURPOSES, KeyRing, KeyRingError, SigningKey
 from keys._sealing import SealError, open_sealed, seal, unwrap_key, wrap_key
 from keys._secrets import load_secret
@@ -53,5 +53,6 @@ __all__ = [
     "sign_note",
     "unwrap_key",
     "verifier_key",
+    "verifying_registry",
     "wrap_key",
 ]

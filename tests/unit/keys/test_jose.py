@@ -1,0 +1,36 @@
+"""The registry every request token is checked with: EdDSA without joserfc's warning."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from joserfc import jws
+from joserfc.errors import SecurityWarning, UnsupportedAlgorithmError
+from joserfc.jwk import OKPKey
+
+from keys import eddsa_allowed, verifying_registry
+
+KEY = OKPKey.generate_key("Ed25519")
+
+
+def _token(alg: str = "EdDSA") -> str:
+    with eddsa_allowed():
+        return str(jws.serialize_compact({"alg": alg}, b"{}", KEY, algorithms=[alg]))
+
+
+def test_eddsa_is_checked_without_a_warning_and_joserfc_still_warns_elsewhere() -> None:
+    public = OKPKey.import_key(KEY.as_dict(private=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert jws.deserialize_compact(_token(), public, registry=verifying_registry("EdDSA"))
+    # joserfc's own registry is untouched: its EdDSA still warns.
+    with pytest.warns(SecurityWarning, match="EdDSA is deprecated"):
+        jws.deserialize_compact(_token(), public, algorithms=["EdDSA"])
+
+
+def test_only_the_named_algorithm_is_allowed() -> None:
+    public = OKPKey.import_key(KEY.as_dict(private=False))
+    with pytest.raises(UnsupportedAlgorithmError):
+        jws.deserialize_compact(_token("Ed25519"), public, registry=verifying_registry("EdDSA"))
+    assert verifying_registry("EdDSA") is verifying_registry("EdDSA")
