@@ -67,6 +67,7 @@ from gateway.storage import (
     event_personal,
     event_subjects,
     events,
+    insert_many,
     log_queue,
     subject_keys,
 )
@@ -444,16 +445,15 @@ def write_events(conn: sa.Connection, batch: Sequence[Event], *, queue: bool = T
         personal_rows.append(rows.personal)
         subject_rows.extend(rows.subjects)
         decision_rows.extend(rows.decisions)
-    conn.execute(events.insert(), event_rows)
-    conn.execute(event_personal.insert(), personal_rows)
-    if subject_rows:
-        conn.execute(event_subjects.insert(), subject_rows)
-    if decision_rows:
-        conn.execute(event_decisions.insert(), decision_rows)
+    insert_many(conn, events, event_rows)
+    insert_many(conn, event_personal, personal_rows)
+    insert_many(conn, event_subjects, subject_rows)
+    insert_many(conn, event_decisions, decision_rows)
     # Queued for the verifiable log, in this order, by the same commit.
     if queue:
-        conn.execute(
-            log_queue.insert(),
+        insert_many(
+            conn,
+            log_queue,
             [{"event_id": event.id, "leaf_hash": event.leaf_hash} for event in batch],
         )
 

@@ -36,6 +36,7 @@ from gateway.storage._engine import (
     WalCheckpoints,
     create_engine,
     create_sequencer_engine,
+    insert_many,
     read_snapshot,
     sqlite_file,
 )
@@ -158,6 +159,7 @@ __all__ = [
     "get_connector",
     "get_connector_version",
     "head_revision",
+    "insert_many",
     "keks_in_use",
     "latest_secrets",
     "list_connector_versions",

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ __all__ = [
     "WalCheckpoints",
     "create_engine",
     "create_sequencer_engine",
+    "insert_many",
     "read_snapshot",
     "sqlite_file",
 ]
@@ -47,6 +49,45 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pages (about 40 MB), should no such loop run (the command line's connections).
     cursor.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
     cursor.close()
+
+
+def insert_many(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`conn.execute(table.insert(), rows)`: rows that all name the same columns.
+
+    On SQLite the rows go to the driver's `executemany` as SQLAlchemy would send them
+    (each column through its type's own conversion: times, JSON), without the
+    statement's work for every row: the recorder writes a dozen rows a record.
+    """
+    if not rows:
+        return
+    columns = frozenset(rows[0])
+    if conn.dialect.name != "sqlite" or any(row.keys() != columns for row in rows):
+        conn.execute(table.insert(), rows)
+        return
+    sql, order = _sqlite_insert(conn.dialect, table, columns)
+    conn.exec_driver_sql(
+        sql,
+        [
+            tuple(row[name] if convert is None else convert(row[name]) for name, convert in order)
+            for row in rows
+        ],
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_insert(
+    dialect: sa.Dialect, table: sa.Table, columns: frozenset[str]
+) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]:
+    """The INSERT of `columns` into `table` as the driver takes it, and its parameters
+    in order, each with its column's conversion (its type's bind processor, if any)."""
+    statement = table.insert().values({name: sa.bindparam(name) for name in columns})
+    compiled = statement.compile(dialect=dialect)
+    assert compiled.positiontup is not None  # SQLite's parameters are positional
+    order = tuple(
+        (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+        for name in compiled.positiontup
+    )
+    return str(compiled), order
 
 
 def sqlite_file(url: sa.URL) -> str | None:

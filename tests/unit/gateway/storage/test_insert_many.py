@@ -1,0 +1,139 @@
+"""`insert_many` stores on SQLite exactly what SQLAlchemy's own INSERT stores.
+
+The recorder's rows (records with and without subjects, consents, decisions, the log's
+queue) go once through `conn.execute(table.insert(), rows)` and once through
+`insert_many`, into two databases: every column of every row reads back the same,
+type and bytes (`quote()`), times and JSON included.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.records import Event
+from gateway.storage import (
+    event_decisions,
+    event_personal,
+    event_subjects,
+    events,
+    insert_many,
+    log_queue,
+    metadata,
+)
+
+AN, BINH = "079203001234", "001185000777"
+TABLES = (events, event_personal, event_subjects, event_decisions, log_queue)
+
+
+def _events() -> list[Event]:
+    when = datetime.datetime(2026, 12, 7, 10, 52, 39, 123456, tzinfo=datetime.UTC)
+    envelope: dict[str, Any] = {
+        "client": "VN/GOV/UBND-HCM/mot-cua",
+        "organisation": "UBND-HCM",
+        "procedure": "1.004222",
+        "decisions": [
+            {
+                "path": "Citizen.fullName",
+                "decision": "ALLOWED_BY_LAW",
+                "basis": "L",
+                "subjects": [0],
+            },
+            {
+                "path": "Citizen.gender",
+                "decision": "DENIED_NO_CONSENT",
+                "basis": None,
+                "subjects": [1],
+            },
+        ],
+        "fieldsServed": 3,
+        "papersAvoided": 1,
+        "hiddenUntil": "2027-01-01T00:00:00Z",
+    }
+    return [
+        Event(
+            type="access",
+            request_id="r-1",
+            outcome="served",
+            policy_version="v1",
+            envelope=envelope,
+            personal={"subjects": [AN, BINH], "officer": "cán bộ 1", "token": "t"},
+            subjects=[AN, BINH],
+            client_id="VN/GOV/UBND-HCM/mot-cua",
+            procedure="1.004222",
+            consents={"consent-1": BINH},
+            ts=when,
+        ),
+        Event(
+            type="admin",
+            request_id="r-2",
+            outcome="done",
+            policy_version="v1",
+            envelope={"action": "client_registered"},
+            personal={"operator": "op-1", "note": None},
+            # A time in another zone is stored as UTC, as the column does.
+            ts=when.astimezone(datetime.timezone(datetime.timedelta(hours=7))),
+        ),
+    ]
+
+
+def _rows() -> dict[str, list[Mapping[str, Any]]]:
+    keys = {AN: secrets.token_bytes(32), BINH: secrets.token_bytes(32)}
+    rows: dict[str, list[Mapping[str, Any]]] = {table.name: [] for table in TABLES}
+    for event in _events():
+        made = event.rows(keys)
+        rows["events"].append(made.event)
+        rows["event_personal"].append(made.personal)
+        rows["event_subjects"].extend(made.subjects)
+        rows["event_decisions"].extend(made.decisions)
+        rows["log_queue"].append({"event_id": event.id, "leaf_hash": event.leaf_hash})
+    return rows
+
+
+def _stored(
+    write: Callable[[sa.Connection, sa.Table, Sequence[Mapping[str, Any]]], None],
+    rows: dict[str, list[Mapping[str, Any]]],
+) -> dict[str, list[tuple[Any, ...]]]:
+    engine = sa.create_engine("sqlite://")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        for table in TABLES:
+            write(conn, table, rows[table.name])
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        for table in TABLES:
+            quoted = ", ".join(f"typeof({c.name}) || ':' || quote({c.name})" for c in table.c)
+            found = conn.exec_driver_sql(f"SELECT {quoted} FROM {table.name}")
+            out[table.name] = sorted(tuple(row) for row in found)
+    engine.dispose()
+    return out
+
+
+def _core(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(table.insert(), rows)
+
+
+def test_sqlite_rows_are_stored_as_sqlalchemys_insert_stores_them() -> None:
+    rows = _rows()
+    assert all(rows[table.name] for table in TABLES)
+    assert _stored(insert_many, rows) == _stored(_core, rows)
+
+
+def test_rows_naming_other_columns_take_sqlalchemys_path() -> None:
+    engine = sa.create_engine("sqlite://")
+    metadata.create_all(engine)
+    first, second = _rows()["event_personal"]
+    with engine.begin() as conn:
+        insert_many(conn, event_personal, [])  # nothing to insert: no statement
+        lacking = {name: value for name, value in second.items() if name != "salt"}
+        # Refused as SQLAlchemy's own INSERT refuses it, with nothing stored.
+        with pytest.raises(sa.exc.StatementError, match="salt"):
+            insert_many(conn, event_personal, [first, lacking])
+        assert conn.execute(sa.select(sa.func.count()).select_from(event_personal)).scalar() == 0
+    engine.dispose()
