@@ -21,6 +21,7 @@ the access record.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import functools
 import hashlib
@@ -31,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+import orjson
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
@@ -329,6 +331,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _b64(part: str) -> Any:
     raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    # Compact JSON, as signing libraries write it, is read by orjson: what orjson
+    # writes back byte for byte names no member twice (orjson keeps one of two) and
+    # reads as the standard library reads it. Anything else is read by the latter.
+    with contextlib.suppress(orjson.JSONDecodeError):
+        value = orjson.loads(raw)
+        if orjson.dumps(value) == raw:
+            return value
     return json.loads(raw, object_pairs_hook=_no_duplicates)
 
 

@@ -14,7 +14,8 @@ import base64
 import datetime
 import hashlib
 import hmac
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,6 +293,34 @@ async def test_ed25519_is_accepted_as_the_other_name_of_eddsa(gate: Gate) -> Non
             )
         )
     assert (await gate.verify(token)).kid == "ed-1"
+
+
+@pytest.mark.parametrize(
+    "dump",
+    [
+        lambda value: json.dumps(value).encode(),  # spaces after separators
+        lambda value: json.dumps(value, indent=2, ensure_ascii=True).encode(),
+        lambda value: orjson.dumps(value, option=orjson.OPT_SORT_KEYS),
+    ],
+    ids=["spaced", "indented", "sorted"],
+)
+async def test_json_written_otherwise_than_compactly_reads_the_same(
+    gate: Gate, dump: Callable[[Any], bytes]
+) -> None:
+    purpose = PURPOSE.claim() | {"officer": "Cán bộ Lê Văn Ánh"}
+    verified = await gate.verify(_signed(dump(_header()), dump(_claims(purpose=purpose))))
+    assert verified.kid == "ed-1"
+    assert verified.purpose.officer == "Cán bộ Lê Văn Ánh"
+
+
+@pytest.mark.parametrize("indent", [None, 1])
+async def test_a_duplicate_is_refused_however_the_json_is_written(
+    gate: Gate, indent: int | None
+) -> None:
+    claims = json.dumps(_claims(), indent=indent).encode()
+    twice = claims[: claims.rindex(b"}")] + b', "jti": "jti-2"}'
+    error = await gate.refusal(f"Bearer {_signed(_header(), twice)}")
+    assert "unique member names" in error.message
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
