@@ -49,6 +49,13 @@ def purpose_text(name: str, value: Any) -> str:
     same officer, with the same pseudonym, as "Nguyễn" typed precomposed.
     """
     if (
+        isinstance(value, str)
+        and 0 < len(value) <= _TEXT_LIMIT
+        and value.isascii()
+        and value.isprintable()
+    ):
+        return value  # printable ASCII holds none of the refused characters, and is NFC
+    if (
         not isinstance(value, str)
         or not 0 < len(value) <= _TEXT_LIMIT
         or any(unicodedata.category(c) in _REFUSED_CATEGORIES and c not in _JOINERS for c in value)
