@@ -27,7 +27,10 @@ def canonical_hash(value: Any) -> str:
 def format_ts(value: datetime.datetime) -> str:
     """UTC time to the microsecond, as in the public leaf and receipts."""
     utc = value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value
-    return utc.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # `strftime("%Y-%m-%dT%H:%M:%S.%fZ")`'s characters, written faster (years 1000 on).
+    return (
+        utc.astimezone(datetime.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    )
 
 
 def public_leaf(
