@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from joserfc.errors import SecurityWarning
 from joserfc.jwa import JWSAlgModel
 from joserfc.jws import JWSRegistry
+
+from keys import _ed25519 as ed25519
 
 __all__ = ["eddsa_allowed", "verifying_registry"]
 
@@ -28,21 +31,44 @@ def eddsa_allowed() -> Iterator[None]:
         yield
 
 
-def _without_warning(name: str) -> JWSAlgModel:
-    quiet = copy.copy(JWSRegistry.algorithms[name])
-    quiet.security_warning = None
-    return quiet
+class _Ed25519(JWSAlgModel):
+    """joserfc's Ed25519 algorithm `inner` ("EdDSA" or "Ed25519"), checked by libsodium.
+
+    Signatures by Ed25519 keys are checked by `keys._ed25519`; everything else (the
+    key's type and use, signing, Ed448 keys) is `inner`'s. It has no warning (see
+    `eddsa_allowed`).
+    """
+
+    def __init__(self, inner: JWSAlgModel) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.description = inner.description
+        self.recommended = inner.recommended
+        self.key_type = inner.key_type
+        self.algorithm_security = inner.algorithm_security
+
+    def check_key(self, key: Any) -> None:
+        self._inner.check_key(key)
+
+    def sign(self, msg: bytes, key: Any) -> bytes:
+        return self._inner.sign(msg, key)
+
+    def verify(self, msg: bytes, sig: bytes, key: Any) -> bool:
+        public = key.get_op_key("verify")
+        if isinstance(public, Ed25519PublicKey):
+            return ed25519.verify(public.public_bytes_raw(), sig, msg)
+        return self._inner.verify(msg, sig, key)  # an Ed448 key, or one refused as joserfc does
 
 
 class _Registry(JWSRegistry):
-    """joserfc's registry, its "EdDSA" without the warning (see `eddsa_allowed`).
+    """joserfc's registry, with Ed25519 checked by libsodium and without the warning.
 
     Every request's token is checked with it: no warning filters set each time.
     """
 
     algorithms: dict[str, JWSAlgModel] = {  # noqa: RUF012 (joserfc reads it from the class)
         **JWSRegistry.algorithms,
-        "EdDSA": _without_warning("EdDSA"),
+        **{name: _Ed25519(JWSRegistry.algorithms[name]) for name in ("EdDSA", "Ed25519")},
     }
 
 
