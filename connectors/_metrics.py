@@ -8,6 +8,7 @@ with the latencies of its recent calls for the operator's percentiles
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -39,6 +40,10 @@ SOURCE_LATENCY = Histogram(
     ["connector", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+# The children of each label set, looked up once: every source call counts in both.
+_calls = functools.lru_cache(maxsize=1024)(SOURCE_CALLS.labels)
+_latency = functools.lru_cache(maxsize=1024)(SOURCE_LATENCY.labels)
 
 ANSWERED: Final = frozenset({"ok", "not_found"})
 """Outcomes of a call the source answered; any other is an error."""
@@ -119,11 +124,11 @@ RECENT_CALLS = RecentCalls()
 
 def count_call(connector: str, route: str, outcome: str) -> None:
     """Count one call to a source, for the scrape and for the last hour."""
-    SOURCE_CALLS.labels(connector, route, outcome).inc()
+    _calls(connector, route, outcome).inc()
     RECENT_CALLS.add(connector, failed=outcome not in ANSWERED)
 
 
 def observe_latency(connector: str, route: str, seconds: float) -> None:
     """Note how long one call to a source took, for the scrape and for the percentiles."""
-    SOURCE_LATENCY.labels(connector, route).observe(seconds)
+    _latency(connector, route).observe(seconds)
     RECENT_CALLS.add_latency(connector, seconds)

@@ -24,6 +24,7 @@ looks a path parameter up (`GET /consents/%00/status`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from typing import Any
@@ -72,6 +73,13 @@ def html_policy(issuer: str | None) -> str:
             "base-uri 'none'",
         )
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _http_metrics(route: str, status: int) -> tuple[Any, Any]:
+    """The request counter and latency histogram of a route and status, looked up once
+    (routes are the gateway's own, statuses few)."""
+    return HTTP_REQUESTS.labels(route, str(status)), HTTP_LATENCY.labels(route)
 
 
 class RequestIdMiddleware:
@@ -157,8 +165,9 @@ class RequestIdMiddleware:
                 elapsed = time.perf_counter() - started
                 if current is not None:
                     current.set_attribute("http.response.status_code", status)
-                HTTP_REQUESTS.labels(route, str(status)).inc()
-                HTTP_LATENCY.labels(route).observe(elapsed)
+                requests, latency = _http_metrics(route, status)
+                requests.inc()
+                latency.observe(elapsed)
                 log.info(
                     "request",
                     client_request_id=client_request_id,
