@@ -44,13 +44,12 @@ import structlog
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
-from joserfc.jws import JWSRegistry
 
 from connectors._manifest import SignatureSpec
 from connectors._mapping import FieldMapper, map_record
 from connectors._resilience import call_budget
 from gateway.errors import DocumentSignatureInvalid, SourceUnavailable
-from keys import eddsa_allowed
+from keys import verifying_registry
 
 __all__ = [
     "SIGNATURE_FIELD",
@@ -67,7 +66,7 @@ SIGNATURE_FIELD: Final = "signature"
 
 JWS_TYPE: Final = "vn-document+jws"
 _ALGORITHMS: Final = frozenset({"EdDSA", "Ed25519"})
-_REGISTRY: Final = JWSRegistry(algorithms=["EdDSA", "Ed25519"], strict_check_header=False)
+_REGISTRY: Final = verifying_registry("EdDSA", "Ed25519", strict_check_header=False)
 _REFETCH_UNKNOWN: Final = 30.0
 _RETRY_FAILED: Final = 5.0
 """Seconds between tries to fetch a key set that could never be fetched."""
@@ -240,11 +239,10 @@ class DocumentSignatures:
         key = (self._keys or {}).get(kid) if kid is not None else None
         if key is None:
             return Verdict(UNKNOWN_KEY, kid, reason="unknown_key")
-        with eddsa_allowed():
-            try:
-                valid = jws.validate_compact(signed, key, registry=_REGISTRY)
-            except (JoseError, ValueError, TypeError):
-                valid = False
+        try:
+            valid = jws.validate_compact(signed, key, registry=_REGISTRY)
+        except (JoseError, ValueError, TypeError):
+            valid = False
         if not valid:
             return Verdict(INVALID, kid, reason="signature")
         try:

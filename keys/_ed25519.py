@@ -1,10 +1,11 @@
-"""Ed25519 by libsodium where its speed counts: every request's token and receipt.
+"""Ed25519 by libsodium, for the signatures the gateway checks and its receipts.
 
-On this project's machines libsodium verifies in half the time OpenSSL takes (46
-against 94 µs) and signs in two thirds (19 against 30 µs). The signatures are the same
-bytes (Ed25519 is deterministic). libsodium's verification is the stricter of the two:
-it also refuses keys of small order and points not in canonical form, which no honest
-signer makes.
+Every Ed25519 signature checked through `verifying_registry`, and every receipt's
+signature, goes through here. On this project's machines libsodium verifies in half
+the time OpenSSL takes (46 against 94 µs) and signs in two thirds (19 against 30 µs).
+The signatures are the same bytes (Ed25519 is deterministic). libsodium's verification
+is the stricter of the two: it also refuses keys of small order and points not in
+canonical form, which no honest signer makes.
 """
 
 from __future__ import annotations

@@ -72,7 +72,12 @@ class _Registry(JWSRegistry):
     }
 
 
-@functools.lru_cache(maxsize=8)
-def verifying_registry(algorithm: str) -> JWSRegistry:
-    """The registry to check a JWS with, allowing `algorithm` only (one per algorithm)."""
-    return _Registry(algorithms=[algorithm])
+@functools.lru_cache(maxsize=32)
+def verifying_registry(*algorithms: str, strict_check_header: bool = True) -> JWSRegistry:
+    """The registry a JWS is checked with, allowing only `algorithms` (one per set).
+
+    Every signature the gateway checks goes through it: request tokens, documents'
+    signatures, consents, identity providers' tokens. `strict_check_header=False`
+    accepts header members joserfc does not know.
+    """
+    return _Registry(algorithms=list(algorithms), strict_check_header=strict_check_header)

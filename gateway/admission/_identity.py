@@ -28,7 +28,7 @@ import structlog
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
-from joserfc.jws import CompactSignature, JWSRegistry
+from joserfc.jws import CompactSignature
 
 from gateway.config import GatewaySettings, is_loopback_url
 from gateway.errors import (
@@ -39,7 +39,7 @@ from gateway.errors import (
     Unauthenticated,
 )
 from gateway.identifiers import PersonalId, parse_identifier
-from keys import eddsa_allowed
+from keys import verifying_registry
 
 __all__ = ["CITIZEN_ROLE", "MAX_TOKEN_BYTES", "STAFF_ROLES", "Identity", "IdentityVerifier"]
 
@@ -475,12 +475,11 @@ def _parse(token: str) -> CompactSignature:
 
 
 def _signature_ok(signed: CompactSignature, key: Key, alg: str) -> bool:
-    registry = JWSRegistry(algorithms=[alg], strict_check_header=False)
-    with eddsa_allowed():
-        try:
-            return jws.validate_compact(signed, key, registry=registry)
-        except (JoseError, ValueError, TypeError):
-            return False
+    registry = verifying_registry(alg, strict_check_header=False)
+    try:
+        return jws.validate_compact(signed, key, registry=registry)
+    except (JoseError, ValueError, TypeError):
+        return False
 
 
 def _claims(signed: CompactSignature) -> dict[str, Any]:

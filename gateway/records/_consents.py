@@ -40,7 +40,7 @@ from gateway.log import canonical_json
 from gateway.records._figures import count_consent
 from gateway.records._recorder import Event, insert_events
 from gateway.storage import consents
-from keys import KeyRing, eddsa_allowed
+from keys import KeyRing, eddsa_allowed, verifying_registry
 from policies import GRANT_VERSION, ActiveConsent, Consent
 
 __all__ = [
@@ -113,15 +113,14 @@ def verify_signed(keyring: KeyRing, detached: str, payload: dict[str, Any]) -> b
     key = keyring.find(str(header.get("kid")))
     if key is None or key.purpose != "consent":
         return False
-    with eddsa_allowed():
-        try:
-            jws.deserialize_compact(
-                f"{header_part}.{body}.{signature}",
-                OKPKey.import_key(key.public),
-                algorithms=["EdDSA"],
-            )
-        except Exception:  # any failure of verification is a "no"
-            return False
+    try:
+        jws.deserialize_compact(
+            f"{header_part}.{body}.{signature}",
+            OKPKey.import_key(key.public),
+            registry=verifying_registry("EdDSA"),
+        )
+    except Exception:  # any failure of verification is a "no"
+        return False
     return True
 
 
