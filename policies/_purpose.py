@@ -48,23 +48,19 @@ def purpose_text(name: str, value: Any) -> str:
     The text is returned in Unicode NFC: "Nguyễn" typed with combining marks is the
     same officer, with the same pseudonym, as "Nguyễn" typed precomposed.
     """
-    if (
-        isinstance(value, str)
-        and 0 < len(value) <= _TEXT_LIMIT
-        and value.isascii()
-        and value.isprintable()
-    ):
-        return value  # printable ASCII holds none of the refused characters, and is NFC
-    if (
-        not isinstance(value, str)
-        or not 0 < len(value) <= _TEXT_LIMIT
-        or any(unicodedata.category(c) in _REFUSED_CATEGORIES and c not in _JOINERS for c in value)
-    ):
+    if not isinstance(value, str) or not 0 < len(value) <= _TEXT_LIMIT or _refused(value):
         raise InvalidPurpose(
             f"`purpose.{name}` is 1 to {_TEXT_LIMIT} characters of text: letters of any "
             "script, digits, punctuation and spaces, without control or format characters."
         )
-    return unicodedata.normalize("NFC", value)
+    return value if value.isascii() else unicodedata.normalize("NFC", value)
+
+
+def _refused(text: str) -> bool:
+    """Whether `text` holds a character a purpose's text may not."""
+    if text.isascii():
+        return not text.isprintable()  # of ASCII, exactly the controls are refused
+    return any(unicodedata.category(c) in _REFUSED_CATEGORIES and c not in _JOINERS for c in text)
 
 
 def _subject(value: Any) -> str:
