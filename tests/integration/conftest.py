@@ -205,6 +205,12 @@ def dataset(population_data: sandbox.Dataset, _sample_slices: dict[str, _Slices]
     return dataclasses.replace(population_data, sample=fresh)
 
 
+def with_phone(dataset: Any) -> str:
+    """The first citizen of `dataset`'s sample whose record holds a phone number: not
+    every one's does, and each test's slice of the sample is another."""
+    return next(p for p in dataset.sample.citizens if dataset.citizens[p].get("so_dien_thoai"))
+
+
 @pytest.fixture(scope="session")
 def start_server() -> Iterator[Callable[[Any], ServerThread]]:
     started: list[ServerThread] = []

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.integration.conftest import gateway_cli
+from tests.integration.conftest import gateway_cli, with_phone
 
 RESIDENCE = "1.004222"  # the phone by consent in the files
 PLATFORM = "VN/GOV/BCA"
@@ -43,7 +43,7 @@ async def test_a_change_proposed_and_approved_by_another_takes_effect_when_it_sa
     gateway_factory, sign_in, dataset, tmp_path
 ) -> None:
     gateway = gateway_factory(catalogue_poll_seconds=0.2)
-    person = dataset.sample.citizens[0]
+    person = with_phone(dataset)  # served by law once the change takes effect
     editor = await sign_in.staff("policy_editor", org=PLATFORM, sub="editor-1")
     same_person = await sign_in.staff("operator", org=PLATFORM, sub="editor-1")
     operator = await sign_in.staff("operator", org=PLATFORM, sub="platform-op")

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from gateway.storage import create_engine
 from tests.integration.browsing import axe_violations
-from tests.integration.conftest import BROWSER_CLIENT_ID
+from tests.integration.conftest import BROWSER_CLIENT_ID, with_phone
 
 SCREENS = Path("/tmp/screens/toi")
 SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
@@ -229,7 +229,7 @@ async def test_a_citizen_sees_an_access_verifies_its_receipt_and_asks_about_it(
 
 async def test_a_citizen_approves_then_revokes_a_consent(citizen: Citizen, dataset: Any) -> None:
     gateway = citizen.gateway
-    person = dataset.sample.citizens[1]
+    person = with_phone(dataset)  # the read below must serve one
     until = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)).isoformat()
     asked = await gateway.post(
         CONSENT_REQUEST, {"subject": person, "until": until}, procedure=RESIDENCE
