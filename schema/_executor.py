@@ -7,8 +7,11 @@ abstract and list cases) once per field per entity. Here a selection that cannot
 between requests (plain fields of one node: no directives, no fragments, no arguments)
 is planned once, by its type and its node in the prepared document, and completed by
 the plan: the same resolver is called, the same coercion applied, an error located and
-handled by graphql-core's own `handle_field_error`. Anything else (a list, a non-null
-field, `__typename`, a field with a resolver of its own) is executed by graphql-core
+handled by graphql-core's own `handle_field_error`. A non-null leaf (an entity's own
+identifier) takes the plan when its value is there and coerces; when it is null, fails
+or does not coerce, graphql-core executes it again from the start, so that the error
+and the null it carries to the parent are its own. Anything else (a list, a non-null
+object, `__typename`, a field with a resolver of its own) is executed by graphql-core
 field by field, and a selection that cannot be planned is completed as before.
 
 The answers are the same, errors and their paths included: `tests/unit/schema/
@@ -30,6 +33,7 @@ from graphql import (
     GraphQLResolveInfoHelpers,
     Undefined,
     is_leaf_type,
+    is_non_null_type,
     is_object_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList
@@ -42,6 +46,7 @@ __all__ = ["PlannedExecutor"]
 _GENERIC: Final = 0
 _LEAF: Final = 1
 _OBJECT: Final = 2
+_NON_NULL_LEAF: Final = 3
 
 _Step = tuple[str, Callable[..., Any], str | None, GraphQLOutputType, int, FieldDetailsList]
 _Plan = tuple[_Step, ...]
@@ -135,6 +140,8 @@ class PlannedExecutor(IncrementalExecutor):
                     kind = _LEAF
                 elif is_object_type(field_def.type):
                     kind = _OBJECT
+                elif is_non_null_type(field_def.type) and is_leaf_type(field_def.type.of_type):
+                    kind = _NON_NULL_LEAF
             if kind == _GENERIC or field_def is None:
                 steps.append((response_key, _unused, None, return_type, _GENERIC, sub))
             else:
@@ -170,17 +177,7 @@ class PlannedExecutor(IncrementalExecutor):
         type_name = return_type.name
         try:
             for response_key, resolve, attribute, field_type, kind, sub in plan:
-                if kind == _GENERIC:
-                    completed = self.execute_field(
-                        return_type,
-                        result,
-                        sub,
-                        Path(path, response_key, type_name),
-                        position_context,
-                    )
-                    if completed is Undefined:
-                        continue
-                else:
+                if kind != _GENERIC:
                     try:
                         value = (
                             resolve(result, None)
@@ -189,26 +186,48 @@ class PlannedExecutor(IncrementalExecutor):
                         )
                     except Exception as raw_error:
                         value = raw_error
-                    if value is None or value is Undefined:
-                        results[response_key] = None
-                        continue
-                    if kind == _LEAF and not isinstance(value, Exception):
-                        # The common case at once: no path is made for a value that needs none.
-                        try:
-                            coerced = field_type.coerce_output_value(value)
-                        except Exception:
-                            coerced = None
-                        if coerced is not None and coerced is not Undefined:
+                    if kind == _NON_NULL_LEAF:
+                        coerced = self._non_null_leaf(value, field_type)
+                        if coerced is not None:
                             results[response_key] = coerced
                             continue
-                    completed = self._complete_planned(
-                        value,
-                        field_type,
-                        kind,
-                        sub,
-                        Path(path, response_key, type_name),
-                        position_context,
-                    )
+                        # Null, an error or not coercible: graphql-core's own way below,
+                        # from the start, for its error and the null it gives the parent.
+                    elif value is None or value is Undefined:
+                        results[response_key] = None
+                        continue
+                    else:
+                        if kind == _LEAF and not isinstance(value, Exception):
+                            # The common case at once: no path is made for a value that
+                            # needs none.
+                            try:
+                                coerced = field_type.coerce_output_value(value)
+                            except Exception:
+                                coerced = None
+                            if coerced is not None and coerced is not Undefined:
+                                results[response_key] = coerced
+                                continue
+                        completed = self._complete_planned(
+                            value,
+                            field_type,
+                            kind,
+                            sub,
+                            Path(path, response_key, type_name),
+                            position_context,
+                        )
+                        results[response_key] = completed
+                        if is_awaitable(completed):
+                            pending.append(response_key)
+                        continue
+                completed = self.execute_field(
+                    return_type,
+                    result,
+                    sub,
+                    Path(path, response_key, type_name),
+                    position_context,
+                )
+                if completed is Undefined:
+                    continue
                 results[response_key] = completed
                 if is_awaitable(completed):
                     pending.append(response_key)
@@ -219,6 +238,17 @@ class PlannedExecutor(IncrementalExecutor):
         if not pending:
             return results
         return self._gather(results, pending)
+
+    @staticmethod
+    def _non_null_leaf(value: Any, field_type: Any) -> Any:
+        """`value` coerced for a non-null leaf field, or `None` if it cannot be at once."""
+        if value is None or value is Undefined or isinstance(value, Exception):
+            return None
+        try:
+            coerced = field_type.of_type.coerce_output_value(value)
+        except Exception:
+            return None
+        return None if coerced is Undefined else coerced
 
     def _complete_planned(
         self,

@@ -62,6 +62,9 @@ def _outers() -> list[Any]:
         Outer(x="four", required=PolicyDenied("no", field="Outer.required")),  # type: ignore[arg-type]
         NotFound("no such entity"),
         None,
+        # Non-null leaves whose values do not coerce: the error is graphql-core's own.
+        Outer(x="six", required=["not", "text"], inner=Inner(a="a6", must=object())),  # type: ignore[arg-type]
+        Outer(x="seven", required=7, inner=Inner(must=Colour.RED)),  # type: ignore[arg-type]
     ]
 
 
@@ -91,6 +94,8 @@ DOCUMENTS = [
     "{ outers { x x inner { a } inner { b } } }",
     "{ a: one(index: 0) { x inner { a b } } b: one(index: 1) { x inner { a b } } "
     "c: one(index: 2) { inner { must } } d: one(index: 3) { required } e: one(index: 4) { x } }",
+    "{ f: one(index: 6) { x required inner { a must } } "
+    "g: one(index: 7) { required inner { must } } }",
 ]
 
 
