@@ -51,20 +51,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_DRIVER_INSERTS = frozenset({"sqlite", "postgresql"})
+"""Backends whose inserts `insert_many` hands to the driver (both take positional
+parameters: SQLite's `?`, asyncpg's `$1`)."""
+
+
 def insert_many(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """`conn.execute(table.insert(), rows)`: rows that all name the same columns.
 
-    On SQLite the rows go to the driver's `executemany` as SQLAlchemy would send them
-    (each column through its type's own conversion: times, JSON), without the
-    statement's work for every row: the recorder writes a dozen rows a record.
+    On SQLite and PostgreSQL the rows go to the driver's `executemany` as SQLAlchemy
+    would send them (the same statement, each column through its type's own conversion:
+    times, JSON), without the statement's work for every row: the recorder writes a
+    dozen rows a record, and on PostgreSQL it does so on the event loop.
     """
     if not rows:
         return
     columns = frozenset(rows[0])
-    if conn.dialect.name != "sqlite" or any(row.keys() != columns for row in rows):
+    if conn.dialect.name not in _DRIVER_INSERTS or any(row.keys() != columns for row in rows):
         conn.execute(table.insert(), rows)
         return
-    sql, order = _sqlite_insert(conn.dialect, table, columns)
+    sql, order = _driver_insert(conn.dialect, table, columns)
     conn.exec_driver_sql(
         sql,
         [
@@ -75,14 +81,14 @@ def insert_many(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
 
 
 @functools.lru_cache(maxsize=64)
-def _sqlite_insert(
+def _driver_insert(
     dialect: sa.Dialect, table: sa.Table, columns: frozenset[str]
 ) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]:
     """The INSERT of `columns` into `table` as the driver takes it, and its parameters
     in order, each with its column's conversion (its type's bind processor, if any)."""
     statement = table.insert().values({name: sa.bindparam(name) for name in columns})
     compiled = statement.compile(dialect=dialect)
-    assert compiled.positiontup is not None  # SQLite's parameters are positional
+    assert compiled.positiontup is not None  # the parameters are positional
     order = tuple(
         (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
         for name in compiled.positiontup

@@ -1,9 +1,11 @@
-"""`insert_many` stores on SQLite exactly what SQLAlchemy's own INSERT stores.
+"""`insert_many` stores exactly what SQLAlchemy's own INSERT stores, on SQLite and on
+PostgreSQL (where the recorder writes on the event loop).
 
 The recorder's rows (records with and without subjects, consents, decisions, the log's
 queue) go once through `conn.execute(table.insert(), rows)` and once through
-`insert_many`, into two databases: every column of every row reads back the same,
-type and bytes (`quote()`), times and JSON included.
+`insert_many`: every column of every row reads back the same, with its type (SQLite's
+`typeof` and `quote()`; PostgreSQL's `pg_typeof` and the value as text), times and JSON
+included.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.records import Event
 from gateway.storage import (
@@ -25,6 +28,7 @@ from gateway.storage import (
     insert_many,
     log_queue,
     metadata,
+    upgrade,
 )
 
 AN, BINH = "079203001234", "001185000777"
@@ -123,6 +127,38 @@ def test_sqlite_rows_are_stored_as_sqlalchemys_insert_stores_them() -> None:
     rows = _rows()
     assert all(rows[table.name] for table in TABLES)
     assert _stored(insert_many, rows) == _stored(_core, rows)
+
+
+async def _stored_postgres(
+    engine: AsyncEngine,
+    write: Callable[[sa.Connection, sa.Table, Sequence[Mapping[str, Any]]], None],
+    rows: dict[str, list[Mapping[str, Any]]],
+) -> dict[str, list[tuple[Any, ...]]]:
+    names = ", ".join(table.name for table in TABLES)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        for table in TABLES:
+            await conn.run_sync(write, table, rows[table.name])
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    async with engine.connect() as conn:
+        for table in TABLES:
+            typed = ", ".join(
+                f"pg_typeof({c.name})::text || ':' || coalesce({c.name}::text, 'NULL')"
+                for c in table.c
+            )
+            found = await conn.exec_driver_sql(f"SELECT {typed} FROM {table.name}")
+            out[table.name] = sorted(tuple(row) for row in found)
+    return out
+
+
+async def test_postgres_rows_are_stored_as_sqlalchemys_insert_stores_them(
+    blank_postgres: AsyncEngine,
+) -> None:
+    await upgrade(blank_postgres)  # the tables as migrations make them, partitions included
+    rows = _rows()
+    by_core = await _stored_postgres(blank_postgres, _core, rows)
+    assert all(by_core[table.name] for table in TABLES)
+    assert await _stored_postgres(blank_postgres, insert_many, rows) == by_core
 
 
 def test_rows_naming_other_columns_take_sqlalchemys_path() -> None:
