@@ -177,7 +177,8 @@ class PlannedExecutor(IncrementalExecutor):
         type_name = return_type.name
         try:
             for response_key, resolve, attribute, field_type, kind, sub in plan:
-                if kind != _GENERIC:
+                generic = kind == _GENERIC
+                if not generic:
                     try:
                         value = (
                             resolve(result, None)
@@ -191,8 +192,9 @@ class PlannedExecutor(IncrementalExecutor):
                         if coerced is not None:
                             results[response_key] = coerced
                             continue
-                        # Null, an error or not coercible: graphql-core's own way below,
-                        # from the start, for its error and the null it gives the parent.
+                        # Null, an error or not coercible: graphql-core's own way, from
+                        # the start, for its error and the null it gives the parent.
+                        generic = True
                     elif value is None or value is Undefined:
                         results[response_key] = None
                         continue
@@ -215,19 +217,16 @@ class PlannedExecutor(IncrementalExecutor):
                             Path(path, response_key, type_name),
                             position_context,
                         )
-                        results[response_key] = completed
-                        if is_awaitable(completed):
-                            pending.append(response_key)
+                if generic:
+                    completed = self.execute_field(
+                        return_type,
+                        result,
+                        sub,
+                        Path(path, response_key, type_name),
+                        position_context,
+                    )
+                    if completed is Undefined:
                         continue
-                completed = self.execute_field(
-                    return_type,
-                    result,
-                    sub,
-                    Path(path, response_key, type_name),
-                    position_context,
-                )
-                if completed is Undefined:
-                    continue
                 results[response_key] = completed
                 if is_awaitable(completed):
                     pending.append(response_key)
