@@ -405,10 +405,7 @@ def subject_keys_in(conn: sa.Connection, subjects: set[str]) -> dict[str, bytes]
     """The key of each subject, made on first use (several writers may race: one wins)."""
     if not subjects:
         return {}
-    keys: dict[str, bytes] = {}
-    for chunk in _chunks(sorted(subjects)):
-        rows = conn.execute(_SUBJECT_KEYS, {"subjects": chunk})
-        keys.update({s: bytes(k) for s, k in rows})
+    keys = _stored_keys(conn, sorted(subjects))
     missing = sorted(subjects - set(keys))
     if missing:
         now = utc_now()
@@ -421,9 +418,16 @@ def subject_keys_in(conn: sa.Connection, subjects: set[str]) -> dict[str, bytes]
             insert.on_conflict_do_nothing(index_elements=["subject"]),
             [{"subject": s, "key": secrets.token_bytes(32), "created_at": now} for s in missing],
         )
-        for chunk in _chunks(missing):
-            rows = conn.execute(_SUBJECT_KEYS, {"subjects": chunk})
-            keys.update({s: bytes(k) for s, k in rows})
+        keys.update(_stored_keys(conn, missing))
+    return keys
+
+
+def _stored_keys(conn: sa.Connection, subjects: list[str]) -> dict[str, bytes]:
+    """The stored key of each of `subjects` that has one."""
+    keys: dict[str, bytes] = {}
+    for chunk in _chunks(subjects):
+        rows = conn.execute(_SUBJECT_KEYS, {"subjects": chunk})
+        keys.update({s: bytes(k) for s, k in rows})
     return keys
 
 
