@@ -19,6 +19,12 @@ which is the safe side.
 A spend may carry the request's rate-limit hits: the Redis cache counts them in the
 same round trip, after a first use (a replay counts none), as the rate limiter would
 (`_ratelimit`); the in-process cache leaves them to the limiter (`Spent.counted`).
+
+The Redis cache sends the spends of requests arriving together in one script call, in
+the order they came, each decided and counted as if it were alone: a call of redis-py
+cost about 170 µs of the event loop's time (a tenth of a request's), however many
+spends it carries. One call is in flight at a time; the spends that arrive meanwhile
+go in the next, as soon as it returns.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 import structlog
@@ -51,30 +57,45 @@ log = structlog.get_logger(__name__)
 
 _MAX_RELEASES: Final = 10_000
 
-# Atomic in Redis: the spend, then, after a first use or a reuse, the rate-limit hits
-# as `_HIT_ALL` counts them (none when the spend carries none). KEYS[1]: the token's
-# key, then the counters; ARGV: the attempt, ttl, the counters' lifetime, then each
-# one's limit. Returns the spend's answer (1 for a first use, 2 for the reuse of a
-# released token, 0 for a replay), then the position (from 1) and count of the first
-# hit over its limit, or 0, 0. An attempt's own claim arriving late (after its 503 and
-# release) does not take the reuse meant for its client's retry.
+# Atomic in Redis: spends, one after another in the order given. Each is the token's
+# key then its counters in KEYS; in ARGV its attempt, ttl, the number of its counters,
+# their lifetime, then each one's limit. After a first use or a reuse, the counters are
+# counted as `_HIT_ALL` counts them (none when the spend carries none). Returns three
+# numbers a spend: its answer (1 for a first use, 2 for the reuse of a released token,
+# 0 for a replay), then the position (from 1) and count of the first hit over its limit,
+# or 0, 0. An attempt's own claim arriving late (after its 503 and release) does not take
+# the reuse meant for its client's retry.
 _SPEND_AND_HIT: Final = """
-local used = 0
-local v = redis.call('GET', KEYS[1])
-if not v then
-  redis.call('SET', KEYS[1], 'c:' .. ARGV[1], 'EX', ARGV[2])
-  used = 1
-elseif string.sub(v, 1, 2) == 'r:' and v ~= 'r:' .. ARGV[1] then
-  redis.call('SET', KEYS[1], 'u:' .. ARGV[1], 'EX', ARGV[2])
-  used = 2
+local answers = {}
+local k, a = 1, 1
+while a <= #ARGV do
+  local n = tonumber(ARGV[a + 2])
+  local used, position, count = 0, 0, 0
+  local v = redis.call('GET', KEYS[k])
+  if not v then
+    redis.call('SET', KEYS[k], 'c:' .. ARGV[a], 'EX', ARGV[a + 1])
+    used = 1
+  elseif string.sub(v, 1, 2) == 'r:' and v ~= 'r:' .. ARGV[a] then
+    redis.call('SET', KEYS[k], 'u:' .. ARGV[a], 'EX', ARGV[a + 1])
+    used = 2
+  end
+  if used ~= 0 then
+    for i = 1, n do
+      local hits = redis.call('INCR', KEYS[k + i])
+      if hits == 1 then redis.call('EXPIRE', KEYS[k + i], ARGV[a + 3]) end
+      if hits > tonumber(ARGV[a + 3 + i]) then
+        position, count = i, hits
+        break
+      end
+    end
+  end
+  answers[#answers + 1] = used
+  answers[#answers + 1] = position
+  answers[#answers + 1] = count
+  k = k + 1 + n
+  a = a + 4 + n
 end
-if used == 0 then return {0, 0, 0} end
-for i = 2, #KEYS do
-  local count = redis.call('INCR', KEYS[i])
-  if count == 1 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
-  if count > tonumber(ARGV[i + 2]) then return {used, i - 1, count} end
-end
-return {used, 0, 0}
+return answers
 """
 # KEYS[1]: the token's key; ARGV: the attempt, ttl. Released only while the token
 # holds that attempt's claim, or nothing (the claim never arrived, or is still on its way).
@@ -188,6 +209,10 @@ class MemoryReplayCache:
         return count
 
 
+_Spend = tuple[list[str], list[Any], asyncio.Future[list[int]]]
+"""A spend waiting for its call: its keys, its arguments, and its answer to come."""
+
+
 class RedisReplayCache:
     """Shared cache for several replicas: claims, releases and reuses by Lua scripts."""
 
@@ -198,6 +223,9 @@ class RedisReplayCache:
         self._release = redis.register_script(_RELEASE)
         # Releases Redis has not taken yet, oldest first.
         self._releases: OrderedDict[str, Spent] = OrderedDict()
+        # Spends waiting for the next call, and the task making the calls.
+        self._waiting: list[_Spend] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def first_use(
         self, issuer: str, jti: str, ttl: int, *, hits: Sequence[Hit] = ()
@@ -205,13 +233,14 @@ class RedisReplayCache:
         """See `ReplayCache.first_use`: the hits are counted in the same round trip."""
         now = time.time()
         spent = Spent(issuer, jti, now + ttl)
+        keys, args = redis_hits(hits, int(now))
+        answer: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(([spent.key, *keys], [spent.attempt, ttl, len(keys), *args], answer))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send())
         try:
             async with asyncio.timeout(self._wait):
-                await self._write_releases()
-                keys, args = redis_hits(hits, int(now))
-                used, position, count = await self._spend(
-                    keys=[spent.key, *keys], args=[spent.attempt, ttl, *args]
-                )
+                used, position, count = await answer
         except (RedisError, OSError, TimeoutError) as exc:
             # Whether the claim arrived is unknown: the answer is 503, so it is released.
             self._keep(spent)
@@ -230,6 +259,36 @@ class RedisReplayCache:
             counted=bool(hits),
             over=over_from(position, count, int(now)),
         )
+
+    async def _send(self) -> None:
+        """Calls the script with the spends waiting, one call at a time, until none wait.
+
+        A spend whose request stopped waiting (its deadline, or Redis's) is not sent:
+        it was answered 503 and is among the releases.
+        """
+        try:
+            while self._waiting:
+                spends = [spend for spend in self._waiting if not spend[2].done()]
+                self._waiting = []
+                if not spends:
+                    continue
+                try:
+                    async with asyncio.timeout(self._wait):
+                        await self._write_releases()
+                        answers = await self._spend(
+                            keys=[key for keys, _, _ in spends for key in keys],
+                            args=[arg for _, args, _ in spends for arg in args],
+                        )
+                except Exception as exc:  # each spend's request hears it, as if alone
+                    for _, _, answer in spends:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                    continue
+                for i, (_, _, answer) in enumerate(spends):
+                    if not answer.done():
+                        answer.set_result([int(n) for n in answers[3 * i : 3 * i + 3]])
+        finally:
+            self._sender = None
 
     async def release(self, spent: Spent) -> None:
         """See `ReplayCache.release`; written before this replica's next spend."""

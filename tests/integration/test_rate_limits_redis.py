@@ -8,6 +8,7 @@ names of its own, so tests sharing the Redis database never meet.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -115,3 +116,32 @@ async def test_a_spend_with_limits_in_a_silent_redis_is_refused() -> None:
             await cache.first_use("client-a", "jti-1", 60, hits=[("client", "client-a", 5)])
     finally:
         await silent.aclose()
+
+
+async def test_spends_arriving_together_are_decided_in_one_call_each_as_if_alone(
+    redis: Redis,
+) -> None:
+    cache = RedisReplayCache(redis)
+    calls = []
+    script = cache._spend
+
+    async def counted(*, keys: list[str], args: list[object]) -> object:
+        calls.append(len(keys))
+        return await script(keys=keys, args=args)
+
+    cache._spend = counted  # type: ignore[assignment]
+    issuer = f"client-{uuid.uuid4().hex}"
+    hits = [("client", issuer, 15)]
+    # Twenty tokens, each sent twice, all at once.
+    jtis = [f"jti-{i}" for i in range(20)] * 2
+    spends = await asyncio.gather(*(cache.first_use(issuer, j, 60, hits=hits) for j in jtis))
+    admitted = [s for s in spends if s is not None]
+    assert sorted(s.jti for s in admitted) == sorted(set(jtis))  # each once
+    assert all(s.counted for s in admitted)
+    # The replays counted nothing; the first uses were counted in order: the 16th to the
+    # 20th are over the limit of 15, each with its own count.
+    assert sorted(s.over[1] for s in admitted if s.over) == [16, 17, 18, 19, 20]
+    assert sum(1 for s in admitted if s.over is None) == 15
+    assert len(calls) < len(jtis)  # fewer calls than spends
+    limiter = RedisRateLimiter(redis)
+    assert (await limiter.hit("client", issuer))[0] == 21

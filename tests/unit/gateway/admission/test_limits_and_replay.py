@@ -8,6 +8,7 @@ answer: a limit or a replay check that cannot be made never lets a request throu
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -117,12 +118,30 @@ class FakeRedis:
         spend = "INCR" in source
 
         async def run(*, keys: list[str], args: list[Any]) -> Any:
-            key, attempt, ttl = keys[0], args[0], args[1]
-            self.commands.append(("spend" if spend else "release", key, attempt, ttl))
+            if not spend:
+                key, attempt, ttl = keys[0], args[0], args[1]
+                self.commands.append(("release", key, attempt, ttl))
+                if self.error_on == "script":
+                    raise self.error
+                value = self.values.get(key)
+                if value is None or value == f"c:{attempt}":
+                    self.values[key] = f"r:{attempt}"
+                    return 1
+                return 0
+            # Spends one after another: the token's key and its counters, and the
+            # attempt, ttl, number of counters, their lifetime and limits.
+            spends = []
+            while args:
+                count = int(args[2])
+                spends.append((keys[: 1 + count], args[: 4 + count]))
+                keys, args = keys[1 + count :], args[4 + count :]
+            for (key, *_), (attempt, ttl, *_) in spends:
+                self.commands.append(("spend", key, attempt, ttl))
             if self.error_on == "script":
                 raise self.error
-            value = self.values.get(key)
-            if spend:
+            answers: list[int] = []
+            for (key, *counters), (attempt, _, _, *limits) in spends:
+                value = self.values.get(key)
                 used = 0
                 if value is None:
                     self.values[key] = f"c:{attempt}"
@@ -130,11 +149,8 @@ class FakeRedis:
                 elif value.startswith("r:") and value != f"r:{attempt}":
                     self.values[key] = f"u:{attempt}"
                     used = 2
-                return [used, *self._hit_all(keys[1:], args[2:])] if used else [0, 0, 0]
-            if value is None or value == f"c:{attempt}":
-                self.values[key] = f"r:{attempt}"
-                return 1
-            return 0
+                answers += [used, *self._hit_all(counters, limits)] if used else [0, 0, 0]
+            return answers
 
         return run
 
@@ -389,8 +405,82 @@ async def test_a_late_claim_does_not_take_the_reuse_of_its_own_release() -> None
     assert await cache.first_use("c", "other", 60) is not None  # writes the release
     assert redis.values[key] == f"r:{attempt}"
     spend = redis.register_script(_SPEND_AND_HIT)
-    [used, _, _] = await spend(keys=[key], args=[attempt, 60, WINDOW + 5])
+    [used, _, _] = await spend(keys=[key], args=[attempt, 60, 0, WINDOW + 5])
     assert used == 0  # the held claim, late
     retry = await cache.first_use("c", "jti-1", 60)
     assert retry is not None
     assert retry.reused
+
+
+# -- Redis: spends arriving together share a call ----------------------------------------
+
+
+class HeldRedis(FakeRedis):
+    """Each spend call waits until the test lets it through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+        self.calls: list[int] = []
+
+    def register_script(self, source: str) -> Any:
+        run = super().register_script(source)
+        if "INCR" not in source:
+            return run
+
+        async def held(*, keys: list[str], args: list[Any]) -> Any:
+            self.calls.append(len([c for c in args if c == 60]))  # the spends it carries
+            await self.go.wait()
+            return await run(keys=keys, args=args)
+
+        return held
+
+
+async def test_spends_arriving_during_a_call_go_in_the_next() -> None:
+    redis = HeldRedis()
+    cache = RedisReplayCache(redis)
+    first = asyncio.create_task(cache.first_use("c", "jti-1", 60))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert redis.calls == [1]  # in flight
+    later = [asyncio.create_task(cache.first_use("c", j, 60)) for j in ("jti-2", "jti-1")]
+    await asyncio.sleep(0)
+    assert redis.calls == [1]  # waiting for the call in flight
+    redis.go.set()
+    answers = await asyncio.gather(first, *later)
+    assert redis.calls == [1, 2]
+    assert [a is not None for a in answers] == [True, True, False]
+
+
+async def test_a_spend_whose_request_stopped_waiting_is_not_sent() -> None:
+    redis = HeldRedis()
+    cache = RedisReplayCache(redis, wait=0.05)
+    first = asyncio.create_task(cache.first_use("c", "jti-1", 60))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    # Behind the call in flight, past its deadline: answered 503 and kept to be released.
+    with pytest.raises(ServiceUnavailable):
+        await cache.first_use("c", "jti-2", 60)
+    redis.go.set()
+    with pytest.raises(ServiceUnavailable):  # the first waited too long as well
+        await first
+    redis.go = asyncio.Event()
+    redis.go.set()
+    assert await cache.first_use("c", "jti-3", 60) is not None
+    assert redis.calls == [1, 1]  # jti-1's call, cut short, then jti-3's: jti-2's never went
+    # Both refused spends are released before the next spend.
+    assert [c[0] for c in redis.commands] == ["release", "release", "spend"]
+
+
+async def test_a_call_that_fails_refuses_every_spend_it_carried() -> None:
+    redis = FakeRedis(error_on="script")
+    cache = RedisReplayCache(redis)
+    answers = await asyncio.gather(
+        *(cache.first_use("c", f"jti-{i}", 60) for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(a, ServiceUnavailable) for a in answers)
+    assert [c[0] for c in redis.commands] == ["spend"] * 3  # one call carried all three
+    redis.error_on = None
+    # Each is released: its client's retry reuses its token once.
+    retries = [await cache.first_use("c", f"jti-{i}", 60) for i in range(3)]
+    assert all(r is not None and r.reused for r in retries)
