@@ -20,11 +20,11 @@ A spend may carry the request's rate-limit hits: the Redis cache counts them in 
 same round trip, after a first use (a replay counts none), as the rate limiter would
 (`_ratelimit`); the in-process cache leaves them to the limiter (`Spent.counted`).
 
-The Redis cache sends the spends of requests arriving together in one script call, in
-the order they came, each decided and counted as if it were alone: a call of redis-py
-cost about 170 µs of the event loop's time (a tenth of a request's), however many
-spends it carries. One call is in flight at a time; the spends that arrive meanwhile
-go in the next, as soon as it returns.
+The Redis cache sends the spends of requests arriving together (in one turn of the
+event loop) in one script call, in the order they came, each decided and counted as if
+it were alone: a call of redis-py cost about 170 µs of the event loop's time (a tenth of
+a request's), however many spends it carries. A call does not wait for the one in
+flight: holding spends back until it returned cost more than the calls it saved.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ class RedisReplayCache:
         self._release = redis.register_script(_RELEASE)
         # Releases Redis has not taken yet, oldest first.
         self._releases: OrderedDict[str, Spent] = OrderedDict()
-        # Spends waiting for the next call, and the task making the calls.
+        # Spends waiting for the next call, and the task that will make it.
         self._waiting: list[_Spend] = []
         self._sender: asyncio.Task[None] | None = None
 
@@ -261,34 +261,31 @@ class RedisReplayCache:
         )
 
     async def _send(self) -> None:
-        """Calls the script with the spends waiting, one call at a time, until none wait.
+        """Calls the script once with the spends waiting (those that arrived since the
+        last call left), while earlier calls may still be in flight.
 
         A spend whose request stopped waiting (its deadline, or Redis's) is not sent:
         it was answered 503 and is among the releases.
         """
+        spends = [spend for spend in self._waiting if not spend[2].done()]
+        self._waiting, self._sender = [], None
+        if not spends:
+            return
         try:
-            while self._waiting:
-                spends = [spend for spend in self._waiting if not spend[2].done()]
-                self._waiting = []
-                if not spends:
-                    continue
-                try:
-                    async with asyncio.timeout(self._wait):
-                        await self._write_releases()
-                        answers = await self._spend(
-                            keys=[key for keys, _, _ in spends for key in keys],
-                            args=[arg for _, args, _ in spends for arg in args],
-                        )
-                except Exception as exc:  # each spend's request hears it, as if alone
-                    for _, _, answer in spends:
-                        if not answer.done():
-                            answer.set_exception(exc)
-                    continue
-                for i, (_, _, answer) in enumerate(spends):
-                    if not answer.done():
-                        answer.set_result([int(n) for n in answers[3 * i : 3 * i + 3]])
-        finally:
-            self._sender = None
+            async with asyncio.timeout(self._wait):
+                await self._write_releases()
+                answers = await self._spend(
+                    keys=[key for keys, _, _ in spends for key in keys],
+                    args=[arg for _, args, _ in spends for arg in args],
+                )
+        except Exception as exc:  # each spend's request hears it, as if alone
+            for _, _, answer in spends:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        for i, (_, _, answer) in enumerate(spends):
+            if not answer.done():
+                answer.set_result([int(n) for n in answers[3 * i : 3 * i + 3]])
 
     async def release(self, spent: Spent) -> None:
         """See `ReplayCache.release`; written before this replica's next spend."""
