@@ -68,6 +68,7 @@ from gateway.storage import (
     event_subjects,
     events,
     insert_many,
+    insert_many_through,
     log_queue,
     subject_keys,
 )
@@ -448,6 +449,14 @@ def write_events(conn: sa.Connection, batch: Sequence[Event], *, queue: bool = T
     costs (`make bench`); the gateway always queues.
     """
     keys = subject_keys_in(conn, {s for event in batch for s in event.people()})
+    for table, rows in _tables_rows(batch, keys, queue=queue):
+        insert_many(conn, table, rows)
+
+
+def _tables_rows(
+    batch: Sequence[Event], keys: Mapping[str, bytes], *, queue: bool
+) -> list[tuple[sa.Table, list[dict[str, Any]]]]:
+    """The rows `batch` is stored as, table by table in the order they are inserted."""
     event_rows, personal_rows, subject_rows, decision_rows = [], [], [], []
     for event in batch:
         rows = event.rows(keys)
@@ -455,17 +464,58 @@ def write_events(conn: sa.Connection, batch: Sequence[Event], *, queue: bool = T
         personal_rows.append(rows.personal)
         subject_rows.extend(rows.subjects)
         decision_rows.extend(rows.decisions)
-    insert_many(conn, events, event_rows)
-    insert_many(conn, event_personal, personal_rows)
-    insert_many(conn, event_subjects, subject_rows)
-    insert_many(conn, event_decisions, decision_rows)
-    # Queued for the verifiable log, in this order, by the same commit.
+    tables = [
+        (events, event_rows),
+        (event_personal, personal_rows),
+        (event_subjects, subject_rows),
+        (event_decisions, decision_rows),
+    ]
     if queue:
-        insert_many(
-            conn,
-            log_queue,
-            [{"event_id": event.id, "leaf_hash": event.leaf_hash} for event in batch],
+        # Queued for the verifiable log, in this order, by the same commit.
+        tables.append(
+            (log_queue, [{"event_id": event.id, "leaf_hash": event.leaf_hash} for event in batch])
         )
+    return tables
+
+
+async def commit_through_driver(
+    conn: AsyncConnection, batch: Sequence[Event], *, queue: bool = True
+) -> None:
+    """`write_events` committed on PostgreSQL's driver connection under `conn` itself,
+    in a transaction of its own: the same statements, keys made on first use alike.
+
+    The recorder commits on the event loop: SQLAlchemy's work for each of a commit's
+    eight statements cost about as much of the loop as the round trip itself.
+    """
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None  # an open connection
+    dialect = conn.dialect
+    people = sorted({s for event in batch for s in event.people()})
+    async with driver.transaction():
+        keys = await _driver_keys(driver, people)
+        missing = [s for s in people if s not in keys]
+        if missing:
+            now = utc_now()
+            made = [
+                {"subject": s, "key": secrets.token_bytes(32), "created_at": now} for s in missing
+            ]
+            await insert_many_through(
+                driver, dialect, subject_keys, made, then="ON CONFLICT (subject) DO NOTHING"
+            )
+            keys.update(await _driver_keys(driver, missing))  # several writers may race
+        for table, rows in _tables_rows(batch, keys, queue=queue):
+            await insert_many_through(driver, dialect, table, rows)
+
+
+_DRIVER_KEYS = "SELECT subject, key FROM subject_keys WHERE subject = ANY($1::text[])"
+"""`_SUBJECT_KEYS` as asyncpg takes it."""
+
+
+async def _driver_keys(driver: Any, subjects: list[str]) -> dict[str, bytes]:
+    """The stored key of each of `subjects` that has one, read through the driver."""
+    if not subjects:
+        return {}
+    return {subject: bytes(key) for subject, key in await driver.fetch(_DRIVER_KEYS, subjects)}
 
 
 async def insert_events(
@@ -713,10 +763,14 @@ class EventRecorder:
             # The writer keeps its connection: no pool round trip on every commit.
             if self._conn is None:
                 self._conn = await self._engine.connect()
-            async with self._conn.begin():
-                settled, marks = await commit_batch(
-                    self._conn.run_sync, written, due, queue=self._queue
-                )
+            if due:  # `undelivered` records to write too: SQLAlchemy's way (seldom)
+                async with self._conn.begin():
+                    settled, marks = await commit_batch(
+                        self._conn.run_sync, written, due, queue=self._queue
+                    )
+            else:
+                await commit_through_driver(self._conn, written, queue=self._queue)
+                settled, marks = [], []
         except Exception as exc:  # any failure to commit means: nothing is released
             await self._drop_connection()
             self._failed(batch, exc)

@@ -37,6 +37,7 @@ from gateway.storage._engine import (
     create_engine,
     create_sequencer_engine,
     insert_many,
+    insert_many_through,
     read_snapshot,
     sqlite_file,
 )
@@ -160,6 +161,7 @@ __all__ = [
     "get_connector_version",
     "head_revision",
     "insert_many",
+    "insert_many_through",
     "keks_in_use",
     "latest_secrets",
     "list_connector_versions",

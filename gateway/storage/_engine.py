@@ -27,6 +27,7 @@ __all__ = [
     "create_engine",
     "create_sequencer_engine",
     "insert_many",
+    "insert_many_through",
     "read_snapshot",
     "sqlite_file",
 ]
@@ -70,14 +71,39 @@ def insert_many(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     if conn.dialect.name not in _DRIVER_INSERTS or any(row.keys() != columns for row in rows):
         conn.execute(table.insert(), rows)
         return
-    sql, order = _driver_insert(conn.dialect, table, columns)
-    conn.exec_driver_sql(
-        sql,
-        [
-            tuple(row[name] if convert is None else convert(row[name]) for name, convert in order)
-            for row in rows
-        ],
-    )
+    conn.exec_driver_sql(*_driver_rows(conn.dialect, table, rows))
+
+
+async def insert_many_through(
+    driver: Any,
+    dialect: sa.Dialect,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    then: str = "",
+) -> None:
+    """`insert_many` on PostgreSQL's driver connection itself (asyncpg's), in the
+    transaction it holds: the same statement and conversions, without SQLAlchemy's work
+    for each statement (half a round trip's cost here, on the event loop). The rows all
+    name the same columns. `then`: a clause after the values (`ON CONFLICT ...`)."""
+    if not rows:
+        return
+    columns = frozenset(rows[0])
+    if any(row.keys() != columns for row in rows):
+        raise ValueError(f"rows for {table.name} name different columns")
+    sql, values = _driver_rows(dialect, table, rows)
+    await driver.executemany(f"{sql} {then}" if then else sql, values)
+
+
+def _driver_rows(
+    dialect: sa.Dialect, table: sa.Table, rows: Sequence[Mapping[str, Any]]
+) -> tuple[str, list[tuple[Any, ...]]]:
+    """The driver's INSERT of `rows` into `table`, and each row's parameters in order."""
+    sql, order = _driver_insert(dialect, table, frozenset(rows[0]))
+    return sql, [
+        tuple(row[name] if convert is None else convert(row[name]) for name, convert in order)
+        for row in rows
+    ]
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,5 +1,6 @@
 """`insert_many` stores exactly what SQLAlchemy's own INSERT stores, on SQLite and on
-PostgreSQL (where the recorder writes on the event loop).
+PostgreSQL (where the recorder writes on the event loop), and so does
+`insert_many_through` on PostgreSQL's driver connection itself (the recorder's commits).
 
 The recorder's rows (records with and without subjects, consents, decisions, the log's
 queue) go once through `conn.execute(table.insert(), rows)` and once through
@@ -10,6 +11,7 @@ included.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -20,14 +22,17 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.records import Event
+from gateway.records._recorder import commit_through_driver, commitment
 from gateway.storage import (
     event_decisions,
     event_personal,
     event_subjects,
     events,
     insert_many,
+    insert_many_through,
     log_queue,
     metadata,
+    subject_keys,
     upgrade,
 )
 
@@ -131,14 +136,24 @@ def test_sqlite_rows_are_stored_as_sqlalchemys_insert_stores_them() -> None:
 
 async def _stored_postgres(
     engine: AsyncEngine,
-    write: Callable[[sa.Connection, sa.Table, Sequence[Mapping[str, Any]]], None],
+    write: Callable[[sa.Connection, sa.Table, Sequence[Mapping[str, Any]]], None] | None,
     rows: dict[str, list[Mapping[str, Any]]],
 ) -> dict[str, list[tuple[Any, ...]]]:
+    """What `write` stores of `rows`, read back with types; `None`: `insert_many_through`
+    on the driver's connection, in a transaction of the driver's own."""
     names = ", ".join(table.name for table in TABLES)
     async with engine.begin() as conn:
         await conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-        for table in TABLES:
-            await conn.run_sync(write, table, rows[table.name])
+        if write is not None:
+            for table in TABLES:
+                await conn.run_sync(write, table, rows[table.name])
+    if write is None:
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            async with driver.transaction():
+                for table in TABLES:
+                    await insert_many_through(driver, conn.dialect, table, rows[table.name])
     out: dict[str, list[tuple[Any, ...]]] = {}
     async with engine.connect() as conn:
         for table in TABLES:
@@ -159,6 +174,7 @@ async def test_postgres_rows_are_stored_as_sqlalchemys_insert_stores_them(
     by_core = await _stored_postgres(blank_postgres, _core, rows)
     assert all(by_core[table.name] for table in TABLES)
     assert await _stored_postgres(blank_postgres, insert_many, rows) == by_core
+    assert await _stored_postgres(blank_postgres, None, rows) == by_core
 
 
 def test_rows_naming_other_columns_take_sqlalchemys_path() -> None:
@@ -173,3 +189,27 @@ def test_rows_naming_other_columns_take_sqlalchemys_path() -> None:
             insert_many(conn, event_personal, [first, lacking])
         assert conn.execute(sa.select(sa.func.count()).select_from(event_personal)).scalar() == 0
     engine.dispose()
+
+
+async def test_commits_through_the_driver_that_race_for_a_new_key_use_the_one_made(
+    blank_postgres: AsyncEngine,
+) -> None:
+    await upgrade(blank_postgres)
+    first, second = _events()[0], _events()[0]  # both name AN and BINH, new to the database
+    second.id = "another-record"
+    async with blank_postgres.connect() as one, blank_postgres.connect() as two:
+        await asyncio.gather(
+            commit_through_driver(one, [first]), commit_through_driver(two, [second])
+        )
+    async with blank_postgres.connect() as conn:
+        keys = dict(
+            (await conn.execute(sa.select(subject_keys.c.subject, subject_keys.c.key))).all()
+        )
+        stored = (await conn.execute(sa.select(events.c.id).order_by(events.c.id))).scalars().all()
+        queued = (await conn.execute(sa.select(log_queue.c.event_id))).scalars().all()
+    assert set(keys) == {AN, BINH}
+    assert sorted(stored) == sorted([first.id, second.id])
+    assert sorted(queued) == sorted(stored)
+    # Each record commits to its subjects with the key stored, not one made and lost.
+    for event in (first, second):
+        assert event.commitments == [commitment(bytes(keys[s]), event.id) for s in (AN, BINH)]
