@@ -409,18 +409,20 @@ def subject_keys_in(conn: sa.Connection, subjects: set[str]) -> dict[str, bytes]
     keys = _stored_keys(conn, sorted(subjects))
     missing = sorted(subjects - set(keys))
     if missing:
-        now = utc_now()
         insert = (
             postgresql_insert(subject_keys)
             if conn.dialect.name == "postgresql"
             else sqlite_insert(subject_keys)
         )
-        conn.execute(
-            insert.on_conflict_do_nothing(index_elements=["subject"]),
-            [{"subject": s, "key": secrets.token_bytes(32), "created_at": now} for s in missing],
-        )
+        conn.execute(insert.on_conflict_do_nothing(index_elements=["subject"]), _new_keys(missing))
         keys.update(_stored_keys(conn, missing))
     return keys
+
+
+def _new_keys(subjects: list[str]) -> list[dict[str, Any]]:
+    """Rows of `subject_keys` making a fresh key for each of `subjects`."""
+    now = utc_now()
+    return [{"subject": s, "key": secrets.token_bytes(32), "created_at": now} for s in subjects]
 
 
 def _stored_keys(conn: sa.Connection, subjects: list[str]) -> dict[str, bytes]:
@@ -495,12 +497,12 @@ async def commit_through_driver(
         keys = await _driver_keys(driver, people)
         missing = [s for s in people if s not in keys]
         if missing:
-            now = utc_now()
-            made = [
-                {"subject": s, "key": secrets.token_bytes(32), "created_at": now} for s in missing
-            ]
             await insert_many_through(
-                driver, dialect, subject_keys, made, then="ON CONFLICT (subject) DO NOTHING"
+                driver,
+                dialect,
+                subject_keys,
+                _new_keys(missing),
+                then="ON CONFLICT (subject) DO NOTHING",
             )
             keys.update(await _driver_keys(driver, missing))  # several writers may race
         for table, rows in _tables_rows(batch, keys, queue=queue):

@@ -71,7 +71,7 @@ def insert_many(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     if conn.dialect.name not in _DRIVER_INSERTS or any(row.keys() != columns for row in rows):
         conn.execute(table.insert(), rows)
         return
-    conn.exec_driver_sql(*_driver_rows(conn.dialect, table, rows))
+    conn.exec_driver_sql(*_driver_rows(conn.dialect, table, columns, rows))
 
 
 async def insert_many_through(
@@ -91,15 +91,19 @@ async def insert_many_through(
     columns = frozenset(rows[0])
     if any(row.keys() != columns for row in rows):
         raise ValueError(f"rows for {table.name} name different columns")
-    sql, values = _driver_rows(dialect, table, rows)
+    sql, values = _driver_rows(dialect, table, columns, rows)
     await driver.executemany(f"{sql} {then}" if then else sql, values)
 
 
 def _driver_rows(
-    dialect: sa.Dialect, table: sa.Table, rows: Sequence[Mapping[str, Any]]
+    dialect: sa.Dialect,
+    table: sa.Table,
+    columns: frozenset[str],
+    rows: Sequence[Mapping[str, Any]],
 ) -> tuple[str, list[tuple[Any, ...]]]:
-    """The driver's INSERT of `rows` into `table`, and each row's parameters in order."""
-    sql, order = _driver_insert(dialect, table, frozenset(rows[0]))
+    """The driver's INSERT of `rows` (each naming `columns`) into `table`, and each
+    row's parameters in order."""
+    sql, order = _driver_insert(dialect, table, columns)
     return sql, [
         tuple(row[name] if convert is None else convert(row[name]) for name, convert in order)
         for row in rows
