@@ -249,6 +249,12 @@ class GatewaySettings(BaseSettings):
         "refused (503 AUDIT_UNAVAILABLE, no data); if the record commits later, a record "
         "marking it undelivered follows.",
     )
+    recorder_process: bool = Field(
+        default=True,
+        description="SQLite file only: the access records' commits (their rows, sealing "
+        "and hashes) run in a process of their own beside the server's, so that they use "
+        "another core; false keeps them in a thread of the server's process.",
+    )
     retention_days: int = Field(
         default=1826,
         ge=1,

@@ -11,6 +11,8 @@ person deletes their key and their wrapped copies (see `gateway.records._forget`
 `EventRecorder.record` returns only once the event is committed. Concurrent requests
 share commits: while one batch is being written, the next one gathers. If the write
 fails, every waiting request gets `AuditUnavailable` and must not release data.
+On PostgreSQL a commit is awaited on the event loop; on a SQLite file it runs in the
+writer process (`WriterProcess`, the default) or in a writer thread of its own.
 
 A caller that stops waiting (the write outlived its timeout, or the request was
 cancelled) releases nothing, but its event may still commit: it is already in a batch
@@ -61,6 +63,7 @@ from gateway.records._envelope import (
     personal_hash,
     seal,
 )
+from gateway.records._writer_process import WriterFailed, WriterProcess
 from gateway.storage import (
     Transactions,
     event_decisions,
@@ -613,13 +616,21 @@ class EventRecorder:
         max_batch: int = 256,
         queue: bool = True,
         write_timeout: float = _WRITE_TIMEOUT,
+        process: bool = False,
     ) -> None:
         """`queue=False` only to measure the log's cost (see `insert_events`).
 
         `write_timeout`: seconds `record` waits for its commit before refusing.
+        `process`: a SQLite file's commits run in a process of their own
+        (`WriterProcess`) rather than in the writer thread itself.
         """
         self._engine = engine
         self._transactions = Transactions(engine)
+        self._process = (
+            WriterProcess(engine.url.render_as_string(hide_password=False), queue=queue)
+            if process and self._transactions.threaded
+            else None
+        )
         self._max_batch = max_batch
         self._queue = queue
         self._write_timeout = write_timeout
@@ -685,6 +696,8 @@ class EventRecorder:
 
     async def _drop_connection(self) -> None:
         self._transactions.dispose()
+        if self._process is not None:
+            await self._process.close()
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):  # it is being thrown away anyway
@@ -737,7 +750,7 @@ class EventRecorder:
         self._wakeup.set()
 
     async def _run(self) -> None:
-        if self._transactions.threaded:
+        if self._transactions.threaded and self._process is None:
             await self._run_writer()
             self._refuse_pending()  # the writer ended: nothing more is written
             return
@@ -757,10 +770,20 @@ class EventRecorder:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
-        """PostgreSQL: one commit on the writer's connection, awaited on the loop."""
+        """PostgreSQL: one commit on the writer's connection, awaited on the loop; a
+        SQLite file: one commit in the writer process, awaited alike."""
         due = dict(self._marks)
         written = [event for event, _ in batch]
         started = time.perf_counter()
+        if self._process is not None:
+            try:
+                settled, marks = await self._process.commit(written, due)
+            except Exception as exc:  # any failure to commit means: nothing is released
+                self._failed(batch, exc)
+                return
+            self._settle_marks(settled)
+            self._committed(batch, marks, started)
+            return
         try:
             # The writer keeps its connection: no pool round trip on every commit.
             if self._conn is None:
@@ -838,7 +861,8 @@ class EventRecorder:
     def _failed(self, batch: list[tuple[Event, asyncio.Future[None]]], exc: Exception) -> None:
         """On the loop: a commit failed; its callers are refused, its events marked."""
         RECORD_FAILURES.inc()
-        log.error("events_not_recorded", count=len(batch), error=type(exc).__name__)
+        error = exc.kind if isinstance(exc, WriterFailed) else type(exc).__name__
+        log.error("events_not_recorded", count=len(batch), error=error)
         for event, future in batch:
             # The commit may have happened all the same: marked if it is found.
             self._mark(event, committed=False)

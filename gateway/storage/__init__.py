@@ -40,6 +40,7 @@ from gateway.storage._engine import (
     insert_many_through,
     read_snapshot,
     sqlite_file,
+    sqlite_sync_engine,
 )
 from gateway.storage._generations import raise_generation, read_generation
 from gateway.storage._migrations import (
@@ -195,6 +196,7 @@ __all__ = [
     "set_dry_run",
     "short_lock_wait",
     "sqlite_file",
+    "sqlite_sync_engine",
     "stored_secrets",
     "subject_keys",
     "upgrade",

@@ -30,6 +30,7 @@ __all__ = [
     "insert_many_through",
     "read_snapshot",
     "sqlite_file",
+    "sqlite_sync_engine",
 ]
 
 T = TypeVar("T")
@@ -167,6 +168,21 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     return engine
 
 
+def sqlite_sync_engine(url: str | sa.URL, connections: int = 1) -> sa.Engine:
+    """An engine of the standard driver to the SQLite file of `url` (an async engine's
+    too), with the gateway's pragmas: at most `connections` connections, each usable
+    from any thread (one at a time)."""
+    engine = sa.create_engine(
+        sa.make_url(url).set(drivername="sqlite"),
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=connections,
+        max_overflow=0,
+        json_serializer=json_text,
+    )
+    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
 class Transactions:
     """Transactions run whole: `await run(work, ...)` calls `work(conn, ...)` with a
     synchronous connection in a transaction of its own, committed when it returns.
@@ -225,14 +241,7 @@ class Transactions:
         if self._threaded is None:
             # Each connection is used by one thread at a time (it may move between the
             # pool's threads); a writer (the recorder, the sequencer) has one of its own.
-            self._threaded = sa.create_engine(
-                self._engine.url.set(drivername="sqlite"),
-                connect_args={"timeout": 30, "check_same_thread": False},
-                pool_size=self._connections,
-                max_overflow=0,
-                json_serializer=json_text,
-            )
-            sa.event.listen(self._threaded, "connect", _sqlite_pragmas)
+            self._threaded = sqlite_sync_engine(self._engine.url, self._connections)
         return self._threaded
 
     def dispose(self) -> None:

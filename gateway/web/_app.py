@@ -253,7 +253,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             checkpoints = WalCheckpoints(engine)
             await checkpoints.start()
             stack.push_async_callback(checkpoints.stop)
-            recorder = EventRecorder(engine, write_timeout=settings.recorder_timeout)
+            recorder = EventRecorder(
+                engine,
+                write_timeout=settings.recorder_timeout,
+                process=settings.recorder_process,
+            )
             await recorder.start()
             stack.push_async_callback(recorder.stop)
             access_log = TransparencyLog(engine, keyring, origin=settings.checkpoint_origin)

@@ -1,0 +1,241 @@
+"""The SQLite recorder's commits in a process of their own (`recorder_process`).
+
+A real child process on a migrated SQLite file: what it commits is what the writer
+thread commits (the caller's leaf hash is the one queued for the log, the citizen's
+view opens the sealed personal part); a commit the database refuses refuses its
+callers and keeps the process; a process killed in the middle of a commit fails that
+commit at once, leaves nothing of it stored, and the next commit starts another; and
+the process ends with the recorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import signal
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from gateway.errors import AuditUnavailable
+from gateway.records import (
+    CITIZEN_VISIBLE_TYPES,
+    Event,
+    EventRecorder,
+    SearchFilter,
+    citizen_items,
+    search_page,
+)
+from gateway.storage import create_engine, events, log_queue, sqlite_file, upgrade
+from policies import load_catalogue
+
+RESIDENCE = "1.004222"
+CLIENT = "VN/GOV/CA-HN/cu-tru"
+READ = "Citizen.fullName"
+PEOPLE = ["079203001234", "001090012345", "038185000123"]
+GUARD = 30.0  # seconds: a wait longer than this is a hang, not a slow machine
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    await upgrade(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def recorder(engine: AsyncEngine) -> AsyncIterator[EventRecorder]:
+    recorder = EventRecorder(engine, write_timeout=GUARD, process=True)
+    await recorder.start()
+    try:
+        yield recorder
+    finally:
+        await recorder.stop()
+
+
+def _access(person: str, version: str, request_id: str = "req-1") -> Event:
+    return Event(
+        type="access",
+        request_id=request_id,
+        outcome="served",
+        policy_version=version,
+        envelope={
+            "client": CLIENT,
+            "organisation": "Commune Police",
+            "procedure": RESIDENCE,
+            "decisions": [
+                {"path": READ, "decision": "ALLOWED_BY_LAW", "basis": "law", "subjects": [0]}
+            ],
+            "status": 200,
+            "errors": [],
+            "fieldsServed": 1,
+            "papersAvoided": 1,
+        },
+        personal={
+            "subjects": [person],
+            "officer": "officer-1",
+            "case": "CASE-1",
+            "served": {person: [READ]},
+        },
+        subjects=[person],
+        client_id=CLIENT,
+        procedure=RESIDENCE,
+    )
+
+
+async def _queued(engine: AsyncEngine) -> dict[str, bytes]:
+    """By event id: the leaf hash queued for the log."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(sa.select(log_queue.c.event_id, log_queue.c.leaf_hash))
+        return {event_id: bytes(leaf) for event_id, leaf in rows}
+
+
+async def _seen_by(engine: AsyncEngine, person: str) -> list[tuple[str, list[str]]]:
+    """What `person` sees of their accesses: (id, the fields read), opened with their key."""
+    now = datetime.datetime.now(datetime.UTC)
+    mine = SearchFilter(
+        start=now - datetime.timedelta(hours=1),
+        end=now + datetime.timedelta(hours=1),
+        subject=person,
+        types=CITIZEN_VISIBLE_TYPES,
+    )
+    async with engine.connect() as conn:
+        page = await search_page(conn, mine, limit=50)
+        items = await citizen_items(conn, page.rows, person, load_catalogue())
+    return sorted((item["id"], item["fields"]) for item in items)
+
+
+def _pid(recorder: EventRecorder) -> int:
+    process = recorder._process  # the test looks at the child it runs
+    assert process is not None
+    pid = process.pid
+    assert pid is not None
+    return pid
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def test_the_process_commits_what_the_thread_would(
+    engine: AsyncEngine, recorder: EventRecorder
+) -> None:
+    version = load_catalogue().version
+    batch = [_access(person, version, f"req-{i}") for i, person in enumerate(PEOPLE)]
+    # At once: they share commits, as requests do.
+    hashes = await asyncio.gather(*(recorder.record(event) for event in batch))
+    assert _pid(recorder) != os.getpid()
+    queued = await _queued(engine)
+    assert {event.id: leaf for event, leaf in zip(batch, hashes, strict=True)} == queued
+    for event, person in zip(batch, PEOPLE, strict=True):
+        # The commitments the process made are the caller's too (the answer's receipt).
+        assert len(event.commitments) == 1
+        assert await _seen_by(engine, person) == [(event.id, [READ])]
+
+    # The same events written by the writer thread: stored alike.
+    threaded = EventRecorder(engine, write_timeout=GUARD)
+    await threaded.start()
+    try:
+        again = _access(PEOPLE[0], version, "req-thread")
+        leaf = await threaded.record(again)
+    finally:
+        await threaded.stop()
+    assert (await _queued(engine))[again.id] == leaf
+    assert len(await _seen_by(engine, PEOPLE[0])) == 2
+
+
+async def test_a_commit_the_database_refuses_keeps_the_process(
+    engine: AsyncEngine, recorder: EventRecorder
+) -> None:
+    version = load_catalogue().version
+    await recorder.record(_access(PEOPLE[0], version))
+    pid = _pid(recorder)
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "CREATE TRIGGER fail_events BEFORE INSERT ON events "
+                "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+            )
+        )
+    refused = _access(PEOPLE[1], version)
+    with pytest.raises(AuditUnavailable):
+        await recorder.record(refused)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("DROP TRIGGER fail_events"))
+    after = _access(PEOPLE[2], version)
+    await recorder.record(after)
+    assert _pid(recorder) == pid
+    assert refused.id not in await _queued(engine)
+    assert after.id in await _queued(engine)
+
+
+async def test_a_process_killed_in_a_commit_fails_it_and_the_next_starts_another(
+    engine: AsyncEngine, recorder: EventRecorder
+) -> None:
+    version = load_catalogue().version
+    first = _access(PEOPLE[0], version)
+    await recorder.record(first)
+    pid = _pid(recorder)
+    # Another writer holds the file's write lock: the process's next commit waits for it.
+    path = sqlite_file(engine.url)
+    assert path is not None
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        caught = _access(PEOPLE[1], version)
+        waiting = asyncio.create_task(recorder.record(caught))
+        await asyncio.sleep(0.5)  # sent, and waiting for the lock in the process
+        assert not waiting.done()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(AuditUnavailable):
+            # At once, not at the write timeout.
+            await asyncio.wait_for(waiting, GUARD / 3)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    later = _access(PEOPLE[2], version)
+    await recorder.record(later)
+    assert _pid(recorder) != pid
+    queued = await _queued(engine)
+    assert first.id in queued
+    assert later.id in queued
+    assert caught.id not in queued
+    async with engine.connect() as conn:
+        stored = set((await conn.execute(sa.select(events.c.id))).scalars())
+    # Nothing of the killed commit; its caller was refused, so no mark follows it.
+    assert stored == {first.id, later.id}
+
+
+async def test_the_process_ends_with_the_recorder(engine: AsyncEngine) -> None:
+    recorder = EventRecorder(engine, write_timeout=GUARD, process=True)
+    await recorder.start()
+    await recorder.record(_access(PEOPLE[0], load_catalogue().version))
+    pid = _pid(recorder)
+    await recorder.stop()
+    for _ in range(100):
+        if _gone(pid):
+            break
+        await asyncio.sleep(0.05)
+    assert _gone(pid)
+
+
+async def test_an_engine_in_memory_keeps_its_commits_in_process() -> None:
+    # Another process cannot see a database in memory: the option does nothing there.
+    engine = create_async_engine("sqlite+aiosqlite://")
+    try:
+        recorder = EventRecorder(engine, process=True)
+        assert recorder._process is None
+    finally:
+        await engine.dispose()
