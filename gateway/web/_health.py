@@ -174,7 +174,13 @@ async def _readiness(state: GatewayState) -> tuple[bool, dict[str, Any]]:
         + ([] if live["failure"] is None else ["connectorsLive"]),
     }
     if not ready:
-        log.warning("not_ready", database=database["ok"], keys=keys)
+        log.warning(
+            "not_ready",
+            database=database["ok"],
+            database_error=database.get("error"),
+            redis_error=None if redis is None else redis.get("error"),
+            keys=keys,
+        )
     return ready, body
 
 
