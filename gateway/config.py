@@ -251,9 +251,9 @@ class GatewaySettings(BaseSettings):
     )
     recorder_process: bool = Field(
         default=True,
-        description="SQLite file only: the access records' commits (their rows, sealing "
-        "and hashes) run in a process of their own beside the server's, so that they use "
-        "another core; false keeps them in a thread of the server's process.",
+        description="The access records' commits (their rows, sealing, hashes and "
+        "statements) run in a process of their own beside each server process, so that "
+        "they use another core; false keeps them in the server's process.",
     )
     retention_days: int = Field(
         default=1826,

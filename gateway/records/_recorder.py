@@ -11,8 +11,8 @@ person deletes their key and their wrapped copies (see `gateway.records._forget`
 `EventRecorder.record` returns only once the event is committed. Concurrent requests
 share commits: while one batch is being written, the next one gathers. If the write
 fails, every waiting request gets `AuditUnavailable` and must not release data.
-On PostgreSQL a commit is awaited on the event loop; on a SQLite file it runs in the
-writer process (`WriterProcess`, the default) or in a writer thread of its own.
+A commit runs in the writer process (`WriterProcess`, the gateway's default), or else
+on the event loop (PostgreSQL) or in a writer thread of its own (a SQLite file).
 
 A caller that stops waiting (the write outlived its timeout, or the request was
 cancelled) releases nothing, but its event may still commit: it is already in a batch
@@ -621,14 +621,16 @@ class EventRecorder:
         """`queue=False` only to measure the log's cost (see `insert_events`).
 
         `write_timeout`: seconds `record` waits for its commit before refusing.
-        `process`: a SQLite file's commits run in a process of their own
-        (`WriterProcess`) rather than in the writer thread itself.
+        `process`: commits run in a process of their own (`WriterProcess`) rather
+        than in the writer thread (SQLite) or on the event loop (PostgreSQL).
         """
         self._engine = engine
         self._transactions = Transactions(engine)
+        # A database another process can open: a SQLite file, or a server's.
+        shared = self._transactions.threaded or engine.dialect.name != "sqlite"
         self._process = (
             WriterProcess(engine.url.render_as_string(hide_password=False), queue=queue)
-            if process and self._transactions.threaded
+            if process and shared
             else None
         )
         self._max_batch = max_batch
@@ -649,7 +651,9 @@ class EventRecorder:
         self._stopping = False
 
     async def start(self) -> None:
-        """Start the writer."""
+        """Start the writer (and its process, which the first commit would start)."""
+        if self._process is not None:
+            await self._process.start()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="recorder")
 
@@ -770,8 +774,8 @@ class EventRecorder:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
-        """PostgreSQL: one commit on the writer's connection, awaited on the loop; a
-        SQLite file: one commit in the writer process, awaited alike."""
+        """One commit in the writer process, or on the writer's connection
+        (PostgreSQL), awaited on the loop."""
         due = dict(self._marks)
         written = [event for event, _ in batch]
         started = time.perf_counter()

@@ -1,24 +1,27 @@
-"""The SQLite recorder's commits in a process of their own.
+"""The recorder's commits in a process of their own.
 
 A commit's own work (the rows of each event: canonical JSON, hashes, the sealed
-personal part and its wrapped keys; the statements; the commit) took about a quarter
-of the gateway's CPU under load, in a thread that held the interpreter's lock as
-much as the event loop serving the requests, so neither used the second core. The
-writer process does that work on its own interpreter: the recorder's writer thread
-sends it the events of a commit through a pipe and waits for its answer (with the
-interpreter's lock released), then releases their callers as before. Nothing about
-durability changes: the answer to a request still waits for the commit of its record.
+personal part and its wrapped keys; the statements; the commit) ran under the
+interpreter's lock of the process serving the requests: in a writer thread on SQLite,
+on the event loop itself on PostgreSQL. It was about a quarter of the gateway's CPU
+under load, and the second core stayed idle. The writer process does that work on
+its own interpreter: the recorder's task sends it the events of a commit through a
+socket pair and awaits its answer, the event loop serving requests meanwhile, then
+releases their callers as before. Nothing about durability changes: the answer to a
+request still waits for the commit of its record.
 
 The process is started at the first commit and again after it is lost (it died, or
-its pipe broke): the commit in flight then fails as any commit may (its callers are
+its socket broke): the commit in flight then fails as any commit may (its callers are
 refused, its records marked `undelivered` if they were committed after all). It ends
-with the recorder, or when the gateway's process ends (its end of the pipe closes).
+with the recorder, or when the gateway's process ends (its end of the socket closes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle  # nosec B403
+import signal
 import socket
 import struct
 import sys
@@ -33,6 +36,9 @@ log = structlog.get_logger(__name__)
 
 _STOP_TIMEOUT = 5.0
 """Seconds the process is given to end after it is asked to; then it is terminated."""
+_CHILD = "import sys; from gateway.records._writer_process import serve; serve(int(sys.argv[1]))"
+"""The writer process's program (run as `-c`: not as `-m` of this module, which the
+package imports before running it, and Python warns of that)."""
 _LENGTH = struct.Struct("!Q")
 """A frame: its length, then the pickled message. Frames pass only between the gateway
 and the child process it started, through a socket pair no one else holds."""
@@ -56,7 +62,8 @@ def _frame(message: Any) -> bytes:
 
 
 class WriterProcess:
-    """Commits of `commit_events` in a child process, on the SQLite file of `url`.
+    """Commits of `commit_events` in a child process, on the database of `url` (a
+    SQLite file, or PostgreSQL).
 
     `commit` is awaited by one task at a time (the recorder's), on the event loop: the
     events go to the process through a socket, and the loop serves requests until the
@@ -88,7 +95,7 @@ class WriterProcess:
         process, as `Event.rows` would have set them here. `WriterFailed` if the commit
         failed or the process was lost (then the next commit starts another)."""
         if self._writer is None or self._reader is None:
-            await self._start()
+            await self.start()
         assert self._writer is not None
         assert self._reader is not None
         try:
@@ -126,18 +133,25 @@ class WriterProcess:
                 process.kill()
                 await process.wait()
 
-    async def _start(self) -> None:
+    async def start(self) -> None:
+        """Start the process, unless it runs (its imports then go on beside the
+        gateway's own start; a commit sent meanwhile waits for them)."""
+        if self._writer is not None:
+            return
         ours, theirs = socket.socketpair()
         try:
             # The same interpreter and environment; the socket is its only channel.
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-m",
-                __name__,
+                "-c",
+                _CHILD,
                 str(theirs.fileno()),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
             )
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
@@ -175,17 +189,46 @@ def _exactly(sock: socket.socket, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def serve(sock: socket.socket) -> None:
-    """The writer process: a commit for each batch it is sent, until told to end or
-    the gateway's end of the socket closes. The first message is the database's URL
-    and whether events are queued for the log."""
+def serve(fd: int) -> None:
+    """The writer process, on the socket `fd`: a commit for each batch it is sent,
+    until told to end or the gateway's end of the socket closes. The first message is
+    the database's URL and whether events are queued for the log. Its one log line (a
+    failure of its own) is the gateway's JSON, with the type of the failure only."""
+    import sqlalchemy as sa
+
+    from gateway.logconfig import configure_logging
+    from gateway.storage import sqlite_file
+
+    configure_logging(level="warning")
+    # It ends when the gateway closes its end, whatever signal the gateway is stopped
+    # with: its process group's Ctrl-C, or a service manager's TERM to every process,
+    # must not end it while the gateway still commits what its requests wait for.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sock = socket.socket(fileno=fd)
+    try:
+        opening = _receive(sock)
+        if opening is None:
+            return
+        url, queue = opening
+        if sqlite_file(sa.make_url(url)) is not None:
+            _serve_file(sock, url, queue)
+        else:
+            asyncio.run(_serve_server(sock, url, queue))
+    except OSError:
+        pass  # the gateway is gone
+    except Exception as exc:  # the process ends: said, then gone
+        log.error("recorder_process_failed", error=type(exc).__name__)
+        raise SystemExit(1) from None
+    finally:
+        sock.close()
+
+
+def _serve_file(sock: socket.socket, url: str, queue: bool) -> None:
+    """A SQLite file: each commit through the standard driver, as the writer thread's."""
     from gateway.records._recorder import commit_events
     from gateway.storage import sqlite_sync_engine
 
-    opening = _receive(sock)
-    if opening is None:
-        return
-    url, queue = opening
     engine = sqlite_sync_engine(url)
     try:
         while (request := _receive(sock)) is not None:
@@ -195,16 +238,55 @@ def serve(sock: socket.socket) -> None:
                     settled, written = commit_events(conn, batch, marks, queue=queue)
             except Exception as exc:  # reported to the gateway, which refuses the batch
                 engine.dispose()
-                sock.sendall(_frame(("failed", type(exc).__name__)))
+                _failed(sock, exc)
                 continue
-            sealed = [(event.leaf_hash, event.commitments) for event in batch]
-            sock.sendall(_frame(("ok", settled, written, sealed)))
-    except OSError:
-        pass  # the gateway is gone
+            _committed(sock, batch, settled, written)
     finally:
         engine.dispose()
-        sock.close()
 
 
-if __name__ == "__main__":
-    serve(socket.socket(fileno=int(sys.argv[1])))
+async def _serve_server(sock: socket.socket, url: str, queue: bool) -> None:
+    """PostgreSQL: each commit on one connection kept open, as the gateway's own loop
+    would commit it (through asyncpg itself, or SQLAlchemy's way with `undelivered`
+    records due). Nothing else runs here: waiting for the next batch blocks."""
+    from gateway.records._recorder import commit_batch, commit_through_driver
+    from gateway.storage import create_engine
+
+    engine = create_engine(url)
+    conn = None
+    try:
+        while (request := _receive(sock)) is not None:
+            batch, marks = request
+            try:
+                if conn is None:
+                    conn = await engine.connect()
+                if marks:
+                    async with conn.begin():
+                        settled, written = await commit_batch(
+                            conn.run_sync, batch, marks, queue=queue
+                        )
+                else:
+                    await commit_through_driver(conn, batch, queue=queue)
+                    settled, written = [], []
+            except Exception as exc:  # reported to the gateway, which refuses the batch
+                if conn is not None:
+                    with contextlib.suppress(Exception):  # thrown away anyway
+                        await conn.close()
+                    conn = None
+                _failed(sock, exc)
+                continue
+            _committed(sock, batch, settled, written)
+    finally:
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        await engine.dispose()
+
+
+def _committed(sock: socket.socket, batch: Any, settled: list[str], written: list[Any]) -> None:
+    sealed = [(event.leaf_hash, event.commitments) for event in batch]
+    sock.sendall(_frame(("ok", settled, written, sealed)))
+
+
+def _failed(sock: socket.socket, exc: Exception) -> None:
+    sock.sendall(_frame(("failed", type(exc).__name__)))

@@ -1,22 +1,23 @@
-"""The SQLite recorder's commits in a process of their own (`recorder_process`).
+"""The recorder's commits in a process of their own (`recorder_process`).
 
-A real child process on a migrated SQLite file: what it commits is what the writer
-thread commits (the caller's leaf hash is the one queued for the log, the citizen's
-view opens the sealed personal part); a commit the database refuses refuses its
-callers and keeps the process; a process killed in the middle of a commit fails that
-commit at once, leaves nothing of it stored, and the next commit starts another; and
-the process ends with the recorder.
+A real child process on a fresh migrated database, SQLite and PostgreSQL: what it
+commits is what the recorder commits in the gateway's process (the caller's leaf
+hash is the one queued for the log, the citizen's view opens the sealed personal
+part); a commit the database refuses refuses its callers and keeps the process; a
+process killed in the middle of a commit (waiting for a lock another session holds)
+fails that commit at once, leaves nothing of it stored, and the next commit starts
+another; and the process ends with the recorder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import os
 import signal
 import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -31,7 +32,7 @@ from gateway.records import (
     citizen_items,
     search_page,
 )
-from gateway.storage import create_engine, events, log_queue, sqlite_file, upgrade
+from gateway.storage import create_engine, events, log_queue, sqlite_file
 from policies import load_catalogue
 
 RESIDENCE = "1.004222"
@@ -41,10 +42,12 @@ PEOPLE = ["079203001234", "001090012345", "038185000123"]
 GUARD = 30.0  # seconds: a wait longer than this is a hang, not a slow machine
 
 
+pytestmark = pytest.mark.own_database  # each test counts what its database holds
+
+
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await upgrade(engine)
+async def engine(migrated: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(migrated)
     try:
         yield engine
     finally:
@@ -113,6 +116,42 @@ async def _seen_by(engine: AsyncEngine, person: str) -> list[tuple[str, list[str
     return sorted((item["id"], item["fields"]) for item in items)
 
 
+_FAULT = {
+    "sqlite": [
+        "CREATE TRIGGER fail_events BEFORE INSERT ON events "
+        "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION fail_events() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER fail_events BEFORE INSERT ON events "
+        "FOR EACH ROW EXECUTE FUNCTION fail_events()",
+    ],
+}
+"""A trigger that refuses every event."""
+_ON = {"sqlite": "", "postgresql": " ON events"}
+
+
+@contextlib.asynccontextmanager
+async def _locked(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Another session holding what a commit of events needs: SQLite's write lock, or
+    PostgreSQL's lock on the events table; released on leaving."""
+    if engine.dialect.name == "sqlite":
+        path = sqlite_file(engine.url)
+        assert path is not None
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    async with engine.connect() as conn, conn.begin():
+        await conn.execute(sa.text("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE"))
+        yield  # leaving rolls the transaction back, which releases the lock
+
+
 def _pid(recorder: EventRecorder) -> int:
     process = recorder._process  # the test looks at the child it runs
     assert process is not None
@@ -144,7 +183,8 @@ async def test_the_process_commits_what_the_thread_would(
         assert len(event.commitments) == 1
         assert await _seen_by(engine, person) == [(event.id, [READ])]
 
-    # The same events written by the writer thread: stored alike.
+    # An event recorded in the gateway's process (the writer thread on SQLite, the
+    # event loop on PostgreSQL): stored alike.
     threaded = EventRecorder(engine, write_timeout=GUARD)
     await threaded.start()
     try:
@@ -163,17 +203,13 @@ async def test_a_commit_the_database_refuses_keeps_the_process(
     await recorder.record(_access(PEOPLE[0], version))
     pid = _pid(recorder)
     async with engine.begin() as conn:
-        await conn.execute(
-            sa.text(
-                "CREATE TRIGGER fail_events BEFORE INSERT ON events "
-                "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
-            )
-        )
+        for statement in _FAULT[engine.dialect.name]:
+            await conn.execute(sa.text(statement))
     refused = _access(PEOPLE[1], version)
     with pytest.raises(AuditUnavailable):
         await recorder.record(refused)
     async with engine.begin() as conn:
-        await conn.execute(sa.text("DROP TRIGGER fail_events"))
+        await conn.execute(sa.text("DROP TRIGGER fail_events" + _ON[engine.dialect.name]))
     after = _access(PEOPLE[2], version)
     await recorder.record(after)
     assert _pid(recorder) == pid
@@ -188,12 +224,8 @@ async def test_a_process_killed_in_a_commit_fails_it_and_the_next_starts_another
     first = _access(PEOPLE[0], version)
     await recorder.record(first)
     pid = _pid(recorder)
-    # Another writer holds the file's write lock: the process's next commit waits for it.
-    path = sqlite_file(engine.url)
-    assert path is not None
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    try:
+    # Another session holds a lock the process's next commit waits for.
+    async with _locked(engine):
         caught = _access(PEOPLE[1], version)
         waiting = asyncio.create_task(recorder.record(caught))
         await asyncio.sleep(0.5)  # sent, and waiting for the lock in the process
@@ -202,9 +234,6 @@ async def test_a_process_killed_in_a_commit_fails_it_and_the_next_starts_another
         with pytest.raises(AuditUnavailable):
             # At once, not at the write timeout.
             await asyncio.wait_for(waiting, GUARD / 3)
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     later = _access(PEOPLE[2], version)
     await recorder.record(later)
     assert _pid(recorder) != pid
