@@ -643,6 +643,8 @@ class EventRecorder:
         """By the id of a record not delivered: its `undelivered` record, and whether
         the first is known to be committed (else: only if it is found)."""
         self._wakeup = asyncio.Event()
+        self._committing = False
+        """A commit is in flight on the loop (the writer process's, or PostgreSQL's)."""
         self._task: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
         self.commits = 0
@@ -666,7 +668,13 @@ class EventRecorder:
         task, self._task = self._task, None
         if task is None:
             return
-        while self._pending and not task.done():
+        # A commit in flight is waited for too (its callers are released by it), up
+        # to the write timeout its callers wait themselves.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._write_timeout
+        while (self._pending or self._committing) and not task.done():
+            if loop.time() > deadline:
+                break
             self._wakeup.set()
             await asyncio.sleep(0.01)
         self._refuse_pending()
@@ -776,6 +784,13 @@ class EventRecorder:
     async def _commit(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
         """One commit in the writer process, or on the writer's connection
         (PostgreSQL), awaited on the loop."""
+        self._committing = True
+        try:
+            await self._commit_now(batch)
+        finally:
+            self._committing = False
+
+    async def _commit_now(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
         due = dict(self._marks)
         written = [event for event, _ in batch]
         started = time.perf_counter()

@@ -35,8 +35,19 @@ __all__ = ["WriterFailed", "WriterProcess"]
 log = structlog.get_logger(__name__)
 
 _STOP_TIMEOUT = 5.0
-"""Seconds the process is given to end after it is asked to; then it is terminated."""
-_CHILD = "import sys; from gateway.records._writer_process import serve; serve(int(sys.argv[1]))"
+"""Seconds the process is given to end after it is asked to; then it is killed."""
+_REPLY_TIMEOUT = 120.0
+"""Seconds a commit's answer may take (SQLite waits up to 30 s for another writer's
+lock); past them the process is taken as hung: killed, and the next commit starts
+another."""
+_RESTART_PAUSE = 1.0
+"""Seconds at least between two starts of the process."""
+_CHILD = (
+    # The signals that stop the gateway are ignored from the first instant (see `serve`).
+    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "from gateway.records._writer_process import serve; serve(int(sys.argv[1]))"
+)
 """The writer process's program (run as `-c`: not as `-m` of this module, which the
 package imports before running it, and Python warns of that)."""
 _LENGTH = struct.Struct("!Q")
@@ -77,6 +88,7 @@ class WriterProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._started: float | None = None
 
     def __repr__(self) -> str:
         return f"WriterProcess(pid={self.pid})"
@@ -93,20 +105,34 @@ class WriterProcess:
         """`commit_events(batch, marks)` in the process: the marks settled and those
         written. Each event of `batch` gets its leaf hash and commitments from the
         process, as `Event.rows` would have set them here. `WriterFailed` if the commit
-        failed or the process was lost (then the next commit starts another)."""
-        if self._writer is None or self._reader is None:
+        failed, the process was lost or gave no answer within `_REPLY_TIMEOUT` (then
+        the next commit starts another). Cancelled while waiting, it gives the process
+        up too: its answer would otherwise be read as the next commit's."""
+        if self._gone():
+            # Lost since its last commit (killed while idle): nothing was sent yet.
+            await self._lost()
+        if self._writer is None:
             await self.start()
-        assert self._writer is not None
-        assert self._reader is not None
+        reader, writer = self._reader, self._writer
+        assert reader is not None
+        assert writer is not None
         try:
-            self._writer.write(_frame((list(batch), dict(marks))))
-            await self._writer.drain()
-            (length,) = _LENGTH.unpack(await self._reader.readexactly(_LENGTH.size))
-            data = await self._reader.readexactly(length)
+            writer.write(_frame((list(batch), dict(marks))))
+            async with asyncio.timeout(_REPLY_TIMEOUT):
+                await writer.drain()
+                (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+                data = await reader.readexactly(length)
             reply = pickle.loads(data)  # noqa: S301  # nosec B301
         except (asyncio.IncompleteReadError, OSError) as exc:
             await self._lost()
             raise WriterFailed("WriterLost") from exc
+        except TimeoutError as exc:
+            self._abandon()
+            log.error("recorder_process_silent", seconds=_REPLY_TIMEOUT)
+            raise WriterFailed("WriterTimeout") from exc
+        except BaseException:
+            self._abandon()  # cancelled: the answer in flight is no longer anyone's
+            raise
         if reply[0] != "ok":
             raise WriterFailed(str(reply[1]))
         _, settled, written, sealed = reply
@@ -115,7 +141,7 @@ class WriterProcess:
         return settled, written
 
     async def close(self) -> None:
-        """Ask the process to end, and wait for it (terminated after a while)."""
+        """Ask the process to end, and wait for it (killed after a while)."""
         writer, process = self._writer, self._process
         self._reader = self._writer = None
         self._process = None
@@ -127,20 +153,23 @@ class WriterProcess:
                 pass  # already gone
             writer.close()
         if process is not None:
-            try:
-                await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+            await _ended(process)
 
     async def start(self) -> None:
         """Start the process, unless it runs (its imports then go on beside the
-        gateway's own start; a commit sent meanwhile waits for them)."""
+        gateway's own start; a commit sent meanwhile waits for them). Not twice within
+        `_RESTART_PAUSE`: a process that cannot run is not started for every commit."""
         if self._writer is not None:
             return
+        loop = asyncio.get_running_loop()
+        if self._started is not None:
+            await asyncio.sleep(max(0.0, self._started + _RESTART_PAUSE - loop.time()))
+        self._started = loop.time()
         ours, theirs = socket.socketpair()
+        process = None
         try:
-            # The same interpreter and environment; the socket is its only channel.
+            # The same interpreter and environment, and the gateway's process group (it
+            # counts as the gateway's); the socket is its only channel.
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-c",
@@ -149,21 +178,62 @@ class WriterProcess:
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
             )
-        except BaseException:
-            ours.close()
-            raise
-        finally:
             theirs.close()
-        self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
+            self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
+        except BaseException:
+            theirs.close()
+            ours.close()
+            if process is not None:
+                process.kill()
+                _reap(process)
+            raise
         self._writer.write(_frame((self._url, self._queue)))
         self._process = process
         log.info("recorder_process_started", pid=process.pid)
+
+    def _gone(self) -> bool:
+        """Whether the process started is no longer there to answer."""
+        process, reader = self._process, self._reader
+        if process is None or reader is None:
+            return False
+        return process.returncode is not None or reader.at_eof()
 
     async def _lost(self) -> None:
         process = self._process
         await self.close()
         if process is not None:
             log.error("recorder_process_lost", pid=process.pid, exitcode=process.returncode)
+
+    def _abandon(self) -> None:
+        """Give the process up at once (it is killed, and reaped in the background)."""
+        writer, process = self._writer, self._process
+        self._reader = self._writer = None
+        self._process = None
+        if writer is not None:
+            writer.close()
+        if process is not None:
+            if process.returncode is None:
+                process.kill()
+            _reap(process)
+
+
+_REAPING: set[asyncio.Task[None]] = set()
+"""Processes given up, being waited for (a task no one holds may be collected)."""
+
+
+def _reap(process: asyncio.subprocess.Process) -> None:
+    task = asyncio.get_running_loop().create_task(_ended(process))
+    _REAPING.add(task)
+    task.add_done_callback(_REAPING.discard)
+
+
+async def _ended(process: asyncio.subprocess.Process) -> None:
+    """Wait for `process` to end (killed after `_STOP_TIMEOUT`)."""
+    try:
+        await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 def _receive(sock: socket.socket) -> Any:

@@ -152,6 +152,25 @@ async def _locked(engine: AsyncEngine) -> AsyncIterator[None]:
         yield  # leaving rolls the transaction back, which releases the lock
 
 
+async def _waiting_for_the_lock(engine: AsyncEngine) -> None:
+    """Return once the process's commit waits for the lock `_locked` holds: PostgreSQL
+    shows the waiting session; SQLite's busy wait shows nowhere, so half a second."""
+    if engine.dialect.name == "sqlite":
+        await asyncio.sleep(0.5)
+        return
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(int(GUARD / 0.05)):
+        # A transaction of its own each time: within one, the activity is a snapshot.
+        async with engine.connect() as conn:
+            if await conn.scalar(waiting):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no commit waits for the lock")
+
+
 def _pid(recorder: EventRecorder) -> int:
     process = recorder._process  # the test looks at the child it runs
     assert process is not None
@@ -228,7 +247,7 @@ async def test_a_process_killed_in_a_commit_fails_it_and_the_next_starts_another
     async with _locked(engine):
         caught = _access(PEOPLE[1], version)
         waiting = asyncio.create_task(recorder.record(caught))
-        await asyncio.sleep(0.5)  # sent, and waiting for the lock in the process
+        await _waiting_for_the_lock(engine)
         assert not waiting.done()
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(AuditUnavailable):
@@ -245,6 +264,67 @@ async def test_a_process_killed_in_a_commit_fails_it_and_the_next_starts_another
         stored = set((await conn.execute(sa.select(events.c.id))).scalars())
     # Nothing of the killed commit; its caller was refused, so no mark follows it.
     assert stored == {first.id, later.id}
+
+
+async def test_stopping_waits_for_the_commit_in_flight(engine: AsyncEngine) -> None:
+    recorder = EventRecorder(engine, write_timeout=GUARD, process=True)
+    await recorder.start()
+    version = load_catalogue().version
+    event = _access(PEOPLE[0], version)
+    async with _locked(engine):
+        waiting = asyncio.create_task(recorder.record(event))
+        await _waiting_for_the_lock(engine)
+        stopping = asyncio.create_task(recorder.stop())
+        await asyncio.sleep(0.5)
+        assert not stopping.done()  # it waits for the commit, which waits for the lock
+    # The lock released: the commit returns, its caller is released, then it stops.
+    leaf = await asyncio.wait_for(waiting, GUARD / 3)
+    await asyncio.wait_for(stopping, GUARD / 3)
+    assert (await _queued(engine))[event.id] == leaf
+    async with engine.connect() as conn:
+        stored = set((await conn.execute(sa.select(events.c.id))).scalars())
+    assert stored == {event.id}  # and no record marks it undelivered
+
+
+async def test_a_process_killed_while_idle_is_replaced_before_the_next_commit(
+    engine: AsyncEngine, recorder: EventRecorder
+) -> None:
+    version = load_catalogue().version
+    await recorder.record(_access(PEOPLE[0], version))
+    pid = _pid(recorder)
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.sleep(0.3)  # the loop sees its end of the socket close
+    after = _access(PEOPLE[1], version)
+    await asyncio.wait_for(recorder.record(after), GUARD / 3)  # not refused
+    assert _pid(recorder) != pid
+    assert after.id in await _queued(engine)
+
+
+async def test_a_silent_process_is_given_up(
+    engine: AsyncEngine, recorder: EventRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.records import _writer_process
+
+    version = load_catalogue().version
+    await recorder.record(_access(PEOPLE[0], version))
+    pid = _pid(recorder)
+    monkeypatch.setattr(_writer_process, "_REPLY_TIMEOUT", 1.0)
+    os.kill(pid, signal.SIGSTOP)  # alive, and answers nothing
+    try:
+        with pytest.raises(AuditUnavailable):
+            await asyncio.wait_for(recorder.record(_access(PEOPLE[1], version)), GUARD / 3)
+        for _ in range(100):  # killed, and reaped
+            if _gone(pid):
+                break
+            await asyncio.sleep(0.05)
+        assert _gone(pid)
+    finally:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+    after = _access(PEOPLE[2], version)
+    await asyncio.wait_for(recorder.record(after), GUARD / 3)
+    assert _pid(recorder) != pid
+    assert after.id in await _queued(engine)
 
 
 async def test_the_process_ends_with_the_recorder(engine: AsyncEngine) -> None:
