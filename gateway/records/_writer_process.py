@@ -123,13 +123,13 @@ class WriterProcess:
                 (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
                 data = await reader.readexactly(length)
             reply = pickle.loads(data)  # noqa: S301  # nosec B301
-        except (asyncio.IncompleteReadError, OSError) as exc:
-            await self._lost()
-            raise WriterFailed("WriterLost") from exc
-        except TimeoutError as exc:
+        except TimeoutError as exc:  # before OSError, of which it is a kind
             self._abandon()
             log.error("recorder_process_silent", seconds=_REPLY_TIMEOUT)
             raise WriterFailed("WriterTimeout") from exc
+        except (asyncio.IncompleteReadError, OSError) as exc:
+            await self._lost()
+            raise WriterFailed("WriterLost") from exc
         except BaseException:
             self._abandon()  # cancelled: the answer in flight is no longer anyone's
             raise

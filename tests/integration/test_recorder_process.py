@@ -308,12 +308,15 @@ async def test_a_silent_process_is_given_up(
     version = load_catalogue().version
     await recorder.record(_access(PEOPLE[0], version))
     pid = _pid(recorder)
+    patience = _writer_process._REPLY_TIMEOUT
     monkeypatch.setattr(_writer_process, "_REPLY_TIMEOUT", 1.0)
     os.kill(pid, signal.SIGSTOP)  # alive, and answers nothing
     try:
         with pytest.raises(AuditUnavailable):
-            await asyncio.wait_for(recorder.record(_access(PEOPLE[1], version)), GUARD / 3)
-        for _ in range(100):  # killed, and reaped
+            # Refused after the second waited for, not after the process was asked to
+            # end and given time to (it cannot: it is stopped).
+            await asyncio.wait_for(recorder.record(_access(PEOPLE[1], version)), 4.0)
+        for _ in range(20):  # killed at once, not left to end, and reaped
             if _gone(pid):
                 break
             await asyncio.sleep(0.05)
@@ -321,6 +324,9 @@ async def test_a_silent_process_is_given_up(
     finally:
         if not _gone(pid):
             os.kill(pid, signal.SIGKILL)
+    # The next process's start (its imports) may take longer than a second on a busy
+    # machine: the usual patience again.
+    monkeypatch.setattr(_writer_process, "_REPLY_TIMEOUT", patience)
     after = _access(PEOPLE[2], version)
     await asyncio.wait_for(recorder.record(after), GUARD / 3)
     assert _pid(recorder) != pid
