@@ -87,6 +87,7 @@ __all__ = [
     "admin_recorder",
     "commit_batch",
     "commit_events",
+    "commit_on",
     "commitment",
     "consent_commitment",
     "insert_events",
@@ -583,6 +584,24 @@ async def commit_batch(
     return done
 
 
+async def commit_on(
+    conn: AsyncConnection,
+    batch: Sequence[Event],
+    marks: Mapping[str, tuple[Event, bool]],
+    *,
+    queue: bool = True,
+) -> tuple[list[str], list[Event]]:
+    """One commit of the recorder on PostgreSQL, on `conn` in a transaction of its own:
+    through asyncpg itself (`commit_through_driver`), or SQLAlchemy's way when
+    `undelivered` records are due too (seldom). The gateway's loop and the writer
+    process both commit so."""
+    if marks:
+        async with conn.begin():
+            return await commit_batch(conn.run_sync, batch, marks, queue=queue)
+    await commit_through_driver(conn, batch, queue=queue)
+    return [], []
+
+
 def commit_in_thread(
     transactions: Transactions,
     batch: Sequence[Event],
@@ -678,8 +697,8 @@ class EventRecorder:
             self._wakeup.set()
             await asyncio.sleep(0.01)
         self._refuse_pending()
-        deadline = asyncio.get_running_loop().time() + marks_timeout
-        while self._marks and not task.done() and asyncio.get_running_loop().time() < deadline:
+        deadline = loop.time() + marks_timeout
+        while self._marks and not task.done() and loop.time() < deadline:
             self._wakeup.set()
             await asyncio.sleep(0.01)
         if self._marks:
@@ -784,41 +803,27 @@ class EventRecorder:
     async def _commit(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
         """One commit in the writer process, or on the writer's connection
         (PostgreSQL), awaited on the loop."""
-        self._committing = True
-        try:
-            await self._commit_now(batch)
-        finally:
-            self._committing = False
-
-    async def _commit_now(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
         due = dict(self._marks)
         written = [event for event, _ in batch]
         started = time.perf_counter()
-        if self._process is not None:
-            try:
-                settled, marks = await self._process.commit(written, due)
-            except Exception as exc:  # any failure to commit means: nothing is released
-                self._failed(batch, exc)
-                return
-            self._settle_marks(settled)
-            self._committed(batch, marks, started)
-            return
+        self._committing = True
         try:
-            # The writer keeps its connection: no pool round trip on every commit.
-            if self._conn is None:
-                self._conn = await self._engine.connect()
-            if due:  # `undelivered` records to write too: SQLAlchemy's way (seldom)
-                async with self._conn.begin():
-                    settled, marks = await commit_batch(
-                        self._conn.run_sync, written, due, queue=self._queue
-                    )
+            if self._process is not None:
+                settled, marks = await self._process.commit(written, due)
             else:
-                await commit_through_driver(self._conn, written, queue=self._queue)
-                settled, marks = [], []
+                # The writer keeps its connection: no pool round trip on every commit.
+                if self._conn is None:
+                    self._conn = await self._engine.connect()
+                settled, marks = await commit_on(self._conn, written, due, queue=self._queue)
         except Exception as exc:  # any failure to commit means: nothing is released
-            await self._drop_connection()
+            if self._process is None:
+                await self._drop_connection()
+            # (A commit the writer process could not make leaves it running: if it was
+            # lost instead, it is replaced by the next commit.)
             self._failed(batch, exc)
             return
+        finally:
+            self._committing = False
         self._settle_marks(settled)
         self._committed(batch, marks, started)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle  # nosec B403
-import signal
 import socket
 import struct
 import sys
@@ -43,7 +42,10 @@ another."""
 _RESTART_PAUSE = 1.0
 """Seconds at least between two starts of the process."""
 _CHILD = (
-    # The signals that stop the gateway are ignored from the first instant (see `serve`).
+    # It ends when the gateway closes its end, whatever signal the gateway is stopped
+    # with: its process group's Ctrl-C, or a service manager's TERM to every process,
+    # must not end it while the gateway still commits what its requests wait for. So
+    # those signals are ignored from the first instant, before the imports.
     "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
     "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
     "from gateway.records._writer_process import serve; serve(int(sys.argv[1]))"
@@ -117,7 +119,7 @@ class WriterProcess:
         assert reader is not None
         assert writer is not None
         try:
-            writer.write(_frame((list(batch), dict(marks))))
+            writer.write(_frame((batch, marks)))
             async with asyncio.timeout(_REPLY_TIMEOUT):
                 await writer.drain()
                 (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
@@ -260,21 +262,17 @@ def _exactly(sock: socket.socket, size: int) -> bytes | None:
 
 
 def serve(fd: int) -> None:
-    """The writer process, on the socket `fd`: a commit for each batch it is sent,
-    until told to end or the gateway's end of the socket closes. The first message is
-    the database's URL and whether events are queued for the log. Its one log line (a
-    failure of its own) is the gateway's JSON, with the type of the failure only."""
+    """The writer process (`_CHILD` runs it), on the socket `fd`: a commit for each
+    batch it is sent, until told to end or the gateway's end of the socket closes.
+    The first message is the database's URL and whether events are queued for the
+    log. Its one log line (a failure of its own) is the gateway's JSON, with the type
+    of the failure only."""
     import sqlalchemy as sa
 
     from gateway.logconfig import configure_logging
     from gateway.storage import sqlite_file
 
     configure_logging(level="warning")
-    # It ends when the gateway closes its end, whatever signal the gateway is stopped
-    # with: its process group's Ctrl-C, or a service manager's TERM to every process,
-    # must not end it while the gateway still commits what its requests wait for.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
     try:
         opening = _receive(sock)
@@ -319,7 +317,7 @@ async def _serve_server(sock: socket.socket, url: str, queue: bool) -> None:
     """PostgreSQL: each commit on one connection kept open, as the gateway's own loop
     would commit it (through asyncpg itself, or SQLAlchemy's way with `undelivered`
     records due). Nothing else runs here: waiting for the next batch blocks."""
-    from gateway.records._recorder import commit_batch, commit_through_driver
+    from gateway.records._recorder import commit_on
     from gateway.storage import create_engine
 
     engine = create_engine(url)
@@ -330,14 +328,7 @@ async def _serve_server(sock: socket.socket, url: str, queue: bool) -> None:
             try:
                 if conn is None:
                     conn = await engine.connect()
-                if marks:
-                    async with conn.begin():
-                        settled, written = await commit_batch(
-                            conn.run_sync, batch, marks, queue=queue
-                        )
-                else:
-                    await commit_through_driver(conn, batch, queue=queue)
-                    settled, written = [], []
+                settled, written = await commit_on(conn, batch, marks, queue=queue)
             except Exception as exc:  # reported to the gateway, which refuses the batch
                 if conn is not None:
                     with contextlib.suppress(Exception):  # thrown away anyway
