@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from gateway.errors import AuditUnavailable
 from gateway.records import (
     CITIZEN_VISIBLE_TYPES,
-    Event,
     EventRecorder,
     SearchFilter,
     citizen_items,
@@ -34,10 +33,8 @@ from gateway.records import (
 )
 from gateway.storage import create_engine, events, log_queue, sqlite_file
 from policies import load_catalogue
+from tests.access_events import READ, access_event
 
-RESIDENCE = "1.004222"
-CLIENT = "VN/GOV/CA-HN/cu-tru"
-READ = "Citizen.fullName"
 PEOPLE = ["079203001234", "001090012345", "038185000123"]
 GUARD = 30.0  # seconds: a wait longer than this is a hang, not a slow machine
 
@@ -62,36 +59,6 @@ async def recorder(engine: AsyncEngine) -> AsyncIterator[EventRecorder]:
         yield recorder
     finally:
         await recorder.stop()
-
-
-def _access(person: str, version: str, request_id: str = "req-1") -> Event:
-    return Event(
-        type="access",
-        request_id=request_id,
-        outcome="served",
-        policy_version=version,
-        envelope={
-            "client": CLIENT,
-            "organisation": "Commune Police",
-            "procedure": RESIDENCE,
-            "decisions": [
-                {"path": READ, "decision": "ALLOWED_BY_LAW", "basis": "law", "subjects": [0]}
-            ],
-            "status": 200,
-            "errors": [],
-            "fieldsServed": 1,
-            "papersAvoided": 1,
-        },
-        personal={
-            "subjects": [person],
-            "officer": "officer-1",
-            "case": "CASE-1",
-            "served": {person: [READ]},
-        },
-        subjects=[person],
-        client_id=CLIENT,
-        procedure=RESIDENCE,
-    )
 
 
 async def _queued(engine: AsyncEngine) -> dict[str, bytes]:
@@ -191,7 +158,9 @@ async def test_the_process_commits_what_the_thread_would(
     engine: AsyncEngine, recorder: EventRecorder
 ) -> None:
     version = load_catalogue().version
-    batch = [_access(person, version, f"req-{i}") for i, person in enumerate(PEOPLE)]
+    batch = [
+        access_event(person, version, request_id=f"req-{i}") for i, person in enumerate(PEOPLE)
+    ]
     # At once: they share commits, as requests do.
     hashes = await asyncio.gather(*(recorder.record(event) for event in batch))
     assert _pid(recorder) != os.getpid()
@@ -207,7 +176,7 @@ async def test_the_process_commits_what_the_thread_would(
     threaded = EventRecorder(engine, write_timeout=GUARD)
     await threaded.start()
     try:
-        again = _access(PEOPLE[0], version, "req-thread")
+        again = access_event(PEOPLE[0], version, request_id="req-thread")
         leaf = await threaded.record(again)
     finally:
         await threaded.stop()
@@ -219,17 +188,17 @@ async def test_a_commit_the_database_refuses_keeps_the_process(
     engine: AsyncEngine, recorder: EventRecorder
 ) -> None:
     version = load_catalogue().version
-    await recorder.record(_access(PEOPLE[0], version))
+    await recorder.record(access_event(PEOPLE[0], version))
     pid = _pid(recorder)
     async with engine.begin() as conn:
         for statement in _FAULT[engine.dialect.name]:
             await conn.execute(sa.text(statement))
-    refused = _access(PEOPLE[1], version)
+    refused = access_event(PEOPLE[1], version)
     with pytest.raises(AuditUnavailable):
         await recorder.record(refused)
     async with engine.begin() as conn:
         await conn.execute(sa.text("DROP TRIGGER fail_events" + _ON[engine.dialect.name]))
-    after = _access(PEOPLE[2], version)
+    after = access_event(PEOPLE[2], version)
     await recorder.record(after)
     assert _pid(recorder) == pid
     assert refused.id not in await _queued(engine)
@@ -240,12 +209,12 @@ async def test_a_process_killed_in_a_commit_fails_it_and_the_next_starts_another
     engine: AsyncEngine, recorder: EventRecorder
 ) -> None:
     version = load_catalogue().version
-    first = _access(PEOPLE[0], version)
+    first = access_event(PEOPLE[0], version)
     await recorder.record(first)
     pid = _pid(recorder)
     # Another session holds a lock the process's next commit waits for.
     async with _locked(engine):
-        caught = _access(PEOPLE[1], version)
+        caught = access_event(PEOPLE[1], version)
         waiting = asyncio.create_task(recorder.record(caught))
         await _waiting_for_the_lock(engine)
         assert not waiting.done()
@@ -253,7 +222,7 @@ async def test_a_process_killed_in_a_commit_fails_it_and_the_next_starts_another
         with pytest.raises(AuditUnavailable):
             # At once, not at the write timeout.
             await asyncio.wait_for(waiting, GUARD / 3)
-    later = _access(PEOPLE[2], version)
+    later = access_event(PEOPLE[2], version)
     await recorder.record(later)
     assert _pid(recorder) != pid
     queued = await _queued(engine)
@@ -270,7 +239,7 @@ async def test_stopping_waits_for_the_commit_in_flight(engine: AsyncEngine) -> N
     recorder = EventRecorder(engine, write_timeout=GUARD, process=True)
     await recorder.start()
     version = load_catalogue().version
-    event = _access(PEOPLE[0], version)
+    event = access_event(PEOPLE[0], version)
     async with _locked(engine):
         waiting = asyncio.create_task(recorder.record(event))
         await _waiting_for_the_lock(engine)
@@ -290,11 +259,11 @@ async def test_a_process_killed_while_idle_is_replaced_before_the_next_commit(
     engine: AsyncEngine, recorder: EventRecorder
 ) -> None:
     version = load_catalogue().version
-    await recorder.record(_access(PEOPLE[0], version))
+    await recorder.record(access_event(PEOPLE[0], version))
     pid = _pid(recorder)
     os.kill(pid, signal.SIGKILL)
     await asyncio.sleep(0.3)  # the loop sees its end of the socket close
-    after = _access(PEOPLE[1], version)
+    after = access_event(PEOPLE[1], version)
     await asyncio.wait_for(recorder.record(after), GUARD / 3)  # not refused
     assert _pid(recorder) != pid
     assert after.id in await _queued(engine)
@@ -306,7 +275,7 @@ async def test_a_silent_process_is_given_up(
     from gateway.records import _writer_process
 
     version = load_catalogue().version
-    await recorder.record(_access(PEOPLE[0], version))
+    await recorder.record(access_event(PEOPLE[0], version))
     pid = _pid(recorder)
     patience = _writer_process._REPLY_TIMEOUT
     monkeypatch.setattr(_writer_process, "_REPLY_TIMEOUT", 1.0)
@@ -315,7 +284,7 @@ async def test_a_silent_process_is_given_up(
         with pytest.raises(AuditUnavailable):
             # Refused after the second waited for, not after the process was asked to
             # end and given time to (it cannot: it is stopped).
-            await asyncio.wait_for(recorder.record(_access(PEOPLE[1], version)), 4.0)
+            await asyncio.wait_for(recorder.record(access_event(PEOPLE[1], version)), 4.0)
         for _ in range(20):  # killed at once, not left to end, and reaped
             if _gone(pid):
                 break
@@ -327,7 +296,7 @@ async def test_a_silent_process_is_given_up(
     # The next process's start (its imports) may take longer than a second on a busy
     # machine: the usual patience again.
     monkeypatch.setattr(_writer_process, "_REPLY_TIMEOUT", patience)
-    after = _access(PEOPLE[2], version)
+    after = access_event(PEOPLE[2], version)
     await asyncio.wait_for(recorder.record(after), GUARD / 3)
     assert _pid(recorder) != pid
     assert after.id in await _queued(engine)
@@ -336,7 +305,7 @@ async def test_a_silent_process_is_given_up(
 async def test_the_process_ends_with_the_recorder(engine: AsyncEngine) -> None:
     recorder = EventRecorder(engine, write_timeout=GUARD, process=True)
     await recorder.start()
-    await recorder.record(_access(PEOPLE[0], load_catalogue().version))
+    await recorder.record(access_event(PEOPLE[0], load_catalogue().version))
     pid = _pid(recorder)
     await recorder.stop()
     for _ in range(100):

@@ -35,11 +35,9 @@ from gateway.records import (
 from gateway.records._recorder import UNDELIVERED, undelivered_id
 from gateway.storage import events, log_queue
 from policies import Catalogue, load_catalogue
+from tests.access_events import CLIENT, READ, access_event
 
-RESIDENCE = "1.004222"
 AN = "079203001234"
-CLIENT = "VN/GOV/CA-HN/cu-tru"
-READ = "Citizen.fullName"
 GUARD = 30.0  # seconds: a wait longer than this is a hang, not a slow machine
 
 
@@ -79,36 +77,6 @@ class SlowWrite:
             # broke as the commit's answer came back).
             raise OSError("connection lost during commit")
         return done
-
-
-def _access(catalogue: Catalogue) -> Event:
-    return Event(
-        type="access",
-        request_id="req-1",
-        outcome="served",
-        policy_version=catalogue.version,
-        envelope={
-            "client": CLIENT,
-            "organisation": "Commune Police",
-            "procedure": RESIDENCE,
-            "decisions": [
-                {"path": READ, "decision": "ALLOWED_BY_LAW", "basis": "law", "subjects": [0]}
-            ],
-            "status": 200,
-            "errors": [],
-            "fieldsServed": 1,
-            "papersAvoided": 1,
-        },
-        personal={
-            "subjects": [AN],
-            "officer": "officer-1",
-            "case": "CASE-1",
-            "served": {AN: [READ]},
-        },
-        subjects=[AN],
-        client_id=CLIENT,
-        procedure=RESIDENCE,
-    )
 
 
 async def _until(engine: AsyncEngine, event_id: str) -> None:
@@ -177,7 +145,7 @@ async def test_an_access_recorded_in_time_is_served(
     recorder = EventRecorder(engine)
     await recorder.start()
     try:
-        first = _access(catalogue)
+        first = access_event(AN, catalogue.version)
         await recorder.record(first)
     finally:
         await recorder.stop()
@@ -210,7 +178,7 @@ async def _give_up(
     recorder = EventRecorder(engine, write_timeout=wait)
     await recorder.start()
     try:
-        first = _access(catalogue)
+        first = access_event(AN, catalogue.version)
         await leave(recorder, first, slow)
         slow.release()
         await _until(engine, first.id)
@@ -243,10 +211,10 @@ async def test_a_record_still_waiting_for_its_batch_is_marked_once_written(
     recorder = EventRecorder(engine, write_timeout=0.05)
     await recorder.start()
     try:
-        ahead = _access(catalogue)
+        ahead = access_event(AN, catalogue.version)
         with pytest.raises(AuditUnavailable):
             await recorder.record(ahead)
-        first = _access(catalogue)
+        first = access_event(AN, catalogue.version)
         with pytest.raises(AuditUnavailable):
             await recorder.record(first)
         slow.release()
@@ -272,7 +240,7 @@ async def test_a_commit_reported_failed_that_happened_is_marked_undelivered(
     recorder = EventRecorder(engine)
     await recorder.start()
     try:
-        first = _access(catalogue)
+        first = access_event(AN, catalogue.version)
         with pytest.raises(AuditUnavailable):
             await recorder.record(first)
         await _until(engine, first.id)
@@ -297,9 +265,9 @@ async def test_a_commit_that_failed_leaves_no_mark(
     await recorder.start()
     try:
         with pytest.raises(AuditUnavailable):
-            await recorder.record(_access(catalogue))
+            await recorder.record(access_event(AN, catalogue.version))
         # The next commit settles the first's mark: it was not there, nothing to say.
-        second = _access(catalogue)
+        second = access_event(AN, catalogue.version)
         await recorder.record(second)
     finally:
         await recorder.stop()
@@ -314,7 +282,7 @@ async def test_a_refusal_whose_caller_left_is_not_marked(
     recorder = EventRecorder(engine, write_timeout=0.05)
     await recorder.start()
     try:
-        refusal = _access(catalogue)
+        refusal = access_event(AN, catalogue.version)
         refusal.outcome = "rejected:RATE_LIMITED"
         with pytest.raises(AuditUnavailable):
             await recorder.record(refusal)
@@ -322,7 +290,7 @@ async def test_a_refusal_whose_caller_left_is_not_marked(
         # Only the refusal's wait was meant to run out: the next waits as a request does,
         # however long the held-back batch and its own commit take on a busy machine.
         monkeypatch.setattr(recorder, "_write_timeout", 10.0)
-        after = _access(catalogue)
+        after = access_event(AN, catalogue.version)
         await recorder.record(after)  # committed after the refusal's batch
     finally:
         await recorder.stop()
@@ -350,15 +318,15 @@ async def test_a_writer_that_ended_refuses_what_waits_and_stops(
     monkeypatch.setattr(_recorder, "commit_in_thread", dying)
     recorder = EventRecorder(engine, write_timeout=GUARD)
     await recorder.start()
-    first = asyncio.create_task(recorder.record(_access(catalogue)))
+    first = asyncio.create_task(recorder.record(access_event(AN, catalogue.version)))
     await asyncio.to_thread(entered.wait, GUARD)
-    behind = asyncio.create_task(recorder.record(_access(catalogue)))
+    behind = asyncio.create_task(recorder.record(access_event(AN, catalogue.version)))
     await asyncio.sleep(0.05)  # `behind` is pending, the writer still in its commit
     gate.set()
     with pytest.raises(AuditUnavailable):
         await asyncio.wait_for(behind, GUARD / 2)
     with pytest.raises(AuditUnavailable):  # no longer running: refused at once
-        await recorder.record(_access(catalogue))
+        await recorder.record(access_event(AN, catalogue.version))
     await asyncio.wait_for(recorder.stop(), GUARD / 2)
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
