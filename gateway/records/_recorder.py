@@ -678,6 +678,13 @@ class EventRecorder:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="recorder")
 
+    async def ready(self) -> None:
+        """Wait until the writer process started is ready to commit: a gateway that
+        serves before it would make its first requests wait for the process's imports
+        and connection within `write_timeout`."""
+        if self._process is not None:
+            await self._process.ready()
+
     async def stop(self, *, marks_timeout: float = 2.0) -> None:
         """Write what is queued, then stop the writer.
 

@@ -10,10 +10,13 @@ socket pair and awaits its answer, the event loop serving requests meanwhile, th
 releases their callers as before. Nothing about durability changes: the answer to a
 request still waits for the commit of its record.
 
-The process is started at the first commit and again after it is lost (it died, or
-its socket broke): the commit in flight then fails as any commit may (its callers are
-refused, its records marked `undelivered` if they were committed after all). It ends
-with the recorder, or when the gateway's process ends (its end of the socket closes).
+The process starts with the recorder, and the gateway is started only once it is
+ready (its imports done, its connection open): a first commit does not pay for them
+within the time a request waits for its record. It is started again after it is lost
+(it died, or its socket broke): the commit in flight then fails as any commit may (its
+callers are refused, its records marked `undelivered` if they were committed after
+all). It ends with the recorder, or when the gateway's process ends (its end of the
+socket closes).
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ lock); past them the process is taken as hung: killed, and the next commit start
 another."""
 _RESTART_PAUSE = 1.0
 """Seconds at least between two starts of the process."""
+_READY_TIMEOUT = 60.0
+"""Seconds a process started is given to say it is ready (its imports, its connection);
+past them it is taken as hung."""
+_READY = "ready"
 _CHILD = (
     # It ends when the gateway closes its end, whatever signal the gateway is stopped
     # with: its process group's Ctrl-C, or a service manager's TERM to every process,
@@ -91,6 +98,9 @@ class WriterProcess:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._started: float | None = None
+        self._readied = False
+        """The process started has said it is ready."""
+        self._hello = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"WriterProcess(pid={self.pid})"
@@ -119,12 +129,12 @@ class WriterProcess:
         assert reader is not None
         assert writer is not None
         try:
+            async with asyncio.timeout(_READY_TIMEOUT):
+                await self._ready(reader)
             writer.write(_frame((batch, marks)))
             async with asyncio.timeout(_REPLY_TIMEOUT):
                 await writer.drain()
-                (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
-                data = await reader.readexactly(length)
-            reply = pickle.loads(data)  # noqa: S301  # nosec B301
+                reply = await _reply(reader)
         except TimeoutError as exc:  # before OSError, of which it is a kind
             self._abandon()
             log.error("recorder_process_silent", seconds=_REPLY_TIMEOUT)
@@ -142,11 +152,38 @@ class WriterProcess:
             event.leaf_hash, event.commitments = leaf, commitments
         return settled, written
 
+    async def ready(self) -> None:
+        """Wait until the process started is ready to commit (its imports done, and on
+        PostgreSQL its connection open), at most `_READY_TIMEOUT` seconds. A process
+        that fails to is given up, and said so; the first commit starts another."""
+        reader = self._reader
+        if reader is None:
+            return
+        try:
+            async with asyncio.timeout(_READY_TIMEOUT):
+                await self._ready(reader)
+        except TimeoutError:  # before OSError, of which it is a kind
+            self._abandon()
+            log.error("recorder_process_silent", seconds=_READY_TIMEOUT)
+        except (asyncio.IncompleteReadError, OSError):
+            await self._lost()
+
+    async def _ready(self, reader: asyncio.StreamReader) -> None:
+        """Read the process's first frame (`_READY`) unless it was read. `ready` and a
+        commit may both wait for it: one reads it, under the lock."""
+        async with self._hello:
+            if reader is not self._reader:  # given up meanwhile
+                raise ConnectionResetError
+            if not self._readied:
+                await _reply(reader)
+                self._readied = True
+
     async def close(self) -> None:
         """Ask the process to end, and wait for it (killed after a while)."""
         writer, process = self._writer, self._process
         self._reader = self._writer = None
         self._process = None
+        self._readied = False
         if writer is not None:
             try:
                 writer.write(_frame(None))
@@ -159,8 +196,9 @@ class WriterProcess:
 
     async def start(self) -> None:
         """Start the process, unless it runs (its imports then go on beside the
-        gateway's own start; a commit sent meanwhile waits for them). Not twice within
-        `_RESTART_PAUSE`: a process that cannot run is not started for every commit."""
+        gateway's own start: `ready` waits for them, and so does a commit sent
+        meanwhile). Not twice within `_RESTART_PAUSE`: a process that cannot run is not
+        started for every commit."""
         if self._writer is not None:
             return
         loop = asyncio.get_running_loop()
@@ -211,12 +249,18 @@ class WriterProcess:
         writer, process = self._writer, self._process
         self._reader = self._writer = None
         self._process = None
+        self._readied = False
         if writer is not None:
             writer.close()
         if process is not None:
             if process.returncode is None:
                 process.kill()
             _reap(process)
+
+
+async def _reply(reader: asyncio.StreamReader) -> Any:
+    (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+    return pickle.loads(await reader.readexactly(length))  # noqa: S301  # nosec B301
 
 
 _REAPING: set[asyncio.Task[None]] = set()
@@ -265,8 +309,9 @@ def serve(fd: int) -> None:
     """The writer process (`_CHILD` runs it), on the socket `fd`: a commit for each
     batch it is sent, until told to end or the gateway's end of the socket closes.
     The first message is the database's URL and whether events are queued for the
-    log. Its one log line (a failure of its own) is the gateway's JSON, with the type
-    of the failure only."""
+    log; it answers `_READY` once it can commit (its imports done, its connection
+    open), then a frame for each batch. Its log lines (a failure of its own) are the
+    gateway's JSON, with the type of the failure only."""
     import sqlalchemy as sa
 
     from gateway.logconfig import configure_logging
@@ -299,6 +344,12 @@ def _serve_file(sock: socket.socket, url: str, queue: bool) -> None:
 
     engine = sqlite_sync_engine(url)
     try:
+        try:
+            with engine.connect():
+                pass  # opened, set up and kept in the pool for the first commit
+        except Exception as exc:  # the first commit tries again, and says why it fails
+            log.warning("recorder_process_not_connected", error=type(exc).__name__)
+        sock.sendall(_frame(_READY))
         while (request := _receive(sock)) is not None:
             batch, marks = request
             try:
@@ -323,6 +374,11 @@ async def _serve_server(sock: socket.socket, url: str, queue: bool) -> None:
     engine = create_engine(url)
     conn = None
     try:
+        try:
+            conn = await engine.connect()
+        except Exception as exc:  # the first commit tries again, and says why it fails
+            log.warning("recorder_process_not_connected", error=type(exc).__name__)
+        sock.sendall(_frame(_READY))
         while (request := _receive(sock)) is not None:
             batch, marks = request
             try:

@@ -422,6 +422,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 log.error("catalogue_not_followed", error=type(exc).__name__)
             await switch.start()
             stack.push_async_callback(switch.stop)
+            await recorder.ready()  # its process started beside the rest of the start
             log.info(
                 "gateway_started",
                 environment=settings.environment,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-import time
 import uuid
 
 import pytest
+
+from tests.rate_windows import inside_one_window
 
 RESIDENCE = "1.004222"  # permanent residence: identity and household by law, phone by consent
 GR = "application/graphql-response+json"
@@ -207,10 +207,7 @@ async def test_rate_limit_per_officer(gateway_factory, dataset, redis_url, count
     # With Redis, the token's spend and the limits are counted in one round trip.
     redis = {"redis_url": redis_url} if counters == "in redis" else {}
     gateway = gateway_factory(rate_limit_officer=3, **redis)
-    # Limits count in fixed one-minute windows: start well inside one, so that the five
-    # requests below are counted in the same window.
-    if time.time() % 60 > 50:
-        await asyncio.sleep(61 - time.time() % 60)
+    await inside_one_window()  # the five requests below are counted in one window
     person = dataset.sample.citizens[0]
     query = f'{{ citizen(personalId: "{person}") {{ fullName }} }}'
     # Officers of their own: Redis keeps counts across gateways for the minute.

@@ -6,7 +6,8 @@ hash is the one queued for the log, the citizen's view opens the sealed personal
 part); a commit the database refuses refuses its callers and keeps the process; a
 process killed in the middle of a commit (waiting for a lock another session holds)
 fails that commit at once, leaves nothing of it stored, and the next commit starts
-another; and the process ends with the recorder.
+another; the recorder is ready once its process can commit (a process that cannot is
+given up); and the process ends with the recorder.
 """
 
 from __future__ import annotations
@@ -293,13 +294,69 @@ async def test_a_silent_process_is_given_up(
     finally:
         if not _gone(pid):
             os.kill(pid, signal.SIGKILL)
-    # The next process's start (its imports) may take longer than a second on a busy
-    # machine: the usual patience again.
+    # The usual patience for the next process's commit on a busy machine (its start
+    # is waited for apart, `_READY_TIMEOUT`).
     monkeypatch.setattr(_writer_process, "_REPLY_TIMEOUT", patience)
     after = access_event(PEOPLE[2], version)
     await asyncio.wait_for(recorder.record(after), GUARD / 3)
     assert _pid(recorder) != pid
     assert after.id in await _queued(engine)
+
+
+async def _sessions(engine: AsyncEngine) -> int:
+    """Sessions open on the test's PostgreSQL database."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    async with engine.connect() as conn:
+        return int((await conn.execute(sa.text(query))).scalar_one())
+
+
+async def test_ready_waits_until_the_process_can_commit(engine: AsyncEngine) -> None:
+    # The gateway serves only once its process has imported what it commits with and,
+    # on PostgreSQL, opened its connection: a first request does not wait for them.
+    server = engine.dialect.name == "postgresql"
+    before = await _sessions(engine) if server else 0
+    recorder = EventRecorder(engine, write_timeout=GUARD, process=True)
+    await recorder.start()
+    try:
+        await asyncio.wait_for(recorder.ready(), GUARD)
+        process = recorder._process
+        assert process is not None
+        assert process._readied
+        if server:
+            assert await _sessions(engine) == before + 1
+        event = access_event(PEOPLE[0], load_catalogue().version)
+        await recorder.record(event)
+        assert event.id in await _queued(engine)
+    finally:
+        await recorder.stop()
+
+
+async def test_a_process_that_does_not_get_ready_is_given_up(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.records import _writer_process
+
+    monkeypatch.setattr(_writer_process, "_READY_TIMEOUT", 1.0)
+    recorder = EventRecorder(engine, write_timeout=GUARD, process=True)
+    await recorder.start()
+    pid = _pid(recorder)
+    os.kill(pid, signal.SIGSTOP)  # alive, and never says it is ready
+    try:
+        await asyncio.wait_for(recorder.ready(), 4.0)  # the gateway starts all the same
+        for _ in range(20):  # killed and reaped
+            if _gone(pid):
+                break
+            await asyncio.sleep(0.05)
+        assert _gone(pid)
+        monkeypatch.setattr(_writer_process, "_READY_TIMEOUT", GUARD)
+        event = access_event(PEOPLE[0], load_catalogue().version)
+        await asyncio.wait_for(recorder.record(event), GUARD / 3)  # by another process
+        assert _pid(recorder) != pid
+        assert event.id in await _queued(engine)
+    finally:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+        await recorder.stop()
 
 
 async def test_the_process_ends_with_the_recorder(engine: AsyncEngine) -> None:
