@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 import sqlalchemy as sa
 import structlog
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.storage._generations import raise_generation, read_generation
@@ -28,6 +27,8 @@ from gateway.storage._tables import connector_generation, connector_versions, or
 from gateway.storage._tables import connectors as connectors_table
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from connectors import ManifestBase
 
 __all__ = [
