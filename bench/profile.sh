@@ -66,11 +66,20 @@ cpu() {  # the process's CPU seconds: all threads, and the event loop's (the mai
 }
 if [ "${PROFILE_CPU_ONLY:-0}" = 1 ]; then  # no profiler: CPU a request, undisturbed
   threads() { for t in /proc/$SERVING/task/*; do echo "$(basename $t) $(awk '{print $14 + $15}' $t/stat)"; done; }
+  # The recorder's writer process (GATEWAY_RECORDER_PROCESS), a child of the server.
+  WRITER=$(pgrep -P "$SERVING" -f _writer_process | head -1)
+  writer_cpu() { [ -n "$WRITER" ] && awk '{print ($14 + $15) / 100}' "/proc/$WRITER/stat"; }
   threads > "$WORK/threads.before"
+  WRITER_BEFORE=$(writer_cpu)
   BEFORE=$(cpu); load measured "$SECONDS_"; AFTER=$(cpu)
+  WRITER_AFTER=$(writer_cpu)
   threads > "$WORK/threads.after"
   metrics
   echo "resident memory after the load: $(awk '/^VmRSS/ {print $2 / 1024 " MB"}' "/proc/$SERVING/status")"
+  if [ -n "$WRITER" ]; then
+    echo "writer process: $(awk '/^VmRSS/ {print $2 / 1024 " MB"}' "/proc/$WRITER/status") resident," \
+      "$(echo "$WRITER_BEFORE $WRITER_AFTER" | awk '{print $2 - $1}') CPU seconds over the load"
+  fi
   echo "CPU seconds of each thread over the load (tid: seconds):"
   join "$WORK/threads.before" "$WORK/threads.after" | awk '{d = ($3 - $2) / 100; if (d > 0.05) print "  " $1 ": " d}' | sort -t: -k2 -rn
   summary $BEFORE $AFTER
