@@ -10,7 +10,8 @@
 # PEER_BENCH is a copy of ../shared/peer-bench with its own .venv (py-spy installed in it)
 # and wrk (its README says how). PROFILE_IDLE=1 records idle threads too (py-spy --idle);
 # PROFILE_GIL=1 only the thread holding the GIL (py-spy --gil): what the process waits on.
-# PROFILE_CPU_ONLY=1 runs no profiler and prints the CPU time a request, thread by thread.
+# PROFILE_CPU_ONLY=1 runs no profiler and prints the CPU time a request, thread by thread,
+# and the recorder's writer process's resident memory and CPU over the load.
 # The gateway's /metrics are saved beside OUT.svg (OUT.metrics.txt) after the load.
 set -uo pipefail
 CODE=$(cd "${1:?CHECKOUT}" && pwd); OUT=$(realpath -m "${2:?OUT.svg}")
