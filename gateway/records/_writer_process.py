@@ -128,16 +128,18 @@ class WriterProcess:
         reader, writer = self._reader, self._writer
         assert reader is not None
         assert writer is not None
+        patience = _READY_TIMEOUT
         try:
-            async with asyncio.timeout(_READY_TIMEOUT):
+            async with asyncio.timeout(patience):
                 await self._ready(reader)
             writer.write(_frame((batch, marks)))
-            async with asyncio.timeout(_REPLY_TIMEOUT):
+            patience = _REPLY_TIMEOUT
+            async with asyncio.timeout(patience):
                 await writer.drain()
                 reply = await _reply(reader)
         except TimeoutError as exc:  # before OSError, of which it is a kind
             self._abandon()
-            log.error("recorder_process_silent", seconds=_REPLY_TIMEOUT)
+            log.error("recorder_process_silent", seconds=patience)
             raise WriterFailed("WriterTimeout") from exc
         except (asyncio.IncompleteReadError, OSError) as exc:
             await self._lost()
