@@ -28,9 +28,13 @@ import socket
 import struct
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 import structlog
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["WriterFailed", "WriterProcess"]
 
@@ -130,8 +134,9 @@ class WriterProcess:
         assert writer is not None
         patience = _READY_TIMEOUT
         try:
-            async with asyncio.timeout(patience):
-                await self._ready(reader)
+            if not self._readied:  # (a new process's first frame: once)
+                async with asyncio.timeout(patience):
+                    await self._ready(reader)
             writer.write(_frame((batch, marks)))
             patience = _REPLY_TIMEOUT
             async with asyncio.timeout(patience):
@@ -314,10 +319,7 @@ def serve(fd: int) -> None:
     log; it answers `_READY` once it can commit (its imports done, its connection
     open), then a frame for each batch. Its log lines (a failure of its own) are the
     gateway's JSON, with the type of the failure only."""
-    import sqlalchemy as sa
-
     from gateway.logconfig import configure_logging
-    from gateway.storage import sqlite_file
 
     configure_logging(level="warning")
     sock = socket.socket(fileno=fd)
@@ -326,10 +328,7 @@ def serve(fd: int) -> None:
         if opening is None:
             return
         url, queue = opening
-        if sqlite_file(sa.make_url(url)) is not None:
-            _serve_file(sock, url, queue)
-        else:
-            asyncio.run(_serve_server(sock, url, queue))
+        asyncio.run(_serve(sock, url, queue))
     except OSError:
         pass  # the gateway is gone
     except Exception as exc:  # the process ends: said, then gone
@@ -339,77 +338,103 @@ def serve(fd: int) -> None:
         sock.close()
 
 
-def _serve_file(sock: socket.socket, url: str, queue: bool) -> None:
+async def _serve(sock: socket.socket, url: str, queue: bool) -> None:
+    """Each batch received committed on the database of `url`, its outcome sent back.
+    The connection is opened first (a failure to is said, and the first commit tries
+    again), and after a failed commit it is thrown away and opened again for the next.
+    Nothing else runs here: waiting for the next batch blocks."""
+    from gateway.storage import sqlite_file
+
+    file = sqlite_file(sa.make_url(url)) is not None
+    connection = _FileConnection(url) if file else _ServerConnection(url)
+    try:
+        try:
+            await connection.open()
+        except Exception as exc:  # the first commit tries again, and says why it fails
+            log.warning("recorder_process_not_connected", error=type(exc).__name__)
+        sock.sendall(_frame(_READY))
+        while (request := _receive(sock)) is not None:
+            batch, marks = request
+            try:
+                settled, written = await connection.commit(batch, marks, queue=queue)
+            except Exception as exc:  # reported to the gateway, which refuses the batch
+                await connection.close()
+                _failed(sock, exc)
+                continue
+            _committed(sock, batch, settled, written)
+    finally:
+        await connection.dispose()
+
+
+class _FileConnection:
     """A SQLite file: each commit through the standard driver, as the writer thread's,
     on one connection kept open (taking it from the pool and giving it back cost a
     tenth of a one-record commit)."""
-    from gateway.records._recorder import commit_events
-    from gateway.storage import sqlite_sync_engine
 
-    engine = sqlite_sync_engine(url)
-    conn = None
-    try:
-        try:
-            conn = engine.connect()
-        except Exception as exc:  # the first commit tries again, and says why it fails
-            log.warning("recorder_process_not_connected", error=type(exc).__name__)
-        sock.sendall(_frame(_READY))
-        while (request := _receive(sock)) is not None:
-            batch, marks = request
-            try:
-                if conn is None:
-                    conn = engine.connect()
-                with conn.begin():
-                    settled, written = commit_events(conn, batch, marks, queue=queue)
-            except Exception as exc:  # reported to the gateway, which refuses the batch
-                if conn is not None:
-                    with contextlib.suppress(Exception):  # thrown away anyway
-                        conn.close()
-                    conn = None
-                _failed(sock, exc)
-                continue
-            _committed(sock, batch, settled, written)
-    finally:
+    def __init__(self, url: str) -> None:
+        from gateway.records._recorder import commit_events
+        from gateway.storage import sqlite_sync_engine
+
+        self._commit_events = commit_events
+        self._engine = sqlite_sync_engine(url)
+        self._conn: sa.Connection | None = None
+
+    async def open(self) -> None:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+
+    async def commit(
+        self, batch: Sequence[Any], marks: Mapping[str, Any], *, queue: bool
+    ) -> tuple[list[str], list[Any]]:
+        await self.open()
+        assert self._conn is not None
+        with self._conn.begin():
+            return self._commit_events(self._conn, batch, marks, queue=queue)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # thrown away anyway
                 conn.close()
-        engine.dispose()
+
+    async def dispose(self) -> None:
+        await self.close()
+        self._engine.dispose()
 
 
-async def _serve_server(sock: socket.socket, url: str, queue: bool) -> None:
+class _ServerConnection:
     """PostgreSQL: each commit on one connection kept open, as the gateway's own loop
     would commit it (through asyncpg itself, or SQLAlchemy's way with `undelivered`
-    records due). Nothing else runs here: waiting for the next batch blocks."""
-    from gateway.records._recorder import commit_on
-    from gateway.storage import create_engine
+    records due)."""
 
-    engine = create_engine(url)
-    conn = None
-    try:
-        try:
-            conn = await engine.connect()
-        except Exception as exc:  # the first commit tries again, and says why it fails
-            log.warning("recorder_process_not_connected", error=type(exc).__name__)
-        sock.sendall(_frame(_READY))
-        while (request := _receive(sock)) is not None:
-            batch, marks = request
-            try:
-                if conn is None:
-                    conn = await engine.connect()
-                settled, written = await commit_on(conn, batch, marks, queue=queue)
-            except Exception as exc:  # reported to the gateway, which refuses the batch
-                if conn is not None:
-                    with contextlib.suppress(Exception):  # thrown away anyway
-                        await conn.close()
-                    conn = None
-                _failed(sock, exc)
-                continue
-            _committed(sock, batch, settled, written)
-    finally:
+    def __init__(self, url: str) -> None:
+        from gateway.records._recorder import commit_on
+        from gateway.storage import create_engine
+
+        self._commit_on = commit_on
+        self._engine = create_engine(url)
+        self._conn: AsyncConnection | None = None
+
+    async def open(self) -> None:
+        if self._conn is None:
+            self._conn = await self._engine.connect()
+
+    async def commit(
+        self, batch: Sequence[Any], marks: Mapping[str, Any], *, queue: bool
+    ) -> tuple[list[str], list[Any]]:
+        await self.open()
+        assert self._conn is not None
+        return await self._commit_on(self._conn, batch, marks, queue=queue)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # thrown away anyway
                 await conn.close()
-        await engine.dispose()
+
+    async def dispose(self) -> None:
+        await self.close()
+        await self._engine.dispose()
 
 
 def _committed(sock: socket.socket, batch: Any, settled: list[str], written: list[Any]) -> None:
