@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from gateway.errors import AuditUnavailable
 from gateway.records import (
     CITIZEN_VISIBLE_TYPES,
+    Event,
     EventRecorder,
     SearchFilter,
     citizen_items,
@@ -147,6 +148,15 @@ def _pid(recorder: EventRecorder) -> int:
     return pid
 
 
+async def _committed_first(recorder: EventRecorder) -> tuple[str, Event, int]:
+    """The catalogue's version, a first record committed by the recorder's process, and
+    that process's pid."""
+    version = load_catalogue().version
+    first = access_event(PEOPLE[0], version)
+    await recorder.record(first)
+    return version, first, _pid(recorder)
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -188,9 +198,7 @@ async def test_the_process_commits_what_the_thread_would(
 async def test_a_commit_the_database_refuses_keeps_the_process(
     engine: AsyncEngine, recorder: EventRecorder
 ) -> None:
-    version = load_catalogue().version
-    await recorder.record(access_event(PEOPLE[0], version))
-    pid = _pid(recorder)
+    version, _, pid = await _committed_first(recorder)
     async with engine.begin() as conn:
         for statement in _FAULT[engine.dialect.name]:
             await conn.execute(sa.text(statement))
@@ -209,10 +217,7 @@ async def test_a_commit_the_database_refuses_keeps_the_process(
 async def test_a_process_killed_in_a_commit_fails_it_and_the_next_starts_another(
     engine: AsyncEngine, recorder: EventRecorder
 ) -> None:
-    version = load_catalogue().version
-    first = access_event(PEOPLE[0], version)
-    await recorder.record(first)
-    pid = _pid(recorder)
+    version, first, pid = await _committed_first(recorder)
     # Another session holds a lock the process's next commit waits for.
     async with _locked(engine):
         caught = access_event(PEOPLE[1], version)
@@ -259,9 +264,7 @@ async def test_stopping_waits_for_the_commit_in_flight(engine: AsyncEngine) -> N
 async def test_a_process_killed_while_idle_is_replaced_before_the_next_commit(
     engine: AsyncEngine, recorder: EventRecorder
 ) -> None:
-    version = load_catalogue().version
-    await recorder.record(access_event(PEOPLE[0], version))
-    pid = _pid(recorder)
+    version, _, pid = await _committed_first(recorder)
     os.kill(pid, signal.SIGKILL)
     await asyncio.sleep(0.3)  # the loop sees its end of the socket close
     after = access_event(PEOPLE[1], version)
@@ -275,9 +278,7 @@ async def test_a_silent_process_is_given_up(
 ) -> None:
     from gateway.records import _writer_process
 
-    version = load_catalogue().version
-    await recorder.record(access_event(PEOPLE[0], version))
-    pid = _pid(recorder)
+    version, _, pid = await _committed_first(recorder)
     patience = _writer_process._REPLY_TIMEOUT
     monkeypatch.setattr(_writer_process, "_REPLY_TIMEOUT", 1.0)
     os.kill(pid, signal.SIGSTOP)  # alive, and answers nothing
