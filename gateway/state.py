@@ -22,6 +22,7 @@ from starlette.requests import HTTPConnection
 from connectors import ConnectorRegistry
 from gateway.admission import Admission, ClientRegistry, IdentityVerifier
 from gateway.config import GatewaySettings
+from gateway.log import Receipts
 from gateway.log.continuity import ContinuityGuard
 from gateway.log.store import TransparencyLog
 from gateway.notifications import RecipientSeal
@@ -82,6 +83,21 @@ class GatewayState:
     redis: Redis | None = None
     continuity: ContinuityGuard | None = None
     """The sequencer's guard: why the log signs nothing, when it does not."""
+    _receipts: Receipts | None = field(default=None, repr=False)
+
+    def receipts(self) -> Receipts:
+        """What signs answers' receipts: the newest receipt key, the log's origin and
+        its merge delay (one object while they stay: a commit sends it once)."""
+        key = self.keyring.signing("receipts")
+        made = self._receipts
+        if (
+            made is None
+            or made.signer.kid != key.kid
+            or made.origin != self.log.origin
+            or made.merge_delay != self.settings.merge_delay
+        ):
+            made = self._receipts = Receipts(key.signer, self.log.origin, self.settings.merge_delay)
+        return made
 
     def services_for(self, catalogue: Catalogue | None) -> Services:
         """What resolvers need, under the catalogue a request was admitted under (the

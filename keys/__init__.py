@@ -22,7 +22,7 @@ from keys._envelope import (
     seal_secret,
 )
 from keys._jose import eddsa_allowed, verifying_registry
-from keys._keyring import PURPOSES, KeyRing, KeyRingError, SigningKey
+from keys._keyring import PURPOSES, KeyRing, KeyRingError, Signer, SigningKey
 from keys._sealing import SealError, open_sealed, seal, unwrap_key, wrap_key
 from keys._secrets import load_secret
 
@@ -38,6 +38,7 @@ __all__ = [
     "SealError",
     "SealedSecret",
     "SecretSealError",
+    "Signer",
     "SigningKey",
     "UnknownNoteKey",
     "eddsa_allowed",

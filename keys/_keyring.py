@@ -21,7 +21,7 @@ from joserfc.jwk import OKPKey
 
 from keys import _ed25519 as ed25519
 
-__all__ = ["PURPOSES", "KeyRing", "KeyRingError", "SigningKey"]
+__all__ = ["PURPOSES", "KeyRing", "KeyRingError", "Signer", "SigningKey"]
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +60,31 @@ class SigningKey:
     def sign(self, message: bytes) -> bytes:
         """An Ed25519 signature of `message` (the same bytes as `private.sign`'s)."""
         return ed25519.sign(self._secret, message)
+
+    @property
+    def signer(self) -> Signer:
+        """This key's signing half alone (it pickles).
+
+        A process of the gateway's own can be handed it.
+        """
+        return Signer(self.kid, self._secret)
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """A signing key's `kid` and its private half as libsodium holds it: what signs.
+
+    Nothing else (no creation time, no OpenSSL object), so that it pickles for a process
+    of the gateway's own (the recorder's writer process signs receipts with it). Its
+    secret never shows in `repr`.
+    """
+
+    kid: str
+    secret: bytes = field(repr=False)
+
+    def sign(self, message: bytes) -> bytes:
+        """An Ed25519 signature of `message`, as `SigningKey.sign` makes it."""
+        return ed25519.sign(self.secret, message)
 
 
 def _thumbprint(private: Ed25519PrivateKey) -> str:

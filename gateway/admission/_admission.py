@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -54,6 +54,9 @@ from policies import (
     purpose_text,
 )
 from schema import Access, RequestContext
+
+if TYPE_CHECKING:
+    from gateway.log import Receipts
 
 __all__ = ["Admission", "Admitted", "ConsentsInForce", "EventSink", "Limits"]
 
@@ -378,8 +381,10 @@ class Admission:
         status: int,
         operation: str | None,
         error_codes: Sequence[str],
-    ) -> bytes:
-        """Commit the access record of an executed request; returns its leaf hash.
+        receipts: Receipts | None = None,
+    ) -> Event:
+        """Commit the access record of an executed request; returns it, committed (its
+        leaf hash set, and its receipt where `receipts` signs one).
 
         Raises `AuditUnavailable` when it cannot be committed: the answer is 503 and
         nothing is served, so the token may come once more.
@@ -391,6 +396,7 @@ class Admission:
             status=status,
             operation=operation,
             error_codes=error_codes,
+            receipts=receipts,
         )
         with tracing.span("recording", {"gateway.outcome": outcome.partition(":")[0]}):
             return await self._released_on_503(admitted.verified, recording)
@@ -404,7 +410,8 @@ class Admission:
         status: int,
         operation: str | None,
         error_codes: Sequence[str],
-    ) -> bytes:
+        receipts: Receipts | None,
+    ) -> Event:
         verified = admitted.verified
         purpose = verified.purpose
         catalogue = admitted.catalogue or self._catalogue
@@ -442,49 +449,49 @@ class Admission:
         case = admitted.case
         if case is not None:
             envelope["caseConfirmation"] = case.envelope()
-        leaf = await self._recorder.record(
-            Event(
-                type="access",
-                request_id=ctx.request_id,
-                outcome=outcome,
-                policy_version=catalogue.version,
-                envelope=envelope,
-                personal={
-                    **self._personal(
-                        verified.token, subjects, purpose.officer, purpose.case, operation
-                    ),
-                    # Per subject, the fields a source answered: what the citizen is
-                    # told was read (a field allowed but unanswered was not).
-                    "served": {s: sorted(paths) for s, paths in sorted(served.items())},
-                    # What sources gave as evidence of the calls (X-Road request hashes:
-                    # hashes of requests naming people, so here, sealed). Only when any.
-                    **({"evidence": ctx.evidence.recorded()} if ctx.evidence else {}),
-                    # The registry's answer about the case (its digest is in the envelope).
-                    **_dossier(case, subjects),
+        event = Event(
+            type="access",
+            request_id=ctx.request_id,
+            outcome=outcome,
+            policy_version=catalogue.version,
+            envelope=envelope,
+            personal={
+                **self._personal(
+                    verified.token, subjects, purpose.officer, purpose.case, operation
+                ),
+                # Per subject, the fields a source answered: what the citizen is
+                # told was read (a field allowed but unanswered was not).
+                "served": {s: sorted(paths) for s, paths in sorted(served.items())},
+                # What sources gave as evidence of the calls (X-Road request hashes:
+                # hashes of requests naming people, so here, sealed). Only when any.
+                **({"evidence": ctx.evidence.recorded()} if ctx.evidence else {}),
+                # The registry's answer about the case (its digest is in the envelope).
+                **_dossier(case, subjects),
+            },
+            # Everyone the purpose names (and whom a decision or action concerned):
+            # each of them sees this access, and forgetting one finds it.
+            subjects=[*subjects, *decided, *action_subjects],
+            client_id=verified.client.id,
+            procedure=purpose.procedure,
+            # The consents named (a decision's ground, a consent asked for): the
+            # envelope holds commitments under the key of the person who gave each.
+            consents={
+                **{
+                    d.reference: d.subject
+                    for d in ctx.access.decisions
+                    if d.code == "ALLOWED_BY_CONSENT" and d.reference is not None
                 },
-                # Everyone the purpose names (and whom a decision or action concerned):
-                # each of them sees this access, and forgetting one finds it.
-                subjects=[*subjects, *decided, *action_subjects],
-                client_id=verified.client.id,
-                procedure=purpose.procedure,
-                # The consents named (a decision's ground, a consent asked for): the
-                # envelope holds commitments under the key of the person who gave each.
-                consents={
-                    **{
-                        d.reference: d.subject
-                        for d in ctx.access.decisions
-                        if d.code == "ALLOWED_BY_CONSENT" and d.reference is not None
-                    },
-                    **{
-                        a["consent"]: a["subject"]
-                        for a in ctx.actions
-                        if "consent" in a and a.get("subject") is not None
-                    },
+                **{
+                    a["consent"]: a["subject"]
+                    for a in ctx.actions
+                    if "consent" in a and a.get("subject") is not None
                 },
-            )
+            },
+            receipts=receipts,
         )
+        await self._recorder.record(event)
         count_access(envelope, outcome)
-        return leaf
+        return event
 
     @staticmethod
     def _papers_avoided(catalogue: Catalogue, procedure: str, served: dict[str, set[str]]) -> int:

@@ -14,6 +14,7 @@ standard base64, and still verify.
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -22,13 +23,45 @@ from lienthong_client.log import b64url, read_b64
 
 from gateway.log._canonical import canonical_json
 from gateway.log._leaf import format_ts
-from keys import KeyRing
+from keys import KeyRing, Signer
 
-__all__ = ["make_receipt", "verify_receipt"]
+__all__ = ["Receipts", "make_receipt", "verify_receipt"]
 
 
 def _payload(receipt: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in receipt.items() if k not in {"kid", "signature"}}
+
+
+@dataclass(frozen=True, slots=True)
+class Receipts:
+    """What signs receipts: the receipt key that signs now, the log's origin and its
+    maximum merge delay. It pickles: the recorder signs a record's receipt with its
+    commit, in its writer process where there is one, not on the event loop."""
+
+    signer: Signer
+    origin: str
+    merge_delay: float
+
+    @classmethod
+    def of(cls, keyring: KeyRing, *, origin: str, merge_delay: float) -> Receipts:
+        """Receipts signed with `keyring`'s current receipt key."""
+        return cls(keyring.signing("receipts").signer, origin, merge_delay)
+
+    def sign(self, leaf_hash: bytes, *, at: datetime.datetime | None = None) -> dict[str, Any]:
+        """A receipt for the leaf, at `at` (now if not given)."""
+        payload: dict[str, Any] = {
+            "v": 2,
+            "origin": self.origin,
+            "leafHash": b64url(leaf_hash),
+            "timestamp": format_ts(at or datetime.datetime.now(datetime.UTC)),
+            # A whole number of seconds as an integer: the same canonical bytes (RFC 8785
+            # writes 1.0 as 1), made without the reference's slower path for floats.
+            "maxMergeDelaySeconds": int(self.merge_delay)
+            if float(self.merge_delay).is_integer()
+            else self.merge_delay,
+        }
+        signature = self.signer.sign(canonical_json(payload))
+        return {**payload, "kid": self.signer.kid, "signature": b64url(signature)}
 
 
 def make_receipt(
@@ -40,20 +73,7 @@ def make_receipt(
     at: datetime.datetime | None = None,
 ) -> dict[str, Any]:
     """A receipt for the leaf, signed with the current receipt key."""
-    payload: dict[str, Any] = {
-        "v": 2,
-        "origin": origin,
-        "leafHash": b64url(leaf_hash),
-        "timestamp": format_ts(at or datetime.datetime.now(datetime.UTC)),
-        # A whole number of seconds as an integer: the same canonical bytes (RFC 8785
-        # writes 1.0 as 1), made without the reference's slower path for floats.
-        "maxMergeDelaySeconds": int(merge_delay)
-        if float(merge_delay).is_integer()
-        else merge_delay,
-    }
-    key = keyring.signing("receipts")
-    signature = key.sign(canonical_json(payload))
-    return {**payload, "kid": key.kid, "signature": b64url(signature)}
+    return Receipts.of(keyring, origin=origin, merge_delay=merge_delay).sign(leaf_hash, at=at)
 
 
 def verify_receipt(receipt: dict[str, Any], public: Ed25519PublicKey) -> bool:

@@ -52,7 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import AuditUnavailable
 from gateway.instants import utc_now
-from gateway.log import leaf_hash, public_leaf
+from gateway.log import Receipts, leaf_hash, public_leaf
 from gateway.records._envelope import (
     EnvelopeBody,
     canonical_personal,
@@ -182,6 +182,11 @@ class Event:
     """Set by `rows`: the hash of the event's public leaf, for its receipt."""
     commitments: list[str] = field(default_factory=list, repr=False)
     """Set by `rows`: `HMAC(subject_key, id)` of each subject, in order."""
+    receipts: Receipts | None = field(default=None, repr=False)
+    """What signs the receipt of its answer, if its answer carries one."""
+    receipt: dict[str, Any] | None = field(default=None, repr=False)
+    """Set by `rows` when `receipts` is: the receipt of its leaf, signed with its commit
+    (in the writer process where there is one), not on the event loop."""
 
     def people(self) -> set[str]:
         """Everyone whose key the event's rows need: its subjects, and who gave its consents."""
@@ -222,6 +227,8 @@ class Event:
                 policy_version=self.policy_version,
             )
         )
+        if self.receipts is not None:
+            self.receipt = self.receipts.sign(self.leaf_hash)
         event_row = {
             "id": self.id,
             "type": self.type,

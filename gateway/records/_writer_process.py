@@ -120,7 +120,8 @@ class WriterProcess:
     ) -> tuple[list[str], list[Any]]:
         """`commit_events(batch, marks)` in the process: the marks settled and those
         written. Each event of `batch` gets its leaf hash and commitments from the
-        process, as `Event.rows` would have set them here. `WriterFailed` if the commit
+        process, as `Event.rows` would have set them here, and its receipt where it
+        asked for one (signed there with the commit). `WriterFailed` if the commit
         failed, the process was lost or gave no answer within `_REPLY_TIMEOUT` (then
         the next commit starts another). Cancelled while waiting, it gives the process
         up too: its answer would otherwise be read as the next commit's."""
@@ -155,8 +156,8 @@ class WriterProcess:
         if reply[0] != "ok":
             raise WriterFailed(str(reply[1]))
         _, settled, written, sealed = reply
-        for event, (leaf, commitments) in zip(batch, sealed, strict=True):
-            event.leaf_hash, event.commitments = leaf, commitments
+        for event, (leaf, commitments, receipt) in zip(batch, sealed, strict=True):
+            event.leaf_hash, event.commitments, event.receipt = leaf, commitments, receipt
         return settled, written
 
     async def ready(self) -> None:
@@ -438,7 +439,7 @@ class _ServerConnection:
 
 
 def _committed(sock: socket.socket, batch: Any, settled: list[str], written: list[Any]) -> None:
-    sealed = [(event.leaf_hash, event.commitments) for event in batch]
+    sealed = [(event.leaf_hash, event.commitments, event.receipt) for event in batch]
     sock.sendall(_frame(("ok", settled, written, sealed)))
 
 

@@ -44,7 +44,6 @@ from gateway.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from gateway.log import make_receipt
 from gateway.logconfig import redact
 from gateway.records import INTROSPECTION
 from gateway.state import GatewayState
@@ -414,13 +413,15 @@ class GraphQLEndpoint:
             raise AuditUnavailable
         # The record is committed before the answer leaves; if it cannot be, no data does.
         recording.append(True)
-        leaf = await state.admission.record(
+        # An answer with data carries a receipt, signed with its record's commit.
+        recorded = await state.admission.record(
             admitted,
             ctx,
             outcome=_outcome(ctx, request_error, query, operation),
             status=status,
             operation=operation,
             error_codes=codes,
+            receipts=None if request_error else state.receipts(),
         )
         # Recorded: the answer leaves now, the request's deadline no longer applies (a
         # recorded answer cancelled would be a record of data never delivered).
@@ -434,14 +435,9 @@ class GraphQLEndpoint:
             extensions["provenance"] = (
                 grouped_provenance(ctx.provenance) if compact else ctx.provenance
             )
-        if not request_error:
+        if recorded.receipt is not None:
             # A signed promise that this request's record is, or soon will be, in the log.
-            extensions["receipt"] = make_receipt(
-                state.keyring,
-                leaf_hash=leaf,
-                origin=state.log.origin,
-                merge_delay=state.settings.merge_delay,
-            )
+            extensions["receipt"] = recorded.receipt
         if extensions:
             body["extensions"] = extensions
         GRAPHQL_SOURCE_CALLS.observe(ctx.source_calls)

@@ -3,11 +3,12 @@
 A real child process on a fresh migrated database, SQLite and PostgreSQL: what it
 commits is what the recorder commits in the gateway's process (the caller's leaf
 hash is the one queued for the log, the citizen's view opens the sealed personal
-part); a commit the database refuses refuses its callers and keeps the process; a
-process killed in the middle of a commit (waiting for a lock another session holds)
-fails that commit at once, leaves nothing of it stored, and the next commit starts
-another; the recorder is ready once its process can commit (a process that cannot is
-given up); and the process ends with the recorder.
+part; an answer's receipt is signed there too); a commit the database refuses
+refuses its callers and keeps the process; a process killed in the middle of a
+commit (waiting for a lock another session holds) fails that commit at once, leaves
+nothing of it stored, and the next commit starts another; the recorder is ready once
+its process can commit (a process that cannot is given up); and the process ends
+with the recorder.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
+from lienthong_client.log import read_b64
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.errors import AuditUnavailable
+from gateway.log import Receipts, verify_receipt
 from gateway.records import (
     CITIZEN_VISIBLE_TYPES,
     Event,
@@ -34,6 +37,7 @@ from gateway.records import (
     search_page,
 )
 from gateway.storage import create_engine, events, log_queue, sqlite_file
+from keys import KeyRing
 from policies import load_catalogue
 from tests.access_events import READ, access_event
 
@@ -193,6 +197,49 @@ async def test_the_process_commits_what_the_thread_would(
         await threaded.stop()
     assert (await _queued(engine))[again.id] == leaf
     assert len(await _seen_by(engine, PEOPLE[0])) == 2
+
+
+async def test_receipts_are_signed_with_the_commit_in_the_process(
+    engine: AsyncEngine, recorder: EventRecorder, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer's receipt is signed where its record is committed: in the writer
+    process, not on the gateway's event loop; one that asks for none gets none."""
+    ring = KeyRing.ensure(tmp_path)
+    receipts = Receipts.of(ring, origin="test/log", merge_delay=30.0)
+    version = load_catalogue().version
+    asked = [access_event(p, version, request_id=f"r-{i}") for i, p in enumerate(PEOPLE)]
+    for event in asked:
+        event.receipts = receipts
+    unasked = access_event(PEOPLE[0], version, request_id="r-none")
+
+    def not_here(*_args: object, **_kwargs: object) -> dict[str, object]:
+        raise AssertionError("a receipt was signed in the gateway's process")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Receipts, "sign", not_here)
+        hashes = await asyncio.gather(*(recorder.record(e) for e in [*asked, unasked]))
+
+    public = ring.signing("receipts").public
+    for event, leaf in zip(asked, hashes, strict=False):
+        assert event.receipt is not None
+        assert read_b64(event.receipt["leafHash"]) == leaf
+        assert event.receipt["origin"] == "test/log"
+        assert event.receipt["maxMergeDelaySeconds"] == 30
+        assert verify_receipt(event.receipt, public)
+    assert unasked.receipt is None
+
+    # Recorded in the gateway's process (no writer process): signed there, alike.
+    threaded = EventRecorder(engine, write_timeout=GUARD)
+    await threaded.start()
+    try:
+        again = access_event(PEOPLE[1], version, request_id="r-thread")
+        again.receipts = receipts
+        leaf = await threaded.record(again)
+    finally:
+        await threaded.stop()
+    assert again.receipt is not None
+    assert read_b64(again.receipt["leafHash"]) == leaf
+    assert verify_receipt(again.receipt, public)
 
 
 async def test_a_commit_the_database_refuses_keeps_the_process(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import pickle  # nosec B403
 
 import pytest
 import rfc8785
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.errors import NotFound
 from gateway.log import (
     Checkpoint,
+    Receipts,
     checkpoint_text,
     make_receipt,
     parse_checkpoint,
@@ -98,6 +100,27 @@ def test_receipts_verify_with_the_receipt_key_only(tmp_path) -> None:
     assert verify_receipt(receipt, ring.signing("receipts").public)
     assert not verify_receipt(receipt, ring.signing("checkpoints").public)
     assert not verify_receipt({**receipt, "leafHash": "AAAA"}, ring.signing("receipts").public)
+
+
+def test_receipts_pickle_for_the_writer_process_and_hide_their_key(tmp_path) -> None:
+    """What signs receipts crosses to the recorder's writer process (pickled) and signs
+    the same bytes there; its secret shows in no `repr`."""
+    ring = KeyRing.ensure(tmp_path)
+    receipts = Receipts.of(ring, origin="o/log", merge_delay=2.5)
+    moved = pickle.loads(pickle.dumps(receipts))  # nosec B301
+    at = datetime.datetime(2026, 12, 7, 1, 2, 3, tzinfo=datetime.UTC)
+    here = receipts.sign(b"\x07" * 32, at=at)
+    assert moved.sign(b"\x07" * 32, at=at) == here
+    assert here == make_receipt(
+        ring, leaf_hash=b"\x07" * 32, origin="o/log", merge_delay=2.5, at=at
+    )
+    assert here["maxMergeDelaySeconds"] == 2.5
+    assert verify_receipt(here, ring.signing("receipts").public)
+    secret = ring.signing("receipts").signer.secret
+    for shown in (repr(receipts), repr(moved), repr(receipts.signer)):
+        assert secret.hex() not in shown
+        assert repr(secret) not in shown
+        assert receipts.signer.kid in shown
 
 
 # A hash whose standard base64 has both `+` and `/` in it (and so `-` and `_` in base64url).
