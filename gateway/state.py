@@ -83,7 +83,7 @@ class GatewayState:
     redis: Redis | None = None
     continuity: ContinuityGuard | None = None
     """The sequencer's guard: why the log signs nothing, when it does not."""
-    _receipts: Receipts | None = field(default=None, repr=False)
+    _receipts: Receipts | None = field(default=None, init=False, repr=False)
 
     def receipts(self) -> Receipts:
         """What signs answers' receipts: the newest receipt key, the log's origin and
