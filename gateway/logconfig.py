@@ -23,9 +23,13 @@ __all__ = ["configure_logging", "mask_identifiers", "redact"]
 _IDS = re.compile(r"(?<!\d)(\d{12}|\d{9})(?!\d)")
 
 
+def _stars(match: re.Match[str]) -> str:
+    return "*" * len(match.group(0))
+
+
 def redact(text: str) -> str:
     """`text` with every 12- or 9-digit run replaced by asterisks."""
-    return _IDS.sub(lambda m: "*" * len(m.group(0)), text)
+    return _IDS.sub(_stars, text)
 
 
 def _clean(value: Any) -> Any:
@@ -53,8 +57,14 @@ def mask_identifiers(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog processor: mask identifier-shaped digit runs in every value."""
-    for key, value in list(event.items()):
-        event[key] = _clean(value)
+    for key, value in event.items():  # (values replaced in place: the keys stay)
+        kind = type(value)
+        if kind is str:
+            # The usual value holds no such run: looked for, and rewritten only if found.
+            if _IDS.search(value) is not None:
+                event[key] = redact(value)
+        elif value is not None and kind is not bool and kind is not float:
+            event[key] = _clean(value)
     return event
 
 

@@ -69,3 +69,13 @@ def test_integers_shaped_like_ids_are_masked() -> None:
 def test_other_values_are_kept() -> None:
     event = _mask(ok=True, ratio=0.5, nothing=None)
     assert event == {"ok": True, "ratio": 0.5, "nothing": None}
+
+
+class _Text(str):
+    """A string of another type (as libraries pass them): masked all the same."""
+
+
+def test_strings_of_other_types_are_masked() -> None:
+    event = _mask(path=_Text("/v1/cong-dan/001099012345"), plain="no run", route="/graphql")
+    assert event == {"path": "/v1/cong-dan/************", "plain": "no run", "route": "/graphql"}
+    assert type(event["path"]) is str
