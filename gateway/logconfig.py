@@ -29,6 +29,10 @@ def _stars(match: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """`text` with every 12- or 9-digit run replaced by asterisks."""
+    # The usual text holds no such run: looked for, and rewritten only if found (a
+    # string of another type is rewritten all the same: the mask gives back a `str`).
+    if type(text) is str and _IDS.search(text) is None:
+        return text
     return _IDS.sub(_stars, text)
 
 
@@ -58,13 +62,7 @@ def mask_identifiers(
 ) -> MutableMapping[str, Any]:
     """structlog processor: mask identifier-shaped digit runs in every value."""
     for key, value in event.items():  # (values replaced in place: the keys stay)
-        kind = type(value)
-        if kind is str:
-            # The usual value holds no such run: looked for, and rewritten only if found.
-            if _IDS.search(value) is not None:
-                event[key] = redact(value)
-        elif value is not None and kind is not bool and kind is not float:
-            event[key] = _clean(value)
+        event[key] = _clean(value)
     return event
 
 

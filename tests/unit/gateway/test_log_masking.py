@@ -79,3 +79,7 @@ def test_strings_of_other_types_are_masked() -> None:
     event = _mask(path=_Text("/v1/cong-dan/001099012345"), plain="no run", route="/graphql")
     assert event == {"path": "/v1/cong-dan/************", "plain": "no run", "route": "/graphql"}
     assert type(event["path"]) is str
+
+
+def test_strings_of_other_types_come_back_as_str() -> None:
+    assert type(redact(_Text("no run"))) is str
