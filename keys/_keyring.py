@@ -41,11 +41,13 @@ class SigningKey:
     kid: str
     created: datetime.datetime
     private: Ed25519PrivateKey = field(repr=False, compare=False)
-    _secret: bytes = field(init=False, repr=False, compare=False)
-    """`private` as libsodium holds it, which signs faster (`keys._ed25519`)."""
+    signer: Signer = field(init=False, repr=False, compare=False)
+    """Its signing half alone: `private` as libsodium holds it, which signs faster
+    (`keys._ed25519`), and pickles for a process of the gateway's own."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_secret", ed25519.secret_key(self.private))
+        signer = Signer(self.kid, ed25519.secret_key(self.private))
+        object.__setattr__(self, "signer", signer)
 
     @property
     def public(self) -> Ed25519PublicKey:
@@ -59,15 +61,7 @@ class SigningKey:
 
     def sign(self, message: bytes) -> bytes:
         """An Ed25519 signature of `message` (the same bytes as `private.sign`'s)."""
-        return ed25519.sign(self._secret, message)
-
-    @property
-    def signer(self) -> Signer:
-        """This key's signing half alone (it pickles).
-
-        A process of the gateway's own can be handed it.
-        """
-        return Signer(self.kid, self._secret)
+        return self.signer.sign(message)
 
 
 @dataclass(frozen=True, slots=True)
