@@ -60,7 +60,7 @@ from gateway.log._checkpoint import checkpoint_verifiers
 from gateway.log._epochs import epoch_of, epoch_origin, family_verifiers, note_origin
 from gateway.log._leaf import LEAF_VERSION, canonical_hash, format_ts, public_leaf
 from gateway.log._offline import ExportReport, verify_export
-from gateway.log._receipts import Receipts, make_receipt, verify_receipt
+from gateway.log._receipts import Receipts, verify_receipt
 from gateway.log._report import Report
 from gateway.log._tiles import (
     TILE_HEIGHT,
@@ -104,7 +104,6 @@ __all__ = [
     "hash_ranges",
     "inclusion_ranges",
     "leaf_hash",
-    "make_receipt",
     "node_hash",
     "nodes_for",
     "note_origin",

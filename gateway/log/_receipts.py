@@ -25,7 +25,7 @@ from gateway.log._canonical import canonical_json
 from gateway.log._leaf import format_ts
 from keys import KeyRing, Signer
 
-__all__ = ["Receipts", "make_receipt", "verify_receipt"]
+__all__ = ["Receipts", "verify_receipt"]
 
 
 def _payload(receipt: dict[str, Any]) -> dict[str, Any]:
@@ -62,18 +62,6 @@ class Receipts:
         }
         signature = self.signer.sign(canonical_json(payload))
         return {**payload, "kid": self.signer.kid, "signature": b64url(signature)}
-
-
-def make_receipt(
-    keyring: KeyRing,
-    *,
-    leaf_hash: bytes,
-    origin: str,
-    merge_delay: float,
-    at: datetime.datetime | None = None,
-) -> dict[str, Any]:
-    """A receipt for the leaf, signed with the current receipt key."""
-    return Receipts.of(keyring, origin=origin, merge_delay=merge_delay).sign(leaf_hash, at=at)
 
 
 def verify_receipt(receipt: dict[str, Any], public: Ed25519PublicKey) -> bool:

@@ -15,7 +15,6 @@ from gateway.log import (
     Checkpoint,
     Receipts,
     checkpoint_text,
-    make_receipt,
     parse_checkpoint,
     parse_tile_path,
     public_leaf,
@@ -96,7 +95,7 @@ def test_public_leaves_say_nothing_about_people() -> None:
 
 def test_receipts_verify_with_the_receipt_key_only(tmp_path) -> None:
     ring = KeyRing.ensure(tmp_path)
-    receipt = make_receipt(ring, leaf_hash=b"\x05" * 32, origin="o/log", merge_delay=1.0)
+    receipt = Receipts.of(ring, origin="o/log", merge_delay=1.0).sign(b"\x05" * 32)
     assert verify_receipt(receipt, ring.signing("receipts").public)
     assert not verify_receipt(receipt, ring.signing("checkpoints").public)
     assert not verify_receipt({**receipt, "leafHash": "AAAA"}, ring.signing("receipts").public)
@@ -111,9 +110,7 @@ def test_receipts_pickle_for_the_writer_process_and_hide_their_key(tmp_path) -> 
     at = datetime.datetime(2026, 12, 7, 1, 2, 3, tzinfo=datetime.UTC)
     here = receipts.sign(b"\x07" * 32, at=at)
     assert moved.sign(b"\x07" * 32, at=at) == here
-    assert here == make_receipt(
-        ring, leaf_hash=b"\x07" * 32, origin="o/log", merge_delay=2.5, at=at
-    )
+    assert here == Receipts.of(ring, origin="o/log", merge_delay=2.5).sign(b"\x07" * 32, at=at)
     assert here["maxMergeDelaySeconds"] == 2.5
     assert verify_receipt(here, ring.signing("receipts").public)
     secret = ring.signing("receipts").signer.secret
@@ -129,7 +126,7 @@ PLUS_SLASH = bytes.fromhex("fbff" + "00" * 28 + "fbff")
 
 def test_leaf_hashes_in_json_are_base64url_without_padding(tmp_path) -> None:
     ring = KeyRing.ensure(tmp_path)
-    receipt = make_receipt(ring, leaf_hash=PLUS_SLASH, origin="o/log", merge_delay=1.0)
+    receipt = Receipts.of(ring, origin="o/log", merge_delay=1.0).sign(PLUS_SLASH)
     assert receipt["v"] == 2
     assert receipt["leafHash"] == base64.urlsafe_b64encode(PLUS_SLASH).decode().rstrip("=")
     assert "-" in receipt["leafHash"]
